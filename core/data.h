@@ -1,0 +1,49 @@
+/* data.h - image classification data sets held in memory as uint8.
+ *
+ * Formats: IDX (MNIST, Fashion-MNIST; raw or gzip, detected by magic) and the
+ * CIFAR-10 binary batches (data_batch_1..5.bin, test_batch.bin: records of
+ * 1 label byte + 3072 pixel bytes, planes R, G, B each 32x32 row-major; stored
+ * here converted to NHWC).  Truncated or malformed files are errors with a
+ * message naming the file and what is wrong; nothing is partially loaded.
+ *
+ * Ownership: a struct dataset owns images and labels; dataset_free(NULL) is a
+ * no-op.  A dataset is read-only once loaded and may be shared by threads. */
+#ifndef TRAIND_DATA_H
+#define TRAIND_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "diag.h"
+
+struct dataset {
+    int n;             /* examples */
+    int h, w, c;       /* per-example shape, NHWC */
+    int classes;       /* number of classes (10 for all built-in formats) */
+    uint8_t *images;   /* (n, h, w, c) */
+    uint8_t *labels;   /* (n), values < classes */
+};
+
+/* Load an IDX images file and an IDX labels file (each raw or gzip). */
+int dataset_load_idx(struct dataset *ret, const char *images_path, const char *labels_path,
+                     struct diag *d);
+/* Load the IDX pair conventionally named in dir: train-images-idx3-ubyte[.gz],
+ * train-labels-idx1-ubyte[.gz] (split "train") or t10k-* (split "test"). */
+int dataset_load_idx_dir(struct dataset *ret, const char *dir, const char *split,
+                         struct diag *d);
+/* Load CIFAR-10 binary: split "train" = data_batch_1..5.bin, "test" = test_batch.bin. */
+int dataset_load_cifar10(struct dataset *ret, const char *dir, const char *split,
+                         struct diag *d);
+
+/* Keep the first `limit` examples (no-op if limit <= 0 or >= n). */
+void dataset_truncate(struct dataset *ds, int limit);
+/* Keras validation_split: the last floor(n * fraction) examples become val,
+ * the rest stay in train (before any shuffling, as Keras does). */
+int dataset_split_tail(struct dataset *train, struct dataset *ret_val, double fraction,
+                       struct diag *d);
+/* Gather examples idx[0..n) into contiguous images (n, h, w, c) and labels (n). */
+void dataset_gather(const struct dataset *ds, const uint32_t *idx, int n, uint8_t *images,
+                    uint8_t *labels);
+void dataset_free(struct dataset *ds);
+
+#endif

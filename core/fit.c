@@ -1,0 +1,1 @@
+/* fit.c - placeholder until implemented. */

@@ -1,0 +1,74 @@
+/* fit.h - the Keras training loop (Model.fit) over a model, an optimizer and
+ * in-memory data sets.
+ *
+ * Per epoch: shuffle the training indices with an RNG seeded from (seed,
+ * epoch) (so a run resumed at epoch k shuffles exactly as an uninterrupted
+ * one), run batches (the last partial batch is kept, as Keras does; at most
+ * steps_per_epoch when > 0), keep running means of loss and accuracy, call
+ * batch_end, then evaluate on the validation set (at most validation_steps
+ * batches when > 0) and call epoch_end with logs loss, accuracy, val_loss,
+ * val_accuracy.  The stop flag is checked between batches.
+ *
+ * Same model, data, options, seed and thread count give bit-identical
+ * weights, also when a run is resumed from a saved (weights, optimizer slots,
+ * iterations, epoch). */
+#ifndef TRAIND_FIT_H
+#define TRAIND_FIT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "data.h"
+#include "diag.h"
+#include "logs.h"
+#include "model.h"
+#include "optimizer.h"
+
+struct fit_options {
+    int epochs;            /* total epochs (Keras `epochs`) */
+    int initial_epoch;     /* epochs already done (0 = fresh; resume sets it) */
+    int batch_size;        /* 32 in Keras; must be <= model->max_batch */
+    int steps_per_epoch;   /* 0 = the whole training set */
+    int validation_steps;  /* 0 = the whole validation set */
+    uint64_t seed;
+    bool shuffle;          /* true */
+};
+
+/* What callbacks see.  epoch and batch are 1-based. */
+struct fit_progress {
+    int epoch, epochs;
+    int batch, batches;      /* batch within the epoch; 0 at epoch start */
+    int64_t iterations;      /* optimizer steps done in total */
+    double lr;               /* learning rate of the last step */
+    double images_per_s;     /* training throughput over the current epoch */
+    double epoch_seconds;    /* wall time of the epoch so far */
+};
+
+/* Callback results: 0 = continue, 1 = stop training after this point
+ * (EarlyStopping), negative errno = abort fit() with that error. */
+struct fit_callbacks {
+    void *ctx;
+    int (*train_begin)(void *ctx, const struct fit_progress *p);
+    int (*batch_end)(void *ctx, const struct fit_progress *p, const struct logs *logs);
+    int (*epoch_end)(void *ctx, const struct fit_progress *p, const struct logs *logs);
+    /* status: 0 finished, 1 stopped by a callback, -ECANCELED stop flag, other negative: error */
+    void (*train_end)(void *ctx, const struct fit_progress *p, int status);
+};
+
+void fit_options_default(struct fit_options *ret);
+
+/* Train.  val may be NULL (no validation logs).  stop may be NULL.
+ * Returns 0 when all epochs ran (or a callback asked to stop), -ECANCELED when
+ * the stop flag was seen (the current batch is finished first, the epoch is
+ * not completed and epoch_end is not called), or a negative errno. */
+int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
+        const struct dataset *val, const struct fit_options *o, const struct fit_callbacks *cb,
+        atomic_int *stop, struct diag *d);
+
+/* Evaluate on ds (inference mode): mean loss and accuracy over at most
+ * `steps` batches (0 = all). */
+int fit_evaluate(struct model *m, const struct dataset *ds, int batch_size, int steps,
+                 double *ret_loss, double *ret_accuracy, struct diag *d);
+
+#endif

@@ -1,0 +1,1 @@
+/* h5.c - placeholder until implemented. */

@@ -1,0 +1,1 @@
+/* optimizer.c - placeholder until implemented. */

@@ -1,0 +1,67 @@
+/* optimizer.h - Keras 2 optimizers over a model's flat parameter arena.
+ *
+ * SGD (Keras 2 / tf.keras legacy semantics):
+ *   lr_t = learning_rate / (1 + decay * iterations)
+ *   v    = momentum * v - lr_t * g
+ *   p   += nesterov ? momentum * v - lr_t * g : v
+ * Adam (Keras 2): t = iterations + 1,
+ *   lr_t = learning_rate * sqrt(1 - beta_2^t) / (1 - beta_1^t)
+ *   m = beta_1 m + (1 - beta_1) g;  v = beta_2 v + (1 - beta_2) g^2
+ *   p -= lr_t * m / (sqrt(v) + epsilon)
+ * iterations is incremented after each step.  Only trainable weights move.
+ *
+ * Ownership: the optimizer owns its slot arena (one float array per slot kind,
+ * same layout as model->params); optimizer_free(NULL) is a no-op. */
+#ifndef TRAIND_OPTIMIZER_H
+#define TRAIND_OPTIMIZER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "diag.h"
+#include "model.h"
+
+enum optimizer_kind {
+    OPTIMIZER_KIND_SGD,
+    OPTIMIZER_KIND_ADAM,
+};
+
+struct optimizer_config {
+    enum optimizer_kind kind;
+    double learning_rate; /* SGD 0.01, Adam 0.001 */
+    double decay;         /* time decay, 0 */
+    double momentum;      /* SGD, 0 */
+    bool nesterov;        /* SGD, false */
+    double beta_1;        /* Adam 0.9 */
+    double beta_2;        /* Adam 0.999 */
+    double epsilon;       /* Adam 1e-7 */
+};
+
+struct optimizer {
+    struct optimizer_config cfg;
+    int64_t iterations;
+    size_t n;            /* = model->n_params */
+    int n_slots;         /* SGD: 1 (momentum) when momentum != 0 else 0; Adam: 2 (m, v) */
+    float *slots[2];     /* (n) each, same layout as model->params */
+};
+
+/* Defaults as Keras for kind. */
+void optimizer_config_default(struct optimizer_config *ret, enum optimizer_kind kind);
+int optimizer_create(struct optimizer **ret, const struct optimizer_config *cfg,
+                     const struct model *m, struct diag *d);
+void optimizer_free(struct optimizer *opt);
+/* Learning rate the next step will use. */
+double optimizer_current_lr(const struct optimizer *opt);
+/* Apply m->grads to m->params; iterations++. */
+void optimizer_step(struct optimizer *opt, struct model *m);
+/* Keras names of the slots: SGD {"momentum"}, Adam {"m", "v"} (tf.keras
+ * checkpoint names) and the optimizer's Keras class name ("SGD", "Adam"). */
+const char *optimizer_slot_name(const struct optimizer *opt, int slot);
+const char *optimizer_class_name(const struct optimizer *opt);
+/* The Keras optimizer config JSON, e.g. {"class_name": "SGD", "config": {"name": "SGD",
+ * "learning_rate": 0.01, "decay": 0.00025, "momentum": 0.9, "nesterov": true}}
+ * (malloc'ed; caller frees). */
+char *optimizer_to_keras_json(const struct optimizer *opt);
+
+#endif

@@ -1,0 +1,34 @@
+/* rng.h - deterministic random numbers.
+ *
+ * A stream RNG (xoshiro256**, seeded with splitmix64) for sequential draws
+ * such as weight initialisation and epoch shuffles, and a stateless
+ * counter-based hash for values that must not depend on the order or the
+ * thread that draws them (dropout masks: rng_hash(seed, step, layer, index)). */
+#ifndef TRAIND_RNG_H
+#define TRAIND_RNG_H
+
+#include <stdint.h>
+
+struct rng {
+    uint64_t s[4];
+};
+
+/* Seed from a 64-bit value and a stream id (e.g. epoch), independent streams per id. */
+void rng_seed(struct rng *r, uint64_t seed, uint64_t stream);
+uint64_t rng_next(struct rng *r);
+/* Uniform double in [0, 1). */
+double rng_uniform(struct rng *r);
+/* Uniform integer in [0, bound) without modulo bias; bound > 0. */
+uint64_t rng_below(struct rng *r, uint64_t bound);
+/* Fisher-Yates shuffle of idx[0..n). */
+void rng_shuffle_u32(struct rng *r, uint32_t *idx, uint32_t n);
+
+/* Stateless: a well-mixed 64-bit value of (a, b, c). */
+uint64_t rng_hash3(uint64_t a, uint64_t b, uint64_t c);
+/* Stateless uniform float in [0, 1) with 24 random bits from rng_hash3(a, b, c). */
+static inline float rng_hash_uniform(uint64_t a, uint64_t b, uint64_t c)
+{
+    return (float)(rng_hash3(a, b, c) >> 40) * (1.0f / 16777216.0f);
+}
+
+#endif
