@@ -1,0 +1,63 @@
+/* job_spec.h - a training job as a client submits it (POST /v1/jobs, traind run).
+ *
+ * JSON in Keras vocabulary (see DESIGN.md "Job spec"); unknown fields are
+ * rejected; every error names its field as a JSON pointer in d->field
+ * ("/checkpoints/0/filepath").  The model is a built-in name ("minivggnet")
+ * or an inline Keras Sequential config object (model.to_json()).
+ *
+ * Ownership: job_spec_parse fills a struct that owns model_json and
+ * checkpoints; job_spec_free releases them (NULL-safe). */
+#ifndef TRAIND_JOB_SPEC_H
+#define TRAIND_JOB_SPEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "checkpoint.h"
+#include "diag.h"
+#include "optimizer.h"
+
+#define JOB_SPEC_MAX_CHECKPOINTS 8
+
+struct job_early_stopping {
+    bool enabled;
+    char monitor[64];      /* "val_loss" */
+    double min_delta;      /* 0 */
+    int patience;          /* 0 */
+    enum ckpt_mode mode;   /* auto */
+    bool has_baseline;
+    double baseline;
+    bool restore_best_weights; /* false */
+};
+
+struct job_spec {
+    char name[128];                 /* optional, "" when absent */
+    char dataset[64];               /* a dataset name the daemon knows ("fashion-mnist") */
+    double validation_split;        /* 0 = use the dataset's test split */
+    int dataset_limit;              /* "limit": keep the first N training examples (0 = all) */
+    int validation_limit;           /* "validation_limit": first N validation examples (0 = all) */
+    char model[64];                 /* built-in name, or "" when model_json is set */
+    char *model_json;               /* inline Keras Sequential config (owned) or NULL */
+    struct optimizer_config optimizer;
+    int batch_size;                 /* 32 */
+    int epochs;                     /* 1 */
+    uint64_t seed;                  /* 1 */
+    int steps_per_epoch;            /* 0 = null */
+    int validation_steps;           /* 0 = null */
+    int threads;                    /* 0 = the daemon's threads per job */
+    int n_checkpoints;
+    struct ckpt_policy_config checkpoints[JOB_SPEC_MAX_CHECKPOINTS];
+    struct job_early_stopping early_stopping;
+};
+
+/* Parse and validate a job spec JSON text.  Checks types, ranges, unknown
+ * fields, the model (built-in name or a parseable Sequential config), the
+ * optimizer, and each checkpoint policy (ckpt_policy_validate with the log
+ * keys this job will produce).  Dataset names are checked by the daemon. */
+int job_spec_parse(struct job_spec *ret, const char *json, size_t len, struct diag *d);
+/* The normalised spec as JSON with every default filled in (malloc'ed). */
+char *job_spec_to_json(const struct job_spec *spec);
+void job_spec_free(struct job_spec *spec);
+
+#endif

@@ -1,0 +1,57 @@
+/* runner.h - runs one training job end to end: loads its data set, builds
+ * the model and optimizer, runs fit() with the job's checkpoint policies and
+ * callbacks, writes weight files (core/h5.c, atomic) into
+ * <job_dir>/checkpoints/, writes <job_dir>/resume.h5 at every epoch end, and
+ * reports everything that happens as events.  The daemon's worker threads
+ * and `traind run` share this code path.
+ *
+ * Resume: when <job_dir>/resume.h5 exists, the run continues from it (weights,
+ * BN statistics, optimizer slots and iterations, epoch, policy and callback
+ * state) and ends bit-identical to a run never interrupted (same seed and
+ * threads).  Progress inside an interrupted epoch is redone. */
+#ifndef TRAIND_RUNNER_H
+#define TRAIND_RUNNER_H
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "diag.h"
+#include "job_spec.h"
+
+/* A named data set from the configuration ([dataset.NAME] format= path=). */
+struct runner_dataset {
+    char name[64];
+    char format[16];      /* "idx" or "cifar10" */
+    char path[PATH_MAX];  /* folder holding the files */
+};
+
+struct runner_env {
+    const struct runner_dataset *datasets;
+    int n_datasets;
+    int threads;          /* compute threads when the spec says 0 */
+};
+
+/* Event sink, called on the job's thread.  type is one of DESIGN.md's event
+ * types; data_json is the event's JSON object (without seq/time, which the
+ * sink adds); persist is false only for "progress". */
+struct runner_sink {
+    void *ctx;
+    void (*event)(void *ctx, const char *type, const char *data_json, bool persist);
+    /* Optional: printed lines for `traind run` (Keras-style progress and the
+     * checkpoint verbose lines), NULL in the daemon. */
+    void (*print)(void *ctx, const char *line);
+};
+
+/* Find a data set by name in env, or NULL. */
+const struct runner_dataset *runner_find_dataset(const struct runner_env *env, const char *name);
+
+/* Run the job.  job_dir exists and is owned by the job.  Returns 0 when
+ * training finished (all epochs or early stopping), -ECANCELED when *stop was
+ * set (resume.h5 reflects the last completed epoch), other negative errno on
+ * failure with d filled.  Emits "state" running at start; the caller emits
+ * the terminal state. */
+int runner_run(const struct job_spec *spec, const char *job_dir, const struct runner_env *env,
+               const struct runner_sink *sink, atomic_int *stop, struct diag *d);
+
+#endif
