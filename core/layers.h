@@ -1,0 +1,201 @@
+/* layers.h - the engine's layer kernels as pairs of free functions
+ * (llm.c style): <layer>_forward(out, inp, params..., sizes) and
+ * <layer>_backward(dinp, dparams..., dout, inp, params..., sizes).
+ *
+ * Conventions:
+ *   - tensors are float32 NHWC; a per-example shape (H, W, C) is stored
+ *     row-major, so "rows" of a channel-wise op are N*H*W rows of C floats;
+ *   - kernels are single-threaded and work on the slice of the batch they are
+ *     given; the model runtime (model.c) splits the batch across its threads
+ *     and combines the few whole-batch reductions (BatchNormalization);
+ *   - backward functions ACCUMULATE into parameter gradients (dweight += ...,
+ *     dbias += ...) and OVERWRITE dinp (dinp may be NULL when the input needs
+ *     no gradient, e.g. the first layer);
+ *   - Flatten is a no-op: NHWC rows are already Keras' channels_last order.
+ *
+ * Weight layouts are exactly Keras': Conv2D kernel (kh, kw, in, out) = HWIO,
+ * Dense kernel (in, out). */
+#ifndef TRAIND_LAYERS_H
+#define TRAIND_LAYERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+
+/* ------------------------------------------------------------- Conv2D */
+
+/* Geometry of a 2D convolution.  TensorFlow 'same' padding:
+ * pad_total = max((ceil(in / s) - 1) * s + k - in, 0), pad_before = pad_total / 2
+ * (the extra row/column goes after).  'valid': no padding. */
+struct conv2d_geom {
+    int h, w, c;          /* input (H, W, C) */
+    int oh, ow, k;        /* output (OH, OW, K) */
+    int kh, kw;           /* kernel */
+    int sh, sw;           /* strides */
+    int pad_top, pad_left;
+};
+
+void conv2d_geom_init(struct conv2d_geom *g, int h, int w, int c, int k, int kh, int kw,
+                      int sh, int sw, enum padding_kind padding);
+/* Same, with explicit leading pads; the output size follows from the pads:
+ * oh = (h + pad_top + pad_bottom - kh) / sh + 1. */
+void conv2d_geom_init_pads(struct conv2d_geom *g, int h, int w, int c, int k, int kh, int kw,
+                           int sh, int sw, int pad_top, int pad_bottom, int pad_left,
+                           int pad_right);
+/* Floats of per-thread scratch conv2d_forward / conv2d_backward need. */
+size_t conv2d_scratch_floats(const struct conv2d_geom *g);
+
+/* out = act(conv(inp, weight) + bias).  bias may be NULL (use_bias=false).
+ * act must not be SOFTMAX. */
+void conv2d_forward(float *out,          /* (N, OH, OW, K) */
+                    float *scratch,      /* (conv2d_scratch_floats) */
+                    const float *inp,    /* (N, H, W, C) */
+                    const float *weight, /* (KH, KW, C, K) */
+                    const float *bias,   /* (K) or NULL */
+                    enum activation_kind act, int n, const struct conv2d_geom *g);
+
+/* The kernel of the transposed stride-1 convolution: wflip[kh-1-i][kw-1-j][k][c]
+ * = weight[i][j][c][k]. */
+void conv2d_flip_weight(float *wflip,        /* (KH, KW, K, C) */
+                        const float *weight, /* (KH, KW, C, K) */
+                        const struct conv2d_geom *g);
+
+/* Gradients of a conv without activation (apply activation_backward first).
+ * dweight += inp^T * dout (im2col), dbias += column sums of dout (dbias may be
+ * NULL).  dinp (may be NULL) = transposed convolution of dout: when wflip is
+ * non-NULL and the strides are 1 it is computed as a plain convolution of dout
+ * with wflip (from conv2d_flip_weight), otherwise with col2im. */
+void conv2d_backward(float *dinp,         /* (N, H, W, C) or NULL */
+                     float *dweight,      /* (KH, KW, C, K) */
+                     float *dbias,        /* (K) or NULL */
+                     float *scratch,      /* (conv2d_scratch_floats) */
+                     const float *dout,   /* (N, OH, OW, K) */
+                     const float *inp,    /* (N, H, W, C) */
+                     const float *weight, /* (KH, KW, C, K) */
+                     const float *wflip,  /* (KH, KW, K, C) or NULL */
+                     int n, const struct conv2d_geom *g);
+
+/* -------------------------------------------------------------- Dense */
+
+/* out = act(inp * weight + bias); act must not be SOFTMAX. */
+void dense_forward(float *out,          /* (N, OUT) */
+                   const float *inp,    /* (N, IN) */
+                   const float *weight, /* (IN, OUT) */
+                   const float *bias,   /* (OUT) or NULL */
+                   enum activation_kind act, int n, int in, int outdim);
+/* dweight += inp^T dout, dbias += sum dout, dinp = dout weight^T (dinp may be NULL). */
+void dense_backward(float *dinp,         /* (N, IN) or NULL */
+                    float *dweight,      /* (IN, OUT) */
+                    float *dbias,        /* (OUT) or NULL */
+                    const float *dout,   /* (N, OUT) */
+                    const float *inp,    /* (N, IN) */
+                    const float *weight, /* (IN, OUT) */
+                    int n, int in, int outdim);
+
+/* --------------------------------------------------------- Activation */
+
+/* out = f(inp) on rows of d (softmax is per row); out may equal inp. */
+void activation_forward(float *out, const float *inp, /* (rows, d) */
+                        size_t rows, int d, enum activation_kind act);
+/* dinp = f'(.) * dout expressed through the forward output out (relu: out > 0,
+ * sigmoid: out (1 - out), tanh: 1 - out^2, softmax: out (dout - <dout, out>));
+ * dinp may equal dout. */
+void activation_backward(float *dinp, const float *dout, const float *out, /* (rows, d) */
+                         size_t rows, int d, enum activation_kind act);
+
+/* ------------------------------------------------- BatchNormalization */
+
+/* Training mode over the whole batch (possibly split across threads):
+ *   1. each part: batchnorm_stats_accumulate(sum, sumsq) over its rows;
+ *   2. combine the parts' sums in a fixed order, batchnorm_stats_finalize;
+ *   3. batchnorm_forward with the batch mean/var (biased variance);
+ *   4. batchnorm_update_moving (see batchnorm.c for the variance Keras feeds
+ *      to the moving average).
+ * Backward: batchnorm_backward_accumulate per part, combine, then
+ * batchnorm_backward per part.  dgamma = sum_dout_xhat, dbeta = sum_dout. */
+void batchnorm_stats_accumulate(double *sum, double *sumsq, /* (C), += */
+                                const float *inp,           /* (rows, C) */
+                                size_t rows, int c);
+void batchnorm_stats_finalize(float *mean, float *var, /* (C) biased variance */
+                              const double *sum, const double *sumsq, size_t count, int c);
+/* out = gamma * (inp - mean) / sqrt(var + eps) + beta; gamma/beta may be NULL
+ * (center/scale off: 1 and 0). */
+void batchnorm_forward(float *out,                          /* (rows, C) */
+                       const float *inp,                    /* (rows, C) */
+                       const float *mean, const float *var, /* (C) */
+                       const float *gamma, const float *beta, float eps, size_t rows, int c);
+/* moving = moving * momentum + batch * (1 - momentum); bessel: feed the variance
+ * scaled by count / (count - 1). */
+void batchnorm_update_moving(float *moving_mean, float *moving_var,     /* (C) */
+                             const float *mean, const float *var,       /* (C) biased */
+                             size_t count, float momentum, bool bessel, int c);
+void batchnorm_backward_accumulate(double *sum_dout, double *sum_dout_xhat, /* (C), += */
+                                   const float *dout, const float *inp,     /* (rows, C) */
+                                   const float *mean, const float *var, float eps,
+                                   size_t rows, int c);
+/* dinp = gamma * rstd / count * (count * dout - sum_dout - xhat * sum_dout_xhat). */
+void batchnorm_backward(float *dinp,                                   /* (rows, C) */
+                        const float *dout, const float *inp,           /* (rows, C) */
+                        const float *mean, const float *var,           /* (C) */
+                        const float *gamma,                            /* (C) or NULL */
+                        const double *sum_dout, const double *sum_dout_xhat, /* (C) */
+                        size_t count, float eps, size_t rows, int c);
+
+/* ------------------------------------------------------------ Pooling */
+
+/* Pooling geometry (TF padding as Conv2D; padded positions are ignored: max
+ * over the valid elements, average divides by the number of valid elements). */
+struct pool2d_geom {
+    int h, w, c;      /* input (H, W, C) */
+    int oh, ow;       /* output (OH, OW, C) */
+    int ph, pw;       /* pool size */
+    int sh, sw;       /* strides */
+    int pad_top, pad_left;
+};
+
+void pool2d_geom_init(struct pool2d_geom *g, int h, int w, int c, int ph, int pw, int sh,
+                      int sw, enum padding_kind padding);
+void maxpool2d_forward(float *out,       /* (N, OH, OW, C) */
+                       const float *inp, /* (N, H, W, C) */
+                       int n, const struct pool2d_geom *g);
+/* The gradient goes to the first maximal element of each window (recomputed
+ * from inp). */
+void maxpool2d_backward(float *dinp,       /* (N, H, W, C) */
+                        const float *dout, /* (N, OH, OW, C) */
+                        const float *inp,  /* (N, H, W, C) */
+                        int n, const struct pool2d_geom *g);
+void avgpool2d_forward(float *out, const float *inp, int n, const struct pool2d_geom *g);
+void avgpool2d_backward(float *dinp, const float *dout, int n, const struct pool2d_geom *g);
+
+/* ------------------------------------------------------------ Dropout */
+
+/* Inverted dropout masks: keep with probability 1 - rate.  Example e (global
+ * index example0 + i) uses its own xoshiro stream seeded from (seed, step,
+ * layer, e), so masks do not depend on how the batch is split. */
+void dropout_mask(uint8_t *mask, /* (N, d): 1 keep, 0 drop */
+                  int n, size_t d, float rate, uint64_t seed, int64_t step, int layer,
+                  int example0);
+/* out = inp * mask / (1 - rate); out may equal inp. */
+void dropout_forward(float *out, const float *inp, const uint8_t *mask, float rate,
+                     size_t count);
+void dropout_backward(float *dinp, const float *dout, const uint8_t *mask, float rate,
+                      size_t count);
+
+/* --------------------------------------------- softmax cross-entropy */
+
+/* Fused softmax + categorical cross-entropy on logits.
+ * probs = softmax(logits); losses[i] = -sum_j y_ij * max(log p_ij, log 1e-7)
+ * (log-softmax computed stably; the floor is Keras' clip of p to >= 1e-7). */
+void softmax_crossentropy_forward(float *probs,        /* (N, classes) */
+                                  float *losses,       /* (N) */
+                                  const float *logits, /* (N, classes) */
+                                  const float *y,      /* (N, classes) one-hot or soft */
+                                  int n, int classes);
+/* dlogits = (probs - y) * scale (scale = 1 / batch size for a mean loss). */
+void softmax_crossentropy_backward(float *dlogits,                   /* (N, classes) */
+                                   const float *probs, const float *y, /* (N, classes) */
+                                   float scale, int n, int classes);
+
+#endif
