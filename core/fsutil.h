@@ -1,0 +1,78 @@
+/* fsutil.h - atomic file writes and SHA-256 of files.
+ *
+ * An atomic write (redis rdbSave style) creates a temp file next to the
+ * final one, named ".tmp-<name>-<pid>-<counter>", writes it, fsyncs it,
+ * closes it, renames it over the final name and fsyncs the folder.  Any
+ * failure before the rename removes the temp file and leaves the previous
+ * file untouched; d->message names the step ("create", "write", "fsync",
+ * "close", "rename", "fsync dir") and the errno text.  A failed fsync of the
+ * folder happens after the rename: the new, complete and fsynced file is in
+ * place but its directory entry may not be durable; the error is still
+ * returned so that the caller does not record the file as saved.
+ *
+ * Paths: dir is an existing folder; relpath is relative (no leading '/', no
+ * empty, "." or ".." component); its missing parent folders are created with
+ * mode 0700.  Folders are walked with openat(O_NOFOLLOW), so relpath cannot
+ * leave dir through a symlink.  Every fd is O_CLOEXEC and closed on return.
+ * All functions are thread-safe. */
+#ifndef TRAIND_FSUTIL_H
+#define TRAIND_FSUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "diag.h"
+
+#define FSUTIL_TEMP_PREFIX ".tmp-"
+
+enum fsutil_step {
+    FSUTIL_STEP_ENCODE,     /* building the bytes (h5.c: H5Fclose of the in-memory file) */
+    FSUTIL_STEP_CREATE,     /* open(O_CREAT|O_EXCL) of the temp file */
+    FSUTIL_STEP_WRITE,
+    FSUTIL_STEP_FSYNC_FILE,
+    FSUTIL_STEP_CLOSE,
+    FSUTIL_STEP_RENAME,
+    FSUTIL_STEP_FSYNC_DIR,
+    FSUTIL_STEP_COUNT,
+};
+
+/* "encode", "create", "write", "fsync", "close", "rename", "fsync dir". */
+const char *fsutil_step_name(enum fsutil_step step);
+
+/* Test hook: the next pass through step (in any thread) fails with errno err
+ * (> 0).  err 0 clears it. */
+void fsutil_inject_fault(enum fsutil_step step, int err);
+/* Consume an injected fault for step: returns -err or 0.  Used by writers
+ * that perform a step themselves (h5.c for FSUTIL_STEP_ENCODE). */
+int fsutil_fault_take(enum fsutil_step step);
+
+/* True for names (last path component) that fsutil uses for temp files; the
+ * daemon removes such leftovers at start. */
+bool fsutil_is_temp_name(const char *name);
+
+/* Write len bytes atomically to dir/relpath (see above).  ret_sha256 (may be
+ * NULL) gets the SHA-256 of the bytes written. */
+int fsutil_write_file_atomic(const char *dir, const char *relpath, const void *data, size_t len,
+                             uint8_t ret_sha256[32], struct diag *d);
+
+/* Copy dir/src_relpath atomically to dir/dst_relpath (save_last copies).
+ * ret_sha256 / ret_bytes (may be NULL) describe the copy. */
+int fsutil_copy_file_atomic(const char *dir, const char *src_relpath, const char *dst_relpath,
+                            uint8_t ret_sha256[32], uint64_t *ret_bytes, struct diag *d);
+
+/* SHA-256 and size of a file (ret_ may be NULL). */
+int fsutil_sha256_file(const char *path, uint8_t ret_sha256[32], uint64_t *ret_bytes,
+                       struct diag *d);
+/* SHA-256 of memory. */
+void fsutil_sha256(const void *data, size_t len, uint8_t ret_sha256[32]);
+/* Lower-case hex, NUL-terminated (65 bytes). */
+void fsutil_sha256_hex(const uint8_t sha256[32], char ret_hex[65]);
+
+/* Read a whole regular file (at most max_bytes; larger -> -EFBIG) into a
+ * malloc'ed buffer the caller frees.  A NUL byte is appended (not counted in
+ * ret_len) so that text files can be used as strings. */
+int fsutil_read_file(const char *path, size_t max_bytes, void **ret_data, size_t *ret_len,
+                     struct diag *d);
+
+#endif

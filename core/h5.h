@@ -1,0 +1,103 @@
+/* h5.h - weight files: the Keras HDF5 layouts traind writes and reads back.
+ *
+ * Layouts (what Keras itself writes, so that Keras can load our files):
+ *   H5_LAYOUT_TF_WEIGHTS  tf.keras model.save_weights("x.h5"): root attrs
+ *                         layer_names (every layer, model order), backend,
+ *                         keras_version; per layer a group with attr
+ *                         weight_names and datasets <layer>/<layer>/<w>:0.
+ *   H5_LAYOUT_TF_MODEL    tf.keras model.save("x.h5"): root attrs
+ *                         keras_version, backend, model_config,
+ *                         training_config; group model_weights (the
+ *                         weights-only content) and, with an optimizer,
+ *                         group optimizer_weights ("SGD/iter:0",
+ *                         "SGD/<layer>/<w>/momentum:0", "Adam/.../m:0", ...).
+ *   H5_LAYOUT_KERAS3_WEIGHTS  Keras 3 model.save_weights("x.weights.h5"):
+ *                         groups layers/<name>/vars with datasets "0", "1",
+ *                         ..., an empty root vars group and, with an
+ *                         optimizer, optimizer/vars.
+ * The resume file (h5_save_resume) is an H5_LAYOUT_TF_MODEL file plus root
+ * attributes traind_resume_version, epoch, state_json and traind_checksum
+ * (SHA-256 over everything resume restores), so it is also Keras-loadable.
+ *
+ * All HDF5 calls of the process go through one mutex inside h5.c (Debian's
+ * HDF5 is the serial, non-thread-safe build): the functions below may be
+ * called from any thread, concurrently.  HDF5 never prints; its error stack
+ * becomes the diag message.  HDF5 files are built in memory (core driver)
+ * and written with fsutil's atomic write, so HDF5 itself opens no fds.
+ *
+ * Ownership: the caller keeps m, opt and every string; h5.c keeps nothing
+ * between calls except the mutex. */
+#ifndef TRAIND_H5_H
+#define TRAIND_H5_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "diag.h"
+#include "model.h"
+#include "optimizer.h"
+
+#define H5_KERAS_VERSION "2.15.0"
+#define H5_BACKEND "tensorflow"
+#define H5_RESUME_VERSION 1
+
+enum h5_layout {
+    H5_LAYOUT_TF_WEIGHTS,
+    H5_LAYOUT_TF_MODEL,
+    H5_LAYOUT_KERAS3_WEIGHTS,
+};
+
+/* "tf_weights", "tf_model", "keras3_weights". */
+const char *h5_layout_name(enum h5_layout layout);
+
+/* The layout Keras uses for a ModelCheckpoint filepath:
+ *   *.weights.h5                          -> KERAS3_WEIGHTS (needs save_weights_only)
+ *   *.h5, *.hdf5, *.keras + weights only  -> TF_WEIGHTS
+ *   *.h5, *.hdf5, *.keras otherwise       -> TF_MODEL
+ * Anything else: -EINVAL naming the allowed extensions.  ret written only on
+ * success. */
+int h5_layout_for_path(const char *path, bool save_weights_only, enum h5_layout *ret,
+                       struct diag *d);
+
+/* Write m (and opt, for TF_MODEL; may be NULL: no optimizer_weights group;
+ * ignored by TF_WEIGHTS and saved for KERAS3_WEIGHTS when non-NULL) to
+ * dir/relpath atomically (fsutil_write_file_atomic: temp name in the same
+ * folder, fsync, rename, fsync of the folder; missing folders of relpath are
+ * created 0700).  training_config_json: the TF_MODEL training_config attr;
+ * NULL builds the default {"loss": "categorical_crossentropy", "metrics":
+ * ["accuracy"], "weighted_metrics": null, "loss_weights": null,
+ * "optimizer_config": optimizer_to_keras_json(opt)}.  ret_sha256 (32 bytes)
+ * and ret_bytes (may each be NULL) get the digest and size of the written
+ * file.  On failure the previous file at relpath is untouched (see
+ * fsutil.h for the one exception, a failed fsync of the folder), no temp
+ * file is left, and d->message names the failed step. */
+int h5_save(const char *dir, const char *relpath, enum h5_layout layout, const struct model *m,
+            const struct optimizer *opt, const char *training_config_json,
+            uint8_t ret_sha256[32], uint64_t *ret_bytes, struct diag *d);
+
+/* Load the weights of any of the three layouts (detected from the content)
+ * into m.  Weighted layers are matched by name and order, shapes must equal
+ * the model's.  Errors: -ENOENT/-EACCES/... (open), -EINVAL (not HDF5,
+ * truncated, corrupt, not a Keras weight file, layer or shape mismatch; the
+ * message says which layer/weight and what differs), -ENOMEM.  m is unchanged
+ * on error (values are read into a scratch arena first). */
+int h5_load_weights(struct model *m, const char *path, struct diag *d);
+
+/* Which layout a file has (detected as h5_load_weights does). */
+int h5_detect_layout(const char *path, enum h5_layout *ret, struct diag *d);
+
+/* Everything needed to continue training: params (incl. BN moving stats),
+ * opt's slots and iterations (opt required), epoch (epochs completed) and an
+ * opaque JSON string (policy/callback/RNG state; may be NULL = "{}").  Same
+ * atomic write and failure contract as h5_save. */
+int h5_save_resume(const char *dir, const char *relpath, const struct model *m,
+                   const struct optimizer *opt, int epoch, const char *state_json,
+                   struct diag *d);
+
+/* Read a resume file into m and opt (whose kind and slot count must match the
+ * file's).  ret_state_json: malloc'ed copy (caller frees).  The checksum is
+ * verified; m, opt and the ret_ values are unchanged on error. */
+int h5_load_resume(struct model *m, struct optimizer *opt, const char *path, int *ret_epoch,
+                   char **ret_state_json, struct diag *d);
+
+#endif
