@@ -51,7 +51,8 @@ void optimizer_config_default(struct optimizer_config *ret, enum optimizer_kind 
 int optimizer_create(struct optimizer **ret, const struct optimizer_config *cfg,
                      const struct model *m, struct diag *d);
 void optimizer_free(struct optimizer *opt);
-/* Learning rate the next step will use. */
+/* Learning rate the next step will use: learning_rate / (1 + decay * iterations)
+ * (for Adam without the bias correction factor, as Keras' optimizer.lr reads). */
 double optimizer_current_lr(const struct optimizer *opt);
 /* Apply m->grads to m->params; iterations++. */
 void optimizer_step(struct optimizer *opt, struct model *m);
@@ -59,8 +60,12 @@ void optimizer_step(struct optimizer *opt, struct model *m);
  * checkpoint names) and the optimizer's Keras class name ("SGD", "Adam"). */
 const char *optimizer_slot_name(const struct optimizer *opt, int slot);
 const char *optimizer_class_name(const struct optimizer *opt);
-/* The Keras optimizer config JSON, e.g. {"class_name": "SGD", "config": {"name": "SGD",
- * "learning_rate": 0.01, "decay": 0.00025, "momentum": 0.9, "nesterov": true}}
+/* The Keras optimizer config JSON as tf.keras 2.x (legacy optimizer_v2)
+ * get_config() gives it, numbers as Python's repr; Adam: {"class_name": "Adam",
+ * "config": {"name": "Adam", "learning_rate": 0.001, "decay": 0.0, "beta_1": 0.9,
+ * "beta_2": 0.999, "epsilon": 1e-07, "amsgrad": false}}; SGD e.g. {"class_name": "SGD",
+ * "config": {"name": "SGD", "learning_rate": 0.01, "decay": 0.00025, "momentum": 0.9,
+ * "nesterov": true}}
  * (malloc'ed; caller frees). */
 char *optimizer_to_keras_json(const struct optimizer *opt);
 
