@@ -12,8 +12,13 @@
  * Validation (at job submit) also enforces the path rules: relative, at most
  * TEMPLATE_MAX_COMPONENTS components separated by '/', no empty, "." or ".."
  * component, no leading dot in a component, characters of the rendered
- * literal text limited to [A-Za-z0-9._+=@,-] plus '/', rendered name at most
- * TEMPLATE_MAX_NAME bytes per component. */
+ * literal text limited to [A-Za-z0-9._+=@,-] plus '/' (and '{' '}' written as
+ * "{{" "}}"), rendered name at most TEMPLATE_MAX_NAME bytes per component.
+ *
+ * Limits beyond Python: width <= TEMPLATE_MAX_NAME, precision <= 50, fill
+ * characters from [A-Za-z0-9_+=@,-] or space; types b c n o x X and the 'z'
+ * option are refused.  Fields may render spaces (padding, ' ' sign) and '%'.
+ * Strings are formatted in the C locale (LC_NUMERIC must stay "C"). */
 #ifndef TRAIND_TEMPLATE_H
 #define TRAIND_TEMPLATE_H
 
