@@ -1,0 +1,212 @@
+/* route.c - request path -> route, with job id and checkpoint path checks
+ * done on the decoded text before anything touches the file system. */
+#include "route.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode one segment into out.  Rejects bad escapes, decoded '/'
+ * and NUL (either raw or encoded), and segments longer than outsz - 1. */
+static int segment_decode(char *out, size_t outsz, const char *s, size_t len, struct diag *d)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '%') {
+            if (i + 2 >= len)
+                return diag_set(d, -EINVAL, "", "truncated percent escape in path");
+            int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return diag_set(d, -EINVAL, "", "bad percent escape in path");
+            c = (char)(hi * 16 + lo);
+            i += 2;
+            if (c == '/')
+                return diag_set(d, -EINVAL, "", "encoded '/' in path");
+        }
+        if (c == '\0')
+            return diag_set(d, -EINVAL, "", "NUL in path");
+        if (o + 1 >= outsz)
+            return diag_set(d, -EINVAL, "", "path component too long");
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+bool api_id_valid(const char *id)
+{
+    size_t n = strlen(id);
+    if (n != API_ID_LEN)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return false;
+    return true;
+}
+
+bool api_component_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > API_PATH_MAX_NAME || name[0] == '.')
+        return false;
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return false;
+    /* Temp names of atomic writes (".tmp-*", "*.tmp", "*.tmp-*"). */
+    if (strstr(name, ".tmp") != NULL)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '+' || c == '=' || c == '@' || c == ',' ||
+                  c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static const struct {
+    const char *name;
+    enum api_route route;
+} job_subroutes[] = {
+    {"cancel", API_ROUTE_JOB_CANCEL},
+    {"events", API_ROUTE_JOB_EVENTS},
+    {"metrics", API_ROUTE_JOB_METRICS},
+    {"checkpoints", API_ROUTE_JOB_CHECKPOINTS},
+    {"best", API_ROUTE_JOB_BEST},
+    {"latest", API_ROUTE_JOB_LATEST},
+};
+
+#define MAX_SEGMENTS (4 + API_PATH_MAX_COMPONENTS + 1)
+
+int api_path_parse(struct api_path *ret, const char *raw, size_t len, struct diag *d)
+{
+    char seg[MAX_SEGMENTS][API_PATH_MAX_NAME + 1];
+    int n = 0;
+    int r;
+
+    if (len == 0 || raw[0] != '/')
+        return diag_set(d, -ENOENT, "", "no such route");
+    size_t i = 1;
+    for (;;) {
+        size_t start = i;
+        while (i < len && raw[i] != '/')
+            i++;
+        if (n == MAX_SEGMENTS)
+            return diag_set(d, -ENOENT, "", "no such route");
+        r = segment_decode(seg[n], sizeof(seg[n]), raw + start, i - start, d);
+        if (r < 0)
+            return r;
+        n++;
+        if (i >= len)
+            break;
+        i++; /* skip '/' */
+    }
+
+    struct api_path p;
+    memset(&p, 0, sizeof(p));
+
+    if (n == 1 && strcmp(seg[0], "metrics") == 0) {
+        p.route = API_ROUTE_PROMETHEUS;
+        goto done;
+    }
+    if (n < 2 || strcmp(seg[0], "v1") != 0)
+        return diag_set(d, -ENOENT, "", "no such route");
+    if (n == 2) {
+        if (strcmp(seg[1], "jobs") == 0)
+            p.route = API_ROUTE_JOBS;
+        else if (strcmp(seg[1], "datasets") == 0)
+            p.route = API_ROUTE_DATASETS;
+        else if (strcmp(seg[1], "models") == 0)
+            p.route = API_ROUTE_MODELS;
+        else if (strcmp(seg[1], "health") == 0)
+            p.route = API_ROUTE_HEALTH;
+        else
+            return diag_set(d, -ENOENT, "", "no such route");
+        goto done;
+    }
+    if (strcmp(seg[1], "jobs") != 0)
+        return diag_set(d, -ENOENT, "", "no such route");
+    if (!api_id_valid(seg[2]))
+        return diag_set(d, -ENOENT, "", "no such job");
+    memcpy(p.id, seg[2], API_ID_LEN + 1);
+    if (n == 3) {
+        p.route = API_ROUTE_JOB;
+        goto done;
+    }
+    size_t k;
+    for (k = 0; k < sizeof(job_subroutes) / sizeof(job_subroutes[0]); k++)
+        if (strcmp(seg[3], job_subroutes[k].name) == 0)
+            break;
+    if (k == sizeof(job_subroutes) / sizeof(job_subroutes[0]))
+        return diag_set(d, -ENOENT, "", "no such route");
+    p.route = job_subroutes[k].route;
+    if (n == 4)
+        goto done;
+    if (p.route != API_ROUTE_JOB_CHECKPOINTS)
+        return diag_set(d, -ENOENT, "", "no such route");
+    p.route = API_ROUTE_JOB_CHECKPOINT;
+    if (n - 4 > API_PATH_MAX_COMPONENTS)
+        return diag_set(d, -EINVAL, "", "checkpoint path has more than %d components",
+                        API_PATH_MAX_COMPONENTS);
+    for (int c = 4; c < n; c++) {
+        if (!api_component_valid(seg[c]))
+            return diag_set(d, -EINVAL, "", "checkpoint path component %d is not allowed",
+                            c - 4);
+        memcpy(p.components[p.n_components++], seg[c], sizeof(seg[c]));
+    }
+
+done:
+    *ret = p;
+    return 0;
+}
+
+unsigned api_route_methods(enum api_route route)
+{
+    switch (route) {
+    case API_ROUTE_JOBS: return API_METHOD_GET | API_METHOD_HEAD | API_METHOD_POST;
+    case API_ROUTE_JOB: return API_METHOD_GET | API_METHOD_HEAD | API_METHOD_DELETE;
+    case API_ROUTE_JOB_CANCEL: return API_METHOD_POST;
+    default: return API_METHOD_GET | API_METHOD_HEAD;
+    }
+}
+
+void api_methods_format(char *out, size_t outsz, unsigned methods)
+{
+    static const char *const names[] = {"GET", "HEAD", "POST", "DELETE"};
+    size_t o = 0;
+    out[0] = '\0';
+    for (int i = 0; i < 4; i++) {
+        if (!(methods & (1u << i)))
+            continue;
+        int w = snprintf(out + o, outsz - o, "%s%s", o ? ", " : "", names[i]);
+        if (w < 0 || (size_t)w >= outsz - o)
+            return;
+        o += (size_t)w;
+    }
+}
+
+enum api_method api_method_parse(const char *method)
+{
+    if (strcmp(method, "GET") == 0)
+        return API_METHOD_GET;
+    if (strcmp(method, "HEAD") == 0)
+        return API_METHOD_HEAD;
+    if (strcmp(method, "POST") == 0)
+        return API_METHOD_POST;
+    if (strcmp(method, "DELETE") == 0)
+        return API_METHOD_DELETE;
+    return API_METHOD_OTHER;
+}
