@@ -1,0 +1,406 @@
+# conftest.py - fixtures for the HTTP integration tests: start the real
+# traind on a free loopback port with a temp state dir and config, talk to it
+# with Python's standard library, stop it at teardown.
+#
+# The binary is $TRAIND_BIN (set by tests/integration/meson.build), else
+# build-it/daemon/traind in the source tree.  Everything waits for
+# conditions with deadlines; nothing sleeps in place of a check.
+
+import contextlib
+import hashlib
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+SRC_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+TOKEN = "it-token-5f0c1b2e9a7d4c38b6e1"
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def traind_bin():
+    path = os.environ.get("TRAIND_BIN") or os.path.join(SRC_ROOT, "build-it", "daemon", "traind")
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"traind binary not found at {path} (set TRAIND_BIN)")
+    return path
+
+
+def free_port():
+    """A loopback port nobody listens on right now (bind port 0, read it back)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sha256_file(path):
+    """SHA-256 of a file as the real sha256sum prints it."""
+    out = subprocess.run(["sha256sum", path], check=True, capture_output=True, text=True).stdout
+    return out.split()[0]
+
+
+def sha256_bytes(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_cifar10(folder, per_batch=24, n_test=32, seed=7):
+    """Small CIFAR-10 binary files in the exact format: records of 1 label
+    byte + 3072 pixel bytes (R, G, B planes of 32x32, row-major)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    os.makedirs(folder, exist_ok=True)
+
+    def write(name, n):
+        labels = (np.arange(n) % 10).astype(np.uint8).reshape(n, 1)
+        pixels = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        recs = np.concatenate([labels, pixels], axis=1)
+        assert recs.shape[1] == 3073
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(recs.tobytes())
+
+    for k in range(1, 6):
+        write(f"data_batch_{k}.bin", per_batch)
+    write("test_batch.bin", n_test)
+    return folder
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # http.client.HTTPMessage: case-insensitive get()
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.body[:300]!r}>"
+
+
+class Client:
+    """A small HTTP client on urllib.request: request() never raises on 4xx/5xx."""
+
+    def __init__(self, host, port, token=None):
+        self.host = host
+        self.port = port
+        self.base = f"http://{host}:{port}"
+        self.token = token
+        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def request(self, method, path, body=None, headers=None, timeout=30, auth=True):
+        hdrs = {}
+        if self.token and auth:
+            hdrs["Authorization"] = f"Bearer {self.token}"
+        if body is not None and not isinstance(body, (bytes, bytearray)):
+            body = json.dumps(body).encode()
+            hdrs["Content-Type"] = "application/json"
+        hdrs.update(headers or {})
+        hdrs = {k: v for k, v in hdrs.items() if v is not None}
+        req = urllib.request.Request(self.base + path, data=body, headers=hdrs, method=method)
+        try:
+            with self.opener.open(req, timeout=timeout) as r:
+                return Response(r.status, r.headers, r.read())
+        except urllib.error.HTTPError as e:
+            with e:
+                return Response(e.code, e.headers, e.read())
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    def raw(self, method, path, headers=None, body=None, timeout=30):
+        """Send path byte for byte (no normalisation, no quoting)."""
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            hdrs = dict(headers or {})
+            if self.token and "Authorization" not in hdrs:
+                hdrs["Authorization"] = f"Bearer {self.token}"
+            conn.putrequest(method, path, skip_accept_encoding=True)
+            for k, v in hdrs.items():
+                conn.putheader(k, v)
+            if body is not None:
+                conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body)
+            r = conn.getresponse()
+            return Response(r.status, r.headers, r.read())
+        finally:
+            conn.close()
+
+    # --- job helpers ---------------------------------------------------------
+
+    def submit(self, spec, expect=201):
+        r = self.post("/v1/jobs", spec)
+        assert r.status == expect, r
+        return r.json() if expect == 201 else r
+
+    def job(self, job_id):
+        r = self.get(f"/v1/jobs/{job_id}")
+        assert r.status == 200, r
+        return r.json()
+
+    def wait_state(self, job_id, states, timeout=120, daemon=None):
+        """Poll GET /v1/jobs/{id} until its state is one of states."""
+        if isinstance(states, str):
+            states = (states,)
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            r = self.get(f"/v1/jobs/{job_id}")
+            if r.status == 200:
+                last = r.json()
+                if last["state"] in states:
+                    return last
+                if last["state"] in TERMINAL and not set(states) & set(TERMINAL):
+                    break
+            if daemon is not None:
+                daemon.check_alive()
+            time.sleep(0.05)  # poll interval; the loop waits for the condition
+        tail = daemon.log_tail() if daemon is not None else ""
+        raise AssertionError(f"job {job_id} not in {states} (last: {last and last.get('state')}, "
+                             f"error: {last and last.get('error')})\n{tail}")
+
+    def events(self, job_id, query="", ndjson=False, headers=None, timeout=120):
+        """Read the whole event stream (SSE or NDJSON) until the server ends it."""
+        hdrs = dict(headers or {})
+        if ndjson:
+            hdrs["Accept"] = "application/x-ndjson"
+        r = self.get(f"/v1/jobs/{job_id}/events{query}", headers=hdrs, timeout=timeout)
+        assert r.status == 200, r
+        if ndjson:
+            return r, parse_ndjson(r.body)
+        return r, parse_sse(r.body)
+
+
+def parse_sse(body):
+    """SSE frames -> list of {"id", "event", "data"(parsed JSON), "raw"}.
+    Comment lines (heartbeats) are skipped; a frame ends at a blank line."""
+    frames = []
+    cur = {}
+    data_lines = []
+    for line in body.decode("utf-8").split("\n"):
+        line = line.rstrip("\r")
+        if line == "":
+            if cur or data_lines:
+                cur["data"] = json.loads("\n".join(data_lines)) if data_lines else None
+                frames.append(cur)
+            cur, data_lines = {}, []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if field == "data":
+            data_lines.append(value)
+        elif field in ("id", "event", "retry"):
+            cur[field] = value
+        else:
+            raise AssertionError(f"unexpected SSE line {line!r}")
+    assert not cur and not data_lines, "stream ended inside a frame"
+    return frames
+
+
+def parse_ndjson(body):
+    text = body.decode("utf-8")
+    assert text == "" or text.endswith("\n"), "NDJSON stream must end with a newline"
+    return [json.loads(line) for line in text.split("\n") if line.strip()]
+
+
+def event_fields(ev):
+    """The event's own fields, whether the server nests them under "data" or not."""
+    if isinstance(ev.get("data"), dict):
+        return ev["data"]
+    return ev
+
+
+def tiny_spec(**kw):
+    """A job that trains in about a second."""
+    spec = {
+        "name": "tiny",
+        "dataset": {"name": "fashion-mnist", "limit": 512, "validation_limit": 256},
+        "model": "shallownet",
+        "optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": True},
+        "batch_size": 32,
+        "epochs": 2,
+        "seed": 1,
+        "steps_per_epoch": 4,
+        "checkpoints": [{"filepath": "weights-{epoch:03d}-{val_loss:.4f}.hdf5",
+                         "monitor": "val_loss", "mode": "min", "save_best_only": True,
+                         "verbose": 1}],
+    }
+    spec.update(kw)
+    return spec
+
+
+def long_spec(**kw):
+    """A job that runs until it is cancelled (many short epochs)."""
+    return tiny_spec(name="long", epochs=10000, steps_per_epoch=4, **kw)
+
+
+class Daemon:
+    """One traind process with its own config, state dir and port."""
+
+    def __init__(self, root, *, workers=1, threads=1, token=None, extra_config=""):
+        self.root = str(root)
+        os.makedirs(self.root, exist_ok=True)
+        self.state_dir = os.path.join(self.root, "state")
+        self.port = None
+        self.token = token
+        self.proc = None
+        self.log_path = os.path.join(self.root, "traind.log")
+        cifar = write_cifar10(os.path.join(self.root, "cifar10"))
+        token_line = ""
+        if token:
+            token_file = os.path.join(self.root, "token")
+            with open(token_file, "w") as f:
+                f.write(token + "\n")
+            os.chmod(token_file, 0o600)
+            token_line = f"token_file = {token_file}\n"
+        self.config_path = os.path.join(self.root, "traind.conf")
+        with open(self.config_path, "w") as f:
+            f.write(
+                "[traind]\n"
+                "listen = 127.0.0.1:8470\n"
+                f"state_dir = {self.state_dir}\n"
+                f"workers = {workers}\n"
+                f"threads = {threads}\n"
+                f"{token_line}"
+                f"{extra_config}\n"
+                "[dataset.fashion-mnist]\n"
+                "format = idx\n"
+                f"path = {FASHION_DIR}\n"
+                "\n"
+                "[dataset.cifar10]\n"
+                "format = cifar10\n"
+                f"path = {cifar}\n")
+        self.client = None
+
+    def job_dir(self, job_id):
+        return os.path.join(self.state_dir, "jobs", job_id)
+
+    def start(self, timeout=30):
+        assert self.proc is None
+        self.port = free_port()
+        self.client = Client("127.0.0.1", self.port, self.token)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [traind_bin(), "--config", self.config_path,
+             "--listen", f"127.0.0.1:{self.port}", "--state-dir", self.state_dir],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, close_fds=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                r = self.client.get("/v1/health", timeout=2, auth=False)
+                if r.status == 200:
+                    return self
+            time.sleep(0.02)  # poll interval
+        raise AssertionError(f"traind did not answer /v1/health within {timeout}s\n{self.log_tail()}")
+
+    def check_alive(self):
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"traind exited with {self.proc.returncode}\n{self.log_tail()}")
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        """Send sig, wait for exit (kill after timeout); return the exit code."""
+        if self.proc is None:
+            return None
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise AssertionError(f"traind did not exit {timeout}s after {sig!r}\n"
+                                     f"{self.log_tail()}")
+        return proc.returncode
+
+    def kill9(self):
+        proc, self.proc = self.proc, None
+        proc.kill()
+        proc.wait()
+        return proc.returncode
+
+    def log_tail(self, n=40):
+        try:
+            with open(self.log_path, "rb") as f:
+                lines = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return ""
+        return "traind log:\n" + "\n".join(lines[-n:])
+
+
+@pytest.fixture
+def traind_factory(tmp_path):
+    """Make more daemons: traind_factory(name, workers=..., token=...)."""
+    made = []
+
+    def make(name="d", start=True, **kw):
+        d = Daemon(tmp_path / name, **kw)
+        made.append(d)
+        if start:
+            d.start()
+        return d
+
+    yield make
+    for d in made:
+        with contextlib.suppress(Exception):
+            d.stop(timeout=20)
+
+
+@pytest.fixture
+def traind(traind_factory):
+    """A started daemon (workers=1, threads=1, no token)."""
+    return traind_factory("traind")
+
+
+@pytest.fixture
+def client(traind):
+    return traind.client
+
+
+@pytest.fixture(scope="module")
+def module_traind(tmp_path_factory):
+    """One daemon shared by the tests of a module (for read-only checks)."""
+    d = Daemon(tmp_path_factory.mktemp("traind"))
+    d.start()
+    yield d
+    with contextlib.suppress(Exception):
+        d.stop(timeout=20)
+
+
+def assert_error(resp, status, field=None, code=None):
+    """The JSON error shape {"error": {"code", "message", "field"}}."""
+    assert resp.status == status, resp
+    ctype = resp.headers.get("Content-Type", "")
+    assert ctype.split(";")[0].strip() == "application/json", (ctype, resp)
+    body = resp.json()
+    assert set(body) == {"error"}, body
+    err = body["error"]
+    assert isinstance(err.get("code"), str) and err["code"], body
+    assert isinstance(err.get("message"), str) and err["message"], body
+    assert "field" in err and isinstance(err["field"], str), body
+    if field is not None:
+        if isinstance(field, (tuple, list, set)):
+            assert err["field"] in field, body
+        else:
+            assert err["field"] == field, body
+    if code is not None:
+        assert err["code"] == code, body
+    return err

@@ -1,0 +1,283 @@
+# test_api_downloads.py - weight downloads through curl: GET and HEAD of
+# checkpoints/{path}, best (?policy=N) and latest, with Content-Type
+# application/x-hdf5, Content-Length, Content-Disposition, ETag equal to
+# sha256sum of the file on disk, If-None-Match -> 304, single Range requests
+# (206 with Content-Range and the exact bytes, 416); the files themselves are
+# opened with h5py and checked against the tf.keras / Keras 3 layouts.
+
+import json
+import os
+import subprocess
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import assert_error, event_fields, sha256_bytes, sha256_file, tiny_spec
+
+POLICIES = [
+    {"filepath": "weights-{epoch:03d}-{val_loss:.4f}.hdf5", "monitor": "val_loss",
+     "mode": "min", "save_best_only": True, "verbose": 1},
+    {"filepath": "acc/best.h5", "monitor": "val_accuracy", "mode": "max",
+     "save_best_only": True, "save_weights_only": True},
+    {"filepath": "last.h5", "monitor": "val_loss", "save_weights_only": True},
+    {"filepath": "keras3/w-{epoch:02d}.weights.h5", "monitor": "val_loss",
+     "save_weights_only": True},
+]
+SHALLOWNET_LAYERS = ["conv2d", "activation", "flatten", "dense", "activation_1"]
+
+
+@pytest.fixture(scope="module")
+def job(module_traind):
+    c = module_traind.client
+    j = c.submit(tiny_spec(name="downloads", epochs=3, checkpoints=POLICIES))
+    final = c.wait_state(j["id"], "succeeded", daemon=module_traind)
+    final["dir"] = os.path.join(module_traind.job_dir(j["id"]), "checkpoints")
+    _, final["events"] = c.events(j["id"], "?after=0", ndjson=True)
+    return final
+
+
+def curl(d, path, *args):
+    """curl the URL; returns (status, headers dict lower-case, body bytes)."""
+    cmd = ["curl", "-sS", "--max-time", "60", "-D", "-", "-o", "/dev/stdout"]
+    if d.token:
+        cmd += ["-H", f"Authorization: Bearer {d.token}"]
+    cmd += list(args) + [f"{d.client.base}{path}"]
+    out = subprocess.run(cmd, capture_output=True, timeout=70)
+    assert out.returncode == 0, (out.returncode, out.stderr)
+    head, _, body = out.stdout.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    hdrs = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    return status, hdrs, body
+
+
+def etag_of(sha):
+    return f'"{sha}"'
+
+
+def check_file_headers(hdrs, path_on_disk, name):
+    size = os.path.getsize(path_on_disk)
+    assert hdrs["content-type"] == "application/x-hdf5"
+    assert int(hdrs["content-length"]) == size
+    assert hdrs["etag"] == etag_of(sha256_file(path_on_disk)), hdrs
+    disp = hdrs["content-disposition"]
+    assert disp.startswith("attachment"), disp
+    assert f'filename="{os.path.basename(name)}"' in disp, disp
+    assert hdrs.get("accept-ranges") == "bytes"
+
+
+def files_by_policy(job, policy):
+    return [f for f in job["checkpoints"] if f["policy"] == policy]
+
+
+def test_every_listed_file_downloads_with_its_sha256(module_traind, job):
+    assert len(files_by_policy(job, 2)) == 1 and len(files_by_policy(job, 3)) == 3
+    for f in job["checkpoints"]:
+        disk = os.path.join(job["dir"], f["name"])
+        status, hdrs, body = curl(module_traind, f"/v1/jobs/{job['id']}/checkpoints/{f['name']}")
+        assert status == 200, (f, body[:200])
+        check_file_headers(hdrs, disk, f["name"])
+        with open(disk, "rb") as fh:
+            assert body == fh.read()
+        assert sha256_bytes(body) == f["sha256"] == sha256_file(disk)
+
+
+def test_head_has_headers_and_no_body(module_traind, job):
+    name = files_by_policy(job, 0)[0]["name"]
+    status, hdrs, body = curl(module_traind, f"/v1/jobs/{job['id']}/checkpoints/{name}", "-I")
+    assert status == 200
+    assert body == b""
+    check_file_headers(hdrs, os.path.join(job["dir"], name), name)
+
+
+def test_if_none_match_gives_304(module_traind, job):
+    name = "acc/best.h5"
+    disk = os.path.join(job["dir"], name)
+    sha = sha256_file(disk)
+    path = f"/v1/jobs/{job['id']}/checkpoints/{name}"
+    for inm in (etag_of(sha), f'"0000", {etag_of(sha)}', "*", f"W/{etag_of(sha)}"):
+        status, hdrs, body = curl(module_traind, path, "-H", f"If-None-Match: {inm}")
+        assert status == 304, (inm, status)
+        assert body == b""
+        assert hdrs["etag"] == etag_of(sha)
+    status, _, body = curl(module_traind, path, "-H", f'If-None-Match: "{"0" * 64}"')
+    assert status == 200 and sha256_bytes(body) == sha
+
+
+def test_range_requests(module_traind, job):
+    name = files_by_policy(job, 0)[-1]["name"]
+    disk = os.path.join(job["dir"], name)
+    with open(disk, "rb") as fh:
+        data = fh.read()
+    size = len(data)
+    assert size > 1000
+    path = f"/v1/jobs/{job['id']}/checkpoints/{name}"
+    cases = [
+        ("bytes=0-99", 0, 99),
+        ("bytes=100-", 100, size - 1),
+        ("bytes=-64", size - 64, size - 1),
+        (f"bytes={size - 10}-{size + 500}", size - 10, size - 1),
+        (f"bytes={size - 1}-{size - 1}", size - 1, size - 1),
+        ("bytes=0-0", 0, 0),
+    ]
+    for spec, first, last in cases:
+        status, hdrs, body = curl(module_traind, path, "-H", f"Range: {spec}")
+        assert status == 206, (spec, status)
+        assert hdrs["content-range"] == f"bytes {first}-{last}/{size}", (spec, hdrs)
+        assert int(hdrs["content-length"]) == last - first + 1
+        assert body == data[first:last + 1], spec
+        assert hdrs["etag"] == etag_of(sha256_file(disk))
+    for spec in (f"bytes={size}-", f"bytes={size + 100}-{size + 200}", "bytes=-0"):
+        status, hdrs, body = curl(module_traind, path, "-H", f"Range: {spec}")
+        assert status == 416, (spec, status)
+        assert hdrs["content-range"] == f"bytes */{size}", (spec, hdrs)
+        assert not body.startswith(data[:16])
+    # malformed or unsupported units: ignored (200 with the whole file) or 416
+    for spec in ("bytes=abc", "items=0-5", "bytes=5-2"):
+        status, hdrs, body = curl(module_traind, path, "-H", f"Range: {spec}")
+        assert status in (200, 416), (spec, status)
+        if status == 200:
+            assert body == data
+    # curl's own range option on a HEAD-less GET and on the best route
+    status, hdrs, body = curl(module_traind, f"/v1/jobs/{job['id']}/best", "-r", "10-19")
+    best = job["best"][0]["file"]
+    with open(os.path.join(job["dir"], best), "rb") as fh:
+        assert status == 206 and body == fh.read()[10:20]
+
+
+def best_entry(job, policy):
+    entries = job["best"]
+    e = entries[policy] if isinstance(entries, list) else entries[str(policy)]
+    return e
+
+
+def test_best_and_policy_parameter(module_traind, job):
+    jid = job["id"]
+    hist = job["history"]
+    vl = [h.get("logs", h)["val_loss"] for h in hist]
+    va = [h.get("logs", h)["val_accuracy"] for h in hist]
+    b0 = best_entry(job, 0)
+    assert b0["value"] == pytest.approx(min(vl), rel=1e-12)
+    assert b0["file"] == f"weights-{vl.index(min(vl)) + 1:03d}-{min(vl):.4f}.hdf5"
+    b1 = best_entry(job, 1)
+    assert b1["value"] == pytest.approx(max(va), rel=1e-12)
+    assert b1["file"] == "acc/best.h5"
+    for query, entry in (("", b0), ("?policy=0", b0), ("?policy=1", b1)):
+        status, hdrs, body = curl(module_traind, f"/v1/jobs/{jid}/best{query}")
+        assert status == 200, (query, body[:200])
+        disk = os.path.join(job["dir"], entry["file"])
+        check_file_headers(hdrs, disk, entry["file"])
+        assert sha256_bytes(body) == sha256_file(disk)
+        status, hdrs, body = curl(module_traind, f"/v1/jobs/{jid}/best{query}", "-I")
+        assert status == 200 and body == b""
+        check_file_headers(hdrs, disk, entry["file"])
+    c = module_traind.client
+    assert_error(c.get(f"/v1/jobs/{jid}/best?policy=9"), 404)
+    assert_error(c.get(f"/v1/jobs/{jid}/best?policy=x"), 400)
+    assert_error(c.get(f"/v1/jobs/{jid}/best?policy=-1"), 400)
+
+
+def test_latest_is_the_newest_file(module_traind, job):
+    saved = [event_fields(e) for e in job["events"]
+             if e.get("type") == "checkpoint" and event_fields(e)["decision"] in ("improved",
+                                                                                 "saved")]
+    newest = saved[-1]["file"]
+    assert newest == "keras3/w-03.weights.h5"
+    status, hdrs, body = curl(module_traind, f"/v1/jobs/{job['id']}/latest")
+    assert status == 200
+    disk = os.path.join(job["dir"], newest)
+    check_file_headers(hdrs, disk, newest)
+    assert sha256_bytes(body) == sha256_file(disk)
+    status, hdrs, body = curl(module_traind, f"/v1/jobs/{job['id']}/latest", "-I")
+    assert status == 200 and body == b"" and int(hdrs["content-length"]) == os.path.getsize(disk)
+
+
+def test_no_file_yet_is_404(traind):
+    c = traind.client
+    j = c.submit(tiny_spec(checkpoints=[]))
+    c.wait_state(j["id"], "succeeded", daemon=traind)
+    assert_error(c.get(f"/v1/jobs/{j['id']}/best"), 404)
+    assert_error(c.get(f"/v1/jobs/{j['id']}/latest"), 404)
+    assert c.request("HEAD", f"/v1/jobs/{j['id']}/latest").status == 404
+
+
+def attr_str(v):
+    if isinstance(v, bytes):
+        return v.decode()
+    return str(v)
+
+
+def attr_list(v):
+    return [attr_str(x) for x in v]
+
+
+def check_weights_group(g, kernel_in_channels=1):
+    """The tf.keras weights layout inside g (the root or model_weights)."""
+    assert attr_list(g.attrs["layer_names"]) == SHALLOWNET_LAYERS
+    assert attr_str(g.attrs["backend"]) == "tensorflow"
+    assert attr_str(g.attrs["keras_version"]).startswith("2.")
+    shapes = {}
+    for layer in SHALLOWNET_LAYERS:
+        names = attr_list(g[layer].attrs["weight_names"])
+        if layer in ("conv2d", "dense"):
+            assert names == [f"{layer}/kernel:0", f"{layer}/bias:0"], names
+        else:
+            assert names == [], names
+        for n in names:
+            ds = g[layer][n]
+            assert ds.dtype == np.float32
+            shapes[n] = ds.shape
+    assert shapes["conv2d/kernel:0"] == (3, 3, kernel_in_channels, 32)
+    assert shapes["conv2d/bias:0"] == (32,)
+    assert shapes["dense/kernel:0"] == (28 * 28 * 32, 10)
+    assert shapes["dense/bias:0"] == (10,)
+
+
+def tf_weights(g):
+    out = {}
+    for layer in attr_list(g.attrs["layer_names"]):
+        for n in attr_list(g[layer].attrs["weight_names"]):
+            out[n] = g[layer][n][()]
+    return out
+
+
+def test_full_model_file_layout(job):
+    name = files_by_policy(job, 0)[0]["name"]
+    with h5py.File(os.path.join(job["dir"], name), "r") as f:
+        assert attr_str(f.attrs["backend"]) == "tensorflow"
+        cfg = json.loads(attr_str(f.attrs["model_config"]))
+        assert cfg["class_name"] == "Sequential"
+        assert [l["class_name"] for l in cfg["config"]["layers"]
+                if l["class_name"] != "InputLayer"] == \
+            ["Conv2D", "Activation", "Flatten", "Dense", "Activation"]
+        tc = json.loads(attr_str(f.attrs["training_config"]))
+        assert tc["loss"] == "categorical_crossentropy"
+        assert tc["optimizer_config"]["class_name"] == "SGD"
+        assert tc["optimizer_config"]["config"]["nesterov"] is True
+        check_weights_group(f["model_weights"])
+        assert "optimizer_weights" in f
+
+
+def test_weights_only_and_keras3_files_agree(job):
+    with h5py.File(os.path.join(job["dir"], "last.h5"), "r") as f:
+        assert "model_weights" not in f and "model_config" not in f.attrs
+        check_weights_group(f)
+        last = tf_weights(f)
+    with h5py.File(os.path.join(job["dir"], "keras3/w-03.weights.h5"), "r") as f:
+        assert "layers" in f
+        conv = f["layers/conv2d/vars"]
+        dense = f["layers/dense/vars"]
+        assert np.array_equal(conv["0"][()], last["conv2d/kernel:0"])
+        assert np.array_equal(conv["1"][()], last["conv2d/bias:0"])
+        assert np.array_equal(dense["0"][()], last["dense/kernel:0"])
+        assert np.array_equal(dense["1"][()], last["dense/bias:0"])
+    # the last epoch's full-model file, if epoch 3 improved, holds the same weights
+    final = [f for f in files_by_policy(job, 0) if f["name"].startswith("weights-003-")]
+    if final:
+        with h5py.File(os.path.join(job["dir"], final[0]["name"]), "r") as f:
+            full = tf_weights(f["model_weights"])
+        assert all(np.array_equal(full[k], last[k]) for k in last)
