@@ -1,1 +1,371 @@
-/* fsutil.c - placeholder until implemented. */
+/* fsutil.c - atomic file writes (temp, fsync, rename, fsync dir), SHA-256
+ * of files with nettle, and the fault hook the tests use to fail each step.
+ * See fsutil.h for the contract. */
+#include "fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <nettle/sha2.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FSUTIL_MAX_COMPONENTS 16
+#define FSUTIL_TEMP_NAME_KEEP 200 /* bytes of the final name kept in the temp name */
+
+static _Atomic int fault_err[FSUTIL_STEP_COUNT];
+static _Atomic unsigned long temp_counter;
+
+const char *fsutil_step_name(enum fsutil_step step)
+{
+    switch (step) {
+    case FSUTIL_STEP_ENCODE: return "encode";
+    case FSUTIL_STEP_CREATE: return "create";
+    case FSUTIL_STEP_WRITE: return "write";
+    case FSUTIL_STEP_FSYNC_FILE: return "fsync";
+    case FSUTIL_STEP_CLOSE: return "close";
+    case FSUTIL_STEP_RENAME: return "rename";
+    case FSUTIL_STEP_FSYNC_DIR: return "fsync dir";
+    case FSUTIL_STEP_COUNT: break;
+    }
+    return "unknown";
+}
+
+void fsutil_inject_fault(enum fsutil_step step, int err)
+{
+    if ((int)step < 0 || step >= FSUTIL_STEP_COUNT)
+        return;
+    atomic_store(&fault_err[step], err < 0 ? -err : err);
+}
+
+int fsutil_fault_take(enum fsutil_step step)
+{
+    if ((int)step < 0 || step >= FSUTIL_STEP_COUNT)
+        return 0;
+    if (atomic_load(&fault_err[step]) == 0)
+        return 0;
+    int err = atomic_exchange(&fault_err[step], 0);
+    return err ? -err : 0;
+}
+
+bool fsutil_is_temp_name(const char *name)
+{
+    return name && strncmp(name, FSUTIL_TEMP_PREFIX, strlen(FSUTIL_TEMP_PREFIX)) == 0;
+}
+
+void fsutil_sha256(const void *data, size_t len, uint8_t ret_sha256[32])
+{
+    struct sha256_ctx ctx;
+    sha256_init(&ctx);
+    sha256_update(&ctx, len, data);
+    sha256_digest(&ctx, SHA256_DIGEST_SIZE, ret_sha256);
+}
+
+void fsutil_sha256_hex(const uint8_t sha256[32], char ret_hex[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        ret_hex[2 * i] = digits[sha256[i] >> 4];
+        ret_hex[2 * i + 1] = digits[sha256[i] & 15];
+    }
+    ret_hex[64] = '\0';
+}
+
+/* Split relpath into components (copied into buf); validates the path rules. */
+static int split_relpath(const char *relpath, char *buf, size_t bufsz, char **comps, int *ret_n,
+                         struct diag *d)
+{
+    if (!relpath || !*relpath)
+        return diag_set(d, -EINVAL, "", "empty path");
+    if (relpath[0] == '/')
+        return diag_set(d, -EINVAL, relpath, "path must be relative");
+    size_t len = strlen(relpath);
+    if (len + 1 > bufsz)
+        return diag_set(d, -ENAMETOOLONG, relpath, "path too long");
+    memcpy(buf, relpath, len + 1);
+    int n = 0;
+    char *p = buf;
+    for (;;) {
+        char *slash = strchr(p, '/');
+        if (slash)
+            *slash = '\0';
+        if (!*p || strcmp(p, ".") == 0 || strcmp(p, "..") == 0)
+            return diag_set(d, -EINVAL, relpath, "empty, '.' or '..' path component");
+        if (strlen(p) > 255)
+            return diag_set(d, -ENAMETOOLONG, relpath, "path component longer than 255 bytes");
+        if (n == FSUTIL_MAX_COMPONENTS)
+            return diag_set(d, -EINVAL, relpath, "too many path components");
+        comps[n++] = p;
+        if (!slash)
+            break;
+        p = slash + 1;
+    }
+    *ret_n = n;
+    return 0;
+}
+
+/* Open the folder that will hold relpath's last component, creating missing
+ * folders (0700) when create is set.  Returns the dirfd or -errno. */
+static int open_parent(const char *dir, char **comps, int n, bool create, const char *relpath,
+                       struct diag *d)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return diag_set(d, -errno, dir, "open folder: %s", strerror(errno));
+    for (int i = 0; i < n - 1; i++) {
+        if (create && mkdirat(dfd, comps[i], 0700) < 0 && errno != EEXIST) {
+            int err = errno;
+            close(dfd);
+            return diag_set(d, -err, relpath, "mkdir %s: %s", comps[i], strerror(err));
+        }
+        int next = openat(dfd, comps[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0) {
+            int err = errno;
+            close(dfd);
+            return diag_set(d, -err, relpath, "open folder %s: %s", comps[i], strerror(err));
+        }
+        close(dfd);
+        dfd = next;
+    }
+    return dfd;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len > (1u << 30) ? (1u << 30) : len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (w == 0)
+            return -EIO;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+int fsutil_write_file_atomic(const char *dir, const char *relpath, const void *data, size_t len,
+                             uint8_t ret_sha256[32], struct diag *d)
+{
+    char buf[4096];
+    char *comps[FSUTIL_MAX_COMPONENTS];
+    int n;
+    int r = split_relpath(relpath, buf, sizeof(buf), comps, &n, d);
+    if (r < 0)
+        return r;
+    int dfd = open_parent(dir, comps, n, true, relpath, d);
+    if (dfd < 0)
+        return dfd;
+
+    const char *name = comps[n - 1];
+    char tmp[300];
+    snprintf(tmp, sizeof(tmp), FSUTIL_TEMP_PREFIX "%.*s-%ld-%lu", FSUTIL_TEMP_NAME_KEEP, name,
+             (long)getpid(), atomic_fetch_add(&temp_counter, 1));
+
+    enum fsutil_step step = FSUTIL_STEP_CREATE;
+    bool temp_exists = false;
+    int fd = -1;
+    r = fsutil_fault_take(step);
+    if (r == 0) {
+        fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        r = fd < 0 ? -errno : 0;
+    }
+    if (r < 0)
+        goto fail;
+    temp_exists = true;
+
+    step = FSUTIL_STEP_WRITE;
+    r = fsutil_fault_take(step);
+    if (r == 0)
+        r = write_all(fd, data, len);
+    if (r < 0)
+        goto fail;
+
+    step = FSUTIL_STEP_FSYNC_FILE;
+    r = fsutil_fault_take(step);
+    if (r == 0 && fsync(fd) < 0)
+        r = -errno;
+    if (r < 0)
+        goto fail;
+
+    step = FSUTIL_STEP_CLOSE;
+    r = fsutil_fault_take(step);
+    int cr = close(fd);
+    fd = -1;
+    if (r == 0 && cr < 0)
+        r = -errno;
+    if (r < 0)
+        goto fail;
+
+    step = FSUTIL_STEP_RENAME;
+    r = fsutil_fault_take(step);
+    if (r == 0 && renameat(dfd, tmp, dfd, name) < 0)
+        r = -errno;
+    if (r < 0)
+        goto fail;
+    temp_exists = false;
+
+    step = FSUTIL_STEP_FSYNC_DIR;
+    r = fsutil_fault_take(step);
+    if (r == 0 && fsync(dfd) < 0)
+        r = -errno;
+    if (r < 0)
+        goto fail;
+
+    close(dfd);
+    if (ret_sha256)
+        fsutil_sha256(data, len, ret_sha256);
+    return 0;
+
+fail:
+    if (fd >= 0)
+        close(fd);
+    if (temp_exists)
+        unlinkat(dfd, tmp, 0);
+    close(dfd);
+    return diag_set(d, r, relpath, "%s: %s", fsutil_step_name(step), strerror(-r));
+}
+
+/* Read an open fd completely; the buffer gets a trailing NUL. */
+static int read_fd(int fd, const char *what, size_t max_bytes, void **ret_data, size_t *ret_len,
+                   struct diag *d)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return diag_set(d, -errno, what, "fstat: %s", strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return diag_set(d, -EINVAL, what, "not a regular file");
+    if ((uint64_t)st.st_size > max_bytes)
+        return diag_set(d, -EFBIG, what, "file has %lld bytes, limit %zu", (long long)st.st_size,
+                        max_bytes);
+    size_t cap = (size_t)st.st_size;
+    char *buf = malloc(cap + 1);
+    if (!buf)
+        return diag_set(d, -ENOMEM, what, "out of memory reading %zu bytes", cap);
+    size_t len = 0;
+    for (;;) {
+        if (len == cap) {
+            /* The file may have grown since fstat; stop at max_bytes. */
+            char probe;
+            ssize_t p = read(fd, &probe, 1);
+            if (p == 0)
+                break;
+            if (p < 0 && errno == EINTR)
+                continue;
+            if (p < 0) {
+                int err = errno;
+                free(buf);
+                return diag_set(d, -err, what, "read: %s", strerror(err));
+            }
+            if (cap + 1 > max_bytes) {
+                free(buf);
+                return diag_set(d, -EFBIG, what, "file larger than %zu bytes", max_bytes);
+            }
+            size_t ncap = cap * 2 + 4096 > max_bytes ? max_bytes : cap * 2 + 4096;
+            char *nb = realloc(buf, ncap + 1);
+            if (!nb) {
+                free(buf);
+                return diag_set(d, -ENOMEM, what, "out of memory");
+            }
+            buf = nb;
+            buf[len++] = probe;
+            cap = ncap;
+            continue;
+        }
+        ssize_t r = read(fd, buf + len, cap - len);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            int err = errno;
+            free(buf);
+            return diag_set(d, -err, what, "read: %s", strerror(err));
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+    }
+    buf[len] = '\0';
+    *ret_data = buf;
+    *ret_len = len;
+    return 0;
+}
+
+int fsutil_read_file(const char *path, size_t max_bytes, void **ret_data, size_t *ret_len,
+                     struct diag *d)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return diag_set(d, -errno, path, "open: %s", strerror(errno));
+    int r = read_fd(fd, path, max_bytes, ret_data, ret_len, d);
+    close(fd);
+    return r;
+}
+
+int fsutil_sha256_file(const char *path, uint8_t ret_sha256[32], uint64_t *ret_bytes,
+                       struct diag *d)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return diag_set(d, -errno, path, "open: %s", strerror(errno));
+    struct sha256_ctx ctx;
+    sha256_init(&ctx);
+    uint64_t total = 0;
+    uint8_t buf[65536];
+    for (;;) {
+        ssize_t r = read(fd, buf, sizeof(buf));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            int err = errno;
+            close(fd);
+            return diag_set(d, -err, path, "read: %s", strerror(err));
+        }
+        if (r == 0)
+            break;
+        sha256_update(&ctx, (size_t)r, buf);
+        total += (uint64_t)r;
+    }
+    close(fd);
+    if (ret_sha256)
+        sha256_digest(&ctx, SHA256_DIGEST_SIZE, ret_sha256);
+    if (ret_bytes)
+        *ret_bytes = total;
+    return 0;
+}
+
+int fsutil_copy_file_atomic(const char *dir, const char *src_relpath, const char *dst_relpath,
+                            uint8_t ret_sha256[32], uint64_t *ret_bytes, struct diag *d)
+{
+    char buf[4096];
+    char *comps[FSUTIL_MAX_COMPONENTS];
+    int n;
+    int r = split_relpath(src_relpath, buf, sizeof(buf), comps, &n, d);
+    if (r < 0)
+        return r;
+    int dfd = open_parent(dir, comps, n, false, src_relpath, d);
+    if (dfd < 0)
+        return dfd;
+    int fd = openat(dfd, comps[n - 1], O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int err = errno;
+    close(dfd);
+    if (fd < 0)
+        return diag_set(d, -err, src_relpath, "open: %s", strerror(err));
+    void *data;
+    size_t len;
+    r = read_fd(fd, src_relpath, (size_t)1 << 34, &data, &len, d);
+    close(fd);
+    if (r < 0)
+        return r;
+    r = fsutil_write_file_atomic(dir, dst_relpath, data, len, ret_sha256, d);
+    free(data);
+    if (r == 0 && ret_bytes)
+        *ret_bytes = len;
+    return r;
+}

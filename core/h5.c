@@ -1,1 +1,1366 @@
-/* h5.c - placeholder until implemented. */
+/* h5.c - Keras weight files (tf.keras weights-only and full-model HDF5,
+ * Keras 3 .weights.h5) and traind's resume file: writing, reading back,
+ * layout detection.  The only file of the project that includes <hdf5.h>.
+ *
+ * Files are built in memory with HDF5's core driver (no backing store),
+ * then handed to fsutil_write_file_atomic; files are read into memory with
+ * fsutil_read_file and opened as an image.  HDF5 is the serial build, so
+ * every HDF5 call happens with h5_lock held.  String attributes follow what
+ * Keras gets from h5py 3: Python bytes and lists of bytes become
+ * variable-length ASCII strings, Python str variable-length UTF-8, an empty
+ * list a float64 array of shape (0,).  Object timestamps are off so that
+ * equal weights give byte-identical files. */
+#include "h5.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "fsutil.h"
+
+#define H5_MAX_FILE_BYTES ((size_t)1 << 33)
+#define H5_MAX_LIST 100000
+
+static pthread_mutex_t h5_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool h5_ready;
+static unsigned long h5_file_counter;
+
+static void h5_enter(void)
+{
+    pthread_mutex_lock(&h5_lock);
+    if (!h5_ready) {
+        H5open();
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        h5_ready = true;
+    }
+}
+
+static void h5_leave(void)
+{
+    H5Eclear2(H5E_DEFAULT);
+    pthread_mutex_unlock(&h5_lock);
+}
+
+/* --- errors --------------------------------------------------------------- */
+
+static herr_t error_walk_cb(unsigned n, const H5E_error2_t *err, void *data)
+{
+    char *msg = data;
+    if (n == 0 && err && err->desc)
+        snprintf(msg, 256, "%s", err->desc);
+    return 0;
+}
+
+/* Fill d with what plus the innermost HDF5 error message; returns err. */
+static int h5_fail(struct diag *d, int err, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int h5_fail(struct diag *d, int err, const char *field, const char *fmt, ...)
+{
+    char what[256], msg[256] = "";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, error_walk_cb, msg);
+    H5Eclear2(H5E_DEFAULT);
+    if (msg[0])
+        return diag_set(d, err, field, "%s: %s", what, msg);
+    return diag_set(d, err, field, "%s", what);
+}
+
+static void close_id(hid_t id)
+{
+    if (id < 0)
+        return;
+    switch (H5Iget_type(id)) {
+    case H5I_FILE: H5Fclose(id); break;
+    case H5I_GROUP: H5Gclose(id); break;
+    case H5I_DATASET: H5Dclose(id); break;
+    case H5I_ATTR: H5Aclose(id); break;
+    case H5I_DATASPACE: H5Sclose(id); break;
+    case H5I_DATATYPE: H5Tclose(id); break;
+    case H5I_GENPROP_LST: H5Pclose(id); break;
+    default: break;
+    }
+}
+
+/* --- names ---------------------------------------------------------------- */
+
+const char *h5_layout_name(enum h5_layout layout)
+{
+    switch (layout) {
+    case H5_LAYOUT_TF_WEIGHTS: return "tf_weights";
+    case H5_LAYOUT_TF_MODEL: return "tf_model";
+    case H5_LAYOUT_KERAS3_WEIGHTS: return "keras3_weights";
+    }
+    return "unknown";
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+int h5_layout_for_path(const char *path, bool save_weights_only, enum h5_layout *ret,
+                       struct diag *d)
+{
+    if (!path)
+        return diag_set(d, -EINVAL, "", "no file path");
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (ends_with(base, ".weights.h5") && strlen(base) > strlen(".weights.h5")) {
+        if (!save_weights_only)
+            return diag_set(d, -EINVAL, path,
+                            "a .weights.h5 file holds weights only: set save_weights_only "
+                            "or use .h5, .hdf5 or .keras");
+        *ret = H5_LAYOUT_KERAS3_WEIGHTS;
+        return 0;
+    }
+    static const char *const exts[] = {".h5", ".hdf5", ".keras"};
+    for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
+        if (ends_with(base, exts[i]) && strlen(base) > strlen(exts[i])) {
+            *ret = save_weights_only ? H5_LAYOUT_TF_WEIGHTS : H5_LAYOUT_TF_MODEL;
+            return 0;
+        }
+    }
+    return diag_set(d, -EINVAL, path,
+                    "unsupported file extension: use .h5, .hdf5, .keras or .weights.h5");
+}
+
+/* Keras 3 container key of a layer: the snake-case class name, numbered from
+ * the second layer of the same class on (conv2d, conv2d_1, ...). */
+static const char *keras3_class_key(enum layer_kind kind)
+{
+    switch (kind) {
+    case LAYER_KIND_CONV2D: return "conv2d";
+    case LAYER_KIND_DENSE: return "dense";
+    case LAYER_KIND_BATCH_NORMALIZATION: return "batch_normalization";
+    case LAYER_KIND_ACTIVATION: return "activation";
+    case LAYER_KIND_MAX_POOLING2D: return "max_pooling2d";
+    case LAYER_KIND_AVERAGE_POOLING2D: return "average_pooling2d";
+    case LAYER_KIND_DROPOUT: return "dropout";
+    case LAYER_KIND_FLATTEN: return "flatten";
+    }
+    return "layer";
+}
+
+static void keras3_layer_key(const struct model *m, int li, char *out, size_t outsz)
+{
+    enum layer_kind kind = m->layers[li].cfg.kind;
+    int same = 0;
+    for (int i = 0; i < li; i++)
+        same += m->layers[i].cfg.kind == kind;
+    if (same == 0)
+        snprintf(out, outsz, "layers/%s", keras3_class_key(kind));
+    else
+        snprintf(out, outsz, "layers/%s_%d", keras3_class_key(kind), same);
+}
+
+/* --- writing primitives (h5_lock held) ------------------------------------ */
+
+static hid_t group_create(hid_t loc, const char *name)
+{
+    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    if (gcpl < 0)
+        return -1;
+    hid_t g = -1;
+    if (H5Pset_obj_track_times(gcpl, 0) >= 0)
+        g = H5Gcreate2(loc, name, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+    H5Pclose(gcpl);
+    return g;
+}
+
+/* Open or create the group name under loc. */
+static hid_t group_require(hid_t loc, const char *name)
+{
+    htri_t e = H5Lexists(loc, name, H5P_DEFAULT);
+    if (e < 0)
+        return -1;
+    return e > 0 ? H5Gopen2(loc, name, H5P_DEFAULT) : group_create(loc, name);
+}
+
+static hid_t str_type(bool utf8)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0)
+        return -1;
+    if (H5Tset_size(t, H5T_VARIABLE) < 0 ||
+        H5Tset_cset(t, utf8 ? H5T_CSET_UTF8 : H5T_CSET_ASCII) < 0 ||
+        H5Tset_strpad(t, H5T_STR_NULLTERM) < 0) {
+        H5Tclose(t);
+        return -1;
+    }
+    return t;
+}
+
+static int attr_write_str(hid_t loc, const char *name, const char *value, bool utf8,
+                          struct diag *d)
+{
+    hid_t t = str_type(utf8), s = H5Screate(H5S_SCALAR), a = -1;
+    int r = 0;
+    if (t < 0 || s < 0)
+        r = -EIO;
+    if (r == 0 && (a = H5Acreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+        r = -EIO;
+    if (r == 0 && H5Awrite(a, t, &value) < 0)
+        r = -EIO;
+    close_id(a);
+    close_id(s);
+    close_id(t);
+    return r < 0 ? h5_fail(d, r, name, "encode: attribute %s", name) : 0;
+}
+
+/* A list of byte strings as h5py stores it; an empty list is float64 (0,). */
+static int attr_write_strlist(hid_t loc, const char *name, const char *const *v, int n,
+                              struct diag *d)
+{
+    hsize_t dims[1] = {(hsize_t)n};
+    hid_t t = n > 0 ? str_type(false) : H5Tcopy(H5T_IEEE_F64LE);
+    hid_t s = H5Screate_simple(1, dims, NULL), a = -1;
+    int r = 0;
+    if (t < 0 || s < 0)
+        r = -EIO;
+    if (r == 0 && (a = H5Acreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+        r = -EIO;
+    if (r == 0 && n > 0 && H5Awrite(a, t, v) < 0)
+        r = -EIO;
+    close_id(a);
+    close_id(s);
+    close_id(t);
+    return r < 0 ? h5_fail(d, r, name, "encode: attribute %s", name) : 0;
+}
+
+static int attr_write_i64(hid_t loc, const char *name, int64_t v, struct diag *d)
+{
+    hid_t s = H5Screate(H5S_SCALAR), a = -1;
+    int r = 0;
+    if (s < 0)
+        r = -EIO;
+    if (r == 0 &&
+        (a = H5Acreate2(loc, name, H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+        r = -EIO;
+    if (r == 0 && H5Awrite(a, H5T_NATIVE_INT64, &v) < 0)
+        r = -EIO;
+    close_id(a);
+    close_id(s);
+    return r < 0 ? h5_fail(d, r, name, "encode: attribute %s", name) : 0;
+}
+
+/* Dataset at path below loc; '/' in path creates groups as h5py does.
+ * ndim 0 = scalar.  is_i64 selects an int64 scalar (v_i64) instead of
+ * float32 data. */
+static int dataset_write(hid_t loc, const char *path, int ndim, const int *shape,
+                         const float *data, bool is_i64, int64_t v_i64, struct diag *d)
+{
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", path);
+    hid_t parent = loc;
+    char *p = buf;
+    int r = 0;
+    hid_t dcpl = -1, s = -1, ds = -1;
+    for (char *slash; (slash = strchr(p, '/')) != NULL; p = slash + 1) {
+        *slash = '\0';
+        hid_t g = group_require(parent, p);
+        if (parent != loc)
+            H5Gclose(parent);
+        parent = g;
+        if (g < 0) {
+            r = -EIO;
+            goto out;
+        }
+    }
+    hsize_t dims[4];
+    for (int i = 0; i < ndim; i++)
+        dims[i] = (hsize_t)shape[i];
+    s = ndim == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(ndim, dims, NULL);
+    dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (s < 0 || dcpl < 0 || H5Pset_obj_track_times(dcpl, 0) < 0) {
+        r = -EIO;
+        goto out;
+    }
+    ds = H5Dcreate2(parent, p, is_i64 ? H5T_STD_I64LE : H5T_IEEE_F32LE, s, H5P_DEFAULT, dcpl,
+                    H5P_DEFAULT);
+    if (ds < 0) {
+        r = -EIO;
+        goto out;
+    }
+    herr_t w = is_i64 ? H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v_i64)
+                      : H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    if (w < 0)
+        r = -EIO;
+out:
+    close_id(ds);
+    close_id(dcpl);
+    close_id(s);
+    if (parent != loc)
+        close_id(parent);
+    return r < 0 ? h5_fail(d, r, path, "encode: dataset %s", path) : 0;
+}
+
+/* --- layouts -------------------------------------------------------------- */
+
+static const struct model *sort_model; /* qsort context; h5_lock held */
+
+static int cmp_layer_name(const void *a, const void *b)
+{
+    int ia = *(const int *)a, ib = *(const int *)b;
+    return strcmp(sort_model->layers[ia].cfg.name, sort_model->layers[ib].cfg.name);
+}
+
+/* tf.keras save_weights_to_hdf5_group(g, model). */
+static int write_tf_weights(hid_t g, const struct model *m, struct diag *d)
+{
+    int n = m->n_layers, r = 0;
+    const char **names = calloc((size_t)n + 1, sizeof(*names));
+    int *order = calloc((size_t)n + 1, sizeof(*order));
+    if (!names || !order) {
+        r = diag_set(d, -ENOMEM, "", "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        names[i] = m->layers[i].cfg.name;
+        order[i] = i;
+    }
+    if ((r = attr_write_strlist(g, "layer_names", names, n, d)) < 0 ||
+        (r = attr_write_str(g, "backend", H5_BACKEND, false, d)) < 0 ||
+        (r = attr_write_str(g, "keras_version", H5_KERAS_VERSION, false, d)) < 0)
+        goto out;
+    sort_model = m;
+    qsort(order, (size_t)n, sizeof(*order), cmp_layer_name);
+    for (int k = 0; k < n && r == 0; k++) {
+        const struct layer *L = &m->layers[order[k]];
+        hid_t lg = group_create(g, L->cfg.name);
+        if (lg < 0) {
+            r = h5_fail(d, -EIO, L->cfg.name, "encode: group %s", L->cfg.name);
+            break;
+        }
+        char wn[LAYER_MAX_WEIGHTS][160];
+        const char *wp[LAYER_MAX_WEIGHTS];
+        for (int j = 0; j < L->n_weights; j++) {
+            snprintf(wn[j], sizeof(wn[j]), "%s/%s:0", L->cfg.name, L->weights[j].name);
+            wp[j] = wn[j];
+        }
+        r = attr_write_strlist(lg, "weight_names", wp, L->n_weights, d);
+        for (int j = 0; j < L->n_weights && r == 0; j++) {
+            const struct weight *w = &L->weights[j];
+            r = dataset_write(lg, wn[j], w->ndim, w->shape, m->params + w->offset, false, 0, d);
+        }
+        H5Gclose(lg);
+    }
+out:
+    free(names);
+    free(order);
+    return r;
+}
+
+/* Number of trainable weights (tensors) of m. */
+static int count_trainable(const struct model *m)
+{
+    int n = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        for (int j = 0; j < m->layers[i].n_weights; j++)
+            n += m->layers[i].weights[j].trainable;
+    return n;
+}
+
+/* tf.keras save_optimizer_weights_to_hdf5_group: iter, then each slot kind
+ * over the trainable weights ("SGD/conv2d/kernel/momentum:0"). */
+static int write_tf_optimizer(hid_t root, const struct optimizer *opt, const struct model *m,
+                              struct diag *d)
+{
+    const char *cls = optimizer_class_name(opt);
+    int n = 1 + opt->n_slots * count_trainable(m), k = 0, r = 0;
+    char (*names)[256] = calloc((size_t)n, sizeof(*names));
+    const char **ptrs = calloc((size_t)n, sizeof(*ptrs));
+    hid_t g = -1;
+    if (!names || !ptrs) {
+        r = diag_set(d, -ENOMEM, "", "out of memory");
+        goto out;
+    }
+    snprintf(names[k++], 256, "%s/iter:0", cls);
+    for (int s = 0; s < opt->n_slots; s++)
+        for (int i = 0; i < m->n_layers; i++)
+            for (int j = 0; j < m->layers[i].n_weights; j++)
+                if (m->layers[i].weights[j].trainable)
+                    snprintf(names[k++], 256, "%s/%s/%s/%s:0", cls, m->layers[i].cfg.name,
+                             m->layers[i].weights[j].name, optimizer_slot_name(opt, s));
+    for (int i = 0; i < n; i++)
+        ptrs[i] = names[i];
+    g = group_create(root, "optimizer_weights");
+    if (g < 0) {
+        r = h5_fail(d, -EIO, "optimizer_weights", "encode: group optimizer_weights");
+        goto out;
+    }
+    if ((r = attr_write_strlist(g, "weight_names", ptrs, n, d)) < 0)
+        goto out;
+    if ((r = dataset_write(g, names[0], 0, NULL, NULL, true, opt->iterations, d)) < 0)
+        goto out;
+    k = 1;
+    for (int s = 0; s < opt->n_slots && r == 0; s++)
+        for (int i = 0; i < m->n_layers && r == 0; i++)
+            for (int j = 0; j < m->layers[i].n_weights && r == 0; j++) {
+                const struct weight *w = &m->layers[i].weights[j];
+                if (w->trainable)
+                    r = dataset_write(g, names[k++], w->ndim, w->shape, opt->slots[s] + w->offset,
+                                      false, 0, d);
+            }
+out:
+    close_id(g);
+    free(names);
+    free(ptrs);
+    return r;
+}
+
+static char *default_training_config(const struct optimizer *opt)
+{
+    char *oj = optimizer_to_keras_json(opt);
+    if (!oj)
+        return NULL;
+    cJSON *ocfg = cJSON_Parse(oj);
+    free(oj);
+    cJSON *root = cJSON_CreateObject();
+    cJSON *metrics = cJSON_CreateArray();
+    char *out = NULL;
+    if (ocfg && root && metrics) {
+        cJSON_AddStringToObject(root, "loss", "categorical_crossentropy");
+        cJSON_AddItemToArray(metrics, cJSON_CreateString("accuracy"));
+        cJSON_AddItemToObject(root, "metrics", metrics);
+        metrics = NULL;
+        cJSON_AddNullToObject(root, "weighted_metrics");
+        cJSON_AddNullToObject(root, "loss_weights");
+        cJSON_AddItemToObject(root, "optimizer_config", ocfg);
+        ocfg = NULL;
+        out = cJSON_PrintUnformatted(root);
+    }
+    cJSON_Delete(ocfg);
+    cJSON_Delete(metrics);
+    cJSON_Delete(root);
+    return out;
+}
+
+/* tf.keras save_model_to_hdf5. */
+static int write_tf_model(hid_t f, const struct model *m, const struct optimizer *opt,
+                          const char *training_config_json, struct diag *d)
+{
+    char *model_json = model_spec_to_json(&m->spec);
+    char *tc = NULL;
+    int r = 0;
+    hid_t g = -1;
+    if (!model_json) {
+        r = diag_set(d, -ENOMEM, "", "encode: model_spec_to_json failed");
+        goto out;
+    }
+    if (!training_config_json && opt) {
+        tc = default_training_config(opt);
+        if (!tc) {
+            r = diag_set(d, -ENOMEM, "", "encode: optimizer_to_keras_json failed");
+            goto out;
+        }
+        training_config_json = tc;
+    }
+    if ((r = attr_write_str(f, "keras_version", H5_KERAS_VERSION, true, d)) < 0 ||
+        (r = attr_write_str(f, "backend", H5_BACKEND, true, d)) < 0 ||
+        (r = attr_write_str(f, "model_config", model_json, false, d)) < 0)
+        goto out;
+    if (training_config_json &&
+        (r = attr_write_str(f, "training_config", training_config_json, false, d)) < 0)
+        goto out;
+    g = group_create(f, "model_weights");
+    if (g < 0) {
+        r = h5_fail(d, -EIO, "model_weights", "encode: group model_weights");
+        goto out;
+    }
+    if ((r = write_tf_weights(g, m, d)) < 0)
+        goto out;
+    if (opt)
+        r = write_tf_optimizer(f, opt, m, d);
+out:
+    close_id(g);
+    free(model_json);
+    free(tc);
+    return r;
+}
+
+/* Keras 3 saving_lib.save_weights_only for a Sequential model. */
+static int write_keras3(hid_t f, const struct model *m, const struct optimizer *opt,
+                        struct diag *d)
+{
+    int r = 0;
+    hid_t g = group_create(f, "vars");
+    if (g < 0)
+        return h5_fail(d, -EIO, "vars", "encode: group vars");
+    H5Gclose(g);
+    for (int i = 0; i < m->n_layers && r == 0; i++) {
+        const struct layer *L = &m->layers[i];
+        char key[128], path[160];
+        keras3_layer_key(m, i, key, sizeof(key));
+        snprintf(path, sizeof(path), "%s/vars", key);
+        hid_t lg = group_require(f, "layers");
+        hid_t cg = lg >= 0 ? group_create(lg, key + strlen("layers/")) : -1;
+        hid_t vg = cg >= 0 ? group_create(cg, "vars") : -1;
+        if (vg < 0)
+            r = h5_fail(d, -EIO, path, "encode: group %s", path);
+        for (int j = 0; j < L->n_weights && r == 0; j++) {
+            char idx[16];
+            snprintf(idx, sizeof(idx), "%d", j);
+            const struct weight *w = &L->weights[j];
+            r = dataset_write(vg, idx, w->ndim, w->shape, m->params + w->offset, false, 0, d);
+        }
+        close_id(vg);
+        close_id(cg);
+        close_id(lg);
+    }
+    if (r < 0 || !opt)
+        return r;
+    hid_t og = group_create(f, "optimizer");
+    hid_t vg = og >= 0 ? group_create(og, "vars") : -1;
+    if (vg < 0)
+        r = h5_fail(d, -EIO, "optimizer/vars", "encode: group optimizer/vars");
+    if (r == 0)
+        r = dataset_write(vg, "0", 0, NULL, NULL, true, opt->iterations, d);
+    if (r == 0) {
+        float lr = (float)opt->cfg.learning_rate;
+        r = dataset_write(vg, "1", 0, NULL, &lr, false, 0, d);
+    }
+    int k = 2;
+    for (int s = 0; s < opt->n_slots && r == 0; s++)
+        for (int i = 0; i < m->n_layers && r == 0; i++)
+            for (int j = 0; j < m->layers[i].n_weights && r == 0; j++) {
+                const struct weight *w = &m->layers[i].weights[j];
+                if (!w->trainable)
+                    continue;
+                char idx[16];
+                snprintf(idx, sizeof(idx), "%d", k++);
+                r = dataset_write(vg, idx, w->ndim, w->shape, opt->slots[s] + w->offset, false, 0,
+                                  d);
+            }
+    close_id(vg);
+    close_id(og);
+    return r;
+}
+
+/* --- resume checksum ------------------------------------------------------ */
+
+/* SHA-256 over what a resume file restores, in file order: every weight,
+ * every slot of every trainable weight, iterations, epoch, state_json. */
+static void resume_checksum(const struct model *m, const float *params, const struct optimizer *opt,
+                            float *const *slots, int64_t iterations, int64_t epoch,
+                            const char *state_json, char ret_hex[65])
+{
+    size_t total = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        for (int j = 0; j < m->layers[i].n_weights; j++)
+            total += m->layers[i].weights[j].size * sizeof(float) * (1 + (size_t)opt->n_slots);
+    size_t slen = strlen(state_json);
+    total += 16 + slen;
+    uint8_t *buf = malloc(total ? total : 1);
+    uint8_t sha[32];
+    if (!buf) {
+        /* Without memory for the digest the file cannot be checked: a
+         * digest of nothing never matches a real file's. */
+        memset(ret_hex, '0', 64);
+        ret_hex[64] = '\0';
+        return;
+    }
+    size_t off = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        for (int j = 0; j < m->layers[i].n_weights; j++) {
+            const struct weight *w = &m->layers[i].weights[j];
+            memcpy(buf + off, params + w->offset, w->size * sizeof(float));
+            off += w->size * sizeof(float);
+        }
+    for (int s = 0; s < opt->n_slots; s++)
+        for (int i = 0; i < m->n_layers; i++)
+            for (int j = 0; j < m->layers[i].n_weights; j++) {
+                const struct weight *w = &m->layers[i].weights[j];
+                if (!w->trainable)
+                    continue;
+                memcpy(buf + off, slots[s] + w->offset, w->size * sizeof(float));
+                off += w->size * sizeof(float);
+            }
+    memcpy(buf + off, &iterations, 8);
+    memcpy(buf + off + 8, &epoch, 8);
+    off += 16;
+    memcpy(buf + off, state_json, slen);
+    off += slen;
+    fsutil_sha256(buf, off, sha);
+    free(buf);
+    fsutil_sha256_hex(sha, ret_hex);
+}
+
+/* --- saving --------------------------------------------------------------- */
+
+struct resume_extra {
+    int64_t epoch;
+    const char *state_json;
+};
+
+/* Build the file in memory; returns a malloc'ed image. */
+static int encode_file(enum h5_layout layout, const struct model *m, const struct optimizer *opt,
+                       const char *training_config_json, const struct resume_extra *resume,
+                       void **ret_image, size_t *ret_len, struct diag *d)
+{
+    int r = 0;
+    void *image = NULL;
+    ssize_t len = 0;
+    h5_enter();
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), f = -1;
+    if (fapl < 0 || H5Pset_fapl_core(fapl, 1 << 20, 0) < 0) {
+        r = h5_fail(d, -EIO, "", "encode: file access properties");
+        goto out;
+    }
+    char name[64];
+    snprintf(name, sizeof(name), "traind-out-%lu.h5", h5_file_counter++);
+    f = H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (f < 0) {
+        r = h5_fail(d, -EIO, "", "encode: create in-memory file");
+        goto out;
+    }
+    switch (layout) {
+    case H5_LAYOUT_TF_WEIGHTS: r = write_tf_weights(f, m, d); break;
+    case H5_LAYOUT_TF_MODEL: r = write_tf_model(f, m, opt, training_config_json, d); break;
+    case H5_LAYOUT_KERAS3_WEIGHTS: r = write_keras3(f, m, opt, d); break;
+    default: r = diag_set(d, -EINVAL, "", "unknown layout %d", (int)layout); break;
+    }
+    if (r == 0 && resume) {
+        char hex[65];
+        resume_checksum(m, m->params, opt, opt->slots, opt->iterations, resume->epoch,
+                        resume->state_json, hex);
+        if ((r = attr_write_i64(f, "traind_resume_version", H5_RESUME_VERSION, d)) == 0 &&
+            (r = attr_write_i64(f, "epoch", resume->epoch, d)) == 0 &&
+            (r = attr_write_str(f, "state_json", resume->state_json, true, d)) == 0)
+            r = attr_write_str(f, "traind_checksum", hex, false, d);
+    }
+    if (r < 0)
+        goto out;
+    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0 || (len = H5Fget_file_image(f, NULL, 0)) <= 0) {
+        r = h5_fail(d, -EIO, "", "encode: flush in-memory file");
+        goto out;
+    }
+    image = malloc((size_t)len);
+    if (!image) {
+        r = diag_set(d, -ENOMEM, "", "encode: out of memory for %zd bytes", len);
+        goto out;
+    }
+    if (H5Fget_file_image(f, image, (size_t)len) != len) {
+        r = h5_fail(d, -EIO, "", "encode: get file image");
+        goto out;
+    }
+    herr_t cr = H5Fclose(f);
+    f = -1;
+    if (cr < 0) {
+        r = h5_fail(d, -EIO, "", "encode: H5Fclose");
+        goto out;
+    }
+    if ((r = fsutil_fault_take(FSUTIL_STEP_ENCODE)) < 0) {
+        r = diag_set(d, r, "", "encode: H5Fclose: %s", strerror(-r));
+        goto out;
+    }
+out:
+    close_id(f);
+    close_id(fapl);
+    h5_leave();
+    if (r < 0) {
+        free(image);
+        return r;
+    }
+    *ret_image = image;
+    *ret_len = (size_t)len;
+    return 0;
+}
+
+static int check_model(const struct model *m, struct diag *d)
+{
+    if (!m || !m->layers || !m->params)
+        return diag_set(d, -EINVAL, "", "no model");
+    for (int i = 0; i < m->n_layers; i++) {
+        const struct layer *L = &m->layers[i];
+        if (L->n_weights < 0 || L->n_weights > LAYER_MAX_WEIGHTS)
+            return diag_set(d, -EINVAL, L->cfg.name, "bad weight count %d", L->n_weights);
+        for (int j = 0; j < L->n_weights; j++) {
+            const struct weight *w = &L->weights[j];
+            if (w->ndim < 0 || w->ndim > 4 || w->offset + w->size > m->n_params)
+                return diag_set(d, -EINVAL, L->cfg.name, "bad weight %s", w->name);
+        }
+    }
+    return 0;
+}
+
+int h5_save(const char *dir, const char *relpath, enum h5_layout layout, const struct model *m,
+            const struct optimizer *opt, const char *training_config_json,
+            uint8_t ret_sha256[32], uint64_t *ret_bytes, struct diag *d)
+{
+    int r = check_model(m, d);
+    if (r < 0)
+        return r;
+    if (layout == H5_LAYOUT_TF_WEIGHTS)
+        opt = NULL;
+    void *image;
+    size_t len;
+    r = encode_file(layout, m, opt, training_config_json, NULL, &image, &len, d);
+    if (r < 0) {
+        diag_prefix(d, relpath);
+        return r;
+    }
+    r = fsutil_write_file_atomic(dir, relpath, image, len, ret_sha256, d);
+    free(image);
+    if (r == 0 && ret_bytes)
+        *ret_bytes = len;
+    return r;
+}
+
+int h5_save_resume(const char *dir, const char *relpath, const struct model *m,
+                   const struct optimizer *opt, int epoch, const char *state_json,
+                   struct diag *d)
+{
+    int r = check_model(m, d);
+    if (r < 0)
+        return r;
+    if (!opt)
+        return diag_set(d, -EINVAL, "", "resume needs the optimizer");
+    struct resume_extra extra = {.epoch = epoch, .state_json = state_json ? state_json : "{}"};
+    void *image;
+    size_t len;
+    r = encode_file(H5_LAYOUT_TF_MODEL, m, opt, NULL, &extra, &image, &len, d);
+    if (r < 0) {
+        diag_prefix(d, relpath);
+        return r;
+    }
+    r = fsutil_write_file_atomic(dir, relpath, image, len, NULL, d);
+    free(image);
+    return r;
+}
+
+/* --- reading primitives (h5_lock held) ------------------------------------ */
+
+struct strlist {
+    int n;
+    char **v;
+};
+
+static void strlist_free(struct strlist *l)
+{
+    for (int i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+/* Read a string or string-array attribute (fixed or variable length); an
+ * empty array of any type is an empty list. */
+static int attr_read_strlist(hid_t loc, const char *name, const char *field,
+                             struct strlist *ret, struct diag *d)
+{
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT), t = -1, s = -1, mt = -1;
+    int r = 0;
+    struct strlist l = {0, NULL};
+    if (a < 0)
+        return h5_fail(d, -EINVAL, field, "attribute %s missing", name);
+    t = H5Aget_type(a);
+    s = H5Aget_space(a);
+    hssize_t n = s >= 0 ? H5Sget_simple_extent_npoints(s) : -1;
+    if (t < 0 || n < 0) {
+        r = h5_fail(d, -EINVAL, field, "attribute %s unreadable", name);
+        goto out;
+    }
+    if (n == 0)
+        goto out;
+    if (H5Tget_class(t) != H5T_STRING || n > H5_MAX_LIST) {
+        r = diag_set(d, -EINVAL, field, "attribute %s is not a list of strings", name);
+        goto out;
+    }
+    l.v = calloc((size_t)n, sizeof(*l.v));
+    if (!l.v) {
+        r = diag_set(d, -ENOMEM, field, "out of memory");
+        goto out;
+    }
+    if (H5Tis_variable_str(t) > 0) {
+        char **raw = calloc((size_t)n, sizeof(*raw));
+        mt = str_type(H5Tget_cset(t) == H5T_CSET_UTF8);
+        if (!raw || mt < 0 || H5Aread(a, mt, raw) < 0) {
+            free(raw);
+            r = h5_fail(d, -EINVAL, field, "attribute %s unreadable", name);
+            goto out;
+        }
+        for (hssize_t i = 0; i < n; i++) {
+            l.v[i] = strdup(raw[i] ? raw[i] : "");
+            l.n++;
+            if (!l.v[i])
+                r = -ENOMEM;
+        }
+        H5Dvlen_reclaim(mt, s, H5P_DEFAULT, raw);
+        free(raw);
+    } else {
+        size_t sz = H5Tget_size(t);
+        char *raw = sz > 0 && sz < (1u << 20) ? malloc((size_t)n * sz) : NULL;
+        mt = H5Tcopy(t);
+        if (!raw || mt < 0 || H5Aread(a, mt, raw) < 0) {
+            free(raw);
+            r = h5_fail(d, -EINVAL, field, "attribute %s unreadable", name);
+            goto out;
+        }
+        for (hssize_t i = 0; i < n; i++) {
+            size_t k = strnlen(raw + (size_t)i * sz, sz);
+            while (k > 0 && raw[(size_t)i * sz + k - 1] == ' ')
+                k--;
+            l.v[i] = strndup(raw + (size_t)i * sz, k);
+            l.n++;
+            if (!l.v[i])
+                r = -ENOMEM;
+        }
+        free(raw);
+    }
+    if (r < 0)
+        r = diag_set(d, r, field, "out of memory");
+out:
+    close_id(mt);
+    close_id(s);
+    close_id(t);
+    close_id(a);
+    if (r < 0)
+        strlist_free(&l);
+    else
+        *ret = l;
+    return r;
+}
+
+/* Keras' load_attributes_from_hdf5_group: name, or name0, name1, ... */
+static int attr_read_strlist_chunked(hid_t loc, const char *name, const char *field,
+                                     struct strlist *ret, struct diag *d)
+{
+    if (H5Aexists(loc, name) > 0)
+        return attr_read_strlist(loc, name, field, ret, d);
+    struct strlist all = {0, NULL};
+    for (int c = 0;; c++) {
+        char cname[128];
+        snprintf(cname, sizeof(cname), "%s%d", name, c);
+        if (H5Aexists(loc, cname) <= 0) {
+            if (c == 0)
+                return diag_set(d, -EINVAL, field, "attribute %s missing", name);
+            break;
+        }
+        struct strlist part;
+        int r = attr_read_strlist(loc, cname, field, &part, d);
+        if (r < 0) {
+            strlist_free(&all);
+            return r;
+        }
+        char **nv = all.n + part.n > H5_MAX_LIST ? NULL
+                    : realloc(all.v, (size_t)(all.n + part.n + 1) * sizeof(*nv));
+        if (!nv) {
+            strlist_free(&part);
+            strlist_free(&all);
+            return diag_set(d, -EINVAL, field, "attribute %s too long", name);
+        }
+        all.v = nv;
+        memcpy(all.v + all.n, part.v, (size_t)part.n * sizeof(*nv));
+        all.n += part.n;
+        free(part.v);
+    }
+    *ret = all;
+    return 0;
+}
+
+static int attr_read_string(hid_t loc, const char *name, char **ret, struct diag *d)
+{
+    struct strlist l;
+    int r = attr_read_strlist(loc, name, name, &l, d);
+    if (r < 0)
+        return r;
+    if (l.n != 1) {
+        strlist_free(&l);
+        return diag_set(d, -EINVAL, name, "attribute %s is not a single string", name);
+    }
+    *ret = l.v[0];
+    free(l.v);
+    return 0;
+}
+
+static int attr_read_i64(hid_t loc, const char *name, int64_t *ret, struct diag *d)
+{
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT), t = -1, s = -1;
+    int r = 0;
+    if (a < 0)
+        return h5_fail(d, -EINVAL, name, "attribute %s missing", name);
+    t = H5Aget_type(a);
+    s = H5Aget_space(a);
+    if (t < 0 || s < 0 || H5Tget_class(t) != H5T_INTEGER || H5Sget_simple_extent_npoints(s) != 1)
+        r = diag_set(d, -EINVAL, name, "attribute %s is not an integer", name);
+    else if (H5Aread(a, H5T_NATIVE_INT64, ret) < 0)
+        r = h5_fail(d, -EIO, name, "attribute %s unreadable", name);
+    close_id(s);
+    close_id(t);
+    close_id(a);
+    H5Eclear2(H5E_DEFAULT);
+    return r;
+}
+
+/* Read the float dataset at path into out after checking its shape. */
+static int dataset_read_f32(hid_t loc, const char *path, const char *field, int ndim,
+                            const int *shape, float *out, struct diag *d)
+{
+    hid_t ds = H5Dopen2(loc, path, H5P_DEFAULT), s = -1, t = -1;
+    int r = 0;
+    if (ds < 0)
+        return h5_fail(d, -EINVAL, field, "dataset %s missing", path);
+    s = H5Dget_space(ds);
+    t = H5Dget_type(ds);
+    int fnd = s >= 0 ? H5Sget_simple_extent_ndims(s) : -1;
+    hsize_t dims[H5S_MAX_RANK];
+    if (fnd < 0 || t < 0 || H5Sget_simple_extent_dims(s, dims, NULL) < 0) {
+        r = h5_fail(d, -EINVAL, field, "dataset %s unreadable", path);
+        goto out;
+    }
+    char want[64] = "(", got[64] = "(";
+    bool same = fnd == ndim;
+    for (int i = 0; i < ndim; i++) {
+        snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s%d", i ? ", " : "",
+                 shape[i]);
+        if (i < fnd && dims[i] != (hsize_t)shape[i])
+            same = false;
+    }
+    for (int i = 0; i < fnd && i < 8; i++)
+        snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%llu", i ? ", " : "",
+                 (unsigned long long)dims[i]);
+    strncat(want, ")", sizeof(want) - strlen(want) - 1);
+    strncat(got, ")", sizeof(got) - strlen(got) - 1);
+    if (!same) {
+        r = diag_set(d, -EINVAL, field, "dataset %s has shape %s, model expects %s", path, got,
+                     want);
+        goto out;
+    }
+    if (H5Tget_class(t) != H5T_FLOAT) {
+        r = diag_set(d, -EINVAL, field, "dataset %s is not floating point", path);
+        goto out;
+    }
+    if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+        r = h5_fail(d, -EIO, field, "dataset %s unreadable (truncated or corrupt file)", path);
+out:
+    close_id(t);
+    close_id(s);
+    close_id(ds);
+    return r;
+}
+
+static int dataset_read_i64_scalar(hid_t loc, const char *path, int64_t *ret, struct diag *d)
+{
+    hid_t ds = H5Dopen2(loc, path, H5P_DEFAULT), s = -1, t = -1;
+    int r = 0;
+    if (ds < 0)
+        return h5_fail(d, -EINVAL, path, "dataset %s missing", path);
+    s = H5Dget_space(ds);
+    t = H5Dget_type(ds);
+    if (s < 0 || t < 0 || H5Sget_simple_extent_npoints(s) != 1 || H5Tget_class(t) != H5T_INTEGER)
+        r = diag_set(d, -EINVAL, path, "dataset %s is not an integer scalar", path);
+    else if (H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, ret) < 0)
+        r = h5_fail(d, -EIO, path, "dataset %s unreadable", path);
+    close_id(t);
+    close_id(s);
+    close_id(ds);
+    return r;
+}
+
+/* --- reading layouts ------------------------------------------------------ */
+
+/* Open a file image; returns the file id or a negative errno with d. */
+static hid_t open_image(const void *image, size_t len, const char *path, struct diag *d)
+{
+    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    bool found = false;
+    /* The superblock may sit at 0, 512, 1024, ... (user block). */
+    for (size_t off = 0; off + 8 <= len && !found; off = off ? off * 2 : 512)
+        found = memcmp((const char *)image + off, sig, 8) == 0;
+    if (!found)
+        return diag_set(d, -EINVAL, path, "not an HDF5 file (no HDF5 signature)");
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0 || H5Pset_fapl_core(fapl, 1 << 20, 0) < 0 ||
+        H5Pset_file_image(fapl, (void *)image, len) < 0) {
+        close_id(fapl);
+        return h5_fail(d, -ENOMEM, path, "open: file image");
+    }
+    char name[64];
+    snprintf(name, sizeof(name), "traind-in-%lu.h5", h5_file_counter++);
+    hid_t f = H5Fopen(name, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (f < 0)
+        return h5_fail(d, -EINVAL, path, "not a readable HDF5 file (truncated or corrupt)");
+    return f;
+}
+
+static int detect(hid_t f, enum h5_layout *ret, const char *path, struct diag *d)
+{
+    if (H5Lexists(f, "model_weights", H5P_DEFAULT) > 0) {
+        *ret = H5_LAYOUT_TF_MODEL;
+        return 0;
+    }
+    if (H5Aexists(f, "layer_names") > 0 || H5Aexists(f, "layer_names0") > 0) {
+        *ret = H5_LAYOUT_TF_WEIGHTS;
+        return 0;
+    }
+    if (H5Lexists(f, "layers", H5P_DEFAULT) > 0 && H5Lexists(f, "vars", H5P_DEFAULT) > 0) {
+        *ret = H5_LAYOUT_KERAS3_WEIGHTS;
+        return 0;
+    }
+    H5Eclear2(H5E_DEFAULT);
+    return diag_set(d, -EINVAL, path,
+                    "not a Keras weight file: no layer_names attribute, model_weights group or "
+                    "layers/vars groups");
+}
+
+/* tf.keras load_weights_from_hdf5_group: layers with weights, in order,
+ * names and shapes equal to the model's. */
+static int read_tf_weights(hid_t g, const struct model *m, float *params, struct diag *d)
+{
+    struct strlist names = {0, NULL};
+    int r = attr_read_strlist_chunked(g, "layer_names", "layer_names", &names, d);
+    if (r < 0)
+        return r;
+    int fi = 0; /* index into names */
+    int mi = 0; /* index into m->layers */
+    hid_t lg = -1;
+    struct strlist wn = {0, NULL};
+    for (;;) {
+        /* next file layer with weights */
+        strlist_free(&wn);
+        close_id(lg);
+        lg = -1;
+        for (; fi < names.n; fi++) {
+            lg = H5Gopen2(g, names.v[fi], H5P_DEFAULT);
+            if (lg < 0) {
+                r = h5_fail(d, -EINVAL, names.v[fi], "group for layer %s missing", names.v[fi]);
+                goto out;
+            }
+            if ((r = attr_read_strlist_chunked(lg, "weight_names", names.v[fi], &wn, d)) < 0)
+                goto out;
+            if (wn.n > 0)
+                break;
+            H5Gclose(lg);
+            lg = -1;
+        }
+        while (mi < m->n_layers && m->layers[mi].n_weights == 0)
+            mi++;
+        bool file_done = fi >= names.n, model_done = mi >= m->n_layers;
+        if (file_done && model_done)
+            break;
+        if (file_done || model_done) {
+            int fw = 0, mw = 0;
+            for (int i = 0; i < m->n_layers; i++)
+                mw += m->layers[i].n_weights > 0;
+            for (int i = 0; i < names.n; i++) {
+                hid_t x = H5Gopen2(g, names.v[i], H5P_DEFAULT);
+                struct strlist y = {0, NULL};
+                if (x >= 0 && attr_read_strlist_chunked(x, "weight_names", "", &y, NULL) == 0)
+                    fw += y.n > 0;
+                strlist_free(&y);
+                close_id(x);
+            }
+            H5Eclear2(H5E_DEFAULT);
+            r = diag_set(d, -EINVAL, "layer_names",
+                         "file has %d layers with weights, model has %d", fw, mw);
+            goto out;
+        }
+        const struct layer *L = &m->layers[mi];
+        if (strcmp(names.v[fi], L->cfg.name) != 0) {
+            r = diag_set(d, -EINVAL, names.v[fi],
+                         "layer %d with weights is '%s' in the file, '%s' in the model", mi,
+                         names.v[fi], L->cfg.name);
+            goto out;
+        }
+        if (wn.n != L->n_weights) {
+            r = diag_set(d, -EINVAL, L->cfg.name, "layer %s has %d weights in the file, model has %d",
+                         L->cfg.name, wn.n, L->n_weights);
+            goto out;
+        }
+        for (int j = 0; j < wn.n; j++) {
+            const struct weight *w = &L->weights[j];
+            char field[256];
+            snprintf(field, sizeof(field), "%s/%s", L->cfg.name, wn.v[j]);
+            if ((r = dataset_read_f32(lg, wn.v[j], field, w->ndim, w->shape, params + w->offset,
+                                      d)) < 0)
+                goto out;
+        }
+        fi++;
+        mi++;
+    }
+out:
+    strlist_free(&wn);
+    close_id(lg);
+    strlist_free(&names);
+    return r;
+}
+
+static int read_keras3_weights(hid_t f, const struct model *m, float *params, struct diag *d)
+{
+    H5G_info_t info;
+    hid_t lg = H5Gopen2(f, "layers", H5P_DEFAULT);
+    if (lg < 0 || H5Gget_info(lg, &info) < 0) {
+        close_id(lg);
+        return h5_fail(d, -EINVAL, "layers", "group layers unreadable");
+    }
+    H5Gclose(lg);
+    if (info.nlinks != (hsize_t)m->n_layers)
+        return diag_set(d, -EINVAL, "layers", "file has %llu layers, model has %d",
+                        (unsigned long long)info.nlinks, m->n_layers);
+    for (int i = 0; i < m->n_layers; i++) {
+        const struct layer *L = &m->layers[i];
+        char key[128], path[160];
+        keras3_layer_key(m, i, key, sizeof(key));
+        snprintf(path, sizeof(path), "%s/vars", key);
+        hid_t vg = H5Gopen2(f, path, H5P_DEFAULT);
+        if (vg < 0)
+            return h5_fail(d, -EINVAL, path, "group %s missing (layer %s)", path, L->cfg.name);
+        if (H5Gget_info(vg, &info) < 0) {
+            H5Gclose(vg);
+            return h5_fail(d, -EINVAL, path, "group %s unreadable", path);
+        }
+        if (info.nlinks != (hsize_t)L->n_weights) {
+            H5Gclose(vg);
+            return diag_set(d, -EINVAL, path, "layer %s has %llu variables in the file, model has %d",
+                            L->cfg.name, (unsigned long long)info.nlinks, L->n_weights);
+        }
+        for (int j = 0; j < L->n_weights; j++) {
+            const struct weight *w = &L->weights[j];
+            char idx[16], field[192];
+            snprintf(idx, sizeof(idx), "%d", j);
+            snprintf(field, sizeof(field), "%s/%s", path, idx);
+            int r = dataset_read_f32(vg, idx, field, w->ndim, w->shape, params + w->offset, d);
+            if (r < 0) {
+                H5Gclose(vg);
+                return r;
+            }
+        }
+        H5Gclose(vg);
+    }
+    return 0;
+}
+
+/* Weights of any layout from an open file into params (n_params scratch). */
+static int read_weights(hid_t f, const struct model *m, float *params, enum h5_layout *ret_layout,
+                        const char *path, struct diag *d)
+{
+    enum h5_layout layout = H5_LAYOUT_TF_WEIGHTS;
+    int r = detect(f, &layout, path, d);
+    if (r < 0)
+        return r;
+    if (layout == H5_LAYOUT_TF_WEIGHTS) {
+        r = read_tf_weights(f, m, params, d);
+    } else if (layout == H5_LAYOUT_TF_MODEL) {
+        hid_t g = H5Gopen2(f, "model_weights", H5P_DEFAULT);
+        if (g < 0)
+            return h5_fail(d, -EINVAL, "model_weights", "group model_weights unreadable");
+        r = read_tf_weights(g, m, params, d);
+        diag_prefix(d, r < 0 ? "model_weights/" : NULL);
+        H5Gclose(g);
+    } else {
+        r = read_keras3_weights(f, m, params, d);
+    }
+    if (r == 0 && ret_layout)
+        *ret_layout = layout;
+    return r;
+}
+
+int h5_detect_layout(const char *path, enum h5_layout *ret, struct diag *d)
+{
+    void *image;
+    size_t len;
+    int r = fsutil_read_file(path, H5_MAX_FILE_BYTES, &image, &len, d);
+    if (r < 0)
+        return r;
+    h5_enter();
+    hid_t f = open_image(image, len, path, d);
+    if (f >= 0) {
+        r = detect(f, ret, path, d);
+        H5Fclose(f);
+    } else {
+        r = (int)f;
+    }
+    h5_leave();
+    free(image);
+    return r;
+}
+
+int h5_load_weights(struct model *m, const char *path, struct diag *d)
+{
+    int r = check_model(m, d);
+    if (r < 0)
+        return r;
+    void *image;
+    size_t len;
+    r = fsutil_read_file(path, H5_MAX_FILE_BYTES, &image, &len, d);
+    if (r < 0)
+        return r;
+    float *scratch = malloc(m->n_params * sizeof(float) + 1);
+    if (!scratch) {
+        free(image);
+        return diag_set(d, -ENOMEM, path, "out of memory");
+    }
+    memcpy(scratch, m->params, m->n_params * sizeof(float));
+    h5_enter();
+    hid_t f = open_image(image, len, path, d);
+    if (f >= 0) {
+        r = read_weights(f, m, scratch, NULL, path, d);
+        H5Fclose(f);
+    } else {
+        r = (int)f;
+    }
+    h5_leave();
+    free(image);
+    if (r == 0)
+        memcpy(m->params, scratch, m->n_params * sizeof(float));
+    free(scratch);
+    return r;
+}
+
+/* optimizer_weights of a resume file into slots / iterations. */
+static int read_tf_optimizer(hid_t f, const struct model *m, const struct optimizer *opt,
+                             float *const *slots, int64_t *ret_iterations, struct diag *d)
+{
+    hid_t g = H5Gopen2(f, "optimizer_weights", H5P_DEFAULT);
+    if (g < 0)
+        return h5_fail(d, -EINVAL, "optimizer_weights", "group optimizer_weights missing");
+    struct strlist wn = {0, NULL};
+    int r = attr_read_strlist_chunked(g, "weight_names", "optimizer_weights", &wn, d);
+    const char *cls = optimizer_class_name(opt);
+    int want = 1 + opt->n_slots * count_trainable(m);
+    char name[256];
+    if (r < 0)
+        goto out;
+    if (wn.n != want) {
+        r = diag_set(d, -EINVAL, "optimizer_weights",
+                     "file has %d optimizer weights, %s with %d slot(s) needs %d", wn.n, cls,
+                     opt->n_slots, want);
+        goto out;
+    }
+    snprintf(name, sizeof(name), "%s/iter:0", cls);
+    if (strcmp(wn.v[0], name) != 0) {
+        r = diag_set(d, -EINVAL, "optimizer_weights", "first optimizer weight is '%s', expected '%s'",
+                     wn.v[0], name);
+        goto out;
+    }
+    if ((r = dataset_read_i64_scalar(g, name, ret_iterations, d)) < 0)
+        goto out;
+    int k = 1;
+    for (int s = 0; s < opt->n_slots; s++)
+        for (int i = 0; i < m->n_layers; i++)
+            for (int j = 0; j < m->layers[i].n_weights; j++) {
+                const struct weight *w = &m->layers[i].weights[j];
+                if (!w->trainable)
+                    continue;
+                snprintf(name, sizeof(name), "%s/%s/%s/%s:0", cls, m->layers[i].cfg.name, w->name,
+                         optimizer_slot_name(opt, s));
+                if (strcmp(wn.v[k], name) != 0) {
+                    r = diag_set(d, -EINVAL, "optimizer_weights",
+                                 "optimizer weight %d is '%s', expected '%s'", k, wn.v[k], name);
+                    goto out;
+                }
+                if ((r = dataset_read_f32(g, name, name, w->ndim, w->shape, slots[s] + w->offset,
+                                          d)) < 0)
+                    goto out;
+                k++;
+            }
+out:
+    strlist_free(&wn);
+    H5Gclose(g);
+    return r;
+}
+
+int h5_load_resume(struct model *m, struct optimizer *opt, const char *path, int *ret_epoch,
+                   char **ret_state_json, struct diag *d)
+{
+    int r = check_model(m, d);
+    if (r < 0)
+        return r;
+    if (!opt || opt->n_slots < 0 || opt->n_slots > 2 || opt->n != m->n_params)
+        return diag_set(d, -EINVAL, path, "optimizer does not belong to the model");
+    void *image;
+    size_t len;
+    r = fsutil_read_file(path, H5_MAX_FILE_BYTES, &image, &len, d);
+    if (r < 0)
+        return r;
+    size_t bytes = m->n_params * sizeof(float) + 1;
+    float *params = malloc(bytes);
+    float *slots[2] = {NULL, NULL};
+    bool oom = !params;
+    for (int s = 0; s < opt->n_slots; s++) {
+        slots[s] = malloc(bytes);
+        oom |= !slots[s];
+    }
+    char *state = NULL, *checksum = NULL;
+    int64_t iterations = 0, epoch = 0, version = 0;
+    if (oom) {
+        r = diag_set(d, -ENOMEM, path, "out of memory");
+        goto out_nolock;
+    }
+    memcpy(params, m->params, m->n_params * sizeof(float));
+    for (int s = 0; s < opt->n_slots; s++)
+        memcpy(slots[s], opt->slots[s], m->n_params * sizeof(float));
+    h5_enter();
+    hid_t f = open_image(image, len, path, d);
+    if (f < 0) {
+        r = (int)f;
+        goto out;
+    }
+    enum h5_layout layout = H5_LAYOUT_TF_WEIGHTS;
+    if (H5Aexists(f, "traind_resume_version") <= 0) {
+        r = diag_set(d, -EINVAL, path, "not a traind resume file (no traind_resume_version)");
+        goto out;
+    }
+    if ((r = attr_read_i64(f, "traind_resume_version", &version, d)) < 0)
+        goto out;
+    if (version != H5_RESUME_VERSION) {
+        r = diag_set(d, -EINVAL, path, "resume file version %" PRId64 ", expected %d", version,
+                     H5_RESUME_VERSION);
+        goto out;
+    }
+    if ((r = attr_read_i64(f, "epoch", &epoch, d)) < 0 ||
+        (r = attr_read_string(f, "state_json", &state, d)) < 0 ||
+        (r = attr_read_string(f, "traind_checksum", &checksum, d)) < 0)
+        goto out;
+    if (epoch < 0 || epoch > INT32_MAX) {
+        r = diag_set(d, -EINVAL, "epoch", "bad epoch %" PRId64, epoch);
+        goto out;
+    }
+    if ((r = read_weights(f, m, params, &layout, path, d)) < 0)
+        goto out;
+    if ((r = read_tf_optimizer(f, m, opt, slots, &iterations, d)) < 0)
+        goto out;
+    char hex[65];
+    resume_checksum(m, params, opt, slots, iterations, epoch, state, hex);
+    if (strcmp(hex, checksum) != 0)
+        r = diag_set(d, -EINVAL, path,
+                     "resume file checksum mismatch (corrupt file): stored %.16s..., computed %.16s...",
+                     checksum, hex);
+out:
+    if (f >= 0)
+        H5Fclose(f);
+    h5_leave();
+out_nolock:
+    free(image);
+    if (r == 0) {
+        memcpy(m->params, params, m->n_params * sizeof(float));
+        for (int s = 0; s < opt->n_slots; s++)
+            memcpy(opt->slots[s], slots[s], m->n_params * sizeof(float));
+        opt->iterations = iterations;
+        if (ret_epoch)
+            *ret_epoch = (int)epoch;
+        if (ret_state_json) {
+            *ret_state_json = state;
+            state = NULL;
+        }
+    }
+    free(state);
+    free(checksum);
+    free(params);
+    for (int s = 0; s < 2; s++)
+        free(slots[s]);
+    return r;
+}

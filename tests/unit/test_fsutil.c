@@ -1,0 +1,230 @@
+/* test_fsutil.c - atomic writes (every step failed on purpose), path
+ * confinement, copies and SHA-256 of core/fsutil. */
+#include "fsutil.h"
+#include "test.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmpdir[512];
+
+static void make_tmpdir(void)
+{
+    const char *base = getenv("TRAIND_TEST_TMP");
+    snprintf(tmpdir, sizeof(tmpdir), "%s/fsutil-XXXXXX", base ? base : "/tmp");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        exit(1);
+    }
+}
+
+static void rm_rf(const char *path)
+{
+    DIR *dir = opendir(path);
+    if (!dir) {
+        unlink(path);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char sub[1024];
+        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+        struct stat st;
+        if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+            rm_rf(sub);
+        else
+            unlink(sub);
+    }
+    closedir(dir);
+    rmdir(path);
+}
+
+/* Temp leftovers anywhere below path. */
+static int count_temp_files(const char *path)
+{
+    DIR *dir = opendir(path);
+    if (!dir)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char sub[1024];
+        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+        n += fsutil_is_temp_name(e->d_name);
+        struct stat st;
+        if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+            n += count_temp_files(sub);
+    }
+    closedir(dir);
+    return n;
+}
+
+static int file_equals(const char *path, const void *data, size_t len)
+{
+    void *buf;
+    size_t n;
+    if (fsutil_read_file(path, 1 << 20, &buf, &n, NULL) < 0)
+        return 0;
+    int eq = n == len && memcmp(buf, data, len) == 0;
+    free(buf);
+    return eq;
+}
+
+static void test_sha256_vectors(void)
+{
+    uint8_t sha[32];
+    char hex[65];
+    fsutil_sha256("abc", 3, sha);
+    fsutil_sha256_hex(sha, hex);
+    CHECK_STR_EQ(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    fsutil_sha256("", 0, sha);
+    fsutil_sha256_hex(sha, hex);
+    CHECK_STR_EQ(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+static void test_write_nested_and_sha(void)
+{
+    static char data[200000];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (char)(i * 7 + (i >> 9));
+    uint8_t sha[32], sha_file[32], sha_mem[32];
+    struct diag d = {{0}, {0}};
+    int r = fsutil_write_file_atomic(tmpdir, "a/b/c/file.bin", data, sizeof(data), sha, &d);
+    CHECK_MSG(r == 0, "%s", d.message);
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/a/b/c/file.bin", tmpdir);
+    CHECK(file_equals(path, data, sizeof(data)));
+    uint64_t bytes = 0;
+    CHECK_INT_EQ(fsutil_sha256_file(path, sha_file, &bytes, &d), 0);
+    CHECK_INT_EQ(bytes, sizeof(data));
+    fsutil_sha256(data, sizeof(data), sha_mem);
+    CHECK(memcmp(sha, sha_file, 32) == 0);
+    CHECK(memcmp(sha, sha_mem, 32) == 0);
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/a/b", tmpdir);
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0700);
+    CHECK_INT_EQ(count_temp_files(tmpdir), 0);
+}
+
+static void test_faults_keep_previous(void)
+{
+    const char *old = "previous contents\n", *new_data = "new contents, longer than before\n";
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/dir/f.txt", tmpdir);
+    CHECK_INT_EQ(fsutil_write_file_atomic(tmpdir, "dir/f.txt", old, strlen(old), NULL, NULL), 0);
+    for (int s = FSUTIL_STEP_CREATE; s <= FSUTIL_STEP_RENAME; s++) {
+        struct diag d = {{0}, {0}};
+        fsutil_inject_fault((enum fsutil_step)s, EIO);
+        int r = fsutil_write_file_atomic(tmpdir, "dir/f.txt", new_data, strlen(new_data), NULL, &d);
+        CHECK_MSG(r == -EIO, "step %s: r=%d", fsutil_step_name((enum fsutil_step)s), r);
+        CHECK_MSG(strncmp(d.message, fsutil_step_name((enum fsutil_step)s),
+                          strlen(fsutil_step_name((enum fsutil_step)s))) == 0,
+                  "step %s: message '%s'", fsutil_step_name((enum fsutil_step)s), d.message);
+        CHECK_MSG(file_equals(path, old, strlen(old)), "step %s changed the file",
+                  fsutil_step_name((enum fsutil_step)s));
+        CHECK_INT_EQ(count_temp_files(tmpdir), 0);
+    }
+    /* After the rename: the new file is complete, the error still reported. */
+    struct diag d = {{0}, {0}};
+    fsutil_inject_fault(FSUTIL_STEP_FSYNC_DIR, ENOSPC);
+    int r = fsutil_write_file_atomic(tmpdir, "dir/f.txt", new_data, strlen(new_data), NULL, &d);
+    CHECK_INT_EQ(r, -ENOSPC);
+    CHECK(strstr(d.message, "fsync dir") != NULL);
+    CHECK(file_equals(path, new_data, strlen(new_data)));
+    CHECK_INT_EQ(count_temp_files(tmpdir), 0);
+    /* Faults are one-shot. */
+    CHECK_INT_EQ(fsutil_write_file_atomic(tmpdir, "dir/f.txt", old, strlen(old), NULL, NULL), 0);
+    CHECK(file_equals(path, old, strlen(old)));
+    /* A real failure: the folder is read-only (skipped as root, who may write anyway). */
+    if (geteuid() != 0) {
+        char sub[1024];
+        snprintf(sub, sizeof(sub), "%s/dir", tmpdir);
+        chmod(sub, 0500);
+        r = fsutil_write_file_atomic(tmpdir, "dir/f.txt", new_data, strlen(new_data), NULL, &d);
+        CHECK_INT_EQ(r, -EACCES);
+        CHECK(strncmp(d.message, "create", 6) == 0);
+        chmod(sub, 0700);
+        CHECK(file_equals(path, old, strlen(old)));
+    }
+}
+
+static void test_bad_paths(void)
+{
+    static const char *const bad[] = {"", "/etc/x", "../x", "a/../x", "a//b", "./x", "a/"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct diag d = {{0}, {0}};
+        int r = fsutil_write_file_atomic(tmpdir, bad[i], "x", 1, NULL, &d);
+        CHECK_MSG(r == -EINVAL, "'%s' gave %d", bad[i], r);
+        CHECK(d.message[0] != '\0');
+    }
+    /* A symlinked folder cannot be followed out of dir. */
+    char outside[600], link[1024], escaped[1024];
+    snprintf(outside, sizeof(outside), "%s-outside", tmpdir);
+    mkdir(outside, 0700);
+    snprintf(link, sizeof(link), "%s/link", tmpdir);
+    CHECK(symlink(outside, link) == 0);
+    struct diag d = {{0}, {0}};
+    int r = fsutil_write_file_atomic(tmpdir, "link/x.h5", "x", 1, NULL, &d);
+    CHECK_MSG(r == -ELOOP || r == -ENOTDIR, "symlink escape gave %d", r);
+    snprintf(escaped, sizeof(escaped), "%s/x.h5", outside);
+    CHECK(access(escaped, F_OK) != 0);
+    rm_rf(outside);
+}
+
+static void test_copy_and_read(void)
+{
+    const char *text = "checkpoint bytes";
+    uint8_t sha_src[32], sha_copy[32];
+    uint64_t bytes = 0;
+    struct diag d = {{0}, {0}};
+    CHECK_INT_EQ(fsutil_write_file_atomic(tmpdir, "src/w.h5", text, strlen(text), sha_src, &d), 0);
+    int r = fsutil_copy_file_atomic(tmpdir, "src/w.h5", "last/last.h5", sha_copy, &bytes, &d);
+    CHECK_MSG(r == 0, "%s", d.message);
+    CHECK(memcmp(sha_src, sha_copy, 32) == 0);
+    CHECK_INT_EQ(bytes, strlen(text));
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/last/last.h5", tmpdir);
+    CHECK(file_equals(path, text, strlen(text)));
+    CHECK_INT_EQ(fsutil_copy_file_atomic(tmpdir, "src/missing.h5", "x.h5", NULL, NULL, &d),
+                 -ENOENT);
+    void *buf;
+    size_t len;
+    CHECK_INT_EQ(fsutil_read_file(path, 4, &buf, &len, &d), -EFBIG);
+    CHECK_INT_EQ(fsutil_read_file(tmpdir, 100, &buf, &len, &d), -EINVAL);
+}
+
+static void test_temp_names(void)
+{
+    CHECK(fsutil_is_temp_name(".tmp-weights.h5-12-0"));
+    CHECK(!fsutil_is_temp_name("weights.h5"));
+    CHECK(!fsutil_is_temp_name(".tmp"));
+    CHECK(!fsutil_is_temp_name(NULL));
+    /* A 255-byte name still gets a temp name within NAME_MAX. */
+    char name[256];
+    memset(name, 'w', 252);
+    memcpy(name + 252, ".h5", 4);
+    struct diag d = {{0}, {0}};
+    int r = fsutil_write_file_atomic(tmpdir, name, "x", 1, NULL, &d);
+    CHECK_MSG(r == 0, "%s", d.message);
+}
+
+int main(void)
+{
+    make_tmpdir();
+    TEST_RUN(test_sha256_vectors);
+    TEST_RUN(test_write_nested_and_sha);
+    TEST_RUN(test_faults_keep_previous);
+    TEST_RUN(test_bad_paths);
+    TEST_RUN(test_copy_and_read);
+    TEST_RUN(test_temp_names);
+    rm_rf(tmpdir);
+    return TEST_EXIT();
+}
