@@ -193,7 +193,7 @@ def parse_sse(body):
     for line in body.decode("utf-8").split("\n"):
         line = line.rstrip("\r")
         if line == "":
-            if cur or data_lines:
+            if "event" in cur or data_lines:
                 cur["data"] = json.loads("\n".join(data_lines)) if data_lines else None
                 frames.append(cur)
             cur, data_lines = {}, []
@@ -209,7 +209,7 @@ def parse_sse(body):
             cur[field] = value
         else:
             raise AssertionError(f"unexpected SSE line {line!r}")
-    assert not cur and not data_lines, "stream ended inside a frame"
+    assert "event" not in cur and not data_lines, "stream ended inside a frame"
     return frames
 
 
@@ -395,12 +395,12 @@ def assert_error(resp, status, field=None, code=None):
     err = body["error"]
     assert isinstance(err.get("code"), str) and err["code"], body
     assert isinstance(err.get("message"), str) and err["message"], body
-    assert "field" in err and isinstance(err["field"], str), body
+    # a JSON pointer, or null when the error concerns no field
+    assert "field" in err and (err["field"] is None or isinstance(err["field"], str)), body
     if field is not None:
-        if isinstance(field, (tuple, list, set)):
-            assert err["field"] in field, body
-        else:
-            assert err["field"] == field, body
+        fields = set(field) if isinstance(field, (tuple, list, set)) else {field}
+        got = "" if err["field"] is None else err["field"]
+        assert got in fields, body
     if code is not None:
         assert err["code"] == code, body
     return err
