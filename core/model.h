@@ -126,6 +126,24 @@ void model_spec_free(struct model_spec *spec);
 /* Keras class name of a layer kind ("Conv2D", "BatchNormalization", ...). */
 const char *layer_kind_class_name(enum layer_kind kind);
 
+/* Output shape (H, W, C) of every layer for spec->input_shape, as TF computes
+ * it: Conv2D/pooling "same" out = ceil(in / stride), "valid" out =
+ * floor((in - k) / stride) + 1; Flatten and Dense give (1, 1, features).
+ * ret_out_shapes is (n_layers, 3), written only on success.  Errors (a size
+ * that becomes < 1, Dense on a 4-D input without a Flatten before it, Conv2D
+ * or pooling after Flatten, sizes too large) name the layer as
+ * "/config/layers/<i + 1>", its index in model_spec_to_json()'s output, whose
+ * layer 0 is the InputLayer. */
+int model_spec_infer_shapes(const struct model_spec *spec, int (*ret_out_shapes)[3],
+                            struct diag *d);
+/* Keras model.count_params(): all variables (ret_total) and the trainable
+ * ones (ret_trainable, Keras "Trainable params"); either may be NULL. */
+int model_spec_count_params(const struct model_spec *spec, size_t *ret_total,
+                            size_t *ret_trainable, struct diag *d);
+/* Number of classes (> 0) when the model ends in softmax (Dense activation or
+ * Activation layer) on a flat output, else a negative errno with d filled. */
+int model_spec_output_classes(const struct model_spec *spec, struct diag *d);
+
 /* --- model (model.c) ---------------------------------------------------- */
 
 /* Build a model for spec: shapes, weights, arenas and compute threads.  The

@@ -1,0 +1,594 @@
+/* test_model_config.c - Keras Sequential JSON parsing and printing, built-in
+ * models, shape inference and parameter counts (core/model_config.c).
+ *
+ * Parameter counts are the numbers Keras model.summary() prints for the same
+ * models (MiniVGGNet) or are recomputed here from the layer formulas. */
+#include "model.h"
+#include "test.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *read_text(const char *rel)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", TEST_SOURCE_DIR, rel);
+    FILE *f = fopen(path, "rbe");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 16384;
+            char *p = realloc(buf, cap);
+            if (!p) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = p;
+        }
+        size_t n = fread(buf + len, 1, 4096, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    fclose(f);
+    buf[len] = '\0';
+    return buf;
+}
+
+/* Field-by-field equality, reporting the first difference. */
+static bool spec_equal(const struct model_spec *a, const struct model_spec *b)
+{
+    if (strcmp(a->name, b->name) != 0 || memcmp(a->input_shape, b->input_shape, sizeof(a->input_shape)) ||
+        a->n_layers != b->n_layers) {
+        fprintf(stderr, "  spec differs: name %s/%s input (%d,%d,%d)/(%d,%d,%d) layers %d/%d\n", a->name,
+                b->name, a->input_shape[0], a->input_shape[1], a->input_shape[2], b->input_shape[0],
+                b->input_shape[1], b->input_shape[2], a->n_layers, b->n_layers);
+        return false;
+    }
+    for (int i = 0; i < a->n_layers; i++) {
+        const struct layer_config *x = &a->layers[i], *y = &b->layers[i];
+        bool same = x->kind == y->kind && strcmp(x->name, y->name) == 0 &&
+                    x->activation == y->activation && x->filters == y->filters &&
+                    x->units == y->units && x->kernel_size[0] == y->kernel_size[0] &&
+                    x->kernel_size[1] == y->kernel_size[1] && x->pool_size[0] == y->pool_size[0] &&
+                    x->pool_size[1] == y->pool_size[1] && x->strides[0] == y->strides[0] &&
+                    x->strides[1] == y->strides[1] && x->padding == y->padding &&
+                    x->use_bias == y->use_bias && x->momentum == y->momentum &&
+                    x->epsilon == y->epsilon && x->rate == y->rate;
+        if (!same) {
+            fprintf(stderr, "  layer %d differs: %s/%s kind %d/%d\n", i, x->name, y->name, x->kind,
+                    y->kind);
+            return false;
+        }
+    }
+    return true;
+}
+
+static size_t conv_params(int kh, int kw, int cin, int filters)
+{
+    return (size_t)kh * kw * cin * filters + (size_t)filters; /* kernel + bias */
+}
+
+static size_t dense_params(int in, int units)
+{
+    return (size_t)in * units + (size_t)units;
+}
+
+static void test_minivggnet_keras_counts(void)
+{
+    struct diag d = {0};
+    struct model_spec s;
+    size_t total = 0, trainable = 0;
+    /* Keras model.summary() of MiniVGGNet.build(32, 32, 3, 10): 2,171,178 total,
+     * 1,408 non-trainable (BN moving statistics of 32+32+64+64+512 channels) */
+    CHECK_INT_EQ(model_spec_builtin(&s, "minivggnet", (const int[3]){32, 32, 3}, 10, &d), 0);
+    CHECK_INT_EQ(model_spec_count_params(&s, &total, &trainable, &d), 0);
+    CHECK_INT_EQ(total, 2171178);
+    CHECK_INT_EQ(total - trainable, 2 * (32 + 32 + 64 + 64 + 512));
+    model_spec_free(&s);
+
+    CHECK_INT_EQ(model_spec_builtin(&s, "minivggnet", (const int[3]){28, 28, 1}, 10, &d), 0);
+    CHECK_INT_EQ(model_spec_count_params(&s, &total, &trainable, &d), 0);
+    CHECK_INT_EQ(total, 1679082);
+    CHECK_INT_EQ(trainable, 1679082 - 1408);
+    CHECK_INT_EQ(model_spec_output_classes(&s, &d), 10);
+
+    static const char *const names[] = {
+        "conv2d", "activation", "batch_normalization", "conv2d_1", "activation_1",
+        "batch_normalization_1", "max_pooling2d", "dropout", "conv2d_2", "activation_2",
+        "batch_normalization_2", "conv2d_3", "activation_3", "batch_normalization_3",
+        "max_pooling2d_1", "dropout_1", "flatten", "dense", "activation_4",
+        "batch_normalization_4", "dropout_2", "dense_1", "activation_5",
+    };
+    CHECK_INT_EQ(s.n_layers, 23);
+    CHECK_STR_EQ(s.name, "sequential");
+    for (int i = 0; i < 23 && i < s.n_layers; i++)
+        CHECK_STR_EQ(s.layers[i].name, names[i]);
+    if (s.n_layers == 23) {
+        CHECK(s.layers[0].kind == LAYER_KIND_CONV2D && s.layers[0].filters == 32 &&
+              s.layers[0].kernel_size[0] == 3 && s.layers[0].padding == PADDING_KIND_SAME &&
+              s.layers[0].activation == ACTIVATION_KIND_LINEAR);
+        CHECK(s.layers[1].activation == ACTIVATION_KIND_RELU);
+        CHECK(s.layers[2].momentum == 0.99f && s.layers[2].epsilon == 1e-3f);
+        CHECK(s.layers[6].pool_size[0] == 2 && s.layers[6].strides[1] == 2);
+        CHECK(s.layers[7].rate == 0.25f && s.layers[20].rate == 0.5f);
+        CHECK(s.layers[17].units == 512 && s.layers[21].units == 10);
+        CHECK(s.layers[22].activation == ACTIVATION_KIND_SOFTMAX);
+
+        int shapes[23][3];
+        CHECK_INT_EQ(model_spec_infer_shapes(&s, shapes, &d), 0);
+        CHECK(shapes[6][0] == 14 && shapes[6][1] == 14 && shapes[6][2] == 32);
+        CHECK(shapes[14][0] == 7 && shapes[14][1] == 7 && shapes[14][2] == 64);
+        CHECK(shapes[16][0] == 1 && shapes[16][1] == 1 && shapes[16][2] == 7 * 7 * 64);
+        CHECK(shapes[22][2] == 10);
+    }
+    model_spec_free(&s);
+}
+
+static void test_other_builtin_counts(void)
+{
+    struct diag d = {0};
+    struct model_spec s;
+    size_t total = 0, trainable = 0;
+
+    /* ShallowNet on 32x32x3: Conv2D(32, 3x3, same) keeps 32x32, Flatten 32*32*32 */
+    CHECK_INT_EQ(model_spec_builtin(&s, "shallownet", (const int[3]){32, 32, 3}, 10, &d), 0);
+    CHECK_INT_EQ(model_spec_count_params(&s, &total, &trainable, &d), 0);
+    CHECK_INT_EQ(total, conv_params(3, 3, 3, 32) + dense_params(32 * 32 * 32, 10));
+    CHECK_INT_EQ(total, 328586);
+    CHECK_INT_EQ(trainable, total);
+    CHECK_INT_EQ(s.n_layers, 5);
+    if (s.n_layers == 5)
+        CHECK_STR_EQ(s.layers[3].name, "dense");
+    model_spec_free(&s);
+
+    /* LeNet on 28x28x1: conv 5x5 same (28) -> pool 2/2 (14) -> conv 5x5 same (14)
+     * -> pool (7) -> 7*7*50 -> 500 -> classes */
+    CHECK_INT_EQ(model_spec_builtin(&s, "lenet", (const int[3]){28, 28, 1}, 10, &d), 0);
+    CHECK_INT_EQ(model_spec_count_params(&s, &total, &trainable, &d), 0);
+    CHECK_INT_EQ(total, conv_params(5, 5, 1, 20) + conv_params(5, 5, 20, 50) +
+                            dense_params(7 * 7 * 50, 500) + dense_params(500, 10));
+    CHECK_INT_EQ(total, 1256080);
+    static const char *const lenet_names[] = {
+        "conv2d", "activation", "max_pooling2d", "conv2d_1", "activation_1", "max_pooling2d_1",
+        "flatten", "dense", "activation_2", "dense_1", "activation_3",
+    };
+    CHECK_INT_EQ(s.n_layers, 11);
+    for (int i = 0; i < 11 && i < s.n_layers; i++)
+        CHECK_STR_EQ(s.layers[i].name, lenet_names[i]);
+    model_spec_free(&s);
+
+    /* LeNet on 32x32x3: 32 -> 16 -> 8 */
+    CHECK_INT_EQ(model_spec_builtin(&s, "lenet", (const int[3]){32, 32, 3}, 10, &d), 0);
+    CHECK_INT_EQ(model_spec_count_params(&s, &total, NULL, &d), 0);
+    CHECK_INT_EQ(total, conv_params(5, 5, 3, 20) + conv_params(5, 5, 20, 50) +
+                            dense_params(8 * 8 * 50, 500) + dense_params(500, 10));
+    model_spec_free(&s);
+
+    /* MLP: 784 -> 512 -> 512 -> classes, activations on the Dense layers */
+    CHECK_INT_EQ(model_spec_builtin(&s, "mlp", (const int[3]){28, 28, 1}, 10, &d), 0);
+    CHECK_INT_EQ(model_spec_count_params(&s, &total, &trainable, &d), 0);
+    CHECK_INT_EQ(total, dense_params(784, 512) + dense_params(512, 512) + dense_params(512, 10));
+    CHECK_INT_EQ(total, 669706);
+    static const char *const mlp_names[] = {"flatten", "dense", "dropout", "dense_1", "dropout_1",
+                                            "dense_2"};
+    CHECK_INT_EQ(s.n_layers, 6);
+    for (int i = 0; i < 6 && i < s.n_layers; i++)
+        CHECK_STR_EQ(s.layers[i].name, mlp_names[i]);
+    if (s.n_layers == 6) {
+        CHECK(s.layers[1].activation == ACTIVATION_KIND_RELU);
+        CHECK(s.layers[2].rate == 0.2f);
+        CHECK(s.layers[5].activation == ACTIVATION_KIND_SOFTMAX);
+    }
+    CHECK_INT_EQ(model_spec_output_classes(&s, &d), 10);
+    model_spec_free(&s);
+
+    /* names list and bad arguments */
+    const char *const *names = model_builtin_names();
+    int n = 0;
+    while (names[n])
+        n++;
+    CHECK_INT_EQ(n, 4);
+    CHECK_INT_EQ(model_spec_builtin(&s, "resnet50", (const int[3]){28, 28, 1}, 10, &d), -EINVAL);
+    CHECK(strstr(d.message, "resnet50") != NULL);
+    CHECK_INT_EQ(model_spec_builtin(&s, "mlp", NULL, 10, &d), -EINVAL);
+    CHECK_INT_EQ(model_spec_builtin(&s, "mlp", (const int[3]){28, 28, 1}, 0, &d), -EINVAL);
+    /* LeNet's pools on a 2x2 image leave (0, 0): the error names the layer */
+    CHECK_INT_EQ(model_spec_builtin(&s, "lenet", (const int[3]){2, 2, 1}, 10, &d), -EINVAL);
+    CHECK(strstr(d.message, "max_pooling2d_1") != NULL);
+}
+
+/* A one-layer-at-a-time spec for shape formulas. */
+static void one_layer_spec(struct model_spec *s, struct layer_config *l, int h, int w, int c)
+{
+    memset(s, 0, sizeof(*s));
+    snprintf(s->name, sizeof(s->name), "sequential");
+    s->input_shape[0] = h;
+    s->input_shape[1] = w;
+    s->input_shape[2] = c;
+    s->n_layers = 1;
+    s->layers = l;
+}
+
+static void test_shape_formulas(void)
+{
+    struct diag d = {0};
+    struct model_spec s;
+    struct layer_config l;
+    int out[1][3];
+    /* (in, k, stride, padding) -> expected: valid floor((in - k) / s) + 1, same ceil(in / s) */
+    static const int cases[][5] = {
+        {28, 5, 2, PADDING_KIND_VALID, (28 - 5) / 2 + 1}, {28, 5, 2, PADDING_KIND_SAME, 14},
+        {28, 3, 3, PADDING_KIND_SAME, 10},                {7, 3, 2, PADDING_KIND_VALID, 3},
+        {7, 2, 2, PADDING_KIND_SAME, 4},                  {5, 5, 1, PADDING_KIND_VALID, 1},
+        {1, 3, 1, PADDING_KIND_SAME, 1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (int kind = 0; kind < 2; kind++) {
+            memset(&l, 0, sizeof(l));
+            l.kind = kind ? LAYER_KIND_MAX_POOLING2D : LAYER_KIND_CONV2D;
+            snprintf(l.name, sizeof(l.name), "x");
+            l.filters = 4;
+            l.kernel_size[0] = l.kernel_size[1] = cases[i][1];
+            l.pool_size[0] = l.pool_size[1] = cases[i][1];
+            l.strides[0] = l.strides[1] = cases[i][2];
+            l.padding = (enum padding_kind)cases[i][3];
+            one_layer_spec(&s, &l, cases[i][0], cases[i][0] + 1, 3);
+            CHECK_INT_EQ(model_spec_infer_shapes(&s, out, &d), 0);
+            CHECK_MSG(out[0][0] == cases[i][4], "case %zu kind %d: %d", i, kind, out[0][0]);
+            CHECK_INT_EQ(out[0][2], kind ? 3 : 4);
+        }
+    }
+    /* valid window larger than the input */
+    memset(&l, 0, sizeof(l));
+    l.kind = LAYER_KIND_CONV2D;
+    snprintf(l.name, sizeof(l.name), "big");
+    l.filters = 1;
+    l.kernel_size[0] = l.kernel_size[1] = 5;
+    l.strides[0] = l.strides[1] = 1;
+    one_layer_spec(&s, &l, 4, 4, 1);
+    CHECK_INT_EQ(model_spec_infer_shapes(&s, out, &d), -EINVAL);
+    CHECK_STR_EQ(d.field, "/config/layers/1");
+    CHECK(strstr(d.message, "big") != NULL);
+    /* Dense on a 4-D input */
+    memset(&l, 0, sizeof(l));
+    l.kind = LAYER_KIND_DENSE;
+    snprintf(l.name, sizeof(l.name), "dense");
+    l.units = 3;
+    one_layer_spec(&s, &l, 4, 4, 1);
+    CHECK_INT_EQ(model_spec_infer_shapes(&s, out, &d), -EINVAL);
+    CHECK(strstr(d.message, "Flatten") != NULL);
+    CHECK(model_spec_output_classes(&s, &d) < 0);
+}
+
+static void test_round_trip(void)
+{
+    static const int shapes[][3] = {{28, 28, 1}, {32, 32, 3}, {17, 9, 2}};
+    const char *const *names = model_builtin_names();
+    struct diag d = {0};
+    for (int m = 0; names[m]; m++) {
+        for (size_t k = 0; k < sizeof(shapes) / sizeof(shapes[0]); k++) {
+            struct model_spec s, p;
+            int rc = model_spec_builtin(&s, names[m], shapes[k], 7, &d);
+            CHECK_MSG(rc == 0, "%s: %s", names[m], d.message);
+            if (rc)
+                continue;
+            char *json = model_spec_to_json(&s);
+            CHECK(json != NULL);
+            if (!json) {
+                model_spec_free(&s);
+                continue;
+            }
+            /* the printed JSON is well-formed and has the Keras envelope */
+            cJSON *root = cJSON_Parse(json);
+            CHECK(root != NULL);
+            const cJSON *layers = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "config"), "layers");
+            CHECK_INT_EQ(cJSON_GetArraySize(layers), s.n_layers + 1);
+            CHECK_STR_EQ(cJSON_GetStringValue(cJSON_GetObjectItem(root, "keras_version")), "2.15.0");
+            cJSON_Delete(root);
+
+            rc = model_spec_parse_json(&p, json, strlen(json), NULL, &d);
+            CHECK_MSG(rc == 0, "%s: %s %s", names[m], d.field, d.message);
+            if (rc == 0) {
+                CHECK_MSG(spec_equal(&s, &p), "%s", names[m]);
+                char *again = model_spec_to_json(&p);
+                CHECK(again && strcmp(again, json) == 0);
+                free(again);
+                model_spec_free(&p);
+            }
+            free(json);
+            model_spec_free(&s);
+        }
+    }
+
+    /* non-default values survive too: valid padding, strides, average pooling,
+     * BN momentum/epsilon, no bias, sigmoid/tanh */
+    struct model_spec s, p;
+    CHECK_INT_EQ(model_spec_builtin(&s, "minivggnet", (const int[3]){30, 30, 3}, 5, &d), 0);
+    s.layers[0].padding = PADDING_KIND_VALID;
+    s.layers[0].strides[0] = 2;
+    s.layers[0].kernel_size[1] = 5;
+    s.layers[0].use_bias = false;
+    s.layers[1].activation = ACTIVATION_KIND_TANH;
+    s.layers[2].momentum = 0.9f;
+    s.layers[2].epsilon = 1e-5f;
+    s.layers[6].kind = LAYER_KIND_AVERAGE_POOLING2D;
+    s.layers[6].pool_size[0] = 3;
+    s.layers[6].strides[1] = 1;
+    s.layers[6].padding = PADDING_KIND_SAME;
+    s.layers[7].rate = 0.1f;
+    s.layers[17].activation = ACTIVATION_KIND_SIGMOID;
+    snprintf(s.name, sizeof(s.name), "my \"model\"");
+    char *json = model_spec_to_json(&s);
+    CHECK(json && strstr(json, "\"epsilon\": 1e-05") && strstr(json, "\"momentum\": 0.9,"));
+    CHECK(json && strstr(json, "\"rate\": 0.1,") && strstr(json, "\"AveragePooling2D\""));
+    int rc = json ? model_spec_parse_json(&p, json, strlen(json), NULL, &d) : -1;
+    CHECK_MSG(rc == 0, "%s %s", d.field, d.message);
+    if (rc == 0) {
+        CHECK(spec_equal(&s, &p));
+        model_spec_free(&p);
+    }
+    free(json);
+    model_spec_free(&s);
+}
+
+static void check_fixture_is_minivggnet(const char *rel)
+{
+    struct diag d = {0};
+    struct model_spec ref, p;
+    char *json = read_text(rel);
+    CHECK_MSG(json != NULL, "cannot read %s", rel);
+    if (!json)
+        return;
+    CHECK_INT_EQ(model_spec_builtin(&ref, "minivggnet", (const int[3]){28, 28, 1}, 10, &d), 0);
+    int rc = model_spec_parse_json(&p, json, strlen(json), NULL, &d);
+    CHECK_MSG(rc == 0, "%s: %s: %s", rel, d.field, d.message);
+    if (rc == 0) {
+        CHECK_MSG(spec_equal(&ref, &p), "%s", rel);
+        size_t total = 0;
+        CHECK_INT_EQ(model_spec_count_params(&p, &total, NULL, &d), 0);
+        CHECK_INT_EQ(total, 1679082);
+        model_spec_free(&p);
+    }
+    /* input_shape given by the caller overrides the JSON's */
+    rc = model_spec_parse_json(&p, json, strlen(json), (const int[3]){32, 32, 3}, &d);
+    CHECK_INT_EQ(rc, 0);
+    if (rc == 0) {
+        size_t total = 0;
+        CHECK(p.input_shape[0] == 32 && p.input_shape[2] == 3);
+        CHECK_INT_EQ(model_spec_count_params(&p, &total, NULL, &d), 0);
+        CHECK_INT_EQ(total, 2171178);
+        model_spec_free(&p);
+    }
+    model_spec_free(&ref);
+    free(json);
+}
+
+static void test_keras_fixtures(void)
+{
+    check_fixture_is_minivggnet("tests/fixtures/models/minivggnet_tf2.json");
+    check_fixture_is_minivggnet("tests/fixtures/models/minivggnet_tf215.json");
+}
+
+/* Input shape from each place Keras versions put it; ints for sizes; no names. */
+static void test_input_shape_sources(void)
+{
+    struct diag d = {0};
+    struct model_spec p, ref;
+    CHECK_INT_EQ(model_spec_builtin(&ref, "shallownet", (const int[3]){32, 32, 3}, 10, &d), 0);
+    /* older Keras: no InputLayer, batch_input_shape on the first layer, int kernel_size */
+    const char *old =
+        "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"sequential\", \"layers\": ["
+        "{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"conv2d\", \"batch_input_shape\": "
+        "[null, 32, 32, 3], \"filters\": 32, \"kernel_size\": 3, \"padding\": \"same\"}},"
+        "{\"class_name\": \"Activation\", \"config\": {\"activation\": \"relu\"}},"
+        "{\"class_name\": \"Flatten\", \"config\": {}},"
+        "{\"class_name\": \"Dense\", \"config\": {\"units\": 10}},"
+        "{\"class_name\": \"Activation\", \"config\": {\"name\": \"activation_1\", "
+        "\"activation\": \"softmax\"}}]}, \"keras_version\": \"2.2.4\", \"backend\": \"tensorflow\"}";
+    int rc = model_spec_parse_json(&p, old, strlen(old), NULL, &d);
+    CHECK_MSG(rc == 0, "%s %s", d.field, d.message);
+    if (rc == 0) {
+        CHECK(spec_equal(&ref, &p)); /* unnamed layers get Keras' automatic names */
+        model_spec_free(&p);
+    }
+    /* Keras 3: InputLayer batch_shape, DTypePolicy objects, module keys, build_input_shape */
+    const char *k3 =
+        "{\"module\": \"keras\", \"class_name\": \"Sequential\", \"config\": {\"name\": "
+        "\"sequential\", \"trainable\": true, \"dtype\": {\"module\": \"keras\", \"class_name\": "
+        "\"DTypePolicy\", \"config\": {\"name\": \"float32\"}, \"registered_name\": null}, "
+        "\"layers\": [{\"module\": \"keras.layers\", \"class_name\": \"InputLayer\", \"config\": "
+        "{\"batch_shape\": [null, 32, 32, 3], \"dtype\": \"float32\", \"sparse\": false, \"name\": "
+        "\"input_layer\"}, \"registered_name\": null}, {\"module\": \"keras.layers\", "
+        "\"class_name\": \"Conv2D\", \"config\": {\"name\": \"conv2d\", \"trainable\": true, "
+        "\"dtype\": {\"module\": \"keras\", \"class_name\": \"DTypePolicy\", \"config\": {\"name\": "
+        "\"float32\"}, \"registered_name\": null}, \"filters\": 32, \"kernel_size\": [3, 3], "
+        "\"strides\": [1, 1], \"padding\": \"same\", \"data_format\": \"channels_last\", "
+        "\"dilation_rate\": [1, 1], \"groups\": 1, \"activation\": \"linear\", \"use_bias\": true, "
+        "\"kernel_initializer\": {\"module\": \"keras.initializers\", \"class_name\": "
+        "\"GlorotUniform\", \"config\": {\"seed\": null}, \"registered_name\": null}, "
+        "\"bias_initializer\": {\"module\": \"keras.initializers\", \"class_name\": \"Zeros\", "
+        "\"config\": {}, \"registered_name\": null}, \"kernel_regularizer\": null, "
+        "\"bias_regularizer\": null, \"activity_regularizer\": null, \"kernel_constraint\": null, "
+        "\"bias_constraint\": null}, \"registered_name\": null, \"build_config\": {\"input_shape\": "
+        "[null, 32, 32, 3]}}, {\"class_name\": \"Activation\", \"config\": {\"name\": "
+        "\"activation\", \"activation\": \"relu\"}}, {\"class_name\": \"Flatten\", \"config\": "
+        "{\"name\": \"flatten\", \"data_format\": \"channels_last\"}}, {\"class_name\": \"Dense\", "
+        "\"config\": {\"name\": \"dense\", \"units\": 10}}, {\"class_name\": \"Activation\", "
+        "\"config\": {\"name\": \"activation_1\", \"activation\": \"softmax\"}}], "
+        "\"build_input_shape\": [null, 32, 32, 3]}, \"registered_name\": null, \"build_config\": "
+        "{\"input_shape\": [null, 32, 32, 3]}}";
+    rc = model_spec_parse_json(&p, k3, strlen(k3), NULL, &d);
+    CHECK_MSG(rc == 0, "%s %s", d.field, d.message);
+    if (rc == 0) {
+        CHECK(spec_equal(&ref, &p));
+        model_spec_free(&p);
+    }
+    /* no shape anywhere: error unless the caller gives one */
+    const char *none =
+        "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"sequential\", \"layers\": ["
+        "{\"class_name\": \"Flatten\", \"config\": {\"name\": \"flatten\"}},"
+        "{\"class_name\": \"Dense\", \"config\": {\"name\": \"dense\", \"units\": 3, "
+        "\"activation\": \"softmax\"}}]}}";
+    CHECK_INT_EQ(model_spec_parse_json(&p, none, strlen(none), NULL, &d), -EINVAL);
+    CHECK(strstr(d.message, "input shape") != NULL);
+    rc = model_spec_parse_json(&p, none, strlen(none), (const int[3]){4, 5, 2}, &d);
+    CHECK_INT_EQ(rc, 0);
+    if (rc == 0) {
+        size_t total = 0;
+        CHECK_INT_EQ(model_spec_count_params(&p, &total, NULL, &d), 0);
+        CHECK_INT_EQ(total, dense_params(4 * 5 * 2, 3));
+        CHECK_INT_EQ(model_spec_output_classes(&p, &d), 3);
+        model_spec_free(&p);
+    }
+    model_spec_free(&ref);
+}
+
+/* Parse the fixture with layer `ji`'s config key set to `value` (a JSON text;
+ * NULL removes the key) and expect -EINVAL naming `field` and `needle`. */
+static void check_mutation(const char *fixture, int ji, const char *key, const char *value,
+                           const char *field, const char *needle)
+{
+    cJSON *root = cJSON_Parse(fixture);
+    cJSON *layer = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "config"), "layers"), ji);
+    cJSON *cfg = cJSON_GetObjectItem(layer, "config");
+    cJSON_DeleteItemFromObject(cfg, key);
+    if (value)
+        cJSON_AddItemToObject(cfg, key, cJSON_Parse(value));
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    struct diag d = {0};
+    struct model_spec p;
+    int rc = model_spec_parse_json(&p, json, strlen(json), NULL, &d);
+    CHECK_MSG(rc == -EINVAL, "layer %d %s=%s: rc %d", ji, key, value ? value : "(removed)", rc);
+    if (rc == 0)
+        model_spec_free(&p);
+    CHECK_MSG(strcmp(d.field, field) == 0, "layer %d %s=%s: field %s, want %s", ji, key,
+              value ? value : "(removed)", d.field, field);
+    CHECK_MSG(strstr(d.message, needle) != NULL, "message \"%s\" lacks \"%s\"", d.message, needle);
+    free(json);
+}
+
+static void test_rejections(void)
+{
+    char *fx = read_text("tests/fixtures/models/minivggnet_tf2.json");
+    CHECK(fx != NULL);
+    if (!fx)
+        return;
+    /* layer 1 Conv2D, 3 BatchNormalization (4-D), 7 MaxPooling2D, 8 Dropout,
+     * 17 Flatten, 18 Dense, 20 BatchNormalization (2-D) */
+    struct {
+        int ji;
+        const char *key, *value, *needle;
+    } cases[] = {
+        {1, "data_format", "\"channels_first\"", "channels_last"},
+        {1, "dilation_rate", "[2, 2]", "dilation"},
+        {1, "groups", "2", "groups"},
+        {1, "kernel_initializer", "{\"class_name\": \"HeNormal\", \"config\": {\"seed\": null}}", "HeNormal"},
+        {1, "kernel_initializer", "\"zeros\"", "GlorotUniform"},
+        {1, "bias_initializer", "{\"class_name\": \"Ones\", \"config\": {}}", "Zeros"},
+        {1, "kernel_regularizer", "{\"class_name\": \"L2\", \"config\": {\"l2\": 0.01}}", "regularizers"},
+        {1, "bias_constraint", "{\"class_name\": \"MaxNorm\", \"config\": {}}", "constraints"},
+        {1, "activation", "\"elu\"", "elu"},
+        {1, "padding", "\"causal\"", "same"},
+        {1, "kernel_size", "[3, 0]", "Conv2D"},
+        {1, "kernel_size", "[3, 3, 3]", "list of two"},
+        {1, "filters", "32.5", "filters"},
+        {1, "dtype", "\"float16\"", "float32"},
+        {1, "trainable", "false", "frozen"},
+        {1, "unknown_option", "1", "unknown_option"},
+        {3, "axis", "[1]", "channels axis"},
+        {3, "axis", "2", "channels axis"},
+        {3, "center", "false", "center"},
+        {3, "scale", "false", "scale"},
+        {3, "gamma_initializer", "{\"class_name\": \"Zeros\", \"config\": {}}", "Ones"},
+        {3, "momentum", "1.5", "momentum"},
+        {3, "epsilon", "0", "epsilon"},
+        {7, "pool_size", "\"2\"", "pool_size"},
+        {7, "data_format", "\"channels_first\"", "channels_last"},
+        {8, "noise_shape", "[null, 1, 1, 32]", "noise_shape"},
+        {8, "rate", "1.0", "rate"},
+        {18, "units", "0", "units"},
+        {20, "axis", "[3]", "2-D"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char field[128];
+        snprintf(field, sizeof(field), "/config/layers/%d/config/%s", cases[i].ji, cases[i].key);
+        check_mutation(fx, cases[i].ji, cases[i].key, cases[i].value, field, cases[i].needle);
+    }
+    /* required keys */
+    check_mutation(fx, 1, "filters", NULL, "/config/layers/1", "filters");
+    check_mutation(fx, 8, "rate", NULL, "/config/layers/8", "rate");
+    /* a duplicate name */
+    check_mutation(fx, 4, "name", "\"conv2d\"", "/config/layers/4/config/name", "conv2d");
+    /* valid 15x15 pooling of a 14x14 input: the shape error names the layer */
+    check_mutation(fx, 15, "pool_size", "[15, 15]", "/config/layers/15", "max_pooling2d_1");
+    free(fx);
+}
+
+static void expect_error(const char *json, const char *field, const char *needle)
+{
+    struct diag d = {0};
+    struct model_spec p;
+    int rc = model_spec_parse_json(&p, json, strlen(json), NULL, &d);
+    CHECK_MSG(rc < 0, "accepted: %s", json);
+    if (rc == 0)
+        model_spec_free(&p);
+    CHECK_MSG(strcmp(d.field, field) == 0, "field %s, want %s", d.field, field);
+    CHECK_MSG(strstr(d.message, needle) != NULL, "message \"%s\" lacks \"%s\"", d.message, needle);
+}
+
+static void test_structural_errors(void)
+{
+    expect_error("{\"class_name\": \"Sequential\", ", "", "invalid JSON");
+    expect_error("{\"class_name\": \"Sequential\", \"config\": {\"layers\": []}} x", "", "trailing");
+    expect_error("[1, 2]", "", "object");
+    expect_error("{\"class_name\": \"Functional\", \"config\": {}}", "/class_name", "Sequential");
+    expect_error("{\"class_name\": \"Sequential\", \"config\": {\"layers\": []}}", "/config/layers",
+                 "no layers");
+    expect_error("{\"class_name\": \"Sequential\", \"config\": {\"layers\": [], \"extra\": 1}}",
+                 "/config", "extra");
+    expect_error("{\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"class_name\": "
+                 "\"InputLayer\", \"config\": {\"batch_input_shape\": [null, 8, 8, 1]}}, "
+                 "{\"class_name\": \"Conv3D\", \"config\": {\"filters\": 1}}]}}",
+                 "/config/layers/1", "Conv3D");
+    expect_error("{\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"class_name\": "
+                 "\"InputLayer\", \"config\": {\"batch_input_shape\": [null, 8, 8]}}, "
+                 "{\"class_name\": \"Flatten\", \"config\": {}}]}}",
+                 "/config/layers/0/config/batch_input_shape", "[null, H, W, C]");
+    expect_error("{\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"class_name\": "
+                 "\"InputLayer\", \"config\": {\"batch_input_shape\": [null, 8, 8, 1], "
+                 "\"sparse\": true}}, {\"class_name\": \"Flatten\", \"config\": {}}]}}",
+                 "/config/layers/0/config/sparse", "InputLayer");
+    expect_error("{\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"class_name\": "
+                 "\"Flatten\", \"config\": {\"batch_input_shape\": [null, 8, 8, 1]}}, "
+                 "{\"class_name\": \"InputLayer\", \"config\": {}}]}}",
+                 "/config/layers/1", "first layer");
+    /* Dense straight on a 4-D tensor (Keras would apply it per pixel) */
+    expect_error("{\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"class_name\": "
+                 "\"Dense\", \"config\": {\"batch_input_shape\": [null, 8, 8, 1], \"units\": 4}}]}}",
+                 "/config/layers/0", "Flatten");
+    /* duplicate keys are not silently resolved */
+    expect_error("{\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"class_name\": "
+                 "\"Dense\", \"config\": {\"units\": 4, \"units\": 5}}]}}",
+                 "/config/layers/0/config/units", "duplicate");
+}
+
+int main(void)
+{
+    TEST_RUN(test_minivggnet_keras_counts);
+    TEST_RUN(test_other_builtin_counts);
+    TEST_RUN(test_shape_formulas);
+    TEST_RUN(test_round_trip);
+    TEST_RUN(test_keras_fixtures);
+    TEST_RUN(test_input_shape_sources);
+    TEST_RUN(test_rejections);
+    TEST_RUN(test_structural_errors);
+    return TEST_EXIT();
+}
