@@ -419,30 +419,28 @@ out:
     return r;
 }
 
+/* The training_config tf.keras writes for compile(loss="categorical_crossentropy",
+ * metrics=["accuracy"]), formatted as Python's json.dumps; the optimizer's
+ * JSON is embedded verbatim once it parses. */
 static char *default_training_config(const struct optimizer *opt)
 {
     char *oj = optimizer_to_keras_json(opt);
     if (!oj)
         return NULL;
-    cJSON *ocfg = cJSON_Parse(oj);
-    free(oj);
-    cJSON *root = cJSON_CreateObject();
-    cJSON *metrics = cJSON_CreateArray();
-    char *out = NULL;
-    if (ocfg && root && metrics) {
-        cJSON_AddStringToObject(root, "loss", "categorical_crossentropy");
-        cJSON_AddItemToArray(metrics, cJSON_CreateString("accuracy"));
-        cJSON_AddItemToObject(root, "metrics", metrics);
-        metrics = NULL;
-        cJSON_AddNullToObject(root, "weighted_metrics");
-        cJSON_AddNullToObject(root, "loss_weights");
-        cJSON_AddItemToObject(root, "optimizer_config", ocfg);
-        ocfg = NULL;
-        out = cJSON_PrintUnformatted(root);
+    cJSON *check = cJSON_Parse(oj);
+    if (!check) {
+        free(oj);
+        return NULL;
     }
-    cJSON_Delete(ocfg);
-    cJSON_Delete(metrics);
-    cJSON_Delete(root);
+    cJSON_Delete(check);
+    static const char head[] = "{\"loss\": \"categorical_crossentropy\", \"metrics\": [\"accuracy\"], "
+                               "\"weighted_metrics\": null, \"loss_weights\": null, "
+                               "\"optimizer_config\": ";
+    size_t n = strlen(head) + strlen(oj) + 2;
+    char *out = malloc(n);
+    if (out)
+        snprintf(out, n, "%s%s}", head, oj);
+    free(oj);
     return out;
 }
 
