@@ -492,6 +492,20 @@ static int parse_policy(struct ckpt_policy_config *c, const cJSON *v, const char
     return 0;
 }
 
+/* The extension of save_last's "last" file: ".weights.h5" or the last
+ * component's final ".xxx". */
+static const char *last_extension(const char *filepath)
+{
+    const char *base = strrchr(filepath, '/');
+    base = base ? base + 1 : filepath;
+    size_t n = strlen(base);
+    static const char weights_h5[] = ".weights.h5";
+    if (n >= sizeof(weights_h5) - 1 && strcmp(base + n - (sizeof(weights_h5) - 1), weights_h5) == 0)
+        return base + n - (sizeof(weights_h5) - 1);
+    const char *dot = strrchr(base, '.');
+    return dot ? dot : "";
+}
+
 static int parse_checkpoints(struct job_spec *s, const cJSON *root, struct diag *d)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "checkpoints");
@@ -520,6 +534,18 @@ static int parse_checkpoints(struct job_spec *s, const cJSON *root, struct diag 
                                 "each other's files",
                                 j);
             }
+        if (s->checkpoints[i].save_last)
+            for (int j = 0; j < i; j++)
+                if (s->checkpoints[j].save_last &&
+                    strcmp(last_extension(s->checkpoints[j].filepath),
+                           last_extension(s->checkpoints[i].filepath)) == 0) {
+                    char field[80];
+                    pointer_join(field, sizeof(field), base, "save_last");
+                    return diag_set(d, -EINVAL, field,
+                                    "/checkpoints/%d also keeps a \"last%s\": only one policy "
+                                    "per extension may set save_last",
+                                    j, last_extension(s->checkpoints[i].filepath));
+                }
         s->n_checkpoints = i + 1;
     }
     return 0;

@@ -1,0 +1,807 @@
+/* runner.c - one training job end to end (see runner.h): data, model,
+ * optimizer, fit() with the job's checkpoint policies and early stopping,
+ * weight files, the resume file and the job's events.
+ *
+ * Per epoch end, in this order (Keras runs ModelCheckpoint, then
+ * EarlyStopping, then prints the epoch line):
+ *   1. "epoch_end" event;
+ *   2. each checkpoint policy: decision (core/checkpoint.c), the write it asks
+ *      for (core/h5.c, atomic) into <job_dir>/checkpoints/, top-k deletions
+ *      after the new file is safely written, the save_last copy, commit of
+ *      the policy state, a "checkpoint" (or "checkpoint_error") event;
+ *   3. early stopping (Keras EarlyStopping semantics);
+ *   4. <job_dir>/resume.h5 (weights, optimizer, epoch, and the state JSON
+ *      below), so that a resumed run sees every decision of the epoch.
+ *
+ * State JSON in resume.h5 (format version 1):
+ *   {"version": 1, "policies": [<ckpt_state_to_json>, ...],
+ *    "early_stopping": {"wait", "best", "best_epoch", "stopped_epoch",
+ *                       "has_best_weights", "stopped"}}
+ * Non-finite numbers are written as the strings "inf", "-inf", "nan".  With
+ * restore_best_weights the best weights are kept in
+ * <job_dir>/early_stopping_best.h5 (tf.keras weights-only layout). */
+#include "runner.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "data.h"
+#include "fit.h"
+#include "fsutil.h"
+#include "h5.h"
+#include "model.h"
+#include "optimizer.h"
+
+#define RUNNER_RESUME_FILE "resume.h5"
+#define RUNNER_ES_BEST_FILE "early_stopping_best.h5"
+#define RUNNER_CHECKPOINT_DIR "checkpoints"
+#define RUNNER_STATE_VERSION 1
+#define RUNNER_PROGRESS_INTERVAL 0.25 /* seconds between "progress" events */
+
+/* Keras EarlyStopping state (0-based epochs as Keras keeps them). */
+struct es_state {
+    enum ckpt_mode mode;   /* resolved: MIN or MAX */
+    int wait;
+    double best;
+    int best_epoch;
+    int stopped_epoch;
+    bool stopped;
+    bool has_best_weights;
+    float *best_weights;   /* (n_params) when restore_best_weights */
+};
+
+struct runner {
+    const struct job_spec *spec;
+    const char *job_dir;
+    char ckpt_dir[PATH_MAX];
+    int ckpt_dirfd;        /* O_DIRECTORY fd of ckpt_dir (top-k deletions) */
+    const struct runner_sink *sink;
+    struct model *m;
+    struct optimizer *opt;
+    int n_policies;
+    struct ckpt_state policies[JOB_SPEC_MAX_CHECKPOINTS];
+    struct es_state es;
+    double last_progress;  /* monotonic seconds of the last progress event */
+    struct diag err;       /* why a callback aborted fit() */
+};
+
+const struct runner_dataset *runner_find_dataset(const struct runner_env *env, const char *name)
+{
+    if (!env || !name)
+        return NULL;
+    for (int i = 0; i < env->n_datasets; i++)
+        if (strcmp(env->datasets[i].name, name) == 0)
+            return &env->datasets[i];
+    return NULL;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* --- events and printed lines ----------------------------------------------- */
+
+static void emit(struct runner *r, const char *type, cJSON *obj, bool persist)
+{
+    if (!obj)
+        return;
+    if (r->sink && r->sink->event) {
+        char *text = cJSON_PrintUnformatted(obj);
+        if (text)
+            r->sink->event(r->sink->ctx, type, text, persist);
+        cJSON_free(text);
+    }
+    cJSON_Delete(obj);
+}
+
+static void say(struct runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct runner *r, const char *fmt, ...)
+{
+    if (!r->sink || !r->sink->print)
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    r->sink->print(r->sink->ctx, line);
+}
+
+/* A number, or "inf" / "-inf" / "nan" as strings (JSON has no such numbers). */
+static cJSON *json_double(double x)
+{
+    if (isnan(x))
+        return cJSON_CreateString("nan");
+    if (isinf(x))
+        return cJSON_CreateString(x > 0 ? "inf" : "-inf");
+    return cJSON_CreateNumber(x);
+}
+
+static bool json_get_double(const cJSON *obj, const char *key, double *ret)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (cJSON_IsNumber(v)) {
+        *ret = v->valuedouble;
+        return true;
+    }
+    if (cJSON_IsString(v)) {
+        if (strcmp(v->valuestring, "inf") == 0)
+            *ret = INFINITY;
+        else if (strcmp(v->valuestring, "-inf") == 0)
+            *ret = -INFINITY;
+        else if (strcmp(v->valuestring, "nan") == 0)
+            *ret = NAN;
+        else
+            return false;
+        return true;
+    }
+    return false;
+}
+
+static cJSON *logs_json(const struct logs *logs)
+{
+    cJSON *o = cJSON_CreateObject();
+    for (int i = 0; o && i < logs->n; i++)
+        cJSON_AddItemToObject(o, logs->items[i].key, json_double(logs->items[i].value));
+    return o;
+}
+
+static void emit_state_running(struct runner *r, int initial_epoch)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "state", "running");
+    if (initial_epoch > 0)
+        cJSON_AddNumberToObject(o, "resumed_from_epoch", initial_epoch);
+    emit(r, "state", o, true);
+}
+
+/* --- data and model ------------------------------------------------------------ */
+
+static int load_split(struct dataset *ret, const struct runner_dataset *ds, const char *split,
+                      struct diag *d)
+{
+    if (strcmp(ds->format, "idx") == 0)
+        return dataset_load_idx_dir(ret, ds->path, split, d);
+    if (strcmp(ds->format, "cifar10") == 0)
+        return dataset_load_cifar10(ret, ds->path, split, d);
+    return diag_set(d, -EINVAL, "/dataset", "data set '%s' has unknown format '%s'", ds->name,
+                    ds->format);
+}
+
+/* Training data: the train split, limited; validation: validation_split of it
+ * (Keras: the last fraction, before shuffling) or the test split, limited. */
+static int load_data(const struct job_spec *spec, const struct runner_env *env,
+                     struct dataset *train, struct dataset *val, struct diag *d)
+{
+    const struct runner_dataset *ds = runner_find_dataset(env, spec->dataset);
+    if (!ds)
+        return diag_set(d, -ENOENT, "/dataset", "unknown data set '%s'", spec->dataset);
+    int r = load_split(train, ds, "train", d);
+    if (r < 0)
+        return r;
+    dataset_truncate(train, spec->dataset_limit);
+    if (spec->validation_split > 0)
+        r = dataset_split_tail(train, val, spec->validation_split, d);
+    else
+        r = load_split(val, ds, "test", d);
+    if (r < 0) {
+        dataset_free(train);
+        return r;
+    }
+    dataset_truncate(val, spec->validation_limit);
+    if (train->n <= 0 || val->n <= 0) {
+        dataset_free(train);
+        dataset_free(val);
+        return diag_set(d, -EINVAL, "/dataset",
+                        "no %s examples left after the limits and validation_split",
+                        train->n <= 0 ? "training" : "validation");
+    }
+    return 0;
+}
+
+static int build_model(struct runner *r, const struct dataset *train,
+                       const struct runner_env *env, struct diag *d)
+{
+    const struct job_spec *spec = r->spec;
+    int shape[3] = {train->h, train->w, train->c};
+    struct model_spec ms = {0};
+    int ret;
+    if (spec->model_json) {
+        ret = model_spec_parse_json(&ms, spec->model_json, strlen(spec->model_json), shape, d);
+        if (ret < 0)
+            diag_prefix(d, "/model");
+    } else {
+        ret = model_spec_builtin(&ms, spec->model, shape, train->classes, d);
+        if (ret < 0 && d && !d->field[0])
+            snprintf(d->field, sizeof(d->field), "/model");
+    }
+    if (ret < 0)
+        return ret;
+    int threads = spec->threads > 0 ? spec->threads : (env && env->threads > 0 ? env->threads : 1);
+    ret = model_create(&r->m, &ms, spec->batch_size, threads, d);
+    model_spec_free(&ms);
+    if (ret < 0) {
+        if (d && !d->field[0])
+            snprintf(d->field, sizeof(d->field), "/model");
+        return ret;
+    }
+    if (r->m->classes != train->classes) {
+        return diag_set(d, -EINVAL, "/model",
+                        "the model ends in %d classes but data set '%s' has %d", r->m->classes,
+                        spec->dataset, train->classes);
+    }
+    model_init_weights(r->m, spec->seed);
+    ret = optimizer_create(&r->opt, &spec->optimizer, r->m, d);
+    if (ret < 0 && d && !d->field[0])
+        snprintf(d->field, sizeof(d->field), "/optimizer");
+    return ret;
+}
+
+/* --- early stopping (tf.keras EarlyStopping) ------------------------------------ */
+
+static void es_init(struct runner *r)
+{
+    const struct job_early_stopping *cfg = &r->spec->early_stopping;
+    struct es_state *es = &r->es;
+    struct ckpt_policy_config probe;
+    ckpt_policy_config_default(&probe);
+    snprintf(probe.monitor, sizeof(probe.monitor), "%s", cfg->monitor);
+    probe.mode = cfg->mode;
+    es->mode = ckpt_resolve_mode(&probe) == CKPT_MODE_MAX ? CKPT_MODE_MAX : CKPT_MODE_MIN;
+    es->wait = 0;
+    es->best = es->mode == CKPT_MODE_MIN ? INFINITY : -INFINITY;
+    es->best_epoch = 0;
+    es->stopped_epoch = 0;
+    es->stopped = false;
+    es->has_best_weights = false;
+}
+
+/* Keras _is_improvement: monitor_op(value - min_delta, reference) with
+ * min_delta negated for min mode. */
+static bool es_is_improvement(const struct runner *r, double value, double reference)
+{
+    double md = fabs(r->spec->early_stopping.min_delta);
+    if (r->es.mode == CKPT_MODE_MAX)
+        return value - md > reference;
+    return value + md < reference;
+}
+
+static int es_keep_best_weights(struct runner *r, struct diag *d)
+{
+    struct es_state *es = &r->es;
+    memcpy(es->best_weights, r->m->params, r->m->n_params * sizeof(float));
+    es->has_best_weights = true;
+    int ret = h5_save(r->job_dir, RUNNER_ES_BEST_FILE, H5_LAYOUT_TF_WEIGHTS, r->m, NULL, NULL,
+                      NULL, NULL, d);
+    if (ret < 0)
+        diag_prefix(d, RUNNER_ES_BEST_FILE ": ");
+    return ret;
+}
+
+/* on_epoch_end of EarlyStopping for 0-based epoch e: 1 = stop, 0 = go on. */
+static int es_on_epoch_end(struct runner *r, int e, const struct logs *logs, struct diag *d)
+{
+    const struct job_early_stopping *cfg = &r->spec->early_stopping;
+    struct es_state *es = &r->es;
+    double current;
+    if (!cfg->enabled || !logs_get(logs, cfg->monitor, &current))
+        return 0;
+    int ret;
+    if (cfg->restore_best_weights && !es->has_best_weights &&
+        (ret = es_keep_best_weights(r, d)) < 0)
+        return ret;
+    es->wait++;
+    if (es_is_improvement(r, current, es->best)) {
+        es->best = current;
+        es->best_epoch = e;
+        if (cfg->restore_best_weights && (ret = es_keep_best_weights(r, d)) < 0)
+            return ret;
+        /* Only restart wait if we beat both the baseline and our previous best. */
+        if (!cfg->has_baseline || es_is_improvement(r, current, cfg->baseline))
+            es->wait = 0;
+        return 0;
+    }
+    if (es->wait >= cfg->patience && e > 0) {
+        es->stopped_epoch = e;
+        es->stopped = true;
+        bool restored = false;
+        if (cfg->restore_best_weights && es->has_best_weights) {
+            memcpy(r->m->params, es->best_weights, r->m->n_params * sizeof(float));
+            restored = true;
+            say(r, "Restoring model weights from the end of the best epoch: %d.",
+                es->best_epoch + 1);
+        }
+        char msg[64];
+        snprintf(msg, sizeof(msg), "Epoch %d: early stopping", e + 1);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "epoch", e + 1);
+        cJSON_AddStringToObject(o, "monitor", cfg->monitor);
+        cJSON_AddItemToObject(o, "best", json_double(es->best));
+        cJSON_AddNumberToObject(o, "best_epoch", es->best_epoch + 1);
+        cJSON_AddNumberToObject(o, "wait", es->wait);
+        cJSON_AddNumberToObject(o, "patience", cfg->patience);
+        cJSON_AddBoolToObject(o, "restored_best_weights", restored);
+        cJSON_AddStringToObject(o, "message", msg);
+        emit(r, "early_stopping", o, true);
+        return 1;
+    }
+    return 0;
+}
+
+static cJSON *es_state_json(const struct es_state *es)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "wait", es->wait);
+    cJSON_AddItemToObject(o, "best", json_double(es->best));
+    cJSON_AddNumberToObject(o, "best_epoch", es->best_epoch);
+    cJSON_AddNumberToObject(o, "stopped_epoch", es->stopped_epoch);
+    cJSON_AddBoolToObject(o, "has_best_weights", es->has_best_weights);
+    cJSON_AddBoolToObject(o, "stopped", es->stopped);
+    return o;
+}
+
+static int es_state_from_json(struct es_state *es, const cJSON *o, struct diag *d)
+{
+    const cJSON *wait = cJSON_GetObjectItemCaseSensitive(o, "wait");
+    const cJSON *best_epoch = cJSON_GetObjectItemCaseSensitive(o, "best_epoch");
+    const cJSON *stopped_epoch = cJSON_GetObjectItemCaseSensitive(o, "stopped_epoch");
+    const cJSON *hbw = cJSON_GetObjectItemCaseSensitive(o, "has_best_weights");
+    const cJSON *stopped = cJSON_GetObjectItemCaseSensitive(o, "stopped");
+    double best;
+    if (!cJSON_IsObject(o) || !cJSON_IsNumber(wait) || !cJSON_IsNumber(best_epoch) ||
+        !cJSON_IsNumber(stopped_epoch) || !cJSON_IsBool(hbw) || !cJSON_IsBool(stopped) ||
+        !json_get_double(o, "best", &best))
+        return diag_set(d, -EINVAL, RUNNER_RESUME_FILE,
+                        "early_stopping state in the resume file is malformed");
+    es->wait = wait->valueint;
+    es->best = best;
+    es->best_epoch = best_epoch->valueint;
+    es->stopped_epoch = stopped_epoch->valueint;
+    es->has_best_weights = cJSON_IsTrue(hbw);
+    es->stopped = cJSON_IsTrue(stopped);
+    return 0;
+}
+
+/* --- checkpoint policies ----------------------------------------------------------- */
+
+/* The fsutil step a write failure names ("fsync: No space left on device"). */
+static void failed_step(const char *message, char *out, size_t outsz)
+{
+    for (int s = 0; s < FSUTIL_STEP_COUNT; s++) {
+        const char *name = fsutil_step_name((enum fsutil_step)s);
+        size_t n = strlen(name);
+        if (strncmp(message, name, n) == 0 && message[n] == ':') {
+            snprintf(out, outsz, "%s", name);
+            return;
+        }
+    }
+    snprintf(out, outsz, "write");
+}
+
+static void emit_checkpoint_error(struct runner *r, int i, const struct ckpt_decision *dec,
+                                  const char *file, const char *step, const struct diag *err)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "policy", i);
+    cJSON_AddNumberToObject(o, "epoch", dec->epoch);
+    if (dec->batch > 0)
+        cJSON_AddNumberToObject(o, "batch", dec->batch);
+    cJSON_AddStringToObject(o, "file", file);
+    cJSON_AddStringToObject(o, "step", step);
+    cJSON_AddStringToObject(o, "message", err->message);
+    emit(r, "checkpoint_error", o, true);
+    say(r, "Epoch %d: checkpoint %s failed (%s): %s", dec->epoch, file, step, err->message);
+}
+
+/* Write the file a decision asks for, commit, save_last copy, top-k
+ * deletions; then the "checkpoint" event.  Failures become
+ * "checkpoint_error" events and training goes on (the policy's best does not
+ * move without a successful write). */
+static void policy_apply(struct runner *r, int i, const struct ckpt_decision *dec)
+{
+    const struct ckpt_policy_config *cfg = &r->spec->checkpoints[i];
+    struct ckpt_state *state = &r->policies[i];
+    struct diag err = {0};
+    uint8_t sha[32];
+    uint64_t bytes = 0;
+    char sha_hex[65] = "";
+    struct ckpt_commit_result res;
+    memset(&res, 0, sizeof(res));
+    cJSON *deleted = cJSON_CreateArray();
+    bool wrote_last = false;
+
+    if (dec->should_write) {
+        enum h5_layout layout;
+        int ret = h5_layout_for_path(dec->file, cfg->save_weights_only, &layout, &err);
+        if (ret == 0)
+            ret = h5_save(r->ckpt_dir, dec->file, layout, r->m, r->opt, NULL, sha, &bytes, &err);
+        if (ret < 0) {
+            char step[32];
+            failed_step(err.message, step, sizeof(step));
+            if (cfg->verbose >= 1)
+                say(r, "%s", dec->message);
+            emit_checkpoint_error(r, i, dec, dec->file, step, &err);
+            cJSON_Delete(deleted);
+            return;
+        }
+        fsutil_sha256_hex(sha, sha_hex);
+        if (ckpt_commit(cfg, state, dec, &res) < 0) {
+            diag_set(&err, -EINVAL, "", "the policy refused to commit %s", dec->file);
+            emit_checkpoint_error(r, i, dec, dec->file, "commit", &err);
+            cJSON_Delete(deleted);
+            return;
+        }
+        if (res.last_file[0]) {
+            if (fsutil_copy_file_atomic(r->ckpt_dir, dec->file, res.last_file, NULL, NULL,
+                                        &err) < 0) {
+                char step[32];
+                failed_step(err.message, step, sizeof(step));
+                emit_checkpoint_error(r, i, dec, res.last_file, step, &err);
+            } else {
+                wrote_last = true;
+            }
+        }
+        for (int k = 0; k < res.n_delete; k++) {
+            if (unlinkat(r->ckpt_dirfd, res.delete_files[k], 0) < 0 && errno != ENOENT) {
+                diag_set(&err, -errno, res.delete_files[k], "unlink: %s", strerror(errno));
+                emit_checkpoint_error(r, i, dec, res.delete_files[k], "unlink", &err);
+                continue;
+            }
+            cJSON_AddItemToArray(deleted, cJSON_CreateString(res.delete_files[k]));
+        }
+    }
+
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "policy", i);
+    cJSON_AddNumberToObject(o, "epoch", dec->epoch);
+    if (dec->batch > 0)
+        cJSON_AddNumberToObject(o, "batch", dec->batch);
+    cJSON_AddStringToObject(o, "decision", ckpt_decision_kind_name(dec->kind));
+    cJSON_AddStringToObject(o, "monitor", dec->monitor);
+    cJSON_AddItemToObject(o, "previous", json_double(dec->previous_best));
+    cJSON_AddItemToObject(o, "value",
+                          dec->has_value ? json_double(dec->value) : cJSON_CreateNull());
+    if (dec->should_write) {
+        cJSON_AddStringToObject(o, "file", dec->file);
+        cJSON_AddNumberToObject(o, "bytes", (double)bytes);
+        cJSON_AddStringToObject(o, "sha256", sha_hex);
+        cJSON_AddBoolToObject(o, "best", res.became_best);
+        if (wrote_last)
+            cJSON_AddStringToObject(o, "last", res.last_file);
+    } else {
+        cJSON_AddNullToObject(o, "file");
+    }
+    cJSON_AddItemToObject(o, "deleted", deleted);
+    cJSON_AddStringToObject(o, "message", dec->message);
+    emit(r, "checkpoint", o, true);
+    if (cfg->verbose >= 1 && dec->message[0])
+        say(r, "%s", dec->message);
+}
+
+static void policy_decided(struct runner *r, int i, int ret, struct ckpt_decision *dec,
+                           int epoch, int batch, const struct diag *err)
+{
+    if (ret < 0) {
+        dec->epoch = epoch;
+        dec->batch = batch;
+        emit_checkpoint_error(r, i, dec, r->spec->checkpoints[i].filepath, "render", err);
+        return;
+    }
+    if (dec->kind != CKPT_DECISION_NONE)
+        policy_apply(r, i, dec);
+}
+
+static void policy_on_epoch_end(struct runner *r, int i, const struct fit_progress *p,
+                                const struct logs *logs)
+{
+    struct ckpt_decision dec;
+    struct diag err = {0};
+    memset(&dec, 0, sizeof(dec));
+    int ret = ckpt_on_epoch_end(&r->spec->checkpoints[i], &r->policies[i], p->epoch, logs, &dec,
+                                &err);
+    policy_decided(r, i, ret, &dec, p->epoch, 0, &err);
+}
+
+static void policy_on_batch_end(struct runner *r, int i, const struct fit_progress *p,
+                                const struct logs *logs)
+{
+    struct ckpt_decision dec;
+    struct diag err = {0};
+    memset(&dec, 0, sizeof(dec));
+    int ret = ckpt_on_batch_end(&r->spec->checkpoints[i], &r->policies[i], p->epoch, p->batch,
+                                logs, &dec, &err);
+    policy_decided(r, i, ret, &dec, p->epoch, p->batch, &err);
+}
+
+static cJSON *policy_state_json(struct runner *r, int i)
+{
+    char *text = NULL;
+    if (ckpt_state_to_json(&r->policies[i], &text) < 0)
+        return NULL;
+    cJSON *o = cJSON_Parse(text);
+    free(text);
+    return o;
+}
+
+static int policy_state_from_json(struct runner *r, int i, const cJSON *o, struct diag *d)
+{
+    char *text = cJSON_PrintUnformatted(o);
+    if (!text)
+        return diag_set(d, -ENOMEM, "", "out of memory");
+    int ret = ckpt_state_from_json(&r->spec->checkpoints[i], text, &r->policies[i], d);
+    cJSON_free(text);
+    if (ret < 0) {
+        char prefix[64];
+        snprintf(prefix, sizeof(prefix), RUNNER_RESUME_FILE ": policy %d state", i);
+        diag_prefix(d, prefix);
+    }
+    return ret;
+}
+
+/* --- fit callbacks ---------------------------------------------------------------- */
+
+static void emit_progress(struct runner *r, const struct fit_progress *p)
+{
+    double per_batch = p->batch > 0 ? p->epoch_seconds / p->batch : 0;
+    double eta = per_batch * ((double)(p->batches - p->batch) +
+                              (double)(p->epochs - p->epoch) * (double)p->batches);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "epoch", p->epoch);
+    cJSON_AddNumberToObject(o, "epochs", p->epochs);
+    cJSON_AddNumberToObject(o, "batch", p->batch);
+    cJSON_AddNumberToObject(o, "batches", p->batches);
+    cJSON_AddNumberToObject(o, "images_per_s", round(p->images_per_s * 10) / 10);
+    cJSON_AddNumberToObject(o, "eta_s", round(eta * 10) / 10);
+    emit(r, "progress", o, false);
+}
+
+static int on_batch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
+{
+    struct runner *r = ctx;
+    if (p->batch == 1)
+        say(r, "Epoch %d/%d", p->epoch, p->epochs);
+    double now = now_seconds();
+    if (now - r->last_progress >= RUNNER_PROGRESS_INTERVAL) {
+        r->last_progress = now;
+        emit_progress(r, p);
+    }
+    for (int i = 0; i < r->n_policies; i++)
+        if (r->spec->checkpoints[i].save_freq > 0)
+            policy_on_batch_end(r, i, p, logs);
+    return 0;
+}
+
+/* Keras 2 verbose=2 epoch line: "938/938 - 75s - loss: 0.5123 - accuracy: ...". */
+static void say_epoch_line(struct runner *r, const struct fit_progress *p, const struct logs *logs)
+{
+    char line[512];
+    size_t n = (size_t)snprintf(line, sizeof(line), "%d/%d - %.0fs", p->batch, p->batches,
+                                p->epoch_seconds);
+    for (int i = 0; i < logs->n && n < sizeof(line); i++)
+        n += (size_t)snprintf(line + n, sizeof(line) - n, " - %s: %.4f", logs->items[i].key,
+                              logs->items[i].value);
+    say(r, "%s", line);
+}
+
+static char *state_json(struct runner *r);
+
+static int on_epoch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
+{
+    struct runner *r = ctx;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "epoch", p->epoch);
+    cJSON_AddItemToObject(o, "logs", logs_json(logs));
+    cJSON_AddNumberToObject(o, "lr", p->lr);
+    cJSON_AddNumberToObject(o, "seconds", p->epoch_seconds);
+    emit(r, "epoch_end", o, true);
+
+    for (int i = 0; i < r->n_policies; i++)
+        if (r->spec->checkpoints[i].save_freq == 0)
+            policy_on_epoch_end(r, i, p, logs);
+
+    int stop = es_on_epoch_end(r, p->epoch - 1, logs, &r->err);
+    if (stop < 0)
+        return stop;
+    say_epoch_line(r, p, logs);
+
+    char *state = state_json(r);
+    if (!state)
+        return diag_set(&r->err, -ENOMEM, "", "out of memory for the resume state");
+    int ret = h5_save_resume(r->job_dir, RUNNER_RESUME_FILE, r->m, r->opt, p->epoch, state,
+                             &r->err);
+    free(state);
+    if (ret < 0) {
+        diag_prefix(&r->err, RUNNER_RESUME_FILE ": ");
+        return ret;
+    }
+    if (stop)
+        say(r, "Epoch %d: early stopping", r->es.stopped_epoch + 1);
+    return stop;
+}
+
+/* --- resume state ----------------------------------------------------------------- */
+
+static char *state_json(struct runner *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    char *out = NULL;
+    cJSON *pol = cJSON_CreateArray();
+    if (!o || !cJSON_AddItemToObject(o, "policies", pol))
+        goto out;
+    cJSON_AddNumberToObject(o, "version", RUNNER_STATE_VERSION);
+    for (int i = 0; i < r->n_policies; i++) {
+        cJSON *ps = policy_state_json(r, i);
+        if (!ps || !cJSON_AddItemToArray(pol, ps))
+            goto out;
+    }
+    cJSON_AddItemToObject(o, "early_stopping", es_state_json(&r->es));
+    out = cJSON_PrintUnformatted(o);
+out:
+    cJSON_Delete(o);
+    return out;
+}
+
+static int state_from_json(struct runner *r, const char *text, struct diag *d)
+{
+    cJSON *o = cJSON_Parse(text ? text : "{}");
+    int ret = 0;
+    const cJSON *version = cJSON_GetObjectItemCaseSensitive(o, "version");
+    const cJSON *pol = cJSON_GetObjectItemCaseSensitive(o, "policies");
+    if (!cJSON_IsNumber(version) || version->valueint != RUNNER_STATE_VERSION ||
+        !cJSON_IsArray(pol)) {
+        ret = diag_set(d, -EINVAL, RUNNER_RESUME_FILE,
+                       "the resume file's state is not traind runner state version %d",
+                       RUNNER_STATE_VERSION);
+        goto out;
+    }
+    if (cJSON_GetArraySize(pol) != r->n_policies) {
+        ret = diag_set(d, -EINVAL, RUNNER_RESUME_FILE,
+                       "the resume file has %d checkpoint policies, the job %d",
+                       cJSON_GetArraySize(pol), r->n_policies);
+        goto out;
+    }
+    int i = 0;
+    for (const cJSON *ps = pol->child; ps; ps = ps->next, i++)
+        if ((ret = policy_state_from_json(r, i, ps, d)) < 0)
+            goto out;
+    ret = es_state_from_json(&r->es, cJSON_GetObjectItemCaseSensitive(o, "early_stopping"), d);
+out:
+    cJSON_Delete(o);
+    return ret;
+}
+
+/* Continue from <job_dir>/resume.h5 when it exists: *ret_epoch = epochs done. */
+static int resume_load(struct runner *r, int *ret_epoch, struct diag *d)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", r->job_dir, RUNNER_RESUME_FILE);
+    if (access(path, F_OK) != 0) {
+        *ret_epoch = 0;
+        return errno == ENOENT ? 0 : diag_set(d, -errno, RUNNER_RESUME_FILE, "%s: %s", path,
+                                                 strerror(errno));
+    }
+    int epoch = 0;
+    char *state = NULL;
+    int ret = h5_load_resume(r->m, r->opt, path, &epoch, &state, d);
+    if (ret < 0) {
+        diag_prefix(d, RUNNER_RESUME_FILE ": ");
+        return ret;
+    }
+    ret = state_from_json(r, state, d);
+    free(state);
+    if (ret < 0)
+        return ret;
+    if (r->es.has_best_weights) {
+        /* The best weights live in their own file; read them through a scratch
+         * copy of the current parameters. */
+        size_t bytes = r->m->n_params * sizeof(float);
+        float *cur = malloc(bytes);
+        if (!cur)
+            return diag_set(d, -ENOMEM, "", "out of memory");
+        memcpy(cur, r->m->params, bytes);
+        snprintf(path, sizeof(path), "%s/%s", r->job_dir, RUNNER_ES_BEST_FILE);
+        ret = h5_load_weights(r->m, path, d);
+        if (ret == 0)
+            memcpy(r->es.best_weights, r->m->params, bytes);
+        else
+            diag_prefix(d, RUNNER_ES_BEST_FILE ": ");
+        memcpy(r->m->params, cur, bytes);
+        free(cur);
+        if (ret < 0)
+            return ret;
+    }
+    *ret_epoch = epoch;
+    return 0;
+}
+
+/* --- the job ---------------------------------------------------------------------- */
+
+int runner_run(const struct job_spec *spec, const char *job_dir, const struct runner_env *env,
+               const struct runner_sink *sink, atomic_int *stop, struct diag *d)
+{
+    struct runner *r = calloc(1, sizeof(*r));
+    if (!r)
+        return diag_set(d, -ENOMEM, "", "out of memory");
+    r->spec = spec;
+    r->job_dir = job_dir;
+    r->sink = sink;
+    r->n_policies = spec->n_checkpoints;
+    r->ckpt_dirfd = -1;
+    struct dataset train = {0}, val = {0};
+    int ret;
+    if ((size_t)snprintf(r->ckpt_dir, sizeof(r->ckpt_dir), "%s/%s", job_dir,
+                         RUNNER_CHECKPOINT_DIR) >= sizeof(r->ckpt_dir)) {
+        ret = diag_set(d, -ENAMETOOLONG, "", "job directory path too long");
+        goto out;
+    }
+    if (mkdir(r->ckpt_dir, 0700) < 0 && errno != EEXIST) {
+        ret = diag_set(d, -errno, "", "mkdir %s: %s", r->ckpt_dir, strerror(errno));
+        goto out;
+    }
+    r->ckpt_dirfd = open(r->ckpt_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (r->ckpt_dirfd < 0) {
+        ret = diag_set(d, -errno, "", "open %s: %s", r->ckpt_dir, strerror(errno));
+        goto out;
+    }
+    if ((ret = load_data(spec, env, &train, &val, d)) < 0 ||
+        (ret = build_model(r, &train, env, d)) < 0)
+        goto out;
+    for (int i = 0; i < r->n_policies; i++)
+        ckpt_state_init(&r->policies[i], &spec->checkpoints[i]);
+    es_init(r);
+    if (spec->early_stopping.enabled && spec->early_stopping.restore_best_weights) {
+        r->es.best_weights = malloc(r->m->n_params * sizeof(float));
+        if (!r->es.best_weights) {
+            ret = diag_set(d, -ENOMEM, "", "out of memory for the early-stopping weights");
+            goto out;
+        }
+    }
+    int initial_epoch = 0;
+    if ((ret = resume_load(r, &initial_epoch, d)) < 0)
+        goto out;
+    emit_state_running(r, initial_epoch);
+    if (initial_epoch >= spec->epochs || r->es.stopped)
+        goto out; /* the interrupted run had finished its last epoch */
+
+    struct fit_options o;
+    fit_options_default(&o);
+    o.epochs = spec->epochs;
+    o.initial_epoch = initial_epoch;
+    o.batch_size = spec->batch_size;
+    o.steps_per_epoch = spec->steps_per_epoch;
+    o.validation_steps = spec->validation_steps;
+    o.seed = spec->seed;
+    struct fit_callbacks cb = {
+        .ctx = r,
+        .batch_end = on_batch_end,
+        .epoch_end = on_epoch_end,
+    };
+    r->last_progress = now_seconds();
+    memset(&r->err, 0, sizeof(r->err));
+    ret = fit(r->m, r->opt, &train, &val, &o, &cb, stop, d);
+    if (ret < 0 && ret != -ECANCELED && r->err.message[0] && d)
+        *d = r->err; /* a callback's own reason beats fit's "callback aborted" */
+out:
+    if (r->ckpt_dirfd >= 0)
+        close(r->ckpt_dirfd);
+    free(r->es.best_weights);
+    optimizer_free(r->opt);
+    model_free(r->m);
+    dataset_free(&train);
+    dataset_free(&val);
+    free(r);
+    return ret;
+}
