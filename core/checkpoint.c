@@ -491,7 +491,7 @@ static int get_path(const cJSON *o, const char *key, const char *field, char *re
 static int state_from_tree(const struct ckpt_policy_config *cfg, const cJSON *o,
                            struct ckpt_state *s, struct diag *d)
 {
-    long n;
+    long n = 0;
     int r;
     if (!cJSON_IsObject(o))
         return diag_set(d, -EINVAL, "", "policy state must be a JSON object");
