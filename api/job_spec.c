@@ -594,7 +594,9 @@ static int parse_callbacks(struct job_spec *s, const cJSON *root, struct diag *d
                         "unknown metric '%s'; this job logs loss, accuracy, val_loss and "
                         "val_accuracy",
                         es->monitor);
-    snprintf(es->monitor, sizeof(es->monitor), "%s", logs_canonical_key(es->monitor));
+    char canonical[sizeof(es->monitor)];
+    snprintf(canonical, sizeof(canonical), "%s", logs_canonical_key(es->monitor));
+    memcpy(es->monitor, canonical, sizeof(canonical));
     es->enabled = true;
     return 0;
 }
@@ -677,7 +679,7 @@ int job_spec_parse(struct job_spec *ret, const char *json, size_t len, struct di
         size_t off = end && end >= json && (size_t)(end - json) <= len ? (size_t)(end - json) : 0;
         int line, col;
         text_position(json, off, &line, &col);
-        if (off >= len)
+        if (off + 1 >= len)
             return diag_set(d, -EINVAL, "", "malformed JSON: unexpected end of input at line %d "
                                             "column %d",
                             line, col);

@@ -1,0 +1,531 @@
+/* test_job_spec.c - api/job_spec: accepted specs with their defaults, a
+ * table of rejections each naming the exact JSON pointer of the bad field,
+ * and the round trip parse -> to_json -> parse. */
+#include "job_spec.h"
+#include "test.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+
+#define REFERENCE_JOB                                                                         \
+    "{\"name\": \"fashion-minivggnet\", \"dataset\": \"fashion-mnist\", \"model\": "          \
+    "\"minivggnet\",\n"                                                                       \
+    " \"optimizer\": {\"name\": \"sgd\", \"learning_rate\": 0.01, \"decay\": 0.00025, "       \
+    "\"momentum\": 0.9, \"nesterov\": true},\n"                                               \
+    " \"batch_size\": 64, \"epochs\": 40, \"seed\": 1, \"steps_per_epoch\": null, "           \
+    "\"validation_steps\": null,\n"                                                           \
+    " \"checkpoints\": [{\"filepath\": \"weights-{epoch:03d}-{val_loss:.4f}.hdf5\", "         \
+    "\"monitor\": \"val_loss\",\n"                                                            \
+    "                  \"mode\": \"min\", \"save_best_only\": true, \"save_weights_only\": "  \
+    "false,\n"                                                                                \
+    "                  \"save_freq\": \"epoch\", \"initial_value_threshold\": null, "         \
+    "\"save_top_k\": null,\n"                                                                 \
+    "                  \"save_last\": false, \"verbose\": 1}],\n"                             \
+    " \"callbacks\": {\"early_stopping\": {\"monitor\": \"val_loss\", \"patience\": 5}}}"
+
+/* A tf.keras 2 model.to_json() of a small MLP. */
+#define INLINE_MODEL                                                                          \
+    "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"sequential\", \"layers\": ["    \
+    "{\"class_name\": \"InputLayer\", \"config\": {\"batch_input_shape\": [null, 28, 28, 1], " \
+    "\"dtype\": \"float32\", \"sparse\": false, \"ragged\": false, \"name\": \"flatten_input\"}}, " \
+    "{\"class_name\": \"Flatten\", \"config\": {\"name\": \"flatten\", \"trainable\": true, "  \
+    "\"dtype\": \"float32\", \"data_format\": \"channels_last\"}}, "                          \
+    "{\"class_name\": \"Dense\", \"config\": {\"name\": \"dense\", \"trainable\": true, "      \
+    "\"dtype\": \"float32\", \"units\": 10, \"activation\": \"softmax\", \"use_bias\": true, " \
+    "\"kernel_initializer\": {\"class_name\": \"GlorotUniform\", \"config\": {\"seed\": null}}, " \
+    "\"bias_initializer\": {\"class_name\": \"Zeros\", \"config\": {}}, "                     \
+    "\"kernel_regularizer\": null, \"bias_regularizer\": null, \"activity_regularizer\": null, " \
+    "\"kernel_constraint\": null, \"bias_constraint\": null}}]}, "                            \
+    "\"keras_version\": \"2.15.0\", \"backend\": \"tensorflow\"}"
+
+static int parse(struct job_spec *s, const char *json, struct diag *d)
+{
+    memset(d, 0, sizeof(*d));
+    return job_spec_parse(s, json, strlen(json), d);
+}
+
+static void test_reference_job(void)
+{
+    struct job_spec s;
+    struct diag d;
+    int r = parse(&s, REFERENCE_JOB, &d);
+    CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
+    if (r != 0)
+        return;
+    CHECK_STR_EQ(s.name, "fashion-minivggnet");
+    CHECK_STR_EQ(s.dataset, "fashion-mnist");
+    CHECK_STR_EQ(s.model, "minivggnet");
+    CHECK(s.model_json == NULL);
+    CHECK(s.optimizer.kind == OPTIMIZER_KIND_SGD);
+    CHECK_CLOSE(s.optimizer.learning_rate, 0.01, 0, 0);
+    CHECK_CLOSE(s.optimizer.decay, 0.00025, 0, 0);
+    CHECK_CLOSE(s.optimizer.momentum, 0.9, 0, 0);
+    CHECK(s.optimizer.nesterov);
+    CHECK_INT_EQ(s.batch_size, 64);
+    CHECK_INT_EQ(s.epochs, 40);
+    CHECK_INT_EQ(s.seed, 1);
+    CHECK_INT_EQ(s.steps_per_epoch, 0);
+    CHECK_INT_EQ(s.validation_steps, 0);
+    CHECK_INT_EQ(s.threads, 0);
+    CHECK_INT_EQ(s.n_checkpoints, 1);
+    const struct ckpt_policy_config *c = &s.checkpoints[0];
+    CHECK_STR_EQ(c->filepath, "weights-{epoch:03d}-{val_loss:.4f}.hdf5");
+    CHECK_STR_EQ(c->monitor, "val_loss");
+    CHECK(c->mode == CKPT_MODE_MIN);
+    CHECK(c->save_best_only);
+    CHECK(!c->save_weights_only);
+    CHECK_INT_EQ(c->save_freq, 0);
+    CHECK(!c->has_initial_value_threshold);
+    CHECK_INT_EQ(c->save_top_k, 0);
+    CHECK(!c->save_last);
+    CHECK_INT_EQ(c->verbose, 1);
+    CHECK(s.early_stopping.enabled);
+    CHECK_STR_EQ(s.early_stopping.monitor, "val_loss");
+    CHECK_INT_EQ(s.early_stopping.patience, 5);
+    CHECK(s.early_stopping.mode == CKPT_MODE_AUTO);
+    CHECK(!s.early_stopping.has_baseline);
+    CHECK(!s.early_stopping.restore_best_weights);
+    job_spec_free(&s);
+}
+
+static void test_defaults(void)
+{
+    struct job_spec s;
+    struct diag d;
+    int r = parse(&s, "{\"dataset\": \"fashion-mnist\", \"model\": \"lenet\"}", &d);
+    CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
+    if (r != 0)
+        return;
+    CHECK_STR_EQ(s.name, "");
+    CHECK_INT_EQ(s.batch_size, 32);
+    CHECK_INT_EQ(s.epochs, 1);
+    CHECK_INT_EQ(s.seed, 1);
+    CHECK(s.optimizer.kind == OPTIMIZER_KIND_SGD);
+    CHECK_CLOSE(s.optimizer.learning_rate, 0.01, 0, 0);
+    CHECK_CLOSE(s.optimizer.momentum, 0.0, 0, 0);
+    CHECK(!s.optimizer.nesterov);
+    CHECK_CLOSE(s.validation_split, 0.0, 0, 0);
+    CHECK_INT_EQ(s.dataset_limit, 0);
+    CHECK_INT_EQ(s.validation_limit, 0);
+    CHECK_INT_EQ(s.n_checkpoints, 0);
+    CHECK(!s.early_stopping.enabled);
+    job_spec_free(&s);
+
+    /* A policy with only a filepath gets the tf.keras defaults. */
+    r = parse(&s,
+              "{\"dataset\": \"fashion-mnist\", \"model\": \"lenet\", \"checkpoints\": "
+              "[{\"filepath\": \"best.h5\"}]}",
+              &d);
+    CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
+    if (r == 0) {
+        const struct ckpt_policy_config *c = &s.checkpoints[0];
+        CHECK_STR_EQ(c->monitor, "val_loss");
+        CHECK(c->mode == CKPT_MODE_AUTO);
+        CHECK(!c->save_best_only && !c->save_weights_only && !c->save_last);
+        CHECK_INT_EQ(c->save_freq, 0);
+        CHECK_INT_EQ(c->verbose, 0);
+        job_spec_free(&s);
+    }
+}
+
+static void test_variants(void)
+{
+    struct job_spec s;
+    struct diag d;
+    /* Dataset object with our limits, Adam with its defaults, threads, steps. */
+    int r = parse(&s,
+                  "{\"dataset\": {\"name\": \"cifar10\", \"validation_split\": 0.1, \"limit\": "
+                  "2000, \"validation_limit\": 500}, \"model\": \"shallownet\", \"optimizer\": "
+                  "{\"name\": \"Adam\", \"learning_rate\": 0.002}, \"threads\": 2, "
+                  "\"steps_per_epoch\": 10, \"validation_steps\": 3, \"seed\": 9007199254740992}",
+                  &d);
+    CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
+    if (r == 0) {
+        CHECK_STR_EQ(s.dataset, "cifar10");
+        CHECK_CLOSE(s.validation_split, 0.1, 0, 0);
+        CHECK_INT_EQ(s.dataset_limit, 2000);
+        CHECK_INT_EQ(s.validation_limit, 500);
+        CHECK(s.optimizer.kind == OPTIMIZER_KIND_ADAM);
+        CHECK_CLOSE(s.optimizer.learning_rate, 0.002, 0, 0);
+        CHECK_CLOSE(s.optimizer.beta_1, 0.9, 0, 0);
+        CHECK_CLOSE(s.optimizer.beta_2, 0.999, 0, 0);
+        CHECK_CLOSE(s.optimizer.epsilon, 1e-7, 0, 0);
+        CHECK_INT_EQ(s.threads, 2);
+        CHECK_INT_EQ(s.steps_per_epoch, 10);
+        CHECK_INT_EQ(s.validation_steps, 3);
+        CHECK(s.seed == 9007199254740992ull);
+        job_spec_free(&s);
+    }
+
+    /* Optimizer as a bare name, Keras 2's old "lr", integral float, two policies,
+     * batch saving, full early stopping. */
+    r = parse(&s,
+              "{\"dataset\": \"fashion-mnist\", \"model\": \"mlp\", \"optimizer\": \"adam\", "
+              "\"epochs\": 3.0, \"checkpoints\": ["
+              "{\"filepath\": \"b-{epoch}.weights.h5\", \"save_weights_only\": true, \"monitor\": "
+              "\"val_acc\", \"save_top_k\": 2, \"save_last\": true, \"initial_value_threshold\": "
+              "0.5},"
+              "{\"filepath\": \"e{epoch:02d}-b{batch:04d}.h5\", \"monitor\": \"loss\", "
+              "\"save_freq\": 100}],"
+              "\"callbacks\": {\"early_stopping\": {\"monitor\": \"val_acc\", \"patience\": 2, "
+              "\"min_delta\": 0.001, \"mode\": \"max\", \"baseline\": 0.5, "
+              "\"restore_best_weights\": true}}}",
+              &d);
+    CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
+    if (r == 0) {
+        CHECK(s.optimizer.kind == OPTIMIZER_KIND_ADAM);
+        CHECK_CLOSE(s.optimizer.learning_rate, 0.001, 0, 0);
+        CHECK_INT_EQ(s.epochs, 3);
+        CHECK_INT_EQ(s.n_checkpoints, 2);
+        CHECK_INT_EQ(s.checkpoints[0].save_top_k, 2);
+        CHECK(s.checkpoints[0].save_last);
+        CHECK(s.checkpoints[0].has_initial_value_threshold);
+        CHECK_CLOSE(s.checkpoints[0].initial_value_threshold, 0.5, 0, 0);
+        CHECK_INT_EQ(s.checkpoints[1].save_freq, 100);
+        CHECK(s.early_stopping.enabled);
+        CHECK_STR_EQ(s.early_stopping.monitor, "val_accuracy");
+        CHECK(s.early_stopping.mode == CKPT_MODE_MAX);
+        CHECK(s.early_stopping.has_baseline);
+        CHECK_CLOSE(s.early_stopping.baseline, 0.5, 0, 0);
+        CHECK_CLOSE(s.early_stopping.min_delta, 0.001, 0, 0);
+        CHECK(s.early_stopping.restore_best_weights);
+        job_spec_free(&s);
+    }
+
+    r = parse(&s, "{\"dataset\": \"fashion-mnist\", \"model\": {\"class_name\": \"x\"}, \"optimizer\": "
+                  "{\"name\": \"sgd\", \"lr\": 0.05}}",
+              &d);
+    CHECK(r < 0); /* class_name must be Sequential */
+    CHECK(strncmp(d.field, "/model", 6) == 0);
+    r = parse(&s, "{\"dataset\": \"fashion-mnist\", \"model\": \"mlp\", \"optimizer\": "
+                  "{\"name\": \"sgd\", \"lr\": 0.05}}",
+              &d);
+    CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
+    if (r == 0) {
+        CHECK_CLOSE(s.optimizer.learning_rate, 0.05, 0, 0);
+        job_spec_free(&s);
+    }
+}
+
+static void test_inline_model(void)
+{
+    struct job_spec s;
+    struct diag d;
+    int r = parse(&s, "{\"dataset\": \"fashion-mnist\", \"model\": " INLINE_MODEL "}", &d);
+    CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
+    if (r == 0) {
+        CHECK_STR_EQ(s.model, "");
+        CHECK(s.model_json && strstr(s.model_json, "\"Sequential\""));
+        job_spec_free(&s);
+    }
+    /* model.to_json() pasted as a string. */
+    char *str = NULL;
+    {
+        /* escape the quotes of INLINE_MODEL */
+        const char *m = INLINE_MODEL;
+        size_t n = strlen(m);
+        str = malloc(2 * n + 128);
+        size_t k = (size_t)sprintf(str, "{\"dataset\": \"fashion-mnist\", \"model\": \"");
+        for (size_t i = 0; i < n; i++) {
+            if (m[i] == '"')
+                str[k++] = '\\';
+            str[k++] = m[i];
+        }
+        strcpy(str + k, "\"}");
+    }
+    r = parse(&s, str, &d);
+    free(str);
+    CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
+    if (r == 0) {
+        CHECK(s.model_json != NULL);
+        job_spec_free(&s);
+    }
+}
+
+struct reject_case {
+    const char *json;
+    const char *field;
+    const char *message_part; /* NULL: not checked */
+};
+
+#define JOB(rest) "{\"dataset\": \"fashion-mnist\", \"model\": \"lenet\"" rest "}"
+#define CKPT(rest) JOB(", \"checkpoints\": [{\"filepath\": \"w.h5\"" rest "}]")
+#define ES(rest) JOB(", \"callbacks\": {\"early_stopping\": {" rest "}}")
+
+static const struct reject_case reject_cases[] = {
+    /* malformed JSON */
+    {"", "", "malformed JSON"},
+    {"{\"dataset\": \"fashion-mnist\",\n \"model\": }", "", "line 2 column"},
+    {"{\"dataset\": \"fashion-mnist\", \"model\": \"lenet\"", "", "end of input"},
+    {JOB("") " {}", "", "after the object"},
+    {JOB("") "x", "", "line 1"},
+    {"[1, 2]", "", "JSON object"},
+    {"null", "", "JSON object"},
+    /* required */
+    {"{\"model\": \"lenet\"}", "/dataset", "required"},
+    {"{\"dataset\": \"fashion-mnist\"}", "/model", "required"},
+    {"{\"dataset\": {\"limit\": 10}, \"model\": \"lenet\"}", "/dataset/name", "required"},
+    {"{\"dataset\": \"fashion-mnist\", \"model\": \"lenet\", \"optimizer\": {}}",
+     "/optimizer/name", "required"},
+    {JOB(", \"checkpoints\": [{\"monitor\": \"val_loss\"}]"), "/checkpoints/0/filepath",
+     "required"},
+    /* unknown and duplicate fields at each level */
+    {JOB(", \"epoch\": 3"), "/epoch", "unknown field"},
+    {JOB(", \"a/b~c\": 3"), "/a~1b~0c", "unknown field"},
+    {"{\"dataset\": {\"name\": \"x\", \"split\": 0.1}, \"model\": \"lenet\"}", "/dataset/split",
+     "unknown field"},
+    {JOB(", \"optimizer\": {\"name\": \"sgd\", \"beta_1\": 0.9}"), "/optimizer/beta_1",
+     "unknown field"},
+    {JOB(", \"optimizer\": {\"name\": \"adam\", \"momentum\": 0.9}"), "/optimizer/momentum",
+     "Adam"},
+    {CKPT(", \"period\": 2"), "/checkpoints/0/period", "unknown field"},
+    {JOB(", \"callbacks\": {\"csv_logger\": {}}"), "/callbacks/csv_logger", "unknown field"},
+    {ES("\"patience\": 2, \"verbose\": 1"), "/callbacks/early_stopping/verbose", "unknown field"},
+    {JOB(", \"epochs\": 2, \"epochs\": 3"), "/epochs", "duplicate"},
+    /* wrong types */
+    {JOB(", \"epochs\": \"3\""), "/epochs", "integer"},
+    {JOB(", \"epochs\": 2.5"), "/epochs", "fractional"},
+    {JOB(", \"batch_size\": true"), "/batch_size", "integer"},
+    {JOB(", \"seed\": -1"), "/seed", NULL},
+    {JOB(", \"seed\": 1e300"), "/seed", NULL},
+    {JOB(", \"name\": 5"), "/name", "string"},
+    {JOB(", \"name\": \"a\\nb\""), "/name", "control"},
+    {"{\"dataset\": 5, \"model\": \"lenet\"}", "/dataset", NULL},
+    {"{\"dataset\": \"\", \"model\": \"lenet\"}", "/dataset", "empty"},
+    {"{\"dataset\": \"../etc\", \"model\": \"lenet\"}", "/dataset", NULL},
+    {"{\"dataset\": {\"name\": \"x\", \"validation_split\": \"0.1\"}, \"model\": \"lenet\"}",
+     "/dataset/validation_split", "number"},
+    {"{\"dataset\": \"fashion-mnist\", \"model\": 7}", "/model", NULL},
+    {"{\"dataset\": \"fashion-mnist\", \"model\": \"resnet50\"}", "/model", "minivggnet"},
+    {JOB(", \"optimizer\": [\"sgd\"]"), "/optimizer", NULL},
+    {JOB(", \"optimizer\": \"rmsprop\""), "/optimizer", "unknown optimizer"},
+    {JOB(", \"optimizer\": {\"name\": \"sgd\", \"nesterov\": 1}"), "/optimizer/nesterov",
+     "boolean"},
+    {JOB(", \"optimizer\": {\"name\": \"sgd\", \"lr\": 0.1, \"learning_rate\": 0.1}"),
+     "/optimizer/lr", NULL},
+    {JOB(", \"checkpoints\": {\"filepath\": \"w.h5\"}"), "/checkpoints", "array"},
+    {JOB(", \"checkpoints\": [\"w.h5\"]"), "/checkpoints/0", "object"},
+    {CKPT(", \"save_best_only\": \"true\""), "/checkpoints/0/save_best_only", "boolean"},
+    {CKPT(", \"save_weights_only\": 0"), "/checkpoints/0/save_weights_only", "boolean"},
+    {CKPT(", \"save_freq\": \"batch\""), "/checkpoints/0/save_freq", NULL},
+    {CKPT(", \"save_freq\": 0"), "/checkpoints/0/save_freq", NULL},
+    {CKPT(", \"save_freq\": 1.5"), "/checkpoints/0/save_freq", NULL},
+    {CKPT(", \"initial_value_threshold\": \"x\""), "/checkpoints/0/initial_value_threshold",
+     NULL},
+    {CKPT(", \"save_top_k\": 0"), "/checkpoints/0/save_top_k", NULL},
+    {CKPT(", \"save_last\": null"), "/checkpoints/0/save_last", "boolean"},
+    {CKPT(", \"verbose\": 3"), "/checkpoints/0/verbose", NULL},
+    {CKPT(", \"monitor\": 1"), "/checkpoints/0/monitor", "string"},
+    {JOB(", \"callbacks\": []"), "/callbacks", "object"},
+    {ES("\"patience\": -1"), "/callbacks/early_stopping/patience", NULL},
+    {ES("\"min_delta\": -0.1"), "/callbacks/early_stopping/min_delta", NULL},
+    {ES("\"baseline\": \"low\""), "/callbacks/early_stopping/baseline", NULL},
+    {ES("\"restore_best_weights\": 1"), "/callbacks/early_stopping/restore_best_weights",
+     "boolean"},
+    {ES("\"monitor\": \"val_auc\""), "/callbacks/early_stopping/monitor", "unknown metric"},
+    {ES("\"mode\": \"down\""), "/callbacks/early_stopping/mode", NULL},
+    /* out of range */
+    {JOB(", \"epochs\": 0"), "/epochs", "between 1 and 100000"},
+    {JOB(", \"epochs\": 100001"), "/epochs", NULL},
+    {JOB(", \"batch_size\": 0"), "/batch_size", NULL},
+    {JOB(", \"batch_size\": 4097"), "/batch_size", NULL},
+    {JOB(", \"threads\": 65"), "/threads", NULL},
+    {JOB(", \"steps_per_epoch\": -1"), "/steps_per_epoch", NULL},
+    {JOB(", \"validation_steps\": 0.5"), "/validation_steps", NULL},
+    {JOB(", \"optimizer\": {\"name\": \"sgd\", \"learning_rate\": 0}"), "/optimizer/learning_rate",
+     "> 0"},
+    {JOB(", \"optimizer\": {\"name\": \"sgd\", \"learning_rate\": 1e999}"),
+     "/optimizer/learning_rate", "finite"},
+    {JOB(", \"optimizer\": {\"name\": \"sgd\", \"momentum\": 1}"), "/optimizer/momentum", "< 1"},
+    {JOB(", \"optimizer\": {\"name\": \"sgd\", \"momentum\": -0.1}"), "/optimizer/momentum",
+     NULL},
+    {JOB(", \"optimizer\": {\"name\": \"sgd\", \"decay\": -1e-5}"), "/optimizer/decay", NULL},
+    {JOB(", \"optimizer\": {\"name\": \"adam\", \"beta_2\": 1.0}"), "/optimizer/beta_2", NULL},
+    {JOB(", \"optimizer\": {\"name\": \"adam\", \"epsilon\": 0}"), "/optimizer/epsilon", NULL},
+    {"{\"dataset\": {\"name\": \"x\", \"validation_split\": 1}, \"model\": \"lenet\"}",
+     "/dataset/validation_split", NULL},
+    {"{\"dataset\": {\"name\": \"x\", \"validation_split\": -0.1}, \"model\": \"lenet\"}",
+     "/dataset/validation_split", NULL},
+    {"{\"dataset\": {\"name\": \"x\", \"limit\": -5}, \"model\": \"lenet\"}", "/dataset/limit",
+     NULL},
+    {"{\"dataset\": {\"name\": \"x\", \"validation_limit\": 1.5}, \"model\": \"lenet\"}",
+     "/dataset/validation_limit", NULL},
+    {JOB(", \"checkpoints\": [{\"filepath\": \"a{epoch}.h5\"}, {\"filepath\": \"b{epoch}.h5\"}, "
+         "{\"filepath\": \"c.h5\"}, {\"filepath\": \"d.h5\"}, {\"filepath\": \"e.h5\"}, "
+         "{\"filepath\": \"f.h5\"}, {\"filepath\": \"g.h5\"}, {\"filepath\": \"h.h5\"}, "
+         "{\"filepath\": \"i.h5\"}]"),
+     "/checkpoints", "at most 8"},
+    /* checkpoint policies validated against this job's logs keys */
+    {CKPT(", \"mode\": \"median\""), "/checkpoints/0/mode", NULL},
+    {JOB(", \"checkpoints\": [{\"filepath\": \"w-{val_los:.4f}.h5\"}]"), "/checkpoints/0/filepath",
+     NULL},
+    {JOB(", \"checkpoints\": [{\"filepath\": \"w-{epoch:03d.h5\"}]"), "/checkpoints/0/filepath",
+     NULL},
+    {JOB(", \"checkpoints\": [{\"filepath\": \"../w.h5\"}]"), "/checkpoints/0/filepath", NULL},
+    {JOB(", \"checkpoints\": [{\"filepath\": \"/tmp/w.h5\"}]"), "/checkpoints/0/filepath", NULL},
+    {JOB(", \"checkpoints\": [{\"filepath\": \"w.txt\"}]"), "/checkpoints/0/filepath", NULL},
+    {JOB(", \"checkpoints\": [{\"filepath\": \"w-{batch}.h5\"}]"), "/checkpoints/0/filepath",
+     NULL},
+    {JOB(", \"checkpoints\": [{\"filepath\": \"w.weights.h5\"}]"), "/checkpoints/0/filepath",
+     NULL},
+    {JOB(", \"checkpoints\": [{\"filepath\": \"w.h5\"}, {\"filepath\": \"w.h5\", \"monitor\": "
+         "\"loss\"}]"),
+     "/checkpoints/1/filepath", "same filepath"},
+    {CKPT(", \"monitor\": \"val_f1\""), "/checkpoints/0/mode", "mode"},
+    {CKPT(", \"monitor\": \"val_auc\", \"mode\": \"max\", \"save_best_only\": true"),
+     "/checkpoints/0/monitor", NULL},
+    {CKPT(", \"monitor\": \"val_loss\", \"save_freq\": 10, \"save_best_only\": true"),
+     "/checkpoints/0/monitor", NULL},
+    {CKPT(", \"save_top_k\": 17"), "/checkpoints/0/save_top_k", NULL},
+    {JOB(", \"checkpoints\": [{\"filepath\": \"a.h5\", \"save_last\": true}, {\"filepath\": "
+         "\"b/c.h5\", \"save_last\": true}]"),
+     "/checkpoints/1/save_last", "last.h5"},
+    /* errors inside an inline model carry the /model prefix */
+    {"{\"dataset\": \"fashion-mnist\", \"model\": {\"class_name\": \"Sequential\", \"config\": "
+     "{\"name\": \"sequential\", \"layers\": [{\"class_name\": \"InputLayer\", \"config\": "
+     "{\"batch_input_shape\": [null, 28, 28, 1], \"name\": \"in\"}}, {\"class_name\": "
+     "\"Flatten\", \"config\": {\"name\": \"flatten\"}}, {\"class_name\": \"Dense\", \"config\": "
+     "{\"name\": \"dense\", \"units\": \"ten\", \"activation\": \"softmax\"}}]}}}",
+     "/model/config/layers/2/config/units", NULL},
+};
+
+static void test_rejections(void)
+{
+    int n = (int)(sizeof(reject_cases) / sizeof(reject_cases[0]));
+    for (int i = 0; i < n; i++) {
+        const struct reject_case *c = &reject_cases[i];
+        struct job_spec s;
+        struct diag d;
+        memset(&s, 0, sizeof(s));
+        int r = parse(&s, c->json, &d);
+        CHECK_MSG(r == -EINVAL, "case %d (%s): returned %d", i, c->json, r);
+        if (r == 0) {
+            job_spec_free(&s);
+            continue;
+        }
+        CHECK_MSG(strcmp(d.field, c->field) == 0, "case %d (%s): field \"%s\" (%s), want \"%s\"",
+                  i, c->json, d.field, d.message, c->field);
+        CHECK_MSG(d.message[0] != '\0', "case %d: empty message", i);
+        if (c->message_part)
+            CHECK_MSG(strstr(d.message, c->message_part) != NULL,
+                      "case %d: message \"%s\" lacks \"%s\"", i, d.message, c->message_part);
+    }
+    /* A NUL byte inside the given length is not ignored. */
+    static const char with_nul[] = "{\"dataset\": \"fashion-mnist\", \"model\": \"lenet\"}\0{}";
+    struct job_spec s;
+    struct diag d;
+    CHECK(job_spec_parse(&s, with_nul, sizeof(with_nul) - 1, &d) == -EINVAL);
+    CHECK_STR_EQ(d.field, "");
+    /* Exactly len bytes are read: a valid prefix parses. */
+    CHECK(job_spec_parse(&s, with_nul, strlen(with_nul), &d) == 0);
+    job_spec_free(&s);
+}
+
+/* parse(to_json(parse(x))) == parse(x), and to_json prints every default. */
+static void test_round_trip(void)
+{
+    static const char *const jobs[] = {
+        REFERENCE_JOB,
+        JOB(""),
+        "{\"dataset\": {\"name\": \"cifar10\", \"validation_split\": 0.2, \"limit\": 100}, "
+        "\"model\": " INLINE_MODEL ", \"optimizer\": {\"name\": \"adam\", \"epsilon\": 1e-8}, "
+        "\"checkpoints\": [{\"filepath\": \"w{epoch}-{batch}.weights.h5\", \"save_freq\": 7, "
+        "\"monitor\": \"accuracy\", \"save_weights_only\": true, \"save_top_k\": 3, "
+        "\"initial_value_threshold\": -2.5}], \"callbacks\": {\"early_stopping\": {\"baseline\": "
+        "0.25, \"min_delta\": 1e-4}}}",
+    };
+    for (size_t i = 0; i < sizeof(jobs) / sizeof(jobs[0]); i++) {
+        struct job_spec a, b;
+        struct diag d;
+        int r = parse(&a, jobs[i], &d);
+        CHECK_MSG(r == 0, "job %zu: %s: %s", i, d.field, d.message);
+        if (r != 0)
+            continue;
+        char *text = job_spec_to_json(&a);
+        CHECK(text != NULL);
+        if (!text) {
+            job_spec_free(&a);
+            continue;
+        }
+        CHECK(strstr(text, "\"batch_size\":") != NULL);
+        CHECK(strstr(text, "\"steps_per_epoch\":") != NULL);
+        CHECK(strstr(text, "\"callbacks\":") != NULL);
+        CHECK(strstr(text, "\"optimizer\":{\"name\":") != NULL);
+        r = parse(&b, text, &d);
+        CHECK_MSG(r == 0, "job %zu reparse: %s: %s\n%s", i, d.field, d.message, text);
+        if (r == 0) {
+            char *text2 = job_spec_to_json(&b);
+            CHECK(text2 && strcmp(text, text2) == 0);
+            CHECK_STR_EQ(a.dataset, b.dataset);
+            CHECK_INT_EQ(a.epochs, b.epochs);
+            CHECK_INT_EQ(a.n_checkpoints, b.n_checkpoints);
+            CHECK(a.optimizer.kind == b.optimizer.kind);
+            CHECK(a.optimizer.learning_rate == b.optimizer.learning_rate);
+            CHECK(a.optimizer.epsilon == b.optimizer.epsilon);
+            for (int k = 0; k < a.n_checkpoints && k < b.n_checkpoints; k++) {
+                CHECK_STR_EQ(a.checkpoints[k].filepath, b.checkpoints[k].filepath);
+                CHECK_INT_EQ(a.checkpoints[k].save_freq, b.checkpoints[k].save_freq);
+                CHECK_INT_EQ(a.checkpoints[k].save_top_k, b.checkpoints[k].save_top_k);
+                CHECK(a.checkpoints[k].initial_value_threshold ==
+                      b.checkpoints[k].initial_value_threshold);
+            }
+            CHECK(a.early_stopping.enabled == b.early_stopping.enabled);
+            CHECK(a.early_stopping.baseline == b.early_stopping.baseline);
+            CHECK(a.early_stopping.min_delta == b.early_stopping.min_delta);
+            free(text2);
+            job_spec_free(&b);
+        }
+        free(text);
+        job_spec_free(&a);
+    }
+    job_spec_free(NULL);
+}
+
+/* Every job fixture (tests/fixtures/jobs, used by the integration tests and
+ * the README) is a valid spec. */
+static void test_fixtures_parse(void)
+{
+    const char *dir = TEST_SOURCE_DIR "/tests/fixtures/jobs";
+    DIR *dp = opendir(dir);
+    CHECK(dp != NULL);
+    if (!dp)
+        return;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dp))) {
+        size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".json") != 0)
+            continue;
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        CHECK(f != NULL);
+        if (!f)
+            continue;
+        static char buf[1 << 16];
+        size_t got = fread(buf, 1, sizeof(buf), f);
+        fclose(f);
+        struct job_spec s;
+        struct diag d;
+        int r = job_spec_parse(&s, buf, got, &d);
+        CHECK_MSG(r == 0, "%s: %s: %s", e->d_name, d.field, d.message);
+        if (r == 0)
+            job_spec_free(&s);
+        n++;
+    }
+    closedir(dp);
+    CHECK(n >= 3);
+}
+
+int main(void)
+{
+    TEST_RUN(test_reference_job);
+    TEST_RUN(test_defaults);
+    TEST_RUN(test_variants);
+    TEST_RUN(test_inline_model);
+    TEST_RUN(test_rejections);
+    TEST_RUN(test_round_trip);
+    TEST_RUN(test_fixtures_parse);
+    return TEST_EXIT();
+}
