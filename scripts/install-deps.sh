@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install everything traind needs to build, run and test on Debian 12.
+# Run as root (or through sudo).  Set TRAIND_WITH_TORCH=1 to also install
+# the benchmark peer (python3-torch).
+set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then
+    exec sudo -E bash "$0" "$@"
+fi
+export DEBIAN_FRONTEND=noninteractive
+pkgs=(
+    gcc meson ninja-build pkg-config git ca-certificates
+    libmicrohttpd-dev libcjson-dev libopenblas-dev libhdf5-dev zlib1g-dev nettle-dev
+    libinih-dev libsystemd-dev systemd
+    python3 python3-pytest python3-h5py python3-numpy
+    curl wrk dataset-fashion-mnist
+)
+if [ "${TRAIND_WITH_TORCH:-0}" = 1 ]; then
+    pkgs+=(python3-torch)
+fi
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${pkgs[@]}"
