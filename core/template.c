@@ -745,12 +745,7 @@ static int rendered_check(const char *path, struct diag *d)
 int template_render(char *out, size_t outsz, const char *tmpl, int epoch, int batch,
                     const struct logs *logs, struct diag *d)
 {
-    struct render_ctx *r = calloc(1, sizeof(*r));
-    if (!r)
-        return -ENOMEM;
-    r->epoch = epoch;
-    r->batch = batch;
-    r->logs = logs;
+    struct render_ctx rc = {.epoch = epoch, .batch = batch, .logs = logs}, *r = &rc;
 
     int ret = tmpl ? tmpl_walk(tmpl, render_piece, r, d)
                    : diag_set(d, -EINVAL, "", "position 0: no template");
@@ -763,6 +758,5 @@ int template_render(char *out, size_t outsz, const char *tmpl, int epoch, int ba
         ret = diag_set(d, -ENAMETOOLONG, "", "rendered path does not fit the %zu-byte buffer", outsz);
     if (ret == 0)
         memcpy(out, r->buf, r->len + 1);
-    free(r);
     return ret;
 }

@@ -4,7 +4,8 @@
 Writes tests/fixtures/template_cases.tsv: one case a line,
     template <TAB> epoch <TAB> batch <TAB> logs <TAB> expected
 where logs is "key=repr(value);..." (repr reads back to the same double
-with strtod) and expected is what Python's str.format gives, with epoch and
+with strtod) and expected is what Python's str.format gives ("!error" when
+Python raises ValueError for the spec), with epoch and
 batch as ints (batch only when > 0, as Keras passes it only for batch
 saving) and logs values as floats; acc/val_acc are passed too as Keras 2
 aliases of accuracy/val_accuracy.  test_template.c renders every case with
@@ -14,6 +15,7 @@ Run: /usr/bin/python3 tests/reference/gen_template_cases.py
 """
 import math
 import os
+import random
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,6 +38,33 @@ FLOAT_SPECS = ["", ".4f", ".2f", ".0f", "#.0f", ".3e", "E", ".2g", "g", ".17g",
 
 INT_SPECS = ["", "03d", "d", "5", "<5", "^5", "x^6", "=+6", "+", ",", "_", "08,",
              "09_d", "#", ".2f", "e", "%", ".3g", "010.1f"]
+
+
+def random_spec(rng):
+    """A format spec built from the mini-language's parts, valid or not."""
+    parts = []
+    r = rng.random()
+    if r < 0.3:
+        parts.append(rng.choice(["x", "0", "*", ".", " ", "_", "9"]) + rng.choice("<>^="))
+    elif r < 0.5:
+        parts.append(rng.choice("<>^="))
+    if rng.random() < 0.3:
+        parts.append(rng.choice("+- "))
+    if rng.random() < 0.05:
+        parts.append("z")
+    if rng.random() < 0.2:
+        parts.append("#")
+    if rng.random() < 0.3:
+        parts.append("0")
+    if rng.random() < 0.5:
+        parts.append(str(rng.randint(0, 14)))
+    if rng.random() < 0.25:
+        parts.append(rng.choice([",", "_", ",_"]))
+    if rng.random() < 0.5:
+        parts.append("." + str(rng.randint(0, 20)) if rng.random() < 0.95 else ".")
+    if rng.random() < 0.8:
+        parts.append(rng.choice("dfFeEgGs%nxXbco"))
+    return "".join(parts)
 
 
 def render(tmpl, epoch, batch, logs):
@@ -74,9 +103,24 @@ def main():
         for e in (1, 33, 1234):
             cases.append(("e{epoch:%s}.h5" % spec, e, 0, base_logs))
 
+    # Random specs: Python's verdict decides the expectation.  A spec Python
+    # rejects must be rejected by template_validate too ("!error"); one it
+    # accepts must render identically or fall under template.h's limits.
+    rng = random.Random(20260128)
+    for _ in range(600):
+        spec = random_spec(rng)
+        if rng.random() < 0.3:
+            cases.append(("e{epoch:%s}.h5" % spec, rng.choice([1, 7, 33, 1234, 98765]), 0, base_logs))
+        else:
+            v = rng.choice(FLOATS[:-6] + [NAN, INF, -0.0, 3.0, 1e-7])
+            cases.append(("w-{val_loss:%s}.h5" % spec, 1, 0, dict(base_logs, val_loss=v)))
+
     lines = []
     for tmpl, epoch, batch, logs in cases:
-        expected = render(tmpl, epoch, batch, logs)
+        try:
+            expected = render(tmpl, epoch, batch, logs)
+        except ValueError:
+            expected = "!error"
         for field in (tmpl, expected):
             if "\t" in field or "\n" in field:
                 sys.exit("tab or newline in case %r" % tmpl)
