@@ -31,14 +31,23 @@ int dataset_load_idx(struct dataset *ret, const char *images_path, const char *l
  * train-labels-idx1-ubyte[.gz] (split "train") or t10k-* (split "test"). */
 int dataset_load_idx_dir(struct dataset *ret, const char *dir, const char *split,
                          struct diag *d);
-/* Load CIFAR-10 binary: split "train" = data_batch_1..5.bin, "test" = test_batch.bin. */
+/* Load CIFAR-10 binary: split "train" = data_batch_1..5.bin, "test" = test_batch.bin,
+ * each exactly 10000 records; dir may also be the parent of cifar-10-batches-bin/. */
 int dataset_load_cifar10(struct dataset *ret, const char *dir, const char *split,
                          struct diag *d);
+/* Load CIFAR-10 binary batch files in order: each must hold records_per_file
+ * records of 3073 bytes, or, when records_per_file is 0, any whole number (>= 1)
+ * of them.  All files are checked to exist and have the right size before any
+ * is read. */
+int dataset_load_cifar10_files(struct dataset *ret, const char *const *paths, int n_paths,
+                               int records_per_file, struct diag *d);
 
 /* Keep the first `limit` examples (no-op if limit <= 0 or >= n). */
 void dataset_truncate(struct dataset *ds, int limit);
-/* Keras validation_split: the last floor(n * fraction) examples become val,
- * the rest stay in train (before any shuffling, as Keras does). */
+/* Keras validation_split: train keeps the first floor(n * (1 - fraction))
+ * examples (Keras' split_at), the rest become val (before any shuffling, as
+ * Keras does).  0 < fraction < 1 and both parts non-empty, else -EINVAL and
+ * nothing changes. */
 int dataset_split_tail(struct dataset *train, struct dataset *ret_val, double fraction,
                        struct diag *d);
 /* Gather examples idx[0..n) into contiguous images (n, h, w, c) and labels (n). */
