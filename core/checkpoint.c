@@ -128,8 +128,6 @@ int ckpt_policy_validate(const struct ckpt_policy_config *cfg, const char *const
         return diag_set(d, -EINVAL, "/filepath", "filepath too long");
     int r = template_validate(cfg->filepath, keys, n_keys, cfg->save_freq > 0, d);
     if (r < 0) {
-        if (d)
-            d->field[0] = '\0';
         diag_prefix(d, "/filepath");
         return r;
     }

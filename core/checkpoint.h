@@ -53,10 +53,17 @@ void ckpt_policy_config_default(struct ckpt_policy_config *ret);
  * min; accuracy, acc, auc, precision, recall -> max; else an error asking for
  * an explicit mode), the filepath template (template_validate with the job's
  * log keys; batch allowed only with save_freq > 0), the extension (.h5,
- * .hdf5, .keras, .weights.h5; .weights.h5 only with save_weights_only),
- * monitor present in log_keys when it can be known (a val_ key with
- * save_freq > 0 is rejected: batch logs have no val_ keys).  d->field is
- * relative to the policy object ("/filepath", "/monitor", "/mode", ...). */
+ * .hdf5, .keras, .weights.h5; .weights.h5 only with save_weights_only,
+ * .keras only without), monitor present in log_keys when it can be known (a
+ * val_ key with save_freq > 0 is rejected: batch logs have no val_ keys).
+ * The monitor checks apply when the monitor decides something
+ * (save_best_only or save_top_k); otherwise it is only reported, as in Keras.
+ * With save_freq > 0 the template may not use val_ keys either.  n_log_keys 0
+ * means unknown: the template is checked against fit()'s loss, accuracy,
+ * val_loss, val_accuracy.  Also: save_top_k <= CKPT_TOP_K_MAX, a finite
+ * initial_value_threshold, and with save_last a filepath other than the
+ * "last" name.  d->field is relative to the policy object ("/filepath",
+ * "/monitor", "/mode", ...); template errors keep their "position N: ". */
 int ckpt_policy_validate(const struct ckpt_policy_config *cfg, const char *const *log_keys,
                          int n_log_keys, struct diag *d);
 
@@ -137,7 +144,8 @@ struct ckpt_commit_result {
     int n_delete;                 /* files top-k retention drops: the caller deletes them */
     char delete_files[CKPT_TOP_K_MAX + 1][TEMPLATE_MAX_PATH];
     char last_file[32];           /* save_last: "last" + template extension (e.g.
-                                   * "last.hdf5"), to (re)write as a copy of
+                                   * "last.hdf5", at the top of the checkpoint
+                                   * folder), to (re)write as a copy of
                                    * decision->file; "" when save_last is off */
 };
 
