@@ -1,0 +1,147 @@
+/* job.h - one job's record: spec, state, times, its event log in memory and
+ * what the events say (progress, epoch history, best value per policy,
+ * checkpoint files), rendered as the API's JSON and as Keras CSVLogger text.
+ *
+ * Locking: `mu` guards every field marked (mu).  `file_mu` serialises
+ * appends to events.ndjson (held without mu, so readers never wait on an
+ * fsync).  `stop` is atomic.  The registry fields belong to jobs.c. */
+#ifndef TRAIND_JOB_H
+#define TRAIND_JOB_H
+
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "job_spec.h"
+#include "logs.h"
+#include "template.h"
+
+#define JOB_ID_LEN 16
+#define JOB_RECENT_PROGRESS 32   /* progress events kept in memory (not persisted) */
+
+enum job_state {
+    JOB_STATE_QUEUED,
+    JOB_STATE_RUNNING,
+    JOB_STATE_SUCCEEDED,
+    JOB_STATE_FAILED,
+    JOB_STATE_CANCELLED,
+    JOB_STATE_COUNT,
+};
+
+struct job_event {
+    uint64_t seq;
+    char type[32];
+    char *json;   /* {"seq", "time", "type", ...}, owned */
+    size_t len;
+};
+
+struct job_epoch {
+    int epoch;            /* 1-based */
+    struct logs logs;
+    double lr;
+    double seconds;
+};
+
+struct job_ckpt {
+    char name[TEMPLATE_MAX_PATH];  /* path relative to checkpoints/ */
+    int policy;
+    int epoch;
+    uint64_t bytes;
+    char sha256[65];
+    uint64_t seq;                  /* of the checkpoint event that wrote it */
+};
+
+struct job_best {
+    bool has;
+    double value;
+    int epoch;
+    char file[TEMPLATE_MAX_PATH];
+};
+
+struct job {
+    char id[JOB_ID_LEN + 1];
+    char dir[PATH_MAX];            /* <state_dir>/jobs/<id> */
+    pthread_mutex_t mu;
+
+    struct job_spec spec;          /* (mu) read-only after creation */
+    char *spec_json;               /* (mu) normalised spec, read-only after creation */
+    enum job_state state;          /* (mu) */
+    double created, started, finished; /* (mu) unix seconds, 0 = not yet */
+    char error[512];               /* (mu) */
+    bool cancel_requested;         /* (mu) */
+    double last_progress_event;    /* (mu) time of the last progress event kept */
+    struct {
+        int epoch, epochs, batch, batches;
+        double images_per_s, eta_s;
+    } progress;                    /* (mu) */
+    struct job_event *events;      /* (mu) persisted events, seq ascending */
+    int n_events, cap_events;
+    struct job_event recent[JOB_RECENT_PROGRESS]; /* (mu) ring of progress events */
+    int n_recent, recent_next;
+    uint64_t last_seq;             /* (mu) */
+    struct job_epoch *history;     /* (mu) */
+    int n_history, cap_history;
+    struct job_ckpt *ckpts;        /* (mu) */
+    int n_ckpts, cap_ckpts;
+    struct job_best best[JOB_SPEC_MAX_CHECKPOINTS]; /* (mu) */
+
+    atomic_int stop;               /* set to stop training after the current batch */
+    pthread_mutex_t file_mu;
+    int events_fd;                 /* (file_mu) append-only events.ndjson, -1 when closed */
+
+    /* registry (jobs.c, under the registry lock) */
+    int refs;
+    bool queued_in_list;
+    struct job *next, *qnext;
+};
+
+const char *job_state_name(enum job_state s);
+/* -EINVAL for an unknown name. */
+int job_state_parse(const char *name, enum job_state *ret);
+bool job_state_terminal(enum job_state s);
+
+struct job *job_new(const char *id, const char *dir);
+void job_free(struct job *j);
+
+/* RFC 3339 UTC with milliseconds: "2026-11-28T08:01:02.345Z". */
+void job_format_time(double t, char out[32]);
+double job_now(void);
+
+/* Build the stored form of an event: {"seq": seq, "time": ..., "type": type,
+ * <fields of data_json>} (malloc'ed, no newline).  NULL when data_json is
+ * not a JSON object text. */
+char *job_event_render(uint64_t seq, double time, const char *type, const char *data_json,
+                       size_t *ret_len);
+
+/* (mu held) Update the derived state from one event (type, parsed object). */
+void job_apply_event(struct job *j, const char *type, const cJSON *obj);
+/* (mu held) Keep an event in memory (takes json).  Progress events go to the
+ * ring, the others to the persisted list. */
+int job_keep_event(struct job *j, uint64_t seq, const char *type, char *json, size_t len);
+/* (mu held) Copy events with seq > after (at most max) for the API. */
+int job_copy_events(const struct job *j, uint64_t after, int max, struct api_events *ret);
+
+/* (mu held) The job resource (full) or its summary for lists. */
+cJSON *job_to_json(const struct job *j, bool full);
+/* (mu held) {"id": .., "history": [...]}. */
+cJSON *job_history_json(const struct job *j);
+/* (mu held) {"id": .., "checkpoints": [...]}. */
+cJSON *job_checkpoints_json(const struct job *j);
+/* (mu held) Keras CSVLogger text: "epoch,<sorted keys>\r\n" then one row per
+ * epoch with 0-based epoch numbers and Python repr() floats. */
+char *job_history_csv(const struct job *j);
+/* The persisted record job.json: {"id", "name", "spec", "state", "created", ...}. */
+cJSON *job_record_json(const struct job *j);
+
+/* (mu held) The current best file of policy (from its improved events, or
+ * the best monitored epoch that has a file); false when there is none. */
+bool job_best_file(const struct job *j, int policy, char *out, size_t outsz);
+
+/* Shortest text that reads back as the same double (Python repr()). */
+void job_format_double(double v, char out[32]);
+
+#endif

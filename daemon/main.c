@@ -1,0 +1,257 @@
+/* main.c - the traind process: command line, configuration, recovery of the
+ * state dir, the HTTP server, worker threads, signals, sd_notify readiness
+ * and watchdog; and the `traind run JOB.json` foreground mode. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conf.h"
+#include "config.h"
+#include "fsutil.h"
+#include "jobs.h"
+#include "log.h"
+#include "run.h"
+#include "server.h"
+
+#if HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: traind [--config FILE] [--listen ADDR:PORT] [--state-dir DIR]\n"
+            "       traind run [--config FILE] [--dir DIR] JOB.json\n"
+            "       traind --version | --help\n"
+            "\n"
+            "Trains neural networks in worker threads, driven over HTTP (see DESIGN.md).\n"
+            "\n"
+            "  -c, --config FILE      INI configuration (defaults: config/traind.conf)\n"
+            "  -l, --listen ADDR:PORT listen address (default 127.0.0.1:8470)\n"
+            "  -s, --state-dir DIR    jobs, events, checkpoints (default /var/lib/traind)\n"
+            "  -V, --version          print the version and exit\n"
+            "  -h, --help             print this help and exit\n"
+            "\n"
+            "run: train one job in the foreground with Keras-style output; files go to\n"
+            "     DIR (default ./traind-run): DIR/checkpoints/ and DIR/resume.h5.\n"
+            "     Interrupted (Ctrl-C) runs continue when started again with the same DIR.\n");
+}
+
+static void notify_systemd(const char *state)
+{
+#if HAVE_SYSTEMD
+    sd_notify(0, state);
+#else
+    (void)state;
+#endif
+}
+
+static void server_log(void *ctx, const char *fmt, va_list ap)
+{
+    (void)ctx;
+    log_vmsg(LOG_WARNING, fmt, ap);
+}
+
+static void notify_streams(void *ctx, const char *id)
+{
+    api_server_notify(ctx, id);
+}
+
+/* Read the bearer token: the file's first line, surrounding space removed. */
+static int load_token(const char *path, char **ret, struct diag *d)
+{
+    void *data;
+    size_t len;
+    int r = fsutil_read_file(path, 4096, &data, &len, d);
+    if (r < 0)
+        return diag_set(d, r, "token_file", "token_file %s: %s", path, d->message);
+    char *s = data;
+    s[strcspn(s, "\r\n")] = '\0';
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        s[--n] = '\0';
+    if (n < 16) {
+        free(data);
+        return diag_set(d, -EINVAL, "token_file", "token_file %s: the token must have at least "
+                                                  "16 characters", path);
+    }
+    memmove(data, s, n + 1);
+    *ret = data;
+    return 0;
+}
+
+static int serve(const struct config *cfg)
+{
+    struct diag d = {{0}, {0}};
+    char *token = NULL;
+    struct api_listen listen;
+    if (api_listen_parse(&listen, cfg->listen, &d) < 0) {
+        log_error("listen: %s", d.message);
+        return 1;
+    }
+    if (cfg->token_file[0] && load_token(cfg->token_file, &token, &d) < 0) {
+        log_error("%s", d.message);
+        return 1;
+    }
+    if (!token && !api_listen_is_loopback(&listen)) {
+        log_error("listen = %s is not a loopback address; refusing to start without token_file",
+                  cfg->listen);
+        return 1;
+    }
+
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* every thread started below inherits it */
+    signal(SIGPIPE, SIG_IGN);
+
+    struct jobs_config jc = {
+        .state_dir = cfg->state_dir,
+        .workers = cfg->workers,
+        .threads = cfg->threads,
+        .datasets = cfg->datasets,
+        .n_datasets = cfg->n_datasets,
+        .max_queued = cfg->max_queued_jobs,
+    };
+    struct jobs *js = NULL;
+    if (jobs_open(&js, &jc, &d) < 0) {
+        log_error("%s", d.message);
+        free(token);
+        return 1;
+    }
+
+    struct api_backend be;
+    jobs_backend(js, &be);
+    struct api_server_config sc = {
+        .listen = listen,
+        .token = token,
+        .max_body_bytes = cfg->max_body_bytes,
+        .max_connections = cfg->max_connections,
+        .max_connections_per_ip = cfg->max_connections_per_ip,
+        .connection_timeout_s = cfg->connection_timeout,
+        .connection_memory_limit = cfg->connection_memory_limit,
+        .heartbeat_s = cfg->heartbeat_interval,
+        .stream_max_backlog = cfg->stream_max_backlog,
+        .log = server_log,
+    };
+    struct api_server *srv = NULL;
+    if (api_server_start(&srv, &sc, &be, &d) < 0) {
+        log_error("%s", d.message);
+        jobs_free(js);
+        free(token);
+        return 1;
+    }
+    jobs_set_notify(js, notify_streams, srv);
+    if (jobs_start_workers(js, &d) < 0) {
+        log_error("%s", d.message);
+        jobs_shutdown(js);
+        api_server_free(srv);
+        jobs_free(js);
+        free(token);
+        return 1;
+    }
+    log_info("traind %s listening on %s (port %u), state dir %s, %d worker(s), auth %s",
+             TRAIND_VERSION, cfg->listen, (unsigned)api_server_port(srv), cfg->state_dir,
+             cfg->workers, token ? "on" : "off");
+    notify_systemd("READY=1\nSTATUS=serving");
+
+    uint64_t watchdog_usec = 0;
+#if HAVE_SYSTEMD
+    if (sd_watchdog_enabled(0, &watchdog_usec) <= 0)
+        watchdog_usec = 0;
+#endif
+    struct timespec wait = {.tv_sec = 1, .tv_nsec = 0};
+    if (watchdog_usec && watchdog_usec / 2 < 1000000) {
+        wait.tv_sec = 0;
+        wait.tv_nsec = (long)(watchdog_usec / 2 * 1000);
+    }
+    for (;;) {
+        int sig = sigtimedwait(&sigs, NULL, &wait);
+        if (sig == SIGTERM || sig == SIGINT) {
+            log_info("%s: stopping (running jobs stop after their current batch)",
+                     sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            break;
+        }
+        if (sig == SIGHUP)
+            log_info("SIGHUP ignored (restart to apply a new configuration)");
+        if (watchdog_usec)
+            notify_systemd("WATCHDOG=1");
+        api_server_tick(srv);
+    }
+
+    notify_systemd("STOPPING=1\nSTATUS=stopping");
+    api_server_quiesce(srv);
+    jobs_shutdown(js);
+    api_server_free(srv);
+    jobs_free(js);
+    free(token);
+    log_info("stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    log_init();
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"state-dir", required_argument, NULL, 's'},
+        {"dir", required_argument, NULL, 'd'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    bool run_mode = argc > 1 && strcmp(argv[1], "run") == 0;
+    if (run_mode) {
+        argv++;
+        argc--;
+    }
+    const char *config_file = NULL, *listen = NULL, *state_dir = NULL, *dir = "traind-run";
+    int c;
+    while ((c = getopt_long(argc, argv, run_mode ? "c:d:h" : "c:l:s:Vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config_file = optarg; break;
+        case 'l': listen = optarg; break;
+        case 's': state_dir = optarg; break;
+        case 'd':
+            if (!run_mode) {
+                usage(stderr);
+                return 2;
+            }
+            dir = optarg;
+            break;
+        case 'V': printf("traind %s\n", TRAIND_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (run_mode ? optind != argc - 1 : optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    struct config cfg;
+    struct diag d = {{0}, {0}};
+    config_default(&cfg);
+    if (config_file && config_load_file(&cfg, config_file, &d) < 0) {
+        log_error("%s", d.message);
+        return 1;
+    }
+    if ((listen && config_set(&cfg, "listen", listen, &d) < 0) ||
+        (state_dir && config_set(&cfg, "state_dir", state_dir, &d) < 0) ||
+        config_check(&cfg, &d) < 0) {
+        log_error("%s", d.message);
+        return 1;
+    }
+    if (run_mode)
+        return run_command(&cfg, argv[optind], dir);
+    return serve(&cfg);
+}

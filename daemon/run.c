@@ -1,0 +1,88 @@
+/* run.c - `traind run JOB.json` (see run.h). */
+#include "run.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fsutil.h"
+#include "job_spec.h"
+#include "log.h"
+#include "runner.h"
+
+static atomic_int run_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    atomic_store(&run_stop, 1);
+}
+
+static void print_line(void *ctx, const char *line)
+{
+    (void)ctx;
+    fputs(line, stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+}
+
+static void ignore_event(void *ctx, const char *type, const char *data_json, bool persist)
+{
+    (void)ctx;
+    (void)type;
+    (void)data_json;
+    (void)persist;
+}
+
+int run_command(const struct config *cfg, const char *job_path, const char *dir)
+{
+    void *text = NULL;
+    size_t len = 0;
+    struct diag d = {{0}, {0}};
+    if (fsutil_read_file(job_path, 16u << 20, &text, &len, &d) < 0) {
+        log_error("%s: %s", job_path, d.message);
+        return 2;
+    }
+    struct job_spec spec;
+    int r = job_spec_parse(&spec, text, len, &d);
+    free(text);
+    if (r < 0) {
+        log_error("%s: %s%s%s", job_path, d.field, d.field[0] ? ": " : "", d.message);
+        return 2;
+    }
+    struct runner_env env = {
+        .datasets = cfg->datasets, .n_datasets = cfg->n_datasets, .threads = cfg->threads};
+    if (!runner_find_dataset(&env, spec.dataset)) {
+        log_error("%s: /dataset: unknown dataset '%s'", job_path, spec.dataset);
+        job_spec_free(&spec);
+        return 2;
+    }
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        log_error("%s: %s", dir, strerror(errno));
+        job_spec_free(&spec);
+        return 1;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    struct runner_sink sink = {.ctx = NULL, .event = ignore_event, .print = print_line};
+    r = runner_run(&spec, dir, &env, &sink, &run_stop, &d);
+    job_spec_free(&spec);
+    if (r == -ECANCELED) {
+        log_info("interrupted; run again with --dir %s to continue", dir);
+        return 130;
+    }
+    if (r < 0) {
+        log_error("%s%s%s", d.field, d.field[0] ? ": " : "", d.message[0] ? d.message : strerror(-r));
+        return 1;
+    }
+    return 0;
+}
