@@ -247,8 +247,9 @@ static int reader_expect_end(struct reader *r, uint64_t total)
         return reader_fail(r, -EINVAL, "trailing data: more than the %llu bytes the header "
                            "describes", (unsigned long long)total);
     if (r->gz && !r->gz_member_end)
-        return reader_fail(r, -EINVAL, "truncated gzip stream: it ends without its end marker "
-                           "and CRC after %llu compressed bytes", (unsigned long long)r->size);
+        return reader_fail(r, -EINVAL, "truncated gzip stream: the file ends after %llu bytes, "
+                           "before the end of the stream and its trailer (CRC-32, length)",
+                           (unsigned long long)r->size);
     return 0;
 }
 

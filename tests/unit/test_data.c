@@ -389,6 +389,74 @@ static void test_idx_generated(void)
     free(lab);
 }
 
+/* Every proper prefix of a valid raw or gzip IDX file fails, naming the file,
+ * and leaves *ret untouched; so does every single-byte change of the gzip
+ * file that zlib notices (the others must load the same bytes: gzip's CRC-32
+ * catches every single-byte change of the data). */
+static void test_idx_every_truncation(void)
+{
+    size_t il, ll, gl;
+    unsigned char *img = make_idx_images(4, 3, 3, &il);
+    unsigned char *lab = make_idx_labels(4, &ll);
+    CHECK(write_file("lab4.raw", lab, ll) && write_gz("img4.gz", img, il));
+    unsigned char *gz = read_whole("img4.gz", &gl);
+    CHECK(gz != NULL);
+    if (!gz)
+        return;
+    char ip[1024], lp[1024];
+    path_in_tmp(lp, sizeof(lp), "lab4.raw");
+    path_in_tmp(ip, sizeof(ip), "cut.bin");
+    int failures = 0, untouched_ok = 0, named = 0, cases = 0;
+    for (int kind = 0; kind < 2; kind++) {
+        const unsigned char *src = kind ? gz : img;
+        size_t len = kind ? gl : il;
+        for (size_t cut = 0; cut < len; cut++) {
+            CHECK(write_file("cut.bin", src, cut));
+            struct dataset ds = sentinel;
+            struct diag d = {0};
+            int rc = dataset_load_idx(&ds, ip, lp, &d);
+            cases++;
+            failures += rc == -EINVAL;
+            untouched_ok += untouched(&ds);
+            named += strstr(d.message, "cut.bin") != NULL &&
+                     (strstr(d.message, "truncated") != NULL || strstr(d.message, "empty") != NULL);
+            if (rc == 0)
+                dataset_free(&ds);
+        }
+    }
+    CHECK_INT_EQ(failures, cases);
+    CHECK_INT_EQ(untouched_ok, cases);
+    CHECK_INT_EQ(named, cases);
+
+    int loaded = 0, rejected = 0, wrong = 0;
+    for (size_t pos = 0; pos < gl; pos++) {
+        for (int bit = 0; bit < 8; bit += 3) {
+            unsigned char *m = malloc(gl);
+            memcpy(m, gz, gl);
+            m[pos] ^= (unsigned char)(1u << bit);
+            CHECK(write_file("cut.bin", m, gl));
+            free(m);
+            struct dataset ds = sentinel;
+            struct diag d = {0};
+            int rc = dataset_load_idx(&ds, ip, lp, &d);
+            if (rc == 0) {
+                loaded++;
+                /* only header fields zlib does not check (mtime, OS byte, flags) */
+                wrong += ds.n != 4 || memcmp(ds.images, img + 16, 36) != 0;
+                dataset_free(&ds);
+            } else {
+                rejected++;
+                wrong += !untouched(&ds) || strstr(d.message, "cut.bin") == NULL;
+            }
+        }
+    }
+    CHECK_INT_EQ(wrong, 0);
+    CHECK(rejected > loaded);
+    free(gz);
+    free(img);
+    free(lab);
+}
+
 /* --- CIFAR-10 --------------------------------------------------------------- */
 
 static uint8_t cifar_value(int file, int rec, int ch, int y, int x)
@@ -661,7 +729,7 @@ static void remove_tree(const char *dir)
         "img.raw", "lab.raw", "img.gz", "lab.gz", "img_trunc.raw", "img_hdr.raw",
         "img_trail.raw", "img_short.gz", "img_long.gz", "img_cut.gz", "img_crc.gz",
         "img_gtrail.gz", "img_flip.gz", "part1.gz", "part2.gz", "img_multi.gz",
-        "img_magic.raw", "img_zero.raw", "lab_short.raw", "lab_range.raw", "empty.raw",
+        "img_magic.raw", "img_zero.raw", "lab4.raw", "img4.gz", "cut.bin", "lab_short.raw", "lab_range.raw", "empty.raw",
         "idxdir/t10k-images-idx3-ubyte.gz", "idxdir/t10k-labels-idx1-ubyte", "idxdir",
         "c0.bin", "c1.bin", "c2.bin", "c_label.bin", "c_cut.bin", "c_empty.bin",
         "cifar/cifar-10-batches-bin", "cifar",
@@ -685,6 +753,7 @@ int main(void)
     }
     TEST_RUN(test_fashion_mnist);
     TEST_RUN(test_idx_generated);
+    TEST_RUN(test_idx_every_truncation);
     TEST_RUN(test_cifar_small);
     TEST_RUN(test_cifar_full_size);
     TEST_RUN(test_split_truncate_gather);

@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -580,6 +581,74 @@ static void test_structural_errors(void)
                  "/config/layers/0/config/units", "duplicate");
 }
 
+/* Random byte edits and truncations of the fixture: every result is either
+ * a valid spec that prints and parses back to itself, or -EINVAL with a
+ * message; nothing crashes (run under ASan/UBSan too). */
+static void test_mutations(void)
+{
+    char *fx = read_text("tests/fixtures/models/minivggnet_tf2.json");
+    CHECK(fx != NULL);
+    if (!fx)
+        return;
+    size_t len = strlen(fx);
+    char *buf = malloc(len + 1);
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    static const char alphabet[] = "{}[]\",:0123456789.-eE aznul\\tf";
+    int ok = 0, rejected = 0, bad = 0;
+    for (int iter = 0; iter < 3000; iter++) {
+        memcpy(buf, fx, len + 1);
+        size_t n = len;
+        int edits = 1 + iter % 3;
+        for (int e = 0; e < edits; e++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            size_t pos = (size_t)(x % n);
+            switch ((x >> 32) % 4) {
+            case 0: /* truncate */
+                n = pos;
+                break;
+            case 1: /* delete one byte */
+                memmove(buf + pos, buf + pos + 1, n - pos);
+                n--;
+                break;
+            default: /* replace with a JSON-ish character */
+                buf[pos] = alphabet[(x >> 40) % (sizeof(alphabet) - 1)];
+                break;
+            }
+            if (n == 0)
+                break;
+        }
+        struct model_spec p;
+        struct diag d = {0};
+        int rc = model_spec_parse_json(&p, buf, n, NULL, &d);
+        if (rc == 0) {
+            ok++;
+            struct model_spec q;
+            char *json = model_spec_to_json(&p);
+            size_t total;
+            bad += !json || model_spec_count_params(&p, &total, NULL, &d) != 0;
+            if (json && model_spec_parse_json(&q, json, strlen(json), NULL, &d) == 0) {
+                bad += !spec_equal(&p, &q);
+                model_spec_free(&q);
+            } else {
+                bad++;
+            }
+            free(json);
+            model_spec_free(&p);
+        } else {
+            rejected++;
+            bad += rc != -EINVAL || d.message[0] == '\0';
+        }
+    }
+    CHECK_INT_EQ(bad, 0);
+    CHECK(rejected > 2000);
+    CHECK(ok > 0); /* e.g. edits inside names or numbers that stay valid */
+    fprintf(stderr, "  mutations: %d parsed, %d rejected\n", ok, rejected);
+    free(buf);
+    free(fx);
+}
+
 int main(void)
 {
     TEST_RUN(test_minivggnet_keras_counts);
@@ -590,5 +659,6 @@ int main(void)
     TEST_RUN(test_input_shape_sources);
     TEST_RUN(test_rejections);
     TEST_RUN(test_structural_errors);
+    TEST_RUN(test_mutations);
     return TEST_EXIT();
 }
