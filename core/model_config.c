@@ -1192,10 +1192,9 @@ static void print_layer(struct strbuf *b, const struct model_spec *spec, int i, 
     sb_json_string(b, layer_kind_class_name(l->kind));
     sb_puts(b, ", \"config\": {\"name\": ");
     sb_json_string(b, l->name);
+    /* the input shape is on the InputLayer only: Keras 3 rejects a
+     * batch_input_shape argument on Conv2D or Dense */
     sb_puts(b, ", \"trainable\": true, \"dtype\": \"float32\"");
-    if (i == 0)
-        sb_printf(b, ", \"batch_input_shape\": [null, %d, %d, %d]", spec->input_shape[0],
-                  spec->input_shape[1], spec->input_shape[2]);
     switch (l->kind) {
     case LAYER_KIND_CONV2D:
         sb_printf(b, ", \"filters\": %d", l->filters);

@@ -375,6 +375,37 @@ static void test_keras_fixtures(void)
 {
     check_fixture_is_minivggnet("tests/fixtures/models/minivggnet_tf2.json");
     check_fixture_is_minivggnet("tests/fixtures/models/minivggnet_tf215.json");
+
+    /* model_spec_to_json prints the same objects, keys and values as the
+     * tf.keras fixture, except the version and the first layer's copy of
+     * batch_input_shape (the InputLayer carries it) */
+    char *fx = read_text("tests/fixtures/models/minivggnet_tf2.json");
+    struct model_spec s;
+    struct diag d = {0};
+    CHECK_INT_EQ(model_spec_builtin(&s, "minivggnet", (const int[3]){28, 28, 1}, 10, &d), 0);
+    char *json = model_spec_to_json(&s);
+    cJSON *want = fx ? cJSON_Parse(fx) : NULL, *got = json ? cJSON_Parse(json) : NULL;
+    CHECK(want && got);
+    if (want && got) {
+        cJSON *layers = cJSON_GetObjectItem(cJSON_GetObjectItem(want, "config"), "layers");
+        cJSON_DeleteItemFromObject(cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 1), "config"),
+                                   "batch_input_shape");
+        cJSON_ReplaceItemInObject(want, "keras_version", cJSON_CreateString("2.15.0"));
+        CHECK(cJSON_Compare(want, got, true));
+        cJSON *gl = cJSON_GetObjectItem(cJSON_GetObjectItem(got, "config"), "layers");
+        for (int i = 0; i < cJSON_GetArraySize(gl) && i < cJSON_GetArraySize(layers); i++) {
+            char *a = cJSON_PrintUnformatted(cJSON_GetArrayItem(layers, i));
+            char *b = cJSON_PrintUnformatted(cJSON_GetArrayItem(gl, i));
+            CHECK_MSG(a && b && strcmp(a, b) == 0, "layer %d:\n  want %s\n  got  %s", i, a, b);
+            cJSON_free(a);
+            cJSON_free(b);
+        }
+    }
+    cJSON_Delete(want);
+    cJSON_Delete(got);
+    free(json);
+    free(fx);
+    model_spec_free(&s);
 }
 
 /* Input shape from each place Keras versions put it; ints for sizes; no names. */
