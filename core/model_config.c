@@ -1041,9 +1041,9 @@ int model_spec_parse_json(struct model_spec *ret, const char *json, size_t len,
         return diag_set(d, -EINVAL, "", "invalid JSON at byte %zu", pos);
     }
     size_t pos = (size_t)(end - json);
-    while (pos < len && strchr(" \t\r\n", json[pos]) && json[pos] != '\0')
+    while (pos < len && json[pos] != '\0' && strchr(" \t\r\n", json[pos]))
         pos++;
-    if (pos < len) {
+    if (pos < len && json[pos] != '\0') { /* a terminating NUL inside len is fine */
         cJSON_Delete(root);
         return diag_set(d, -EINVAL, "", "invalid JSON: trailing data at byte %zu", pos);
     }

@@ -581,6 +581,13 @@ static void test_structural_errors(void)
     expect_error("{\"class_name\": \"Sequential\", ", "", "invalid JSON");
     expect_error("{\"class_name\": \"Sequential\", \"config\": {\"layers\": []}} x", "", "trailing");
     expect_error("[1, 2]", "", "object");
+    /* whitespace and a terminating NUL after the JSON are fine */
+    struct model_spec p;
+    struct diag d = {0};
+    const char *ok = "{\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"class_name\": "
+                     "\"Flatten\", \"config\": {\"batch_input_shape\": [null, 2, 2, 1]}}]}} \n";
+    CHECK_INT_EQ(model_spec_parse_json(&p, ok, strlen(ok) + 1, NULL, &d), 0);
+    model_spec_free(&p);
     expect_error("{\"class_name\": \"Functional\", \"config\": {}}", "/class_name", "Sequential");
     expect_error("{\"class_name\": \"Sequential\", \"config\": {\"layers\": []}}", "/config/layers",
                  "no layers");
