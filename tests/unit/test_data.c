@@ -644,6 +644,62 @@ static void test_cifar_full_size(void)
     CHECK(unlink(path) == 0);
 }
 
+/* Fixtures written by tests/fixtures/data/make_fixtures.py with numpy and
+ * Python's gzip (FNAME and mtime in the gzip header), not by this code. */
+static void test_fixtures(void)
+{
+    const char *dir = TEST_SOURCE_DIR "/tests/fixtures/data";
+    char ip[1024], lp[1024];
+    struct dataset ds = {0};
+    struct diag d = {0};
+    snprintf(ip, sizeof(ip), "%s/tiny-images-idx3-ubyte.gz", dir);
+    snprintf(lp, sizeof(lp), "%s/tiny-labels-idx1-ubyte", dir);
+    int rc = dataset_load_idx(&ds, ip, lp, &d);
+    CHECK_MSG(rc == 0, "%s", d.message);
+    if (rc == 0) {
+        CHECK(ds.n == 3 && ds.h == 4 && ds.w == 5 && ds.c == 1);
+        int bad = ds.labels[0] != 7 || ds.labels[1] != 0 || ds.labels[2] != 9;
+        for (int i = 0; i < 3; i++)
+            for (int y = 0; y < 4; y++)
+                for (int x = 0; x < 5; x++)
+                    bad += ds.images[(i * 4 + y) * 5 + x] != (i * 40 + y * 9 + x * 2 + 5) % 256;
+        CHECK_INT_EQ(bad, 0);
+        dataset_free(&ds);
+    }
+    const char *broken[][3] = {
+        {"tiny-images-truncated.gz", "tiny-labels-idx1-ubyte", "tiny-images-truncated.gz: truncated"},
+        {"tiny-images-idx3-ubyte.gz", "tiny-labels-out-of-range", "label 10 of example 1"},
+        {"tiny-images-idx3-ubyte.gz", "tiny-labels-wrong-magic", "wrong magic 0x00000802"},
+    };
+    for (int k = 0; k < 3; k++) {
+        snprintf(ip, sizeof(ip), "%s/%s", dir, broken[k][0]);
+        snprintf(lp, sizeof(lp), "%s/%s", dir, broken[k][1]);
+        ds = sentinel;
+        CHECK_INT_EQ(dataset_load_idx(&ds, ip, lp, &d), -EINVAL);
+        CHECK(untouched(&ds));
+        CHECK_MSG(strstr(d.message, broken[k][2]) != NULL, "\"%s\" lacks \"%s\"", d.message,
+                  broken[k][2]);
+    }
+
+    char cp[1024];
+    snprintf(cp, sizeof(cp), "%s/tiny_cifar.bin", dir);
+    const char *paths[1] = {cp};
+    rc = dataset_load_cifar10_files(&ds, paths, 1, 0, &d);
+    CHECK_MSG(rc == 0, "%s", d.message);
+    if (rc == 0) {
+        CHECK(ds.n == 2 && ds.h == 32 && ds.w == 32 && ds.c == 3);
+        int bad = ds.labels[0] != 3 || ds.labels[1] != 9;
+        for (int n = 0; n < 2; n++)
+            for (int y = 0; y < 32; y++)
+                for (int x = 0; x < 32; x++)
+                    for (int c = 0; c < 3; c++)
+                        bad += ds.images[((n * 32 + y) * 32 + x) * 3 + c] !=
+                               (n * 50 + y * 7 + x * 3 + c * 101) % 256;
+        CHECK_INT_EQ(bad, 0);
+        dataset_free(&ds);
+    }
+}
+
 /* --- subsets ---------------------------------------------------------------- */
 
 static void make_seq(struct dataset *ds, int n)
@@ -756,6 +812,7 @@ int main(void)
     TEST_RUN(test_idx_every_truncation);
     TEST_RUN(test_cifar_small);
     TEST_RUN(test_cifar_full_size);
+    TEST_RUN(test_fixtures);
     TEST_RUN(test_split_truncate_gather);
     remove_tree(tmpdir);
     return TEST_EXIT();
