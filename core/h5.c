@@ -611,7 +611,10 @@ static int encode_file(enum h5_layout layout, const struct model *m, const struc
     ssize_t len = 0;
     h5_enter();
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), f = -1;
-    if (fapl < 0 || H5Pset_fapl_core(fapl, 1 << 20, 0) < 0) {
+    /* Grow the in-memory file in one step: the data plus room for metadata. */
+    size_t increment = m->n_params * sizeof(float) * (size_t)(opt ? 1 + opt->n_slots : 1) +
+                       ((size_t)1 << 20);
+    if (fapl < 0 || H5Pset_fapl_core(fapl, increment, 0) < 0) {
         r = h5_fail(d, -EIO, "", "encode: file access properties");
         goto out;
     }
