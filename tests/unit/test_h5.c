@@ -535,6 +535,108 @@ static void test_failed_writes_keep_previous(void)
     model_free(m);
 }
 
+/* --- fixtures written by tests/fixtures/h5/make_fixtures.py ------------- */
+
+#define FIXTURES TEST_SOURCE_DIR "/tests/fixtures/h5/"
+
+static struct model *fixture_model(void)
+{
+    void *json;
+    size_t len;
+    struct diag d = {{0}, {0}};
+    struct model_spec spec;
+    struct model *m = NULL;
+    if (fsutil_read_file(FIXTURES "tiny.json", 1 << 20, &json, &len, &d) < 0 ||
+        model_spec_parse_json(&spec, json, len, NULL, &d) < 0) {
+        fprintf(stderr, "tiny.json: %s %s\n", d.field, d.message);
+        return NULL;
+    }
+    free(json);
+    if (model_create(&m, &spec, 2, 1, &d) < 0)
+        fprintf(stderr, "model_create: %s\n", d.message);
+    model_spec_free(&spec);
+    return m;
+}
+
+/* make_fixtures.py: tensor t, element k = ((7 k + 13 t) % 17) / 16 - 0.5. */
+static bool fixture_values_loaded(const struct model *m)
+{
+    int t = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        for (int j = 0; j < m->layers[i].n_weights; j++, t++) {
+            const struct weight *w = &m->layers[i].weights[j];
+            for (size_t k = 0; k < w->size; k++) {
+                float want = (float)((double)((7 * k + 13 * (size_t)t) % 17) / 16.0 - 0.5);
+                if (m->params[w->offset + k] != want) {
+                    fprintf(stderr, "%s/%s[%zu] = %g, want %g\n", m->layers[i].cfg.name,
+                            w->name, k, m->params[w->offset + k], want);
+                    return false;
+                }
+            }
+        }
+    return t == 8;
+}
+
+static void test_fixtures_golden(void)
+{
+    static const struct {
+        const char *file;
+        enum h5_layout layout;
+    } golden[] = {
+        {"tf_weights_vlen.h5", H5_LAYOUT_TF_WEIGHTS},
+        {"tf_weights_fixed.h5", H5_LAYOUT_TF_WEIGHTS},
+        {"tf_weights_chunked.h5", H5_LAYOUT_TF_WEIGHTS},
+        {"tf_model_vlen.h5", H5_LAYOUT_TF_MODEL},
+        {"tf_model_fixed.h5", H5_LAYOUT_TF_MODEL},
+        {"keras3.weights.h5", H5_LAYOUT_KERAS3_WEIGHTS},
+    };
+    for (size_t i = 0; i < sizeof(golden) / sizeof(golden[0]); i++) {
+        struct model *m = fixture_model();
+        CHECK(m != NULL);
+        if (!m)
+            return;
+        char path[1024];
+        snprintf(path, sizeof(path), FIXTURES "%s", golden[i].file);
+        struct diag d = {{0}, {0}};
+        enum h5_layout got = (enum h5_layout)-1;
+        CHECK_MSG(h5_detect_layout(path, &got, &d) == 0 && got == golden[i].layout, "%s: %s",
+                  golden[i].file, d.message);
+        int r = h5_load_weights(m, path, &d);
+        CHECK_MSG(r == 0, "%s: %s %s", golden[i].file, d.field, d.message);
+        CHECK_MSG(fixture_values_loaded(m), "%s: values", golden[i].file);
+        model_free(m);
+    }
+}
+
+static void test_fixtures_corrupt(void)
+{
+    static const struct {
+        const char *file;
+        const char *message; /* must appear in d.message */
+    } bad[] = {
+        {"bad_truncated.h5", "truncated"},
+        {"bad_not_hdf5.h5", "not an HDF5 file"},
+        {"bad_shape.h5", "has shape (9, 3), model expects (18, 3)"},
+        {"bad_missing_dataset.h5", "dense/bias:0 missing"},
+        {"bad_layer_name.h5", "'dense_7' in the file, 'dense' in the model"},
+        {"bad_int_weights.h5", "not floating point"},
+    };
+    struct model *m = fixture_model();
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    model_init_weights(m, 3);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char path[1024];
+        snprintf(path, sizeof(path), FIXTURES "%s", bad[i].file);
+        expect_rejected(m, NULL, path, -EINVAL, -EIO, bad[i].file);
+        struct diag d = {{0}, {0}};
+        h5_load_weights(m, path, &d);
+        CHECK_MSG(strstr(d.message, bad[i].message) != NULL, "%s: '%s'", bad[i].file, d.message);
+    }
+    model_free(m);
+}
+
 struct thread_arg {
     struct model *m;
     int id;
@@ -586,6 +688,8 @@ int main(void)
     TEST_RUN(test_resume_adam);
     TEST_RUN(test_rejects_bad_files);
     TEST_RUN(test_failed_writes_keep_previous);
+    TEST_RUN(test_fixtures_golden);
+    TEST_RUN(test_fixtures_corrupt);
     TEST_RUN(test_concurrent_use);
     if (test_failures == 0)
         rm_rf(tmpdir);
