@@ -1,0 +1,357 @@
+/* test_runner.c - daemon/runner in process on small real Fashion-MNIST jobs:
+ * a failed checkpoint write (fault injected at rename) becomes a
+ * checkpoint_error event and the policy's best does not move; early stopping
+ * with restore_best_weights; the stop flag (-ECANCELED) and a second run on
+ * the same folder ending bit-identical to an uninterrupted run; batch saving
+ * with top-k retention and save_last. */
+#include "runner.h"
+#include "test.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "h5.h"
+#include "model.h"
+
+#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
+#define MAX_EVENTS 512
+
+struct captured {
+    int n;
+    char type[MAX_EVENTS][32];
+    cJSON *data[MAX_EVENTS];
+    atomic_int *stop;
+    int stop_after_epoch;  /* set *stop at this epoch_end (0 = never) */
+};
+
+static void on_event(void *ctx, const char *type, const char *json, bool persist)
+{
+    struct captured *c = ctx;
+    if (!persist || c->n >= MAX_EVENTS)
+        return;
+    snprintf(c->type[c->n], sizeof(c->type[0]), "%s", type);
+    c->data[c->n] = cJSON_Parse(json);
+    CHECK_MSG(c->data[c->n] != NULL, "event %s is not JSON: %s", type, json);
+    if (c->stop && strcmp(type, "epoch_end") == 0) {
+        const cJSON *e = cJSON_GetObjectItem(c->data[c->n], "epoch");
+        if (e && e->valueint == c->stop_after_epoch)
+            atomic_store(c->stop, 1);
+    }
+    c->n++;
+}
+
+static void captured_free(struct captured *c)
+{
+    for (int i = 0; i < c->n; i++)
+        cJSON_Delete(c->data[i]);
+    c->n = 0;
+}
+
+static int count_type(const struct captured *c, const char *type)
+{
+    int n = 0;
+    for (int i = 0; i < c->n; i++)
+        n += strcmp(c->type[i], type) == 0;
+    return n;
+}
+
+static const cJSON *nth_of_type(const struct captured *c, const char *type, int k)
+{
+    for (int i = 0; i < c->n; i++)
+        if (strcmp(c->type[i], type) == 0 && k-- == 0)
+            return c->data[i];
+    return NULL;
+}
+
+static const char *str_of(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static int int_of(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    return cJSON_IsNumber(v) ? v->valueint : -1;
+}
+
+static void make_dir(char *out, size_t outsz, const char *name)
+{
+    const char *base = getenv("TRAIND_TEST_TMP");
+    snprintf(out, outsz, "%s/runner-%s-%d", base ? base : "/tmp", name, (int)getpid());
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", out);
+    CHECK(system(cmd) == 0);
+    CHECK(mkdir(out, 0700) == 0);
+}
+
+static void remove_dir(const char *dir)
+{
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+}
+
+static int run(const char *spec_json, const char *dir, struct captured *c, atomic_int *stop,
+               struct diag *d)
+{
+    struct job_spec spec;
+    int r = job_spec_parse(&spec, spec_json, strlen(spec_json), d);
+    CHECK_MSG(r == 0, "spec: %s: %s", d->field, d->message);
+    if (r < 0)
+        return r;
+    static const struct runner_dataset ds = {"fashion-mnist", "idx", FASHION_DIR};
+    struct runner_env env = {&ds, 1, 1};
+    struct runner_sink sink = {c, on_event, NULL};
+    r = runner_run(&spec, dir, &env, &sink, stop, d);
+    job_spec_free(&spec);
+    return r;
+}
+
+#define SMALL_JOB(rest)                                                                       \
+    "{\"dataset\": {\"name\": \"fashion-mnist\", \"limit\": 256, \"validation_limit\": 128}, " \
+    "\"model\": \"mlp\", \"batch_size\": 32, \"seed\": 5, \"threads\": 1, "                   \
+    "\"optimizer\": {\"name\": \"sgd\", \"learning_rate\": 0.05, \"momentum\": 0.9}" rest "}"
+
+/* The first write (epoch 1's checkpoint) fails at rename: checkpoint_error,
+ * no file, training goes on, and epoch 2 still improves "from inf". */
+static void test_failed_write_keeps_best(void)
+{
+    char dir[PATH_MAX];
+    make_dir(dir, sizeof(dir), "fault");
+    struct captured c = {0};
+    struct diag d = {0};
+    fsutil_inject_fault(FSUTIL_STEP_RENAME, EIO);
+    int r = run(SMALL_JOB(", \"epochs\": 2, \"checkpoints\": [{\"filepath\": "
+                          "\"w-{epoch}.h5\", \"save_best_only\": true, \"verbose\": 1}]"),
+                dir, &c, NULL, &d);
+    fsutil_inject_fault(FSUTIL_STEP_RENAME, 0);
+    CHECK_MSG(r == 0, "%d %s: %s", r, d.field, d.message);
+    CHECK_INT_EQ(count_type(&c, "epoch_end"), 2);
+    CHECK_INT_EQ(count_type(&c, "checkpoint_error"), 1);
+    const cJSON *err = nth_of_type(&c, "checkpoint_error", 0);
+    if (err) {
+        CHECK_INT_EQ(int_of(err, "epoch"), 1);
+        CHECK_INT_EQ(int_of(err, "policy"), 0);
+        CHECK_STR_EQ(str_of(err, "file"), "w-1.h5");
+        CHECK_STR_EQ(str_of(err, "step"), "rename");
+    }
+    CHECK_INT_EQ(count_type(&c, "checkpoint"), 1);
+    const cJSON *ck = nth_of_type(&c, "checkpoint", 0);
+    if (ck) {
+        CHECK_INT_EQ(int_of(ck, "epoch"), 2);
+        CHECK_STR_EQ(str_of(ck, "decision"), "improved");
+        CHECK_STR_EQ(str_of(ck, "previous"), "inf");
+        CHECK(strncmp(str_of(ck, "message"), "Epoch 2: val_loss improved from inf to ", 39) == 0);
+    }
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/checkpoints/w-1.h5", dir);
+    CHECK(access(path, F_OK) != 0);
+    snprintf(path, sizeof(path), "%s/checkpoints/w-2.h5", dir);
+    CHECK(access(path, F_OK) == 0);
+    captured_free(&c);
+    remove_dir(dir);
+}
+
+/* min_delta larger than any change: epoch 1 sets best, epoch 2 does not
+ * improve, patience 0 stops there; the weights go back to epoch 1's. */
+static void test_early_stopping_restores_best(void)
+{
+    char dir[PATH_MAX];
+    make_dir(dir, sizeof(dir), "es");
+    struct captured c = {0};
+    struct diag d = {0};
+    int r = run(SMALL_JOB(", \"epochs\": 5, \"checkpoints\": [{\"filepath\": \"e{epoch}.h5\", "
+                          "\"save_weights_only\": true}], \"callbacks\": {\"early_stopping\": "
+                          "{\"monitor\": \"loss\", \"min_delta\": 100, \"patience\": 0, "
+                          "\"restore_best_weights\": true}}"),
+                dir, &c, NULL, &d);
+    CHECK_MSG(r == 0, "%d %s: %s", r, d.field, d.message);
+    CHECK_INT_EQ(count_type(&c, "epoch_end"), 2);
+    CHECK_INT_EQ(count_type(&c, "early_stopping"), 1);
+    const cJSON *es = nth_of_type(&c, "early_stopping", 0);
+    if (es) {
+        CHECK_INT_EQ(int_of(es, "epoch"), 2);
+        CHECK_INT_EQ(int_of(es, "best_epoch"), 1);
+        CHECK_STR_EQ(str_of(es, "message"), "Epoch 2: early stopping");
+        CHECK(cJSON_IsTrue(cJSON_GetObjectItem(es, "restored_best_weights")));
+    }
+    /* resume.h5 (written after the restore) holds epoch 1's weights. */
+    struct model_spec ms = {0};
+    int shape[3] = {28, 28, 1};
+    struct model *a = NULL, *b = NULL;
+    CHECK(model_spec_builtin(&ms, "mlp", shape, 10, &d) == 0);
+    CHECK(model_create(&a, &ms, 32, 1, &d) == 0);
+    CHECK(model_create(&b, &ms, 32, 1, &d) == 0);
+    model_spec_free(&ms);
+    if (a && b) {
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof(path), "%s/checkpoints/e1.h5", dir);
+        CHECK_MSG(h5_load_weights(a, path, &d) == 0, "%s", d.message);
+        snprintf(path, sizeof(path), "%s/resume.h5", dir);
+        CHECK_MSG(h5_load_weights(b, path, &d) == 0, "%s", d.message);
+        CHECK(memcmp(a->params, b->params, a->n_params * sizeof(float)) == 0);
+        snprintf(path, sizeof(path), "%s/checkpoints/e2.h5", dir);
+        CHECK_MSG(h5_load_weights(a, path, &d) == 0, "%s", d.message);
+        CHECK(memcmp(a->params, b->params, a->n_params * sizeof(float)) != 0);
+    }
+    model_free(a);
+    model_free(b);
+
+    /* Running the finished job again does no more training. */
+    captured_free(&c);
+    r = run(SMALL_JOB(", \"epochs\": 5, \"checkpoints\": [{\"filepath\": \"e{epoch}.h5\", "
+                      "\"save_weights_only\": true}], \"callbacks\": {\"early_stopping\": "
+                      "{\"monitor\": \"loss\", \"min_delta\": 100, \"patience\": 0, "
+                      "\"restore_best_weights\": true}}"),
+            dir, &c, NULL, &d);
+    CHECK_INT_EQ(r, 0);
+    CHECK_INT_EQ(count_type(&c, "epoch_end"), 0);
+    captured_free(&c);
+    remove_dir(dir);
+}
+
+static void read_resume(const char *dir, float **ret_params, size_t *ret_n, int *ret_epoch)
+{
+    struct model_spec ms = {0};
+    int shape[3] = {28, 28, 1};
+    struct model *m = NULL;
+    struct optimizer *opt = NULL;
+    struct diag d = {0};
+    struct optimizer_config oc;
+    optimizer_config_default(&oc, OPTIMIZER_KIND_SGD);
+    oc.learning_rate = 0.05;
+    oc.momentum = 0.9;
+    *ret_params = NULL;
+    CHECK(model_spec_builtin(&ms, "mlp", shape, 10, &d) == 0);
+    CHECK(model_create(&m, &ms, 32, 1, &d) == 0);
+    model_spec_free(&ms);
+    if (!m)
+        return;
+    CHECK(optimizer_create(&opt, &oc, m, &d) == 0);
+    char path[PATH_MAX + 32], *state = NULL;
+    snprintf(path, sizeof(path), "%s/resume.h5", dir);
+    int r = h5_load_resume(m, opt, path, ret_epoch, &state, &d);
+    CHECK_MSG(r == 0, "%s", d.message);
+    if (r == 0) {
+        *ret_n = m->n_params + opt->n + 1;
+        *ret_params = malloc(*ret_n * sizeof(float));
+        memcpy(*ret_params, m->params, m->n_params * sizeof(float));
+        memcpy(*ret_params + m->n_params, opt->slots[0], opt->n * sizeof(float));
+        (*ret_params)[*ret_n - 1] = (float)opt->iterations;
+    }
+    free(state);
+    optimizer_free(opt);
+    model_free(m);
+}
+
+/* Stop flag after epoch 2 of 4: -ECANCELED, resume.h5 at epoch 2; a second
+ * run continues with epochs 3 and 4 and ends bit-identical (weights,
+ * momentum, iterations) to a run never stopped. */
+static void test_stop_and_continue_is_bit_identical(void)
+{
+    const char *job = SMALL_JOB(", \"epochs\": 4, \"steps_per_epoch\": 4, \"checkpoints\": "
+                                "[{\"filepath\": \"best.h5\", \"save_best_only\": true}]");
+    char full[PATH_MAX], cut[PATH_MAX];
+    make_dir(full, sizeof(full), "full");
+    make_dir(cut, sizeof(cut), "cut");
+    struct captured c = {0};
+    struct diag d = {0};
+    CHECK_INT_EQ(run(job, full, &c, NULL, &d), 0);
+    CHECK_INT_EQ(count_type(&c, "epoch_end"), 4);
+    captured_free(&c);
+
+    atomic_int stop = 0;
+    c.stop = &stop;
+    c.stop_after_epoch = 2;
+    CHECK_INT_EQ(run(job, cut, &c, &stop, &d), -ECANCELED);
+    CHECK_INT_EQ(count_type(&c, "epoch_end"), 2);
+    captured_free(&c);
+    atomic_store(&stop, 0);
+    c.stop = NULL;
+    CHECK_INT_EQ(run(job, cut, &c, &stop, &d), 0);
+    CHECK_INT_EQ(count_type(&c, "epoch_end"), 2);
+    const cJSON *first = nth_of_type(&c, "epoch_end", 0);
+    CHECK(first && int_of(first, "epoch") == 3);
+    const cJSON *st = nth_of_type(&c, "state", 0);
+    CHECK(st && int_of(st, "resumed_from_epoch") == 2);
+    captured_free(&c);
+
+    float *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    int ea = 0, eb = 0;
+    read_resume(full, &a, &na, &ea);
+    read_resume(cut, &b, &nb, &eb);
+    CHECK_INT_EQ(ea, 4);
+    CHECK_INT_EQ(eb, 4);
+    CHECK(a && b && na == nb && memcmp(a, b, na * sizeof(float)) == 0);
+    free(a);
+    free(b);
+    remove_dir(full);
+    remove_dir(cut);
+}
+
+static int count_files(const char *dir, const char *prefix)
+{
+    DIR *dp = opendir(dir);
+    if (!dp)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dp)))
+        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    closedir(dp);
+    return n;
+}
+
+/* Every 3 batches, keep the 2 lowest-loss files plus last.h5; the files on
+ * disk are exactly those the events say were written and not deleted. */
+static void test_batch_saving_top_k_and_last(void)
+{
+    char dir[PATH_MAX];
+    make_dir(dir, sizeof(dir), "topk");
+    struct captured c = {0};
+    struct diag d = {0};
+    int r = run(SMALL_JOB(", \"epochs\": 2, \"checkpoints\": [{\"filepath\": "
+                          "\"b-{epoch}-{batch:02d}.h5\", \"monitor\": \"loss\", \"save_freq\": 3, "
+                          "\"save_top_k\": 2, \"save_last\": true, \"save_weights_only\": true}]"),
+                dir, &c, NULL, &d);
+    CHECK_MSG(r == 0, "%d %s: %s", r, d.field, d.message);
+    /* 256 / 32 = 8 batches per epoch, 16 in all: a save every 3 -> 5 saves */
+    CHECK_INT_EQ(count_type(&c, "checkpoint"), 5);
+    int written = 0, deleted = 0;
+    for (int k = 0; k < count_type(&c, "checkpoint"); k++) {
+        const cJSON *ck = nth_of_type(&c, "checkpoint", k);
+        CHECK_STR_EQ(str_of(ck, "decision"), "saved");
+        CHECK(int_of(ck, "batch") >= 1);
+        CHECK_STR_EQ(str_of(ck, "last"), "last.h5");
+        written++;
+        deleted += cJSON_GetArraySize(cJSON_GetObjectItem(ck, "deleted"));
+    }
+    char cdir[PATH_MAX + 16];
+    snprintf(cdir, sizeof(cdir), "%s/checkpoints", dir);
+    CHECK_INT_EQ(count_files(cdir, "b-"), 2);
+    CHECK_INT_EQ(written - deleted, 2);
+    CHECK_INT_EQ(count_files(cdir, "last.h5"), 1);
+    CHECK_INT_EQ(count_files(cdir, FSUTIL_TEMP_PREFIX), 0);
+    captured_free(&c);
+    remove_dir(dir);
+}
+
+int main(void)
+{
+    if (access(FASHION_DIR "/train-images-idx3-ubyte.gz", R_OK) != 0) {
+        fprintf(stderr, "Fashion-MNIST not found in " FASHION_DIR "\n");
+        return 77; /* skipped */
+    }
+    TEST_RUN(test_failed_write_keeps_best);
+    TEST_RUN(test_early_stopping_restores_best);
+    TEST_RUN(test_stop_and_continue_is_bit_identical);
+    TEST_RUN(test_batch_saving_top_k_and_last);
+    return TEST_EXIT();
+}
