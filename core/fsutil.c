@@ -116,10 +116,21 @@ static int open_parent(const char *dir, char **comps, int n, bool create, const 
     if (dfd < 0)
         return diag_set(d, -errno, dir, "open folder: %s", strerror(errno));
     for (int i = 0; i < n - 1; i++) {
-        if (create && mkdirat(dfd, comps[i], 0700) < 0 && errno != EEXIST) {
+        bool created = false;
+        if (create) {
+            if (mkdirat(dfd, comps[i], 0700) == 0) {
+                created = true;
+            } else if (errno != EEXIST) {
+                int err = errno;
+                close(dfd);
+                return diag_set(d, -err, relpath, "mkdir %s: %s", comps[i], strerror(err));
+            }
+        }
+        /* A new folder's own entry is durable once its parent is fsynced. */
+        if (created && fsync(dfd) < 0) {
             int err = errno;
             close(dfd);
-            return diag_set(d, -err, relpath, "mkdir %s: %s", comps[i], strerror(err));
+            return diag_set(d, -err, relpath, "fsync dir: %s", strerror(err));
         }
         int next = openat(dfd, comps[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (next < 0) {

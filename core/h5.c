@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <nettle/sha2.h>
 
 #include "fsutil.h"
 
@@ -553,44 +554,26 @@ static void resume_checksum(const struct model *m, const float *params, const st
                             float *const *slots, int64_t iterations, int64_t epoch,
                             const char *state_json, char ret_hex[65])
 {
-    size_t total = 0;
-    for (int i = 0; i < m->n_layers; i++)
-        for (int j = 0; j < m->layers[i].n_weights; j++)
-            total += m->layers[i].weights[j].size * sizeof(float) * (1 + (size_t)opt->n_slots);
-    size_t slen = strlen(state_json);
-    total += 16 + slen;
-    uint8_t *buf = malloc(total ? total : 1);
-    uint8_t sha[32];
-    if (!buf) {
-        /* Without memory for the digest the file cannot be checked: a
-         * digest of nothing never matches a real file's. */
-        memset(ret_hex, '0', 64);
-        ret_hex[64] = '\0';
-        return;
-    }
-    size_t off = 0;
+    struct sha256_ctx ctx;
+    uint8_t sha[SHA256_DIGEST_SIZE];
+    sha256_init(&ctx);
     for (int i = 0; i < m->n_layers; i++)
         for (int j = 0; j < m->layers[i].n_weights; j++) {
             const struct weight *w = &m->layers[i].weights[j];
-            memcpy(buf + off, params + w->offset, w->size * sizeof(float));
-            off += w->size * sizeof(float);
+            sha256_update(&ctx, w->size * sizeof(float), (const uint8_t *)(params + w->offset));
         }
     for (int s = 0; s < opt->n_slots; s++)
         for (int i = 0; i < m->n_layers; i++)
             for (int j = 0; j < m->layers[i].n_weights; j++) {
                 const struct weight *w = &m->layers[i].weights[j];
-                if (!w->trainable)
-                    continue;
-                memcpy(buf + off, slots[s] + w->offset, w->size * sizeof(float));
-                off += w->size * sizeof(float);
+                if (w->trainable)
+                    sha256_update(&ctx, w->size * sizeof(float),
+                                  (const uint8_t *)(slots[s] + w->offset));
             }
-    memcpy(buf + off, &iterations, 8);
-    memcpy(buf + off + 8, &epoch, 8);
-    off += 16;
-    memcpy(buf + off, state_json, slen);
-    off += slen;
-    fsutil_sha256(buf, off, sha);
-    free(buf);
+    sha256_update(&ctx, sizeof(iterations), (const uint8_t *)&iterations);
+    sha256_update(&ctx, sizeof(epoch), (const uint8_t *)&epoch);
+    sha256_update(&ctx, strlen(state_json), (const uint8_t *)state_json);
+    sha256_digest(&ctx, sizeof(sha), sha);
     fsutil_sha256_hex(sha, ret_hex);
 }
 
