@@ -62,6 +62,7 @@ struct request {
     char *body;
     size_t body_len;
     bool too_large;
+    bool answered;            /* a response was queued while the body was arriving */
     uint64_t serve_bytes;     /* counted into bytes_served when the response completes */
 };
 
@@ -646,6 +647,44 @@ static enum MHD_Result serve_prometheus(struct request *rq, struct MHD_Connectio
 
 /* --- dispatch ---------------------------------------------------------------- */
 
+/* RFC 3629 UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t len;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            len = 2;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + len > n)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
 static bool is_json_type(const char *ctype)
 {
     if (!ctype)
@@ -671,6 +710,9 @@ static enum MHD_Result dispatch(struct request *rq, struct MHD_Connection *c)
     case API_ROUTE_JOBS:
         if (rq->method == API_METHOD_POST) {
             char id[17];
+            if (!utf8_valid((const unsigned char *)(rq->body ? rq->body : ""), rq->body_len))
+                return respond_error(rq, c, MHD_HTTP_BAD_REQUEST, "invalid_json",
+                                     "the request body is not valid UTF-8", NULL);
             r = be->submit(be->ctx, rq->body ? rq->body : "", rq->body_len, &out, id, &d);
             if (r < 0)
                 return respond_backend_error(rq, c, r, &d, "invalid job spec");
@@ -754,6 +796,37 @@ static enum MHD_Result dispatch(struct request *rq, struct MHD_Connection *c)
     return respond_error(rq, c, MHD_HTTP_NOT_FOUND, "not_found", "no such route", NULL);
 }
 
+/* Write a complete JSON error response straight to the connection's socket
+ * (only for a request whose body we refuse while it is still arriving). */
+static void send_raw_error(struct MHD_Connection *c, unsigned status, const char *reason,
+                           const char *code, size_t limit)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!info)
+        return;
+    char body[256], msg[512];
+    int bn = snprintf(body, sizeof(body),
+                      "{\"error\":{\"code\":\"%s\",\"message\":\"request body larger than "
+                      "%zu bytes\",\"field\":null}}",
+                      code, limit);
+    if (bn < 0 || (size_t)bn >= sizeof(body))
+        return;
+    int n = snprintf(msg, sizeof(msg),
+                     "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                     "Cache-Control: no-store\r\nConnection: close\r\n\r\n%s",
+                     status, reason, bn, body);
+    if (n < 0 || (size_t)n >= sizeof(msg))
+        return;
+    size_t off = 0;
+    while (off < (size_t)n) {
+        ssize_t w = send(info->connect_fd, msg + off, (size_t)n - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            return; /* best effort: the socket buffer of a fresh connection has room */
+        off += (size_t)w;
+    }
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
                                  const char *method, const char *version,
                                  const char *upload_data, size_t *upload_data_size,
@@ -822,6 +895,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
             free(rq->body);
             rq->body = NULL;
             rq->body_len = 0;
+            /* libmicrohttpd cannot queue a response while a body arrives, and
+             * a chunked body may never end: write the 413 on the socket
+             * now, discard the rest of the body, close when it ends. */
+            send_raw_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large", "too_large",
+                           srv->cfg.max_body_bytes);
+            atomic_fetch_add(&srv->requests[MHD_HTTP_CONTENT_TOO_LARGE], 1);
+            rq->answered = true;
             return MHD_YES;
         }
         char *b = realloc(rq->body, rq->body_len + n + 1);
@@ -833,6 +913,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         rq->body[rq->body_len] = '\0';
         return MHD_YES;
     }
+    if (rq->answered)
+        return MHD_NO; /* the response is already on the wire: close */
     if (rq->too_large) {
         char msg[128];
         snprintf(msg, sizeof(msg), "request body larger than %zu bytes", srv->cfg.max_body_bytes);

@@ -90,8 +90,9 @@ int config_set(struct config *cfg, const char *key, const char *value, struct di
     int r;
     if (strcmp(key, "listen") == 0) {
         struct api_listen l;
-        if ((r = api_listen_parse(&l, value, d)) < 0)
-            return diag_set(d, r, key, "listen: %s", d ? d->message : "bad address");
+        struct diag ld = {{0}, {0}};
+        if ((r = api_listen_parse(&l, value, &ld)) < 0)
+            return diag_set(d, r, key, "listen: %s", ld.message);
         return set_string(cfg->listen, sizeof(cfg->listen), key, value, d);
     }
     if (strcmp(key, "state_dir") == 0) {

@@ -413,7 +413,7 @@ static void run_one(struct jobs *js, struct job *j)
         log_info("job %s stopped for shutdown; it resumes at the next start", j->id);
     } else {
         char msg[1024];
-        if (d.field[0])
+        if (d.field[0] && !strstr(d.message, d.field))
             snprintf(msg, sizeof(msg), "%s: %s", d.field, d.message[0] ? d.message : strerror(-r));
         else
             snprintf(msg, sizeof(msg), "%s", d.message[0] ? d.message : strerror(-r));
