@@ -5,6 +5,18 @@
  * ("/checkpoints/0/filepath").  The model is a built-in name ("minivggnet")
  * or an inline Keras Sequential config object (model.to_json()).
  *
+ * Beyond Keras (to keep demo and test jobs small): "dataset" may be an object
+ *   {"name": "fashion-mnist", "validation_split": 0.1, "limit": 2000,
+ *    "validation_limit": 500}
+ * where limit keeps the first N examples of the training split (applied
+ * before validation_split takes its tail, as Keras takes the tail of the
+ * x it is given) and validation_limit the first N validation examples (of
+ * the test split, or of the validation_split tail); null or 0 = all.
+ * "threads" (0..64, 0 = the daemon's setting) fixes the compute threads;
+ * results are bit-identical only for the same thread count.  "model" may
+ * also be the string model.to_json() returns.  "optimizer" may be a bare
+ * name ("sgd", "adam") and accepts Keras 2's old "lr" for learning_rate.
+ *
  * Ownership: job_spec_parse fills a struct that owns model_json and
  * checkpoints; job_spec_free releases them (NULL-safe). */
 #ifndef TRAIND_JOB_SPEC_H
