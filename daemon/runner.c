@@ -301,15 +301,16 @@ static int es_on_epoch_end(struct runner *r, int e, const struct logs *logs, str
     if (!cfg->enabled || !logs_get(logs, cfg->monitor, &current))
         return 0;
     int ret;
-    if (cfg->restore_best_weights && !es->has_best_weights &&
+    bool improved = es_is_improvement(r, current, es->best);
+    /* Keras keeps the weights of the first epoch seen (in case nothing ever
+     * improves) and those of every improvement. */
+    if (cfg->restore_best_weights && (!es->has_best_weights || improved) &&
         (ret = es_keep_best_weights(r, d)) < 0)
         return ret;
     es->wait++;
-    if (es_is_improvement(r, current, es->best)) {
+    if (improved) {
         es->best = current;
         es->best_epoch = e;
-        if (cfg->restore_best_weights && (ret = es_keep_best_weights(r, d)) < 0)
-            return ret;
         /* Only restart wait if we beat both the baseline and our previous best. */
         if (!cfg->has_baseline || es_is_improvement(r, current, cfg->baseline))
             es->wait = 0;
