@@ -1,1 +1,295 @@
-/* fit.c - placeholder until implemented. */
+/* fit.c - the Keras training loop (Model.fit) and evaluation (Model.evaluate)
+ * over in-memory uint8 data sets.
+ *
+ * Epoch e (0-based) shuffles the indices 0..n-1 with rng_seed(seed, e), so a
+ * run resumed at initial_epoch = k sees the same order as one never stopped;
+ * the dropout masks come from (seed, optimizer iterations), also restored on
+ * resume.  Every buffer is allocated once per call; the batch loop allocates
+ * nothing. */
+#include "fit.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rng.h"
+
+void fit_options_default(struct fit_options *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    ret->epochs = 1;
+    ret->initial_epoch = 0;
+    ret->batch_size = 32;
+    ret->steps_per_epoch = 0;
+    ret->validation_steps = 0;
+    ret->seed = 0;
+    ret->shuffle = true;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Number of batches of batch_size in n examples (the last one partial), at
+ * most limit when limit > 0. */
+static int batches_of(int n, int batch_size, int limit)
+{
+    int b = n / batch_size + (n % batch_size != 0);
+    if (limit > 0 && limit < b)
+        b = limit;
+    return b;
+}
+
+static int check_dataset(const struct model *m, const struct dataset *ds, const char *field,
+                         struct diag *d)
+{
+    if (!ds->images || !ds->labels || ds->n <= 0)
+        return diag_set(d, -EINVAL, field, "the data set is empty");
+    if (ds->h != m->input_shape[0] || ds->w != m->input_shape[1] ||
+        ds->c != m->input_shape[2])
+        return diag_set(d, -EINVAL, field,
+                        "examples are (%d, %d, %d) but the model's input is (%d, %d, %d)",
+                        ds->h, ds->w, ds->c, m->input_shape[0], m->input_shape[1],
+                        m->input_shape[2]);
+    if (ds->classes > m->classes)
+        return diag_set(d, -EINVAL, field, "the data set has %d classes, the model %d",
+                        ds->classes, m->classes);
+    return 0;
+}
+
+static int check_batch_size(const struct model *m, int batch_size, struct diag *d)
+{
+    if (batch_size < 1 || batch_size > m->max_batch)
+        return diag_set(d, -EINVAL, "/batch_size", "must be in [1, %d], got %d", m->max_batch,
+                        batch_size);
+    return 0;
+}
+
+/* Inference over the first min(n, steps * batch_size) examples in order, in
+ * chunks of batch_size taken straight from ds (contiguous, no copy). */
+static int evaluate_chunks(struct model *m, const struct dataset *ds, int batch_size, int steps,
+                           double *ret_loss, double *ret_accuracy, struct diag *d)
+{
+    size_t example = (size_t)ds->h * (size_t)ds->w * (size_t)ds->c;
+    int batches = batches_of(ds->n, batch_size, steps);
+    double loss_sum = 0;
+    long correct = 0, seen = 0;
+    for (int b = 0; b < batches; b++) {
+        int start = b * batch_size;
+        int nb = ds->n - start < batch_size ? ds->n - start : batch_size;
+        double ls = 0;
+        int ok = 0;
+        int r = model_evaluate(m, ds->images + (size_t)start * example, ds->labels + start, nb,
+                               &ls, &ok);
+        if (r < 0)
+            return diag_set(d, r, "", "evaluation failed at batch %d of %d", b + 1, batches);
+        loss_sum += ls;
+        correct += ok;
+        seen += nb;
+    }
+    *ret_loss = loss_sum / (double)seen;
+    *ret_accuracy = (double)correct / (double)seen;
+    return 0;
+}
+
+int fit_evaluate(struct model *m, const struct dataset *ds, int batch_size, int steps,
+                 double *ret_loss, double *ret_accuracy, struct diag *d)
+{
+    int r = check_batch_size(m, batch_size, d);
+    if (r == 0)
+        r = check_dataset(m, ds, "/dataset", d);
+    if (r < 0)
+        return r;
+    double loss, acc;
+    r = evaluate_chunks(m, ds, batch_size, steps, &loss, &acc, d);
+    if (r < 0)
+        return r;
+    *ret_loss = loss;
+    *ret_accuracy = acc;
+    return 0;
+}
+
+/* Per-call state of fit(): buffers and the progress callbacks see. */
+struct fit_run {
+    uint32_t *idx;    /* (n_train) */
+    uint8_t *images;  /* (batch_size, H, W, C) */
+    uint8_t *labels;  /* (batch_size) */
+    struct fit_progress p;
+};
+
+static void fit_run_free(struct fit_run *run)
+{
+    free(run->idx);
+    free(run->images);
+    free(run->labels);
+}
+
+static int fit_options_check(const struct model *m, const struct dataset *train,
+                             const struct dataset *val, const struct fit_options *o,
+                             struct diag *d)
+{
+    if (o->epochs < 0)
+        return diag_set(d, -EINVAL, "/epochs", "must be >= 0, got %d", o->epochs);
+    if (o->initial_epoch < 0)
+        return diag_set(d, -EINVAL, "/initial_epoch", "must be >= 0, got %d",
+                        o->initial_epoch);
+    if (o->steps_per_epoch < 0)
+        return diag_set(d, -EINVAL, "/steps_per_epoch", "must be >= 0, got %d",
+                        o->steps_per_epoch);
+    if (o->validation_steps < 0)
+        return diag_set(d, -EINVAL, "/validation_steps", "must be >= 0, got %d",
+                        o->validation_steps);
+    int r = check_batch_size(m, o->batch_size, d);
+    if (r == 0)
+        r = check_dataset(m, train, "/dataset", d);
+    if (r == 0 && val)
+        r = check_dataset(m, val, "/validation_data", d);
+    return r;
+}
+
+/* Train one epoch (0-based index e).  Returns 0 (epoch done), 1 (a callback
+ * asked to stop: finish the epoch with validation and epoch_end, then stop),
+ * -ECANCELED (stop flag) or a negative errno. */
+static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt,
+                     const struct dataset *train, const struct fit_options *o,
+                     const struct fit_callbacks *cb, atomic_int *stop, int e,
+                     struct logs *logs, struct diag *d)
+{
+    struct fit_progress *p = &run->p;
+    struct rng rng;
+    for (uint32_t i = 0; i < (uint32_t)train->n; i++)
+        run->idx[i] = i;
+    if (o->shuffle) {
+        rng_seed(&rng, o->seed, (uint64_t)e);
+        rng_shuffle_u32(&rng, run->idx, (uint32_t)train->n);
+    }
+    double t0 = now_seconds(), train_seconds = 0;
+    double loss_sum = 0;
+    long correct = 0, seen = 0;
+    int result = 0;
+    for (int b = 0; b < p->batches; b++) {
+        if (stop && atomic_load(stop))
+            return -ECANCELED;
+        double tb = now_seconds();
+        int start = b * o->batch_size;
+        int nb = train->n - start < o->batch_size ? train->n - start : o->batch_size;
+        dataset_gather(train, run->idx + start, nb, run->images, run->labels);
+        double lr = optimizer_current_lr(opt);
+        double loss = 0;
+        int ok = 0;
+        int r = model_train_step(m, run->images, run->labels, nb, o->seed, opt->iterations,
+                                 &loss, &ok);
+        if (r < 0)
+            return diag_set(d, r, "", "training step failed at epoch %d batch %d", e + 1, b + 1);
+        optimizer_step(opt, m);
+        double tn = now_seconds();
+        train_seconds += tn - tb;
+        loss_sum += loss * nb;
+        correct += ok;
+        seen += nb;
+        p->batch = b + 1;
+        p->iterations = opt->iterations;
+        p->lr = lr;
+        p->images_per_s = train_seconds > 0 ? (double)seen / train_seconds : 0;
+        p->epoch_seconds = tn - t0;
+        logs->n = 0;
+        logs_set(logs, "loss", loss_sum / (double)seen);
+        logs_set(logs, "accuracy", (double)correct / (double)seen);
+        if (cb && cb->batch_end) {
+            r = cb->batch_end(cb->ctx, p, logs);
+            if (r < 0)
+                return diag_set(d, r, "", "batch_end callback aborted at epoch %d batch %d",
+                                e + 1, b + 1);
+            if (r > 0) {
+                result = 1; /* Keras: stop_training is checked after each batch */
+                break;
+            }
+        }
+    }
+    if (stop && atomic_load(stop))
+        return -ECANCELED;
+    return result;
+}
+
+int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
+        const struct dataset *val, const struct fit_options *o, const struct fit_callbacks *cb,
+        atomic_int *stop, struct diag *d)
+{
+    int r = fit_options_check(m, train, val, o, d);
+    if (r < 0)
+        return r;
+    if (opt->n != m->n_params)
+        return diag_set(d, -EINVAL, "/optimizer",
+                        "optimizer made for %zu parameters, the model has %zu", opt->n,
+                        m->n_params);
+    struct fit_run run = {0};
+    size_t example = (size_t)train->h * (size_t)train->w * (size_t)train->c;
+    run.idx = malloc((size_t)train->n * sizeof(*run.idx));
+    run.images = malloc((size_t)o->batch_size * example);
+    run.labels = malloc((size_t)o->batch_size);
+    if (!run.idx || !run.images || !run.labels) {
+        fit_run_free(&run);
+        return diag_set(d, -ENOMEM, "", "out of memory for the batch buffers");
+    }
+    struct fit_progress *p = &run.p;
+    p->epochs = o->epochs;
+    p->epoch = o->initial_epoch + 1;
+    p->batches = batches_of(train->n, o->batch_size, o->steps_per_epoch);
+    p->iterations = opt->iterations;
+    p->lr = optimizer_current_lr(opt);
+
+    int status = 0; /* as train_end gets it */
+    if (cb && cb->train_begin) {
+        r = cb->train_begin(cb->ctx, p);
+        if (r < 0)
+            status = diag_set(d, r, "", "train_begin callback aborted");
+        else if (r > 0)
+            status = 1;
+    }
+    struct logs logs;
+    for (int e = o->initial_epoch; status == 0 && e < o->epochs; e++) {
+        double t0 = now_seconds();
+        p->epoch = e + 1;
+        p->batch = 0;
+        p->images_per_s = 0;
+        p->epoch_seconds = 0;
+        memset(&logs, 0, sizeof(logs));
+        r = fit_epoch(&run, m, opt, train, o, cb, stop, e, &logs, d);
+        if (r == -ECANCELED)
+            diag_set(d, r, "", "stopped at epoch %d batch %d", e + 1, p->batch);
+        if (r < 0) {
+            status = r;
+            break;
+        }
+        bool stop_after = r == 1;
+        if (val) {
+            double vl, va;
+            r = evaluate_chunks(m, val, o->batch_size, o->validation_steps, &vl, &va, d);
+            if (r < 0) {
+                status = r;
+                break;
+            }
+            logs_set(&logs, "val_loss", vl);
+            logs_set(&logs, "val_accuracy", va);
+        }
+        p->epoch_seconds = now_seconds() - t0;
+        if (cb && cb->epoch_end) {
+            r = cb->epoch_end(cb->ctx, p, &logs);
+            if (r < 0) {
+                status = diag_set(d, r, "", "epoch_end callback aborted at epoch %d", e + 1);
+                break;
+            }
+            stop_after = stop_after || r > 0;
+        }
+        if (stop_after)
+            status = 1;
+    }
+    if (cb && cb->train_end)
+        cb->train_end(cb->ctx, p, status);
+    fit_run_free(&run);
+    return status == 1 ? 0 : status;
+}

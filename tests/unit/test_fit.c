@@ -1,0 +1,501 @@
+/* test_fit.c - the training loop: callback order and counts, steps limits,
+ * the partial last batch, the stop flag, callbacks that stop or abort,
+ * bit-identical determinism with 2 compute threads, and resume at
+ * initial_epoch giving the same weights as an uninterrupted run.
+ *
+ * A small real model (Conv2D, BatchNormalization, MaxPooling2D, Dropout,
+ * Flatten, Dense softmax) on synthetic 8x8x1 images whose class is the
+ * position of a bright square, so that training visibly learns. */
+#include "fit.h"
+#include "test.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#define H 8
+#define W 8
+#define CLASSES 4
+
+static struct layer_config toy_layers[] = {
+    {.kind = LAYER_KIND_CONV2D, .name = "conv2d", .activation = ACTIVATION_KIND_RELU,
+     .filters = 4, .kernel_size = {3, 3}, .strides = {1, 1}, .padding = PADDING_KIND_SAME,
+     .use_bias = true},
+    {.kind = LAYER_KIND_BATCH_NORMALIZATION, .name = "batch_normalization",
+     .momentum = 0.99f, .epsilon = 1e-3f},
+    {.kind = LAYER_KIND_MAX_POOLING2D, .name = "max_pooling2d", .pool_size = {2, 2},
+     .strides = {2, 2}, .padding = PADDING_KIND_VALID},
+    {.kind = LAYER_KIND_DROPOUT, .name = "dropout", .rate = 0.25f},
+    {.kind = LAYER_KIND_FLATTEN, .name = "flatten"},
+    {.kind = LAYER_KIND_DENSE, .name = "dense", .activation = ACTIVATION_KIND_SOFTMAX,
+     .units = CLASSES, .use_bias = true},
+};
+
+static struct model *toy_model(int max_batch, uint64_t seed)
+{
+    struct model_spec spec = {
+        .name = "sequential",
+        .input_shape = {H, W, 1},
+        .n_layers = (int)(sizeof(toy_layers) / sizeof(toy_layers[0])),
+        .layers = toy_layers,
+    };
+    struct model *m = NULL;
+    struct diag d = {0};
+    int r = model_create(&m, &spec, max_batch, 2, &d);
+    CHECK_MSG(r == 0, "model_create: %d %s %s", r, d.field, d.message);
+    if (r == 0)
+        model_init_weights(m, seed);
+    return r == 0 ? m : NULL;
+}
+
+/* n examples; class k = a bright 3x3 square in quadrant k, plus noise. */
+static void toy_data(struct dataset *ds, int n, uint32_t salt)
+{
+    memset(ds, 0, sizeof(*ds));
+    ds->n = n;
+    ds->h = H;
+    ds->w = W;
+    ds->c = 1;
+    ds->classes = CLASSES;
+    ds->images = malloc((size_t)n * H * W);
+    ds->labels = malloc((size_t)n);
+    uint32_t x = 2463534242u ^ salt;
+    for (int i = 0; i < n; i++) {
+        int k = (int)((uint32_t)i * 2654435761u >> 7) % CLASSES;
+        ds->labels[i] = (uint8_t)k;
+        int oy = (k / 2) * 4, ox = (k % 2) * 4;
+        for (int p = 0; p < H * W; p++) {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            int y = p / W, xx = p % W;
+            int v = (int)(x % 90);
+            if (y >= oy && y < oy + 3 && xx >= ox && xx < ox + 3)
+                v += 150;
+            ds->images[(size_t)i * H * W + (size_t)p] = (uint8_t)v;
+        }
+    }
+}
+
+static struct optimizer *sgd(const struct model *m)
+{
+    struct optimizer_config c;
+    optimizer_config_default(&c, OPTIMIZER_KIND_SGD);
+    c.learning_rate = 0.05;
+    c.decay = 0.01;
+    c.momentum = 0.9;
+    c.nesterov = true;
+    struct optimizer *opt = NULL;
+    CHECK_INT_EQ(optimizer_create(&opt, &c, m, NULL), 0);
+    return opt;
+}
+
+/* --- a recording callback set -------------------------------------------- */
+
+#define EV_MAX 512
+
+struct rec {
+    char ev[EV_MAX];   /* 'B' train_begin, 'b' batch_end, 'e' epoch_end, 'E' train_end */
+    int n_ev;
+    int train_begin, batch_end, epoch_end, train_end, end_status;
+    int batch_ret_at_epoch, batch_ret_at_batch, batch_ret; /* return batch_ret there */
+    int epoch_ret_at, epoch_ret;
+    int stop_at_epoch, stop_at_batch;
+    atomic_int *stop;
+    int bad;                  /* inconsistencies seen inside callbacks */
+    int last_epoch, last_batch, last_batches;
+    int64_t last_iterations;
+    double last_loss, last_acc, val_loss, val_acc, last_lr;
+    int n_train, batch_size;
+    struct fit_progress end_p;
+};
+
+static void rec_push(struct rec *r, char c)
+{
+    if (r->n_ev < EV_MAX - 1)
+        r->ev[r->n_ev++] = c;
+}
+
+static int rec_train_begin(void *ctx, const struct fit_progress *p)
+{
+    struct rec *r = ctx;
+    rec_push(r, 'B');
+    r->train_begin++;
+    if (p->batch != 0)
+        r->bad++;
+    return 0;
+}
+
+static int rec_batch_end(void *ctx, const struct fit_progress *p, const struct logs *l)
+{
+    struct rec *r = ctx;
+    rec_push(r, 'b');
+    r->batch_end++;
+    double loss = -1, acc = -1;
+    if (!logs_get(l, "loss", &loss) || !logs_get(l, "accuracy", &acc) || l->n != 2)
+        r->bad++;
+    /* batch numbers run 1..batches within the epoch, iterations grow by one per batch */
+    if (p->epoch == r->last_epoch ? p->batch != r->last_batch + 1 : p->batch != 1)
+        r->bad++;
+    if (p->iterations != r->last_iterations + 1)
+        r->bad++;
+    /* accuracy is correct/seen: times the examples seen so far it is an integer */
+    int seen = p->batch * r->batch_size;
+    if (seen > r->n_train)
+        seen = r->n_train;
+    double k = acc * seen;
+    if (fabs(k - floor(k + 0.5)) > 1e-6 || acc < 0 || acc > 1 || !(loss > 0))
+        r->bad++;
+    if (!(p->lr > 0) || p->images_per_s < 0 || p->epoch_seconds < 0)
+        r->bad++;
+    r->last_epoch = p->epoch;
+    r->last_batch = p->batch;
+    r->last_batches = p->batches;
+    r->last_iterations = p->iterations;
+    r->last_loss = loss;
+    r->last_acc = acc;
+    r->last_lr = p->lr;
+    if (r->stop && p->epoch == r->stop_at_epoch && p->batch == r->stop_at_batch)
+        atomic_store(r->stop, 1);
+    if (p->epoch == r->batch_ret_at_epoch && p->batch == r->batch_ret_at_batch)
+        return r->batch_ret;
+    return 0;
+}
+
+static int rec_epoch_end(void *ctx, const struct fit_progress *p, const struct logs *l)
+{
+    struct rec *r = ctx;
+    rec_push(r, 'e');
+    r->epoch_end++;
+    double loss = -1, acc = -1;
+    if (!logs_get(l, "loss", &loss) || !logs_get(l, "accuracy", &acc))
+        r->bad++;
+    /* the epoch's train logs are those of its last batch */
+    if (loss != r->last_loss || acc != r->last_acc || p->epoch != r->last_epoch)
+        r->bad++;
+    r->val_loss = r->val_acc = -1;
+    logs_get(l, "val_loss", &r->val_loss);
+    logs_get(l, "val_acc", &r->val_acc); /* alias of val_accuracy */
+    if (p->epoch == r->epoch_ret_at)
+        return r->epoch_ret;
+    return 0;
+}
+
+static void rec_train_end(void *ctx, const struct fit_progress *p, int status)
+{
+    struct rec *r = ctx;
+    rec_push(r, 'E');
+    r->train_end++;
+    r->end_status = status;
+    r->end_p = *p;
+}
+
+static struct fit_callbacks rec_callbacks(struct rec *r)
+{
+    struct fit_callbacks cb = {
+        .ctx = r,
+        .train_begin = rec_train_begin,
+        .batch_end = rec_batch_end,
+        .epoch_end = rec_epoch_end,
+        .train_end = rec_train_end,
+    };
+    return cb;
+}
+
+static void rec_init(struct rec *r, const struct dataset *train, int batch_size,
+                     int64_t iterations)
+{
+    memset(r, 0, sizeof(*r));
+    r->n_train = train->n;
+    r->batch_size = batch_size;
+    r->last_iterations = iterations;
+}
+
+/* --- tests ---------------------------------------------------------------- */
+
+static void test_callbacks_order_and_partial_batch(void)
+{
+    struct dataset tr, va;
+    toy_data(&tr, 100, 1);
+    toy_data(&va, 40, 2);
+    struct model *m = toy_model(16, 3);
+    struct optimizer *opt = m ? sgd(m) : NULL;
+    if (!opt) {
+        model_free(m);
+        return;
+    }
+    struct fit_options o;
+    fit_options_default(&o);
+    CHECK_INT_EQ(o.batch_size, 32);
+    CHECK(o.shuffle);
+    o.epochs = 3;
+    o.batch_size = 16; /* 100 = 6 * 16 + 4: the last batch is partial */
+    o.seed = 5;
+    struct rec r;
+    rec_init(&r, &tr, o.batch_size, 0);
+    struct fit_callbacks cb = rec_callbacks(&r);
+    struct diag d = {0};
+    int rc = fit(m, opt, &tr, &va, &o, &cb, NULL, &d);
+    CHECK_MSG(rc == 0, "fit: %d %s", rc, d.message);
+    r.ev[r.n_ev] = '\0';
+    CHECK_STR_EQ(r.ev, "B" "bbbbbbbe" "bbbbbbbe" "bbbbbbbe" "E");
+    CHECK_INT_EQ(r.bad, 0);
+    CHECK_INT_EQ(r.last_batches, 7);
+    CHECK_INT_EQ(opt->iterations, 21);
+    CHECK_INT_EQ(r.end_status, 0);
+    CHECK_INT_EQ(r.end_p.epoch, 3);
+    /* lr seen by the last batch: the one used by step 21 (iterations 20 before it) */
+    CHECK_CLOSE(r.last_lr, 0.05 / (1 + 0.01 * 20), 1e-12, 0);
+    /* validation logs are fit_evaluate on the final weights (all 40 examples) */
+    double vl = -1, vacc = -1;
+    CHECK_INT_EQ(fit_evaluate(m, &va, 16, 0, &vl, &vacc, &d), 0);
+    CHECK_CLOSE(r.val_loss, vl, 1e-12, 0);
+    CHECK_CLOSE(r.val_acc, vacc, 1e-12, 0);
+    double k = vacc * 40;
+    CHECK(fabs(k - floor(k + 0.5)) < 1e-9);
+    /* the task is learnable: after 21 steps the model does better than chance */
+    fprintf(stderr, "  toy: loss %.4f acc %.3f val_loss %.4f val_acc %.3f\n", r.last_loss,
+            r.last_acc, r.val_loss, r.val_acc);
+    CHECK(r.val_acc > 0.5);
+    /* a batch size the model cannot take is an error, not a crash */
+    o.batch_size = 17;
+    CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, NULL, NULL, &d), -EINVAL);
+    CHECK_STR_EQ(d.field, "/batch_size");
+    CHECK_INT_EQ(fit_evaluate(m, &va, 17, 0, &vl, &vacc, &d), -EINVAL);
+    optimizer_free(opt);
+    model_free(m);
+    dataset_free(&tr);
+    dataset_free(&va);
+}
+
+static void test_steps_limits(void)
+{
+    struct dataset tr, va;
+    toy_data(&tr, 100, 3);
+    toy_data(&va, 40, 4);
+    struct model *m = toy_model(16, 4);
+    struct optimizer *opt = m ? sgd(m) : NULL;
+    if (!opt) {
+        model_free(m);
+        return;
+    }
+    struct fit_options o;
+    fit_options_default(&o);
+    o.epochs = 2;
+    o.batch_size = 16;
+    o.steps_per_epoch = 3;
+    o.validation_steps = 2;
+    struct rec r;
+    rec_init(&r, &tr, o.batch_size, 0);
+    struct fit_callbacks cb = rec_callbacks(&r);
+    CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, NULL, NULL), 0);
+    r.ev[r.n_ev] = '\0';
+    CHECK_STR_EQ(r.ev, "BbbbebbbeE");
+    CHECK_INT_EQ(r.last_batches, 3);
+    CHECK_INT_EQ(opt->iterations, 6);
+    CHECK_INT_EQ(r.bad, 0);
+    /* validation over the first 2 batches only: 32 of the 40 examples */
+    double vl, vacc, vl_all, vacc_all;
+    CHECK_INT_EQ(fit_evaluate(m, &va, 16, 2, &vl, &vacc, NULL), 0);
+    CHECK_INT_EQ(fit_evaluate(m, &va, 16, 0, &vl_all, &vacc_all, NULL), 0);
+    CHECK_CLOSE(r.val_loss, vl, 1e-12, 0);
+    CHECK_CLOSE(r.val_acc, vacc, 1e-12, 0);
+    double k = vacc * 32;
+    CHECK(fabs(k - floor(k + 0.5)) < 1e-9);
+    CHECK(vl != vl_all);
+
+    /* a training set smaller than one batch: one partial batch per epoch; no val */
+    struct dataset tiny;
+    toy_data(&tiny, 5, 9);
+    o.steps_per_epoch = 0;
+    o.epochs = 4;
+    o.initial_epoch = 2;
+    rec_init(&r, &tiny, o.batch_size, opt->iterations);
+    CHECK_INT_EQ(fit(m, opt, &tiny, NULL, &o, &cb, NULL, NULL), 0);
+    r.ev[r.n_ev] = '\0';
+    CHECK_STR_EQ(r.ev, "BbebeE");
+    CHECK_INT_EQ(r.bad, 0);
+    CHECK_INT_EQ(r.last_epoch, 4);
+    CHECK(r.val_loss == -1);
+    CHECK_INT_EQ(opt->iterations, 8);
+    dataset_free(&tiny);
+    optimizer_free(opt);
+    model_free(m);
+    dataset_free(&tr);
+    dataset_free(&va);
+}
+
+static void test_stop_flag_and_callback_results(void)
+{
+    struct dataset tr, va;
+    toy_data(&tr, 100, 5);
+    toy_data(&va, 20, 6);
+    struct model *m = toy_model(16, 5);
+    struct optimizer *opt = m ? sgd(m) : NULL;
+    if (!opt) {
+        model_free(m);
+        return;
+    }
+    struct fit_options o;
+    fit_options_default(&o);
+    o.epochs = 3;
+    o.batch_size = 16;
+    atomic_int stop = 0;
+    struct rec r;
+    struct fit_callbacks cb = rec_callbacks(&r);
+    struct diag d = {0};
+
+    /* stop flag raised during batch 3 of epoch 2: that batch finishes, no epoch_end */
+    rec_init(&r, &tr, o.batch_size, 0);
+    r.stop = &stop;
+    r.stop_at_epoch = 2;
+    r.stop_at_batch = 3;
+    CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, &stop, &d), -ECANCELED);
+    r.ev[r.n_ev] = '\0';
+    CHECK_STR_EQ(r.ev, "B" "bbbbbbbe" "bbb" "E");
+    CHECK_INT_EQ(r.end_status, -ECANCELED);
+    CHECK_INT_EQ(opt->iterations, 10);
+    CHECK_INT_EQ(r.bad, 0);
+
+    /* a raised flag before fit starts: no batch runs */
+    rec_init(&r, &tr, o.batch_size, opt->iterations);
+    CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, &stop, NULL), -ECANCELED);
+    r.ev[r.n_ev] = '\0';
+    CHECK_STR_EQ(r.ev, "BE");
+    CHECK_INT_EQ(opt->iterations, 10);
+    atomic_store(&stop, 0);
+
+    /* batch_end returns 1 at batch 2 of epoch 1: the epoch ends there (validation and
+     * epoch_end still run, as with Keras' stop_training), then training stops */
+    rec_init(&r, &tr, o.batch_size, opt->iterations);
+    r.batch_ret_at_epoch = 1;
+    r.batch_ret_at_batch = 2;
+    r.batch_ret = 1;
+    CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, &stop, NULL), 0);
+    r.ev[r.n_ev] = '\0';
+    CHECK_STR_EQ(r.ev, "BbbeE");
+    CHECK_INT_EQ(r.end_status, 1);
+    CHECK(r.val_loss > 0);
+    CHECK_INT_EQ(opt->iterations, 12);
+
+    /* epoch_end returns 1 at epoch 2 (EarlyStopping): 2 of 3 epochs */
+    rec_init(&r, &tr, o.batch_size, opt->iterations);
+    r.epoch_ret_at = 2;
+    r.epoch_ret = 1;
+    CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, &stop, NULL), 0);
+    r.ev[r.n_ev] = '\0';
+    CHECK_STR_EQ(r.ev, "B" "bbbbbbbe" "bbbbbbbe" "E");
+    CHECK_INT_EQ(r.end_status, 1);
+
+    /* a negative result aborts with that error */
+    rec_init(&r, &tr, o.batch_size, opt->iterations);
+    r.batch_ret_at_epoch = 1;
+    r.batch_ret_at_batch = 4;
+    r.batch_ret = -EIO;
+    CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, &stop, &d), -EIO);
+    r.ev[r.n_ev] = '\0';
+    CHECK_STR_EQ(r.ev, "BbbbbE");
+    CHECK_INT_EQ(r.end_status, -EIO);
+    rec_init(&r, &tr, o.batch_size, opt->iterations);
+    r.epoch_ret_at = 1;
+    r.epoch_ret = -ENOSPC;
+    CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, &stop, &d), -ENOSPC);
+    r.ev[r.n_ev] = '\0';
+    CHECK_STR_EQ(r.ev, "BbbbbbbbeE");
+    CHECK_INT_EQ(r.end_status, -ENOSPC);
+    optimizer_free(opt);
+    model_free(m);
+    dataset_free(&tr);
+    dataset_free(&va);
+}
+
+static int fit_toy(struct model *m, struct optimizer *opt, const struct dataset *tr,
+                   const struct dataset *va, int epochs, int initial_epoch, uint64_t seed)
+{
+    struct fit_options o;
+    fit_options_default(&o);
+    o.epochs = epochs;
+    o.initial_epoch = initial_epoch;
+    o.batch_size = 16;
+    o.seed = seed;
+    struct diag d = {0};
+    int r = fit(m, opt, tr, va, &o, NULL, NULL, &d);
+    CHECK_MSG(r == 0, "fit: %d %s", r, d.message);
+    return r;
+}
+
+static void test_determinism(void)
+{
+    struct dataset tr, va;
+    toy_data(&tr, 90, 7);
+    toy_data(&va, 20, 8);
+    struct model *a = toy_model(16, 11), *b = toy_model(16, 11), *c = toy_model(16, 11);
+    struct optimizer *oa = a ? sgd(a) : NULL, *ob = b ? sgd(b) : NULL, *oc = c ? sgd(c) : NULL;
+    if (oa && ob && oc) {
+        CHECK_INT_EQ(a->threads, 2);
+        CHECK(memcmp(a->params, b->params, a->n_params * sizeof(float)) == 0);
+        fit_toy(a, oa, &tr, &va, 2, 0, 42);
+        fit_toy(b, ob, &tr, &va, 2, 0, 42);
+        fit_toy(c, oc, &tr, &va, 2, 0, 43); /* another shuffle and dropout seed */
+        CHECK(memcmp(a->params, b->params, a->n_params * sizeof(float)) == 0);
+        CHECK(memcmp(oa->slots[0], ob->slots[0], a->n_params * sizeof(float)) == 0);
+        CHECK(memcmp(a->params, c->params, a->n_params * sizeof(float)) != 0);
+        /* BN moving statistics moved during training (they are in params too) */
+        const struct weight *mv = model_find_weight(a, "batch_normalization", "moving_mean");
+        CHECK(mv != NULL);
+        if (mv) {
+            double s = 0;
+            for (size_t i = 0; i < mv->size; i++)
+                s += fabs(a->params[mv->offset + i]);
+            CHECK(s > 0);
+        }
+    }
+    optimizer_free(oa);
+    optimizer_free(ob);
+    optimizer_free(oc);
+    model_free(a);
+    model_free(b);
+    model_free(c);
+    dataset_free(&tr);
+    dataset_free(&va);
+}
+
+static void test_resume(void)
+{
+    struct dataset tr, va;
+    toy_data(&tr, 90, 9);
+    toy_data(&va, 20, 10);
+    struct model *a = toy_model(16, 21), *b = toy_model(16, 21), *b2 = toy_model(16, 99);
+    struct optimizer *oa = a ? sgd(a) : NULL, *ob = b ? sgd(b) : NULL, *ob2 = b2 ? sgd(b2) : NULL;
+    if (oa && ob && ob2) {
+        fit_toy(a, oa, &tr, &va, 3, 0, 7);
+        fit_toy(b, ob, &tr, &va, 2, 0, 7);
+        CHECK(memcmp(a->params, b->params, a->n_params * sizeof(float)) != 0);
+        /* what a resume file carries: weights (with BN statistics), slots, iterations */
+        memcpy(b2->params, b->params, b->n_params * sizeof(float));
+        memcpy(ob2->slots[0], ob->slots[0], b->n_params * sizeof(float));
+        ob2->iterations = ob->iterations;
+        CHECK_INT_EQ(ob2->iterations, 12);
+        fit_toy(b2, ob2, &tr, &va, 3, 2, 7);
+        CHECK_INT_EQ(ob2->iterations, oa->iterations);
+        CHECK(memcmp(a->params, b2->params, a->n_params * sizeof(float)) == 0);
+        CHECK(memcmp(oa->slots[0], ob2->slots[0], a->n_params * sizeof(float)) == 0);
+    }
+    optimizer_free(oa);
+    optimizer_free(ob);
+    optimizer_free(ob2);
+    model_free(a);
+    model_free(b);
+    model_free(b2);
+    dataset_free(&tr);
+    dataset_free(&va);
+}
+
+int main(void)
+{
+    TEST_RUN(test_callbacks_order_and_partial_batch);
+    TEST_RUN(test_steps_limits);
+    TEST_RUN(test_stop_flag_and_callback_results);
+    TEST_RUN(test_determinism);
+    TEST_RUN(test_resume);
+    return TEST_EXIT();
+}
