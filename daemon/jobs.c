@@ -211,26 +211,33 @@ static void event_add(struct jobs *js, struct job *j, const char *type, const ch
 {
     double now = job_now();
     bool progress = strcmp(type, "progress") == 0;
-    cJSON *obj = cJSON_Parse(data_json ? data_json : "{}");
+    pthread_mutex_lock(&j->mu);
+    if (progress && now - j->last_progress_event < PROGRESS_MIN_INTERVAL) {
+        /* not kept as an event, but the job's progress snapshot moves on */
+        cJSON *obj = cJSON_Parse(data_json ? data_json : "{}");
+        if (cJSON_IsObject(obj))
+            job_apply_event(j, type, obj);
+        pthread_mutex_unlock(&j->mu);
+        cJSON_Delete(obj);
+        return;
+    }
+    uint64_t seq = j->last_seq + 1;
+    size_t len;
+    char *line = job_event_render(seq, now, type, data_json, &len);
+    cJSON *obj = line ? cJSON_Parse(line) : NULL;
     if (!cJSON_IsObject(obj)) {
+        pthread_mutex_unlock(&j->mu);
+        free(line);
         cJSON_Delete(obj);
         log_warn("job %s: dropped a '%s' event that is not a JSON object", j->id, type);
         return;
     }
-    pthread_mutex_lock(&j->mu);
     job_apply_event(j, type, obj);
     cJSON_Delete(obj);
-    if (progress && now - j->last_progress_event < PROGRESS_MIN_INTERVAL) {
-        pthread_mutex_unlock(&j->mu);
-        return;
-    }
     if (progress)
         j->last_progress_event = now;
-    uint64_t seq = j->last_seq + 1;
-    size_t len;
-    char *line = job_event_render(seq, now, type, data_json, &len);
-    char *copy = line && persist ? strdup(line) : NULL;
-    if (!line || (persist && !copy) || job_keep_event(j, seq, type, line, len) < 0) {
+    char *copy = persist ? strdup(line) : NULL;
+    if ((persist && !copy) || job_keep_event(j, seq, type, line, len) < 0) {
         pthread_mutex_unlock(&j->mu);
         free(copy);
         log_error("job %s: out of memory for a '%s' event", j->id, type);
