@@ -99,6 +99,11 @@ void dense_backward(float *dinp,         /* (N, IN) or NULL */
 /* out = f(inp) on rows of d (softmax is per row); out may equal inp. */
 void activation_forward(float *out, const float *inp, /* (rows, d) */
                         size_t rows, int d, enum activation_kind act);
+/* In place: x = f(x + bias) on rows of d (bias may be NULL); the epilogue
+ * that Conv2D and Dense run on their GEMM output.  act must not be SOFTMAX. */
+void activation_bias_forward(float *x, /* (rows, d) */
+                             const float *bias, /* (d) or NULL */
+                             size_t rows, int d, enum activation_kind act);
 /* dinp = f'(.) * dout expressed through the forward output out (relu: out > 0,
  * sigmoid: out (1 - out), tanh: 1 - out^2, softmax: out (dout - <dout, out>));
  * dinp may equal dout. */

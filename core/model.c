@@ -1,1 +1,874 @@
-/* model.c - placeholder until implemented. */
+/* model.c - a Sequential model's runtime: shapes, weight arenas, the
+ * data-parallel training step and inference (see model.h).
+ *
+ * Training step (model_train_step, model_forward_backward_f32): the batch is
+ * split into one contiguous slice per compute thread; every thread runs the
+ * forward and backward of its slice through all layers with single-threaded
+ * kernels (layers.h).  Threads meet only where the whole batch is needed:
+ *   - BatchNormalization forward: per-thread partial sums, barrier, every
+ *     thread combines the partials in thread order (same result everywhere);
+ *   - BatchNormalization backward: the same for sum(dout), sum(dout * xhat);
+ *   - the end: per-thread gradient arenas (thread 0's is m->grads) are summed
+ *     in thread order, each thread owning a range of the parameters.
+ * So results are bit-identical for the same thread count.
+ *
+ * Activations of every layer are kept for the whole batch (layer.out);
+ * gradients flow through two ping-pong buffers.  An Activation layer after a
+ * Conv2D/Dense without activation is fused into that layer's GEMM epilogue;
+ * Flatten is an alias; the final softmax is fused with the loss.
+ *
+ * Inference (model_evaluate, model_predict_f32) needs no whole-batch
+ * statistics: each thread runs its share of the examples in small chunks
+ * through all layers using two per-thread buffers, with no barriers. */
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers.h"
+#include "model.h"
+#include "pool.h"
+#include "rng.h"
+
+/* Declared by OpenBLAS' cblas.h too; repeated in case another cblas.h is used. */
+void openblas_set_num_threads(int num_threads);
+
+#define EVAL_CHUNK 16          /* examples per inference chunk */
+#define ALIGN 64
+
+struct rt_layer {
+    enum activation_kind act;  /* Conv2D/Dense epilogue (incl. a fused Activation); Activation kind */
+    bool alias;                /* output is the input buffer, nothing to run (Flatten, fused Activation) */
+    bool loss_softmax;         /* final Activation(softmax), done by the loss */
+    bool rank4;                /* input is (N, H, W, C) in Keras terms (BN Bessel correction) */
+    size_t in_size, out_size;  /* floats per example */
+    int rows;                  /* rows of `ch` values per example (H*W, 1 for flat inputs) */
+    int ch;                    /* last-axis size of the input */
+    struct conv2d_geom cg;
+    struct pool2d_geom pg;
+    float *out;                /* (max_batch, out_size), or an alias */
+    float *wflip;              /* stride-1 Conv2D: transposed kernel for dinp */
+    uint8_t *mask;             /* Dropout (max_batch, out_size) */
+    float *bn_stats;           /* BN (threads, 2, C): each thread's copy of batch mean, var */
+};
+
+struct model_runtime {
+    struct pool *pool;
+    struct rt_layer *L;
+    int logits_layer;          /* layer whose output are the logits */
+    size_t in_size, max_size;  /* floats per example: input, largest tensor */
+    int max_c;                 /* largest BN channel count */
+    float *x;                  /* (max_batch, in_size) */
+    float *y;                  /* (max_batch, classes) */
+    float *probs;              /* (max_batch, classes) */
+    float *losses;             /* (max_batch) */
+    float **dbuf;              /* (threads, 2) gradient ping-pong buffers (slice, max_size),
+                                  per thread: slices of different layers do not line up */
+    float **tgrad;             /* (threads) per-thread gradient arenas, [0] = m->grads */
+    float **scratch;           /* (threads) conv column buffers */
+    double **part;             /* (threads) BN partial sums: 2 parities x 2 x max_c */
+    float **ebuf;              /* (threads) 2 inference buffers of ebuf_floats */
+    size_t ebuf_floats;
+    size_t scratch_floats;
+    double *loss_sum;          /* (threads) */
+    int *correct;              /* (threads) */
+};
+
+static void *aligned_floats(size_t n)
+{
+    size_t bytes = (n * sizeof(float) + ALIGN - 1) / ALIGN * ALIGN;
+    void *p = aligned_alloc(ALIGN, bytes ? bytes : ALIGN);
+    if (p)
+        memset(p, 0, bytes ? bytes : ALIGN);
+    return p;
+}
+
+static void slice(int n, int tid, int nthreads, int *b0, int *b1)
+{
+    *b0 = (int)((long)n * tid / nthreads);
+    *b1 = (int)((long)n * (tid + 1) / nthreads);
+}
+
+/* ------------------------------------------------------------ creation */
+
+static int add_weight(struct layer *l, const char *name, int ndim, const int *shape,
+                      bool trainable, size_t *offset)
+{
+    struct weight *w = &l->weights[l->n_weights++];
+    w->name = name;
+    w->ndim = ndim;
+    w->size = 1;
+    for (int i = 0; i < 4; i++)
+        w->shape[i] = i < ndim ? shape[i] : 0;
+    for (int i = 0; i < ndim; i++)
+        w->size *= (size_t)shape[i];
+    w->offset = *offset;
+    w->trainable = trainable;
+    *offset += w->size;
+    return 0;
+}
+
+static int layer_error(struct diag *d, int i, const char *key, const char *msg)
+{
+    char field[96];
+    snprintf(field, sizeof(field), "/config/layers/%d%s%s", i + 1, key[0] ? "/config/" : "",
+             key);
+    return diag_set(d, -EINVAL, field, "%s", msg);
+}
+
+/* Shapes, weights and the runtime plan of every layer. */
+static int model_plan(struct model *m, struct diag *d)
+{
+    struct model_runtime *rt = m->rt;
+    int shape[3] = {m->input_shape[0], m->input_shape[1], m->input_shape[2]};
+    bool rank4 = true;
+    size_t offset = 0;
+    rt->max_size = rt->in_size = (size_t)shape[0] * shape[1] * shape[2];
+    for (int i = 0; i < m->n_layers; i++) {
+        struct layer *l = &m->layers[i];
+        struct rt_layer *r = &rt->L[i];
+        const struct layer_config *c = &l->cfg;
+        memcpy(l->in_shape, shape, sizeof(shape));
+        r->rank4 = rank4;
+        r->in_size = (size_t)shape[0] * shape[1] * shape[2];
+        r->rows = shape[0] * shape[1];
+        r->ch = shape[2];
+        r->act = c->activation;
+        switch (c->kind) {
+        case LAYER_KIND_CONV2D: {
+            if (c->filters < 1 || c->kernel_size[0] < 1 || c->kernel_size[1] < 1 ||
+                c->strides[0] < 1 || c->strides[1] < 1)
+                return layer_error(d, i, "", "Conv2D needs filters, kernel_size and strides >= 1");
+            conv2d_geom_init(&r->cg, shape[0], shape[1], shape[2], c->filters, c->kernel_size[0],
+                             c->kernel_size[1], c->strides[0], c->strides[1], c->padding);
+            if (r->cg.oh < 1 || r->cg.ow < 1)
+                return layer_error(d, i, "kernel_size", "kernel larger than the input");
+            int ks[4] = {c->kernel_size[0], c->kernel_size[1], shape[2], c->filters};
+            add_weight(l, "kernel", 4, ks, true, &offset);
+            if (c->use_bias)
+                add_weight(l, "bias", 1, &c->filters, true, &offset);
+            shape[0] = r->cg.oh, shape[1] = r->cg.ow, shape[2] = c->filters;
+            break;
+        }
+        case LAYER_KIND_DENSE: {
+            if (c->units < 1)
+                return layer_error(d, i, "units", "Dense needs units >= 1");
+            if (shape[0] != 1 || shape[1] != 1)
+                return layer_error(d, i, "", "Dense needs a flat input (add a Flatten layer)");
+            int ks[2] = {shape[2], c->units};
+            add_weight(l, "kernel", 2, ks, true, &offset);
+            if (c->use_bias)
+                add_weight(l, "bias", 1, &c->units, true, &offset);
+            shape[2] = c->units;
+            rank4 = false;
+            break;
+        }
+        case LAYER_KIND_BATCH_NORMALIZATION:
+            if (!(c->momentum >= 0.0f && c->momentum <= 1.0f) || !(c->epsilon > 0.0f))
+                return layer_error(d, i, "momentum", "BatchNormalization needs 0 <= momentum <= 1 and epsilon > 0");
+            add_weight(l, "gamma", 1, &shape[2], true, &offset);
+            add_weight(l, "beta", 1, &shape[2], true, &offset);
+            add_weight(l, "moving_mean", 1, &shape[2], false, &offset);
+            add_weight(l, "moving_variance", 1, &shape[2], false, &offset);
+            if (shape[2] > rt->max_c)
+                rt->max_c = shape[2];
+            break;
+        case LAYER_KIND_ACTIVATION:
+        case LAYER_KIND_DROPOUT:
+            if (c->kind == LAYER_KIND_DROPOUT && !(c->rate >= 0.0f && c->rate < 1.0f))
+                return layer_error(d, i, "rate", "Dropout rate must be in [0, 1)");
+            break;
+        case LAYER_KIND_MAX_POOLING2D:
+        case LAYER_KIND_AVERAGE_POOLING2D:
+            if (c->pool_size[0] < 1 || c->pool_size[1] < 1 || c->strides[0] < 1 ||
+                c->strides[1] < 1)
+                return layer_error(d, i, "pool_size", "pool_size and strides must be >= 1");
+            pool2d_geom_init(&r->pg, shape[0], shape[1], shape[2], c->pool_size[0],
+                             c->pool_size[1], c->strides[0], c->strides[1], c->padding);
+            if (r->pg.oh < 1 || r->pg.ow < 1)
+                return layer_error(d, i, "pool_size", "pool larger than the input");
+            shape[0] = r->pg.oh, shape[1] = r->pg.ow;
+            break;
+        case LAYER_KIND_FLATTEN:
+            shape[2] = shape[0] * shape[1] * shape[2];
+            shape[0] = shape[1] = 1;
+            rank4 = false;
+            break;
+        default:
+            return layer_error(d, i, "", "unknown layer kind");
+        }
+        memcpy(l->out_shape, shape, sizeof(shape));
+        r->out_size = (size_t)shape[0] * shape[1] * shape[2];
+        if (r->out_size > rt->max_size)
+            rt->max_size = r->out_size;
+    }
+    m->n_params = offset;
+    m->n_trainable = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        for (int j = 0; j < m->layers[i].n_weights; j++)
+            if (m->layers[i].weights[j].trainable)
+                m->n_trainable += m->layers[i].weights[j].size;
+
+    /* The final softmax, fused with the loss. */
+    int last = m->n_layers - 1;
+    if (last < 0)
+        return diag_set(d, -EINVAL, "/config/layers", "the model has no layers");
+    struct layer_config *lc = &m->layers[last].cfg;
+    bool ends_softmax = (lc->kind == LAYER_KIND_ACTIVATION || lc->kind == LAYER_KIND_DENSE ||
+                         lc->kind == LAYER_KIND_CONV2D) &&
+                        lc->activation == ACTIVATION_KIND_SOFTMAX;
+    if (!ends_softmax || m->layers[last].out_shape[0] != 1 || m->layers[last].out_shape[1] != 1)
+        return layer_error(d, last, "activation",
+                           "the last layer must end in softmax on a flat output");
+    m->classes = m->layers[last].out_shape[2];
+    if (lc->kind == LAYER_KIND_ACTIVATION) {
+        if (last == 0)
+            return layer_error(d, last, "", "softmax needs a layer before it");
+        rt->L[last].loss_softmax = true;
+        rt->logits_layer = last - 1;
+    } else {
+        rt->L[last].act = ACTIVATION_KIND_LINEAR;
+        rt->logits_layer = last;
+    }
+    for (int i = 0; i < m->n_layers; i++) {
+        bool gemm = m->layers[i].cfg.kind == LAYER_KIND_CONV2D ||
+                    m->layers[i].cfg.kind == LAYER_KIND_DENSE;
+        if (gemm && rt->L[i].act == ACTIVATION_KIND_SOFTMAX)
+            return layer_error(d, i, "activation",
+                               "softmax inside the model is supported as an Activation layer only");
+        /* Conv2D/Dense without activation followed by Activation: fuse. */
+        if (gemm && rt->L[i].act == ACTIVATION_KIND_LINEAR && i + 1 < m->n_layers &&
+            m->layers[i + 1].cfg.kind == LAYER_KIND_ACTIVATION &&
+            m->layers[i + 1].cfg.activation != ACTIVATION_KIND_SOFTMAX) {
+            rt->L[i].act = m->layers[i + 1].cfg.activation;
+            rt->L[i + 1].alias = true;
+        }
+        if (m->layers[i].cfg.kind == LAYER_KIND_FLATTEN)
+            rt->L[i].alias = true;
+    }
+    return 0;
+}
+
+static int model_alloc_runtime(struct model *m)
+{
+    struct model_runtime *rt = m->rt;
+    const int T = m->threads;
+    const size_t B = (size_t)m->max_batch;
+    if (!(m->params = aligned_floats(m->n_params)) || !(m->grads = aligned_floats(m->n_params)))
+        return -ENOMEM;
+    if (!(rt->x = aligned_floats(B * rt->in_size)) ||
+        !(rt->y = aligned_floats(B * m->classes)) ||
+        !(rt->probs = aligned_floats(B * m->classes)) || !(rt->losses = aligned_floats(B)))
+        return -ENOMEM;
+    rt->scratch_floats = 16;
+    for (int i = 0; i < m->n_layers; i++) {
+        struct rt_layer *r = &rt->L[i];
+        const struct layer_config *c = &m->layers[i].cfg;
+        if (r->alias) {
+            r->out = i == 0 ? rt->x : rt->L[i - 1].out;
+        } else if (r->loss_softmax) {
+            r->out = rt->probs;
+        } else if (!(r->out = aligned_floats(B * r->out_size))) {
+            return -ENOMEM;
+        }
+        if (c->kind == LAYER_KIND_CONV2D) {
+            size_t s = conv2d_scratch_floats(&r->cg);
+            if (s > rt->scratch_floats)
+                rt->scratch_floats = s;
+            if (r->cg.sh == 1 && r->cg.sw == 1 && i > 0 &&
+                !(r->wflip = aligned_floats(m->layers[i].weights[0].size)))
+                return -ENOMEM;
+        }
+        if (c->kind == LAYER_KIND_DROPOUT && !(r->mask = calloc(B * r->out_size, 1)))
+            return -ENOMEM;
+        if (c->kind == LAYER_KIND_BATCH_NORMALIZATION &&
+            !(r->bn_stats = aligned_floats((size_t)T * 2 * r->ch)))
+            return -ENOMEM;
+    }
+    if (!(rt->tgrad = calloc((size_t)T, sizeof(float *))) ||
+        !(rt->scratch = calloc((size_t)T, sizeof(float *))) ||
+        !(rt->part = calloc((size_t)T, sizeof(double *))) ||
+        !(rt->ebuf = calloc((size_t)T, sizeof(float *))) ||
+        !(rt->dbuf = calloc((size_t)T * 2, sizeof(float *))) ||
+        !(rt->loss_sum = calloc((size_t)T, sizeof(double))) ||
+        !(rt->correct = calloc((size_t)T, sizeof(int))))
+        return -ENOMEM;
+    /* an inference buffer holds any tensor of a chunk, or probs + y + losses */
+    rt->ebuf_floats = (size_t)EVAL_CHUNK * (rt->max_size + 2 * (size_t)m->classes + 1) + 16;
+    rt->ebuf_floats = (rt->ebuf_floats + 15) / 16 * 16;
+    for (int t = 0; t < T; t++) {
+        rt->tgrad[t] = t == 0 ? m->grads : aligned_floats(m->n_params);
+        rt->scratch[t] = aligned_floats(rt->scratch_floats);
+        rt->part[t] = calloc((size_t)8 * (rt->max_c > 0 ? rt->max_c : 1), sizeof(double));
+        rt->ebuf[t] = aligned_floats(2 * rt->ebuf_floats);
+        size_t slice_max = (B + (size_t)T - 1) / (size_t)T;
+        rt->dbuf[2 * t] = aligned_floats(slice_max * rt->max_size);
+        rt->dbuf[2 * t + 1] = aligned_floats(slice_max * rt->max_size);
+        if (!rt->tgrad[t] || !rt->scratch[t] || !rt->part[t] || !rt->ebuf[t] ||
+            !rt->dbuf[2 * t] || !rt->dbuf[2 * t + 1])
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+int model_create(struct model **ret, const struct model_spec *spec, int max_batch, int threads,
+                 struct diag *d)
+{
+    if (threads < 1 || max_batch < 1)
+        return diag_set(d, -EINVAL, threads < 1 ? "threads" : "max_batch", "must be >= 1");
+    for (int i = 0; i < 3; i++)
+        if (spec->input_shape[i] < 1 || spec->input_shape[i] > 65536)
+            return diag_set(d, -EINVAL, "input_shape", "every dimension must be in 1..65536");
+    if (spec->n_layers < 1 || !spec->layers)
+        return diag_set(d, -EINVAL, "/config/layers", "the model has no layers");
+    struct model *m = calloc(1, sizeof(*m));
+    if (!m)
+        return diag_set(d, -ENOMEM, "", "out of memory");
+    int err = model_spec_copy(&m->spec, spec);
+    if (err) {
+        free(m);
+        return diag_set(d, err, "", "out of memory");
+    }
+    m->n_layers = spec->n_layers;
+    memcpy(m->input_shape, spec->input_shape, sizeof(m->input_shape));
+    m->threads = threads;
+    m->max_batch = max_batch;
+    m->layers = calloc((size_t)m->n_layers, sizeof(*m->layers));
+    m->rt = calloc(1, sizeof(*m->rt));
+    if (!m->layers || !m->rt) {
+        model_free(m);
+        return diag_set(d, -ENOMEM, "", "out of memory");
+    }
+    m->rt->L = calloc((size_t)m->n_layers, sizeof(*m->rt->L));
+    if (!m->rt->L) {
+        model_free(m);
+        return diag_set(d, -ENOMEM, "", "out of memory");
+    }
+    for (int i = 0; i < m->n_layers; i++)
+        m->layers[i].cfg = spec->layers[i];
+    err = model_plan(m, d);
+    if (err) {
+        model_free(m);
+        return err;
+    }
+    err = model_alloc_runtime(m);
+    if (!err)
+        err = pool_create(&m->rt->pool, threads);
+    if (err) {
+        model_free(m);
+        return diag_set(d, err, "", "cannot allocate the model runtime");
+    }
+    /* The engine owns the parallelism: OpenBLAS runs single-threaded inside
+     * each compute thread. */
+    openblas_set_num_threads(1);
+    *ret = m;
+    return 0;
+}
+
+void model_free(struct model *m)
+{
+    if (!m)
+        return;
+    struct model_runtime *rt = m->rt;
+    if (rt) {
+        pool_free(rt->pool);
+        if (rt->L)
+            for (int i = 0; i < m->n_layers; i++) {
+                struct rt_layer *r = &rt->L[i];
+                if (!r->alias && !r->loss_softmax)
+                    free(r->out);
+                free(r->wflip);
+                free(r->mask);
+                free(r->bn_stats);
+            }
+        for (int t = 0; t < m->threads; t++) {
+            if (rt->tgrad && t > 0)
+                free(rt->tgrad[t]);
+            if (rt->scratch)
+                free(rt->scratch[t]);
+            if (rt->part)
+                free(rt->part[t]);
+            if (rt->ebuf)
+                free(rt->ebuf[t]);
+            if (rt->dbuf) {
+                free(rt->dbuf[2 * t]);
+                free(rt->dbuf[2 * t + 1]);
+            }
+        }
+        free(rt->tgrad);
+        free(rt->scratch);
+        free(rt->part);
+        free(rt->ebuf);
+        free(rt->loss_sum);
+        free(rt->correct);
+        free(rt->x);
+        free(rt->y);
+        free(rt->probs);
+        free(rt->losses);
+        free(rt->dbuf);
+        free(rt->L);
+        free(rt);
+    }
+    free(m->params);
+    free(m->grads);
+    free(m->layers);
+    model_spec_free(&m->spec);
+    free(m);
+}
+
+void model_init_weights(struct model *m, uint64_t seed)
+{
+    for (int i = 0; i < m->n_layers; i++) {
+        struct layer *l = &m->layers[i];
+        struct rng r;
+        rng_seed(&r, seed, (uint64_t)i);
+        for (int j = 0; j < l->n_weights; j++) {
+            const struct weight *w = &l->weights[j];
+            float *p = m->params + w->offset;
+            if (!strcmp(w->name, "kernel")) {
+                /* glorot_uniform: fans of a conv kernel count the receptive field */
+                double field = w->ndim == 4 ? (double)w->shape[0] * w->shape[1] : 1.0;
+                double fan_in = field * w->shape[w->ndim - 2];
+                double fan_out = field * w->shape[w->ndim - 1];
+                double limit = sqrt(6.0 / (fan_in + fan_out));
+                for (size_t k = 0; k < w->size; k++)
+                    p[k] = (float)((2.0 * rng_uniform(&r) - 1.0) * limit);
+            } else {
+                float v = !strcmp(w->name, "gamma") || !strcmp(w->name, "moving_variance");
+                for (size_t k = 0; k < w->size; k++)
+                    p[k] = v;
+            }
+        }
+    }
+}
+
+const struct weight *model_find_weight(const struct model *m, const char *layer_name,
+                                       const char *weight_name)
+{
+    for (int i = 0; i < m->n_layers; i++) {
+        if (strcmp(m->layers[i].cfg.name, layer_name) != 0)
+            continue;
+        for (int j = 0; j < m->layers[i].n_weights; j++)
+            if (!strcmp(m->layers[i].weights[j].name, weight_name))
+                return &m->layers[i].weights[j];
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ training */
+
+struct step_ctx {
+    struct model *m;
+    int n;
+    uint64_t seed;
+    int64_t step;
+    bool update_moving;
+};
+
+static float *wptr(struct model *m, int layer, int j)
+{
+    return m->layers[layer].n_weights > j ? m->params + m->layers[layer].weights[j].offset : NULL;
+}
+
+static float *gptr(struct model *m, float *arena, int layer, int j)
+{
+    return m->layers[layer].n_weights > j ? arena + m->layers[layer].weights[j].offset : NULL;
+}
+
+static const float *layer_input(struct model_runtime *rt, int i)
+{
+    return i == 0 ? rt->x : rt->L[i - 1].out;
+}
+
+/* Combine the threads' partial sums (2 x C doubles each, at parity slot) in
+ * thread order into a (2 x C). */
+static void combine_parts(double *a, struct model_runtime *rt, int T, int parity, int c)
+{
+    memset(a, 0, sizeof(double) * 2 * c);
+    for (int t = 0; t < T; t++) {
+        const double *p = rt->part[t] + (size_t)parity * 2 * rt->max_c;
+        for (int k = 0; k < 2 * c; k++)
+            a[k] += p[k];
+    }
+}
+
+static void step_thread(void *arg, int tid, int T)
+{
+    struct step_ctx *s = arg;
+    struct model *m = s->m;
+    struct model_runtime *rt = m->rt;
+    int b0, b1;
+    slice(s->n, tid, T, &b0, &b1);
+    const int nb = b1 - b0;
+    float *grad = rt->tgrad[tid];
+    float *scratch = rt->scratch[tid];
+    double *mine = rt->part[tid];
+    double *comb = mine + 4 * (size_t)rt->max_c; /* slots 2, 3: combined sums */
+    int parity = 0;
+
+    memset(grad, 0, sizeof(float) * m->n_params);
+
+    /* ---- forward */
+    for (int i = 0; i <= rt->logits_layer; i++) {
+        struct rt_layer *r = &rt->L[i];
+        const struct layer_config *c = &m->layers[i].cfg;
+        if (r->alias)
+            continue;
+        const float *inp = layer_input(rt, i) + (size_t)b0 * r->in_size;
+        float *out = r->out + (size_t)b0 * r->out_size;
+        switch (c->kind) {
+        case LAYER_KIND_CONV2D:
+            conv2d_forward(out, scratch, inp, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL,
+                           r->act, nb, &r->cg);
+            break;
+        case LAYER_KIND_DENSE:
+            dense_forward(out, inp, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL, r->act,
+                          nb, r->ch, c->units);
+            break;
+        case LAYER_KIND_BATCH_NORMALIZATION: {
+            const int C = r->ch;
+            double *p = mine + (size_t)parity * 2 * rt->max_c;
+            memset(p, 0, sizeof(double) * 2 * C);
+            batchnorm_stats_accumulate(p, p + C, inp, (size_t)nb * r->rows, C);
+            pool_barrier(rt->pool);
+            combine_parts(comb, rt, T, parity, C);
+            parity ^= 1;
+            float *mean = r->bn_stats + (size_t)tid * 2 * C, *var = mean + C;
+            size_t count = (size_t)s->n * r->rows;
+            batchnorm_stats_finalize(mean, var, comb, comb + C, count, C);
+            if (tid == 0 && s->update_moving)
+                batchnorm_update_moving(wptr(m, i, 2), wptr(m, i, 3), mean, var, count,
+                                        c->momentum, r->rank4, C);
+            batchnorm_forward(out, inp, mean, var, wptr(m, i, 0), wptr(m, i, 1), c->epsilon,
+                              (size_t)nb * r->rows, C);
+            break;
+        }
+        case LAYER_KIND_ACTIVATION:
+            activation_forward(out, inp, (size_t)nb * r->rows, r->ch, r->act);
+            break;
+        case LAYER_KIND_MAX_POOLING2D:
+            maxpool2d_forward(out, inp, nb, &r->pg);
+            break;
+        case LAYER_KIND_AVERAGE_POOLING2D:
+            avgpool2d_forward(out, inp, nb, &r->pg);
+            break;
+        case LAYER_KIND_DROPOUT: {
+            uint8_t *mask = r->mask + (size_t)b0 * r->out_size;
+            if (c->rate > 0.0f)
+                dropout_mask(mask, nb, r->out_size, c->rate, s->seed, s->step, i, b0);
+            else
+                memset(mask, 1, (size_t)nb * r->out_size);
+            dropout_forward(out, inp, mask, c->rate, (size_t)nb * r->out_size);
+            break;
+        }
+        case LAYER_KIND_FLATTEN:
+            break;
+        }
+    }
+
+    /* ---- loss */
+    const int K = m->classes;
+    const float *logits = rt->L[rt->logits_layer].out + (size_t)b0 * K;
+    float *probs = rt->probs + (size_t)b0 * K;
+    const float *y = rt->y + (size_t)b0 * K;
+    softmax_crossentropy_forward(probs, rt->losses + b0, logits, y, nb, K);
+    double lsum = 0.0;
+    int correct = 0;
+    for (int e = 0; e < nb; e++) {
+        lsum += rt->losses[b0 + e];
+        const float *p = probs + (size_t)e * K, *ye = y + (size_t)e * K;
+        int am = 0, ay = 0;
+        for (int k = 1; k < K; k++) {
+            if (p[k] > p[am])
+                am = k;
+            if (ye[k] > ye[ay])
+                ay = k;
+        }
+        correct += am == ay;
+    }
+    rt->loss_sum[tid] = lsum;
+    rt->correct[tid] = correct;
+    float **dbuf = rt->dbuf + 2 * tid;
+    int cur = 0;
+    softmax_crossentropy_backward(dbuf[cur], probs, y, 1.0f / (float)s->n,
+                                  nb, K);
+
+    /* ---- backward */
+    for (int i = rt->logits_layer; i >= 0; i--) {
+        struct rt_layer *r = &rt->L[i];
+        const struct layer_config *c = &m->layers[i].cfg;
+        if (r->alias)
+            continue;
+        const float *inp = layer_input(rt, i) + (size_t)b0 * r->in_size;
+        const float *out = r->out + (size_t)b0 * r->out_size;
+        float *g = dbuf[cur];
+        float *gn = dbuf[cur ^ 1];
+        switch (c->kind) {
+        case LAYER_KIND_CONV2D:
+            activation_backward(g, g, out, (size_t)nb * r->cg.oh * r->cg.ow, r->cg.k, r->act);
+            conv2d_backward(i == 0 ? NULL : gn, gptr(m, grad, i, 0),
+                            c->use_bias ? gptr(m, grad, i, 1) : NULL, scratch, g, inp,
+                            wptr(m, i, 0), r->wflip, nb, &r->cg);
+            cur ^= 1;
+            break;
+        case LAYER_KIND_DENSE:
+            activation_backward(g, g, out, (size_t)nb, c->units, r->act);
+            dense_backward(i == 0 ? NULL : gn, gptr(m, grad, i, 0),
+                           c->use_bias ? gptr(m, grad, i, 1) : NULL, g, inp, wptr(m, i, 0), nb,
+                           r->ch, c->units);
+            cur ^= 1;
+            break;
+        case LAYER_KIND_BATCH_NORMALIZATION: {
+            const int C = r->ch;
+            const float *mean = r->bn_stats + (size_t)tid * 2 * C, *var = mean + C;
+            double *p = mine + (size_t)parity * 2 * rt->max_c;
+            memset(p, 0, sizeof(double) * 2 * C);
+            batchnorm_backward_accumulate(p, p + C, g, inp, mean, var, c->epsilon,
+                                          (size_t)nb * r->rows, C);
+            pool_barrier(rt->pool);
+            combine_parts(comb, rt, T, parity, C);
+            parity ^= 1;
+            if (tid == 0) {
+                float *dgamma = gptr(m, grad, i, 0), *dbeta = gptr(m, grad, i, 1);
+                for (int k = 0; k < C; k++) {
+                    dgamma[k] += (float)comb[C + k];
+                    dbeta[k] += (float)comb[k];
+                }
+            }
+            batchnorm_backward(g, g, inp, mean, var, wptr(m, i, 0), comb, comb + C,
+                               (size_t)s->n * r->rows, c->epsilon, (size_t)nb * r->rows, C);
+            break;
+        }
+        case LAYER_KIND_ACTIVATION:
+            activation_backward(g, g, out, (size_t)nb * r->rows, r->ch, r->act);
+            break;
+        case LAYER_KIND_MAX_POOLING2D:
+            maxpool2d_backward(gn, g, inp, nb, &r->pg);
+            cur ^= 1;
+            break;
+        case LAYER_KIND_AVERAGE_POOLING2D:
+            avgpool2d_backward(gn, g, nb, &r->pg);
+            cur ^= 1;
+            break;
+        case LAYER_KIND_DROPOUT:
+            dropout_backward(g, g, r->mask + (size_t)b0 * r->out_size, c->rate,
+                             (size_t)nb * r->out_size);
+            break;
+        case LAYER_KIND_FLATTEN:
+            break;
+        }
+    }
+
+    /* ---- reduce the per-thread gradients in thread order */
+    if (T > 1) {
+        pool_barrier(rt->pool);
+        size_t p0 = m->n_params * (size_t)tid / T, p1 = m->n_params * (size_t)(tid + 1) / T;
+        for (int t = 1; t < T; t++) {
+            const float *src = rt->tgrad[t];
+            for (size_t k = p0; k < p1; k++)
+                m->grads[k] += src[k];
+        }
+    }
+}
+
+static void prepare_flipped(struct model *m)
+{
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->rt->L[i].wflip)
+            conv2d_flip_weight(m->rt->L[i].wflip, wptr(m, i, 0), &m->rt->L[i].cg);
+}
+
+static void run_step(struct model *m, int n, uint64_t seed, int64_t step, bool update_moving,
+                     double *ret_loss, int *ret_correct)
+{
+    prepare_flipped(m);
+    struct step_ctx s = {.m = m, .n = n, .seed = seed, .step = step,
+                         .update_moving = update_moving};
+    pool_run(m->rt->pool, step_thread, &s);
+    double loss = 0.0;
+    int correct = 0;
+    for (int t = 0; t < m->threads; t++) {
+        loss += m->rt->loss_sum[t];
+        correct += m->rt->correct[t];
+    }
+    if (ret_loss)
+        *ret_loss = loss / n;
+    if (ret_correct)
+        *ret_correct = correct;
+}
+
+static void images_to_float(float *x, const uint8_t *images, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        x[i] = (float)images[i] * (1.0f / 255.0f);
+}
+
+int model_train_step(struct model *m, const uint8_t *images, const uint8_t *labels, int n,
+                     uint64_t seed, int64_t step, double *ret_loss, int *ret_correct)
+{
+    struct model_runtime *rt = m->rt;
+    if (n < 1 || n > m->max_batch)
+        return -EINVAL;
+    for (int e = 0; e < n; e++)
+        if (labels[e] >= m->classes)
+            return -EINVAL;
+    images_to_float(rt->x, images, (size_t)n * rt->in_size);
+    memset(rt->y, 0, sizeof(float) * (size_t)n * m->classes);
+    for (int e = 0; e < n; e++)
+        rt->y[(size_t)e * m->classes + labels[e]] = 1.0f;
+    run_step(m, n, seed, step, true, ret_loss, ret_correct);
+    return 0;
+}
+
+int model_forward_backward_f32(struct model *m, const float *x, const float *y_onehot, int n,
+                               uint64_t seed, int64_t step, bool update_moving_stats,
+                               double *ret_loss, float *probs)
+{
+    struct model_runtime *rt = m->rt;
+    if (n < 1 || n > m->max_batch)
+        return -EINVAL;
+    memcpy(rt->x, x, sizeof(float) * (size_t)n * rt->in_size);
+    memcpy(rt->y, y_onehot, sizeof(float) * (size_t)n * m->classes);
+    run_step(m, n, seed, step, update_moving_stats, ret_loss, NULL);
+    if (probs)
+        memcpy(probs, rt->probs, sizeof(float) * (size_t)n * m->classes);
+    return 0;
+}
+
+/* ----------------------------------------------------------- inference */
+
+struct infer_ctx {
+    struct model *m;
+    int n;
+    const uint8_t *images; /* or */
+    const float *xf;
+    const uint8_t *labels; /* may be NULL */
+    float *probs;          /* (n, classes) or NULL */
+};
+
+/* Forward of nb examples in inference mode; x is overwritten.  Returns the
+ * logits (in one of the two buffers). */
+static float *infer_chunk(struct model *m, float *x, float *other, int nb, float *scratch)
+{
+    struct model_runtime *rt = m->rt;
+    float *cur = x, *nxt = other;
+    for (int i = 0; i <= rt->logits_layer; i++) {
+        struct rt_layer *r = &rt->L[i];
+        const struct layer_config *c = &m->layers[i].cfg;
+        if (r->alias)
+            continue;
+        bool swap = true;
+        switch (c->kind) {
+        case LAYER_KIND_CONV2D:
+            conv2d_forward(nxt, scratch, cur, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL,
+                           r->act, nb, &r->cg);
+            break;
+        case LAYER_KIND_DENSE:
+            dense_forward(nxt, cur, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL, r->act,
+                          nb, r->ch, c->units);
+            break;
+        case LAYER_KIND_BATCH_NORMALIZATION:
+            batchnorm_forward(cur, cur, wptr(m, i, 2), wptr(m, i, 3), wptr(m, i, 0),
+                              wptr(m, i, 1), c->epsilon, (size_t)nb * r->rows, r->ch);
+            swap = false;
+            break;
+        case LAYER_KIND_ACTIVATION:
+            activation_forward(cur, cur, (size_t)nb * r->rows, r->ch, r->act);
+            swap = false;
+            break;
+        case LAYER_KIND_MAX_POOLING2D:
+            maxpool2d_forward(nxt, cur, nb, &r->pg);
+            break;
+        case LAYER_KIND_AVERAGE_POOLING2D:
+            avgpool2d_forward(nxt, cur, nb, &r->pg);
+            break;
+        case LAYER_KIND_DROPOUT:
+        case LAYER_KIND_FLATTEN:
+            swap = false;
+            break;
+        }
+        if (swap) {
+            float *t = cur;
+            cur = nxt;
+            nxt = t;
+        }
+    }
+    return cur;
+}
+
+static void infer_thread(void *arg, int tid, int T)
+{
+    struct infer_ctx *s = arg;
+    struct model *m = s->m;
+    struct model_runtime *rt = m->rt;
+    const int K = m->classes;
+    int b0, b1;
+    slice(s->n, tid, T, &b0, &b1);
+    float *A = rt->ebuf[tid], *B = A + rt->ebuf_floats;
+    double lsum = 0.0;
+    int correct = 0;
+    for (int e0 = b0; e0 < b1; e0 += EVAL_CHUNK) {
+        int nb = b1 - e0 < EVAL_CHUNK ? b1 - e0 : EVAL_CHUNK;
+        size_t cnt = (size_t)nb * rt->in_size;
+        if (s->images)
+            images_to_float(A, s->images + (size_t)e0 * rt->in_size, cnt);
+        else
+            memcpy(A, s->xf + (size_t)e0 * rt->in_size, sizeof(float) * cnt);
+        float *logits = infer_chunk(m, A, B, nb, rt->scratch[tid]);
+        float *free_buf = logits == A ? B : A;
+        float *p = s->probs ? s->probs + (size_t)e0 * K : free_buf;
+        if (!s->labels) {
+            activation_forward(p, logits, (size_t)nb, K, ACTIVATION_KIND_SOFTMAX);
+            continue;
+        }
+        float *y = free_buf + (size_t)nb * K, *losses = y + (size_t)nb * K;
+        memset(y, 0, sizeof(float) * (size_t)nb * K);
+        for (int e = 0; e < nb; e++)
+            y[(size_t)e * K + s->labels[e0 + e]] = 1.0f;
+        softmax_crossentropy_forward(p, losses, logits, y, nb, K);
+        for (int e = 0; e < nb; e++) {
+            const float *pe = p + (size_t)e * K;
+            int am = 0;
+            for (int k = 1; k < K; k++)
+                if (pe[k] > pe[am])
+                    am = k;
+            correct += am == s->labels[e0 + e];
+            lsum += losses[e];
+        }
+    }
+    rt->loss_sum[tid] = lsum;
+    rt->correct[tid] = correct;
+}
+
+int model_evaluate(struct model *m, const uint8_t *images, const uint8_t *labels, int n,
+                   double *ret_loss_sum, int *ret_correct)
+{
+    if (n < 0)
+        return -EINVAL;
+    for (int e = 0; e < n; e++)
+        if (labels[e] >= m->classes)
+            return -EINVAL;
+    struct infer_ctx s = {.m = m, .n = n, .images = images, .labels = labels};
+    pool_run(m->rt->pool, infer_thread, &s);
+    double loss = 0.0;
+    int correct = 0;
+    for (int t = 0; t < m->threads; t++) {
+        loss += m->rt->loss_sum[t];
+        correct += m->rt->correct[t];
+    }
+    if (ret_loss_sum)
+        *ret_loss_sum = loss;
+    if (ret_correct)
+        *ret_correct = correct;
+    return 0;
+}
+
+int model_predict_f32(struct model *m, const float *x, int n, float *probs)
+{
+    if (n < 0)
+        return -EINVAL;
+    struct infer_ctx s = {.m = m, .n = n, .xf = x, .probs = probs};
+    pool_run(m->rt->pool, infer_thread, &s);
+    return 0;
+}

@@ -1,0 +1,268 @@
+/* conv2d.c - Conv2D forward and backward (see layers.h).
+ *
+ * im2col + cblas_sgemm, processed in chunks of output rows so the column
+ * buffer stays cache-sized:
+ *   col (rows, KH*KW*C) with column order (i, j, c) = the HWIO kernel's row
+ *   order, so forward is out (rows, K) = col * W (KH*KW*C, K) and the bias +
+ *   activation epilogue runs on the chunk while it is in cache.
+ * Backward per chunk: dW += col^T dout, dbias += sum dout.  dinp either as a
+ * stride-1 convolution of dout with the flipped, transposed kernel (no col2im
+ * scatter, same GEMM shape as forward) or, for strided convs, dcol = dout W^T
+ * followed by col2im.
+ * A first layer with C = 1 (K = 9 for 3x3) is a tiny GEMM; it runs a direct
+ * kernel instead (conv_direct_c1). */
+#include <cblas.h>
+#include <string.h>
+
+#include "layers.h"
+
+/* Target size of the column buffer (floats): ~256 KiB, well inside L2. */
+#define CONV_COL_BUDGET (64 * 1024)
+
+static int imax(int a, int b)
+{
+    return a > b ? a : b;
+}
+
+void conv2d_geom_init_pads(struct conv2d_geom *g, int h, int w, int c, int k, int kh, int kw,
+                           int sh, int sw, int pad_top, int pad_bottom, int pad_left,
+                           int pad_right)
+{
+    g->h = h, g->w = w, g->c = c, g->k = k;
+    g->kh = kh, g->kw = kw, g->sh = sh, g->sw = sw;
+    g->pad_top = pad_top, g->pad_left = pad_left;
+    g->oh = (h + pad_top + pad_bottom - kh) / sh + 1;
+    g->ow = (w + pad_left + pad_right - kw) / sw + 1;
+}
+
+void conv2d_geom_init(struct conv2d_geom *g, int h, int w, int c, int k, int kh, int kw,
+                      int sh, int sw, enum padding_kind padding)
+{
+    int pt = 0, pb = 0, pl = 0, pr = 0;
+    if (padding == PADDING_KIND_SAME) {
+        int oh = (h + sh - 1) / sh, ow = (w + sw - 1) / sw;
+        int th = imax((oh - 1) * sh + kh - h, 0), tw = imax((ow - 1) * sw + kw - w, 0);
+        pt = th / 2, pb = th - pt;
+        pl = tw / 2, pr = tw - pl;
+    }
+    conv2d_geom_init_pads(g, h, w, c, k, kh, kw, sh, sw, pt, pb, pl, pr);
+}
+
+/* Geometry of the transposed stride-1 conv: input dout (OH, OW, K), output
+ * (H, W, C), pads k-1-p on each side (the other side's pad moves over). */
+static void conv_transposed_geom(struct conv2d_geom *t, const struct conv2d_geom *g)
+{
+    int pb = (g->oh - 1) + g->kh - g->h - g->pad_top;  /* stride 1 */
+    int pr = (g->ow - 1) + g->kw - g->w - g->pad_left;
+    conv2d_geom_init_pads(t, g->oh, g->ow, g->k, g->c, g->kh, g->kw, 1, 1, g->kh - 1 - g->pad_top,
+                          g->kh - 1 - pb, g->kw - 1 - g->pad_left, g->kw - 1 - pr);
+    /* output rows = OH + (kh-1-pt) + (kh-1-pb) - kh + 1 = H by construction */
+    t->oh = g->h, t->ow = g->w;
+    (void)pr;
+}
+
+static int chunk_rows(const struct conv2d_geom *g)
+{
+    int kk = g->kh * g->kw * g->c;
+    return imax(16, CONV_COL_BUDGET / kk);
+}
+
+static bool conv_is_pointwise(const struct conv2d_geom *g)
+{
+    return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->pad_top == 0 &&
+           g->pad_left == 0 && g->oh == g->h && g->ow == g->w;
+}
+
+size_t conv2d_scratch_floats(const struct conv2d_geom *g)
+{
+    size_t kk = (size_t)g->kh * g->kw * g->c;
+    size_t a = (size_t)chunk_rows(g) * kk;
+    size_t b = 0;
+    if (g->sh == 1 && g->sw == 1) {
+        struct conv2d_geom t;
+        conv_transposed_geom(&t, g);
+        b = (size_t)chunk_rows(&t) * t.kh * t.kw * t.c;
+    }
+    return (a > b ? a : b) + 16;
+}
+
+/* col (m1 - m0, KH*KW*C) for output rows m0..m1 (flattened over n, oy, ox). */
+static void im2col(float *col, const float *inp, long m0, long m1, const struct conv2d_geom *g)
+{
+    const int C = g->c, KW = g->kw, W = g->w, H = g->h;
+    const long ohw = (long)g->oh * g->ow;
+    const size_t kk = (size_t)g->kh * KW * C;
+    for (long m = m0; m < m1; m++) {
+        long img = m / ohw;
+        int r = (int)(m - img * ohw);
+        int oy = r / g->ow, ox = r - oy * g->ow;
+        const float *base = inp + (size_t)img * H * W * C;
+        float *dst = col + (size_t)(m - m0) * kk;
+        int ix0 = ox * g->sw - g->pad_left;
+        int j0 = ix0 < 0 ? -ix0 : 0;
+        int j1 = W - ix0 < KW ? W - ix0 : KW; /* j < j1 keeps ix < W */
+        for (int i = 0; i < g->kh; i++) {
+            int iy = oy * g->sh - g->pad_top + i;
+            float *d = dst + (size_t)i * KW * C;
+            if (iy < 0 || iy >= H || j1 <= j0) {
+                memset(d, 0, sizeof(float) * KW * C);
+                continue;
+            }
+            if (j0 > 0)
+                memset(d, 0, sizeof(float) * j0 * C);
+            memcpy(d + (size_t)j0 * C, base + ((size_t)iy * W + ix0 + j0) * C,
+                   sizeof(float) * (size_t)(j1 - j0) * C);
+            if (j1 < KW)
+                memset(d + (size_t)j1 * C, 0, sizeof(float) * (KW - j1) * C);
+        }
+    }
+}
+
+/* dinp += scatter of dcol rows m0..m1 (inverse of im2col). */
+static void col2im_add(float *dinp, const float *dcol, long m0, long m1,
+                       const struct conv2d_geom *g)
+{
+    const int C = g->c, KW = g->kw, W = g->w, H = g->h;
+    const long ohw = (long)g->oh * g->ow;
+    const size_t kk = (size_t)g->kh * KW * C;
+    for (long m = m0; m < m1; m++) {
+        long img = m / ohw;
+        int r = (int)(m - img * ohw);
+        int oy = r / g->ow, ox = r - oy * g->ow;
+        float *base = dinp + (size_t)img * H * W * C;
+        const float *src = dcol + (size_t)(m - m0) * kk;
+        int ix0 = ox * g->sw - g->pad_left;
+        int j0 = ix0 < 0 ? -ix0 : 0;
+        int j1 = W - ix0 < KW ? W - ix0 : KW;
+        for (int i = 0; i < g->kh; i++) {
+            int iy = oy * g->sh - g->pad_top + i;
+            if (iy < 0 || iy >= H || j1 <= j0)
+                continue;
+            const float *s = src + ((size_t)i * KW + j0) * C;
+            float *d = base + ((size_t)iy * W + ix0 + j0) * C;
+            size_t len = (size_t)(j1 - j0) * C;
+            for (size_t e = 0; e < len; e++)
+                d[e] += s[e];
+        }
+    }
+}
+
+/* Direct convolution for C == 1: out[m][k] = sum_ij inp[iy][ix] * W[i][j][k].
+ * The whole (KH*KW, K) kernel stays in registers/L1; no column buffer. */
+static void conv_direct_c1(float *out, const float *inp, const float *weight, long m0, long m1,
+                           const struct conv2d_geom *g)
+{
+    const int K = g->k, KW = g->kw, W = g->w, H = g->h;
+    const long ohw = (long)g->oh * g->ow;
+    for (long m = m0; m < m1; m++) {
+        long img = m / ohw;
+        int r = (int)(m - img * ohw);
+        int oy = r / g->ow, ox = r - oy * g->ow;
+        const float *base = inp + (size_t)img * H * W;
+        float *o = out + (size_t)m * K;
+        for (int k = 0; k < K; k++)
+            o[k] = 0.0f;
+        for (int i = 0; i < g->kh; i++) {
+            int iy = oy * g->sh - g->pad_top + i;
+            if (iy < 0 || iy >= H)
+                continue;
+            for (int j = 0; j < KW; j++) {
+                int ix = ox * g->sw - g->pad_left + j;
+                if (ix < 0 || ix >= W)
+                    continue;
+                float v = base[(size_t)iy * W + ix];
+                const float *wr = weight + ((size_t)i * KW + j) * K;
+                for (int k = 0; k < K; k++)
+                    o[k] += v * wr[k];
+            }
+        }
+    }
+}
+
+/* out rows m0..m1 = conv (no bias, no activation); col is scratch. */
+static void conv_rows(float *out, float *col, const float *inp, const float *weight, long m0,
+                      long m1, const struct conv2d_geom *g)
+{
+    const int kk = g->kh * g->kw * g->c;
+    if (g->c == 1) {
+        conv_direct_c1(out, inp, weight, m0, m1, g);
+        return;
+    }
+    if (conv_is_pointwise(g)) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(m1 - m0), g->k, kk, 1.0f,
+                    inp + (size_t)m0 * kk, kk, weight, g->k, 0.0f, out + (size_t)m0 * g->k, g->k);
+        return;
+    }
+    im2col(col, inp, m0, m1, g);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(m1 - m0), g->k, kk, 1.0f, col,
+                kk, weight, g->k, 0.0f, out + (size_t)m0 * g->k, g->k);
+}
+
+void conv2d_forward(float *out, float *scratch, const float *inp, const float *weight,
+                    const float *bias, enum activation_kind act, int n,
+                    const struct conv2d_geom *g)
+{
+    const long M = (long)n * g->oh * g->ow;
+    const long step = chunk_rows(g);
+    for (long m0 = 0; m0 < M; m0 += step) {
+        long m1 = m0 + step < M ? m0 + step : M;
+        conv_rows(out, scratch, inp, weight, m0, m1, g);
+        activation_bias_forward(out + (size_t)m0 * g->k, bias, (size_t)(m1 - m0), g->k, act);
+    }
+}
+
+void conv2d_flip_weight(float *wflip, const float *weight, const struct conv2d_geom *g)
+{
+    const int KH = g->kh, KW = g->kw, C = g->c, K = g->k;
+    for (int i = 0; i < KH; i++)
+        for (int j = 0; j < KW; j++) {
+            const float *src = weight + ((size_t)i * KW + j) * C * K;
+            float *dst = wflip + ((size_t)(KH - 1 - i) * KW + (KW - 1 - j)) * K * C;
+            for (int c = 0; c < C; c++)
+                for (int k = 0; k < K; k++)
+                    dst[(size_t)k * C + c] = src[(size_t)c * K + k];
+        }
+}
+
+void conv2d_backward(float *dinp, float *dweight, float *dbias, float *scratch,
+                     const float *dout, const float *inp, const float *weight,
+                     const float *wflip, int n, const struct conv2d_geom *g)
+{
+    const int K = g->k, kk = g->kh * g->kw * g->c;
+    const long M = (long)n * g->oh * g->ow;
+    const long step = chunk_rows(g);
+    const bool flip = dinp && wflip && g->sh == 1 && g->sw == 1;
+    const bool pointwise = conv_is_pointwise(g);
+    if (dinp && !flip && !pointwise)
+        memset(dinp, 0, sizeof(float) * (size_t)n * g->h * g->w * g->c);
+
+    for (long m0 = 0; m0 < M; m0 += step) {
+        long m1 = m0 + step < M ? m0 + step : M;
+        int rows = (int)(m1 - m0);
+        const float *dchunk = dout + (size_t)m0 * K;
+        if (dbias)
+            for (int r = 0; r < rows; r++)
+                for (int k = 0; k < K; k++)
+                    dbias[k] += dchunk[(size_t)r * K + k];
+        const float *colp = inp + (size_t)m0 * kk;
+        if (!pointwise) {
+            im2col(scratch, inp, m0, m1, g);
+            colp = scratch;
+        }
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, K, rows, 1.0f, colp, kk,
+                    dchunk, K, 1.0f, dweight, K);
+        if (dinp && pointwise) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kk, K, 1.0f, dchunk, K,
+                        weight, K, 0.0f, dinp + (size_t)m0 * kk, kk);
+        } else if (dinp && !flip) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kk, K, 1.0f, dchunk, K,
+                        weight, K, 0.0f, scratch, kk);
+            col2im_add(dinp, scratch, m0, m1, g);
+        }
+    }
+    if (flip && !pointwise) {
+        struct conv2d_geom t;
+        conv_transposed_geom(&t, g);
+        conv2d_forward(dinp, scratch, dout, wflip, NULL, ACTIVATION_KIND_LINEAR, n, &t);
+    }
+}

@@ -1,0 +1,49 @@
+/* loss.c - categorical cross-entropy fused with the final softmax (see
+ * layers.h).
+ *
+ * Keras computes CE on the softmax output with the probabilities clipped to
+ * [1e-7, 1 - 1e-7].  Here the loss uses the stable log-softmax
+ * log p_j = z_j - max(z) - log(sum exp(z - max(z))) and floors it at
+ * log(1e-7): loss = -sum_j y_j * max(log p_j, log 1e-7).  That matches Keras
+ * wherever p >= 1e-7 (the only place it differs is the upper clip at
+ * 1 - 1e-7, a loss difference below 1e-7).  The gradient is the exact
+ * softmax-CE gradient (p - y) / N, ignoring the clip, as frameworks that fuse
+ * the two do. */
+#include <math.h>
+
+#include "layers.h"
+
+void softmax_crossentropy_forward(float *probs, float *losses, const float *logits,
+                                  const float *y, int n, int classes)
+{
+    const double log_floor = log(1e-7);
+    for (int i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * classes;
+        float *p = probs + (size_t)i * classes;
+        float mx = z[0];
+        for (int j = 1; j < classes; j++)
+            mx = z[j] > mx ? z[j] : mx;
+        double sum = 0.0;
+        for (int j = 0; j < classes; j++)
+            sum += exp((double)z[j] - mx);
+        double lse = log(sum);
+        double loss = 0.0;
+        for (int j = 0; j < classes; j++) {
+            double lp = (double)z[j] - mx - lse;
+            p[j] = (float)exp(lp);
+            float yj = y[(size_t)i * classes + j];
+            if (yj != 0.0f)
+                loss -= yj * (lp > log_floor ? lp : log_floor);
+        }
+        if (losses)
+            losses[i] = (float)loss;
+    }
+}
+
+void softmax_crossentropy_backward(float *dlogits, const float *probs, const float *y,
+                                   float scale, int n, int classes)
+{
+    size_t count = (size_t)n * classes;
+    for (size_t i = 0; i < count; i++)
+        dlogits[i] = (probs[i] - y[i]) * scale;
+}
