@@ -6,14 +6,17 @@
 # build-it/daemon/traind in the source tree.  Everything waits for
 # conditions with deadlines; nothing sleeps in place of a check.
 
+import atexit
 import contextlib
 import hashlib
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -50,9 +53,23 @@ def sha256_bytes(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def write_cifar10(folder, per_batch=24, n_test=32, seed=7):
-    """Small CIFAR-10 binary files in the exact format: records of 1 label
-    byte + 3072 pixel bytes (R, G, B planes of 32x32, row-major)."""
+_CIFAR_DIR = None
+
+
+def cifar10_dir():
+    """Generated CIFAR-10 binary files, written once per test process."""
+    global _CIFAR_DIR
+    if _CIFAR_DIR is None:
+        folder = tempfile.mkdtemp(prefix="traind-it-cifar10-")
+        atexit.register(shutil.rmtree, folder, True)
+        _CIFAR_DIR = write_cifar10(folder)
+    return _CIFAR_DIR
+
+
+def write_cifar10(folder, per_batch=10000, n_test=10000, seed=7):
+    """CIFAR-10 binary files in the exact format (10000 records per file) with
+    random pixels: records of 1 label byte + 3072 pixel bytes (R, G, B planes
+    of 32x32, row-major)."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -145,6 +162,12 @@ class Client:
         r = self.post("/v1/jobs", spec)
         assert r.status == expect, r
         return r.json() if expect == 201 else r
+
+    def list_jobs(self, query=""):
+        r = self.get(f"/v1/jobs{query}")
+        assert r.status == 200, r
+        body = r.json()
+        return body["jobs"] if isinstance(body, dict) else body
 
     def job(self, job_id):
         r = self.get(f"/v1/jobs/{job_id}")
@@ -261,7 +284,7 @@ class Daemon:
         self.token = token
         self.proc = None
         self.log_path = os.path.join(self.root, "traind.log")
-        cifar = write_cifar10(os.path.join(self.root, "cifar10"))
+        cifar = cifar10_dir()
         token_line = ""
         if token:
             token_file = os.path.join(self.root, "token")

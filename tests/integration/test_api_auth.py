@@ -43,7 +43,7 @@ def guarded(tmp_path_factory):
 
 
 def jobs_snapshot(c):
-    return sorted((j["id"], j["state"]) for j in c.get("/v1/jobs").json()["jobs"])
+    return sorted((j["id"], j["state"]) for j in c.list_jobs())
 
 
 @pytest.mark.parametrize("auth", WRONG, ids=[repr(w) for w in WRONG])

@@ -39,7 +39,9 @@ def job(module_traind):
 
 def curl(d, path, *args):
     """curl the URL; returns (status, headers dict lower-case, body bytes)."""
-    cmd = ["curl", "-sS", "--max-time", "60", "-D", "-", "-o", "/dev/stdout"]
+    cmd = ["curl", "-sS", "--max-time", "60"]
+    if "-I" not in args:  # -I prints the head on stdout by itself
+        cmd += ["-D", "-", "-o", "/dev/stdout"]
     if d.token:
         cmd += ["-H", f"Authorization: Bearer {d.token}"]
     cmd += list(args) + [f"{d.client.base}{path}"]

@@ -208,7 +208,8 @@ def test_prometheus_metrics(module_traind, done_job):
 
 def test_cifar10_job_trains(module_traind):
     c = module_traind.client
-    spec = tiny_spec(name="cifar", dataset={"name": "cifar10", "validation_split": 0.25},
+    spec = tiny_spec(name="cifar", dataset={"name": "cifar10", "limit": 400,
+                                                    "validation_limit": 100},
                      steps_per_epoch=2, epochs=1,
                      checkpoints=[{"filepath": "w.h5", "save_weights_only": True,
                                    "monitor": "val_loss", "mode": "min"}])
