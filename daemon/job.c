@@ -435,8 +435,7 @@ static cJSON *epoch_json(const struct job_epoch *e)
     cJSON_AddNumberToObject(o, "epoch", e->epoch);
     for (int k = 0; k < e->logs.n; k++)
         add_number(o, e->logs.items[k].key, e->logs.items[k].value);
-    add_number(o, "lr", e->lr);
-    add_number(o, "seconds", e->seconds);
+    add_number(o, "lr", e->lr); /* the wall time stays in the epoch_end event */
     return o;
 }
 
