@@ -33,7 +33,7 @@ struct stream {
     bool ended;
     bool suspended;           /* guarded by srv->mu */
     bool heartbeat_due;       /* guarded by srv->mu */
-    int64_t last_write;       /* monotonic seconds; read by tick only while suspended */
+    int64_t last_write;       /* monotonic ms; read by tick only while suspended */
     char *buf;
     size_t len, off, cap;
     struct stream *prev, *next; /* srv->suspended list, guarded by srv->mu */
@@ -66,11 +66,11 @@ struct request {
     uint64_t serve_bytes;     /* counted into bytes_served when the response completes */
 };
 
-static int64_t monotonic_s(void)
+static int64_t monotonic_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* --- listen address ------------------------------------------------------ */
@@ -345,7 +345,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
                 n = max;
             memcpy(buf, s->buf + s->off, n);
             s->off += n;
-            s->last_write = monotonic_s();
+            s->last_write = monotonic_ms();
             return (ssize_t)n;
         }
         s->off = s->len = 0;
@@ -451,7 +451,7 @@ static enum MHD_Result serve_events(struct request *rq, struct MHD_Connection *c
     memcpy(s->id, rq->path.id, sizeof(s->id));
     s->pos = after;
     s->ndjson = accept && strstr(accept, "application/x-ndjson") != NULL;
-    s->last_write = monotonic_s();
+    s->last_write = monotonic_ms();
     if (!s->ndjson && stream_append(s, ": traind event stream\nretry: 3000\n\n", 35) < 0) {
         free(s);
         return MHD_NO;
@@ -489,12 +489,12 @@ void api_server_tick(struct api_server *s)
 {
     if (!s)
         return;
-    int64_t now = monotonic_s();
+    int64_t now = monotonic_ms();
     pthread_mutex_lock(&s->mu);
     struct stream *st = s->suspended;
     while (st) {
         struct stream *next = st->next;
-        if (!st->ndjson && now - st->last_write >= (int64_t)s->cfg.heartbeat_s) {
+        if (!st->ndjson && now - st->last_write >= (int64_t)s->cfg.heartbeat_s * 1000) {
             st->heartbeat_due = true;
             stream_resume_locked(s, st);
         }

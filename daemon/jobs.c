@@ -1154,7 +1154,12 @@ static int be_open_file(void *ctx, const char *id, enum api_file_kind kind,
     }
     struct api_file f = {.fd = fd, .size = (uint64_t)st.st_size};
     const char *base = strrchr(name, '/');
-    snprintf(f.name, sizeof(f.name), "%s", base ? base + 1 : name);
+    const char *leaf = base ? base + 1 : name;
+    size_t leaf_len = strlen(leaf);
+    if (leaf_len >= sizeof(f.name))
+        leaf_len = sizeof(f.name) - 1; /* components are at most 255 bytes */
+    memcpy(f.name, leaf, leaf_len);
+    f.name[leaf_len] = '\0';
     memcpy(f.sha256, sha, 65);
     *ret = f;
     return 0;

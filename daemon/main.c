@@ -2,12 +2,16 @@
  * state dir, the HTTP server, worker threads, signals, sd_notify readiness
  * and watchdog; and the `traind run JOB.json` foreground mode. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "config.h"
@@ -40,6 +44,43 @@ static void usage(FILE *f)
             "run: train one job in the foreground with Keras-style output; files go to\n"
             "     DIR (default ./traind-run): DIR/checkpoints/ and DIR/resume.h5.\n"
             "     Interrupted (Ctrl-C) runs continue when started again with the same DIR.\n");
+}
+
+/* Signals reach the main loop through a pipe: libraries start threads of
+ * their own before main() (OpenBLAS), so a process-directed signal may be
+ * delivered to any thread; the handler only records it. */
+static int signal_pipe[2] = {-1, -1};
+static atomic_int stop_signal; /* SIGTERM or SIGINT once received */
+static atomic_int hup_signal;
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    if (sig == SIGHUP)
+        atomic_store(&hup_signal, 1);
+    else
+        atomic_store(&stop_signal, sig);
+    char b = (char)sig;
+    if (write(signal_pipe[1], &b, 1) < 0) {
+        /* the pipe is full: a wake-up is pending anyway */
+    }
+    errno = saved;
+}
+
+static int signals_install(void)
+{
+    if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        return -errno;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0 ||
+        sigaction(SIGHUP, &sa, NULL) < 0)
+        return -errno;
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
 }
 
 static void notify_systemd(const char *state)
@@ -106,13 +147,19 @@ static int serve(const struct config *cfg)
         return 1;
     }
 
-    sigset_t sigs;
+    if (signals_install() < 0) {
+        log_error("cannot install signal handlers: %s", strerror(errno));
+        free(token);
+        return 1;
+    }
+    /* Threads we start (HTTP, workers, their compute threads) keep the
+     * signals blocked; the main thread takes them. */
+    sigset_t sigs, old;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* every thread started below inherits it */
-    signal(SIGPIPE, SIG_IGN);
+    pthread_sigmask(SIG_BLOCK, &sigs, &old);
 
     struct jobs_config jc = {
         .state_dir = cfg->state_dir,
@@ -159,6 +206,7 @@ static int serve(const struct config *cfg)
         free(token);
         return 1;
     }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     log_info("traind %s listening on %s (port %u), state dir %s, %d worker(s), auth %s",
              TRAIND_VERSION, cfg->listen, (unsigned)api_server_port(srv), cfg->state_dir,
              cfg->workers, token ? "on" : "off");
@@ -169,20 +217,24 @@ static int serve(const struct config *cfg)
     if (sd_watchdog_enabled(0, &watchdog_usec) <= 0)
         watchdog_usec = 0;
 #endif
-    struct timespec wait = {.tv_sec = 1, .tv_nsec = 0};
-    if (watchdog_usec && watchdog_usec / 2 < 1000000) {
-        wait.tv_sec = 0;
-        wait.tv_nsec = (long)(watchdog_usec / 2 * 1000);
-    }
+    int wait_ms = 1000;
+    if (watchdog_usec && watchdog_usec / 2000 < 1000)
+        wait_ms = (int)(watchdog_usec / 2000) > 0 ? (int)(watchdog_usec / 2000) : 1;
     for (;;) {
-        int sig = sigtimedwait(&sigs, NULL, &wait);
-        if (sig == SIGTERM || sig == SIGINT) {
-            log_info("%s: stopping (running jobs stop after their current batch)",
-                     sig == SIGTERM ? "SIGTERM" : "SIGINT");
-            break;
+        struct pollfd pfd = {.fd = signal_pipe[0], .events = POLLIN};
+        if (poll(&pfd, 1, wait_ms) > 0) {
+            char buf[64];
+            while (read(signal_pipe[0], buf, sizeof(buf)) > 0) {
+            }
+            int sig = atomic_load(&stop_signal);
+            if (sig == SIGTERM || sig == SIGINT) {
+                log_info("%s: stopping (running jobs stop after their current batch)",
+                         sig == SIGTERM ? "SIGTERM" : "SIGINT");
+                break;
+            }
+            if (atomic_exchange(&hup_signal, 0))
+                log_info("SIGHUP ignored (restart to apply a new configuration)");
         }
-        if (sig == SIGHUP)
-            log_info("SIGHUP ignored (restart to apply a new configuration)");
         if (watchdog_usec)
             notify_systemd("WATCHDOG=1");
         api_server_tick(srv);
