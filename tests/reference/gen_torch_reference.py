@@ -24,7 +24,10 @@ Files written to tests/fixtures/reference/ (float32 little-endian, raw, in
 Keras layout: Conv2D kernel HWIO, Dense kernel (in, out)):
     x.f32                       input (N, 12, 12, 3)
     y.f32                       one-hot labels (N, 10)
-    probs.f32                   softmax output (N, 10)
+    probs.f32                   softmax output (N, 10), training mode
+    probs_eval.f32              softmax output (N, 10), inference mode, BN with the
+                                moving statistics e.*
+    e.<layer>.<weight>.f32      moving_mean / moving_variance for probs_eval
     w.<layer>.<weight>.f32      every variable before the step
     g.<layer>.<weight>.f32      gradient of the mean loss, trainable variables
     m.<layer>.<weight>.f32      moving_mean / moving_variance after one training
@@ -121,8 +124,14 @@ def main():
             P[(lname, wname)] = t
 
     bn_inputs = {}
+    eval_mode = [False]
 
     def bn_train(name, t):
+        if eval_mode[0]:  # inference with the statistics in eval_stats, nothing updated
+            em, ev = eval_stats[name]
+            return F.batch_norm(t, torch.tensor(em, dtype=dt), torch.tensor(ev, dtype=dt),
+                                P[(name, "gamma")], P[(name, "beta")], training=False,
+                                eps=BN_EPS)
         bn_inputs[name] = t.detach().clone()
         rm = P[(name, "moving_mean")].detach().clone()
         rv = P[(name, "moving_variance")].detach().clone()
@@ -139,17 +148,35 @@ def main():
         t = bn_train(b[1], F.relu(F.conv2d(t, P[(b[0], "kernel")], P[(b[0], "bias")], padding=1)))
         return F.max_pool2d(t, 2)
 
-    xt = torch.tensor(x.astype(np.float64), dtype=dt).permute(0, 3, 1, 2)  # NHWC -> NCHW
-    t = block(xt, ("conv2d", "batch_normalization"), ("conv2d_1", "batch_normalization_1"))
-    t = block(t, ("conv2d_2", "batch_normalization_2"), ("conv2d_3", "batch_normalization_3"))
-    t = t.permute(0, 2, 3, 1).flatten(1)  # Keras Flatten order (h, w, c)
-    t = bn_train("batch_normalization_4", F.relu(F.linear(t, P[("dense", "kernel")], P[("dense", "bias")])))
-    logits = F.linear(t, P[("dense_1", "kernel")], P[("dense_1", "bias")])
+    def forward(x_nhwc):
+        t = torch.tensor(x_nhwc.astype(np.float64), dtype=dt).permute(0, 3, 1, 2)  # NHWC -> NCHW
+        t = block(t, ("conv2d", "batch_normalization"), ("conv2d_1", "batch_normalization_1"))
+        t = block(t, ("conv2d_2", "batch_normalization_2"), ("conv2d_3", "batch_normalization_3"))
+        t = t.permute(0, 2, 3, 1).flatten(1)  # Keras Flatten order (h, w, c)
+        t = bn_train("batch_normalization_4",
+                     F.relu(F.linear(t, P[("dense", "kernel")], P[("dense", "bias")])))
+        return F.linear(t, P[("dense_1", "kernel")], P[("dense_1", "bias")])
+
+    logits = forward(x)
     yt = torch.tensor(y.astype(np.float64), dtype=dt)
     logp = F.log_softmax(logits, dim=1)
     loss = -(yt * logp).sum(dim=1).mean()  # categorical cross-entropy, mean over the batch
     loss.backward()
     probs = torch.softmax(logits, dim=1).detach().numpy()
+
+    # ---- inference mode (model.predict) with moving statistics of a realistic
+    # size (the fixture's own moving statistics are deliberately small, see bn()):
+    # the batch's statistics, moved a little
+    eval_stats = {}
+    for lname, t in bn_inputs.items():
+        inp = t.numpy()
+        axes = (0, 2, 3) if inp.ndim == 4 else (0,)
+        eval_stats[lname] = (f32(inp.mean(axis=axes) * 1.1 + 0.01).astype(np.float64),
+                             f32(inp.var(axis=axes) * 0.9 + 0.01).astype(np.float64))
+    eval_mode[0] = True
+    with torch.no_grad():
+        probs_eval = torch.softmax(forward(x), dim=1).numpy()
+    eval_mode[0] = False
 
     # ---- Keras moving-statistics update
     moving = {}
@@ -193,6 +220,7 @@ def main():
     put("x.f32", x)
     put("y.f32", y)
     put("probs.f32", probs)
+    put("probs_eval.f32", probs_eval)
     for lname, ws in layers:
         for wname, arr, trainable in ws:
             put(f"w.{lname}.{wname}.f32", arr)
@@ -206,6 +234,8 @@ def main():
         if lname in moving:
             put(f"m.{lname}.moving_mean.f32", moving[lname][0])
             put(f"m.{lname}.moving_variance.f32", moving[lname][1])
+            put(f"e.{lname}.moving_mean.f32", eval_stats[lname][0])
+            put(f"e.{lname}.moving_variance.f32", eval_stats[lname][1])
     with open(os.path.join(out, "manifest.txt"), "w") as f:
         f.write("\n".join(manifest) + "\n")
     print(f"loss {loss.item():.6f}; wrote {len(manifest) - 5} files to {out}")

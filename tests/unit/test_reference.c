@@ -1,7 +1,8 @@
 /* test_reference.c - the engine against PyTorch: MiniVGGNet (the built-in
  * spec, input (12, 12, 3), 10 classes, Dropout rates set to 0) with the
  * weights, input and labels committed under tests/fixtures/reference/ by
- * tests/reference/gen_torch_reference.py (torch, float64).  One training-mode
+ * tests/reference/gen_torch_reference.py (torch, float64).  Inference mode
+ * must give torch's eval-mode softmax output; one training-mode
  * forward/backward must give torch's softmax output, loss and every gradient;
  * a second one with update_moving_stats must move the BN moving statistics as
  * Keras does (see the script for the variance each layer uses; compared as the
@@ -243,6 +244,34 @@ static void test_reference(void)
     if (!x || !y || !probs_ref || !probs || !params0 || !grads0)
         goto out;
     memcpy(params0, m->params, m->n_params * sizeof(float));
+
+    /* 0) inference mode as torch's eval mode, with the moving statistics e.* */
+    int n_eval = 0;
+    for (int l = 0; l < m->n_layers; l++) {
+        if (!fixture_layer_name(m, l, lname, sizeof(lname)))
+            continue;
+        for (int k = 0; k < m->layers[l].n_weights; k++) {
+            const struct weight *wt = &m->layers[l].weights[k];
+            if (wt->trainable)
+                continue;
+            snprintf(fname, sizeof(fname), "e.%s.%s.f32", lname, wt->name);
+            float *v = ref_load(&mf, fname, wt->size);
+            if (v)
+                memcpy(m->params + wt->offset, v, wt->size * sizeof(float));
+            free(v);
+            n_eval++;
+        }
+    }
+    CHECK_INT_EQ(n_eval, 10);
+    float *probs_eval_ref = ref_load(&mf, "probs_eval.f32", ny);
+    if (probs_eval_ref) {
+        struct worst we = {0};
+        CHECK_INT_EQ(model_predict_f32(m, x, mf.n, probs), 0);
+        compare("probs_eval", probs, probs_eval_ref, ny, &we);
+        worst_print("inference-mode probs, relative errors", &we);
+        free(probs_eval_ref);
+    }
+    memcpy(m->params, params0, m->n_params * sizeof(float));
 
     /* 1) forward/backward, moving statistics untouched */
     double loss = 0;
