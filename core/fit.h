@@ -46,7 +46,11 @@ struct fit_progress {
 };
 
 /* Callback results: 0 = continue, 1 = stop training after this point
- * (EarlyStopping), negative errno = abort fit() with that error. */
+ * (EarlyStopping), negative errno = abort fit() with that error.  As Keras
+ * checks stop_training after each batch: 1 from batch_end ends the epoch
+ * there, and its validation and epoch_end still run; 1 from epoch_end stops
+ * after that epoch; 1 from train_begin runs no epoch.  train_end is always
+ * called once train_begin was. */
 struct fit_callbacks {
     void *ctx;
     int (*train_begin)(void *ctx, const struct fit_progress *p);
@@ -59,6 +63,9 @@ struct fit_callbacks {
 void fit_options_default(struct fit_options *ret);
 
 /* Train.  val may be NULL (no validation logs).  stop may be NULL.
+ * Epoch e (0-based) shuffles with rng_seed(seed, e); model_train_step gets
+ * (seed, step = opt->iterations); validation uses batches of batch_size in
+ * order.  Buffers are allocated once per call, none per batch. */
  * Returns 0 when all epochs ran (or a callback asked to stop), -ECANCELED when
  * the stop flag was seen (the current batch is finished first, the epoch is
  * not completed and epoch_end is not called), or a negative errno. */
