@@ -65,7 +65,7 @@ void fit_options_default(struct fit_options *ret);
 /* Train.  val may be NULL (no validation logs).  stop may be NULL.
  * Epoch e (0-based) shuffles with rng_seed(seed, e); model_train_step gets
  * (seed, step = opt->iterations); validation uses batches of batch_size in
- * order.  Buffers are allocated once per call, none per batch. */
+ * order.  Buffers are allocated once per call, none per batch.
  * Returns 0 when all epochs ran (or a callback asked to stop), -ECANCELED when
  * the stop flag was seen (the current batch is finished first, the epoch is
  * not completed and epoch_end is not called), or a negative errno. */
