@@ -6,9 +6,10 @@
  * EarlyStopping, then prints the epoch line):
  *   1. "epoch_end" event;
  *   2. each checkpoint policy: decision (core/checkpoint.c), the write it asks
- *      for (core/h5.c, atomic) into <job_dir>/checkpoints/, top-k deletions
- *      after the new file is safely written, the save_last copy, commit of
- *      the policy state, a "checkpoint" (or "checkpoint_error") event;
+ *      for (core/h5.c, atomic) into <job_dir>/checkpoints/, then - only once
+ *      the file is safely written - commit of the policy state, the
+ *      save_last copy and the top-k deletions; a "checkpoint" (or
+ *      "checkpoint_error") event and, with verbose >= 1, the Keras line;
  *   3. early stopping (Keras EarlyStopping semantics);
  *   4. <job_dir>/resume.h5 (weights, optimizer, epoch, and the state JSON
  *      below), so that a resumed run sees every decision of the epoch.

@@ -86,30 +86,32 @@ def resume_epoch(job_dir):
 
 
 def kill_after_epoch(job_path, job_dir, epoch, total, timeout=600):
-    """Start `traind run` in the background, wait until resume.h5 says
-    `epoch` epochs are done, kill -9 it.  Returns the epochs done at the kill
-    (to be checked < total by the caller)."""
-    p = subprocess.Popen(run_cmd(job_path, job_dir), stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + timeout
-    done = 0
+    """Start `traind run`, read its output until it announces epoch + 1 (it
+    prints "Epoch k/N" once the resume file of epoch k - 1 is written), then
+    kill -9 it.  Returns the epochs done according to the resume file (to be
+    checked < total by the caller)."""
+    p = subprocess.Popen(run_cmd(job_path, job_dir), stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True, bufsize=1)
     try:
-        while time.monotonic() < deadline:
-            done = resume_epoch(job_dir)
-            if done >= epoch:
+        seen = []
+        deadline = time.monotonic() + timeout
+        for line in p.stdout:
+            seen.append(line.rstrip("\n"))
+            m = EPOCH_HEADER.match(seen[-1])
+            if m and int(m.group(1)) == epoch + 1:
                 break
-            if p.poll() is not None:
-                pytest.fail(f"traind run ended early ({p.returncode}): {p.stderr.read()}")
-            time.sleep(0.02)  # poll interval while waiting for the condition
+            if time.monotonic() > deadline:
+                pytest.fail("timed out waiting for epoch %d" % (epoch + 1))
         else:
-            pytest.fail("timed out waiting for the resume file")
+            pytest.fail(f"traind run ended before epoch {epoch + 1}: {seen}")
         p.send_signal(signal.SIGKILL)
         p.wait(timeout=30)
-        return resume_epoch(job_dir)
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
+        p.stdout.close()
+    return resume_epoch(job_dir)
 
 
 def checkpoint_files(job_dir):
