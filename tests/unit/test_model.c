@@ -1,0 +1,318 @@
+/* test_model.c - the model runtime (core/model.c): MiniVGGNet's parameter
+ * counts and shapes, weight layout and names, Keras initialisation
+ * statistics, bit-identical determinism across runs with 2 threads,
+ * train-mode vs inference-mode behaviour (dropout off, moving statistics),
+ * and invalid specs. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "rng.h"
+#include "test.h"
+
+static struct layer_config lc(enum layer_kind kind, const char *name)
+{
+    struct layer_config c = {.kind = kind, .use_bias = true, .momentum = 0.99f,
+                             .epsilon = 1e-3f, .strides = {1, 1}, .pool_size = {2, 2},
+                             .kernel_size = {3, 3}, .padding = PADDING_KIND_SAME};
+    snprintf(c.name, sizeof(c.name), "%s", name);
+    return c;
+}
+
+/* MiniVGGNet by hand, with Keras' automatic layer names. */
+static int minivgg(struct layer_config *L, int classes, float drop_scale)
+{
+    int k = 0, nconv = 0, nact = 0, nbn = 0, npool = 0, ndrop = 0;
+    char name[64];
+#define NAME(base, counter) \
+    (counter ? snprintf(name, sizeof(name), "%s_%d", base, counter) : snprintf(name, sizeof(name), "%s", base), counter++, name)
+    for (int block = 0; block < 2; block++) {
+        for (int j = 0; j < 2; j++) {
+            L[k] = lc(LAYER_KIND_CONV2D, NAME("conv2d", nconv));
+            L[k++].filters = block ? 64 : 32;
+            L[k] = lc(LAYER_KIND_ACTIVATION, NAME("activation", nact));
+            L[k++].activation = ACTIVATION_KIND_RELU;
+            L[k++] = lc(LAYER_KIND_BATCH_NORMALIZATION, NAME("batch_normalization", nbn));
+        }
+        L[k] = lc(LAYER_KIND_MAX_POOLING2D, NAME("max_pooling2d", npool));
+        L[k].strides[0] = L[k].strides[1] = 2, L[k++].padding = PADDING_KIND_VALID;
+        L[k] = lc(LAYER_KIND_DROPOUT, NAME("dropout", ndrop));
+        L[k++].rate = 0.25f * drop_scale;
+    }
+    L[k++] = lc(LAYER_KIND_FLATTEN, "flatten");
+    L[k] = lc(LAYER_KIND_DENSE, "dense"), L[k++].units = 512;
+    L[k] = lc(LAYER_KIND_ACTIVATION, NAME("activation", nact));
+    L[k++].activation = ACTIVATION_KIND_RELU;
+    L[k++] = lc(LAYER_KIND_BATCH_NORMALIZATION, NAME("batch_normalization", nbn));
+    L[k] = lc(LAYER_KIND_DROPOUT, NAME("dropout", ndrop));
+    L[k++].rate = 0.5f * drop_scale;
+    L[k] = lc(LAYER_KIND_DENSE, "dense_1"), L[k++].units = classes;
+    L[k] = lc(LAYER_KIND_ACTIVATION, NAME("activation", nact));
+    L[k++].activation = ACTIVATION_KIND_SOFTMAX;
+#undef NAME
+    return k;
+}
+
+static struct model *make(int h, int w, int c, int max_batch, int threads, float drop_scale)
+{
+    static struct layer_config L[32];
+    struct model_spec spec = {.name = "sequential", .input_shape = {h, w, c}, .layers = L};
+    spec.n_layers = minivgg(L, 10, drop_scale);
+    struct model *m = NULL;
+    struct diag d = {0};
+    int err = model_create(&m, &spec, max_batch, threads, &d);
+    CHECK_MSG(err == 0, "model_create: %s %s", d.field, d.message);
+    return err ? NULL : m;
+}
+
+static void test_param_counts(void)
+{
+    struct model *m = make(32, 32, 3, 4, 1, 1);
+    if (!m)
+        return;
+    CHECK_INT_EQ(m->n_params, 2171178);
+    CHECK_INT_EQ(m->n_layers, 23);
+    CHECK_INT_EQ(m->classes, 10);
+    /* non-trainable: BN moving statistics 2 * (32 + 32 + 64 + 64 + 512) */
+    CHECK_INT_EQ(m->n_params - m->n_trainable, 2 * (32 + 32 + 64 + 64 + 512));
+    const struct weight *w = model_find_weight(m, "conv2d_1", "kernel");
+    CHECK(w && w->ndim == 4 && w->shape[0] == 3 && w->shape[1] == 3 && w->shape[2] == 32 &&
+          w->shape[3] == 32);
+    w = model_find_weight(m, "dense", "kernel");
+    CHECK(w && w->ndim == 2 && w->shape[0] == 8 * 8 * 64 && w->shape[1] == 512);
+    CHECK(model_find_weight(m, "batch_normalization_4", "moving_variance") != NULL);
+    CHECK(model_find_weight(m, "batch_normalization_4", "kernel") == NULL);
+    CHECK(model_find_weight(m, "nope", "kernel") == NULL);
+    /* layer order, Keras order inside a layer, no gaps */
+    size_t off = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        for (int j = 0; j < m->layers[i].n_weights; j++) {
+            CHECK_INT_EQ(m->layers[i].weights[j].offset, off);
+            off += m->layers[i].weights[j].size;
+        }
+    CHECK_INT_EQ(off, m->n_params);
+    const struct layer *bn = &m->layers[2];
+    CHECK_STR_EQ(bn->weights[0].name, "gamma");
+    CHECK_STR_EQ(bn->weights[3].name, "moving_variance");
+    CHECK(!bn->weights[2].trainable && bn->weights[1].trainable);
+    CHECK(((uintptr_t)m->params & 63) == 0 && ((uintptr_t)m->grads & 63) == 0);
+    model_free(m);
+
+    m = make(28, 28, 1, 4, 2, 1);
+    if (!m)
+        return;
+    CHECK_INT_EQ(m->n_params, 1679082);
+    CHECK_INT_EQ(m->layers[6].out_shape[0], 14);
+    CHECK_INT_EQ(m->layers[14].out_shape[0], 7);
+    CHECK_INT_EQ(m->layers[16].out_shape[2], 7 * 7 * 64);
+    CHECK_INT_EQ(m->layers[22].out_shape[2], 10);
+    model_free(m);
+}
+
+static void test_init_stats(void)
+{
+    struct model *m = make(28, 28, 1, 2, 1, 1);
+    if (!m)
+        return;
+    model_init_weights(m, 42);
+    const struct weight *w = model_find_weight(m, "dense", "kernel");
+    double limit = sqrt(6.0 / (3136 + 512)), sum = 0, sq = 0, mx = 0;
+    const float *p = m->params + w->offset;
+    for (size_t i = 0; i < w->size; i++) {
+        sum += p[i];
+        sq += (double)p[i] * p[i];
+        mx = fabs(p[i]) > mx ? fabs(p[i]) : mx;
+    }
+    CHECK(mx <= limit);
+    CHECK(mx > 0.99 * limit);
+    CHECK_CLOSE(sum / w->size, 0.0, 0, limit * 0.01);
+    CHECK_CLOSE(sq / w->size, limit * limit / 3.0, 0.02, 0); /* variance of U(-l, l) */
+    w = model_find_weight(m, "conv2d_2", "kernel"); /* 3x3x32x64 */
+    limit = sqrt(6.0 / (9 * 32 + 9 * 64));
+    p = m->params + w->offset;
+    mx = 0;
+    for (size_t i = 0; i < w->size; i++)
+        mx = fabs(p[i]) > mx ? fabs(p[i]) : mx;
+    CHECK(mx <= limit && mx > 0.98 * limit);
+    const char *bn[] = {"gamma", "beta", "moving_mean", "moving_variance"};
+    const float want[] = {1, 0, 0, 1};
+    for (int j = 0; j < 4; j++) {
+        w = model_find_weight(m, "batch_normalization_3", bn[j]);
+        for (size_t i = 0; i < w->size; i++)
+            CHECK(m->params[w->offset + i] == want[j]);
+    }
+    w = model_find_weight(m, "conv2d", "bias");
+    for (size_t i = 0; i < w->size; i++)
+        CHECK(m->params[w->offset + i] == 0.0f);
+    /* same seed, same weights; another seed, others */
+    float *copy = malloc(sizeof(float) * m->n_params);
+    memcpy(copy, m->params, sizeof(float) * m->n_params);
+    model_init_weights(m, 42);
+    CHECK(memcmp(copy, m->params, sizeof(float) * m->n_params) == 0);
+    model_init_weights(m, 43);
+    CHECK(memcmp(copy, m->params, sizeof(float) * m->n_params) != 0);
+    free(copy);
+    model_free(m);
+}
+
+static void fill_batch(uint8_t *img, uint8_t *lab, int n, size_t ex, uint64_t seed)
+{
+    struct rng r;
+    rng_seed(&r, seed, 5);
+    for (size_t i = 0; i < (size_t)n * ex; i++)
+        img[i] = (uint8_t)rng_below(&r, 256);
+    for (int i = 0; i < n; i++)
+        lab[i] = (uint8_t)rng_below(&r, 10);
+}
+
+/* Train a few SGD steps (plain p -= lr * g) and return the model. */
+static struct model *train_few(int threads, int steps)
+{
+    struct model *m = make(16, 16, 3, 12, threads, 1);
+    if (!m)
+        return NULL;
+    model_init_weights(m, 7);
+    uint8_t img[12 * 16 * 16 * 3], lab[12];
+    for (int s = 0; s < steps; s++) {
+        fill_batch(img, lab, 11, 16 * 16 * 3, (uint64_t)s);
+        double loss;
+        int ok;
+        CHECK(model_train_step(m, img, lab, 11, 99, s, &loss, &ok) == 0);
+        CHECK(isfinite(loss) && ok >= 0 && ok <= 11);
+        for (size_t i = 0; i < m->n_params; i++)
+            m->params[i] -= 0.01f * m->grads[i];
+    }
+    return m;
+}
+
+static void test_determinism(void)
+{
+    struct model *a = train_few(2, 3), *b = train_few(2, 3);
+    if (!a || !b)
+        return;
+    CHECK(memcmp(a->grads, b->grads, sizeof(float) * a->n_params) == 0);
+    CHECK(memcmp(a->params, b->params, sizeof(float) * a->n_params) == 0); /* incl. BN stats */
+    const struct weight *mv = model_find_weight(a, "batch_normalization", "moving_variance");
+    CHECK(a->params[mv->offset] != 1.0f); /* the moving statistics moved */
+    /* one thread gives the same up to float summation order */
+    struct model *c = train_few(1, 3);
+    if (c) {
+        double md = 0;
+        for (size_t i = 0; i < a->n_params; i++)
+            md = fmax(md, fabs(a->params[i] - c->params[i]));
+        CHECK_MSG(md < 1e-4, "threads 1 vs 2: max param difference %g", md);
+        model_free(c);
+    }
+    model_free(a);
+    model_free(b);
+}
+
+static void test_train_vs_eval(void)
+{
+    struct model *m = make(16, 16, 3, 8, 2, 1);
+    struct model *m0 = make(16, 16, 3, 8, 2, 0); /* same net, dropout rate 0 */
+    if (!m || !m0)
+        return;
+    model_init_weights(m, 3);
+    model_init_weights(m0, 3);
+    size_t ex = 16 * 16 * 3;
+    float *x = malloc(sizeof(float) * 8 * ex), y[80] = {0}, p1[80], p2[80], p3[80], pe[80];
+    struct rng r;
+    rng_seed(&r, 1, 1);
+    for (size_t i = 0; i < 8 * ex; i++)
+        x[i] = (float)rng_uniform(&r);
+    for (int i = 0; i < 8; i++)
+        y[i * 10 + i % 10] = 1;
+    double l1, l2, l3;
+    /* dropout masks follow (seed, step) */
+    model_forward_backward_f32(m, x, y, 8, 5, 1, false, &l1, p1);
+    model_forward_backward_f32(m, x, y, 8, 5, 1, false, &l2, p2);
+    model_forward_backward_f32(m, x, y, 8, 5, 2, false, &l3, p3);
+    CHECK(memcmp(p1, p2, sizeof(p1)) == 0 && l1 == l2);
+    CHECK(memcmp(p1, p3, sizeof(p1)) != 0);
+    /* inference: deterministic, no dropout, moving statistics (mean 0, var 1
+     * at init, so BN is ~identity): differs from training mode */
+    model_predict_f32(m, x, 8, pe);
+    float pe2[80];
+    model_predict_f32(m, x, 8, pe2);
+    CHECK(memcmp(pe, pe2, sizeof(pe)) == 0);
+    CHECK(memcmp(pe, p1, sizeof(pe)) != 0);
+    /* with dropout rate 0 and BN moving stats set to this batch's statistics
+     * (momentum 0), inference equals the training forward up to Bessel's
+     * correction; check the moving-stats path is really used: predictions
+     * change when moving stats change */
+    model_forward_backward_f32(m0, x, y, 8, 5, 1, false, &l1, p1);
+    float pe0[80];
+    model_predict_f32(m0, x, 8, pe0);
+    CHECK(memcmp(pe0, pe, sizeof(pe)) == 0); /* dropout has no effect at inference */
+    const struct weight *mv = model_find_weight(m0, "batch_normalization_4", "moving_variance");
+    for (size_t i = 0; i < mv->size; i++)
+        m0->params[mv->offset + i] = 4.0f;
+    model_predict_f32(m0, x, 8, pe0);
+    CHECK(memcmp(pe0, pe, sizeof(pe)) != 0);
+    /* the BN moving statistics are untouched by inference and by
+     * update_moving_stats = false, and move with model_train_step */
+    const struct weight *mm = model_find_weight(m, "batch_normalization", "moving_mean");
+    CHECK(m->params[mm->offset] == 0.0f);
+    uint8_t img[8 * 16 * 16 * 3], lab[8];
+    fill_batch(img, lab, 8, ex, 3);
+    double loss_sum;
+    int ok;
+    CHECK(model_evaluate(m, img, lab, 8, &loss_sum, &ok) == 0);
+    CHECK(m->params[mm->offset] == 0.0f);
+    CHECK(isfinite(loss_sum) && loss_sum > 0 && ok >= 0 && ok <= 8);
+    /* evaluate's loss equals the CE of predict's probabilities */
+    float xf[8 * 16 * 16 * 3], pp[80];
+    for (size_t i = 0; i < 8 * ex; i++)
+        xf[i] = img[i] / 255.0f;
+    model_predict_f32(m, xf, 8, pp);
+    double ce = 0;
+    for (int i = 0; i < 8; i++)
+        ce -= log(fmax(pp[i * 10 + lab[i]], 1e-7));
+    CHECK_CLOSE(loss_sum, ce, 1e-4, 1e-5);
+    CHECK(model_train_step(m, img, lab, 8, 1, 0, &l1, &ok) == 0);
+    CHECK(m->params[mm->offset] != 0.0f);
+    lab[0] = 10;
+    CHECK(model_train_step(m, img, lab, 8, 1, 0, &l1, &ok) == -EINVAL);
+    CHECK(model_evaluate(m, img, lab, 8, &loss_sum, &ok) == -EINVAL);
+    CHECK(model_train_step(m, img, lab, 9, 1, 0, &l1, &ok) == -EINVAL);
+    free(x);
+    model_free(m);
+    model_free(m0);
+}
+
+static void test_invalid_specs(void)
+{
+    struct layer_config L[3];
+    L[0] = lc(LAYER_KIND_FLATTEN, "flatten");
+    L[1] = lc(LAYER_KIND_DENSE, "dense"), L[1].units = 3;
+    L[1].activation = ACTIVATION_KIND_RELU; /* no softmax at the end */
+    struct model_spec spec = {.name = "s", .input_shape = {4, 4, 1}, .n_layers = 2, .layers = L};
+    struct model *m = NULL;
+    struct diag d = {0};
+    CHECK(model_create(&m, &spec, 4, 1, &d) == -EINVAL && m == NULL);
+    CHECK(d.message[0] != 0);
+    L[1].activation = ACTIVATION_KIND_SOFTMAX;
+    CHECK(model_create(&m, &spec, 4, 1, &d) == 0);
+    model_free(m);
+    m = NULL;
+    L[0] = lc(LAYER_KIND_DENSE, "dense"), L[0].units = 3; /* Dense on a 4x4 input */
+    CHECK(model_create(&m, &spec, 4, 1, &d) == -EINVAL);
+    CHECK_STR_EQ(d.field, "/config/layers/1");
+    L[0] = lc(LAYER_KIND_CONV2D, "conv2d"), L[0].filters = 2, L[0].kernel_size[0] = 5;
+    L[0].padding = PADDING_KIND_VALID; /* 5x3 kernel on 4x4 valid */
+    CHECK(model_create(&m, &spec, 4, 1, &d) == -EINVAL);
+    CHECK(model_create(&m, &spec, 0, 1, &d) == -EINVAL);
+    model_free(NULL);
+}
+
+int main(void)
+{
+    TEST_RUN(test_param_counts);
+    TEST_RUN(test_init_stats);
+    TEST_RUN(test_determinism);
+    TEST_RUN(test_train_vs_eval);
+    TEST_RUN(test_invalid_specs);
+    return TEST_EXIT();
+}
