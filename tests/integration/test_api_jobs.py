@@ -232,7 +232,10 @@ def test_two_jobs_queue_with_one_worker(traind):
     c.wait_state(a["id"], "running", daemon=traind)
     seen_queued = 0
     while True:
-        ja, jb = c.job(a["id"]), c.job(b["id"])
+        # read the second job first: if it runs while the first (read after
+        # it) has not ended, two jobs ran at once
+        jb = c.job(b["id"])
+        ja = c.job(a["id"])
         if ja["state"] in TERMINAL:
             break
         assert jb["state"] == "queued", (ja["state"], jb["state"])
