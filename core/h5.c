@@ -26,6 +26,12 @@
 #include "fsutil.h"
 
 #define H5_MAX_FILE_BYTES ((size_t)1 << 33)
+/* Resume files start with an HDF5 user block (which HDF5 skips) holding
+ * "TRAIND-H5\nsha256 <hex of every byte after the block>\n": the bytes are
+ * checked before HDF5, which trusts file metadata and can crash on a
+ * corrupted file (seen with 1.10.8: SEGV in H5HG_read), parses any of them. */
+#define H5_USERBLOCK 512
+#define H5_HEADER_MAGIC "TRAIND-H5\n"
 #define H5_MAX_LIST 100000
 
 static pthread_mutex_t h5_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -593,17 +599,18 @@ static int encode_file(enum h5_layout layout, const struct model *m, const struc
     void *image = NULL;
     ssize_t len = 0;
     h5_enter();
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), f = -1;
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), fcpl = H5Pcreate(H5P_FILE_CREATE), f = -1;
     /* Grow the in-memory file in one step: the data plus room for metadata. */
     size_t increment = m->n_params * sizeof(float) * (size_t)(opt ? 1 + opt->n_slots : 1) +
                        ((size_t)1 << 20);
-    if (fapl < 0 || H5Pset_fapl_core(fapl, increment, 0) < 0) {
-        r = h5_fail(d, -EIO, "", "encode: file access properties");
+    if (fapl < 0 || fcpl < 0 || H5Pset_fapl_core(fapl, increment, 0) < 0 ||
+        (resume && H5Pset_userblock(fcpl, H5_USERBLOCK) < 0)) {
+        r = h5_fail(d, -EIO, "", "encode: file properties");
         goto out;
     }
     char name[64];
     snprintf(name, sizeof(name), "traind-out-%lu.h5", h5_file_counter++);
-    f = H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    f = H5Fcreate(name, H5F_ACC_TRUNC, fcpl, fapl);
     if (f < 0) {
         r = h5_fail(d, -EIO, "", "encode: create in-memory file");
         goto out;
@@ -648,8 +655,28 @@ static int encode_file(enum h5_layout layout, const struct model *m, const struc
         r = diag_set(d, r, "", "encode: H5Fclose: %s", strerror(-r));
         goto out;
     }
+    if (resume) {
+        /* The image starts at the superblock; the file starts with the user
+         * block HDF5 reserved for it. */
+        uint8_t sha[32];
+        char hex[65];
+        char *file = malloc((size_t)len + H5_USERBLOCK);
+        if (!file) {
+            r = diag_set(d, -ENOMEM, "", "encode: out of memory for %zd bytes", len);
+            goto out;
+        }
+        fsutil_sha256(image, (size_t)len, sha);
+        fsutil_sha256_hex(sha, hex);
+        memset(file, 0, H5_USERBLOCK);
+        snprintf(file, H5_USERBLOCK, "%ssha256 %s\n", H5_HEADER_MAGIC, hex);
+        memcpy(file + H5_USERBLOCK, image, (size_t)len);
+        free(image);
+        image = file;
+        len += H5_USERBLOCK;
+    }
 out:
     close_id(f);
+    close_id(fcpl);
     close_id(fapl);
     h5_leave();
     if (r < 0) {
@@ -955,6 +982,42 @@ static int dataset_read_i64_scalar(hid_t loc, const char *path, int64_t *ret, st
 
 /* --- reading layouts ------------------------------------------------------ */
 
+/* Check the bytes before HDF5 parses them: against expected (the SHA-256
+ * recorded when the file was written; may be NULL) and against the
+ * checksum header of resume files.  *ret_has_header tells whether the
+ * header was there. */
+static int verify_image(const void *image, size_t len, const uint8_t *expected, const char *path,
+                        bool *ret_has_header, struct diag *d)
+{
+    uint8_t sha[32];
+    char hex[65];
+    if (expected) {
+        fsutil_sha256(image, len, sha);
+        if (memcmp(sha, expected, 32) != 0) {
+            fsutil_sha256_hex(sha, hex);
+            return diag_set(d, -EINVAL, path,
+                            "file SHA-256 %.16s... differs from the one recorded when it was "
+                            "written (corrupt or replaced file)", hex);
+        }
+    }
+    bool has = len >= H5_USERBLOCK &&
+               memcmp(image, H5_HEADER_MAGIC, strlen(H5_HEADER_MAGIC)) == 0;
+    if (ret_has_header)
+        *ret_has_header = has;
+    if (!has)
+        return 0;
+    const char *stored = (const char *)image + strlen(H5_HEADER_MAGIC);
+    if (strncmp(stored, "sha256 ", 7) != 0)
+        return diag_set(d, -EINVAL, path, "corrupt traind header");
+    fsutil_sha256((const char *)image + H5_USERBLOCK, len - H5_USERBLOCK, sha);
+    fsutil_sha256_hex(sha, hex);
+    if (memcmp(stored + 7, hex, 64) != 0)
+        return diag_set(d, -EINVAL, path,
+                        "checksum mismatch: stored %.16s..., file has %.16s... (corrupt or "
+                        "truncated file)", stored + 7, hex);
+    return 0;
+}
+
 /* Open a file image; returns the file id or a negative errno with d. */
 static hid_t open_image(const void *image, size_t len, const char *path, struct diag *d)
 {
@@ -1159,6 +1222,10 @@ int h5_detect_layout(const char *path, enum h5_layout *ret, struct diag *d)
     int r = fsutil_read_file(path, H5_MAX_FILE_BYTES, &image, &len, d);
     if (r < 0)
         return r;
+    if ((r = verify_image(image, len, NULL, path, NULL, d)) < 0) {
+        free(image);
+        return r;
+    }
     h5_enter();
     hid_t f = open_image(image, len, path, d);
     if (f >= 0) {
@@ -1174,6 +1241,12 @@ int h5_detect_layout(const char *path, enum h5_layout *ret, struct diag *d)
 
 int h5_load_weights(struct model *m, const char *path, struct diag *d)
 {
+    return h5_load_weights_verified(m, path, NULL, d);
+}
+
+int h5_load_weights_verified(struct model *m, const char *path, const uint8_t expected_sha256[32],
+                             struct diag *d)
+{
     int r = check_model(m, d);
     if (r < 0)
         return r;
@@ -1182,6 +1255,10 @@ int h5_load_weights(struct model *m, const char *path, struct diag *d)
     r = fsutil_read_file(path, H5_MAX_FILE_BYTES, &image, &len, d);
     if (r < 0)
         return r;
+    if ((r = verify_image(image, len, expected_sha256, path, NULL, d)) < 0) {
+        free(image);
+        return r;
+    }
     float *scratch = malloc(m->n_params * sizeof(float) + 1);
     if (!scratch) {
         free(image);
@@ -1282,6 +1359,13 @@ int h5_load_resume(struct model *m, struct optimizer *opt, const char *path, int
     int64_t iterations = 0, epoch = 0, version = 0;
     if (oom) {
         r = diag_set(d, -ENOMEM, path, "out of memory");
+        goto out_nolock;
+    }
+    bool has_header = false;
+    if ((r = verify_image(image, len, NULL, path, &has_header, d)) < 0)
+        goto out_nolock;
+    if (!has_header) {
+        r = diag_set(d, -EINVAL, path, "not a traind resume file (no checksummed header)");
         goto out_nolock;
     }
     memcpy(params, m->params, m->n_params * sizeof(float));

@@ -17,7 +17,17 @@
  *                         optimizer, optimizer/vars.
  * The resume file (h5_save_resume) is an H5_LAYOUT_TF_MODEL file plus root
  * attributes traind_resume_version, epoch, state_json and traind_checksum
- * (SHA-256 over everything resume restores), so it is also Keras-loadable.
+ * (SHA-256 over everything resume restores), so it is also Keras-loadable;
+ * it starts with a 512-byte HDF5 user block "TRAIND-H5\nsha256 <hex>\n"
+ * holding the SHA-256 of the rest of the file.
+ *
+ * Corrupt files: HDF5 trusts file metadata, and a corrupted file can make it
+ * crash or allocate without bound (seen with 1.10.8 under byte flips: SEGV
+ * in H5HG_read).  Bytes are therefore checked before HDF5 reads them where a
+ * checksum exists: the resume header always, and the whole file when the
+ * caller passes the SHA-256 recorded at save time (h5_load_weights_verified).
+ * Truncated files, non-HDF5 files and wrong layouts/shapes are always
+ * rejected cleanly.
  *
  * All HDF5 calls of the process go through one mutex inside h5.c (Debian's
  * HDF5 is the serial, non-thread-safe build): the functions below may be
@@ -83,6 +93,12 @@ int h5_save(const char *dir, const char *relpath, enum h5_layout layout, const s
  * on error (values are read into a scratch arena first). */
 int h5_load_weights(struct model *m, const char *path, struct diag *d);
 
+/* h5_load_weights after checking that the file's bytes have the SHA-256
+ * h5_save returned when writing it (expected_sha256 may be NULL: no check).
+ * A mismatch is -EINVAL and HDF5 never sees the bytes. */
+int h5_load_weights_verified(struct model *m, const char *path, const uint8_t expected_sha256[32],
+                             struct diag *d);
+
 /* Which layout a file has (detected as h5_load_weights does). */
 int h5_detect_layout(const char *path, enum h5_layout *ret, struct diag *d);
 
@@ -95,8 +111,9 @@ int h5_save_resume(const char *dir, const char *relpath, const struct model *m,
                    struct diag *d);
 
 /* Read a resume file into m and opt (whose kind and slot count must match the
- * file's).  ret_state_json: malloc'ed copy (caller frees).  The checksum is
- * verified; m, opt and the ret_ values are unchanged on error. */
+ * file's).  ret_state_json: malloc'ed copy (caller frees).  Both checksums
+ * are verified (the header's before HDF5 parses anything); m, opt and the
+ * ret_ values are unchanged on error. */
 int h5_load_resume(struct model *m, struct optimizer *opt, const char *path, int *ret_epoch,
                    char **ret_state_json, struct diag *d);
 

@@ -11,6 +11,7 @@ save_model_to_hdf5, save_optimizer_weights_to_hdf5_group; Keras 3
 saving_lib H5IOStore), and its values with the dumps.  A numpy forward pass
 over the weights read with h5py must give the C model's predictions.
 """
+import hashlib
 import json
 import os
 import subprocess
@@ -258,7 +259,13 @@ def test_keras3_weights_file_is_keras_layout(run, tmp_path):
 
 def test_resume_file(run, tmp_path):
     path = run.dir / "resume.h5"
+    raw = path.read_bytes()
+    head = b"TRAIND-H5\nsha256 "
+    assert raw.startswith(head)
+    assert raw[len(head):len(head) + 64].decode() == hashlib.sha256(raw[512:]).hexdigest()
+    assert raw[len(head) + 64:512] == b"\n" + bytes(512 - len(head) - 65)
     with h5py.File(path, "r") as f:
+        assert f.userblock_size == 512
         assert int(f.attrs["traind_resume_version"]) == 1
         assert int(f.attrs["epoch"]) == run.meta["epoch"]
         assert json.loads(f.attrs["state_json"]) == json.loads(run.meta["state_json"])
