@@ -179,7 +179,8 @@ def main():
                   "non_2xx": non2xx, "socket_errors": sock,
                   "images_per_s_idle": round(idle, 1), "images_per_s_load": round(loaded, 1),
                   "slowdown_pct": round(100.0 * (idle - loaded) / idle, 2),
-                  "model": args.model, "threads": args.threads, "window_s": args.duration}
+                  "model": args.model, "threads": args.threads, "window_s": args.duration,
+                  "loadavg_1m": os.getloadavg()[0], "cpus": os.cpu_count()}
         print(json.dumps(result))
         return 0
     finally:
