@@ -1,8 +1,15 @@
 /* fit.c - the Keras training loop (Model.fit) and evaluation (Model.evaluate)
  * over in-memory uint8 data sets.
  *
- * Epoch e (0-based) shuffles the indices 0..n-1 with rng_seed(seed, e), so a
- * run resumed at initial_epoch = k sees the same order as one never stopped;
+ * Batches come from one stream, as tf.keras 2.x draws them from arrays (its
+ * TensorLikeDataAdapter never recreates the iterator): data pass k is the
+ * indices 0..n-1 shuffled with rng_seed(seed, k), cut into ceil(n / batch)
+ * batches, the last one partial; passes follow each other.  Epoch e takes
+ * batches e * steps .. (e + 1) * steps - 1 of the stream (steps =
+ * steps_per_epoch, or one pass when 0), so without steps_per_epoch epoch e is
+ * pass e, and with it epochs continue where the previous one stopped.  The
+ * position depends on e alone, so a run resumed at initial_epoch = k sees the
+ * same batches as one never stopped (Keras itself would restart the stream);
  * the dropout masks come from (seed, optimizer iterations), also restored on
  * resume.  Every buffer is allocated once per call; the batch loop allocates
  * nothing. */
@@ -115,7 +122,9 @@ int fit_evaluate(struct model *m, const struct dataset *ds, int batch_size, int 
 
 /* Per-call state of fit(): buffers and the progress callbacks see. */
 struct fit_run {
-    uint32_t *idx;    /* (n_train) */
+    uint32_t *idx;    /* (n_train): the order of data pass `pass` */
+    int64_t pass;     /* -1 before the first */
+    int pass_batches; /* batches in one pass over the training set */
     uint8_t *images;  /* (batch_size, H, W, C) */
     uint8_t *labels;  /* (batch_size) */
     struct fit_progress p;
@@ -160,13 +169,7 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
                      struct logs *logs, struct diag *d)
 {
     struct fit_progress *p = &run->p;
-    struct rng rng;
-    for (uint32_t i = 0; i < (uint32_t)train->n; i++)
-        run->idx[i] = i;
-    if (o->shuffle) {
-        rng_seed(&rng, o->seed, (uint64_t)e);
-        rng_shuffle_u32(&rng, run->idx, (uint32_t)train->n);
-    }
+    int64_t first = (int64_t)e * p->batches; /* position in the batch stream */
     double t0 = now_seconds(), train_seconds = 0;
     double loss_sum = 0;
     long correct = 0, seen = 0;
@@ -175,7 +178,18 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
         if (stop && atomic_load(stop))
             return -ECANCELED;
         double tb = now_seconds();
-        int start = b * o->batch_size;
+        int64_t pass = (first + b) / run->pass_batches;
+        if (pass != run->pass) {
+            for (uint32_t i = 0; i < (uint32_t)train->n; i++)
+                run->idx[i] = i;
+            if (o->shuffle) {
+                struct rng rng;
+                rng_seed(&rng, o->seed, (uint64_t)pass);
+                rng_shuffle_u32(&rng, run->idx, (uint32_t)train->n);
+            }
+            run->pass = pass;
+        }
+        int start = (int)((first + b) % run->pass_batches) * o->batch_size;
         int nb = train->n - start < o->batch_size ? train->n - start : o->batch_size;
         dataset_gather(train, run->idx + start, nb, run->images, run->labels);
         double lr = optimizer_current_lr(opt);
@@ -238,7 +252,9 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
     struct fit_progress *p = &run.p;
     p->epochs = o->epochs;
     p->epoch = o->initial_epoch + 1;
-    p->batches = batches_of(train->n, o->batch_size, o->steps_per_epoch);
+    run.pass = -1;
+    run.pass_batches = batches_of(train->n, o->batch_size, 0);
+    p->batches = o->steps_per_epoch > 0 ? o->steps_per_epoch : run.pass_batches;
     p->iterations = opt->iterations;
     p->lr = optimizer_current_lr(opt);
 

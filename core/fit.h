@@ -1,10 +1,10 @@
 /* fit.h - the Keras training loop (Model.fit) over a model, an optimizer and
  * in-memory data sets.
  *
- * Per epoch: shuffle the training indices with an RNG seeded from (seed,
- * epoch) (so a run resumed at epoch k shuffles exactly as an uninterrupted
- * one), run batches (the last partial batch is kept, as Keras does; at most
- * steps_per_epoch when > 0), keep running means of loss and accuracy, call
+ * Per epoch: run batches of the shuffled training set (reshuffled each pass
+ * with an RNG seeded from (seed, pass), so a run resumed at epoch k draws
+ * exactly as an uninterrupted one; the last partial batch is kept, as Keras
+ * does; steps_per_epoch batches when > 0, see fit()), keep running means of loss and accuracy, call
  * batch_end, then evaluate on the validation set (at most validation_steps
  * batches when > 0) and call epoch_end with logs loss, accuracy, val_loss,
  * val_accuracy.  The stop flag is checked between batches.
@@ -29,7 +29,7 @@ struct fit_options {
     int epochs;            /* total epochs (Keras `epochs`) */
     int initial_epoch;     /* epochs already done (0 = fresh; resume sets it) */
     int batch_size;        /* 32 in Keras; must be <= model->max_batch */
-    int steps_per_epoch;   /* 0 = the whole training set */
+    int steps_per_epoch;   /* 0 = one pass over the training set; may be more than one */
     int validation_steps;  /* 0 = the whole validation set */
     uint64_t seed;
     bool shuffle;          /* true */
@@ -63,7 +63,11 @@ struct fit_callbacks {
 void fit_options_default(struct fit_options *ret);
 
 /* Train.  val may be NULL (no validation logs).  stop may be NULL.
- * Epoch e (0-based) shuffles with rng_seed(seed, e); model_train_step gets
+ * Batches are drawn from one stream of passes over train, pass k shuffled
+ * with rng_seed(seed, k); epoch e takes the stream's batches e * steps ..
+ * (e + 1) * steps - 1 (steps = steps_per_epoch, or one pass when 0), as
+ * tf.keras does with arrays, so that epochs limited by steps_per_epoch go on
+ * through the data instead of repeating its start; model_train_step gets
  * (seed, step = opt->iterations); validation uses batches of batch_size in
  * order.  Buffers are allocated once per call, none per batch.
  * Returns 0 when all epochs ran (or a callback asked to stop), -ECANCELED when

@@ -423,6 +423,74 @@ static int fit_toy(struct model *m, struct optimizer *opt, const struct dataset 
     return r;
 }
 
+/* Run fit on a fresh toy model (weights from seed 31) and return it. */
+static struct model *fit_steps(const struct dataset *tr, int epochs, int initial_epoch,
+                               int steps, struct model *m, struct optimizer **opt)
+{
+    if (!m) {
+        m = toy_model(16, 31);
+        *opt = m ? sgd(m) : NULL;
+    }
+    if (!m || !*opt)
+        return m;
+    struct fit_options o;
+    fit_options_default(&o);
+    o.epochs = epochs;
+    o.initial_epoch = initial_epoch;
+    o.batch_size = 16;
+    o.steps_per_epoch = steps;
+    o.seed = 77;
+    struct diag d = {0};
+    int r = fit(m, *opt, tr, NULL, &o, NULL, NULL, &d);
+    CHECK_MSG(r == 0, "fit: %d %s", r, d.message);
+    return m;
+}
+
+static bool same_params(const struct model *a, const struct model *b)
+{
+    return a && b && memcmp(a->params, b->params, a->n_params * sizeof(float)) == 0;
+}
+
+/* steps_per_epoch draws from one stream of shuffled passes (7 batches each
+ * here), as tf.keras does with arrays: how the steps are cut into epochs does
+ * not change which batches are trained on, or in which order. */
+static void test_steps_stream(void)
+{
+    struct dataset tr;
+    toy_data(&tr, 100, 11);
+    struct optimizer *oa = NULL, *ob = NULL, *oc = NULL, *od = NULL, *oe = NULL, *of = NULL,
+                     *og = NULL;
+    struct model *a = fit_steps(&tr, 1, 0, 6, NULL, &oa);  /* batches 0..5 of pass 0 */
+    struct model *b = fit_steps(&tr, 2, 0, 3, NULL, &ob);  /* 0..2, then 3..5 */
+    CHECK(same_params(a, b));
+    struct model *c = fit_steps(&tr, 2, 0, 0, NULL, &oc);  /* passes 0 and 1 */
+    struct model *d = fit_steps(&tr, 1, 0, 14, NULL, &od); /* the same 14 batches */
+    CHECK(same_params(c, d));
+    CHECK(!same_params(a, c));
+    /* epochs that cross passes mid-epoch: 5 + 5 + 5 = 7 + 7 + 1 */
+    struct model *e = fit_steps(&tr, 3, 0, 5, NULL, &oe);
+    struct model *f = fit_steps(&tr, 1, 0, 15, NULL, &of);
+    CHECK(same_params(e, f));
+    /* and resuming at epoch 2 continues at stream batch 10 */
+    struct model *g = fit_steps(&tr, 2, 0, 5, NULL, &og);
+    g = fit_steps(&tr, 3, 2, 5, g, &og);
+    CHECK(same_params(e, g));
+    CHECK(og && oe && og->iterations == 15 && oe->iterations == 15);
+    /* a different split of the same number of steps that repeats the start of
+     * a pass instead gives other weights (the test can tell) */
+    struct optimizer *oh = NULL;
+    struct model *h = fit_steps(&tr, 1, 0, 3, NULL, &oh); /* batches 0..2 of pass 0 */
+    h = fit_steps(&tr, 1, 0, 3, h, &oh);                  /* 0..2 again */
+    CHECK(!same_params(a, h));
+    struct model *ms[] = {a, b, c, d, e, f, g, h};
+    struct optimizer *os[] = {oa, ob, oc, od, oe, of, og, oh};
+    for (int i = 0; i < 8; i++) {
+        optimizer_free(os[i]);
+        model_free(ms[i]);
+    }
+    dataset_free(&tr);
+}
+
 static void test_determinism(void)
 {
     struct dataset tr, va;
@@ -495,6 +563,7 @@ int main(void)
     TEST_RUN(test_callbacks_order_and_partial_batch);
     TEST_RUN(test_steps_limits);
     TEST_RUN(test_stop_flag_and_callback_results);
+    TEST_RUN(test_steps_stream);
     TEST_RUN(test_determinism);
     TEST_RUN(test_resume);
     return TEST_EXIT();
