@@ -283,3 +283,57 @@ def test_weights_only_and_keras3_files_agree(job):
         with h5py.File(os.path.join(job["dir"], final[0]["name"]), "r") as f:
             full = tf_weights(f["model_weights"])
         assert all(np.array_equal(full[k], last[k]) for k in last)
+
+
+def test_download_in_progress_keeps_its_bytes_when_the_file_is_replaced(traind):
+    """A fixed file name rewritten every epoch: a slow download that started
+    before a rewrite still gets the old file whole, matching its ETag."""
+    import socket
+    import time
+    c = traind.client
+    spec = tiny_spec(name="rewrite", epochs=10000, steps_per_epoch=2,
+                     checkpoints=[{"filepath": "current.h5", "monitor": "val_loss",
+                                   "save_best_only": False}])
+    j = c.submit(spec)
+    jid = j["id"]
+
+    def current_sha():
+        for f in c.job(jid)["checkpoints"]:
+            if f["name"] == "current.h5":
+                return f["sha256"]
+        return None
+
+    deadline = time.monotonic() + 60
+    while current_sha() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)  # poll interval
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(30)
+    s.connect(("127.0.0.1", traind.port))
+    try:
+        s.sendall(f"GET /v1/jobs/{jid}/checkpoints/current.h5 HTTP/1.1\r\nHost: x\r\n"
+                  "Connection: close\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += s.recv(1024)
+        head, _, body = data.partition(b"\r\n\r\n")
+        hdrs = {k.strip().lower(): v.strip() for k, _, v in
+                (l.partition(":") for l in head.decode("latin-1").split("\r\n")[1:])}
+        etag = hdrs["etag"].strip('"')
+        size = int(hdrs["content-length"])
+        # let the job replace the file at least once while we hold the download
+        deadline = time.monotonic() + 60
+        while current_sha() == etag:
+            assert time.monotonic() < deadline, "the file was not rewritten"
+            time.sleep(0.05)  # poll interval
+        while len(body) < size:
+            part = s.recv(65536)
+            assert part, "connection closed before the whole file"
+            body += part
+    finally:
+        s.close()
+        c.post(f"/v1/jobs/{jid}/cancel")
+    assert len(body) == size
+    assert sha256_bytes(body) == etag
+    assert body[:8] == b"\x89HDF\r\n\x1a\n"

@@ -202,8 +202,16 @@ def test_prometheus_metrics(module_traind, done_job):
     assert requests_total(samples2) >= before + 6
     assert any(k.startswith("traind_http_requests_total") and '404' in k for k in samples2)
     # jobs by state: the finished job is counted
-    jobs_keys = [k for k in samples2 if k.startswith("traind_jobs") and "succeeded" in k]
-    assert jobs_keys and samples2[jobs_keys[0]] >= 1, sorted(samples2)
+    assert samples2['traind_jobs{state="succeeded"}'] >= 1, sorted(samples2)
+    assert samples2['traind_jobs{state="running"}'] >= 0
+    assert samples2["traind_epochs_total"] >= 2
+    assert samples2["traind_checkpoints_written_total"] >= 1
+    # bytes served grows by the size of a downloaded file
+    served = samples2["traind_bytes_served_total"]
+    r = c.get(f"/v1/jobs/{done_job['id']}/best")
+    assert r.status == 200
+    samples3, _ = prom_samples(c.get("/metrics").body.decode())
+    assert samples3["traind_bytes_served_total"] == served + len(r.body)
 
 
 def test_cifar10_job_trains(module_traind):
@@ -290,6 +298,20 @@ def test_delete_conflict_while_running_then_gone(traind):
     job = c.submit(long_spec())
     jid = job["id"]
     c.wait_state(jid, "running", daemon=traind)
+    # a running job reports its progress: batch counters, images/s and an ETA
+    deadline = time.monotonic() + 60
+    while True:
+        prog = c.job(jid)["progress"]
+        if prog["images_per_s"] and prog["batch"] > 0:
+            break
+        assert time.monotonic() < deadline, prog
+        time.sleep(0.05)  # poll interval
+    assert prog["epochs"] == 10000 and prog["batches"] == 4 and 1 <= prog["batch"] <= 4
+    assert prog["epoch"] >= 1 and prog["images_per_s"] > 0
+    assert isinstance(prog["eta_s"], (int, float)) and prog["eta_s"] > 0
+    samples, _ = prom_samples(c.get("/metrics").body.decode())
+    assert samples[f'traind_images_per_second{{job="{jid}"}}'] > 0
+    assert samples['traind_jobs{state="running"}'] == 1
     assert_error(c.delete(f"/v1/jobs/{jid}"), 409)
     assert c.job(jid)["state"] == "running"
     assert os.path.isdir(traind.job_dir(jid))
