@@ -107,6 +107,7 @@ BAD_SPECS = [
     # unknown dataset / model / optimizer / mode
     ("unknown-dataset", with_("/dataset/name", "imagenet"), ("/dataset/name", "/dataset")),
     ("unknown-dataset-string", with_("/dataset", "imagenet"), "/dataset"),
+    ("dataset-server-path", with_("/dataset", "/usr/share/datasets/fashion-mnist"), "/dataset"),
     ("missing-dataset", without("/dataset"), "/dataset"),
     ("unknown-model", with_("/model", "resnet9000"), "/model"),
     ("missing-model", without("/model"), "/model"),

@@ -232,3 +232,18 @@ def dechunk(body):
         out += rest[:size]
         body = rest[size + 2:]
     return out
+
+
+def test_early_stopping_event_and_end(module_traind):
+    """Keras EarlyStopping: with min_delta 100 only the first epoch improves;
+    patience 1 stops training after epoch 2 of 10."""
+    c = module_traind.client
+    job = c.submit(tiny_spec(name="es", epochs=10, callbacks={
+        "early_stopping": {"monitor": "val_loss", "patience": 1, "min_delta": 100}}))
+    final = c.wait_state(job["id"], "succeeded", daemon=module_traind)
+    assert len(final["history"]) == 2
+    _, events = c.events(job["id"], "?after=0", ndjson=True)
+    es = [e for e in events if e["type"] == "early_stopping"]
+    assert len(es) == 1, [e["type"] for e in events]
+    assert events[-1]["type"] == "state" and events[-1]["state"] == "succeeded"
+

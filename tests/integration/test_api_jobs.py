@@ -336,3 +336,44 @@ def test_delete_finished_job_removes_files(traind):
     assert not os.path.exists(traind.job_dir(jid))
     assert_error(c.get(f"/v1/jobs/{jid}/checkpoints"), 404)
     assert_error(c.get(f"/v1/jobs/{jid}/best"), 404)
+
+
+INLINE_MODEL = {
+    "class_name": "Sequential",
+    "config": {"name": "sequential", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 28, 28, 1],
+                                                "dtype": "float32", "sparse": False,
+                                                "ragged": False, "name": "flatten_input"}},
+        {"class_name": "Flatten", "config": {"name": "flatten", "trainable": True,
+                                             "dtype": "float32",
+                                             "data_format": "channels_last"}},
+        {"class_name": "Dense", "config": {
+            "name": "dense", "trainable": True, "dtype": "float32", "units": 10,
+            "activation": "softmax", "use_bias": True,
+            "kernel_initializer": {"class_name": "GlorotUniform", "config": {"seed": None}},
+            "bias_initializer": {"class_name": "Zeros", "config": {}},
+            "kernel_regularizer": None, "bias_regularizer": None,
+            "activity_regularizer": None, "kernel_constraint": None,
+            "bias_constraint": None}}]},
+    "keras_version": "2.15.0", "backend": "tensorflow"}
+
+
+def test_inline_keras_model_trains(module_traind):
+    """model may be the JSON tf.keras model.to_json() prints."""
+    import h5py
+    import json as _json
+    c = module_traind.client
+    job = c.submit(tiny_spec(name="inline", model=INLINE_MODEL, epochs=1,
+                             checkpoints=[{"filepath": "m.h5", "monitor": "val_loss"}]))
+    final = c.wait_state(job["id"], "succeeded", daemon=module_traind)
+    assert [f["name"] for f in final["checkpoints"]] == ["m.h5"]
+    path = os.path.join(module_traind.job_dir(job["id"]), "checkpoints", "m.h5")
+    with h5py.File(path, "r") as f:
+        names = [n.decode() if isinstance(n, bytes) else n
+                 for n in f["model_weights"].attrs["layer_names"]]
+        assert names == ["flatten", "dense"]
+        assert f["model_weights/dense/dense/kernel:0"].shape == (784, 10)
+        cfg = f.attrs["model_config"]
+        cfg = _json.loads(cfg.decode() if isinstance(cfg, bytes) else cfg)
+        assert [l["config"]["name"] for l in cfg["config"]["layers"]
+                if l["class_name"] != "InputLayer"] == ["flatten", "dense"]
