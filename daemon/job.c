@@ -267,6 +267,17 @@ static void apply_checkpoint(struct job *j, const cJSON *obj, uint64_t seq)
     if (sha && strlen(sha) == 64)
         memcpy(c->sha256, sha, 65);
     c->seq = seq;
+    /* The file is in place when its event arrives: remember which file it
+     * is, so a download can tell whether it opened the same one. */
+    char path[PATH_MAX];
+    struct stat st;
+    int n = snprintf(path, sizeof(path), "%s/checkpoints/%s", j->dir, c->name);
+    if (n > 0 && (size_t)n < sizeof(path) &&
+        fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+        (uint64_t)st.st_size == c->bytes) {
+        c->ino = (uint64_t)st.st_ino;
+        c->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    }
     if (strcmp(decision, "improved") == 0) {
         struct job_best *b = &j->best[policy];
         b->has = true;

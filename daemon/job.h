@@ -53,6 +53,8 @@ struct job_ckpt {
     uint64_t bytes;
     char sha256[65];
     uint64_t seq;                  /* of the checkpoint event that wrote it */
+    uint64_t ino;                  /* identity of the file the event describes, */
+    int64_t mtime_ns;              /* taken when the event was applied (0 = unknown) */
 };
 
 struct job_best {

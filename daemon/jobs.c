@@ -1027,7 +1027,7 @@ static int be_checkpoints(void *ctx, const char *id, char **ret_json)
 
 /* Which file a download asks for, and what the table says about it. */
 static int pick_file(const struct job *j, enum api_file_kind kind, const char (*components)[256],
-                     int n, int policy, char *name, size_t namesz, char sha[65], uint64_t *bytes)
+                     int n, int policy, char *name, size_t namesz, struct job_ckpt *ret)
 {
     const struct job_ckpt *found = NULL;
     if (kind == API_FILE_PATH) {
@@ -1062,8 +1062,7 @@ static int pick_file(const struct job *j, enum api_file_kind kind, const char (*
     }
     if (!found)
         return -ENOENT;
-    memcpy(sha, found->sha256, 65);
-    *bytes = found->bytes;
+    *ret = *found;
     return 0;
 }
 
@@ -1116,27 +1115,30 @@ static int be_open_file(void *ctx, const char *id, enum api_file_kind kind,
     struct job *j = job_get(js, id);
     if (!j)
         return diag_set(d, -ENOENT, "", "no such job");
-    char name[TEMPLATE_MAX_PATH], sha[65];
-    uint64_t bytes = 0;
+    char name[TEMPLATE_MAX_PATH], sha[65] = "";
     int fd = -1, r = 0;
     struct stat st;
     for (int attempt = 0; attempt < 3; attempt++) {
+        struct job_ckpt entry;
         pthread_mutex_lock(&j->mu);
-        r = pick_file(j, kind, components, n, policy, name, sizeof(name), sha, &bytes);
+        r = pick_file(j, kind, components, n, policy, name, sizeof(name), &entry);
         pthread_mutex_unlock(&j->mu);
         if (r < 0)
             break;
         r = open_confined(j->dir, name, &fd);
         if (r < 0)
             break;
-        if (fstat(fd, &st) == 0 && (uint64_t)st.st_size == bytes)
-            break;
-        /* Replaced since the table was read: look again, else serve it
-         * without an entity tag rather than with a wrong one. */
-        if (attempt == 2) {
-            sha[0] = '\0';
+        if (fstat(fd, &st) == 0 && (uint64_t)st.st_size == entry.bytes && entry.ino &&
+            (uint64_t)st.st_ino == entry.ino &&
+            (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec == entry.mtime_ns) {
+            memcpy(sha, entry.sha256, 65);
             break;
         }
+        /* Replaced after its event was applied, or its event is not applied
+         * yet: look again; in the end serve it without an entity tag rather
+         * than with a wrong one. */
+        if (attempt == 2)
+            break;
         close(fd);
         fd = -1;
     }
