@@ -16,6 +16,7 @@
 #include <hdf5.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -823,7 +824,12 @@ static int attr_read_strlist(hid_t loc, const char *name, const char *field,
             size_t k = strnlen(raw + (size_t)i * sz, sz);
             while (k > 0 && raw[(size_t)i * sz + k - 1] == ' ')
                 k--;
-            l.v[i] = strndup(raw + (size_t)i * sz, k);
+            /* Fixed-length strings need not be NUL-terminated: copy k bytes. */
+            l.v[i] = malloc(k + 1);
+            if (l.v[i]) {
+                memcpy(l.v[i], raw + (size_t)i * sz, k);
+                l.v[i][k] = '\0';
+            }
             l.n++;
             if (!l.v[i])
                 r = -ENOMEM;
