@@ -4,7 +4,6 @@
 # limit, SIGTERM ending open streams with exit 0, and start-up refusing a bad
 # config or an unusable state dir with a message naming the key or path.
 
-import os
 import signal
 import socket
 import subprocess
