@@ -245,6 +245,11 @@ int config_check(const struct config *cfg, struct diag *d)
     int r = api_listen_parse(&l, cfg->listen, d);
     if (r < 0)
         return r;
+    if (cfg->heartbeat_interval >= cfg->connection_timeout)
+        return diag_set(d, -EINVAL, "heartbeat_interval",
+                        "heartbeat_interval (%u) must be shorter than connection_timeout (%u), "
+                        "or idle event streams are closed",
+                        cfg->heartbeat_interval, cfg->connection_timeout);
     for (int i = 0; i < cfg->n_datasets; i++) {
         const struct runner_dataset *ds = &cfg->datasets[i];
         if (!ds->format[0] || !ds->path[0])

@@ -106,6 +106,11 @@ static void test_errors(void)
     CHECK_INT_EQ(config_parse_string(&c, "[dataset.x]\nformat = idx\n", &d), 0);
     CHECK_INT_EQ(config_check(&c, &d), -EINVAL);
     CHECK(strstr(d.message, "dataset.x") != NULL);
+    /* heartbeats must come before the idle timeout closes a stream */
+    config_default(&c);
+    CHECK_INT_EQ(config_parse_string(&c, "connection_timeout = 10\nheartbeat_interval = 10\n", &d), 0);
+    CHECK_INT_EQ(config_check(&c, &d), -EINVAL);
+    CHECK(strstr(d.message, "heartbeat_interval") != NULL);
     /* a missing file names the file */
     CHECK(config_load_file(&c, "/nonexistent/traind.conf", &d) == -ENOENT);
     CHECK(strstr(d.message, "/nonexistent/traind.conf") != NULL);
