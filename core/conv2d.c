@@ -1,6 +1,6 @@
 /* conv2d.c - Conv2D forward and backward (see layers.h).
  *
- * im2col + cblas_sgemm, processed in chunks of output rows so the column
+ * im2col + GEMM (gemm.h: own kernel for N % 16 == 0, else cblas_sgemm), processed in chunks of output rows so the column
  * buffer stays cache-sized:
  *   col (rows, KH*KW*C) with column order (i, j, c) = the HWIO kernel's row
  *   order, so forward is out (rows, K) = col * W (KH*KW*C, K) and the bias +
@@ -14,6 +14,7 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "layers.h"
 
 /* Target size of the column buffer (floats): ~256 KiB, well inside L2. */
@@ -73,15 +74,55 @@ static bool conv_is_pointwise(const struct conv2d_geom *g)
            g->pad_left == 0 && g->oh == g->h && g->ow == g->w;
 }
 
+#define CONV_MAX_TAPS 64
+
+/* Stride-1 convolutions whose output channels are a multiple of 16 run as
+ * implicit GEMMs (gemm_nn_seg / gemm_tn_acc) over a zero-padded copy of one
+ * image at a time: with the padded width Wp, output position p' = oy * Wp + ox
+ * reads tap (i, j) at padded position p' + i * Wp + j, an affine map, so every
+ * tap is a plain row-strided matrix.  Rows are computed over the padded width
+ * (ox < Wp) and the last Wp - OW of each are dropped: a few % more FLOPs, no
+ * im2col and no packing. */
+static bool conv_implicit(const struct conv2d_geom *g)
+{
+    return gemm_has_conv_kernels() && g->sh == 1 && g->sw == 1 && g->k % 16 == 0 && g->c > 1 &&
+           g->kh * g->kw <= CONV_MAX_TAPS;
+}
+
+static void padded_dims(const struct conv2d_geom *g, int *hp, int *wp)
+{
+    *hp = g->oh - 1 + g->kh; /* stride 1: H + pad_top + pad_bottom */
+    *wp = g->ow - 1 + g->kw;
+}
+
+/* Floats of the padded image and of the (OH, Wp, K) output rows. */
+static size_t implicit_pad_floats(const struct conv2d_geom *g)
+{
+    int hp, wp;
+    padded_dims(g, &hp, &wp);
+    return ((size_t)hp * wp + g->kw) * g->c;
+}
+
+static size_t implicit_floats(const struct conv2d_geom *g)
+{
+    int hp, wp;
+    padded_dims(g, &hp, &wp);
+    return implicit_pad_floats(g) + 16 + (size_t)g->oh * wp * g->k;
+}
+
 size_t conv2d_scratch_floats(const struct conv2d_geom *g)
 {
     size_t kk = (size_t)g->kh * g->kw * g->c;
     size_t a = (size_t)chunk_rows(g) * kk;
     size_t b = 0;
+    if (conv_implicit(g) && implicit_floats(g) > a)
+        a = implicit_floats(g);
     if (g->sh == 1 && g->sw == 1) {
         struct conv2d_geom t;
         conv_transposed_geom(&t, g);
         b = (size_t)chunk_rows(&t) * t.kh * t.kw * t.c;
+        if (conv_implicit(&t) && implicit_floats(&t) > b)
+            b = implicit_floats(&t);
     }
     return (a > b ? a : b) + 16;
 }
@@ -189,19 +230,93 @@ static void conv_rows(float *out, float *col, const float *inp, const float *wei
         return;
     }
     if (conv_is_pointwise(g)) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(m1 - m0), g->k, kk, 1.0f,
-                    inp + (size_t)m0 * kk, kk, weight, g->k, 0.0f, out + (size_t)m0 * g->k, g->k);
+        gemm_nn(out + (size_t)m0 * g->k, inp + (size_t)m0 * kk, weight, (int)(m1 - m0), g->k, kk,
+                kk, g->k, g->k);
         return;
     }
     im2col(col, inp, m0, m1, g);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(m1 - m0), g->k, kk, 1.0f, col,
-                kk, weight, g->k, 0.0f, out + (size_t)m0 * g->k, g->k);
+    gemm_nn(out + (size_t)m0 * g->k, col, weight, (int)(m1 - m0), g->k, kk, kk, g->k, g->k);
+}
+
+/* pad (Hp, Wp, C) + slack = image (H, W, C) placed at (pad_top, pad_left), zeros elsewhere. */
+static void pad_image(float *pad, const float *img, const struct conv2d_geom *g)
+{
+    int hp, wp;
+    padded_dims(g, &hp, &wp);
+    memset(pad, 0, sizeof(float) * implicit_pad_floats(g));
+    for (int y = 0; y < g->h; y++)
+        memcpy(pad + ((size_t)(y + g->pad_top) * wp + g->pad_left) * g->c,
+               img + (size_t)y * g->w * g->c, sizeof(float) * (size_t)g->w * g->c);
+}
+
+static void tap_offsets(long *off, const struct conv2d_geom *g, int wp)
+{
+    for (int i = 0; i < g->kh; i++)
+        for (int j = 0; j < g->kw; j++)
+            off[i * g->kw + j] = ((long)i * wp + j) * g->c;
+}
+
+static void conv_forward_implicit(float *out, float *scratch, const float *inp,
+                                  const float *weight, const float *bias,
+                                  enum activation_kind act, int n, const struct conv2d_geom *g)
+{
+    int hp, wp;
+    padded_dims(g, &hp, &wp);
+    long off[CONV_MAX_TAPS];
+    tap_offsets(off, g, wp);
+    float *pad = scratch, *rows = scratch + implicit_pad_floats(g) + 16;
+    const size_t in_img = (size_t)g->h * g->w * g->c, out_img = (size_t)g->oh * g->ow * g->k;
+    for (int b = 0; b < n; b++) {
+        pad_image(pad, inp + b * in_img, g);
+        gemm_nn_seg(rows, pad, off, g->kh * g->kw, weight, g->oh * wp, g->k, g->c, g->c, g->k,
+                    g->k);
+        float *o = out + b * out_img;
+        for (int y = 0; y < g->oh; y++) {
+            float *dst = o + (size_t)y * g->ow * g->k;
+            memcpy(dst, rows + (size_t)y * wp * g->k, sizeof(float) * (size_t)g->ow * g->k);
+            activation_bias_forward(dst, bias, (size_t)g->ow, g->k, act);
+        }
+    }
+}
+
+/* dweight += sum over taps of pad_tap^T dout, dbias += sum dout (stride 1). */
+static void conv_dweight_implicit(float *dweight, float *dbias, float *scratch,
+                                  const float *dout, const float *inp, int n,
+                                  const struct conv2d_geom *g)
+{
+    int hp, wp;
+    padded_dims(g, &hp, &wp);
+    long off[CONV_MAX_TAPS];
+    tap_offsets(off, g, wp);
+    const int K = g->k, C = g->c;
+    float *pad = scratch, *drows = scratch + implicit_pad_floats(g) + 16;
+    const size_t in_img = (size_t)g->h * g->w * C, out_img = (size_t)g->oh * g->ow * K;
+    for (int b = 0; b < n; b++) {
+        const float *d = dout + b * out_img;
+        pad_image(pad, inp + b * in_img, g);
+        /* dout over the padded width, zeros in the junk columns */
+        memset(drows, 0, sizeof(float) * (size_t)g->oh * wp * K);
+        for (int y = 0; y < g->oh; y++)
+            memcpy(drows + (size_t)y * wp * K, d + (size_t)y * g->ow * K,
+                   sizeof(float) * (size_t)g->ow * K);
+        if (dbias)
+            for (size_t r = 0; r < (size_t)g->oh * g->ow; r++)
+                for (int k = 0; k < K; k++)
+                    dbias[k] += d[r * K + k];
+        for (int t = 0; t < g->kh * g->kw; t++)
+            gemm_tn_acc(dweight + (size_t)t * C * K, pad + off[t], drows, C, K, g->oh * wp, C, K,
+                        K);
+    }
 }
 
 void conv2d_forward(float *out, float *scratch, const float *inp, const float *weight,
                     const float *bias, enum activation_kind act, int n,
                     const struct conv2d_geom *g)
 {
+    if (conv_implicit(g)) {
+        conv_forward_implicit(out, scratch, inp, weight, bias, act, n, g);
+        return;
+    }
     const long M = (long)n * g->oh * g->ow;
     const long step = chunk_rows(g);
     for (long m0 = 0; m0 < M; m0 += step) {
@@ -236,7 +351,12 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, float *scratch,
     if (dinp && !flip && !pointwise)
         memset(dinp, 0, sizeof(float) * (size_t)n * g->h * g->w * g->c);
 
-    for (long m0 = 0; m0 < M; m0 += step) {
+    /* dinp of stride-1 convs comes from the flipped-kernel convolution below,
+     * so the chunk loop is only needed for the other cases */
+    const bool implicit_dw = conv_implicit(g) && !pointwise && (flip || !dinp);
+    if (implicit_dw)
+        conv_dweight_implicit(dweight, dbias, scratch, dout, inp, n, g);
+    for (long m0 = 0; !implicit_dw && m0 < M; m0 += step) {
         long m1 = m0 + step < M ? m0 + step : M;
         int rows = (int)(m1 - m0);
         const float *dchunk = dout + (size_t)m0 * K;

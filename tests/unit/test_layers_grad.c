@@ -214,6 +214,22 @@ static void test_conv2d_grad(void)
                true, true);
     conv_check("conv tanh", 5, 5, 2, 3, 3, 3, 1, PADDING_KIND_SAME, ACTIVATION_KIND_TANH, true,
                true);
+    /* 16k output channels: the implicit-GEMM path (forward, dweight and, with
+     * 16k input channels, the flipped-kernel dinp) */
+    conv_check("conv implicit same", 6, 5, 16, 16, 3, 3, 1, PADDING_KIND_SAME,
+               ACTIVATION_KIND_RELU, true, true);
+    conv_check("conv implicit valid", 6, 7, 3, 32, 3, 3, 1, PADDING_KIND_VALID,
+               ACTIVATION_KIND_LINEAR, true, true);
+    conv_check("conv implicit 5x5 no bias", 7, 6, 16, 16, 5, 5, 1, PADDING_KIND_SAME,
+               ACTIVATION_KIND_LINEAR, false, true);
+    conv_check("conv implicit 2x2 even", 5, 6, 5, 16, 2, 2, 1, PADDING_KIND_SAME,
+               ACTIVATION_KIND_LINEAR, true, true);
+    conv_check("conv implicit C=1", 6, 6, 1, 16, 3, 3, 1, PADDING_KIND_SAME,
+               ACTIVATION_KIND_LINEAR, true, false);
+    conv_check("conv implicit 1x1", 4, 5, 16, 16, 1, 1, 1, PADDING_KIND_VALID,
+               ACTIVATION_KIND_LINEAR, true, true);
+    conv_check("conv stride 2 K16", 7, 7, 16, 16, 3, 3, 2, PADDING_KIND_SAME,
+               ACTIVATION_KIND_LINEAR, true, true);
     /* large enough that the column buffer is processed in several chunks */
     conv_check("conv chunked", 24, 24, 16, 8, 3, 3, 1, PADDING_KIND_SAME, ACTIVATION_KIND_LINEAR,
                true, true);

@@ -1,0 +1,29 @@
+/* gemm.h - the engine's own small-N matrix product for convolution GEMMs.
+ *
+ * C (M, N) = A (M, K) * B (K, N), row-major with leading dimensions.  When
+ * N is a multiple of 16 (Conv2D filters 16, 32, 64, ...) and the build has
+ * AVX2 + FMA, a 6x16 register-blocked kernel runs it: A's rows are read in
+ * place (no packing, they are an im2col chunk already in cache) and a 16-wide
+ * column panel of B stays in L1.  OpenBLAS handles this tall-skinny shape at
+ * well below its peak.  Otherwise cblas_sgemm. */
+#ifndef TRAIND_GEMM_H
+#define TRAIND_GEMM_H
+
+void gemm_nn(float *c, const float *a, const float *b, int m, int n, int k, int lda, int ldb,
+             int ldc);
+
+/* Implicit-GEMM convolution: C (M, N) = sum over s < nseg of A_s (M, K) * B_s (K, N)
+ * with A_s = a + off[s] (row stride lda) and B_s = b + s * K * ldb.  A stride-1
+ * convolution over a zero-padded image is this with one segment per kernel tap
+ * (off = the tap's shift, lda = C).  Requires N % 16 == 0 and AVX2 (see
+ * gemm_has_conv_kernels). */
+void gemm_nn_seg(float *c, const float *a, const long *off, int nseg, const float *b, int m,
+                 int n, int k, int lda, int ldb, int ldc);
+/* C (M, N) += A^T B with A (K, M) row stride lda, B (K, N) row stride ldb.
+ * Requires N % 16 == 0 and AVX2. */
+void gemm_tn_acc(float *c, const float *a, const float *b, int m, int n, int k, int lda, int ldb,
+                 int ldc);
+/* True when gemm_nn_seg / gemm_tn_acc are available (built with AVX2 + FMA). */
+int gemm_has_conv_kernels(void);
+
+#endif
