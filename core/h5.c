@@ -143,33 +143,40 @@ int h5_layout_for_path(const char *path, bool save_weights_only, enum h5_layout 
                     "unsupported file extension: use .h5, .hdf5, .keras or .weights.h5");
 }
 
-/* Keras 3 container key of a layer: the snake-case class name, numbered from
- * the second layer of the same class on (conv2d, conv2d_1, ...). */
-static const char *keras3_class_key(enum layer_kind kind)
+/* Keras' naming.to_snake_case of a class name: "_" before a capital that
+ * starts a lower-case word or follows a lower-case letter, then lower case
+ * ("MaxPooling2D" -> "max_pooling2d", "BatchNormalization" ->
+ * "batch_normalization"). */
+static void snake_case(const char *cls, char *out, size_t outsz)
 {
-    switch (kind) {
-    case LAYER_KIND_CONV2D: return "conv2d";
-    case LAYER_KIND_DENSE: return "dense";
-    case LAYER_KIND_BATCH_NORMALIZATION: return "batch_normalization";
-    case LAYER_KIND_ACTIVATION: return "activation";
-    case LAYER_KIND_MAX_POOLING2D: return "max_pooling2d";
-    case LAYER_KIND_AVERAGE_POOLING2D: return "average_pooling2d";
-    case LAYER_KIND_DROPOUT: return "dropout";
-    case LAYER_KIND_FLATTEN: return "flatten";
+    size_t k = 0;
+    for (size_t i = 0; cls[i] && k + 2 < outsz; i++) {
+        char c = cls[i];
+        bool upper = c >= 'A' && c <= 'Z';
+        bool word = upper && cls[i + 1] >= 'a' && cls[i + 1] <= 'z';
+        bool after_lower = i > 0 && cls[i - 1] >= 'a' && cls[i - 1] <= 'z';
+        if (i > 0 && upper && (word || after_lower) && out[k - 1] != '_')
+            out[k++] = '_';
+        out[k++] = upper ? (char)(c - 'A' + 'a') : c;
     }
-    return "layer";
+    out[k] = '\0';
 }
 
+/* Keras 3 container key of a layer (saving_lib._save_container_state): the
+ * snake-case class name, numbered from the second layer of the same class
+ * on (conv2d, conv2d_1, ...). */
 static void keras3_layer_key(const struct model *m, int li, char *out, size_t outsz)
 {
     enum layer_kind kind = m->layers[li].cfg.kind;
+    char key[64];
+    snake_case(layer_kind_class_name(kind), key, sizeof(key));
     int same = 0;
     for (int i = 0; i < li; i++)
         same += m->layers[i].cfg.kind == kind;
     if (same == 0)
-        snprintf(out, outsz, "layers/%s", keras3_class_key(kind));
+        snprintf(out, outsz, "layers/%s", key);
     else
-        snprintf(out, outsz, "layers/%s_%d", keras3_class_key(kind), same);
+        snprintf(out, outsz, "layers/%s_%d", key, same);
 }
 
 /* --- writing primitives (h5_lock held) ------------------------------------ */

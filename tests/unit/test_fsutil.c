@@ -2,8 +2,8 @@
  * confinement, copies and SHA-256 of core/fsutil. */
 #include "fsutil.h"
 #include "test.h"
+#include "test_tmpdir.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -11,61 +11,6 @@
 #include <unistd.h>
 
 static char tmpdir[512];
-
-static void make_tmpdir(void)
-{
-    const char *base = getenv("TRAIND_TEST_TMP");
-    snprintf(tmpdir, sizeof(tmpdir), "%s/fsutil-XXXXXX", base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        exit(1);
-    }
-}
-
-static void rm_rf(const char *path)
-{
-    DIR *dir = opendir(path);
-    if (!dir) {
-        unlink(path);
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(dir)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char sub[1024];
-        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-        struct stat st;
-        if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
-            rm_rf(sub);
-        else
-            unlink(sub);
-    }
-    closedir(dir);
-    rmdir(path);
-}
-
-/* Temp leftovers anywhere below path. */
-static int count_temp_files(const char *path)
-{
-    DIR *dir = opendir(path);
-    if (!dir)
-        return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(dir)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char sub[1024];
-        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-        n += fsutil_is_temp_name(e->d_name);
-        struct stat st;
-        if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
-            n += count_temp_files(sub);
-    }
-    closedir(dir);
-    return n;
-}
 
 static int file_equals(const char *path, const void *data, size_t len)
 {
@@ -111,7 +56,7 @@ static void test_write_nested_and_sha(void)
     struct stat st;
     snprintf(path, sizeof(path), "%s/a/b", tmpdir);
     CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0700);
-    CHECK_INT_EQ(count_temp_files(tmpdir), 0);
+    CHECK_INT_EQ(test_tmpdir_count_temp(tmpdir), 0);
 }
 
 static void test_faults_keep_previous(void)
@@ -130,7 +75,7 @@ static void test_faults_keep_previous(void)
                   "step %s: message '%s'", fsutil_step_name((enum fsutil_step)s), d.message);
         CHECK_MSG(file_equals(path, old, strlen(old)), "step %s changed the file",
                   fsutil_step_name((enum fsutil_step)s));
-        CHECK_INT_EQ(count_temp_files(tmpdir), 0);
+        CHECK_INT_EQ(test_tmpdir_count_temp(tmpdir), 0);
     }
     /* After the rename: the new file is complete, the error still reported. */
     struct diag d = {{0}, {0}};
@@ -139,7 +84,7 @@ static void test_faults_keep_previous(void)
     CHECK_INT_EQ(r, -ENOSPC);
     CHECK(strstr(d.message, "fsync dir") != NULL);
     CHECK(file_equals(path, new_data, strlen(new_data)));
-    CHECK_INT_EQ(count_temp_files(tmpdir), 0);
+    CHECK_INT_EQ(test_tmpdir_count_temp(tmpdir), 0);
     /* Faults are one-shot. */
     CHECK_INT_EQ(fsutil_write_file_atomic(tmpdir, "dir/f.txt", old, strlen(old), NULL, NULL), 0);
     CHECK(file_equals(path, old, strlen(old)));
@@ -176,7 +121,7 @@ static void test_bad_paths(void)
     CHECK_MSG(r == -ELOOP || r == -ENOTDIR, "symlink escape gave %d", r);
     snprintf(escaped, sizeof(escaped), "%s/x.h5", outside);
     CHECK(access(escaped, F_OK) != 0);
-    rm_rf(outside);
+    test_tmpdir_remove(outside);
 }
 
 static void test_copy_and_read(void)
@@ -218,13 +163,13 @@ static void test_temp_names(void)
 
 int main(void)
 {
-    make_tmpdir();
+    test_tmpdir_make(tmpdir, sizeof(tmpdir), "fsutil");
     TEST_RUN(test_sha256_vectors);
     TEST_RUN(test_write_nested_and_sha);
     TEST_RUN(test_faults_keep_previous);
     TEST_RUN(test_bad_paths);
     TEST_RUN(test_copy_and_read);
     TEST_RUN(test_temp_names);
-    rm_rf(tmpdir);
+    test_tmpdir_remove(tmpdir);
     return TEST_EXIT();
 }

@@ -7,8 +7,8 @@
 #include "model.h"
 #include "optimizer.h"
 #include "test.h"
+#include "test_tmpdir.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -29,52 +29,6 @@ const char *__lsan_default_suppressions(void)
 }
 
 static char tmpdir[512];
-
-static void make_tmpdir(void)
-{
-    const char *base = getenv("TRAIND_TEST_TMP");
-    snprintf(tmpdir, sizeof(tmpdir), "%s/h5-XXXXXX", base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        exit(1);
-    }
-}
-
-static void rm_rf(const char *path)
-{
-    DIR *dir = opendir(path);
-    if (!dir) {
-        unlink(path);
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(dir)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char sub[1024];
-        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-        struct stat st;
-        if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
-            rm_rf(sub);
-        else
-            unlink(sub);
-    }
-    closedir(dir);
-    rmdir(path);
-}
-
-static int count_temp_files(const char *path)
-{
-    DIR *dir = opendir(path);
-    if (!dir)
-        return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(dir)) != NULL)
-        n += fsutil_is_temp_name(e->d_name);
-    closedir(dir);
-    return n;
-}
 
 static uint64_t lcg(uint64_t *s)
 {
@@ -241,7 +195,7 @@ static void roundtrip_layout(const char *model_name, int hw, enum h5_layout layo
     CHECK(memcmp(p1, p2, (size_t)BATCH * m->classes * sizeof(float)) == 0);
     free(p1);
     free(p2);
-    CHECK_INT_EQ(count_temp_files(tmpdir), 0);
+    CHECK_INT_EQ(test_tmpdir_count_temp(tmpdir), 0);
     optimizer_free(opt);
 out_models:
     model_free(m);
@@ -511,7 +465,7 @@ static void test_failed_writes_keep_previous(void)
         CHECK_MSG(strstr(d.message, step) != NULL, "%s: message '%s'", step, d.message);
         CHECK_INT_EQ(fsutil_sha256_file(path, sha_now, NULL, NULL), 0);
         CHECK_MSG(memcmp(sha_old, sha_now, 32) == 0, "%s: previous file changed", step);
-        CHECK_INT_EQ(count_temp_files(dir), 0);
+        CHECK_INT_EQ(test_tmpdir_count_temp(dir), 0);
         /* The previous file still loads and holds the previous weights. */
         struct model *m2 = new_model("lenet", 28, 3);
         CHECK_INT_EQ(h5_load_weights(m2, path, &d), 0);
@@ -528,7 +482,7 @@ static void test_failed_writes_keep_previous(void)
     CHECK(strstr(d.message, "fsync") != NULL);
     CHECK_INT_EQ(fsutil_sha256_file(path, sha_now, NULL, NULL), 0);
     CHECK(memcmp(sha_old, sha_now, 32) == 0);
-    CHECK_INT_EQ(count_temp_files(dir), 0);
+    CHECK_INT_EQ(test_tmpdir_count_temp(dir), 0);
     /* A failed fsync of the folder comes after the rename: new file in place. */
     fsutil_inject_fault(FSUTIL_STEP_FSYNC_DIR, EIO);
     CHECK_INT_EQ(h5_save(tmpdir, rel, H5_LAYOUT_TF_MODEL, m, opt, NULL, NULL, NULL, &d), -EIO);
@@ -537,7 +491,7 @@ static void test_failed_writes_keep_previous(void)
     CHECK_INT_EQ(h5_load_weights(m3, path, &d), 0);
     CHECK(weights_equal(m, m3));
     model_free(m3);
-    CHECK_INT_EQ(count_temp_files(dir), 0);
+    CHECK_INT_EQ(test_tmpdir_count_temp(dir), 0);
     free(saved);
     optimizer_free(opt);
     model_free(m);
@@ -739,7 +693,7 @@ static void test_concurrent_use(void)
 
 int main(void)
 {
-    make_tmpdir();
+    test_tmpdir_make(tmpdir, sizeof(tmpdir), "h5");
     TEST_RUN(test_layout_for_path);
     TEST_RUN(test_roundtrip_tf_weights);
     TEST_RUN(test_roundtrip_tf_model);
@@ -753,6 +707,6 @@ int main(void)
     TEST_RUN(test_resume_every_byte_checked);
     TEST_RUN(test_concurrent_use);
     if (test_failures == 0)
-        rm_rf(tmpdir);
+        test_tmpdir_remove(tmpdir);
     return TEST_EXIT();
 }
