@@ -61,6 +61,7 @@ struct request {
     struct diag diag;
     char *body;
     size_t body_len;
+    bool checked;             /* check_request ran */
     bool too_large;
     bool answered;            /* a response was queued while the body was arriving */
     uint64_t serve_bytes;     /* counted into bytes_served when the response completes */
@@ -827,6 +828,63 @@ static void send_raw_error(struct MHD_Connection *c, unsigned status, const char
     }
 }
 
+/* Route, method, auth and (for POST) media type and announced length.
+ * Returns true when the request may go on; otherwise an error response is
+ * queued and *ret is the result for libmicrohttpd. */
+static bool check_request(struct request *rq, struct MHD_Connection *c, enum MHD_Result *ret)
+{
+    struct api_server *srv = rq->srv;
+    rq->checked = true;
+    if (rq->path_err == -ENOENT) {
+        *ret = respond_error(rq, c, MHD_HTTP_NOT_FOUND, "not_found", rq->diag.message, NULL);
+        return false;
+    }
+    if (rq->path_err < 0) {
+        *ret = respond_error(rq, c, MHD_HTTP_BAD_REQUEST, "invalid_path", rq->diag.message,
+                             NULL);
+        return false;
+    }
+    unsigned allowed = api_route_methods(rq->path.route);
+    if (!(allowed & rq->method)) {
+        char allow[64], msg[128];
+        api_methods_format(allow, sizeof(allow), allowed);
+        snprintf(msg, sizeof(msg), "method not allowed; allowed: %s", allow);
+        struct MHD_Response *resp = error_response("method_not_allowed", msg, NULL);
+        if (resp)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+        *ret = queue(rq, c, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
+        return false;
+    }
+    if (rq->path.route != API_ROUTE_HEALTH && !auth_ok(srv, c)) {
+        struct MHD_Response *resp =
+            error_response("unauthorized", "a valid bearer token is required", NULL);
+        if (resp)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                    "Bearer realm=\"traind\"");
+        *ret = queue(rq, c, MHD_HTTP_UNAUTHORIZED, resp);
+        return false;
+    }
+    if (rq->method != API_METHOD_POST)
+        return true;
+    if (rq->path.route == API_ROUTE_JOBS &&
+        !is_json_type(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                  MHD_HTTP_HEADER_CONTENT_TYPE))) {
+        *ret = respond_error(rq, c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                             "the request body must be application/json", NULL);
+        return false;
+    }
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    uint64_t clen;
+    if (cl && parse_u64_text(cl, &clen) == 0 && clen > srv->cfg.max_body_bytes) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "request body larger than %zu bytes", srv->cfg.max_body_bytes);
+        *ret = respond_error(rq, c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", msg, NULL);
+        return false;
+    }
+    return true;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
                                  const char *method, const char *version,
                                  const char *upload_data, size_t *upload_data_size,
@@ -842,45 +900,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     if (!rq->started) {
         rq->started = true;
         rq->method = api_method_parse(method);
-        if (rq->path_err == -ENOENT)
-            return respond_error(rq, c, MHD_HTTP_NOT_FOUND, "not_found", rq->diag.message, NULL);
-        if (rq->path_err < 0)
-            return respond_error(rq, c, MHD_HTTP_BAD_REQUEST, "invalid_path", rq->diag.message,
-                                 NULL);
-        unsigned allowed = api_route_methods(rq->path.route);
-        if (!(allowed & rq->method)) {
-            char allow[64], msg[128];
-            api_methods_format(allow, sizeof(allow), allowed);
-            snprintf(msg, sizeof(msg), "method not allowed; allowed: %s", allow);
-            struct MHD_Response *resp = error_response("method_not_allowed", msg, NULL);
-            if (resp)
-                MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-            return queue(rq, c, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
-        }
-        if (rq->path.route != API_ROUTE_HEALTH && !auth_ok(srv, c)) {
-            struct MHD_Response *resp =
-                error_response("unauthorized", "a valid bearer token is required", NULL);
-            if (resp)
-                MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-                                        "Bearer realm=\"traind\"");
-            return queue(rq, c, MHD_HTTP_UNAUTHORIZED, resp);
-        }
-        if (rq->method != API_METHOD_POST)
-            return dispatch(rq, c);
-        if (rq->path.route == API_ROUTE_JOBS &&
-            !is_json_type(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                      MHD_HTTP_HEADER_CONTENT_TYPE)))
-            return respond_error(rq, c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                                 "unsupported_media_type",
-                                 "the request body must be application/json", NULL);
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
-        uint64_t clen;
-        if (cl && parse_u64_text(cl, &clen) == 0 && clen > srv->cfg.max_body_bytes) {
-            char msg[128];
-            snprintf(msg, sizeof(msg), "request body larger than %zu bytes",
-                     srv->cfg.max_body_bytes);
-            return respond_error(rq, c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", msg, NULL);
+        /* Requests that carry a body are checked before it is read.  The
+         * others are answered on the next call: a response queued on this
+         * first call makes libmicrohttpd close the connection. */
+        if (rq->method == API_METHOD_POST || rq->method == API_METHOD_OTHER) {
+            enum MHD_Result ret;
+            if (!check_request(rq, c, &ret))
+                return ret;
         }
         return MHD_YES;
     }
@@ -919,6 +945,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         char msg[128];
         snprintf(msg, sizeof(msg), "request body larger than %zu bytes", srv->cfg.max_body_bytes);
         return respond_error(rq, c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", msg, NULL);
+    }
+    if (!rq->checked) {
+        enum MHD_Result ret;
+        if (!check_request(rq, c, &ret))
+            return ret;
     }
     return dispatch(rq, c);
 }

@@ -64,6 +64,7 @@ void job_free(struct job *j)
     free(j->history);
     free(j->ckpts);
     free(j->spec_json);
+    free(j->cache);
     job_spec_free(&j->spec);
     if (j->events_fd >= 0)
         close(j->events_fd);
@@ -289,6 +290,7 @@ static void apply_checkpoint(struct job *j, const cJSON *obj, uint64_t seq)
 
 void job_apply_event(struct job *j, const char *type, const cJSON *obj)
 {
+    j->version++;
     double t = parse_time(str(obj, "time"));
     uint64_t seq = (uint64_t)num(obj, "seq", 0);
     if (strcmp(type, "state") == 0) {
@@ -580,13 +582,31 @@ cJSON *job_to_json(const struct job *j, bool full)
     cJSON_AddItemToObject(o, "progress", progress_json(j));
     if (!full)
         return o;
-    cJSON *spec = j->spec_json ? cJSON_Parse(j->spec_json) : NULL;
-    cJSON_AddItemToObject(o, "spec", spec ? spec : cJSON_CreateNull());
+    /* the normalised spec is already JSON text: splice it in unparsed */
+    if (j->spec_json)
+        cJSON_AddRawToObject(o, "spec", j->spec_json);
+    else
+        cJSON_AddNullToObject(o, "spec");
     cJSON_AddItemToObject(o, "history", history_array(j));
     cJSON_AddItemToObject(o, "best", best_array(j));
     cJSON_AddItemToObject(o, "checkpoints", checkpoints_array(j));
     cJSON_AddNumberToObject(o, "last_event", (double)j->last_seq);
     return o;
+}
+
+char *job_resource_text(struct job *j)
+{
+    if (!j->cache || j->cache_version != j->version) {
+        cJSON *o = job_to_json(j, true);
+        char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+        cJSON_Delete(o);
+        if (!text)
+            return NULL;
+        free(j->cache);
+        j->cache = text;
+        j->cache_version = j->version;
+    }
+    return strdup(j->cache);
 }
 
 cJSON *job_history_json(const struct job *j)

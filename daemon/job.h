@@ -90,6 +90,9 @@ struct job {
     struct job_ckpt *ckpts;        /* (mu) */
     int n_ckpts, cap_ckpts;
     struct job_best best[JOB_SPEC_MAX_CHECKPOINTS]; /* (mu) */
+    uint64_t version;              /* (mu) bumped by every change of the above */
+    char *cache;                   /* (mu) job resource JSON rendered at cache_version */
+    uint64_t cache_version;
 
     atomic_int stop;               /* set to stop training after the current batch */
     pthread_mutex_t file_mu;
@@ -127,6 +130,9 @@ int job_keep_event(struct job *j, uint64_t seq, const char *type, char *json, si
 /* (mu held) Copy events with seq > after (at most max) for the API. */
 int job_copy_events(const struct job *j, uint64_t after, int max, struct api_events *ret);
 
+/* (mu held) The full job resource as JSON text (malloc'ed copy), rendered
+ * again only when the job changed since the last call. */
+char *job_resource_text(struct job *j);
 /* (mu held) The job resource (full) or its summary for lists. */
 cJSON *job_to_json(const struct job *j, bool full);
 /* (mu held) {"id": .., "history": [...]}. */

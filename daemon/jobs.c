@@ -299,6 +299,7 @@ static void finish_job(struct jobs *js, struct job *j, enum job_state state, con
     pthread_mutex_lock(&j->mu);
     job_apply_event(j, "state", obj);
     j->state = state;
+    j->version++;
     if (job_keep_event(j, seq, "state", line, len) < 0)
         log_error("job %s: out of memory", j->id);
     pthread_mutex_unlock(&j->mu);
@@ -395,6 +396,7 @@ static void run_one(struct jobs *js, struct job *j)
         j->state = JOB_STATE_RUNNING;
         if (j->started == 0)
             j->started = job_now();
+        j->version++;
     }
     pthread_mutex_unlock(&j->mu);
     if (cancelled) {
@@ -919,14 +921,20 @@ static int render(struct jobs *js, const char *id, cJSON *(*view)(const struct j
     return 0;
 }
 
-static cJSON *view_full(const struct job *j)
-{
-    return job_to_json(j, true);
-}
-
 static int be_get(void *ctx, const char *id, char **ret_json)
 {
-    return render(ctx, id, view_full, ret_json);
+    struct jobs *js = ctx;
+    struct job *j = job_get(js, id);
+    if (!j)
+        return -ENOENT;
+    pthread_mutex_lock(&j->mu);
+    char *out = job_resource_text(j);
+    pthread_mutex_unlock(&j->mu);
+    job_put(js, j);
+    if (!out)
+        return -ENOMEM;
+    *ret_json = out;
+    return 0;
 }
 
 static int be_cancel(void *ctx, const char *id, char **ret_json)
@@ -953,7 +961,7 @@ static int be_cancel(void *ctx, const char *id, char **ret_json)
         pthread_mutex_unlock(&j->mu);
     }
     pthread_mutex_lock(&j->mu);
-    char *out = print_and_delete(job_to_json(j, true));
+    char *out = job_resource_text(j);
     pthread_mutex_unlock(&j->mu);
     job_put(js, j);
     if (!out)
