@@ -231,3 +231,41 @@ def test_resume_after_kill_is_bit_identical(tmp_path):
         assert sorted(wa) == sorted(wb)
         for k in wa:
             assert np.asarray(wa[k]).tobytes() == np.asarray(wb[k]).tobytes(), (name, k)
+
+
+def test_ctrl_c_then_continue(reference_run, tmp_path):
+    """SIGINT during epoch 3: `traind run` finishes the batch, exits 130 with
+    resume.h5 at epoch 2; run again, it ends bit-identical to the reference
+    run of the same job."""
+    import signal
+    import subprocess
+
+    spec, ref_dir, _lines = reference_run
+    job = runjob.write_job(str(tmp_path), spec)
+    job_dir = str(tmp_path / "job")
+    p = subprocess.Popen(runjob.run_cmd(job, job_dir), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, bufsize=1)
+    try:
+        for line in p.stdout:
+            if line.rstrip("\n") == f"Epoch 3/{spec['epochs']}":
+                p.send_signal(signal.SIGINT)
+                break
+        rest, err = p.communicate(timeout=300)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130, err
+    assert "Epoch 3: " not in rest  # epoch 3 was not completed
+    assert runjob.resume_epoch(job_dir) == 2
+
+    code, lines, err = runjob.run_job(job, job_dir)
+    assert code == 0, err
+    assert [ln for ln in lines if EPOCH_HEADER.match(ln)] == \
+        [f"Epoch {e}/{spec['epochs']}" for e in range(3, spec["epochs"] + 1)]
+    a = runjob.h5_datasets(os.path.join(ref_dir, "resume.h5"))
+    b = runjob.h5_datasets(os.path.join(job_dir, "resume.h5"))
+    assert sorted(a) == sorted(b) and a
+    for k in a:
+        assert np.asarray(a[k]).tobytes() == np.asarray(b[k]).tobytes(), k
+    assert runjob.checkpoint_files(job_dir) == runjob.checkpoint_files(ref_dir)
