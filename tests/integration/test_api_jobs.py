@@ -261,6 +261,7 @@ def test_cancel_queued_and_running_is_idempotent(traind):
     b = c.submit(tiny_spec(name="queued"))
     c.wait_state(a["id"], "running", daemon=traind)
     assert c.job(b["id"])["state"] == "queued"
+    assert_error(c.delete(f"/v1/jobs/{b['id']}"), 409)
 
     r = c.post(f"/v1/jobs/{b['id']}/cancel")
     assert r.status == 200, r

@@ -11,6 +11,7 @@ import signal
 
 import h5py
 import numpy as np
+import pytest
 
 from conftest import TERMINAL, parse_ndjson, tiny_spec
 
@@ -101,16 +102,20 @@ RESUME_SPEC = dict(
     ])
 
 
-def test_kill9_and_restart_is_bit_identical(traind_factory):
+@pytest.mark.parametrize("how", ["kill9", "sigterm"])
+def test_interrupt_and_restart_is_bit_identical(traind_factory, how):
     victim = traind_factory("victim")
     reference = traind_factory("reference")
     spec = tiny_spec(**RESUME_SPEC)
     ref = reference.client.submit(spec)
     job = victim.client.submit(spec)
     wait_epochs(victim.client, job["id"], 2, victim)
-    victim.kill9()
+    if how == "kill9":
+        victim.kill9()
+    else:
+        assert victim.stop(signal.SIGTERM) == 0
     assert not terminal_on_disk(victim, job["id"]), \
-        "the job ended before kill -9: make RESUME_SPEC longer"
+        "the job ended before the interruption: make RESUME_SPEC longer"
     first = os.stat(os.path.join(victim.job_dir(job["id"]), "checkpoints", "w-01.h5"))
     victim.start()
     c = victim.client
@@ -155,3 +160,20 @@ def test_kill9_before_first_epoch_restarts_cleanly(traind_factory):
     d.start()
     final = d.client.wait_state(job["id"], "succeeded", timeout=180, daemon=d)
     assert len(final["history"]) == 1
+
+
+def test_failed_job_reports_its_error(traind_factory):
+    d = traind_factory("broken", extra_config="[dataset.broken]\nformat = idx\n"
+                                              "path = /nonexistent/traind-it\n")
+    c = d.client
+    job = c.submit(tiny_spec(dataset="broken"))
+    final = c.wait_state(job["id"], "failed", daemon=d)
+    assert "/nonexistent/traind-it" in final["error"], final["error"]
+    _, events = c.events(job["id"], "?after=0", ndjson=True)
+    assert events[-1]["type"] == "state" and events[-1]["state"] == "failed"
+    assert events[-1]["error"] == final["error"]
+    # a failed job is finished: it can be deleted, and the daemon goes on
+    r = c.delete(f"/v1/jobs/{job['id']}")
+    assert r.status == 204, r
+    ok = c.submit(tiny_spec(epochs=1))
+    c.wait_state(ok["id"], "succeeded", daemon=d)
