@@ -3,7 +3,8 @@
  * checkpoint_error event and the policy's best does not move; early stopping
  * with restore_best_weights; the stop flag (-ECANCELED) and a second run on
  * the same folder ending bit-identical to an uninterrupted run; batch saving
- * with top-k retention and save_last. */
+ * with top-k retention and save_last; an inline Keras model; jobs that fail
+ * before training name the field. */
 #include "runner.h"
 #include "test.h"
 
@@ -343,6 +344,55 @@ static void test_batch_saving_top_k_and_last(void)
     remove_dir(dir);
 }
 
+/* A tf.keras model.to_json() of a small MLP with `units` outputs. */
+#define INLINE_MLP(units)                                                                     \
+    "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"sequential\", \"layers\": [" \
+    "{\"class_name\": \"InputLayer\", \"config\": {\"batch_input_shape\": [null, 28, 28, 1], " \
+    "\"dtype\": \"float32\", \"name\": \"flatten_input\"}}, "                               \
+    "{\"class_name\": \"Flatten\", \"config\": {\"name\": \"flatten\"}}, "                 \
+    "{\"class_name\": \"Dense\", \"config\": {\"name\": \"dense\", \"units\": 32, "        \
+    "\"activation\": \"relu\"}}, "                                                          \
+    "{\"class_name\": \"Dense\", \"config\": {\"name\": \"dense_1\", \"units\": " #units \
+    ", \"activation\": \"softmax\"}}]}, \"keras_version\": \"2.15.0\", \"backend\": \"tensorflow\"}"
+
+/* An inline Keras model trains, and its full-model checkpoint reads back;
+ * a model whose classes do not match the data set, or an unknown data set,
+ * fail before training with the field named. */
+static void test_inline_model_and_bad_jobs(void)
+{
+    char dir[PATH_MAX];
+    make_dir(dir, sizeof(dir), "inline");
+    struct captured c = {0};
+    struct diag d = {0};
+    int r = run("{\"dataset\": {\"name\": \"fashion-mnist\", \"limit\": 128, "
+                "\"validation_limit\": 64}, \"model\": " INLINE_MLP(10) ", \"threads\": 1, "
+                "\"checkpoints\": [{\"filepath\": \"m.keras\"}]}",
+                dir, &c, NULL, &d);
+    CHECK_MSG(r == 0, "%d %s: %s", r, d.field, d.message);
+    CHECK_INT_EQ(count_type(&c, "epoch_end"), 1);
+    const cJSON *ck = nth_of_type(&c, "checkpoint", 0);
+    CHECK(ck && strcmp(str_of(ck, "decision"), "saved") == 0);
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/checkpoints/m.keras", dir);
+    enum h5_layout layout = H5_LAYOUT_KERAS3_WEIGHTS;
+    CHECK_MSG(h5_detect_layout(path, &layout, &d) == 0, "%s", d.message);
+    CHECK(layout == H5_LAYOUT_TF_MODEL);
+    captured_free(&c);
+
+    r = run("{\"dataset\": \"fashion-mnist\", \"model\": " INLINE_MLP(5) "}", dir, &c, NULL,
+            &d);
+    CHECK_INT_EQ(r, -EINVAL);
+    CHECK_STR_EQ(d.field, "/model");
+    CHECK_INT_EQ(count_type(&c, "epoch_end"), 0);
+    captured_free(&c);
+
+    r = run("{\"dataset\": \"mnist-digits\", \"model\": \"mlp\"}", dir, &c, NULL, &d);
+    CHECK_INT_EQ(r, -ENOENT);
+    CHECK_STR_EQ(d.field, "/dataset");
+    captured_free(&c);
+    remove_dir(dir);
+}
+
 int main(void)
 {
     if (access(FASHION_DIR "/train-images-idx3-ubyte.gz", R_OK) != 0) {
@@ -353,5 +403,6 @@ int main(void)
     TEST_RUN(test_early_stopping_restores_best);
     TEST_RUN(test_stop_and_continue_is_bit_identical);
     TEST_RUN(test_batch_saving_top_k_and_last);
+    TEST_RUN(test_inline_model_and_bad_jobs);
     return TEST_EXIT();
 }
