@@ -144,6 +144,26 @@ static int path_of(char *out, size_t outsz, const char *relpath)
 
 /* --- tests ---------------------------------------------------------------- */
 
+static void test_save_bad_destination(void)
+{
+    struct model *m = new_model("mlp", 28, 1);
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    struct diag d = {{0}, {0}};
+    CHECK_INT_EQ(h5_save(tmpdir, "../escape.h5", H5_LAYOUT_TF_WEIGHTS, m, NULL, NULL, NULL, NULL,
+                         &d), -EINVAL);
+    CHECK_INT_EQ(h5_save(tmpdir, "/abs.h5", H5_LAYOUT_TF_WEIGHTS, m, NULL, NULL, NULL, NULL, &d),
+                 -EINVAL);
+    char missing[600];
+    snprintf(missing, sizeof(missing), "%s/no/such/dir", tmpdir);
+    CHECK_INT_EQ(h5_save(missing, "w.h5", H5_LAYOUT_TF_WEIGHTS, m, NULL, NULL, NULL, NULL, &d),
+                 -ENOENT);
+    CHECK(d.message[0] != '\0');
+    CHECK_INT_EQ(h5_save_resume(tmpdir, "r.h5", m, NULL, 1, NULL, &d), -EINVAL);
+    model_free(m);
+}
+
 static void test_layout_for_path(void)
 {
     enum h5_layout l = H5_LAYOUT_TF_MODEL;
@@ -244,6 +264,11 @@ static void resume_roundtrip(enum optimizer_kind kind)
     CHECK(slots_equal(m, opt, opt2));
     CHECK_INT_EQ(opt2->iterations, opt->iterations);
     CHECK_INT_EQ(opt2->iterations, 3);
+    /* Its weights load like any full-model file's. */
+    struct model *m3 = new_model("minivggnet", 28, 9);
+    CHECK_INT_EQ(h5_load_weights(m3, path, &d), 0);
+    CHECK(weights_equal(m, m3));
+    model_free(m3);
     /* Continuing from the file is bit-identical to never stopping. */
     train(m, opt, 3, 2);
     train(m2, opt2, 3, 2);
@@ -695,6 +720,7 @@ int main(void)
 {
     test_tmpdir_make(tmpdir, sizeof(tmpdir), "h5");
     TEST_RUN(test_layout_for_path);
+    TEST_RUN(test_save_bad_destination);
     TEST_RUN(test_roundtrip_tf_weights);
     TEST_RUN(test_roundtrip_tf_model);
     TEST_RUN(test_roundtrip_keras3);
