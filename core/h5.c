@@ -448,7 +448,8 @@ static char *default_training_config(const struct optimizer *opt)
         return NULL;
     }
     cJSON_Delete(check);
-    static const char head[] = "{\"loss\": \"categorical_crossentropy\", \"metrics\": [\"accuracy\"], "
+    static const char head[] = "{\"loss\": \"categorical_crossentropy\", "
+                               "\"metrics\": [\"accuracy\"], "
                                "\"weighted_metrics\": null, \"loss_weights\": null, "
                                "\"optimizer_config\": ";
     size_t n = strlen(head) + strlen(oj) + 2;
@@ -1136,7 +1137,8 @@ static int read_tf_weights(hid_t g, const struct model *m, float *params, struct
             goto out;
         }
         if (wn.n != L->n_weights) {
-            r = diag_set(d, -EINVAL, L->cfg.name, "layer %s has %d weights in the file, model has %d",
+            r = diag_set(d, -EINVAL, L->cfg.name,
+                         "layer %s has %d weights in the file, model has %d",
                          L->cfg.name, wn.n, L->n_weights);
             goto out;
         }
@@ -1184,7 +1186,8 @@ static int read_keras3_weights(hid_t f, const struct model *m, float *params, st
         }
         if (info.nlinks != (hsize_t)L->n_weights) {
             H5Gclose(vg);
-            return diag_set(d, -EINVAL, path, "layer %s has %llu variables in the file, model has %d",
+            return diag_set(d, -EINVAL, path,
+                            "layer %s has %llu variables in the file, model has %d",
                             L->cfg.name, (unsigned long long)info.nlinks, L->n_weights);
         }
         for (int j = 0; j < L->n_weights; j++) {
@@ -1316,7 +1319,8 @@ static int read_tf_optimizer(hid_t f, const struct model *m, const struct optimi
     }
     snprintf(name, sizeof(name), "%s/iter:0", cls);
     if (strcmp(wn.v[0], name) != 0) {
-        r = diag_set(d, -EINVAL, "optimizer_weights", "first optimizer weight is '%s', expected '%s'",
+        r = diag_set(d, -EINVAL, "optimizer_weights",
+                     "first optimizer weight is '%s', expected '%s'",
                      wn.v[0], name);
         goto out;
     }
@@ -1418,7 +1422,8 @@ int h5_load_resume(struct model *m, struct optimizer *opt, const char *path, int
     resume_checksum(m, params, opt, slots, iterations, epoch, state, hex);
     if (strcmp(hex, checksum) != 0)
         r = diag_set(d, -EINVAL, path,
-                     "resume file checksum mismatch (corrupt file): stored %.16s..., computed %.16s...",
+                     "resume file checksum mismatch (corrupt file): stored %.16s..., "
+                     "computed %.16s...",
                      checksum, hex);
 out:
     if (f >= 0)

@@ -69,8 +69,8 @@ static char *meta_json(const struct model *m, const struct optimizer *opt, int e
                L->cfg.name, layer_kind_class_name(L->cfg.kind));
         for (int j = 0; j < L->n_weights; j++) {
             const struct weight *w = &L->weights[j];
-            APPEND("%s{\"name\": \"%s\", \"trainable\": %s, \"offset\": %zu, \"shape\": [", j ? ", " : "",
-                   w->name, w->trainable ? "true" : "false", off);
+            APPEND("%s{\"name\": \"%s\", \"trainable\": %s, \"offset\": %zu, \"shape\": [",
+                   j ? ", " : "", w->name, w->trainable ? "true" : "false", off);
             for (int k = 0; k < w->ndim; k++)
                 APPEND("%s%d", k ? ", " : "", w->shape[k]);
             APPEND("]}");

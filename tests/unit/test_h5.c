@@ -248,7 +248,8 @@ static void resume_roundtrip(enum optimizer_kind kind)
     struct optimizer *opt = new_optimizer(m, kind), *opt2 = new_optimizer(m2, kind);
     train(m, opt, 0, 3);
     struct diag d = {{0}, {0}};
-    const char *state = "{\"policies\":[{\"best\":0.98481}],\"rng\":[1,2,3],\"text\":\"\xc3\xa9t\xc3\xa9\"}";
+    const char *state =
+        "{\"policies\":[{\"best\":0.98481}],\"rng\":[1,2,3],\"text\":\"\xc3\xa9t\xc3\xa9\"}";
     int r = h5_save_resume(tmpdir, "job/resume.h5", m, opt, 3, state, &d);
     CHECK_MSG(r == 0, "%s %s", d.field, d.message);
     char path[1024];
