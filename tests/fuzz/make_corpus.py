@@ -117,8 +117,8 @@ def idx_labels(labels):
     return struct.pack('>II', 0x801, len(labels)) + bytes(labels)
 
 
-def idx_pair(images, labels):
-    return struct.pack('>I', len(images)) + images + labels
+def idx_pair(images, labels, flags=0):
+    return struct.pack('>I', len(images) | flags) + images + labels
 
 
 put('idx', 'raw', idx_pair(idx_images(3, 2, 2), idx_labels([0, 9, 4])))
@@ -126,6 +126,9 @@ put('idx', 'gzip', idx_pair(gzip.compress(idx_images(2, 3, 3), mtime=0),
                             gzip.compress(idx_labels([1, 2]), mtime=0)))
 put('idx', 'fixture-gzip', idx_pair(fixture('data', 'tiny-images-idx3-ubyte.gz'),
                                     fixture('data', 'tiny-labels-idx1-ubyte')))
+put('idx', 'target-gzips-both', idx_pair(idx_images(2, 2, 3), idx_labels([7, 8]), 0xc0000000))
+put('idx', 'target-gzips-images-trailing', idx_pair(idx_images(1, 1, 2) + b'zz', idx_labels([1]),
+                                                    0x80000000))
 put('idx', 'bad-label', idx_pair(idx_images(2, 1, 1), idx_labels([3, 10])))
 put('idx', 'bad-count', idx_pair(idx_images(2, 1, 1), idx_labels([3, 4, 5])))
 put('idx', 'bad-truncated', idx_pair(idx_images(4, 2, 2)[:-3], idx_labels([0, 1, 2, 3])))
