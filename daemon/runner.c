@@ -114,7 +114,7 @@ static void say(struct runner *r, const char *fmt, ...)
 {
     if (!r->sink || !r->sink->print)
         return;
-    char line[1024];
+    char line[TEMPLATE_MAX_PATH + 512]; /* a checkpoint message with the longest path */
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
