@@ -34,7 +34,9 @@
 /* Declared by OpenBLAS' cblas.h too; repeated in case another cblas.h is used. */
 void openblas_set_num_threads(int num_threads);
 
-#define EVAL_CHUNK 16          /* examples per inference chunk */
+#define EVAL_HEAD 4            /* inference: examples per chunk through the spatial layers */
+#define EVAL_TAIL 64           /* inference: examples per chunk through the flat layers (Dense:
+                                  one GEMM for many examples, the weights read once) */
 #define ALIGN 64
 
 struct rt_layer {
@@ -68,8 +70,10 @@ struct model_runtime {
     float **tgrad;             /* (threads) per-thread gradient arenas, [0] = m->grads */
     float **scratch;           /* (threads) conv column buffers */
     double **part;             /* (threads) BN partial sums: 2 parities x 2 x max_c */
-    float **ebuf;              /* (threads) 2 inference buffers of ebuf_floats */
-    size_t ebuf_floats;
+    float **ebuf;              /* (threads) inference: 2 head buffers of head_floats, 2 tail
+                                  buffers of tail_floats */
+    size_t head_floats, tail_floats;
+    int flat_from;             /* first layer of the flat tail (all later inputs are 1x1) */
     size_t scratch_floats;
     double *loss_sum;          /* (threads) */
     int *correct;              /* (threads) */
@@ -294,14 +298,26 @@ static int model_alloc_runtime(struct model *m)
         !(rt->loss_sum = calloc((size_t)T, sizeof(double))) ||
         !(rt->correct = calloc((size_t)T, sizeof(int))))
         return -ENOMEM;
-    /* an inference buffer holds any tensor of a chunk, or probs + y + losses */
-    rt->ebuf_floats = (size_t)EVAL_CHUNK * (rt->max_size + 2 * (size_t)m->classes + 1) + 16;
-    rt->ebuf_floats = (rt->ebuf_floats + 15) / 16 * 16;
+    /* inference buffers: a head buffer holds any tensor of EVAL_HEAD examples;
+     * a tail buffer any flat tensor of EVAL_TAIL examples, or probs + y + losses */
+    rt->flat_from = rt->logits_layer + 1;
+    while (rt->flat_from > 0 && rt->L[rt->flat_from - 1].rows == 1)
+        rt->flat_from--;
+    size_t tail_max = (size_t)m->classes;
+    for (int i = rt->flat_from; i <= rt->logits_layer; i++) {
+        if (rt->L[i].in_size > tail_max)
+            tail_max = rt->L[i].in_size;
+        if (rt->L[i].out_size > tail_max)
+            tail_max = rt->L[i].out_size;
+    }
+    rt->head_floats = ((size_t)EVAL_HEAD * rt->max_size + 31) / 16 * 16;
+    rt->tail_floats =
+        ((size_t)EVAL_TAIL * (tail_max + 2 * (size_t)m->classes + 1) + 31) / 16 * 16;
     for (int t = 0; t < T; t++) {
         rt->tgrad[t] = t == 0 ? m->grads : aligned_floats(m->n_params);
         rt->scratch[t] = aligned_floats(rt->scratch_floats);
         rt->part[t] = calloc((size_t)8 * (rt->max_c > 0 ? rt->max_c : 1), sizeof(double));
-        rt->ebuf[t] = aligned_floats(2 * rt->ebuf_floats);
+        rt->ebuf[t] = aligned_floats(2 * (rt->head_floats + rt->tail_floats));
         size_t slice_max = (B + (size_t)T - 1) / (size_t)T;
         rt->dbuf[2 * t] = aligned_floats(slice_max * rt->max_size);
         rt->dbuf[2 * t + 1] = aligned_floats(slice_max * rt->max_size);
@@ -747,13 +763,14 @@ struct infer_ctx {
     float *probs;          /* (n, classes) or NULL */
 };
 
-/* Forward of nb examples in inference mode; x is overwritten.  Returns the
- * logits (in one of the two buffers). */
-static float *infer_chunk(struct model *m, float *x, float *other, int nb, float *scratch)
+/* Forward of nb examples through layers i0..i1 in inference mode; x is
+ * overwritten.  Returns the output (in one of the two buffers). */
+static float *infer_layers(struct model *m, int i0, int i1, float *x, float *other, int nb,
+                           float *scratch)
 {
     struct model_runtime *rt = m->rt;
     float *cur = x, *nxt = other;
-    for (int i = 0; i <= rt->logits_layer; i++) {
+    for (int i = i0; i <= i1; i++) {
         struct rt_layer *r = &rt->L[i];
         const struct layer_config *c = &m->layers[i].cfg;
         if (r->alias)
@@ -805,35 +822,48 @@ static void infer_thread(void *arg, int tid, int T)
     const int K = m->classes;
     int b0, b1;
     slice(s->n, tid, T, &b0, &b1);
-    float *A = rt->ebuf[tid], *B = A + rt->ebuf_floats;
+    float *HA = rt->ebuf[tid], *HB = HA + rt->head_floats;
+    float *TA = HB + rt->head_floats, *TB = TA + rt->tail_floats;
+    const int head_last = rt->flat_from - 1;
+    const size_t flat = head_last >= 0 ? rt->L[head_last].out_size : rt->in_size;
     double lsum = 0.0;
     int correct = 0;
-    for (int e0 = b0; e0 < b1; e0 += EVAL_CHUNK) {
-        int nb = b1 - e0 < EVAL_CHUNK ? b1 - e0 : EVAL_CHUNK;
-        size_t cnt = (size_t)nb * rt->in_size;
-        if (s->images)
-            images_to_float(A, s->images + (size_t)e0 * rt->in_size, cnt);
-        else
-            memcpy(A, s->xf + (size_t)e0 * rt->in_size, sizeof(float) * cnt);
-        float *logits = infer_chunk(m, A, B, nb, rt->scratch[tid]);
-        float *free_buf = logits == A ? B : A;
-        float *p = s->probs ? s->probs + (size_t)e0 * K : free_buf;
+    for (int t0 = b0; t0 < b1; t0 += EVAL_TAIL) {
+        int nt = b1 - t0 < EVAL_TAIL ? b1 - t0 : EVAL_TAIL;
+        /* spatial layers in small chunks (cache-sized), outputs gathered in TA */
+        for (int e0 = t0; e0 < t0 + nt; e0 += EVAL_HEAD) {
+            int nb = t0 + nt - e0 < EVAL_HEAD ? t0 + nt - e0 : EVAL_HEAD;
+            size_t cnt = (size_t)nb * rt->in_size;
+            float *x = head_last >= 0 ? HA : TA + (size_t)(e0 - t0) * flat;
+            if (s->images)
+                images_to_float(x, s->images + (size_t)e0 * rt->in_size, cnt);
+            else
+                memcpy(x, s->xf + (size_t)e0 * rt->in_size, sizeof(float) * cnt);
+            if (head_last >= 0) {
+                float *o = infer_layers(m, 0, head_last, HA, HB, nb, rt->scratch[tid]);
+                memcpy(TA + (size_t)(e0 - t0) * flat, o, sizeof(float) * nb * flat);
+            }
+        }
+        float *logits = infer_layers(m, rt->flat_from, rt->logits_layer, TA, TB, nt,
+                                     rt->scratch[tid]);
+        float *free_buf = logits == TA ? TB : TA;
+        float *p = s->probs ? s->probs + (size_t)t0 * K : free_buf;
         if (!s->labels) {
-            activation_forward(p, logits, (size_t)nb, K, ACTIVATION_KIND_SOFTMAX);
+            activation_forward(p, logits, (size_t)nt, K, ACTIVATION_KIND_SOFTMAX);
             continue;
         }
-        float *y = free_buf + (size_t)nb * K, *losses = y + (size_t)nb * K;
-        memset(y, 0, sizeof(float) * (size_t)nb * K);
-        for (int e = 0; e < nb; e++)
-            y[(size_t)e * K + s->labels[e0 + e]] = 1.0f;
-        softmax_crossentropy_forward(p, losses, logits, y, nb, K);
-        for (int e = 0; e < nb; e++) {
+        float *y = free_buf + (size_t)nt * K, *losses = y + (size_t)nt * K;
+        memset(y, 0, sizeof(float) * (size_t)nt * K);
+        for (int e = 0; e < nt; e++)
+            y[(size_t)e * K + s->labels[t0 + e]] = 1.0f;
+        softmax_crossentropy_forward(p, losses, logits, y, nt, K);
+        for (int e = 0; e < nt; e++) {
             const float *pe = p + (size_t)e * K;
             int am = 0;
             for (int k = 1; k < K; k++)
                 if (pe[k] > pe[am])
                     am = k;
-            correct += am == s->labels[e0 + e];
+            correct += am == s->labels[t0 + e];
             lsum += losses[e];
         }
     }

@@ -61,7 +61,10 @@ void maxpool2d_forward(float *out, const float *inp, int n, const struct pool2d_
 void maxpool2d_backward(float *dinp, const float *dout, const float *inp, int n,
                         const struct pool2d_geom *g)
 {
+    enum { CB = 64 }; /* channels per block: best value and position per channel */
     const int C = g->c;
+    float best[CB];
+    int at[CB];
     memset(dinp, 0, sizeof(float) * (size_t)n * g->h * g->w * C);
     for (int b = 0; b < n; b++) {
         const float *x = inp + (size_t)b * g->h * g->w * C;
@@ -71,18 +74,25 @@ void maxpool2d_backward(float *dinp, const float *dout, const float *inp, int n,
                 const float *d = dout + (((size_t)b * g->oh + oy) * g->ow + ox) * C;
                 int y0, y1, x0, x1;
                 pool_window(g, oy, ox, &y0, &y1, &x0, &x1);
-                for (int c = 0; c < C; c++) {
-                    float best = -FLT_MAX;
-                    size_t at = ((size_t)y0 * g->w + x0) * C + c;
+                for (int c0 = 0; c0 < C; c0 += CB) {
+                    int cn = C - c0 < CB ? C - c0 : CB;
+                    int first = y0 * g->w + x0;
+                    const float *v = x + (size_t)first * C + c0;
+                    for (int c = 0; c < cn; c++)
+                        best[c] = v[c], at[c] = first;
+                    /* window positions in row-major order: the first maximum wins */
                     for (int y = y0; y < y1; y++)
-                        for (int xx = x0; xx < x1; xx++) {
-                            size_t idx = ((size_t)y * g->w + xx) * C + c;
-                            if (x[idx] > best) {
-                                best = x[idx];
-                                at = idx;
+                        for (int xx = y == y0 ? x0 + 1 : x0; xx < x1; xx++) {
+                            int pos = y * g->w + xx;
+                            v = x + (size_t)pos * C + c0;
+                            for (int c = 0; c < cn; c++) {
+                                bool gt = v[c] > best[c];
+                                best[c] = gt ? v[c] : best[c];
+                                at[c] = gt ? pos : at[c];
                             }
                         }
-                    dx[at] += d[c];
+                    for (int c = 0; c < cn; c++)
+                        dx[(size_t)at[c] * C + c0 + c] += d[c0 + c];
                 }
             }
     }
