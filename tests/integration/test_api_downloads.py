@@ -337,3 +337,22 @@ def test_download_in_progress_keeps_its_bytes_when_the_file_is_replaced(traind):
     assert len(body) == size
     assert sha256_bytes(body) == etag
     assert body[:8] == b"\x89HDF\r\n\x1a\n"
+
+
+def test_save_last_file_is_listed_and_downloads(module_traind):
+    """save_last keeps 'last' + the template's extension, updated on every
+    save: a file of the job like any other, listed and served."""
+    c = module_traind.client
+    j = c.submit(tiny_spec(name="save-last", epochs=2, checkpoints=[
+        {"filepath": "top-{epoch:02d}-{val_loss:.4f}.h5", "monitor": "val_loss",
+         "mode": "min", "save_best_only": True, "save_top_k": 1, "save_last": True}]))
+    final = c.wait_state(j["id"], "succeeded", daemon=module_traind)
+    ckdir = os.path.join(module_traind.job_dir(j["id"]), "checkpoints")
+    assert sorted(os.listdir(ckdir)) == sorted(f["name"] for f in final["checkpoints"])
+    saved = [e for e in c.events(j["id"], "?after=0", ndjson=True)[1]
+             if e["type"] == "checkpoint" and e["decision"] in ("improved", "saved")]
+    status, hdrs, body = curl(module_traind, f"/v1/jobs/{j['id']}/checkpoints/last.h5")
+    assert status == 200, body[:300]
+    assert sha256_bytes(body) == saved[-1]["sha256"] == sha256_file(os.path.join(ckdir,
+                                                                                "last.h5"))
+    check_file_headers(hdrs, os.path.join(ckdir, "last.h5"), "last.h5")

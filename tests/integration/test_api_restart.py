@@ -177,3 +177,43 @@ def test_failed_job_reports_its_error(traind_factory):
     assert r.status == 204, r
     ok = c.submit(tiny_spec(epochs=1))
     c.wait_state(ok["id"], "succeeded", daemon=d)
+
+
+def test_repeated_kill9_with_top_k_and_save_last(traind_factory):
+    """kill -9 right after each epoch_end (while the epoch's files and resume
+    state are being written), three times: the files kept by save_top_k and
+    save_last, the best per policy and every weight equal an uninterrupted run."""
+    spec = tiny_spec(name="top-k", epochs=5, steps_per_epoch=12, threads=1, checkpoints=[
+        {"filepath": "top-{epoch:02d}-{val_loss:.4f}.h5", "monitor": "val_loss", "mode": "min",
+         "save_best_only": True, "save_top_k": 2, "save_last": True},
+        {"filepath": "acc-{epoch:02d}.h5", "monitor": "val_accuracy", "mode": "max",
+         "save_best_only": False, "save_weights_only": True, "save_top_k": 1},
+    ])
+    victim = traind_factory("victim")
+    reference = traind_factory("reference")
+    ref = reference.client.submit(spec)
+    job = victim.client.submit(spec)
+    for n in (1, 2, 3):
+        wait_epochs(victim.client, job["id"], n, victim)
+        victim.kill9()
+        assert not terminal_on_disk(victim, job["id"])
+        victim.start()
+    final = victim.client.wait_state(job["id"], "succeeded", timeout=240, daemon=victim)
+    final_ref = reference.client.wait_state(ref["id"], "succeeded", timeout=240,
+                                            daemon=reference)
+    vdir = os.path.join(victim.job_dir(job["id"]), "checkpoints")
+    rdir = os.path.join(reference.job_dir(ref["id"]), "checkpoints")
+    names = sorted(os.listdir(rdir))
+    assert sorted(os.listdir(vdir)) == names
+    assert sorted(f["name"] for f in final["checkpoints"]) == \
+        sorted(f["name"] for f in final_ref["checkpoints"])
+    assert len([n for n in names if n.startswith("top-")]) == 2
+    assert len([n for n in names if n.startswith("acc-")]) == 1
+    assert "last.h5" in names
+    assert final["best"] == final_ref["best"]
+    for name in names:
+        got = all_datasets(os.path.join(vdir, name))
+        want = all_datasets(os.path.join(rdir, name))
+        assert sorted(got) == sorted(want), name
+        for k in want:
+            assert np.array_equal(got[k], want[k]), (name, k)
