@@ -254,17 +254,15 @@ static void read_resume(const char *dir, float **ret_params, size_t *ret_n, int 
 /* Stop flag after epoch 2 of 4: -ECANCELED, resume.h5 at epoch 2; a second
  * run continues with epochs 3 and 4 and ends bit-identical (weights,
  * momentum, iterations) to a run never stopped. */
-static void test_stop_and_continue_is_bit_identical(void)
+static void stop_and_continue(const char *job, int epochs_done)
 {
-    const char *job = SMALL_JOB(", \"epochs\": 4, \"steps_per_epoch\": 4, \"checkpoints\": "
-                                "[{\"filepath\": \"best.h5\", \"save_best_only\": true}]");
     char full[PATH_MAX], cut[PATH_MAX];
     make_dir(full, sizeof(full), "full");
     make_dir(cut, sizeof(cut), "cut");
     struct captured c = {0};
     struct diag d = {0};
     CHECK_INT_EQ(run(job, full, &c, NULL, &d), 0);
-    CHECK_INT_EQ(count_type(&c, "epoch_end"), 4);
+    CHECK_INT_EQ(count_type(&c, "epoch_end"), epochs_done);
     captured_free(&c);
 
     atomic_int stop = 0;
@@ -276,7 +274,7 @@ static void test_stop_and_continue_is_bit_identical(void)
     atomic_store(&stop, 0);
     c.stop = NULL;
     CHECK_INT_EQ(run(job, cut, &c, &stop, &d), 0);
-    CHECK_INT_EQ(count_type(&c, "epoch_end"), 2);
+    CHECK_INT_EQ(count_type(&c, "epoch_end"), epochs_done - 2);
     const cJSON *first = nth_of_type(&c, "epoch_end", 0);
     CHECK(first && int_of(first, "epoch") == 3);
     const cJSON *st = nth_of_type(&c, "state", 0);
@@ -288,13 +286,31 @@ static void test_stop_and_continue_is_bit_identical(void)
     int ea = 0, eb = 0;
     read_resume(full, &a, &na, &ea);
     read_resume(cut, &b, &nb, &eb);
-    CHECK_INT_EQ(ea, 4);
-    CHECK_INT_EQ(eb, 4);
+    CHECK_INT_EQ(ea, epochs_done);
+    CHECK_INT_EQ(eb, epochs_done);
     CHECK(a && b && na == nb && memcmp(a, b, na * sizeof(float)) == 0);
     free(a);
     free(b);
     remove_dir(full);
     remove_dir(cut);
+}
+
+static void test_stop_and_continue_is_bit_identical(void)
+{
+    stop_and_continue(SMALL_JOB(", \"epochs\": 4, \"steps_per_epoch\": 4, \"checkpoints\": "
+                                "[{\"filepath\": \"best.h5\", \"save_best_only\": true}]"),
+                      4);
+}
+
+/* Early stopping across the stop: epoch 1 is best, epochs 2 and 3 are not
+ * (min_delta), patience 2 stops at epoch 3 and restores epoch 1's weights,
+ * which the continued run reads back from early_stopping_best.h5. */
+static void test_stop_and_continue_with_early_stopping(void)
+{
+    stop_and_continue(SMALL_JOB(", \"epochs\": 6, \"steps_per_epoch\": 4, \"callbacks\": "
+                                "{\"early_stopping\": {\"monitor\": \"loss\", \"min_delta\": 100, "
+                                "\"patience\": 2, \"restore_best_weights\": true}}"),
+                      3);
 }
 
 static int count_files(const char *dir, const char *prefix)
@@ -402,6 +418,7 @@ int main(void)
     TEST_RUN(test_failed_write_keeps_best);
     TEST_RUN(test_early_stopping_restores_best);
     TEST_RUN(test_stop_and_continue_is_bit_identical);
+    TEST_RUN(test_stop_and_continue_with_early_stopping);
     TEST_RUN(test_batch_saving_top_k_and_last);
     TEST_RUN(test_inline_model_and_bad_jobs);
     return TEST_EXIT();
