@@ -3,7 +3,8 @@
 #
 # Starts traind (temp state dir, free loopback port), submits a MiniVGGNet /
 # Fashion-MNIST job with long epochs, measures the training rate (images/s,
-# from the job's batch counter) over a window without HTTP load, then runs
+# from the batch counter and server timestamps of the job's progress events)
+# over a window without HTTP load, then runs
 #   wrk -t2 -c32 -d10s --latency http://127.0.0.1:PORT/v1/jobs/ID
 # and measures the rate over the load window, then once more without load.
 # Prints wrk's requests/s and p99 latency, both rates and the slowdown, the
@@ -14,6 +15,7 @@
 #                           [--token] [--model minivggnet]
 
 import argparse
+import datetime
 import json
 import os
 import re
@@ -23,6 +25,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -59,25 +62,52 @@ class Api:
             return e.code, json.loads(e.read() or b"null")
 
 
-def images_done(job, batch_size):
-    """Training images processed so far, from the job's progress counters."""
-    p = job["progress"]
-    epochs_done = max(int(p.get("epoch") or 1) - 1, 0)
-    return (epochs_done * int(p["batches"]) + int(p["batch"])) * batch_size
+class ProgressLog(threading.Thread):
+    """Reads the job's NDJSON event stream and keeps (server time, global
+    batch) of every progress event: rates come from the server's own
+    timestamps, so the client's request latency under load does not count."""
+
+    def __init__(self, api, job_id):
+        super().__init__(daemon=True)
+        self.api, self.job_id = api, job_id
+        self.points = []
+        self.lock = threading.Lock()
+
+    def run(self):
+        headers = {"Accept": "application/x-ndjson"}
+        if self.api.token:
+            headers["Authorization"] = f"Bearer {self.api.token}"
+        req = urllib.request.Request(f"{self.api.base}/v1/jobs/{self.job_id}/events",
+                                     headers=headers)
+        try:
+            with self.api.opener.open(req, timeout=600) as r:
+                for line in r:
+                    e = json.loads(line)
+                    if e.get("type") != "progress":
+                        continue
+                    t = datetime.datetime.strptime(e["time"], "%Y-%m-%dT%H:%M:%S.%fZ")
+                    t = t.replace(tzinfo=datetime.timezone.utc).timestamp()
+                    g = (int(e["epoch"]) - 1) * int(e["batches"]) + int(e["batch"])
+                    with self.lock:
+                        self.points.append((t, g))
+        except (OSError, ValueError):
+            pass
+
+    def rate(self, t0, t1, batch_size):
+        """Images/s between the first and last progress event inside [t0, t1]."""
+        with self.lock:
+            inside = [p for p in self.points if t0 <= p[0] <= t1]
+        if len(inside) < 2:
+            raise RuntimeError(f"fewer than 2 progress events in a {t1 - t0:.1f} s window")
+        (ta, ga), (tb, gb) = inside[0], inside[-1]
+        return (gb - ga) * batch_size / (tb - ta)
 
 
-def measure(api, job_id, batch_size, seconds):
-    """Images/s over a window: two samples of the batch counter."""
-    t0 = time.monotonic()
-    _, j0 = api.call("GET", f"/v1/jobs/{job_id}")
-    deadline = t0 + seconds
-    while time.monotonic() < deadline:
-        time.sleep(min(0.5, max(deadline - time.monotonic(), 0)))  # the window itself
-    t1 = time.monotonic()
-    _, j1 = api.call("GET", f"/v1/jobs/{job_id}")
-    if j1["state"] != "running":
-        raise RuntimeError(f"job left running during the window: {j1['state']}")
-    return (images_done(j1, batch_size) - images_done(j0, batch_size)) / (t1 - t0)
+def idle_window(seconds):
+    """Let the job train undisturbed for `seconds`; returns the wall-clock window."""
+    t0 = time.time()
+    time.sleep(seconds)  # the measurement window itself, not a wait for a condition
+    return t0, time.time()
 
 
 def parse_wrk(text):
@@ -156,20 +186,26 @@ def main():
                 raise RuntimeError(f"job did not start: {job['state']} {job.get('error')}")
             time.sleep(0.1)  # poll interval
 
-        idle1 = measure(api, job_id, args.batch_size, args.duration)
+        log = ProgressLog(api, job_id)
+        log.start()
+        w1 = idle_window(args.duration)
         url = f"{api.base}/v1/jobs/{job_id}"
         cmd = ["wrk", "-t2", "-c32", f"-d{args.duration}s", "--latency", url]
         if token:
             cmd[1:1] = ["-H", f"Authorization: Bearer {token}"]
-        _, j0 = api.call("GET", url[len(api.base):])
-        t0 = time.monotonic()
+        t0 = time.time()
         wrk = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 30)
-        t1 = time.monotonic()
-        _, j1 = api.call("GET", url[len(api.base):])
+        t1 = time.time()
         if wrk.returncode != 0:
             raise RuntimeError(f"wrk failed: {wrk.stderr}")
-        loaded = (images_done(j1, args.batch_size) - images_done(j0, args.batch_size)) / (t1 - t0)
-        idle2 = measure(api, job_id, args.batch_size, args.duration)
+        w2 = idle_window(args.duration)
+        _, job = api.call("GET", f"/v1/jobs/{job_id}")
+        if job["state"] != "running" or len(job["history"]) > 0:
+            raise RuntimeError("the first epoch ended inside the windows (validation time "
+                               "would count): use a slower model or a shorter --duration")
+        idle1 = log.rate(*w1, args.batch_size)
+        loaded = log.rate(t0, t1, args.batch_size)
+        idle2 = log.rate(*w2, args.batch_size)
         rps, p99, non2xx, sock = parse_wrk(wrk.stdout)
         idle = (idle1 + idle2) / 2
         print(wrk.stdout.rstrip())
