@@ -22,8 +22,10 @@
  * holding the SHA-256 of the rest of the file.
  *
  * Corrupt files: HDF5 trusts file metadata, and a corrupted file can make it
- * crash or allocate without bound (seen with 1.10.8 under byte flips: SEGV
- * in H5HG_read).  Bytes are therefore checked before HDF5 reads them where a
+ * crash, hang or allocate without bound (seen with 1.10.8 flipping single
+ * bytes of tests/fixtures/h5/tf_weights_vlen.h5: byte 837 ^ 0xff SIGSEGV in
+ * H5HG_read, byte 907 ^ 0xff runs > 10 s).  Bytes are therefore checked
+ * before HDF5 reads them where a
  * checksum exists: the resume header always, and the whole file when the
  * caller passes the SHA-256 recorded at save time (h5_load_weights_verified).
  * Truncated files, non-HDF5 files and wrong layouts/shapes are always
