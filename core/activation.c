@@ -10,14 +10,18 @@ static inline float sigmoidf(float x)
     return 1.0f / (1.0f + expf(-x));
 }
 
-void activation_bias_forward(float *x, const float *bias, size_t rows, int d,
-                             enum activation_kind act)
+void activation_bias_copy(float *out, const float *inp, const float *bias, size_t rows, int d,
+                          enum activation_kind act)
 {
     for (size_t r = 0; r < rows; r++) {
-        float *row = x + r * (size_t)d;
+        const float *x = inp + r * (size_t)d;
+        float *row = out + r * (size_t)d;
         if (bias)
             for (int i = 0; i < d; i++)
-                row[i] += bias[i];
+                row[i] = x[i] + bias[i];
+        else if (row != x)
+            for (int i = 0; i < d; i++)
+                row[i] = x[i];
         switch (act) {
         case ACTIVATION_KIND_RELU:
             for (int i = 0; i < d; i++)
@@ -36,6 +40,12 @@ void activation_bias_forward(float *x, const float *bias, size_t rows, int d,
             break;
         }
     }
+}
+
+void activation_bias_forward(float *x, const float *bias, size_t rows, int d,
+                             enum activation_kind act)
+{
+    activation_bias_copy(x, x, bias, rows, d, act);
 }
 
 static void softmax_row(float *out, const float *inp, int d)

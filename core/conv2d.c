@@ -272,9 +272,8 @@ static void conv_forward_implicit(float *out, float *scratch, const float *inp,
                     g->k);
         float *o = out + b * out_img;
         for (int y = 0; y < g->oh; y++) {
-            float *dst = o + (size_t)y * g->ow * g->k;
-            memcpy(dst, rows + (size_t)y * wp * g->k, sizeof(float) * (size_t)g->ow * g->k);
-            activation_bias_forward(dst, bias, (size_t)g->ow, g->k, act);
+            activation_bias_copy(o + (size_t)y * g->ow * g->k, rows + (size_t)y * wp * g->k, bias,
+                                 (size_t)g->ow, g->k, act);
         }
     }
 }

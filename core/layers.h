@@ -104,6 +104,10 @@ void activation_forward(float *out, const float *inp, /* (rows, d) */
 void activation_bias_forward(float *x, /* (rows, d) */
                              const float *bias, /* (d) or NULL */
                              size_t rows, int d, enum activation_kind act);
+/* out = f(inp + bias), the same epilogue out of place (out may equal inp). */
+void activation_bias_copy(float *out, const float *inp, /* (rows, d) */
+                          const float *bias,            /* (d) or NULL */
+                          size_t rows, int d, enum activation_kind act);
 /* dinp = f'(.) * dout expressed through the forward output out (relu: out > 0,
  * sigmoid: out (1 - out), tanh: 1 - out^2, softmax: out (dout - <dout, out>));
  * dinp may equal dout. */
