@@ -25,9 +25,9 @@
  * crash, hang or allocate without bound (seen with 1.10.8 flipping single
  * bytes of tests/fixtures/h5/tf_weights_vlen.h5: byte 837 ^ 0xff SIGSEGV in
  * H5HG_read, byte 907 ^ 0xff runs > 10 s).  Bytes are therefore checked
- * before HDF5 reads them where a
- * checksum exists: the resume header always, and the whole file when the
- * caller passes the SHA-256 recorded at save time (h5_load_weights_verified).
+ * before HDF5 reads them where a checksum exists: the resume header always,
+ * and the whole file when the caller passes the SHA-256 recorded at save
+ * time (h5_load_weights_verified).  Load other files only when trusted.
  * Truncated files, non-HDF5 files and wrong layouts/shapes are always
  * rejected cleanly.
  *
