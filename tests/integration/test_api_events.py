@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -247,3 +248,74 @@ def test_early_stopping_event_and_end(module_traind):
     assert len(es) == 1, [e["type"] for e in events]
     assert events[-1]["type"] == "state" and events[-1]["state"] == "succeeded"
 
+
+
+def proc_threads(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    raise AssertionError("no Threads: line")
+
+
+def test_hundreds_of_subscribers_need_no_threads(traind):
+    """Streams are suspended connections, not threads: 600 open subscribers
+    (from 3 loopback addresses, under the per-IP limit) add no thread, the
+    job keeps training, and every stream ends after the terminal state."""
+    import selectors
+    c = traind.client
+    job = c.submit(long_spec())
+    c.wait_state(job["id"], "running", daemon=traind)
+    before = proc_threads(traind.proc.pid)
+    socks = []
+    try:
+        for i in range(600):
+            s = socket.socket()
+            s.bind((f"127.0.0.{2 + i % 3}", 0))
+            s.connect(("127.0.0.1", traind.port))
+            s.sendall(f"GET /v1/jobs/{job['id']}/events HTTP/1.1\r\nHost: x\r\n"
+                      "Accept: application/x-ndjson\r\n\r\n".encode())
+            s.setblocking(False)
+            socks.append(s)
+        sel = selectors.DefaultSelector()
+        data = {}
+        for s in socks:
+            sel.register(s, selectors.EVENT_READ)
+            data[s] = b""
+        # every subscriber gets its response head and the replayed events
+        deadline = time.monotonic() + 60
+        pending = set(socks)
+        while pending and time.monotonic() < deadline:
+            for key, _ in sel.select(timeout=1):
+                part = key.fileobj.recv(65536)
+                data[key.fileobj] += part
+                if b'"running"' in data[key.fileobj]:
+                    pending.discard(key.fileobj)
+        assert not pending, f"{len(pending)} subscribers got nothing"
+        assert proc_threads(traind.proc.pid) <= before + 2
+        p0 = c.job(job["id"])["progress"]
+        deadline = time.monotonic() + 60
+        while c.job(job["id"])["progress"] == p0:
+            assert time.monotonic() < deadline, "training stalled with 600 subscribers"
+            time.sleep(0.05)  # poll interval
+        assert c.get("/v1/health").status == 200
+        assert c.post(f"/v1/jobs/{job['id']}/cancel").status == 200
+        # all streams end: the server closes each after the terminal state
+        open_socks = set(socks)
+        deadline = time.monotonic() + 60
+        while open_socks and time.monotonic() < deadline:
+            for key, _ in sel.select(timeout=1):
+                try:
+                    part = key.fileobj.recv(65536)
+                except ConnectionResetError:
+                    part = b""
+                data[key.fileobj] += part
+                if not part:
+                    sel.unregister(key.fileobj)
+                    open_socks.discard(key.fileobj)
+        assert not open_socks, f"{len(open_socks)} streams still open after the job ended"
+        for s in socks:
+            assert b'"cancelled"' in data[s]
+    finally:
+        for s in socks:
+            s.close()
