@@ -191,3 +191,17 @@ def test_version_and_help(tmp_path):
     assert out.returncode == 0
     for flag in ("--config", "--listen", "--state-dir", "--version", "--help"):
         assert flag in out.stdout + out.stderr, flag
+
+
+def test_replay_longer_than_backlog_limit_is_not_dropped(traind_factory):
+    """stream_max_backlog is how far a subscriber that does not read may lag;
+    a new subscriber asking for a history longer than that is reading, and
+    gets the whole replay."""
+    d = traind_factory("backlog", extra_config="stream_max_backlog = 16\n")
+    c = d.client
+    job = c.submit(tiny_spec(epochs=12, steps_per_epoch=2))
+    final = c.wait_state(job["id"], "succeeded", daemon=d)
+    assert final["last_event"] > 16
+    r, events = c.events(job["id"], "?after=0", ndjson=True)
+    assert events[-1]["type"] == "state" and events[-1]["state"] == "succeeded"
+    assert events[-1]["seq"] == final["last_event"]
