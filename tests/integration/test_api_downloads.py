@@ -356,3 +356,48 @@ def test_save_last_file_is_listed_and_downloads(module_traind):
     assert sha256_bytes(body) == saved[-1]["sha256"] == sha256_file(os.path.join(ckdir,
                                                                                 "last.h5"))
     check_file_headers(hdrs, os.path.join(ckdir, "last.h5"), "last.h5")
+
+
+def test_if_range(module_traind, job):
+    name = files_by_policy(job, 0)[0]["name"]
+    disk = os.path.join(job["dir"], name)
+    path = f"/v1/jobs/{job['id']}/checkpoints/{name}"
+    tag = etag_of(sha256_file(disk))
+    status, hdrs, body = curl(module_traind, path, "-H", "Range: bytes=0-9",
+                              "-H", f"If-Range: {tag}")
+    assert status == 206 and len(body) == 10
+    # the client's copy is stale: the whole current file instead of a piece of it
+    status, hdrs, body = curl(module_traind, path, "-H", "Range: bytes=0-9",
+                              "-H", f'If-Range: "{"0" * 64}"')
+    assert status == 200 and sha256_bytes(body) == sha256_file(disk)
+
+
+def test_delete_during_download_keeps_the_download_whole(traind):
+    import socket
+    c = traind.client
+    j = c.submit(tiny_spec(epochs=1))
+    final = c.wait_state(j["id"], "succeeded", daemon=traind)
+    f = final["checkpoints"][0]
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(30)
+    s.connect(("127.0.0.1", traind.port))
+    try:
+        s.sendall(f"GET /v1/jobs/{j['id']}/checkpoints/{f['name']} HTTP/1.1\r\nHost: x\r\n"
+                  "Connection: close\r\n\r\n".encode())
+        data = s.recv(1024)
+        while b"\r\n\r\n" not in data:
+            data += s.recv(1024)
+        r = c.delete(f"/v1/jobs/{j['id']}")
+        assert r.status == 204, r
+        assert not os.path.exists(traind.job_dir(j["id"]))
+        while True:
+            part = s.recv(65536)
+            if not part:
+                break
+            data += part
+    finally:
+        s.close()
+    body = data.partition(b"\r\n\r\n")[2]
+    assert len(body) == f["bytes"] and sha256_bytes(body) == f["sha256"]
+    assert_error(c.get(f"/v1/jobs/{j['id']}/checkpoints/{f['name']}"), 404)
