@@ -99,3 +99,26 @@ def test_non_loopback_without_token_refuses_to_start(tmp_path):
                          timeout=30)
     assert out.returncode != 0
     assert "token" in (out.stdout + out.stderr).lower()
+
+
+@pytest.mark.parametrize("content", ["", "\n", "short\n", None], ids=["empty", "newline", "short",
+                                                                    "missing"])
+def test_unusable_token_file_refuses_to_start(tmp_path, content):
+    """A configured but empty, too short or missing token file must not start
+    the daemon with authentication silently off."""
+    import subprocess
+    from conftest import Daemon, traind_bin
+    d = Daemon(tmp_path / "tok")
+    token_file = str(tmp_path / "token-file")
+    if content is not None:
+        with open(token_file, "w") as f:
+            f.write(content)
+    with open(d.config_path) as f:
+        text = f.read().replace("[traind]\n", f"[traind]\ntoken_file = {token_file}\n", 1)
+    with open(d.config_path, "w") as f:
+        f.write(text)
+    out = subprocess.run([traind_bin(), "--config", d.config_path, "--listen", "127.0.0.1:0",
+                          "--state-dir", d.state_dir], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode != 0
+    assert "token_file" in out.stdout + out.stderr

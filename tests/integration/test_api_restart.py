@@ -55,6 +55,7 @@ def test_sigterm_and_restart_keep_everything(traind_factory):
     wait_epochs(c, b["id"], 1, d)
     assert c.job(q["id"])["state"] == "queued"
 
+    last_seen = c.job(b["id"])["last_event"]
     assert d.stop(signal.SIGTERM, timeout=60) == 0
     assert os.path.exists(os.path.join(d.job_dir(b["id"]), "resume.h5"))
     assert not terminal_on_disk(d, b["id"]), "SIGTERM must not end the job"
@@ -74,7 +75,13 @@ def test_sigterm_and_restart_keep_everything(traind_factory):
     assert csv_a2 == csv_a
     for k in ("spec", "history", "best", "checkpoints", "state"):
         assert job_a2[k] == job_a[k], k
+    # a client that reconnects with Last-Event-ID gets only what it has not seen
     final_b = c.wait_state(b["id"], "succeeded", timeout=180, daemon=d)
+    _, tail = c.events(b["id"], ndjson=True, headers={"Last-Event-ID": str(last_seen)})
+    assert tail and all(e["seq"] > last_seen for e in tail)
+    ends = [e["epoch"] for e in tail if e["type"] == "epoch_end"]
+    assert ends and ends == sorted(set(ends)) and ends[-1] == 4, ends
+    assert tail[-1]["type"] == "state" and tail[-1]["state"] == "succeeded"
     assert [h["epoch"] for h in final_b["history"]] in ([1, 2, 3, 4], [0, 1, 2, 3])
     c.wait_state(q["id"], "succeeded", timeout=120, daemon=d)
     _, events_b = c.events(b["id"], "?after=0", ndjson=True)
