@@ -75,6 +75,7 @@ struct runner {
     struct es_state es;
     double last_progress;  /* monotonic seconds of the last progress event */
     struct diag err;       /* why a callback aborted fit() */
+    atomic_int *stop;      /* the caller's stop flag (may be NULL) */
 };
 
 const struct runner_dataset *runner_find_dataset(const struct runner_env *env, const char *name)
@@ -574,8 +575,6 @@ static void emit_progress(struct runner *r, const struct fit_progress *p)
 static int on_batch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
 {
     struct runner *r = ctx;
-    if (p->batch == 1)
-        say(r, "Epoch %d/%d", p->epoch, p->epochs);
     double now = now_seconds();
     if (now - r->last_progress >= RUNNER_PROGRESS_INTERVAL) {
         r->last_progress = now;
@@ -632,7 +631,16 @@ static int on_epoch_end(void *ctx, const struct fit_progress *p, const struct lo
     }
     if (stop)
         say(r, "Epoch %d: early stopping", r->es.stopped_epoch + 1);
+    else if (p->epoch < p->epochs && !(r->stop && atomic_load(r->stop)))
+        say(r, "Epoch %d/%d", p->epoch + 1, p->epochs); /* Keras: at the next epoch's begin */
     return stop;
+}
+
+static int on_train_begin(void *ctx, const struct fit_progress *p)
+{
+    struct runner *r = ctx;
+    say(r, "Epoch %d/%d", p->epoch, p->epochs);
+    return 0;
 }
 
 /* --- resume state ----------------------------------------------------------------- */
@@ -771,6 +779,7 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
     r->job_dir = job_dir;
     r->sink = sink;
     r->n_policies = spec->n_checkpoints;
+    r->stop = stop;
     r->ckpt_dirfd = -1;
     struct dataset train = {0}, val = {0};
     int ret;
@@ -824,6 +833,7 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
     o.seed = spec->seed;
     struct fit_callbacks cb = {
         .ctx = r,
+        .train_begin = on_train_begin,
         .batch_end = on_batch_end,
         .epoch_end = on_epoch_end,
     };
