@@ -224,3 +224,51 @@ def test_repeated_kill9_with_top_k_and_save_last(traind_factory):
         assert sorted(got) == sorted(want), name
         for k in want:
             assert np.array_equal(got[k], want[k]), (name, k)
+
+
+def wait_mid_epoch(c, jid, d, timeout=120):
+    """Poll until the job is inside an epoch after the first: progress shows a
+    batch of an epoch that has not ended yet."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = c.job(jid)
+        p = job["progress"]
+        if job["history"] and p["epoch"] > len(job["history"]) and p["batch"] > 0:
+            return job
+        assert job["state"] not in TERMINAL, job["state"]
+        d.check_alive()
+        time.sleep(0.01)  # poll interval
+    raise AssertionError(f"job {jid} never seen mid-epoch\n{d.log_tail()}")
+
+
+def test_kill9_mid_epoch_and_during_recovery(traind_factory):
+    """kill -9 in the middle of an epoch, then again as soon as the restarted
+    daemon answers (while it recovers the job), then after an epoch end:
+    the final files still equal an uninterrupted run's bit for bit."""
+    spec = tiny_spec(**RESUME_SPEC)
+    victim = traind_factory("victim")
+    reference = traind_factory("reference")
+    ref = reference.client.submit(spec)
+    job = victim.client.submit(spec)
+    wait_mid_epoch(victim.client, job["id"], victim)
+    victim.kill9()
+    victim.start()
+    victim.kill9()
+    victim.start()
+    wait_epochs(victim.client, job["id"], 3, victim)
+    victim.kill9()
+    victim.start()
+    final = victim.client.wait_state(job["id"], "succeeded", timeout=240, daemon=victim)
+    reference.client.wait_state(ref["id"], "succeeded", timeout=240, daemon=reference)
+    vdir = os.path.join(victim.job_dir(job["id"]), "checkpoints")
+    rdir = os.path.join(reference.job_dir(ref["id"]), "checkpoints")
+    names = sorted(os.listdir(rdir))
+    assert sorted(os.listdir(vdir)) == names
+    assert len(final["history"]) == 4
+    for name in names:
+        got = all_datasets(os.path.join(vdir, name))
+        want = all_datasets(os.path.join(rdir, name))
+        assert sorted(got) == sorted(want), name
+        for k in want:
+            assert np.array_equal(got[k], want[k]), (name, k)
