@@ -9,8 +9,8 @@
  * stride-1 convolution of dout with the flipped, transposed kernel (no col2im
  * scatter, same GEMM shape as forward) or, for strided convs, dcol = dout W^T
  * followed by col2im.
- * A first layer with C = 1 (K = 9 for 3x3) is a tiny GEMM; it runs a direct
- * kernel instead (conv_direct_c1). */
+ * A first layer with C = 1 (K = 9 for 3x3) is a tiny GEMM; when the implicit
+ * path does not apply it runs a direct kernel instead (conv_direct_c1). */
 #include <cblas.h>
 #include <string.h>
 
@@ -85,7 +85,7 @@ static bool conv_is_pointwise(const struct conv2d_geom *g)
  * im2col and no packing. */
 static bool conv_implicit(const struct conv2d_geom *g)
 {
-    return gemm_has_conv_kernels() && g->sh == 1 && g->sw == 1 && g->k % 16 == 0 && g->c > 1 &&
+    return gemm_has_conv_kernels() && g->sh == 1 && g->sw == 1 && g->k % 16 == 0 &&
            g->kh * g->kw <= CONV_MAX_TAPS;
 }
 
@@ -352,7 +352,7 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, float *scratch,
 
     /* dinp of stride-1 convs comes from the flipped-kernel convolution below,
      * so the chunk loop is only needed for the other cases */
-    const bool implicit_dw = conv_implicit(g) && !pointwise && (flip || !dinp);
+    const bool implicit_dw = conv_implicit(g) && !pointwise && g->c >= 4 && (flip || !dinp);
     if (implicit_dw)
         conv_dweight_implicit(dweight, dbias, scratch, dout, inp, n, g);
     for (long m0 = 0; !implicit_dw && m0 < M; m0 += step) {

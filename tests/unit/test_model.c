@@ -195,15 +195,20 @@ static void test_determinism(void)
     CHECK(memcmp(a->params, b->params, sizeof(float) * a->n_params) == 0); /* incl. BN stats */
     const struct weight *mv = model_find_weight(a, "batch_normalization", "moving_variance");
     CHECK(a->params[mv->offset] != 1.0f); /* the moving statistics moved */
-    /* one thread gives the same up to float summation order */
-    struct model *c = train_few(1, 3);
-    if (c) {
-        double md = 0;
-        for (size_t i = 0; i < a->n_params; i++)
-            md = fmax(md, fabs(a->params[i] - c->params[i]));
-        CHECK_MSG(md < 1e-4, "threads 1 vs 2: max param difference %g", md);
-        model_free(c);
+    /* one thread gives the same gradients up to float summation order (after
+     * one step: later steps may flip a relu or max-pool tie and diverge) */
+    struct model *c1 = train_few(1, 1), *c2 = train_few(2, 1);
+    if (c1 && c2) {
+        double md = 0, mg = 0;
+        for (size_t i = 0; i < c1->n_params; i++) {
+            md = fmax(md, fabs(c1->grads[i] - c2->grads[i]));
+            mg = fmax(mg, fabs(c1->grads[i]));
+        }
+        CHECK_MSG(md <= 1e-5 * mg, "threads 1 vs 2: max grad difference %g (max |g| %g)", md, mg);
+        CHECK(mg > 0);
     }
+    model_free(c1);
+    model_free(c2);
     model_free(a);
     model_free(b);
 }
