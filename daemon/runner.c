@@ -17,10 +17,11 @@
  * State JSON in resume.h5 (format version 1):
  *   {"version": 1, "policies": [<ckpt_state_to_json>, ...],
  *    "early_stopping": {"wait", "best", "best_epoch", "stopped_epoch",
- *                       "has_best_weights", "stopped"}}
+ *                       "has_best_weights", "best_weights_sha256", "stopped"}}
  * Non-finite numbers are written as the strings "inf", "-inf", "nan".  With
  * restore_best_weights the best weights are kept in
- * <job_dir>/early_stopping_best.h5 (tf.keras weights-only layout). */
+ * <job_dir>/early_stopping_best.h5 (tf.keras weights-only layout), read back
+ * only if its bytes have the SHA-256 the (checksummed) state records. */
 #include "runner.h"
 
 #include <cjson/cJSON.h>
@@ -59,6 +60,7 @@ struct es_state {
     int stopped_epoch;
     bool stopped;
     bool has_best_weights;
+    uint8_t best_sha256[32]; /* of early_stopping_best.h5 as written */
     float *best_weights;   /* (n_params) when restore_best_weights */
 };
 
@@ -288,7 +290,7 @@ static int es_keep_best_weights(struct runner *r, struct diag *d)
     memcpy(es->best_weights, r->m->params, r->m->n_params * sizeof(float));
     es->has_best_weights = true;
     int ret = h5_save(r->job_dir, RUNNER_ES_BEST_FILE, H5_LAYOUT_TF_WEIGHTS, r->m, NULL, NULL,
-                      NULL, NULL, d);
+                      es->best_sha256, NULL, d);
     if (ret < 0)
         diag_prefix(d, RUNNER_ES_BEST_FILE ": ");
     return ret;
@@ -353,6 +355,11 @@ static cJSON *es_state_json(const struct es_state *es)
     cJSON_AddNumberToObject(o, "best_epoch", es->best_epoch);
     cJSON_AddNumberToObject(o, "stopped_epoch", es->stopped_epoch);
     cJSON_AddBoolToObject(o, "has_best_weights", es->has_best_weights);
+    if (es->has_best_weights) {
+        char hex[65];
+        fsutil_sha256_hex(es->best_sha256, hex);
+        cJSON_AddStringToObject(o, "best_weights_sha256", hex);
+    }
     cJSON_AddBoolToObject(o, "stopped", es->stopped);
     return o;
 }
@@ -376,6 +383,20 @@ static int es_state_from_json(struct es_state *es, const cJSON *o, struct diag *
     es->stopped_epoch = stopped_epoch->valueint;
     es->has_best_weights = cJSON_IsTrue(hbw);
     es->stopped = cJSON_IsTrue(stopped);
+    if (es->has_best_weights) {
+        const cJSON *sha = cJSON_GetObjectItemCaseSensitive(o, "best_weights_sha256");
+        const char *hex = cJSON_IsString(sha) ? sha->valuestring : "";
+        if (strlen(hex) != 64)
+            return diag_set(d, -EINVAL, RUNNER_RESUME_FILE,
+                            "early_stopping state lacks the best weights' SHA-256");
+        for (int i = 0; i < 32; i++) {
+            unsigned v;
+            if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+                return diag_set(d, -EINVAL, RUNNER_RESUME_FILE,
+                                "early_stopping best_weights_sha256 is not hex");
+            es->best_sha256[i] = (uint8_t)v;
+        }
+    }
     return 0;
 }
 
@@ -724,7 +745,7 @@ static int resume_load(struct runner *r, int *ret_epoch, struct diag *d)
             return diag_set(d, -ENOMEM, "", "out of memory");
         memcpy(cur, r->m->params, bytes);
         snprintf(path, sizeof(path), "%s/%s", r->job_dir, RUNNER_ES_BEST_FILE);
-        ret = h5_load_weights(r->m, path, d);
+        ret = h5_load_weights_verified(r->m, path, r->es.best_sha256, d);
         if (ret == 0)
             memcpy(r->es.best_weights, r->m->params, bytes);
         else

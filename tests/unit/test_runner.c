@@ -313,6 +313,45 @@ static void test_stop_and_continue_with_early_stopping(void)
                       3);
 }
 
+/* A damaged early_stopping_best.h5 is refused when continuing (its bytes no
+ * longer have the SHA-256 the resume state records), not read. */
+static void test_damaged_best_weights_refused(void)
+{
+    const char *job = SMALL_JOB(", \"epochs\": 6, \"steps_per_epoch\": 4, \"callbacks\": "
+                                "{\"early_stopping\": {\"monitor\": \"loss\", \"min_delta\": 100, "
+                                "\"patience\": 2, \"restore_best_weights\": true}}");
+    char dir[PATH_MAX];
+    make_dir(dir, sizeof(dir), "esbad");
+    struct captured c = {0};
+    struct diag d = {0};
+    atomic_int stop = 0;
+    c.stop = &stop;
+    c.stop_after_epoch = 2;
+    CHECK_INT_EQ(run(job, dir, &c, &stop, &d), -ECANCELED);
+    captured_free(&c);
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/early_stopping_best.h5", dir);
+    FILE *f = fopen(path, "r+b");
+    CHECK(f != NULL);
+    if (f) {
+        CHECK(fseek(f, 2000, SEEK_SET) == 0);
+        int ch = fgetc(f);
+        CHECK(ch != EOF);
+        CHECK(fseek(f, 2000, SEEK_SET) == 0);
+        CHECK(fputc(ch ^ 0x5a, f) != EOF);
+        CHECK(fclose(f) == 0);
+    }
+    atomic_store(&stop, 0);
+    c.stop = NULL;
+    int r = run(job, dir, &c, &stop, &d);
+    CHECK_INT_EQ(r, -EINVAL);
+    CHECK_MSG(strstr(d.field, "early_stopping_best.h5") || strstr(d.message, "early_stopping_best.h5"),
+              "%s: %s", d.field, d.message);
+    CHECK_INT_EQ(count_type(&c, "epoch_end"), 0);
+    captured_free(&c);
+    remove_dir(dir);
+}
+
 static int count_files(const char *dir, const char *prefix)
 {
     DIR *dp = opendir(dir);
@@ -419,6 +458,7 @@ int main(void)
     TEST_RUN(test_early_stopping_restores_best);
     TEST_RUN(test_stop_and_continue_is_bit_identical);
     TEST_RUN(test_stop_and_continue_with_early_stopping);
+    TEST_RUN(test_damaged_best_weights_refused);
     TEST_RUN(test_batch_saving_top_k_and_last);
     TEST_RUN(test_inline_model_and_bad_jobs);
     return TEST_EXIT();
