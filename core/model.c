@@ -474,12 +474,19 @@ const struct weight *model_find_weight(const struct model *m, const char *layer_
 
 /* ------------------------------------------------------------ training */
 
+static void images_to_float(float *x, const uint8_t *images, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        x[i] = (float)images[i] * (1.0f / 255.0f);
+}
+
 struct step_ctx {
     struct model *m;
     int n;
     uint64_t seed;
     int64_t step;
     bool update_moving;
+    const uint8_t *images; /* model_train_step: converted by each thread for its slice */
 };
 
 static float *wptr(struct model *m, int layer, int j)
@@ -524,6 +531,9 @@ static void step_thread(void *arg, int tid, int T)
     int parity = 0;
 
     memset(grad, 0, sizeof(float) * m->n_params);
+    if (s->images)
+        images_to_float(rt->x + (size_t)b0 * rt->in_size, s->images + (size_t)b0 * rt->in_size,
+                        (size_t)nb * rt->in_size);
 
     /* ---- forward */
     for (int i = 0; i <= rt->logits_layer; i++) {
@@ -696,11 +706,11 @@ static void prepare_flipped(struct model *m)
 }
 
 static void run_step(struct model *m, int n, uint64_t seed, int64_t step, bool update_moving,
-                     double *ret_loss, int *ret_correct)
+                     const uint8_t *images, double *ret_loss, int *ret_correct)
 {
     prepare_flipped(m);
     struct step_ctx s = {.m = m, .n = n, .seed = seed, .step = step,
-                         .update_moving = update_moving};
+                         .update_moving = update_moving, .images = images};
     pool_run(m->rt->pool, step_thread, &s);
     double loss = 0.0;
     int correct = 0;
@@ -714,11 +724,6 @@ static void run_step(struct model *m, int n, uint64_t seed, int64_t step, bool u
         *ret_correct = correct;
 }
 
-static void images_to_float(float *x, const uint8_t *images, size_t count)
-{
-    for (size_t i = 0; i < count; i++)
-        x[i] = (float)images[i] * (1.0f / 255.0f);
-}
 
 int model_train_step(struct model *m, const uint8_t *images, const uint8_t *labels, int n,
                      uint64_t seed, int64_t step, double *ret_loss, int *ret_correct)
@@ -729,11 +734,10 @@ int model_train_step(struct model *m, const uint8_t *images, const uint8_t *labe
     for (int e = 0; e < n; e++)
         if (labels[e] >= m->classes)
             return -EINVAL;
-    images_to_float(rt->x, images, (size_t)n * rt->in_size);
     memset(rt->y, 0, sizeof(float) * (size_t)n * m->classes);
     for (int e = 0; e < n; e++)
         rt->y[(size_t)e * m->classes + labels[e]] = 1.0f;
-    run_step(m, n, seed, step, true, ret_loss, ret_correct);
+    run_step(m, n, seed, step, true, images, ret_loss, ret_correct);
     return 0;
 }
 
@@ -746,7 +750,7 @@ int model_forward_backward_f32(struct model *m, const float *x, const float *y_o
         return -EINVAL;
     memcpy(rt->x, x, sizeof(float) * (size_t)n * rt->in_size);
     memcpy(rt->y, y_onehot, sizeof(float) * (size_t)n * m->classes);
-    run_step(m, n, seed, step, update_moving_stats, ret_loss, NULL);
+    run_step(m, n, seed, step, update_moving_stats, NULL, ret_loss, NULL);
     if (probs)
         memcpy(probs, rt->probs, sizeof(float) * (size_t)n * m->classes);
     return 0;
