@@ -38,6 +38,7 @@ void openblas_set_num_threads(int num_threads);
 #define EVAL_TAIL 64           /* inference: examples per chunk through the flat layers (Dense:
                                   one GEMM for many examples, the weights read once) */
 #define ALIGN 64
+#define MODEL_MAX_TENSOR ((size_t)1 << 28) /* values per example tensor / all weights */
 
 struct rt_layer {
     enum activation_kind act;  /* Conv2D/Dense epilogue (incl. a fused Activation); Activation kind */
@@ -133,6 +134,8 @@ static int model_plan(struct model *m, struct diag *d)
         struct layer *l = &m->layers[i];
         struct rt_layer *r = &rt->L[i];
         const struct layer_config *c = &l->cfg;
+        if ((size_t)shape[0] * shape[1] * shape[2] > MODEL_MAX_TENSOR)
+            return layer_error(d, i, "", "tensor too large (more than 2^28 values per example)");
         memcpy(l->in_shape, shape, sizeof(shape));
         r->rank4 = rank4;
         r->in_size = (size_t)shape[0] * shape[1] * shape[2];
@@ -142,7 +145,8 @@ static int model_plan(struct model *m, struct diag *d)
         switch (c->kind) {
         case LAYER_KIND_CONV2D: {
             if (c->filters < 1 || c->kernel_size[0] < 1 || c->kernel_size[1] < 1 ||
-                c->strides[0] < 1 || c->strides[1] < 1)
+                c->strides[0] < 1 || c->strides[1] < 1 || c->filters > 65536 ||
+                c->kernel_size[0] > 4096 || c->kernel_size[1] > 4096)
                 return layer_error(d, i, "", "Conv2D needs filters, kernel_size and strides >= 1");
             conv2d_geom_init(&r->cg, shape[0], shape[1], shape[2], c->filters, c->kernel_size[0],
                              c->kernel_size[1], c->strides[0], c->strides[1], c->padding);
@@ -156,7 +160,7 @@ static int model_plan(struct model *m, struct diag *d)
             break;
         }
         case LAYER_KIND_DENSE: {
-            if (c->units < 1)
+            if (c->units < 1 || (size_t)c->units > MODEL_MAX_TENSOR)
                 return layer_error(d, i, "units", "Dense needs units >= 1");
             if (shape[0] != 1 || shape[1] != 1)
                 return layer_error(d, i, "", "Dense needs a flat input (add a Flatten layer)");
@@ -204,6 +208,8 @@ static int model_plan(struct model *m, struct diag *d)
         }
         memcpy(l->out_shape, shape, sizeof(shape));
         r->out_size = (size_t)shape[0] * shape[1] * shape[2];
+        if (r->out_size > MODEL_MAX_TENSOR || offset > MODEL_MAX_TENSOR)
+            return layer_error(d, i, "", "tensor or weights too large (more than 2^28 values)");
         if (r->out_size > rt->max_size)
             rt->max_size = r->out_size;
     }
@@ -331,8 +337,9 @@ static int model_alloc_runtime(struct model *m)
 int model_create(struct model **ret, const struct model_spec *spec, int max_batch, int threads,
                  struct diag *d)
 {
-    if (threads < 1 || max_batch < 1)
-        return diag_set(d, -EINVAL, threads < 1 ? "threads" : "max_batch", "must be >= 1");
+    if (threads < 1 || threads > 256 || max_batch < 1 || max_batch > (1 << 20))
+        return diag_set(d, -EINVAL, threads < 1 || threads > 256 ? "threads" : "max_batch",
+                        "out of range (threads 1..256, max_batch 1..2^20)");
     for (int i = 0; i < 3; i++)
         if (spec->input_shape[i] < 1 || spec->input_shape[i] > 65536)
             return diag_set(d, -EINVAL, "input_shape", "every dimension must be in 1..65536");
