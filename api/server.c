@@ -22,6 +22,7 @@
 #include "route.h"
 
 #define STREAM_BATCH 64
+#define STREAM_SNDBUF (64 * 1024) /* bytes a stream may have unsent in the kernel */
 #define STATUS_MAX 600
 
 struct stream {
@@ -456,6 +457,14 @@ static enum MHD_Result serve_events(struct request *rq, struct MHD_Connection *c
     if (!s->ndjson && stream_append(s, ": traind event stream\nretry: 3000\n\n", 35) < 0) {
         free(s);
         return MHD_NO;
+    }
+    /* A subscriber's buffer is this socket's send buffer (and one batch in
+     * s->buf): once a client stops reading it fills, writes stall, and the
+     * connection is dropped after connection_timeout. */
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci) {
+        int sndbuf = STREAM_SNDBUF;
+        setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     }
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, s, stream_free);
