@@ -401,3 +401,22 @@ def test_delete_during_download_keeps_the_download_whole(traind):
     body = data.partition(b"\r\n\r\n")[2]
     assert len(body) == f["bytes"] and sha256_bytes(body) == f["sha256"]
     assert_error(c.get(f"/v1/jobs/{j['id']}/checkpoints/{f['name']}"), 404)
+
+
+def test_every_template_character_downloads(module_traind):
+    """Names may use the whole template alphabet [A-Za-z0-9._+=@,-] and '/':
+    each file the job wrote is served under its name, raw or percent-encoded."""
+    c = module_traind.client
+    j = c.submit(tiny_spec(name="chars", epochs=1, checkpoints=[
+        {"filepath": "Run+1/w@{epoch:02d},v={val_loss:.2f}_x.h5", "monitor": "val_loss"}]))
+    final = c.wait_state(j["id"], "succeeded", daemon=module_traind)
+    [f] = final["checkpoints"]
+    assert f["name"].startswith("Run+1/w@01,v=")
+    disk = os.path.join(module_traind.job_dir(j["id"]), "checkpoints", f["name"])
+    encoded = "".join(ch if ch in "/" else f"%{ord(ch):02X}" for ch in f["name"])
+    for path in (f["name"], encoded):
+        r = c.raw("GET", f"/v1/jobs/{j['id']}/checkpoints/{path}")
+        assert r.status == 200, (path, r)
+        assert sha256_bytes(r.body) == sha256_file(disk)
+        assert r.headers["Content-Disposition"] == \
+            f'attachment; filename="{os.path.basename(f["name"])}"'
