@@ -180,6 +180,47 @@ void gemm_nn_seg(float *c, const float *a, const long *off, int nseg, const floa
         }
 }
 
+/* C[0..6)[0..16) += sum_p A[p][0..6) * B[p][0..16) (12 accumulators: enough
+ * independent FMAs in flight to cover their latency) */
+static void kernel_tn_6x16(float *c, const float *a, const float *b, int k, int lda, int ldb,
+                           int ldc)
+{
+    __m256 c00 = _mm256_loadu_ps(c), c01 = _mm256_loadu_ps(c + 8);
+    __m256 c10 = _mm256_loadu_ps(c + ldc), c11 = _mm256_loadu_ps(c + ldc + 8);
+    __m256 c20 = _mm256_loadu_ps(c + 2 * ldc), c21 = _mm256_loadu_ps(c + 2 * ldc + 8);
+    __m256 c30 = _mm256_loadu_ps(c + 3 * ldc), c31 = _mm256_loadu_ps(c + 3 * ldc + 8);
+    __m256 c40 = _mm256_loadu_ps(c + 4 * ldc), c41 = _mm256_loadu_ps(c + 4 * ldc + 8);
+    __m256 c50 = _mm256_loadu_ps(c + 5 * ldc), c51 = _mm256_loadu_ps(c + 5 * ldc + 8);
+    for (int p = 0; p < k; p++) {
+        const float *ap = a + (long)p * lda, *bp = b + (long)p * ldb;
+        __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
+        __m256 x;
+        x = _mm256_broadcast_ss(ap);
+        c00 = _mm256_fmadd_ps(x, b0, c00), c01 = _mm256_fmadd_ps(x, b1, c01);
+        x = _mm256_broadcast_ss(ap + 1);
+        c10 = _mm256_fmadd_ps(x, b0, c10), c11 = _mm256_fmadd_ps(x, b1, c11);
+        x = _mm256_broadcast_ss(ap + 2);
+        c20 = _mm256_fmadd_ps(x, b0, c20), c21 = _mm256_fmadd_ps(x, b1, c21);
+        x = _mm256_broadcast_ss(ap + 3);
+        c30 = _mm256_fmadd_ps(x, b0, c30), c31 = _mm256_fmadd_ps(x, b1, c31);
+        x = _mm256_broadcast_ss(ap + 4);
+        c40 = _mm256_fmadd_ps(x, b0, c40), c41 = _mm256_fmadd_ps(x, b1, c41);
+        x = _mm256_broadcast_ss(ap + 5);
+        c50 = _mm256_fmadd_ps(x, b0, c50), c51 = _mm256_fmadd_ps(x, b1, c51);
+    }
+    _mm256_storeu_ps(c, c00), _mm256_storeu_ps(c + 8, c01);
+    c += ldc;
+    _mm256_storeu_ps(c, c10), _mm256_storeu_ps(c + 8, c11);
+    c += ldc;
+    _mm256_storeu_ps(c, c20), _mm256_storeu_ps(c + 8, c21);
+    c += ldc;
+    _mm256_storeu_ps(c, c30), _mm256_storeu_ps(c + 8, c31);
+    c += ldc;
+    _mm256_storeu_ps(c, c40), _mm256_storeu_ps(c + 8, c41);
+    c += ldc;
+    _mm256_storeu_ps(c, c50), _mm256_storeu_ps(c + 8, c51);
+}
+
 /* C[0..4)[0..16) += sum_p A[p][0..4) * B[p][0..16) */
 static void kernel_tn_4x16(float *c, const float *a, const float *b, int k, int lda, int ldb,
                            int ldc)
@@ -225,7 +266,10 @@ void gemm_tn_acc(float *c, const float *a, const float *b, int m, int n, int k, 
                  int ldc)
 {
     for (int j = 0; j < n; j += 16) {
-        int i = 0;
+        /* 6-row blocks, and 4-row blocks for a remainder of 8 (C = 32: 6*4 + 4*2) */
+        int m6 = m % 6 == 2 && m >= 8 ? m - 8 : m, i = 0;
+        for (; i + 6 <= m6; i += 6)
+            kernel_tn_6x16(c + (long)i * ldc + j, a + i, b + j, k, lda, ldb, ldc);
         for (; i + 4 <= m; i += 4)
             kernel_tn_4x16(c + (long)i * ldc + j, a + i, b + j, k, lda, ldb, ldc);
         for (; i < m; i++)
