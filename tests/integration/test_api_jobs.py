@@ -378,3 +378,25 @@ def test_inline_keras_model_trains(module_traind):
         cfg = _json.loads(cfg.decode() if isinstance(cfg, bytes) else cfg)
         assert [l["config"]["name"] for l in cfg["config"]["layers"]
                 if l["class_name"] != "InputLayer"] == ["flatten", "dense"]
+
+
+def test_queue_is_fifo_and_parallel_submits_get_distinct_ids(traind):
+    from concurrent.futures import ThreadPoolExecutor
+    c = traind.client
+    blocker = c.submit(long_spec())
+    c.wait_state(blocker["id"], "running", daemon=traind)
+    ordered = [c.submit(tiny_spec(name=f"fifo-{i}", epochs=1, steps_per_epoch=1))["id"]
+               for i in range(4)]
+    with ThreadPoolExecutor(8) as ex:
+        rs = list(ex.map(lambda i: c.post("/v1/jobs", tiny_spec(name=f"par-{i}", epochs=1,
+                                                                  steps_per_epoch=1)),
+                         range(8)))
+    assert all(r.status == 201 for r in rs), [r.status for r in rs]
+    par = [r.json()["id"] for r in rs]
+    assert len(set(par)) == 8 and not set(par) & set(ordered)
+    assert {j["id"] for j in c.list_jobs("?state=queued")} == set(ordered) | set(par)
+    c.post(f"/v1/jobs/{blocker['id']}/cancel")
+    finals = [c.wait_state(i, "succeeded", daemon=traind) for i in ordered + par]
+    started = [f["started"] for f in finals[:4]]
+    assert started == sorted(started), started
+    assert max(started) <= min(f["started"] for f in finals[4:])
