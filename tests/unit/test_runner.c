@@ -271,10 +271,25 @@ static void stop_and_continue(const char *job, int epochs_done)
     CHECK_INT_EQ(run(job, cut, &c, &stop, &d), -ECANCELED);
     CHECK_INT_EQ(count_type(&c, "epoch_end"), 2);
     captured_free(&c);
+    /* What a kill -9 during a write leaves: temp files, removed at the next
+     * start; other files stay. */
+    static const char *const planted[] = {"/.tmp-resume.h5-1-0", "/checkpoints/.tmp-best.h5-1-1",
+                                          "/checkpoints/keep.txt"};
+    for (int i = 0; i < 3; i++) {
+        char path[PATH_MAX + 64];
+        snprintf(path, sizeof(path), "%s%s", cut, planted[i]);
+        FILE *f = fopen(path, "w");
+        CHECK(f && fputs("partial", f) >= 0 && fclose(f) == 0);
+    }
     atomic_store(&stop, 0);
     c.stop = NULL;
     CHECK_INT_EQ(run(job, cut, &c, &stop, &d), 0);
     CHECK_INT_EQ(count_type(&c, "epoch_end"), epochs_done - 2);
+    for (int i = 0; i < 3; i++) {
+        char path[PATH_MAX + 64];
+        snprintf(path, sizeof(path), "%s%s", cut, planted[i]);
+        CHECK_MSG((access(path, F_OK) == 0) == (i == 2), "%s", planted[i]);
+    }
     const cJSON *first = nth_of_type(&c, "epoch_end", 0);
     CHECK(first && int_of(first, "epoch") == 3);
     const cJSON *st = nth_of_type(&c, "state", 0);
