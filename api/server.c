@@ -476,6 +476,8 @@ static enum MHD_Result serve_events(struct request *rq, struct MHD_Connection *c
                             s->ndjson ? "application/x-ndjson" : "text/event-stream");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    /* the stream ends after the terminal state, and so does the connection */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     return queue(rq, c, MHD_HTTP_OK, resp);
 }
 

@@ -227,6 +227,44 @@ static void ckpt_remove(struct job *j, const char *name)
     }
 }
 
+/* Add or replace the table entry for name. */
+static struct job_ckpt *ckpt_upsert(struct job *j, const char *name, int policy, int epoch,
+                                    uint64_t bytes, const char *sha, uint64_t seq)
+{
+    if (strlen(name) >= TEMPLATE_MAX_PATH)
+        return NULL;
+    ckpt_remove(j, name);
+    if (j->n_ckpts == j->cap_ckpts) {
+        int cap = j->cap_ckpts ? 2 * j->cap_ckpts : 16;
+        struct job_ckpt *c = realloc(j->ckpts, (size_t)cap * sizeof(*c));
+        if (!c)
+            return NULL;
+        j->ckpts = c;
+        j->cap_ckpts = cap;
+    }
+    struct job_ckpt *c = &j->ckpts[j->n_ckpts++];
+    memset(c, 0, sizeof(*c));
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    c->policy = policy;
+    c->epoch = epoch;
+    c->bytes = bytes;
+    if (sha && strlen(sha) == 64)
+        memcpy(c->sha256, sha, 65);
+    c->seq = seq;
+    /* The file is in place when its event arrives: remember which file it
+     * is, so a download can tell whether it opened the same one. */
+    char path[PATH_MAX];
+    struct stat st;
+    int n = snprintf(path, sizeof(path), "%s/checkpoints/%s", j->dir, c->name);
+    if (n > 0 && (size_t)n < sizeof(path) &&
+        fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+        (uint64_t)st.st_size == c->bytes) {
+        c->ino = (uint64_t)st.st_ino;
+        c->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    }
+    return c;
+}
+
 static void apply_checkpoint(struct job *j, const cJSON *obj, uint64_t seq)
 {
     int policy = (int)num(obj, "policy", 0);
@@ -247,43 +285,21 @@ static void apply_checkpoint(struct job *j, const cJSON *obj, uint64_t seq)
         return;
     if (strcmp(decision, "improved") != 0 && strcmp(decision, "saved") != 0)
         return;
-    if (strlen(file) >= TEMPLATE_MAX_PATH)
-        return;
-    ckpt_remove(j, file);
-    if (j->n_ckpts == j->cap_ckpts) {
-        int cap = j->cap_ckpts ? 2 * j->cap_ckpts : 16;
-        struct job_ckpt *c = realloc(j->ckpts, (size_t)cap * sizeof(*c));
-        if (!c)
-            return;
-        j->ckpts = c;
-        j->cap_ckpts = cap;
-    }
-    struct job_ckpt *c = &j->ckpts[j->n_ckpts++];
-    memset(c, 0, sizeof(*c));
-    snprintf(c->name, sizeof(c->name), "%s", file);
-    c->policy = policy;
-    c->epoch = (int)num(obj, "epoch", 0);
-    c->bytes = (uint64_t)num(obj, "bytes", 0);
     const char *sha = str(obj, "sha256");
-    if (sha && strlen(sha) == 64)
-        memcpy(c->sha256, sha, 65);
-    c->seq = seq;
-    /* The file is in place when its event arrives: remember which file it
-     * is, so a download can tell whether it opened the same one. */
-    char path[PATH_MAX];
-    struct stat st;
-    int n = snprintf(path, sizeof(path), "%s/checkpoints/%s", j->dir, c->name);
-    if (n > 0 && (size_t)n < sizeof(path) &&
-        fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-        (uint64_t)st.st_size == c->bytes) {
-        c->ino = (uint64_t)st.st_ino;
-        c->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-    }
+    int epoch = (int)num(obj, "epoch", 0);
+    uint64_t bytes = (uint64_t)num(obj, "bytes", 0);
+    struct job_ckpt *c = ckpt_upsert(j, file, policy, epoch, bytes, sha, seq);
+    if (!c)
+        return;
+    /* save_last: a copy of the same bytes under another name */
+    const char *last = str(obj, "last");
+    if (last && last[0])
+        ckpt_upsert(j, last, policy, epoch, bytes, sha, seq);
     if (strcmp(decision, "improved") == 0) {
         struct job_best *b = &j->best[policy];
         b->has = true;
         b->value = num(obj, "value", NAN);
-        b->epoch = c->epoch;
+        b->epoch = epoch;
         snprintf(b->file, sizeof(b->file), "%s", file);
     }
 }
