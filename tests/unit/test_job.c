@@ -158,6 +158,19 @@ static void test_history_best_csv(void)
     CHECK_STR_EQ(j->ckpts[0].name, "w-3.h5");
     CHECK(job_best_file(j, 0, file, sizeof(file)));
     CHECK_STR_EQ(file, "w-3.h5");
+
+    /* save_last: the copy is listed with the same bytes and digest */
+    keep(j, 7, "checkpoint",
+         "{\"policy\":0,\"epoch\":4,\"decision\":\"improved\",\"value\":0.5,"
+         "\"file\":\"w-4.h5\",\"bytes\":12,\"sha256\":"
+         "\"0000000000000000000000000000000000000000000000000000000000000004\","
+         "\"last\":\"last.h5\",\"deleted\":[\"w-3.h5\"]}");
+    CHECK_INT_EQ(j->n_ckpts, 2);
+    CHECK_STR_EQ(j->ckpts[0].name, "w-4.h5");
+    CHECK_STR_EQ(j->ckpts[1].name, "last.h5");
+    CHECK_INT_EQ(j->ckpts[1].bytes, 12);
+    CHECK_STR_EQ(j->ckpts[1].sha256, j->ckpts[0].sha256);
+    CHECK_INT_EQ(j->best[0].epoch, 4);
     job_free(j);
 }
 
