@@ -1,7 +1,8 @@
 /* fuzz_file.h - temp files for the targets whose parsers take a path (the
  * data set loaders).  Each file is made once per process (mkostemp in
- * $TMPDIR or /tmp, O_CLOEXEC), rewritten in place for every input and
- * removed at exit. */
+ * $TMPDIR or /tmp, O_CLOEXEC) and unlinked at once; the parser opens it as
+ * /proc/self/fd/N, so nothing is left behind however the process ends.  It
+ * is rewritten in place for every input. */
 #ifndef TRAIND_FUZZ_FILE_H
 #define TRAIND_FUZZ_FILE_H
 
@@ -12,42 +13,29 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#define FUZZ_FILES_MAX 4
-
 struct fuzz_file {
-    char path[512]; /* "" until fuzz_file_init */
+    char path[64]; /* "/proc/self/fd/N"; "" until fuzz_file_init */
     int fd;
 };
 
-static struct fuzz_file *fuzz_files[FUZZ_FILES_MAX];
-static int fuzz_n_files;
-
-static void fuzz_files_remove(void)
-{
-    for (int i = 0; i < fuzz_n_files; i++) {
-        close(fuzz_files[i]->fd);
-        unlink(fuzz_files[i]->path);
-    }
-    fuzz_n_files = 0;
-}
-
 static inline int fuzz_file_init(struct fuzz_file *f, const char *tag)
 {
-    if (fuzz_n_files == FUZZ_FILES_MAX)
-        return -ENOSPC;
+    char tmp[512];
     const char *dir = getenv("TMPDIR");
-    int w = snprintf(f->path, sizeof(f->path), "%s/traind-fuzz-%s-XXXXXX",
-                     dir && dir[0] ? dir : "/tmp", tag);
-    if (w < 0 || (size_t)w >= sizeof(f->path))
+    int w = snprintf(tmp, sizeof(tmp), "%s/traind-fuzz-%s-XXXXXX", dir && dir[0] ? dir : "/tmp",
+                     tag);
+    if (w < 0 || (size_t)w >= sizeof(tmp))
         return -ENAMETOOLONG;
-    f->fd = mkostemp(f->path, O_CLOEXEC);
-    if (f->fd < 0) {
-        f->path[0] = '\0';
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0)
         return -errno;
+    if (unlink(tmp) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
     }
-    if (fuzz_n_files == 0 && atexit(fuzz_files_remove) != 0)
-        return -ENOMEM;
-    fuzz_files[fuzz_n_files++] = f;
+    f->fd = fd;
+    snprintf(f->path, sizeof(f->path), "/proc/self/fd/%d", fd);
     return 0;
 }
 
