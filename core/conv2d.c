@@ -78,11 +78,10 @@ static bool conv_is_pointwise(const struct conv2d_geom *g)
 
 /* Stride-1 convolutions whose output channels are a multiple of 16 run as
  * implicit GEMMs (gemm_nn_seg / gemm_tn_acc) over a zero-padded copy of one
- * image at a time: with the padded width Wp, output position p' = oy * Wp + ox
- * reads tap (i, j) at padded position p' + i * Wp + j, an affine map, so every
- * tap is a plain row-strided matrix.  Rows are computed over the padded width
- * (ox < Wp) and the last Wp - OW of each are dropped: a few % more FLOPs, no
- * im2col and no packing. */
+ * image at a time: output (oy, ox) reads tap (i, j) at padded position
+ * (oy + i, ox + j), i.e. at rowoff[oy * OW + ox] + off[tap] with
+ * rowoff = (oy * Wp + ox) * C and off = (i * Wp + j) * C.  No im2col, no
+ * packing; the output rows are written in place. */
 static bool conv_implicit(const struct conv2d_geom *g)
 {
     return gemm_has_conv_kernels() && g->sh == 1 && g->sw == 1 && g->k % 16 == 0 &&
@@ -103,11 +102,10 @@ static size_t implicit_pad_floats(const struct conv2d_geom *g)
     return ((size_t)hp * wp + g->kw) * g->c;
 }
 
+/* pad + the row offsets (one int per output position) */
 static size_t implicit_floats(const struct conv2d_geom *g)
 {
-    int hp, wp;
-    padded_dims(g, &hp, &wp);
-    return implicit_pad_floats(g) + 16 + (size_t)g->oh * wp * g->k;
+    return implicit_pad_floats(g) + 16 + (size_t)g->oh * g->ow;
 }
 
 size_t conv2d_scratch_floats(const struct conv2d_geom *g)
@@ -256,6 +254,14 @@ static void tap_offsets(long *off, const struct conv2d_geom *g, int wp)
             off[i * g->kw + j] = ((long)i * wp + j) * g->c;
 }
 
+/* rowoff[oy * OW + ox] = where output (oy, ox)'s window starts in the padded image */
+static void row_offsets(int *rowoff, const struct conv2d_geom *g, int wp)
+{
+    for (int oy = 0; oy < g->oh; oy++)
+        for (int ox = 0; ox < g->ow; ox++)
+            rowoff[oy * g->ow + ox] = (oy * wp + ox) * g->c;
+}
+
 static void conv_forward_implicit(float *out, float *scratch, const float *inp,
                                   const float *weight, const float *bias,
                                   enum activation_kind act, int n, const struct conv2d_geom *g)
@@ -264,17 +270,16 @@ static void conv_forward_implicit(float *out, float *scratch, const float *inp,
     padded_dims(g, &hp, &wp);
     long off[CONV_MAX_TAPS];
     tap_offsets(off, g, wp);
-    float *pad = scratch, *rows = scratch + implicit_pad_floats(g) + 16;
+    float *pad = scratch;
+    int *rowoff = (int *)(scratch + implicit_pad_floats(g) + 16);
+    row_offsets(rowoff, g, wp);
     const size_t in_img = (size_t)g->h * g->w * g->c, out_img = (size_t)g->oh * g->ow * g->k;
     for (int b = 0; b < n; b++) {
-        pad_image(pad, inp + b * in_img, g);
-        gemm_nn_seg(rows, pad, off, g->kh * g->kw, weight, g->oh * wp, g->k, g->c, g->c, g->k,
-                    g->k);
         float *o = out + b * out_img;
-        for (int y = 0; y < g->oh; y++) {
-            activation_bias_copy(o + (size_t)y * g->ow * g->k, rows + (size_t)y * wp * g->k, bias,
-                                 (size_t)g->ow, g->k, act);
-        }
+        pad_image(pad, inp + b * in_img, g);
+        gemm_nn_seg(o, pad, rowoff, off, g->kh * g->kw, weight, g->oh * g->ow, g->k, g->c, g->k,
+                    g->k);
+        activation_bias_forward(o, bias, (size_t)g->oh * g->ow, g->k, act);
     }
 }
 
@@ -287,24 +292,20 @@ static void conv_dweight_implicit(float *dweight, float *dbias, float *scratch,
     padded_dims(g, &hp, &wp);
     long off[CONV_MAX_TAPS];
     tap_offsets(off, g, wp);
-    const int K = g->k, C = g->c;
-    float *pad = scratch, *drows = scratch + implicit_pad_floats(g) + 16;
-    const size_t in_img = (size_t)g->h * g->w * C, out_img = (size_t)g->oh * g->ow * K;
+    const int K = g->k, C = g->c, M = g->oh * g->ow;
+    float *pad = scratch;
+    int *rowoff = (int *)(scratch + implicit_pad_floats(g) + 16);
+    row_offsets(rowoff, g, wp);
+    const size_t in_img = (size_t)g->h * g->w * C, out_img = (size_t)M * K;
     for (int b = 0; b < n; b++) {
         const float *d = dout + b * out_img;
         pad_image(pad, inp + b * in_img, g);
-        /* dout over the padded width, zeros in the junk columns */
-        memset(drows, 0, sizeof(float) * (size_t)g->oh * wp * K);
-        for (int y = 0; y < g->oh; y++)
-            memcpy(drows + (size_t)y * wp * K, d + (size_t)y * g->ow * K,
-                   sizeof(float) * (size_t)g->ow * K);
         if (dbias)
-            for (size_t r = 0; r < (size_t)g->oh * g->ow; r++)
+            for (size_t r = 0; r < (size_t)M; r++)
                 for (int k = 0; k < K; k++)
                     dbias[k] += d[r * K + k];
         for (int t = 0; t < g->kh * g->kw; t++)
-            gemm_tn_acc(dweight + (size_t)t * C * K, pad + off[t], drows, C, K, g->oh * wp, C, K,
-                        K);
+            gemm_tn_acc(dweight + (size_t)t * C * K, pad + off[t], rowoff, d, C, K, M, K, K);
     }
 }
 

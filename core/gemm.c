@@ -94,8 +94,8 @@ void gemm_nn(float *c, const float *a, const float *b, int m, int n, int k, int 
 }
 
 /* Segmented 6x16 block: C (+)= sum_s A_s[0..6) * B_s, segments s0..s1. */
-static void kernel_seg_6x16(float *c, const float *a, const long *off, int s0, int s1,
-                            const float *b, int k, int lda, int ldb, int ldc, int acc)
+static void kernel_seg_6x16(float *c, const float *a, const int *ro, const long *off, int s0,
+                            int s1, const float *b, int k, int ldb, int ldc, int acc)
 {
     __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
     if (acc) {
@@ -110,8 +110,9 @@ static void kernel_seg_6x16(float *c, const float *a, const long *off, int s0, i
         c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();
     }
     for (int s = s0; s < s1; s++) {
-        const float *a0 = a + off[s], *a1 = a0 + lda, *a2 = a0 + 2 * (long)lda;
-        const float *a3 = a0 + 3 * (long)lda, *a4 = a0 + 4 * (long)lda, *a5 = a0 + 5 * (long)lda;
+        const float *as = a + off[s];
+        const float *a0 = as + ro[0], *a1 = as + ro[1], *a2 = as + ro[2];
+        const float *a3 = as + ro[3], *a4 = as + ro[4], *a5 = as + ro[5];
         const float *bs = b + (long)s * k * ldb;
         for (int p = 0; p < k; p++) {
             const float *bp = bs + (long)p * ldb;
@@ -160,8 +161,8 @@ static void kernel_seg_1x16(float *c, const float *a, const long *off, int s0, i
     _mm256_storeu_ps(c, c0), _mm256_storeu_ps(c + 8, c1);
 }
 
-void gemm_nn_seg(float *c, const float *a, const long *off, int nseg, const float *b, int m,
-                 int n, int k, int lda, int ldb, int ldc)
+void gemm_nn_seg(float *c, const float *a, const int *rowoff, const long *off, int nseg,
+                 const float *b, int m, int n, int k, int ldb, int ldc)
 {
     /* segments per pass so that the 16-column panel of B stays around 16 KiB */
     int group = (16 * 1024) / (k * 64);
@@ -172,18 +173,18 @@ void gemm_nn_seg(float *c, const float *a, const long *off, int nseg, const floa
             int s1 = s0 + group < nseg ? s0 + group : nseg;
             int i = 0;
             for (; i + 6 <= m; i += 6)
-                kernel_seg_6x16(c + (long)i * ldc + j, a + (long)i * lda, off, s0, s1, b + j, k,
-                                lda, ldb, ldc, s0 > 0);
+                kernel_seg_6x16(c + (long)i * ldc + j, a, rowoff + i, off, s0, s1, b + j, k, ldb,
+                                ldc, s0 > 0);
             for (; i < m; i++)
-                kernel_seg_1x16(c + (long)i * ldc + j, a + (long)i * lda, off, s0, s1, b + j, k,
-                                ldb, s0 > 0);
+                kernel_seg_1x16(c + (long)i * ldc + j, a + rowoff[i], off, s0, s1, b + j, k, ldb,
+                                s0 > 0);
         }
 }
 
 /* C[0..6)[0..16) += sum_p A[p][0..6) * B[p][0..16) (12 accumulators: enough
  * independent FMAs in flight to cover their latency) */
-static void kernel_tn_6x16(float *c, const float *a, const float *b, int k, int lda, int ldb,
-                           int ldc)
+static void kernel_tn_6x16(float *c, const float *a, const int *ro, const float *b, int k,
+                           int ldb, int ldc)
 {
     __m256 c00 = _mm256_loadu_ps(c), c01 = _mm256_loadu_ps(c + 8);
     __m256 c10 = _mm256_loadu_ps(c + ldc), c11 = _mm256_loadu_ps(c + ldc + 8);
@@ -192,7 +193,7 @@ static void kernel_tn_6x16(float *c, const float *a, const float *b, int k, int 
     __m256 c40 = _mm256_loadu_ps(c + 4 * ldc), c41 = _mm256_loadu_ps(c + 4 * ldc + 8);
     __m256 c50 = _mm256_loadu_ps(c + 5 * ldc), c51 = _mm256_loadu_ps(c + 5 * ldc + 8);
     for (int p = 0; p < k; p++) {
-        const float *ap = a + (long)p * lda, *bp = b + (long)p * ldb;
+        const float *ap = a + ro[p], *bp = b + (long)p * ldb;
         __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
         __m256 x;
         x = _mm256_broadcast_ss(ap);
@@ -222,15 +223,15 @@ static void kernel_tn_6x16(float *c, const float *a, const float *b, int k, int 
 }
 
 /* C[0..4)[0..16) += sum_p A[p][0..4) * B[p][0..16) */
-static void kernel_tn_4x16(float *c, const float *a, const float *b, int k, int lda, int ldb,
-                           int ldc)
+static void kernel_tn_4x16(float *c, const float *a, const int *ro, const float *b, int k,
+                           int ldb, int ldc)
 {
     __m256 c00 = _mm256_loadu_ps(c), c01 = _mm256_loadu_ps(c + 8);
     __m256 c10 = _mm256_loadu_ps(c + ldc), c11 = _mm256_loadu_ps(c + ldc + 8);
     __m256 c20 = _mm256_loadu_ps(c + 2 * ldc), c21 = _mm256_loadu_ps(c + 2 * ldc + 8);
     __m256 c30 = _mm256_loadu_ps(c + 3 * ldc), c31 = _mm256_loadu_ps(c + 3 * ldc + 8);
     for (int p = 0; p < k; p++) {
-        const float *ap = a + (long)p * lda, *bp = b + (long)p * ldb;
+        const float *ap = a + ro[p], *bp = b + (long)p * ldb;
         __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
         __m256 x;
         x = _mm256_broadcast_ss(ap);
@@ -251,29 +252,30 @@ static void kernel_tn_4x16(float *c, const float *a, const float *b, int k, int 
     _mm256_storeu_ps(c, c30), _mm256_storeu_ps(c + 8, c31);
 }
 
-static void kernel_tn_1x16(float *c, const float *a, const float *b, int k, int lda, int ldb)
+static void kernel_tn_1x16(float *c, const float *a, const int *ro, const float *b, int k,
+                           int ldb)
 {
     __m256 c0 = _mm256_loadu_ps(c), c1 = _mm256_loadu_ps(c + 8);
     for (int p = 0; p < k; p++) {
-        __m256 x = _mm256_broadcast_ss(a + (long)p * lda);
+        __m256 x = _mm256_broadcast_ss(a + ro[p]);
         c0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b + (long)p * ldb), c0);
         c1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b + (long)p * ldb + 8), c1);
     }
     _mm256_storeu_ps(c, c0), _mm256_storeu_ps(c + 8, c1);
 }
 
-void gemm_tn_acc(float *c, const float *a, const float *b, int m, int n, int k, int lda, int ldb,
-                 int ldc)
+void gemm_tn_acc(float *c, const float *a, const int *rowoff, const float *b, int m, int n, int k,
+                 int ldb, int ldc)
 {
     for (int j = 0; j < n; j += 16) {
         /* 6-row blocks, and 4-row blocks for a remainder of 8 (C = 32: 6*4 + 4*2) */
         int m6 = m % 6 == 2 && m >= 8 ? m - 8 : m, i = 0;
         for (; i + 6 <= m6; i += 6)
-            kernel_tn_6x16(c + (long)i * ldc + j, a + i, b + j, k, lda, ldb, ldc);
+            kernel_tn_6x16(c + (long)i * ldc + j, a + i, rowoff, b + j, k, ldb, ldc);
         for (; i + 4 <= m; i += 4)
-            kernel_tn_4x16(c + (long)i * ldc + j, a + i, b + j, k, lda, ldb, ldc);
+            kernel_tn_4x16(c + (long)i * ldc + j, a + i, rowoff, b + j, k, ldb, ldc);
         for (; i < m; i++)
-            kernel_tn_1x16(c + (long)i * ldc + j, a + i, b + j, k, lda, ldb);
+            kernel_tn_1x16(c + (long)i * ldc + j, a + i, rowoff, b + j, k, ldb);
     }
 }
 
@@ -290,13 +292,13 @@ int gemm_has_conv_kernels(void)
 }
 
 /* Not reached: callers check gemm_has_conv_kernels(). */
-void gemm_nn_seg(float *c, const float *a, const long *off, int nseg, const float *b, int m,
-                 int n, int k, int lda, int ldb, int ldc)
+void gemm_nn_seg(float *c, const float *a, const int *rowoff, const long *off, int nseg,
+                 const float *b, int m, int n, int k, int ldb, int ldc)
 {
 }
 
-void gemm_tn_acc(float *c, const float *a, const float *b, int m, int n, int k, int lda, int ldb,
-                 int ldc)
+void gemm_tn_acc(float *c, const float *a, const int *rowoff, const float *b, int m, int n, int k,
+                 int ldb, int ldc)
 {
 }
 

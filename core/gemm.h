@@ -13,16 +13,16 @@ void gemm_nn(float *c, const float *a, const float *b, int m, int n, int k, int 
              int ldc);
 
 /* Implicit-GEMM convolution: C (M, N) = sum over s < nseg of A_s (M, K) * B_s (K, N)
- * with A_s = a + off[s] (row stride lda) and B_s = b + s * K * ldb.  A stride-1
- * convolution over a zero-padded image is this with one segment per kernel tap
- * (off = the tap's shift, lda = C).  Requires N % 16 == 0 and AVX2 (see
- * gemm_has_conv_kernels). */
-void gemm_nn_seg(float *c, const float *a, const long *off, int nseg, const float *b, int m,
-                 int n, int k, int lda, int ldb, int ldc);
-/* C (M, N) += A^T B with A (K, M) row stride lda, B (K, N) row stride ldb.
- * Requires N % 16 == 0 and AVX2. */
-void gemm_tn_acc(float *c, const float *a, const float *b, int m, int n, int k, int lda, int ldb,
-                 int ldc);
+ * where row i of A_s starts at a + rowoff[i] + off[s] and B_s = b + s * K * ldb.
+ * A stride-1 convolution over a zero-padded image is this with one segment per
+ * kernel tap (off = the tap's shift) and rowoff = each output position's place
+ * in the padded image.  Requires N % 16 == 0 and AVX2 (gemm_has_conv_kernels). */
+void gemm_nn_seg(float *c, const float *a, const int *rowoff, const long *off, int nseg,
+                 const float *b, int m, int n, int k, int ldb, int ldc);
+/* C (M, N) += A^T B where row p of A (M values) starts at a + rowoff[p], B (K, N)
+ * row stride ldb.  Requires N % 16 == 0 and AVX2. */
+void gemm_tn_acc(float *c, const float *a, const int *rowoff, const float *b, int m, int n, int k,
+                 int ldb, int ldc);
 /* True when gemm_nn_seg / gemm_tn_acc are available (built with AVX2 + FMA). */
 int gemm_has_conv_kernels(void);
 
