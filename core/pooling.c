@@ -65,7 +65,12 @@ void maxpool2d_backward(float *dinp, const float *dout, const float *inp, int n,
     const int C = g->c;
     float best[CB];
     int at[CB];
-    memset(dinp, 0, sizeof(float) * (size_t)n * g->h * g->w * C);
+    /* windows that tile the input exactly (pool 2 stride 2 on an even size):
+     * every input element is written below, no clearing pass */
+    const bool tiles = g->ph == g->sh && g->pw == g->sw && g->pad_top == 0 &&
+                       g->pad_left == 0 && g->oh * g->sh == g->h && g->ow * g->sw == g->w;
+    if (!tiles)
+        memset(dinp, 0, sizeof(float) * (size_t)n * g->h * g->w * C);
     for (int b = 0; b < n; b++) {
         const float *x = inp + (size_t)b * g->h * g->w * C;
         float *dx = dinp + (size_t)b * g->h * g->w * C;
@@ -91,8 +96,18 @@ void maxpool2d_backward(float *dinp, const float *dout, const float *inp, int n,
                                 at[c] = gt ? pos : at[c];
                             }
                         }
-                    for (int c = 0; c < cn; c++)
-                        dx[(size_t)at[c] * C + c0 + c] += d[c0 + c];
+                    if (tiles) {
+                        for (int y = y0; y < y1; y++)
+                            for (int xx = x0; xx < x1; xx++) {
+                                int pos = y * g->w + xx;
+                                float *o = dx + (size_t)pos * C + c0;
+                                for (int c = 0; c < cn; c++)
+                                    o[c] = at[c] == pos ? d[c0 + c] : 0.0f;
+                            }
+                    } else {
+                        for (int c = 0; c < cn; c++)
+                            dx[(size_t)at[c] * C + c0 + c] += d[c0 + c];
+                    }
                 }
             }
     }
