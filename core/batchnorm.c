@@ -122,7 +122,8 @@ void batchnorm_backward_accumulate(double *sum_dout, double *sum_dout_xhat, cons
 
 void batchnorm_backward(float *dinp, const float *dout, const float *inp, const float *mean,
                         const float *var, const float *gamma, const double *sum_dout,
-                        const double *sum_dout_xhat, size_t count, float eps, size_t rows, int c)
+                        const double *sum_dout_xhat, size_t count, float eps, bool relu_mask,
+                        size_t rows, int c)
 {
     /* dinp = gamma*rstd * (dout - sum_dout/count - xhat * sum_dout_xhat/count)
      *      = a * dout + b * x + d  per channel */
@@ -143,8 +144,12 @@ void batchnorm_backward(float *dinp, const float *dout, const float *inp, const 
             const float *x = inp + r * (size_t)c + c0;
             const float *g = dout + r * (size_t)c + c0;
             float *o = dinp + r * (size_t)c + c0;
-            for (int i = 0; i < cn; i++)
-                o[i] = a[i] * g[i] + b[i] * x[i] + d[i];
+            if (relu_mask)
+                for (int i = 0; i < cn; i++)
+                    o[i] = x[i] > 0.0f ? a[i] * g[i] + b[i] * x[i] + d[i] : 0.0f;
+            else
+                for (int i = 0; i < cn; i++)
+                    o[i] = a[i] * g[i] + b[i] * x[i] + d[i];
         }
     }
 }

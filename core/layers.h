@@ -144,13 +144,15 @@ void batchnorm_backward_accumulate(double *sum_dout, double *sum_dout_xhat, /* (
                                    const float *dout, const float *inp,     /* (rows, C) */
                                    const float *mean, const float *var, float eps,
                                    size_t rows, int c);
-/* dinp = gamma * rstd / count * (count * dout - sum_dout - xhat * sum_dout_xhat). */
+/* dinp = gamma * rstd / count * (count * dout - sum_dout - xhat * sum_dout_xhat);
+ * relu_mask: also apply the backward of a ReLU whose output is inp (dinp = 0
+ * where inp <= 0), saving Conv2D + ReLU + BN a pass. */
 void batchnorm_backward(float *dinp,                                   /* (rows, C) */
                         const float *dout, const float *inp,           /* (rows, C) */
                         const float *mean, const float *var,           /* (C) */
                         const float *gamma,                            /* (C) or NULL */
                         const double *sum_dout, const double *sum_dout_xhat, /* (C) */
-                        size_t count, float eps, size_t rows, int c);
+                        size_t count, float eps, bool relu_mask, size_t rows, int c);
 
 /* ------------------------------------------------------------ Pooling */
 

@@ -45,6 +45,8 @@ struct rt_layer {
     bool alias;                /* output is the input buffer, nothing to run (Flatten, fused Activation) */
     bool loss_softmax;         /* final Activation(softmax), done by the loss */
     bool rank4;                /* input is (N, H, W, C) in Keras terms (BN Bessel correction) */
+    bool bn_relu;              /* BN whose input is a fused ReLU output: BN backward applies the mask */
+    bool act_in_next;          /* Conv2D/Dense whose ReLU backward the next BN does */
     size_t in_size, out_size;  /* floats per example */
     int rows;                  /* rows of `ch` values per example (H*W, 1 for flat inputs) */
     int ch;                    /* last-axis size of the input */
@@ -256,6 +258,20 @@ static int model_plan(struct model *m, struct diag *d)
         }
         if (m->layers[i].cfg.kind == LAYER_KIND_FLATTEN)
             rt->L[i].alias = true;
+    }
+    /* Conv2D/Dense (+ fused Activation) with ReLU feeding a BN: the BN backward
+     * applies the ReLU mask (x > 0 on its own input) */
+    for (int i = 1; i < m->n_layers; i++) {
+        if (m->layers[i].cfg.kind != LAYER_KIND_BATCH_NORMALIZATION)
+            continue;
+        int p = rt->L[i - 1].alias && m->layers[i - 1].cfg.kind == LAYER_KIND_ACTIVATION ? i - 2
+                                                                                        : i - 1;
+        if (p >= 0 && (m->layers[p].cfg.kind == LAYER_KIND_CONV2D ||
+                       m->layers[p].cfg.kind == LAYER_KIND_DENSE) &&
+            rt->L[p].act == ACTIVATION_KIND_RELU) {
+            rt->L[i].bn_relu = true;
+            rt->L[p].act_in_next = true;
+        }
     }
     return 0;
 }
@@ -639,14 +655,16 @@ static void step_thread(void *arg, int tid, int T)
         float *gn = dbuf[cur ^ 1];
         switch (c->kind) {
         case LAYER_KIND_CONV2D:
-            activation_backward(g, g, out, (size_t)nb * r->cg.oh * r->cg.ow, r->cg.k, r->act);
+            if (!r->act_in_next)
+                activation_backward(g, g, out, (size_t)nb * r->cg.oh * r->cg.ow, r->cg.k, r->act);
             conv2d_backward(i == 0 ? NULL : gn, gptr(m, grad, i, 0),
                             c->use_bias ? gptr(m, grad, i, 1) : NULL, scratch, g, inp,
                             wptr(m, i, 0), r->wflip, nb, &r->cg);
             cur ^= 1;
             break;
         case LAYER_KIND_DENSE:
-            activation_backward(g, g, out, (size_t)nb, c->units, r->act);
+            if (!r->act_in_next)
+                activation_backward(g, g, out, (size_t)nb, c->units, r->act);
             dense_backward(i == 0 ? NULL : gn, gptr(m, grad, i, 0),
                            c->use_bias ? gptr(m, grad, i, 1) : NULL, g, inp, wptr(m, i, 0), nb,
                            r->ch, c->units);
@@ -670,7 +688,8 @@ static void step_thread(void *arg, int tid, int T)
                 }
             }
             batchnorm_backward(g, g, inp, mean, var, wptr(m, i, 0), comb, comb + C,
-                               (size_t)s->n * r->rows, c->epsilon, (size_t)nb * r->rows, C);
+                               (size_t)s->n * r->rows, c->epsilon, r->bn_relu,
+                               (size_t)nb * r->rows, C);
             break;
         }
         case LAYER_KIND_ACTIVATION:

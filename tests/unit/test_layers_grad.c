@@ -373,9 +373,21 @@ static void test_batchnorm_grad(void)
     for (int i = 0; i < 6; i++)
         sum[i] = s1[i] + s2[i];
     float dx[30], dgamma[3], dbeta[3];
-    batchnorm_backward(dx, b.r, b.x, b.mean, b.var, b.gamma, sum, sum + 3, 10, 1e-3f, 5, 3);
+    batchnorm_backward(dx, b.r, b.x, b.mean, b.var, b.gamma, sum, sum + 3, 10, 1e-3f, false, 5,
+                       3);
     batchnorm_backward(dx + 15, b.r + 15, b.x + 15, b.mean, b.var, b.gamma, sum, sum + 3, 10,
-                       1e-3f, 5, 3);
+                       1e-3f, false, 5, 3);
+    /* the fused ReLU mask equals activation_backward(relu) on the BN input */
+    float dxm[30], dxr[30];
+    batchnorm_backward(dxm, b.r, b.x, b.mean, b.var, b.gamma, sum, sum + 3, 10, 1e-3f, true, 10,
+                       3);
+    activation_backward(dxr, dx, b.x, 10, 3, ACTIVATION_KIND_RELU);
+    int masked = 0;
+    for (int i = 0; i < 30; i++) {
+        CHECK(dxm[i] == dxr[i]);
+        masked += b.x[i] <= 0.0f;
+    }
+    CHECK(masked > 0 && masked < 30);
     for (int i = 0; i < 3; i++) {
         dgamma[i] = (float)sum[3 + i];
         dbeta[i] = (float)sum[i];
