@@ -223,6 +223,23 @@ def test_many_subscribers_and_cancel_end_streams(traind):
     assert c.job(job["id"])["state"] in TERMINAL
 
 
+def body_complete(data):
+    """True when a response with a chunked body has received its last chunk."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep or b"chunked" not in head.lower():
+        return False
+    while True:
+        size_line, sep, rest = body.partition(b"\r\n")
+        if not sep:
+            return False
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return rest.startswith(b"\r\n")
+        if len(rest) < size + 2:
+            return False
+        body = rest[size + 2:]
+
+
 def dechunk(body):
     out = b""
     while body:
@@ -300,7 +317,8 @@ def test_hundreds_of_subscribers_need_no_threads(traind):
             time.sleep(0.05)  # poll interval
         assert c.get("/v1/health").status == 200
         assert c.post(f"/v1/jobs/{job['id']}/cancel").status == 200
-        # all streams end: the server closes each after the terminal state
+        # all streams end after the terminal state: the chunked body is
+        # terminated (the connection may stay open for the next request)
         open_socks = set(socks)
         deadline = time.monotonic() + 60
         while open_socks and time.monotonic() < deadline:
@@ -310,7 +328,7 @@ def test_hundreds_of_subscribers_need_no_threads(traind):
                 except ConnectionResetError:
                     part = b""
                 data[key.fileobj] += part
-                if not part:
+                if not part or body_complete(data[key.fileobj]):
                     sel.unregister(key.fileobj)
                     open_socks.discard(key.fileobj)
         assert not open_socks, f"{len(open_socks)} streams still open after the job ended"
