@@ -205,3 +205,28 @@ def test_replay_longer_than_backlog_limit_is_not_dropped(traind_factory):
     r, events = c.events(job["id"], "?after=0", ndjson=True)
     assert events[-1]["type"] == "state" and events[-1]["state"] == "succeeded"
     assert events[-1]["seq"] == final["last_event"]
+
+
+def test_idle_and_slow_connections_time_out(traind_factory):
+    """connection_timeout closes a connection that sends nothing, or only part
+    of its request head, so idle clients cannot hold connection slots."""
+    d = traind_factory("timeout", extra_config="connection_timeout = 2\nheartbeat_interval = 1\n")
+    idle = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    slow = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    slow.sendall(b"GET /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    try:
+        for s in (idle, slow):
+            t0 = time.monotonic()
+            closed = False
+            try:
+                while not closed:  # the server may send an error reply first
+                    closed = s.recv(65536) == b""
+            except ConnectionResetError:
+                closed = True
+            except socket.timeout:
+                pass
+            assert closed and time.monotonic() - t0 < 8, "connection not closed by the timeout"
+    finally:
+        idle.close()
+        slow.close()
+    assert d.client.get("/v1/health").status == 200
