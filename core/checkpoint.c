@@ -465,7 +465,7 @@ static bool path_is_clean(const char *p)
     if (!*p)
         return true;
     for (const char *c = p;; c++) {
-        if (*c == '/' || *c == '.')
+        if (*c == '/' || *c == '.' || *c == '\0')
             return false;
         c = strchr(c, '/');
         if (!c)
@@ -531,6 +531,9 @@ static int state_from_tree(const struct ckpt_policy_config *cfg, const cJSON *o,
         snprintf(field + base, sizeof(field) - (size_t)base, "/file");
         if ((r = get_path(e, "file", field, k->file, sizeof(k->file), d)) < 0)
             return r;
+        for (int j = 0; j < s->n_kept; j++)
+            if (strcmp(s->kept[j].file, k->file) == 0)
+                return diag_set(d, -EINVAL, field, "file '%s' is listed twice", k->file);
         snprintf(field + base, sizeof(field) - (size_t)base, "/value");
         if ((r = get_double(e, "value", field, &k->value, d)) < 0)
             return r;
@@ -555,9 +558,10 @@ int ckpt_state_from_json(const struct ckpt_policy_config *cfg, const char *json,
 {
     if (!json)
         return diag_set(d, -EINVAL, "", "no policy state");
-    cJSON *o = cJSON_Parse(json);
+    const char *end = NULL;
+    cJSON *o = cJSON_ParseWithOpts(json, &end, true);
     if (!o)
-        return diag_set(d, -EINVAL, "", "policy state is not valid JSON");
+        return diag_set(d, -EINVAL, "", "policy state is not valid JSON (or has trailing data)");
     struct ckpt_state *s = calloc(1, sizeof(*s));
     if (!s) {
         cJSON_Delete(o);
