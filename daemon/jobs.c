@@ -631,7 +631,8 @@ static int load_all(struct jobs *js, struct diag *d)
             n++;
     }
     closedir(dir);
-    qsort(names, n, sizeof(*names), cmp_names);
+    if (n > 1)
+        qsort(names, n, sizeof(*names), cmp_names);
 
     /* Interrupted jobs first, then queued ones, each in id (= submit) order. */
     for (int pass = 0; pass < 2; pass++) {
