@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #define GEMM_KB 160 /* k block: a 16-column panel of B is 10 KiB */
+#define GEMM_TN_KB 96 /* gemm_tn_acc k block */
 
 /* C[0..6)[0..16) (+)= A[0..6)[0..K) * B[0..K)[0..16); acc: add to C */
 static void kernel_6x16(float *c, const float *a, const float *b, int k, int lda, int ldb,
@@ -267,15 +268,22 @@ static void kernel_tn_1x16(float *c, const float *a, const int *ro, const float 
 void gemm_tn_acc(float *c, const float *a, const int *rowoff, const float *b, int m, int n, int k,
                  int ldb, int ldc)
 {
-    for (int j = 0; j < n; j += 16) {
-        /* 6-row blocks, and 4-row blocks for a remainder of 8 (C = 32: 6*4 + 4*2) */
-        int m6 = m % 6 == 2 && m >= 8 ? m - 8 : m, i = 0;
-        for (; i + 6 <= m6; i += 6)
-            kernel_tn_6x16(c + (long)i * ldc + j, a + i, rowoff, b + j, k, ldb, ldc);
-        for (; i + 4 <= m; i += 4)
-            kernel_tn_4x16(c + (long)i * ldc + j, a + i, rowoff, b + j, k, ldb, ldc);
-        for (; i < m; i++)
-            kernel_tn_1x16(c + (long)i * ldc + j, a + i, rowoff, b + j, k, ldb);
+    /* k blocks of GEMM_TN_KB rows: the A and B rows of a block stay in L1
+     * while every (i, j) block of C passes over them */
+    for (int p0 = 0; p0 < k; p0 += GEMM_TN_KB) {
+        int kb = k - p0 < GEMM_TN_KB ? k - p0 : GEMM_TN_KB;
+        const int *ro = rowoff + p0;
+        const float *bp = b + (long)p0 * ldb;
+        for (int j = 0; j < n; j += 16) {
+            /* 6-row blocks, and 4-row blocks for a remainder of 8 (C = 32: 6*4 + 4*2) */
+            int m6 = m % 6 == 2 && m >= 8 ? m - 8 : m, i = 0;
+            for (; i + 6 <= m6; i += 6)
+                kernel_tn_6x16(c + (long)i * ldc + j, a + i, ro, bp + j, kb, ldb, ldc);
+            for (; i + 4 <= m; i += 4)
+                kernel_tn_4x16(c + (long)i * ldc + j, a + i, ro, bp + j, kb, ldb, ldc);
+            for (; i < m; i++)
+                kernel_tn_1x16(c + (long)i * ldc + j, a + i, ro, bp + j, kb, ldb);
+        }
     }
 }
 
