@@ -33,13 +33,18 @@ curl -fsS -N -H 'Accept: application/x-ndjson' "$base/v1/jobs/$id/events" |
 import json, sys
 for line in sys.stdin:
     ev = json.loads(line)
-    t, d = ev.get("type"), ev.get("data", ev)
+    t = ev.get("type")
     if t == "epoch_end":
-        logs = d.get("logs", {})
-        print("epoch %d: %s (%.1fs)" % (d["epoch"], " - ".join("%s: %.4f" % kv for kv in logs.items()), d.get("seconds", 0)))
-    elif t == "checkpoint":
-        print(d.get("message", line.strip()))
+        logs = " - ".join("%s: %.4f" % kv for kv in ev["logs"].items())
+        print("epoch %d: %s - lr: %.6f (%.0fs)" % (ev["epoch"], logs, ev["lr"], ev["seconds"]))
+    elif t in ("checkpoint", "early_stopping"):
+        print(ev["message"])
+    elif t == "state":
+        print("job %s%s" % (ev["state"], (": " + ev["error"]) if ev.get("error") else ""))
     elif t != "progress":
         print(line.strip())
 '
-echo "best weights: curl -o best.hdf5 $base/v1/jobs/$id/best"
+# Fetch the best weights over HTTP as a client would (ETag = SHA-256 of the file).
+curl -fsS -D "$state/best.headers" -o "$state/best.hdf5" "$base/v1/jobs/$id/best"
+grep -i -E '^(content-disposition|etag):' "$state/best.headers"
+echo "best weights downloaded to $state/best.hdf5 (sha256 $(sha256sum "$state/best.hdf5" | cut -d' ' -f1))"
