@@ -307,19 +307,31 @@ def test_download_in_progress_keeps_its_bytes_when_the_file_is_replaced(traind):
     while current_sha() is None:
         assert time.monotonic() < deadline
         time.sleep(0.05)  # poll interval
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.settimeout(30)
-    s.connect(("127.0.0.1", traind.port))
-    try:
+    def start_download():
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(30)
+        s.connect(("127.0.0.1", traind.port))
         s.sendall(f"GET /v1/jobs/{jid}/checkpoints/current.h5 HTTP/1.1\r\nHost: x\r\n"
                   "Connection: close\r\n\r\n".encode())
         data = b""
         while b"\r\n\r\n" not in data:
-            data += s.recv(1024)
+            part = s.recv(1024)
+            assert part, data
+            data += part
         head, _, body = data.partition(b"\r\n\r\n")
         hdrs = {k.strip().lower(): v.strip() for k, _, v in
                 (l.partition(":") for l in head.decode("latin-1").split("\r\n")[1:])}
+        return s, hdrs, body
+
+    # a request that opened the file in the instant of a rewrite is served
+    # without an ETag (the server cannot vouch for it): ask again
+    for _ in range(20):
+        s, hdrs, body = start_download()
+        if "etag" in hdrs:
+            break
+        s.close()
+    try:
         etag = hdrs["etag"].strip('"')
         size = int(hdrs["content-length"])
         # let the job replace the file at least once while we hold the download
