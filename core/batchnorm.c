@@ -140,16 +140,23 @@ void batchnorm_backward(float *dinp, const float *dout, const float *inp, const 
             b[i] = (float)(-gr * mgx * rstd);
             d[i] = (float)(gr * (-mg + mgx * rstd * mean[ch]));
         }
-        for (size_t r = 0; r < rows; r++) {
-            const float *x = inp + r * (size_t)c + c0;
-            const float *g = dout + r * (size_t)c + c0;
-            float *o = dinp + r * (size_t)c + c0;
-            if (relu_mask)
-                for (int i = 0; i < cn; i++)
-                    o[i] = x[i] > 0.0f ? a[i] * g[i] + b[i] * x[i] + d[i] : 0.0f;
-            else
+        if (relu_mask)
+            for (size_t r = 0; r < rows; r++) {
+                const float *x = inp + r * (size_t)c + c0;
+                const float *g = dout + r * (size_t)c + c0;
+                float *o = dinp + r * (size_t)c + c0;
+                for (int i = 0; i < cn; i++) {
+                    float v = a[i] * g[i] + b[i] * x[i] + d[i];
+                    o[i] = x[i] > 0.0f ? v : 0.0f;
+                }
+            }
+        else
+            for (size_t r = 0; r < rows; r++) {
+                const float *x = inp + r * (size_t)c + c0;
+                const float *g = dout + r * (size_t)c + c0;
+                float *o = dinp + r * (size_t)c + c0;
                 for (int i = 0; i < cn; i++)
                     o[i] = a[i] * g[i] + b[i] * x[i] + d[i];
-        }
+            }
     }
 }

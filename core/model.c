@@ -26,6 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+
 #include "layers.h"
 #include "model.h"
 #include "pool.h"
@@ -539,8 +543,33 @@ static void combine_parts(double *a, struct model_runtime *rt, int T, int parity
     }
 }
 
+/* Compute threads run with denormals flushed to zero (FTZ + DAZ in MXCSR):
+ * tiny gradients (e.g. random labels late in training) otherwise hit the
+ * CPU's slow denormal path in the elementwise kernels.  The caller's thread
+ * (tid 0) gets its own mode back at the end. */
+static unsigned denormals_off(void)
+{
+#if defined(__SSE__)
+    unsigned old = _mm_getcsr();
+    _mm_setcsr(old | 0x8040);
+    return old;
+#else
+    return 0;
+#endif
+}
+
+static void denormals_restore(unsigned old)
+{
+#if defined(__SSE__)
+    _mm_setcsr(old);
+#else
+    (void)old;
+#endif
+}
+
 static void step_thread(void *arg, int tid, int T)
 {
+    unsigned csr = denormals_off();
     struct step_ctx *s = arg;
     struct model *m = s->m;
     struct model_runtime *rt = m->rt;
@@ -722,6 +751,7 @@ static void step_thread(void *arg, int tid, int T)
                 m->grads[k] += src[k];
         }
     }
+    denormals_restore(csr);
 }
 
 static void prepare_flipped(struct model *m)
@@ -846,6 +876,7 @@ static float *infer_layers(struct model *m, int i0, int i1, float *x, float *oth
 
 static void infer_thread(void *arg, int tid, int T)
 {
+    unsigned csr = denormals_off();
     struct infer_ctx *s = arg;
     struct model *m = s->m;
     struct model_runtime *rt = m->rt;
@@ -899,6 +930,7 @@ static void infer_thread(void *arg, int tid, int T)
     }
     rt->loss_sum[tid] = lsum;
     rt->correct[tid] = correct;
+    denormals_restore(csr);
 }
 
 int model_evaluate(struct model *m, const uint8_t *images, const uint8_t *labels, int n,

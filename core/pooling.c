@@ -101,8 +101,10 @@ void maxpool2d_backward(float *dinp, const float *dout, const float *inp, int n,
                             for (int xx = x0; xx < x1; xx++) {
                                 int pos = y * g->w + xx;
                                 float *o = dx + (size_t)pos * C + c0;
-                                for (int c = 0; c < cn; c++)
-                                    o[c] = at[c] == pos ? d[c0 + c] : 0.0f;
+                                for (int c = 0; c < cn; c++) {
+                                    float dv = d[c0 + c]; /* unconditional: vectorises */
+                                    o[c] = at[c] == pos ? dv : 0.0f;
+                                }
                             }
                     } else {
                         for (int c = 0; c < cn; c++)
