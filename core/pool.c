@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -115,6 +116,10 @@ int pool_create(struct pool **ret, int nthreads)
             return -ENOMEM;
         }
     }
+    /* compute threads never take signals: they start with all blocked */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     for (int t = 1; t < nthreads; t++) {
         struct worker_arg *a = malloc(sizeof(*a));
         int err = ENOMEM;
@@ -125,11 +130,13 @@ int pool_create(struct pool **ret, int nthreads)
         }
         if (err) {
             free(a);
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
             p->nthreads = t; /* stop the ones that started */
             pool_free(p);
             return -err;
         }
     }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     *ret = p;
     return 0;
 }

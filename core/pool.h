@@ -2,7 +2,7 @@
  *
  * pool_run(p, fn, ctx) executes fn(ctx, tid, nthreads) once on each of the
  * pool's nthreads threads (tid 0 is the calling thread) and returns when all
- * have finished.  Inside fn, pool_barrier(p) waits until every thread has
+ * have finished.  The pool's own threads block all signals.  Inside fn, pool_barrier(p) waits until every thread has
  * reached it.  Waiting spins briefly and then sleeps on a futex, so an idle
  * pool costs no CPU.
  *
