@@ -32,6 +32,7 @@ struct stream {
     uint64_t pos;             /* last sequence number sent */
     bool ndjson;
     bool ended;
+    bool live;                /* has caught up with the job's newest event once */
     bool suspended;           /* guarded by srv->mu */
     bool heartbeat_due;       /* guarded by srv->mu */
     int64_t last_write;       /* monotonic ms; read by tick only while suspended */
@@ -374,8 +375,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         if (r < 0)
             return MHD_CONTENT_READER_END_WITH_ERROR;
         if (ev.n > 0) {
-            /* A subscriber this far behind is not reading: drop it. */
-            if (srv->cfg.stream_max_backlog && ev.last_seq - s->pos > srv->cfg.stream_max_backlog) {
+            /* A live subscriber that fell this far behind is not reading:
+             * drop it.  A new one replaying a long history is reading. */
+            if (s->live && srv->cfg.stream_max_backlog &&
+                ev.last_seq - s->pos > srv->cfg.stream_max_backlog) {
                 api_events_free(&ev);
                 return MHD_CONTENT_READER_END_WITH_ERROR;
             }
@@ -386,11 +389,14 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
                 }
                 s->pos = ev.items[i].seq;
             }
+            if (s->pos >= ev.last_seq)
+                s->live = true;
             if (ev.final && s->pos >= ev.last_seq)
                 s->ended = true;
             api_events_free(&ev);
             continue;
         }
+        s->live = true;
         bool final = ev.final;
         api_events_free(&ev);
         if (final)

@@ -193,10 +193,6 @@ def test_version_and_help(tmp_path):
         assert flag in out.stdout + out.stderr, flag
 
 
-@pytest.mark.xfail(strict=True, reason="api/server.c stream_read drops a subscriber when "
-                   "last_seq - pos > stream_max_backlog, which counts the history a new "
-                   "subscriber asked to replay: GET events?after=0 of a job with more events "
-                   "than the limit ends at once with no data")
 def test_replay_longer_than_backlog_limit_is_not_dropped(traind_factory):
     """stream_max_backlog is how far a subscriber that does not read may lag;
     a new subscriber asking for a history longer than that is reading, and
