@@ -8,7 +8,8 @@
  * wherever p >= 1e-7 (the only place it differs is the upper clip at
  * 1 - 1e-7, a loss difference below 1e-7).  The gradient is the exact
  * softmax-CE gradient (p - y) / N, ignoring the clip, as frameworks that fuse
- * the two do. */
+ * the two do.  A NaN (diverged weights, infinite logits) stays NaN, as in
+ * Keras, so that ModelCheckpoint and EarlyStopping see it. */
 #include <math.h>
 
 #include "layers.h"
@@ -33,7 +34,7 @@ void softmax_crossentropy_forward(float *probs, float *losses, const float *logi
             p[j] = (float)exp(lp);
             float yj = y[(size_t)i * classes + j];
             if (yj != 0.0f)
-                loss -= yj * (lp > log_floor ? lp : log_floor);
+                loss -= yj * (lp > log_floor || isnan(lp) ? lp : log_floor);
         }
         if (losses)
             losses[i] = (float)loss;

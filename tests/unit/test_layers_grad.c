@@ -560,6 +560,12 @@ static void test_softmax_crossentropy(void)
     float z[2] = {0, 40}, y[2] = {1, 0}, p[2], l;
     softmax_crossentropy_forward(p, &l, z, y, 1, 2);
     CHECK_CLOSE(l, -log(1e-7), 1e-5, 0);
+    /* a NaN or infinite logit (diverged weights) gives a NaN loss, not the floor */
+    float zn[2] = {NAN, 0}, zi[2] = {INFINITY, 0};
+    softmax_crossentropy_forward(p, &l, zn, y, 1, 2);
+    CHECK(isnan(l));
+    softmax_crossentropy_forward(p, &l, zi, y, 1, 2);
+    CHECK(isnan(l));
     free(c.z), free(c.y), free(c.p), free(dz);
 }
 
