@@ -3,8 +3,10 @@
  * See fsutil.h for the contract. */
 #include "fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <nettle/sha2.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -54,6 +56,49 @@ int fsutil_fault_take(enum fsutil_step step)
 bool fsutil_is_temp_name(const char *name)
 {
     return name && strncmp(name, FSUTIL_TEMP_PREFIX, strlen(FSUTIL_TEMP_PREFIX)) == 0;
+}
+
+static int remove_temp_below(int dirfd, const char *prefix, int depth,
+                             void (*report)(void *ctx, const char *relpath, int err), void *ctx)
+{
+    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    DIR *dir = fdopendir(fd);
+    if (!dir) {
+        close(fd);
+        return 0;
+    }
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "/" : "", e->d_name);
+        if (fsutil_is_temp_name(e->d_name)) {
+            int r = unlinkat(dirfd, e->d_name, 0) == 0 ? 0 : -errno;
+            removed += r == 0;
+            if (report)
+                report(ctx, path, r);
+            continue;
+        }
+        if (depth <= 0)
+            continue;
+        int sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub >= 0) {
+            removed += remove_temp_below(sub, path, depth - 1, report, ctx);
+            close(sub);
+        }
+    }
+    closedir(dir);
+    return removed;
+}
+
+int fsutil_remove_temp_files(int dirfd, int depth,
+                             void (*report)(void *ctx, const char *relpath, int err), void *ctx)
+{
+    return remove_temp_below(dirfd, "", depth, report, ctx);
 }
 
 void fsutil_sha256(const void *data, size_t len, uint8_t ret_sha256[32])

@@ -51,6 +51,13 @@ int fsutil_fault_take(enum fsutil_step step);
  * daemon removes such leftovers at start. */
 bool fsutil_is_temp_name(const char *name);
 
+/* Remove the temp files (fsutil_is_temp_name) a killed writer left in the
+ * folder dirfd and, up to depth levels down, in its subfolders (symlinks are
+ * never followed).  report (may be NULL) is told each relative path and 0 or
+ * the negative errno of its removal.  Returns the number removed. */
+int fsutil_remove_temp_files(int dirfd, int depth,
+                             void (*report)(void *ctx, const char *relpath, int err), void *ctx);
+
 /* Write len bytes atomically to dir/relpath (see above).  ret_sha256 (may be
  * NULL) gets the SHA-256 of the bytes written. */
 int fsutil_write_file_atomic(const char *dir, const char *relpath, const void *data, size_t len,

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "model.h"
 #include "route.h"
+#include "template.h"
 
 #define RECORD_FILE "job.json"
 #define EVENTS_FILE "events.ndjson"
@@ -98,44 +99,13 @@ static int remove_tree_at(int parent, const char *name)
     return ret;
 }
 
-/* Remove temp leftovers (fsutil's ".tmp-*") anywhere below dirfd. */
-static void remove_temp_leftovers(int parent, const char *where)
+static void report_temp_leftover(void *ctx, const char *relpath, int err)
 {
-    int fd = openat(parent, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    DIR *dir = fdopendir(fd);
-    if (!dir) {
-        close(fd);
-        return;
-    }
-    struct dirent *de;
-    while ((de = readdir(dir))) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        if (fsutil_is_temp_name(de->d_name)) {
-            int r = remove_tree_at(dirfd(dir), de->d_name);
-            if (r < 0)
-                log_warn("%s/%s: cannot remove temp leftover: %s", where, de->d_name,
-                         strerror(-r));
-            else
-                log_info("removed temp leftover %s/%s", where, de->d_name);
-            continue;
-        }
-        struct stat st;
-        if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-            S_ISDIR(st.st_mode)) {
-            int sub = openat(dirfd(dir), de->d_name,
-                             O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (sub >= 0) {
-                char path[PATH_MAX];
-                snprintf(path, sizeof(path), "%s/%s", where, de->d_name);
-                remove_temp_leftovers(sub, path);
-                close(sub);
-            }
-        }
-    }
-    closedir(dir);
+    const char *where = ctx;
+    if (err < 0)
+        log_warn("%s/%s: cannot remove temp leftover: %s", where, relpath, strerror(-err));
+    else
+        log_info("removed temp leftover %s/%s", where, relpath);
 }
 
 static int write_all(int fd, const char *buf, size_t len)
@@ -603,7 +573,9 @@ static int load_all(struct jobs *js, struct diag *d)
     int dfd = open(js->jobs_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return diag_set(d, -errno, js->jobs_dir, "%s: %s", js->jobs_dir, strerror(errno));
-    remove_temp_leftovers(dfd, js->jobs_dir);
+    /* jobs/<id>/checkpoints/ and the template's folders below it */
+    fsutil_remove_temp_files(dfd, 2 + TEMPLATE_MAX_COMPONENTS, report_temp_leftover,
+                             (void *)js->jobs_dir);
     DIR *dir = fdopendir(dfd);
     if (!dir) {
         close(dfd);

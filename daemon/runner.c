@@ -759,35 +759,6 @@ static int resume_load(struct runner *r, int *ret_epoch, struct diag *d)
     return 0;
 }
 
-/* Remove the temp files (fsutil_is_temp_name) a killed run left in the
- * folder dirfd and, depth levels down, in its subfolders. */
-static void remove_temp_leftovers(int dirfd, int depth)
-{
-    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    DIR *dir = fdopendir(fd);
-    if (!dir) {
-        close(fd);
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(dir))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        if (fsutil_is_temp_name(e->d_name)) {
-            unlinkat(dirfd, e->d_name, 0);
-        } else if (depth > 0 && (e->d_type == DT_DIR || e->d_type == DT_UNKNOWN)) {
-            int sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (sub >= 0) {
-                remove_temp_leftovers(sub, depth - 1);
-                close(sub);
-            }
-        }
-    }
-    closedir(dir);
-}
-
 /* --- the job ---------------------------------------------------------------------- */
 
 int runner_run(const struct job_spec *spec, const char *job_dir, const struct runner_env *env,
@@ -820,10 +791,10 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
     }
     int job_fd = open(job_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (job_fd >= 0) {
-        remove_temp_leftovers(job_fd, 0);
+        fsutil_remove_temp_files(job_fd, 0, NULL, NULL);
         close(job_fd);
     }
-    remove_temp_leftovers(r->ckpt_dirfd, TEMPLATE_MAX_COMPONENTS);
+    fsutil_remove_temp_files(r->ckpt_dirfd, TEMPLATE_MAX_COMPONENTS, NULL, NULL);
     if ((ret = load_data(spec, env, &train, &val, d)) < 0 ||
         (ret = build_model(r, &train, env, d)) < 0)
         goto out;

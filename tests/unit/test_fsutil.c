@@ -161,6 +161,62 @@ static void test_temp_names(void)
     CHECK_MSG(r == 0, "%s", d.message);
 }
 
+static void count_report(void *ctx, const char *relpath, int err)
+{
+    int *n = ctx;
+    if (err == 0 && strstr(relpath, ".tmp-"))
+        (*n)++;
+}
+
+static void test_remove_temp_files(void)
+{
+    /* tmpdir/rm/{.tmp-a, keep, sub/.tmp-b, sub/deep/.tmp-c, link -> tmpdir/outside} */
+    char root[4096], p[4200];
+    snprintf(root, sizeof(root), "%s/rm", tmpdir);
+    CHECK_INT_EQ(mkdir(root, 0700), 0);
+    const char *dirs[] = {"sub", "sub/deep"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof(p), "%s/%s", root, dirs[i]);
+        CHECK_INT_EQ(mkdir(p, 0700), 0);
+    }
+    const char *files[] = {".tmp-a-1-0", "keep", "sub/.tmp-b-1-0", "sub/deep/.tmp-c-1-0"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof(p), "%s/%s", root, files[i]);
+        int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        CHECK(fd >= 0);
+        if (fd >= 0)
+            close(fd);
+    }
+    /* a symlinked folder outside, holding a temp name that must survive */
+    char outside[4096];
+    snprintf(outside, sizeof(outside), "%s/outside", tmpdir);
+    CHECK_INT_EQ(mkdir(outside, 0700), 0);
+    snprintf(p, sizeof(p), "%s/.tmp-x-1-0", outside);
+    int ofd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    CHECK(ofd >= 0);
+    if (ofd >= 0)
+        close(ofd);
+    snprintf(p, sizeof(p), "%s/link", root);
+    CHECK_INT_EQ(symlink(outside, p), 0);
+    int dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CHECK(dfd >= 0);
+    int reported = 0;
+    /* depth 1: the top folder and sub/, not sub/deep/, never through the symlink */
+    CHECK_INT_EQ(fsutil_remove_temp_files(dfd, 1, count_report, &reported), 2);
+    CHECK_INT_EQ(reported, 2);
+    CHECK(faccessat(dfd, ".tmp-a-1-0", F_OK, 0) != 0);
+    CHECK(faccessat(dfd, "sub/.tmp-b-1-0", F_OK, 0) != 0);
+    CHECK(faccessat(dfd, "sub/deep/.tmp-c-1-0", F_OK, 0) == 0);
+    CHECK(faccessat(dfd, "keep", F_OK, 0) == 0);
+    CHECK_INT_EQ(fsutil_remove_temp_files(dfd, 2, NULL, NULL), 1);
+    CHECK(faccessat(dfd, "sub/deep/.tmp-c-1-0", F_OK, 0) != 0);
+    CHECK_INT_EQ(fsutil_remove_temp_files(dfd, 8, NULL, NULL), 0);
+    snprintf(p, sizeof(p), "%s/.tmp-x-1-0", outside);
+    CHECK(access(p, F_OK) == 0);
+    if (dfd >= 0)
+        close(dfd);
+}
+
 int main(void)
 {
     test_tmpdir_make(tmpdir, sizeof(tmpdir), "fsutil");
@@ -170,6 +226,7 @@ int main(void)
     TEST_RUN(test_bad_paths);
     TEST_RUN(test_copy_and_read);
     TEST_RUN(test_temp_names);
+    TEST_RUN(test_remove_temp_files);
     test_tmpdir_remove(tmpdir);
     return TEST_EXIT();
 }
