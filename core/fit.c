@@ -174,7 +174,22 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
     double loss_sum = 0;
     long correct = 0, seen = 0;
     int result = 0;
-    for (int b = 0; b < p->batches; b++) {
+    int b0 = 0;
+    if (e == o->initial_epoch && o->initial_batch > 0) { /* a stopped epoch continues */
+        b0 = o->initial_batch;
+        loss_sum = o->initial_loss_sum;
+        correct = o->initial_correct;
+        seen = o->initial_seen;
+        p->batch = b0;
+        p->loss_sum = loss_sum;
+        p->correct = correct;
+        p->seen = seen;
+        if (seen > 0) {
+            logs_set(logs, "loss", loss_sum / (double)seen);
+            logs_set(logs, "accuracy", (double)correct / (double)seen);
+        }
+    }
+    for (int b = b0; b < p->batches; b++) {
         if (stop && atomic_load(stop))
             return -ECANCELED;
         double tb = now_seconds();
@@ -206,6 +221,9 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
         correct += ok;
         seen += nb;
         p->batch = b + 1;
+        p->loss_sum = loss_sum;
+        p->correct = correct;
+        p->seen = seen;
         p->iterations = opt->iterations;
         p->lr = lr;
         p->images_per_s = train_seconds > 0 ? (double)seen / train_seconds : 0;
@@ -257,6 +275,14 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
     p->batches = o->steps_per_epoch > 0 ? o->steps_per_epoch : run.pass_batches;
     p->iterations = opt->iterations;
     p->lr = optimizer_current_lr(opt);
+    if (o->initial_batch < 0 || o->initial_batch > p->batches || o->initial_seen < 0 ||
+        o->initial_correct < 0 || o->initial_correct > o->initial_seen ||
+        (o->initial_batch > 0 && o->initial_seen == 0)) {
+        fit_run_free(&run);
+        return diag_set(d, -EINVAL, "/initial_batch",
+                        "resume position batch %d (%ld seen) does not fit an epoch of %d batches",
+                        o->initial_batch, o->initial_seen, p->batches);
+    }
 
     int status = 0; /* as train_end gets it */
     if (cb && cb->train_begin) {
@@ -273,6 +299,8 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
         p->batch = 0;
         p->images_per_s = 0;
         p->epoch_seconds = 0;
+        p->loss_sum = 0;
+        p->correct = p->seen = 0;
         memset(&logs, 0, sizeof(logs));
         r = fit_epoch(&run, m, opt, train, o, cb, stop, e, &logs, d);
         if (r == -ECANCELED)

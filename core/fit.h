@@ -33,6 +33,12 @@ struct fit_options {
     int validation_steps;  /* 0 = the whole validation set */
     uint64_t seed;
     bool shuffle;          /* true */
+    /* Resume inside epoch initial_epoch + 1: its first initial_batch batches
+     * are done and their running sums are given (a stopped run's
+     * fit_progress); 0 = start the epoch from its first batch. */
+    int initial_batch;
+    double initial_loss_sum;
+    long initial_correct, initial_seen;
 };
 
 /* What callbacks see.  epoch and batch are 1-based. */
@@ -43,6 +49,10 @@ struct fit_progress {
     double lr;               /* learning rate of the last step */
     double images_per_s;     /* training throughput over the current epoch */
     double epoch_seconds;    /* wall time of the epoch so far */
+    /* Running sums of the epoch so far (loss * examples, correct, examples):
+     * with batch, what fit_options needs to continue a stopped epoch. */
+    double loss_sum;
+    long correct, seen;
 };
 
 /* Callback results: 0 = continue, 1 = stop training after this point

@@ -17,7 +17,10 @@
  * State JSON in resume.h5 (format version 1):
  *   {"version": 1, "policies": [<ckpt_state_to_json>, ...],
  *    "early_stopping": {"wait", "best", "best_epoch", "stopped_epoch",
- *                       "has_best_weights", "best_weights_sha256", "stopped"}}
+ *                       "has_best_weights", "best_weights_sha256", "stopped"},
+ *    "epoch_position": {"batch", "loss_sum", "correct", "seen"}}
+ * epoch_position is present only in a file written when a run was stopped
+ * inside an epoch (it continues after that batch, bit-identically).
  * Non-finite numbers are written as the strings "inf", "-inf", "nan".  With
  * restore_best_weights the best weights are kept in
  * <job_dir>/early_stopping_best.h5 (tf.keras weights-only layout), read back
@@ -78,6 +81,11 @@ struct runner {
     double last_progress;  /* monotonic seconds of the last progress event */
     struct diag err;       /* why a callback aborted fit() */
     atomic_int *stop;      /* the caller's stop flag (may be NULL) */
+    /* Position inside an epoch when a stopped run saved its state (batch 0:
+     * at an epoch boundary), and what a continued run starts from. */
+    int in_batch;
+    double in_loss_sum;
+    long in_correct, in_seen;
 };
 
 const struct runner_dataset *runner_find_dataset(const struct runner_env *env, const char *name)
@@ -657,6 +665,29 @@ static int on_epoch_end(void *ctx, const struct fit_progress *p, const struct lo
     return stop;
 }
 
+/* Stopped inside an epoch (SIGTERM, cancel, Ctrl-C): save the position so a
+ * continued run picks up after the last finished batch.  If this write
+ * fails, the epoch-end resume.h5 stays and the epoch is redone: slower, the
+ * same result. */
+static void on_train_end(void *ctx, const struct fit_progress *p, int status)
+{
+    struct runner *r = ctx;
+    if (status != -ECANCELED || p->batch <= 0)
+        return;
+    r->in_batch = p->batch;
+    r->in_loss_sum = p->loss_sum;
+    r->in_correct = p->correct;
+    r->in_seen = p->seen;
+    char *state = state_json(r);
+    r->in_batch = 0;
+    if (!state)
+        return;
+    struct diag ignored = {{0}, {0}};
+    (void)h5_save_resume(r->job_dir, RUNNER_RESUME_FILE, r->m, r->opt, p->epoch - 1, state,
+                         &ignored);
+    free(state);
+}
+
 static int on_train_begin(void *ctx, const struct fit_progress *p)
 {
     struct runner *r = ctx;
@@ -680,6 +711,15 @@ static char *state_json(struct runner *r)
             goto out;
     }
     cJSON_AddItemToObject(o, "early_stopping", es_state_json(&r->es));
+    if (r->in_batch > 0) {
+        cJSON *pos = cJSON_AddObjectToObject(o, "epoch_position");
+        if (!pos)
+            goto out;
+        cJSON_AddNumberToObject(pos, "batch", r->in_batch);
+        cJSON_AddNumberToObject(pos, "loss_sum", r->in_loss_sum);
+        cJSON_AddNumberToObject(pos, "correct", (double)r->in_correct);
+        cJSON_AddNumberToObject(pos, "seen", (double)r->in_seen);
+    }
     out = cJSON_PrintUnformatted(o);
 out:
     cJSON_Delete(o);
@@ -710,6 +750,24 @@ static int state_from_json(struct runner *r, const char *text, struct diag *d)
         if ((ret = policy_state_from_json(r, i, ps, d)) < 0)
             goto out;
     ret = es_state_from_json(&r->es, cJSON_GetObjectItemCaseSensitive(o, "early_stopping"), d);
+    const cJSON *pos = cJSON_GetObjectItemCaseSensitive(o, "epoch_position");
+    if (ret == 0 && pos) {
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(pos, "batch");
+        const cJSON *ls = cJSON_GetObjectItemCaseSensitive(pos, "loss_sum");
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(pos, "correct");
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(pos, "seen");
+        if (!cJSON_IsNumber(b) || !cJSON_IsNumber(ls) || !cJSON_IsNumber(c) ||
+            !cJSON_IsNumber(n) || b->valuedouble < 1 || b->valuedouble > 1e9 ||
+            c->valuedouble < 0 || n->valuedouble < c->valuedouble || n->valuedouble > 1e15) {
+            ret = diag_set(d, -EINVAL, RUNNER_RESUME_FILE,
+                           "the resume file's epoch position is malformed");
+            goto out;
+        }
+        r->in_batch = (int)b->valuedouble;
+        r->in_loss_sum = ls->valuedouble;
+        r->in_correct = (long)c->valuedouble;
+        r->in_seen = (long)n->valuedouble;
+    }
 out:
     cJSON_Delete(o);
     return ret;
@@ -823,11 +881,17 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
     o.steps_per_epoch = spec->steps_per_epoch;
     o.validation_steps = spec->validation_steps;
     o.seed = spec->seed;
+    o.initial_batch = r->in_batch;
+    o.initial_loss_sum = r->in_loss_sum;
+    o.initial_correct = r->in_correct;
+    o.initial_seen = r->in_seen;
+    r->in_batch = 0; /* the next epoch-end state is at a boundary again */
     struct fit_callbacks cb = {
         .ctx = r,
         .train_begin = on_train_begin,
         .batch_end = on_batch_end,
         .epoch_end = on_epoch_end,
+        .train_end = on_train_end,
     };
     r->last_progress = now_seconds();
     memset(&r->err, 0, sizeof(r->err));

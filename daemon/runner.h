@@ -8,7 +8,9 @@
  * Resume: when <job_dir>/resume.h5 exists, the run continues from it (weights,
  * BN statistics, optimizer slots and iterations, epoch, policy and callback
  * state) and ends bit-identical to a run never interrupted (same seed and
- * threads).  Progress inside an interrupted epoch is redone. */
+ * threads).  A run stopped through *stop (SIGTERM, cancel) saves its position
+ * inside the epoch and continues after its last finished batch; after a
+ * kill -9 the interrupted epoch is redone from its start. */
 #ifndef TRAIND_RUNNER_H
 #define TRAIND_RUNNER_H
 
@@ -48,7 +50,7 @@ const struct runner_dataset *runner_find_dataset(const struct runner_env *env, c
 
 /* Run the job.  job_dir exists and is owned by the job.  Returns 0 when
  * training finished (all epochs or early stopping), -ECANCELED when *stop was
- * set (resume.h5 reflects the last completed epoch), other negative errno on
+ * set (resume.h5 then holds the position after the last finished batch), other negative errno on
  * failure with d filled.  Emits "state" running at start; the caller emits
  * the terminal state. */
 int runner_run(const struct job_spec *spec, const char *job_dir, const struct runner_env *env,

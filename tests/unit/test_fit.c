@@ -576,6 +576,101 @@ static void resume_with(struct optimizer *(*make)(const struct model *))
     dataset_free(&va);
 }
 
+/* A run stopped by the flag inside epoch 2 (after 3 of its 6 batches) and
+ * continued from its fit_progress (initial_batch and running sums) ends
+ * bit-identical to an uninterrupted run, with the same epoch-2 logs. */
+struct stopper {
+    atomic_int *flag;
+    struct fit_progress at_end;
+    struct logs last;
+};
+
+static int stopper_batch_end(void *ctx, const struct fit_progress *p, const struct logs *l)
+{
+    struct stopper *st = ctx;
+    (void)l;
+    if (st->flag && p->epoch == 2 && p->batch == 3)
+        atomic_store(st->flag, 1);
+    return 0;
+}
+
+static int stopper_epoch_end(void *ctx, const struct fit_progress *p, const struct logs *l)
+{
+    struct stopper *st = ctx;
+    (void)p;
+    st->last = *l;
+    return 0;
+}
+
+static void stopper_train_end(void *ctx, const struct fit_progress *p, int status)
+{
+    struct stopper *st = ctx;
+    (void)status;
+    st->at_end = *p;
+}
+
+static void test_resume_inside_epoch(void)
+{
+    struct dataset tr, va;
+    toy_data(&tr, 90, 9); /* 6 batches of 16 (the last has 10) */
+    toy_data(&va, 20, 10);
+    struct model *a = toy_model(16, 21), *b = toy_model(16, 21), *b2 = toy_model(16, 99);
+    struct optimizer *oa = a ? sgd(a) : NULL, *ob = b ? sgd(b) : NULL;
+    struct optimizer *ob2 = b2 ? sgd(b2) : NULL;
+    if (oa && ob && ob2) {
+        size_t bytes = a->n_params * sizeof(float);
+        struct fit_options o;
+        fit_options_default(&o);
+        o.epochs = 3;
+        o.batch_size = 16;
+        o.seed = 7;
+        struct diag d = {0};
+        struct stopper sa = {0}, sb = {0}, sb2 = {0};
+        struct fit_callbacks cba = {.ctx = &sa, .epoch_end = stopper_epoch_end};
+        CHECK_INT_EQ(fit(a, oa, &tr, &va, &o, &cba, NULL, &d), 0);
+
+        atomic_int flag = 0;
+        sb.flag = &flag;
+        struct fit_callbacks cbb = {.ctx = &sb, .batch_end = stopper_batch_end,
+                                    .epoch_end = stopper_epoch_end,
+                                    .train_end = stopper_train_end};
+        CHECK_INT_EQ(fit(b, ob, &tr, &va, &o, &cbb, &flag, &d), -ECANCELED);
+        CHECK_INT_EQ(sb.at_end.epoch, 2);
+        CHECK_INT_EQ(sb.at_end.batch, 3);
+        CHECK_INT_EQ(sb.at_end.seen, 48);
+        CHECK_INT_EQ(ob->iterations, 9);
+
+        memcpy(b2->params, b->params, bytes);
+        memcpy(ob2->slots[0], ob->slots[0], bytes);
+        ob2->iterations = ob->iterations;
+        struct fit_options o2 = o;
+        o2.initial_epoch = sb.at_end.epoch - 1;
+        o2.initial_batch = sb.at_end.batch;
+        o2.initial_loss_sum = sb.at_end.loss_sum;
+        o2.initial_correct = sb.at_end.correct;
+        o2.initial_seen = sb.at_end.seen;
+        struct fit_callbacks cbb2 = {.ctx = &sb2, .epoch_end = stopper_epoch_end};
+        CHECK_INT_EQ(fit(b2, ob2, &tr, &va, &o2, &cbb2, NULL, &d), 0);
+        CHECK_INT_EQ(ob2->iterations, oa->iterations);
+        CHECK(memcmp(a->params, b2->params, bytes) == 0);
+        CHECK(memcmp(oa->slots[0], ob2->slots[0], bytes) == 0);
+        double la = 0, lb = 0;
+        CHECK(logs_get(&sa.last, "loss", &la) && logs_get(&sb2.last, "loss", &lb) && la == lb);
+
+        /* a position outside the epoch is refused */
+        o2.initial_batch = 7;
+        CHECK_INT_EQ(fit(b2, ob2, &tr, &va, &o2, NULL, NULL, &d), -EINVAL);
+    }
+    optimizer_free(oa);
+    optimizer_free(ob);
+    optimizer_free(ob2);
+    model_free(a);
+    model_free(b);
+    model_free(b2);
+    dataset_free(&tr);
+    dataset_free(&va);
+}
+
 static void test_resume(void)
 {
     resume_with(sgd);
@@ -590,5 +685,6 @@ int main(void)
     TEST_RUN(test_steps_stream);
     TEST_RUN(test_determinism);
     TEST_RUN(test_resume);
+    TEST_RUN(test_resume_inside_epoch);
     return TEST_EXIT();
 }

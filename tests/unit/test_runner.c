@@ -28,6 +28,7 @@ struct captured {
     cJSON *data[MAX_EVENTS];
     atomic_int *stop;
     int stop_after_epoch;  /* set *stop at this epoch_end (0 = never) */
+    int stop_at_ckpt[2];   /* set *stop at the checkpoint event of (epoch, batch) */
 };
 
 static void on_event(void *ctx, const char *type, const char *json, bool persist)
@@ -41,6 +42,12 @@ static void on_event(void *ctx, const char *type, const char *json, bool persist
     if (c->stop && strcmp(type, "epoch_end") == 0) {
         const cJSON *e = cJSON_GetObjectItem(c->data[c->n], "epoch");
         if (e && e->valueint == c->stop_after_epoch)
+            atomic_store(c->stop, 1);
+    }
+    if (c->stop && strcmp(type, "checkpoint") == 0) {
+        const cJSON *e = cJSON_GetObjectItem(c->data[c->n], "epoch");
+        const cJSON *b = cJSON_GetObjectItem(c->data[c->n], "batch");
+        if (e && b && e->valueint == c->stop_at_ckpt[0] && b->valueint == c->stop_at_ckpt[1])
             atomic_store(c->stop, 1);
     }
     c->n++;
@@ -317,6 +324,55 @@ static void test_stop_and_continue_is_bit_identical(void)
                       4);
 }
 
+/* Stopped inside epoch 3 (after its batch 2 of 4, as SIGTERM does), the run
+ * saves its position; the continued run trains only batches 3-4 of epoch 3
+ * (its first checkpoint event is epoch 3 batch 4, not a redone batch 2) and
+ * ends bit-identical to a run never stopped. */
+static void test_stop_inside_epoch_continues_there(void)
+{
+    const char *job = SMALL_JOB(", \"epochs\": 4, \"steps_per_epoch\": 4, \"checkpoints\": "
+                                "[{\"filepath\": \"b{epoch}-{batch}.h5\", \"save_freq\": 2, "
+                                "\"save_weights_only\": true}]");
+    char full[PATH_MAX], cut[PATH_MAX];
+    make_dir(full, sizeof(full), "full-in");
+    make_dir(cut, sizeof(cut), "cut-in");
+    struct captured c = {0};
+    struct diag d = {0};
+    CHECK_INT_EQ(run(job, full, &c, NULL, &d), 0);
+    CHECK_INT_EQ(count_type(&c, "checkpoint"), 8);
+    captured_free(&c);
+
+    atomic_int stop = 0;
+    c.stop = &stop;
+    c.stop_at_ckpt[0] = 3;
+    c.stop_at_ckpt[1] = 2;
+    CHECK_INT_EQ(run(job, cut, &c, &stop, &d), -ECANCELED);
+    CHECK_INT_EQ(count_type(&c, "epoch_end"), 2);
+    CHECK_INT_EQ(count_type(&c, "checkpoint"), 5);
+    captured_free(&c);
+    atomic_store(&stop, 0);
+    c.stop = NULL;
+    CHECK_INT_EQ(run(job, cut, &c, &stop, &d), 0);
+    CHECK_INT_EQ(count_type(&c, "epoch_end"), 2);
+    CHECK_INT_EQ(count_type(&c, "checkpoint"), 3);
+    const cJSON *first = nth_of_type(&c, "checkpoint", 0);
+    CHECK(first && int_of(first, "epoch") == 3 && int_of(first, "batch") == 4);
+    captured_free(&c);
+
+    float *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    int ea = 0, eb = 0;
+    read_resume(full, &a, &na, &ea);
+    read_resume(cut, &b, &nb, &eb);
+    CHECK_INT_EQ(ea, 4);
+    CHECK_INT_EQ(eb, 4);
+    CHECK(a && b && na == nb && memcmp(a, b, na * sizeof(float)) == 0);
+    free(a);
+    free(b);
+    remove_dir(full);
+    remove_dir(cut);
+}
+
 /* Early stopping across the stop: epoch 1 is best, epochs 2 and 3 are not
  * (min_delta), patience 2 stops at epoch 3 and restores epoch 1's weights,
  * which the continued run reads back from early_stopping_best.h5. */
@@ -472,6 +528,7 @@ int main(void)
     TEST_RUN(test_failed_write_keeps_best);
     TEST_RUN(test_early_stopping_restores_best);
     TEST_RUN(test_stop_and_continue_is_bit_identical);
+    TEST_RUN(test_stop_inside_epoch_continues_there);
     TEST_RUN(test_stop_and_continue_with_early_stopping);
     TEST_RUN(test_damaged_best_weights_refused);
     TEST_RUN(test_batch_saving_top_k_and_last);
