@@ -894,20 +894,25 @@ static int render(struct jobs *js, const char *id, cJSON *(*view)(const struct j
     return 0;
 }
 
-static int be_get(void *ctx, const char *id, char **ret_json)
+/* The same for views that print text themselves (under the job's lock). */
+static int render_text(struct jobs *js, const char *id, char *(*view)(struct job *), char **ret)
 {
-    struct jobs *js = ctx;
     struct job *j = job_get(js, id);
     if (!j)
         return -ENOENT;
     pthread_mutex_lock(&j->mu);
-    char *out = job_resource_text(j);
+    char *out = view(j);
     pthread_mutex_unlock(&j->mu);
     job_put(js, j);
     if (!out)
         return -ENOMEM;
-    *ret_json = out;
+    *ret = out;
     return 0;
+}
+
+static int be_get(void *ctx, const char *id, char **ret_json)
+{
+    return render_text(ctx, id, job_resource_text, ret_json);
 }
 
 static int be_cancel(void *ctx, const char *id, char **ret_json)
@@ -983,22 +988,16 @@ static int be_remove(void *ctx, const char *id, struct diag *d)
     return 0;
 }
 
+static char *history_csv(struct job *j)
+{
+    return job_history_csv(j);
+}
+
 static int be_metrics(void *ctx, const char *id, bool csv, char **ret_text)
 {
-    struct jobs *js = ctx;
-    if (!csv)
-        return render(js, id, job_history_json, ret_text);
-    struct job *j = job_get(js, id);
-    if (!j)
-        return -ENOENT;
-    pthread_mutex_lock(&j->mu);
-    char *out = job_history_csv(j);
-    pthread_mutex_unlock(&j->mu);
-    job_put(js, j);
-    if (!out)
-        return -ENOMEM;
-    *ret_text = out;
-    return 0;
+    if (csv)
+        return render_text(ctx, id, history_csv, ret_text);
+    return render(ctx, id, job_history_json, ret_text);
 }
 
 static int be_checkpoints(void *ctx, const char *id, char **ret_json)
