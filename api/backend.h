@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "diag.h"
+#include "job_id.h"
 
 /* An opened weight file for download. */
 struct api_file {
@@ -54,7 +55,7 @@ struct api_backend {
     void *ctx;
     /* POST /v1/jobs: body is the spec.  ret_json = the job resource, ret_id its id. */
     int (*submit)(void *ctx, const char *body, size_t len, char **ret_json,
-                  char ret_id[static 17], struct diag *d);
+                  char ret_id[static JOB_ID_LEN + 1], struct diag *d);
     /* GET /v1/jobs: summaries; state NULL or one of the state names (else -EINVAL). */
     int (*list)(void *ctx, const char *state, char **ret_json, struct diag *d);
     int (*get)(void *ctx, const char *id, char **ret_json);

@@ -28,7 +28,7 @@
 struct stream {
     struct api_server *srv;
     struct MHD_Connection *conn;
-    char id[API_ID_LEN + 1];
+    char id[JOB_ID_LEN + 1];
     uint64_t pos;             /* last sequence number sent */
     bool ndjson;
     bool ended;

@@ -16,9 +16,9 @@
 #include "conf.h"
 #include "config.h"
 #include "fsutil.h"
-#include "jobs.h"
+#include "job_registry.h"
 #include "log.h"
-#include "run.h"
+#include "cmd_run.h"
 #include "server.h"
 
 #if HAVE_SYSTEMD

@@ -1,4 +1,4 @@
-/* runner.c - one training job end to end (see runner.h): data, model,
+/* job_runner.c - one training job end to end (see job_runner.h): data, model,
  * optimizer, fit() with the job's checkpoint policies and early stopping,
  * weight files, the resume file and the job's events.
  *
@@ -25,7 +25,7 @@
  * restore_best_weights the best weights are kept in
  * <job_dir>/early_stopping_best.h5 (tf.keras weights-only layout), read back
  * only if its bytes have the SHA-256 the (checksummed) state records. */
-#include "runner.h"
+#include "job_runner.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>

@@ -1,6 +1,6 @@
-/* job.c - a job's state derived from its events, and its JSON/CSV views.
- * See job.h; no I/O here except the existence check of listed files. */
-#include "job.h"
+/* job_record.c - a job's state derived from its events, and its JSON/CSV views.
+ * See job_record.h; no I/O here except the existence check of listed files. */
+#include "job_record.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
-/* run.c - `traind run JOB.json` (see run.h). */
-#include "run.h"
+/* cmd_run.c - `traind run JOB.json` (see cmd_run.h). */
+#include "cmd_run.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -12,7 +12,7 @@
 #include "fsutil.h"
 #include "job_spec.h"
 #include "log.h"
-#include "runner.h"
+#include "job_runner.h"
 
 static atomic_int run_stop;
 
