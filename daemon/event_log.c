@@ -88,7 +88,7 @@ static bool sync_type(const char *type)
 
 /* Add an event: memory (visible to readers at once), then events.ndjson. */
 void job_event_add(struct jobs *js, struct job *j, const char *type, const char *data_json,
-                      bool persist)
+                   bool persist)
 {
     double now = job_now();
     bool progress = strcmp(type, "progress") == 0;
