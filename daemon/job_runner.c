@@ -25,7 +25,7 @@
  * restore_best_weights the best weights are kept in
  * <job_dir>/early_stopping_best.h5 (tf.keras weights-only layout), read back
  * only if its bytes have the SHA-256 the (checksummed) state records. */
-#include "job_runner.h"
+#include "job_runner_internal.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -48,46 +48,6 @@
 #include "model.h"
 #include "optimizer.h"
 
-#define RUNNER_RESUME_FILE "resume.h5"
-#define RUNNER_ES_BEST_FILE "early_stopping_best.h5"
-#define RUNNER_CHECKPOINT_DIR "checkpoints"
-#define RUNNER_STATE_VERSION 1
-#define RUNNER_PROGRESS_INTERVAL 0.25 /* seconds between "progress" events */
-
-/* Keras EarlyStopping state (0-based epochs as Keras keeps them). */
-struct es_state {
-    enum ckpt_mode mode;   /* resolved: MIN or MAX */
-    int wait;
-    double best;
-    int best_epoch;
-    int stopped_epoch;
-    bool stopped;
-    bool has_best_weights;
-    uint8_t best_sha256[32]; /* of early_stopping_best.h5 as written */
-    float *best_weights;   /* (n_params) when restore_best_weights */
-};
-
-struct runner {
-    const struct job_spec *spec;
-    const char *job_dir;
-    char ckpt_dir[PATH_MAX];
-    int ckpt_dirfd;        /* O_DIRECTORY fd of ckpt_dir (top-k deletions) */
-    const struct runner_sink *sink;
-    struct model *m;
-    struct optimizer *opt;
-    int n_policies;
-    struct ckpt_state policies[JOB_SPEC_MAX_CHECKPOINTS];
-    struct es_state es;
-    double last_progress;  /* monotonic seconds of the last progress event */
-    struct diag err;       /* why a callback aborted fit() */
-    atomic_int *stop;      /* the caller's stop flag (may be NULL) */
-    /* Position inside an epoch when a stopped run saved its state (batch 0:
-     * at an epoch boundary), and what a continued run starts from. */
-    int in_batch;
-    double in_loss_sum;
-    long in_correct, in_seen;
-};
-
 const struct runner_dataset *runner_find_dataset(const struct runner_env *env, const char *name)
 {
     if (!env || !name)
@@ -107,7 +67,7 @@ static double now_seconds(void)
 
 /* --- events and printed lines ----------------------------------------------- */
 
-static void emit(struct runner *r, const char *type, cJSON *obj, bool persist)
+void runner_emit(struct runner *r, const char *type, cJSON *obj, bool persist)
 {
     if (!obj)
         return;
@@ -120,8 +80,7 @@ static void emit(struct runner *r, const char *type, cJSON *obj, bool persist)
     cJSON_Delete(obj);
 }
 
-static void say(struct runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(struct runner *r, const char *fmt, ...)
+void runner_say(struct runner *r, const char *fmt, ...)
 {
     if (!r->sink || !r->sink->print)
         return;
@@ -134,7 +93,7 @@ static void say(struct runner *r, const char *fmt, ...)
 }
 
 /* A number, or "inf" / "-inf" / "nan" as strings (JSON has no such numbers). */
-static cJSON *json_double(double x)
+cJSON *runner_json_double(double x)
 {
     if (isnan(x))
         return cJSON_CreateString("nan");
@@ -143,7 +102,7 @@ static cJSON *json_double(double x)
     return cJSON_CreateNumber(x);
 }
 
-static bool json_get_double(const cJSON *obj, const char *key, double *ret)
+bool runner_json_get_double(const cJSON *obj, const char *key, double *ret)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (cJSON_IsNumber(v)) {
@@ -168,7 +127,7 @@ static cJSON *logs_json(const struct logs *logs)
 {
     cJSON *o = cJSON_CreateObject();
     for (int i = 0; o && i < logs->n; i++)
-        cJSON_AddItemToObject(o, logs->items[i].key, json_double(logs->items[i].value));
+        cJSON_AddItemToObject(o, logs->items[i].key, runner_json_double(logs->items[i].value));
     return o;
 }
 
@@ -178,7 +137,7 @@ static void emit_state_running(struct runner *r, int initial_epoch)
     cJSON_AddStringToObject(o, "state", "running");
     if (initial_epoch > 0)
         cJSON_AddNumberToObject(o, "resumed_from_epoch", initial_epoch);
-    emit(r, "state", o, true);
+    runner_emit(r, "state", o, true);
 }
 
 /* --- data and model ------------------------------------------------------------ */
@@ -263,151 +222,6 @@ static int build_model(struct runner *r, const struct dataset *train,
     return ret;
 }
 
-/* --- early stopping (tf.keras EarlyStopping) ------------------------------------ */
-
-static void es_init(struct runner *r)
-{
-    const struct job_early_stopping *cfg = &r->spec->early_stopping;
-    struct es_state *es = &r->es;
-    struct ckpt_policy_config probe;
-    ckpt_policy_config_default(&probe);
-    snprintf(probe.monitor, sizeof(probe.monitor), "%s", cfg->monitor);
-    probe.mode = cfg->mode;
-    es->mode = ckpt_resolve_mode(&probe) == CKPT_MODE_MAX ? CKPT_MODE_MAX : CKPT_MODE_MIN;
-    es->wait = 0;
-    es->best = es->mode == CKPT_MODE_MIN ? INFINITY : -INFINITY;
-    es->best_epoch = 0;
-    es->stopped_epoch = 0;
-    es->stopped = false;
-    es->has_best_weights = false;
-}
-
-/* Keras _is_improvement: monitor_op(value - min_delta, reference) with
- * min_delta negated for min mode. */
-static bool es_is_improvement(const struct runner *r, double value, double reference)
-{
-    double md = fabs(r->spec->early_stopping.min_delta);
-    if (r->es.mode == CKPT_MODE_MAX)
-        return value - md > reference;
-    return value + md < reference;
-}
-
-static int es_keep_best_weights(struct runner *r, struct diag *d)
-{
-    struct es_state *es = &r->es;
-    memcpy(es->best_weights, r->m->params, r->m->n_params * sizeof(float));
-    es->has_best_weights = true;
-    int ret = h5_save(r->job_dir, RUNNER_ES_BEST_FILE, H5_LAYOUT_TF_WEIGHTS, r->m, NULL, NULL,
-                      es->best_sha256, NULL, d);
-    if (ret < 0)
-        diag_prefix(d, RUNNER_ES_BEST_FILE ": ");
-    return ret;
-}
-
-/* on_epoch_end of EarlyStopping for 0-based epoch e: 1 = stop, 0 = go on. */
-static int es_on_epoch_end(struct runner *r, int e, const struct logs *logs, struct diag *d)
-{
-    const struct job_early_stopping *cfg = &r->spec->early_stopping;
-    struct es_state *es = &r->es;
-    double current;
-    if (!cfg->enabled || !logs_get(logs, cfg->monitor, &current))
-        return 0;
-    int ret;
-    bool improved = es_is_improvement(r, current, es->best);
-    /* Keras keeps the weights of the first epoch seen (in case nothing ever
-     * improves) and those of every improvement. */
-    if (cfg->restore_best_weights && (!es->has_best_weights || improved) &&
-        (ret = es_keep_best_weights(r, d)) < 0)
-        return ret;
-    es->wait++;
-    if (improved) {
-        es->best = current;
-        es->best_epoch = e;
-        /* Only restart wait if we beat both the baseline and our previous best. */
-        if (!cfg->has_baseline || es_is_improvement(r, current, cfg->baseline))
-            es->wait = 0;
-        return 0;
-    }
-    if (es->wait >= cfg->patience && e > 0) {
-        es->stopped_epoch = e;
-        es->stopped = true;
-        bool restored = false;
-        if (cfg->restore_best_weights && es->has_best_weights) {
-            memcpy(r->m->params, es->best_weights, r->m->n_params * sizeof(float));
-            restored = true;
-            say(r, "Restoring model weights from the end of the best epoch: %d.",
-                es->best_epoch + 1);
-        }
-        char msg[64];
-        snprintf(msg, sizeof(msg), "Epoch %d: early stopping", e + 1);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "epoch", e + 1);
-        cJSON_AddStringToObject(o, "monitor", cfg->monitor);
-        cJSON_AddItemToObject(o, "best", json_double(es->best));
-        cJSON_AddNumberToObject(o, "best_epoch", es->best_epoch + 1);
-        cJSON_AddNumberToObject(o, "wait", es->wait);
-        cJSON_AddNumberToObject(o, "patience", cfg->patience);
-        cJSON_AddBoolToObject(o, "restored_best_weights", restored);
-        cJSON_AddStringToObject(o, "message", msg);
-        emit(r, "early_stopping", o, true);
-        return 1;
-    }
-    return 0;
-}
-
-static cJSON *es_state_json(const struct es_state *es)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "wait", es->wait);
-    cJSON_AddItemToObject(o, "best", json_double(es->best));
-    cJSON_AddNumberToObject(o, "best_epoch", es->best_epoch);
-    cJSON_AddNumberToObject(o, "stopped_epoch", es->stopped_epoch);
-    cJSON_AddBoolToObject(o, "has_best_weights", es->has_best_weights);
-    if (es->has_best_weights) {
-        char hex[65];
-        fsutil_sha256_hex(es->best_sha256, hex);
-        cJSON_AddStringToObject(o, "best_weights_sha256", hex);
-    }
-    cJSON_AddBoolToObject(o, "stopped", es->stopped);
-    return o;
-}
-
-static int es_state_from_json(struct es_state *es, const cJSON *o, struct diag *d)
-{
-    const cJSON *wait = cJSON_GetObjectItemCaseSensitive(o, "wait");
-    const cJSON *best_epoch = cJSON_GetObjectItemCaseSensitive(o, "best_epoch");
-    const cJSON *stopped_epoch = cJSON_GetObjectItemCaseSensitive(o, "stopped_epoch");
-    const cJSON *hbw = cJSON_GetObjectItemCaseSensitive(o, "has_best_weights");
-    const cJSON *stopped = cJSON_GetObjectItemCaseSensitive(o, "stopped");
-    double best;
-    if (!cJSON_IsObject(o) || !cJSON_IsNumber(wait) || !cJSON_IsNumber(best_epoch) ||
-        !cJSON_IsNumber(stopped_epoch) || !cJSON_IsBool(hbw) || !cJSON_IsBool(stopped) ||
-        !json_get_double(o, "best", &best))
-        return diag_set(d, -EINVAL, RUNNER_RESUME_FILE,
-                        "early_stopping state in the resume file is malformed");
-    es->wait = wait->valueint;
-    es->best = best;
-    es->best_epoch = best_epoch->valueint;
-    es->stopped_epoch = stopped_epoch->valueint;
-    es->has_best_weights = cJSON_IsTrue(hbw);
-    es->stopped = cJSON_IsTrue(stopped);
-    if (es->has_best_weights) {
-        const cJSON *sha = cJSON_GetObjectItemCaseSensitive(o, "best_weights_sha256");
-        const char *hex = cJSON_IsString(sha) ? sha->valuestring : "";
-        if (strlen(hex) != 64)
-            return diag_set(d, -EINVAL, RUNNER_RESUME_FILE,
-                            "early_stopping state lacks the best weights' SHA-256");
-        for (int i = 0; i < 32; i++) {
-            unsigned v;
-            if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-                return diag_set(d, -EINVAL, RUNNER_RESUME_FILE,
-                                "early_stopping best_weights_sha256 is not hex");
-            es->best_sha256[i] = (uint8_t)v;
-        }
-    }
-    return 0;
-}
-
 /* --- checkpoint policies ----------------------------------------------------------- */
 
 /* The fsutil step a write failure names ("fsync: No space left on device"). */
@@ -435,8 +249,8 @@ static void emit_checkpoint_error(struct runner *r, int i, const struct ckpt_dec
     cJSON_AddStringToObject(o, "file", file);
     cJSON_AddStringToObject(o, "step", step);
     cJSON_AddStringToObject(o, "message", err->message);
-    emit(r, "checkpoint_error", o, true);
-    say(r, "Epoch %d: checkpoint %s failed (%s): %s", dec->epoch, file, step, err->message);
+    runner_emit(r, "checkpoint_error", o, true);
+    runner_say(r, "Epoch %d: checkpoint %s failed (%s): %s", dec->epoch, file, step, err->message);
 }
 
 /* Write the file a decision asks for, commit, save_last copy, top-k
@@ -465,7 +279,7 @@ static void policy_apply(struct runner *r, int i, const struct ckpt_decision *de
             char step[32];
             failed_step(err.message, step, sizeof(step));
             if (cfg->verbose >= 1)
-                say(r, "%s", dec->message);
+                runner_say(r, "%s", dec->message);
             emit_checkpoint_error(r, i, dec, dec->file, step, &err);
             cJSON_Delete(deleted);
             return;
@@ -504,9 +318,9 @@ static void policy_apply(struct runner *r, int i, const struct ckpt_decision *de
         cJSON_AddNumberToObject(o, "batch", dec->batch);
     cJSON_AddStringToObject(o, "decision", ckpt_decision_kind_name(dec->kind));
     cJSON_AddStringToObject(o, "monitor", dec->monitor);
-    cJSON_AddItemToObject(o, "previous", json_double(dec->previous_best));
+    cJSON_AddItemToObject(o, "previous", runner_json_double(dec->previous_best));
     cJSON_AddItemToObject(o, "value",
-                          dec->has_value ? json_double(dec->value) : cJSON_CreateNull());
+                          dec->has_value ? runner_json_double(dec->value) : cJSON_CreateNull());
     if (dec->should_write) {
         cJSON_AddStringToObject(o, "file", dec->file);
         cJSON_AddNumberToObject(o, "bytes", (double)bytes);
@@ -519,9 +333,9 @@ static void policy_apply(struct runner *r, int i, const struct ckpt_decision *de
     }
     cJSON_AddItemToObject(o, "deleted", deleted);
     cJSON_AddStringToObject(o, "message", dec->message);
-    emit(r, "checkpoint", o, true);
+    runner_emit(r, "checkpoint", o, true);
     if (cfg->verbose >= 1 && dec->message[0])
-        say(r, "%s", dec->message);
+        runner_say(r, "%s", dec->message);
 }
 
 static void policy_decided(struct runner *r, int i, int ret, struct ckpt_decision *dec,
@@ -559,31 +373,6 @@ static void policy_on_batch_end(struct runner *r, int i, const struct fit_progre
     policy_decided(r, i, ret, &dec, p->epoch, p->batch, &err);
 }
 
-static cJSON *policy_state_json(struct runner *r, int i)
-{
-    char *text = NULL;
-    if (ckpt_state_to_json(&r->policies[i], &text) < 0)
-        return NULL;
-    cJSON *o = cJSON_Parse(text);
-    free(text);
-    return o;
-}
-
-static int policy_state_from_json(struct runner *r, int i, const cJSON *o, struct diag *d)
-{
-    char *text = cJSON_PrintUnformatted(o);
-    if (!text)
-        return diag_set(d, -ENOMEM, "", "out of memory");
-    int ret = ckpt_state_from_json(&r->spec->checkpoints[i], text, &r->policies[i], d);
-    cJSON_free(text);
-    if (ret < 0) {
-        char prefix[64];
-        snprintf(prefix, sizeof(prefix), RUNNER_RESUME_FILE ": policy %d state", i);
-        diag_prefix(d, prefix);
-    }
-    return ret;
-}
-
 /* --- fit callbacks ---------------------------------------------------------------- */
 
 static void emit_progress(struct runner *r, const struct fit_progress *p)
@@ -598,7 +387,7 @@ static void emit_progress(struct runner *r, const struct fit_progress *p)
     cJSON_AddNumberToObject(o, "batches", p->batches);
     cJSON_AddNumberToObject(o, "images_per_s", round(p->images_per_s * 10) / 10);
     cJSON_AddNumberToObject(o, "eta_s", round(eta * 10) / 10);
-    emit(r, "progress", o, false);
+    runner_emit(r, "progress", o, false);
 }
 
 static int on_batch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
@@ -624,10 +413,8 @@ static void say_epoch_line(struct runner *r, const struct fit_progress *p, const
     for (int i = 0; i < logs->n && n < sizeof(line); i++)
         n += (size_t)snprintf(line + n, sizeof(line) - n, " - %s: %.4f", logs->items[i].key,
                               logs->items[i].value);
-    say(r, "%s", line);
+    runner_say(r, "%s", line);
 }
-
-static char *state_json(struct runner *r);
 
 static int on_epoch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
 {
@@ -637,7 +424,7 @@ static int on_epoch_end(void *ctx, const struct fit_progress *p, const struct lo
     cJSON_AddItemToObject(o, "logs", logs_json(logs));
     cJSON_AddNumberToObject(o, "lr", p->lr);
     cJSON_AddNumberToObject(o, "seconds", p->epoch_seconds);
-    emit(r, "epoch_end", o, true);
+    runner_emit(r, "epoch_end", o, true);
 
     for (int i = 0; i < r->n_policies; i++)
         if (r->spec->checkpoints[i].save_freq == 0)
@@ -648,7 +435,7 @@ static int on_epoch_end(void *ctx, const struct fit_progress *p, const struct lo
         return stop;
     say_epoch_line(r, p, logs);
 
-    char *state = state_json(r);
+    char *state = resume_state_json(r);
     if (!state)
         return diag_set(&r->err, -ENOMEM, "", "out of memory for the resume state");
     int ret = h5_save_resume(r->job_dir, RUNNER_RESUME_FILE, r->m, r->opt, p->epoch, state,
@@ -659,9 +446,9 @@ static int on_epoch_end(void *ctx, const struct fit_progress *p, const struct lo
         return ret;
     }
     if (stop)
-        say(r, "Epoch %d: early stopping", r->es.stopped_epoch + 1);
+        runner_say(r, "Epoch %d: early stopping", r->es.stopped_epoch + 1);
     else if (p->epoch < p->epochs && !(r->stop && atomic_load(r->stop)))
-        say(r, "Epoch %d/%d", p->epoch + 1, p->epochs); /* Keras: at the next epoch's begin */
+        runner_say(r, "Epoch %d/%d", p->epoch + 1, p->epochs); /* Keras: at the next epoch's begin */
     return stop;
 }
 
@@ -678,7 +465,7 @@ static void on_train_end(void *ctx, const struct fit_progress *p, int status)
     r->in_loss_sum = p->loss_sum;
     r->in_correct = p->correct;
     r->in_seen = p->seen;
-    char *state = state_json(r);
+    char *state = resume_state_json(r);
     r->in_batch = 0;
     if (!state)
         return;
@@ -691,129 +478,7 @@ static void on_train_end(void *ctx, const struct fit_progress *p, int status)
 static int on_train_begin(void *ctx, const struct fit_progress *p)
 {
     struct runner *r = ctx;
-    say(r, "Epoch %d/%d", p->epoch, p->epochs);
-    return 0;
-}
-
-/* --- resume state ----------------------------------------------------------------- */
-
-static char *state_json(struct runner *r)
-{
-    cJSON *o = cJSON_CreateObject();
-    char *out = NULL;
-    cJSON *pol = cJSON_CreateArray();
-    if (!o || !cJSON_AddItemToObject(o, "policies", pol))
-        goto out;
-    cJSON_AddNumberToObject(o, "version", RUNNER_STATE_VERSION);
-    for (int i = 0; i < r->n_policies; i++) {
-        cJSON *ps = policy_state_json(r, i);
-        if (!ps || !cJSON_AddItemToArray(pol, ps))
-            goto out;
-    }
-    cJSON_AddItemToObject(o, "early_stopping", es_state_json(&r->es));
-    if (r->in_batch > 0) {
-        cJSON *pos = cJSON_AddObjectToObject(o, "epoch_position");
-        if (!pos)
-            goto out;
-        cJSON_AddNumberToObject(pos, "batch", r->in_batch);
-        cJSON_AddNumberToObject(pos, "loss_sum", r->in_loss_sum);
-        cJSON_AddNumberToObject(pos, "correct", (double)r->in_correct);
-        cJSON_AddNumberToObject(pos, "seen", (double)r->in_seen);
-    }
-    out = cJSON_PrintUnformatted(o);
-out:
-    cJSON_Delete(o);
-    return out;
-}
-
-static int state_from_json(struct runner *r, const char *text, struct diag *d)
-{
-    cJSON *o = cJSON_Parse(text ? text : "{}");
-    int ret = 0;
-    const cJSON *version = cJSON_GetObjectItemCaseSensitive(o, "version");
-    const cJSON *pol = cJSON_GetObjectItemCaseSensitive(o, "policies");
-    if (!cJSON_IsNumber(version) || version->valueint != RUNNER_STATE_VERSION ||
-        !cJSON_IsArray(pol)) {
-        ret = diag_set(d, -EINVAL, RUNNER_RESUME_FILE,
-                       "the resume file's state is not traind runner state version %d",
-                       RUNNER_STATE_VERSION);
-        goto out;
-    }
-    if (cJSON_GetArraySize(pol) != r->n_policies) {
-        ret = diag_set(d, -EINVAL, RUNNER_RESUME_FILE,
-                       "the resume file has %d checkpoint policies, the job %d",
-                       cJSON_GetArraySize(pol), r->n_policies);
-        goto out;
-    }
-    int i = 0;
-    for (const cJSON *ps = pol->child; ps; ps = ps->next, i++)
-        if ((ret = policy_state_from_json(r, i, ps, d)) < 0)
-            goto out;
-    ret = es_state_from_json(&r->es, cJSON_GetObjectItemCaseSensitive(o, "early_stopping"), d);
-    const cJSON *pos = cJSON_GetObjectItemCaseSensitive(o, "epoch_position");
-    if (ret == 0 && pos) {
-        const cJSON *b = cJSON_GetObjectItemCaseSensitive(pos, "batch");
-        const cJSON *ls = cJSON_GetObjectItemCaseSensitive(pos, "loss_sum");
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(pos, "correct");
-        const cJSON *n = cJSON_GetObjectItemCaseSensitive(pos, "seen");
-        if (!cJSON_IsNumber(b) || !cJSON_IsNumber(ls) || !cJSON_IsNumber(c) ||
-            !cJSON_IsNumber(n) || b->valuedouble < 1 || b->valuedouble > 1e9 ||
-            c->valuedouble < 0 || n->valuedouble < c->valuedouble || n->valuedouble > 1e15) {
-            ret = diag_set(d, -EINVAL, RUNNER_RESUME_FILE,
-                           "the resume file's epoch position is malformed");
-            goto out;
-        }
-        r->in_batch = (int)b->valuedouble;
-        r->in_loss_sum = ls->valuedouble;
-        r->in_correct = (long)c->valuedouble;
-        r->in_seen = (long)n->valuedouble;
-    }
-out:
-    cJSON_Delete(o);
-    return ret;
-}
-
-/* Continue from <job_dir>/resume.h5 when it exists: *ret_epoch = epochs done. */
-static int resume_load(struct runner *r, int *ret_epoch, struct diag *d)
-{
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s", r->job_dir, RUNNER_RESUME_FILE);
-    if (access(path, F_OK) != 0) {
-        *ret_epoch = 0;
-        return errno == ENOENT ? 0 : diag_set(d, -errno, RUNNER_RESUME_FILE, "%s: %s", path,
-                                                 strerror(errno));
-    }
-    int epoch = 0;
-    char *state = NULL;
-    int ret = h5_load_resume(r->m, r->opt, path, &epoch, &state, d);
-    if (ret < 0) {
-        diag_prefix(d, RUNNER_RESUME_FILE ": ");
-        return ret;
-    }
-    ret = state_from_json(r, state, d);
-    free(state);
-    if (ret < 0)
-        return ret;
-    if (r->es.has_best_weights) {
-        /* The best weights live in their own file; read them through a scratch
-         * copy of the current parameters. */
-        size_t bytes = r->m->n_params * sizeof(float);
-        float *cur = malloc(bytes);
-        if (!cur)
-            return diag_set(d, -ENOMEM, "", "out of memory");
-        memcpy(cur, r->m->params, bytes);
-        snprintf(path, sizeof(path), "%s/%s", r->job_dir, RUNNER_ES_BEST_FILE);
-        ret = h5_load_weights_verified(r->m, path, r->es.best_sha256, d);
-        if (ret == 0)
-            memcpy(r->es.best_weights, r->m->params, bytes);
-        else
-            diag_prefix(d, RUNNER_ES_BEST_FILE ": ");
-        memcpy(r->m->params, cur, bytes);
-        free(cur);
-        if (ret < 0)
-            return ret;
-    }
-    *ret_epoch = epoch;
+    runner_say(r, "Epoch %d/%d", p->epoch, p->epochs);
     return 0;
 }
 
@@ -867,7 +532,7 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
         }
     }
     int initial_epoch = 0;
-    if ((ret = resume_load(r, &initial_epoch, d)) < 0)
+    if ((ret = resume_state_load(r, &initial_epoch, d)) < 0)
         goto out;
     emit_state_running(r, initial_epoch);
     if (initial_epoch >= spec->epochs || r->es.stopped)

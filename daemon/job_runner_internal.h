@@ -1,0 +1,89 @@
+/* job_runner_internal.h - what job_runner.c shares with the files that
+ * keep parts of a run's state: early_stopping.c (tf.keras EarlyStopping)
+ * and resume_state.c (the state JSON inside resume.h5).  Only these three
+ * include it. */
+#ifndef TRAIND_JOB_RUNNER_INTERNAL_H
+#define TRAIND_JOB_RUNNER_INTERNAL_H
+
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "checkpoint.h"
+#include "diag.h"
+#include "fsutil.h"
+#include "job_runner.h"
+#include "logs.h"
+#include "model.h"
+#include "optimizer.h"
+
+#define RUNNER_RESUME_FILE "resume.h5"
+#define RUNNER_ES_BEST_FILE "early_stopping_best.h5"
+#define RUNNER_CHECKPOINT_DIR "checkpoints"
+#define RUNNER_STATE_VERSION 1
+#define RUNNER_PROGRESS_INTERVAL 0.25 /* seconds between "progress" events */
+
+/* Keras EarlyStopping state (0-based epochs as Keras keeps them). */
+struct es_state {
+    enum ckpt_mode mode;   /* resolved: MIN or MAX */
+    int wait;
+    double best;
+    int best_epoch;
+    int stopped_epoch;
+    bool stopped;
+    bool has_best_weights;
+    uint8_t best_sha256[32]; /* of early_stopping_best.h5 as written */
+    float *best_weights;   /* (n_params) when restore_best_weights */
+};
+
+struct runner {
+    const struct job_spec *spec;
+    const char *job_dir;
+    char ckpt_dir[PATH_MAX];
+    int ckpt_dirfd;        /* O_DIRECTORY fd of ckpt_dir (top-k deletions) */
+    const struct runner_sink *sink;
+    struct model *m;
+    struct optimizer *opt;
+    int n_policies;
+    struct ckpt_state policies[JOB_SPEC_MAX_CHECKPOINTS];
+    struct es_state es;
+    double last_progress;  /* monotonic seconds of the last progress event */
+    struct diag err;       /* why a callback aborted fit() */
+    atomic_int *stop;      /* the caller's stop flag (may be NULL) */
+    /* Position inside an epoch when a stopped run saved its state (batch 0:
+     * at an epoch boundary), and what a continued run starts from. */
+    int in_batch;
+    double in_loss_sum;
+    long in_correct, in_seen;
+};
+
+/* --- job_runner.c */
+/* Hand obj (consumed; NULL is ignored) to the sink as an event. */
+void runner_emit(struct runner *r, const char *type, cJSON *obj, bool persist);
+/* A printed line for `traind run` (nothing in the daemon). */
+void runner_say(struct runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A number, or "inf" / "-inf" / "nan" as strings (JSON has no such numbers). */
+cJSON *runner_json_double(double x);
+/* The reverse of runner_json_double for obj's key; false when absent or not one. */
+bool runner_json_get_double(const cJSON *obj, const char *key, double *ret);
+
+/* --- early_stopping.c */
+/* Fresh state from the job's early_stopping settings. */
+void es_init(struct runner *r);
+/* EarlyStopping's on_epoch_end for 0-based epoch e: keeps the best weights
+ * (restore_best_weights), emits "early_stopping" when it stops.  1 = stop,
+ * 0 = go on, -errno (with d) when the best weights cannot be written. */
+int es_on_epoch_end(struct runner *r, int e, const struct logs *logs, struct diag *d);
+cJSON *es_state_json(const struct es_state *es);
+int es_state_from_json(struct es_state *es, const cJSON *o, struct diag *d);
+
+/* --- resume_state.c */
+/* The state JSON written into resume.h5 (malloc'ed; NULL: out of memory). */
+char *resume_state_json(struct runner *r);
+/* Continue from <job_dir>/resume.h5 when it exists: *ret_epoch = epochs
+ * done (0 without a file).  -errno with d for a file that cannot be used. */
+int resume_state_load(struct runner *r, int *ret_epoch, struct diag *d);
+
+#endif
