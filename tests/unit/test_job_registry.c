@@ -20,7 +20,7 @@ static const char *const tiny =
     "\"checkpoints\":[{\"filepath\":\"w.h5\",\"monitor\":\"val_loss\",\"mode\":\"min\"}]}";
 
 static struct runner_dataset datasets[1] = {
-    {"fashion-mnist", "idx", "/usr/share/datasets/fashion-mnist"},
+    {"fashion-mnist", "idx", FASHION_DIR},
 };
 
 static char state_dir[512];

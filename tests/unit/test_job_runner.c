@@ -19,7 +19,6 @@
 #include "h5.h"
 #include "model.h"
 
-#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 #define MAX_EVENTS 512
 
 struct captured {
