@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "diag.h"
+#include "fsutil.h"
 #include "job_id.h"
 
 /* An opened weight file for download. */
@@ -24,7 +25,7 @@ struct api_file {
     int fd;               /* O_RDONLY|O_CLOEXEC, owned by the caller */
     uint64_t size;        /* bytes (from fstat of fd) */
     char name[256];       /* base name, for Content-Disposition */
-    char sha256[65];      /* lowercase hex, from the checkpoint event ("" if unknown) */
+    char sha256[FSUTIL_SHA256_HEX_SIZE];      /* lowercase hex, from the checkpoint event ("" if unknown) */
 };
 
 enum api_file_kind {

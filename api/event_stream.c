@@ -17,6 +17,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "monotonic.h"
+
 #define STREAM_BATCH 64
 #define STREAM_SNDBUF (64 * 1024) /* bytes a stream may have unsent in the kernel */
 
@@ -35,13 +37,6 @@ struct stream {
     size_t len, off, cap;
     struct stream *prev, *next; /* srv->suspended list, guarded by srv->mu */
 };
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int stream_append(struct stream *s, const char *text, size_t n)
 {

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cjson_add.h"
 #include "model.h"
 
 #define JSON_MAX_SAFE_INT 9007199254740992.0 /* 2^53 */
@@ -721,32 +722,21 @@ static cJSON *number_or_null(bool is_null, double x)
     return is_null ? cJSON_CreateNull() : cJSON_CreateNumber(x);
 }
 
-static bool add(cJSON *obj, const char *key, cJSON *item)
-{
-    if (!item)
-        return false;
-    if (!cJSON_AddItemToObject(obj, key, item)) {
-        cJSON_Delete(item);
-        return false;
-    }
-    return true;
-}
-
 static cJSON *optimizer_json(const struct optimizer_config *o)
 {
     cJSON *j = cJSON_CreateObject();
     if (!j)
         return NULL;
-    bool ok = add(j, "name", cJSON_CreateString(o->kind == OPTIMIZER_KIND_SGD ? "sgd" : "adam")) &&
-              add(j, "learning_rate", cJSON_CreateNumber(o->learning_rate)) &&
-              add(j, "decay", cJSON_CreateNumber(o->decay));
+    bool ok = cjson_add(j, "name", cJSON_CreateString(o->kind == OPTIMIZER_KIND_SGD ? "sgd" : "adam")) &&
+              cjson_add(j, "learning_rate", cJSON_CreateNumber(o->learning_rate)) &&
+              cjson_add(j, "decay", cJSON_CreateNumber(o->decay));
     if (ok && o->kind == OPTIMIZER_KIND_SGD)
-        ok = add(j, "momentum", cJSON_CreateNumber(o->momentum)) &&
-             add(j, "nesterov", cJSON_CreateBool(o->nesterov));
+        ok = cjson_add(j, "momentum", cJSON_CreateNumber(o->momentum)) &&
+             cjson_add(j, "nesterov", cJSON_CreateBool(o->nesterov));
     else if (ok)
-        ok = add(j, "beta_1", cJSON_CreateNumber(o->beta_1)) &&
-             add(j, "beta_2", cJSON_CreateNumber(o->beta_2)) &&
-             add(j, "epsilon", cJSON_CreateNumber(o->epsilon));
+        ok = cjson_add(j, "beta_1", cJSON_CreateNumber(o->beta_1)) &&
+             cjson_add(j, "beta_2", cJSON_CreateNumber(o->beta_2)) &&
+             cjson_add(j, "epsilon", cJSON_CreateNumber(o->epsilon));
     if (!ok) {
         cJSON_Delete(j);
         return NULL;
@@ -760,18 +750,18 @@ static cJSON *policy_json(const struct ckpt_policy_config *c)
     if (!j)
         return NULL;
     bool ok =
-        add(j, "filepath", cJSON_CreateString(c->filepath)) &&
-        add(j, "monitor", cJSON_CreateString(c->monitor)) &&
-        add(j, "mode", cJSON_CreateString(mode_name(c->mode))) &&
-        add(j, "save_best_only", cJSON_CreateBool(c->save_best_only)) &&
-        add(j, "save_weights_only", cJSON_CreateBool(c->save_weights_only)) &&
-        add(j, "save_freq", c->save_freq > 0 ? cJSON_CreateNumber(c->save_freq)
+        cjson_add(j, "filepath", cJSON_CreateString(c->filepath)) &&
+        cjson_add(j, "monitor", cJSON_CreateString(c->monitor)) &&
+        cjson_add(j, "mode", cJSON_CreateString(mode_name(c->mode))) &&
+        cjson_add(j, "save_best_only", cJSON_CreateBool(c->save_best_only)) &&
+        cjson_add(j, "save_weights_only", cJSON_CreateBool(c->save_weights_only)) &&
+        cjson_add(j, "save_freq", c->save_freq > 0 ? cJSON_CreateNumber(c->save_freq)
                                              : cJSON_CreateString("epoch")) &&
-        add(j, "initial_value_threshold",
+        cjson_add(j, "initial_value_threshold",
             number_or_null(!c->has_initial_value_threshold, c->initial_value_threshold)) &&
-        add(j, "save_top_k", number_or_null(c->save_top_k <= 0, c->save_top_k)) &&
-        add(j, "save_last", cJSON_CreateBool(c->save_last)) &&
-        add(j, "verbose", cJSON_CreateNumber(c->verbose));
+        cjson_add(j, "save_top_k", number_or_null(c->save_top_k <= 0, c->save_top_k)) &&
+        cjson_add(j, "save_last", cJSON_CreateBool(c->save_last)) &&
+        cjson_add(j, "verbose", cJSON_CreateNumber(c->verbose));
     if (!ok) {
         cJSON_Delete(j);
         return NULL;
@@ -785,19 +775,19 @@ static cJSON *callbacks_json(const struct job_early_stopping *es)
     if (!j)
         return NULL;
     if (!es->enabled) {
-        if (!add(j, "early_stopping", cJSON_CreateNull())) {
+        if (!cjson_add(j, "early_stopping", cJSON_CreateNull())) {
             cJSON_Delete(j);
             return NULL;
         }
         return j;
     }
     cJSON *e = cJSON_CreateObject();
-    bool ok = add(j, "early_stopping", e) && add(e, "monitor", cJSON_CreateString(es->monitor)) &&
-              add(e, "patience", cJSON_CreateNumber(es->patience)) &&
-              add(e, "min_delta", cJSON_CreateNumber(es->min_delta)) &&
-              add(e, "mode", cJSON_CreateString(mode_name(es->mode))) &&
-              add(e, "baseline", number_or_null(!es->has_baseline, es->baseline)) &&
-              add(e, "restore_best_weights", cJSON_CreateBool(es->restore_best_weights));
+    bool ok = cjson_add(j, "early_stopping", e) && cjson_add(e, "monitor", cJSON_CreateString(es->monitor)) &&
+              cjson_add(e, "patience", cJSON_CreateNumber(es->patience)) &&
+              cjson_add(e, "min_delta", cJSON_CreateNumber(es->min_delta)) &&
+              cjson_add(e, "mode", cJSON_CreateString(mode_name(es->mode))) &&
+              cjson_add(e, "baseline", number_or_null(!es->has_baseline, es->baseline)) &&
+              cjson_add(e, "restore_best_weights", cJSON_CreateBool(es->restore_best_weights));
     if (!ok) {
         cJSON_Delete(j);
         return NULL;
@@ -812,35 +802,35 @@ char *job_spec_to_json(const struct job_spec *s)
         return NULL;
     char *out = NULL;
     cJSON *ds = cJSON_CreateObject();
-    if (!add(j, "name", cJSON_CreateString(s->name)) || !add(j, "dataset", ds) ||
-        !add(ds, "name", cJSON_CreateString(s->dataset)) ||
-        !add(ds, "validation_split", cJSON_CreateNumber(s->validation_split)) ||
-        !add(ds, "limit", number_or_null(s->dataset_limit <= 0, s->dataset_limit)) ||
-        !add(ds, "validation_limit",
+    if (!cjson_add(j, "name", cJSON_CreateString(s->name)) || !cjson_add(j, "dataset", ds) ||
+        !cjson_add(ds, "name", cJSON_CreateString(s->dataset)) ||
+        !cjson_add(ds, "validation_split", cJSON_CreateNumber(s->validation_split)) ||
+        !cjson_add(ds, "limit", number_or_null(s->dataset_limit <= 0, s->dataset_limit)) ||
+        !cjson_add(ds, "validation_limit",
              number_or_null(s->validation_limit <= 0, s->validation_limit)))
         goto out;
     if (s->model_json) {
-        if (!add(j, "model", cJSON_Parse(s->model_json)))
+        if (!cjson_add(j, "model", cJSON_Parse(s->model_json)))
             goto out;
-    } else if (!add(j, "model", cJSON_CreateString(s->model))) {
+    } else if (!cjson_add(j, "model", cJSON_CreateString(s->model))) {
         goto out;
     }
-    if (!add(j, "optimizer", optimizer_json(&s->optimizer)) ||
-        !add(j, "batch_size", cJSON_CreateNumber(s->batch_size)) ||
-        !add(j, "epochs", cJSON_CreateNumber(s->epochs)) ||
-        !add(j, "seed", cJSON_CreateNumber((double)s->seed)) ||
-        !add(j, "steps_per_epoch", number_or_null(s->steps_per_epoch <= 0, s->steps_per_epoch)) ||
-        !add(j, "validation_steps",
+    if (!cjson_add(j, "optimizer", optimizer_json(&s->optimizer)) ||
+        !cjson_add(j, "batch_size", cJSON_CreateNumber(s->batch_size)) ||
+        !cjson_add(j, "epochs", cJSON_CreateNumber(s->epochs)) ||
+        !cjson_add(j, "seed", cJSON_CreateNumber((double)s->seed)) ||
+        !cjson_add(j, "steps_per_epoch", number_or_null(s->steps_per_epoch <= 0, s->steps_per_epoch)) ||
+        !cjson_add(j, "validation_steps",
              number_or_null(s->validation_steps <= 0, s->validation_steps)) ||
-        !add(j, "threads", cJSON_CreateNumber(s->threads)))
+        !cjson_add(j, "threads", cJSON_CreateNumber(s->threads)))
         goto out;
     cJSON *cps = cJSON_CreateArray();
-    if (!add(j, "checkpoints", cps))
+    if (!cjson_add(j, "checkpoints", cps))
         goto out;
     for (int i = 0; i < s->n_checkpoints; i++)
         if (!cJSON_AddItemToArray(cps, policy_json(&s->checkpoints[i])))
             goto out;
-    if (!add(j, "callbacks", callbacks_json(&s->early_stopping)))
+    if (!cjson_add(j, "callbacks", callbacks_json(&s->early_stopping)))
         goto out;
     out = cJSON_PrintUnformatted(j);
 out:

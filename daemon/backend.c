@@ -18,6 +18,7 @@
 #include "config.h"
 #include "confine.h"
 #include "event_log.h"
+#include "fsutil.h"
 #include "job_id.h"
 #include "job_queue.h"
 #include "log.h"
@@ -115,8 +116,8 @@ static int be_submit(void *ctx, const char *body, size_t len, char **ret_json,
     j->created = job_now();
     j->state = JOB_STATE_QUEUED;
     j->progress.epochs = spec.epochs;
-    char path[PATH_MAX + 32];
-    snprintf(path, sizeof(path), "%s/%s", dir, JOB_EVENTS_FILE);
+    char path[PATH_MAX + sizeof("/" JOB_EVENTS_FILE)];
+    snprintf(path, sizeof(path), "%s/" JOB_EVENTS_FILE, dir);
     j->events_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (!j->spec_json || j->events_fd < 0 || job_record_save(j) < 0) {
         int e = j->events_fd < 0 ? errno : EIO;
@@ -148,6 +149,7 @@ static int be_submit(void *ctx, const char *body, size_t len, char **ret_json,
 
 static int be_list(void *ctx, const char *state, char **ret_json, struct diag *d)
 {
+    bool ok = true;
     struct jobs *js = ctx;
     enum job_state filter = JOB_STATE_COUNT;
     if (state && job_state_parse(state, &filter) < 0)
@@ -159,11 +161,11 @@ static int be_list(void *ctx, const char *state, char **ret_json, struct diag *d
     for (struct job *j = js->list; j; j = j->next) {
         pthread_mutex_lock(&j->mu);
         if (filter == JOB_STATE_COUNT || j->state == filter)
-            cJSON_AddItemToArray(arr, job_to_json(j, false));
+            ok &= cjson_append(arr, job_to_json(j, false));
         pthread_mutex_unlock(&j->mu);
     }
     pthread_mutex_unlock(&js->mu);
-    char *out = json_print_and_delete(root);
+    char *out = json_print_and_delete(cjson_checked(root, ok));
     if (!out)
         return -ENOMEM;
     *ret_json = out;
@@ -348,7 +350,7 @@ static int be_open_file(void *ctx, const char *id, enum api_file_kind kind,
     struct job *j = job_get(js, id);
     if (!j)
         return diag_set(d, -ENOENT, "", "no such job");
-    char name[TEMPLATE_MAX_PATH], sha[65] = "";
+    char name[TEMPLATE_MAX_PATH], sha[FSUTIL_SHA256_HEX_SIZE] = "";
     int fd = -1, r = 0;
     struct stat st;
     for (int attempt = 0; attempt < 3; attempt++) {
@@ -364,7 +366,7 @@ static int be_open_file(void *ctx, const char *id, enum api_file_kind kind,
         if (fstat(fd, &st) == 0 && (uint64_t)st.st_size == entry.bytes && entry.ino &&
             (uint64_t)st.st_ino == entry.ino &&
             (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec == entry.mtime_ns) {
-            memcpy(sha, entry.sha256, 65);
+            memcpy(sha, entry.sha256, sizeof(sha));
             break;
         }
         /* Replaced after its event was applied, or its event is not applied
@@ -395,7 +397,7 @@ static int be_open_file(void *ctx, const char *id, enum api_file_kind kind,
         leaf_len = sizeof(f.name) - 1; /* components are at most 255 bytes */
     memcpy(f.name, leaf, leaf_len);
     f.name[leaf_len] = '\0';
-    memcpy(f.sha256, sha, 65);
+    memcpy(f.sha256, sha, sizeof(f.sha256));
     *ret = f;
     return 0;
 }
@@ -415,19 +417,20 @@ static int be_events(void *ctx, const char *id, uint64_t after, int max, struct 
 
 static int be_datasets(void *ctx, char **ret_json)
 {
+    bool ok = true;
     struct jobs *js = ctx;
     cJSON *root = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(root, "datasets");
     for (int i = 0; i < js->env.n_datasets; i++) {
         const struct runner_dataset *ds = &js->env.datasets[i];
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "name", ds->name);
-        cJSON_AddStringToObject(o, "format", ds->format);
+        ok &= cJSON_AddStringToObject(o, "name", ds->name) != NULL;
+        ok &= cJSON_AddStringToObject(o, "format", ds->format) != NULL;
         struct stat st;
-        cJSON_AddBoolToObject(o, "available", stat(ds->path, &st) == 0 && S_ISDIR(st.st_mode));
-        cJSON_AddItemToArray(arr, o);
+        ok &= cJSON_AddBoolToObject(o, "available", stat(ds->path, &st) == 0 && S_ISDIR(st.st_mode)) != NULL;
+        ok &= cjson_append(arr, o);
     }
-    char *out = json_print_and_delete(root);
+    char *out = json_print_and_delete(cjson_checked(root, ok));
     if (!out)
         return -ENOMEM;
     *ret_json = out;
@@ -436,20 +439,21 @@ static int be_datasets(void *ctx, char **ret_json)
 
 static int be_models(void *ctx, char **ret_json)
 {
+    bool ok = true;
     (void)ctx;
     cJSON *root = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(root, "models");
     for (const char *const *n = model_builtin_names(); *n; n++) {
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "name", *n);
-        cJSON_AddStringToObject(o, "kind", "builtin");
-        cJSON_AddItemToArray(arr, o);
+        ok &= cJSON_AddStringToObject(o, "name", *n) != NULL;
+        ok &= cJSON_AddStringToObject(o, "kind", "builtin") != NULL;
+        ok &= cjson_append(arr, o);
     }
     cJSON *custom = cJSON_CreateObject();
-    cJSON_AddStringToObject(custom, "name", "custom");
-    cJSON_AddStringToObject(custom, "kind", "keras_sequential_json");
-    cJSON_AddItemToArray(arr, custom);
-    char *out = json_print_and_delete(root);
+    ok &= cJSON_AddStringToObject(custom, "name", "custom") != NULL;
+    ok &= cJSON_AddStringToObject(custom, "kind", "keras_sequential_json") != NULL;
+    ok &= cjson_append(arr, custom);
+    char *out = json_print_and_delete(cjson_checked(root, ok));
     if (!out)
         return -ENOMEM;
     *ret_json = out;
@@ -470,6 +474,7 @@ static void count_states(struct jobs *js, unsigned counts[JOB_STATE_COUNT])
 
 static int be_health(void *ctx, char **ret_json, bool *ret_ready)
 {
+    bool ok = true;
     struct jobs *js = ctx;
     unsigned counts[JOB_STATE_COUNT];
     count_states(js, counts);
@@ -477,14 +482,14 @@ static int be_health(void *ctx, char **ret_json, bool *ret_ready)
     bool ready = !js->shutting_down;
     pthread_mutex_unlock(&js->mu);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "status", ready ? "ok" : "stopping");
-    cJSON_AddBoolToObject(o, "ready", ready);
-    cJSON_AddStringToObject(o, "version", TRAIND_VERSION);
-    cJSON_AddNumberToObject(o, "workers", js->cfg.workers);
+    ok &= cJSON_AddStringToObject(o, "status", ready ? "ok" : "stopping") != NULL;
+    ok &= cJSON_AddBoolToObject(o, "ready", ready) != NULL;
+    ok &= cJSON_AddStringToObject(o, "version", TRAIND_VERSION) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "workers", js->cfg.workers) != NULL;
     cJSON *jobs = cJSON_AddObjectToObject(o, "jobs");
     for (int s = 0; s < JOB_STATE_COUNT; s++)
-        cJSON_AddNumberToObject(jobs, job_state_name((enum job_state)s), counts[s]);
-    char *out = json_print_and_delete(o);
+        ok &= cJSON_AddNumberToObject(jobs, job_state_name((enum job_state)s), counts[s]) != NULL;
+    char *out = json_print_and_delete(cjson_checked(o, ok));
     if (!out)
         return -ENOMEM;
     *ret_json = out;

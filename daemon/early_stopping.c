@@ -55,6 +55,7 @@ static int es_keep_best_weights(struct runner *r, struct diag *d)
 /* on_epoch_end of EarlyStopping for 0-based epoch e: 1 = stop, 0 = go on. */
 int es_on_epoch_end(struct runner *r, int e, const struct logs *logs, struct diag *d)
 {
+    bool ok = true;
     const struct job_early_stopping *cfg = &r->spec->early_stopping;
     struct es_state *es = &r->es;
     double current;
@@ -89,15 +90,15 @@ int es_on_epoch_end(struct runner *r, int e, const struct logs *logs, struct dia
         char msg[64];
         snprintf(msg, sizeof(msg), "Epoch %d: early stopping", e + 1);
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "epoch", e + 1);
-        cJSON_AddStringToObject(o, "monitor", cfg->monitor);
-        cJSON_AddItemToObject(o, "best", runner_json_double(es->best));
-        cJSON_AddNumberToObject(o, "best_epoch", es->best_epoch + 1);
-        cJSON_AddNumberToObject(o, "wait", es->wait);
-        cJSON_AddNumberToObject(o, "patience", cfg->patience);
-        cJSON_AddBoolToObject(o, "restored_best_weights", restored);
-        cJSON_AddStringToObject(o, "message", msg);
-        runner_emit(r, "early_stopping", o, true);
+        ok &= cJSON_AddNumberToObject(o, "epoch", e + 1) != NULL;
+        ok &= cJSON_AddStringToObject(o, "monitor", cfg->monitor) != NULL;
+        ok &= cjson_add(o, "best", runner_json_double(es->best));
+        ok &= cJSON_AddNumberToObject(o, "best_epoch", es->best_epoch + 1) != NULL;
+        ok &= cJSON_AddNumberToObject(o, "wait", es->wait) != NULL;
+        ok &= cJSON_AddNumberToObject(o, "patience", cfg->patience) != NULL;
+        ok &= cJSON_AddBoolToObject(o, "restored_best_weights", restored) != NULL;
+        ok &= cJSON_AddStringToObject(o, "message", msg) != NULL;
+        runner_emit(r, "early_stopping", cjson_checked(o, ok), true);
         return 1;
     }
     return 0;
@@ -105,19 +106,20 @@ int es_on_epoch_end(struct runner *r, int e, const struct logs *logs, struct dia
 
 cJSON *es_state_json(const struct es_state *es)
 {
+    bool ok = true;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "wait", es->wait);
-    cJSON_AddItemToObject(o, "best", runner_json_double(es->best));
-    cJSON_AddNumberToObject(o, "best_epoch", es->best_epoch);
-    cJSON_AddNumberToObject(o, "stopped_epoch", es->stopped_epoch);
-    cJSON_AddBoolToObject(o, "has_best_weights", es->has_best_weights);
+    ok &= cJSON_AddNumberToObject(o, "wait", es->wait) != NULL;
+    ok &= cjson_add(o, "best", runner_json_double(es->best));
+    ok &= cJSON_AddNumberToObject(o, "best_epoch", es->best_epoch) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "stopped_epoch", es->stopped_epoch) != NULL;
+    ok &= cJSON_AddBoolToObject(o, "has_best_weights", es->has_best_weights) != NULL;
     if (es->has_best_weights) {
-        char hex[65];
+        char hex[FSUTIL_SHA256_HEX_SIZE];
         fsutil_sha256_hex(es->best_sha256, hex);
-        cJSON_AddStringToObject(o, "best_weights_sha256", hex);
+        ok &= cJSON_AddStringToObject(o, "best_weights_sha256", hex) != NULL;
     }
-    cJSON_AddBoolToObject(o, "stopped", es->stopped);
-    return o;
+    ok &= cJSON_AddBoolToObject(o, "stopped", es->stopped) != NULL;
+    return cjson_checked(o, ok);
 }
 
 int es_state_from_json(struct es_state *es, const cJSON *o, struct diag *d)
@@ -142,10 +144,10 @@ int es_state_from_json(struct es_state *es, const cJSON *o, struct diag *d)
     if (es->has_best_weights) {
         const cJSON *sha = cJSON_GetObjectItemCaseSensitive(o, "best_weights_sha256");
         const char *hex = cJSON_IsString(sha) ? sha->valuestring : "";
-        if (strlen(hex) != 64)
+        if (strlen(hex) != 2 * FSUTIL_SHA256_BYTES)
             return diag_set(d, -EINVAL, RUNNER_RESUME_FILE,
                             "early_stopping state lacks the best weights' SHA-256");
-        for (int i = 0; i < 32; i++) {
+        for (int i = 0; i < FSUTIL_SHA256_BYTES; i++) {
             unsigned v;
             if (sscanf(hex + 2 * i, "%2x", &v) != 1)
                 return diag_set(d, -EINVAL, RUNNER_RESUME_FILE,

@@ -17,23 +17,6 @@
 #include "log.h"
 #include "registry_internal.h"
 
-#define PROGRESS_MIN_INTERVAL 0.25 /* at most 4 progress events per second */
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Append one line to events.ndjson (file_mu held by the caller). */
 int event_log_append(struct job *j, const char *line, size_t len, bool sync)
 {
@@ -44,7 +27,7 @@ int event_log_append(struct job *j, const char *line, size_t len, bool sync)
         return -ENOMEM;
     memcpy(buf, line, len);
     buf[len] = '\n';
-    int r = write_all(j->events_fd, buf, len + 1);
+    int r = fsutil_write_all(j->events_fd, buf, len + 1);
     free(buf);
     if (r == 0 && sync && fsync(j->events_fd) < 0)
         r = -errno;
@@ -93,15 +76,6 @@ void job_event_add(struct jobs *js, struct job *j, const char *type, const char 
     double now = job_now();
     bool progress = strcmp(type, "progress") == 0;
     pthread_mutex_lock(&j->mu);
-    if (progress && now - j->last_progress_event < PROGRESS_MIN_INTERVAL) {
-        /* not kept as an event, but the job's progress snapshot moves on */
-        cJSON *obj = cJSON_Parse(data_json ? data_json : "{}");
-        if (cJSON_IsObject(obj))
-            job_apply_event(j, type, obj);
-        pthread_mutex_unlock(&j->mu);
-        cJSON_Delete(obj);
-        return;
-    }
     uint64_t seq = j->last_seq + 1;
     size_t len;
     char *line = job_event_render(seq, now, type, data_json, &len);
@@ -115,8 +89,6 @@ void job_event_add(struct jobs *js, struct job *j, const char *type, const char 
     }
     job_apply_event(j, type, obj);
     cJSON_Delete(obj);
-    if (progress)
-        j->last_progress_event = now;
     char *copy = persist ? strdup(line) : NULL;
     if ((persist && !copy) || job_keep_event(j, seq, type, line, len) < 0) {
         pthread_mutex_unlock(&j->mu);
@@ -145,12 +117,13 @@ void job_event_add(struct jobs *js, struct job *j, const char *type, const char 
  * sees the new state, so a client that saw "succeeded" may DELETE at once. */
 void job_finish(struct jobs *js, struct job *j, enum job_state state, const char *error)
 {
+    bool ok = true;
     double now = job_now();
     cJSON *data = cJSON_CreateObject();
-    cJSON_AddStringToObject(data, "state", job_state_name(state));
+    ok &= cJSON_AddStringToObject(data, "state", job_state_name(state)) != NULL;
     if (error && error[0])
-        cJSON_AddStringToObject(data, "error", error);
-    char *data_json = json_print_and_delete(data);
+        ok &= cJSON_AddStringToObject(data, "error", error) != NULL;
+    char *data_json = json_print_and_delete(cjson_checked(data, ok));
 
     pthread_mutex_lock(&j->mu);
     uint64_t seq = j->last_seq + 1;

@@ -28,8 +28,8 @@ int event_log_write_record(struct job *j, cJSON *record);
 /* job.json from the job's current state (takes mu, then file_mu). */
 int job_record_save(struct job *j);
 /* Add an event: into memory (visible to readers at once), then, when
- * persist, to events.ndjson.  Progress events are throttled to 4 a second
- * and never persisted. */
+ * persist, to events.ndjson.  Progress events are never persisted (the
+ * runner sends at most 4 a second: RUNNER_PROGRESS_INTERVAL). */
 void job_event_add(struct jobs *js, struct job *j, const char *type, const char *data_json,
                    bool persist);
 /* Move j to a terminal state: the "state" event and job.json reach the disk

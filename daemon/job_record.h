@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "fsutil.h"
 #include "job_id.h"
 #include "job_spec.h"
 #include "logs.h"
@@ -51,7 +52,7 @@ struct job_ckpt {
     int policy;
     int epoch;
     uint64_t bytes;
-    char sha256[65];
+    char sha256[FSUTIL_SHA256_HEX_SIZE];
     uint64_t seq;                  /* of the checkpoint event that wrote it */
     uint64_t ino;                  /* identity of the file the event describes, */
     int64_t mtime_ns;              /* taken when the event was applied (0 = unknown) */
@@ -75,7 +76,6 @@ struct job {
     double created, started, finished; /* (mu) unix seconds, 0 = not yet */
     char error[512];               /* (mu) */
     bool cancel_requested;         /* (mu) */
-    double last_progress_event;    /* (mu) time of the last progress event kept */
     struct {
         int epoch, epochs, batch, batches;
         double images_per_s, eta_s;

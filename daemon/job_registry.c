@@ -15,6 +15,8 @@
 #include "job_id.h"
 #include "recovery.h"
 
+#define PROBE_FILE ".probe" /* written and removed at start: is state_dir writable? */
+
 void jobs_notify_job(struct jobs *js, const struct job *j)
 {
     if (js->notify)
@@ -89,13 +91,13 @@ int jobs_open(struct jobs **ret, const struct jobs_config *cfg, struct diag *d)
         goto fail;
     /* Writable? (an atomic write of a probe file, then remove it) */
     struct diag wd = {{0}, {0}};
-    if ((r = fsutil_write_file_atomic(js->jobs_dir, ".probe", "", 0, NULL, &wd)) < 0) {
+    if ((r = fsutil_write_file_atomic(js->jobs_dir, PROBE_FILE, "", 0, NULL, &wd)) < 0) {
         diag_set(d, r, js->jobs_dir, "state_dir %s is not writable: %s", js->jobs_dir,
                  wd.message);
         goto fail;
     }
-    char probe[PATH_MAX + 16];
-    snprintf(probe, sizeof(probe), "%s/.probe", js->jobs_dir);
+    char probe[PATH_MAX + sizeof("/" PROBE_FILE)];
+    snprintf(probe, sizeof(probe), "%s/" PROBE_FILE, js->jobs_dir);
     unlink(probe);
     if ((r = recovery_load_all(js, d)) < 0)
         goto fail;

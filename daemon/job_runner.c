@@ -46,6 +46,7 @@
 #include "fsutil.h"
 #include "h5.h"
 #include "model.h"
+#include "monotonic.h"
 #include "optimizer.h"
 
 const struct runner_dataset *runner_find_dataset(const struct runner_env *env, const char *name)
@@ -56,13 +57,6 @@ const struct runner_dataset *runner_find_dataset(const struct runner_env *env, c
         if (strcmp(env->datasets[i].name, name) == 0)
             return &env->datasets[i];
     return NULL;
-}
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* --- events and printed lines ----------------------------------------------- */
@@ -125,19 +119,21 @@ bool runner_json_get_double(const cJSON *obj, const char *key, double *ret)
 
 static cJSON *logs_json(const struct logs *logs)
 {
+    bool ok = true;
     cJSON *o = cJSON_CreateObject();
     for (int i = 0; o && i < logs->n; i++)
-        cJSON_AddItemToObject(o, logs->items[i].key, runner_json_double(logs->items[i].value));
-    return o;
+        ok &= cjson_add(o, logs->items[i].key, runner_json_double(logs->items[i].value));
+    return cjson_checked(o, ok);
 }
 
 static void emit_state_running(struct runner *r, int initial_epoch)
 {
+    bool ok = true;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "state", "running");
+    ok &= cJSON_AddStringToObject(o, "state", "running") != NULL;
     if (initial_epoch > 0)
-        cJSON_AddNumberToObject(o, "resumed_from_epoch", initial_epoch);
-    runner_emit(r, "state", o, true);
+        ok &= cJSON_AddNumberToObject(o, "resumed_from_epoch", initial_epoch) != NULL;
+    runner_emit(r, "state", cjson_checked(o, ok), true);
 }
 
 /* --- data and model ------------------------------------------------------------ */
@@ -241,15 +237,16 @@ static void failed_step(const char *message, char *out, size_t outsz)
 static void emit_checkpoint_error(struct runner *r, int i, const struct ckpt_decision *dec,
                                   const char *file, const char *step, const struct diag *err)
 {
+    bool ok = true;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "policy", i);
-    cJSON_AddNumberToObject(o, "epoch", dec->epoch);
+    ok &= cJSON_AddNumberToObject(o, "policy", i) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "epoch", dec->epoch) != NULL;
     if (dec->batch > 0)
-        cJSON_AddNumberToObject(o, "batch", dec->batch);
-    cJSON_AddStringToObject(o, "file", file);
-    cJSON_AddStringToObject(o, "step", step);
-    cJSON_AddStringToObject(o, "message", err->message);
-    runner_emit(r, "checkpoint_error", o, true);
+        ok &= cJSON_AddNumberToObject(o, "batch", dec->batch) != NULL;
+    ok &= cJSON_AddStringToObject(o, "file", file) != NULL;
+    ok &= cJSON_AddStringToObject(o, "step", step) != NULL;
+    ok &= cJSON_AddStringToObject(o, "message", err->message) != NULL;
+    runner_emit(r, "checkpoint_error", cjson_checked(o, ok), true);
     runner_say(r, "Epoch %d: checkpoint %s failed (%s): %s", dec->epoch, file, step, err->message);
 }
 
@@ -259,12 +256,13 @@ static void emit_checkpoint_error(struct runner *r, int i, const struct ckpt_dec
  * move without a successful write). */
 static void policy_apply(struct runner *r, int i, const struct ckpt_decision *dec)
 {
+    bool ok = true;
     const struct ckpt_policy_config *cfg = &r->spec->checkpoints[i];
     struct ckpt_state *state = &r->policies[i];
     struct diag err = {0};
-    uint8_t sha[32];
+    uint8_t sha[FSUTIL_SHA256_BYTES];
     uint64_t bytes = 0;
-    char sha_hex[65] = "";
+    char sha_hex[FSUTIL_SHA256_HEX_SIZE] = "";
     struct ckpt_commit_result res;
     memset(&res, 0, sizeof(res));
     cJSON *deleted = cJSON_CreateArray();
@@ -307,33 +305,33 @@ static void policy_apply(struct runner *r, int i, const struct ckpt_decision *de
                 emit_checkpoint_error(r, i, dec, res.delete_files[k], "unlink", &err);
                 continue;
             }
-            cJSON_AddItemToArray(deleted, cJSON_CreateString(res.delete_files[k]));
+            ok &= cjson_append(deleted, cJSON_CreateString(res.delete_files[k]));
         }
     }
 
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "policy", i);
-    cJSON_AddNumberToObject(o, "epoch", dec->epoch);
+    ok &= cJSON_AddNumberToObject(o, "policy", i) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "epoch", dec->epoch) != NULL;
     if (dec->batch > 0)
-        cJSON_AddNumberToObject(o, "batch", dec->batch);
-    cJSON_AddStringToObject(o, "decision", ckpt_decision_kind_name(dec->kind));
-    cJSON_AddStringToObject(o, "monitor", dec->monitor);
-    cJSON_AddItemToObject(o, "previous", runner_json_double(dec->previous_best));
-    cJSON_AddItemToObject(o, "value",
-                          dec->has_value ? runner_json_double(dec->value) : cJSON_CreateNull());
+        ok &= cJSON_AddNumberToObject(o, "batch", dec->batch) != NULL;
+    ok &= cJSON_AddStringToObject(o, "decision", ckpt_decision_kind_name(dec->kind)) != NULL;
+    ok &= cJSON_AddStringToObject(o, "monitor", dec->monitor) != NULL;
+    ok &= cjson_add(o, "previous", runner_json_double(dec->previous_best));
+    ok &= cjson_add(o, "value",
+                                dec->has_value ? runner_json_double(dec->value) : cJSON_CreateNull());
     if (dec->should_write) {
-        cJSON_AddStringToObject(o, "file", dec->file);
-        cJSON_AddNumberToObject(o, "bytes", (double)bytes);
-        cJSON_AddStringToObject(o, "sha256", sha_hex);
-        cJSON_AddBoolToObject(o, "best", res.became_best);
+        ok &= cJSON_AddStringToObject(o, "file", dec->file) != NULL;
+        ok &= cJSON_AddNumberToObject(o, "bytes", (double)bytes) != NULL;
+        ok &= cJSON_AddStringToObject(o, "sha256", sha_hex) != NULL;
+        ok &= cJSON_AddBoolToObject(o, "best", res.became_best) != NULL;
         if (wrote_last)
-            cJSON_AddStringToObject(o, "last", res.last_file);
+            ok &= cJSON_AddStringToObject(o, "last", res.last_file) != NULL;
     } else {
-        cJSON_AddNullToObject(o, "file");
+        ok &= cJSON_AddNullToObject(o, "file") != NULL;
     }
-    cJSON_AddItemToObject(o, "deleted", deleted);
-    cJSON_AddStringToObject(o, "message", dec->message);
-    runner_emit(r, "checkpoint", o, true);
+    ok &= cjson_add(o, "deleted", deleted);
+    ok &= cJSON_AddStringToObject(o, "message", dec->message) != NULL;
+    runner_emit(r, "checkpoint", cjson_checked(o, ok), true);
     if (cfg->verbose >= 1 && dec->message[0])
         runner_say(r, "%s", dec->message);
 }
@@ -377,23 +375,24 @@ static void policy_on_batch_end(struct runner *r, int i, const struct fit_progre
 
 static void emit_progress(struct runner *r, const struct fit_progress *p)
 {
+    bool ok = true;
     double per_batch = p->batch > 0 ? p->epoch_seconds / p->batch : 0;
     double eta = per_batch * ((double)(p->batches - p->batch) +
                               (double)(p->epochs - p->epoch) * (double)p->batches);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "epoch", p->epoch);
-    cJSON_AddNumberToObject(o, "epochs", p->epochs);
-    cJSON_AddNumberToObject(o, "batch", p->batch);
-    cJSON_AddNumberToObject(o, "batches", p->batches);
-    cJSON_AddNumberToObject(o, "images_per_s", round(p->images_per_s * 10) / 10);
-    cJSON_AddNumberToObject(o, "eta_s", round(eta * 10) / 10);
-    runner_emit(r, "progress", o, false);
+    ok &= cJSON_AddNumberToObject(o, "epoch", p->epoch) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "epochs", p->epochs) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "batch", p->batch) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "batches", p->batches) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "images_per_s", round(p->images_per_s * 10) / 10) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "eta_s", round(eta * 10) / 10) != NULL;
+    runner_emit(r, "progress", cjson_checked(o, ok), false);
 }
 
 static int on_batch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
 {
     struct runner *r = ctx;
-    double now = now_seconds();
+    double now = monotonic_seconds();
     if (now - r->last_progress >= RUNNER_PROGRESS_INTERVAL) {
         r->last_progress = now;
         emit_progress(r, p);
@@ -418,13 +417,14 @@ static void say_epoch_line(struct runner *r, const struct fit_progress *p, const
 
 static int on_epoch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
 {
+    bool ok = true;
     struct runner *r = ctx;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "epoch", p->epoch);
-    cJSON_AddItemToObject(o, "logs", logs_json(logs));
-    cJSON_AddNumberToObject(o, "lr", p->lr);
-    cJSON_AddNumberToObject(o, "seconds", p->epoch_seconds);
-    runner_emit(r, "epoch_end", o, true);
+    ok &= cJSON_AddNumberToObject(o, "epoch", p->epoch) != NULL;
+    ok &= cjson_add(o, "logs", logs_json(logs));
+    ok &= cJSON_AddNumberToObject(o, "lr", p->lr) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "seconds", p->epoch_seconds) != NULL;
+    runner_emit(r, "epoch_end", cjson_checked(o, ok), true);
 
     for (int i = 0; i < r->n_policies; i++)
         if (r->spec->checkpoints[i].save_freq == 0)
@@ -558,7 +558,7 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
         .epoch_end = on_epoch_end,
         .train_end = on_train_end,
     };
-    r->last_progress = now_seconds();
+    r->last_progress = monotonic_seconds();
     memset(&r->err, 0, sizeof(r->err));
     ret = fit(r->m, r->opt, &train, &val, &o, &cb, stop, d);
     if (ret < 0 && ret != -ECANCELED && r->err.message[0] && d)

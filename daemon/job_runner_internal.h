@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "checkpoint.h"
+#include "cjson_add.h"
 #include "diag.h"
 #include "fsutil.h"
 #include "job_runner.h"
@@ -34,7 +35,7 @@ struct es_state {
     int stopped_epoch;
     bool stopped;
     bool has_best_weights;
-    uint8_t best_sha256[32]; /* of early_stopping_best.h5 as written */
+    uint8_t best_sha256[FSUTIL_SHA256_BYTES]; /* of early_stopping_best.h5 as written */
     float *best_weights;   /* (n_params) when restore_best_weights */
 };
 

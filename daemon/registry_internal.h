@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "cjson_add.h"
 #include "job_record.h"
 #include "job_registry.h"
 #include "job_runner.h"

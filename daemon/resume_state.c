@@ -40,28 +40,29 @@ static int policy_state_from_json(struct runner *r, int i, const cJSON *o, struc
 
 char *resume_state_json(struct runner *r)
 {
+    bool ok = true;
     cJSON *o = cJSON_CreateObject();
     char *out = NULL;
     cJSON *pol = cJSON_CreateArray();
     if (!o || !cJSON_AddItemToObject(o, "policies", pol))
         goto out;
-    cJSON_AddNumberToObject(o, "version", RUNNER_STATE_VERSION);
+    ok &= cJSON_AddNumberToObject(o, "version", RUNNER_STATE_VERSION) != NULL;
     for (int i = 0; i < r->n_policies; i++) {
         cJSON *ps = policy_state_json(r, i);
         if (!ps || !cJSON_AddItemToArray(pol, ps))
             goto out;
     }
-    cJSON_AddItemToObject(o, "early_stopping", es_state_json(&r->es));
+    ok &= cjson_add(o, "early_stopping", es_state_json(&r->es));
     if (r->in_batch > 0) {
         cJSON *pos = cJSON_AddObjectToObject(o, "epoch_position");
         if (!pos)
             goto out;
-        cJSON_AddNumberToObject(pos, "batch", r->in_batch);
-        cJSON_AddNumberToObject(pos, "loss_sum", r->in_loss_sum);
-        cJSON_AddNumberToObject(pos, "correct", (double)r->in_correct);
-        cJSON_AddNumberToObject(pos, "seen", (double)r->in_seen);
+        ok &= cJSON_AddNumberToObject(pos, "batch", r->in_batch) != NULL;
+        ok &= cJSON_AddNumberToObject(pos, "loss_sum", r->in_loss_sum) != NULL;
+        ok &= cJSON_AddNumberToObject(pos, "correct", (double)r->in_correct) != NULL;
+        ok &= cJSON_AddNumberToObject(pos, "seen", (double)r->in_seen) != NULL;
     }
-    out = cJSON_PrintUnformatted(o);
+    out = ok ? cJSON_PrintUnformatted(o) : NULL;
 out:
     cJSON_Delete(o);
     return out;
