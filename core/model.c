@@ -42,7 +42,7 @@ void openblas_set_num_threads(int num_threads);
 #define EVAL_TAIL 64           /* inference: examples per chunk through the flat layers (Dense:
                                   one GEMM for many examples, the weights read once) */
 #define ALIGN 64
-#define MODEL_MAX_TENSOR ((size_t)1 << 28) /* values per example tensor / all weights */
+#define MODEL_MAX_WEIGHTS ((size_t)1 << 28) /* values of all weights */
 
 struct rt_layer {
     enum activation_kind act;  /* Conv2D/Dense epilogue (incl. a fused Activation); Activation kind */
@@ -128,94 +128,67 @@ static int layer_error(struct diag *d, int i, const char *key, const char *msg)
     return diag_set(d, -EINVAL, field, "%s", msg);
 }
 
-/* Shapes, weights and the runtime plan of every layer. */
-static int model_plan(struct model *m, struct diag *d)
+/* Weights and the runtime plan of every layer, on the shapes that
+ * model_spec_infer_shapes() validated (shape[i] is layer i's output). */
+static int model_plan(struct model *m, const int (*shape)[3], struct diag *d)
 {
     struct model_runtime *rt = m->rt;
-    int shape[3] = {m->input_shape[0], m->input_shape[1], m->input_shape[2]};
     bool rank4 = true;
     size_t offset = 0;
-    rt->max_size = rt->in_size = (size_t)shape[0] * shape[1] * shape[2];
-    for (int i = 0; i < m->n_layers; i++) {
+    const int *in = m->input_shape;
+    rt->max_size = rt->in_size = (size_t)in[0] * in[1] * in[2];
+    for (int i = 0; i < m->n_layers; i++, in = shape[i - 1]) {
         struct layer *l = &m->layers[i];
         struct rt_layer *r = &rt->L[i];
         const struct layer_config *c = &l->cfg;
-        if ((size_t)shape[0] * shape[1] * shape[2] > MODEL_MAX_TENSOR)
-            return layer_error(d, i, "", "tensor too large (more than 2^28 values per example)");
-        memcpy(l->in_shape, shape, sizeof(shape));
+        memcpy(l->in_shape, in, sizeof(l->in_shape));
+        memcpy(l->out_shape, shape[i], sizeof(l->out_shape));
         r->rank4 = rank4;
-        r->in_size = (size_t)shape[0] * shape[1] * shape[2];
-        r->rows = shape[0] * shape[1];
-        r->ch = shape[2];
+        r->in_size = (size_t)in[0] * in[1] * in[2];
+        r->out_size = (size_t)shape[i][0] * shape[i][1] * shape[i][2];
+        r->rows = in[0] * in[1];
+        r->ch = in[2];
         r->act = c->activation;
         switch (c->kind) {
         case LAYER_KIND_CONV2D: {
-            if (c->filters < 1 || c->kernel_size[0] < 1 || c->kernel_size[1] < 1 ||
-                c->strides[0] < 1 || c->strides[1] < 1 || c->filters > 65536 ||
-                c->kernel_size[0] > 4096 || c->kernel_size[1] > 4096)
-                return layer_error(d, i, "", "Conv2D needs filters, kernel_size and strides >= 1");
-            conv2d_geom_init(&r->cg, shape[0], shape[1], shape[2], c->filters, c->kernel_size[0],
+            conv2d_geom_init(&r->cg, in[0], in[1], in[2], c->filters, c->kernel_size[0],
                              c->kernel_size[1], c->strides[0], c->strides[1], c->padding);
-            if (r->cg.oh < 1 || r->cg.ow < 1)
-                return layer_error(d, i, "kernel_size", "kernel larger than the input");
-            int ks[4] = {c->kernel_size[0], c->kernel_size[1], shape[2], c->filters};
+            int ks[4] = {c->kernel_size[0], c->kernel_size[1], in[2], c->filters};
             add_weight(l, "kernel", 4, ks, true, &offset);
             if (c->use_bias)
                 add_weight(l, "bias", 1, &c->filters, true, &offset);
-            shape[0] = r->cg.oh, shape[1] = r->cg.ow, shape[2] = c->filters;
             break;
         }
         case LAYER_KIND_DENSE: {
-            if (c->units < 1 || (size_t)c->units > MODEL_MAX_TENSOR)
-                return layer_error(d, i, "units", "Dense needs units >= 1");
-            if (shape[0] != 1 || shape[1] != 1)
-                return layer_error(d, i, "", "Dense needs a flat input (add a Flatten layer)");
-            int ks[2] = {shape[2], c->units};
+            int ks[2] = {in[2], c->units};
             add_weight(l, "kernel", 2, ks, true, &offset);
             if (c->use_bias)
                 add_weight(l, "bias", 1, &c->units, true, &offset);
-            shape[2] = c->units;
             rank4 = false;
             break;
         }
         case LAYER_KIND_BATCH_NORMALIZATION:
-            if (!(c->momentum >= 0.0f && c->momentum <= 1.0f) || !(c->epsilon > 0.0f))
-                return layer_error(d, i, "momentum", "BatchNormalization needs 0 <= momentum <= 1 and epsilon > 0");
-            add_weight(l, "gamma", 1, &shape[2], true, &offset);
-            add_weight(l, "beta", 1, &shape[2], true, &offset);
-            add_weight(l, "moving_mean", 1, &shape[2], false, &offset);
-            add_weight(l, "moving_variance", 1, &shape[2], false, &offset);
-            if (shape[2] > rt->max_c)
-                rt->max_c = shape[2];
-            break;
-        case LAYER_KIND_ACTIVATION:
-        case LAYER_KIND_DROPOUT:
-            if (c->kind == LAYER_KIND_DROPOUT && !(c->rate >= 0.0f && c->rate < 1.0f))
-                return layer_error(d, i, "rate", "Dropout rate must be in [0, 1)");
+            add_weight(l, "gamma", 1, &in[2], true, &offset);
+            add_weight(l, "beta", 1, &in[2], true, &offset);
+            add_weight(l, "moving_mean", 1, &in[2], false, &offset);
+            add_weight(l, "moving_variance", 1, &in[2], false, &offset);
+            if (in[2] > rt->max_c)
+                rt->max_c = in[2];
             break;
         case LAYER_KIND_MAX_POOLING2D:
         case LAYER_KIND_AVERAGE_POOLING2D:
-            if (c->pool_size[0] < 1 || c->pool_size[1] < 1 || c->strides[0] < 1 ||
-                c->strides[1] < 1)
-                return layer_error(d, i, "pool_size", "pool_size and strides must be >= 1");
-            pool2d_geom_init(&r->pg, shape[0], shape[1], shape[2], c->pool_size[0],
-                             c->pool_size[1], c->strides[0], c->strides[1], c->padding);
-            if (r->pg.oh < 1 || r->pg.ow < 1)
-                return layer_error(d, i, "pool_size", "pool larger than the input");
-            shape[0] = r->pg.oh, shape[1] = r->pg.ow;
+            pool2d_geom_init(&r->pg, in[0], in[1], in[2], c->pool_size[0], c->pool_size[1],
+                             c->strides[0], c->strides[1], c->padding);
             break;
         case LAYER_KIND_FLATTEN:
-            shape[2] = shape[0] * shape[1] * shape[2];
-            shape[0] = shape[1] = 1;
             rank4 = false;
             break;
-        default:
-            return layer_error(d, i, "", "unknown layer kind");
+        case LAYER_KIND_ACTIVATION:
+        case LAYER_KIND_DROPOUT:
+            break;
         }
-        memcpy(l->out_shape, shape, sizeof(shape));
-        r->out_size = (size_t)shape[0] * shape[1] * shape[2];
-        if (r->out_size > MODEL_MAX_TENSOR || offset > MODEL_MAX_TENSOR)
-            return layer_error(d, i, "", "tensor or weights too large (more than 2^28 values)");
+        if (offset > MODEL_MAX_WEIGHTS)
+            return layer_error(d, i, "", "weights too large (more than 2^28 values)");
         if (r->out_size > rt->max_size)
             rt->max_size = r->out_size;
     }
@@ -226,17 +199,10 @@ static int model_plan(struct model *m, struct diag *d)
             if (m->layers[i].weights[j].trainable)
                 m->n_trainable += m->layers[i].weights[j].size;
 
-    /* The final softmax, fused with the loss. */
+    /* The final softmax (model_spec_output_classes() checked it), fused
+     * with the loss. */
     int last = m->n_layers - 1;
-    if (last < 0)
-        return diag_set(d, -EINVAL, "/config/layers", "the model has no layers");
     struct layer_config *lc = &m->layers[last].cfg;
-    bool ends_softmax = (lc->kind == LAYER_KIND_ACTIVATION || lc->kind == LAYER_KIND_DENSE ||
-                         lc->kind == LAYER_KIND_CONV2D) &&
-                        lc->activation == ACTIVATION_KIND_SOFTMAX;
-    if (!ends_softmax || m->layers[last].out_shape[0] != 1 || m->layers[last].out_shape[1] != 1)
-        return layer_error(d, last, "activation",
-                           "the last layer must end in softmax on a flat output");
     m->classes = m->layers[last].out_shape[2];
     if (lc->kind == LAYER_KIND_ACTIVATION) {
         if (last == 0)
@@ -360,16 +326,29 @@ int model_create(struct model **ret, const struct model_spec *spec, int max_batc
     if (threads < 1 || threads > 256 || max_batch < 1 || max_batch > (1 << 20))
         return diag_set(d, -EINVAL, threads < 1 || threads > 256 ? "threads" : "max_batch",
                         "out of range (threads 1..256, max_batch 1..2^20)");
-    for (int i = 0; i < 3; i++)
-        if (spec->input_shape[i] < 1 || spec->input_shape[i] > 65536)
-            return diag_set(d, -EINVAL, "input_shape", "every dimension must be in 1..65536");
-    if (spec->n_layers < 1 || !spec->layers)
-        return diag_set(d, -EINVAL, "/config/layers", "the model has no layers");
-    struct model *m = calloc(1, sizeof(*m));
-    if (!m)
+    if (spec->n_layers < 1 || spec->n_layers > MODEL_SPEC_LAYERS_MAX || !spec->layers)
+        return diag_set(d, -EINVAL, "/config/layers", "the model has %d layers (1 to %d allowed)",
+                        spec->n_layers, MODEL_SPEC_LAYERS_MAX);
+    int(*shape)[3] = calloc((size_t)spec->n_layers, sizeof(*shape));
+    if (!shape)
         return diag_set(d, -ENOMEM, "", "out of memory");
-    int err = model_spec_copy(&m->spec, spec);
+    int err = model_spec_infer_shapes(spec, shape, d);
+    if (!err) {
+        int classes = model_spec_output_classes(spec, d);
+        err = classes < 0 ? classes : 0;
+    }
     if (err) {
+        free(shape);
+        return err;
+    }
+    struct model *m = calloc(1, sizeof(*m));
+    if (!m) {
+        free(shape);
+        return diag_set(d, -ENOMEM, "", "out of memory");
+    }
+    err = model_spec_copy(&m->spec, spec);
+    if (err) {
+        free(shape);
         free(m);
         return diag_set(d, err, "", "out of memory");
     }
@@ -379,18 +358,17 @@ int model_create(struct model **ret, const struct model_spec *spec, int max_batc
     m->max_batch = max_batch;
     m->layers = calloc((size_t)m->n_layers, sizeof(*m->layers));
     m->rt = calloc(1, sizeof(*m->rt));
-    if (!m->layers || !m->rt) {
-        model_free(m);
-        return diag_set(d, -ENOMEM, "", "out of memory");
-    }
-    m->rt->L = calloc((size_t)m->n_layers, sizeof(*m->rt->L));
-    if (!m->rt->L) {
+    if (m->rt)
+        m->rt->L = calloc((size_t)m->n_layers, sizeof(*m->rt->L));
+    if (!m->layers || !m->rt || !m->rt->L) {
+        free(shape);
         model_free(m);
         return diag_set(d, -ENOMEM, "", "out of memory");
     }
     for (int i = 0; i < m->n_layers; i++)
         m->layers[i].cfg = spec->layers[i];
-    err = model_plan(m, d);
+    err = model_plan(m, (const int(*)[3])shape, d);
+    free(shape);
     if (err) {
         model_free(m);
         return err;

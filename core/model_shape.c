@@ -97,6 +97,12 @@ int model_spec_infer_shapes_at(const struct model_spec *spec, const int *json_in
                                 ji, l->name, (double)l->rate);
             break;
         case LAYER_KIND_BATCH_NORMALIZATION:
+            if (!(l->momentum >= 0.0f && l->momentum <= 1.0f) || !(l->epsilon > 0.0f))
+                return diag_set(d, -EINVAL, field,
+                                "layer %d (BatchNormalization \"%s\"): momentum %g not in [0, 1] "
+                                "or epsilon %g not > 0", ji, l->name, (double)l->momentum,
+                                (double)l->epsilon);
+            break;
         case LAYER_KIND_ACTIVATION:
             break;
         default:
