@@ -103,8 +103,11 @@ static void slice(int n, int tid, int nthreads, int *b0, int *b1)
 
 /* ------------------------------------------------------------ creation */
 
-static int add_weight(struct layer *l, const char *name, int ndim, const int *shape,
-                      bool trainable, size_t *offset)
+/* Appends a weight to layer l: trainable ones at the end of the trainable
+ * block (off[0]), the others at the end of the statistics block (off[1],
+ * relative to its start; model_plan shifts them behind the trainable block). */
+static void add_weight(struct layer *l, const char *name, int ndim, const int *shape,
+                       bool trainable, size_t off[2])
 {
     struct weight *w = &l->weights[l->n_weights++];
     w->name = name;
@@ -114,10 +117,9 @@ static int add_weight(struct layer *l, const char *name, int ndim, const int *sh
         w->shape[i] = i < ndim ? shape[i] : 0;
     for (int i = 0; i < ndim; i++)
         w->size *= (size_t)shape[i];
-    w->offset = *offset;
+    w->offset = off[!trainable];
     w->trainable = trainable;
-    *offset += w->size;
-    return 0;
+    off[!trainable] += w->size;
 }
 
 static int layer_error(struct diag *d, int i, const char *key, const char *msg)
@@ -134,7 +136,7 @@ static int model_plan(struct model *m, const int (*shape)[3], struct diag *d)
 {
     struct model_runtime *rt = m->rt;
     bool rank4 = true;
-    size_t offset = 0;
+    size_t off[2] = {0, 0}; /* ends of the trainable and the statistics block */
     const int *in = m->input_shape;
     rt->max_size = rt->in_size = (size_t)in[0] * in[1] * in[2];
     for (int i = 0; i < m->n_layers; i++, in = shape[i - 1]) {
@@ -154,24 +156,24 @@ static int model_plan(struct model *m, const int (*shape)[3], struct diag *d)
             conv2d_geom_init(&r->cg, in[0], in[1], in[2], c->filters, c->kernel_size[0],
                              c->kernel_size[1], c->strides[0], c->strides[1], c->padding);
             int ks[4] = {c->kernel_size[0], c->kernel_size[1], in[2], c->filters};
-            add_weight(l, "kernel", 4, ks, true, &offset);
+            add_weight(l, "kernel", 4, ks, true, off);
             if (c->use_bias)
-                add_weight(l, "bias", 1, &c->filters, true, &offset);
+                add_weight(l, "bias", 1, &c->filters, true, off);
             break;
         }
         case LAYER_KIND_DENSE: {
             int ks[2] = {in[2], c->units};
-            add_weight(l, "kernel", 2, ks, true, &offset);
+            add_weight(l, "kernel", 2, ks, true, off);
             if (c->use_bias)
-                add_weight(l, "bias", 1, &c->units, true, &offset);
+                add_weight(l, "bias", 1, &c->units, true, off);
             rank4 = false;
             break;
         }
         case LAYER_KIND_BATCH_NORMALIZATION:
-            add_weight(l, "gamma", 1, &in[2], true, &offset);
-            add_weight(l, "beta", 1, &in[2], true, &offset);
-            add_weight(l, "moving_mean", 1, &in[2], false, &offset);
-            add_weight(l, "moving_variance", 1, &in[2], false, &offset);
+            add_weight(l, "gamma", 1, &in[2], true, off);
+            add_weight(l, "beta", 1, &in[2], true, off);
+            add_weight(l, "moving_mean", 1, &in[2], false, off);
+            add_weight(l, "moving_variance", 1, &in[2], false, off);
             if (in[2] > rt->max_c)
                 rt->max_c = in[2];
             break;
@@ -187,17 +189,17 @@ static int model_plan(struct model *m, const int (*shape)[3], struct diag *d)
         case LAYER_KIND_DROPOUT:
             break;
         }
-        if (offset > MODEL_MAX_WEIGHTS)
+        if (off[0] + off[1] > MODEL_MAX_WEIGHTS)
             return layer_error(d, i, "", "weights too large (more than 2^28 values)");
         if (r->out_size > rt->max_size)
             rt->max_size = r->out_size;
     }
-    m->n_params = offset;
-    m->n_trainable = 0;
+    m->n_trainable = off[0];
+    m->n_params = off[0] + off[1];
     for (int i = 0; i < m->n_layers; i++)
         for (int j = 0; j < m->layers[i].n_weights; j++)
-            if (m->layers[i].weights[j].trainable)
-                m->n_trainable += m->layers[i].weights[j].size;
+            if (!m->layers[i].weights[j].trainable)
+                m->layers[i].weights[j].offset += m->n_trainable;
 
     /* The final softmax (model_spec_output_classes() checked it), fused
      * with the loss. */
@@ -722,7 +724,7 @@ static void step_thread(void *arg, int tid, int T)
     /* ---- reduce the per-thread gradients in thread order */
     if (T > 1) {
         pool_barrier(rt->pool);
-        size_t p0 = m->n_params * (size_t)tid / T, p1 = m->n_params * (size_t)(tid + 1) / T;
+        size_t p0 = m->n_trainable * (size_t)tid / T, p1 = m->n_trainable * (size_t)(tid + 1) / T;
         for (int t = 1; t < T; t++) {
             const float *src = rt->tgrad[t];
             for (size_t k = p0; k < p1; k++)

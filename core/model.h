@@ -25,7 +25,7 @@ struct weight {
     int ndim;
     int shape[4];       /* Keras shape: Conv2D kernel (kh, kw, in, out) = HWIO; Dense kernel (in, out) */
     size_t size;        /* elements */
-    size_t offset;      /* into model->params and model->grads */
+    size_t offset;      /* into model->params and model->grads: < n_trainable when trainable */
     bool trainable;     /* false for moving_mean / moving_variance */
 };
 
@@ -47,10 +47,13 @@ struct model {
     struct layer *layers;     /* (n_layers) */
     int input_shape[3];       /* (H, W, C) */
     int classes;              /* size of the final softmax */
-    size_t n_params;          /* all variables, trainable and not, in layer order */
+    size_t n_params;          /* all variables, trainable and not */
     size_t n_trainable;       /* Keras "Trainable params" */
-    float *params;            /* (n_params), one 64-byte aligned arena */
-    float *grads;             /* (n_params), same layout; mean over the batch after a step; 0 where not trainable */
+    float *params;            /* (n_params), one 64-byte aligned arena of two blocks: the
+                                 trainable weights in layer order (n_trainable), then the
+                                 BatchNormalization moving statistics in layer order */
+    float *grads;             /* (n_params), same layout; mean over the batch after a step;
+                                 0 in the statistics block */
     int threads;              /* compute threads (>= 1) */
     int max_batch;
     struct model_runtime *rt;

@@ -84,14 +84,17 @@ static void test_param_counts(void)
     CHECK(model_find_weight(m, "batch_normalization_4", "moving_variance") != NULL);
     CHECK(model_find_weight(m, "batch_normalization_4", "kernel") == NULL);
     CHECK(model_find_weight(m, "nope", "kernel") == NULL);
-    /* layer order, Keras order inside a layer, no gaps */
-    size_t off = 0;
+    /* two blocks, trainable weights then the moving statistics, each in
+     * layer order and Keras order inside a layer, no gaps */
+    size_t off[2] = {0, m->n_trainable};
     for (int i = 0; i < m->n_layers; i++)
         for (int j = 0; j < m->layers[i].n_weights; j++) {
-            CHECK_INT_EQ(m->layers[i].weights[j].offset, off);
-            off += m->layers[i].weights[j].size;
+            const struct weight *wj = &m->layers[i].weights[j];
+            CHECK_INT_EQ(wj->offset, off[!wj->trainable]);
+            off[!wj->trainable] += wj->size;
         }
-    CHECK_INT_EQ(off, m->n_params);
+    CHECK_INT_EQ(off[0], m->n_trainable);
+    CHECK_INT_EQ(off[1], m->n_params);
     const struct layer *bn = &m->layers[2];
     CHECK_STR_EQ(bn->weights[0].name, "gamma");
     CHECK_STR_EQ(bn->weights[3].name, "moving_variance");
