@@ -547,27 +547,69 @@ static void denormals_restore(unsigned old)
 #endif
 }
 
-static void step_thread(void *arg, int tid, int T)
+/* Forward of layer i on nb examples where training and inference compute
+ * the same (Conv2D, Dense, Activation, pooling): out (nb, out_size) from inp
+ * (nb, in_size); Activation may run in place (out == inp).  false for the
+ * other kinds, which the caller runs. */
+static bool layer_forward(struct model *m, int i, float *out, const float *inp, int nb,
+                          float *scratch)
 {
-    unsigned csr = denormals_off();
-    struct step_ctx *s = arg;
+    const struct rt_layer *r = &m->rt->L[i];
+    const struct layer_config *c = &m->layers[i].cfg;
+    switch (c->kind) {
+    case LAYER_KIND_CONV2D:
+        conv2d_forward(out, scratch, inp, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL,
+                       r->act, nb, &r->cg);
+        return true;
+    case LAYER_KIND_DENSE:
+        dense_forward(out, inp, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL, r->act, nb,
+                      r->ch, c->units);
+        return true;
+    case LAYER_KIND_ACTIVATION:
+        activation_forward(out, inp, (size_t)nb * r->rows, r->ch, r->act);
+        return true;
+    case LAYER_KIND_MAX_POOLING2D:
+        maxpool2d_forward(out, inp, nb, &r->pg);
+        return true;
+    case LAYER_KIND_AVERAGE_POOLING2D:
+        avgpool2d_forward(out, inp, nb, &r->pg);
+        return true;
+    case LAYER_KIND_BATCH_NORMALIZATION:
+    case LAYER_KIND_DROPOUT:
+    case LAYER_KIND_FLATTEN:
+        break;
+    }
+    return false;
+}
+
+/* One compute thread's share of a training step. */
+struct step_slice {
+    int tid, T;
+    int b0, nb;          /* examples [b0, b0 + nb) of the batch */
+    float *grad;         /* this thread's gradient arena (thread 0: m->grads) */
+    float *scratch;      /* conv column buffer */
+    double *mine;        /* BN partial sums of this thread, 2 parity slots of 2 x max_c */
+    double *comb;        /* the threads' partial sums combined, 2 x max_c */
+    int parity;          /* next parity slot of `mine` */
+};
+
+/* Combines the threads' BN partial sums (2 x C each, written into t->mine at
+ * the current parity) in thread order into t->comb, after a barrier. */
+static void step_combine(struct model_runtime *rt, struct step_slice *t, int C)
+{
+    pool_barrier(rt->pool);
+    combine_parts(t->comb, rt, t->T, t->parity, C);
+    t->parity ^= 1;
+}
+
+/* This thread's examples through layers 0..logits_layer in training mode:
+ * BN normalises with the whole batch's statistics (and updates the moving
+ * ones when asked), Dropout draws its mask from (seed, step). */
+static void step_forward(const struct step_ctx *s, struct step_slice *t)
+{
     struct model *m = s->m;
     struct model_runtime *rt = m->rt;
-    int b0, b1;
-    slice(s->n, tid, T, &b0, &b1);
-    const int nb = b1 - b0;
-    float *grad = rt->tgrad[tid];
-    float *scratch = rt->scratch[tid];
-    double *mine = rt->part[tid];
-    double *comb = mine + 4 * (size_t)rt->max_c; /* slots 2, 3: combined sums */
-    int parity = 0;
-
-    memset(grad, 0, sizeof(float) * m->n_params);
-    if (s->images)
-        images_to_float(rt->x + (size_t)b0 * rt->in_size, s->images + (size_t)b0 * rt->in_size,
-                        (size_t)nb * rt->in_size);
-
-    /* ---- forward */
+    const int b0 = t->b0, nb = t->nb;
     for (int i = 0; i <= rt->logits_layer; i++) {
         struct rt_layer *r = &rt->L[i];
         const struct layer_config *c = &m->layers[i].cfg;
@@ -575,58 +617,41 @@ static void step_thread(void *arg, int tid, int T)
             continue;
         const float *inp = layer_input(rt, i) + (size_t)b0 * r->in_size;
         float *out = r->out + (size_t)b0 * r->out_size;
-        switch (c->kind) {
-        case LAYER_KIND_CONV2D:
-            conv2d_forward(out, scratch, inp, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL,
-                           r->act, nb, &r->cg);
-            break;
-        case LAYER_KIND_DENSE:
-            dense_forward(out, inp, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL, r->act,
-                          nb, r->ch, c->units);
-            break;
-        case LAYER_KIND_BATCH_NORMALIZATION: {
+        if (layer_forward(m, i, out, inp, nb, t->scratch))
+            continue;
+        if (c->kind == LAYER_KIND_BATCH_NORMALIZATION) {
             const int C = r->ch;
-            double *p = mine + (size_t)parity * 2 * rt->max_c;
+            double *p = t->mine + (size_t)t->parity * 2 * rt->max_c;
             memset(p, 0, sizeof(double) * 2 * C);
             batchnorm_stats_accumulate(p, p + C, inp, (size_t)nb * r->rows, C);
-            pool_barrier(rt->pool);
-            combine_parts(comb, rt, T, parity, C);
-            parity ^= 1;
-            float *mean = r->bn_stats + (size_t)tid * 2 * C, *var = mean + C;
+            step_combine(rt, t, C);
+            float *mean = r->bn_stats + (size_t)t->tid * 2 * C, *var = mean + C;
             size_t count = (size_t)s->n * r->rows;
-            batchnorm_stats_finalize(mean, var, comb, comb + C, count, C);
-            if (tid == 0 && s->update_moving)
+            batchnorm_stats_finalize(mean, var, t->comb, t->comb + C, count, C);
+            if (t->tid == 0 && s->update_moving)
                 batchnorm_update_moving(wptr(m, i, 2), wptr(m, i, 3), mean, var, count,
                                         c->momentum, r->rank4, C);
             batchnorm_forward(out, inp, mean, var, wptr(m, i, 0), wptr(m, i, 1), c->epsilon,
                               (size_t)nb * r->rows, C);
-            break;
-        }
-        case LAYER_KIND_ACTIVATION:
-            activation_forward(out, inp, (size_t)nb * r->rows, r->ch, r->act);
-            break;
-        case LAYER_KIND_MAX_POOLING2D:
-            maxpool2d_forward(out, inp, nb, &r->pg);
-            break;
-        case LAYER_KIND_AVERAGE_POOLING2D:
-            avgpool2d_forward(out, inp, nb, &r->pg);
-            break;
-        case LAYER_KIND_DROPOUT: {
+        } else if (c->kind == LAYER_KIND_DROPOUT) {
             uint8_t *mask = r->mask + (size_t)b0 * r->out_size;
             if (c->rate > 0.0f)
                 dropout_mask(mask, nb, r->out_size, c->rate, s->seed, s->step, i, b0);
             else
                 memset(mask, 1, (size_t)nb * r->out_size);
             dropout_forward(out, inp, mask, c->rate, (size_t)nb * r->out_size);
-            break;
-        }
-        case LAYER_KIND_FLATTEN:
-            break;
         }
     }
+}
 
-    /* ---- loss */
-    const int K = m->classes;
+/* Softmax cross-entropy of this thread's examples: probabilities, the sum
+ * of the losses and the correct count (rt->loss_sum, rt->correct at tid),
+ * and d(mean loss)/d(logits) into dlogits (nb, classes). */
+static void step_loss(const struct step_ctx *s, const struct step_slice *t, float *dlogits)
+{
+    struct model *m = s->m;
+    struct model_runtime *rt = m->rt;
+    const int K = m->classes, b0 = t->b0, nb = t->nb;
     const float *logits = rt->L[rt->logits_layer].out + (size_t)b0 * K;
     float *probs = rt->probs + (size_t)b0 * K;
     const float *y = rt->y + (size_t)b0 * K;
@@ -645,14 +670,21 @@ static void step_thread(void *arg, int tid, int T)
         }
         correct += am == ay;
     }
-    rt->loss_sum[tid] = lsum;
-    rt->correct[tid] = correct;
-    float **dbuf = rt->dbuf + 2 * tid;
-    int cur = 0;
-    softmax_crossentropy_backward(dbuf[cur], probs, y, 1.0f / (float)s->n,
-                                  nb, K);
+    rt->loss_sum[t->tid] = lsum;
+    rt->correct[t->tid] = correct;
+    softmax_crossentropy_backward(dlogits, probs, y, 1.0f / (float)s->n, nb, K);
+}
 
-    /* ---- backward */
+/* Backward from the logits' gradient in dbuf[0] through layers
+ * logits_layer..0: this thread's weight gradients into t->grad (BN's
+ * gamma/beta, summed over the batch, by thread 0 into m->grads). */
+static void step_backward(const struct step_ctx *s, struct step_slice *t, float **dbuf)
+{
+    struct model *m = s->m;
+    struct model_runtime *rt = m->rt;
+    const int b0 = t->b0, nb = t->nb;
+    float *grad = t->grad, *scratch = t->scratch;
+    int cur = 0;
     for (int i = rt->logits_layer; i >= 0; i--) {
         struct rt_layer *r = &rt->L[i];
         const struct layer_config *c = &m->layers[i].cfg;
@@ -681,15 +713,14 @@ static void step_thread(void *arg, int tid, int T)
             break;
         case LAYER_KIND_BATCH_NORMALIZATION: {
             const int C = r->ch;
-            const float *mean = r->bn_stats + (size_t)tid * 2 * C, *var = mean + C;
-            double *p = mine + (size_t)parity * 2 * rt->max_c;
+            const float *mean = r->bn_stats + (size_t)t->tid * 2 * C, *var = mean + C;
+            double *p = t->mine + (size_t)t->parity * 2 * rt->max_c;
+            const double *comb = t->comb;
             memset(p, 0, sizeof(double) * 2 * C);
             batchnorm_backward_accumulate(p, p + C, g, inp, mean, var, c->epsilon,
                                           (size_t)nb * r->rows, C);
-            pool_barrier(rt->pool);
-            combine_parts(comb, rt, T, parity, C);
-            parity ^= 1;
-            if (tid == 0) {
+            step_combine(rt, t, C);
+            if (t->tid == 0) {
                 float *dgamma = gptr(m, grad, i, 0), *dbeta = gptr(m, grad, i, 1);
                 for (int k = 0; k < C; k++) {
                     dgamma[k] += (float)comb[C + k];
@@ -720,17 +751,46 @@ static void step_thread(void *arg, int tid, int T)
             break;
         }
     }
+}
 
-    /* ---- reduce the per-thread gradients in thread order */
-    if (T > 1) {
-        pool_barrier(rt->pool);
-        size_t p0 = m->n_trainable * (size_t)tid / T, p1 = m->n_trainable * (size_t)(tid + 1) / T;
-        for (int t = 1; t < T; t++) {
-            const float *src = rt->tgrad[t];
-            for (size_t k = p0; k < p1; k++)
-                m->grads[k] += src[k];
-        }
+/* Sums the per-thread gradient arenas into m->grads in thread order, each
+ * thread owning a range of the trainable block (after a barrier: every
+ * thread's backward is done). */
+static void step_gradient_sum(struct model *m, int tid, int T)
+{
+    if (T < 2)
+        return;
+    pool_barrier(m->rt->pool);
+    size_t p0 = m->n_trainable * (size_t)tid / T, p1 = m->n_trainable * (size_t)(tid + 1) / T;
+    for (int t = 1; t < T; t++) {
+        const float *src = m->rt->tgrad[t];
+        for (size_t k = p0; k < p1; k++)
+            m->grads[k] += src[k];
     }
+}
+
+static void step_thread(void *arg, int tid, int T)
+{
+    unsigned csr = denormals_off();
+    struct step_ctx *s = arg;
+    struct model *m = s->m;
+    struct model_runtime *rt = m->rt;
+    struct step_slice t = {.tid = tid, .T = T, .grad = rt->tgrad[tid],
+                           .scratch = rt->scratch[tid], .mine = rt->part[tid]};
+    int b1;
+    slice(s->n, tid, T, &t.b0, &b1);
+    t.nb = b1 - t.b0;
+    t.comb = t.mine + 4 * (size_t)rt->max_c; /* slots 2, 3 */
+
+    memset(t.grad, 0, sizeof(float) * m->n_params);
+    if (s->images)
+        images_to_float(rt->x + (size_t)t.b0 * rt->in_size, s->images + (size_t)t.b0 * rt->in_size,
+                        (size_t)t.nb * rt->in_size);
+    float **dbuf = rt->dbuf + 2 * tid;
+    step_forward(s, &t);
+    step_loss(s, &t, dbuf[0]);
+    step_backward(s, &t, dbuf);
+    step_gradient_sum(m, tid, T);
     denormals_restore(csr);
 }
 
@@ -816,34 +876,15 @@ static float *infer_layers(struct model *m, int i0, int i1, float *x, float *oth
         if (r->alias)
             continue;
         bool swap = true;
-        switch (c->kind) {
-        case LAYER_KIND_CONV2D:
-            conv2d_forward(nxt, scratch, cur, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL,
-                           r->act, nb, &r->cg);
-            break;
-        case LAYER_KIND_DENSE:
-            dense_forward(nxt, cur, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL, r->act,
-                          nb, r->ch, c->units);
-            break;
-        case LAYER_KIND_BATCH_NORMALIZATION:
+        if (c->kind == LAYER_KIND_BATCH_NORMALIZATION) {
             batchnorm_forward(cur, cur, wptr(m, i, 2), wptr(m, i, 3), wptr(m, i, 0),
                               wptr(m, i, 1), c->epsilon, (size_t)nb * r->rows, r->ch);
             swap = false;
-            break;
-        case LAYER_KIND_ACTIVATION:
-            activation_forward(cur, cur, (size_t)nb * r->rows, r->ch, r->act);
+        } else if (c->kind == LAYER_KIND_ACTIVATION) {
+            layer_forward(m, i, cur, cur, nb, scratch);
             swap = false;
-            break;
-        case LAYER_KIND_MAX_POOLING2D:
-            maxpool2d_forward(nxt, cur, nb, &r->pg);
-            break;
-        case LAYER_KIND_AVERAGE_POOLING2D:
-            avgpool2d_forward(nxt, cur, nb, &r->pg);
-            break;
-        case LAYER_KIND_DROPOUT:
-        case LAYER_KIND_FLATTEN:
-            swap = false;
-            break;
+        } else if (!layer_forward(m, i, nxt, cur, nb, scratch)) {
+            swap = false; /* Dropout is the identity at inference, Flatten an alias */
         }
         if (swap) {
             float *t = cur;
