@@ -197,9 +197,18 @@ static int model_plan(struct model *m, const int (*shape)[3], struct diag *d)
     m->n_trainable = off[0];
     m->n_params = off[0] + off[1];
     for (int i = 0; i < m->n_layers; i++)
-        for (int j = 0; j < m->layers[i].n_weights; j++)
-            if (!m->layers[i].weights[j].trainable)
-                m->layers[i].weights[j].offset += m->n_trainable;
+        m->n_weights += m->layers[i].n_weights;
+    m->weights = calloc((size_t)(m->n_weights > 0 ? m->n_weights : 1), sizeof(*m->weights));
+    if (!m->weights)
+        return diag_set(d, -ENOMEM, "", "out of memory");
+    int k = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        for (int j = 0; j < m->layers[i].n_weights; j++) {
+            struct weight *w = &m->layers[i].weights[j];
+            if (!w->trainable)
+                w->offset += m->n_trainable;
+            m->weights[k++] = (struct model_weight){.layer = i, .w = w};
+        }
 
     /* The final softmax (model_spec_output_classes() checked it), fused
      * with the loss. */
@@ -435,6 +444,7 @@ void model_free(struct model *m)
     }
     free(m->params);
     free(m->grads);
+    free(m->weights);
     free(m->layers);
     model_spec_free(&m->spec);
     free(m);

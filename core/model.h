@@ -39,6 +39,12 @@ struct layer {
     struct weight weights[LAYER_MAX_WEIGHTS];
 };
 
+/* A row of a model's weight table. */
+struct model_weight {
+    int layer;               /* index into model->layers */
+    const struct weight *w;  /* name, shape, size, offset, trainable */
+};
+
 struct model_runtime; /* private to model.c */
 
 struct model {
@@ -54,6 +60,10 @@ struct model {
                                  BatchNormalization moving statistics in layer order */
     float *grads;             /* (n_params), same layout; mean over the batch after a step;
                                  0 in the statistics block */
+    int n_weights;
+    struct model_weight *weights; /* (n_weights) the weight table: every weight, in layer order
+                                     and Keras order inside a layer (the order of weight
+                                     files and of the resume checksum) */
     int threads;              /* compute threads (>= 1) */
     int max_batch;
     struct model_runtime *rt;
