@@ -12,10 +12,20 @@
  *     in thread order, each thread owning a range of the parameters.
  * So results are bit-identical for the same thread count.
  *
- * Activations of every layer are kept for the whole batch (layer.out);
- * gradients flow through two ping-pong buffers.  An Activation layer after a
- * Conv2D/Dense without activation is fused into that layer's GEMM epilogue;
- * Flatten is an alias; the final softmax is fused with the loss.
+ * A step is step_forward, step_loss, step_backward and step_gradient_sum
+ * per thread; layer_forward (the layers that compute the same in training
+ * and inference) is shared with inference.
+ *
+ * Memory: the weights are one arena of two blocks (trainable, then the BN
+ * moving statistics) described by one weight table (model->weights);
+ * activations of every layer, kept for the whole batch (layer.out), are one
+ * allocation; each thread's gradient arena, scratch, BN partial sums and
+ * gradient ping-pong buffers (and inference buffers) are one allocation per
+ * thread.
+ *
+ * An Activation layer after a Conv2D/Dense without activation is fused into
+ * that layer's GEMM epilogue; Flatten is an alias; the final softmax is fused
+ * with the loss.
  *
  * Inference (model_evaluate, model_predict_f32) needs no whole-batch
  * statistics: each thread runs its share of the examples in small chunks
@@ -84,6 +94,9 @@ struct model_runtime {
     size_t scratch_floats;
     double *loss_sum;          /* (threads) */
     int *correct;              /* (threads) */
+    void *act_block;           /* one allocation: x, every layer's output, probs, y, losses */
+    void **thread_block;       /* (threads) one allocation each: that thread's gradient arena
+                                  (not thread 0's), scratch, BN partial sums, ebuf, dbuf */
 };
 
 static void *aligned_floats(size_t n)
@@ -92,6 +105,33 @@ static void *aligned_floats(size_t n)
     void *p = aligned_alloc(ALIGN, bytes ? bytes : ALIGN);
     if (p)
         memset(p, 0, bytes ? bytes : ALIGN);
+    return p;
+}
+
+/* Pieces of one block, each 64-byte aligned.  With base NULL, carve()
+ * only counts (a first pass sizes the block), returning NULL. */
+struct carve {
+    char *base;
+    size_t used;
+};
+
+static void *carve(struct carve *c, size_t bytes)
+{
+    void *p = c->base ? c->base + c->used : NULL;
+    c->used += (bytes + ALIGN - 1) / ALIGN * ALIGN;
+    return p;
+}
+
+/* Sizes the block of a carve pass (first call, c->base NULL) or allocates
+ * it zeroed and starts the second pass; NULL when out of memory. */
+static void *carve_alloc(struct carve *c)
+{
+    size_t bytes = c->used ? c->used : ALIGN;
+    void *p = aligned_alloc(ALIGN, bytes);
+    if (p)
+        memset(p, 0, bytes);
+    c->base = p;
+    c->used = 0;
     return p;
 }
 
@@ -264,21 +304,29 @@ static int model_alloc_runtime(struct model *m)
     const size_t B = (size_t)m->max_batch;
     if (!(m->params = aligned_floats(m->n_params)) || !(m->grads = aligned_floats(m->n_params)))
         return -ENOMEM;
-    if (!(rt->x = aligned_floats(B * rt->in_size)) ||
-        !(rt->y = aligned_floats(B * m->classes)) ||
-        !(rt->probs = aligned_floats(B * m->classes)) || !(rt->losses = aligned_floats(B)))
-        return -ENOMEM;
+    /* activations: pass 0 sizes the block, pass 1 hands out the pieces */
+    struct carve act = {0};
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1 && !(rt->act_block = carve_alloc(&act)))
+            return -ENOMEM;
+        rt->x = carve(&act, sizeof(float) * B * rt->in_size);
+        for (int i = 0; i < m->n_layers; i++) {
+            struct rt_layer *r = &rt->L[i];
+            if (!r->alias && !r->loss_softmax)
+                r->out = carve(&act, sizeof(float) * B * r->out_size);
+        }
+        rt->probs = carve(&act, sizeof(float) * B * m->classes);
+        rt->y = carve(&act, sizeof(float) * B * m->classes);
+        rt->losses = carve(&act, sizeof(float) * B);
+    }
     rt->scratch_floats = 16;
     for (int i = 0; i < m->n_layers; i++) {
         struct rt_layer *r = &rt->L[i];
         const struct layer_config *c = &m->layers[i].cfg;
-        if (r->alias) {
+        if (r->alias)
             r->out = i == 0 ? rt->x : rt->L[i - 1].out;
-        } else if (r->loss_softmax) {
+        else if (r->loss_softmax)
             r->out = rt->probs;
-        } else if (!(r->out = aligned_floats(B * r->out_size))) {
-            return -ENOMEM;
-        }
         if (c->kind == LAYER_KIND_CONV2D) {
             size_t s = conv2d_scratch_floats(&r->cg);
             if (s > rt->scratch_floats)
@@ -299,7 +347,8 @@ static int model_alloc_runtime(struct model *m)
         !(rt->ebuf = calloc((size_t)T, sizeof(float *))) ||
         !(rt->dbuf = calloc((size_t)T * 2, sizeof(float *))) ||
         !(rt->loss_sum = calloc((size_t)T, sizeof(double))) ||
-        !(rt->correct = calloc((size_t)T, sizeof(int))))
+        !(rt->correct = calloc((size_t)T, sizeof(int))) ||
+        !(rt->thread_block = calloc((size_t)T, sizeof(void *))))
         return -ENOMEM;
     /* inference buffers: a head buffer holds any tensor of EVAL_HEAD examples;
      * a tail buffer any flat tensor of EVAL_TAIL examples, or probs + y + losses */
@@ -316,17 +365,19 @@ static int model_alloc_runtime(struct model *m)
     rt->head_floats = ((size_t)EVAL_HEAD * rt->max_size + 31) / 16 * 16;
     rt->tail_floats =
         ((size_t)EVAL_TAIL * (tail_max + 2 * (size_t)m->classes + 1) + 31) / 16 * 16;
+    const size_t slice_max = (B + (size_t)T - 1) / (size_t)T;
     for (int t = 0; t < T; t++) {
-        rt->tgrad[t] = t == 0 ? m->grads : aligned_floats(m->n_params);
-        rt->scratch[t] = aligned_floats(rt->scratch_floats);
-        rt->part[t] = calloc((size_t)8 * (rt->max_c > 0 ? rt->max_c : 1), sizeof(double));
-        rt->ebuf[t] = aligned_floats(2 * (rt->head_floats + rt->tail_floats));
-        size_t slice_max = (B + (size_t)T - 1) / (size_t)T;
-        rt->dbuf[2 * t] = aligned_floats(slice_max * rt->max_size);
-        rt->dbuf[2 * t + 1] = aligned_floats(slice_max * rt->max_size);
-        if (!rt->tgrad[t] || !rt->scratch[t] || !rt->part[t] || !rt->ebuf[t] ||
-            !rt->dbuf[2 * t] || !rt->dbuf[2 * t + 1])
-            return -ENOMEM;
+        struct carve c = {0};
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass == 1 && !(rt->thread_block[t] = carve_alloc(&c)))
+                return -ENOMEM;
+            rt->tgrad[t] = t == 0 ? m->grads : carve(&c, sizeof(float) * m->n_params);
+            rt->scratch[t] = carve(&c, sizeof(float) * rt->scratch_floats);
+            rt->part[t] = carve(&c, sizeof(double) * 8 * (size_t)(rt->max_c > 0 ? rt->max_c : 1));
+            rt->ebuf[t] = carve(&c, sizeof(float) * 2 * (rt->head_floats + rt->tail_floats));
+            rt->dbuf[2 * t] = carve(&c, sizeof(float) * slice_max * rt->max_size);
+            rt->dbuf[2 * t + 1] = carve(&c, sizeof(float) * slice_max * rt->max_size);
+        }
     }
     return 0;
 }
@@ -408,36 +459,20 @@ void model_free(struct model *m)
         if (rt->L)
             for (int i = 0; i < m->n_layers; i++) {
                 struct rt_layer *r = &rt->L[i];
-                if (!r->alias && !r->loss_softmax)
-                    free(r->out);
                 free(r->wflip);
                 free(r->mask);
                 free(r->bn_stats);
             }
-        for (int t = 0; t < m->threads; t++) {
-            if (rt->tgrad && t > 0)
-                free(rt->tgrad[t]);
-            if (rt->scratch)
-                free(rt->scratch[t]);
-            if (rt->part)
-                free(rt->part[t]);
-            if (rt->ebuf)
-                free(rt->ebuf[t]);
-            if (rt->dbuf) {
-                free(rt->dbuf[2 * t]);
-                free(rt->dbuf[2 * t + 1]);
-            }
-        }
+        for (int t = 0; rt->thread_block && t < m->threads; t++)
+            free(rt->thread_block[t]);
+        free(rt->thread_block);
+        free(rt->act_block);
         free(rt->tgrad);
         free(rt->scratch);
         free(rt->part);
         free(rt->ebuf);
         free(rt->loss_sum);
         free(rt->correct);
-        free(rt->x);
-        free(rt->y);
-        free(rt->probs);
-        free(rt->losses);
         free(rt->dbuf);
         free(rt->L);
         free(rt);
