@@ -97,7 +97,7 @@ double optimizer_current_lr(const struct optimizer *opt)
     return optimizer_decayed_lr(opt);
 }
 
-/* p, g, v: (n) views at one weight's offset. */
+/* p, g, v: (n) views at the start of a run of trainable weights. */
 static void sgd_update(float *p, const float *g, float *v, size_t n, float lr, float mu,
                        bool nesterov)
 {
@@ -119,7 +119,7 @@ static void sgd_update(float *p, const float *g, float *v, size_t n, float lr, f
     }
 }
 
-/* p, g, m1, m2: (n) views at one weight's offset. */
+/* p, g, m1, m2: (n) views at the start of a run of trainable weights. */
 /* c1 = 1 - beta_1, c2 = 1 - beta_2 (formed in double: 1 - 0.999f is 1.3e-5 off). */
 static void adam_update(float *p, const float *g, float *m1, float *m2, size_t n, float lr,
                         float c1, float c2, float eps)
@@ -134,6 +134,22 @@ static void adam_update(float *p, const float *g, float *m1, float *m2, size_t n
     }
 }
 
+/* The update of parameters [lo, lo + n) with their gradients and slots. */
+static void update_range(struct optimizer *opt, struct model *m, size_t lo, size_t n, double lr)
+{
+    const struct optimizer_config *c = &opt->cfg;
+    if (n == 0)
+        return;
+    float *p = m->params + lo;
+    const float *g = m->grads + lo;
+    if (c->kind == OPTIMIZER_KIND_ADAM)
+        adam_update(p, g, opt->slots[0] + lo, opt->slots[1] + lo, n, (float)lr,
+                    (float)(1.0 - c->beta_1), (float)(1.0 - c->beta_2), (float)c->epsilon);
+    else
+        sgd_update(p, g, opt->n_slots ? opt->slots[0] + lo : NULL, n, (float)lr,
+                   (float)c->momentum, c->nesterov);
+}
+
 void optimizer_step(struct optimizer *opt, struct model *m)
 {
     const struct optimizer_config *c = &opt->cfg;
@@ -142,23 +158,23 @@ void optimizer_step(struct optimizer *opt, struct model *m)
         double t = (double)(opt->iterations + 1);
         lr *= sqrt(1.0 - pow(c->beta_2, t)) / (1.0 - pow(c->beta_1, t));
     }
+    /* One loop over each run of adjacent trainable weights: a model from
+     * model_create() keeps them all in one block, [0, n_trainable). */
+    size_t lo = 0, hi = 0;
     for (int l = 0; l < m->n_layers; l++) {
         const struct layer *ly = &m->layers[l];
         for (int w = 0; w < ly->n_weights; w++) {
             const struct weight *wt = &ly->weights[w];
             if (!wt->trainable || wt->size == 0)
                 continue;
-            float *p = m->params + wt->offset;
-            const float *g = m->grads + wt->offset;
-            if (c->kind == OPTIMIZER_KIND_ADAM)
-                adam_update(p, g, opt->slots[0] + wt->offset, opt->slots[1] + wt->offset,
-                            wt->size, (float)lr, (float)(1.0 - c->beta_1), (float)(1.0 - c->beta_2),
-                            (float)c->epsilon);
-            else
-                sgd_update(p, g, opt->n_slots ? opt->slots[0] + wt->offset : NULL, wt->size,
-                           (float)lr, (float)c->momentum, c->nesterov);
+            if (wt->offset != hi) {
+                update_range(opt, m, lo, hi - lo, lr);
+                lo = wt->offset;
+            }
+            hi = wt->offset + wt->size;
         }
     }
+    update_range(opt, m, lo, hi - lo, lr);
     opt->iterations++;
 }
 
