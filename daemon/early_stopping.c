@@ -84,8 +84,6 @@ int es_on_epoch_end(struct runner *r, int e, const struct logs *logs, struct dia
         if (cfg->restore_best_weights && es->has_best_weights) {
             memcpy(r->m->params, es->best_weights, r->m->n_params * sizeof(float));
             restored = true;
-            runner_say(r, "Restoring model weights from the end of the best epoch: %d.",
-                es->best_epoch + 1);
         }
         char msg[64];
         snprintf(msg, sizeof(msg), "Epoch %d: early stopping", e + 1);

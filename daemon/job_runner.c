@@ -32,7 +32,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,18 +71,6 @@ void runner_emit(struct runner *r, const char *type, cJSON *obj, bool persist)
         cJSON_free(text);
     }
     cJSON_Delete(obj);
-}
-
-void runner_say(struct runner *r, const char *fmt, ...)
-{
-    if (!r->sink || !r->sink->print)
-        return;
-    char line[TEMPLATE_MAX_PATH + 512]; /* a checkpoint message with the longest path */
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    r->sink->print(r->sink->ctx, line);
 }
 
 /* A number, or "inf" / "-inf" / "nan" as strings (JSON has no such numbers). */
@@ -234,8 +221,11 @@ static void failed_step(const char *message, char *out, size_t outsz)
     snprintf(out, outsz, "write");
 }
 
+/* decision_message: the Keras line of a decision whose file could not be
+ * written (printed before the error when the policy is verbose), or NULL. */
 static void emit_checkpoint_error(struct runner *r, int i, const struct ckpt_decision *dec,
-                                  const char *file, const char *step, const struct diag *err)
+                                  const char *file, const char *step, const struct diag *err,
+                                  const char *decision_message)
 {
     bool ok = true;
     cJSON *o = cJSON_CreateObject();
@@ -246,8 +236,9 @@ static void emit_checkpoint_error(struct runner *r, int i, const struct ckpt_dec
     ok &= cJSON_AddStringToObject(o, "file", file) != NULL;
     ok &= cJSON_AddStringToObject(o, "step", step) != NULL;
     ok &= cJSON_AddStringToObject(o, "message", err->message) != NULL;
+    if (decision_message && decision_message[0])
+        ok &= cJSON_AddStringToObject(o, "decision_message", decision_message) != NULL;
     runner_emit(r, "checkpoint_error", cjson_checked(o, ok), true);
-    runner_say(r, "Epoch %d: checkpoint %s failed (%s): %s", dec->epoch, file, step, err->message);
 }
 
 /* Write the file a decision asks for, commit, save_last copy, top-k
@@ -276,16 +267,14 @@ static void policy_apply(struct runner *r, int i, const struct ckpt_decision *de
         if (ret < 0) {
             char step[32];
             failed_step(err.message, step, sizeof(step));
-            if (cfg->verbose >= 1)
-                runner_say(r, "%s", dec->message);
-            emit_checkpoint_error(r, i, dec, dec->file, step, &err);
+            emit_checkpoint_error(r, i, dec, dec->file, step, &err, dec->message);
             cJSON_Delete(deleted);
             return;
         }
         fsutil_sha256_hex(sha, sha_hex);
         if (ckpt_commit(cfg, state, dec, &res) < 0) {
             diag_set(&err, -EINVAL, "", "the policy refused to commit %s", dec->file);
-            emit_checkpoint_error(r, i, dec, dec->file, "commit", &err);
+            emit_checkpoint_error(r, i, dec, dec->file, "commit", &err, NULL);
             cJSON_Delete(deleted);
             return;
         }
@@ -294,7 +283,7 @@ static void policy_apply(struct runner *r, int i, const struct ckpt_decision *de
                                         &err) < 0) {
                 char step[32];
                 failed_step(err.message, step, sizeof(step));
-                emit_checkpoint_error(r, i, dec, res.last_file, step, &err);
+                emit_checkpoint_error(r, i, dec, res.last_file, step, &err, NULL);
             } else {
                 wrote_last = true;
             }
@@ -302,7 +291,7 @@ static void policy_apply(struct runner *r, int i, const struct ckpt_decision *de
         for (int k = 0; k < res.n_delete; k++) {
             if (unlinkat(r->ckpt_dirfd, res.delete_files[k], 0) < 0 && errno != ENOENT) {
                 diag_set(&err, -errno, res.delete_files[k], "unlink: %s", strerror(errno));
-                emit_checkpoint_error(r, i, dec, res.delete_files[k], "unlink", &err);
+                emit_checkpoint_error(r, i, dec, res.delete_files[k], "unlink", &err, NULL);
                 continue;
             }
             ok &= cjson_append(deleted, cJSON_CreateString(res.delete_files[k]));
@@ -332,8 +321,6 @@ static void policy_apply(struct runner *r, int i, const struct ckpt_decision *de
     ok &= cjson_add(o, "deleted", deleted);
     ok &= cJSON_AddStringToObject(o, "message", dec->message) != NULL;
     runner_emit(r, "checkpoint", cjson_checked(o, ok), true);
-    if (cfg->verbose >= 1 && dec->message[0])
-        runner_say(r, "%s", dec->message);
 }
 
 static void policy_decided(struct runner *r, int i, int ret, struct ckpt_decision *dec,
@@ -342,7 +329,7 @@ static void policy_decided(struct runner *r, int i, int ret, struct ckpt_decisio
     if (ret < 0) {
         dec->epoch = epoch;
         dec->batch = batch;
-        emit_checkpoint_error(r, i, dec, r->spec->checkpoints[i].filepath, "render", err);
+        emit_checkpoint_error(r, i, dec, r->spec->checkpoints[i].filepath, "render", err, NULL);
         return;
     }
     if (dec->kind != CKPT_DECISION_NONE)
@@ -373,7 +360,7 @@ static void policy_on_batch_end(struct runner *r, int i, const struct fit_progre
 
 /* --- fit callbacks ---------------------------------------------------------------- */
 
-static void emit_progress(struct runner *r, const struct fit_progress *p)
+static void emit_progress(struct runner *r, const struct fit_progress *p, const struct logs *logs)
 {
     bool ok = true;
     double per_batch = p->batch > 0 ? p->epoch_seconds / p->batch : 0;
@@ -386,6 +373,8 @@ static void emit_progress(struct runner *r, const struct fit_progress *p)
     ok &= cJSON_AddNumberToObject(o, "batches", p->batches) != NULL;
     ok &= cJSON_AddNumberToObject(o, "images_per_s", round(p->images_per_s * 10) / 10) != NULL;
     ok &= cJSON_AddNumberToObject(o, "eta_s", round(eta * 10) / 10) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "seconds", round(p->epoch_seconds * 1000) / 1000) != NULL;
+    ok &= cjson_add(o, "logs", logs_json(logs)); /* running means, for a live bar */
     runner_emit(r, "progress", cjson_checked(o, ok), false);
 }
 
@@ -395,24 +384,12 @@ static int on_batch_end(void *ctx, const struct fit_progress *p, const struct lo
     double now = monotonic_seconds();
     if (now - r->last_progress >= RUNNER_PROGRESS_INTERVAL) {
         r->last_progress = now;
-        emit_progress(r, p);
+        emit_progress(r, p, logs);
     }
     for (int i = 0; i < r->n_policies; i++)
         if (r->spec->checkpoints[i].save_freq > 0)
             policy_on_batch_end(r, i, p, logs);
     return 0;
-}
-
-/* Keras 2 verbose=2 epoch line: "938/938 - 75s - loss: 0.5123 - accuracy: ...". */
-static void say_epoch_line(struct runner *r, const struct fit_progress *p, const struct logs *logs)
-{
-    char line[512];
-    size_t n = (size_t)snprintf(line, sizeof(line), "%d/%d - %.0fs", p->batch, p->batches,
-                                p->epoch_seconds);
-    for (int i = 0; i < logs->n && n < sizeof(line); i++)
-        n += (size_t)snprintf(line + n, sizeof(line) - n, " - %s: %.4f", logs->items[i].key,
-                              logs->items[i].value);
-    runner_say(r, "%s", line);
 }
 
 static int on_epoch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
@@ -421,6 +398,9 @@ static int on_epoch_end(void *ctx, const struct fit_progress *p, const struct lo
     struct runner *r = ctx;
     cJSON *o = cJSON_CreateObject();
     ok &= cJSON_AddNumberToObject(o, "epoch", p->epoch) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "epochs", p->epochs) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "batch", p->batch) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "batches", p->batches) != NULL;
     ok &= cjson_add(o, "logs", logs_json(logs));
     ok &= cJSON_AddNumberToObject(o, "lr", p->lr) != NULL;
     ok &= cJSON_AddNumberToObject(o, "seconds", p->epoch_seconds) != NULL;
@@ -433,7 +413,6 @@ static int on_epoch_end(void *ctx, const struct fit_progress *p, const struct lo
     int stop = es_on_epoch_end(r, p->epoch - 1, logs, &r->err);
     if (stop < 0)
         return stop;
-    say_epoch_line(r, p, logs);
 
     char *state = resume_state_json(r);
     if (!state)
@@ -445,10 +424,6 @@ static int on_epoch_end(void *ctx, const struct fit_progress *p, const struct lo
         diag_prefix(&r->err, RUNNER_RESUME_FILE ": ");
         return ret;
     }
-    if (stop)
-        runner_say(r, "Epoch %d: early stopping", r->es.stopped_epoch + 1);
-    else if (p->epoch < p->epochs && !(r->stop && atomic_load(r->stop)))
-        runner_say(r, "Epoch %d/%d", p->epoch + 1, p->epochs); /* Keras: at the next epoch's begin */
     return stop;
 }
 
@@ -473,13 +448,6 @@ static void on_train_end(void *ctx, const struct fit_progress *p, int status)
     (void)h5_save_resume(r->job_dir, RUNNER_RESUME_FILE, r->m, r->opt, p->epoch - 1, state,
                          &ignored);
     free(state);
-}
-
-static int on_train_begin(void *ctx, const struct fit_progress *p)
-{
-    struct runner *r = ctx;
-    runner_say(r, "Epoch %d/%d", p->epoch, p->epochs);
-    return 0;
 }
 
 /* --- the job ---------------------------------------------------------------------- */
@@ -553,7 +521,6 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
     r->in_batch = 0; /* the next epoch-end state is at a boundary again */
     struct fit_callbacks cb = {
         .ctx = r,
-        .train_begin = on_train_begin,
         .batch_end = on_batch_end,
         .epoch_end = on_epoch_end,
         .train_end = on_train_end,
