@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cmd_client.h"
 #include "cmd_run.h"
 #include "conf.h"
 #include "config.h"
@@ -209,6 +210,8 @@ out:
 
 int main(int argc, char **argv)
 {
+    if (cmd_client_wanted(argc, argv))
+        return cmd_client_main(argc, argv);
     log_init();
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
