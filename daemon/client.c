@@ -329,7 +329,7 @@ static int on_xfer(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t u
     for (int i = 0; i < 30; i++)
         bar[i] = i < w - 1 ? '=' : i == w - 1 ? (got < total ? '>' : '=') : '.';
     bar[30] = '\0';
-    fprintf(stderr, "\r%10s / %-10s [%s] %3.0f%%", a, b, bar, 100 * got / total);
+    fprintf(stderr, "\r%10s / %10s [%s] %3.0f%%", a, b, bar, 100 * got / total);
     fflush(stderr);
     return 0;
 }

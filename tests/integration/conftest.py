@@ -323,9 +323,10 @@ class Daemon:
     def job_dir(self, job_id):
         return os.path.join(self.state_dir, "jobs", job_id)
 
-    def start(self, timeout=30):
+    def start(self, timeout=30, port=None):
+        """Start on port (a restart keeps its clients' URL), else a free one."""
         assert self.proc is None
-        self.port = free_port()
+        self.port = port or free_port()
         self.client = Client("127.0.0.1", self.port, self.token)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
