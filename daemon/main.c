@@ -29,6 +29,9 @@ static void usage(FILE *f)
     fprintf(f,
             "Usage: traind [--config FILE] [--listen ADDR:PORT] [--state-dir DIR]\n"
             "       traind run [--config FILE] [--dir DIR] JOB.json\n"
+            "       traind [--server URL] [--token-file FILE] [--json] COMMAND ...\n"
+            "              COMMAND: submit, jobs, show, logs, cancel, rm, get, health\n"
+            "              (traind COMMAND --help, and traind(1))\n"
             "       traind --version | --help\n"
             "\n"
             "Trains neural networks in worker threads, driven over HTTP (see DESIGN.md).\n"

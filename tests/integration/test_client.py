@@ -321,3 +321,37 @@ def test_token_from_a_file_only(traind_factory, tmp_path):
     assert cli(d, "jobs", "--token-file", str(token_file)).returncode == 0
     assert cli(d, "jobs", env=client_env(d, TRAIND_TOKEN_FILE=str(token_file))).returncode == 0
     assert cli(d, "jobs", "--token", TOKEN).returncode == 2  # never on the command line
+
+
+def complete(daemon, *words):
+    """What the bash completion offers for the last (partial) word."""
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "daemon", "traind.bash-completion")
+    env = client_env(daemon, PATH=os.path.dirname(traind_bin()) + ":" + os.environ["PATH"])
+    words_sh = " ".join("'%s'" % w for w in ("traind",) + words)
+    p = subprocess.run(["bash", "-c", f'source "{script}"; COMP_WORDS=({words_sh}); '
+                        f'COMP_CWORD={len(words)}; _traind; printf "%s\\n" "${{COMPREPLY[@]}}"'],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return sorted(w for w in p.stdout.splitlines() if w)
+
+
+def test_bash_completion_and_man_page(traind):
+    job = traind.client.submit(tiny_spec())
+    assert complete(traind, "s") == ["show", "submit"]
+    assert complete(traind, "logs", "") == [job["id"]]
+    assert complete(traind, "get", job["id"], "") == ["best", "latest"]
+    assert complete(traind, "logs", "-") == sorted(["-f", "--after", "--server", "--token-file",
+                                                    "--json", "--help"])
+    page = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "daemon", "traind.1")
+    if not os.path.exists("/usr/bin/man"):
+        pytest.skip("man is not installed")
+    p = subprocess.run(["man", "--warnings", "-E", "UTF-8", "-l", "-Tutf8", page],
+                       capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, MANWIDTH="100", MAN_KEEP_FORMATTING="",
+                                GROFF_NO_SGR="1"))
+    text = re.sub(r".\x08", "", p.stdout)  # overstrike bold and underline
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    for cmd in ("submit", "jobs", "show", "logs", "cancel", "rm", "get", "health"):
+        assert re.search(rf"^ {{7}}{cmd}\b", text, re.M), cmd
