@@ -505,6 +505,27 @@ static int sha256_matches(const char *path, const char *etag, char hex[65])
     return strcmp(hex, etag) == 0;
 }
 
+/* HEAD of a file route; an error status is reported with the server's
+ * message (HEAD has no body: a GET asks for it).  Returns 0 or an exit status. */
+static int head_file(struct cli *cl, const char *path, const char *what,
+                     struct client_response *ret)
+{
+    struct diag d = {{0}, {0}};
+    int r = client_request(&cl->c, "HEAD", path, NULL, NULL, 0, ret, &d);
+    if (r < 0)
+        return unreachable(r, &d);
+    if (ret->status == 200)
+        return 0;
+    client_response_free(ret);
+    struct client_response get;
+    r = client_request(&cl->c, "GET", path, NULL, NULL, 0, &get, &d);
+    if (r < 0)
+        return unreachable(r, &d);
+    int code = refused(what, &get);
+    client_response_free(&get);
+    return code;
+}
+
 /* One attempt: bring part up to the file's size from where it stops.
  * Returns 0 and the file's ETag in etag, or an exit status. */
 static int fetch_into(struct cli *cl, const char *path, const char *part, char etag[80],
@@ -512,20 +533,9 @@ static int fetch_into(struct cli *cl, const char *path, const char *part, char e
 {
     struct client_response head;
     struct diag d = {{0}, {0}};
-    int r = client_request(&cl->c, "HEAD", path, NULL, NULL, 0, &head, &d);
-    if (r < 0)
-        return unreachable(r, &d);
-    if (head.status != 200) {
-        client_response_free(&head);
-        /* HEAD has no body: ask with GET for the server's message */
-        struct client_response get;
-        r = client_request(&cl->c, "GET", path, NULL, NULL, 0, &get, &d);
-        if (r < 0)
-            return unreachable(r, &d);
-        int code = refused(path, &get);
-        client_response_free(&get);
-        return code;
-    }
+    int r = head_file(cl, path, path, &head);
+    if (r)
+        return r;
     snprintf(etag, 80, "%s", head.etag);
     int64_t size = head.content_length;
     client_response_free(&head);
@@ -607,20 +617,9 @@ static int cmd_get(struct cli *cl, char **args, int n)
     } else {
         /* the server's file name, from Content-Disposition */
         struct client_response head;
-        struct diag d = {{0}, {0}};
-        int r = client_request(&cl->c, "HEAD", path, NULL, NULL, 0, &head, &d);
-        if (r < 0)
-            return unreachable(r, &d);
-        if (head.status != 200) {
-            client_response_free(&head);
-            struct client_response get;
-            r = client_request(&cl->c, "GET", path, NULL, NULL, 0, &get, &d);
-            if (r < 0)
-                return unreachable(r, &d);
-            int code = refused(id, &get);
-            client_response_free(&get);
-            return code;
-        }
+        int r = head_file(cl, path, id, &head);
+        if (r)
+            return r;
         r = default_name(head.filename, final, sizeof(final));
         client_response_free(&head);
         if (r < 0) {
