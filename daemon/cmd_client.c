@@ -185,6 +185,28 @@ static void pause_s(double s)
     nanosleep(&ts, NULL);
 }
 
+/* True when the job is in a terminal state and has no event after the last
+ * one handled (f->final is then set). */
+static bool job_ended_before(struct cli *cl, const char *path, struct follow *f)
+{
+    struct client_response resp;
+    struct diag d = {{0}, {0}};
+    if (client_request(&cl->c, "GET", path, NULL, NULL, 0, &resp, &d) < 0)
+        return false;
+    cJSON *job = resp.status == 200 ? cJSON_Parse(resp.body) : NULL;
+    client_response_free(&resp);
+    const char *st = str_or(job, "state", "");
+    bool ended = (strcmp(st, "succeeded") == 0 || strcmp(st, "failed") == 0 ||
+                  strcmp(st, "cancelled") == 0) &&
+                 (uint64_t)num_or(job, "last_event", 0) <= f->last_kept;
+    if (ended) {
+        snprintf(f->final, sizeof(f->final), "%s", st);
+        snprintf(f->error, sizeof(f->error), "%s", str_or(job, "error", ""));
+    }
+    cJSON_Delete(job);
+    return ended;
+}
+
 /* Print the job's events after `after`, rendered (or as JSON lines with
  * --json), until its terminal state (follow) or up to the last event it
  * had when asked (!follow).  Reconnects after dropped connections and
@@ -221,9 +243,13 @@ static int follow_job(struct cli *cl, const char *id, uint64_t after, bool follo
         int r = client_stream_events(&cl->c, id, f.last_kept, on_event, &f, &status, &d);
         if (f.done)
             break;
-        if (r == 0 && status == 200) { /* ended without the terminal state: ask again */
+        if (r == 0 && status == 200) {
+            /* ended without the terminal state: the daemon stopped, or the
+             * terminal event lies at or before --after.  Ask the job. */
             failing_since = 0;
             wait = 0.1;
+            if (job_ended_before(cl, path, &f))
+                break;
             continue;
         }
         if (r == 0 && status != 503) {

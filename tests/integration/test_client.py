@@ -289,6 +289,10 @@ def test_jobs_show_cancel_rm_and_exit_codes(traind, tmp_path):
     assert follower.returncode == 1, (out, err)
     assert f"job {job_id} cancelled" in err
     traind.client.wait_state(job_id, "cancelled", daemon=traind)
+    # following from past the last event ends at once with the job's outcome
+    last = traind.client.job(job_id)["last_event"]
+    p = cli(traind, "logs", "-f", job_id, "--after", str(last + 5), timeout=60)
+    assert p.returncode == 1 and p.stdout == "" and "cancelled" in p.stderr, p
 
     p = cli(traind, "rm", job_id)
     assert p.returncode == 0 and p.stdout == f"removed {job_id}\n", p
