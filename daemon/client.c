@@ -408,8 +408,8 @@ static int perform(struct client *c, const char *method, const char *path, const
     CURLcode rc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &t->resp->status);
     curl_slist_free_all(hdrs);
-    if (t->bar && t->resp->status / 100 == 2)
-        fputc('\n', stderr);
+    if (t->bar && t->last_draw > 0)
+        fputc('\n', stderr); /* ends the download bar's line */
     if (t->err)
         return diag_set(d, t->err, "", "%s: %s", url, strerror(-t->err));
     if (rc == CURLE_WRITE_ERROR && t->stop)
