@@ -38,9 +38,9 @@ def client_env(daemon, **extra):
     return env
 
 
-def cli(daemon, *args, env=None, timeout=300):
+def cli(daemon, *args, env=None, timeout=300, cwd=None):
     """Run `traind ARGS` to the end without a terminal."""
-    return subprocess.run([traind_bin(), *args], capture_output=True, text=True,
+    return subprocess.run([traind_bin(), *args], capture_output=True, text=True, cwd=cwd,
                           timeout=timeout, env=env or client_env(daemon), stdin=subprocess.DEVNULL)
 
 
@@ -61,12 +61,14 @@ def run_foreground(daemon, tmp_path, spec):
     return p.stdout
 
 
-def under_pty(argv, env, timeout=300):
+def under_pty(argv, env, timeout=300, cwd=None):
     """Run argv with stdout and stderr on a pseudo-terminal; returns (exit
     status, everything it wrote)."""
     pid, fd = pty.fork()
     if pid == 0:  # child
         try:
+            if cwd:
+                os.chdir(cwd)
             os.execve(argv[0], argv, env)
         finally:
             os._exit(127)
@@ -217,17 +219,19 @@ def test_get_resumes_and_refuses_a_mismatching_file(traind, tmp_path):
     best = next(c for c in info["checkpoints"] if c["best"])
     server_file = os.path.join(traind.job_dir(job["id"]), "checkpoints", best["name"])
     content = open(server_file, "rb").read()
-    os.chdir(tmp_path)
+
+    def get(*args):
+        return cli(traind, "get", *args, cwd=tmp_path)
 
     # plain: the server's file name, sha256sum's format on stdout
-    p = cli(traind, "get", job["id"])
+    p = get(job["id"])
     assert p.returncode == 0, p.stderr
     assert p.stdout == f"{best['sha256']}  {best['name']}\n"
-    assert sha256_file(best["name"]) == best["sha256"]
+    assert sha256_file(str(tmp_path / best["name"])) == best["sha256"]
 
     # resume: a .part holding the first bytes is completed with a Range request
     (tmp_path / "r.h5.part").write_bytes(content[:100000])
-    p = cli(traind, "get", job["id"], "best", "-o", "r.h5")
+    p = get(job["id"], "best", "-o", "r.h5")
     assert p.returncode == 0, p.stderr
     assert "resuming at byte 100000" in p.stderr
     assert (tmp_path / "r.h5").read_bytes() == content
@@ -235,7 +239,7 @@ def test_get_resumes_and_refuses_a_mismatching_file(traind, tmp_path):
 
     # a .part of other bytes: the check fails, it downloads again from byte 0
     (tmp_path / "w.h5.part").write_bytes(b"x" * 5000)
-    p = cli(traind, "get", job["id"], best["name"], "-o", "w.h5")
+    p = get(job["id"], best["name"], "-o", "w.h5")
     assert p.returncode == 0, p.stderr
     assert "does not match; downloading it again" in p.stderr
     assert (tmp_path / "w.h5").read_bytes() == content
@@ -247,7 +251,7 @@ def test_get_resumes_and_refuses_a_mismatching_file(traind, tmp_path):
         f.seek(len(content) // 2)
         f.write(bytes([content[len(content) // 2] ^ 0xFF]))
     os.utime(server_file, ns=(st.st_atime_ns, st.st_mtime_ns))
-    p = cli(traind, "get", job["id"], "best", "-o", "bad.h5")
+    p = get(job["id"], "best", "-o", "bad.h5")
     assert p.returncode == 1, (p.stdout, p.stderr)
     assert f"does not match the server's ETag {best['sha256']}" in p.stderr
     assert (tmp_path / "bad.h5").read_bytes() == b"older file"
@@ -257,7 +261,7 @@ def test_get_resumes_and_refuses_a_mismatching_file(traind, tmp_path):
     with open(server_file, "r+b") as f:
         f.write(content)
     os.utime(server_file, ns=(st.st_atime_ns, st.st_mtime_ns))
-    code, out = under_pty([traind_bin(), "get", job["id"], "-o", "tty.h5"], env)
+    code, out = under_pty([traind_bin(), "get", job["id"], "-o", "tty.h5"], env, cwd=tmp_path)
     assert code == 0, out
     assert re.search(r"MiB / +\d+\.\d MiB \[={30}\] 100%", out), out
     assert (tmp_path / "tty.h5").read_bytes() == content
