@@ -243,11 +243,13 @@ static size_t on_body(char *p, size_t size, size_t n, void *ctx)
 {
     struct transfer *t = ctx;
     size_t len = size * n;
-    if (t->to_fd) {
+    if (t->to_fd || t->sse) {
         long status = 0;
         curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &status);
-        if (status / 100 != 2)
-            t->to_fd = false; /* an error answer: its body goes to memory, not the file */
+        if (status / 100 != 2) { /* an error answer: its body goes to memory */
+            t->to_fd = false;
+            t->sse = false;
+        }
     }
     if (t->sse) {
         for (size_t i = 0; i < len; i++) {
@@ -458,7 +460,7 @@ void client_error_text(const struct client_response *r, char *out, size_t outsz)
 }
 
 int client_stream_events(struct client *c, const char *job_id, uint64_t after, client_event_fn fn,
-                         void *ctx, long *ret_status, struct diag *d)
+                         void *ctx, struct client_response *ret, struct diag *d)
 {
     char id[64], path[128], last[64];
     if (client_escape_path(job_id, id, sizeof(id)) < 0)
@@ -471,11 +473,15 @@ int client_stream_events(struct client *c, const char *job_id, uint64_t after, c
     int r = perform(c, "GET", path, NULL, NULL, 0, last, &t, d);
     free(t.line);
     free(t.data);
-    *ret_status = resp.status;
-    if (r < 0)
+    if (r == 0 && !t.stop && resp.status == 200 && t.line_len > 0)
+        r = diag_set(d, -ECONNRESET, "", "the event stream ended inside an event");
+    if (r < 0) {
+        free(t.buf);
         return r;
-    if (!t.stop && resp.status == 200 && t.line_len > 0)
-        return diag_set(d, -ECONNRESET, "", "the event stream ended inside an event");
+    }
+    resp.body = t.buf;
+    resp.len = t.len;
+    *ret = resp;
     return 0;
 }
 

@@ -56,11 +56,12 @@ void client_error_text(const struct client_response *r, char *out, size_t outsz)
 typedef int (*client_event_fn)(void *ctx, uint64_t seq, const char *type, const char *data);
 
 /* GET /v1/jobs/{id}/events with Last-Event-ID: after, handing each event
- * to fn until the server ends the stream or fn returns 1.  A non-200 answer
- * is 0 with *ret_status set and no event.  The connection dropping mid
- * stream returns -ECONNRESET (reconnect with the last sequence number). */
+ * to fn until the server ends the stream or fn returns 1.  ret gets the
+ * status (and the body of an error answer, which hands no event; free it).
+ * The connection dropping mid stream returns -ECONNRESET (reconnect with the
+ * last sequence number). */
 int client_stream_events(struct client *c, const char *job_id, uint64_t after, client_event_fn fn,
-                         void *ctx, long *ret_status, struct diag *d);
+                         void *ctx, struct client_response *ret, struct diag *d);
 
 /* GET path into fd from byte offset (a Range request when offset > 0),
  * appending at fd's position; bar: draw a download bar on stderr.  ret

@@ -122,6 +122,12 @@ static double num_or(const cJSON *o, const char *key, double fallback)
     return cJSON_IsNumber(v) ? v->valuedouble : fallback;
 }
 
+static bool state_is_terminal(const char *st)
+{
+    return strcmp(st, "succeeded") == 0 || strcmp(st, "failed") == 0 ||
+           strcmp(st, "cancelled") == 0;
+}
+
 /* --- following a job's events --------------------------------------------------------- */
 
 struct follow {
@@ -159,8 +165,7 @@ static int on_event(void *ctx, uint64_t seq, const char *type, const char *data)
     }
     if (strcmp(type, "state") == 0) {
         const char *st = str_or(ev, "state", "");
-        if (strcmp(st, "succeeded") == 0 || strcmp(st, "failed") == 0 ||
-            strcmp(st, "cancelled") == 0) {
+        if (state_is_terminal(st)) {
             snprintf(f->final, sizeof(f->final), "%s", st);
             snprintf(f->error, sizeof(f->error), "%s", str_or(ev, "error", ""));
             f->done = true;
@@ -196,9 +201,7 @@ static bool job_ended_before(struct cli *cl, const char *path, struct follow *f)
     cJSON *job = resp.status == 200 ? cJSON_Parse(resp.body) : NULL;
     client_response_free(&resp);
     const char *st = str_or(job, "state", "");
-    bool ended = (strcmp(st, "succeeded") == 0 || strcmp(st, "failed") == 0 ||
-                  strcmp(st, "cancelled") == 0) &&
-                 (uint64_t)num_or(job, "last_event", 0) <= f->last_kept;
+    bool ended = state_is_terminal(st) && (uint64_t)num_or(job, "last_event", 0) <= f->last_kept;
     if (ended) {
         snprintf(f->final, sizeof(f->final), "%s", st);
         snprintf(f->error, sizeof(f->error), "%s", str_or(job, "error", ""));
@@ -238,41 +241,34 @@ static int follow_job(struct cli *cl, const char *id, uint64_t after, bool follo
 
     double failing_since = 0, wait = 0.1;
     while (!f.done) {
-        long status = 0;
+        struct client_response sresp;
         struct diag d = {{0}, {0}};
-        int r = client_stream_events(&cl->c, id, f.last_kept, on_event, &f, &status, &d);
-        if (f.done)
+        uint64_t before = f.last_any;
+        int r = client_stream_events(&cl->c, id, f.last_kept, on_event, &f, &sresp, &d);
+        long status = r == 0 ? sresp.status : 0;
+        if (r == 0 && status != 200 && status != 503) {
+            progress_finish(&f.bar);
+            code = refused(id, &sresp);
+            client_response_free(&sresp);
+            return code;
+        }
+        if (r == 0)
+            client_response_free(&sresp);
+        /* A stream that ends without the terminal state: the daemon is
+         * stopping, or the terminal event lies at or before --after (ask
+         * the job).  Then, or without an answer: reconnect, at once after a
+         * stream that brought events, else after a growing pause. */
+        if (f.done || (status == 200 && job_ended_before(cl, path, &f)))
             break;
-        if (r == 0 && status == 200) {
-            /* ended without the terminal state: the daemon stopped, or the
-             * terminal event lies at or before --after.  Ask the job. */
+        if (f.last_any != before) {
             failing_since = 0;
             wait = 0.1;
-            if (job_ended_before(cl, path, &f))
-                break;
             continue;
         }
-        if (r == 0 && status != 503) {
-            progress_finish(&f.bar);
-            struct client_response again;
-            struct diag d2 = {{0}, {0}};
-            /* the error body of the stream is not kept; ask the job for it */
-            if (client_request(&cl->c, "GET", path, NULL, NULL, 0, &again, &d2) == 0) {
-                if (again.status / 100 != 2)
-                    code = refused(id, &again);
-                else
-                    code = refused(id, &(struct client_response){.status = status});
-                client_response_free(&again);
-                return code;
-            }
-            say_error("%s: the event stream answered HTTP %ld", id, status);
-            return CLIENT_EXIT_REFUSED;
-        }
-        /* no answer, a dropped connection or 503: wait and reconnect */
         double now = mono_s();
-        if (failing_since == 0)
+        if (failing_since == 0) {
             failing_since = now;
-        else if (now - failing_since > FOLLOW_RETRY_S) {
+        } else if (now - failing_since > FOLLOW_RETRY_S) {
             progress_finish(&f.bar);
             return r < 0 ? unreachable(r, &d) : CLIENT_EXIT_UNREACHABLE;
         }
