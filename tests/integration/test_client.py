@@ -363,3 +363,24 @@ def test_bash_completion_and_man_page(traind):
     assert p.returncode == 0 and p.stderr == "", p.stderr
     for cmd in ("submit", "jobs", "show", "logs", "cancel", "rm", "get", "health"):
         assert re.search(rf"^ {{7}}{cmd}\b", text, re.M), cmd
+
+
+def test_traind_run_on_a_terminal_draws_the_same_bar(traind, tmp_path):
+    """`traind run` renders through the same code: on a terminal the bar and
+    the final lines, with the values it prints without one."""
+    spec = tiny_spec(epochs=2)
+    expected = run_foreground(traind, tmp_path, spec).splitlines()
+    job = write_json(tmp_path / "tty-job.json", spec)
+    code, out = under_pty([traind_bin(), "run", "--config", traind.config_path,
+                           "--dir", str(tmp_path / "tty-dir"), job], dict(os.environ))
+    assert code == 0, out
+    visible = [line.split("\r")[-1].rstrip() for line in out.split("\n") if line.strip()]
+    v2_final = [line for line in expected if re.match(r"^4/4 - \d+s - ", line)]
+    tty_final = [line for line in visible
+                 if re.match(r"^4/4 \[={30}\] - \d+s \d+(s|ms|us)/step - ", line)]
+    assert len(v2_final) == len(tty_final) == 2, out
+    for v2, tty in zip(v2_final, tty_final):
+        assert tty[tty.index(" - loss"):] == v2[v2.index(" - loss"):], (tty, v2)
+    # headers and checkpoint lines are the verbose=2 ones
+    assert [x for x in visible if x.startswith("Epoch")] == \
+        [x for x in expected if x.startswith("Epoch")]
