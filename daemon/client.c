@@ -421,6 +421,22 @@ static int perform(struct client *c, const char *method, const char *path, const
     return 0;
 }
 
+/* Hand the transfer's memory body to ret (an empty string when none came),
+ * or drop it when the transfer failed.  Returns r. */
+static int hand_over(struct transfer *t, int r, struct client_response *ret, struct diag *d)
+{
+    if (r < 0) {
+        free(t->buf);
+        return r;
+    }
+    if (!t->buf && !(t->buf = calloc(1, 1)))
+        return diag_set(d, -ENOMEM, "", "out of memory");
+    t->resp->body = t->buf;
+    t->resp->len = t->len;
+    *ret = *t->resp;
+    return 0;
+}
+
 int client_request(struct client *c, const char *method, const char *path,
                    const char *content_type, const void *body, size_t len,
                    struct client_response *ret, struct diag *d)
@@ -429,19 +445,7 @@ int client_request(struct client *c, const char *method, const char *path,
     memset(&resp, 0, sizeof(resp));
     struct transfer t = {.resp = &resp};
     int r = perform(c, method, path, content_type, body, len, NULL, &t, d);
-    if (r < 0) {
-        free(t.buf);
-        return r;
-    }
-    if (!t.buf) {
-        t.buf = calloc(1, 1);
-        if (!t.buf)
-            return diag_set(d, -ENOMEM, "", "out of memory");
-    }
-    resp.body = t.buf;
-    resp.len = t.len;
-    *ret = resp;
-    return 0;
+    return hand_over(&t, r, ret, d);
 }
 
 void client_error_text(const struct client_response *r, char *out, size_t outsz)
@@ -475,14 +479,7 @@ int client_stream_events(struct client *c, const char *job_id, uint64_t after, c
     free(t.data);
     if (r == 0 && !t.stop && resp.status == 200 && t.line_len > 0)
         r = diag_set(d, -ECONNRESET, "", "the event stream ended inside an event");
-    if (r < 0) {
-        free(t.buf);
-        return r;
-    }
-    resp.body = t.buf;
-    resp.len = t.len;
-    *ret = resp;
-    return 0;
+    return hand_over(&t, r, ret, d);
 }
 
 int client_download(struct client *c, const char *path, int fd, uint64_t offset, bool bar,
@@ -494,12 +491,5 @@ int client_download(struct client *c, const char *path, int fd, uint64_t offset,
     memset(&resp, 0, sizeof(resp));
     struct transfer t = {.resp = &resp, .fd = fd, .to_fd = true, .bar = bar, .offset = offset};
     int r = perform(c, "GET", path, NULL, NULL, 0, offset > 0 ? range : NULL, &t, d);
-    if (r < 0) {
-        free(t.buf);
-        return r;
-    }
-    resp.body = t.buf;
-    resp.len = t.len;
-    *ret = resp;
-    return 0;
+    return hand_over(&t, r, ret, d);
 }

@@ -103,11 +103,28 @@ static int call(struct cli *cl, const char *method, const char *path, const char
     return CLIENT_EXIT_OK;
 }
 
-static void print_body(const struct client_response *resp)
+/* METHOD /v1/jobs/{id}{rest}, which must answer 2xx (see call()). */
+static int job_call(struct cli *cl, const char *method, const char *id, const char *rest,
+                    struct client_response *ret)
 {
+    char path[320];
+    if (job_path(path, sizeof(path), id, rest) < 0) {
+        say_error("%s: job id too long", id);
+        return CLIENT_EXIT_USAGE;
+    }
+    return call(cl, method, path, id, ret);
+}
+
+/* With --json, print the body as the API sent it and free it: true. */
+static bool json_printed(const struct cli *cl, struct client_response *resp)
+{
+    if (!cl->json)
+        return false;
     fputs(resp->body, stdout);
     if (resp->len == 0 || resp->body[resp->len - 1] != '\n')
         fputc('\n', stdout);
+    client_response_free(resp);
+    return true;
 }
 
 static const char *str_or(const cJSON *o, const char *key, const char *fallback)
@@ -310,12 +327,10 @@ static int cmd_submit(struct cli *cl, char **args, int n)
     char id[64];
     snprintf(id, sizeof(id), "%s", str_or(job, "id", ""));
     cJSON_Delete(job);
-    if (cl->json && !cl->follow)
-        print_body(&resp);
-    else if (!cl->follow)
-        printf("%s\n", id);
-    else
+    if (cl->follow)
         fprintf(stderr, "traind: submitted job %s\n", id);
+    else if (!json_printed(cl, &resp))
+        printf("%s\n", id);
     client_response_free(&resp);
     if (!cl->follow)
         return CLIENT_EXIT_OK;
@@ -349,13 +364,8 @@ static int cmd_jobs(struct cli *cl, char **args, int n)
     }
     struct client_response resp;
     int code = call(cl, "GET", path, "jobs", &resp);
-    if (code)
+    if (code || json_printed(cl, &resp))
         return code;
-    if (cl->json) {
-        print_body(&resp);
-        client_response_free(&resp);
-        return CLIENT_EXIT_OK;
-    }
     cJSON *body = cJSON_Parse(resp.body);
     client_response_free(&resp);
     const cJSON *list = cJSON_IsArray(body) ? body : cJSON_GetObjectItemCaseSensitive(body, "jobs");
@@ -382,18 +392,10 @@ static int cmd_jobs(struct cli *cl, char **args, int n)
 static int cmd_show(struct cli *cl, char **args, int n)
 {
     (void)n;
-    char path[320];
-    if (job_path(path, sizeof(path), args[0], "") < 0)
-        return CLIENT_EXIT_USAGE;
     struct client_response resp;
-    int code = call(cl, "GET", path, args[0], &resp);
-    if (code)
+    int code = job_call(cl, "GET", args[0], "", &resp);
+    if (code || json_printed(cl, &resp))
         return code;
-    if (cl->json) {
-        print_body(&resp);
-        client_response_free(&resp);
-        return CLIENT_EXIT_OK;
-    }
     cJSON *j = cJSON_Parse(resp.body);
     client_response_free(&resp);
     static const char *const keys[] = {"id", "name", "state", "dataset", "model",
@@ -450,20 +452,13 @@ static int cmd_logs(struct cli *cl, char **args, int n)
 static int cmd_cancel(struct cli *cl, char **args, int n)
 {
     (void)n;
-    char path[320];
-    if (job_path(path, sizeof(path), args[0], "/cancel") < 0)
-        return CLIENT_EXIT_USAGE;
     struct client_response resp;
-    int code = call(cl, "POST", path, args[0], &resp);
-    if (code)
+    int code = job_call(cl, "POST", args[0], "/cancel", &resp);
+    if (code || json_printed(cl, &resp))
         return code;
-    if (cl->json) {
-        print_body(&resp);
-    } else {
-        cJSON *j = cJSON_Parse(resp.body);
-        printf("%s %s\n", args[0], str_or(j, "state", "?"));
-        cJSON_Delete(j);
-    }
+    cJSON *j = cJSON_Parse(resp.body);
+    printf("%s %s\n", args[0], str_or(j, "state", "?"));
+    cJSON_Delete(j);
     client_response_free(&resp);
     return CLIENT_EXIT_OK;
 }
@@ -471,10 +466,7 @@ static int cmd_cancel(struct cli *cl, char **args, int n)
 static int cmd_rm(struct cli *cl, char **args, int n)
 {
     (void)n;
-    char path[320];
-    if (job_path(path, sizeof(path), args[0], "") < 0)
-        return CLIENT_EXIT_USAGE;
-    int code = call(cl, "DELETE", path, args[0], NULL);
+    int code = job_call(cl, "DELETE", args[0], "", NULL);
     if (code)
         return code;
     if (!cl->json)
@@ -490,15 +482,11 @@ static int cmd_health(struct cli *cl, char **args, int n)
     (void)n;
     struct client_response resp;
     int code = call(cl, "GET", "/v1/health", "health", &resp);
-    if (code)
+    if (code || json_printed(cl, &resp))
         return code;
-    if (cl->json) {
-        print_body(&resp);
-    } else {
-        cJSON *j = cJSON_Parse(resp.body);
-        printf("%s %s\n", cl->c.base, str_or(j, "status", "ok"));
-        cJSON_Delete(j);
-    }
+    cJSON *j = cJSON_Parse(resp.body);
+    printf("%s %s\n", cl->c.base, str_or(j, "status", "ok"));
+    cJSON_Delete(j);
     client_response_free(&resp);
     return CLIENT_EXIT_OK;
 }
