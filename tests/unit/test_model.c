@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "model.h"
 #include "rng.h"
 #include "test.h"
@@ -209,6 +210,30 @@ static struct model *train_few(int threads, int steps)
     return m;
 }
 
+/* The determinism promise (README): the same spec, seed, thread count and
+ * kernel path give bit-identical weights.  Checked on every path this CPU can
+ * run, with 1 and 2 threads (test_determinism below checks more of one run). */
+static void test_determinism_every_path(void)
+{
+    enum kernels_kind was = kernels_active();
+    for (int k = 0; k < KERNELS_KIND_COUNT; k++) {
+        if (!kernels_supported((enum kernels_kind)k))
+            continue;
+        CHECK_INT_EQ(kernels_use((enum kernels_kind)k), 0);
+        for (int threads = 1; threads <= 2; threads++) {
+            struct model *a = train_few(threads, 3), *b = train_few(threads, 3);
+            if (a && b) {
+                bool same = memcmp(a->params, b->params, sizeof(float) * a->n_params) == 0;
+                CHECK_MSG(same, "kernels %s, %d threads: weights differ between two runs",
+                          kernels_name((enum kernels_kind)k), threads);
+            }
+            model_free(a);
+            model_free(b);
+        }
+    }
+    kernels_use(was);
+}
+
 static void test_determinism(void)
 {
     struct model *a = train_few(2, 3), *b = train_few(2, 3);
@@ -392,6 +417,7 @@ int main(void)
     TEST_RUN(test_one_validator);
     TEST_RUN(test_init_stats);
     TEST_RUN(test_determinism);
+    TEST_RUN(test_determinism_every_path);
     TEST_RUN(test_train_vs_eval);
     TEST_RUN(test_invalid_specs);
     return TEST_EXIT();
