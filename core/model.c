@@ -42,7 +42,7 @@
 
 #include "layers.h"
 #include "model.h"
-#include "pool.h"
+#include "threadpool.h"
 #include "rng.h"
 
 /* Declared by OpenBLAS' cblas.h too; repeated in case another cblas.h is used. */

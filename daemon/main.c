@@ -16,6 +16,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "job_registry.h"
+#include "kernels.h"
 #include "log.h"
 #include "server.h"
 #include "signals.h"
@@ -162,9 +163,10 @@ static int serve(const struct config *cfg)
         goto out;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    log_info("traind %s listening on %s (port %u), state dir %s, %d worker(s), auth %s",
+    log_info("traind %s listening on %s (port %u), state dir %s, %d worker(s), auth %s, "
+             "kernels %s",
              TRAIND_VERSION, cfg->listen, (unsigned)api_server_port(srv), cfg->state_dir,
-             cfg->workers, token ? "on" : "off");
+             cfg->workers, token ? "on" : "off", kernels_name(kernels_active()));
     notify_systemd("READY=1\nSTATUS=serving");
 
     uint64_t watchdog_usec = 0;
@@ -225,6 +227,12 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    /* the compute kernels, once for the whole process (kernels.h) */
+    struct diag kd = {{0}, {0}};
+    if (kernels_init(getenv("TRAIND_KERNELS"), &kd) < 0) {
+        log_error("%s: %s", kd.field, kd.message);
+        return 2;
+    }
     bool run_mode = argc > 1 && strcmp(argv[1], "run") == 0;
     if (run_mode) {
         argv++;
@@ -244,7 +252,9 @@ int main(int argc, char **argv)
             }
             dir = optarg;
             break;
-        case 'V': printf("traind %s\n", TRAIND_VERSION); return 0;
+        case 'V':
+            printf("traind %s (kernels: %s)\n", TRAIND_VERSION, kernels_name(kernels_active()));
+            return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
