@@ -731,11 +731,13 @@ static int check_model(const struct model *m, struct diag *d)
 
 int h5_save(const char *dir, const char *relpath, enum h5_layout layout, const struct model *m,
             const struct optimizer *opt, const char *training_config_json,
-            uint8_t ret_sha256[32], uint64_t *ret_bytes, struct diag *d)
+            uint8_t ret_sha256[32], uint64_t *ret_bytes, enum fsutil_step *ret_step,
+            struct diag *d)
 {
+    enum fsutil_step step = FSUTIL_STEP_WRITE;
     int r = check_model(m, d);
     if (r < 0)
-        return r;
+        goto fail;
     if (layout == H5_LAYOUT_TF_WEIGHTS)
         opt = NULL;
     void *image;
@@ -743,12 +745,17 @@ int h5_save(const char *dir, const char *relpath, enum h5_layout layout, const s
     r = encode_file(layout, m, opt, training_config_json, NULL, &image, &len, d);
     if (r < 0) {
         diag_prefix(d, relpath);
-        return r;
+        step = FSUTIL_STEP_ENCODE;
+        goto fail;
     }
-    r = fsutil_write_file_atomic(dir, relpath, image, len, ret_sha256, d);
+    r = fsutil_write_file_atomic(dir, relpath, image, len, ret_sha256, ret_step, d);
     free(image);
     if (r == 0 && ret_bytes)
         *ret_bytes = len;
+    return r;
+fail:
+    if (ret_step)
+        *ret_step = step;
     return r;
 }
 
@@ -769,7 +776,7 @@ int h5_save_resume(const char *dir, const char *relpath, const struct model *m,
         diag_prefix(d, relpath);
         return r;
     }
-    r = fsutil_write_file_atomic(dir, relpath, image, len, NULL, d);
+    r = fsutil_write_file_atomic(dir, relpath, image, len, NULL, NULL, d);
     free(image);
     return r;
 }

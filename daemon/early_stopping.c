@@ -46,7 +46,7 @@ static int es_keep_best_weights(struct runner *r, struct diag *d)
     memcpy(es->best_weights, r->m->params, r->m->n_params * sizeof(float));
     es->has_best_weights = true;
     int ret = h5_save(r->job_dir, RUNNER_ES_BEST_FILE, H5_LAYOUT_TF_WEIGHTS, r->m, NULL, NULL,
-                      es->best_sha256, NULL, d);
+                      es->best_sha256, NULL, NULL, d);
     if (ret < 0)
         diag_prefix(d, RUNNER_ES_BEST_FILE ": ");
     return ret;

@@ -207,20 +207,6 @@ static int build_model(struct runner *r, const struct dataset *train,
 
 /* --- checkpoint policies ----------------------------------------------------------- */
 
-/* The fsutil step a write failure names ("fsync: No space left on device"). */
-static void failed_step(const char *message, char *out, size_t outsz)
-{
-    for (int s = 0; s < FSUTIL_STEP_COUNT; s++) {
-        const char *name = fsutil_step_name((enum fsutil_step)s);
-        size_t n = strlen(name);
-        if (strncmp(message, name, n) == 0 && message[n] == ':') {
-            snprintf(out, outsz, "%s", name);
-            return;
-        }
-    }
-    snprintf(out, outsz, "write");
-}
-
 /* decision_message: the Keras line of a decision whose file could not be
  * written (printed before the error when the policy is verbose), or NULL. */
 static void emit_checkpoint_error(struct runner *r, int i, const struct ckpt_decision *dec,
@@ -258,16 +244,17 @@ static void policy_apply(struct runner *r, int i, const struct ckpt_decision *de
     memset(&res, 0, sizeof(res));
     cJSON *deleted = cJSON_CreateArray();
     bool wrote_last = false;
+    enum fsutil_step step = FSUTIL_STEP_WRITE; /* the write step that failed */
 
     if (dec->should_write) {
         enum h5_layout layout;
         int ret = h5_layout_for_path(dec->file, cfg->save_weights_only, &layout, &err);
         if (ret == 0)
-            ret = h5_save(r->ckpt_dir, dec->file, layout, r->m, r->opt, NULL, sha, &bytes, &err);
+            ret = h5_save(r->ckpt_dir, dec->file, layout, r->m, r->opt, NULL, sha, &bytes, &step,
+                          &err);
         if (ret < 0) {
-            char step[32];
-            failed_step(err.message, step, sizeof(step));
-            emit_checkpoint_error(r, i, dec, dec->file, step, &err, dec->message);
+            emit_checkpoint_error(r, i, dec, dec->file, fsutil_step_name(step), &err,
+                                  dec->message);
             cJSON_Delete(deleted);
             return;
         }
@@ -279,11 +266,10 @@ static void policy_apply(struct runner *r, int i, const struct ckpt_decision *de
             return;
         }
         if (res.last_file[0]) {
-            if (fsutil_copy_file_atomic(r->ckpt_dir, dec->file, res.last_file, NULL, NULL,
+            if (fsutil_copy_file_atomic(r->ckpt_dir, dec->file, res.last_file, NULL, NULL, &step,
                                         &err) < 0) {
-                char step[32];
-                failed_step(err.message, step, sizeof(step));
-                emit_checkpoint_error(r, i, dec, res.last_file, step, &err, NULL);
+                emit_checkpoint_error(r, i, dec, res.last_file, fsutil_step_name(step), &err,
+                                      NULL);
             } else {
                 wrote_last = true;
             }
