@@ -370,23 +370,11 @@ int ckpt_commit(const struct ckpt_policy_config *cfg, struct ckpt_state *state,
 
 /* ---- JSON ---- */
 
-/* A double as an exact JSON value: a 17-digit number, or "inf"/"-inf"/"nan". */
-static cJSON *json_double(double v)
-{
-    if (isnan(v))
-        return cJSON_CreateString("nan");
-    if (isinf(v))
-        return cJSON_CreateString(v > 0 ? "inf" : "-inf");
-    char buf[40];
-    snprintf(buf, sizeof(buf), "%.17g", v);
-    return cJSON_CreateRaw(buf);
-}
-
 int ckpt_state_to_json(const struct ckpt_state *state, char **ret_json)
 {
     cJSON *o = cJSON_CreateObject();
     bool ok = o && cjson_add(o, "version", cJSON_CreateNumber(STATE_JSON_VERSION)) &&
-              cjson_add(o, "best", json_double(state->best)) &&
+              cjson_add(o, "best", cjson_double(state->best)) &&
               cjson_add(o, "best_file", cJSON_CreateString(state->best_file)) &&
               cjson_add(o, "best_epoch", cJSON_CreateNumber(state->best_epoch)) &&
               cjson_add(o, "batches_since_last_save",
@@ -404,7 +392,7 @@ int ckpt_state_to_json(const struct ckpt_state *state, char **ret_json)
             e = NULL;
         }
         ok = e && cjson_add(e, "file", cJSON_CreateString(k->file)) &&
-             cjson_add(e, "value", json_double(k->value)) &&
+             cjson_add(e, "value", cjson_double(k->value)) &&
              cjson_add(e, "epoch", cJSON_CreateNumber(k->epoch)) &&
              cjson_add(e, "batch", cJSON_CreateNumber(k->batch)) &&
              cjson_add(e, "seq", cJSON_CreateNumber((double)k->seq));
@@ -420,23 +408,9 @@ int ckpt_state_to_json(const struct ckpt_state *state, char **ret_json)
 static int get_double(const cJSON *o, const char *key, const char *field, double *ret,
                       struct diag *d)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (cJSON_IsNumber(v)) {
-        *ret = v->valuedouble;
-        return 0;
-    }
-    if (cJSON_IsString(v)) {
-        if (strcmp(v->valuestring, "inf") == 0)
-            *ret = INFINITY;
-        else if (strcmp(v->valuestring, "-inf") == 0)
-            *ret = -INFINITY;
-        else if (strcmp(v->valuestring, "nan") == 0)
-            *ret = NAN;
-        else
-            return diag_set(d, -EINVAL, field, "expected a number, \"inf\", \"-inf\" or \"nan\"");
-        return 0;
-    }
-    return diag_set(d, -EINVAL, field, "expected a number, \"inf\", \"-inf\" or \"nan\"");
+    if (!cjson_get_double(o, key, ret))
+        return diag_set(d, -EINVAL, field, "expected a number, \"inf\", \"-inf\" or \"nan\"");
+    return 0;
 }
 
 static int get_long(const cJSON *o, const char *key, const char *field, long lo, long hi,

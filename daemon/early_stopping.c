@@ -90,7 +90,7 @@ int es_on_epoch_end(struct runner *r, int e, const struct logs *logs, struct dia
         cJSON *o = cJSON_CreateObject();
         ok &= cJSON_AddNumberToObject(o, "epoch", e + 1) != NULL;
         ok &= cJSON_AddStringToObject(o, "monitor", cfg->monitor) != NULL;
-        ok &= cjson_add(o, "best", runner_json_double(es->best));
+        ok &= cjson_add(o, "best", cjson_double(es->best));
         ok &= cJSON_AddNumberToObject(o, "best_epoch", es->best_epoch + 1) != NULL;
         ok &= cJSON_AddNumberToObject(o, "wait", es->wait) != NULL;
         ok &= cJSON_AddNumberToObject(o, "patience", cfg->patience) != NULL;
@@ -107,7 +107,7 @@ cJSON *es_state_json(const struct es_state *es)
     bool ok = true;
     cJSON *o = cJSON_CreateObject();
     ok &= cJSON_AddNumberToObject(o, "wait", es->wait) != NULL;
-    ok &= cjson_add(o, "best", runner_json_double(es->best));
+    ok &= cjson_add(o, "best", cjson_double(es->best));
     ok &= cJSON_AddNumberToObject(o, "best_epoch", es->best_epoch) != NULL;
     ok &= cJSON_AddNumberToObject(o, "stopped_epoch", es->stopped_epoch) != NULL;
     ok &= cJSON_AddBoolToObject(o, "has_best_weights", es->has_best_weights) != NULL;
@@ -130,7 +130,7 @@ int es_state_from_json(struct es_state *es, const cJSON *o, struct diag *d)
     double best;
     if (!cJSON_IsObject(o) || !cJSON_IsNumber(wait) || !cJSON_IsNumber(best_epoch) ||
         !cJSON_IsNumber(stopped_epoch) || !cJSON_IsBool(hbw) || !cJSON_IsBool(stopped) ||
-        !runner_json_get_double(o, "best", &best))
+        !cjson_get_double(o, "best", &best))
         return diag_set(d, -EINVAL, RUNNER_RESUME_FILE,
                         "early_stopping state in the resume file is malformed");
     es->wait = wait->valueint;

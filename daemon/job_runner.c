@@ -73,43 +73,12 @@ void runner_emit(struct runner *r, const char *type, cJSON *obj, bool persist)
     cJSON_Delete(obj);
 }
 
-/* A number, or "inf" / "-inf" / "nan" as strings (JSON has no such numbers). */
-cJSON *runner_json_double(double x)
-{
-    if (isnan(x))
-        return cJSON_CreateString("nan");
-    if (isinf(x))
-        return cJSON_CreateString(x > 0 ? "inf" : "-inf");
-    return cJSON_CreateNumber(x);
-}
-
-bool runner_json_get_double(const cJSON *obj, const char *key, double *ret)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (cJSON_IsNumber(v)) {
-        *ret = v->valuedouble;
-        return true;
-    }
-    if (cJSON_IsString(v)) {
-        if (strcmp(v->valuestring, "inf") == 0)
-            *ret = INFINITY;
-        else if (strcmp(v->valuestring, "-inf") == 0)
-            *ret = -INFINITY;
-        else if (strcmp(v->valuestring, "nan") == 0)
-            *ret = NAN;
-        else
-            return false;
-        return true;
-    }
-    return false;
-}
-
 static cJSON *logs_json(const struct logs *logs)
 {
     bool ok = true;
     cJSON *o = cJSON_CreateObject();
     for (int i = 0; o && i < logs->n; i++)
-        ok &= cjson_add(o, logs->items[i].key, runner_json_double(logs->items[i].value));
+        ok &= cjson_add(o, logs->items[i].key, cjson_double(logs->items[i].value));
     return cjson_checked(o, ok);
 }
 
@@ -291,9 +260,9 @@ static void policy_apply(struct runner *r, int i, const struct ckpt_decision *de
         ok &= cJSON_AddNumberToObject(o, "batch", dec->batch) != NULL;
     ok &= cJSON_AddStringToObject(o, "decision", ckpt_decision_kind_name(dec->kind)) != NULL;
     ok &= cJSON_AddStringToObject(o, "monitor", dec->monitor) != NULL;
-    ok &= cjson_add(o, "previous", runner_json_double(dec->previous_best));
+    ok &= cjson_add(o, "previous", cjson_double(dec->previous_best));
     ok &= cjson_add(o, "value",
-                                dec->has_value ? runner_json_double(dec->value) : cJSON_CreateNull());
+                                dec->has_value ? cjson_double(dec->value) : cJSON_CreateNull());
     if (dec->should_write) {
         ok &= cJSON_AddStringToObject(o, "file", dec->file) != NULL;
         ok &= cJSON_AddNumberToObject(o, "bytes", (double)bytes) != NULL;

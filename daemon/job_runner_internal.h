@@ -63,11 +63,6 @@ struct runner {
 /* --- job_runner.c */
 /* Hand obj (consumed; NULL is ignored) to the sink as an event. */
 void runner_emit(struct runner *r, const char *type, cJSON *obj, bool persist);
-/* A number, or "inf" / "-inf" / "nan" as strings (JSON has no such numbers). */
-cJSON *runner_json_double(double x);
-/* The reverse of runner_json_double for obj's key; false when absent or not one. */
-bool runner_json_get_double(const cJSON *obj, const char *key, double *ret);
-
 /* --- early_stopping.c */
 /* Fresh state from the job's early_stopping settings. */
 void es_init(struct runner *r);
