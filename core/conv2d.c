@@ -20,6 +20,9 @@
 
 /* Target size of the column buffer (floats): ~256 KiB, well inside L2. */
 #define CONV_COL_BUDGET (64 * 1024)
+/* Floats of slack after the padded image and at the end of the scratch, so
+ * that a kernel reading one 16-float vector past a row stays inside. */
+#define CONV_SCRATCH_SLACK 16
 
 static int imax(int a, int b)
 {
@@ -112,7 +115,7 @@ static size_t implicit_pad_floats(const struct conv2d_geom *g)
 /* pad + the row offsets (one int per output position) */
 static size_t implicit_floats(const struct conv2d_geom *g)
 {
-    return implicit_pad_floats(g) + 16 + (size_t)g->oh * g->ow;
+    return implicit_pad_floats(g) + CONV_SCRATCH_SLACK + (size_t)g->oh * g->ow;
 }
 
 size_t conv2d_scratch_floats(const struct conv2d_geom *g)
@@ -131,7 +134,7 @@ size_t conv2d_scratch_floats(const struct conv2d_geom *g)
         if (conv_implicit_shape(&t) && implicit_floats(&t) > b)
             b = implicit_floats(&t);
     }
-    return (a > b ? a : b) + 16;
+    return (a > b ? a : b) + CONV_SCRATCH_SLACK;
 }
 
 /* col (m1 - m0, KH*KW*C) for output rows m0..m1 (flattened over n, oy, ox). */
@@ -280,7 +283,7 @@ static void conv_forward_implicit(float *out, float *scratch, const float *inp,
     long off[CONV_MAX_TAPS];
     tap_offsets(off, g, wp);
     float *pad = scratch;
-    int *rowoff = (int *)(scratch + implicit_pad_floats(g) + 16);
+    int *rowoff = (int *)(scratch + implicit_pad_floats(g) + CONV_SCRATCH_SLACK);
     row_offsets(rowoff, g, wp);
     const size_t in_img = (size_t)g->h * g->w * g->c, out_img = (size_t)g->oh * g->ow * g->k;
     for (int b = 0; b < n; b++) {
@@ -303,7 +306,7 @@ static void conv_dweight_implicit(float *dweight, float *dbias, float *scratch,
     tap_offsets(off, g, wp);
     const int K = g->k, C = g->c, M = g->oh * g->ow;
     float *pad = scratch;
-    int *rowoff = (int *)(scratch + implicit_pad_floats(g) + 16);
+    int *rowoff = (int *)(scratch + implicit_pad_floats(g) + CONV_SCRATCH_SLACK);
     row_offsets(rowoff, g, wp);
     const size_t in_img = (size_t)g->h * g->w * C, out_img = (size_t)M * K;
     for (int b = 0; b < n; b++) {

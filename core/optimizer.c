@@ -4,6 +4,7 @@
  * weights.  Also the tf.keras optimizer config JSON (get_config()). */
 #include "optimizer.h"
 
+#include "aligned.h"
 #include "pyfmt.h"
 
 #include <errno.h>
@@ -62,18 +63,13 @@ int optimizer_create(struct optimizer **ret, const struct optimizer_config *cfg,
         opt->n_slots = 2;
     else
         opt->n_slots = cfg->momentum != 0 ? 1 : 0;
-    /* 64-byte aligned, size rounded up as aligned_alloc requires. */
-    size_t bytes = (opt->n * sizeof(float) + 63) / 64 * 64;
-    if (bytes == 0)
-        bytes = 64;
     for (int s = 0; s < opt->n_slots; s++) {
-        opt->slots[s] = aligned_alloc(64, bytes);
+        opt->slots[s] = aligned_zalloc(opt->n * sizeof(float));
         if (!opt->slots[s]) {
             optimizer_free(opt);
             return diag_set(d, -ENOMEM, "", "out of memory for %zu optimizer slot values",
                             opt->n);
         }
-        memset(opt->slots[s], 0, bytes);
     }
     *ret = opt;
     return 0;
