@@ -737,11 +737,7 @@ static cJSON *optimizer_json(const struct optimizer_config *o)
         ok = cjson_add(j, "beta_1", cJSON_CreateNumber(o->beta_1)) &&
              cjson_add(j, "beta_2", cJSON_CreateNumber(o->beta_2)) &&
              cjson_add(j, "epsilon", cJSON_CreateNumber(o->epsilon));
-    if (!ok) {
-        cJSON_Delete(j);
-        return NULL;
-    }
-    return j;
+    return cjson_checked(j, ok);
 }
 
 static cJSON *policy_json(const struct ckpt_policy_config *c)
@@ -762,11 +758,7 @@ static cJSON *policy_json(const struct ckpt_policy_config *c)
         cjson_add(j, "save_top_k", number_or_null(c->save_top_k <= 0, c->save_top_k)) &&
         cjson_add(j, "save_last", cJSON_CreateBool(c->save_last)) &&
         cjson_add(j, "verbose", cJSON_CreateNumber(c->verbose));
-    if (!ok) {
-        cJSON_Delete(j);
-        return NULL;
-    }
-    return j;
+    return cjson_checked(j, ok);
 }
 
 static cJSON *callbacks_json(const struct job_early_stopping *es)
@@ -788,11 +780,7 @@ static cJSON *callbacks_json(const struct job_early_stopping *es)
               cjson_add(e, "mode", cJSON_CreateString(mode_name(es->mode))) &&
               cjson_add(e, "baseline", number_or_null(!es->has_baseline, es->baseline)) &&
               cjson_add(e, "restore_best_weights", cJSON_CreateBool(es->restore_best_weights));
-    if (!ok) {
-        cJSON_Delete(j);
-        return NULL;
-    }
-    return j;
+    return cjson_checked(j, ok);
 }
 
 char *job_spec_to_json(const struct job_spec *s)

@@ -18,11 +18,9 @@
 #define REPR_EXP_HIGH 16
 #define DIGITS_SIZE (DOUBLE_MAX_DIGITS + 1)
 
-/* "%.*e" text of ax with ndig significant digits split into digits (trailing
- * zeros removed, one kept) and decpt. */
-static void split_e(double ax, int ndig, char digits[DIGITS_SIZE], int *decpt)
+void pyfmt_digits(double ax, int ndig, char *digits, int *ret_decpt)
 {
-    char buf[40];
+    char buf[PYFMT_MAX_NDIG + 32];
     snprintf(buf, sizeof(buf), "%.*e", ndig - 1, ax);
     int n = 0;
     const char *s = buf;
@@ -32,7 +30,7 @@ static void split_e(double ax, int ndig, char digits[DIGITS_SIZE], int *decpt)
     while (n > 1 && digits[n - 1] == '0')
         n--;
     digits[n] = '\0';
-    *decpt = (*s ? (int)strtol(s + 1, NULL, 10) : 0) + 1;
+    *ret_decpt = (*s ? (int)strtol(s + 1, NULL, 10) : 0) + 1;
 }
 
 /* The shortest digits that read back as ax: as a double, or (as_float) as a
@@ -45,11 +43,11 @@ static void shortest(double ax, bool as_float, char digits[DIGITS_SIZE], int *de
         snprintf(buf, sizeof(buf), "%.*e", p - 1, ax);
         bool same = as_float ? strtof(buf, NULL) == (float)ax : strtod(buf, NULL) == ax;
         if (same) {
-            split_e(ax, p, digits, decpt);
+            pyfmt_digits(ax, p, digits, decpt);
             return;
         }
     }
-    split_e(ax, max, digits, decpt);
+    pyfmt_digits(ax, max, digits, decpt);
 }
 
 static void repr(char out[PYFMT_SIZE], double x, bool as_float, enum pyfmt_nonfinite nonfinite)

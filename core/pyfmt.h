@@ -17,6 +17,7 @@
 #define TRAIND_PYFMT_H
 
 #define PYFMT_SIZE 32          /* longest result and its NUL: "-1.2345678901234567e-308" */
+#define PYFMT_MAX_NDIG 64      /* most significant digits pyfmt_digits gives */
 
 enum pyfmt_nonfinite {
     PYFMT_NONFINITE_PY,   /* nan, inf, -inf */
@@ -28,5 +29,12 @@ void pyfmt_double(char out[PYFMT_SIZE], double x, enum pyfmt_nonfinite nonfinite
 
 /* The float32 x as numpy's str(np.float32(x)) into out. */
 void pyfmt_float32(char out[PYFMT_SIZE], float x, enum pyfmt_nonfinite nonfinite);
+
+/* The significant digits of ax (finite, >= 0) correctly rounded to ndig
+ * (1 .. PYFMT_MAX_NDIG) digits, trailing zeros removed (one kept), into
+ * digits (ndig + 1 bytes), and the decimal point position:
+ * ax ~= 0.DIGITS x 10^decpt.  Zero gives "0" and decpt 1, as CPython's dtoa.
+ * str.format's 'g' and repr are laid out from these. */
+void pyfmt_digits(double ax, int ndig, char *digits, int *ret_decpt);
 
 #endif

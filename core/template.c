@@ -400,25 +400,6 @@ int template_validate(const char *tmpl, const char *const *available_keys, int n
 
 /* ---- number formatting ---- */
 
-/* Significant digits of ax (finite, >= 0) correctly rounded to ndig digits,
- * trailing zeros removed (one digit kept), and the decimal point position:
- * ax ~= 0.DIGITS x 10^decpt.  Zero gives "0" and decpt 1, as CPython's dtoa. */
-static void digits_rounded(double ax, int ndig, char *digits, int *decpt)
-{
-    char buf[96];
-    snprintf(buf, sizeof(buf), "%.*e", ndig - 1, ax);
-    int n = 0;
-    const char *s = buf;
-    for (; *s && *s != 'e'; s++)
-        if (*s >= '0' && *s <= '9')
-            digits[n++] = *s;
-    int e = *s ? (int)strtol(s + 1, NULL, 10) : 0;
-    while (n > 1 && digits[n - 1] == '0')
-        n--;
-    digits[n] = '\0';
-    *decpt = e + 1;
-}
-
 static void put_zeros(char **p, int n)
 {
     for (int i = 0; i < n; i++)
@@ -621,7 +602,7 @@ static void format_float(char *out, double x, const struct fmt_spec *f)
         int decpt;
         if (precision == 0)
             precision = 1;
-        digits_rounded(ax, precision, digits, &decpt);
+        pyfmt_digits(ax, precision, digits, &decpt);
         float_layout(body, digits, decpt, precision, f->alt, add_dot_0, upper);
     }
     if (percent)

@@ -437,6 +437,19 @@ static bool add_time(cJSON *o, const char *key, double t)
     return cJSON_AddNullToObject(o, key) != NULL;
 }
 
+/* "created", "started", "finished" and "error" (null until set). */
+static bool add_lifecycle(cJSON *o, const struct job *j)
+{
+    bool ok = add_time(o, "created", j->created);
+    ok &= add_time(o, "started", j->started);
+    ok &= add_time(o, "finished", j->finished);
+    if (j->error[0])
+        ok &= cJSON_AddStringToObject(o, "error", j->error) != NULL;
+    else
+        ok &= cJSON_AddNullToObject(o, "error") != NULL;
+    return ok;
+}
+
 static bool add_number(cJSON *o, const char *key, double v)
 {
     if (isfinite(v))
@@ -595,13 +608,7 @@ cJSON *job_to_json(const struct job *j, bool full)
     ok &= cJSON_AddStringToObject(o, "state", job_state_name(j->state)) != NULL;
     ok &= cJSON_AddStringToObject(o, "dataset", j->spec.dataset) != NULL;
     ok &= cJSON_AddStringToObject(o, "model", j->spec.model[0] ? j->spec.model : "custom") != NULL;
-    ok &= add_time(o, "created", j->created);
-    ok &= add_time(o, "started", j->started);
-    ok &= add_time(o, "finished", j->finished);
-    if (j->error[0])
-        ok &= cJSON_AddStringToObject(o, "error", j->error) != NULL;
-    else
-        ok &= cJSON_AddNullToObject(o, "error") != NULL;
+    ok &= add_lifecycle(o, j);
     ok &= cjson_add(o, "progress", progress_json(j));
     if (!full)
         return cjson_checked(o, ok);
@@ -661,13 +668,7 @@ cJSON *job_record_json(const struct job *j)
     cJSON *spec = j->spec_json ? cJSON_Parse(j->spec_json) : NULL;
     ok &= cjson_add(o, "spec", spec ? spec : cJSON_CreateNull());
     ok &= cJSON_AddStringToObject(o, "state", job_state_name(j->state)) != NULL;
-    ok &= add_time(o, "created", j->created);
-    ok &= add_time(o, "started", j->started);
-    ok &= add_time(o, "finished", j->finished);
-    if (j->error[0])
-        ok &= cJSON_AddStringToObject(o, "error", j->error) != NULL;
-    else
-        ok &= cJSON_AddNullToObject(o, "error") != NULL;
+    ok &= add_lifecycle(o, j);
     return cjson_checked(o, ok);
 }
 
