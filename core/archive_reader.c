@@ -4,6 +4,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,12 +37,48 @@ static int fail_archive(struct archive_reader *r, struct diag *d, const char *wh
                     msg ? msg : "corrupt or truncated archive");
 }
 
+/* A zip must end with its end-of-central-directory record (22 bytes plus a
+ * comment of the length it gives): libarchive would otherwise fall back to
+ * streaming the local headers and accept a zip cut short after its last
+ * member. */
+static int check_zip_end(const char *path, uint64_t size, struct diag *d)
+{
+    unsigned char head[4], tail[65557];
+    FILE *f = fopen(path, "rbe");
+    if (!f)
+        return diag_set(d, -errno, "archive", "open: %s", strerror(errno));
+    size_t n = fread(head, 1, 4, f);
+    if (n < 4 || memcmp(head, "PK\x03\x04", 4) != 0) {
+        fclose(f);
+        return 0; /* not a zip */
+    }
+    uint64_t len = size < sizeof(tail) ? size : sizeof(tail);
+    bool ok = false;
+    if (fseeko(f, (off_t)(size - len), SEEK_SET) == 0 && fread(tail, 1, len, f) == len) {
+        for (uint64_t i = len >= 22 ? len - 22 + 1 : 0; i-- > 0;) {
+            if (memcmp(tail + i, "PK\x05\x06", 4) == 0 &&
+                i + 22 + (tail[i + 20] | (uint64_t)tail[i + 21] << 8) == len) {
+                ok = true;
+                break;
+            }
+        }
+    }
+    fclose(f);
+    if (!ok)
+        return diag_set(d, -EINVAL, "archive", "truncated zip: no end-of-central-directory "
+                        "record at the end of the file");
+    return 0;
+}
+
 int archive_reader_open(struct archive_reader **ret, const char *path, uint64_t max_total_bytes,
                         double max_ratio, struct diag *d)
 {
     struct stat st;
     if (stat(path, &st) != 0)
         return diag_set(d, -errno, "archive", "stat: %s", strerror(errno));
+    int zerr = check_zip_end(path, (uint64_t)st.st_size, d);
+    if (zerr < 0)
+        return zerr;
     struct archive_reader *r = calloc(1, sizeof(*r));
     if (!r)
         return diag_set(d, -ENOMEM, "archive", "out of memory");

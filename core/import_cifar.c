@@ -157,6 +157,7 @@ int import_cifar10(const char *src_path, const struct import_options *o, const c
         int k = it.is_dir || it.hidden ? -1 : file_index(it.path);
         if (k < 0)
             continue;
+        e = 0;
         enum tensorfile_split s = k == FILES - 1 ? TENSORFILE_SPLIT_TEST : TENSORFILE_SPLIT_TRAIN;
         uint64_t first = 0;
         for (int j = 0; s == TENSORFILE_SPLIT_TRAIN && j < k; j++)

@@ -34,7 +34,8 @@
 struct img {
     char *path;       /* entry path */
     const char *rest; /* path below the class folder */
-    int split;        /* 0 train, 1 test */
+    int folder;       /* 0 train/ (or no split folders), 1 test/ */
+    int split;        /* 0 train, 1 test (test/, or the validation_split tail) */
     int cls;          /* index into the sorted class names */
     uint64_t slot;    /* destination within the split */
 };
@@ -241,25 +242,24 @@ static int arrange(struct folder *f, const struct import_options *o, uint64_t n_
     struct img **order = malloc(f->n * sizeof(*order));
     if (!order)
         return diag_set(d, -ENOMEM, "images", "out of memory");
-    size_t count[2] = {0, 0};
     for (size_t i = 0; i < f->n; i++) {
         struct img *im = &f->imgs[i];
         const char *p = im->path;
-        im->split = 0;
+        im->folder = 0;
         if (f->split_mode) {
-            im->split = strncmp(p, "test/", 5) == 0;
+            im->folder = strncmp(p, "test/", 5) == 0;
             p += strcspn(p, "/") + 1;
         }
         size_t cl = strcspn(p, "/");
         im->cls = find_class(f, p, cl);
         im->rest = p;
-        count[im->split]++;
+        im->split = im->folder;
     }
     int e = 0;
     for (int s = 0; s < 2 && e == 0; s++) {
         size_t n = 0;
         for (size_t i = 0; i < f->n; i++)
-            if (f->imgs[i].split == s)
+            if (f->imgs[i].folder == s)
                 order[n++] = &f->imgs[i];
         qsort(order, n, sizeof(*order), cmp_keras);
         /* numpy RandomState(seed).shuffle: Fisher-Yates from the end */
