@@ -125,9 +125,24 @@ static void emit_state_running(struct runner *r, int initial_epoch)
 
 /* --- data and model ------------------------------------------------------------ */
 
+int runner_resolve_dataset(const struct runner_env *env, const char *name,
+                           struct runner_dataset *ret)
+{
+    const struct runner_dataset *ds = runner_find_dataset(env, name);
+    if (ds) {
+        *ret = *ds;
+        return 0;
+    }
+    if (env && name && env->resolve_dataset)
+        return env->resolve_dataset(env->resolve_ctx, name, ret);
+    return -ENOENT;
+}
+
 static int load_split(struct dataset *ret, const struct runner_dataset *ds, const char *split,
                       struct diag *d)
 {
+    if (strcmp(ds->format, "tensor") == 0)
+        return dataset_map_tensorfile(ret, ds->path, split, d);
     if (strcmp(ds->format, "idx") == 0)
         return dataset_load_idx_dir(ret, ds->path, split, d);
     if (strcmp(ds->format, "cifar10") == 0)
@@ -141,9 +156,10 @@ static int load_split(struct dataset *ret, const struct runner_dataset *ds, cons
 static int load_data(const struct job_spec *spec, const struct runner_env *env,
                      struct dataset *train, struct dataset *val, struct diag *d)
 {
-    const struct runner_dataset *ds = runner_find_dataset(env, spec->dataset);
-    if (!ds)
+    struct runner_dataset found;
+    if (runner_resolve_dataset(env, spec->dataset, &found) < 0)
         return diag_set(d, -ENOENT, "/dataset", "unknown data set '%s'", spec->dataset);
+    const struct runner_dataset *ds = &found;
     int r = load_split(train, ds, "train", d);
     if (r < 0)
         return r;
