@@ -53,6 +53,12 @@ const struct runner_dataset *runner_find_dataset(const struct runner_env *env, c
 int runner_resolve_dataset(const struct runner_env *env, const char *name,
                            struct runner_dataset *ret);
 
+struct model;
+/* The job's model (built-in name or inline config) for inputs of shape
+ * (h, w, c) and classes classes, weights zero (model_create). */
+int runner_create_model(struct model **ret, const struct job_spec *spec, const int shape[3],
+                        int classes, int max_batch, int threads, struct diag *d);
+
 /* Run the job.  job_dir exists and is owned by the job.  Returns 0 when
  * training finished (all epochs or early stopping), -ECANCELED when *stop was
  * set (resume.h5 then holds the position after the last finished batch), other negative errno on
