@@ -187,11 +187,14 @@ const char *tensorfile_class_name(const struct tensorfile_info *info, const void
 
 /* --- writer ------------------------------------------------------------------------ */
 
-static int pwrite_all(int fd, const void *data, size_t len, uint64_t off)
+/* pwrite (write) or pread every byte of [off, off + len), retrying short
+ * transfers and EINTR; an early end of file is -EIO. */
+static int pio_all(int fd, void *data, size_t len, uint64_t off, bool write)
 {
-    const unsigned char *p = data;
+    unsigned char *p = data;
     while (len > 0) {
-        ssize_t n = pwrite(fd, p, len > (1u << 30) ? (1u << 30) : len, (off_t)off);
+        size_t want = len > (1u << 30) ? (1u << 30) : len;
+        ssize_t n = write ? pwrite(fd, p, want, (off_t)off) : pread(fd, p, want, (off_t)off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -205,22 +208,14 @@ static int pwrite_all(int fd, const void *data, size_t len, uint64_t off)
     return 0;
 }
 
+static int pwrite_all(int fd, const void *data, size_t len, uint64_t off)
+{
+    return pio_all(fd, (void *)(uintptr_t)data, len, off, true);
+}
+
 static int pread_all(int fd, void *data, size_t len, uint64_t off)
 {
-    unsigned char *p = data;
-    while (len > 0) {
-        ssize_t n = pread(fd, p, len, (off_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            return -EIO;
-        p += n;
-        off += (uint64_t)n;
-        len -= (size_t)n;
-    }
-    return 0;
+    return pio_all(fd, data, len, off, false);
 }
 
 int tensorfile_writer_begin(struct tensorfile_writer **ret, const char *dir, const char *relpath,

@@ -68,6 +68,17 @@ static void remove_entry(int parent, const char *name)
     unlinkat(parent, name, AT_REMOVEDIR);
 }
 
+/* Remove ds->dir/name (remove_entry) and make the removal durable. */
+static void remove_below(const struct datasets *ds, const char *name)
+{
+    int dfd = open(ds->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return;
+    remove_entry(dfd, name);
+    fsync(dfd);
+    close(dfd);
+}
+
 static bool is_configured(const struct datasets *ds, const char *name)
 {
     for (int i = 0; i < ds->n_configured; i++)
@@ -343,13 +354,8 @@ int datasets_create(struct datasets *ds, const char *name, const char *upload_pa
     m = NULL;
 out:
     cJSON_Delete(m);
-    if (tmp_made) {
-        int dfd = open(ds->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            remove_entry(dfd, strrchr(tmp, '/') + 1);
-            close(dfd);
-        }
-    }
+    if (tmp_made)
+        remove_below(ds, strrchr(tmp, '/') + 1);
     unlink(upload_path);
     return r;
 }
@@ -467,15 +473,8 @@ int datasets_remove(struct datasets *ds, const char *name, struct diag *d)
             r = diag_set(d, -errno, "name", "rename: %s", strerror(errno));
     }
     pthread_mutex_unlock(&ds->lock);
-    if (r == 0) {
-        /* jobs that mapped the file keep their mapping */
-        int dfd = open(ds->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            remove_entry(dfd, strrchr(gone, '/') + 1);
-            fsync(dfd);
-            close(dfd);
-        }
-    }
+    if (r == 0)
+        remove_below(ds, strrchr(gone, '/') + 1); /* jobs that mapped the file keep it */
     return r;
 }
 
