@@ -367,6 +367,8 @@ static cJSON *configured_json(const struct runner_dataset *c)
     cJSON_AddStringToObject(m, "source", "config");
     cJSON_AddStringToObject(m, "format", c->format);
     cJSON_AddBoolToObject(m, "read_only", true);
+    struct stat st;
+    cJSON_AddBoolToObject(m, "available", stat(c->path, &st) == 0 && S_ISDIR(st.st_mode));
     return m;
 }
 
