@@ -499,24 +499,64 @@ int datasets_resolve(void *ctx, const char *name, struct runner_dataset *ret)
     return 0;
 }
 
-int datasets_input(struct datasets *ds, const char *name, int ret_shape[3], bool *ret_images,
-                   struct diag *d)
+void datasets_free_names(char **names, int n)
 {
+    for (int i = 0; names && i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+int datasets_describe(struct datasets *ds, const char *name, int ret_shape[3], int *ret_classes,
+                      char ***ret_names, struct diag *d)
+{
+    int shape[3] = {0, 0, 0}, n = 0;
+    char **names = NULL;
+    cJSON *m = NULL;
     pthread_mutex_lock(&ds->lock);
-    cJSON *m = datasets_check_name(name, NULL) == 0 ? read_manifest(ds, name) : NULL;
+    for (int i = 0; i < ds->n_configured; i++) {
+        const struct runner_dataset *c = &ds->configured[i];
+        if (strcmp(c->name, name) != 0)
+            continue;
+        bool cifar = strcmp(c->format, "cifar10") == 0;
+        shape[0] = shape[1] = cifar ? 32 : 28;
+        shape[2] = cifar ? 3 : 1;
+        n = 10;
+    }
+    if (n == 0 && datasets_check_name(name, NULL) == 0)
+        m = read_manifest(ds, name);
     pthread_mutex_unlock(&ds->lock);
-    if (!m)
-        return diag_set(d, -ENOENT, "/dataset", "no uploaded data set '%s'", name);
-    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(m, "input_shape");
-    const cJSON *format = cJSON_GetObjectItemCaseSensitive(m, "format");
     int r = 0;
-    if (!cJSON_IsArray(shape) || cJSON_GetArraySize(shape) != 3 || !cJSON_IsString(format)) {
-        r = diag_set(d, -EIO, "/dataset", "data set '%s' has a damaged manifest", name);
-    } else {
+    if (m) {
+        const cJSON *sh = cJSON_GetObjectItemCaseSensitive(m, "input_shape");
+        const cJSON *cl = cJSON_GetObjectItemCaseSensitive(m, "classes");
+        n = cJSON_IsArray(cl) ? cJSON_GetArraySize(cl) : 0;
+        if (!cJSON_IsArray(sh) || cJSON_GetArraySize(sh) != 3 || n < 1) {
+            cJSON_Delete(m);
+            return diag_set(d, -EIO, "/dataset", "data set '%s' has a damaged manifest", name);
+        }
         for (int i = 0; i < 3; i++)
-            ret_shape[i] = cJSON_GetArrayItem(shape, i)->valueint;
-        *ret_images = strcmp(format->valuestring, "images") == 0;
+            shape[i] = cJSON_GetArrayItem(sh, i)->valueint;
+    } else if (n == 0) {
+        return diag_set(d, -ENOENT, "/dataset", "no data set '%s'", name);
+    }
+    names = calloc((size_t)n, sizeof(*names));
+    for (int k = 0; names && k < n; k++) {
+        const cJSON *nm = m ? cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(
+                                  cJSON_GetObjectItemCaseSensitive(m, "classes"), k), "name")
+                            : NULL;
+        char num[16];
+        snprintf(num, sizeof(num), "%d", k);
+        names[k] = strdup(cJSON_IsString(nm) ? nm->valuestring : num);
+        if (!names[k])
+            r = -ENOMEM;
     }
     cJSON_Delete(m);
-    return r;
+    if (!names || r < 0) {
+        datasets_free_names(names, n);
+        return diag_set(d, -ENOMEM, "", "out of memory");
+    }
+    memcpy(ret_shape, shape, sizeof(shape));
+    *ret_classes = n;
+    *ret_names = names;
+    return 0;
 }

@@ -77,10 +77,12 @@ int datasets_remove(struct datasets *ds, const char *name, struct diag *d);
 /* The runner's hook (runner_env.resolve_dataset; ctx = struct datasets). */
 int datasets_resolve(void *ctx, const char *name, struct runner_dataset *ret);
 
-/* The manifest's "input_shape", color mode and image size of an uploaded
- * data set (for predictions preprocessed as the training data was):
- * ret_image (h, w, c), ret_images true for image folders. */
-int datasets_input(struct datasets *ds, const char *name, int ret_shape[3], bool *ret_images,
-                   struct diag *d);
+/* What a model trained on data set name takes and gives: input shape
+ * (h, w, c), classes and their names (malloc'ed array of malloc'ed
+ * strings; datasets_free_names).  Configured sets: IDX (28, 28, 1) and
+ * CIFAR-10 (32, 32, 3), 10 classes named "0".."9".  -ENOENT when unknown. */
+int datasets_describe(struct datasets *ds, const char *name, int ret_shape[3], int *ret_classes,
+                      char ***ret_names, struct diag *d);
+void datasets_free_names(char **names, int n);
 
 #endif

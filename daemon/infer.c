@@ -37,27 +37,18 @@ static int load(struct model **ret, const struct job_spec *spec, const char *wei
     return 0;
 }
 
-int infer_evaluate(const struct job_spec *spec, const char *weights_path, const char *data_path,
-                   int threads, double *ret_loss, double *ret_accuracy, int *ret_n,
-                   struct diag *d)
+int infer_evaluate(const struct job_spec *spec, const char *weights_path,
+                   const struct dataset *test, int threads, double *ret_loss,
+                   double *ret_accuracy, struct diag *d)
 {
-    struct dataset test = {0};
-    int r = dataset_map_tensorfile(&test, data_path, "test", d);
-    if (r < 0)
-        return r;
-    if (test.n == 0) {
-        dataset_free(&test);
-        return diag_set(d, -EINVAL, "dataset", "the data set has no test split");
-    }
-    int shape[3] = {test.h, test.w, test.c};
+    if (test->n <= 0)
+        return diag_set(d, -EINVAL, "/dataset", "the data set has no test split");
+    int shape[3] = {test->h, test->w, test->c};
     struct model *m = NULL;
-    r = load(&m, spec, weights_path, shape, test.classes, threads, d);
+    int r = load(&m, spec, weights_path, shape, test->classes, threads, d);
     if (r == 0)
-        r = fit_evaluate(m, &test, INFER_BATCH, 0, ret_loss, ret_accuracy, d);
-    if (r == 0)
-        *ret_n = test.n;
+        r = fit_evaluate(m, test, INFER_BATCH, 0, ret_loss, ret_accuracy, d);
     model_free(m);
-    dataset_free(&test);
     return r;
 }
 

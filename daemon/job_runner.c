@@ -138,7 +138,7 @@ int runner_resolve_dataset(const struct runner_env *env, const char *name,
     return -ENOENT;
 }
 
-static int load_split(struct dataset *ret, const struct runner_dataset *ds, const char *split,
+int runner_load_split(struct dataset *ret, const struct runner_dataset *ds, const char *split,
                       struct diag *d)
 {
     if (strcmp(ds->format, "tensor") == 0)
@@ -160,14 +160,14 @@ static int load_data(const struct job_spec *spec, const struct runner_env *env,
     if (runner_resolve_dataset(env, spec->dataset, &found) < 0)
         return diag_set(d, -ENOENT, "/dataset", "unknown data set '%s'", spec->dataset);
     const struct runner_dataset *ds = &found;
-    int r = load_split(train, ds, "train", d);
+    int r = runner_load_split(train, ds, "train", d);
     if (r < 0)
         return r;
     dataset_truncate(train, spec->dataset_limit);
     if (spec->validation_split > 0)
         r = dataset_split_tail(train, val, spec->validation_split, d);
     else
-        r = load_split(val, ds, "test", d);
+        r = runner_load_split(val, ds, "test", d);
     if (r < 0) {
         dataset_free(train);
         return r;

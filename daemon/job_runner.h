@@ -54,6 +54,10 @@ int runner_resolve_dataset(const struct runner_env *env, const char *name,
                            struct runner_dataset *ret);
 
 struct model;
+struct dataset;
+/* Split "train" or "test" of a data set (loaded, or mapped for "tensor"). */
+int runner_load_split(struct dataset *ret, const struct runner_dataset *ds, const char *split,
+                      struct diag *d);
 /* The job's model (built-in name or inline config) for inputs of shape
  * (h, w, c) and classes classes, weights zero (model_create). */
 int runner_create_model(struct model **ret, const struct job_spec *spec, const int shape[3],
