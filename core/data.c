@@ -394,6 +394,7 @@ int dataset_load_idx(struct dataset *ret, const char *images_path, const char *l
     ret->classes = DATASET_CLASSES;
     ret->images = images;
     ret->labels = labels;
+    ret->mapping = NULL;
     return 0;
 }
 
@@ -587,6 +588,7 @@ out:
     ret->classes = DATASET_CLASSES;
     ret->images = images;
     ret->labels = labels;
+    ret->mapping = NULL;
     return 0;
 }
 
