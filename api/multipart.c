@@ -44,7 +44,7 @@ int multipart_boundary(const char *content_type, char ret[72])
 
 static const char *find(const char *hay, size_t len, const char *needle, size_t nlen)
 {
-    if (nlen == 0 || len < nlen)
+    if (!hay || nlen == 0 || len < nlen)
         return NULL;
     return memmem(hay, len, needle, nlen);
 }

@@ -227,8 +227,10 @@ static int find_class(const struct folder *f, const char *name, size_t len)
 static int arrange(struct folder *f, const struct import_options *o, uint64_t n_split[2],
                    uint8_t **labels, struct diag *d)
 {
-    qsort(f->classes, (size_t)f->n_classes, sizeof(*f->classes), cmp_str);
-    qsort(f->imgs, f->n, sizeof(*f->imgs), cmp_path);
+    if (f->n_classes > 0)
+        qsort(f->classes, (size_t)f->n_classes, sizeof(*f->classes), cmp_str);
+    if (f->n > 0)
+        qsort(f->imgs, f->n, sizeof(*f->imgs), cmp_path);
     for (size_t i = 1; i < f->n; i++)
         if (strcmp(f->imgs[i - 1].path, f->imgs[i].path) == 0)
             return diag_set(d, -EINVAL, f->imgs[i].path, "duplicate entry %s", f->imgs[i].path);
@@ -261,7 +263,8 @@ static int arrange(struct folder *f, const struct import_options *o, uint64_t n_
         for (size_t i = 0; i < f->n; i++)
             if (f->imgs[i].folder == s)
                 order[n++] = &f->imgs[i];
-        qsort(order, n, sizeof(*order), cmp_keras);
+        if (n > 0)
+            qsort(order, n, sizeof(*order), cmp_keras);
         /* numpy RandomState(seed).shuffle: Fisher-Yates from the end */
         struct mt19937 mt;
         mt19937_seed(&mt, o->seed);

@@ -430,7 +430,8 @@ int datasets_list(struct datasets *ds, char **ret_json)
         }
         closedir(dir);
     }
-    qsort(names, n, sizeof(*names), cmp_names);
+    if (n > 0)
+        qsort(names, n, sizeof(*names), cmp_names);
     for (size_t i = 0; i < n; i++) {
         cJSON *m = read_manifest(ds, names[i]);
         if (m) {
