@@ -896,12 +896,12 @@ char *job_spec_to_json(const struct job_spec *s)
         goto out;
     if (s->dataset_file[0]) {
         cJSON *size = s->image_size[0] ? cJSON_CreateIntArray(s->image_size, 2) : cJSON_CreateNull();
-        if (!add(ds, "file", cJSON_CreateString(s->dataset_file)) ||
-            !add(ds, "format", cJSON_CreateString(s->dataset_format[0] ? s->dataset_format
+        if (!cjson_add(ds, "file", cJSON_CreateString(s->dataset_file)) ||
+            !cjson_add(ds, "format", cJSON_CreateString(s->dataset_format[0] ? s->dataset_format
                                                                        : "auto")) ||
-            !add(ds, "image_size", size) ||
-            !add(ds, "color_mode", cJSON_CreateString(s->color_mode[0] ? s->color_mode : "rgb")) ||
-            !add(ds, "seed", number_or_null(s->import_seed < 0, (double)s->import_seed)))
+            !cjson_add(ds, "image_size", size) ||
+            !cjson_add(ds, "color_mode", cJSON_CreateString(s->color_mode[0] ? s->color_mode : "rgb")) ||
+            !cjson_add(ds, "seed", number_or_null(s->import_seed < 0, (double)s->import_seed)))
             goto out;
     }
     if (s->model_json) {

@@ -12,7 +12,7 @@
 
 #include "backend.h"
 #include "datasets.h"
-#include "runner.h"
+#include "job_runner.h"
 
 struct backend_data {
     struct datasets *ds;

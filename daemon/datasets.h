@@ -32,7 +32,7 @@
 
 #include "diag.h"
 #include "import.h"
-#include "runner.h"
+#include "job_runner.h"
 
 struct datasets;
 

@@ -12,7 +12,7 @@
 #include "image.h"
 #include "model.h"
 #include "npy.h"
-#include "runner.h"
+#include "job_runner.h"
 
 #define INFER_BATCH 128
 
