@@ -1,6 +1,8 @@
-/* data_routes.c - request parsing for the data set and model-use routes
- * (see data_routes.h). */
+/* data_routes.c - the data set and model-use routes: request parsing (see
+ * data_routes.h) and serving (server_internal.h: serve_dataset, serve_use),
+ * the slow part as a task (tasks.h). */
 #include "data_routes.h"
+#include "server_internal.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -304,4 +306,82 @@ void api_use_free(struct api_use *u)
 {
     free(u->res.json);
     u->res.json = NULL;
+}
+
+/* --- serving (libmicrohttpd's thread) ------------------------------------------ */
+
+/* The answer of a finished task: status with its JSON, or its error. */
+static enum MHD_Result respond_task(struct request *rq, struct MHD_Connection *c,
+                                    struct api_task_result *res, unsigned status,
+                                    const char *location)
+{
+    if (res->err < 0)
+        return respond_backend_error(rq, c, res->err, &res->d, "request failed");
+    char *json = res->json;
+    res->json = NULL;
+    struct MHD_Response *resp = text_response(json, strlen(json), "application/json");
+    if (resp && location)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+    return respond_queue(rq, c, status, resp);
+}
+
+enum MHD_Result serve_dataset(struct request *rq, struct MHD_Connection *c)
+{
+    struct api_server *srv = rq->srv;
+    const struct api_backend *be = &srv->be;
+    struct diag d = {{0}, {0}};
+    char *out = NULL;
+    int r;
+    if (rq->method == API_METHOD_DELETE) {
+        r = be->dataset_delete ? be->dataset_delete(be->ctx, rq->path.name, &d) : -ENOSYS;
+        if (r < 0)
+            return respond_backend_error(rq, c, r, &d, "no such data set");
+        return respond_queue(rq, c, MHD_HTTP_NO_CONTENT,
+                             MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT));
+    }
+    if (rq->method != API_METHOD_PUT) {
+        r = be->dataset_get ? be->dataset_get(be->ctx, rq->path.name, &out) : -ENOSYS;
+        return r < 0 ? respond_backend_error(rq, c, r, NULL, "no such data set")
+                     : respond_json(rq, c, MHD_HTTP_OK, out);
+    }
+    struct api_upload *u = rq->upload;
+    if (!rq->task_started) {
+        rq->task_started = true;
+        r = api_task_start(&srv->tasks, c, api_upload_task, u, &u->res.done);
+        if (r < 0)
+            return respond_backend_error(rq, c, r, NULL, "cannot start the import");
+        return MHD_YES; /* suspended until the import ends */
+    }
+    if (!atomic_load(&u->res.done))
+        return MHD_YES;
+    char loc[128];
+    snprintf(loc, sizeof(loc), "/v1/datasets/%s", rq->path.name);
+    return respond_task(rq, c, &u->res, MHD_HTTP_CREATED, loc);
+}
+
+enum MHD_Result serve_use(struct request *rq, struct MHD_Connection *c)
+{
+    struct api_server *srv = rq->srv;
+    struct diag d = {{0}, {0}};
+    int r;
+    if (!rq->task_started) {
+        rq->task_started = true;
+        rq->use = calloc(1, sizeof(*rq->use));
+        if (!rq->use)
+            return MHD_NO;
+        if (rq->path.route == API_ROUTE_JOB_EVALUATE)
+            r = api_evaluate_prepare(rq->use, &srv->be, rq->path.id, rq->body, rq->body_len, &d);
+        else
+            r = api_predict_prepare(rq->use, &srv->be, c, rq->path.id, rq->body, rq->body_len,
+                                    &d);
+        if (r < 0)
+            return respond_backend_error(rq, c, r, &d, "bad request");
+        r = api_task_start(&srv->tasks, c, api_use_task, rq->use, &rq->use->res.done);
+        if (r < 0)
+            return respond_backend_error(rq, c, r, NULL, "cannot start");
+        return MHD_YES; /* suspended until the work ends */
+    }
+    if (!atomic_load(&rq->use->res.done))
+        return MHD_YES;
+    return respond_task(rq, c, &rq->use->res, MHD_HTTP_OK, NULL);
 }
