@@ -98,7 +98,9 @@ int datasets_open(struct datasets **ret, const char *state_dir,
         free(ds);
         return diag_set(d, -ENAMETOOLONG, "datasets", "state_dir too long");
     }
-    if (mkdir(ds->dir, 0700) < 0 && errno != EEXIST) {
+    /* the registry opens before the job registry, which makes state_dir too */
+    if ((mkdir(state_dir, 0700) < 0 && errno != EEXIST) ||
+        (mkdir(ds->dir, 0700) < 0 && errno != EEXIST)) {
         int err = errno;
         free(ds);
         return diag_set(d, -err, "datasets", "mkdir %s/datasets: %s", state_dir, strerror(err));
