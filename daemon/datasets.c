@@ -16,6 +16,7 @@
 
 #include "data.h"
 #include "fsutil.h"
+#include "route.h"
 
 #define DATA_FILE "data.tensor"
 #define MANIFEST_FILE "manifest.json"
@@ -34,16 +35,9 @@ struct datasets {
 
 int datasets_check_name(const char *name, struct diag *d)
 {
-    size_t n = strlen(name);
-    if (n == 0 || n > 63)
-        return diag_set(d, -EINVAL, "name", "data set names are 1 to 63 bytes");
-    if (name[0] == '.')
-        return diag_set(d, -EINVAL, "name", "data set names do not start with '.'");
-    for (const char *p = name; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '-' || *p == '_' || *p == '.'))
-            return diag_set(d, -EINVAL, "name",
-                            "data set names use only letters, digits, '-', '_' and '.'");
+    if (!api_dataset_name_valid(name))
+        return diag_set(d, -EINVAL, "name", "data set names are 1 to %d letters, digits, '-', "
+                        "'_' and '.', not starting with '.'", API_DATASET_NAME_MAX);
     return 0;
 }
 
