@@ -204,8 +204,51 @@ static enum MHD_Result dispatch(struct request *rq, struct MHD_Connection *c)
     }
     case API_ROUTE_PROMETHEUS:
         return serve_prometheus(rq, c);
+    case API_ROUTE_DATASET:
+        return serve_dataset(rq, c);
+    case API_ROUTE_JOB_EVALUATE:
+    case API_ROUTE_JOB_PREDICT:
+        return serve_use(rq, c);
     }
     return respond_error(rq, c, MHD_HTTP_NOT_FOUND, "not_found", "no such route", NULL);
+}
+
+/* The largest body a request may carry in memory (PUT bodies go to a file:
+ * max_dataset_bytes). */
+static size_t body_limit(const struct request *rq)
+{
+    if (rq->path.route == API_ROUTE_JOB_PREDICT)
+        return rq->srv->cfg.max_predict_bytes;
+    return rq->srv->cfg.max_body_bytes;
+}
+
+/* PUT /v1/datasets/{name}: the announced length, the import options and the
+ * format, all before the body is read. */
+static bool check_upload(struct request *rq, struct MHD_Connection *c, enum MHD_Result *ret)
+{
+    struct api_server *srv = rq->srv;
+    const char *len = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
+    uint64_t n;
+    if (len && parse_u64_text(len, &n) == 0 && n > srv->cfg.max_dataset_bytes) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "data set larger than %" PRIu64 " bytes",
+                 srv->cfg.max_dataset_bytes);
+        *ret = respond_error(rq, c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", msg, NULL);
+        return false;
+    }
+    rq->upload = calloc(1, sizeof(*rq->upload));
+    if (!rq->upload) {
+        *ret = MHD_NO;
+        return false;
+    }
+    struct diag d = {{0}, {0}};
+    int r = api_upload_prepare(rq->upload, &srv->be, c, rq->path.name, &d);
+    if (r < 0) {
+        *ret = respond_backend_error(rq, c, r, &d, "bad request");
+        return false;
+    }
+    return true;
 }
 
 /* Route, method, auth and (for POST) media type and announced length.
@@ -244,6 +287,8 @@ static bool check_request(struct request *rq, struct MHD_Connection *c, enum MHD
         *ret = respond_queue(rq, c, MHD_HTTP_UNAUTHORIZED, resp);
         return false;
     }
+    if (rq->method == API_METHOD_PUT)
+        return check_upload(rq, c, ret);
     if (rq->method != API_METHOD_POST)
         return true;
     if (rq->path.route == API_ROUTE_JOBS &&
@@ -256,9 +301,9 @@ static bool check_request(struct request *rq, struct MHD_Connection *c, enum MHD
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
     uint64_t clen;
-    if (cl && parse_u64_text(cl, &clen) == 0 && clen > srv->cfg.max_body_bytes) {
+    if (cl && parse_u64_text(cl, &clen) == 0 && clen > body_limit(rq)) {
         char msg[128];
-        snprintf(msg, sizeof(msg), "request body larger than %zu bytes", srv->cfg.max_body_bytes);
+        snprintf(msg, sizeof(msg), "request body larger than %zu bytes", body_limit(rq));
         *ret = respond_error(rq, c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", msg, NULL);
         return false;
     }
@@ -283,7 +328,8 @@ enum MHD_Result api_on_access(void *cls, struct MHD_Connection *c, const char *u
         /* Requests that carry a body are checked before it is read.  The
          * others are answered on the next call: a response queued on this
          * first call makes libmicrohttpd close the connection. */
-        if (rq->method == API_METHOD_POST || rq->method == API_METHOD_OTHER) {
+        if (rq->method == API_METHOD_POST || rq->method == API_METHOD_PUT ||
+            rq->method == API_METHOD_OTHER) {
             enum MHD_Result ret;
             if (!check_request(rq, c, &ret))
                 return ret;
@@ -296,7 +342,21 @@ enum MHD_Result api_on_access(void *cls, struct MHD_Connection *c, const char *u
         *upload_data_size = 0;
         if (rq->too_large)
             return MHD_YES;
-        if (rq->body_len + n > srv->cfg.max_body_bytes) {
+        if (rq->upload) { /* a data set: to its file, piece by piece */
+            struct diag d = {{0}, {0}};
+            int r = api_upload_write(rq->upload, upload_data, n, srv->cfg.max_dataset_bytes, &d);
+            if (r == -EFBIG) {
+                rq->too_large = true;
+                api_upload_free(rq->upload);
+                send_raw_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large", "too_large",
+                               (size_t)srv->cfg.max_dataset_bytes);
+                atomic_fetch_add(&srv->requests[MHD_HTTP_CONTENT_TOO_LARGE], 1);
+                rq->answered = true;
+                return MHD_YES;
+            }
+            return r < 0 ? MHD_NO : MHD_YES;
+        }
+        if (rq->body_len + n > body_limit(rq)) {
             rq->too_large = true;
             free(rq->body);
             rq->body = NULL;
@@ -305,7 +365,7 @@ enum MHD_Result api_on_access(void *cls, struct MHD_Connection *c, const char *u
              * a chunked body may never end: write the 413 on the socket
              * now, discard the rest of the body, close when it ends. */
             send_raw_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large", "too_large",
-                           srv->cfg.max_body_bytes);
+                           body_limit(rq));
             atomic_fetch_add(&srv->requests[MHD_HTTP_CONTENT_TOO_LARGE], 1);
             rq->answered = true;
             return MHD_YES;
@@ -323,7 +383,7 @@ enum MHD_Result api_on_access(void *cls, struct MHD_Connection *c, const char *u
         return MHD_NO; /* the response is already on the wire: close */
     if (rq->too_large) {
         char msg[128];
-        snprintf(msg, sizeof(msg), "request body larger than %zu bytes", srv->cfg.max_body_bytes);
+        snprintf(msg, sizeof(msg), "request body larger than %zu bytes", body_limit(rq));
         return respond_error(rq, c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", msg, NULL);
     }
     if (!rq->checked) {
@@ -358,6 +418,12 @@ void api_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         return;
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && rq->serve_bytes)
         atomic_fetch_add(&srv->bytes_served, rq->serve_bytes);
+    if (rq->upload)
+        api_upload_free(rq->upload);
+    free(rq->upload);
+    if (rq->use)
+        api_use_free(rq->use);
+    free(rq->use);
     free(rq->body);
     free(rq);
     *con_cls = NULL;

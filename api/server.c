@@ -97,6 +97,7 @@ int api_server_start(struct api_server **ret, const struct api_server_config *cf
     s->cfg = *cfg;
     s->be = *be;
     pthread_mutex_init(&s->mu, NULL);
+    api_tasks_init(&s->tasks);
 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
@@ -115,6 +116,7 @@ int api_server_start(struct api_server **ret, const struct api_server_config *cf
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)512,
         MHD_OPTION_END);
     if (!s->mhd) {
+        api_tasks_destroy(&s->tasks);
         pthread_mutex_destroy(&s->mu);
         free(s);
         char host[64] = "?";
@@ -156,7 +158,9 @@ void api_server_free(struct api_server *s)
     if (!s)
         return;
     stream_resume_all(s);
+    api_tasks_wait(&s->tasks); /* suspended connections must be resumed before the stop */
     MHD_stop_daemon(s->mhd);
+    api_tasks_destroy(&s->tasks);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

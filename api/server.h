@@ -35,6 +35,8 @@ struct api_server_config {
     struct api_listen listen;
     const char *token;               /* NULL or "" = no authentication */
     size_t max_body_bytes;           /* larger request bodies get 413 */
+    uint64_t max_dataset_bytes;      /* PUT /v1/datasets/{name} bodies (streamed to a file) */
+    size_t max_predict_bytes;        /* POST /v1/jobs/{id}/predict bodies (in memory) */
     unsigned max_connections;        /* MHD_OPTION_CONNECTION_LIMIT */
     unsigned max_connections_per_ip; /* MHD_OPTION_PER_IP_CONNECTION_LIMIT */
     unsigned connection_timeout_s;   /* idle connections closed after this */

@@ -20,6 +20,9 @@ void config_default(struct config *ret)
     c.workers = 1;
     c.threads = 2;
     c.max_body_bytes = 1024 * 1024;
+    c.max_dataset_bytes = (size_t)4 << 30;
+    c.max_predict_bytes = (size_t)32 << 20;
+    c.max_predict_images = 256;
     c.max_connections = 1024;
     c.max_connections_per_ip = 256;
     c.connection_timeout = 60;
@@ -112,6 +115,9 @@ int config_set(struct config *cfg, const char *key, const char *value, struct di
         {"workers", 1, 64, offsetof(struct config, workers), 0},
         {"threads", 1, 256, offsetof(struct config, threads), 0},
         {"max_body_bytes", 1024, 1ULL << 30, offsetof(struct config, max_body_bytes), 2},
+        {"max_dataset_bytes", 1024, 1ULL << 40, offsetof(struct config, max_dataset_bytes), 2},
+        {"max_predict_bytes", 1024, 1ULL << 30, offsetof(struct config, max_predict_bytes), 2},
+        {"max_predict_images", 1, 65536, offsetof(struct config, max_predict_images), 1},
         {"max_connections", 1, 100000, offsetof(struct config, max_connections), 1},
         {"max_connections_per_ip", 1, 100000, offsetof(struct config, max_connections_per_ip), 1},
         {"connection_timeout", 1, 86400, offsetof(struct config, connection_timeout), 1},

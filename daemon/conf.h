@@ -23,6 +23,9 @@ struct config {
     int threads;                      /* compute threads per job: 2 */
     char token_file[PATH_MAX];        /* "" = no authentication */
     size_t max_body_bytes;            /* 1 MiB */
+    size_t max_dataset_bytes;         /* PUT /v1/datasets/{name} bodies: 4 GiB */
+    size_t max_predict_bytes;         /* POST /v1/jobs/{id}/predict bodies: 32 MiB */
+    unsigned max_predict_images;      /* examples per predict request: 256 */
     unsigned max_connections;         /* 1024 */
     unsigned max_connections_per_ip;  /* 256 */
     unsigned connection_timeout;      /* seconds: 60 */

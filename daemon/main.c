@@ -14,6 +14,7 @@
 #include "cmd_run.h"
 #include "conf.h"
 #include "config.h"
+#include "datasets.h"
 #include "fsutil.h"
 #include "job_registry.h"
 #include "kernels.h"
@@ -100,6 +101,7 @@ static int serve(const struct config *cfg)
     char *token = NULL;
     struct jobs *js = NULL;
     struct api_server *srv = NULL;
+    struct datasets *registry = NULL;
     int status = 1;
     struct api_listen listen;
     if (api_listen_parse(&listen, cfg->listen, &d) < 0) {
@@ -126,7 +128,13 @@ static int serve(const struct config *cfg)
     sigset_t old;
     signals_block(&old);
 
+    if (datasets_open(&registry, cfg->state_dir, cfg->datasets, cfg->n_datasets, &d) < 0) {
+        log_error("%s", d.message);
+        goto out;
+    }
     struct jobs_config jc = {
+        .registry = registry,
+        .max_predict_images = cfg->max_predict_images,
         .state_dir = cfg->state_dir,
         .workers = cfg->workers,
         .threads = cfg->threads,
@@ -145,6 +153,8 @@ static int serve(const struct config *cfg)
         .listen = listen,
         .token = token,
         .max_body_bytes = cfg->max_body_bytes,
+        .max_dataset_bytes = cfg->max_dataset_bytes,
+        .max_predict_bytes = cfg->max_predict_bytes,
         .max_connections = cfg->max_connections,
         .max_connections_per_ip = cfg->max_connections_per_ip,
         .connection_timeout_s = cfg->connection_timeout,
@@ -207,6 +217,7 @@ out:
         jobs_shutdown(js);
     api_server_free(srv);
     jobs_free(js);
+    datasets_close(registry); /* after the jobs: their usage hook is gone */
     free(token);
     if (status == 0)
         log_info("stopped");

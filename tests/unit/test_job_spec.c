@@ -484,6 +484,56 @@ static void test_round_trip(void)
 
 /* Every job fixture (tests/fixtures/jobs, used by the integration tests and
  * the README) is a valid spec. */
+/* "dataset": {"file": ...} is for `traind run` only; its import options are
+ * checked and round-trip through job_spec_to_json. */
+static void test_dataset_file(void)
+{
+    static const char spec[] = "{\"dataset\": {\"file\": \"/data/photos.tar\", \"image_size\": "
+                               "[64, 48], \"color_mode\": \"grayscale\", \"seed\": 3, "
+                               "\"validation_split\": 0.2}, \"model\": \"lenet\"}";
+    struct job_spec s;
+    struct diag d;
+    memset(&d, 0, sizeof(d));
+    CHECK_INT_EQ(job_spec_parse(&s, spec, strlen(spec), &d), -EINVAL);
+    CHECK_STR_EQ(d.field, "/dataset/file");
+    CHECK(strstr(d.message, "PUT /v1/datasets") != NULL);
+    CHECK_INT_EQ(job_spec_parse_local(&s, spec, strlen(spec), &d), 0);
+    CHECK_STR_EQ(s.dataset_file, "/data/photos.tar");
+    CHECK_STR_EQ(s.dataset, "photos.tar");
+    CHECK_INT_EQ(s.image_size[0], 64);
+    CHECK_INT_EQ(s.image_size[1], 48);
+    CHECK_STR_EQ(s.color_mode, "grayscale");
+    CHECK_INT_EQ(s.import_seed, 3);
+    CHECK_CLOSE(s.validation_split, 0.2, 0, 0);
+    char *json = job_spec_to_json(&s);
+    struct job_spec t;
+    CHECK_INT_EQ(job_spec_parse_local(&t, json, strlen(json), &d), 0);
+    CHECK_STR_EQ(t.dataset_file, s.dataset_file);
+    CHECK_INT_EQ(t.image_size[1], 48);
+    CHECK_INT_EQ(t.import_seed, 3);
+    free(json);
+    job_spec_free(&t);
+    job_spec_free(&s);
+    static const char *const bad[][2] = {
+        {"{\"dataset\": {\"file\": \"a.npz\", \"image_size\": [0, 4]}, \"model\": \"mlp\"}",
+         "/dataset/image_size"},
+        {"{\"dataset\": {\"file\": \"a.npz\", \"color_mode\": \"cmyk\"}, \"model\": \"mlp\"}",
+         "/dataset/color_mode"},
+        {"{\"dataset\": {\"file\": \"a.npz\", \"format\": \"rar\"}, \"model\": \"mlp\"}",
+         "/dataset/format"},
+        {"{\"dataset\": {\"file\": 7}, \"model\": \"mlp\"}", "/dataset/file"},
+        {"{\"dataset\": {\"name\": \"x\", \"color_mode\": \"rgb\"}, \"model\": \"mlp\"}",
+         "/dataset/color_mode"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&d, 0, sizeof(d));
+        CHECK_MSG(job_spec_parse_local(&s, bad[i][0], strlen(bad[i][0]), &d) == -EINVAL,
+                  "case %zu", i);
+        CHECK_MSG(strcmp(d.field, bad[i][1]) == 0, "case %zu: field %s (%s)", i, d.field,
+                  d.message);
+    }
+}
+
 static void test_fixtures_parse(void)
 {
     const char *dir = TEST_SOURCE_DIR "/tests/fixtures/jobs";
@@ -527,5 +577,6 @@ int main(void)
     TEST_RUN(test_rejections);
     TEST_RUN(test_round_trip);
     TEST_RUN(test_fixtures_parse);
+    TEST_RUN(test_dataset_file);
     return TEST_EXIT();
 }
