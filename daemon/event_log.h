@@ -17,6 +17,12 @@
 #define JOB_EVENTS_FILE "events.ndjson"
 #define JOB_RECORD_MAX_BYTES (16u << 20)
 #define JOB_EVENTS_MAX_BYTES (1u << 30)
+/* The high-water mark of handed-out sequence numbers: a decimal number N,
+ * written atomically before any seq > the previous N becomes visible, so a
+ * daemon restarted after kill -9 numbers on from N + 1 and never reuses a
+ * number a client saw (progress events are numbered but not persisted). */
+#define JOB_SEQ_FILE "seq.reserved"
+#define JOB_SEQ_RESERVE 1024
 
 struct jobs;
 
