@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "template.h"
+
 static int hex_value(char c)
 {
     if (c >= '0' && c <= '9')
@@ -47,23 +49,9 @@ static int segment_decode(char *out, size_t outsz, const char *s, size_t len, st
 
 bool api_component_valid(const char *name)
 {
-    size_t n = strlen(name);
-    if (n == 0 || n > API_PATH_MAX_NAME || name[0] == '.')
-        return false;
-    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-        return false;
-    /* Temp names of atomic writes (".tmp-*", "*.tmp", "*.tmp-*"). */
-    if (strstr(name, ".tmp") != NULL)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == '+' || c == '=' || c == '@' || c == ',' ||
-                  c == '-';
-        if (!ok)
-            return false;
-    }
-    return true;
+    /* The checkpoint name rule: a name the template can render is a name
+     * this route accepts, and the reverse. */
+    return template_name_valid(name, strlen(name));
 }
 
 static const struct {
