@@ -83,6 +83,22 @@ static int seq_reserve_write(struct job *j, uint64_t upto)
     return r;
 }
 
+int event_log_reserve_seq(struct job *j)
+{
+    pthread_mutex_lock(&j->mu);
+    uint64_t want = j->last_seq + JOB_SEQ_RESERVE;
+    bool needed = j->last_seq + 1 > j->seq_reserved;
+    pthread_mutex_unlock(&j->mu);
+    if (!needed)
+        return 0;
+    int r = seq_reserve_write(j, want);
+    pthread_mutex_lock(&j->mu);
+    if (r == 0 && want > j->seq_reserved)
+        j->seq_reserved = want;
+    pthread_mutex_unlock(&j->mu);
+    return r;
+}
+
 /* (mu held; may drop and retake it) The next sequence number, covered by
  * seq.reserved on disk before it is returned.  When the reservation cannot
  * be written (disk full) the number is handed out all the same: events

@@ -29,6 +29,10 @@ struct jobs;
 /* (file_mu held) Append one line (len bytes, no newline) to events.ndjson,
  * fsync'ed when sync.  Logs and returns -errno on failure. */
 int event_log_append(struct job *j, const char *line, size_t len, bool sync);
+/* Make sure the job's next sequence number is covered by seq.reserved
+ * (takes mu and file_mu); a new job calls it before it is accepted, so a
+ * full disk is found at submit.  0 or -errno. */
+int event_log_reserve_seq(struct job *j);
 /* (file_mu held) Write job.json atomically from record (consumed). */
 int event_log_write_record(struct job *j, cJSON *record);
 /* job.json from the job's current state (takes mu, then file_mu). */
