@@ -224,6 +224,14 @@ static bool check_request(struct request *rq, struct MHD_Connection *c, enum MHD
                              NULL);
         return false;
     }
+    int n_query = MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, NULL, NULL);
+    if (n_query > API_MAX_QUERY_PARAMS) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "%d query parameters; at most %d are accepted", n_query,
+                 API_MAX_QUERY_PARAMS);
+        *ret = respond_error(rq, c, MHD_HTTP_URI_TOO_LONG, "uri_too_long", msg, NULL);
+        return false;
+    }
     unsigned allowed = api_route_methods(rq->path.route);
     if (!(allowed & rq->method)) {
         char allow[64], msg[128];

@@ -17,6 +17,8 @@
 
 #define API_PATH_MAX_COMPONENTS 4
 #define API_PATH_MAX_NAME 255
+/* More query parameters than this answer 414 (no route reads more than 3). */
+#define API_MAX_QUERY_PARAMS 32
 
 enum api_route {
     API_ROUTE_JOBS,             /* /v1/jobs */

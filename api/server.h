@@ -1,4 +1,4 @@
-/* server.h - the HTTP API server (libmicrohttpd, one internal epoll thread).
+/* server.h - the HTTP API server (libmicrohttpd, one internal poll thread).
  *
  * Routes every path of DESIGN.md's API table to the backend (backend.h),
  * answers errors as {"error": {"code", "message", "field"}}, checks the

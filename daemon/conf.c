@@ -23,7 +23,7 @@ void config_default(struct config *ret)
     c.max_connections = 1024;
     c.max_connections_per_ip = 256;
     c.connection_timeout = 60;
-    c.connection_memory_limit = 64 * 1024;
+    c.connection_memory_limit = 128 * 1024;
     c.heartbeat_interval = 15;
     c.max_queued_jobs = 1000;
     c.stream_max_backlog = 100000;

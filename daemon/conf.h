@@ -26,7 +26,7 @@ struct config {
     unsigned max_connections;         /* 1024 */
     unsigned max_connections_per_ip;  /* 256 */
     unsigned connection_timeout;      /* seconds: 60 */
-    size_t connection_memory_limit;   /* bytes per connection (bounds headers): 65536 */
+    size_t connection_memory_limit;   /* bytes per connection (bounds headers): 131072 */
     unsigned heartbeat_interval;      /* seconds between SSE heartbeats: 15 */
     unsigned max_queued_jobs;         /* queued jobs before submit answers 503: 1000 */
     unsigned stream_max_backlog;      /* events a subscriber may lag before it is dropped: 100000 */

@@ -69,3 +69,72 @@ def test_full_disk_at_submit_is_507_and_leaves_nothing(traind_factory, tmp_path)
             c.wait_state(j["id"], "succeeded", daemon=d)
         finally:
             d.stop()
+
+
+def exchange(port, data, timeout=30, shut_wr=False):
+    """Send data, read until the server closes; returns the bytes read.  The
+    daemons here have connection_timeout = 300, so a reply (or a close)
+    within timeout means the server answered by itself, not by timing out."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        try:
+            s.sendall(data)
+            if shut_wr:
+                s.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+    finally:
+        s.close()
+
+
+def parse_reply(data):
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    hdrs = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    return status, hdrs, body
+
+
+SLOW = "connection_timeout = 300\n"
+
+
+@pytest.fixture
+def patient(traind_factory):
+    """A daemon that would wait 300 s on a stuck connection."""
+    return traind_factory("patient", extra_config=SLOW)
+
+
+def test_thousand_query_parameters_get_a_json_answer(patient):
+    query = "&".join(f"a{i}=b" for i in range(1000))
+    assert 3500 < len(query) < 8000
+    req = f"GET /v1/jobs?{query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    status, hdrs, body = parse_reply(exchange(patient.port, req))
+    assert status == 414, (status, body[:200])
+    assert hdrs["content-type"].startswith("application/json")
+    import json
+    assert json.loads(body)["error"]["code"] == "uri_too_long"
+    assert patient.client.get("/v1/health").status == 200
+
+
+def test_query_too_big_for_memory_is_closed_at_once(patient):
+    query = "&".join(f"a{i}" for i in range(12000))
+    req = f"GET /v1/jobs?{query} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    data = exchange(patient.port, req)  # returns when the server closes
+    if data:
+        status, _, _ = parse_reply(data)
+        assert status in (414, 431), data[:200]
+    assert patient.client.get("/v1/health").status == 200
+
+
+def test_a_few_query_parameters_still_work(patient):
+    assert patient.client.get("/v1/jobs?state=running&x=1").status == 200
