@@ -123,7 +123,7 @@ static enum MHD_Result dispatch(struct request *rq, struct MHD_Connection *c)
         if (rq->method == API_METHOD_POST) {
             char id[JOB_ID_LEN + 1];
             if (!utf8_valid((const unsigned char *)(rq->body ? rq->body : ""), rq->body_len))
-                return respond_error(rq, c, MHD_HTTP_BAD_REQUEST, "invalid_json",
+                return respond_error(rq, c, MHD_HTTP_BAD_REQUEST, "invalid_request",
                                      "the request body is not valid UTF-8", NULL);
             r = be->submit(be->ctx, rq->body ? rq->body : "", rq->body_len, &out, id, &d);
             if (r < 0)
@@ -208,6 +208,53 @@ static enum MHD_Result dispatch(struct request *rq, struct MHD_Connection *c)
     return respond_error(rq, c, MHD_HTTP_NOT_FOUND, "not_found", "no such route", NULL);
 }
 
+static enum MHD_Result add_header_bytes(void *cls, enum MHD_ValueKind kind, const char *key,
+                                        const char *value)
+{
+    (void)kind;
+    size_t *total = cls;
+    *total += strlen(key) + (value ? strlen(value) : 0);
+    return MHD_YES;
+}
+
+/* The request's HTTP framing that libmicrohttpd lets through but we refuse,
+ * answered with the JSON error: another HTTP/1.x than 1.0 and 1.1 (505),
+ * HTTP/1.1 without Host (400), too many query parameters (414), too many
+ * header bytes (431). */
+static bool check_http(struct request *rq, struct MHD_Connection *c, enum MHD_Result *ret)
+{
+    char msg[160];
+    if (rq->http_version == 0) {
+        *ret = respond_error(rq, c, MHD_HTTP_HTTP_VERSION_NOT_SUPPORTED,
+                             "http_version_not_supported",
+                             "only HTTP/1.0 and HTTP/1.1 are supported", NULL);
+        return false;
+    }
+    if (rq->http_version == 11 &&
+        !MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)) {
+        *ret = respond_error(rq, c, MHD_HTTP_BAD_REQUEST, "invalid_request",
+                             "an HTTP/1.1 request needs a Host header", NULL);
+        return false;
+    }
+    int n_query = MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, NULL, NULL);
+    if (n_query > API_MAX_QUERY_PARAMS) {
+        snprintf(msg, sizeof(msg), "%d query parameters; at most %d are accepted", n_query,
+                 API_MAX_QUERY_PARAMS);
+        *ret = respond_error(rq, c, MHD_HTTP_URI_TOO_LONG, "uri_too_long", msg, NULL);
+        return false;
+    }
+    size_t header_bytes = 0;
+    MHD_get_connection_values(c, MHD_HEADER_KIND, add_header_bytes, &header_bytes);
+    if (header_bytes > API_MAX_HEADER_BYTES) {
+        snprintf(msg, sizeof(msg), "%zu bytes of request headers; at most %d are accepted",
+                 header_bytes, API_MAX_HEADER_BYTES);
+        *ret = respond_error(rq, c, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, "header_too_large",
+                             msg, NULL);
+        return false;
+    }
+    return true;
+}
+
 /* Route, method, auth and (for POST) media type and announced length.
  * Returns true when the request may go on; otherwise an error response is
  * queued and *ret is the result for libmicrohttpd. */
@@ -215,6 +262,8 @@ static bool check_request(struct request *rq, struct MHD_Connection *c, enum MHD
 {
     struct api_server *srv = rq->srv;
     rq->checked = true;
+    if (!check_http(rq, c, ret))
+        return false;
     if (rq->path_err == -ENOENT) {
         *ret = respond_error(rq, c, MHD_HTTP_NOT_FOUND, "not_found", rq->diag.message, NULL);
         return false;
@@ -222,14 +271,6 @@ static bool check_request(struct request *rq, struct MHD_Connection *c, enum MHD
     if (rq->path_err < 0) {
         *ret = respond_error(rq, c, MHD_HTTP_BAD_REQUEST, "invalid_path", rq->diag.message,
                              NULL);
-        return false;
-    }
-    int n_query = MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, NULL, NULL);
-    if (n_query > API_MAX_QUERY_PARAMS) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "%d query parameters; at most %d are accepted", n_query,
-                 API_MAX_QUERY_PARAMS);
-        *ret = respond_error(rq, c, MHD_HTTP_URI_TOO_LONG, "uri_too_long", msg, NULL);
         return false;
     }
     unsigned allowed = api_route_methods(rq->path.route);
@@ -281,13 +322,15 @@ enum MHD_Result api_on_access(void *cls, struct MHD_Connection *c, const char *u
     struct api_server *srv = cls;
     struct request *rq = *con_cls;
     (void)url;
-    (void)version;
     if (!rq)
         return MHD_NO;
 
     if (!rq->started) {
         rq->started = true;
         rq->method = api_method_parse(method);
+        rq->http_version = strcmp(version, MHD_HTTP_VERSION_1_1) == 0   ? 11
+                           : strcmp(version, MHD_HTTP_VERSION_1_0) == 0 ? 10
+                                                                        : 0;
         /* Requests that carry a body are checked before it is read.  The
          * others are answered on the next call: a response queued on this
          * first call makes libmicrohttpd close the connection. */

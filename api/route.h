@@ -19,6 +19,10 @@
 #define API_PATH_MAX_NAME 255
 /* More query parameters than this answer 414 (no route reads more than 3). */
 #define API_MAX_QUERY_PARAMS 32
+/* Header names and values together beyond this answer 431 (JSON); larger
+ * sections than connection_memory_limit holds are refused by libmicrohttpd
+ * itself. */
+#define API_MAX_HEADER_BYTES 16384
 
 enum api_route {
     API_ROUTE_JOBS,             /* /v1/jobs */

@@ -43,6 +43,7 @@ struct request {
     struct api_server *srv;
     bool started;
     enum api_method method;
+    int http_version;         /* 10 or 11; 0 for another HTTP/1.x (answered 505) */
     int path_err;
     struct api_path path;
     struct diag diag;

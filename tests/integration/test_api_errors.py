@@ -168,7 +168,7 @@ def test_invalid_utf8_is_400_and_list_stays_json(traind):
     c = traind.client
     body = json.dumps(tiny_spec(epochs=1)).encode().replace(b'"tiny"', b'"\xff\xfe"')
     r = c.post("/v1/jobs", body, headers={"Content-Type": "application/json"})
-    assert_error(r, 400, field=("", "/name"))
+    assert_error(r, 400, field=("", "/name"), code="invalid_request")
     r = c.get("/v1/jobs")
     assert r.status == 200
     r.body.decode("utf-8")

@@ -138,3 +138,46 @@ def test_query_too_big_for_memory_is_closed_at_once(patient):
 
 def test_a_few_query_parameters_still_work(patient):
     assert patient.client.get("/v1/jobs?state=running&x=1").status == 200
+
+
+def json_error(data, status, code):
+    got, hdrs, body = parse_reply(data)
+    assert got == status, data[:300]
+    assert hdrs.get("content-type", "").startswith("application/json"), data[:300]
+    import json
+    err = json.loads(body)["error"]
+    assert err["code"] == code and err["message"], err
+    return err
+
+
+@pytest.mark.parametrize("req,status,code", [
+    (b"GET /v1/health HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n",
+     505, "http_version_not_supported"),
+    (b"GET /v1/jobs HTTP/1.1\r\nConnection: close\r\n\r\n", 400, "invalid_request"),
+    (b"GET /v1/jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: " + b"a" * 20000 +
+     b"\r\n\r\n", 431, "header_too_large"),
+    (b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+     b"Content-Length: 2\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n{}", 431, "header_too_large"),
+], ids=["http-1.2", "no-host", "big-header-get", "big-header-post"])
+def test_malformed_http_gets_json_error(patient, req, status, code):
+    json_error(exchange(patient.port, req), status, code)
+    assert patient.client.get("/v1/health").status == 200
+
+
+def test_job_error_does_not_repeat_its_prefix(traind_factory, tmp_path):
+    with small_tmpfs(str(tmp_path / "small")) as mnt:
+        d = traind_factory("fills", start=False)
+        d.state_dir = os.path.join(mnt, "state")
+        d.start()
+        try:
+            c = d.client
+            j = c.submit(tiny_spec(name="fills", epochs=10000, steps_per_epoch=4, checkpoints=[]))
+            c.wait_state(j["id"], "running", daemon=d)
+            fill(mnt)
+            final = c.wait_state(j["id"], "failed", timeout=120, daemon=d)
+            err = final["error"]
+            assert "no space left on device" in err.lower(), err
+            parts = [p.strip() for p in err.split(":")]
+            assert all(a != b for a, b in zip(parts, parts[1:])), f"repeated prefix: {err}"
+        finally:
+            d.stop()
