@@ -16,10 +16,13 @@
 
 #include "diag.h"
 
+/* Classes of every built-in format (IDX digits/fashion, CIFAR-10). */
+#define DATASET_CLASSES 10
+
 struct dataset {
     int n;             /* examples */
     int h, w, c;       /* per-example shape, NHWC */
-    int classes;       /* number of classes (10 for all built-in formats) */
+    int classes;       /* number of classes (DATASET_CLASSES for all built-in formats) */
     uint8_t *images;   /* (n, h, w, c) */
     uint8_t *labels;   /* (n), values < classes */
 };

@@ -78,7 +78,12 @@ static int be_submit(void *ctx, const char *body, size_t len, char **ret_json,
     int r = job_spec_parse(&spec, body, len, d);
     if (r < 0)
         return r == -ENOMEM ? r : -EINVAL;
-    if (!runner_find_dataset(&js->env, spec.dataset)) {
+    const struct runner_dataset *ds = runner_find_dataset(&js->env, spec.dataset);
+    if (ds && (r = runner_check_model(&spec, ds, d)) < 0) {
+        job_spec_free(&spec);
+        return r;
+    }
+    if (!ds) {
         job_spec_free(&spec);
         char known[512] = "";
         for (int i = 0; i < js->env.n_datasets; i++) {

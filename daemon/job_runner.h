@@ -44,6 +44,11 @@ struct runner_sink {
 
 /* Find a data set by name in env, or NULL. */
 const struct runner_dataset *runner_find_dataset(const struct runner_env *env, const char *name);
+/* At submit: an inline model whose output size differs from the data set's
+ * class count is -EINVAL at "/model" (the run would fail when it builds the
+ * model).  Other model errors are left to the run. */
+int runner_check_model(const struct job_spec *spec, const struct runner_dataset *ds,
+                       struct diag *d);
 
 /* Run the job.  job_dir exists and is owned by the job.  Returns 0 when
  * training finished (all epochs or early stopping), -ECANCELED when *stop was
