@@ -181,3 +181,24 @@ def test_job_error_does_not_repeat_its_prefix(traind_factory, tmp_path):
             assert all(a != b for a, b in zip(parts, parts[1:])), f"repeated prefix: {err}"
         finally:
             d.stop()
+
+
+def test_half_closed_partial_body_is_closed_at_once(traind_factory):
+    """Issue 9 item 7: a client that sends part of a body and shuts down its
+    side gets its connection closed (or an answer) at once; such connections
+    do not count against max_connections_per_ip afterwards."""
+    d = traind_factory("halfclose", extra_config=SLOW + "max_connections_per_ip = 2\n")
+    head = (b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n")
+    for _ in range(3):
+        data = exchange(d.port, head + b'{"name": "x"', shut_wr=True)
+        if data:
+            status, _, _ = parse_reply(data)
+            assert status == 400, data[:300]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if d.client.get("/v1/health", timeout=5).status == 200:
+                break
+        time.sleep(0.05)  # poll interval: wait for the server to serve again
+    assert d.client.get("/v1/jobs").status == 200
