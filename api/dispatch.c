@@ -24,17 +24,26 @@ static bool token_equal(const char *given, const char *expected)
     return diff == 0;
 }
 
-static bool auth_ok(const struct api_server *srv, struct MHD_Connection *c)
+/* The role of the request's bearer token: every configured token is
+ * compared (no early exit), API_ROLE_NONE when none matches; API_ROLE_ADMIN
+ * when authentication is off. */
+static enum api_role auth_role(const struct api_server *srv, struct MHD_Connection *c)
 {
-    if (!srv->cfg.token || !srv->cfg.token[0])
-        return true;
+    if (srv->cfg.n_tokens == 0)
+        return API_ROLE_ADMIN;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-        return false;
+        return API_ROLE_NONE;
     h += 7;
     while (*h == ' ')
         h++;
-    return token_equal(h, srv->cfg.token);
+    enum api_role role = API_ROLE_NONE;
+    for (int i = 0; i < srv->cfg.n_tokens; i++) {
+        bool match = token_equal(h, srv->cfg.tokens[i].token);
+        if (match && srv->cfg.tokens[i].role > role)
+            role = srv->cfg.tokens[i].role;
+    }
+    return role;
 }
 
 int parse_u64_text(const char *s, uint64_t *ret)
@@ -284,13 +293,22 @@ static bool check_request(struct request *rq, struct MHD_Connection *c, enum MHD
         *ret = respond_queue(rq, c, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
         return false;
     }
-    if (rq->path.route != API_ROUTE_HEALTH && !auth_ok(srv, c)) {
+    enum api_role role = rq->path.route == API_ROUTE_HEALTH ? API_ROLE_ADMIN : auth_role(srv, c);
+    if (role == API_ROLE_NONE) {
         struct MHD_Response *resp =
             error_response("unauthorized", "a valid bearer token is required", NULL);
         if (resp)
             MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                     "Bearer realm=\"traind\"");
         *ret = respond_queue(rq, c, MHD_HTTP_UNAUTHORIZED, resp);
+        return false;
+    }
+    enum api_role need = api_route_role(rq->path.route, rq->method);
+    if (role < need) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "this token's role '%s' may not do this; it needs '%s'",
+                 api_role_name(role), api_role_name(need));
+        *ret = respond_error(rq, c, MHD_HTTP_FORBIDDEN, "forbidden", msg, NULL);
         return false;
     }
     if (rq->method != API_METHOD_POST)

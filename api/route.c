@@ -47,6 +47,41 @@ static int segment_decode(char *out, size_t outsz, const char *s, size_t len, st
     return 0;
 }
 
+int api_role_parse(const char *name, enum api_role *ret)
+{
+    static const enum api_role roles[] = {API_ROLE_READ, API_ROLE_SUBMIT, API_ROLE_ADMIN};
+    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
+        if (strcmp(name, api_role_name(roles[i])) == 0) {
+            *ret = roles[i];
+            return 0;
+        }
+    return -EINVAL;
+}
+
+const char *api_role_name(enum api_role role)
+{
+    switch (role) {
+    case API_ROLE_READ:
+        return "read";
+    case API_ROLE_SUBMIT:
+        return "submit";
+    case API_ROLE_ADMIN:
+        return "admin";
+    case API_ROLE_NONE:
+        break;
+    }
+    return "none";
+}
+
+enum api_role api_route_role(enum api_route route, unsigned method)
+{
+    if (method == API_METHOD_GET || method == API_METHOD_HEAD)
+        return API_ROLE_READ;
+    if (method == API_METHOD_POST && (route == API_ROUTE_JOBS || route == API_ROUTE_JOB_CANCEL))
+        return API_ROLE_SUBMIT;
+    return API_ROLE_ADMIN;
+}
+
 bool api_component_valid(const char *name)
 {
     /* The checkpoint name rule: a name the template can render is a name

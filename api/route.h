@@ -40,6 +40,20 @@ enum api_route {
     API_ROUTE_PROMETHEUS,       /* /metrics */
 };
 
+/* Token roles, each including the ones before it: read (GET and HEAD:
+ * jobs, events, metrics, downloads), submit (+ submit and cancel jobs),
+ * admin (everything, e.g. DELETE of a job). */
+enum api_role {
+    API_ROLE_NONE = 0,
+    API_ROLE_READ = 1,
+    API_ROLE_SUBMIT = 2,
+    API_ROLE_ADMIN = 3,
+};
+
+/* "read", "submit", "admin"; -EINVAL otherwise. */
+int api_role_parse(const char *name, enum api_role *ret);
+const char *api_role_name(enum api_role role);
+
 /* Methods as a bit set, for routing and the Allow header. */
 enum api_method {
     API_METHOD_GET = 1 << 0,
@@ -68,6 +82,9 @@ unsigned api_route_methods(enum api_route route);
 /* "GET, HEAD, POST" for the Allow header. */
 void api_methods_format(char *out, size_t outsz, unsigned methods);
 enum api_method api_method_parse(const char *method);
+
+/* The least role a request needs (method is one api_method bit). */
+enum api_role api_route_role(enum api_route route, unsigned method);
 
 /* True when name is an acceptable checkpoint path component. */
 bool api_component_valid(const char *name);

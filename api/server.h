@@ -2,7 +2,8 @@
  *
  * Routes every path of DESIGN.md's API table to the backend (backend.h),
  * answers errors as {"error": {"code", "message", "field"}}, checks the
- * bearer token, enforces the body and connection limits, streams events
+ * bearer token and its role (401 without a valid one, 403 for a role
+ * below the route's), enforces the body and connection limits, streams events
  * (SSE or NDJSON) with suspend/resume, serves weight files with
  * Range/ETag, and counts requests for /metrics.
  *
@@ -12,7 +13,7 @@
  *
  * Threads: api_server_notify and api_server_tick may be called from any
  * thread; the backend's functions are called on the server thread.
- * Ownership: the server keeps pointers to cfg->token and be (they must
+ * Ownership: the server keeps pointers to cfg->tokens and be (they must
  * outlive it); api_server_free stops it and frees everything. */
 #ifndef TRAIND_API_SERVER_H
 #define TRAIND_API_SERVER_H
@@ -25,15 +26,23 @@
 
 #include "backend.h"
 #include "diag.h"
+#include "route.h"
 
 struct api_listen {
     struct sockaddr_storage addr;
     socklen_t len;
 };
 
+/* A bearer token and the role it grants. */
+struct api_token {
+    const char *token;
+    enum api_role role;
+};
+
 struct api_server_config {
     struct api_listen listen;
-    const char *token;               /* NULL or "" = no authentication */
+    const struct api_token *tokens;  /* n_tokens == 0: no authentication */
+    int n_tokens;
     size_t max_body_bytes;           /* larger request bodies get 413 */
     unsigned max_connections;        /* MHD_OPTION_CONNECTION_LIMIT */
     unsigned max_connections_per_ip; /* MHD_OPTION_PER_IP_CONNECTION_LIMIT */

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "server.h"
 #include "signals.h"
+#include "tokens.h"
 
 #if HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -69,35 +70,11 @@ static void notify_streams(void *ctx, const char *id)
     api_server_notify(ctx, id);
 }
 
-/* Read the bearer token: the file's first line, surrounding space removed. */
-static int load_token(const char *path, char **ret, struct diag *d)
-{
-    void *data;
-    size_t len;
-    int r = fsutil_read_file(path, 4096, &data, &len, d);
-    if (r < 0)
-        return diag_set(d, r, "token_file", "token_file %s: %s", path, d->message);
-    char *s = data;
-    s[strcspn(s, "\r\n")] = '\0';
-    while (*s == ' ' || *s == '\t')
-        s++;
-    size_t n = strlen(s);
-    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-        s[--n] = '\0';
-    if (n < 16) {
-        free(data);
-        return diag_set(d, -EINVAL, "token_file", "token_file %s: the token must have at least "
-                                                  "16 characters", path);
-    }
-    memmove(data, s, n + 1);
-    *ret = data;
-    return 0;
-}
-
 static int serve(const struct config *cfg)
 {
     struct diag d = {{0}, {0}};
-    char *token = NULL;
+    struct api_token *tokens = NULL;
+    int n_tokens = 0;
     struct jobs *js = NULL;
     struct api_server *srv = NULL;
     int status = 1;
@@ -106,11 +83,11 @@ static int serve(const struct config *cfg)
         log_error("listen: %s", d.message);
         goto out;
     }
-    if (cfg->token_file[0] && load_token(cfg->token_file, &token, &d) < 0) {
+    if (cfg->token_file[0] && tokens_load(cfg->token_file, &tokens, &n_tokens, &d) < 0) {
         log_error("%s", d.message);
         goto out;
     }
-    if (!token && !api_listen_is_loopback(&listen)) {
+    if (n_tokens == 0 && !api_listen_is_loopback(&listen)) {
         log_error("listen = %s is not a loopback address; refusing to start without token_file",
                   cfg->listen);
         goto out;
@@ -143,7 +120,8 @@ static int serve(const struct config *cfg)
     jobs_backend(js, &be);
     struct api_server_config sc = {
         .listen = listen,
-        .token = token,
+        .tokens = tokens,
+        .n_tokens = n_tokens,
         .max_body_bytes = cfg->max_body_bytes,
         .max_connections = cfg->max_connections,
         .max_connections_per_ip = cfg->max_connections_per_ip,
@@ -166,7 +144,7 @@ static int serve(const struct config *cfg)
     log_info("traind %s listening on %s (port %u), state dir %s, %d worker(s), auth %s, "
              "kernels %s",
              TRAIND_VERSION, cfg->listen, (unsigned)api_server_port(srv), cfg->state_dir,
-             cfg->workers, token ? "on" : "off", kernels_name(kernels_active()));
+             cfg->workers, n_tokens ? "on" : "off", kernels_name(kernels_active()));
     notify_systemd("READY=1\nSTATUS=serving");
 
     uint64_t watchdog_usec = 0;
@@ -207,7 +185,7 @@ out:
         jobs_shutdown(js);
     api_server_free(srv);
     jobs_free(js);
-    free(token);
+    tokens_free(tokens, n_tokens);
     if (status == 0)
         log_info("stopped");
     return status;
