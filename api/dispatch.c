@@ -373,6 +373,8 @@ enum MHD_Result api_on_access(void *cls, struct MHD_Connection *c, const char *u
             /* libmicrohttpd cannot queue a response while a body arrives, and
              * a chunked body may never end: write the 413 on the socket
              * now, discard the rest of the body, close when it ends. */
+            if (srv->tls)
+                return MHD_YES; /* HTTPS: the 413 is queued when the body ends */
             send_raw_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large", "too_large",
                            srv->cfg.max_body_bytes);
             atomic_fetch_add(&srv->requests[MHD_HTTP_CONTENT_TOO_LARGE], 1);

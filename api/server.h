@@ -43,6 +43,11 @@ struct api_server_config {
     struct api_listen listen;
     const struct api_token *tokens;  /* n_tokens == 0: no authentication */
     int n_tokens;
+    /* PEM text of the certificate (chain) and its private key: HTTPS with
+     * TLS 1.2 or 1.3 only (libmicrohttpd with GnuTLS).  NULL: plain HTTP.
+     * Copied by libmicrohttpd at start. */
+    const char *tls_cert_pem;
+    const char *tls_key_pem;
     size_t max_body_bytes;           /* larger request bodies get 413 */
     unsigned max_connections;        /* MHD_OPTION_CONNECTION_LIMIT */
     unsigned max_connections_per_ip; /* MHD_OPTION_PER_IP_CONNECTION_LIMIT */

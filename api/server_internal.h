@@ -26,10 +26,14 @@
 
 struct stream;
 
+/* GnuTLS priorities: its defaults, TLS 1.2 and 1.3 only. */
+#define API_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
 struct api_server {
     struct api_server_config cfg;
     struct api_backend be;
     struct MHD_Daemon *mhd;
+    bool tls;                   /* HTTPS: never write raw bytes on a connection's socket */
     uint16_t port;
     pthread_mutex_t mu;
     struct stream *suspended;   /* guarded by mu */

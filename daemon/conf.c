@@ -102,6 +102,17 @@ int config_set(struct config *cfg, const char *key, const char *value, struct di
     }
     if (strcmp(key, "token_file") == 0)
         return set_string(cfg->token_file, sizeof(cfg->token_file), key, value, d);
+    if (strcmp(key, "tls_cert_file") == 0)
+        return set_string(cfg->tls_cert_file, sizeof(cfg->tls_cert_file), key, value, d);
+    if (strcmp(key, "tls_key_file") == 0)
+        return set_string(cfg->tls_key_file, sizeof(cfg->tls_key_file), key, value, d);
+    if (strcmp(key, "allow_insecure_http") == 0) {
+        if (strcmp(value, "true") == 0 || strcmp(value, "false") == 0) {
+            cfg->allow_insecure_http = strcmp(value, "true") == 0;
+            return 0;
+        }
+        return diag_set(d, -EINVAL, key, "allow_insecure_http: must be true or false");
+    }
 
     static const struct {
         const char *key;

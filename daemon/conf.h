@@ -8,6 +8,7 @@
 #define TRAIND_CONF_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "diag.h"
@@ -22,6 +23,9 @@ struct config {
     int workers;                      /* jobs trained at once: 1 */
     int threads;                      /* compute threads per job: 2 */
     char token_file[PATH_MAX];        /* "" = no authentication */
+    char tls_cert_file[PATH_MAX];     /* PEM certificate (chain); "" = plain HTTP */
+    char tls_key_file[PATH_MAX];      /* PEM private key; set with tls_cert_file */
+    bool allow_insecure_http;         /* listen beyond loopback without TLS: false */
     size_t max_body_bytes;            /* 1 MiB */
     unsigned max_connections;         /* 1024 */
     unsigned max_connections_per_ip;  /* 256 */

@@ -70,11 +70,32 @@ static void notify_streams(void *ctx, const char *id)
     api_server_notify(ctx, id);
 }
 
+/* A PEM file for TLS (logs and returns -errno when unreadable or empty). */
+static int load_pem(const char *key, const char *path, char **ret)
+{
+    struct diag d = {{0}, {0}};
+    void *data;
+    size_t len;
+    int r = fsutil_read_file(path, 1 << 20, &data, &len, &d);
+    if (r < 0) {
+        log_error("%s %s: %s", key, path, d.message);
+        return r;
+    }
+    if (!strstr(data, "-----BEGIN ")) {
+        log_error("%s %s: not a PEM file", key, path);
+        free(data);
+        return -EINVAL;
+    }
+    *ret = data;
+    return 0;
+}
+
 static int serve(const struct config *cfg)
 {
     struct diag d = {{0}, {0}};
     struct api_token *tokens = NULL;
     int n_tokens = 0;
+    char *tls_cert = NULL, *tls_key = NULL;
     struct jobs *js = NULL;
     struct api_server *srv = NULL;
     int status = 1;
@@ -91,6 +112,24 @@ static int serve(const struct config *cfg)
         log_error("listen = %s is not a loopback address; refusing to start without token_file",
                   cfg->listen);
         goto out;
+    }
+    if (!cfg->tls_cert_file[0] != !cfg->tls_key_file[0]) {
+        log_error("tls_cert_file and tls_key_file: set both or neither");
+        goto out;
+    }
+    if (cfg->tls_cert_file[0] && (load_pem("tls_cert_file", cfg->tls_cert_file, &tls_cert) < 0 ||
+                                  load_pem("tls_key_file", cfg->tls_key_file, &tls_key) < 0))
+        goto out;
+    if (!tls_cert && !api_listen_is_loopback(&listen)) {
+        if (!cfg->allow_insecure_http) {
+            log_error("listen = %s is not a loopback address; refusing to start without TLS "
+                      "(tls_cert_file, tls_key_file) unless allow_insecure_http = true",
+                      cfg->listen);
+            goto out;
+        }
+        log_warn("INSECURE: listening on %s with plain HTTP (allow_insecure_http = true): bearer "
+                 "tokens, job specs and weight files cross the network unencrypted",
+                 cfg->listen);
     }
 
     int r = signals_install();
@@ -122,6 +161,8 @@ static int serve(const struct config *cfg)
         .listen = listen,
         .tokens = tokens,
         .n_tokens = n_tokens,
+        .tls_cert_pem = tls_cert,
+        .tls_key_pem = tls_key,
         .max_body_bytes = cfg->max_body_bytes,
         .max_connections = cfg->max_connections,
         .max_connections_per_ip = cfg->max_connections_per_ip,
@@ -141,10 +182,11 @@ static int serve(const struct config *cfg)
         goto out;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    log_info("traind %s listening on %s (port %u), state dir %s, %d worker(s), auth %s, "
+    log_info("traind %s listening on %s (port %u, %s), state dir %s, %d worker(s), auth %s, "
              "kernels %s",
-             TRAIND_VERSION, cfg->listen, (unsigned)api_server_port(srv), cfg->state_dir,
-             cfg->workers, n_tokens ? "on" : "off", kernels_name(kernels_active()));
+             TRAIND_VERSION, cfg->listen, (unsigned)api_server_port(srv),
+             tls_cert ? "HTTPS" : "HTTP", cfg->state_dir, cfg->workers, n_tokens ? "on" : "off",
+             kernels_name(kernels_active()));
     notify_systemd("READY=1\nSTATUS=serving");
 
     uint64_t watchdog_usec = 0;
@@ -186,6 +228,11 @@ out:
     api_server_free(srv);
     jobs_free(js);
     tokens_free(tokens, n_tokens);
+    free(tls_cert);
+    if (tls_key) {
+        explicit_bzero(tls_key, strlen(tls_key));
+        free(tls_key);
+    }
     if (status == 0)
         log_info("stopped");
     return status;
