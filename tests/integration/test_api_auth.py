@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import TOKEN, assert_error, long_spec, tiny_spec
+from conftest import TOKEN, assert_error, long_spec, start_expect_failure, tiny_spec
 
 ROUTES = [
     ("GET", "/v1/jobs"),
@@ -172,28 +172,19 @@ def test_scoped_tokens_grant_their_role_and_403_otherwise(scoped):
 
 @pytest.mark.parametrize("mode", [0o640, 0o604, 0o620])
 def test_token_file_readable_by_others_refuses_to_start(tmp_path, mode):
-    import subprocess
-    from conftest import Daemon, traind_bin
+    from conftest import Daemon
     d = Daemon(tmp_path / "perm", token=ADMIN_TOKEN)
     os.chmod(os.path.join(d.root, "token"), mode)
-    out = subprocess.run([traind_bin(), "--config", d.config_path, "--listen", "127.0.0.1:0",
-                          "--state-dir", d.state_dir], capture_output=True, text=True,
-                         timeout=30)
-    assert out.returncode != 0
-    assert "token_file" in out.stdout + out.stderr and "group or others" in out.stdout + out.stderr
+    out = start_expect_failure(d)
+    assert "token_file" in out and "group or others" in out
 
 
 @pytest.mark.parametrize("content", ["reader " + READ_TOKEN + "\n", "read short\n",
                                      "read a b c d e f g h i j k l m n o p q\n"],
                          ids=["unknown-role", "short", "extra-words"])
 def test_bad_token_lines_refuse_to_start(tmp_path, content):
-    import subprocess
-    from conftest import Daemon, traind_bin
+    from conftest import Daemon
     d = Daemon(tmp_path / "lines", token=ADMIN_TOKEN)
     with open(os.path.join(d.root, "token"), "w") as f:
         f.write(content)
-    out = subprocess.run([traind_bin(), "--config", d.config_path, "--listen", "127.0.0.1:0",
-                          "--state-dir", d.state_dir], capture_output=True, text=True,
-                         timeout=30)
-    assert out.returncode != 0
-    assert "token_file" in out.stdout + out.stderr
+    assert "token_file" in start_expect_failure(d)

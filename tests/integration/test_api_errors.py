@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-from conftest import FASHION_DIR, assert_error, tiny_spec
+from conftest import FASHION_DIR, assert_error, parse_raw, tiny_spec
 
 
 @pytest.fixture(scope="module")
@@ -228,17 +228,6 @@ def send_raw(port, head, body_len, chunk=b"x" * 65536, tail=b""):
         return data
     finally:
         s.close()
-
-
-def parse_raw(data):
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    return status, headers, body
 
 
 def test_body_over_limit_is_413(module_traind, held):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import assert_error, tiny_spec
+from conftest import assert_error, parse_raw, tiny_spec
 
 
 @contextlib.contextmanager
@@ -49,11 +49,16 @@ def fill(path):
     return filler
 
 
+def start_on(traind_factory, name, mnt):
+    """A daemon whose state dir is on the file system mounted at mnt."""
+    d = traind_factory(name, start=False)
+    d.state_dir = os.path.join(mnt, "state")
+    return d.start()
+
+
 def test_full_disk_at_submit_is_507_and_leaves_nothing(traind_factory, tmp_path):
     with small_tmpfs(str(tmp_path / "small")) as mnt:
-        d = traind_factory("full", start=False)
-        d.state_dir = os.path.join(mnt, "state")
-        d.start()
+        d = start_on(traind_factory, "full", mnt)
         try:
             c = d.client
             jobs_dir = os.path.join(d.state_dir, "jobs")
@@ -97,14 +102,6 @@ def exchange(port, data, timeout=30, shut_wr=False):
         s.close()
 
 
-def parse_reply(data):
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ")[1])
-    hdrs = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
-    return status, hdrs, body
-
-
 SLOW = "connection_timeout = 300\n"
 
 
@@ -118,7 +115,7 @@ def test_thousand_query_parameters_get_a_json_answer(patient):
     query = "&".join(f"a{i}=b" for i in range(1000))
     assert 3500 < len(query) < 8000
     req = f"GET /v1/jobs?{query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
-    status, hdrs, body = parse_reply(exchange(patient.port, req))
+    status, hdrs, body = parse_raw(exchange(patient.port, req))
     assert status == 414, (status, body[:200])
     assert hdrs["content-type"].startswith("application/json")
     import json
@@ -131,7 +128,7 @@ def test_query_too_big_for_memory_is_closed_at_once(patient):
     req = f"GET /v1/jobs?{query} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
     data = exchange(patient.port, req)  # returns when the server closes
     if data:
-        status, _, _ = parse_reply(data)
+        status, _, _ = parse_raw(data)
         assert status in (414, 431), data[:200]
     assert patient.client.get("/v1/health").status == 200
 
@@ -141,7 +138,7 @@ def test_a_few_query_parameters_still_work(patient):
 
 
 def json_error(data, status, code):
-    got, hdrs, body = parse_reply(data)
+    got, hdrs, body = parse_raw(data)
     assert got == status, data[:300]
     assert hdrs.get("content-type", "").startswith("application/json"), data[:300]
     import json
@@ -166,9 +163,7 @@ def test_malformed_http_gets_json_error(patient, req, status, code):
 
 def test_job_error_does_not_repeat_its_prefix(traind_factory, tmp_path):
     with small_tmpfs(str(tmp_path / "small")) as mnt:
-        d = traind_factory("fills", start=False)
-        d.state_dir = os.path.join(mnt, "state")
-        d.start()
+        d = start_on(traind_factory, "fills", mnt)
         try:
             c = d.client
             j = c.submit(tiny_spec(name="fills", epochs=10000, steps_per_epoch=4, checkpoints=[]))
@@ -193,7 +188,7 @@ def test_half_closed_partial_body_is_closed_at_once(traind_factory):
     for _ in range(3):
         data = exchange(d.port, head + b'{"name": "x"', shut_wr=True)
         if data:
-            status, _, _ = parse_reply(data)
+            status, _, _ = parse_raw(data)
             assert status == 400, data[:300]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import TOKEN, Daemon, free_port, tiny_spec, traind_bin
+from conftest import TOKEN, Daemon, free_port, start_expect_failure, tiny_spec, traind_bin
 
 
 @pytest.fixture(scope="module")
@@ -105,17 +105,9 @@ def test_plain_http_to_the_https_port_gets_no_answer(https):
     assert b"200 OK" not in data
 
 
-def run_expect(d, listen):
-    return subprocess.run([traind_bin(), "--config", d.config_path, "--listen", listen,
-                           "--state-dir", d.state_dir], capture_output=True, text=True,
-                          timeout=30)
-
-
 def test_beyond_loopback_needs_tls_unless_allowed(tmp_path):
     d = Daemon(tmp_path / "exposed", token=TOKEN)
-    out = run_expect(d, "0.0.0.0:0")
-    assert out.returncode != 0
-    assert "allow_insecure_http" in out.stdout + out.stderr
+    assert "allow_insecure_http" in start_expect_failure(d, listen="0.0.0.0:0")
     with open(d.config_path) as f:
         text = f.read().replace("[traind]\n", "[traind]\nallow_insecure_http = true\n", 1)
     with open(d.config_path, "w") as f:
@@ -143,8 +135,7 @@ def test_beyond_loopback_needs_tls_unless_allowed(tmp_path):
 
 def test_half_configured_tls_refuses_to_start(tmp_path, cert):
     d = Daemon(tmp_path / "half", extra_config=f"tls_cert_file = {cert[0]}\n")
-    out = run_expect(d, "127.0.0.1:0")
-    assert out.returncode != 0 and "tls_key_file" in out.stdout + out.stderr
+    assert "tls_key_file" in start_expect_failure(d)
 
 
 def test_https_job_runs_and_downloads(https, cert):
