@@ -73,7 +73,7 @@ static int seq_reserve_write(struct job *j, uint64_t upto)
         char text[32];
         int n = snprintf(text, sizeof(text), "%" PRIu64 "\n", upto);
         struct diag d = {{0}, {0}};
-        r = fsutil_write_file_atomic(j->dir, JOB_SEQ_FILE, text, (size_t)n, NULL, &d);
+        r = fsutil_write_file_atomic(j->dir, JOB_SEQ_FILE, text, (size_t)n, NULL, NULL, &d);
         if (r == 0)
             j->seq_reserved_disk = upto;
         else
