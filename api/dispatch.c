@@ -24,17 +24,26 @@ static bool token_equal(const char *given, const char *expected)
     return diff == 0;
 }
 
-static bool auth_ok(const struct api_server *srv, struct MHD_Connection *c)
+/* The role of the request's bearer token: every configured token is
+ * compared (no early exit), API_ROLE_NONE when none matches; API_ROLE_ADMIN
+ * when authentication is off. */
+static enum api_role auth_role(const struct api_server *srv, struct MHD_Connection *c)
 {
-    if (!srv->cfg.token || !srv->cfg.token[0])
-        return true;
+    if (srv->cfg.n_tokens == 0)
+        return API_ROLE_ADMIN;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-        return false;
+        return API_ROLE_NONE;
     h += 7;
     while (*h == ' ')
         h++;
-    return token_equal(h, srv->cfg.token);
+    enum api_role role = API_ROLE_NONE;
+    for (int i = 0; i < srv->cfg.n_tokens; i++) {
+        bool match = token_equal(h, srv->cfg.tokens[i].token);
+        if (match && srv->cfg.tokens[i].role > role)
+            role = srv->cfg.tokens[i].role;
+    }
+    return role;
 }
 
 int parse_u64_text(const char *s, uint64_t *ret)
@@ -123,7 +132,7 @@ static enum MHD_Result dispatch(struct request *rq, struct MHD_Connection *c)
         if (rq->method == API_METHOD_POST) {
             char id[JOB_ID_LEN + 1];
             if (!utf8_valid((const unsigned char *)(rq->body ? rq->body : ""), rq->body_len))
-                return respond_error(rq, c, MHD_HTTP_BAD_REQUEST, "invalid_json",
+                return respond_error(rq, c, MHD_HTTP_BAD_REQUEST, "invalid_request",
                                      "the request body is not valid UTF-8", NULL);
             r = be->submit(be->ctx, rq->body ? rq->body : "", rq->body_len, &out, id, &d);
             if (r < 0)
@@ -251,6 +260,53 @@ static bool check_upload(struct request *rq, struct MHD_Connection *c, enum MHD_
     return true;
 }
 
+static enum MHD_Result add_header_bytes(void *cls, enum MHD_ValueKind kind, const char *key,
+                                        const char *value)
+{
+    (void)kind;
+    size_t *total = cls;
+    *total += strlen(key) + (value ? strlen(value) : 0);
+    return MHD_YES;
+}
+
+/* The request's HTTP framing that libmicrohttpd lets through but we refuse,
+ * answered with the JSON error: another HTTP/1.x than 1.0 and 1.1 (505),
+ * HTTP/1.1 without Host (400), too many query parameters (414), too many
+ * header bytes (431). */
+static bool check_http(struct request *rq, struct MHD_Connection *c, enum MHD_Result *ret)
+{
+    char msg[160];
+    if (rq->http_version == 0) {
+        *ret = respond_error(rq, c, MHD_HTTP_HTTP_VERSION_NOT_SUPPORTED,
+                             "http_version_not_supported",
+                             "only HTTP/1.0 and HTTP/1.1 are supported", NULL);
+        return false;
+    }
+    if (rq->http_version == 11 &&
+        !MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)) {
+        *ret = respond_error(rq, c, MHD_HTTP_BAD_REQUEST, "invalid_request",
+                             "an HTTP/1.1 request needs a Host header", NULL);
+        return false;
+    }
+    int n_query = MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, NULL, NULL);
+    if (n_query > API_MAX_QUERY_PARAMS) {
+        snprintf(msg, sizeof(msg), "%d query parameters; at most %d are accepted", n_query,
+                 API_MAX_QUERY_PARAMS);
+        *ret = respond_error(rq, c, MHD_HTTP_URI_TOO_LONG, "uri_too_long", msg, NULL);
+        return false;
+    }
+    size_t header_bytes = 0;
+    MHD_get_connection_values(c, MHD_HEADER_KIND, add_header_bytes, &header_bytes);
+    if (header_bytes > API_MAX_HEADER_BYTES) {
+        snprintf(msg, sizeof(msg), "%zu bytes of request headers; at most %d are accepted",
+                 header_bytes, API_MAX_HEADER_BYTES);
+        *ret = respond_error(rq, c, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, "header_too_large",
+                             msg, NULL);
+        return false;
+    }
+    return true;
+}
+
 /* Route, method, auth and (for POST) media type and announced length.
  * Returns true when the request may go on; otherwise an error response is
  * queued and *ret is the result for libmicrohttpd. */
@@ -258,6 +314,8 @@ static bool check_request(struct request *rq, struct MHD_Connection *c, enum MHD
 {
     struct api_server *srv = rq->srv;
     rq->checked = true;
+    if (!check_http(rq, c, ret))
+        return false;
     if (rq->path_err == -ENOENT) {
         *ret = respond_error(rq, c, MHD_HTTP_NOT_FOUND, "not_found", rq->diag.message, NULL);
         return false;
@@ -278,13 +336,22 @@ static bool check_request(struct request *rq, struct MHD_Connection *c, enum MHD
         *ret = respond_queue(rq, c, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
         return false;
     }
-    if (rq->path.route != API_ROUTE_HEALTH && !auth_ok(srv, c)) {
+    enum api_role role = rq->path.route == API_ROUTE_HEALTH ? API_ROLE_ADMIN : auth_role(srv, c);
+    if (role == API_ROLE_NONE) {
         struct MHD_Response *resp =
             error_response("unauthorized", "a valid bearer token is required", NULL);
         if (resp)
             MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                     "Bearer realm=\"traind\"");
         *ret = respond_queue(rq, c, MHD_HTTP_UNAUTHORIZED, resp);
+        return false;
+    }
+    enum api_role need = api_route_role(rq->path.route, rq->method);
+    if (role < need) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "this token's role '%s' may not do this; it needs '%s'",
+                 api_role_name(role), api_role_name(need));
+        *ret = respond_error(rq, c, MHD_HTTP_FORBIDDEN, "forbidden", msg, NULL);
         return false;
     }
     if (rq->method == API_METHOD_PUT)
@@ -318,13 +385,15 @@ enum MHD_Result api_on_access(void *cls, struct MHD_Connection *c, const char *u
     struct api_server *srv = cls;
     struct request *rq = *con_cls;
     (void)url;
-    (void)version;
     if (!rq)
         return MHD_NO;
 
     if (!rq->started) {
         rq->started = true;
         rq->method = api_method_parse(method);
+        rq->http_version = strcmp(version, MHD_HTTP_VERSION_1_1) == 0   ? 11
+                           : strcmp(version, MHD_HTTP_VERSION_1_0) == 0 ? 10
+                                                                        : 0;
         /* Requests that carry a body are checked before it is read.  The
          * others are answered on the next call: a response queued on this
          * first call makes libmicrohttpd close the connection. */
@@ -364,6 +433,8 @@ enum MHD_Result api_on_access(void *cls, struct MHD_Connection *c, const char *u
             /* libmicrohttpd cannot queue a response while a body arrives, and
              * a chunked body may never end: write the 413 on the socket
              * now, discard the rest of the body, close when it ends. */
+            if (srv->tls)
+                return MHD_YES; /* HTTPS: the 413 is queued when the body ends */
             send_raw_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large", "too_large",
                            body_limit(rq));
             atomic_fetch_add(&srv->requests[MHD_HTTP_CONTENT_TOO_LARGE], 1);

@@ -18,6 +18,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,9 @@
 #include "cjson_add.h"
 #include "model.h"
 
-#define JSON_MAX_SAFE_INT 9007199254740992.0 /* 2^53 */
+/* 2^53 - 1: every integer up to it has its own double; 2^53 + 1 would be
+ * read as 2^53 and silently rounded, so larger integers are refused. */
+#define JSON_MAX_SAFE_INT 9007199254740991.0
 
 /* The logs keys every job produces: fit() always validates (test split or
  * validation_split). */
@@ -101,6 +104,15 @@ static int check_keys(const cJSON *obj, const char *base, const char *const *all
     return 0;
 }
 
+/* An integer up to 2^53 - 1 as its exact digits (cJSON prints numbers with
+ * 15 significant digits when they read back approximately). */
+static cJSON *exact_integer(uint64_t v)
+{
+    char text[24];
+    snprintf(text, sizeof(text), "%" PRIu64, v);
+    return cJSON_CreateRaw(text);
+}
+
 /* --- typed getters ---------------------------------------------------------
  * Each takes the parent object and a key; an absent key leaves *ret as is
  * (the default).  Null is accepted only where *is_null is non-NULL. */
@@ -121,6 +133,11 @@ static int get_int(const cJSON *obj, const char *base, const char *key, double l
         return diag_set(d, -EINVAL, field, "must be an integer%s, not %s",
                         ret_null ? " or null" : "",
                         cJSON_IsNumber(v) ? "a fractional number" : json_type_name(v));
+    if (fabs(v->valuedouble) > JSON_MAX_SAFE_INT)
+        return diag_set(d, -EINVAL, field,
+                        "integers beyond 2^53 - 1 (%.0f) cannot be kept exact; must be between "
+                        "%.0f and %.0f",
+                        JSON_MAX_SAFE_INT, lo, hi);
     if (v->valuedouble < lo || v->valuedouble > hi)
         return diag_set(d, -EINVAL, field, "must be between %.0f and %.0f, got %.17g", lo, hi,
                         v->valuedouble);
@@ -901,7 +918,7 @@ char *job_spec_to_json(const struct job_spec *s)
     if (!cjson_add(j, "optimizer", optimizer_json(&s->optimizer)) ||
         !cjson_add(j, "batch_size", cJSON_CreateNumber(s->batch_size)) ||
         !cjson_add(j, "epochs", cJSON_CreateNumber(s->epochs)) ||
-        !cjson_add(j, "seed", cJSON_CreateNumber((double)s->seed)) ||
+        !cjson_add(j, "seed", exact_integer(s->seed)) ||
         !cjson_add(j, "steps_per_epoch", number_or_null(s->steps_per_epoch <= 0, s->steps_per_epoch)) ||
         !cjson_add(j, "validation_steps",
              number_or_null(s->validation_steps <= 0, s->validation_steps)) ||

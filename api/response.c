@@ -101,6 +101,10 @@ enum MHD_Result respond_backend_error(struct request *rq, struct MHD_Connection 
         return respond_error(rq, c, MHD_HTTP_NOT_IMPLEMENTED, "not_implemented", msg, NULL);
     case -EAGAIN:
         return respond_error(rq, c, MHD_HTTP_SERVICE_UNAVAILABLE, "queue_full", msg, NULL);
+    case -ENOSPC:
+    case -EDQUOT:
+        return respond_error(rq, c, MHD_HTTP_INSUFFICIENT_STORAGE, "insufficient_storage", msg,
+                             NULL);
     case -ESHUTDOWN:
         return respond_error(rq, c, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting_down",
                              "the server is shutting down", NULL);

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "template.h"
+
 static int hex_value(char c)
 {
     if (c >= '0' && c <= '9')
@@ -59,25 +61,48 @@ bool api_dataset_name_valid(const char *name)
     return true;
 }
 
+int api_role_parse(const char *name, enum api_role *ret)
+{
+    static const enum api_role roles[] = {API_ROLE_READ, API_ROLE_SUBMIT, API_ROLE_ADMIN};
+    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
+        if (strcmp(name, api_role_name(roles[i])) == 0) {
+            *ret = roles[i];
+            return 0;
+        }
+    return -EINVAL;
+}
+
+const char *api_role_name(enum api_role role)
+{
+    switch (role) {
+    case API_ROLE_READ:
+        return "read";
+    case API_ROLE_SUBMIT:
+        return "submit";
+    case API_ROLE_ADMIN:
+        return "admin";
+    case API_ROLE_NONE:
+        break;
+    }
+    return "none";
+}
+
+enum api_role api_route_role(enum api_route route, unsigned method)
+{
+    if (method == API_METHOD_GET || method == API_METHOD_HEAD)
+        return API_ROLE_READ;
+    if (method == API_METHOD_POST &&
+        (route == API_ROUTE_JOBS || route == API_ROUTE_JOB_CANCEL ||
+         route == API_ROUTE_JOB_EVALUATE || route == API_ROUTE_JOB_PREDICT))
+        return API_ROLE_SUBMIT;
+    return API_ROLE_ADMIN;
+}
+
 bool api_component_valid(const char *name)
 {
-    size_t n = strlen(name);
-    if (n == 0 || n > API_PATH_MAX_NAME || name[0] == '.')
-        return false;
-    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-        return false;
-    /* Temp names of atomic writes (".tmp-*", "*.tmp", "*.tmp-*"). */
-    if (strstr(name, ".tmp") != NULL)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == '+' || c == '=' || c == '@' || c == ',' ||
-                  c == '-';
-        if (!ok)
-            return false;
-    }
-    return true;
+    /* The checkpoint name rule: a name the template can render is a name
+     * this route accepts, and the reverse. */
+    return template_name_valid(name, strlen(name));
 }
 
 static const struct {

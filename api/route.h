@@ -18,6 +18,12 @@
 #define API_PATH_MAX_COMPONENTS 4
 #define API_PATH_MAX_NAME 255
 #define API_DATASET_NAME_MAX 63
+/* More query parameters than this answer 414 (no route reads more than 3). */
+#define API_MAX_QUERY_PARAMS 32
+/* Header names and values together beyond this answer 431 (JSON); larger
+ * sections than connection_memory_limit holds are refused by libmicrohttpd
+ * itself. */
+#define API_MAX_HEADER_BYTES 16384
 
 enum api_route {
     API_ROUTE_JOBS,             /* /v1/jobs */
@@ -37,6 +43,20 @@ enum api_route {
     API_ROUTE_HEALTH,           /* /v1/health */
     API_ROUTE_PROMETHEUS,       /* /metrics */
 };
+
+/* Token roles, each including the ones before it: read (GET and HEAD:
+ * jobs, events, metrics, downloads), submit (+ submit and cancel jobs),
+ * admin (everything, e.g. DELETE of a job). */
+enum api_role {
+    API_ROLE_NONE = 0,
+    API_ROLE_READ = 1,
+    API_ROLE_SUBMIT = 2,
+    API_ROLE_ADMIN = 3,
+};
+
+/* "read", "submit", "admin"; -EINVAL otherwise. */
+int api_role_parse(const char *name, enum api_role *ret);
+const char *api_role_name(enum api_role role);
 
 /* Methods as a bit set, for routing and the Allow header. */
 enum api_method {
@@ -72,6 +92,9 @@ enum api_method api_method_parse(const char *method);
 /* True when name is a valid data set name: 1 to 63 letters, digits, '-',
  * '_', '.', not starting with '.'. */
 bool api_dataset_name_valid(const char *name);
+/* The least role a request needs (method is one api_method bit). */
+enum api_role api_route_role(enum api_route route, unsigned method);
+
 /* True when name is an acceptable checkpoint path component. */
 bool api_component_valid(const char *name);
 

@@ -30,10 +30,14 @@
 
 struct stream;
 
+/* GnuTLS priorities: its defaults, TLS 1.2 and 1.3 only. */
+#define API_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
 struct api_server {
     struct api_server_config cfg;
     struct api_backend be;
     struct MHD_Daemon *mhd;
+    bool tls;                   /* HTTPS: never write raw bytes on a connection's socket */
     uint16_t port;
     pthread_mutex_t mu;
     struct stream *suspended;   /* guarded by mu */
@@ -48,6 +52,7 @@ struct request {
     struct api_server *srv;
     bool started;
     enum api_method method;
+    int http_version;         /* 10 or 11; 0 for another HTTP/1.x (answered 505) */
     int path_err;
     struct api_path path;
     struct diag diag;

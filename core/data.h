@@ -23,11 +23,13 @@
 #include "diag.h"
 
 struct dataset_mapping; /* a read-only file mapping shared by views (reference counted) */
+/* Classes of every built-in format (IDX digits/fashion, CIFAR-10). */
+#define DATASET_CLASSES 10
 
 struct dataset {
     int n;             /* examples */
     int h, w, c;       /* per-example shape, NHWC */
-    int classes;       /* number of classes (10 for all built-in formats) */
+    int classes;       /* number of classes (DATASET_CLASSES for all built-in formats) */
     uint8_t *images;   /* (n, h, w, c) */
     uint8_t *labels;   /* (n), values < classes */
     struct dataset_mapping *mapping; /* non-NULL: images and labels are in a file mapping */

@@ -99,6 +99,13 @@ static int be_submit(void *ctx, const char *body, size_t len, char **ret_json,
         return diag_set(d, -EINVAL, "/dataset", "unknown dataset '%s' (known: %s%s)",
                         spec.dataset, known, js->cfg.registry ? " and GET /v1/datasets" : "");
     }
+    /* imported data sets are checked against the model when the run builds it */
+    if (strcmp(found.format, "tensor") != 0 && (r = runner_check_model(&spec, &found, d)) < 0) {
+        if (js->cfg.registry)
+            datasets_unlock(js->cfg.registry);
+        job_spec_free(&spec);
+        return r;
+    }
     r = submit_queued(js, &spec, ret_json, ret_id, d);
     if (js->cfg.registry)
         datasets_unlock(js->cfg.registry);
@@ -142,11 +149,18 @@ static int submit_queued(struct jobs *js, struct job_spec *spec_in, char **ret_j
     char path[PATH_MAX + sizeof("/" JOB_EVENTS_FILE)];
     snprintf(path, sizeof(path), "%s/" JOB_EVENTS_FILE, dir);
     j->events_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (!j->spec_json || j->events_fd < 0 || job_record_save(j) < 0) {
-        int e = j->events_fd < 0 ? errno : EIO;
-        log_error("job %s: cannot create its files: %s", id, strerror(e));
+    int stored = !j->spec_json ? -ENOMEM : j->events_fd < 0 ? -errno : 0;
+    if (stored == 0)
+        stored = job_record_save(j);
+    if (stored == 0)
+        stored = event_log_reserve_seq(j);
+    if (stored < 0) {
+        log_error("job %s: cannot create its files: %s", id, strerror(-stored));
         discard_job(js, j);
-        return diag_set(d, -EIO, "", "cannot store the job: %s", strerror(e));
+        if (stored == -ENOSPC || stored == -EDQUOT)
+            return diag_set(d, stored, "", "no space left on device: cannot store the job");
+        return diag_set(d, stored == -ENOMEM ? -ENOMEM : -EIO, "", "cannot store the job: %s",
+                        strerror(-stored));
     }
     job_event_add(js, j, "state", "{\"state\":\"queued\"}", true);
 

@@ -175,6 +175,33 @@ int runner_create_model(struct model **ret, const struct job_spec *spec, const i
     return r;
 }
 
+static int classes_mismatch(const struct job_spec *spec, int model_classes, int data_classes,
+                            struct diag *d)
+{
+    return diag_set(d, -EINVAL, "/model", "the model ends in %d classes but data set '%s' has %d",
+                    model_classes, spec->dataset, data_classes);
+}
+
+int runner_check_model(const struct job_spec *spec, const struct runner_dataset *ds,
+                       struct diag *d)
+{
+    if (!spec->model_json)
+        return 0;
+    (void)ds; /* every built-in format has DATASET_CLASSES classes */
+    struct model_spec ms = {0};
+    struct diag ignored = {{0}, {0}};
+    int classes = -EINVAL;
+    if (model_spec_parse_json(&ms, spec->model_json, strlen(spec->model_json), NULL,
+                              &ignored) == 0) {
+        classes = model_spec_output_classes(&ms, &ignored);
+        model_spec_free(&ms);
+    }
+    /* Other model errors are reported where the run builds the model. */
+    if (classes > 0 && classes != DATASET_CLASSES)
+        return classes_mismatch(spec, classes, DATASET_CLASSES, d);
+    return 0;
+}
+
 static int build_model(struct runner *r, const struct dataset *train,
                        const struct runner_env *env, struct diag *d)
 {
@@ -185,11 +212,8 @@ static int build_model(struct runner *r, const struct dataset *train,
                                   d);
     if (ret < 0)
         return ret;
-    if (r->m->classes != train->classes) {
-        return diag_set(d, -EINVAL, "/model",
-                        "the model ends in %d classes but data set '%s' has %d", r->m->classes,
-                        spec->dataset, train->classes);
-    }
+    if (r->m->classes != train->classes)
+        return classes_mismatch(spec, r->m->classes, train->classes, d);
     model_init_weights(r->m, spec->seed);
     ret = optimizer_create(&r->opt, &spec->optimizer, r->m, d);
     if (ret < 0 && d && !d->field[0])

@@ -62,6 +62,11 @@ int runner_load_split(struct dataset *ret, const struct runner_dataset *ds, cons
  * (h, w, c) and classes classes, weights zero (model_create). */
 int runner_create_model(struct model **ret, const struct job_spec *spec, const int shape[3],
                         int classes, int max_batch, int threads, struct diag *d);
+/* At submit: an inline model whose output size differs from the data set's
+ * class count is -EINVAL at "/model" (the run would fail when it builds the
+ * model).  Other model errors are left to the run. */
+int runner_check_model(const struct job_spec *spec, const struct runner_dataset *ds,
+                       struct diag *d);
 
 /* Run the job.  job_dir exists and is owned by the job.  Returns 0 when
  * training finished (all epochs or early stopping), -ECANCELED when *stop was

@@ -138,7 +138,7 @@ static void test_variants(void)
                   "{\"dataset\": {\"name\": \"cifar10\", \"validation_split\": 0.1, \"limit\": "
                   "2000, \"validation_limit\": 500}, \"model\": \"shallownet\", \"optimizer\": "
                   "{\"name\": \"Adam\", \"learning_rate\": 0.002}, \"threads\": 2, "
-                  "\"steps_per_epoch\": 10, \"validation_steps\": 3, \"seed\": 9007199254740992}",
+                  "\"steps_per_epoch\": 10, \"validation_steps\": 3, \"seed\": 9007199254740991}",
                   &d);
     CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
     if (r == 0) {
@@ -154,7 +154,7 @@ static void test_variants(void)
         CHECK_INT_EQ(s.threads, 2);
         CHECK_INT_EQ(s.steps_per_epoch, 10);
         CHECK_INT_EQ(s.validation_steps, 3);
-        CHECK(s.seed == 9007199254740992ull);
+        CHECK(s.seed == 9007199254740991ull);
         job_spec_free(&s);
     }
 
@@ -568,6 +568,27 @@ static void test_fixtures_parse(void)
     CHECK(n >= 3);
 }
 
+/* JSON numbers are doubles: 2^53 + 1 would be read as 2^53, so integers
+ * beyond 2^53 - 1 are refused instead of silently rounded. */
+static void test_integers_beyond_2_53(void)
+{
+    static const char *const seeds[] = {"9007199254740992", "9007199254740993",
+                                        "18446744073709551617", "1e300"};
+    for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+        char json[128];
+        snprintf(json, sizeof(json), "{\"dataset\": \"cifar10\", \"model\": \"mlp\", \"seed\": %s}",
+                 seeds[i]);
+        struct job_spec s;
+        struct diag d;
+        int r = parse(&s, json, &d);
+        CHECK_MSG(r == -EINVAL, "seed %s accepted", seeds[i]);
+        if (r == 0)
+            job_spec_free(&s);
+        else
+            CHECK_STR_EQ(d.field, "/seed");
+    }
+}
+
 int main(void)
 {
     TEST_RUN(test_reference_job);
@@ -575,6 +596,7 @@ int main(void)
     TEST_RUN(test_variants);
     TEST_RUN(test_inline_model);
     TEST_RUN(test_rejections);
+    TEST_RUN(test_integers_beyond_2_53);
     TEST_RUN(test_round_trip);
     TEST_RUN(test_fixtures_parse);
     TEST_RUN(test_dataset_file);
