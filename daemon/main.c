@@ -33,7 +33,7 @@ static void usage(FILE *f)
             "Usage: traind [--config FILE] [--listen ADDR:PORT] [--state-dir DIR]\n"
             "       traind run [--config FILE] [--dir DIR] JOB.json\n"
             "       traind [--server URL] [--token-file FILE] [--json] COMMAND ...\n"
-            "              COMMAND: submit, jobs, show, logs, cancel, rm, get, health\n"
+            "              COMMAND: submit, jobs, show, logs, cancel, rm, get, upload, health\n"
             "              (traind COMMAND --help, and traind(1))\n"
             "       traind --version | --help\n"
             "\n"

@@ -324,8 +324,8 @@ def test_jobs_show_cancel_rm_and_exit_codes(traind, tmp_path):
 def test_upload_streams_a_data_set_and_reports_a_refusal(traind, tmp_path):
     rng = np.random.default_rng(11)
     npz = tmp_path / "digits.npz"
-    np.savez(npz, x_train=rng.integers(0, 256, (40, 8, 8)).astype(np.uint8),
-             y_train=rng.integers(0, 10, 40), x_test=rng.integers(0, 256, (20, 8, 8)).astype(np.uint8),
+    pixels = rng.integers(0, 256, (60, 8, 8)).astype(np.uint8)
+    np.savez(npz, x_train=pixels[:40], y_train=rng.integers(0, 10, 40), x_test=pixels[40:],
              y_test=rng.integers(0, 10, 20))
     p = cli(traind, "upload", "cli-digits", str(npz), "--seed", "4")
     assert p.returncode == 0, p.stderr
