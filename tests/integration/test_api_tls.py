@@ -275,3 +275,11 @@ def test_oversized_chunked_body_gets_413_before_it_ends(https, cert):
             err = json.loads(data[head_end + 4:head_end + 4 + want])["error"]
             assert err["code"] == "too_large"
     assert curl(https, cert[0], "/v1/health", auth=False)[0] == 200
+
+
+def test_a_key_of_another_certificate_refuses_to_start(tmp_path, cert):
+    other = make_cert(str(tmp_path), "other")
+    d = Daemon(tmp_path / "mismatch",
+               extra_config=f"tls_cert_file = {cert[0]}\ntls_key_file = {other[1]}\n")
+    out = start_expect_failure(d)
+    assert "does not belong to the certificate" in out, out
