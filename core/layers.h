@@ -114,6 +114,56 @@ void activation_bias_copy(float *out, const float *inp, /* (rows, d) */
 void activation_backward(float *dinp, const float *dout, const float *out, /* (rows, d) */
                          size_t rows, int d, enum activation_kind act);
 
+/* The same for every activation: gelu and swish take their derivative from
+ * the input inp (the pre-activation), the others from out. */
+void activation_backward_x(float *dinp, const float *dout,
+                           const float *inp, const float *out, /* (rows, d) */
+                           size_t rows, int d, enum activation_kind act);
+
+/* ReLU layer (LeakyReLU: threshold 0, max_value INFINITY):
+ * y = min(x, max_value) for x > threshold (and >= 0), 0 up to threshold,
+ * negative_slope * (x - threshold) below it.  out may equal inp.  Backward
+ * from the input; dinp may equal dout. */
+void relu_layer_forward(float *out, const float *inp, size_t count, float negative_slope,
+                        float max_value, float threshold);
+void relu_layer_backward(float *dinp, const float *dout, const float *inp, size_t count,
+                         float negative_slope, float max_value, float threshold);
+/* ELU layer: y = x for x > 0, alpha (exp(x) - 1) otherwise. */
+void elu_layer_forward(float *out, const float *inp, size_t count, float alpha);
+void elu_layer_backward(float *dinp, const float *dout, const float *inp, size_t count,
+                        float alpha);
+/* Rescaling: y = x * scale + offset; dinp = dout * scale. */
+void rescaling_forward(float *out, const float *inp, size_t count, float scale, float offset);
+void rescaling_backward(float *dinp, const float *dout, size_t count, float scale);
+
+/* ------------------------------------------- global pooling, padding */
+
+/* GlobalAveragePooling2D / GlobalMaxPooling2D: out (N, C) from inp
+ * (N, HW, C).  Max backward sends the gradient to the first maximal element. */
+void global_avgpool_forward(float *out, const float *inp, int n, int hw, int c);
+void global_avgpool_backward(float *dinp, const float *dout, int n, int hw, int c);
+void global_maxpool_forward(float *out, const float *inp, int n, int hw, int c);
+void global_maxpool_backward(float *dinp, const float *dout, const float *inp, int n, int hw,
+                             int c);
+/* ZeroPadding2D: out (N, H + pt + pb, W + pl + pr, C); backward crops. */
+void zero_padding2d_forward(float *out, const float *inp, int n, int h, int w, int c,
+                            const int pad[4]);
+void zero_padding2d_backward(float *dinp, const float *dout, int n, int h, int w, int c,
+                             const int pad[4]);
+
+/* ----------------------------------------------- Add, Concatenate */
+
+/* out = inp0 + inp1 + ... (count floats each, summed in input order). */
+void add_forward(float *out, const float *const *inps, int n_inputs, size_t count);
+/* Concatenate on the channel axis: rows of out (C = sum c[k]) are the rows
+ * of the inputs side by side. */
+void concat_forward(float *out, const float *const *inps, const int *c, int n_inputs,
+                    size_t rows);
+/* The part of dout (rows, ctotal) that belongs to the input at channel
+ * offset c0 with c channels, added to (add true) or written into dinp. */
+void concat_backward_part(float *dinp, const float *dout, size_t rows, int ctotal, int c0,
+                          int c, bool add);
+
 /* ------------------------------------------------- BatchNormalization */
 
 /* Training mode over the whole batch (possibly split across threads):
@@ -188,6 +238,11 @@ void avgpool2d_backward(float *dinp, const float *dout, int n, const struct pool
 void dropout_mask(uint8_t *mask, /* (N, d): 1 keep, 0 drop */
                   int n, size_t d, float rate, uint64_t seed, int64_t step, int layer,
                   int example0);
+/* SpatialDropout2D: a mask per (example, channel) (drawn as dropout_mask of
+ * d = C) spread over the H*W positions: mask (N, HW, C). */
+void spatial_dropout_mask(uint8_t *mask, uint8_t *chan, /* (N, HW, C), (N, C) scratch */
+                          int n, int hw, int c, float rate, uint64_t seed, int64_t step,
+                          int layer, int example0);
 /* out = inp * mask / (1 - rate); out may equal inp. */
 void dropout_forward(float *out, const float *inp, const uint8_t *mask, float rate,
                      size_t count);

@@ -533,7 +533,7 @@ static void test_rejections(void)
         {1, "bias_initializer", "{\"class_name\": \"Ones\", \"config\": {}}", "Zeros"},
         {1, "kernel_regularizer", "{\"class_name\": \"L2\", \"config\": {\"l2\": 0.01}}", "regularizers"},
         {1, "bias_constraint", "{\"class_name\": \"MaxNorm\", \"config\": {}}", "constraints"},
-        {1, "activation", "\"elu\"", "elu"},
+        {1, "activation", "\"mish\"", "mish"},
         {1, "padding", "\"causal\"", "same"},
         {1, "kernel_size", "[3, 0]", "Conv2D"},
         {1, "kernel_size", "[3, 3, 3]", "list of two"},
@@ -594,7 +594,8 @@ static void test_structural_errors(void)
                      "\"Flatten\", \"config\": {\"batch_input_shape\": [null, 2, 2, 1]}}]}} \n";
     CHECK_INT_EQ(model_spec_parse_json(&p, ok, strlen(ok) + 1, NULL, &d), 0);
     model_spec_free(&p);
-    expect_error("{\"class_name\": \"Functional\", \"config\": {}}", "/class_name", "Sequential");
+    expect_error("{\"class_name\": \"MyModel\", \"config\": {}}", "/class_name", "Sequential");
+    expect_error("{\"class_name\": \"Functional\", \"config\": {}}", "/config/layers", "missing");
     expect_error("{\"class_name\": \"Sequential\", \"config\": {\"layers\": []}}", "/config/layers",
                  "no layers");
     expect_error("{\"class_name\": \"Sequential\", \"config\": {\"layers\": [], \"extra\": 1}}",
