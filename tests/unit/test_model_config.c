@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,15 @@ static bool spec_equal(const struct model_spec *a, const struct model_spec *b)
                     x->pool_size[1] == y->pool_size[1] && x->strides[0] == y->strides[0] &&
                     x->strides[1] == y->strides[1] && x->padding == y->padding &&
                     x->use_bias == y->use_bias && x->momentum == y->momentum &&
-                    x->epsilon == y->epsilon && x->rate == y->rate;
+                    x->epsilon == y->epsilon && x->rate == y->rate && x->alpha == y->alpha &&
+                    x->max_value == y->max_value && x->threshold == y->threshold &&
+                    x->scale == y->scale && x->offset == y->offset &&
+                    memcmp(x->pad, y->pad, sizeof(x->pad)) == 0 &&
+                    memcmp(x->target_shape, y->target_shape, sizeof(x->target_shape)) == 0 &&
+                    x->target_flat == y->target_flat && x->keepdims == y->keepdims &&
+                    model_spec_n_inputs(a, i) == model_spec_n_inputs(b, i);
+        for (int k = 0; same && k < model_spec_n_inputs(a, i); k++)
+            same = model_spec_input(a, i, k) == model_spec_input(b, i, k);
         if (!same) {
             fprintf(stderr, "  layer %d differs: %s/%s kind %d/%d\n", i, x->name, y->name, x->kind,
                     y->kind);
@@ -490,6 +499,245 @@ static void test_input_shape_sources(void)
 
 /* Parse the fixture with layer `ji`'s config key set to `value` (a JSON text;
  * NULL removes the key) and expect -EINVAL naming `field` and `needle`. */
+static void expect_error(const char *json, const char *field, const char *needle);
+
+/* The residual model of tests/fixtures/models/residual_*.json, as tf.keras
+ * 2.15 and Keras 3 print it (written by hand in their formats):
+ *   input (28, 28, 1) -> conv2d (8, 3x3, stride 2, relu) -> batch_normalization
+ *   -> conv2d_1 (8, 3x3) -> batch_normalization_1 -> add [bn_1, bn] -> re_lu
+ *   -> concatenate [re_lu, bn] -> global_average_pooling2d -> dense (10, softmax) */
+static void check_residual(const struct model_spec *s, const char *input_name)
+{
+    CHECK(s->functional);
+    CHECK_INT_EQ(s->n_layers, 10);
+    if (s->n_layers != 10)
+        return;
+    CHECK_INT_EQ(s->layers[0].kind, LAYER_KIND_INPUT);
+    CHECK_STR_EQ(s->layers[0].name, input_name);
+    CHECK_INT_EQ(s->input_shape[0], 28);
+    CHECK_INT_EQ(s->input_shape[2], 1);
+    CHECK_INT_EQ(s->layers[1].strides[0], 2);
+    CHECK_INT_EQ(s->layers[5].kind, LAYER_KIND_ADD);
+    CHECK_INT_EQ(model_spec_n_inputs(s, 5), 2);
+    CHECK_INT_EQ(model_spec_input(s, 5, 0), 4);
+    CHECK_INT_EQ(model_spec_input(s, 5, 1), 2);
+    CHECK_INT_EQ(s->layers[6].kind, LAYER_KIND_RELU);
+    CHECK(isinf(s->layers[6].max_value));
+    CHECK_INT_EQ(s->layers[7].kind, LAYER_KIND_CONCATENATE);
+    CHECK_INT_EQ(model_spec_input(s, 7, 0), 6);
+    CHECK_INT_EQ(model_spec_input(s, 7, 1), 2);
+    CHECK_INT_EQ(model_spec_input(s, 8, 0), 7);
+    int shape[10][3];
+    struct diag d = {0};
+    CHECK_INT_EQ(model_spec_infer_shapes(s, shape, &d), 0);
+    CHECK_INT_EQ(shape[7][2], 16);
+    CHECK_INT_EQ(shape[8][0] * shape[8][1] * shape[8][2], 16);
+    /* Keras' count: conv2d 3*3*1*8 + 8 = 80, batch_normalization 4*8 = 32
+     * (16 trainable), conv2d_1 3*3*8*8 + 8 = 584, batch_normalization_1 32
+     * (16), dense 16*10 + 10 = 170: 898 in all, 32 of them not trainable */
+    size_t total = 0, trainable = 0;
+    CHECK_INT_EQ(model_spec_count_params(s, &total, &trainable, &d), 0);
+    CHECK_INT_EQ(total, 898);
+    CHECK_INT_EQ(trainable, 866);
+    CHECK_INT_EQ(model_spec_output_classes(s, &d), 10);
+}
+
+static void test_functional_fixtures(void)
+{
+    struct model_spec a, b, c;
+    struct diag d = {0};
+    char *tf = read_text("tests/fixtures/models/residual_tf215.json");
+    char *k3 = read_text("tests/fixtures/models/residual_keras3.json");
+    CHECK(tf && k3);
+    if (!tf || !k3) {
+        free(tf), free(k3);
+        return;
+    }
+    int rc = model_spec_parse_json(&a, tf, strlen(tf), NULL, &d);
+    CHECK_MSG(rc == 0, "tf.keras 2: %s %s", d.field, d.message);
+    int rc2 = model_spec_parse_json(&b, k3, strlen(k3), NULL, &d);
+    CHECK_MSG(rc2 == 0, "Keras 3: %s %s", d.field, d.message);
+    if (rc == 0)
+        check_residual(&a, "input_1");
+    if (rc2 == 0)
+        check_residual(&b, "input_layer");
+    if (rc == 0 && rc2 == 0) {
+        /* the two forms describe the same model */
+        snprintf(b.name, sizeof(b.name), "%s", a.name);
+        snprintf(b.layers[0].name, sizeof(b.layers[0].name), "%s", a.layers[0].name);
+        CHECK(spec_equal(&a, &b));
+    }
+    if (rc == 0) {
+        /* written back as a tf.keras 2 Functional config that reads the same */
+        char *json = model_spec_to_json(&a);
+        CHECK(json && strstr(json, "\"class_name\": \"Functional\"") &&
+              strstr(json, "\"inbound_nodes\": [[[\"batch_normalization_1\", 0, 0, {}], "
+                           "[\"batch_normalization\", 0, 0, {}]]]") &&
+              strstr(json, "\"output_layers\": [[\"dense\", 0, 0]]"));
+        rc = json ? model_spec_parse_json(&c, json, strlen(json), NULL, &d) : -1;
+        CHECK_MSG(rc == 0, "round trip: %s %s", d.field, d.message);
+        if (rc == 0) {
+            CHECK(spec_equal(&a, &c));
+            char *again = model_spec_to_json(&c);
+            CHECK(again && json && strcmp(again, json) == 0);
+            free(again);
+            model_spec_free(&c);
+        }
+        free(json);
+        model_spec_free(&a);
+    }
+    if (rc2 == 0)
+        model_spec_free(&b);
+    free(tf), free(k3);
+}
+
+/* The fixture with one change made by edit(root), expected to fail at field
+ * with a message containing needle. */
+static void functional_error(const char *rel, void (*edit)(cJSON *layers, cJSON *cfg),
+                             const char *field, const char *needle)
+{
+    char *fx = read_text(rel);
+    cJSON *root = fx ? cJSON_Parse(fx) : NULL;
+    free(fx);
+    CHECK(root != NULL);
+    if (!root)
+        return;
+    cJSON *cfg = cJSON_GetObjectItem(root, "config");
+    edit(cJSON_GetObjectItem(cfg, "layers"), cfg);
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    expect_error(json, field, needle);
+    free(json);
+}
+
+/* tf.keras 2 form: layer 5 (add) takes [[bn_1], [bn]] */
+static void edit_unknown_input(cJSON *layers, cJSON *cfg)
+{
+    cJSON *node = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 5),
+                                                         "inbound_nodes"), 0);
+    cJSON_ReplaceItemInArray(cJSON_GetArrayItem(node, 1), 0, cJSON_CreateString("nope"));
+}
+
+static void edit_shared_layer(cJSON *layers, cJSON *cfg)
+{
+    cJSON *nodes = cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 3), "inbound_nodes");
+    cJSON_AddItemToArray(nodes, cJSON_Duplicate(cJSON_GetArrayItem(nodes, 0), true));
+}
+
+static void edit_later_input(cJSON *layers, cJSON *cfg)
+{
+    cJSON *node = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 3),
+                                                         "inbound_nodes"), 0);
+    cJSON_ReplaceItemInArray(cJSON_GetArrayItem(node, 0), 0, cJSON_CreateString("re_lu"));
+}
+
+static void edit_output_not_last(cJSON *layers, cJSON *cfg)
+{
+    cJSON *out = cJSON_GetArrayItem(cJSON_GetObjectItem(cfg, "output_layers"), 0);
+    cJSON_ReplaceItemInArray(out, 0, cJSON_CreateString("re_lu"));
+}
+
+static void edit_add_shapes(cJSON *layers, cJSON *cfg)
+{
+    /* conv2d_1 with 4 filters: Add of (14, 14, 4) and (14, 14, 8) */
+    cJSON *c = cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 3), "config");
+    cJSON_ReplaceItemInObject(c, "filters", cJSON_CreateNumber(4));
+}
+
+static void edit_bad_key(cJSON *layers, cJSON *cfg)
+{
+    cJSON *c = cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 7), "config");
+    cJSON_ReplaceItemInObject(c, "axis", cJSON_CreateNumber(1));
+}
+
+/* Keras 3 form: a call argument that is not supported */
+static void edit_k3_kwargs(cJSON *layers, cJSON *cfg)
+{
+    cJSON *node = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 2),
+                                                         "inbound_nodes"), 0);
+    cJSON_AddItemToObject(cJSON_GetObjectItem(node, "kwargs"), "training", cJSON_CreateFalse());
+}
+
+static void edit_k3_history(cJSON *layers, cJSON *cfg)
+{
+    cJSON *node = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 6),
+                                                         "inbound_nodes"), 0);
+    cJSON *t = cJSON_GetArrayItem(cJSON_GetObjectItem(node, "args"), 0);
+    cJSON_DeleteItemFromObject(cJSON_GetObjectItem(t, "config"), "keras_history");
+}
+
+static void test_functional_errors(void)
+{
+    const char *tf = "tests/fixtures/models/residual_tf215.json";
+    const char *k3 = "tests/fixtures/models/residual_keras3.json";
+    functional_error(tf, edit_unknown_input, "/config/layers/5/inbound_nodes", "\"nope\"");
+    functional_error(tf, edit_shared_layer, "/config/layers/3/inbound_nodes", "shared layer");
+    functional_error(tf, edit_later_input, "/config/layers/3/inbound_nodes", "topological");
+    functional_error(tf, edit_output_not_last, "/config/output_layers", "last layer");
+    functional_error(tf, edit_add_shapes, "/config/layers/5", "Add needs equal shapes");
+    functional_error(tf, edit_bad_key, "/config/layers/7/config/axis", "last axis");
+    functional_error(k3, edit_k3_kwargs, "/config/layers/2/inbound_nodes", "training");
+    functional_error(k3, edit_k3_history, "/config/layers/6/inbound_nodes", "keras_history");
+    /* Add joins tensors: a Sequential model cannot hold one */
+    expect_error("{\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"class_name\": "
+                 "\"Add\", \"config\": {}}]}}", "/config/layers/0", "functional");
+}
+
+/* Every new layer and activation through model_spec_to_json and back. */
+static void test_new_layers_round_trip(void)
+{
+    struct layer_config L[16];
+    int k = 0;
+    layer_config_init(&L[k++], LAYER_KIND_RESCALING);
+    L[0].scale = 1.0f / 255.0f, L[0].offset = -0.5f;
+    layer_config_init(&L[k], LAYER_KIND_ZERO_PADDING2D);
+    L[k].pad[0] = 1, L[k].pad[1] = 2, L[k].pad[2] = 3, L[k++].pad[3] = 0;
+    layer_config_init(&L[k], LAYER_KIND_CONV2D);
+    L[k].filters = 4, L[k].kernel_size[0] = L[k].kernel_size[1] = 3;
+    L[k++].activation = ACTIVATION_KIND_GELU;
+    layer_config_init(&L[k], LAYER_KIND_RELU);
+    L[k].max_value = 6.0f, L[k].alpha = 0.1f, L[k++].threshold = 0.5f;
+    layer_config_init(&L[k++], LAYER_KIND_LEAKY_RELU);
+    layer_config_init(&L[k], LAYER_KIND_ELU);
+    L[k++].alpha = 0.5f;
+    layer_config_init(&L[k], LAYER_KIND_SPATIAL_DROPOUT2D);
+    L[k++].rate = 0.2f;
+    layer_config_init(&L[k], LAYER_KIND_RESHAPE);
+    L[k].target_shape[0] = 2, L[k].target_shape[1] = -1, L[k++].target_shape[2] = 4;
+    layer_config_init(&L[k], LAYER_KIND_GLOBAL_MAX_POOLING2D);
+    L[k++].keepdims = true;
+    layer_config_init(&L[k], LAYER_KIND_RESHAPE);
+    L[k].target_flat = true, L[k].target_shape[0] = L[k].target_shape[1] = 1;
+    L[k++].target_shape[2] = 4;
+    enum activation_kind acts[] = {ACTIVATION_KIND_SELU, ACTIVATION_KIND_SWISH,
+                                   ACTIVATION_KIND_SOFTPLUS, ACTIVATION_KIND_HARD_SIGMOID,
+                                   ACTIVATION_KIND_LEAKY_RELU, ACTIVATION_KIND_ELU};
+    for (int a = 0; a < 6; a++) {
+        layer_config_init(&L[k], LAYER_KIND_DENSE);
+        L[k].units = 5, L[k++].activation = acts[a];
+    }
+    layer_config_init(&L[k++], LAYER_KIND_SOFTMAX);
+    for (int i = 0; i < k; i++)
+        layer_auto_name(L[i].name, sizeof(L[i].name), L[i].kind, i);
+    struct model_spec s = {.name = "sequential", .input_shape = {10, 9, 3}, .n_layers = k,
+                           .layers = L}, p;
+    struct diag d = {0};
+    int shape[16][3];
+    CHECK_INT_EQ(model_spec_infer_shapes(&s, shape, &d), 0);
+    CHECK_INT_EQ(shape[1][0], 13); /* 10 + 1 + 2 */
+    CHECK_INT_EQ(shape[1][1], 12); /* 9 + 3 + 0 */
+    CHECK_INT_EQ(shape[7][1], 55); /* (2, -1, 4) of the (11, 10, 4) conv output */
+    char *json = model_spec_to_json(&s);
+    CHECK(json && strstr(json, "\"class_name\": \"ReLU\"") && strstr(json, "\"max_value\": 6.0"));
+    int rc = json ? model_spec_parse_json(&p, json, strlen(json), NULL, &d) : -1;
+    CHECK_MSG(rc == 0, "%s %s", d.field, d.message);
+    if (rc == 0) {
+        CHECK(spec_equal(&s, &p));
+        model_spec_free(&p);
+    }
+    free(json);
+}
+
 static void check_mutation(const char *fixture, int ji, const char *key, const char *value,
                            const char *field, const char *needle)
 {
@@ -705,5 +953,8 @@ int main(void)
     TEST_RUN(test_rejections);
     TEST_RUN(test_structural_errors);
     TEST_RUN(test_mutations);
+    TEST_RUN(test_functional_fixtures);
+    TEST_RUN(test_functional_errors);
+    TEST_RUN(test_new_layers_round_trip);
     return TEST_EXIT();
 }
