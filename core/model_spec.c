@@ -68,7 +68,9 @@ static const char *layer_kind_prefix(enum layer_kind kind)
 /* Keras' automatic name for the count-th layer of a kind: conv2d, conv2d_1, ... */
 void layer_auto_name(char *buf, size_t size, enum layer_kind kind, int count)
 {
-    if (count == 0)
+    if (kind == LAYER_KIND_INPUT) /* tf.keras counts InputLayers from 1: input_1, input_2 */
+        snprintf(buf, size, "input_%d", count + 1);
+    else if (count == 0)
         snprintf(buf, size, "%s", layer_kind_prefix(kind));
     else
         snprintf(buf, size, "%s_%d", layer_kind_prefix(kind), count);

@@ -142,6 +142,69 @@ static void test_minivggnet_keras_counts(void)
     model_spec_free(&s);
 }
 
+/* resnet20 (He et al. 2016, CIFAR ResNet-20 as the Keras example builds it)
+ * on 32x32x3, 10 classes, counted by hand:
+ *   stem:    Conv2D 3*3*3*16 + 16 = 448, BN 4*16 = 64
+ *   stage 1: 3 blocks of 2 x (Conv2D 3*3*16*16 + 16 = 2320, BN 64) = 3 * 4768 = 14304
+ *   stage 2: block 1: Conv2D 3*3*16*32 + 32 = 4640, BN 128, Conv2D 3*3*32*32 + 32
+ *            = 9248, BN 128, shortcut Conv2D 1*1*16*32 + 32 = 544: 14688;
+ *            blocks 2, 3: 2 x (9248 + 128) = 18752 each: 52192 in all
+ *   stage 3: block 1: 18496 + 256 + 36928 + 256 + 2112 = 58048; blocks 2, 3:
+ *            2 x (36928 + 256) = 74368 each: 206784 in all
+ *   Dense 64*10 + 10 = 650
+ * total 448 + 64 + 14304 + 52192 + 206784 + 650 = 274442, of which the 19
+ * BN layers' moving statistics, 2 * (16 * 7 + 32 * 6 + 64 * 6) = 1376, are
+ * not trainable: 273066 trainable.  These are the "Total params: 274,442,
+ * Trainable params: 273,066, Non-trainable params: 1,376" of the Keras
+ * example's model.summary() for ResNet20 v1. */
+static void test_resnet20(void)
+{
+    struct diag d = {0};
+    struct model_spec s;
+    size_t total = 0, trainable = 0;
+    CHECK_INT_EQ(model_spec_builtin(&s, "resnet20", (const int[3]){32, 32, 3}, 10, &d), 0);
+    CHECK(s.functional);
+    CHECK_INT_EQ(model_spec_count_params(&s, &total, &trainable, &d), 0);
+    CHECK_INT_EQ(total, conv_params(3, 3, 3, 16) + 64 + 3 * 2 * (conv_params(3, 3, 16, 16) + 64) +
+                            conv_params(3, 3, 16, 32) + conv_params(3, 3, 32, 32) +
+                            conv_params(1, 1, 16, 32) + 2 * 128 +
+                            2 * 2 * (conv_params(3, 3, 32, 32) + 128) +
+                            conv_params(3, 3, 32, 64) + conv_params(3, 3, 64, 64) +
+                            conv_params(1, 1, 32, 64) + 2 * 256 +
+                            2 * 2 * (conv_params(3, 3, 64, 64) + 256) + dense_params(64, 10));
+    CHECK_INT_EQ(total, 274442);
+    CHECK_INT_EQ(trainable, 273066);
+    /* Keras' names and model.layers order: the input, the stem, and the
+     * first block of stage 2 with its 1x1 shortcut after the second conv */
+    static const char *const head[] = {"input_1", "conv2d", "batch_normalization", "activation",
+                                       "conv2d_1"};
+    for (int i = 0; i < 5 && i < s.n_layers; i++)
+        CHECK_STR_EQ(s.layers[i].name, head[i]);
+    static const char *const block[] = {"conv2d_7", "batch_normalization_7", "activation_7",
+                                        "conv2d_8", "conv2d_9", "batch_normalization_8", "add_3",
+                                        "activation_8"};
+    int at = -1;
+    for (int i = 0; i < s.n_layers; i++)
+        if (strcmp(s.layers[i].name, "conv2d_7") == 0)
+            at = i;
+    CHECK(at > 0 && at + 8 <= s.n_layers);
+    for (int i = 0; at > 0 && i < 8; i++)
+        CHECK_STR_EQ(s.layers[at + i].name, block[i]);
+    if (at > 0) {
+        CHECK_INT_EQ(s.layers[at + 4].strides[0], 2);        /* the 1x1 shortcut */
+        CHECK_INT_EQ(model_spec_input(&s, at + 4, 0), at - 1); /* from the stage input */
+        CHECK_INT_EQ(model_spec_input(&s, at + 6, 0), at + 4); /* add [shortcut, bn] */
+        CHECK_INT_EQ(model_spec_input(&s, at + 6, 1), at + 5);
+    }
+    CHECK_STR_EQ(s.layers[s.n_layers - 1].name, "dense");
+    model_spec_free(&s);
+    /* on Fashion-MNIST's 28x28x1 (28 -> 14 -> 7) only the stem conv changes: 3*3*1*16 + 16 */
+    CHECK_INT_EQ(model_spec_builtin(&s, "resnet20", (const int[3]){28, 28, 1}, 10, &d), 0);
+    CHECK_INT_EQ(model_spec_count_params(&s, &total, NULL, &d), 0);
+    CHECK_INT_EQ(total, 274442 - 448 + 160);
+    model_spec_free(&s);
+}
+
 static void test_other_builtin_counts(void)
 {
     struct diag d = {0};
@@ -205,7 +268,7 @@ static void test_other_builtin_counts(void)
     int n = 0;
     while (names[n])
         n++;
-    CHECK_INT_EQ(n, 4);
+    CHECK_INT_EQ(n, 5);
     CHECK_INT_EQ(model_spec_builtin(&s, "resnet50", (const int[3]){28, 28, 1}, 10, &d), -EINVAL);
     CHECK(strstr(d.message, "resnet50") != NULL);
     CHECK_INT_EQ(model_spec_builtin(&s, "mlp", NULL, 10, &d), -EINVAL);
@@ -300,7 +363,8 @@ static void test_round_trip(void)
             cJSON *root = cJSON_Parse(json);
             CHECK(root != NULL);
             const cJSON *layers = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "config"), "layers");
-            CHECK_INT_EQ(cJSON_GetArraySize(layers), s.n_layers + 1);
+            /* a Sequential config adds the InputLayer; a functional spec has it */
+            CHECK_INT_EQ(cJSON_GetArraySize(layers), s.n_layers + !s.functional);
             CHECK_STR_EQ(cJSON_GetStringValue(cJSON_GetObjectItem(root, "keras_version")), "2.15.0");
             cJSON_Delete(root);
 
@@ -686,7 +750,7 @@ static void test_functional_errors(void)
 /* Every new layer and activation through model_spec_to_json and back. */
 static void test_new_layers_round_trip(void)
 {
-    struct layer_config L[16];
+    struct layer_config L[24];
     int k = 0;
     layer_config_init(&L[k++], LAYER_KIND_RESCALING);
     L[0].scale = 1.0f / 255.0f, L[0].offset = -0.5f;
@@ -722,7 +786,7 @@ static void test_new_layers_round_trip(void)
     struct model_spec s = {.name = "sequential", .input_shape = {10, 9, 3}, .n_layers = k,
                            .layers = L}, p;
     struct diag d = {0};
-    int shape[16][3];
+    int shape[24][3];
     CHECK_INT_EQ(model_spec_infer_shapes(&s, shape, &d), 0);
     CHECK_INT_EQ(shape[1][0], 13); /* 10 + 1 + 2 */
     CHECK_INT_EQ(shape[1][1], 12); /* 9 + 3 + 0 */
@@ -946,6 +1010,7 @@ int main(void)
 {
     TEST_RUN(test_minivggnet_keras_counts);
     TEST_RUN(test_other_builtin_counts);
+    TEST_RUN(test_resnet20);
     TEST_RUN(test_shape_formulas);
     TEST_RUN(test_round_trip);
     TEST_RUN(test_keras_fixtures);
