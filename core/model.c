@@ -1126,6 +1126,22 @@ struct infer_ctx {
     float *probs;          /* (n, classes) or NULL */
 };
 
+/* Adds the losses of n examples to *lsum (in order) and their correct
+ * predictions (argmax of p (n, K), the first on a tie) to *correct. */
+static void infer_tally(const float *p, const float *losses, const uint8_t *labels, int n, int K,
+                        double *lsum, int *correct)
+{
+    for (int e = 0; e < n; e++) {
+        const float *pe = p + (size_t)e * K;
+        int am = 0;
+        for (int k = 1; k < K; k++)
+            if (pe[k] > pe[am])
+                am = k;
+        *correct += am == labels[e];
+        *lsum += losses[e];
+    }
+}
+
 /* Forward of nb examples through layers i0..i1 in inference mode; x is
  * overwritten.  Returns the output (in one of the two buffers). */
 static float *infer_layers(struct model *m, int i0, int i1, float *x, float *other, int nb,
@@ -1201,15 +1217,7 @@ static void infer_thread(void *arg, int tid, int T)
         for (int e = 0; e < nt; e++)
             y[(size_t)e * K + s->labels[t0 + e]] = 1.0f;
         softmax_crossentropy_forward(p, losses, logits, y, nt, K);
-        for (int e = 0; e < nt; e++) {
-            const float *pe = p + (size_t)e * K;
-            int am = 0;
-            for (int k = 1; k < K; k++)
-                if (pe[k] > pe[am])
-                    am = k;
-            correct += am == s->labels[t0 + e];
-            lsum += losses[e];
-        }
+        infer_tally(p, losses, s->labels + t0, nt, K, &lsum, &correct);
     }
     rt->loss_sum[tid] = lsum;
     rt->correct[tid] = correct;
@@ -1247,15 +1255,7 @@ static void graph_infer_thread(void *arg, int tid, int T)
         for (int e = 0; e < t.nb; e++)
             y[(size_t)e * K + s->labels[t.b0 + e]] = 1.0f;
         softmax_crossentropy_forward(p, losses, logits, y, t.nb, K);
-        for (int e = 0; e < t.nb; e++) {
-            const float *pe = p + (size_t)e * K;
-            int am = 0;
-            for (int k = 1; k < K; k++)
-                if (pe[k] > pe[am])
-                    am = k;
-            correct += am == s->labels[t.b0 + e];
-            lsum += losses[e];
-        }
+        infer_tally(p, losses, s->labels + t.b0, t.nb, K, &lsum, &correct);
     }
     rt->loss_sum[tid] = lsum;
     rt->correct[tid] = correct;

@@ -251,6 +251,18 @@ static void print_layer(struct strbuf *b, const struct model_spec *spec, int i, 
     sb_puts(b, "}");
 }
 
+/* {"class_name": "InputLayer", "config": {...}, without the closing brace
+ * (a functional layer adds its name and inbound_nodes). */
+static void print_input_layer(struct strbuf *b, const struct model_spec *spec, const char *name)
+{
+    sb_printf(b, "{\"class_name\": \"InputLayer\", \"config\": {\"batch_input_shape\": "
+              "[null, %d, %d, %d], \"dtype\": \"float32\", \"sparse\": false, "
+              "\"ragged\": false, \"name\": ",
+              spec->input_shape[0], spec->input_shape[1], spec->input_shape[2]);
+    sb_json_string(b, name);
+    sb_puts(b, "}");
+}
+
 /* The tf.keras 2.15 form of a functional model: an InputLayer first, every
  * layer with its inbound_nodes. */
 static void print_functional(struct strbuf *b, const struct model_spec *spec, const bool *flat)
@@ -263,12 +275,8 @@ static void print_functional(struct strbuf *b, const struct model_spec *spec, co
         if (i)
             sb_puts(b, ", ");
         if (l->kind == LAYER_KIND_INPUT) {
-            sb_printf(b, "{\"class_name\": \"InputLayer\", \"config\": {\"batch_input_shape\": "
-                      "[null, %d, %d, %d], \"dtype\": \"float32\", \"sparse\": false, "
-                      "\"ragged\": false, \"name\": ",
-                      spec->input_shape[0], spec->input_shape[1], spec->input_shape[2]);
-            sb_json_string(b, l->name);
-            sb_puts(b, "}, \"name\": ");
+            print_input_layer(b, spec, l->name);
+            sb_puts(b, ", \"name\": ");
             sb_json_string(b, l->name);
             sb_puts(b, ", \"inbound_nodes\": []}");
             continue;
@@ -307,12 +315,8 @@ char *model_spec_to_json(const struct model_spec *spec)
     if (spec->n_layers > 0) {
         char input_name[sizeof(spec->layers[0].name) + 8];
         snprintf(input_name, sizeof(input_name), "%s_input", spec->layers[0].name);
-        sb_printf(&b, "{\"class_name\": \"InputLayer\", \"config\": {\"batch_input_shape\": "
-                  "[null, %d, %d, %d], \"dtype\": \"float32\", \"sparse\": false, "
-                  "\"ragged\": false, \"name\": ",
-                  spec->input_shape[0], spec->input_shape[1], spec->input_shape[2]);
-        sb_json_string(&b, input_name);
-        sb_puts(&b, "}}");
+        print_input_layer(&b, spec, input_name);
+        sb_puts(&b, "}");
     }
     bool flat = false;
     for (int i = 0; i < spec->n_layers; i++) {
