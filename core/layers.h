@@ -77,6 +77,26 @@ void conv2d_backward(float *dinp,         /* (N, H, W, C) or NULL */
                      const float *wflip,  /* (KH, KW, K, C) or NULL */
                      int n, const struct conv2d_geom *g);
 
+/* ---------------------------------------------------- DepthwiseConv2D */
+
+/* out = act(depthwise conv(inp, weight) + bias) on the geometry of a conv
+ * with k = C * depth_multiplier outputs; output channel c * M + m comes from
+ * input channel c and weight[.][.][c][m].  act must not be SOFTMAX. */
+void depthwise_conv2d_forward(float *out,          /* (N, OH, OW, C * M) */
+                              const float *inp,    /* (N, H, W, C) */
+                              const float *weight, /* (KH, KW, C, M) */
+                              const float *bias,   /* (C * M) or NULL */
+                              enum activation_kind act, int n, const struct conv2d_geom *g);
+/* Gradients without activation: dweight += ..., dbias += ..., dinp (may be
+ * NULL) overwritten. */
+void depthwise_conv2d_backward(float *dinp,         /* (N, H, W, C) or NULL */
+                               float *dweight,      /* (KH, KW, C, M) */
+                               float *dbias,        /* (C * M) or NULL */
+                               const float *dout,   /* (N, OH, OW, C * M) */
+                               const float *inp,    /* (N, H, W, C) */
+                               const float *weight, /* (KH, KW, C, M) */
+                               int n, const struct conv2d_geom *g);
+
 /* -------------------------------------------------------------- Dense */
 
 /* out = act(inp * weight + bias); act must not be SOFTMAX. */

@@ -172,6 +172,13 @@ static void add_weight(struct layer *l, const char *name, int ndim, const int *s
     off[!trainable] += w->size;
 }
 
+/* Conv2D, DepthwiseConv2D and Dense apply their activation in an epilogue. */
+static bool layer_has_epilogue(enum layer_kind kind)
+{
+    return kind == LAYER_KIND_CONV2D || kind == LAYER_KIND_DEPTHWISE_CONV2D ||
+           kind == LAYER_KIND_DENSE;
+}
+
 static int layer_error(struct diag *d, int i, const char *key, const char *msg)
 {
     char field[96];
@@ -215,6 +222,16 @@ static int model_plan(struct model *m, const int (*shape)[3], const bool *flat,
             add_weight(l, "kernel", 4, ks, true, off);
             if (c->use_bias)
                 add_weight(l, "bias", 1, &c->filters, true, off);
+            break;
+        }
+        case LAYER_KIND_DEPTHWISE_CONV2D: {
+            int k = in[2] * c->depth_multiplier;
+            conv2d_geom_init(&r->cg, in[0], in[1], in[2], k, c->kernel_size[0],
+                             c->kernel_size[1], c->strides[0], c->strides[1], c->padding);
+            int ks[4] = {c->kernel_size[0], c->kernel_size[1], in[2], c->depth_multiplier};
+            add_weight(l, "depthwise_kernel", 4, ks, true, off);
+            if (c->use_bias)
+                add_weight(l, "bias", 1, &k, true, off);
             break;
         }
         case LAYER_KIND_DENSE: {
@@ -276,8 +293,7 @@ static int model_plan(struct model *m, const int (*shape)[3], const bool *flat,
         rt->logits_layer = last;
     }
     for (int i = 0; i < m->n_layers; i++) {
-        bool gemm = m->layers[i].cfg.kind == LAYER_KIND_CONV2D ||
-                    m->layers[i].cfg.kind == LAYER_KIND_DENSE;
+        bool gemm = layer_has_epilogue(m->layers[i].cfg.kind);
         if (gemm && rt->L[i].act == ACTIVATION_KIND_SOFTMAX)
             return layer_error(d, i, "activation",
                                "softmax inside the model is supported as an Activation layer only");
@@ -304,8 +320,7 @@ static int model_plan(struct model *m, const int (*shape)[3], const bool *flat,
         if (q < 0 || rt->L[q].consumers != 1)
             continue;
         int p = rt->L[q].alias && m->layers[q].cfg.kind == LAYER_KIND_ACTIVATION ? rt->L[q].src : q;
-        if (p >= 0 && rt->L[p].consumers == 1 && (m->layers[p].cfg.kind == LAYER_KIND_CONV2D ||
-                       m->layers[p].cfg.kind == LAYER_KIND_DENSE) &&
+        if (p >= 0 && rt->L[p].consumers == 1 && layer_has_epilogue(m->layers[p].cfg.kind) &&
             rt->L[p].act == ACTIVATION_KIND_RELU) {
             rt->L[i].bn_relu = true;
             rt->L[p].act_in_next = true;
@@ -332,8 +347,7 @@ static int model_alloc_runtime(struct model *m)
             const struct layer_config *c = &m->layers[i].cfg;
             if (!r->alias && !r->loss_softmax)
                 r->out = carve(&act, sizeof(float) * B * r->out_size);
-            if ((c->kind == LAYER_KIND_CONV2D || c->kind == LAYER_KIND_DENSE) &&
-                activation_kind_needs_input((int)r->act))
+            if (layer_has_epilogue(c->kind) && activation_kind_needs_input((int)r->act))
                 r->pre = carve(&act, sizeof(float) * B * r->out_size);
             if (rt->graph && i <= rt->logits_layer)
                 r->gbuf = carve(&act, sizeof(float) * B * r->out_size);
@@ -531,7 +545,7 @@ void model_init_weights(struct model *m, uint64_t seed)
         for (int j = 0; j < l->n_weights; j++) {
             const struct weight *w = &l->weights[j];
             float *p = m->params + w->offset;
-            if (!strcmp(w->name, "kernel")) {
+            if (!strcmp(w->name, "kernel") || !strcmp(w->name, "depthwise_kernel")) {
                 /* glorot_uniform: fans of a conv kernel count the receptive field */
                 double field = w->ndim == 4 ? (double)w->shape[0] * w->shape[1] : 1.0;
                 double fan_in = field * w->shape[w->ndim - 2];
@@ -647,6 +661,13 @@ static bool layer_forward(struct model *m, int i, float *out, const float *inp, 
         conv2d_forward(pre ? pre : out, scratch, inp, wptr(m, i, 0),
                        c->use_bias ? wptr(m, i, 1) : NULL, pre ? ACTIVATION_KIND_LINEAR : r->act,
                        nb, &r->cg);
+        if (pre)
+            activation_forward(out, pre, (size_t)nb * r->cg.oh * r->cg.ow, r->cg.k, r->act);
+        return true;
+    case LAYER_KIND_DEPTHWISE_CONV2D:
+        depthwise_conv2d_forward(pre ? pre : out, inp, wptr(m, i, 0),
+                                 c->use_bias ? wptr(m, i, 1) : NULL,
+                                 pre ? ACTIVATION_KIND_LINEAR : r->act, nb, &r->cg);
         if (pre)
             activation_forward(out, pre, (size_t)nb * r->cg.oh * r->cg.ow, r->cg.k, r->act);
         return true;
@@ -843,14 +864,20 @@ static bool layer_backward(const struct step_ctx *s, struct step_slice *t, int i
     size_t count = (size_t)nb * r->in_size;
     switch (c->kind) {
     case LAYER_KIND_CONV2D:
+    case LAYER_KIND_DEPTHWISE_CONV2D:
         if (pre)
             activation_backward_x(g, g, pre, out, (size_t)nb * r->cg.oh * r->cg.ow, r->cg.k,
                                   r->act);
         else if (!r->act_in_next)
             activation_backward(g, g, out, (size_t)nb * r->cg.oh * r->cg.ow, r->cg.k, r->act);
-        conv2d_backward(need_dinp ? gn : NULL, gptr(m, grad, i, 0),
-                        c->use_bias ? gptr(m, grad, i, 1) : NULL, scratch, g, inp,
-                        wptr(m, i, 0), r->wflip, nb, &r->cg);
+        if (c->kind == LAYER_KIND_DEPTHWISE_CONV2D)
+            depthwise_conv2d_backward(need_dinp ? gn : NULL, gptr(m, grad, i, 0),
+                                      c->use_bias ? gptr(m, grad, i, 1) : NULL, g, inp,
+                                      wptr(m, i, 0), nb, &r->cg);
+        else
+            conv2d_backward(need_dinp ? gn : NULL, gptr(m, grad, i, 0),
+                            c->use_bias ? gptr(m, grad, i, 1) : NULL, scratch, g, inp,
+                            wptr(m, i, 0), r->wflip, nb, &r->cg);
         return true;
     case LAYER_KIND_DENSE:
         if (pre)

@@ -54,6 +54,7 @@ static const struct {
     {"SpatialDropout2D", LAYER_KIND_SPATIAL_DROPOUT2D},
     {"Add", LAYER_KIND_ADD},
     {"Concatenate", LAYER_KIND_CONCATENATE},
+    {"DepthwiseConv2D", LAYER_KIND_DEPTHWISE_CONV2D},
 };
 
 static bool name_is_valid(const char *s)
@@ -431,6 +432,13 @@ static int key_groups(struct key_args *a, const struct layer_key *k)
     return 0;
 }
 
+static int key_depth_multiplier(struct key_args *a, const struct layer_key *k)
+{
+    if (!json_int(a->it, 1, WIDTH_MAX, &a->l->depth_multiplier))
+        return layer_err(a->c, a->key, "must be an integer in [1, %d]", WIDTH_MAX);
+    return 0;
+}
+
 static int key_units(struct key_args *a, const struct layer_key *k)
 {
     if (!json_int(a->it, 1, WIDTH_MAX, &a->l->units))
@@ -601,6 +609,7 @@ static int key_target_shape(struct key_args *a, const struct layer_key *k)
 #define K_RESHAPE KIND(LAYER_KIND_RESHAPE)
 #define K_SDROP KIND(LAYER_KIND_SPATIAL_DROPOUT2D)
 #define K_CONCAT KIND(LAYER_KIND_CONCATENATE)
+#define K_DW KIND(LAYER_KIND_DEPTHWISE_CONV2D)
 #define OFF(f) ((int)offsetof(struct layer_config, f))
 
 /* Every key a layer config may have; a key not here (for the layer's kind)
@@ -613,27 +622,32 @@ static const struct layer_key layer_keys[] = {
     {"batch_input_shape", K_ALL, key_batch_shape, 0, NULL, false},
     {"batch_shape", K_ALL, key_batch_shape, 0, NULL, false},
     /* Conv2D and Dense */
-    {"activation", K_WEIGHTED, key_activation, 0, NULL, false},
-    {"use_bias", K_WEIGHTED, key_use_bias, 0, NULL, false},
+    {"activation", K_WEIGHTED | K_DW, key_activation, 0, NULL, false},
+    {"use_bias", K_WEIGHTED | K_DW, key_use_bias, 0, NULL, false},
     {"kernel_initializer", K_WEIGHTED, key_initializer, INIT_GLOROT_UNIFORM, NULL, false},
-    {"bias_initializer", K_WEIGHTED, key_initializer, INIT_ZEROS, NULL, false},
+    {"bias_initializer", K_WEIGHTED | K_DW, key_initializer, INIT_ZEROS, NULL, false},
     {"kernel_regularizer", K_WEIGHTED, key_null, 0, NULL, false},
-    {"bias_regularizer", K_WEIGHTED, key_null, 0, NULL, false},
-    {"activity_regularizer", K_WEIGHTED, key_null, 0, NULL, false},
+    {"bias_regularizer", K_WEIGHTED | K_DW, key_null, 0, NULL, false},
+    {"activity_regularizer", K_WEIGHTED | K_DW, key_null, 0, NULL, false},
     {"kernel_constraint", K_WEIGHTED, key_null, 0, NULL, false},
-    {"bias_constraint", K_WEIGHTED, key_null, 0, NULL, false},
+    {"bias_constraint", K_WEIGHTED | K_DW, key_null, 0, NULL, false},
+    /* DepthwiseConv2D */
+    {"depth_multiplier", K_DW, key_depth_multiplier, 0, NULL, false},
+    {"depthwise_initializer", K_DW, key_initializer, INIT_GLOROT_UNIFORM, NULL, false},
+    {"depthwise_regularizer", K_DW, key_null, 0, NULL, false},
+    {"depthwise_constraint", K_DW, key_null, 0, NULL, false},
     {"lora_rank", K_WEIGHTED, key_null, 0, NULL, false},
     {"lora_alpha", K_WEIGHTED, key_null, 0, NULL, false},
     {"quantization_config", K_WEIGHTED, key_null, 0, NULL, false},
     /* Conv2D and pooling */
-    {"padding", K_CONV | K_POOL, key_padding, 0, NULL, false},
-    {"data_format", K_CONV | K_POOL | K_FLATTEN | K_GPOOL | K_ZPAD | K_SDROP, key_data_format, 0,
+    {"padding", K_CONV | K_POOL | K_DW, key_padding, 0, NULL, false},
+    {"data_format", K_CONV | K_POOL | K_FLATTEN | K_GPOOL | K_ZPAD | K_SDROP | K_DW, key_data_format, 0,
      NULL, false},
-    {"strides", K_CONV | K_POOL, key_strides, 0, NULL, false},
+    {"strides", K_CONV | K_POOL | K_DW, key_strides, 0, NULL, false},
     /* Conv2D */
     {"filters", K_CONV, key_filters, 0, NULL, true},
-    {"kernel_size", K_CONV, key_kernel_size, 0, NULL, true},
-    {"dilation_rate", K_CONV, key_dilation_rate, 0, NULL, false},
+    {"kernel_size", K_CONV | K_DW, key_kernel_size, 0, NULL, true},
+    {"dilation_rate", K_CONV | K_DW, key_dilation_rate, 0, NULL, false},
     {"groups", K_CONV, key_groups, 0, NULL, false},
     /* Dense */
     {"units", K_DENSE, key_units, 0, NULL, true},

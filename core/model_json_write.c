@@ -146,6 +146,19 @@ static void print_layer(struct strbuf *b, const struct model_spec *spec, int i, 
         sb_init(b, "bias_initializer", INIT_ZEROS);
         sb_nulls(b, weighted_nulls);
         break;
+    case LAYER_KIND_DEPTHWISE_CONV2D:
+        sb_pair(b, "kernel_size", l->kernel_size);
+        sb_pair(b, "strides", l->strides);
+        sb_printf(b, ", \"padding\": %s, \"depth_multiplier\": %d, \"data_format\": "
+                  "\"channels_last\", \"dilation_rate\": [1, 1]", padding, l->depth_multiplier);
+        sb_printf(b, ", \"activation\": \"%s\", \"use_bias\": %s", activation_kind_name(l->activation),
+                  l->use_bias ? "true" : "false");
+        sb_init(b, "depthwise_initializer", INIT_GLOROT_UNIFORM);
+        sb_init(b, "bias_initializer", INIT_ZEROS);
+        sb_nulls(b, (const char *const[]){"depthwise_regularizer", "bias_regularizer",
+                                          "activity_regularizer", "depthwise_constraint",
+                                          "bias_constraint", NULL});
+        break;
     case LAYER_KIND_DENSE:
         sb_printf(b, ", \"units\": %d, \"activation\": \"%s\", \"use_bias\": %s", l->units,
                   activation_kind_name(l->activation), l->use_bias ? "true" : "false");

@@ -104,9 +104,15 @@ int model_spec_infer_shapes_flat(const struct model_spec *spec, const int *json_
         bool flat = src >= 0 ? flats[src] : false;
         switch (l->kind) {
         case LAYER_KIND_CONV2D:
+        case LAYER_KIND_DEPTHWISE_CONV2D:
         case LAYER_KIND_MAX_POOLING2D:
         case LAYER_KIND_AVERAGE_POOLING2D: {
-            bool conv = l->kind == LAYER_KIND_CONV2D;
+            bool dw = l->kind == LAYER_KIND_DEPTHWISE_CONV2D;
+            bool conv = l->kind == LAYER_KIND_CONV2D || dw;
+            int width = dw ? (l->depth_multiplier >= 1 && l->depth_multiplier <= WIDTH_MAX &&
+                                      (long long)c * l->depth_multiplier <= WIDTH_MAX
+                                  ? c * l->depth_multiplier : 0)
+                           : l->filters;
             const int *k = conv ? l->kernel_size : l->pool_size;
             if (flat) {
                 err = diag_set(d, -EINVAL, field,
@@ -116,10 +122,10 @@ int model_spec_infer_shapes_flat(const struct model_spec *spec, const int *json_
             }
             if (k[0] < 1 || k[1] < 1 || l->strides[0] < 1 || l->strides[1] < 1 ||
                 k[0] > DIM_MAX || k[1] > DIM_MAX || l->strides[0] > DIM_MAX ||
-                l->strides[1] > DIM_MAX || (conv && (l->filters < 1 || l->filters > WIDTH_MAX))) {
+                l->strides[1] > DIM_MAX || (conv && (width < 1 || width > WIDTH_MAX))) {
                 err = diag_set(d, -EINVAL, field, "layer %d (%s \"%s\"): invalid %s, strides%s",
                                ji, cls, l->name, conv ? "kernel_size" : "pool_size",
-                               conv ? " or filters" : "");
+                               !conv ? "" : dw ? " or depth_multiplier" : " or filters");
                 break;
             }
             int oh = window_out(h, k[0], l->strides[0], l->padding);
@@ -135,7 +141,7 @@ int model_spec_infer_shapes_flat(const struct model_spec *spec, const int *json_
             h = oh;
             w = ow;
             if (conv)
-                c = l->filters;
+                c = width;
             break;
         }
         case LAYER_KIND_DENSE:
@@ -328,6 +334,12 @@ int model_spec_count_params(const struct model_spec *spec, size_t *ret_total,
         case LAYER_KIND_CONV2D: /* kernel (kh, kw, cin, filters) + bias (filters) */
             over = __builtin_mul_overflow((size_t)l->kernel_size[0], (size_t)l->kernel_size[1], &nt) ||
                    __builtin_mul_overflow(nt, cin, &nt) || __builtin_mul_overflow(nt, cout, &nt);
+            nt += l->use_bias ? cout : 0;
+            n = nt;
+            break;
+        case LAYER_KIND_DEPTHWISE_CONV2D: /* depthwise_kernel (kh, kw, cin, M) + bias (cin * M) */
+            over = __builtin_mul_overflow((size_t)l->kernel_size[0], (size_t)l->kernel_size[1], &nt) ||
+                   __builtin_mul_overflow(nt, cout, &nt);
             nt += l->use_bias ? cout : 0;
             n = nt;
             break;

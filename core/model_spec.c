@@ -32,6 +32,7 @@ const char *layer_kind_class_name(enum layer_kind kind)
     case LAYER_KIND_INPUT: return "InputLayer";
     case LAYER_KIND_ADD: return "Add";
     case LAYER_KIND_CONCATENATE: return "Concatenate";
+    case LAYER_KIND_DEPTHWISE_CONV2D: return "DepthwiseConv2D";
     }
     return "Unknown";
 }
@@ -61,6 +62,7 @@ static const char *layer_kind_prefix(enum layer_kind kind)
     case LAYER_KIND_INPUT: return "input";
     case LAYER_KIND_ADD: return "add";
     case LAYER_KIND_CONCATENATE: return "concatenate";
+    case LAYER_KIND_DEPTHWISE_CONV2D: return "depthwise_conv2d";
     }
     return "layer";
 }
@@ -135,6 +137,11 @@ void layer_config_init(struct layer_config *l, enum layer_kind kind)
     case LAYER_KIND_MAX_POOLING2D:
     case LAYER_KIND_AVERAGE_POOLING2D:
         l->pool_size[0] = l->pool_size[1] = 2;
+        break;
+    case LAYER_KIND_DEPTHWISE_CONV2D:
+        l->strides[0] = l->strides[1] = 1;
+        l->use_bias = true;
+        l->depth_multiplier = 1;
         break;
     case LAYER_KIND_RELU:
         l->max_value = INFINITY;

@@ -47,8 +47,9 @@ enum layer_kind {
     LAYER_KIND_INPUT,          /* a functional model's InputLayer (its output is the input) */
     LAYER_KIND_ADD,
     LAYER_KIND_CONCATENATE,    /* on the channels axis */
+    LAYER_KIND_DEPTHWISE_CONV2D,
 };
-#define N_LAYER_KINDS 21
+#define N_LAYER_KINDS 22
 
 enum activation_kind {
     ACTIVATION_KIND_LINEAR,
@@ -85,6 +86,7 @@ struct layer_config {
     char name[64];                   /* Keras name: conv2d, conv2d_1, batch_normalization, ... */
     enum activation_kind activation; /* Conv2D, Dense, Activation; LINEAR otherwise */
     int filters;                     /* Conv2D */
+    int depth_multiplier;            /* DepthwiseConv2D (1) */
     int units;                       /* Dense */
     int kernel_size[2];              /* Conv2D (kh, kw) */
     int pool_size[2];                /* pooling (ph, pw) */

@@ -766,6 +766,9 @@ static void test_new_layers_round_trip(void)
     L[k++].alpha = 0.5f;
     layer_config_init(&L[k], LAYER_KIND_SPATIAL_DROPOUT2D);
     L[k++].rate = 0.2f;
+    layer_config_init(&L[k], LAYER_KIND_DEPTHWISE_CONV2D);
+    L[k].kernel_size[0] = L[k].kernel_size[1] = 1, L[k].depth_multiplier = 2;
+    L[k++].activation = ACTIVATION_KIND_SWISH;
     layer_config_init(&L[k], LAYER_KIND_RESHAPE);
     L[k].target_shape[0] = 2, L[k].target_shape[1] = -1, L[k++].target_shape[2] = 4;
     layer_config_init(&L[k], LAYER_KIND_GLOBAL_MAX_POOLING2D);
@@ -790,7 +793,13 @@ static void test_new_layers_round_trip(void)
     CHECK_INT_EQ(model_spec_infer_shapes(&s, shape, &d), 0);
     CHECK_INT_EQ(shape[1][0], 13); /* 10 + 1 + 2 */
     CHECK_INT_EQ(shape[1][1], 12); /* 9 + 3 + 0 */
-    CHECK_INT_EQ(shape[7][1], 55); /* (2, -1, 4) of the (11, 10, 4) conv output */
+    CHECK_INT_EQ(shape[7][2], 8);  /* DepthwiseConv2D: 4 channels x depth_multiplier 2 */
+    CHECK_INT_EQ(shape[8][1], 110); /* Reshape (2, -1, 4) of the (11, 10, 8) output */
+    size_t total = 0;
+    CHECK_INT_EQ(model_spec_count_params(&s, &total, NULL, &d), 0);
+    /* rescaling 0, conv 3*3*3*4 + 4 = 112, depthwise 1*1*4*2 + 8 = 16, dense
+     * 4*5 + 5 = 25 then 5 x (5*5 + 5 = 30) */
+    CHECK_INT_EQ(total, 112 + 16 + 25 + 5 * 30);
     char *json = model_spec_to_json(&s);
     CHECK(json && strstr(json, "\"class_name\": \"ReLU\"") && strstr(json, "\"max_value\": 6.0"));
     int rc = json ? model_spec_parse_json(&p, json, strlen(json), NULL, &d) : -1;
