@@ -300,6 +300,7 @@ struct parse_state {
     bool functional;          /* class_name Functional / Model */
     const cJSON *inbound[LAYERS_MAX]; /* functional: each layer's inbound_nodes */
     const cJSON *input_layers, *output_layers;
+    int bn_axis[LAYERS_MAX];  /* functional: a BatchNormalization's positive axis, or -1 / 0 */
 };
 
 /* What a key's parser reads and writes. */
@@ -452,8 +453,13 @@ static int key_bn_axis(struct key_args *a, const struct layer_key *k)
     const cJSON *v = a->it;
     if (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 1)
         v = v->child;
-    if (a->st->functional)
-        last = 3; /* functional BN: on 4-D tensors, axis -1 or 3 */
+    if (a->st->functional) { /* the input's rank is known after the graph: checked then */
+        if (!json_int(v, -8, 8, &axis) || (axis != -1 && axis != 1 && axis != 3))
+            return layer_err(a->c, a->key, "only the channels axis is supported (-1, or 1 for "
+                             "a 2-D input, 3 for a 4-D one)");
+        a->st->bn_axis[a->st->s->n_layers] = axis;
+        return 0;
+    }
     if (!json_int(v, -8, 8, &axis) || (axis != -1 && axis != last))
         return layer_err(a->c, a->key, "only the channels axis is supported (-1 or %d for a %s input)",
                          last, a->st->flat ? "2-D" : "4-D");
@@ -1178,7 +1184,22 @@ static int parse_root(const cJSON *root, struct parse_state *st, const int input
     int(*shape)[3] = calloc((size_t)s->n_layers, sizeof(*shape));
     if (!shape)
         return diag_set(d, -ENOMEM, "", "out of memory");
-    err = model_spec_infer_shapes_at(s, st->json_index, shape, d);
+    bool *flat = calloc((size_t)s->n_layers, sizeof(bool));
+    err = flat ? model_spec_infer_shapes_flat(s, st->json_index, shape, flat, d)
+               : diag_set(d, -ENOMEM, "", "out of memory");
+    /* functional BatchNormalization: a positive axis must be the last one */
+    for (int i = 0; !err && st->functional && i < s->n_layers; i++) {
+        int src = model_spec_input(s, i, 0), axis = st->bn_axis[i];
+        if (s->layers[i].kind != LAYER_KIND_BATCH_NORMALIZATION || axis <= 0)
+            continue;
+        bool in_flat = src >= 0 && flat[src];
+        if (axis != (in_flat ? 1 : 3)) {
+            struct layer_ctx c = {d, st->json_index[i], "BatchNormalization"};
+            err = layer_err(&c, "axis", "axis %d is not the channels axis of its %s input (%d)",
+                            axis, in_flat ? "2-D" : "4-D", in_flat ? 1 : 3);
+        }
+    }
+    free(flat);
     free(shape);
     return err;
 }

@@ -742,6 +742,28 @@ static void test_functional_errors(void)
     functional_error(tf, edit_bad_key, "/config/layers/7/config/axis", "last axis");
     functional_error(k3, edit_k3_kwargs, "/config/layers/2/inbound_nodes", "training");
     functional_error(k3, edit_k3_history, "/config/layers/6/inbound_nodes", "keras_history");
+    /* BatchNormalization after a flat tensor: tf.keras writes axis [1] */
+    static const char bn_fmt[] =
+        "{\"class_name\": \"Functional\", \"config\": {\"layers\": ["
+        "{\"class_name\": \"InputLayer\", \"config\": {\"batch_input_shape\": [null, 4, 4, 2], "
+        "\"name\": \"input_1\"}, \"name\": \"input_1\", \"inbound_nodes\": []}, "
+        "{\"class_name\": \"GlobalAveragePooling2D\", \"config\": {\"name\": \"gap\"}, "
+        "\"name\": \"gap\", \"inbound_nodes\": [[[\"input_1\", 0, 0, {}]]]}, "
+        "{\"class_name\": \"BatchNormalization\", \"config\": {\"name\": \"bn\", \"axis\": [%d]}, "
+        "\"name\": \"bn\", \"inbound_nodes\": [[[\"gap\", 0, 0, {}]]]}, "
+        "{\"class_name\": \"Dense\", \"config\": {\"name\": \"dense\", \"units\": 3, "
+        "\"activation\": \"softmax\"}, \"name\": \"dense\", \"inbound_nodes\": [[[\"bn\", 0, 0, {}]]]}], "
+        "\"input_layers\": [[\"input_1\", 0, 0]], \"output_layers\": [[\"dense\", 0, 0]]}}";
+    char bn_json[sizeof(bn_fmt) + 8];
+    struct model_spec p;
+    struct diag d = {0};
+    snprintf(bn_json, sizeof(bn_json), bn_fmt, 1);
+    int rc = model_spec_parse_json(&p, bn_json, strlen(bn_json), NULL, &d);
+    CHECK_MSG(rc == 0, "BN axis [1] after a flat tensor: %s %s", d.field, d.message);
+    if (rc == 0)
+        model_spec_free(&p);
+    snprintf(bn_json, sizeof(bn_json), bn_fmt, 3);
+    expect_error(bn_json, "/config/layers/2/config/axis", "2-D");
     /* Add joins tensors: a Sequential model cannot hold one */
     expect_error("{\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"class_name\": "
                  "\"Add\", \"config\": {}}]}}", "/config/layers/0", "functional");
