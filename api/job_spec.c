@@ -243,16 +243,6 @@ static int get_mode(const cJSON *obj, const char *base, enum ckpt_mode *ret, str
     return 0;
 }
 
-static const char *mode_name(enum ckpt_mode mode)
-{
-    switch (mode) {
-    case CKPT_MODE_MIN: return "min";
-    case CKPT_MODE_MAX: return "max";
-    case CKPT_MODE_AUTO: break;
-    }
-    return "auto";
-}
-
 static bool is_log_key(const char *key)
 {
     const char *k = logs_canonical_key(key);
@@ -762,7 +752,7 @@ static cJSON *policy_json(const struct ckpt_policy_config *c)
     bool ok =
         add(j, "filepath", cJSON_CreateString(c->filepath)) &&
         add(j, "monitor", cJSON_CreateString(c->monitor)) &&
-        add(j, "mode", cJSON_CreateString(mode_name(c->mode))) &&
+        add(j, "mode", cJSON_CreateString(cb_mode_name(c->mode))) &&
         add(j, "save_best_only", cJSON_CreateBool(c->save_best_only)) &&
         add(j, "save_weights_only", cJSON_CreateBool(c->save_weights_only)) &&
         add(j, "save_freq", c->save_freq > 0 ? cJSON_CreateNumber(c->save_freq)
@@ -795,7 +785,7 @@ static cJSON *callbacks_json(const struct job_early_stopping *es)
     bool ok = add(j, "early_stopping", e) && add(e, "monitor", cJSON_CreateString(es->monitor)) &&
               add(e, "patience", cJSON_CreateNumber(es->patience)) &&
               add(e, "min_delta", cJSON_CreateNumber(es->min_delta)) &&
-              add(e, "mode", cJSON_CreateString(mode_name(es->mode))) &&
+              add(e, "mode", cJSON_CreateString(cb_mode_name(es->mode))) &&
               add(e, "baseline", number_or_null(!es->has_baseline, es->baseline)) &&
               add(e, "restore_best_weights", cJSON_CreateBool(es->restore_best_weights));
     if (!ok) {

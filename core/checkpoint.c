@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_num.h"
+
 #define STATE_JSON_VERSION 1
 
 static const char *const default_log_keys[] = {"loss", "accuracy", "val_loss", "val_accuracy"};
@@ -21,29 +23,9 @@ void ckpt_policy_config_default(struct ckpt_policy_config *ret)
     ret->mode = CKPT_MODE_AUTO;
 }
 
-/* name is suffix, or ends in "_" suffix. */
-static bool name_has_suffix(const char *name, const char *suffix)
-{
-    size_t n = strlen(name), m = strlen(suffix);
-    if (n < m || strcmp(name + n - m, suffix) != 0)
-        return false;
-    return n == m || name[n - m - 1] == '_';
-}
-
 enum ckpt_mode ckpt_resolve_mode(const struct ckpt_policy_config *cfg)
 {
-    static const char *const min_names[] = {"loss", "mse", "mae"};
-    static const char *const max_names[] = {"accuracy", "acc", "auc", "precision", "recall"};
-
-    if (cfg->mode != CKPT_MODE_AUTO)
-        return cfg->mode;
-    for (size_t i = 0; i < sizeof(min_names) / sizeof(min_names[0]); i++)
-        if (name_has_suffix(cfg->monitor, min_names[i]))
-            return CKPT_MODE_MIN;
-    for (size_t i = 0; i < sizeof(max_names) / sizeof(max_names[0]); i++)
-        if (name_has_suffix(cfg->monitor, max_names[i]))
-            return CKPT_MODE_MAX;
-    return CKPT_MODE_AUTO;
+    return cb_resolve_mode(CB_KIND_MODEL_CHECKPOINT, cfg->monitor, cfg->mode);
 }
 
 /* The allowed extensions, longest first so that ".weights.h5" wins over ".h5". */
@@ -368,18 +350,6 @@ int ckpt_commit(const struct ckpt_policy_config *cfg, struct ckpt_state *state,
 
 /* ---- JSON ---- */
 
-/* A double as an exact JSON value: a 17-digit number, or "inf"/"-inf"/"nan". */
-static cJSON *json_double(double v)
-{
-    if (isnan(v))
-        return cJSON_CreateString("nan");
-    if (isinf(v))
-        return cJSON_CreateString(v > 0 ? "inf" : "-inf");
-    char buf[40];
-    snprintf(buf, sizeof(buf), "%.17g", v);
-    return cJSON_CreateRaw(buf);
-}
-
 static bool add_item(cJSON *obj, const char *key, cJSON *item)
 {
     if (!item)
@@ -395,7 +365,7 @@ int ckpt_state_to_json(const struct ckpt_state *state, char **ret_json)
 {
     cJSON *o = cJSON_CreateObject();
     bool ok = o && add_item(o, "version", cJSON_CreateNumber(STATE_JSON_VERSION)) &&
-              add_item(o, "best", json_double(state->best)) &&
+              add_item(o, "best", json_num_create(state->best)) &&
               add_item(o, "best_file", cJSON_CreateString(state->best_file)) &&
               add_item(o, "best_epoch", cJSON_CreateNumber(state->best_epoch)) &&
               add_item(o, "batches_since_last_save",
@@ -413,7 +383,7 @@ int ckpt_state_to_json(const struct ckpt_state *state, char **ret_json)
             e = NULL;
         }
         ok = e && add_item(e, "file", cJSON_CreateString(k->file)) &&
-             add_item(e, "value", json_double(k->value)) &&
+             add_item(e, "value", json_num_create(k->value)) &&
              add_item(e, "epoch", cJSON_CreateNumber(k->epoch)) &&
              add_item(e, "batch", cJSON_CreateNumber(k->batch)) &&
              add_item(e, "seq", cJSON_CreateNumber((double)k->seq));
@@ -429,23 +399,9 @@ int ckpt_state_to_json(const struct ckpt_state *state, char **ret_json)
 static int get_double(const cJSON *o, const char *key, const char *field, double *ret,
                       struct diag *d)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (cJSON_IsNumber(v)) {
-        *ret = v->valuedouble;
-        return 0;
-    }
-    if (cJSON_IsString(v)) {
-        if (strcmp(v->valuestring, "inf") == 0)
-            *ret = INFINITY;
-        else if (strcmp(v->valuestring, "-inf") == 0)
-            *ret = -INFINITY;
-        else if (strcmp(v->valuestring, "nan") == 0)
-            *ret = NAN;
-        else
-            return diag_set(d, -EINVAL, field, "expected a number, \"inf\", \"-inf\" or \"nan\"");
-        return 0;
-    }
-    return diag_set(d, -EINVAL, field, "expected a number, \"inf\", \"-inf\" or \"nan\"");
+    if (!json_num_get(o, key, ret))
+        return diag_set(d, -EINVAL, field, "expected a number, \"inf\", \"-inf\" or \"nan\"");
+    return 0;
 }
 
 static int get_long(const cJSON *o, const char *key, const char *field, long lo, long hi,

@@ -302,6 +302,21 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
         p->loss_sum = 0;
         p->correct = p->seen = 0;
         memset(&logs, 0, sizeof(logs));
+        if (cb && cb->epoch_begin) {
+            if (e == o->initial_epoch)
+                p->batch = o->initial_batch;
+            r = cb->epoch_begin(cb->ctx, p);
+            p->batch = 0;
+            if (r < 0) {
+                status = diag_set(d, r, "", "epoch_begin callback aborted at epoch %d", e + 1);
+                break;
+            }
+            if (r > 0) {
+                status = 1;
+                break;
+            }
+            p->lr = optimizer_current_lr(opt); /* a scheduler may have set it */
+        }
         r = fit_epoch(&run, m, opt, train, o, cb, stop, e, &logs, d);
         if (r == -ECANCELED)
             diag_set(d, r, "", "stopped at epoch %d batch %d", e + 1, p->batch);

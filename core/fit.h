@@ -59,11 +59,15 @@ struct fit_progress {
  * (EarlyStopping), negative errno = abort fit() with that error.  As Keras
  * checks stop_training after each batch: 1 from batch_end ends the epoch
  * there, and its validation and epoch_end still run; 1 from epoch_end stops
- * after that epoch; 1 from train_begin runs no epoch.  train_end is always
- * called once train_begin was. */
+ * after that epoch; 1 from train_begin runs no epoch; 1 from epoch_begin
+ * runs no batch of that epoch (Keras: stop_training is first checked after a
+ * batch, so that epoch still runs; traind stops before it).  epoch_begin is
+ * also called for an epoch resumed inside (p->batch > 0 then).  train_end is
+ * always called once train_begin was.  A list of callbacks: callbacks.h. */
 struct fit_callbacks {
     void *ctx;
     int (*train_begin)(void *ctx, const struct fit_progress *p);
+    int (*epoch_begin)(void *ctx, const struct fit_progress *p);
     int (*batch_end)(void *ctx, const struct fit_progress *p, const struct logs *logs);
     int (*epoch_end)(void *ctx, const struct fit_progress *p, const struct logs *logs);
     /* status: 0 finished, 1 stopped by a callback, -ECANCELED stop flag, other negative: error */

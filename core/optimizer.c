@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pyfloat.h"
+
 void optimizer_config_default(struct optimizer_config *ret, enum optimizer_kind kind)
 {
     memset(ret, 0, sizeof(*ret));
@@ -176,64 +178,26 @@ const char *optimizer_class_name(const struct optimizer *opt)
     return opt->cfg.kind == OPTIMIZER_KIND_ADAM ? "Adam" : "SGD";
 }
 
-/* A double as Python's repr() prints it (what json.dumps writes for a float):
- * the shortest digits that read back to the same value, exponent form when the
- * decimal exponent is < -4 or >= 16, and always a '.' or an exponent. */
-static void format_py_float(char *buf, size_t size, double x)
-{
-    if (!isfinite(x)) {
-        snprintf(buf, size, "%s", isnan(x) ? "NaN" : x > 0 ? "Infinity" : "-Infinity");
-        return;
-    }
-    if (x == 0) {
-        snprintf(buf, size, "%s", signbit(x) ? "-0.0" : "0.0");
-        return;
-    }
-    char e[40];
-    int prec = 1;
-    for (; prec < 17; prec++) {
-        snprintf(e, sizeof(e), "%.*e", prec - 1, x);
-        if (strtod(e, NULL) == x)
-            break;
-    }
-    snprintf(e, sizeof(e), "%.*e", prec - 1, x);
-    int exp10 = atoi(strchr(e, 'e') + 1);
-    if (exp10 < -4 || exp10 >= 16) {
-        /* mantissa digits from %e, exponent with at least two digits as Python */
-        char mant[32];
-        size_t ml = (size_t)(strchr(e, 'e') - e);
-        memcpy(mant, e, ml);
-        mant[ml] = '\0';
-        snprintf(buf, size, "%se%c%02d", mant, exp10 < 0 ? '-' : '+', abs(exp10) % 1000); /* |exp10| <= 324 */
-        return;
-    }
-    int decimals = prec - 1 - exp10;
-    if (decimals < 1)
-        snprintf(buf, size, "%.0f.0", x);
-    else
-        snprintf(buf, size, "%.*f", decimals, x);
-}
-
 char *optimizer_to_keras_json(const struct optimizer *opt)
 {
     const struct optimizer_config *c = &opt->cfg;
     char lr[64], decay[64], a[64], b[64], eps[64];
-    format_py_float(lr, sizeof(lr), c->learning_rate);
-    format_py_float(decay, sizeof(decay), c->decay);
+    py_float_repr(lr, sizeof(lr), c->learning_rate);
+    py_float_repr(decay, sizeof(decay), c->decay);
     const char *name = optimizer_class_name(opt);
     char buf[512];
     int n;
     if (c->kind == OPTIMIZER_KIND_ADAM) {
-        format_py_float(a, sizeof(a), c->beta_1);
-        format_py_float(b, sizeof(b), c->beta_2);
-        format_py_float(eps, sizeof(eps), c->epsilon);
+        py_float_repr(a, sizeof(a), c->beta_1);
+        py_float_repr(b, sizeof(b), c->beta_2);
+        py_float_repr(eps, sizeof(eps), c->epsilon);
         n = snprintf(buf, sizeof(buf),
                      "{\"class_name\": \"%s\", \"config\": {\"name\": \"%s\", "
                      "\"learning_rate\": %s, \"decay\": %s, \"beta_1\": %s, \"beta_2\": %s, "
                      "\"epsilon\": %s, \"amsgrad\": false}}",
                      name, name, lr, decay, a, b, eps);
     } else {
-        format_py_float(a, sizeof(a), c->momentum);
+        py_float_repr(a, sizeof(a), c->momentum);
         n = snprintf(buf, sizeof(buf),
                      "{\"class_name\": \"%s\", \"config\": {\"name\": \"%s\", "
                      "\"learning_rate\": %s, \"decay\": %s, \"momentum\": %s, "
