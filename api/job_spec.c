@@ -541,29 +541,48 @@ static int parse_checkpoints(struct job_spec *s, const cJSON *root, struct diag 
     return 0;
 }
 
-static int parse_callbacks(struct job_spec *s, const cJSON *root, struct diag *d)
+static int check_monitor(char *monitor, size_t size, const char *base, struct diag *d)
 {
-    struct job_early_stopping *es = &s->early_stopping;
-    memset(es, 0, sizeof(*es));
-    snprintf(es->monitor, sizeof(es->monitor), "val_loss");
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "callbacks");
-    if (!v || cJSON_IsNull(v))
-        return 0;
-    if (!cJSON_IsObject(v))
-        return diag_set(d, -EINVAL, "/callbacks", "must be an object, not %s", json_type_name(v));
-    static const char *const keys[] = {"early_stopping", NULL};
-    int r = check_keys(v, "/callbacks", keys, d);
-    if (r < 0)
-        return r;
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(v, "early_stopping");
+    if (!is_log_key(monitor)) {
+        char field[256];
+        pointer_join(field, sizeof(field), base, "monitor");
+        return diag_set(d, -EINVAL, field,
+                        "unknown metric '%s'; this job logs loss, accuracy, val_loss and "
+                        "val_accuracy",
+                        monitor);
+    }
+    char canonical[64];
+    snprintf(canonical, sizeof(canonical), "%s", logs_canonical_key(monitor));
+    snprintf(monitor, size, "%s", canonical);
+    return 0;
+}
+
+/* A callback's object: NULL = absent or null (off), else an object. */
+static int callback_object(const cJSON *v, const char *key, const char *base, const cJSON **ret,
+                           struct diag *d)
+{
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(v, key);
+    *ret = NULL;
     if (!e || cJSON_IsNull(e))
         return 0;
-    const char *base = "/callbacks/early_stopping";
     if (!cJSON_IsObject(e))
         return diag_set(d, -EINVAL, base, "must be an object or null, not %s", json_type_name(e));
-    static const char *const es_keys[] = {"monitor", "patience", "min_delta", "mode",
-                                          "baseline", "restore_best_weights", NULL};
-    long long patience = 0;
+    *ret = e;
+    return 0;
+}
+
+static int parse_early_stopping(struct job_spec *s, const cJSON *v, struct diag *d)
+{
+    struct es_config *es = &s->early_stopping;
+    es_config_default(es);
+    const char *base = "/callbacks/early_stopping";
+    const cJSON *e;
+    int r = callback_object(v, "early_stopping", base, &e, d);
+    if (r < 0 || !e)
+        return r;
+    static const char *const es_keys[] = {"monitor", "patience", "min_delta", "mode", "baseline",
+                                          "restore_best_weights", "start_from_epoch", NULL};
+    long long patience = 0, start = 0;
     bool baseline_null = true;
     if ((r = check_keys(e, base, es_keys, d)) < 0 ||
         (r = get_string(e, base, "monitor", es->monitor, sizeof(es->monitor), false, d)) < 0 ||
@@ -573,22 +592,119 @@ static int parse_callbacks(struct job_spec *s, const cJSON *root, struct diag *d
         (r = get_mode(e, base, &es->mode, d)) < 0 ||
         (r = get_number(e, base, "baseline", -INFINITY, false, INFINITY, false, &es->baseline,
                         &baseline_null, d)) < 0 ||
-        (r = get_bool(e, base, "restore_best_weights", &es->restore_best_weights, d)) < 0)
+        (r = get_bool(e, base, "restore_best_weights", &es->restore_best_weights, d)) < 0 ||
+        (r = get_int(e, base, "start_from_epoch", 0, 1000000, &start, NULL, d)) < 0)
         return r;
     es->patience = (int)patience;
+    es->start_from_epoch = (int)start;
     es->has_baseline = !baseline_null && cJSON_GetObjectItemCaseSensitive(e, "baseline");
     if (!es->has_baseline)
         es->baseline = 0;
-    if (!is_log_key(es->monitor))
-        return diag_set(d, -EINVAL, "/callbacks/early_stopping/monitor",
-                        "unknown metric '%s'; this job logs loss, accuracy, val_loss and "
-                        "val_accuracy",
-                        es->monitor);
-    char canonical[sizeof(es->monitor)];
-    snprintf(canonical, sizeof(canonical), "%s", logs_canonical_key(es->monitor));
-    memcpy(es->monitor, canonical, sizeof(canonical));
+    if ((r = check_monitor(es->monitor, sizeof(es->monitor), base, d)) < 0)
+        return r;
     es->enabled = true;
     return 0;
+}
+
+static int parse_reduce_lr(struct job_spec *s, const cJSON *v, struct diag *d)
+{
+    struct rlrop_config *c = &s->reduce_lr;
+    rlrop_config_default(c);
+    const char *base = "/callbacks/reduce_lr_on_plateau";
+    const cJSON *e;
+    int r = callback_object(v, "reduce_lr_on_plateau", base, &e, d);
+    if (r < 0 || !e)
+        return r;
+    static const char *const keys[] = {"monitor", "factor", "patience", "mode", "min_delta",
+                                       "cooldown", "min_lr", "verbose", NULL};
+    long long patience = c->patience, cooldown = c->cooldown, verbose = 0;
+    if ((r = check_keys(e, base, keys, d)) < 0 ||
+        (r = get_string(e, base, "monitor", c->monitor, sizeof(c->monitor), false, d)) < 0 ||
+        (r = get_number(e, base, "factor", 0, false, 1, true, &c->factor, NULL, d)) < 0 ||
+        (r = get_int(e, base, "patience", 0, 1000000, &patience, NULL, d)) < 0 ||
+        (r = get_mode(e, base, &c->mode, d)) < 0 ||
+        (r = get_number(e, base, "min_delta", 0, false, INFINITY, false, &c->min_delta, NULL,
+                        d)) < 0 ||
+        (r = get_int(e, base, "cooldown", 0, 1000000, &cooldown, NULL, d)) < 0 ||
+        (r = get_number(e, base, "min_lr", 0, false, INFINITY, false, &c->min_lr, NULL, d)) < 0 ||
+        (r = get_int(e, base, "verbose", 0, 2, &verbose, NULL, d)) < 0)
+        return r;
+    c->patience = (int)patience;
+    c->cooldown = (int)cooldown;
+    c->verbose = (int)verbose;
+    if ((r = check_monitor(c->monitor, sizeof(c->monitor), base, d)) < 0)
+        return r;
+    if ((r = rlrop_config_validate(c, d)) < 0) {
+        diag_prefix(d, base);
+        return r;
+    }
+    c->enabled = true;
+    return 0;
+}
+
+static int parse_lr_scheduler(struct job_spec *s, const cJSON *v, struct diag *d)
+{
+    struct lr_step_decay_config *c = &s->lr_scheduler;
+    memset(c, 0, sizeof(*c));
+    const char *base = "/callbacks/lr_scheduler";
+    const cJSON *e;
+    int r = callback_object(v, "lr_scheduler", base, &e, d);
+    if (r < 0 || !e)
+        return r;
+    static const char *const keys[] = {"schedule", "initial_learning_rate", "factor",
+                                       "drop_every", "verbose", NULL};
+    char schedule[32] = "";
+    long long drop_every = 0, verbose = 0;
+    if ((r = check_keys(e, base, keys, d)) < 0 || (r = require(e, base, "schedule", d)) < 0 ||
+        (r = get_string(e, base, "schedule", schedule, sizeof(schedule), false, d)) < 0)
+        return r;
+    if (strcmp(schedule, "step_decay") != 0)
+        return diag_set(d, -EINVAL, "/callbacks/lr_scheduler/schedule",
+                        "unknown schedule \"%s\"; the scheduler knows \"step_decay\" (for "
+                        "decaying learning rates inside the optimizer use a Keras schedule as "
+                        "its learning_rate)",
+                        schedule);
+    if ((r = require(e, base, "initial_learning_rate", d)) < 0 ||
+        (r = require(e, base, "factor", d)) < 0 || (r = require(e, base, "drop_every", d)) < 0 ||
+        (r = get_number(e, base, "initial_learning_rate", 0, false, INFINITY, false,
+                        &c->initial_learning_rate, NULL, d)) < 0 ||
+        (r = get_number(e, base, "factor", 0, true, INFINITY, false, &c->factor, NULL, d)) < 0 ||
+        (r = get_int(e, base, "drop_every", 1, 1000000, &drop_every, NULL, d)) < 0 ||
+        (r = get_int(e, base, "verbose", 0, 2, &verbose, NULL, d)) < 0)
+        return r;
+    c->drop_every = (int)drop_every;
+    c->verbose = (int)verbose;
+    if ((r = lr_step_decay_validate(c, d)) < 0) {
+        diag_prefix(d, base);
+        return r;
+    }
+    c->enabled = true;
+    return 0;
+}
+
+static int parse_callbacks(struct job_spec *s, const cJSON *root, struct diag *d)
+{
+    es_config_default(&s->early_stopping);
+    rlrop_config_default(&s->reduce_lr);
+    memset(&s->lr_scheduler, 0, sizeof(s->lr_scheduler));
+    s->terminate_on_nan = false;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "callbacks");
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsObject(v))
+        return diag_set(d, -EINVAL, "/callbacks", "must be an object, not %s", json_type_name(v));
+    static const char *const keys[] = {"early_stopping", "reduce_lr_on_plateau", "lr_scheduler",
+                                       "terminate_on_nan", NULL};
+    int r = check_keys(v, "/callbacks", keys, d);
+    if (r == 0)
+        r = parse_early_stopping(s, v, d);
+    if (r == 0)
+        r = parse_reduce_lr(s, v, d);
+    if (r == 0)
+        r = parse_lr_scheduler(s, v, d);
+    if (r == 0)
+        r = get_bool(v, "/callbacks", "terminate_on_nan", &s->terminate_on_nan, d);
+    return r;
 }
 
 /* Line and column (1-based) of byte offset off in text. */
@@ -769,25 +885,69 @@ static cJSON *policy_json(const struct ckpt_policy_config *c)
     return j;
 }
 
-static cJSON *callbacks_json(const struct job_early_stopping *es)
+static cJSON *early_stopping_json(const struct es_config *es)
 {
-    cJSON *j = cJSON_CreateObject();
-    if (!j)
-        return NULL;
-    if (!es->enabled) {
-        if (!add(j, "early_stopping", cJSON_CreateNull())) {
-            cJSON_Delete(j);
-            return NULL;
-        }
-        return j;
-    }
+    if (!es->enabled)
+        return cJSON_CreateNull();
     cJSON *e = cJSON_CreateObject();
-    bool ok = add(j, "early_stopping", e) && add(e, "monitor", cJSON_CreateString(es->monitor)) &&
+    bool ok = e && add(e, "monitor", cJSON_CreateString(es->monitor)) &&
               add(e, "patience", cJSON_CreateNumber(es->patience)) &&
               add(e, "min_delta", cJSON_CreateNumber(es->min_delta)) &&
               add(e, "mode", cJSON_CreateString(cb_mode_name(es->mode))) &&
               add(e, "baseline", number_or_null(!es->has_baseline, es->baseline)) &&
-              add(e, "restore_best_weights", cJSON_CreateBool(es->restore_best_weights));
+              add(e, "restore_best_weights", cJSON_CreateBool(es->restore_best_weights)) &&
+              add(e, "start_from_epoch", cJSON_CreateNumber(es->start_from_epoch));
+    if (!ok) {
+        cJSON_Delete(e);
+        return NULL;
+    }
+    return e;
+}
+
+static cJSON *reduce_lr_json(const struct rlrop_config *c)
+{
+    if (!c->enabled)
+        return cJSON_CreateNull();
+    cJSON *e = cJSON_CreateObject();
+    bool ok = e && add(e, "monitor", cJSON_CreateString(c->monitor)) &&
+              add(e, "factor", cJSON_CreateNumber(c->factor)) &&
+              add(e, "patience", cJSON_CreateNumber(c->patience)) &&
+              add(e, "mode", cJSON_CreateString(cb_mode_name(c->mode))) &&
+              add(e, "min_delta", cJSON_CreateNumber(c->min_delta)) &&
+              add(e, "cooldown", cJSON_CreateNumber(c->cooldown)) &&
+              add(e, "min_lr", cJSON_CreateNumber(c->min_lr)) &&
+              add(e, "verbose", cJSON_CreateNumber(c->verbose));
+    if (!ok) {
+        cJSON_Delete(e);
+        return NULL;
+    }
+    return e;
+}
+
+static cJSON *lr_scheduler_json(const struct lr_step_decay_config *c)
+{
+    if (!c->enabled)
+        return cJSON_CreateNull();
+    cJSON *e = cJSON_CreateObject();
+    bool ok = e && add(e, "schedule", cJSON_CreateString("step_decay")) &&
+              add(e, "initial_learning_rate", cJSON_CreateNumber(c->initial_learning_rate)) &&
+              add(e, "factor", cJSON_CreateNumber(c->factor)) &&
+              add(e, "drop_every", cJSON_CreateNumber(c->drop_every)) &&
+              add(e, "verbose", cJSON_CreateNumber(c->verbose));
+    if (!ok) {
+        cJSON_Delete(e);
+        return NULL;
+    }
+    return e;
+}
+
+static cJSON *callbacks_json(const struct job_spec *s)
+{
+    cJSON *j = cJSON_CreateObject();
+    bool ok = j && add(j, "early_stopping", early_stopping_json(&s->early_stopping)) &&
+              add(j, "reduce_lr_on_plateau", reduce_lr_json(&s->reduce_lr)) &&
+              add(j, "lr_scheduler", lr_scheduler_json(&s->lr_scheduler)) &&
+              add(j, "terminate_on_nan", cJSON_CreateBool(s->terminate_on_nan));
     if (!ok) {
         cJSON_Delete(j);
         return NULL;
@@ -830,7 +990,7 @@ char *job_spec_to_json(const struct job_spec *s)
     for (int i = 0; i < s->n_checkpoints; i++)
         if (!cJSON_AddItemToArray(cps, policy_json(&s->checkpoints[i])))
             goto out;
-    if (!add(j, "callbacks", callbacks_json(&s->early_stopping)))
+    if (!add(j, "callbacks", callbacks_json(s)))
         goto out;
     out = cJSON_PrintUnformatted(j);
 out:

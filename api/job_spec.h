@@ -26,22 +26,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "callbacks.h"
 #include "checkpoint.h"
 #include "diag.h"
 #include "optimizer.h"
 
 #define JOB_SPEC_MAX_CHECKPOINTS 8
-
-struct job_early_stopping {
-    bool enabled;
-    char monitor[64];      /* "val_loss" */
-    double min_delta;      /* 0 */
-    int patience;          /* 0 */
-    enum ckpt_mode mode;   /* auto */
-    bool has_baseline;
-    double baseline;
-    bool restore_best_weights; /* false */
-};
 
 struct job_spec {
     char name[128];                 /* optional, "" when absent */
@@ -60,7 +50,13 @@ struct job_spec {
     int threads;                    /* 0 = the daemon's threads per job */
     int n_checkpoints;
     struct ckpt_policy_config checkpoints[JOB_SPEC_MAX_CHECKPOINTS];
-    struct job_early_stopping early_stopping;
+    /* "callbacks": {"early_stopping": {...}, "reduce_lr_on_plateau": {...},
+     *               "lr_scheduler": {"schedule": "step_decay", ...},
+     *               "terminate_on_nan": true}; each absent or null = off. */
+    struct es_config early_stopping;
+    struct rlrop_config reduce_lr;
+    struct lr_step_decay_config lr_scheduler;
+    bool terminate_on_nan;
 };
 
 /* Parse and validate a job spec JSON text.  Checks types, ranges, unknown

@@ -10,21 +10,24 @@
  *      the file is safely written - commit of the policy state, the
  *      save_last copy and the top-k deletions; a "checkpoint" (or
  *      "checkpoint_error") event and, with verbose >= 1, the Keras line;
- *   3. early stopping (Keras EarlyStopping semantics);
+ *   3. EarlyStopping, ReduceLROnPlateau (runner_callbacks.c);
  *   4. <job_dir>/resume.h5 (weights, optimizer, epoch, and the state JSON
  *      below), so that a resumed run sees every decision of the epoch.
+ * These are entries of one core/ callback list (callbacks.h) that fit()
+ * calls; at epoch begin the scheduler sets the learning rate, after each
+ * batch come the "progress" event (with the running logs), batch-saving
+ * policies and TerminateOnNaN.
  *
  * State JSON in resume.h5 (format version 1):
  *   {"version": 1, "policies": [<ckpt_state_to_json>, ...],
  *    "early_stopping": {"wait", "best", "best_epoch", "stopped_epoch",
  *                       "has_best_weights", "best_weights_sha256", "stopped"},
+ *    "reduce_lr_on_plateau": {...}, "learning_rate": ..., "terminated_on_nan": ...
+ *    (runner_callbacks.h),
  *    "epoch_position": {"batch", "loss_sum", "correct", "seen"}}
  * epoch_position is present only in a file written when a run was stopped
  * inside an epoch (it continues after that batch, bit-identically).
- * Non-finite numbers are written as the strings "inf", "-inf", "nan".  With
- * restore_best_weights the best weights are kept in
- * <job_dir>/early_stopping_best.h5 (tf.keras weights-only layout), read back
- * only if its bytes have the SHA-256 the (checksummed) state records. */
+ * Non-finite numbers are written as the strings "inf", "-inf", "nan". */
 #include "runner.h"
 
 #include <cjson/cJSON.h>
@@ -47,25 +50,12 @@
 #include "h5.h"
 #include "model.h"
 #include "optimizer.h"
+#include "runner_callbacks.h"
 
 #define RUNNER_RESUME_FILE "resume.h5"
-#define RUNNER_ES_BEST_FILE "early_stopping_best.h5"
 #define RUNNER_CHECKPOINT_DIR "checkpoints"
 #define RUNNER_STATE_VERSION 1
 #define RUNNER_PROGRESS_INTERVAL 0.25 /* seconds between "progress" events */
-
-/* Keras EarlyStopping state (0-based epochs as Keras keeps them). */
-struct es_state {
-    enum ckpt_mode mode;   /* resolved: MIN or MAX */
-    int wait;
-    double best;
-    int best_epoch;
-    int stopped_epoch;
-    bool stopped;
-    bool has_best_weights;
-    uint8_t best_sha256[32]; /* of early_stopping_best.h5 as written */
-    float *best_weights;   /* (n_params) when restore_best_weights */
-};
 
 struct runner {
     const struct job_spec *spec;
@@ -77,7 +67,12 @@ struct runner {
     struct optimizer *opt;
     int n_policies;
     struct ckpt_state policies[JOB_SPEC_MAX_CHECKPOINTS];
-    struct es_state es;
+    struct runner_policy {    /* a ModelCheckpoint entry's context */
+        struct runner *r;
+        int i;
+    } policy_ctx[JOB_SPEC_MAX_CHECKPOINTS];
+    struct runner_cb cbs;  /* EarlyStopping, ReduceLROnPlateau, scheduler, TerminateOnNaN */
+    struct cb_list list;   /* what fit() calls */
     double last_progress;  /* monotonic seconds of the last progress event */
     struct diag err;       /* why a callback aborted fit() */
     atomic_int *stop;      /* the caller's stop flag (may be NULL) */
@@ -133,6 +128,17 @@ static void say(struct runner *r, const char *fmt, ...)
     r->sink->print(r->sink->ctx, line);
 }
 
+/* runner_callbacks' sink. */
+static void cb_emit(void *ctx, const char *type, cJSON *obj)
+{
+    emit(ctx, type, obj, true);
+}
+
+static void cb_say(void *ctx, const char *line)
+{
+    say(ctx, "%s", line);
+}
+
 /* A number, or "inf" / "-inf" / "nan" as strings (JSON has no such numbers). */
 static cJSON *json_double(double x)
 {
@@ -141,27 +147,6 @@ static cJSON *json_double(double x)
     if (isinf(x))
         return cJSON_CreateString(x > 0 ? "inf" : "-inf");
     return cJSON_CreateNumber(x);
-}
-
-static bool json_get_double(const cJSON *obj, const char *key, double *ret)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (cJSON_IsNumber(v)) {
-        *ret = v->valuedouble;
-        return true;
-    }
-    if (cJSON_IsString(v)) {
-        if (strcmp(v->valuestring, "inf") == 0)
-            *ret = INFINITY;
-        else if (strcmp(v->valuestring, "-inf") == 0)
-            *ret = -INFINITY;
-        else if (strcmp(v->valuestring, "nan") == 0)
-            *ret = NAN;
-        else
-            return false;
-        return true;
-    }
-    return false;
 }
 
 static cJSON *logs_json(const struct logs *logs)
@@ -261,151 +246,6 @@ static int build_model(struct runner *r, const struct dataset *train,
     if (ret < 0 && d && !d->field[0])
         snprintf(d->field, sizeof(d->field), "/optimizer");
     return ret;
-}
-
-/* --- early stopping (tf.keras EarlyStopping) ------------------------------------ */
-
-static void es_init(struct runner *r)
-{
-    const struct job_early_stopping *cfg = &r->spec->early_stopping;
-    struct es_state *es = &r->es;
-    struct ckpt_policy_config probe;
-    ckpt_policy_config_default(&probe);
-    snprintf(probe.monitor, sizeof(probe.monitor), "%s", cfg->monitor);
-    probe.mode = cfg->mode;
-    es->mode = ckpt_resolve_mode(&probe) == CKPT_MODE_MAX ? CKPT_MODE_MAX : CKPT_MODE_MIN;
-    es->wait = 0;
-    es->best = es->mode == CKPT_MODE_MIN ? INFINITY : -INFINITY;
-    es->best_epoch = 0;
-    es->stopped_epoch = 0;
-    es->stopped = false;
-    es->has_best_weights = false;
-}
-
-/* Keras _is_improvement: monitor_op(value - min_delta, reference) with
- * min_delta negated for min mode. */
-static bool es_is_improvement(const struct runner *r, double value, double reference)
-{
-    double md = fabs(r->spec->early_stopping.min_delta);
-    if (r->es.mode == CKPT_MODE_MAX)
-        return value - md > reference;
-    return value + md < reference;
-}
-
-static int es_keep_best_weights(struct runner *r, struct diag *d)
-{
-    struct es_state *es = &r->es;
-    memcpy(es->best_weights, r->m->params, r->m->n_params * sizeof(float));
-    es->has_best_weights = true;
-    int ret = h5_save(r->job_dir, RUNNER_ES_BEST_FILE, H5_LAYOUT_TF_WEIGHTS, r->m, NULL, NULL,
-                      es->best_sha256, NULL, d);
-    if (ret < 0)
-        diag_prefix(d, RUNNER_ES_BEST_FILE ": ");
-    return ret;
-}
-
-/* on_epoch_end of EarlyStopping for 0-based epoch e: 1 = stop, 0 = go on. */
-static int es_on_epoch_end(struct runner *r, int e, const struct logs *logs, struct diag *d)
-{
-    const struct job_early_stopping *cfg = &r->spec->early_stopping;
-    struct es_state *es = &r->es;
-    double current;
-    if (!cfg->enabled || !logs_get(logs, cfg->monitor, &current))
-        return 0;
-    int ret;
-    bool improved = es_is_improvement(r, current, es->best);
-    /* Keras keeps the weights of the first epoch seen (in case nothing ever
-     * improves) and those of every improvement. */
-    if (cfg->restore_best_weights && (!es->has_best_weights || improved) &&
-        (ret = es_keep_best_weights(r, d)) < 0)
-        return ret;
-    es->wait++;
-    if (improved) {
-        es->best = current;
-        es->best_epoch = e;
-        /* Only restart wait if we beat both the baseline and our previous best. */
-        if (!cfg->has_baseline || es_is_improvement(r, current, cfg->baseline))
-            es->wait = 0;
-        return 0;
-    }
-    if (es->wait >= cfg->patience && e > 0) {
-        es->stopped_epoch = e;
-        es->stopped = true;
-        bool restored = false;
-        if (cfg->restore_best_weights && es->has_best_weights) {
-            memcpy(r->m->params, es->best_weights, r->m->n_params * sizeof(float));
-            restored = true;
-            say(r, "Restoring model weights from the end of the best epoch: %d.",
-                es->best_epoch + 1);
-        }
-        char msg[64];
-        snprintf(msg, sizeof(msg), "Epoch %d: early stopping", e + 1);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "epoch", e + 1);
-        cJSON_AddStringToObject(o, "monitor", cfg->monitor);
-        cJSON_AddItemToObject(o, "best", json_double(es->best));
-        cJSON_AddNumberToObject(o, "best_epoch", es->best_epoch + 1);
-        cJSON_AddNumberToObject(o, "wait", es->wait);
-        cJSON_AddNumberToObject(o, "patience", cfg->patience);
-        cJSON_AddBoolToObject(o, "restored_best_weights", restored);
-        cJSON_AddStringToObject(o, "message", msg);
-        emit(r, "early_stopping", o, true);
-        return 1;
-    }
-    return 0;
-}
-
-static cJSON *es_state_json(const struct es_state *es)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "wait", es->wait);
-    cJSON_AddItemToObject(o, "best", json_double(es->best));
-    cJSON_AddNumberToObject(o, "best_epoch", es->best_epoch);
-    cJSON_AddNumberToObject(o, "stopped_epoch", es->stopped_epoch);
-    cJSON_AddBoolToObject(o, "has_best_weights", es->has_best_weights);
-    if (es->has_best_weights) {
-        char hex[65];
-        fsutil_sha256_hex(es->best_sha256, hex);
-        cJSON_AddStringToObject(o, "best_weights_sha256", hex);
-    }
-    cJSON_AddBoolToObject(o, "stopped", es->stopped);
-    return o;
-}
-
-static int es_state_from_json(struct es_state *es, const cJSON *o, struct diag *d)
-{
-    const cJSON *wait = cJSON_GetObjectItemCaseSensitive(o, "wait");
-    const cJSON *best_epoch = cJSON_GetObjectItemCaseSensitive(o, "best_epoch");
-    const cJSON *stopped_epoch = cJSON_GetObjectItemCaseSensitive(o, "stopped_epoch");
-    const cJSON *hbw = cJSON_GetObjectItemCaseSensitive(o, "has_best_weights");
-    const cJSON *stopped = cJSON_GetObjectItemCaseSensitive(o, "stopped");
-    double best;
-    if (!cJSON_IsObject(o) || !cJSON_IsNumber(wait) || !cJSON_IsNumber(best_epoch) ||
-        !cJSON_IsNumber(stopped_epoch) || !cJSON_IsBool(hbw) || !cJSON_IsBool(stopped) ||
-        !json_get_double(o, "best", &best))
-        return diag_set(d, -EINVAL, RUNNER_RESUME_FILE,
-                        "early_stopping state in the resume file is malformed");
-    es->wait = wait->valueint;
-    es->best = best;
-    es->best_epoch = best_epoch->valueint;
-    es->stopped_epoch = stopped_epoch->valueint;
-    es->has_best_weights = cJSON_IsTrue(hbw);
-    es->stopped = cJSON_IsTrue(stopped);
-    if (es->has_best_weights) {
-        const cJSON *sha = cJSON_GetObjectItemCaseSensitive(o, "best_weights_sha256");
-        const char *hex = cJSON_IsString(sha) ? sha->valuestring : "";
-        if (strlen(hex) != 64)
-            return diag_set(d, -EINVAL, RUNNER_RESUME_FILE,
-                            "early_stopping state lacks the best weights' SHA-256");
-        for (int i = 0; i < 32; i++) {
-            unsigned v;
-            if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-                return diag_set(d, -EINVAL, RUNNER_RESUME_FILE,
-                                "early_stopping best_weights_sha256 is not hex");
-            es->best_sha256[i] = (uint8_t)v;
-        }
-    }
-    return 0;
 }
 
 /* --- checkpoint policies ----------------------------------------------------------- */
@@ -586,7 +426,9 @@ static int policy_state_from_json(struct runner *r, int i, const cJSON *o, struc
 
 /* --- fit callbacks ---------------------------------------------------------------- */
 
-static void emit_progress(struct runner *r, const struct fit_progress *p)
+/* The "progress" event: position, speed, ETA and the epoch's running logs
+ * (loss and metrics so far), at most every RUNNER_PROGRESS_INTERVAL. */
+static void emit_progress(struct runner *r, const struct fit_progress *p, const struct logs *logs)
 {
     double per_batch = p->batch > 0 ? p->epoch_seconds / p->batch : 0;
     double eta = per_batch * ((double)(p->batches - p->batch) +
@@ -598,20 +440,56 @@ static void emit_progress(struct runner *r, const struct fit_progress *p)
     cJSON_AddNumberToObject(o, "batches", p->batches);
     cJSON_AddNumberToObject(o, "images_per_s", round(p->images_per_s * 10) / 10);
     cJSON_AddNumberToObject(o, "eta_s", round(eta * 10) / 10);
+    cJSON_AddItemToObject(o, "logs", logs_json(logs));
     emit(r, "progress", o, false);
 }
 
-static int on_batch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
+/* Entry "progress": Keras' ProgbarLogger and the job's events. */
+static int progress_epoch_begin(void *ctx, const struct fit_progress *p)
+{
+    struct runner *r = ctx;
+    if (!(r->stop && atomic_load(r->stop)))
+        say(r, "Epoch %d/%d", p->epoch, p->epochs);
+    return 0;
+}
+
+static int progress_batch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
 {
     struct runner *r = ctx;
     double now = now_seconds();
     if (now - r->last_progress >= RUNNER_PROGRESS_INTERVAL) {
         r->last_progress = now;
-        emit_progress(r, p);
+        emit_progress(r, p, logs);
     }
-    for (int i = 0; i < r->n_policies; i++)
-        if (r->spec->checkpoints[i].save_freq > 0)
-            policy_on_batch_end(r, i, p, logs);
+    return 0;
+}
+
+static int progress_epoch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
+{
+    struct runner *r = ctx;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "epoch", p->epoch);
+    cJSON_AddItemToObject(o, "logs", logs_json(logs));
+    cJSON_AddNumberToObject(o, "lr", p->lr);
+    cJSON_AddNumberToObject(o, "seconds", p->epoch_seconds);
+    emit(r, "epoch_end", o, true);
+    return 0;
+}
+
+/* Entries "ModelCheckpoint", one per policy. */
+static int policy_batch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
+{
+    struct runner_policy *pc = ctx;
+    if (pc->r->spec->checkpoints[pc->i].save_freq > 0)
+        policy_on_batch_end(pc->r, pc->i, p, logs);
+    return 0;
+}
+
+static int policy_epoch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
+{
+    struct runner_policy *pc = ctx;
+    if (pc->r->spec->checkpoints[pc->i].save_freq == 0)
+        policy_on_epoch_end(pc->r, pc->i, p, logs);
     return 0;
 }
 
@@ -629,25 +507,12 @@ static void say_epoch_line(struct runner *r, const struct fit_progress *p, const
 
 static char *state_json(struct runner *r);
 
-static int on_epoch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
+/* Entry "resume", the last: the epoch line, then resume.h5 with every
+ * callback's decision of the epoch. */
+static int resume_epoch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
 {
     struct runner *r = ctx;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "epoch", p->epoch);
-    cJSON_AddItemToObject(o, "logs", logs_json(logs));
-    cJSON_AddNumberToObject(o, "lr", p->lr);
-    cJSON_AddNumberToObject(o, "seconds", p->epoch_seconds);
-    emit(r, "epoch_end", o, true);
-
-    for (int i = 0; i < r->n_policies; i++)
-        if (r->spec->checkpoints[i].save_freq == 0)
-            policy_on_epoch_end(r, i, p, logs);
-
-    int stop = es_on_epoch_end(r, p->epoch - 1, logs, &r->err);
-    if (stop < 0)
-        return stop;
     say_epoch_line(r, p, logs);
-
     char *state = state_json(r);
     if (!state)
         return diag_set(&r->err, -ENOMEM, "", "out of memory for the resume state");
@@ -658,18 +523,14 @@ static int on_epoch_end(void *ctx, const struct fit_progress *p, const struct lo
         diag_prefix(&r->err, RUNNER_RESUME_FILE ": ");
         return ret;
     }
-    if (stop)
-        say(r, "Epoch %d: early stopping", r->es.stopped_epoch + 1);
-    else if (p->epoch < p->epochs && !(r->stop && atomic_load(r->stop)))
-        say(r, "Epoch %d/%d", p->epoch + 1, p->epochs); /* Keras: at the next epoch's begin */
-    return stop;
+    return 0;
 }
 
 /* Stopped inside an epoch (SIGTERM, cancel, Ctrl-C): save the position so a
  * continued run picks up after the last finished batch.  If this write
  * fails, the epoch-end resume.h5 stays and the epoch is redone: slower, the
  * same result. */
-static void on_train_end(void *ctx, const struct fit_progress *p, int status)
+static void resume_train_end(void *ctx, const struct fit_progress *p, int status)
 {
     struct runner *r = ctx;
     if (status != -ECANCELED || p->batch <= 0)
@@ -688,11 +549,25 @@ static void on_train_end(void *ctx, const struct fit_progress *p, int status)
     free(state);
 }
 
-static int on_train_begin(void *ctx, const struct fit_progress *p)
+/* The list, in Keras' order: progress first (ProgbarLogger), the
+ * checkpoints, the other callbacks, and the resume writer last. */
+static int build_callback_list(struct runner *r)
 {
-    struct runner *r = ctx;
-    say(r, "Epoch %d/%d", p->epoch, p->epochs);
-    return 0;
+    int ret = cb_list_add(&r->list, &(struct callback){
+        "progress", {.ctx = r, .epoch_begin = progress_epoch_begin,
+                     .batch_end = progress_batch_end, .epoch_end = progress_epoch_end}});
+    for (int i = 0; ret == 0 && i < r->n_policies; i++) {
+        r->policy_ctx[i] = (struct runner_policy){r, i};
+        ret = cb_list_add(&r->list, &(struct callback){
+            "ModelCheckpoint", {.ctx = &r->policy_ctx[i], .batch_end = policy_batch_end,
+                                .epoch_end = policy_epoch_end}});
+    }
+    if (ret == 0)
+        ret = runner_cb_add(&r->cbs, &r->list);
+    if (ret == 0)
+        ret = cb_list_add(&r->list, &(struct callback){
+            "resume", {.ctx = r, .epoch_end = resume_epoch_end, .train_end = resume_train_end}});
+    return ret;
 }
 
 /* --- resume state ----------------------------------------------------------------- */
@@ -710,7 +585,8 @@ static char *state_json(struct runner *r)
         if (!ps || !cJSON_AddItemToArray(pol, ps))
             goto out;
     }
-    cJSON_AddItemToObject(o, "early_stopping", es_state_json(&r->es));
+    if (!runner_cb_state_add(&r->cbs, o))
+        goto out;
     if (r->in_batch > 0) {
         cJSON *pos = cJSON_AddObjectToObject(o, "epoch_position");
         if (!pos)
@@ -749,7 +625,7 @@ static int state_from_json(struct runner *r, const char *text, struct diag *d)
     for (const cJSON *ps = pol->child; ps; ps = ps->next, i++)
         if ((ret = policy_state_from_json(r, i, ps, d)) < 0)
             goto out;
-    ret = es_state_from_json(&r->es, cJSON_GetObjectItemCaseSensitive(o, "early_stopping"), d);
+    ret = runner_cb_state_restore(&r->cbs, o, d);
     const cJSON *pos = cJSON_GetObjectItemCaseSensitive(o, "epoch_position");
     if (ret == 0 && pos) {
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(pos, "batch");
@@ -794,25 +670,6 @@ static int resume_load(struct runner *r, int *ret_epoch, struct diag *d)
     free(state);
     if (ret < 0)
         return ret;
-    if (r->es.has_best_weights) {
-        /* The best weights live in their own file; read them through a scratch
-         * copy of the current parameters. */
-        size_t bytes = r->m->n_params * sizeof(float);
-        float *cur = malloc(bytes);
-        if (!cur)
-            return diag_set(d, -ENOMEM, "", "out of memory");
-        memcpy(cur, r->m->params, bytes);
-        snprintf(path, sizeof(path), "%s/%s", r->job_dir, RUNNER_ES_BEST_FILE);
-        ret = h5_load_weights_verified(r->m, path, r->es.best_sha256, d);
-        if (ret == 0)
-            memcpy(r->es.best_weights, r->m->params, bytes);
-        else
-            diag_prefix(d, RUNNER_ES_BEST_FILE ": ");
-        memcpy(r->m->params, cur, bytes);
-        free(cur);
-        if (ret < 0)
-            return ret;
-    }
     *ret_epoch = epoch;
     return 0;
 }
@@ -858,19 +715,18 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
         goto out;
     for (int i = 0; i < r->n_policies; i++)
         ckpt_state_init(&r->policies[i], &spec->checkpoints[i]);
-    es_init(r);
-    if (spec->early_stopping.enabled && spec->early_stopping.restore_best_weights) {
-        r->es.best_weights = malloc(r->m->n_params * sizeof(float));
-        if (!r->es.best_weights) {
-            ret = diag_set(d, -ENOMEM, "", "out of memory for the early-stopping weights");
-            goto out;
-        }
+    struct runner_cb_io io = {.ctx = r, .emit = cb_emit, .say = cb_say};
+    if ((ret = runner_cb_init(&r->cbs, spec, job_dir, r->m, r->opt, &io, d)) < 0)
+        goto out;
+    if (build_callback_list(r) < 0) {
+        ret = diag_set(d, -ENOSPC, "/callbacks", "more than %d callbacks", CB_LIST_MAX);
+        goto out;
     }
     int initial_epoch = 0;
     if ((ret = resume_load(r, &initial_epoch, d)) < 0)
         goto out;
     emit_state_running(r, initial_epoch);
-    if (initial_epoch >= spec->epochs || r->es.stopped)
+    if (initial_epoch >= spec->epochs || runner_cb_finished(&r->cbs))
         goto out; /* the interrupted run had finished its last epoch */
 
     struct fit_options o;
@@ -886,22 +742,20 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
     o.initial_correct = r->in_correct;
     o.initial_seen = r->in_seen;
     r->in_batch = 0; /* the next epoch-end state is at a boundary again */
-    struct fit_callbacks cb = {
-        .ctx = r,
-        .train_begin = on_train_begin,
-        .batch_end = on_batch_end,
-        .epoch_end = on_epoch_end,
-        .train_end = on_train_end,
-    };
+    struct fit_callbacks cb;
+    cb_list_bind(&r->list, &cb);
     r->last_progress = now_seconds();
     memset(&r->err, 0, sizeof(r->err));
     ret = fit(r->m, r->opt, &train, &val, &o, &cb, stop, d);
+    /* a callback's own reason beats fit's "callback aborted" */
     if (ret < 0 && ret != -ECANCELED && r->err.message[0] && d)
-        *d = r->err; /* a callback's own reason beats fit's "callback aborted" */
+        *d = r->err;
+    else if (ret < 0 && ret != -ECANCELED && r->cbs.err.message[0] && d)
+        *d = r->cbs.err;
 out:
     if (r->ckpt_dirfd >= 0)
         close(r->ckpt_dirfd);
-    free(r->es.best_weights);
+    runner_cb_free(&r->cbs);
     optimizer_free(r->opt);
     model_free(r->m);
     dataset_free(&train);
