@@ -105,7 +105,7 @@ int es_state_from_json(const struct es_config *cfg, const char *json, struct es_
 /* What a callback did to the optimizer's learning rate.  The learning rate
  * is a float32 variable in Keras: new_lr is already rounded to float. */
 struct lr_change {
-    bool changed;              /* new_lr != old_lr: set it, report "lr_changed" */
+    bool changed;              /* float(new_lr) != float(old_lr): set it, report "lr_changed" */
     double old_lr, new_lr;
     bool has_message;
     char message[160];

@@ -44,7 +44,7 @@ void lr_step_decay_on_epoch_begin(const struct lr_step_decay_config *cfg, int ep
         return;
     double v = lr_step_decay_at(cfg, epoch);
     out->new_lr = (double)(float)v;
-    out->changed = out->new_lr != lr;
+    out->changed = (float)v != (float)lr; /* the float32 variable changes */
     char num[40];
     py_float_repr(num, sizeof(num), v);
     out->has_message = true;

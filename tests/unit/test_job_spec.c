@@ -252,6 +252,9 @@ struct reject_case {
 #define JOB(rest) "{\"dataset\": \"fashion-mnist\", \"model\": \"lenet\"" rest "}"
 #define CKPT(rest) JOB(", \"checkpoints\": [{\"filepath\": \"w.h5\"" rest "}]")
 #define ES(rest) JOB(", \"callbacks\": {\"early_stopping\": {" rest "}}")
+#define RLROP(rest) JOB(", \"callbacks\": {\"reduce_lr_on_plateau\": {" rest "}}")
+#define SCHED(rest) JOB(", \"callbacks\": {\"lr_scheduler\": {" rest "}}")
+#define STEP "\"schedule\": \"step_decay\", \"initial_learning_rate\": 0.01, \"factor\": 0.25, "
 
 static const struct reject_case reject_cases[] = {
     /* malformed JSON */
@@ -325,6 +328,25 @@ static const struct reject_case reject_cases[] = {
      "boolean"},
     {ES("\"monitor\": \"val_auc\""), "/callbacks/early_stopping/monitor", "unknown metric"},
     {ES("\"mode\": \"down\""), "/callbacks/early_stopping/mode", NULL},
+    {ES("\"start_from_epoch\": -1"), "/callbacks/early_stopping/start_from_epoch", NULL},
+    {JOB(", \"callbacks\": {\"early_stopping\": 3}"), "/callbacks/early_stopping", "object"},
+    {RLROP("\"factor\": 1.0"), "/callbacks/reduce_lr_on_plateau/factor", NULL},
+    {RLROP("\"factor\": -0.5"), "/callbacks/reduce_lr_on_plateau/factor", NULL},
+    {RLROP("\"min_lr\": -1"), "/callbacks/reduce_lr_on_plateau/min_lr", NULL},
+    {RLROP("\"cooldown\": 1.5"), "/callbacks/reduce_lr_on_plateau/cooldown", "fractional"},
+    {RLROP("\"monitor\": \"lr\""), "/callbacks/reduce_lr_on_plateau/monitor", "unknown metric"},
+    {RLROP("\"epsilon\": 0.1"), "/callbacks/reduce_lr_on_plateau/epsilon", "unknown field"},
+    {RLROP("\"verbose\": 3"), "/callbacks/reduce_lr_on_plateau/verbose", NULL},
+    {SCHED("\"schedule\": \"cosine\", \"initial_learning_rate\": 0.01, \"factor\": 0.25, \"drop_every\": 5"),
+     "/callbacks/lr_scheduler/schedule", "step_decay"},
+    {SCHED("\"initial_learning_rate\": 0.01"), "/callbacks/lr_scheduler/schedule", "required"},
+    {SCHED(STEP "\"drop_every\": 0"), "/callbacks/lr_scheduler/drop_every", NULL},
+    {SCHED(STEP "\"drop_every\": 2.5"), "/callbacks/lr_scheduler/drop_every", "fractional"},
+    {SCHED("\"schedule\": \"step_decay\", \"factor\": 0.5, \"drop_every\": 5"),
+     "/callbacks/lr_scheduler/initial_learning_rate", "required"},
+    {SCHED("\"schedule\": \"step_decay\", \"initial_learning_rate\": 0.01, \"factor\": 0, "
+           "\"drop_every\": 5"), "/callbacks/lr_scheduler/factor", NULL},
+    {JOB(", \"callbacks\": {\"terminate_on_nan\": 1}"), "/callbacks/terminate_on_nan", "boolean"},
     /* out of range */
     {JOB(", \"epochs\": 0"), "/epochs", "between 1 and 100000"},
     {JOB(", \"epochs\": 100001"), "/epochs", NULL},
@@ -423,6 +445,32 @@ static void test_rejections(void)
 }
 
 /* parse(to_json(parse(x))) == parse(x), and to_json prints every default. */
+/* The callbacks beyond EarlyStopping, with Keras' defaults filled in. */
+static void test_callbacks(void)
+{
+    struct job_spec s;
+    struct diag d;
+    int r = parse(&s, JOB(", \"callbacks\": {\"reduce_lr_on_plateau\": {\"monitor\": \"val_acc\"}, "
+                          "\"lr_scheduler\": {" STEP "\"drop_every\": 5}, "
+                          "\"terminate_on_nan\": true, \"early_stopping\": null}"),
+                  &d);
+    CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
+    if (r != 0)
+        return;
+    CHECK(s.reduce_lr.enabled);
+    CHECK_STR_EQ(s.reduce_lr.monitor, "val_accuracy");
+    CHECK(s.reduce_lr.factor == 0.1 && s.reduce_lr.patience == 10 && s.reduce_lr.min_delta == 1e-4);
+    CHECK(s.reduce_lr.cooldown == 0 && s.reduce_lr.min_lr == 0 && s.reduce_lr.mode == CKPT_MODE_AUTO);
+    CHECK(s.lr_scheduler.enabled && s.lr_scheduler.drop_every == 5);
+    CHECK(s.lr_scheduler.initial_learning_rate == 0.01 && s.lr_scheduler.factor == 0.25);
+    CHECK(s.terminate_on_nan);
+    CHECK(!s.early_stopping.enabled);
+    job_spec_free(&s);
+    r = parse(&s, JOB(""), &d);
+    CHECK(r == 0 && !s.reduce_lr.enabled && !s.lr_scheduler.enabled && !s.terminate_on_nan);
+    job_spec_free(&s);
+}
+
 static void test_round_trip(void)
 {
     static const char *const jobs[] = {
@@ -434,6 +482,9 @@ static void test_round_trip(void)
         "\"monitor\": \"accuracy\", \"save_weights_only\": true, \"save_top_k\": 3, "
         "\"initial_value_threshold\": -2.5}], \"callbacks\": {\"early_stopping\": {\"baseline\": "
         "0.25, \"min_delta\": 1e-4}}}",
+        JOB(", \"callbacks\": {\"early_stopping\": {\"start_from_epoch\": 3}, "
+            "\"reduce_lr_on_plateau\": {\"factor\": 0.5, \"cooldown\": 2, \"min_lr\": 1e-5}, "
+            "\"lr_scheduler\": {" STEP "\"drop_every\": 5}, \"terminate_on_nan\": true}"),
     };
     for (size_t i = 0; i < sizeof(jobs) / sizeof(jobs[0]); i++) {
         struct job_spec a, b;
@@ -473,6 +524,10 @@ static void test_round_trip(void)
             CHECK(a.early_stopping.enabled == b.early_stopping.enabled);
             CHECK(a.early_stopping.baseline == b.early_stopping.baseline);
             CHECK(a.early_stopping.min_delta == b.early_stopping.min_delta);
+            CHECK(a.early_stopping.start_from_epoch == b.early_stopping.start_from_epoch);
+            CHECK(memcmp(&a.reduce_lr, &b.reduce_lr, sizeof(a.reduce_lr)) == 0);
+            CHECK(memcmp(&a.lr_scheduler, &b.lr_scheduler, sizeof(a.lr_scheduler)) == 0);
+            CHECK(a.terminate_on_nan == b.terminate_on_nan);
             free(text2);
             job_spec_free(&b);
         }
@@ -525,6 +580,7 @@ int main(void)
     TEST_RUN(test_variants);
     TEST_RUN(test_inline_model);
     TEST_RUN(test_rejections);
+    TEST_RUN(test_callbacks);
     TEST_RUN(test_round_trip);
     TEST_RUN(test_fixtures_parse);
     return TEST_EXIT();

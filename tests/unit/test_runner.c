@@ -423,6 +423,103 @@ static void test_damaged_best_weights_refused(void)
     remove_dir(dir);
 }
 
+static double num_of(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+#define RLROP_JOB                                                                             \
+    SMALL_JOB(", \"epochs\": 6, \"steps_per_epoch\": 4, \"callbacks\": "                      \
+              "{\"reduce_lr_on_plateau\": {\"monitor\": \"loss\", \"min_delta\": 100, "      \
+              "\"patience\": 2, \"cooldown\": 1, \"factor\": 0.5}}")
+
+/* ReduceLROnPlateau with min_delta 100 (nothing improves after epoch 1),
+ * patience 2, cooldown 1: Keras reduces at epochs 3 and 5 (epoch 4 is
+ * cooldown, then wait counts again); the next epochs train with the float32
+ * rate; across a stop after epoch 2 (wait 1 saved) the result is
+ * bit-identical. */
+static void test_reduce_lr_on_plateau(void)
+{
+    char dir[PATH_MAX];
+    make_dir(dir, sizeof(dir), "rlrop");
+    struct captured c = {0};
+    struct diag d = {0};
+    CHECK_INT_EQ(run(RLROP_JOB, dir, &c, NULL, &d), 0);
+    CHECK_INT_EQ(count_type(&c, "lr_changed"), 2);
+    const cJSON *a = nth_of_type(&c, "lr_changed", 0), *b = nth_of_type(&c, "lr_changed", 1);
+    CHECK(a && int_of(a, "epoch") == 3 && b && int_of(b, "epoch") == 5);
+    CHECK_STR_EQ(str_of(a, "source"), "ReduceLROnPlateau");
+    CHECK_STR_EQ(str_of(a, "message"),
+                 "Epoch 3: ReduceLROnPlateau reducing learning rate to 0.02500000037252903.");
+    CHECK_STR_EQ(str_of(b, "message"),
+                 "Epoch 5: ReduceLROnPlateau reducing learning rate to 0.012500000186264515.");
+    CHECK(num_of(a, "lr") == (double)0.025f && num_of(b, "lr") == (double)0.0125f);
+    CHECK(num_of(nth_of_type(&c, "epoch_end", 2), "lr") == 0.05);
+    CHECK(num_of(nth_of_type(&c, "epoch_end", 3), "lr") == (double)0.025f);
+    CHECK(num_of(nth_of_type(&c, "epoch_end", 5), "lr") == (double)0.0125f);
+    captured_free(&c);
+    remove_dir(dir);
+    stop_and_continue(RLROP_JOB, 6);
+}
+
+/* PyImageSearch's step decay, 0.05 halved every 2 epochs: the rate changes
+ * at the begin of epochs 2 and 4 (Keras' epochs 1 and 3), and the epochs
+ * train with it. */
+static void test_step_decay_scheduler(void)
+{
+    const char *job = SMALL_JOB(", \"epochs\": 4, \"steps_per_epoch\": 2, \"callbacks\": "
+                                "{\"lr_scheduler\": {\"schedule\": \"step_decay\", "
+                                "\"initial_learning_rate\": 0.05, \"factor\": 0.5, "
+                                "\"drop_every\": 2}}");
+    char dir[PATH_MAX];
+    make_dir(dir, sizeof(dir), "sched");
+    struct captured c = {0};
+    struct diag d = {0};
+    CHECK_INT_EQ(run(job, dir, &c, NULL, &d), 0);
+    CHECK_INT_EQ(count_type(&c, "lr_changed"), 2);
+    const cJSON *a = nth_of_type(&c, "lr_changed", 0), *b = nth_of_type(&c, "lr_changed", 1);
+    CHECK(a && int_of(a, "epoch") == 2 && b && int_of(b, "epoch") == 4);
+    CHECK_STR_EQ(str_of(a, "source"), "LearningRateScheduler");
+    CHECK_STR_EQ(str_of(a, "message"), "Epoch 2: LearningRateScheduler setting learning rate to 0.025.");
+    CHECK_STR_EQ(str_of(b, "message"), "Epoch 4: LearningRateScheduler setting learning rate to 0.0125.");
+    CHECK(num_of(nth_of_type(&c, "epoch_end", 1), "lr") == (double)0.025f);
+    CHECK(num_of(nth_of_type(&c, "epoch_end", 3), "lr") == (double)0.0125f);
+    captured_free(&c);
+    remove_dir(dir);
+}
+
+/* TerminateOnNaN: SGD with a rate of 1e30 overflows within a few batches;
+ * the first non-finite running loss stops training after that batch (the
+ * epoch still validates and ends, as in Keras), the run succeeds, and a
+ * second run on the folder trains nothing more. */
+static void test_terminate_on_nan(void)
+{
+    const char *job =
+        "{\"dataset\": {\"name\": \"fashion-mnist\", \"limit\": 256, \"validation_limit\": 64}, "
+        "\"model\": \"mlp\", \"batch_size\": 32, \"seed\": 5, \"threads\": 1, \"epochs\": 3, "
+        "\"optimizer\": {\"name\": \"sgd\", \"learning_rate\": 1e30}, "
+        "\"callbacks\": {\"terminate_on_nan\": true}}";
+    char dir[PATH_MAX];
+    make_dir(dir, sizeof(dir), "ton");
+    struct captured c = {0};
+    struct diag d = {0};
+    CHECK_INT_EQ(run(job, dir, &c, NULL, &d), 0);
+    CHECK_INT_EQ(count_type(&c, "terminate_on_nan"), 1);
+    CHECK_INT_EQ(count_type(&c, "epoch_end"), 1);
+    const cJSON *t = nth_of_type(&c, "terminate_on_nan", 0);
+    int batch = int_of(t, "batch");
+    CHECK(batch >= 1 && batch <= 8);
+    char want[96];
+    snprintf(want, sizeof(want), "Batch %d: Invalid loss, terminating training", batch - 1);
+    CHECK_STR_EQ(str_of(t, "message"), want);
+    captured_free(&c);
+    CHECK_INT_EQ(run(job, dir, &c, NULL, &d), 0);
+    CHECK_INT_EQ(count_type(&c, "epoch_end"), 0);
+    captured_free(&c);
+    remove_dir(dir);
+}
+
 static int count_files(const char *dir, const char *prefix)
 {
     DIR *dp = opendir(dir);
@@ -530,6 +627,9 @@ int main(void)
     TEST_RUN(test_stop_and_continue_is_bit_identical);
     TEST_RUN(test_stop_inside_epoch_continues_there);
     TEST_RUN(test_stop_and_continue_with_early_stopping);
+    TEST_RUN(test_reduce_lr_on_plateau);
+    TEST_RUN(test_step_decay_scheduler);
+    TEST_RUN(test_terminate_on_nan);
     TEST_RUN(test_damaged_best_weights_refused);
     TEST_RUN(test_batch_saving_top_k_and_last);
     TEST_RUN(test_inline_model_and_bad_jobs);
