@@ -302,7 +302,7 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
         p->loss_sum = 0;
         p->correct = p->seen = 0;
         memset(&logs, 0, sizeof(logs));
-        if (cb && cb->epoch_begin) {
+        if (cb && cb->epoch_begin && !(stop && atomic_load(stop))) {
             if (e == o->initial_epoch)
                 p->batch = o->initial_batch;
             r = cb->epoch_begin(cb->ctx, p);

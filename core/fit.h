@@ -62,7 +62,8 @@ struct fit_progress {
  * after that epoch; 1 from train_begin runs no epoch; 1 from epoch_begin
  * runs no batch of that epoch (Keras: stop_training is first checked after a
  * batch, so that epoch still runs; traind stops before it).  epoch_begin is
- * also called for an epoch resumed inside (p->batch > 0 then).  train_end is
+ * also called for an epoch resumed inside (p->batch > 0 then), not once the
+ * stop flag is seen.  train_end is
  * always called once train_begin was.  A list of callbacks: callbacks.h. */
 struct fit_callbacks {
     void *ctx;

@@ -94,11 +94,13 @@ static struct optimizer *sgd(const struct model *m)
 #define EV_MAX 512
 
 struct rec {
-    char ev[EV_MAX];   /* 'B' train_begin, 'b' batch_end, 'e' epoch_end, 'E' train_end */
+    char ev[EV_MAX];   /* 'B' train_begin, 's' epoch_begin, 'b' batch_end, 'e' epoch_end, 'E' train_end */
     int n_ev;
     int train_begin, batch_end, epoch_end, train_end, end_status;
     int batch_ret_at_epoch, batch_ret_at_batch, batch_ret; /* return batch_ret there */
     int epoch_ret_at, epoch_ret;
+    int begin_ret_at, begin_ret;   /* epoch_begin returns begin_ret at that epoch */
+    int begin_batch;               /* p->batch seen by the last epoch_begin */
     int stop_at_epoch, stop_at_batch;
     atomic_int *stop;
     int bad;                  /* inconsistencies seen inside callbacks */
@@ -123,6 +125,16 @@ static int rec_train_begin(void *ctx, const struct fit_progress *p)
     if (p->batch != 0)
         r->bad++;
     return 0;
+}
+
+static int rec_epoch_begin(void *ctx, const struct fit_progress *p)
+{
+    struct rec *r = ctx;
+    rec_push(r, 's');
+    r->begin_batch = p->batch;
+    if (p->epoch < 1 || p->epoch > p->epochs)
+        r->bad++;
+    return p->epoch == r->begin_ret_at ? r->begin_ret : 0;
 }
 
 static int rec_batch_end(void *ctx, const struct fit_progress *p, const struct logs *l)
@@ -194,6 +206,7 @@ static struct fit_callbacks rec_callbacks(struct rec *r)
     struct fit_callbacks cb = {
         .ctx = r,
         .train_begin = rec_train_begin,
+        .epoch_begin = rec_epoch_begin,
         .batch_end = rec_batch_end,
         .epoch_end = rec_epoch_end,
         .train_end = rec_train_end,
@@ -237,7 +250,7 @@ static void test_callbacks_order_and_partial_batch(void)
     int rc = fit(m, opt, &tr, &va, &o, &cb, NULL, &d);
     CHECK_MSG(rc == 0, "fit: %d %s", rc, d.message);
     r.ev[r.n_ev] = '\0';
-    CHECK_STR_EQ(r.ev, "B" "bbbbbbbe" "bbbbbbbe" "bbbbbbbe" "E");
+    CHECK_STR_EQ(r.ev, "B" "sbbbbbbbe" "sbbbbbbbe" "sbbbbbbbe" "E");
     CHECK_INT_EQ(r.bad, 0);
     CHECK_INT_EQ(r.last_batches, 7);
     CHECK_INT_EQ(opt->iterations, 21);
@@ -289,7 +302,7 @@ static void test_steps_limits(void)
     struct fit_callbacks cb = rec_callbacks(&r);
     CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, NULL, NULL), 0);
     r.ev[r.n_ev] = '\0';
-    CHECK_STR_EQ(r.ev, "BbbbebbbeE");
+    CHECK_STR_EQ(r.ev, "BsbbbesbbbeE");
     CHECK_INT_EQ(r.last_batches, 3);
     CHECK_INT_EQ(opt->iterations, 6);
     CHECK_INT_EQ(r.bad, 0);
@@ -312,7 +325,7 @@ static void test_steps_limits(void)
     rec_init(&r, &tiny, o.batch_size, opt->iterations);
     CHECK_INT_EQ(fit(m, opt, &tiny, NULL, &o, &cb, NULL, NULL), 0);
     r.ev[r.n_ev] = '\0';
-    CHECK_STR_EQ(r.ev, "BbebeE");
+    CHECK_STR_EQ(r.ev, "BsbesbeE");
     CHECK_INT_EQ(r.bad, 0);
     CHECK_INT_EQ(r.last_epoch, 4);
     CHECK(r.val_loss == -1);
@@ -351,7 +364,7 @@ static void test_stop_flag_and_callback_results(void)
     r.stop_at_batch = 3;
     CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, &stop, &d), -ECANCELED);
     r.ev[r.n_ev] = '\0';
-    CHECK_STR_EQ(r.ev, "B" "bbbbbbbe" "bbb" "E");
+    CHECK_STR_EQ(r.ev, "B" "sbbbbbbbe" "sbbb" "E");
     CHECK_INT_EQ(r.end_status, -ECANCELED);
     CHECK_INT_EQ(opt->iterations, 10);
     CHECK_INT_EQ(r.bad, 0);
@@ -372,7 +385,7 @@ static void test_stop_flag_and_callback_results(void)
     r.batch_ret = 1;
     CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, &stop, NULL), 0);
     r.ev[r.n_ev] = '\0';
-    CHECK_STR_EQ(r.ev, "BbbeE");
+    CHECK_STR_EQ(r.ev, "BsbbeE");
     CHECK_INT_EQ(r.end_status, 1);
     CHECK(r.val_loss > 0);
     CHECK_INT_EQ(opt->iterations, 12);
@@ -383,7 +396,7 @@ static void test_stop_flag_and_callback_results(void)
     r.epoch_ret = 1;
     CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, &stop, NULL), 0);
     r.ev[r.n_ev] = '\0';
-    CHECK_STR_EQ(r.ev, "B" "bbbbbbbe" "bbbbbbbe" "E");
+    CHECK_STR_EQ(r.ev, "B" "sbbbbbbbe" "sbbbbbbbe" "E");
     CHECK_INT_EQ(r.end_status, 1);
 
     /* a negative result aborts with that error */
@@ -393,15 +406,30 @@ static void test_stop_flag_and_callback_results(void)
     r.batch_ret = -EIO;
     CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, &stop, &d), -EIO);
     r.ev[r.n_ev] = '\0';
-    CHECK_STR_EQ(r.ev, "BbbbbE");
+    CHECK_STR_EQ(r.ev, "BsbbbbE");
     CHECK_INT_EQ(r.end_status, -EIO);
     rec_init(&r, &tr, o.batch_size, opt->iterations);
     r.epoch_ret_at = 1;
     r.epoch_ret = -ENOSPC;
     CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, &stop, &d), -ENOSPC);
     r.ev[r.n_ev] = '\0';
-    CHECK_STR_EQ(r.ev, "BbbbbbbbeE");
+    CHECK_STR_EQ(r.ev, "BsbbbbbbbeE");
     CHECK_INT_EQ(r.end_status, -ENOSPC);
+
+    /* epoch_begin returns 1 at epoch 2: no batch of it runs; an error aborts */
+    rec_init(&r, &tr, o.batch_size, opt->iterations);
+    r.begin_ret_at = 2;
+    r.begin_ret = 1;
+    CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, &stop, NULL), 0);
+    r.ev[r.n_ev] = '\0';
+    CHECK_STR_EQ(r.ev, "BsbbbbbbbesE");
+    CHECK_INT_EQ(r.end_status, 1);
+    rec_init(&r, &tr, o.batch_size, opt->iterations);
+    r.begin_ret_at = 1;
+    r.begin_ret = -EIO;
+    CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, &stop, &d), -EIO);
+    r.ev[r.n_ev] = '\0';
+    CHECK_STR_EQ(r.ev, "BsE");
     optimizer_free(opt);
     model_free(m);
     dataset_free(&tr);
@@ -583,7 +611,18 @@ struct stopper {
     atomic_int *flag;
     struct fit_progress at_end;
     struct logs last;
+    int begins, first_begin_epoch, first_begin_batch; /* epoch_begin calls */
 };
+
+static int stopper_epoch_begin(void *ctx, const struct fit_progress *p)
+{
+    struct stopper *st = ctx;
+    if (st->begins++ == 0) {
+        st->first_begin_epoch = p->epoch;
+        st->first_begin_batch = p->batch;
+    }
+    return 0;
+}
 
 static int stopper_batch_end(void *ctx, const struct fit_progress *p, const struct logs *l)
 {
@@ -649,8 +688,13 @@ static void test_resume_inside_epoch(void)
         o2.initial_loss_sum = sb.at_end.loss_sum;
         o2.initial_correct = sb.at_end.correct;
         o2.initial_seen = sb.at_end.seen;
-        struct fit_callbacks cbb2 = {.ctx = &sb2, .epoch_end = stopper_epoch_end};
+        struct fit_callbacks cbb2 = {.ctx = &sb2, .epoch_begin = stopper_epoch_begin,
+                                     .epoch_end = stopper_epoch_end};
         CHECK_INT_EQ(fit(b2, ob2, &tr, &va, &o2, &cbb2, NULL, &d), 0);
+        /* epoch_begin sees the resumed epoch at its position, then epoch 3 at 0 */
+        CHECK_INT_EQ(sb2.begins, 2);
+        CHECK_INT_EQ(sb2.first_begin_epoch, 2);
+        CHECK_INT_EQ(sb2.first_begin_batch, 3);
         CHECK_INT_EQ(ob2->iterations, oa->iterations);
         CHECK(memcmp(a->params, b2->params, bytes) == 0);
         CHECK(memcmp(oa->slots[0], ob2->slots[0], bytes) == 0);
