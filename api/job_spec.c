@@ -343,6 +343,25 @@ static int parse_model(struct job_spec *s, const cJSON *root, struct diag *d)
                     list);
 }
 
+/* "learning_rate" given as a Keras schedule (keras.optimizers.schedules.serialize). */
+static int parse_lr_schedule(const cJSON *v, struct optimizer_config *o, struct diag *d)
+{
+    const cJSON *lr = cJSON_GetObjectItemCaseSensitive(v, "learning_rate");
+    if (!cJSON_IsObject(lr))
+        return 0;
+    char *text = cJSON_PrintUnformatted(lr);
+    if (!text)
+        return diag_set(d, -ENOMEM, "/optimizer/learning_rate", "out of memory");
+    int r = lr_schedule_parse_json(&o->schedule, text, d);
+    cJSON_free(text);
+    if (r < 0) {
+        diag_prefix(d, "/optimizer/learning_rate");
+        return r;
+    }
+    o->learning_rate = lr_schedule_at(&o->schedule, 0);
+    return 0;
+}
+
 static int parse_optimizer(struct job_spec *s, const cJSON *root, struct diag *d)
 {
     optimizer_config_default(&s->optimizer, OPTIMIZER_KIND_SGD);
@@ -391,8 +410,11 @@ static int parse_optimizer(struct job_spec *s, const cJSON *root, struct diag *d
         cJSON_GetObjectItemCaseSensitive(v, "learning_rate"))
         return diag_set(d, -EINVAL, "/optimizer/lr",
                         "give either learning_rate or its old name lr, not both");
-    if ((r = get_number(v, "/optimizer", "learning_rate", 0, true, INFINITY, false,
-                        &o->learning_rate, NULL, d)) < 0 ||
+    if ((r = parse_lr_schedule(v, o, d)) < 0)
+        return r;
+    if ((!o->schedule.kind &&
+         (r = get_number(v, "/optimizer", "learning_rate", 0, true, INFINITY, false,
+                         &o->learning_rate, NULL, d)) < 0) ||
         (r = get_number(v, "/optimizer", "lr", 0, true, INFINITY, false, &o->learning_rate,
                         NULL, d)) < 0 ||
         (r = get_number(v, "/optimizer", "decay", 0, false, INFINITY, false, &o->decay, NULL,
@@ -704,6 +726,14 @@ static int parse_callbacks(struct job_spec *s, const cJSON *root, struct diag *d
         r = parse_lr_scheduler(s, v, d);
     if (r == 0)
         r = get_bool(v, "/callbacks", "terminate_on_nan", &s->terminate_on_nan, d);
+    if (r == 0 && s->optimizer.schedule.kind != LR_SCHEDULE_NONE &&
+        (s->reduce_lr.enabled || s->lr_scheduler.enabled))
+        r = diag_set(d, -EINVAL,
+                     s->reduce_lr.enabled ? "/callbacks/reduce_lr_on_plateau"
+                                          : "/callbacks/lr_scheduler",
+                     "the optimizer's learning_rate is a schedule (%s), which this callback "
+                     "cannot set (Keras refuses it too): give a number as learning_rate",
+                     lr_schedule_class_name(&s->optimizer.schedule));
     return r;
 }
 
@@ -838,13 +868,23 @@ static bool add(cJSON *obj, const char *key, cJSON *item)
     return true;
 }
 
+static cJSON *learning_rate_json(const struct optimizer_config *o)
+{
+    if (o->schedule.kind == LR_SCHEDULE_NONE)
+        return cJSON_CreateNumber(o->learning_rate);
+    char *text = lr_schedule_to_json(&o->schedule);
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    return j;
+}
+
 static cJSON *optimizer_json(const struct optimizer_config *o)
 {
     cJSON *j = cJSON_CreateObject();
     if (!j)
         return NULL;
     bool ok = add(j, "name", cJSON_CreateString(o->kind == OPTIMIZER_KIND_SGD ? "sgd" : "adam")) &&
-              add(j, "learning_rate", cJSON_CreateNumber(o->learning_rate)) &&
+              add(j, "learning_rate", learning_rate_json(o)) &&
               add(j, "decay", cJSON_CreateNumber(o->decay));
     if (ok && o->kind == OPTIMIZER_KIND_SGD)
         ok = add(j, "momentum", cJSON_CreateNumber(o->momentum)) &&

@@ -91,7 +91,10 @@ void optimizer_free(struct optimizer *opt)
 /* Keras 2 time decay: lr / (1 + decay * iterations). */
 static double optimizer_decayed_lr(const struct optimizer *opt)
 {
-    return opt->cfg.learning_rate / (1.0 + opt->cfg.decay * (double)opt->iterations);
+    double lr = opt->cfg.schedule.kind != LR_SCHEDULE_NONE
+                    ? lr_schedule_at(&opt->cfg.schedule, opt->iterations)
+                    : opt->cfg.learning_rate;
+    return lr / (1.0 + opt->cfg.decay * (double)opt->iterations);
 }
 
 double optimizer_current_lr(const struct optimizer *opt)
@@ -185,26 +188,32 @@ char *optimizer_to_keras_json(const struct optimizer *opt)
     py_float_repr(lr, sizeof(lr), c->learning_rate);
     py_float_repr(decay, sizeof(decay), c->decay);
     const char *name = optimizer_class_name(opt);
-    char buf[512];
+    char *schedule = NULL;
+    if (c->schedule.kind != LR_SCHEDULE_NONE) {
+        schedule = lr_schedule_to_json(&c->schedule);
+        if (!schedule)
+            return NULL;
+    }
+    const char *lr_json = schedule ? schedule : lr;
+    char *buf = NULL;
     int n;
     if (c->kind == OPTIMIZER_KIND_ADAM) {
         py_float_repr(a, sizeof(a), c->beta_1);
         py_float_repr(b, sizeof(b), c->beta_2);
         py_float_repr(eps, sizeof(eps), c->epsilon);
-        n = snprintf(buf, sizeof(buf),
+        n = asprintf(&buf,
                      "{\"class_name\": \"%s\", \"config\": {\"name\": \"%s\", "
                      "\"learning_rate\": %s, \"decay\": %s, \"beta_1\": %s, \"beta_2\": %s, "
                      "\"epsilon\": %s, \"amsgrad\": false}}",
-                     name, name, lr, decay, a, b, eps);
+                     name, name, lr_json, decay, a, b, eps);
     } else {
         py_float_repr(a, sizeof(a), c->momentum);
-        n = snprintf(buf, sizeof(buf),
+        n = asprintf(&buf,
                      "{\"class_name\": \"%s\", \"config\": {\"name\": \"%s\", "
                      "\"learning_rate\": %s, \"decay\": %s, \"momentum\": %s, "
                      "\"nesterov\": %s}}",
-                     name, name, lr, decay, a, c->nesterov ? "true" : "false");
+                     name, name, lr_json, decay, a, c->nesterov ? "true" : "false");
     }
-    if (n < 0 || (size_t)n >= sizeof(buf))
-        return NULL;
-    return strdup(buf);
+    free(schedule);
+    return n < 0 ? NULL : buf;
 }

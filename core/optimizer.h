@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "diag.h"
+#include "lr_schedule.h"
 #include "model.h"
 
 enum optimizer_kind {
@@ -36,6 +37,10 @@ struct optimizer_config {
     double beta_1;        /* Adam 0.9 */
     double beta_2;        /* Adam 0.999 */
     double epsilon;       /* Adam 1e-7 */
+    /* A Keras 3 schedule as learning_rate (kind NONE: the constant
+     * learning_rate); the rate of a step is then schedule(iterations),
+     * still divided by (1 + decay * iterations) when decay is set. */
+    struct lr_schedule schedule;
 };
 
 struct optimizer {
@@ -51,7 +56,8 @@ void optimizer_config_default(struct optimizer_config *ret, enum optimizer_kind 
 int optimizer_create(struct optimizer **ret, const struct optimizer_config *cfg,
                      const struct model *m, struct diag *d);
 void optimizer_free(struct optimizer *opt);
-/* Learning rate the next step will use: learning_rate / (1 + decay * iterations)
+/* Learning rate the next step will use: learning_rate (or the schedule's value
+ * at iterations) / (1 + decay * iterations)
  * (for Adam without the bias correction factor, as Keras' optimizer.lr reads). */
 double optimizer_current_lr(const struct optimizer *opt);
 /* Apply m->grads to m->params; iterations++. */

@@ -254,6 +254,10 @@ struct reject_case {
 #define ES(rest) JOB(", \"callbacks\": {\"early_stopping\": {" rest "}}")
 #define RLROP(rest) JOB(", \"callbacks\": {\"reduce_lr_on_plateau\": {" rest "}}")
 #define SCHED(rest) JOB(", \"callbacks\": {\"lr_scheduler\": {" rest "}}")
+#define COSINE                                                                                    \
+    "{\"module\": \"keras.optimizers.schedules\", \"class_name\": \"CosineDecay\", \"config\": "    \
+    "{\"initial_learning_rate\": 0.0, \"decay_steps\": 1000, \"alpha\": 0.0, \"name\": \"CosineDecay\", " \
+    "\"warmup_target\": 0.1, \"warmup_steps\": 100}, \"registered_name\": null}"
 #define STEP "\"schedule\": \"step_decay\", \"initial_learning_rate\": 0.01, \"factor\": 0.25, "
 
 static const struct reject_case reject_cases[] = {
@@ -347,6 +351,15 @@ static const struct reject_case reject_cases[] = {
     {SCHED("\"schedule\": \"step_decay\", \"initial_learning_rate\": 0.01, \"factor\": 0, "
            "\"drop_every\": 5"), "/callbacks/lr_scheduler/factor", NULL},
     {JOB(", \"callbacks\": {\"terminate_on_nan\": 1}"), "/callbacks/terminate_on_nan", "boolean"},
+    {JOB(", \"optimizer\": {\"name\": \"sgd\", \"learning_rate\": {\"class_name\": \"CosineDecay\", "
+         "\"config\": {\"initial_learning_rate\": 0.1}}}"),
+     "/optimizer/learning_rate/config/decay_steps", "requires"},
+    {JOB(", \"optimizer\": {\"name\": \"adam\", \"learning_rate\": {\"class_name\": \"Step\", "
+         "\"config\": {}}}"),
+     "/optimizer/learning_rate/class_name", "unknown schedule"},
+    {JOB(", \"optimizer\": {\"name\": \"sgd\", \"learning_rate\": " COSINE "}, "
+         "\"callbacks\": {\"reduce_lr_on_plateau\": {}}"),
+     "/callbacks/reduce_lr_on_plateau", "schedule"},
     /* out of range */
     {JOB(", \"epochs\": 0"), "/epochs", "between 1 and 100000"},
     {JOB(", \"epochs\": 100001"), "/epochs", NULL},
@@ -485,6 +498,7 @@ static void test_round_trip(void)
         JOB(", \"callbacks\": {\"early_stopping\": {\"start_from_epoch\": 3}, "
             "\"reduce_lr_on_plateau\": {\"factor\": 0.5, \"cooldown\": 2, \"min_lr\": 1e-5}, "
             "\"lr_scheduler\": {" STEP "\"drop_every\": 5}, \"terminate_on_nan\": true}"),
+        JOB(", \"optimizer\": {\"name\": \"adam\", \"learning_rate\": " COSINE "}"),
     };
     for (size_t i = 0; i < sizeof(jobs) / sizeof(jobs[0]); i++) {
         struct job_spec a, b;
@@ -528,6 +542,8 @@ static void test_round_trip(void)
             CHECK(memcmp(&a.reduce_lr, &b.reduce_lr, sizeof(a.reduce_lr)) == 0);
             CHECK(memcmp(&a.lr_scheduler, &b.lr_scheduler, sizeof(a.lr_scheduler)) == 0);
             CHECK(a.terminate_on_nan == b.terminate_on_nan);
+            CHECK(memcmp(&a.optimizer.schedule, &b.optimizer.schedule,
+                         sizeof(a.optimizer.schedule)) == 0);
             free(text2);
             job_spec_free(&b);
         }
