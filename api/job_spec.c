@@ -17,6 +17,7 @@
 #include "job_spec.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -382,28 +383,42 @@ static int parse_optimizer(struct job_spec *s, const cJSON *root, struct diag *d
     const char *field = name == v ? "/optimizer" : "/optimizer/name";
     if (!cJSON_IsString(name) || !name->valuestring)
         return diag_set(d, -EINVAL, field, "must be a string, not %s", json_type_name(name));
-    enum optimizer_kind kind;
-    if (strcasecmp(name->valuestring, "sgd") == 0)
-        kind = OPTIMIZER_KIND_SGD;
-    else if (strcasecmp(name->valuestring, "adam") == 0)
-        kind = OPTIMIZER_KIND_ADAM;
-    else
-        return diag_set(d, -EINVAL, field, "unknown optimizer \"%.64s\"; use \"sgd\" or \"adam\"",
+    int k = optimizer_kind_from_name(name->valuestring);
+    if (k < 0)
+        return diag_set(d, -EINVAL, field,
+                        "unknown optimizer \"%.64s\"; use \"sgd\", \"adam\", \"rmsprop\", "
+                        "\"adagrad\", \"adamw\", \"nadam\" or \"adamax\"",
                         name->valuestring);
+    enum optimizer_kind kind = (enum optimizer_kind)k;
     optimizer_config_default(&s->optimizer, kind);
     if (!cJSON_IsObject(v))
         return 0;
 
-    static const char *const sgd_keys[] = {"name", "learning_rate", "lr", "decay", "momentum",
-                                           "nesterov", NULL};
-    static const char *const adam_keys[] = {"name", "learning_rate", "lr", "decay", "beta_1",
-                                            "beta_2", "epsilon", NULL};
+    /* Keras config keys: every optimizer's, then each kind's own. */
+    static const char *const keys[][14] = {
+        [OPTIMIZER_KIND_SGD] = {"momentum", "nesterov"},
+        [OPTIMIZER_KIND_ADAM] = {"beta_1", "beta_2", "epsilon", "amsgrad"},
+        [OPTIMIZER_KIND_RMSPROP] = {"rho", "momentum", "epsilon", "centered"},
+        [OPTIMIZER_KIND_ADAGRAD] = {"initial_accumulator_value", "epsilon"},
+        [OPTIMIZER_KIND_ADAMW] = {"beta_1", "beta_2", "epsilon", "amsgrad"},
+        [OPTIMIZER_KIND_NADAM] = {"beta_1", "beta_2", "epsilon"},
+        [OPTIMIZER_KIND_ADAMAX] = {"beta_1", "beta_2", "epsilon"},
+    };
+    static const char *const common[] = {"name", "learning_rate", "lr", "decay", "weight_decay",
+                                          "clipnorm", "clipvalue", "global_clipnorm"};
+    const char *allowed[24];
+    int n_allowed = 0;
+    for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
+        allowed[n_allowed++] = common[i];
+    for (int i = 0; keys[kind][i]; i++)
+        allowed[n_allowed++] = keys[kind][i];
+    allowed[n_allowed] = NULL;
     struct optimizer_config *o = &s->optimizer;
-    int r = check_keys(v, "/optimizer", kind == OPTIMIZER_KIND_SGD ? sgd_keys : adam_keys, d);
+    int r = check_keys(v, "/optimizer", allowed, d);
     if (r < 0) {
         if (d && strstr(d->message, "unknown field"))
             snprintf(d->message + strlen(d->message), sizeof(d->message) - strlen(d->message),
-                     " for %s", kind == OPTIMIZER_KIND_SGD ? "SGD" : "Adam");
+                     " for %s", optimizer_kind_class_name(kind));
         return r;
     }
     if (cJSON_GetObjectItemCaseSensitive(v, "lr") &&
@@ -412,28 +427,38 @@ static int parse_optimizer(struct job_spec *s, const cJSON *root, struct diag *d
                         "give either learning_rate or its old name lr, not both");
     if ((r = parse_lr_schedule(v, o, d)) < 0)
         return r;
+    bool null_ignored;
     if ((!o->schedule.kind &&
          (r = get_number(v, "/optimizer", "learning_rate", 0, true, INFINITY, false,
                          &o->learning_rate, NULL, d)) < 0) ||
         (r = get_number(v, "/optimizer", "lr", 0, true, INFINITY, false, &o->learning_rate,
                         NULL, d)) < 0 ||
         (r = get_number(v, "/optimizer", "decay", 0, false, INFINITY, false, &o->decay, NULL,
-                        d)) < 0)
+                        d)) < 0 ||
+        (r = get_number(v, "/optimizer", "weight_decay", 0, false, INFINITY, false,
+                        &o->weight_decay, &null_ignored, d)) < 0 ||
+        (r = get_number(v, "/optimizer", "clipnorm", 0, false, INFINITY, false, &o->clipnorm,
+                        &null_ignored, d)) < 0 ||
+        (r = get_number(v, "/optimizer", "clipvalue", 0, false, INFINITY, false, &o->clipvalue,
+                        &null_ignored, d)) < 0 ||
+        (r = get_number(v, "/optimizer", "global_clipnorm", 0, false, INFINITY, false,
+                        &o->global_clipnorm, &null_ignored, d)) < 0 ||
+        (r = get_number(v, "/optimizer", "momentum", 0, false, 1, true,
+                        &o->momentum, NULL, d)) < 0 ||
+        (r = get_bool(v, "/optimizer", "nesterov", &o->nesterov, d)) < 0 ||
+        (r = get_number(v, "/optimizer", "beta_1", 0, false, 1, true, &o->beta_1, NULL, d)) < 0 ||
+        (r = get_number(v, "/optimizer", "beta_2", 0, false, 1, true, &o->beta_2, NULL, d)) < 0 ||
+        (r = get_number(v, "/optimizer", "epsilon", 0, true, INFINITY,
+                        false, &o->epsilon, NULL, d)) < 0 ||
+        (r = get_bool(v, "/optimizer", "amsgrad", &o->amsgrad, d)) < 0 ||
+        (r = get_number(v, "/optimizer", "rho", 0, false, 1, true, &o->rho, NULL, d)) < 0 ||
+        (r = get_bool(v, "/optimizer", "centered", &o->centered, d)) < 0 ||
+        (r = get_number(v, "/optimizer", "initial_accumulator_value", 0, false, INFINITY, false,
+                        &o->initial_accumulator_value, NULL, d)) < 0)
         return r;
-    if (kind == OPTIMIZER_KIND_SGD) {
-        if ((r = get_number(v, "/optimizer", "momentum", 0, false, 1, true, &o->momentum, NULL,
-                            d)) < 0 ||
-            (r = get_bool(v, "/optimizer", "nesterov", &o->nesterov, d)) < 0)
-            return r;
-    } else {
-        if ((r = get_number(v, "/optimizer", "beta_1", 0, false, 1, true, &o->beta_1, NULL,
-                            d)) < 0 ||
-            (r = get_number(v, "/optimizer", "beta_2", 0, false, 1, true, &o->beta_2, NULL,
-                            d)) < 0 ||
-            (r = get_number(v, "/optimizer", "epsilon", 0, true, INFINITY, false, &o->epsilon,
-                            NULL, d)) < 0)
-            return r;
-    }
+    if ((o->clipnorm > 0) + (o->clipvalue > 0) + (o->global_clipnorm > 0) > 1)
+        return diag_set(d, -EINVAL, o->clipnorm > 0 ? "/optimizer/clipnorm" : "/optimizer/clipvalue",
+                        "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set");
     return 0;
 }
 
@@ -883,16 +908,43 @@ static cJSON *optimizer_json(const struct optimizer_config *o)
     cJSON *j = cJSON_CreateObject();
     if (!j)
         return NULL;
-    bool ok = add(j, "name", cJSON_CreateString(o->kind == OPTIMIZER_KIND_SGD ? "sgd" : "adam")) &&
+    char name[16];
+    const char *cls = optimizer_kind_class_name(o->kind);
+    size_t i = 0;
+    for (; cls[i] && i + 1 < sizeof(name); i++)
+        name[i] = (char)tolower((unsigned char)cls[i]);
+    name[i] = '\0';
+    bool ok = add(j, "name", cJSON_CreateString(name)) &&
               add(j, "learning_rate", learning_rate_json(o)) &&
               add(j, "decay", cJSON_CreateNumber(o->decay));
-    if (ok && o->kind == OPTIMIZER_KIND_SGD)
-        ok = add(j, "momentum", cJSON_CreateNumber(o->momentum)) &&
+    switch (o->kind) {
+    case OPTIMIZER_KIND_SGD:
+        ok = ok && add(j, "momentum", cJSON_CreateNumber(o->momentum)) &&
              add(j, "nesterov", cJSON_CreateBool(o->nesterov));
-    else if (ok)
-        ok = add(j, "beta_1", cJSON_CreateNumber(o->beta_1)) &&
+        break;
+    case OPTIMIZER_KIND_RMSPROP:
+        ok = ok && add(j, "rho", cJSON_CreateNumber(o->rho)) &&
+             add(j, "momentum", cJSON_CreateNumber(o->momentum)) &&
+             add(j, "epsilon", cJSON_CreateNumber(o->epsilon)) &&
+             add(j, "centered", cJSON_CreateBool(o->centered));
+        break;
+    case OPTIMIZER_KIND_ADAGRAD:
+        ok = ok && add(j, "initial_accumulator_value",
+                       cJSON_CreateNumber(o->initial_accumulator_value)) &&
+             add(j, "epsilon", cJSON_CreateNumber(o->epsilon));
+        break;
+    default:
+        ok = ok && add(j, "beta_1", cJSON_CreateNumber(o->beta_1)) &&
              add(j, "beta_2", cJSON_CreateNumber(o->beta_2)) &&
              add(j, "epsilon", cJSON_CreateNumber(o->epsilon));
+        if (o->kind == OPTIMIZER_KIND_ADAM || o->kind == OPTIMIZER_KIND_ADAMW)
+            ok = ok && add(j, "amsgrad", cJSON_CreateBool(o->amsgrad));
+        break;
+    }
+    ok = ok && add(j, "weight_decay", number_or_null(o->weight_decay <= 0, o->weight_decay)) &&
+         add(j, "clipnorm", number_or_null(o->clipnorm <= 0, o->clipnorm)) &&
+         add(j, "clipvalue", number_or_null(o->clipvalue <= 0, o->clipvalue)) &&
+         add(j, "global_clipnorm", number_or_null(o->global_clipnorm <= 0, o->global_clipnorm));
     if (!ok) {
         cJSON_Delete(j);
         return NULL;

@@ -1,7 +1,8 @@
-/* optimizer.c - Keras 2 SGD (momentum, nesterov, time decay) and Adam over a
- * model's flat parameter arena; the slots are one arena per slot kind in the
- * layout of model->params, so each step is a flat loop over the trainable
- * weights.  Also the tf.keras optimizer config JSON (get_config()). */
+/* optimizer.c - the Keras optimizers over a model's flat parameter arena:
+ * configuration, slots, the step (clipping, weight decay, then each
+ * trainable weight's update from optimizers.c) and the Keras optimizer
+ * config JSON (get_config()).  The slots are one arena per slot kind in the
+ * layout of model->params, so each update is a flat loop over a weight. */
 #include "optimizer.h"
 
 #include <errno.h>
@@ -9,42 +10,130 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "optimizers.h"
 #include "pyfloat.h"
+
+static const char *const class_names[] = {
+    [OPTIMIZER_KIND_SGD] = "SGD",         [OPTIMIZER_KIND_ADAM] = "Adam",
+    [OPTIMIZER_KIND_RMSPROP] = "RMSprop", [OPTIMIZER_KIND_ADAGRAD] = "Adagrad",
+    [OPTIMIZER_KIND_ADAMW] = "AdamW",     [OPTIMIZER_KIND_NADAM] = "Nadam",
+    [OPTIMIZER_KIND_ADAMAX] = "Adamax",
+};
+#define N_KINDS ((int)(sizeof(class_names) / sizeof(class_names[0])))
+
+const char *optimizer_kind_class_name(enum optimizer_kind kind)
+{
+    return (int)kind >= 0 && (int)kind < N_KINDS ? class_names[kind] : "";
+}
+
+int optimizer_kind_from_name(const char *name)
+{
+    for (int k = 0; k < N_KINDS; k++)
+        if (strcasecmp(name, class_names[k]) == 0)
+            return k;
+    return -1;
+}
+
+static bool adam_like(enum optimizer_kind kind)
+{
+    return kind == OPTIMIZER_KIND_ADAM || kind == OPTIMIZER_KIND_ADAMW;
+}
 
 void optimizer_config_default(struct optimizer_config *ret, enum optimizer_kind kind)
 {
     memset(ret, 0, sizeof(*ret));
     ret->kind = kind;
-    ret->learning_rate = kind == OPTIMIZER_KIND_ADAM ? 0.001 : 0.01;
+    ret->learning_rate = kind == OPTIMIZER_KIND_SGD ? 0.01 : 0.001;
     ret->decay = 0.0;
     ret->momentum = 0.0;
     ret->nesterov = false;
     ret->beta_1 = 0.9;
     ret->beta_2 = 0.999;
     ret->epsilon = 1e-7;
+    ret->rho = 0.9;
+    ret->initial_accumulator_value = 0.1;
+    ret->weight_decay = kind == OPTIMIZER_KIND_ADAMW ? 0.004 : 0.0;
+}
+
+static int check_nonneg(double x, const char *field, struct diag *d)
+{
+    if (!isfinite(x) || x < 0)
+        return diag_set(d, -EINVAL, field, "must be a finite number >= 0");
+    return 0;
 }
 
 static int optimizer_check_config(const struct optimizer_config *c, struct diag *d)
 {
-    if (c->kind != OPTIMIZER_KIND_SGD && c->kind != OPTIMIZER_KIND_ADAM)
+    if ((int)c->kind < 0 || (int)c->kind >= N_KINDS)
         return diag_set(d, -EINVAL, "/name", "unknown optimizer kind %d", (int)c->kind);
-    if (!isfinite(c->learning_rate) || c->learning_rate < 0)
-        return diag_set(d, -EINVAL, "/learning_rate", "must be a finite number >= 0");
-    if (!isfinite(c->decay) || c->decay < 0)
-        return diag_set(d, -EINVAL, "/decay", "must be a finite number >= 0");
-    if (c->kind == OPTIMIZER_KIND_SGD) {
-        if (!(c->momentum >= 0 && c->momentum <= 1))
-            return diag_set(d, -EINVAL, "/momentum", "must be in [0, 1]");
-    } else {
-        if (!(c->beta_1 >= 0 && c->beta_1 < 1))
-            return diag_set(d, -EINVAL, "/beta_1", "must be in [0, 1)");
-        if (!(c->beta_2 >= 0 && c->beta_2 < 1))
-            return diag_set(d, -EINVAL, "/beta_2", "must be in [0, 1)");
-        if (!isfinite(c->epsilon) || c->epsilon < 0)
-            return diag_set(d, -EINVAL, "/epsilon", "must be a finite number >= 0");
-    }
+    int r;
+    if ((r = check_nonneg(c->learning_rate, "/learning_rate", d)) < 0 ||
+        (r = check_nonneg(c->decay, "/decay", d)) < 0 ||
+        (r = check_nonneg(c->weight_decay, "/weight_decay", d)) < 0 ||
+        (r = check_nonneg(c->clipnorm, "/clipnorm", d)) < 0 ||
+        (r = check_nonneg(c->clipvalue, "/clipvalue", d)) < 0 ||
+        (r = check_nonneg(c->global_clipnorm, "/global_clipnorm", d)) < 0 ||
+        (r = check_nonneg(c->epsilon, "/epsilon", d)) < 0)
+        return r;
+    if ((c->clipnorm > 0) + (c->clipvalue > 0) + (c->global_clipnorm > 0) > 1)
+        return diag_set(d, -EINVAL, c->clipnorm > 0 ? "/clipnorm" : "/clipvalue",
+                        "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set");
+    if (!(c->momentum >= 0 && c->momentum <= 1))
+        return diag_set(d, -EINVAL, "/momentum", "must be in [0, 1]");
+    if (!(c->beta_1 >= 0 && c->beta_1 < 1))
+        return diag_set(d, -EINVAL, "/beta_1", "must be in [0, 1)");
+    if (!(c->beta_2 >= 0 && c->beta_2 < 1))
+        return diag_set(d, -EINVAL, "/beta_2", "must be in [0, 1)");
+    if (!(c->rho >= 0 && c->rho < 1))
+        return diag_set(d, -EINVAL, "/rho", "must be in [0, 1)");
+    if ((r = check_nonneg(c->initial_accumulator_value, "/initial_accumulator_value", d)) < 0)
+        return r;
     return 0;
+}
+
+/* Slot layout of each kind: which slot index holds what (-1: none). */
+struct slot_map {
+    int n;
+    int s[OPTIMIZER_MAX_SLOTS];
+    const char *name[OPTIMIZER_MAX_SLOTS];
+};
+
+static struct slot_map slot_map_of(const struct optimizer_config *c)
+{
+    struct slot_map sm = {0, {-1, -1, -1}, {NULL, NULL, NULL}};
+#define ADD(label) (sm.name[sm.n] = (label), sm.s[sm.n] = sm.n, sm.n++)
+    switch (c->kind) {
+    case OPTIMIZER_KIND_SGD:
+        if (c->momentum != 0)
+            ADD("momentum");
+        break;
+    case OPTIMIZER_KIND_ADAM:
+    case OPTIMIZER_KIND_ADAMW:
+        ADD("m");
+        ADD("v");
+        if (c->amsgrad)
+            ADD("vhat");
+        break;
+    case OPTIMIZER_KIND_NADAM:
+    case OPTIMIZER_KIND_ADAMAX:
+        ADD("m");
+        ADD("v");
+        break;
+    case OPTIMIZER_KIND_RMSPROP:
+        ADD("rms");
+        if (c->momentum > 0)
+            ADD("momentum");
+        if (c->centered)
+            ADD("mg");
+        break;
+    case OPTIMIZER_KIND_ADAGRAD:
+        ADD("accumulator");
+        break;
+    }
+#undef ADD
+    return sm;
 }
 
 int optimizer_create(struct optimizer **ret, const struct optimizer_config *cfg,
@@ -58,10 +147,8 @@ int optimizer_create(struct optimizer **ret, const struct optimizer_config *cfg,
         return diag_set(d, -ENOMEM, "", "out of memory for the optimizer");
     opt->cfg = *cfg;
     opt->n = m->n_params;
-    if (cfg->kind == OPTIMIZER_KIND_ADAM)
-        opt->n_slots = 2;
-    else
-        opt->n_slots = cfg->momentum != 0 ? 1 : 0;
+    opt->n_slots = slot_map_of(cfg).n;
+    opt->nadam_product = 1.0;
     /* 64-byte aligned, size rounded up as aligned_alloc requires. */
     size_t bytes = (opt->n * sizeof(float) + 63) / 64 * 64;
     if (bytes == 0)
@@ -75,6 +162,9 @@ int optimizer_create(struct optimizer **ret, const struct optimizer_config *cfg,
         }
         memset(opt->slots[s], 0, bytes);
     }
+    if (cfg->kind == OPTIMIZER_KIND_ADAGRAD)
+        for (size_t i = 0; i < opt->n; i++)
+            opt->slots[0][i] = (float)cfg->initial_accumulator_value;
     *ret = opt;
     return 0;
 }
@@ -83,12 +173,13 @@ void optimizer_free(struct optimizer *opt)
 {
     if (!opt)
         return;
-    for (int s = 0; s < 2; s++)
+    for (int s = 0; s < OPTIMIZER_MAX_SLOTS; s++)
         free(opt->slots[s]);
     free(opt);
 }
 
-/* Keras 2 time decay: lr / (1 + decay * iterations). */
+/* Keras 2 time decay: lr / (1 + decay * iterations), lr from the schedule
+ * when there is one. */
 static double optimizer_decayed_lr(const struct optimizer *opt)
 {
     double lr = opt->cfg.schedule.kind != LR_SCHEDULE_NONE
@@ -102,40 +193,41 @@ double optimizer_current_lr(const struct optimizer *opt)
     return optimizer_decayed_lr(opt);
 }
 
-/* p, g, v: (n) views at one weight's offset. */
-static void sgd_update(float *p, const float *g, float *v, size_t n, float lr, float mu,
-                       bool nesterov)
+/* Nadam's u_t = beta_1 (1 - 0.5 * 0.96^t). */
+static double nadam_u(double beta_1, double t)
 {
-    if (!v) {
-        for (size_t i = 0; i < n; i++)
-            p[i] -= lr * g[i];
-    } else if (nesterov) {
-        for (size_t i = 0; i < n; i++) {
-            float vi = mu * v[i] - lr * g[i];
-            v[i] = vi;
-            p[i] += mu * vi - lr * g[i];
-        }
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            float vi = mu * v[i] - lr * g[i];
-            v[i] = vi;
-            p[i] += vi;
-        }
-    }
+    return beta_1 * (1.0 - 0.5 * pow(0.96, t));
 }
 
-/* p, g, m1, m2: (n) views at one weight's offset. */
-/* c1 = 1 - beta_1, c2 = 1 - beta_2 (formed in double: 1 - 0.999f is 1.3e-5 off). */
-static void adam_update(float *p, const float *g, float *m1, float *m2, size_t n, float lr,
-                        float c1, float c2, float eps)
+/* Keras' clipnorm / global_clipnorm / clipvalue on the trainable gradients. */
+static void clip_gradients(const struct optimizer_config *c, struct model *m)
 {
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i];
-        float mi = m1[i] + (gi - m1[i]) * c1;
-        float vi = m2[i] + (gi * gi - m2[i]) * c2;
-        m1[i] = mi;
-        m2[i] = vi;
-        p[i] -= lr * mi / (sqrtf(vi) + eps);
+    if (!(c->clipnorm > 0 || c->clipvalue > 0 || c->global_clipnorm > 0))
+        return;
+    double global_sq = 0;
+    for (int pass = 0; pass < (c->global_clipnorm > 0 ? 2 : 1); pass++) {
+        float scale = 1.0f;
+        if (pass == 1) {
+            /* scale = clip_norm * min(1 / norm, 1 / clip_norm) + (norm - norm) */
+            double norm = sqrt(global_sq);
+            scale = (float)(c->global_clipnorm * fmin(1.0 / norm, 1.0 / c->global_clipnorm) +
+                            (norm - norm));
+        }
+        for (int l = 0; l < m->n_layers; l++)
+            for (int w = 0; w < m->layers[l].n_weights; w++) {
+                const struct weight *wt = &m->layers[l].weights[w];
+                if (!wt->trainable || wt->size == 0)
+                    continue;
+                float *g = m->grads + wt->offset;
+                if (c->clipnorm > 0)
+                    grad_clip_norm(g, wt->size, (float)c->clipnorm);
+                else if (c->clipvalue > 0)
+                    grad_clip_value(g, wt->size, (float)c->clipvalue);
+                else if (pass == 0)
+                    global_sq += grad_sq_sum(g, wt->size);
+                else
+                    grad_scale(g, wt->size, scale);
+            }
     }
 }
 
@@ -143,25 +235,67 @@ void optimizer_step(struct optimizer *opt, struct model *m)
 {
     const struct optimizer_config *c = &opt->cfg;
     double lr = optimizer_decayed_lr(opt);
-    if (c->kind == OPTIMIZER_KIND_ADAM) {
-        double t = (double)(opt->iterations + 1);
-        lr *= sqrt(1.0 - pow(c->beta_2, t)) / (1.0 - pow(c->beta_1, t));
+    double t = (double)(opt->iterations + 1);
+    struct slot_map sm = slot_map_of(c);
+    float *s0 = opt->slots[0], *s1 = opt->slots[1], *s2 = opt->slots[2];
+    float c1 = (float)(1.0 - c->beta_1), c2 = (float)(1.0 - c->beta_2); /* formed in double */
+    float eps = (float)c->epsilon;
+    float alpha = (float)(lr * sqrt(1.0 - pow(c->beta_2, t)) / (1.0 - pow(c->beta_1, t)));
+    float k_m = 0, k_g = 0;
+    if (c->kind == OPTIMIZER_KIND_NADAM) {
+        if (opt->nadam_product_step != opt->iterations) { /* a resumed run */
+            opt->nadam_product = 1.0;
+            for (int64_t k = 1; k <= opt->iterations; k++)
+                opt->nadam_product *= nadam_u(c->beta_1, (double)k);
+        }
+        double u_t = nadam_u(c->beta_1, t), u_t1 = nadam_u(c->beta_1, t + 1);
+        double prod_t = opt->nadam_product * u_t, prod_t1 = prod_t * u_t1;
+        k_m = (float)(u_t1 / (1.0 - prod_t1));
+        k_g = (float)((1.0 - u_t) / (1.0 - prod_t));
+        opt->nadam_product = prod_t;
+        opt->nadam_product_step = opt->iterations + 1;
     }
+    float bc2 = (float)(1.0 - pow(c->beta_2, t)), bc1 = (float)(1.0 - pow(c->beta_1, t));
+
+    clip_gradients(c, m);
     for (int l = 0; l < m->n_layers; l++) {
         const struct layer *ly = &m->layers[l];
         for (int w = 0; w < ly->n_weights; w++) {
             const struct weight *wt = &ly->weights[w];
             if (!wt->trainable || wt->size == 0)
                 continue;
-            float *p = m->params + wt->offset;
-            const float *g = m->grads + wt->offset;
-            if (c->kind == OPTIMIZER_KIND_ADAM)
-                adam_update(p, g, opt->slots[0] + wt->offset, opt->slots[1] + wt->offset,
-                            wt->size, (float)lr, (float)(1.0 - c->beta_1), (float)(1.0 - c->beta_2),
-                            (float)c->epsilon);
-            else
-                sgd_update(p, g, opt->n_slots ? opt->slots[0] + wt->offset : NULL, wt->size,
-                           (float)lr, (float)c->momentum, c->nesterov);
+            size_t o = wt->offset, n = wt->size;
+            float *p = m->params + o;
+            const float *g = m->grads + o;
+            if (c->weight_decay > 0)
+                weight_decay_apply(p, n, (float)c->weight_decay, (float)lr);
+            switch (c->kind) {
+            case OPTIMIZER_KIND_SGD:
+                sgd_update(p, g, sm.n ? s0 + o : NULL, n, (float)lr, (float)c->momentum,
+                           c->nesterov);
+                break;
+            case OPTIMIZER_KIND_ADAM:
+            case OPTIMIZER_KIND_ADAMW:
+                adam_update(p, g, s0 + o, s1 + o, c->amsgrad ? s2 + o : NULL, n, alpha, c1, c2,
+                            eps);
+                break;
+            case OPTIMIZER_KIND_RMSPROP: {
+                float *mom = c->momentum > 0 ? opt->slots[1] + o : NULL;
+                float *avg = c->centered ? opt->slots[sm.n - 1] + o : NULL;
+                rmsprop_update(p, g, s0 + o, mom, avg, n, (float)lr, (float)c->rho,
+                               (float)c->momentum, eps);
+                break;
+            }
+            case OPTIMIZER_KIND_ADAGRAD:
+                adagrad_update(p, g, s0 + o, n, (float)lr, eps);
+                break;
+            case OPTIMIZER_KIND_NADAM:
+                nadam_update(p, g, s0 + o, s1 + o, n, (float)lr, c1, c2, k_m, k_g, bc2, eps);
+                break;
+            case OPTIMIZER_KIND_ADAMAX:
+                adamax_update(p, g, s0 + o, s1 + o, n, (float)lr, c1, (float)c->beta_2, bc1, eps);
+                break;
+            }
         }
     }
     opt->iterations++;
@@ -171,49 +305,82 @@ const char *optimizer_slot_name(const struct optimizer *opt, int slot)
 {
     if (slot < 0 || slot >= opt->n_slots)
         return NULL;
-    if (opt->cfg.kind == OPTIMIZER_KIND_ADAM)
-        return slot == 0 ? "m" : "v";
-    return "momentum";
+    return slot_map_of(&opt->cfg).name[slot];
 }
 
 const char *optimizer_class_name(const struct optimizer *opt)
 {
-    return opt->cfg.kind == OPTIMIZER_KIND_ADAM ? "Adam" : "SGD";
+    return optimizer_kind_class_name(opt->cfg.kind);
+}
+
+/* Append `, "key": value` to *buf (a malloc'd string); false when out of memory. */
+static bool append(char **buf, const char *key, const char *value)
+{
+    char *next = NULL;
+    if (asprintf(&next, "%s, \"%s\": %s", *buf, key, value) < 0)
+        return false;
+    free(*buf);
+    *buf = next;
+    return true;
+}
+
+static bool append_num(char **buf, const char *key, double x)
+{
+    char v[40];
+    py_float_repr(v, sizeof(v), x);
+    return append(buf, key, v);
 }
 
 char *optimizer_to_keras_json(const struct optimizer *opt)
 {
     const struct optimizer_config *c = &opt->cfg;
-    char lr[64], decay[64], a[64], b[64], eps[64];
-    py_float_repr(lr, sizeof(lr), c->learning_rate);
-    py_float_repr(decay, sizeof(decay), c->decay);
     const char *name = optimizer_class_name(opt);
-    char *schedule = NULL;
-    if (c->schedule.kind != LR_SCHEDULE_NONE) {
-        schedule = lr_schedule_to_json(&c->schedule);
-        if (!schedule)
-            return NULL;
-    }
-    const char *lr_json = schedule ? schedule : lr;
     char *buf = NULL;
-    int n;
-    if (c->kind == OPTIMIZER_KIND_ADAM) {
-        py_float_repr(a, sizeof(a), c->beta_1);
-        py_float_repr(b, sizeof(b), c->beta_2);
-        py_float_repr(eps, sizeof(eps), c->epsilon);
-        n = asprintf(&buf,
-                     "{\"class_name\": \"%s\", \"config\": {\"name\": \"%s\", "
-                     "\"learning_rate\": %s, \"decay\": %s, \"beta_1\": %s, \"beta_2\": %s, "
-                     "\"epsilon\": %s, \"amsgrad\": false}}",
-                     name, name, lr_json, decay, a, b, eps);
+    if (asprintf(&buf, "{\"class_name\": \"%s\", \"config\": {\"name\": \"%s\"", name, name) < 0)
+        return NULL;
+    bool ok;
+    if (c->schedule.kind != LR_SCHEDULE_NONE) {
+        char *schedule = lr_schedule_to_json(&c->schedule);
+        ok = schedule && append(&buf, "learning_rate", schedule);
+        free(schedule);
     } else {
-        py_float_repr(a, sizeof(a), c->momentum);
-        n = asprintf(&buf,
-                     "{\"class_name\": \"%s\", \"config\": {\"name\": \"%s\", "
-                     "\"learning_rate\": %s, \"decay\": %s, \"momentum\": %s, "
-                     "\"nesterov\": %s}}",
-                     name, name, lr_json, decay, a, c->nesterov ? "true" : "false");
+        ok = append_num(&buf, "learning_rate", c->learning_rate);
     }
-    free(schedule);
-    return n < 0 ? NULL : buf;
+    ok = ok && append_num(&buf, "decay", c->decay);
+    switch (c->kind) {
+    case OPTIMIZER_KIND_SGD:
+        ok = ok && append_num(&buf, "momentum", c->momentum) &&
+             append(&buf, "nesterov", c->nesterov ? "true" : "false");
+        break;
+    case OPTIMIZER_KIND_RMSPROP:
+        ok = ok && append_num(&buf, "rho", c->rho) && append_num(&buf, "momentum", c->momentum) &&
+             append_num(&buf, "epsilon", c->epsilon) &&
+             append(&buf, "centered", c->centered ? "true" : "false");
+        break;
+    case OPTIMIZER_KIND_ADAGRAD:
+        ok = ok && append_num(&buf, "initial_accumulator_value", c->initial_accumulator_value) &&
+             append_num(&buf, "epsilon", c->epsilon);
+        break;
+    default:
+        if (c->kind == OPTIMIZER_KIND_ADAMW)
+            ok = ok && append_num(&buf, "weight_decay", c->weight_decay);
+        ok = ok && append_num(&buf, "beta_1", c->beta_1) && append_num(&buf, "beta_2", c->beta_2) &&
+             append_num(&buf, "epsilon", c->epsilon);
+        if (adam_like(c->kind))
+            ok = ok && append(&buf, "amsgrad", c->amsgrad ? "true" : "false");
+        break;
+    }
+    if (c->kind != OPTIMIZER_KIND_ADAMW && c->weight_decay > 0)
+        ok = ok && append_num(&buf, "weight_decay", c->weight_decay);
+    if (c->clipnorm > 0)
+        ok = ok && append_num(&buf, "clipnorm", c->clipnorm);
+    if (c->global_clipnorm > 0)
+        ok = ok && append_num(&buf, "global_clipnorm", c->global_clipnorm);
+    if (c->clipvalue > 0)
+        ok = ok && append_num(&buf, "clipvalue", c->clipvalue);
+    char *out = NULL;
+    if (!ok || asprintf(&out, "%s}}", buf) < 0)
+        out = NULL;
+    free(buf);
+    return out;
 }

@@ -306,7 +306,19 @@ static const struct reject_case reject_cases[] = {
     {"{\"dataset\": \"fashion-mnist\", \"model\": 7}", "/model", NULL},
     {"{\"dataset\": \"fashion-mnist\", \"model\": \"resnet50\"}", "/model", "minivggnet"},
     {JOB(", \"optimizer\": [\"sgd\"]"), "/optimizer", NULL},
-    {JOB(", \"optimizer\": \"rmsprop\""), "/optimizer", "unknown optimizer"},
+    {JOB(", \"optimizer\": \"lion\""), "/optimizer", "unknown optimizer"},
+    {JOB(", \"optimizer\": {\"name\": \"rmsprop\", \"nesterov\": true}"), "/optimizer/nesterov",
+     "RMSprop"},
+    {JOB(", \"optimizer\": {\"name\": \"adagrad\", \"initial_accumulator_value\": -1}"),
+     "/optimizer/initial_accumulator_value", NULL},
+    {JOB(", \"optimizer\": {\"name\": \"adamw\", \"weight_decay\": \"x\"}"),
+     "/optimizer/weight_decay", NULL},
+    {JOB(", \"optimizer\": {\"name\": \"sgd\", \"clipnorm\": 1, \"global_clipnorm\": 1}"),
+     "/optimizer/clipnorm", "Only one of"},
+    {JOB(", \"optimizer\": {\"name\": \"nadam\", \"amsgrad\": true}"), "/optimizer/amsgrad",
+     "unknown field"},
+    {JOB(", \"optimizer\": {\"name\": \"rmsprop\", \"rho\": 1}"), "/optimizer/rho", NULL},
+    {JOB(", \"optimizer\": {\"name\": \"adam\", \"clipvalue\": -0.5}"), "/optimizer/clipvalue", NULL},
     {JOB(", \"optimizer\": {\"name\": \"sgd\", \"nesterov\": 1}"), "/optimizer/nesterov",
      "boolean"},
     {JOB(", \"optimizer\": {\"name\": \"sgd\", \"lr\": 0.1, \"learning_rate\": 0.1}"),
@@ -499,6 +511,13 @@ static void test_round_trip(void)
             "\"reduce_lr_on_plateau\": {\"factor\": 0.5, \"cooldown\": 2, \"min_lr\": 1e-5}, "
             "\"lr_scheduler\": {" STEP "\"drop_every\": 5}, \"terminate_on_nan\": true}"),
         JOB(", \"optimizer\": {\"name\": \"adam\", \"learning_rate\": " COSINE "}"),
+        JOB(", \"optimizer\": {\"name\": \"rmsprop\", \"rho\": 0.8, \"momentum\": 0.5, "
+            "\"centered\": true, \"clipnorm\": 1.5}"),
+        JOB(", \"optimizer\": {\"name\": \"AdamW\", \"amsgrad\": true, \"global_clipnorm\": 2}"),
+        JOB(", \"optimizer\": {\"name\": \"adagrad\", \"initial_accumulator_value\": 0.2, "
+            "\"clipvalue\": 0.5, \"weight_decay\": 0.01}"),
+        JOB(", \"optimizer\": \"nadam\""),
+        JOB(", \"optimizer\": {\"name\": \"adamax\", \"beta_2\": 0.99}"),
     };
     for (size_t i = 0; i < sizeof(jobs) / sizeof(jobs[0]); i++) {
         struct job_spec a, b;
@@ -544,6 +563,7 @@ static void test_round_trip(void)
             CHECK(a.terminate_on_nan == b.terminate_on_nan);
             CHECK(memcmp(&a.optimizer.schedule, &b.optimizer.schedule,
                          sizeof(a.optimizer.schedule)) == 0);
+            CHECK(memcmp(&a.optimizer, &b.optimizer, sizeof(a.optimizer)) == 0);
             free(text2);
             job_spec_free(&b);
         }
