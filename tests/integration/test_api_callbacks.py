@@ -5,11 +5,14 @@
 # filled in; bad callback, optimizer and schedule fields are 400s naming the
 # field as a JSON pointer.
 
+import json
+import socket
 import struct
+import time
 
 import pytest
 
-from conftest import assert_error, event_fields, tiny_spec
+from conftest import assert_error, event_fields, long_spec, tiny_spec
 
 
 def f32(x):
@@ -95,3 +98,39 @@ SCHEDULE = {"module": "keras.optimizers.schedules", "class_name": "ExponentialDe
 def test_bad_fields_are_400(module_traind, change, field):
     r = module_traind.client.post("/v1/jobs", tiny_spec(**change))
     assert_error(r, 400, field=field)
+
+
+def test_progress_events_carry_running_logs(traind):
+    """Live progress events (rate-limited, not stored) carry the epoch's
+    running loss and accuracy: read the stream until one arrives."""
+    c = traind.client
+    job = c.submit(long_spec())
+    c.wait_state(job["id"], "running", daemon=traind)
+    s = socket.create_connection(("127.0.0.1", traind.port), timeout=60)
+    found = None
+    try:
+        s.sendall(f"GET /v1/jobs/{job['id']}/events?after=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  f"Accept: application/x-ndjson\r\nConnection: close\r\n\r\n".encode())
+        buf = b""
+        deadline = time.monotonic() + 120
+        while found is None and time.monotonic() < deadline:
+            part = s.recv(65536)
+            if not part:
+                break
+            buf += part
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                line = line.strip()
+                if line.startswith(b"{"):
+                    e = json.loads(line)
+                    if e.get("type") == "progress":
+                        found = event_fields(e)
+                        break
+    finally:
+        s.close()
+    c.post(f"/v1/jobs/{job['id']}/cancel")
+    c.wait_state(job["id"], "cancelled", timeout=60, daemon=traind)
+    assert found is not None, "no progress event"
+    assert set(found["logs"]) == {"loss", "accuracy"}, found
+    assert found["logs"]["loss"] > 0 and 0 <= found["logs"]["accuracy"] <= 1
+    assert 1 <= found["batch"] <= found["batches"]
