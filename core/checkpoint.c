@@ -350,29 +350,18 @@ int ckpt_commit(const struct ckpt_policy_config *cfg, struct ckpt_state *state,
 
 /* ---- JSON ---- */
 
-static bool add_item(cJSON *obj, const char *key, cJSON *item)
-{
-    if (!item)
-        return false;
-    if (!cJSON_AddItemToObject(obj, key, item)) {
-        cJSON_Delete(item);
-        return false;
-    }
-    return true;
-}
-
 int ckpt_state_to_json(const struct ckpt_state *state, char **ret_json)
 {
     cJSON *o = cJSON_CreateObject();
-    bool ok = o && add_item(o, "version", cJSON_CreateNumber(STATE_JSON_VERSION)) &&
-              add_item(o, "best", json_num_create(state->best)) &&
-              add_item(o, "best_file", cJSON_CreateString(state->best_file)) &&
-              add_item(o, "best_epoch", cJSON_CreateNumber(state->best_epoch)) &&
-              add_item(o, "batches_since_last_save",
+    bool ok = o && json_add_item(o, "version", cJSON_CreateNumber(STATE_JSON_VERSION)) &&
+              json_add_item(o, "best", json_num_create(state->best)) &&
+              json_add_item(o, "best_file", cJSON_CreateString(state->best_file)) &&
+              json_add_item(o, "best_epoch", cJSON_CreateNumber(state->best_epoch)) &&
+              json_add_item(o, "batches_since_last_save",
                        cJSON_CreateNumber(state->batches_since_last_save)) &&
-              add_item(o, "last_batch_seen", cJSON_CreateNumber(state->last_batch_seen)) &&
-              add_item(o, "saves", cJSON_CreateNumber((double)state->saves)) &&
-              add_item(o, "last_saved", cJSON_CreateString(state->last_saved));
+              json_add_item(o, "last_batch_seen", cJSON_CreateNumber(state->last_batch_seen)) &&
+              json_add_item(o, "saves", cJSON_CreateNumber((double)state->saves)) &&
+              json_add_item(o, "last_saved", cJSON_CreateString(state->last_saved));
     cJSON *kept = ok ? cJSON_AddArrayToObject(o, "kept") : NULL;
     ok = ok && kept;
     for (int i = 0; ok && i < state->n_kept; i++) {
@@ -382,11 +371,11 @@ int ckpt_state_to_json(const struct ckpt_state *state, char **ret_json)
             cJSON_Delete(e);
             e = NULL;
         }
-        ok = e && add_item(e, "file", cJSON_CreateString(k->file)) &&
-             add_item(e, "value", json_num_create(k->value)) &&
-             add_item(e, "epoch", cJSON_CreateNumber(k->epoch)) &&
-             add_item(e, "batch", cJSON_CreateNumber(k->batch)) &&
-             add_item(e, "seq", cJSON_CreateNumber((double)k->seq));
+        ok = e && json_add_item(e, "file", cJSON_CreateString(k->file)) &&
+             json_add_item(e, "value", json_num_create(k->value)) &&
+             json_add_item(e, "epoch", cJSON_CreateNumber(k->epoch)) &&
+             json_add_item(e, "batch", cJSON_CreateNumber(k->batch)) &&
+             json_add_item(e, "seq", cJSON_CreateNumber((double)k->seq));
     }
     char *txt = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);

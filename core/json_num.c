@@ -16,9 +16,8 @@ cJSON *json_num_create(double v)
     return cJSON_CreateRaw(buf);
 }
 
-bool json_num_add(cJSON *obj, const char *key, double v)
+bool json_add_item(cJSON *obj, const char *key, cJSON *item)
 {
-    cJSON *item = json_num_create(v);
     if (!item)
         return false;
     if (!cJSON_AddItemToObject(obj, key, item)) {
@@ -26,6 +25,11 @@ bool json_num_add(cJSON *obj, const char *key, double v)
         return false;
     }
     return true;
+}
+
+bool json_num_add(cJSON *obj, const char *key, double v)
+{
+    return json_add_item(obj, key, json_num_create(v));
 }
 
 bool json_num_get(const cJSON *obj, const char *key, double *ret)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_num.h"
 #include "pyfloat.h"
 
 struct kind_info {
@@ -355,21 +356,10 @@ static cJSON *py_number(double x, bool integral)
     return cJSON_CreateRaw(buf);
 }
 
-static bool put(cJSON *o, const char *key, cJSON *item)
-{
-    if (!item)
-        return false;
-    if (!cJSON_AddItemToObject(o, key, item)) {
-        cJSON_Delete(item);
-        return false;
-    }
-    return true;
-}
-
 static bool put_list(cJSON *o, const char *key, const double *v, int n, bool integral)
 {
     cJSON *a = cJSON_CreateArray();
-    if (!put(o, key, a))
+    if (!json_add_item(o, key, a))
         return false;
     for (int i = 0; i < n; i++) {
         cJSON *e = py_number(v[i], integral);
@@ -388,8 +378,8 @@ char *lr_schedule_to_json(const struct lr_schedule *s)
         return NULL;
     cJSON *o = cJSON_CreateObject();
     cJSON *c = cJSON_CreateObject();
-    bool ok = o && put(o, "module", cJSON_CreateString("keras.optimizers.schedules")) &&
-              put(o, "class_name", cJSON_CreateString(k->class_name)) && put(o, "config", c);
+    bool ok = o && json_add_item(o, "module", cJSON_CreateString("keras.optimizers.schedules")) &&
+              json_add_item(o, "class_name", cJSON_CreateString(k->class_name)) && json_add_item(o, "config", c);
     if (!ok)
         cJSON_Delete(c);
     switch (s->kind) {
@@ -398,32 +388,32 @@ char *lr_schedule_to_json(const struct lr_schedule *s)
              put_list(c, "values", s->values, s->n_boundaries + 1, false);
         break;
     case LR_SCHEDULE_COSINE_DECAY_RESTARTS:
-        ok = ok && put(c, "initial_learning_rate", py_number(s->initial_learning_rate, false)) &&
-             put(c, "first_decay_steps", py_number(s->decay_steps, true)) &&
-             put(c, "t_mul", py_number(s->t_mul, false)) &&
-             put(c, "m_mul", py_number(s->m_mul, false)) &&
-             put(c, "alpha", py_number(s->alpha, false));
+        ok = ok && json_add_item(c, "initial_learning_rate", py_number(s->initial_learning_rate, false)) &&
+             json_add_item(c, "first_decay_steps", py_number(s->decay_steps, true)) &&
+             json_add_item(c, "t_mul", py_number(s->t_mul, false)) &&
+             json_add_item(c, "m_mul", py_number(s->m_mul, false)) &&
+             json_add_item(c, "alpha", py_number(s->alpha, false));
         break;
     default:
-        ok = ok && put(c, "initial_learning_rate", py_number(s->initial_learning_rate, false)) &&
-             put(c, "decay_steps", py_number(s->decay_steps, true));
+        ok = ok && json_add_item(c, "initial_learning_rate", py_number(s->initial_learning_rate, false)) &&
+             json_add_item(c, "decay_steps", py_number(s->decay_steps, true));
         if (s->kind == LR_SCHEDULE_EXPONENTIAL_DECAY || s->kind == LR_SCHEDULE_INVERSE_TIME_DECAY)
-            ok = ok && put(c, "decay_rate", py_number(s->decay_rate, false)) &&
-                 put(c, "staircase", cJSON_CreateBool(s->staircase));
+            ok = ok && json_add_item(c, "decay_rate", py_number(s->decay_rate, false)) &&
+                 json_add_item(c, "staircase", cJSON_CreateBool(s->staircase));
         else if (s->kind == LR_SCHEDULE_POLYNOMIAL_DECAY)
-            ok = ok && put(c, "end_learning_rate", py_number(s->end_learning_rate, false)) &&
-                 put(c, "power", py_number(s->power, false)) &&
-                 put(c, "cycle", cJSON_CreateBool(s->cycle));
+            ok = ok && json_add_item(c, "end_learning_rate", py_number(s->end_learning_rate, false)) &&
+                 json_add_item(c, "power", py_number(s->power, false)) &&
+                 json_add_item(c, "cycle", cJSON_CreateBool(s->cycle));
         else if (s->kind == LR_SCHEDULE_COSINE_DECAY)
-            ok = ok && put(c, "alpha", py_number(s->alpha, false)) &&
-                 put(c, "warmup_target", s->has_warmup_target
+            ok = ok && json_add_item(c, "alpha", py_number(s->alpha, false)) &&
+                 json_add_item(c, "warmup_target", s->has_warmup_target
                                              ? py_number(s->warmup_target, false)
                                              : cJSON_CreateNull()) &&
-                 put(c, "warmup_steps", py_number(s->warmup_steps, true));
+                 json_add_item(c, "warmup_steps", py_number(s->warmup_steps, true));
         break;
     }
-    ok = ok && put(c, "name", s->name_null ? cJSON_CreateNull() : cJSON_CreateString(s->name)) &&
-         put(o, "registered_name", cJSON_CreateNull());
+    ok = ok && json_add_item(c, "name", s->name_null ? cJSON_CreateNull() : cJSON_CreateString(s->name)) &&
+         json_add_item(o, "registered_name", cJSON_CreateNull());
     char *txt = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return txt;

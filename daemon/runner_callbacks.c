@@ -199,13 +199,7 @@ static bool add_parsed(cJSON *o, const char *key, int ret, char *text)
 {
     cJSON *t = ret == 0 ? cJSON_Parse(text) : NULL;
     free(ret == 0 ? text : NULL);
-    if (!t)
-        return false;
-    if (!cJSON_AddItemToObject(o, key, t)) {
-        cJSON_Delete(t);
-        return false;
-    }
-    return true;
+    return json_add_item(o, key, t);
 }
 
 bool runner_cb_state_add(const struct runner_cb *c, cJSON *o)
