@@ -17,13 +17,15 @@
 #include <stdint.h>
 
 #include "diag.h"
+#include "fsutil.h"
+#include "job_id.h"
 
 /* An opened weight file for download. */
 struct api_file {
     int fd;               /* O_RDONLY|O_CLOEXEC, owned by the caller */
     uint64_t size;        /* bytes (from fstat of fd) */
     char name[256];       /* base name, for Content-Disposition */
-    char sha256[65];      /* lowercase hex, from the checkpoint event ("" if unknown) */
+    char sha256[FSUTIL_SHA256_HEX_SIZE];      /* lowercase hex, from the checkpoint event ("" if unknown) */
 };
 
 enum api_file_kind {
@@ -54,7 +56,7 @@ struct api_backend {
     void *ctx;
     /* POST /v1/jobs: body is the spec.  ret_json = the job resource, ret_id its id. */
     int (*submit)(void *ctx, const char *body, size_t len, char **ret_json,
-                  char ret_id[static 17], struct diag *d);
+                  char ret_id[static JOB_ID_LEN + 1], struct diag *d);
     /* GET /v1/jobs: summaries; state NULL or one of the state names (else -EINVAL). */
     int (*list)(void *ctx, const char *state, char **ret_json, struct diag *d);
     int (*get)(void *ctx, const char *id, char **ret_json);

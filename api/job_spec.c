@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cjson_add.h"
 #include "model.h"
 
 #define JSON_MAX_SAFE_INT 9007199254740992.0 /* 2^53 */
@@ -882,17 +883,6 @@ static cJSON *number_or_null(bool is_null, double x)
     return is_null ? cJSON_CreateNull() : cJSON_CreateNumber(x);
 }
 
-static bool add(cJSON *obj, const char *key, cJSON *item)
-{
-    if (!item)
-        return false;
-    if (!cJSON_AddItemToObject(obj, key, item)) {
-        cJSON_Delete(item);
-        return false;
-    }
-    return true;
-}
-
 static cJSON *learning_rate_json(const struct optimizer_config *o)
 {
     if (o->schedule.kind == LR_SCHEDULE_NONE)
@@ -914,37 +904,37 @@ static cJSON *optimizer_json(const struct optimizer_config *o)
     for (; cls[i] && i + 1 < sizeof(name); i++)
         name[i] = (char)tolower((unsigned char)cls[i]);
     name[i] = '\0';
-    bool ok = add(j, "name", cJSON_CreateString(name)) &&
-              add(j, "learning_rate", learning_rate_json(o)) &&
-              add(j, "decay", cJSON_CreateNumber(o->decay));
+    bool ok = cjson_add(j, "name", cJSON_CreateString(name)) &&
+              cjson_add(j, "learning_rate", learning_rate_json(o)) &&
+              cjson_add(j, "decay", cJSON_CreateNumber(o->decay));
     switch (o->kind) {
     case OPTIMIZER_KIND_SGD:
-        ok = ok && add(j, "momentum", cJSON_CreateNumber(o->momentum)) &&
-             add(j, "nesterov", cJSON_CreateBool(o->nesterov));
+        ok = ok && cjson_add(j, "momentum", cJSON_CreateNumber(o->momentum)) &&
+             cjson_add(j, "nesterov", cJSON_CreateBool(o->nesterov));
         break;
     case OPTIMIZER_KIND_RMSPROP:
-        ok = ok && add(j, "rho", cJSON_CreateNumber(o->rho)) &&
-             add(j, "momentum", cJSON_CreateNumber(o->momentum)) &&
-             add(j, "epsilon", cJSON_CreateNumber(o->epsilon)) &&
-             add(j, "centered", cJSON_CreateBool(o->centered));
+        ok = ok && cjson_add(j, "rho", cJSON_CreateNumber(o->rho)) &&
+             cjson_add(j, "momentum", cJSON_CreateNumber(o->momentum)) &&
+             cjson_add(j, "epsilon", cJSON_CreateNumber(o->epsilon)) &&
+             cjson_add(j, "centered", cJSON_CreateBool(o->centered));
         break;
     case OPTIMIZER_KIND_ADAGRAD:
-        ok = ok && add(j, "initial_accumulator_value",
+        ok = ok && cjson_add(j, "initial_accumulator_value",
                        cJSON_CreateNumber(o->initial_accumulator_value)) &&
-             add(j, "epsilon", cJSON_CreateNumber(o->epsilon));
+             cjson_add(j, "epsilon", cJSON_CreateNumber(o->epsilon));
         break;
     default:
-        ok = ok && add(j, "beta_1", cJSON_CreateNumber(o->beta_1)) &&
-             add(j, "beta_2", cJSON_CreateNumber(o->beta_2)) &&
-             add(j, "epsilon", cJSON_CreateNumber(o->epsilon));
+        ok = ok && cjson_add(j, "beta_1", cJSON_CreateNumber(o->beta_1)) &&
+             cjson_add(j, "beta_2", cJSON_CreateNumber(o->beta_2)) &&
+             cjson_add(j, "epsilon", cJSON_CreateNumber(o->epsilon));
         if (o->kind == OPTIMIZER_KIND_ADAM || o->kind == OPTIMIZER_KIND_ADAMW)
-            ok = ok && add(j, "amsgrad", cJSON_CreateBool(o->amsgrad));
+            ok = ok && cjson_add(j, "amsgrad", cJSON_CreateBool(o->amsgrad));
         break;
     }
-    ok = ok && add(j, "weight_decay", number_or_null(o->weight_decay <= 0, o->weight_decay)) &&
-         add(j, "clipnorm", number_or_null(o->clipnorm <= 0, o->clipnorm)) &&
-         add(j, "clipvalue", number_or_null(o->clipvalue <= 0, o->clipvalue)) &&
-         add(j, "global_clipnorm", number_or_null(o->global_clipnorm <= 0, o->global_clipnorm));
+    ok = ok && cjson_add(j, "weight_decay", number_or_null(o->weight_decay <= 0, o->weight_decay)) &&
+         cjson_add(j, "clipnorm", number_or_null(o->clipnorm <= 0, o->clipnorm)) &&
+         cjson_add(j, "clipvalue", number_or_null(o->clipvalue <= 0, o->clipvalue)) &&
+         cjson_add(j, "global_clipnorm", number_or_null(o->global_clipnorm <= 0, o->global_clipnorm));
     if (!ok) {
         cJSON_Delete(j);
         return NULL;
@@ -958,18 +948,18 @@ static cJSON *policy_json(const struct ckpt_policy_config *c)
     if (!j)
         return NULL;
     bool ok =
-        add(j, "filepath", cJSON_CreateString(c->filepath)) &&
-        add(j, "monitor", cJSON_CreateString(c->monitor)) &&
-        add(j, "mode", cJSON_CreateString(cb_mode_name(c->mode))) &&
-        add(j, "save_best_only", cJSON_CreateBool(c->save_best_only)) &&
-        add(j, "save_weights_only", cJSON_CreateBool(c->save_weights_only)) &&
-        add(j, "save_freq", c->save_freq > 0 ? cJSON_CreateNumber(c->save_freq)
+        cjson_add(j, "filepath", cJSON_CreateString(c->filepath)) &&
+        cjson_add(j, "monitor", cJSON_CreateString(c->monitor)) &&
+        cjson_add(j, "mode", cJSON_CreateString(cb_mode_name(c->mode))) &&
+        cjson_add(j, "save_best_only", cJSON_CreateBool(c->save_best_only)) &&
+        cjson_add(j, "save_weights_only", cJSON_CreateBool(c->save_weights_only)) &&
+        cjson_add(j, "save_freq", c->save_freq > 0 ? cJSON_CreateNumber(c->save_freq)
                                              : cJSON_CreateString("epoch")) &&
-        add(j, "initial_value_threshold",
+        cjson_add(j, "initial_value_threshold",
             number_or_null(!c->has_initial_value_threshold, c->initial_value_threshold)) &&
-        add(j, "save_top_k", number_or_null(c->save_top_k <= 0, c->save_top_k)) &&
-        add(j, "save_last", cJSON_CreateBool(c->save_last)) &&
-        add(j, "verbose", cJSON_CreateNumber(c->verbose));
+        cjson_add(j, "save_top_k", number_or_null(c->save_top_k <= 0, c->save_top_k)) &&
+        cjson_add(j, "save_last", cJSON_CreateBool(c->save_last)) &&
+        cjson_add(j, "verbose", cJSON_CreateNumber(c->verbose));
     if (!ok) {
         cJSON_Delete(j);
         return NULL;
@@ -982,13 +972,13 @@ static cJSON *early_stopping_json(const struct es_config *es)
     if (!es->enabled)
         return cJSON_CreateNull();
     cJSON *e = cJSON_CreateObject();
-    bool ok = e && add(e, "monitor", cJSON_CreateString(es->monitor)) &&
-              add(e, "patience", cJSON_CreateNumber(es->patience)) &&
-              add(e, "min_delta", cJSON_CreateNumber(es->min_delta)) &&
-              add(e, "mode", cJSON_CreateString(cb_mode_name(es->mode))) &&
-              add(e, "baseline", number_or_null(!es->has_baseline, es->baseline)) &&
-              add(e, "restore_best_weights", cJSON_CreateBool(es->restore_best_weights)) &&
-              add(e, "start_from_epoch", cJSON_CreateNumber(es->start_from_epoch));
+    bool ok = e && cjson_add(e, "monitor", cJSON_CreateString(es->monitor)) &&
+              cjson_add(e, "patience", cJSON_CreateNumber(es->patience)) &&
+              cjson_add(e, "min_delta", cJSON_CreateNumber(es->min_delta)) &&
+              cjson_add(e, "mode", cJSON_CreateString(cb_mode_name(es->mode))) &&
+              cjson_add(e, "baseline", number_or_null(!es->has_baseline, es->baseline)) &&
+              cjson_add(e, "restore_best_weights", cJSON_CreateBool(es->restore_best_weights)) &&
+              cjson_add(e, "start_from_epoch", cJSON_CreateNumber(es->start_from_epoch));
     if (!ok) {
         cJSON_Delete(e);
         return NULL;
@@ -1001,14 +991,14 @@ static cJSON *reduce_lr_json(const struct rlrop_config *c)
     if (!c->enabled)
         return cJSON_CreateNull();
     cJSON *e = cJSON_CreateObject();
-    bool ok = e && add(e, "monitor", cJSON_CreateString(c->monitor)) &&
-              add(e, "factor", cJSON_CreateNumber(c->factor)) &&
-              add(e, "patience", cJSON_CreateNumber(c->patience)) &&
-              add(e, "mode", cJSON_CreateString(cb_mode_name(c->mode))) &&
-              add(e, "min_delta", cJSON_CreateNumber(c->min_delta)) &&
-              add(e, "cooldown", cJSON_CreateNumber(c->cooldown)) &&
-              add(e, "min_lr", cJSON_CreateNumber(c->min_lr)) &&
-              add(e, "verbose", cJSON_CreateNumber(c->verbose));
+    bool ok = e && cjson_add(e, "monitor", cJSON_CreateString(c->monitor)) &&
+              cjson_add(e, "factor", cJSON_CreateNumber(c->factor)) &&
+              cjson_add(e, "patience", cJSON_CreateNumber(c->patience)) &&
+              cjson_add(e, "mode", cJSON_CreateString(cb_mode_name(c->mode))) &&
+              cjson_add(e, "min_delta", cJSON_CreateNumber(c->min_delta)) &&
+              cjson_add(e, "cooldown", cJSON_CreateNumber(c->cooldown)) &&
+              cjson_add(e, "min_lr", cJSON_CreateNumber(c->min_lr)) &&
+              cjson_add(e, "verbose", cJSON_CreateNumber(c->verbose));
     if (!ok) {
         cJSON_Delete(e);
         return NULL;
@@ -1021,11 +1011,11 @@ static cJSON *lr_scheduler_json(const struct lr_step_decay_config *c)
     if (!c->enabled)
         return cJSON_CreateNull();
     cJSON *e = cJSON_CreateObject();
-    bool ok = e && add(e, "schedule", cJSON_CreateString("step_decay")) &&
-              add(e, "initial_learning_rate", cJSON_CreateNumber(c->initial_learning_rate)) &&
-              add(e, "factor", cJSON_CreateNumber(c->factor)) &&
-              add(e, "drop_every", cJSON_CreateNumber(c->drop_every)) &&
-              add(e, "verbose", cJSON_CreateNumber(c->verbose));
+    bool ok = e && cjson_add(e, "schedule", cJSON_CreateString("step_decay")) &&
+              cjson_add(e, "initial_learning_rate", cJSON_CreateNumber(c->initial_learning_rate)) &&
+              cjson_add(e, "factor", cJSON_CreateNumber(c->factor)) &&
+              cjson_add(e, "drop_every", cJSON_CreateNumber(c->drop_every)) &&
+              cjson_add(e, "verbose", cJSON_CreateNumber(c->verbose));
     if (!ok) {
         cJSON_Delete(e);
         return NULL;
@@ -1036,10 +1026,10 @@ static cJSON *lr_scheduler_json(const struct lr_step_decay_config *c)
 static cJSON *callbacks_json(const struct job_spec *s)
 {
     cJSON *j = cJSON_CreateObject();
-    bool ok = j && add(j, "early_stopping", early_stopping_json(&s->early_stopping)) &&
-              add(j, "reduce_lr_on_plateau", reduce_lr_json(&s->reduce_lr)) &&
-              add(j, "lr_scheduler", lr_scheduler_json(&s->lr_scheduler)) &&
-              add(j, "terminate_on_nan", cJSON_CreateBool(s->terminate_on_nan));
+    bool ok = j && cjson_add(j, "early_stopping", early_stopping_json(&s->early_stopping)) &&
+              cjson_add(j, "reduce_lr_on_plateau", reduce_lr_json(&s->reduce_lr)) &&
+              cjson_add(j, "lr_scheduler", lr_scheduler_json(&s->lr_scheduler)) &&
+              cjson_add(j, "terminate_on_nan", cJSON_CreateBool(s->terminate_on_nan));
     if (!ok) {
         cJSON_Delete(j);
         return NULL;
@@ -1054,35 +1044,35 @@ char *job_spec_to_json(const struct job_spec *s)
         return NULL;
     char *out = NULL;
     cJSON *ds = cJSON_CreateObject();
-    if (!add(j, "name", cJSON_CreateString(s->name)) || !add(j, "dataset", ds) ||
-        !add(ds, "name", cJSON_CreateString(s->dataset)) ||
-        !add(ds, "validation_split", cJSON_CreateNumber(s->validation_split)) ||
-        !add(ds, "limit", number_or_null(s->dataset_limit <= 0, s->dataset_limit)) ||
-        !add(ds, "validation_limit",
+    if (!cjson_add(j, "name", cJSON_CreateString(s->name)) || !cjson_add(j, "dataset", ds) ||
+        !cjson_add(ds, "name", cJSON_CreateString(s->dataset)) ||
+        !cjson_add(ds, "validation_split", cJSON_CreateNumber(s->validation_split)) ||
+        !cjson_add(ds, "limit", number_or_null(s->dataset_limit <= 0, s->dataset_limit)) ||
+        !cjson_add(ds, "validation_limit",
              number_or_null(s->validation_limit <= 0, s->validation_limit)))
         goto out;
     if (s->model_json) {
-        if (!add(j, "model", cJSON_Parse(s->model_json)))
+        if (!cjson_add(j, "model", cJSON_Parse(s->model_json)))
             goto out;
-    } else if (!add(j, "model", cJSON_CreateString(s->model))) {
+    } else if (!cjson_add(j, "model", cJSON_CreateString(s->model))) {
         goto out;
     }
-    if (!add(j, "optimizer", optimizer_json(&s->optimizer)) ||
-        !add(j, "batch_size", cJSON_CreateNumber(s->batch_size)) ||
-        !add(j, "epochs", cJSON_CreateNumber(s->epochs)) ||
-        !add(j, "seed", cJSON_CreateNumber((double)s->seed)) ||
-        !add(j, "steps_per_epoch", number_or_null(s->steps_per_epoch <= 0, s->steps_per_epoch)) ||
-        !add(j, "validation_steps",
+    if (!cjson_add(j, "optimizer", optimizer_json(&s->optimizer)) ||
+        !cjson_add(j, "batch_size", cJSON_CreateNumber(s->batch_size)) ||
+        !cjson_add(j, "epochs", cJSON_CreateNumber(s->epochs)) ||
+        !cjson_add(j, "seed", cJSON_CreateNumber((double)s->seed)) ||
+        !cjson_add(j, "steps_per_epoch", number_or_null(s->steps_per_epoch <= 0, s->steps_per_epoch)) ||
+        !cjson_add(j, "validation_steps",
              number_or_null(s->validation_steps <= 0, s->validation_steps)) ||
-        !add(j, "threads", cJSON_CreateNumber(s->threads)))
+        !cjson_add(j, "threads", cJSON_CreateNumber(s->threads)))
         goto out;
     cJSON *cps = cJSON_CreateArray();
-    if (!add(j, "checkpoints", cps))
+    if (!cjson_add(j, "checkpoints", cps))
         goto out;
     for (int i = 0; i < s->n_checkpoints; i++)
         if (!cJSON_AddItemToArray(cps, policy_json(&s->checkpoints[i])))
             goto out;
-    if (!add(j, "callbacks", callbacks_json(s)))
+    if (!cjson_add(j, "callbacks", callbacks_json(s)))
         goto out;
     out = cJSON_PrintUnformatted(j);
 out:

@@ -45,17 +45,6 @@ static int segment_decode(char *out, size_t outsz, const char *s, size_t len, st
     return 0;
 }
 
-bool api_id_valid(const char *id)
-{
-    size_t n = strlen(id);
-    if (n != API_ID_LEN)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
-            return false;
-    return true;
-}
-
 bool api_component_valid(const char *name)
 {
     size_t n = strlen(name);
@@ -141,7 +130,7 @@ int api_path_parse(struct api_path *ret, const char *raw, size_t len, struct dia
         return diag_set(d, -ENOENT, "", "no such route");
     if (!api_id_valid(seg[2]))
         return diag_set(d, -ENOENT, "", "no such job");
-    memcpy(p.id, seg[2], API_ID_LEN + 1);
+    memcpy(p.id, seg[2], JOB_ID_LEN + 1);
     if (n == 3) {
         p.route = API_ROUTE_JOB;
         goto done;

@@ -13,8 +13,8 @@
 #include <stddef.h>
 
 #include "diag.h"
+#include "job_id.h"
 
-#define API_ID_LEN 16
 #define API_PATH_MAX_COMPONENTS 4
 #define API_PATH_MAX_NAME 255
 
@@ -45,7 +45,7 @@ enum api_method {
 
 struct api_path {
     enum api_route route;
-    char id[API_ID_LEN + 1];                     /* "" when the route has none */
+    char id[JOB_ID_LEN + 1];                     /* "" when the route has none */
     int n_components;                            /* API_ROUTE_JOB_CHECKPOINT */
     char components[API_PATH_MAX_COMPONENTS][API_PATH_MAX_NAME + 1];
 };
@@ -63,8 +63,6 @@ unsigned api_route_methods(enum api_route route);
 void api_methods_format(char *out, size_t outsz, unsigned methods);
 enum api_method api_method_parse(const char *method);
 
-/* True when id has the syntax of a job id (API_ID_LEN lowercase hex digits). */
-bool api_id_valid(const char *id);
 /* True when name is an acceptable checkpoint path component. */
 bool api_component_valid(const char *name);
 

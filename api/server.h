@@ -6,6 +6,10 @@
  * (SSE or NDJSON) with suspend/resume, serves weight files with
  * Range/ETag, and counts requests for /metrics.
  *
+ * The files: server.c (this header's lifecycle), dispatch.c, response.c,
+ * event_stream.c, download.c, prometheus.c; server_internal.h says what
+ * each owns.
+ *
  * Threads: api_server_notify and api_server_tick may be called from any
  * thread; the backend's functions are called on the server thread.
  * Ownership: the server keeps pointers to cfg->token and be (they must

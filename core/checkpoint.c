@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cjson_add.h"
 #include "json_num.h"
 
 #define STATE_JSON_VERSION 1
@@ -353,15 +354,15 @@ int ckpt_commit(const struct ckpt_policy_config *cfg, struct ckpt_state *state,
 int ckpt_state_to_json(const struct ckpt_state *state, char **ret_json)
 {
     cJSON *o = cJSON_CreateObject();
-    bool ok = o && json_add_item(o, "version", cJSON_CreateNumber(STATE_JSON_VERSION)) &&
-              json_add_item(o, "best", json_num_create(state->best)) &&
-              json_add_item(o, "best_file", cJSON_CreateString(state->best_file)) &&
-              json_add_item(o, "best_epoch", cJSON_CreateNumber(state->best_epoch)) &&
-              json_add_item(o, "batches_since_last_save",
+    bool ok = o && cjson_add(o, "version", cJSON_CreateNumber(STATE_JSON_VERSION)) &&
+              cjson_add(o, "best", json_num_create(state->best)) &&
+              cjson_add(o, "best_file", cJSON_CreateString(state->best_file)) &&
+              cjson_add(o, "best_epoch", cJSON_CreateNumber(state->best_epoch)) &&
+              cjson_add(o, "batches_since_last_save",
                        cJSON_CreateNumber(state->batches_since_last_save)) &&
-              json_add_item(o, "last_batch_seen", cJSON_CreateNumber(state->last_batch_seen)) &&
-              json_add_item(o, "saves", cJSON_CreateNumber((double)state->saves)) &&
-              json_add_item(o, "last_saved", cJSON_CreateString(state->last_saved));
+              cjson_add(o, "last_batch_seen", cJSON_CreateNumber(state->last_batch_seen)) &&
+              cjson_add(o, "saves", cJSON_CreateNumber((double)state->saves)) &&
+              cjson_add(o, "last_saved", cJSON_CreateString(state->last_saved));
     cJSON *kept = ok ? cJSON_AddArrayToObject(o, "kept") : NULL;
     ok = ok && kept;
     for (int i = 0; ok && i < state->n_kept; i++) {
@@ -371,11 +372,11 @@ int ckpt_state_to_json(const struct ckpt_state *state, char **ret_json)
             cJSON_Delete(e);
             e = NULL;
         }
-        ok = e && json_add_item(e, "file", cJSON_CreateString(k->file)) &&
-             json_add_item(e, "value", json_num_create(k->value)) &&
-             json_add_item(e, "epoch", cJSON_CreateNumber(k->epoch)) &&
-             json_add_item(e, "batch", cJSON_CreateNumber(k->batch)) &&
-             json_add_item(e, "seq", cJSON_CreateNumber((double)k->seq));
+        ok = e && cjson_add(e, "file", cJSON_CreateString(k->file)) &&
+             cjson_add(e, "value", json_num_create(k->value)) &&
+             cjson_add(e, "epoch", cJSON_CreateNumber(k->epoch)) &&
+             cjson_add(e, "batch", cJSON_CreateNumber(k->batch)) &&
+             cjson_add(e, "seq", cJSON_CreateNumber((double)k->seq));
     }
     char *txt = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "monotonic.h"
 #include "rng.h"
 
 void fit_options_default(struct fit_options *ret)
@@ -32,13 +33,6 @@ void fit_options_default(struct fit_options *ret)
     ret->validation_steps = 0;
     ret->seed = 0;
     ret->shuffle = true;
-}
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* Number of batches of batch_size in n examples (the last one partial), at
@@ -170,7 +164,7 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
 {
     struct fit_progress *p = &run->p;
     int64_t first = (int64_t)e * p->batches; /* position in the batch stream */
-    double t0 = now_seconds(), train_seconds = 0;
+    double t0 = monotonic_seconds(), train_seconds = 0;
     double loss_sum = 0;
     long correct = 0, seen = 0;
     int result = 0;
@@ -192,7 +186,7 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
     for (int b = b0; b < p->batches; b++) {
         if (stop && atomic_load(stop))
             return -ECANCELED;
-        double tb = now_seconds();
+        double tb = monotonic_seconds();
         int64_t pass = (first + b) / run->pass_batches;
         if (pass != run->pass) {
             for (uint32_t i = 0; i < (uint32_t)train->n; i++)
@@ -215,7 +209,7 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
         if (r < 0)
             return diag_set(d, r, "", "training step failed at epoch %d batch %d", e + 1, b + 1);
         optimizer_step(opt, m);
-        double tn = now_seconds();
+        double tn = monotonic_seconds();
         train_seconds += tn - tb;
         loss_sum += loss * nb;
         correct += ok;
@@ -294,7 +288,7 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
     }
     struct logs logs;
     for (int e = o->initial_epoch; status == 0 && e < o->epochs; e++) {
-        double t0 = now_seconds();
+        double t0 = monotonic_seconds();
         p->epoch = e + 1;
         p->batch = 0;
         p->images_per_s = 0;
@@ -335,7 +329,7 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
             logs_set(&logs, "val_loss", vl);
             logs_set(&logs, "val_accuracy", va);
         }
-        p->epoch_seconds = now_seconds() - t0;
+        p->epoch_seconds = monotonic_seconds() - t0;
         if (cb && cb->epoch_end) {
             r = cb->epoch_end(cb->ctx, p, &logs);
             if (r < 0) {

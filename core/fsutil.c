@@ -101,7 +101,7 @@ int fsutil_remove_temp_files(int dirfd, int depth,
     return remove_temp_below(dirfd, "", depth, report, ctx);
 }
 
-void fsutil_sha256(const void *data, size_t len, uint8_t ret_sha256[32])
+void fsutil_sha256(const void *data, size_t len, uint8_t ret_sha256[FSUTIL_SHA256_BYTES])
 {
     struct sha256_ctx ctx;
     sha256_init(&ctx);
@@ -109,14 +109,14 @@ void fsutil_sha256(const void *data, size_t len, uint8_t ret_sha256[32])
     sha256_digest(&ctx, SHA256_DIGEST_SIZE, ret_sha256);
 }
 
-void fsutil_sha256_hex(const uint8_t sha256[32], char ret_hex[65])
+void fsutil_sha256_hex(const uint8_t sha256[FSUTIL_SHA256_BYTES], char ret_hex[FSUTIL_SHA256_HEX_SIZE])
 {
     static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
+    for (int i = 0; i < FSUTIL_SHA256_BYTES; i++) {
         ret_hex[2 * i] = digits[sha256[i] >> 4];
         ret_hex[2 * i + 1] = digits[sha256[i] & 15];
     }
-    ret_hex[64] = '\0';
+    ret_hex[2 * FSUTIL_SHA256_BYTES] = '\0';
 }
 
 /* Split relpath into components (copied into buf); validates the path rules. */
@@ -189,7 +189,7 @@ static int open_parent(const char *dir, char **comps, int n, bool create, const 
     return dfd;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int fsutil_write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
     while (len > 0) {
@@ -208,7 +208,7 @@ static int write_all(int fd, const void *data, size_t len)
 }
 
 int fsutil_write_file_atomic(const char *dir, const char *relpath, const void *data, size_t len,
-                             uint8_t ret_sha256[32], struct diag *d)
+                             uint8_t ret_sha256[FSUTIL_SHA256_BYTES], struct diag *d)
 {
     char buf[4096];
     char *comps[FSUTIL_MAX_COMPONENTS];
@@ -240,7 +240,7 @@ int fsutil_write_file_atomic(const char *dir, const char *relpath, const void *d
     step = FSUTIL_STEP_WRITE;
     r = fsutil_fault_take(step);
     if (r == 0)
-        r = write_all(fd, data, len);
+        r = fsutil_write_all(fd, data, len);
     if (r < 0)
         goto fail;
 
@@ -364,7 +364,7 @@ int fsutil_read_file(const char *path, size_t max_bytes, void **ret_data, size_t
     return r;
 }
 
-int fsutil_sha256_file(const char *path, uint8_t ret_sha256[32], uint64_t *ret_bytes,
+int fsutil_sha256_file(const char *path, uint8_t ret_sha256[FSUTIL_SHA256_BYTES], uint64_t *ret_bytes,
                        struct diag *d)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -397,7 +397,7 @@ int fsutil_sha256_file(const char *path, uint8_t ret_sha256[32], uint64_t *ret_b
 }
 
 int fsutil_copy_file_atomic(const char *dir, const char *src_relpath, const char *dst_relpath,
-                            uint8_t ret_sha256[32], uint64_t *ret_bytes, struct diag *d)
+                            uint8_t ret_sha256[FSUTIL_SHA256_BYTES], uint64_t *ret_bytes, struct diag *d)
 {
     char buf[4096];
     char *comps[FSUTIL_MAX_COMPONENTS];

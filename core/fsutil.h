@@ -25,6 +25,8 @@
 #include "diag.h"
 
 #define FSUTIL_TEMP_PREFIX ".tmp-"
+#define FSUTIL_SHA256_BYTES 32     /* a SHA-256 digest */
+#define FSUTIL_SHA256_HEX_SIZE 65  /* its 64 lowercase hex digits and the NUL */
 
 enum fsutil_step {
     FSUTIL_STEP_ENCODE,     /* building the bytes (h5.c: H5Fclose of the in-memory file) */
@@ -61,25 +63,29 @@ int fsutil_remove_temp_files(int dirfd, int depth,
 /* Write len bytes atomically to dir/relpath (see above).  ret_sha256 (may be
  * NULL) gets the SHA-256 of the bytes written. */
 int fsutil_write_file_atomic(const char *dir, const char *relpath, const void *data, size_t len,
-                             uint8_t ret_sha256[32], struct diag *d);
+                             uint8_t ret_sha256[FSUTIL_SHA256_BYTES], struct diag *d);
 
 /* Copy dir/src_relpath atomically to dir/dst_relpath (save_last copies).
  * ret_sha256 / ret_bytes (may be NULL) describe the copy. */
 int fsutil_copy_file_atomic(const char *dir, const char *src_relpath, const char *dst_relpath,
-                            uint8_t ret_sha256[32], uint64_t *ret_bytes, struct diag *d);
+                            uint8_t ret_sha256[FSUTIL_SHA256_BYTES], uint64_t *ret_bytes, struct diag *d);
 
 /* SHA-256 and size of a file (ret_ may be NULL). */
-int fsutil_sha256_file(const char *path, uint8_t ret_sha256[32], uint64_t *ret_bytes,
+int fsutil_sha256_file(const char *path, uint8_t ret_sha256[FSUTIL_SHA256_BYTES], uint64_t *ret_bytes,
                        struct diag *d);
 /* SHA-256 of memory. */
-void fsutil_sha256(const void *data, size_t len, uint8_t ret_sha256[32]);
+void fsutil_sha256(const void *data, size_t len, uint8_t ret_sha256[FSUTIL_SHA256_BYTES]);
 /* Lower-case hex, NUL-terminated (65 bytes). */
-void fsutil_sha256_hex(const uint8_t sha256[32], char ret_hex[65]);
+void fsutil_sha256_hex(const uint8_t sha256[FSUTIL_SHA256_BYTES], char ret_hex[FSUTIL_SHA256_HEX_SIZE]);
 
 /* Read a whole regular file (at most max_bytes; larger -> -EFBIG) into a
  * malloc'ed buffer the caller frees.  A NUL byte is appended (not counted in
  * ret_len) so that text files can be used as strings. */
 int fsutil_read_file(const char *path, size_t max_bytes, void **ret_data, size_t *ret_len,
                      struct diag *d);
+
+/* write(2) all of data, again after EINTR and short writes.  0 or -errno
+ * (-EIO when write returns 0). */
+int fsutil_write_all(int fd, const void *data, size_t len);
 
 #endif

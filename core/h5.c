@@ -380,9 +380,8 @@ out:
 static int count_trainable(const struct model *m)
 {
     int n = 0;
-    for (int i = 0; i < m->n_layers; i++)
-        for (int j = 0; j < m->layers[i].n_weights; j++)
-            n += m->layers[i].weights[j].trainable;
+    for (int k = 0; k < m->n_weights; k++)
+        n += m->weights[k].w->trainable;
     return n;
 }
 
@@ -402,11 +401,11 @@ static int write_tf_optimizer(hid_t root, const struct optimizer *opt, const str
     }
     snprintf(names[k++], 256, "%s/iter:0", cls);
     for (int s = 0; s < opt->n_slots; s++)
-        for (int i = 0; i < m->n_layers; i++)
-            for (int j = 0; j < m->layers[i].n_weights; j++)
-                if (m->layers[i].weights[j].trainable)
-                    snprintf(names[k++], 256, "%s/%s/%s/%s:0", cls, m->layers[i].cfg.name,
-                             m->layers[i].weights[j].name, optimizer_slot_name(opt, s));
+        for (int t = 0; t < m->n_weights; t++)
+            if (m->weights[t].w->trainable)
+                snprintf(names[k++], 256, "%s/%s/%s/%s:0", cls,
+                         m->layers[m->weights[t].layer].cfg.name, m->weights[t].w->name,
+                         optimizer_slot_name(opt, s));
     for (int i = 0; i < n; i++)
         ptrs[i] = names[i];
     g = group_create(root, "optimizer_weights");
@@ -420,13 +419,12 @@ static int write_tf_optimizer(hid_t root, const struct optimizer *opt, const str
         goto out;
     k = 1;
     for (int s = 0; s < opt->n_slots && r == 0; s++)
-        for (int i = 0; i < m->n_layers && r == 0; i++)
-            for (int j = 0; j < m->layers[i].n_weights && r == 0; j++) {
-                const struct weight *w = &m->layers[i].weights[j];
-                if (w->trainable)
-                    r = dataset_write(g, names[k++], w->ndim, w->shape, opt->slots[s] + w->offset,
-                                      false, 0, d);
-            }
+        for (int t = 0; t < m->n_weights && r == 0; t++) {
+            const struct weight *w = m->weights[t].w;
+            if (w->trainable)
+                r = dataset_write(g, names[k++], w->ndim, w->shape, opt->slots[s] + w->offset,
+                                  false, 0, d);
+        }
 out:
     close_id(g);
     free(names);
@@ -546,16 +544,14 @@ static int write_keras3(hid_t f, const struct model *m, const struct optimizer *
     }
     int k = 2;
     for (int s = 0; s < opt->n_slots && r == 0; s++)
-        for (int i = 0; i < m->n_layers && r == 0; i++)
-            for (int j = 0; j < m->layers[i].n_weights && r == 0; j++) {
-                const struct weight *w = &m->layers[i].weights[j];
-                if (!w->trainable)
-                    continue;
-                char idx[16];
-                snprintf(idx, sizeof(idx), "%d", k++);
-                r = dataset_write(vg, idx, w->ndim, w->shape, opt->slots[s] + w->offset, false, 0,
-                                  d);
-            }
+        for (int t = 0; t < m->n_weights && r == 0; t++) {
+            const struct weight *w = m->weights[t].w;
+            if (!w->trainable)
+                continue;
+            char idx[16];
+            snprintf(idx, sizeof(idx), "%d", k++);
+            r = dataset_write(vg, idx, w->ndim, w->shape, opt->slots[s] + w->offset, false, 0, d);
+        }
     close_id(vg);
     close_id(og);
     return r;
@@ -572,19 +568,17 @@ static void resume_checksum(const struct model *m, const float *params, const st
     struct sha256_ctx ctx;
     uint8_t sha[SHA256_DIGEST_SIZE];
     sha256_init(&ctx);
-    for (int i = 0; i < m->n_layers; i++)
-        for (int j = 0; j < m->layers[i].n_weights; j++) {
-            const struct weight *w = &m->layers[i].weights[j];
-            sha256_update(&ctx, w->size * sizeof(float), (const uint8_t *)(params + w->offset));
-        }
+    for (int t = 0; t < m->n_weights; t++) {
+        const struct weight *w = m->weights[t].w;
+        sha256_update(&ctx, w->size * sizeof(float), (const uint8_t *)(params + w->offset));
+    }
     for (int s = 0; s < opt->n_slots; s++)
-        for (int i = 0; i < m->n_layers; i++)
-            for (int j = 0; j < m->layers[i].n_weights; j++) {
-                const struct weight *w = &m->layers[i].weights[j];
-                if (w->trainable)
-                    sha256_update(&ctx, w->size * sizeof(float),
-                                  (const uint8_t *)(slots[s] + w->offset));
-            }
+        for (int t = 0; t < m->n_weights; t++) {
+            const struct weight *w = m->weights[t].w;
+            if (w->trainable)
+                sha256_update(&ctx, w->size * sizeof(float),
+                              (const uint8_t *)(slots[s] + w->offset));
+        }
     sha256_update(&ctx, sizeof(iterations), (const uint8_t *)&iterations);
     sha256_update(&ctx, sizeof(epoch), (const uint8_t *)&epoch);
     sha256_update(&ctx, strlen(state_json), (const uint8_t *)state_json);
@@ -699,7 +693,7 @@ out:
 
 static int check_model(const struct model *m, struct diag *d)
 {
-    if (!m || !m->layers || !m->params)
+    if (!m || !m->layers || !m->params || !m->weights)
         return diag_set(d, -EINVAL, "", "no model");
     for (int i = 0; i < m->n_layers; i++) {
         const struct layer *L = &m->layers[i];
@@ -1328,23 +1322,22 @@ static int read_tf_optimizer(hid_t f, const struct model *m, const struct optimi
         goto out;
     int k = 1;
     for (int s = 0; s < opt->n_slots; s++)
-        for (int i = 0; i < m->n_layers; i++)
-            for (int j = 0; j < m->layers[i].n_weights; j++) {
-                const struct weight *w = &m->layers[i].weights[j];
-                if (!w->trainable)
-                    continue;
-                snprintf(name, sizeof(name), "%s/%s/%s/%s:0", cls, m->layers[i].cfg.name, w->name,
-                         optimizer_slot_name(opt, s));
-                if (strcmp(wn.v[k], name) != 0) {
-                    r = diag_set(d, -EINVAL, "optimizer_weights",
-                                 "optimizer weight %d is '%s', expected '%s'", k, wn.v[k], name);
-                    goto out;
-                }
-                if ((r = dataset_read_f32(g, name, name, w->ndim, w->shape, slots[s] + w->offset,
-                                          d)) < 0)
-                    goto out;
-                k++;
+        for (int t = 0; t < m->n_weights; t++) {
+            const struct weight *w = m->weights[t].w;
+            if (!w->trainable)
+                continue;
+            snprintf(name, sizeof(name), "%s/%s/%s/%s:0", cls,
+                     m->layers[m->weights[t].layer].cfg.name, w->name, optimizer_slot_name(opt, s));
+            if (strcmp(wn.v[k], name) != 0) {
+                r = diag_set(d, -EINVAL, "optimizer_weights",
+                             "optimizer weight %d is '%s', expected '%s'", k, wn.v[k], name);
+                goto out;
             }
+            if ((r = dataset_read_f32(g, name, name, w->ndim, w->shape, slots[s] + w->offset,
+                                      d)) < 0)
+                goto out;
+            k++;
+        }
 out:
     strlist_free(&wn);
     H5Gclose(g);

@@ -1,6 +1,8 @@
 /* json_num.c - see json_num.h. */
 #include "json_num.h"
 
+#include "cjson_add.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,20 +18,9 @@ cJSON *json_num_create(double v)
     return cJSON_CreateRaw(buf);
 }
 
-bool json_add_item(cJSON *obj, const char *key, cJSON *item)
-{
-    if (!item)
-        return false;
-    if (!cJSON_AddItemToObject(obj, key, item)) {
-        cJSON_Delete(item);
-        return false;
-    }
-    return true;
-}
-
 bool json_num_add(cJSON *obj, const char *key, double v)
 {
-    return json_add_item(obj, key, json_num_create(v));
+    return cjson_add(obj, key, json_num_create(v));
 }
 
 bool json_num_get(const cJSON *obj, const char *key, double *ret)

@@ -8,9 +8,6 @@
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 
-/* Add item under key of obj, taking it; item NULL or a failed add (the item
- * is then deleted) give false.  Lets a tree be built in one && chain. */
-bool json_add_item(cJSON *obj, const char *key, cJSON *item);
 /* A new cJSON item for v (the caller adds it to a tree), NULL when out of memory. */
 cJSON *json_num_create(double v);
 /* Add json_num_create(v) under key; false when out of memory. */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cjson_add.h"
 #include "json_num.h"
 #include "pyfloat.h"
 
@@ -359,7 +360,7 @@ static cJSON *py_number(double x, bool integral)
 static bool put_list(cJSON *o, const char *key, const double *v, int n, bool integral)
 {
     cJSON *a = cJSON_CreateArray();
-    if (!json_add_item(o, key, a))
+    if (!cjson_add(o, key, a))
         return false;
     for (int i = 0; i < n; i++) {
         cJSON *e = py_number(v[i], integral);
@@ -378,8 +379,8 @@ char *lr_schedule_to_json(const struct lr_schedule *s)
         return NULL;
     cJSON *o = cJSON_CreateObject();
     cJSON *c = cJSON_CreateObject();
-    bool ok = o && json_add_item(o, "module", cJSON_CreateString("keras.optimizers.schedules")) &&
-              json_add_item(o, "class_name", cJSON_CreateString(k->class_name)) && json_add_item(o, "config", c);
+    bool ok = o && cjson_add(o, "module", cJSON_CreateString("keras.optimizers.schedules")) &&
+              cjson_add(o, "class_name", cJSON_CreateString(k->class_name)) && cjson_add(o, "config", c);
     if (!ok)
         cJSON_Delete(c);
     switch (s->kind) {
@@ -388,32 +389,32 @@ char *lr_schedule_to_json(const struct lr_schedule *s)
              put_list(c, "values", s->values, s->n_boundaries + 1, false);
         break;
     case LR_SCHEDULE_COSINE_DECAY_RESTARTS:
-        ok = ok && json_add_item(c, "initial_learning_rate", py_number(s->initial_learning_rate, false)) &&
-             json_add_item(c, "first_decay_steps", py_number(s->decay_steps, true)) &&
-             json_add_item(c, "t_mul", py_number(s->t_mul, false)) &&
-             json_add_item(c, "m_mul", py_number(s->m_mul, false)) &&
-             json_add_item(c, "alpha", py_number(s->alpha, false));
+        ok = ok && cjson_add(c, "initial_learning_rate", py_number(s->initial_learning_rate, false)) &&
+             cjson_add(c, "first_decay_steps", py_number(s->decay_steps, true)) &&
+             cjson_add(c, "t_mul", py_number(s->t_mul, false)) &&
+             cjson_add(c, "m_mul", py_number(s->m_mul, false)) &&
+             cjson_add(c, "alpha", py_number(s->alpha, false));
         break;
     default:
-        ok = ok && json_add_item(c, "initial_learning_rate", py_number(s->initial_learning_rate, false)) &&
-             json_add_item(c, "decay_steps", py_number(s->decay_steps, true));
+        ok = ok && cjson_add(c, "initial_learning_rate", py_number(s->initial_learning_rate, false)) &&
+             cjson_add(c, "decay_steps", py_number(s->decay_steps, true));
         if (s->kind == LR_SCHEDULE_EXPONENTIAL_DECAY || s->kind == LR_SCHEDULE_INVERSE_TIME_DECAY)
-            ok = ok && json_add_item(c, "decay_rate", py_number(s->decay_rate, false)) &&
-                 json_add_item(c, "staircase", cJSON_CreateBool(s->staircase));
+            ok = ok && cjson_add(c, "decay_rate", py_number(s->decay_rate, false)) &&
+                 cjson_add(c, "staircase", cJSON_CreateBool(s->staircase));
         else if (s->kind == LR_SCHEDULE_POLYNOMIAL_DECAY)
-            ok = ok && json_add_item(c, "end_learning_rate", py_number(s->end_learning_rate, false)) &&
-                 json_add_item(c, "power", py_number(s->power, false)) &&
-                 json_add_item(c, "cycle", cJSON_CreateBool(s->cycle));
+            ok = ok && cjson_add(c, "end_learning_rate", py_number(s->end_learning_rate, false)) &&
+                 cjson_add(c, "power", py_number(s->power, false)) &&
+                 cjson_add(c, "cycle", cJSON_CreateBool(s->cycle));
         else if (s->kind == LR_SCHEDULE_COSINE_DECAY)
-            ok = ok && json_add_item(c, "alpha", py_number(s->alpha, false)) &&
-                 json_add_item(c, "warmup_target", s->has_warmup_target
+            ok = ok && cjson_add(c, "alpha", py_number(s->alpha, false)) &&
+                 cjson_add(c, "warmup_target", s->has_warmup_target
                                              ? py_number(s->warmup_target, false)
                                              : cJSON_CreateNull()) &&
-                 json_add_item(c, "warmup_steps", py_number(s->warmup_steps, true));
+                 cjson_add(c, "warmup_steps", py_number(s->warmup_steps, true));
         break;
     }
-    ok = ok && json_add_item(c, "name", s->name_null ? cJSON_CreateNull() : cJSON_CreateString(s->name)) &&
-         json_add_item(o, "registered_name", cJSON_CreateNull());
+    ok = ok && cjson_add(c, "name", s->name_null ? cJSON_CreateNull() : cJSON_CreateString(s->name)) &&
+         cjson_add(o, "registered_name", cJSON_CreateNull());
     char *txt = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return txt;

@@ -12,10 +12,20 @@
  *     in thread order, each thread owning a range of the parameters.
  * So results are bit-identical for the same thread count.
  *
- * Activations of every layer are kept for the whole batch (layer.out);
- * gradients flow through two ping-pong buffers.  An Activation layer after a
- * Conv2D/Dense without activation is fused into that layer's GEMM epilogue;
- * Flatten is an alias; the final softmax is fused with the loss.
+ * A step is step_forward, step_loss, step_backward and step_gradient_sum
+ * per thread; layer_forward (the layers that compute the same in training
+ * and inference) is shared with inference.
+ *
+ * Memory: the weights are one arena of two blocks (trainable, then the BN
+ * moving statistics) described by one weight table (model->weights);
+ * activations of every layer, kept for the whole batch (layer.out), are one
+ * allocation; each thread's gradient arena, scratch, BN partial sums and
+ * gradient ping-pong buffers (and inference buffers) are one allocation per
+ * thread.
+ *
+ * An Activation layer after a Conv2D/Dense without activation is fused into
+ * that layer's GEMM epilogue; Flatten is an alias; the final softmax is fused
+ * with the loss.
  *
  * Inference (model_evaluate, model_predict_f32) needs no whole-batch
  * statistics: each thread runs its share of the examples in small chunks
@@ -42,7 +52,7 @@ void openblas_set_num_threads(int num_threads);
 #define EVAL_TAIL 64           /* inference: examples per chunk through the flat layers (Dense:
                                   one GEMM for many examples, the weights read once) */
 #define ALIGN 64
-#define MODEL_MAX_TENSOR ((size_t)1 << 28) /* values per example tensor / all weights */
+#define MODEL_MAX_WEIGHTS ((size_t)1 << 28) /* values of all weights */
 
 struct rt_layer {
     enum activation_kind act;  /* Conv2D/Dense epilogue (incl. a fused Activation); Activation kind */
@@ -84,6 +94,9 @@ struct model_runtime {
     size_t scratch_floats;
     double *loss_sum;          /* (threads) */
     int *correct;              /* (threads) */
+    void *act_block;           /* one allocation: x, every layer's output, probs, y, losses */
+    void **thread_block;       /* (threads) one allocation each: that thread's gradient arena
+                                  (not thread 0's), scratch, BN partial sums, ebuf, dbuf */
 };
 
 static void *aligned_floats(size_t n)
@@ -95,6 +108,33 @@ static void *aligned_floats(size_t n)
     return p;
 }
 
+/* Pieces of one block, each 64-byte aligned.  With base NULL, carve()
+ * only counts (a first pass sizes the block), returning NULL. */
+struct carve {
+    char *base;
+    size_t used;
+};
+
+static void *carve(struct carve *c, size_t bytes)
+{
+    void *p = c->base ? c->base + c->used : NULL;
+    c->used += (bytes + ALIGN - 1) / ALIGN * ALIGN;
+    return p;
+}
+
+/* Sizes the block of a carve pass (first call, c->base NULL) or allocates
+ * it zeroed and starts the second pass; NULL when out of memory. */
+static void *carve_alloc(struct carve *c)
+{
+    size_t bytes = c->used ? c->used : ALIGN;
+    void *p = aligned_alloc(ALIGN, bytes);
+    if (p)
+        memset(p, 0, bytes);
+    c->base = p;
+    c->used = 0;
+    return p;
+}
+
 static void slice(int n, int tid, int nthreads, int *b0, int *b1)
 {
     *b0 = (int)((long)n * tid / nthreads);
@@ -103,8 +143,11 @@ static void slice(int n, int tid, int nthreads, int *b0, int *b1)
 
 /* ------------------------------------------------------------ creation */
 
-static int add_weight(struct layer *l, const char *name, int ndim, const int *shape,
-                      bool trainable, size_t *offset)
+/* Appends a weight to layer l: trainable ones at the end of the trainable
+ * block (off[0]), the others at the end of the statistics block (off[1],
+ * relative to its start; model_plan shifts them behind the trainable block). */
+static void add_weight(struct layer *l, const char *name, int ndim, const int *shape,
+                       bool trainable, size_t off[2])
 {
     struct weight *w = &l->weights[l->n_weights++];
     w->name = name;
@@ -114,10 +157,9 @@ static int add_weight(struct layer *l, const char *name, int ndim, const int *sh
         w->shape[i] = i < ndim ? shape[i] : 0;
     for (int i = 0; i < ndim; i++)
         w->size *= (size_t)shape[i];
-    w->offset = *offset;
+    w->offset = off[!trainable];
     w->trainable = trainable;
-    *offset += w->size;
-    return 0;
+    off[!trainable] += w->size;
 }
 
 static int layer_error(struct diag *d, int i, const char *key, const char *msg)
@@ -128,115 +170,90 @@ static int layer_error(struct diag *d, int i, const char *key, const char *msg)
     return diag_set(d, -EINVAL, field, "%s", msg);
 }
 
-/* Shapes, weights and the runtime plan of every layer. */
-static int model_plan(struct model *m, struct diag *d)
+/* Weights and the runtime plan of every layer, on the shapes that
+ * model_spec_infer_shapes() validated (shape[i] is layer i's output). */
+static int model_plan(struct model *m, const int (*shape)[3], struct diag *d)
 {
     struct model_runtime *rt = m->rt;
-    int shape[3] = {m->input_shape[0], m->input_shape[1], m->input_shape[2]};
     bool rank4 = true;
-    size_t offset = 0;
-    rt->max_size = rt->in_size = (size_t)shape[0] * shape[1] * shape[2];
-    for (int i = 0; i < m->n_layers; i++) {
+    size_t off[2] = {0, 0}; /* ends of the trainable and the statistics block */
+    const int *in = m->input_shape;
+    rt->max_size = rt->in_size = (size_t)in[0] * in[1] * in[2];
+    for (int i = 0; i < m->n_layers; i++, in = shape[i - 1]) {
         struct layer *l = &m->layers[i];
         struct rt_layer *r = &rt->L[i];
         const struct layer_config *c = &l->cfg;
-        if ((size_t)shape[0] * shape[1] * shape[2] > MODEL_MAX_TENSOR)
-            return layer_error(d, i, "", "tensor too large (more than 2^28 values per example)");
-        memcpy(l->in_shape, shape, sizeof(shape));
+        memcpy(l->in_shape, in, sizeof(l->in_shape));
+        memcpy(l->out_shape, shape[i], sizeof(l->out_shape));
         r->rank4 = rank4;
-        r->in_size = (size_t)shape[0] * shape[1] * shape[2];
-        r->rows = shape[0] * shape[1];
-        r->ch = shape[2];
+        r->in_size = (size_t)in[0] * in[1] * in[2];
+        r->out_size = (size_t)shape[i][0] * shape[i][1] * shape[i][2];
+        r->rows = in[0] * in[1];
+        r->ch = in[2];
         r->act = c->activation;
         switch (c->kind) {
         case LAYER_KIND_CONV2D: {
-            if (c->filters < 1 || c->kernel_size[0] < 1 || c->kernel_size[1] < 1 ||
-                c->strides[0] < 1 || c->strides[1] < 1 || c->filters > 65536 ||
-                c->kernel_size[0] > 4096 || c->kernel_size[1] > 4096)
-                return layer_error(d, i, "", "Conv2D needs filters, kernel_size and strides >= 1");
-            conv2d_geom_init(&r->cg, shape[0], shape[1], shape[2], c->filters, c->kernel_size[0],
+            conv2d_geom_init(&r->cg, in[0], in[1], in[2], c->filters, c->kernel_size[0],
                              c->kernel_size[1], c->strides[0], c->strides[1], c->padding);
-            if (r->cg.oh < 1 || r->cg.ow < 1)
-                return layer_error(d, i, "kernel_size", "kernel larger than the input");
-            int ks[4] = {c->kernel_size[0], c->kernel_size[1], shape[2], c->filters};
-            add_weight(l, "kernel", 4, ks, true, &offset);
+            int ks[4] = {c->kernel_size[0], c->kernel_size[1], in[2], c->filters};
+            add_weight(l, "kernel", 4, ks, true, off);
             if (c->use_bias)
-                add_weight(l, "bias", 1, &c->filters, true, &offset);
-            shape[0] = r->cg.oh, shape[1] = r->cg.ow, shape[2] = c->filters;
+                add_weight(l, "bias", 1, &c->filters, true, off);
             break;
         }
         case LAYER_KIND_DENSE: {
-            if (c->units < 1 || (size_t)c->units > MODEL_MAX_TENSOR)
-                return layer_error(d, i, "units", "Dense needs units >= 1");
-            if (shape[0] != 1 || shape[1] != 1)
-                return layer_error(d, i, "", "Dense needs a flat input (add a Flatten layer)");
-            int ks[2] = {shape[2], c->units};
-            add_weight(l, "kernel", 2, ks, true, &offset);
+            int ks[2] = {in[2], c->units};
+            add_weight(l, "kernel", 2, ks, true, off);
             if (c->use_bias)
-                add_weight(l, "bias", 1, &c->units, true, &offset);
-            shape[2] = c->units;
+                add_weight(l, "bias", 1, &c->units, true, off);
             rank4 = false;
             break;
         }
         case LAYER_KIND_BATCH_NORMALIZATION:
-            if (!(c->momentum >= 0.0f && c->momentum <= 1.0f) || !(c->epsilon > 0.0f))
-                return layer_error(d, i, "momentum", "BatchNormalization needs 0 <= momentum <= 1 and epsilon > 0");
-            add_weight(l, "gamma", 1, &shape[2], true, &offset);
-            add_weight(l, "beta", 1, &shape[2], true, &offset);
-            add_weight(l, "moving_mean", 1, &shape[2], false, &offset);
-            add_weight(l, "moving_variance", 1, &shape[2], false, &offset);
-            if (shape[2] > rt->max_c)
-                rt->max_c = shape[2];
-            break;
-        case LAYER_KIND_ACTIVATION:
-        case LAYER_KIND_DROPOUT:
-            if (c->kind == LAYER_KIND_DROPOUT && !(c->rate >= 0.0f && c->rate < 1.0f))
-                return layer_error(d, i, "rate", "Dropout rate must be in [0, 1)");
+            add_weight(l, "gamma", 1, &in[2], true, off);
+            add_weight(l, "beta", 1, &in[2], true, off);
+            add_weight(l, "moving_mean", 1, &in[2], false, off);
+            add_weight(l, "moving_variance", 1, &in[2], false, off);
+            if (in[2] > rt->max_c)
+                rt->max_c = in[2];
             break;
         case LAYER_KIND_MAX_POOLING2D:
         case LAYER_KIND_AVERAGE_POOLING2D:
-            if (c->pool_size[0] < 1 || c->pool_size[1] < 1 || c->strides[0] < 1 ||
-                c->strides[1] < 1)
-                return layer_error(d, i, "pool_size", "pool_size and strides must be >= 1");
-            pool2d_geom_init(&r->pg, shape[0], shape[1], shape[2], c->pool_size[0],
-                             c->pool_size[1], c->strides[0], c->strides[1], c->padding);
-            if (r->pg.oh < 1 || r->pg.ow < 1)
-                return layer_error(d, i, "pool_size", "pool larger than the input");
-            shape[0] = r->pg.oh, shape[1] = r->pg.ow;
+            pool2d_geom_init(&r->pg, in[0], in[1], in[2], c->pool_size[0], c->pool_size[1],
+                             c->strides[0], c->strides[1], c->padding);
             break;
         case LAYER_KIND_FLATTEN:
-            shape[2] = shape[0] * shape[1] * shape[2];
-            shape[0] = shape[1] = 1;
             rank4 = false;
             break;
-        default:
-            return layer_error(d, i, "", "unknown layer kind");
+        case LAYER_KIND_ACTIVATION:
+        case LAYER_KIND_DROPOUT:
+            break;
         }
-        memcpy(l->out_shape, shape, sizeof(shape));
-        r->out_size = (size_t)shape[0] * shape[1] * shape[2];
-        if (r->out_size > MODEL_MAX_TENSOR || offset > MODEL_MAX_TENSOR)
-            return layer_error(d, i, "", "tensor or weights too large (more than 2^28 values)");
+        if (off[0] + off[1] > MODEL_MAX_WEIGHTS)
+            return layer_error(d, i, "", "weights too large (more than 2^28 values)");
         if (r->out_size > rt->max_size)
             rt->max_size = r->out_size;
     }
-    m->n_params = offset;
-    m->n_trainable = 0;
+    m->n_trainable = off[0];
+    m->n_params = off[0] + off[1];
     for (int i = 0; i < m->n_layers; i++)
-        for (int j = 0; j < m->layers[i].n_weights; j++)
-            if (m->layers[i].weights[j].trainable)
-                m->n_trainable += m->layers[i].weights[j].size;
+        m->n_weights += m->layers[i].n_weights;
+    m->weights = calloc((size_t)(m->n_weights > 0 ? m->n_weights : 1), sizeof(*m->weights));
+    if (!m->weights)
+        return diag_set(d, -ENOMEM, "", "out of memory");
+    int k = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        for (int j = 0; j < m->layers[i].n_weights; j++) {
+            struct weight *w = &m->layers[i].weights[j];
+            if (!w->trainable)
+                w->offset += m->n_trainable;
+            m->weights[k++] = (struct model_weight){.layer = i, .w = w};
+        }
 
-    /* The final softmax, fused with the loss. */
+    /* The final softmax (model_spec_output_classes() checked it), fused
+     * with the loss. */
     int last = m->n_layers - 1;
-    if (last < 0)
-        return diag_set(d, -EINVAL, "/config/layers", "the model has no layers");
     struct layer_config *lc = &m->layers[last].cfg;
-    bool ends_softmax = (lc->kind == LAYER_KIND_ACTIVATION || lc->kind == LAYER_KIND_DENSE ||
-                         lc->kind == LAYER_KIND_CONV2D) &&
-                        lc->activation == ACTIVATION_KIND_SOFTMAX;
-    if (!ends_softmax || m->layers[last].out_shape[0] != 1 || m->layers[last].out_shape[1] != 1)
-        return layer_error(d, last, "activation",
-                           "the last layer must end in softmax on a flat output");
     m->classes = m->layers[last].out_shape[2];
     if (lc->kind == LAYER_KIND_ACTIVATION) {
         if (last == 0)
@@ -287,21 +304,29 @@ static int model_alloc_runtime(struct model *m)
     const size_t B = (size_t)m->max_batch;
     if (!(m->params = aligned_floats(m->n_params)) || !(m->grads = aligned_floats(m->n_params)))
         return -ENOMEM;
-    if (!(rt->x = aligned_floats(B * rt->in_size)) ||
-        !(rt->y = aligned_floats(B * m->classes)) ||
-        !(rt->probs = aligned_floats(B * m->classes)) || !(rt->losses = aligned_floats(B)))
-        return -ENOMEM;
+    /* activations: pass 0 sizes the block, pass 1 hands out the pieces */
+    struct carve act = {0};
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1 && !(rt->act_block = carve_alloc(&act)))
+            return -ENOMEM;
+        rt->x = carve(&act, sizeof(float) * B * rt->in_size);
+        for (int i = 0; i < m->n_layers; i++) {
+            struct rt_layer *r = &rt->L[i];
+            if (!r->alias && !r->loss_softmax)
+                r->out = carve(&act, sizeof(float) * B * r->out_size);
+        }
+        rt->probs = carve(&act, sizeof(float) * B * m->classes);
+        rt->y = carve(&act, sizeof(float) * B * m->classes);
+        rt->losses = carve(&act, sizeof(float) * B);
+    }
     rt->scratch_floats = 16;
     for (int i = 0; i < m->n_layers; i++) {
         struct rt_layer *r = &rt->L[i];
         const struct layer_config *c = &m->layers[i].cfg;
-        if (r->alias) {
+        if (r->alias)
             r->out = i == 0 ? rt->x : rt->L[i - 1].out;
-        } else if (r->loss_softmax) {
+        else if (r->loss_softmax)
             r->out = rt->probs;
-        } else if (!(r->out = aligned_floats(B * r->out_size))) {
-            return -ENOMEM;
-        }
         if (c->kind == LAYER_KIND_CONV2D) {
             size_t s = conv2d_scratch_floats(&r->cg);
             if (s > rt->scratch_floats)
@@ -322,7 +347,8 @@ static int model_alloc_runtime(struct model *m)
         !(rt->ebuf = calloc((size_t)T, sizeof(float *))) ||
         !(rt->dbuf = calloc((size_t)T * 2, sizeof(float *))) ||
         !(rt->loss_sum = calloc((size_t)T, sizeof(double))) ||
-        !(rt->correct = calloc((size_t)T, sizeof(int))))
+        !(rt->correct = calloc((size_t)T, sizeof(int))) ||
+        !(rt->thread_block = calloc((size_t)T, sizeof(void *))))
         return -ENOMEM;
     /* inference buffers: a head buffer holds any tensor of EVAL_HEAD examples;
      * a tail buffer any flat tensor of EVAL_TAIL examples, or probs + y + losses */
@@ -339,17 +365,19 @@ static int model_alloc_runtime(struct model *m)
     rt->head_floats = ((size_t)EVAL_HEAD * rt->max_size + 31) / 16 * 16;
     rt->tail_floats =
         ((size_t)EVAL_TAIL * (tail_max + 2 * (size_t)m->classes + 1) + 31) / 16 * 16;
+    const size_t slice_max = (B + (size_t)T - 1) / (size_t)T;
     for (int t = 0; t < T; t++) {
-        rt->tgrad[t] = t == 0 ? m->grads : aligned_floats(m->n_params);
-        rt->scratch[t] = aligned_floats(rt->scratch_floats);
-        rt->part[t] = calloc((size_t)8 * (rt->max_c > 0 ? rt->max_c : 1), sizeof(double));
-        rt->ebuf[t] = aligned_floats(2 * (rt->head_floats + rt->tail_floats));
-        size_t slice_max = (B + (size_t)T - 1) / (size_t)T;
-        rt->dbuf[2 * t] = aligned_floats(slice_max * rt->max_size);
-        rt->dbuf[2 * t + 1] = aligned_floats(slice_max * rt->max_size);
-        if (!rt->tgrad[t] || !rt->scratch[t] || !rt->part[t] || !rt->ebuf[t] ||
-            !rt->dbuf[2 * t] || !rt->dbuf[2 * t + 1])
-            return -ENOMEM;
+        struct carve c = {0};
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass == 1 && !(rt->thread_block[t] = carve_alloc(&c)))
+                return -ENOMEM;
+            rt->tgrad[t] = t == 0 ? m->grads : carve(&c, sizeof(float) * m->n_params);
+            rt->scratch[t] = carve(&c, sizeof(float) * rt->scratch_floats);
+            rt->part[t] = carve(&c, sizeof(double) * 8 * (size_t)(rt->max_c > 0 ? rt->max_c : 1));
+            rt->ebuf[t] = carve(&c, sizeof(float) * 2 * (rt->head_floats + rt->tail_floats));
+            rt->dbuf[2 * t] = carve(&c, sizeof(float) * slice_max * rt->max_size);
+            rt->dbuf[2 * t + 1] = carve(&c, sizeof(float) * slice_max * rt->max_size);
+        }
     }
     return 0;
 }
@@ -360,16 +388,29 @@ int model_create(struct model **ret, const struct model_spec *spec, int max_batc
     if (threads < 1 || threads > 256 || max_batch < 1 || max_batch > (1 << 20))
         return diag_set(d, -EINVAL, threads < 1 || threads > 256 ? "threads" : "max_batch",
                         "out of range (threads 1..256, max_batch 1..2^20)");
-    for (int i = 0; i < 3; i++)
-        if (spec->input_shape[i] < 1 || spec->input_shape[i] > 65536)
-            return diag_set(d, -EINVAL, "input_shape", "every dimension must be in 1..65536");
-    if (spec->n_layers < 1 || !spec->layers)
-        return diag_set(d, -EINVAL, "/config/layers", "the model has no layers");
-    struct model *m = calloc(1, sizeof(*m));
-    if (!m)
+    if (spec->n_layers < 1 || spec->n_layers > MODEL_SPEC_LAYERS_MAX || !spec->layers)
+        return diag_set(d, -EINVAL, "/config/layers", "the model has %d layers (1 to %d allowed)",
+                        spec->n_layers, MODEL_SPEC_LAYERS_MAX);
+    int(*shape)[3] = calloc((size_t)spec->n_layers, sizeof(*shape));
+    if (!shape)
         return diag_set(d, -ENOMEM, "", "out of memory");
-    int err = model_spec_copy(&m->spec, spec);
+    int err = model_spec_infer_shapes(spec, shape, d);
+    if (!err) {
+        int classes = model_spec_output_classes(spec, d);
+        err = classes < 0 ? classes : 0;
+    }
     if (err) {
+        free(shape);
+        return err;
+    }
+    struct model *m = calloc(1, sizeof(*m));
+    if (!m) {
+        free(shape);
+        return diag_set(d, -ENOMEM, "", "out of memory");
+    }
+    err = model_spec_copy(&m->spec, spec);
+    if (err) {
+        free(shape);
         free(m);
         return diag_set(d, err, "", "out of memory");
     }
@@ -379,18 +420,17 @@ int model_create(struct model **ret, const struct model_spec *spec, int max_batc
     m->max_batch = max_batch;
     m->layers = calloc((size_t)m->n_layers, sizeof(*m->layers));
     m->rt = calloc(1, sizeof(*m->rt));
-    if (!m->layers || !m->rt) {
-        model_free(m);
-        return diag_set(d, -ENOMEM, "", "out of memory");
-    }
-    m->rt->L = calloc((size_t)m->n_layers, sizeof(*m->rt->L));
-    if (!m->rt->L) {
+    if (m->rt)
+        m->rt->L = calloc((size_t)m->n_layers, sizeof(*m->rt->L));
+    if (!m->layers || !m->rt || !m->rt->L) {
+        free(shape);
         model_free(m);
         return diag_set(d, -ENOMEM, "", "out of memory");
     }
     for (int i = 0; i < m->n_layers; i++)
         m->layers[i].cfg = spec->layers[i];
-    err = model_plan(m, d);
+    err = model_plan(m, (const int(*)[3])shape, d);
+    free(shape);
     if (err) {
         model_free(m);
         return err;
@@ -419,42 +459,27 @@ void model_free(struct model *m)
         if (rt->L)
             for (int i = 0; i < m->n_layers; i++) {
                 struct rt_layer *r = &rt->L[i];
-                if (!r->alias && !r->loss_softmax)
-                    free(r->out);
                 free(r->wflip);
                 free(r->mask);
                 free(r->bn_stats);
             }
-        for (int t = 0; t < m->threads; t++) {
-            if (rt->tgrad && t > 0)
-                free(rt->tgrad[t]);
-            if (rt->scratch)
-                free(rt->scratch[t]);
-            if (rt->part)
-                free(rt->part[t]);
-            if (rt->ebuf)
-                free(rt->ebuf[t]);
-            if (rt->dbuf) {
-                free(rt->dbuf[2 * t]);
-                free(rt->dbuf[2 * t + 1]);
-            }
-        }
+        for (int t = 0; rt->thread_block && t < m->threads; t++)
+            free(rt->thread_block[t]);
+        free(rt->thread_block);
+        free(rt->act_block);
         free(rt->tgrad);
         free(rt->scratch);
         free(rt->part);
         free(rt->ebuf);
         free(rt->loss_sum);
         free(rt->correct);
-        free(rt->x);
-        free(rt->y);
-        free(rt->probs);
-        free(rt->losses);
         free(rt->dbuf);
         free(rt->L);
         free(rt);
     }
     free(m->params);
     free(m->grads);
+    free(m->weights);
     free(m->layers);
     model_spec_free(&m->spec);
     free(m);
@@ -567,27 +592,69 @@ static void denormals_restore(unsigned old)
 #endif
 }
 
-static void step_thread(void *arg, int tid, int T)
+/* Forward of layer i on nb examples where training and inference compute
+ * the same (Conv2D, Dense, Activation, pooling): out (nb, out_size) from inp
+ * (nb, in_size); Activation may run in place (out == inp).  false for the
+ * other kinds, which the caller runs. */
+static bool layer_forward(struct model *m, int i, float *out, const float *inp, int nb,
+                          float *scratch)
 {
-    unsigned csr = denormals_off();
-    struct step_ctx *s = arg;
+    const struct rt_layer *r = &m->rt->L[i];
+    const struct layer_config *c = &m->layers[i].cfg;
+    switch (c->kind) {
+    case LAYER_KIND_CONV2D:
+        conv2d_forward(out, scratch, inp, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL,
+                       r->act, nb, &r->cg);
+        return true;
+    case LAYER_KIND_DENSE:
+        dense_forward(out, inp, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL, r->act, nb,
+                      r->ch, c->units);
+        return true;
+    case LAYER_KIND_ACTIVATION:
+        activation_forward(out, inp, (size_t)nb * r->rows, r->ch, r->act);
+        return true;
+    case LAYER_KIND_MAX_POOLING2D:
+        maxpool2d_forward(out, inp, nb, &r->pg);
+        return true;
+    case LAYER_KIND_AVERAGE_POOLING2D:
+        avgpool2d_forward(out, inp, nb, &r->pg);
+        return true;
+    case LAYER_KIND_BATCH_NORMALIZATION:
+    case LAYER_KIND_DROPOUT:
+    case LAYER_KIND_FLATTEN:
+        break;
+    }
+    return false;
+}
+
+/* One compute thread's share of a training step. */
+struct step_slice {
+    int tid, T;
+    int b0, nb;          /* examples [b0, b0 + nb) of the batch */
+    float *grad;         /* this thread's gradient arena (thread 0: m->grads) */
+    float *scratch;      /* conv column buffer */
+    double *mine;        /* BN partial sums of this thread, 2 parity slots of 2 x max_c */
+    double *comb;        /* the threads' partial sums combined, 2 x max_c */
+    int parity;          /* next parity slot of `mine` */
+};
+
+/* Combines the threads' BN partial sums (2 x C each, written into t->mine at
+ * the current parity) in thread order into t->comb, after a barrier. */
+static void step_combine(struct model_runtime *rt, struct step_slice *t, int C)
+{
+    pool_barrier(rt->pool);
+    combine_parts(t->comb, rt, t->T, t->parity, C);
+    t->parity ^= 1;
+}
+
+/* This thread's examples through layers 0..logits_layer in training mode:
+ * BN normalises with the whole batch's statistics (and updates the moving
+ * ones when asked), Dropout draws its mask from (seed, step). */
+static void step_forward(const struct step_ctx *s, struct step_slice *t)
+{
     struct model *m = s->m;
     struct model_runtime *rt = m->rt;
-    int b0, b1;
-    slice(s->n, tid, T, &b0, &b1);
-    const int nb = b1 - b0;
-    float *grad = rt->tgrad[tid];
-    float *scratch = rt->scratch[tid];
-    double *mine = rt->part[tid];
-    double *comb = mine + 4 * (size_t)rt->max_c; /* slots 2, 3: combined sums */
-    int parity = 0;
-
-    memset(grad, 0, sizeof(float) * m->n_params);
-    if (s->images)
-        images_to_float(rt->x + (size_t)b0 * rt->in_size, s->images + (size_t)b0 * rt->in_size,
-                        (size_t)nb * rt->in_size);
-
-    /* ---- forward */
+    const int b0 = t->b0, nb = t->nb;
     for (int i = 0; i <= rt->logits_layer; i++) {
         struct rt_layer *r = &rt->L[i];
         const struct layer_config *c = &m->layers[i].cfg;
@@ -595,58 +662,41 @@ static void step_thread(void *arg, int tid, int T)
             continue;
         const float *inp = layer_input(rt, i) + (size_t)b0 * r->in_size;
         float *out = r->out + (size_t)b0 * r->out_size;
-        switch (c->kind) {
-        case LAYER_KIND_CONV2D:
-            conv2d_forward(out, scratch, inp, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL,
-                           r->act, nb, &r->cg);
-            break;
-        case LAYER_KIND_DENSE:
-            dense_forward(out, inp, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL, r->act,
-                          nb, r->ch, c->units);
-            break;
-        case LAYER_KIND_BATCH_NORMALIZATION: {
+        if (layer_forward(m, i, out, inp, nb, t->scratch))
+            continue;
+        if (c->kind == LAYER_KIND_BATCH_NORMALIZATION) {
             const int C = r->ch;
-            double *p = mine + (size_t)parity * 2 * rt->max_c;
+            double *p = t->mine + (size_t)t->parity * 2 * rt->max_c;
             memset(p, 0, sizeof(double) * 2 * C);
             batchnorm_stats_accumulate(p, p + C, inp, (size_t)nb * r->rows, C);
-            pool_barrier(rt->pool);
-            combine_parts(comb, rt, T, parity, C);
-            parity ^= 1;
-            float *mean = r->bn_stats + (size_t)tid * 2 * C, *var = mean + C;
+            step_combine(rt, t, C);
+            float *mean = r->bn_stats + (size_t)t->tid * 2 * C, *var = mean + C;
             size_t count = (size_t)s->n * r->rows;
-            batchnorm_stats_finalize(mean, var, comb, comb + C, count, C);
-            if (tid == 0 && s->update_moving)
+            batchnorm_stats_finalize(mean, var, t->comb, t->comb + C, count, C);
+            if (t->tid == 0 && s->update_moving)
                 batchnorm_update_moving(wptr(m, i, 2), wptr(m, i, 3), mean, var, count,
                                         c->momentum, r->rank4, C);
             batchnorm_forward(out, inp, mean, var, wptr(m, i, 0), wptr(m, i, 1), c->epsilon,
                               (size_t)nb * r->rows, C);
-            break;
-        }
-        case LAYER_KIND_ACTIVATION:
-            activation_forward(out, inp, (size_t)nb * r->rows, r->ch, r->act);
-            break;
-        case LAYER_KIND_MAX_POOLING2D:
-            maxpool2d_forward(out, inp, nb, &r->pg);
-            break;
-        case LAYER_KIND_AVERAGE_POOLING2D:
-            avgpool2d_forward(out, inp, nb, &r->pg);
-            break;
-        case LAYER_KIND_DROPOUT: {
+        } else if (c->kind == LAYER_KIND_DROPOUT) {
             uint8_t *mask = r->mask + (size_t)b0 * r->out_size;
             if (c->rate > 0.0f)
                 dropout_mask(mask, nb, r->out_size, c->rate, s->seed, s->step, i, b0);
             else
                 memset(mask, 1, (size_t)nb * r->out_size);
             dropout_forward(out, inp, mask, c->rate, (size_t)nb * r->out_size);
-            break;
-        }
-        case LAYER_KIND_FLATTEN:
-            break;
         }
     }
+}
 
-    /* ---- loss */
-    const int K = m->classes;
+/* Softmax cross-entropy of this thread's examples: probabilities, the sum
+ * of the losses and the correct count (rt->loss_sum, rt->correct at tid),
+ * and d(mean loss)/d(logits) into dlogits (nb, classes). */
+static void step_loss(const struct step_ctx *s, const struct step_slice *t, float *dlogits)
+{
+    struct model *m = s->m;
+    struct model_runtime *rt = m->rt;
+    const int K = m->classes, b0 = t->b0, nb = t->nb;
     const float *logits = rt->L[rt->logits_layer].out + (size_t)b0 * K;
     float *probs = rt->probs + (size_t)b0 * K;
     const float *y = rt->y + (size_t)b0 * K;
@@ -665,14 +715,21 @@ static void step_thread(void *arg, int tid, int T)
         }
         correct += am == ay;
     }
-    rt->loss_sum[tid] = lsum;
-    rt->correct[tid] = correct;
-    float **dbuf = rt->dbuf + 2 * tid;
-    int cur = 0;
-    softmax_crossentropy_backward(dbuf[cur], probs, y, 1.0f / (float)s->n,
-                                  nb, K);
+    rt->loss_sum[t->tid] = lsum;
+    rt->correct[t->tid] = correct;
+    softmax_crossentropy_backward(dlogits, probs, y, 1.0f / (float)s->n, nb, K);
+}
 
-    /* ---- backward */
+/* Backward from the logits' gradient in dbuf[0] through layers
+ * logits_layer..0: this thread's weight gradients into t->grad (BN's
+ * gamma/beta, summed over the batch, by thread 0 into m->grads). */
+static void step_backward(const struct step_ctx *s, struct step_slice *t, float **dbuf)
+{
+    struct model *m = s->m;
+    struct model_runtime *rt = m->rt;
+    const int b0 = t->b0, nb = t->nb;
+    float *grad = t->grad, *scratch = t->scratch;
+    int cur = 0;
     for (int i = rt->logits_layer; i >= 0; i--) {
         struct rt_layer *r = &rt->L[i];
         const struct layer_config *c = &m->layers[i].cfg;
@@ -701,15 +758,14 @@ static void step_thread(void *arg, int tid, int T)
             break;
         case LAYER_KIND_BATCH_NORMALIZATION: {
             const int C = r->ch;
-            const float *mean = r->bn_stats + (size_t)tid * 2 * C, *var = mean + C;
-            double *p = mine + (size_t)parity * 2 * rt->max_c;
+            const float *mean = r->bn_stats + (size_t)t->tid * 2 * C, *var = mean + C;
+            double *p = t->mine + (size_t)t->parity * 2 * rt->max_c;
+            const double *comb = t->comb;
             memset(p, 0, sizeof(double) * 2 * C);
             batchnorm_backward_accumulate(p, p + C, g, inp, mean, var, c->epsilon,
                                           (size_t)nb * r->rows, C);
-            pool_barrier(rt->pool);
-            combine_parts(comb, rt, T, parity, C);
-            parity ^= 1;
-            if (tid == 0) {
+            step_combine(rt, t, C);
+            if (t->tid == 0) {
                 float *dgamma = gptr(m, grad, i, 0), *dbeta = gptr(m, grad, i, 1);
                 for (int k = 0; k < C; k++) {
                     dgamma[k] += (float)comb[C + k];
@@ -740,17 +796,46 @@ static void step_thread(void *arg, int tid, int T)
             break;
         }
     }
+}
 
-    /* ---- reduce the per-thread gradients in thread order */
-    if (T > 1) {
-        pool_barrier(rt->pool);
-        size_t p0 = m->n_params * (size_t)tid / T, p1 = m->n_params * (size_t)(tid + 1) / T;
-        for (int t = 1; t < T; t++) {
-            const float *src = rt->tgrad[t];
-            for (size_t k = p0; k < p1; k++)
-                m->grads[k] += src[k];
-        }
+/* Sums the per-thread gradient arenas into m->grads in thread order, each
+ * thread owning a range of the trainable block (after a barrier: every
+ * thread's backward is done). */
+static void step_gradient_sum(struct model *m, int tid, int T)
+{
+    if (T < 2)
+        return;
+    pool_barrier(m->rt->pool);
+    size_t p0 = m->n_trainable * (size_t)tid / T, p1 = m->n_trainable * (size_t)(tid + 1) / T;
+    for (int t = 1; t < T; t++) {
+        const float *src = m->rt->tgrad[t];
+        for (size_t k = p0; k < p1; k++)
+            m->grads[k] += src[k];
     }
+}
+
+static void step_thread(void *arg, int tid, int T)
+{
+    unsigned csr = denormals_off();
+    struct step_ctx *s = arg;
+    struct model *m = s->m;
+    struct model_runtime *rt = m->rt;
+    struct step_slice t = {.tid = tid, .T = T, .grad = rt->tgrad[tid],
+                           .scratch = rt->scratch[tid], .mine = rt->part[tid]};
+    int b1;
+    slice(s->n, tid, T, &t.b0, &b1);
+    t.nb = b1 - t.b0;
+    t.comb = t.mine + 4 * (size_t)rt->max_c; /* slots 2, 3 */
+
+    memset(t.grad, 0, sizeof(float) * m->n_params);
+    if (s->images)
+        images_to_float(rt->x + (size_t)t.b0 * rt->in_size, s->images + (size_t)t.b0 * rt->in_size,
+                        (size_t)t.nb * rt->in_size);
+    float **dbuf = rt->dbuf + 2 * tid;
+    step_forward(s, &t);
+    step_loss(s, &t, dbuf[0]);
+    step_backward(s, &t, dbuf);
+    step_gradient_sum(m, tid, T);
     denormals_restore(csr);
 }
 
@@ -836,34 +921,15 @@ static float *infer_layers(struct model *m, int i0, int i1, float *x, float *oth
         if (r->alias)
             continue;
         bool swap = true;
-        switch (c->kind) {
-        case LAYER_KIND_CONV2D:
-            conv2d_forward(nxt, scratch, cur, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL,
-                           r->act, nb, &r->cg);
-            break;
-        case LAYER_KIND_DENSE:
-            dense_forward(nxt, cur, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL, r->act,
-                          nb, r->ch, c->units);
-            break;
-        case LAYER_KIND_BATCH_NORMALIZATION:
+        if (c->kind == LAYER_KIND_BATCH_NORMALIZATION) {
             batchnorm_forward(cur, cur, wptr(m, i, 2), wptr(m, i, 3), wptr(m, i, 0),
                               wptr(m, i, 1), c->epsilon, (size_t)nb * r->rows, r->ch);
             swap = false;
-            break;
-        case LAYER_KIND_ACTIVATION:
-            activation_forward(cur, cur, (size_t)nb * r->rows, r->ch, r->act);
+        } else if (c->kind == LAYER_KIND_ACTIVATION) {
+            layer_forward(m, i, cur, cur, nb, scratch);
             swap = false;
-            break;
-        case LAYER_KIND_MAX_POOLING2D:
-            maxpool2d_forward(nxt, cur, nb, &r->pg);
-            break;
-        case LAYER_KIND_AVERAGE_POOLING2D:
-            avgpool2d_forward(nxt, cur, nb, &r->pg);
-            break;
-        case LAYER_KIND_DROPOUT:
-        case LAYER_KIND_FLATTEN:
-            swap = false;
-            break;
+        } else if (!layer_forward(m, i, nxt, cur, nb, scratch)) {
+            swap = false; /* Dropout is the identity at inference, Flatten an alias */
         }
         if (swap) {
             float *t = cur;

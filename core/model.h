@@ -1,8 +1,7 @@
-/* model.h - a Keras Sequential model: its description (spec), its weights and
- * the runtime that trains and evaluates it.
+/* model.h - a Keras Sequential model's weights and the runtime that trains
+ * and evaluates it; its description (spec) is in model_spec.h.
  *
- * Ownership: model_spec_* functions own spec->layers (freed by
- * model_spec_free).  model_create() copies the spec; the model owns its
+ * Ownership: model_create() copies the spec; the model owns its
  * arenas, its runtime scratch and its compute threads; model_free(NULL) is a
  * no-op.  A model is used by one thread at a time (its own compute threads
  * are internal).
@@ -17,55 +16,7 @@
 #include <stdint.h>
 
 #include "diag.h"
-
-enum layer_kind {
-    LAYER_KIND_CONV2D,
-    LAYER_KIND_DENSE,
-    LAYER_KIND_BATCH_NORMALIZATION,
-    LAYER_KIND_ACTIVATION,
-    LAYER_KIND_MAX_POOLING2D,
-    LAYER_KIND_AVERAGE_POOLING2D,
-    LAYER_KIND_DROPOUT,
-    LAYER_KIND_FLATTEN,
-};
-
-enum activation_kind {
-    ACTIVATION_KIND_LINEAR,
-    ACTIVATION_KIND_RELU,
-    ACTIVATION_KIND_SIGMOID,
-    ACTIVATION_KIND_TANH,
-    ACTIVATION_KIND_SOFTMAX,
-};
-
-enum padding_kind {
-    PADDING_KIND_VALID,
-    PADDING_KIND_SAME,
-};
-
-/* One layer as Keras configures it (the "config" object of model.to_json()). */
-struct layer_config {
-    enum layer_kind kind;
-    char name[64];                   /* Keras name: conv2d, conv2d_1, batch_normalization, ... */
-    enum activation_kind activation; /* Conv2D, Dense, Activation; LINEAR otherwise */
-    int filters;                     /* Conv2D */
-    int units;                       /* Dense */
-    int kernel_size[2];              /* Conv2D (kh, kw) */
-    int pool_size[2];                /* pooling (ph, pw) */
-    int strides[2];                  /* Conv2D and pooling (sh, sw); pooling default = pool_size */
-    enum padding_kind padding;       /* Conv2D and pooling */
-    bool use_bias;                   /* Conv2D, Dense (default true) */
-    float momentum;                  /* BatchNormalization (0.99) */
-    float epsilon;                   /* BatchNormalization (1e-3) */
-    float rate;                      /* Dropout */
-};
-
-/* A Sequential model's description. */
-struct model_spec {
-    char name[64];          /* Keras model name, "sequential" by default */
-    int input_shape[3];     /* (H, W, C) */
-    int n_layers;
-    struct layer_config *layers; /* owned */
-};
+#include "model_spec.h"
 
 /* Keras variable of a layer, in Keras order (kernel, bias / gamma, beta,
  * moving_mean, moving_variance). */
@@ -74,7 +25,7 @@ struct weight {
     int ndim;
     int shape[4];       /* Keras shape: Conv2D kernel (kh, kw, in, out) = HWIO; Dense kernel (in, out) */
     size_t size;        /* elements */
-    size_t offset;      /* into model->params and model->grads */
+    size_t offset;      /* into model->params and model->grads: < n_trainable when trainable */
     bool trainable;     /* false for moving_mean / moving_variance */
 };
 
@@ -88,6 +39,12 @@ struct layer {
     struct weight weights[LAYER_MAX_WEIGHTS];
 };
 
+/* A row of a model's weight table. */
+struct model_weight {
+    int layer;               /* index into model->layers */
+    const struct weight *w;  /* name, shape, size, offset, trainable */
+};
+
 struct model_runtime; /* private to model.c */
 
 struct model {
@@ -96,53 +53,21 @@ struct model {
     struct layer *layers;     /* (n_layers) */
     int input_shape[3];       /* (H, W, C) */
     int classes;              /* size of the final softmax */
-    size_t n_params;          /* all variables, trainable and not, in layer order */
+    size_t n_params;          /* all variables, trainable and not */
     size_t n_trainable;       /* Keras "Trainable params" */
-    float *params;            /* (n_params), one 64-byte aligned arena */
-    float *grads;             /* (n_params), same layout; mean over the batch after a step; 0 where not trainable */
+    float *params;            /* (n_params), one 64-byte aligned arena of two blocks: the
+                                 trainable weights in layer order (n_trainable), then the
+                                 BatchNormalization moving statistics in layer order */
+    float *grads;             /* (n_params), same layout; mean over the batch after a step;
+                                 0 in the statistics block */
+    int n_weights;
+    struct model_weight *weights; /* (n_weights) the weight table: every weight, in layer order
+                                     and Keras order inside a layer (the order of weight
+                                     files and of the resume checksum) */
     int threads;              /* compute threads (>= 1) */
     int max_batch;
     struct model_runtime *rt;
 };
-
-/* --- spec (model_config.c) ---------------------------------------------- */
-
-/* Parse the JSON that tf.keras model.to_json() prints (class_name
- * "Sequential").  input_shape overrides/provides (H, W, C) when the JSON has
- * none (may be NULL).  Errors name the layer index and key in d->field, e.g.
- * "/config/layers/4/config/pool_size". */
-int model_spec_parse_json(struct model_spec *ret, const char *json, size_t len,
-                          const int input_shape[3], struct diag *d);
-/* Built-in models: "minivggnet", "shallownet", "lenet", "mlp". */
-int model_spec_builtin(struct model_spec *ret, const char *name, const int input_shape[3],
-                       int classes, struct diag *d);
-/* NULL-terminated list of built-in names. */
-const char *const *model_builtin_names(void);
-/* The Keras Sequential JSON for spec (malloc'ed string, caller frees).  Parsing
- * it again gives the same spec.  NULL on allocation failure. */
-char *model_spec_to_json(const struct model_spec *spec);
-int model_spec_copy(struct model_spec *ret, const struct model_spec *src);
-void model_spec_free(struct model_spec *spec);
-/* Keras class name of a layer kind ("Conv2D", "BatchNormalization", ...). */
-const char *layer_kind_class_name(enum layer_kind kind);
-
-/* Output shape (H, W, C) of every layer for spec->input_shape, as TF computes
- * it: Conv2D/pooling "same" out = ceil(in / stride), "valid" out =
- * floor((in - k) / stride) + 1; Flatten and Dense give (1, 1, features).
- * ret_out_shapes is (n_layers, 3), written only on success.  Errors (a size
- * that becomes < 1, Dense on a 4-D input without a Flatten before it, Conv2D
- * or pooling after Flatten, sizes too large) name the layer as
- * "/config/layers/<i + 1>", its index in model_spec_to_json()'s output, whose
- * layer 0 is the InputLayer. */
-int model_spec_infer_shapes(const struct model_spec *spec, int (*ret_out_shapes)[3],
-                            struct diag *d);
-/* Keras model.count_params(): all variables (ret_total) and the trainable
- * ones (ret_trainable, Keras "Trainable params"); either may be NULL. */
-int model_spec_count_params(const struct model_spec *spec, size_t *ret_total,
-                            size_t *ret_trainable, struct diag *d);
-/* Number of classes (> 0) when the model ends in softmax (Dense activation or
- * Activation layer) on a flat output, else a negative errno with d filled. */
-int model_spec_output_classes(const struct model_spec *spec, struct diag *d);
 
 /* --- model (model.c) ---------------------------------------------------- */
 

@@ -1,7 +1,9 @@
-/* model_spec.c - copying and freeing model specs; Keras class names. */
-#include "model.h"
+/* model_spec.c - a spec's building blocks: Keras class, activation and
+ * automatic layer names, layer defaults, copying and freeing (model_spec.h). */
+#include "model_spec.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +20,87 @@ const char *layer_kind_class_name(enum layer_kind kind)
     case LAYER_KIND_FLATTEN: return "Flatten";
     }
     return "Unknown";
+}
+
+/* Prefix of Keras' automatic layer names (snake case of the class name). */
+static const char *layer_kind_prefix(enum layer_kind kind)
+{
+    switch (kind) {
+    case LAYER_KIND_CONV2D: return "conv2d";
+    case LAYER_KIND_DENSE: return "dense";
+    case LAYER_KIND_BATCH_NORMALIZATION: return "batch_normalization";
+    case LAYER_KIND_ACTIVATION: return "activation";
+    case LAYER_KIND_MAX_POOLING2D: return "max_pooling2d";
+    case LAYER_KIND_AVERAGE_POOLING2D: return "average_pooling2d";
+    case LAYER_KIND_DROPOUT: return "dropout";
+    case LAYER_KIND_FLATTEN: return "flatten";
+    }
+    return "layer";
+}
+
+/* Keras' automatic name for the count-th layer of a kind: conv2d, conv2d_1, ... */
+void layer_auto_name(char *buf, size_t size, enum layer_kind kind, int count)
+{
+    if (count == 0)
+        snprintf(buf, size, "%s", layer_kind_prefix(kind));
+    else
+        snprintf(buf, size, "%s_%d", layer_kind_prefix(kind), count);
+}
+
+static const char *const activation_names[] = {
+    [ACTIVATION_KIND_LINEAR] = "linear",
+    [ACTIVATION_KIND_RELU] = "relu",
+    [ACTIVATION_KIND_SIGMOID] = "sigmoid",
+    [ACTIVATION_KIND_TANH] = "tanh",
+    [ACTIVATION_KIND_SOFTMAX] = "softmax",
+};
+
+const char *activation_kind_name(enum activation_kind a)
+{
+    if ((unsigned)a < sizeof(activation_names) / sizeof(activation_names[0]))
+        return activation_names[a];
+    return "linear";
+}
+
+int activation_kind_from_name(const char *name, enum activation_kind *ret)
+{
+    for (size_t i = 0; name && i < sizeof(activation_names) / sizeof(activation_names[0]); i++) {
+        if (strcmp(name, activation_names[i]) == 0) {
+            *ret = (enum activation_kind)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+/* A layer of `kind` with Keras' defaults; fields that do not apply are zero. */
+void layer_config_init(struct layer_config *l, enum layer_kind kind)
+{
+    memset(l, 0, sizeof(*l));
+    l->kind = kind;
+    l->activation = ACTIVATION_KIND_LINEAR;
+    l->padding = PADDING_KIND_VALID;
+    switch (kind) {
+    case LAYER_KIND_CONV2D:
+        l->strides[0] = l->strides[1] = 1;
+        l->use_bias = true;
+        break;
+    case LAYER_KIND_DENSE:
+        l->use_bias = true;
+        break;
+    case LAYER_KIND_BATCH_NORMALIZATION:
+        l->momentum = 0.99f;
+        l->epsilon = 1e-3f;
+        break;
+    case LAYER_KIND_MAX_POOLING2D:
+    case LAYER_KIND_AVERAGE_POOLING2D:
+        l->pool_size[0] = l->pool_size[1] = 2;
+        break;
+    case LAYER_KIND_ACTIVATION:
+    case LAYER_KIND_DROPOUT:
+    case LAYER_KIND_FLATTEN:
+        break;
+    }
 }
 
 int model_spec_copy(struct model_spec *ret, const struct model_spec *src)

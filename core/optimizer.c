@@ -231,73 +231,101 @@ static void clip_gradients(const struct optimizer_config *c, struct model *m)
     }
 }
 
+/* What one step's updates share: the rates and bias corrections of this
+ * iteration, formed once in double precision. */
+struct step_consts {
+    float lr, alpha, c1, c2, eps, k_m, k_g, bc1, bc2;
+};
+
+/* The update of parameters [lo, lo + n) (a run of adjacent trainable
+ * weights) with their gradients and slots. */
+static void update_range(struct optimizer *opt, struct model *m, size_t lo, size_t n,
+                         const struct step_consts *k)
+{
+    const struct optimizer_config *c = &opt->cfg;
+    if (n == 0)
+        return;
+    struct slot_map sm = slot_map_of(c);
+    float *p = m->params + lo;
+    const float *g = m->grads + lo;
+    float *s0 = opt->slots[0] + lo;
+    if (c->weight_decay > 0)
+        weight_decay_apply(p, n, (float)c->weight_decay, k->lr);
+    switch (c->kind) {
+    case OPTIMIZER_KIND_SGD:
+        sgd_update(p, g, sm.n ? s0 : NULL, n, k->lr, (float)c->momentum, c->nesterov);
+        break;
+    case OPTIMIZER_KIND_ADAM:
+    case OPTIMIZER_KIND_ADAMW:
+        adam_update(p, g, s0, opt->slots[1] + lo, c->amsgrad ? opt->slots[2] + lo : NULL, n,
+                    k->alpha, k->c1, k->c2, k->eps);
+        break;
+    case OPTIMIZER_KIND_RMSPROP: {
+        float *mom = c->momentum > 0 ? opt->slots[1] + lo : NULL;
+        float *avg = c->centered ? opt->slots[sm.n - 1] + lo : NULL;
+        rmsprop_update(p, g, s0, mom, avg, n, k->lr, (float)c->rho, (float)c->momentum, k->eps);
+        break;
+    }
+    case OPTIMIZER_KIND_ADAGRAD:
+        adagrad_update(p, g, s0, n, k->lr, k->eps);
+        break;
+    case OPTIMIZER_KIND_NADAM:
+        nadam_update(p, g, s0, opt->slots[1] + lo, n, k->lr, k->c1, k->c2, k->k_m, k->k_g,
+                     k->bc2, k->eps);
+        break;
+    case OPTIMIZER_KIND_ADAMAX:
+        adamax_update(p, g, s0, opt->slots[1] + lo, n, k->lr, k->c1, (float)c->beta_2, k->bc1,
+                      k->eps);
+        break;
+    }
+}
+
 void optimizer_step(struct optimizer *opt, struct model *m)
 {
     const struct optimizer_config *c = &opt->cfg;
     double lr = optimizer_decayed_lr(opt);
     double t = (double)(opt->iterations + 1);
-    struct slot_map sm = slot_map_of(c);
-    float *s0 = opt->slots[0], *s1 = opt->slots[1], *s2 = opt->slots[2];
-    float c1 = (float)(1.0 - c->beta_1), c2 = (float)(1.0 - c->beta_2); /* formed in double */
-    float eps = (float)c->epsilon;
-    float alpha = (float)(lr * sqrt(1.0 - pow(c->beta_2, t)) / (1.0 - pow(c->beta_1, t)));
-    float k_m = 0, k_g = 0;
+    struct step_consts k = {
+        .lr = (float)lr,
+        .alpha = (float)(lr * sqrt(1.0 - pow(c->beta_2, t)) / (1.0 - pow(c->beta_1, t))),
+        .c1 = (float)(1.0 - c->beta_1), /* formed in double: 1 - 0.999f is 1.3e-5 off */
+        .c2 = (float)(1.0 - c->beta_2),
+        .eps = (float)c->epsilon,
+        .bc1 = (float)(1.0 - pow(c->beta_1, t)),
+        .bc2 = (float)(1.0 - pow(c->beta_2, t)),
+    };
     if (c->kind == OPTIMIZER_KIND_NADAM) {
         if (opt->nadam_product_step != opt->iterations) { /* a resumed run */
             opt->nadam_product = 1.0;
-            for (int64_t k = 1; k <= opt->iterations; k++)
-                opt->nadam_product *= nadam_u(c->beta_1, (double)k);
+            for (int64_t i = 1; i <= opt->iterations; i++)
+                opt->nadam_product *= nadam_u(c->beta_1, (double)i);
         }
         double u_t = nadam_u(c->beta_1, t), u_t1 = nadam_u(c->beta_1, t + 1);
         double prod_t = opt->nadam_product * u_t, prod_t1 = prod_t * u_t1;
-        k_m = (float)(u_t1 / (1.0 - prod_t1));
-        k_g = (float)((1.0 - u_t) / (1.0 - prod_t));
+        k.k_m = (float)(u_t1 / (1.0 - prod_t1));
+        k.k_g = (float)((1.0 - u_t) / (1.0 - prod_t));
         opt->nadam_product = prod_t;
         opt->nadam_product_step = opt->iterations + 1;
     }
-    float bc2 = (float)(1.0 - pow(c->beta_2, t)), bc1 = (float)(1.0 - pow(c->beta_1, t));
 
-    clip_gradients(c, m);
+    clip_gradients(c, m); /* per weight (Keras clips each variable) */
+    /* One loop over each run of adjacent trainable weights: a model from
+     * model_create() keeps them all in one block, [0, n_trainable). */
+    size_t lo = 0, hi = 0;
     for (int l = 0; l < m->n_layers; l++) {
         const struct layer *ly = &m->layers[l];
         for (int w = 0; w < ly->n_weights; w++) {
             const struct weight *wt = &ly->weights[w];
             if (!wt->trainable || wt->size == 0)
                 continue;
-            size_t o = wt->offset, n = wt->size;
-            float *p = m->params + o;
-            const float *g = m->grads + o;
-            if (c->weight_decay > 0)
-                weight_decay_apply(p, n, (float)c->weight_decay, (float)lr);
-            switch (c->kind) {
-            case OPTIMIZER_KIND_SGD:
-                sgd_update(p, g, sm.n ? s0 + o : NULL, n, (float)lr, (float)c->momentum,
-                           c->nesterov);
-                break;
-            case OPTIMIZER_KIND_ADAM:
-            case OPTIMIZER_KIND_ADAMW:
-                adam_update(p, g, s0 + o, s1 + o, c->amsgrad ? s2 + o : NULL, n, alpha, c1, c2,
-                            eps);
-                break;
-            case OPTIMIZER_KIND_RMSPROP: {
-                float *mom = c->momentum > 0 ? opt->slots[1] + o : NULL;
-                float *avg = c->centered ? opt->slots[sm.n - 1] + o : NULL;
-                rmsprop_update(p, g, s0 + o, mom, avg, n, (float)lr, (float)c->rho,
-                               (float)c->momentum, eps);
-                break;
+            if (wt->offset != hi) {
+                update_range(opt, m, lo, hi - lo, &k);
+                lo = wt->offset;
             }
-            case OPTIMIZER_KIND_ADAGRAD:
-                adagrad_update(p, g, s0 + o, n, (float)lr, eps);
-                break;
-            case OPTIMIZER_KIND_NADAM:
-                nadam_update(p, g, s0 + o, s1 + o, n, (float)lr, c1, c2, k_m, k_g, bc2, eps);
-                break;
-            case OPTIMIZER_KIND_ADAMAX:
-                adamax_update(p, g, s0 + o, s1 + o, n, (float)lr, c1, (float)c->beta_2, bc1, eps);
-                break;
-            }
+            hi = wt->offset + wt->size;
         }
     }
+    update_range(opt, m, lo, hi - lo, &k);
     opt->iterations++;
 }
 

@@ -11,7 +11,7 @@
 #include <stddef.h>
 
 #include "diag.h"
-#include "runner.h"
+#include "job_runner.h"
 #include "server.h"
 
 #define CONFIG_MAX_DATASETS 16

@@ -1,25 +1,23 @@
 /* main.c - the traind process: command line, configuration, recovery of the
- * state dir, the HTTP server, worker threads, signals, sd_notify readiness
- * and watchdog; and the `traind run JOB.json` foreground mode. */
+ * state dir, the HTTP server, worker threads, the main loop (signals.c),
+ * sd_notify readiness and watchdog; `traind run JOB.json` is cmd_run.c. */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "cmd_run.h"
 #include "conf.h"
 #include "config.h"
 #include "fsutil.h"
-#include "jobs.h"
+#include "job_registry.h"
 #include "log.h"
-#include "run.h"
 #include "server.h"
+#include "signals.h"
 
 #if HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -44,43 +42,6 @@ static void usage(FILE *f)
             "run: train one job in the foreground with Keras-style output; files go to\n"
             "     DIR (default ./traind-run): DIR/checkpoints/ and DIR/resume.h5.\n"
             "     Interrupted (Ctrl-C) runs continue when started again with the same DIR.\n");
-}
-
-/* Signals reach the main loop through a pipe: libraries start threads of
- * their own before main() (OpenBLAS), so a process-directed signal may be
- * delivered to any thread; the handler only records it. */
-static int signal_pipe[2] = {-1, -1};
-static atomic_int stop_signal; /* SIGTERM or SIGINT once received */
-static atomic_int hup_signal;
-
-static void on_signal(int sig)
-{
-    int saved = errno;
-    if (sig == SIGHUP)
-        atomic_store(&hup_signal, 1);
-    else
-        atomic_store(&stop_signal, sig);
-    char b = (char)sig;
-    if (write(signal_pipe[1], &b, 1) < 0) {
-        /* the pipe is full: a wake-up is pending anyway */
-    }
-    errno = saved;
-}
-
-static int signals_install(void)
-{
-    if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
-        return -errno;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0 ||
-        sigaction(SIGHUP, &sa, NULL) < 0)
-        return -errno;
-    signal(SIGPIPE, SIG_IGN);
-    return 0;
 }
 
 static void notify_systemd(const char *state)
@@ -132,34 +93,33 @@ static int serve(const struct config *cfg)
 {
     struct diag d = {{0}, {0}};
     char *token = NULL;
+    struct jobs *js = NULL;
+    struct api_server *srv = NULL;
+    int status = 1;
     struct api_listen listen;
     if (api_listen_parse(&listen, cfg->listen, &d) < 0) {
         log_error("listen: %s", d.message);
-        return 1;
+        goto out;
     }
     if (cfg->token_file[0] && load_token(cfg->token_file, &token, &d) < 0) {
         log_error("%s", d.message);
-        return 1;
+        goto out;
     }
     if (!token && !api_listen_is_loopback(&listen)) {
         log_error("listen = %s is not a loopback address; refusing to start without token_file",
                   cfg->listen);
-        return 1;
+        goto out;
     }
 
-    if (signals_install() < 0) {
-        log_error("cannot install signal handlers: %s", strerror(errno));
-        free(token);
-        return 1;
+    int r = signals_install();
+    if (r < 0) {
+        log_error("cannot install signal handlers: %s", strerror(-r));
+        goto out;
     }
     /* Threads we start (HTTP, workers, their compute threads) keep the
      * signals blocked; the main thread takes them. */
-    sigset_t sigs, old;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, &old);
+    sigset_t old;
+    signals_block(&old);
 
     struct jobs_config jc = {
         .state_dir = cfg->state_dir,
@@ -169,11 +129,9 @@ static int serve(const struct config *cfg)
         .n_datasets = cfg->n_datasets,
         .max_queued = cfg->max_queued_jobs,
     };
-    struct jobs *js = NULL;
     if (jobs_open(&js, &jc, &d) < 0) {
         log_error("%s", d.message);
-        free(token);
-        return 1;
+        goto out;
     }
 
     struct api_backend be;
@@ -190,21 +148,14 @@ static int serve(const struct config *cfg)
         .stream_max_backlog = cfg->stream_max_backlog,
         .log = server_log,
     };
-    struct api_server *srv = NULL;
     if (api_server_start(&srv, &sc, &be, &d) < 0) {
         log_error("%s", d.message);
-        jobs_free(js);
-        free(token);
-        return 1;
+        goto out;
     }
     jobs_set_notify(js, notify_streams, srv);
     if (jobs_start_workers(js, &d) < 0) {
         log_error("%s", d.message);
-        jobs_shutdown(js);
-        api_server_free(srv);
-        jobs_free(js);
-        free(token);
-        return 1;
+        goto out;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     log_info("traind %s listening on %s (port %u), state dir %s, %d worker(s), auth %s",
@@ -221,33 +172,39 @@ static int serve(const struct config *cfg)
     if (watchdog_usec && watchdog_usec / 2000 < 1000)
         wait_ms = (int)(watchdog_usec / 2000) > 0 ? (int)(watchdog_usec / 2000) : 1;
     for (;;) {
-        struct pollfd pfd = {.fd = signal_pipe[0], .events = POLLIN};
+        struct pollfd pfd = {.fd = signals_fd(), .events = POLLIN};
         if (poll(&pfd, 1, wait_ms) > 0) {
-            char buf[64];
-            while (read(signal_pipe[0], buf, sizeof(buf)) > 0) {
-            }
-            int sig = atomic_load(&stop_signal);
-            if (sig == SIGTERM || sig == SIGINT) {
+            bool hup;
+            int sig = signals_take(&hup);
+            if (sig) {
                 log_info("%s: stopping (running jobs stop after their current batch)",
                          sig == SIGTERM ? "SIGTERM" : "SIGINT");
                 break;
             }
-            if (atomic_exchange(&hup_signal, 0))
+            if (hup)
                 log_info("SIGHUP ignored (restart to apply a new configuration)");
         }
         if (watchdog_usec)
             notify_systemd("WATCHDOG=1");
         api_server_tick(srv);
     }
-
     notify_systemd("STOPPING=1\nSTATUS=stopping");
+    status = 0;
+
+out:
+    /* Every step undone in reverse, whether serving ended or never began:
+     * streams end and no new connection is taken, running jobs stop after
+     * their current batch (they resume at the next start), then the server
+     * and the registry are freed (each NULL-safe). */
     api_server_quiesce(srv);
-    jobs_shutdown(js);
+    if (js)
+        jobs_shutdown(js);
     api_server_free(srv);
     jobs_free(js);
     free(token);
-    log_info("stopped");
-    return 0;
+    if (status == 0)
+        log_info("stopped");
+    return status;
 }
 
 int main(int argc, char **argv)

@@ -12,6 +12,7 @@
 
 #include "fsutil.h"
 #include "h5.h"
+#include "cjson_add.h"
 #include "json_num.h"
 
 static void emit(struct runner_cb *c, const char *type, cJSON *o)
@@ -199,7 +200,7 @@ static bool add_parsed(cJSON *o, const char *key, int ret, char *text)
 {
     cJSON *t = ret == 0 ? cJSON_Parse(text) : NULL;
     free(ret == 0 ? text : NULL);
-    return json_add_item(o, key, t);
+    return cjson_add(o, key, t);
 }
 
 bool runner_cb_state_add(const struct runner_cb *c, cJSON *o)

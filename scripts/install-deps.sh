@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
 # Install everything traind needs to build, run and test on Debian 12.
 # Run as root (or through sudo).  Set TRAIND_WITH_TORCH=1 to also install
-# the benchmark peer (python3-torch).
+# the benchmark peer (python3-torch).  With --if-missing it asks dpkg first
+# and runs apt-get only when a package is not installed yet.
 set -euo pipefail
-if [ "$(id -u)" -ne 0 ]; then
-    exec sudo -E bash "$0" "$@"
-fi
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(
     gcc meson ninja-build pkg-config git ca-certificates
@@ -16,6 +14,22 @@ pkgs=(
 )
 if [ "${TRAIND_WITH_TORCH:-0}" = 1 ]; then
     pkgs+=(python3-torch)
+fi
+if [ "${1:-}" = --if-missing ]; then
+    missing=()
+    for p in "${pkgs[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+            missing+=("$p")
+        fi
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        echo "install-deps: all ${#pkgs[@]} packages are installed"
+        exit 0
+    fi
+    echo "install-deps: missing: ${missing[*]}"
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    exec sudo -E bash "$0" "$@"
 fi
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${pkgs[@]}"

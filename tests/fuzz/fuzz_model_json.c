@@ -1,5 +1,5 @@
 /* fuzz_model_json.c - Keras Sequential JSON (model.to_json()) as a job spec's
- * inline model carries it (core/model_config.c: model_spec_parse_json).
+ * inline model carries it (core/model_json_read.c: model_spec_parse_json).
  *
  * Input: the JSON text with its exact length.  The first byte's low bit
  * also says whether to pass an input shape (28, 28, 1), as the daemon does

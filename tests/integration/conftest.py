@@ -24,7 +24,16 @@ import urllib.request
 import pytest
 
 SRC_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+# Set by tests/meson.build (its one definition of the path).
+FASHION_DIR = os.environ.get("FASHION_MNIST_DIR", "")
+
+
+def fashion_dir():
+    if not FASHION_DIR:
+        pytest.fail("FASHION_MNIST_DIR is not set (run the tests through meson test)")
+    return FASHION_DIR
+
+
 TOKEN = "it-token-5f0c1b2e9a7d4c38b6e1"
 TERMINAL = ("succeeded", "failed", "cancelled")
 
@@ -304,7 +313,7 @@ class Daemon:
                 f"{extra_config}\n"
                 "[dataset.fashion-mnist]\n"
                 "format = idx\n"
-                f"path = {FASHION_DIR}\n"
+                f"path = {fashion_dir()}\n"
                 "\n"
                 "[dataset.cifar10]\n"
                 "format = cifar10\n"

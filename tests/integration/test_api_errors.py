@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-from conftest import assert_error, tiny_spec
+from conftest import FASHION_DIR, assert_error, tiny_spec
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ BAD_SPECS = [
     # unknown dataset / model / optimizer / mode
     ("unknown-dataset", with_("/dataset/name", "imagenet"), ("/dataset/name", "/dataset")),
     ("unknown-dataset-string", with_("/dataset", "imagenet"), "/dataset"),
-    ("dataset-server-path", with_("/dataset", "/usr/share/datasets/fashion-mnist"), "/dataset"),
+    ("dataset-server-path", with_("/dataset", FASHION_DIR), "/dataset"),
     ("missing-dataset", without("/dataset"), "/dataset"),
     ("unknown-model", with_("/model", "resnet9000"), "/model"),
     ("missing-model", without("/model"), "/model"),

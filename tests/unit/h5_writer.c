@@ -23,7 +23,6 @@
 #include <string.h>
 
 #define BATCH 8
-#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
 static int fail(const char *what, const struct diag *d)
 {

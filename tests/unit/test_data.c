@@ -33,7 +33,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
 static char tmpdir[512];
 

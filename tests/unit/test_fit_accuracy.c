@@ -31,7 +31,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
 static int epoch_end(void *ctx, const struct fit_progress *p, const struct logs *l)
 {

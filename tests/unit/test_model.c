@@ -84,14 +84,17 @@ static void test_param_counts(void)
     CHECK(model_find_weight(m, "batch_normalization_4", "moving_variance") != NULL);
     CHECK(model_find_weight(m, "batch_normalization_4", "kernel") == NULL);
     CHECK(model_find_weight(m, "nope", "kernel") == NULL);
-    /* layer order, Keras order inside a layer, no gaps */
-    size_t off = 0;
+    /* two blocks, trainable weights then the moving statistics, each in
+     * layer order and Keras order inside a layer, no gaps */
+    size_t off[2] = {0, m->n_trainable};
     for (int i = 0; i < m->n_layers; i++)
         for (int j = 0; j < m->layers[i].n_weights; j++) {
-            CHECK_INT_EQ(m->layers[i].weights[j].offset, off);
-            off += m->layers[i].weights[j].size;
+            const struct weight *wj = &m->layers[i].weights[j];
+            CHECK_INT_EQ(wj->offset, off[!wj->trainable]);
+            off[!wj->trainable] += wj->size;
         }
-    CHECK_INT_EQ(off, m->n_params);
+    CHECK_INT_EQ(off[0], m->n_trainable);
+    CHECK_INT_EQ(off[1], m->n_params);
     const struct layer *bn = &m->layers[2];
     CHECK_STR_EQ(bn->weights[0].name, "gamma");
     CHECK_STR_EQ(bn->weights[3].name, "moving_variance");
@@ -312,9 +315,61 @@ static void test_invalid_specs(void)
     model_free(NULL);
 }
 
+/* model_create() validates with the spec's own checks (model_shape.c): the
+ * cases where the engine once had its own rules agree with the spec's. */
+static void test_one_validator(void)
+{
+    struct layer_config L[3];
+    struct model_spec spec = {.name = "s", .input_shape = {4, 4, 1}, .n_layers = 1, .layers = L};
+    struct model *m = NULL;
+    struct diag d = {0}, ds = {0};
+    int shape[3][3];
+
+    /* Conv2D with softmax as the last layer on a (1, 1, 3) output: the shapes
+     * are valid, but the model does not end in a flat softmax (Keras would
+     * give (N, 1, 1, 3)); both the spec check and model_create say so, with
+     * the same field. */
+    L[0] = lc(LAYER_KIND_CONV2D, "conv2d"), L[0].filters = 3;
+    L[0].kernel_size[0] = L[0].kernel_size[1] = 4;
+    L[0].padding = PADDING_KIND_VALID, L[0].activation = ACTIVATION_KIND_SOFTMAX;
+    CHECK(model_spec_infer_shapes(&spec, shape, &ds) == 0);
+    CHECK(shape[0][0] == 1 && shape[0][1] == 1 && shape[0][2] == 3);
+    CHECK(model_spec_output_classes(&spec, &ds) == -EINVAL);
+    CHECK(model_create(&m, &spec, 4, 1, &d) == -EINVAL && m == NULL);
+    CHECK_STR_EQ(d.field, ds.field);
+    CHECK_STR_EQ(d.field, "/config/layers/1");
+
+    /* The same Conv2D, flattened into a Dense softmax: accepted by both. */
+    L[0].activation = ACTIVATION_KIND_RELU;
+    L[1] = lc(LAYER_KIND_FLATTEN, "flatten");
+    L[2] = lc(LAYER_KIND_DENSE, "dense"), L[2].units = 2;
+    L[2].activation = ACTIVATION_KIND_SOFTMAX;
+    spec.n_layers = 3;
+    CHECK(model_spec_output_classes(&spec, &ds) == 2);
+    CHECK(model_create(&m, &spec, 4, 1, &d) == 0);
+    model_free(m);
+    m = NULL;
+
+    /* Filters between the engine's old limit (65,536) and the spec's (2^20):
+     * the spec's limit holds for both. */
+    L[0].filters = 65537;
+    L[0].kernel_size[0] = L[0].kernel_size[1] = 1;
+    spec.input_shape[0] = spec.input_shape[1] = 1;
+    CHECK(model_spec_output_classes(&spec, &ds) == 2);
+    CHECK_MSG(model_create(&m, &spec, 1, 1, &d) == 0, "%s %s", d.field, d.message);
+    CHECK(m && m->layers[0].out_shape[2] == 65537);
+    model_free(m);
+    m = NULL;
+    L[0].filters = MODEL_SPEC_WIDTH_MAX + 1;
+    CHECK(model_spec_infer_shapes(&spec, shape, &ds) == -EINVAL);
+    CHECK(model_create(&m, &spec, 1, 1, &d) == -EINVAL && m == NULL);
+    CHECK_STR_EQ(d.field, ds.field);
+}
+
 int main(void)
 {
     TEST_RUN(test_param_counts);
+    TEST_RUN(test_one_validator);
     TEST_RUN(test_init_stats);
     TEST_RUN(test_determinism);
     TEST_RUN(test_train_vs_eval);

@@ -1,5 +1,6 @@
 /* test_model_config.c - Keras Sequential JSON parsing and printing, built-in
- * models, shape inference and parameter counts (core/model_config.c).
+ * models, shape inference and parameter counts (core/model_json_read.c,
+ * model_json_write.c, model_builtin.c, model_shape.c).
  *
  * Parameter counts are the numbers Keras model.summary() prints for the same
  * models (MiniVGGNet) or are recomputed here from the layer formulas. */

@@ -1,4 +1,4 @@
-/* runner.c - one training job end to end (see runner.h): data, model,
+/* job_runner.c - one training job end to end (see job_runner.h): data, model,
  * optimizer, fit() with the job's checkpoint policies and early stopping,
  * weight files, the resume file and the job's events.
  *
@@ -10,7 +10,8 @@
  *      the file is safely written - commit of the policy state, the
  *      save_last copy and the top-k deletions; a "checkpoint" (or
  *      "checkpoint_error") event and, with verbose >= 1, the Keras line;
- *   3. EarlyStopping, ReduceLROnPlateau (runner_callbacks.c);
+ *   3. EarlyStopping, ReduceLROnPlateau: core/ decides (cb_early_stopping.c,
+ *      cb_reduce_lr.c), runner_callbacks.c acts;
  *   4. <job_dir>/resume.h5 (weights, optimizer, epoch, and the state JSON
  *      below), so that a resumed run sees every decision of the epoch.
  * These are entries of one core/ callback list (callbacks.h) that fit()
@@ -28,7 +29,7 @@
  * epoch_position is present only in a file written when a run was stopped
  * inside an epoch (it continues after that batch, bit-identically).
  * Non-finite numbers are written as the strings "inf", "-inf", "nan". */
-#include "runner.h"
+#include "job_runner_internal.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -49,39 +50,9 @@
 #include "fsutil.h"
 #include "h5.h"
 #include "model.h"
+#include "monotonic.h"
 #include "optimizer.h"
 #include "runner_callbacks.h"
-
-#define RUNNER_RESUME_FILE "resume.h5"
-#define RUNNER_CHECKPOINT_DIR "checkpoints"
-#define RUNNER_STATE_VERSION 1
-#define RUNNER_PROGRESS_INTERVAL 0.25 /* seconds between "progress" events */
-
-struct runner {
-    const struct job_spec *spec;
-    const char *job_dir;
-    char ckpt_dir[PATH_MAX];
-    int ckpt_dirfd;        /* O_DIRECTORY fd of ckpt_dir (top-k deletions) */
-    const struct runner_sink *sink;
-    struct model *m;
-    struct optimizer *opt;
-    int n_policies;
-    struct ckpt_state policies[JOB_SPEC_MAX_CHECKPOINTS];
-    struct runner_policy {    /* a ModelCheckpoint entry's context */
-        struct runner *r;
-        int i;
-    } policy_ctx[JOB_SPEC_MAX_CHECKPOINTS];
-    struct runner_cb cbs;  /* EarlyStopping, ReduceLROnPlateau, scheduler, TerminateOnNaN */
-    struct cb_list list;   /* what fit() calls */
-    double last_progress;  /* monotonic seconds of the last progress event */
-    struct diag err;       /* why a callback aborted fit() */
-    atomic_int *stop;      /* the caller's stop flag (may be NULL) */
-    /* Position inside an epoch when a stopped run saved its state (batch 0:
-     * at an epoch boundary), and what a continued run starts from. */
-    int in_batch;
-    double in_loss_sum;
-    long in_correct, in_seen;
-};
 
 const struct runner_dataset *runner_find_dataset(const struct runner_env *env, const char *name)
 {
@@ -93,16 +64,9 @@ const struct runner_dataset *runner_find_dataset(const struct runner_env *env, c
     return NULL;
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* --- events and printed lines ----------------------------------------------- */
 
-static void emit(struct runner *r, const char *type, cJSON *obj, bool persist)
+void runner_emit(struct runner *r, const char *type, cJSON *obj, bool persist)
 {
     if (!obj)
         return;
@@ -115,8 +79,7 @@ static void emit(struct runner *r, const char *type, cJSON *obj, bool persist)
     cJSON_Delete(obj);
 }
 
-static void say(struct runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(struct runner *r, const char *fmt, ...)
+void runner_say(struct runner *r, const char *fmt, ...)
 {
     if (!r->sink || !r->sink->print)
         return;
@@ -131,16 +94,16 @@ static void say(struct runner *r, const char *fmt, ...)
 /* runner_callbacks' sink. */
 static void cb_emit(void *ctx, const char *type, cJSON *obj)
 {
-    emit(ctx, type, obj, true);
+    runner_emit(ctx, type, obj, true);
 }
 
 static void cb_say(void *ctx, const char *line)
 {
-    say(ctx, "%s", line);
+    runner_say(ctx, "%s", line);
 }
 
 /* A number, or "inf" / "-inf" / "nan" as strings (JSON has no such numbers). */
-static cJSON *json_double(double x)
+cJSON *runner_json_double(double x)
 {
     if (isnan(x))
         return cJSON_CreateString("nan");
@@ -151,19 +114,21 @@ static cJSON *json_double(double x)
 
 static cJSON *logs_json(const struct logs *logs)
 {
+    bool ok = true;
     cJSON *o = cJSON_CreateObject();
     for (int i = 0; o && i < logs->n; i++)
-        cJSON_AddItemToObject(o, logs->items[i].key, json_double(logs->items[i].value));
-    return o;
+        ok &= cjson_add(o, logs->items[i].key, runner_json_double(logs->items[i].value));
+    return cjson_checked(o, ok);
 }
 
 static void emit_state_running(struct runner *r, int initial_epoch)
 {
+    bool ok = true;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "state", "running");
+    ok &= cJSON_AddStringToObject(o, "state", "running") != NULL;
     if (initial_epoch > 0)
-        cJSON_AddNumberToObject(o, "resumed_from_epoch", initial_epoch);
-    emit(r, "state", o, true);
+        ok &= cJSON_AddNumberToObject(o, "resumed_from_epoch", initial_epoch) != NULL;
+    runner_emit(r, "state", cjson_checked(o, ok), true);
 }
 
 /* --- data and model ------------------------------------------------------------ */
@@ -267,16 +232,17 @@ static void failed_step(const char *message, char *out, size_t outsz)
 static void emit_checkpoint_error(struct runner *r, int i, const struct ckpt_decision *dec,
                                   const char *file, const char *step, const struct diag *err)
 {
+    bool ok = true;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "policy", i);
-    cJSON_AddNumberToObject(o, "epoch", dec->epoch);
+    ok &= cJSON_AddNumberToObject(o, "policy", i) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "epoch", dec->epoch) != NULL;
     if (dec->batch > 0)
-        cJSON_AddNumberToObject(o, "batch", dec->batch);
-    cJSON_AddStringToObject(o, "file", file);
-    cJSON_AddStringToObject(o, "step", step);
-    cJSON_AddStringToObject(o, "message", err->message);
-    emit(r, "checkpoint_error", o, true);
-    say(r, "Epoch %d: checkpoint %s failed (%s): %s", dec->epoch, file, step, err->message);
+        ok &= cJSON_AddNumberToObject(o, "batch", dec->batch) != NULL;
+    ok &= cJSON_AddStringToObject(o, "file", file) != NULL;
+    ok &= cJSON_AddStringToObject(o, "step", step) != NULL;
+    ok &= cJSON_AddStringToObject(o, "message", err->message) != NULL;
+    runner_emit(r, "checkpoint_error", cjson_checked(o, ok), true);
+    runner_say(r, "Epoch %d: checkpoint %s failed (%s): %s", dec->epoch, file, step, err->message);
 }
 
 /* Write the file a decision asks for, commit, save_last copy, top-k
@@ -285,12 +251,13 @@ static void emit_checkpoint_error(struct runner *r, int i, const struct ckpt_dec
  * move without a successful write). */
 static void policy_apply(struct runner *r, int i, const struct ckpt_decision *dec)
 {
+    bool ok = true;
     const struct ckpt_policy_config *cfg = &r->spec->checkpoints[i];
     struct ckpt_state *state = &r->policies[i];
     struct diag err = {0};
-    uint8_t sha[32];
+    uint8_t sha[FSUTIL_SHA256_BYTES];
     uint64_t bytes = 0;
-    char sha_hex[65] = "";
+    char sha_hex[FSUTIL_SHA256_HEX_SIZE] = "";
     struct ckpt_commit_result res;
     memset(&res, 0, sizeof(res));
     cJSON *deleted = cJSON_CreateArray();
@@ -305,7 +272,7 @@ static void policy_apply(struct runner *r, int i, const struct ckpt_decision *de
             char step[32];
             failed_step(err.message, step, sizeof(step));
             if (cfg->verbose >= 1)
-                say(r, "%s", dec->message);
+                runner_say(r, "%s", dec->message);
             emit_checkpoint_error(r, i, dec, dec->file, step, &err);
             cJSON_Delete(deleted);
             return;
@@ -333,35 +300,35 @@ static void policy_apply(struct runner *r, int i, const struct ckpt_decision *de
                 emit_checkpoint_error(r, i, dec, res.delete_files[k], "unlink", &err);
                 continue;
             }
-            cJSON_AddItemToArray(deleted, cJSON_CreateString(res.delete_files[k]));
+            ok &= cjson_append(deleted, cJSON_CreateString(res.delete_files[k]));
         }
     }
 
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "policy", i);
-    cJSON_AddNumberToObject(o, "epoch", dec->epoch);
+    ok &= cJSON_AddNumberToObject(o, "policy", i) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "epoch", dec->epoch) != NULL;
     if (dec->batch > 0)
-        cJSON_AddNumberToObject(o, "batch", dec->batch);
-    cJSON_AddStringToObject(o, "decision", ckpt_decision_kind_name(dec->kind));
-    cJSON_AddStringToObject(o, "monitor", dec->monitor);
-    cJSON_AddItemToObject(o, "previous", json_double(dec->previous_best));
-    cJSON_AddItemToObject(o, "value",
-                          dec->has_value ? json_double(dec->value) : cJSON_CreateNull());
+        ok &= cJSON_AddNumberToObject(o, "batch", dec->batch) != NULL;
+    ok &= cJSON_AddStringToObject(o, "decision", ckpt_decision_kind_name(dec->kind)) != NULL;
+    ok &= cJSON_AddStringToObject(o, "monitor", dec->monitor) != NULL;
+    ok &= cjson_add(o, "previous", runner_json_double(dec->previous_best));
+    ok &= cjson_add(o, "value",
+                                dec->has_value ? runner_json_double(dec->value) : cJSON_CreateNull());
     if (dec->should_write) {
-        cJSON_AddStringToObject(o, "file", dec->file);
-        cJSON_AddNumberToObject(o, "bytes", (double)bytes);
-        cJSON_AddStringToObject(o, "sha256", sha_hex);
-        cJSON_AddBoolToObject(o, "best", res.became_best);
+        ok &= cJSON_AddStringToObject(o, "file", dec->file) != NULL;
+        ok &= cJSON_AddNumberToObject(o, "bytes", (double)bytes) != NULL;
+        ok &= cJSON_AddStringToObject(o, "sha256", sha_hex) != NULL;
+        ok &= cJSON_AddBoolToObject(o, "best", res.became_best) != NULL;
         if (wrote_last)
-            cJSON_AddStringToObject(o, "last", res.last_file);
+            ok &= cJSON_AddStringToObject(o, "last", res.last_file) != NULL;
     } else {
-        cJSON_AddNullToObject(o, "file");
+        ok &= cJSON_AddNullToObject(o, "file") != NULL;
     }
-    cJSON_AddItemToObject(o, "deleted", deleted);
-    cJSON_AddStringToObject(o, "message", dec->message);
-    emit(r, "checkpoint", o, true);
+    ok &= cjson_add(o, "deleted", deleted);
+    ok &= cJSON_AddStringToObject(o, "message", dec->message) != NULL;
+    runner_emit(r, "checkpoint", cjson_checked(o, ok), true);
     if (cfg->verbose >= 1 && dec->message[0])
-        say(r, "%s", dec->message);
+        runner_say(r, "%s", dec->message);
 }
 
 static void policy_decided(struct runner *r, int i, int ret, struct ckpt_decision *dec,
@@ -399,49 +366,25 @@ static void policy_on_batch_end(struct runner *r, int i, const struct fit_progre
     policy_decided(r, i, ret, &dec, p->epoch, p->batch, &err);
 }
 
-static cJSON *policy_state_json(struct runner *r, int i)
-{
-    char *text = NULL;
-    if (ckpt_state_to_json(&r->policies[i], &text) < 0)
-        return NULL;
-    cJSON *o = cJSON_Parse(text);
-    free(text);
-    return o;
-}
-
-static int policy_state_from_json(struct runner *r, int i, const cJSON *o, struct diag *d)
-{
-    char *text = cJSON_PrintUnformatted(o);
-    if (!text)
-        return diag_set(d, -ENOMEM, "", "out of memory");
-    int ret = ckpt_state_from_json(&r->spec->checkpoints[i], text, &r->policies[i], d);
-    cJSON_free(text);
-    if (ret < 0) {
-        char prefix[64];
-        snprintf(prefix, sizeof(prefix), RUNNER_RESUME_FILE ": policy %d state", i);
-        diag_prefix(d, prefix);
-    }
-    return ret;
-}
-
 /* --- fit callbacks ---------------------------------------------------------------- */
 
 /* The "progress" event: position, speed, ETA and the epoch's running logs
  * (loss and metrics so far), at most every RUNNER_PROGRESS_INTERVAL. */
 static void emit_progress(struct runner *r, const struct fit_progress *p, const struct logs *logs)
 {
+    bool ok = true;
     double per_batch = p->batch > 0 ? p->epoch_seconds / p->batch : 0;
     double eta = per_batch * ((double)(p->batches - p->batch) +
                               (double)(p->epochs - p->epoch) * (double)p->batches);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "epoch", p->epoch);
-    cJSON_AddNumberToObject(o, "epochs", p->epochs);
-    cJSON_AddNumberToObject(o, "batch", p->batch);
-    cJSON_AddNumberToObject(o, "batches", p->batches);
-    cJSON_AddNumberToObject(o, "images_per_s", round(p->images_per_s * 10) / 10);
-    cJSON_AddNumberToObject(o, "eta_s", round(eta * 10) / 10);
-    cJSON_AddItemToObject(o, "logs", logs_json(logs));
-    emit(r, "progress", o, false);
+    ok &= cJSON_AddNumberToObject(o, "epoch", p->epoch) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "epochs", p->epochs) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "batch", p->batch) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "batches", p->batches) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "images_per_s", round(p->images_per_s * 10) / 10) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "eta_s", round(eta * 10) / 10) != NULL;
+    ok &= cjson_add(o, "logs", logs_json(logs));
+    runner_emit(r, "progress", cjson_checked(o, ok), false);
 }
 
 /* Entry "progress": Keras' ProgbarLogger and the job's events. */
@@ -449,14 +392,14 @@ static int progress_epoch_begin(void *ctx, const struct fit_progress *p)
 {
     struct runner *r = ctx;
     if (!(r->stop && atomic_load(r->stop)))
-        say(r, "Epoch %d/%d", p->epoch, p->epochs);
+        runner_say(r, "Epoch %d/%d", p->epoch, p->epochs);
     return 0;
 }
 
 static int progress_batch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
 {
     struct runner *r = ctx;
-    double now = now_seconds();
+    double now = monotonic_seconds();
     if (now - r->last_progress >= RUNNER_PROGRESS_INTERVAL) {
         r->last_progress = now;
         emit_progress(r, p, logs);
@@ -466,13 +409,14 @@ static int progress_batch_end(void *ctx, const struct fit_progress *p, const str
 
 static int progress_epoch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
 {
+    bool ok = true;
     struct runner *r = ctx;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "epoch", p->epoch);
-    cJSON_AddItemToObject(o, "logs", logs_json(logs));
-    cJSON_AddNumberToObject(o, "lr", p->lr);
-    cJSON_AddNumberToObject(o, "seconds", p->epoch_seconds);
-    emit(r, "epoch_end", o, true);
+    ok &= cJSON_AddNumberToObject(o, "epoch", p->epoch) != NULL;
+    ok &= cjson_add(o, "logs", logs_json(logs));
+    ok &= cJSON_AddNumberToObject(o, "lr", p->lr) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "seconds", p->epoch_seconds) != NULL;
+    runner_emit(r, "epoch_end", cjson_checked(o, ok), true);
     return 0;
 }
 
@@ -502,10 +446,8 @@ static void say_epoch_line(struct runner *r, const struct fit_progress *p, const
     for (int i = 0; i < logs->n && n < sizeof(line); i++)
         n += (size_t)snprintf(line + n, sizeof(line) - n, " - %s: %.4f", logs->items[i].key,
                               logs->items[i].value);
-    say(r, "%s", line);
+    runner_say(r, "%s", line);
 }
-
-static char *state_json(struct runner *r);
 
 /* Entry "resume", the last: the epoch line, then resume.h5 with every
  * callback's decision of the epoch. */
@@ -513,7 +455,7 @@ static int resume_epoch_end(void *ctx, const struct fit_progress *p, const struc
 {
     struct runner *r = ctx;
     say_epoch_line(r, p, logs);
-    char *state = state_json(r);
+    char *state = resume_state_json(r);
     if (!state)
         return diag_set(&r->err, -ENOMEM, "", "out of memory for the resume state");
     int ret = h5_save_resume(r->job_dir, RUNNER_RESUME_FILE, r->m, r->opt, p->epoch, state,
@@ -539,7 +481,7 @@ static void resume_train_end(void *ctx, const struct fit_progress *p, int status
     r->in_loss_sum = p->loss_sum;
     r->in_correct = p->correct;
     r->in_seen = p->seen;
-    char *state = state_json(r);
+    char *state = resume_state_json(r);
     r->in_batch = 0;
     if (!state)
         return;
@@ -568,110 +510,6 @@ static int build_callback_list(struct runner *r)
         ret = cb_list_add(&r->list, &(struct callback){
             "resume", {.ctx = r, .epoch_end = resume_epoch_end, .train_end = resume_train_end}});
     return ret;
-}
-
-/* --- resume state ----------------------------------------------------------------- */
-
-static char *state_json(struct runner *r)
-{
-    cJSON *o = cJSON_CreateObject();
-    char *out = NULL;
-    cJSON *pol = cJSON_CreateArray();
-    if (!o || !cJSON_AddItemToObject(o, "policies", pol))
-        goto out;
-    cJSON_AddNumberToObject(o, "version", RUNNER_STATE_VERSION);
-    for (int i = 0; i < r->n_policies; i++) {
-        cJSON *ps = policy_state_json(r, i);
-        if (!ps || !cJSON_AddItemToArray(pol, ps))
-            goto out;
-    }
-    if (!runner_cb_state_add(&r->cbs, o))
-        goto out;
-    if (r->in_batch > 0) {
-        cJSON *pos = cJSON_AddObjectToObject(o, "epoch_position");
-        if (!pos)
-            goto out;
-        cJSON_AddNumberToObject(pos, "batch", r->in_batch);
-        cJSON_AddNumberToObject(pos, "loss_sum", r->in_loss_sum);
-        cJSON_AddNumberToObject(pos, "correct", (double)r->in_correct);
-        cJSON_AddNumberToObject(pos, "seen", (double)r->in_seen);
-    }
-    out = cJSON_PrintUnformatted(o);
-out:
-    cJSON_Delete(o);
-    return out;
-}
-
-static int state_from_json(struct runner *r, const char *text, struct diag *d)
-{
-    cJSON *o = cJSON_Parse(text ? text : "{}");
-    int ret = 0;
-    const cJSON *version = cJSON_GetObjectItemCaseSensitive(o, "version");
-    const cJSON *pol = cJSON_GetObjectItemCaseSensitive(o, "policies");
-    if (!cJSON_IsNumber(version) || version->valueint != RUNNER_STATE_VERSION ||
-        !cJSON_IsArray(pol)) {
-        ret = diag_set(d, -EINVAL, RUNNER_RESUME_FILE,
-                       "the resume file's state is not traind runner state version %d",
-                       RUNNER_STATE_VERSION);
-        goto out;
-    }
-    if (cJSON_GetArraySize(pol) != r->n_policies) {
-        ret = diag_set(d, -EINVAL, RUNNER_RESUME_FILE,
-                       "the resume file has %d checkpoint policies, the job %d",
-                       cJSON_GetArraySize(pol), r->n_policies);
-        goto out;
-    }
-    int i = 0;
-    for (const cJSON *ps = pol->child; ps; ps = ps->next, i++)
-        if ((ret = policy_state_from_json(r, i, ps, d)) < 0)
-            goto out;
-    ret = runner_cb_state_restore(&r->cbs, o, d);
-    const cJSON *pos = cJSON_GetObjectItemCaseSensitive(o, "epoch_position");
-    if (ret == 0 && pos) {
-        const cJSON *b = cJSON_GetObjectItemCaseSensitive(pos, "batch");
-        const cJSON *ls = cJSON_GetObjectItemCaseSensitive(pos, "loss_sum");
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(pos, "correct");
-        const cJSON *n = cJSON_GetObjectItemCaseSensitive(pos, "seen");
-        if (!cJSON_IsNumber(b) || !cJSON_IsNumber(ls) || !cJSON_IsNumber(c) ||
-            !cJSON_IsNumber(n) || b->valuedouble < 1 || b->valuedouble > 1e9 ||
-            c->valuedouble < 0 || n->valuedouble < c->valuedouble || n->valuedouble > 1e15) {
-            ret = diag_set(d, -EINVAL, RUNNER_RESUME_FILE,
-                           "the resume file's epoch position is malformed");
-            goto out;
-        }
-        r->in_batch = (int)b->valuedouble;
-        r->in_loss_sum = ls->valuedouble;
-        r->in_correct = (long)c->valuedouble;
-        r->in_seen = (long)n->valuedouble;
-    }
-out:
-    cJSON_Delete(o);
-    return ret;
-}
-
-/* Continue from <job_dir>/resume.h5 when it exists: *ret_epoch = epochs done. */
-static int resume_load(struct runner *r, int *ret_epoch, struct diag *d)
-{
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s", r->job_dir, RUNNER_RESUME_FILE);
-    if (access(path, F_OK) != 0) {
-        *ret_epoch = 0;
-        return errno == ENOENT ? 0 : diag_set(d, -errno, RUNNER_RESUME_FILE, "%s: %s", path,
-                                                 strerror(errno));
-    }
-    int epoch = 0;
-    char *state = NULL;
-    int ret = h5_load_resume(r->m, r->opt, path, &epoch, &state, d);
-    if (ret < 0) {
-        diag_prefix(d, RUNNER_RESUME_FILE ": ");
-        return ret;
-    }
-    ret = state_from_json(r, state, d);
-    free(state);
-    if (ret < 0)
-        return ret;
-    *ret_epoch = epoch;
-    return 0;
 }
 
 /* --- the job ---------------------------------------------------------------------- */
@@ -723,7 +561,7 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
         goto out;
     }
     int initial_epoch = 0;
-    if ((ret = resume_load(r, &initial_epoch, d)) < 0)
+    if ((ret = resume_state_load(r, &initial_epoch, d)) < 0)
         goto out;
     emit_state_running(r, initial_epoch);
     if (initial_epoch >= spec->epochs || runner_cb_finished(&r->cbs))
@@ -744,7 +582,7 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
     r->in_batch = 0; /* the next epoch-end state is at a boundary again */
     struct fit_callbacks cb;
     cb_list_bind(&r->list, &cb);
-    r->last_progress = now_seconds();
+    r->last_progress = monotonic_seconds();
     memset(&r->err, 0, sizeof(r->err));
     ret = fit(r->m, r->opt, &train, &val, &o, &cb, stop, d);
     /* a callback's own reason beats fit's "callback aborted" */

@@ -1,11 +1,11 @@
-/* test_runner.c - daemon/runner in process on small real Fashion-MNIST jobs:
+/* test_job_runner.c - daemon/job_runner in process on small real Fashion-MNIST jobs:
  * a failed checkpoint write (fault injected at rename) becomes a
  * checkpoint_error event and the policy's best does not move; early stopping
  * with restore_best_weights; the stop flag (-ECANCELED) and a second run on
  * the same folder ending bit-identical to an uninterrupted run; batch saving
  * with top-k retention and save_last; an inline Keras model; jobs that fail
  * before training name the field. */
-#include "runner.h"
+#include "job_runner.h"
 #include "test.h"
 
 #include <cjson/cJSON.h>
@@ -19,7 +19,6 @@
 #include "h5.h"
 #include "model.h"
 
-#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 #define MAX_EVENTS 512
 
 struct captured {

@@ -1,6 +1,6 @@
-/* test_job.c - daemon/job: event rendering, derived state (history, best,
+/* test_job_record.c - daemon/job_record: event rendering, derived state (history, best,
  * checkpoint table), event copies for streams, Keras CSVLogger text. */
-#include "job.h"
+#include "job_record.h"
 #include "test.h"
 
 #include <math.h>

@@ -1,4 +1,4 @@
-/* runner.h - runs one training job end to end: loads its data set, builds
+/* job_runner.h - runs one training job end to end: loads its data set, builds
  * the model and optimizer, runs fit() with the job's checkpoint policies and
  * callbacks, writes weight files (core/h5.c, atomic) into
  * <job_dir>/checkpoints/, writes <job_dir>/resume.h5 at every epoch end, and
@@ -11,8 +11,8 @@
  * threads).  A run stopped through *stop (SIGTERM, cancel) saves its position
  * inside the epoch and continues after its last finished batch; after a
  * kill -9 the interrupted epoch is redone from its start. */
-#ifndef TRAIND_RUNNER_H
-#define TRAIND_RUNNER_H
+#ifndef TRAIND_JOB_RUNNER_H
+#define TRAIND_JOB_RUNNER_H
 
 #include <limits.h>
 #include <stdatomic.h>

@@ -1,8 +1,8 @@
-/* run.h - `traind run JOB.json`: one job in the foreground through the same
+/* cmd_run.h - `traind run JOB.json`: one job in the foreground through the same
  * code path as the daemon's workers (job_spec_parse + runner_run), with
  * Keras-style lines on stdout. */
-#ifndef TRAIND_RUN_H
-#define TRAIND_RUN_H
+#ifndef TRAIND_CMD_RUN_H
+#define TRAIND_CMD_RUN_H
 
 #include "conf.h"
 

@@ -1,12 +1,14 @@
-/* test_jobs.c - daemon/jobs without training: submit/cancel/delete through
+/* test_job_registry.c - daemon/job_registry and its neighbours without training: submit/cancel/delete through
  * the backend table, the on-disk layout they leave, and recovery of a state
  * dir with a torn event log and temp leftovers. */
-#include "jobs.h"
+#include "job_registry.h"
 #include "test.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +20,7 @@ static const char *const tiny =
     "\"checkpoints\":[{\"filepath\":\"w.h5\",\"monitor\":\"val_loss\",\"mode\":\"min\"}]}";
 
 static struct runner_dataset datasets[1] = {
-    {"fashion-mnist", "idx", "/usr/share/datasets/fashion-mnist"},
+    {"fashion-mnist", "idx", FASHION_DIR},
 };
 
 static char state_dir[512];
@@ -231,6 +233,74 @@ static void test_unusable_state_dir(void)
     CHECK(strstr(d.message, "/proc/traind-test") != NULL);
 }
 
+/* Submissions that arrive together must not pass max_queued together: the
+ * limit is checked where the job is pushed, under the registry lock.  With
+ * max_queued 1 and no workers, exactly one of them is accepted, the others
+ * get -EAGAIN and leave no folder behind. */
+#define RACE_THREADS 8
+
+struct race_arg {
+    struct api_backend *be;
+    pthread_barrier_t *barrier;
+    int ret;
+};
+
+static void *race_submit(void *p)
+{
+    struct race_arg *a = p;
+    char *out = NULL, id[JOB_ID_LEN + 1];
+    struct diag d = {{0}, {0}};
+    pthread_barrier_wait(a->barrier);
+    a->ret = a->be->submit(a->be->ctx, tiny, strlen(tiny), &out, id, &d);
+    free(out);
+    return NULL;
+}
+
+static void test_queue_limit_concurrent(void)
+{
+    char dir[600];
+    snprintf(dir, sizeof(dir), "%s-race", state_dir);
+    struct jobs_config cfg = {.state_dir = dir, .workers = 1, .threads = 1,
+                              .datasets = datasets, .n_datasets = 1, .max_queued = 1};
+    struct jobs *js = NULL;
+    struct diag d = {{0}, {0}};
+    int r = jobs_open(&js, &cfg, &d);
+    CHECK_MSG(r == 0, "%s", d.message);
+    if (r < 0)
+        return;
+    struct api_backend be;
+    jobs_backend(js, &be);
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, RACE_THREADS);
+    pthread_t th[RACE_THREADS];
+    struct race_arg args[RACE_THREADS];
+    for (int i = 0; i < RACE_THREADS; i++) {
+        args[i] = (struct race_arg){.be = &be, .barrier = &barrier, .ret = 1};
+        CHECK_INT_EQ(pthread_create(&th[i], NULL, race_submit, &args[i]), 0);
+    }
+    int accepted = 0, refused = 0;
+    for (int i = 0; i < RACE_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        accepted += args[i].ret == 0;
+        refused += args[i].ret == -EAGAIN;
+    }
+    pthread_barrier_destroy(&barrier);
+    CHECK_INT_EQ(accepted, 1);
+    CHECK_INT_EQ(refused, RACE_THREADS - 1);
+
+    char jobs_dir[700];
+    snprintf(jobs_dir, sizeof(jobs_dir), "%s/jobs", dir);
+    DIR *dh = opendir(jobs_dir);
+    CHECK(dh != NULL);
+    int folders = 0;
+    for (struct dirent *de; dh && (de = readdir(dh));)
+        folders += de->d_name[0] != '.';
+    if (dh)
+        closedir(dh);
+    CHECK_INT_EQ(folders, 1);
+    jobs_free(js);
+}
+
 int main(void)
 {
     const char *tmp = getenv("TRAIND_TEST_TMP");
@@ -238,5 +308,6 @@ int main(void)
     TEST_RUN(test_submit_cancel_delete);
     TEST_RUN(test_recovery);
     TEST_RUN(test_unusable_state_dir);
+    TEST_RUN(test_queue_limit_concurrent);
     return TEST_EXIT();
 }

@@ -1,23 +1,27 @@
-/* jobs.h - the job registry: submission, the FIFO queue, worker threads that
- * run jobs (runner_run), event logs (memory + jobs/<id>/events.ndjson),
- * job.json persistence, recovery at start and orderly shutdown.  Also
- * provides the api_backend (backend.h) that the HTTP server calls.
+/* job_registry.h - the daemon's jobs: open a state dir (recovery.c reloads
+ * it), start the workers (job_queue.c), give the HTTP server its backend
+ * (backend.c), shut down.  Where the rest lives:
+ *   job_record.c   one job's state derived from its events, its JSON views
+ *   event_log.c    events.ndjson appends (fsync policy) and job.json
+ *   job_queue.c    the FIFO queue (max_queued) and the worker threads
+ *   job_runner.c   one job's training (shared with `traind run`)
+ *   recovery.c     reading the state dir back at start
+ *   confine.c      file access that never leaves a job's folder
+ *   backend.c      the api_backend functions
  *
  * State dir layout: <state_dir>/jobs/<id>/{job.json, events.ndjson,
- * checkpoints/, resume.h5}.  job.json is written atomically; events.ndjson
- * is append-only (fsync after epoch_end, checkpoint and state events) and is
- * the source of history, best values and the checkpoint table on restart.
+ * checkpoints/, resume.h5}.
  *
  * Locks: the registry lock (list, queue, refs) is taken before any job's
  * lock, never after. */
-#ifndef TRAIND_JOBS_H
-#define TRAIND_JOBS_H
+#ifndef TRAIND_JOB_REGISTRY_H
+#define TRAIND_JOB_REGISTRY_H
 
 #include <stdbool.h>
 
 #include "backend.h"
 #include "diag.h"
-#include "runner.h"
+#include "job_runner.h"
 
 struct jobs_config {
     const char *state_dir;

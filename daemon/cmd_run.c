@@ -1,8 +1,7 @@
-/* run.c - `traind run JOB.json` (see run.h). */
-#include "run.h"
+/* cmd_run.c - `traind run JOB.json` (see cmd_run.h). */
+#include "cmd_run.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,15 +11,10 @@
 #include "fsutil.h"
 #include "job_spec.h"
 #include "log.h"
-#include "runner.h"
+#include "signals.h"
+#include "job_runner.h"
 
 static atomic_int run_stop;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    atomic_store(&run_stop, 1);
-}
 
 static void print_line(void *ctx, const char *line)
 {
@@ -67,11 +61,7 @@ int run_command(const struct config *cfg, const char *job_path, const char *dir)
         return 1;
     }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    signals_on_stop(&run_stop);
 
     struct runner_sink sink = {.ctx = NULL, .event = ignore_event, .print = print_line};
     r = runner_run(&spec, dir, &env, &sink, &run_stop, &d);

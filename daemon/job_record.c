@@ -1,6 +1,6 @@
-/* job.c - a job's state derived from its events, and its JSON/CSV views.
- * See job.h; no I/O here except the existence check of listed files. */
-#include "job.h"
+/* job_record.c - a job's state derived from its events, and its JSON/CSV views.
+ * See job_record.h; no I/O here except the existence check of listed files. */
+#include "job_record.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "cjson_add.h"
 
 static const char *const state_names[JOB_STATE_COUNT] = {
     "queued", "running", "succeeded", "failed", "cancelled",
@@ -248,8 +250,8 @@ static struct job_ckpt *ckpt_upsert(struct job *j, const char *name, int policy,
     c->policy = policy;
     c->epoch = epoch;
     c->bytes = bytes;
-    if (sha && strlen(sha) == 64)
-        memcpy(c->sha256, sha, 65);
+    if (sha && strlen(sha) == 2 * FSUTIL_SHA256_BYTES)
+        memcpy(c->sha256, sha, FSUTIL_SHA256_HEX_SIZE);
     c->seq = seq;
     /* The file is in place when its event arrives: remember which file it
      * is, so a download can tell whether it opened the same one. */
@@ -424,56 +426,57 @@ int job_copy_events(const struct job *j, uint64_t after, int max, struct api_eve
 
 /* --- JSON views ------------------------------------------------------------ */
 
-static void add_time(cJSON *o, const char *key, double t)
+static bool add_time(cJSON *o, const char *key, double t)
 {
     if (t > 0) {
         char ts[32];
         job_format_time(t, ts);
-        cJSON_AddStringToObject(o, key, ts);
-    } else {
-        cJSON_AddNullToObject(o, key);
+        return cJSON_AddStringToObject(o, key, ts) != NULL;
     }
+    return cJSON_AddNullToObject(o, key) != NULL;
 }
 
-static void add_number(cJSON *o, const char *key, double v)
+static bool add_number(cJSON *o, const char *key, double v)
 {
     if (isfinite(v))
-        cJSON_AddNumberToObject(o, key, v);
-    else
-        cJSON_AddNullToObject(o, key);
+        return cJSON_AddNumberToObject(o, key, v) != NULL;
+    return cJSON_AddNullToObject(o, key) != NULL;
 }
 
 static cJSON *progress_json(const struct job *j)
 {
+    bool ok = true;
     cJSON *p = cJSON_CreateObject();
-    cJSON_AddNumberToObject(p, "epoch", j->progress.epoch);
-    cJSON_AddNumberToObject(p, "epochs", j->progress.epochs ? j->progress.epochs : j->spec.epochs);
-    cJSON_AddNumberToObject(p, "batch", j->progress.batch);
-    cJSON_AddNumberToObject(p, "batches", j->progress.batches);
-    add_number(p, "images_per_s", j->progress.images_per_s);
+    ok &= cJSON_AddNumberToObject(p, "epoch", j->progress.epoch) != NULL;
+    ok &= cJSON_AddNumberToObject(p, "epochs", j->progress.epochs ? j->progress.epochs : j->spec.epochs) != NULL;
+    ok &= cJSON_AddNumberToObject(p, "batch", j->progress.batch) != NULL;
+    ok &= cJSON_AddNumberToObject(p, "batches", j->progress.batches) != NULL;
+    ok &= add_number(p, "images_per_s", j->progress.images_per_s);
     if (j->state == JOB_STATE_RUNNING && j->progress.images_per_s > 0)
-        add_number(p, "eta_s", j->progress.eta_s);
+        ok &= add_number(p, "eta_s", j->progress.eta_s);
     else
-        cJSON_AddNullToObject(p, "eta_s");
-    return p;
+        ok &= cJSON_AddNullToObject(p, "eta_s") != NULL;
+    return cjson_checked(p, ok);
 }
 
 static cJSON *epoch_json(const struct job_epoch *e)
 {
+    bool ok = true;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "epoch", e->epoch);
+    ok &= cJSON_AddNumberToObject(o, "epoch", e->epoch) != NULL;
     for (int k = 0; k < e->logs.n; k++)
-        add_number(o, e->logs.items[k].key, e->logs.items[k].value);
-    add_number(o, "lr", e->lr); /* the wall time stays in the epoch_end event */
-    return o;
+        ok &= add_number(o, e->logs.items[k].key, e->logs.items[k].value);
+    ok &= add_number(o, "lr", e->lr); /* the wall time stays in the epoch_end event */
+    return cjson_checked(o, ok);
 }
 
 static cJSON *history_array(const struct job *j)
 {
+    bool ok = true;
     cJSON *a = cJSON_CreateArray();
     for (int i = 0; i < j->n_history; i++)
-        cJSON_AddItemToArray(a, epoch_json(&j->history[i]));
-    return a;
+        ok &= cjson_append(a, epoch_json(&j->history[i]));
+    return cjson_checked(a, ok);
 }
 
 /* The best of policy p: from its "improved" events, else (policies that
@@ -509,31 +512,32 @@ static struct job_best effective_best(const struct job *j, int p)
 
 static cJSON *best_array(const struct job *j)
 {
+    bool ok = true;
     cJSON *a = cJSON_CreateArray();
     for (int p = 0; p < j->spec.n_checkpoints; p++) {
         const struct ckpt_policy_config *cfg = &j->spec.checkpoints[p];
         struct job_best b = effective_best(j, p);
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "policy", p);
-        cJSON_AddStringToObject(o, "monitor", cfg->monitor);
+        ok &= cJSON_AddNumberToObject(o, "policy", p) != NULL;
+        ok &= cJSON_AddStringToObject(o, "monitor", cfg->monitor) != NULL;
         enum ckpt_mode mode = ckpt_resolve_mode(cfg);
-        cJSON_AddStringToObject(o, "mode", mode == CKPT_MODE_MAX   ? "max"
-                                           : mode == CKPT_MODE_MIN ? "min"
-                                                                   : "auto");
+        ok &= cJSON_AddStringToObject(o, "mode", mode == CKPT_MODE_MAX   ? "max"
+                                                 : mode == CKPT_MODE_MIN ? "min"
+                                                                         : "auto") != NULL;
         if (b.has) {
-            add_number(o, "value", b.value);
-            cJSON_AddNumberToObject(o, "epoch", b.epoch);
+            ok &= add_number(o, "value", b.value);
+            ok &= cJSON_AddNumberToObject(o, "epoch", b.epoch) != NULL;
         } else {
-            cJSON_AddNullToObject(o, "value");
-            cJSON_AddNullToObject(o, "epoch");
+            ok &= cJSON_AddNullToObject(o, "value") != NULL;
+            ok &= cJSON_AddNullToObject(o, "epoch") != NULL;
         }
         if (b.file[0])
-            cJSON_AddStringToObject(o, "file", b.file);
+            ok &= cJSON_AddStringToObject(o, "file", b.file) != NULL;
         else
-            cJSON_AddNullToObject(o, "file");
-        cJSON_AddItemToArray(a, o);
+            ok &= cJSON_AddNullToObject(o, "file") != NULL;
+        ok &= cjson_append(a, o);
     }
-    return a;
+    return cjson_checked(a, ok);
 }
 
 static bool ckpt_exists(const struct job *j, const char *name)
@@ -548,6 +552,7 @@ static bool ckpt_exists(const struct job *j, const char *name)
 
 static cJSON *checkpoints_array(const struct job *j)
 {
+    bool ok = true;
     cJSON *a = cJSON_CreateArray();
     struct job_best best[JOB_SPEC_MAX_CHECKPOINTS];
     for (int p = 0; p < j->spec.n_checkpoints; p++)
@@ -557,57 +562,58 @@ static cJSON *checkpoints_array(const struct job *j)
         if (!ckpt_exists(j, c->name))
             continue;
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "name", c->name);
-        cJSON_AddNumberToObject(o, "policy", c->policy);
-        cJSON_AddNumberToObject(o, "epoch", c->epoch);
-        cJSON_AddNumberToObject(o, "bytes", (double)c->bytes);
-        cJSON_AddStringToObject(o, "sha256", c->sha256);
+        ok &= cJSON_AddStringToObject(o, "name", c->name) != NULL;
+        ok &= cJSON_AddNumberToObject(o, "policy", c->policy) != NULL;
+        ok &= cJSON_AddNumberToObject(o, "epoch", c->epoch) != NULL;
+        ok &= cJSON_AddNumberToObject(o, "bytes", (double)c->bytes) != NULL;
+        ok &= cJSON_AddStringToObject(o, "sha256", c->sha256) != NULL;
         cJSON *metrics = NULL;
         for (int h = 0; h < j->n_history; h++) {
             if (j->history[h].epoch == c->epoch) {
                 metrics = cJSON_CreateObject();
                 for (int k = 0; k < j->history[h].logs.n; k++)
-                    add_number(metrics, j->history[h].logs.items[k].key,
-                               j->history[h].logs.items[k].value);
+                    ok &= add_number(metrics, j->history[h].logs.items[k].key,
+                                     j->history[h].logs.items[k].value);
             }
         }
-        cJSON_AddItemToObject(o, "metrics", metrics ? metrics : cJSON_CreateObject());
+        ok &= cjson_add(o, "metrics", metrics ? metrics : cJSON_CreateObject());
         bool is_best = c->policy < j->spec.n_checkpoints && best[c->policy].has &&
                        strcmp(best[c->policy].file, c->name) == 0;
-        cJSON_AddBoolToObject(o, "best", is_best);
-        cJSON_AddItemToArray(a, o);
+        ok &= cJSON_AddBoolToObject(o, "best", is_best) != NULL;
+        ok &= cjson_append(a, o);
     }
-    return a;
+    return cjson_checked(a, ok);
 }
 
 cJSON *job_to_json(const struct job *j, bool full)
 {
+    bool ok = true;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", j->id);
-    cJSON_AddStringToObject(o, "name", j->spec.name);
-    cJSON_AddStringToObject(o, "state", job_state_name(j->state));
-    cJSON_AddStringToObject(o, "dataset", j->spec.dataset);
-    cJSON_AddStringToObject(o, "model", j->spec.model[0] ? j->spec.model : "custom");
-    add_time(o, "created", j->created);
-    add_time(o, "started", j->started);
-    add_time(o, "finished", j->finished);
+    ok &= cJSON_AddStringToObject(o, "id", j->id) != NULL;
+    ok &= cJSON_AddStringToObject(o, "name", j->spec.name) != NULL;
+    ok &= cJSON_AddStringToObject(o, "state", job_state_name(j->state)) != NULL;
+    ok &= cJSON_AddStringToObject(o, "dataset", j->spec.dataset) != NULL;
+    ok &= cJSON_AddStringToObject(o, "model", j->spec.model[0] ? j->spec.model : "custom") != NULL;
+    ok &= add_time(o, "created", j->created);
+    ok &= add_time(o, "started", j->started);
+    ok &= add_time(o, "finished", j->finished);
     if (j->error[0])
-        cJSON_AddStringToObject(o, "error", j->error);
+        ok &= cJSON_AddStringToObject(o, "error", j->error) != NULL;
     else
-        cJSON_AddNullToObject(o, "error");
-    cJSON_AddItemToObject(o, "progress", progress_json(j));
+        ok &= cJSON_AddNullToObject(o, "error") != NULL;
+    ok &= cjson_add(o, "progress", progress_json(j));
     if (!full)
-        return o;
+        return cjson_checked(o, ok);
     /* the normalised spec is already JSON text: splice it in unparsed */
     if (j->spec_json)
-        cJSON_AddRawToObject(o, "spec", j->spec_json);
+        ok &= cJSON_AddRawToObject(o, "spec", j->spec_json) != NULL;
     else
-        cJSON_AddNullToObject(o, "spec");
-    cJSON_AddItemToObject(o, "history", history_array(j));
-    cJSON_AddItemToObject(o, "best", best_array(j));
-    cJSON_AddItemToObject(o, "checkpoints", checkpoints_array(j));
-    cJSON_AddNumberToObject(o, "last_event", (double)j->last_seq);
-    return o;
+        ok &= cJSON_AddNullToObject(o, "spec") != NULL;
+    ok &= cjson_add(o, "history", history_array(j));
+    ok &= cjson_add(o, "best", best_array(j));
+    ok &= cjson_add(o, "checkpoints", checkpoints_array(j));
+    ok &= cJSON_AddNumberToObject(o, "last_event", (double)j->last_seq) != NULL;
+    return cjson_checked(o, ok);
 }
 
 char *job_resource_text(struct job *j)
@@ -627,38 +633,41 @@ char *job_resource_text(struct job *j)
 
 cJSON *job_history_json(const struct job *j)
 {
+    bool ok = true;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", j->id);
-    cJSON_AddItemToObject(o, "history", history_array(j));
-    return o;
+    ok &= cJSON_AddStringToObject(o, "id", j->id) != NULL;
+    ok &= cjson_add(o, "history", history_array(j));
+    return cjson_checked(o, ok);
 }
 
 cJSON *job_checkpoints_json(const struct job *j)
 {
+    bool ok = true;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", j->id);
-    cJSON_AddItemToObject(o, "best", best_array(j));
-    cJSON_AddItemToObject(o, "checkpoints", checkpoints_array(j));
-    return o;
+    ok &= cJSON_AddStringToObject(o, "id", j->id) != NULL;
+    ok &= cjson_add(o, "best", best_array(j));
+    ok &= cjson_add(o, "checkpoints", checkpoints_array(j));
+    return cjson_checked(o, ok);
 }
 
 cJSON *job_record_json(const struct job *j)
 {
+    bool ok = true;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "version", 1);
-    cJSON_AddStringToObject(o, "id", j->id);
-    cJSON_AddStringToObject(o, "name", j->spec.name);
+    ok &= cJSON_AddNumberToObject(o, "version", 1) != NULL;
+    ok &= cJSON_AddStringToObject(o, "id", j->id) != NULL;
+    ok &= cJSON_AddStringToObject(o, "name", j->spec.name) != NULL;
     cJSON *spec = j->spec_json ? cJSON_Parse(j->spec_json) : NULL;
-    cJSON_AddItemToObject(o, "spec", spec ? spec : cJSON_CreateNull());
-    cJSON_AddStringToObject(o, "state", job_state_name(j->state));
-    add_time(o, "created", j->created);
-    add_time(o, "started", j->started);
-    add_time(o, "finished", j->finished);
+    ok &= cjson_add(o, "spec", spec ? spec : cJSON_CreateNull());
+    ok &= cJSON_AddStringToObject(o, "state", job_state_name(j->state)) != NULL;
+    ok &= add_time(o, "created", j->created);
+    ok &= add_time(o, "started", j->started);
+    ok &= add_time(o, "finished", j->finished);
     if (j->error[0])
-        cJSON_AddStringToObject(o, "error", j->error);
+        ok &= cJSON_AddStringToObject(o, "error", j->error) != NULL;
     else
-        cJSON_AddNullToObject(o, "error");
-    return o;
+        ok &= cJSON_AddNullToObject(o, "error") != NULL;
+    return cjson_checked(o, ok);
 }
 
 /* --- CSV -------------------------------------------------------------------- */

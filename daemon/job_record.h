@@ -1,12 +1,12 @@
-/* job.h - one job's record: spec, state, times, its event log in memory and
+/* job_record.h - one job's record: spec, state, times, its event log in memory and
  * what the events say (progress, epoch history, best value per policy,
  * checkpoint files), rendered as the API's JSON and as Keras CSVLogger text.
  *
  * Locking: `mu` guards every field marked (mu).  `file_mu` serialises
  * appends to events.ndjson (held without mu, so readers never wait on an
- * fsync).  `stop` is atomic.  The registry fields belong to jobs.c. */
-#ifndef TRAIND_JOB_H
-#define TRAIND_JOB_H
+ * fsync).  `stop` is atomic.  The registry fields belong to job_registry.c. */
+#ifndef TRAIND_JOB_RECORD_H
+#define TRAIND_JOB_RECORD_H
 
 #include <cjson/cJSON.h>
 #include <limits.h>
@@ -16,11 +16,12 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "fsutil.h"
+#include "job_id.h"
 #include "job_spec.h"
 #include "logs.h"
 #include "template.h"
 
-#define JOB_ID_LEN 16
 #define JOB_RECENT_PROGRESS 32   /* progress events kept in memory (not persisted) */
 
 enum job_state {
@@ -51,7 +52,7 @@ struct job_ckpt {
     int policy;
     int epoch;
     uint64_t bytes;
-    char sha256[65];
+    char sha256[FSUTIL_SHA256_HEX_SIZE];
     uint64_t seq;                  /* of the checkpoint event that wrote it */
     uint64_t ino;                  /* identity of the file the event describes, */
     int64_t mtime_ns;              /* taken when the event was applied (0 = unknown) */
@@ -75,7 +76,6 @@ struct job {
     double created, started, finished; /* (mu) unix seconds, 0 = not yet */
     char error[512];               /* (mu) */
     bool cancel_requested;         /* (mu) */
-    double last_progress_event;    /* (mu) time of the last progress event kept */
     struct {
         int epoch, epochs, batch, batches;
         double images_per_s, eta_s;
@@ -98,7 +98,7 @@ struct job {
     pthread_mutex_t file_mu;
     int events_fd;                 /* (file_mu) append-only events.ndjson, -1 when closed */
 
-    /* registry (jobs.c, under the registry lock) */
+    /* registry (job_registry.c and job_queue.c, under the registry lock) */
     int refs;
     bool queued_in_list;
     struct job *next, *qnext;

@@ -1,0 +1,364 @@
+/* dispatch.c - one request from start to answer: the callbacks
+ * libmicrohttpd calls (raw path routing, body collection with its size
+ * limit), the checks before anything runs (route, method, bearer token,
+ * media type, announced length), and the route -> backend dispatch. */
+#include "server_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Compare in time that depends only on the length of expected. */
+static bool token_equal(const char *given, const char *expected)
+{
+    size_t lg = strlen(given), le = strlen(expected);
+    volatile unsigned char diff = (unsigned char)(lg != le);
+    for (size_t i = 0; i < le; i++)
+        diff |= (unsigned char)(given[lg ? i % lg : 0] ^ expected[i]);
+    return diff == 0;
+}
+
+static bool auth_ok(const struct api_server *srv, struct MHD_Connection *c)
+{
+    if (!srv->cfg.token || !srv->cfg.token[0])
+        return true;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    return token_equal(h, srv->cfg.token);
+}
+
+int parse_u64_text(const char *s, uint64_t *ret)
+{
+    if (!s || !*s)
+        return -EINVAL;
+    uint64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -EINVAL;
+        uint64_t digit = (uint64_t)(*p - '0');
+        if (v > (UINT64_MAX - digit) / 10)
+            return -ERANGE;
+        v = v * 10 + digit;
+    }
+    *ret = v;
+    return 0;
+}
+
+const char *request_query(struct MHD_Connection *c, const char *key)
+{
+    return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, key);
+}
+
+/* RFC 3629 UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t len;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            len = 2;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + len > n)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+static bool is_json_type(const char *ctype)
+{
+    if (!ctype)
+        return false;
+    while (*ctype == ' ')
+        ctype++;
+    size_t n = strlen("application/json");
+    if (strncasecmp(ctype, "application/json", n) != 0)
+        return false;
+    char next = ctype[n];
+    return next == '\0' || next == ';' || next == ' ';
+}
+
+static enum MHD_Result dispatch(struct request *rq, struct MHD_Connection *c)
+{
+    struct api_server *srv = rq->srv;
+    const struct api_backend *be = &srv->be;
+    struct diag d = {{0}, {0}};
+    char *out = NULL;
+    int r;
+
+    switch (rq->path.route) {
+    case API_ROUTE_JOBS:
+        if (rq->method == API_METHOD_POST) {
+            char id[JOB_ID_LEN + 1];
+            if (!utf8_valid((const unsigned char *)(rq->body ? rq->body : ""), rq->body_len))
+                return respond_error(rq, c, MHD_HTTP_BAD_REQUEST, "invalid_json",
+                                     "the request body is not valid UTF-8", NULL);
+            r = be->submit(be->ctx, rq->body ? rq->body : "", rq->body_len, &out, id, &d);
+            if (r < 0)
+                return respond_backend_error(rq, c, r, &d, "invalid job spec");
+            struct MHD_Response *resp = text_response(out, strlen(out), "application/json");
+            if (!resp)
+                return MHD_NO;
+            char loc[64];
+            snprintf(loc, sizeof(loc), "/v1/jobs/%s", id);
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc);
+            return respond_queue(rq, c, MHD_HTTP_CREATED, resp);
+        }
+        r = be->list(be->ctx, request_query(c, "state"), &out, &d);
+        return r < 0 ? respond_backend_error(rq, c, r, &d, "bad request")
+                     : respond_json(rq, c, MHD_HTTP_OK, out);
+    case API_ROUTE_JOB:
+        if (rq->method == API_METHOD_DELETE) {
+            r = be->remove(be->ctx, rq->path.id, &d);
+            if (r < 0)
+                return respond_backend_error(rq, c, r, &d, "no such job");
+            return respond_queue(rq, c, MHD_HTTP_NO_CONTENT,
+                         MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT));
+        }
+        r = be->get(be->ctx, rq->path.id, &out);
+        return r < 0 ? respond_backend_error(rq, c, r, NULL, "no such job")
+                     : respond_json(rq, c, MHD_HTTP_OK, out);
+    case API_ROUTE_JOB_CANCEL:
+        r = be->cancel(be->ctx, rq->path.id, &out);
+        return r < 0 ? respond_backend_error(rq, c, r, NULL, "no such job")
+                     : respond_json(rq, c, MHD_HTTP_OK, out);
+    case API_ROUTE_JOB_EVENTS:
+        return serve_events(rq, c);
+    case API_ROUTE_JOB_METRICS: {
+        const char *fmt = request_query(c, "format");
+        bool csv = false;
+        if (fmt && strcmp(fmt, "csv") == 0)
+            csv = true;
+        else if (fmt && strcmp(fmt, "json") != 0)
+            return respond_error(rq, c, MHD_HTTP_BAD_REQUEST, "invalid_parameter",
+                                 "query parameter 'format' must be json or csv", NULL);
+        r = be->metrics(be->ctx, rq->path.id, csv, &out);
+        if (r < 0)
+            return respond_backend_error(rq, c, r, NULL, "no such job");
+        if (!csv)
+            return respond_json(rq, c, MHD_HTTP_OK, out);
+        struct MHD_Response *resp = text_response(out, strlen(out), "text/csv; charset=utf-8");
+        if (resp) {
+            char disp[64];
+            snprintf(disp, sizeof(disp), "inline; filename=\"%s.csv\"", rq->path.id);
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disp);
+        }
+        return respond_queue(rq, c, MHD_HTTP_OK, resp);
+    }
+    case API_ROUTE_JOB_CHECKPOINTS:
+        r = be->checkpoints(be->ctx, rq->path.id, &out);
+        return r < 0 ? respond_backend_error(rq, c, r, NULL, "no such job")
+                     : respond_json(rq, c, MHD_HTTP_OK, out);
+    case API_ROUTE_JOB_CHECKPOINT:
+        return serve_file(rq, c, API_FILE_PATH);
+    case API_ROUTE_JOB_BEST:
+        return serve_file(rq, c, API_FILE_BEST);
+    case API_ROUTE_JOB_LATEST:
+        return serve_file(rq, c, API_FILE_LATEST);
+    case API_ROUTE_DATASETS:
+        r = be->datasets(be->ctx, &out);
+        return r < 0 ? respond_backend_error(rq, c, r, NULL, "unavailable")
+                     : respond_json(rq, c, MHD_HTTP_OK, out);
+    case API_ROUTE_MODELS:
+        r = be->models(be->ctx, &out);
+        return r < 0 ? respond_backend_error(rq, c, r, NULL, "unavailable")
+                     : respond_json(rq, c, MHD_HTTP_OK, out);
+    case API_ROUTE_HEALTH: {
+        bool ready = false;
+        r = be->health(be->ctx, &out, &ready);
+        if (r < 0)
+            return respond_backend_error(rq, c, r, NULL, "unavailable");
+        return respond_json(rq, c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, out);
+    }
+    case API_ROUTE_PROMETHEUS:
+        return serve_prometheus(rq, c);
+    }
+    return respond_error(rq, c, MHD_HTTP_NOT_FOUND, "not_found", "no such route", NULL);
+}
+
+/* Route, method, auth and (for POST) media type and announced length.
+ * Returns true when the request may go on; otherwise an error response is
+ * queued and *ret is the result for libmicrohttpd. */
+static bool check_request(struct request *rq, struct MHD_Connection *c, enum MHD_Result *ret)
+{
+    struct api_server *srv = rq->srv;
+    rq->checked = true;
+    if (rq->path_err == -ENOENT) {
+        *ret = respond_error(rq, c, MHD_HTTP_NOT_FOUND, "not_found", rq->diag.message, NULL);
+        return false;
+    }
+    if (rq->path_err < 0) {
+        *ret = respond_error(rq, c, MHD_HTTP_BAD_REQUEST, "invalid_path", rq->diag.message,
+                             NULL);
+        return false;
+    }
+    unsigned allowed = api_route_methods(rq->path.route);
+    if (!(allowed & rq->method)) {
+        char allow[64], msg[128];
+        api_methods_format(allow, sizeof(allow), allowed);
+        snprintf(msg, sizeof(msg), "method not allowed; allowed: %s", allow);
+        struct MHD_Response *resp = error_response("method_not_allowed", msg, NULL);
+        if (resp)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+        *ret = respond_queue(rq, c, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
+        return false;
+    }
+    if (rq->path.route != API_ROUTE_HEALTH && !auth_ok(srv, c)) {
+        struct MHD_Response *resp =
+            error_response("unauthorized", "a valid bearer token is required", NULL);
+        if (resp)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                    "Bearer realm=\"traind\"");
+        *ret = respond_queue(rq, c, MHD_HTTP_UNAUTHORIZED, resp);
+        return false;
+    }
+    if (rq->method != API_METHOD_POST)
+        return true;
+    if (rq->path.route == API_ROUTE_JOBS &&
+        !is_json_type(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                  MHD_HTTP_HEADER_CONTENT_TYPE))) {
+        *ret = respond_error(rq, c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                             "the request body must be application/json", NULL);
+        return false;
+    }
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    uint64_t clen;
+    if (cl && parse_u64_text(cl, &clen) == 0 && clen > srv->cfg.max_body_bytes) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "request body larger than %zu bytes", srv->cfg.max_body_bytes);
+        *ret = respond_error(rq, c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", msg, NULL);
+        return false;
+    }
+    return true;
+}
+
+enum MHD_Result api_on_access(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version,
+                              const char *upload_data, size_t *upload_data_size,
+                              void **con_cls)
+{
+    struct api_server *srv = cls;
+    struct request *rq = *con_cls;
+    (void)url;
+    (void)version;
+    if (!rq)
+        return MHD_NO;
+
+    if (!rq->started) {
+        rq->started = true;
+        rq->method = api_method_parse(method);
+        /* Requests that carry a body are checked before it is read.  The
+         * others are answered on the next call: a response queued on this
+         * first call makes libmicrohttpd close the connection. */
+        if (rq->method == API_METHOD_POST || rq->method == API_METHOD_OTHER) {
+            enum MHD_Result ret;
+            if (!check_request(rq, c, &ret))
+                return ret;
+        }
+        return MHD_YES;
+    }
+
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (rq->too_large)
+            return MHD_YES;
+        if (rq->body_len + n > srv->cfg.max_body_bytes) {
+            rq->too_large = true;
+            free(rq->body);
+            rq->body = NULL;
+            rq->body_len = 0;
+            /* libmicrohttpd cannot queue a response while a body arrives, and
+             * a chunked body may never end: write the 413 on the socket
+             * now, discard the rest of the body, close when it ends. */
+            send_raw_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large", "too_large",
+                           srv->cfg.max_body_bytes);
+            atomic_fetch_add(&srv->requests[MHD_HTTP_CONTENT_TOO_LARGE], 1);
+            rq->answered = true;
+            return MHD_YES;
+        }
+        char *b = realloc(rq->body, rq->body_len + n + 1);
+        if (!b)
+            return MHD_NO;
+        memcpy(b + rq->body_len, upload_data, n);
+        rq->body = b;
+        rq->body_len += n;
+        rq->body[rq->body_len] = '\0';
+        return MHD_YES;
+    }
+    if (rq->answered)
+        return MHD_NO; /* the response is already on the wire: close */
+    if (rq->too_large) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "request body larger than %zu bytes", srv->cfg.max_body_bytes);
+        return respond_error(rq, c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", msg, NULL);
+    }
+    if (!rq->checked) {
+        enum MHD_Result ret;
+        if (!check_request(rq, c, &ret))
+            return ret;
+    }
+    return dispatch(rq, c);
+}
+
+/* Called once per request with the raw request target, before headers are
+ * parsed: route on the path exactly as sent (percent escapes intact). */
+void *api_on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)c;
+    struct request *rq = calloc(1, sizeof(*rq));
+    if (!rq)
+        return NULL;
+    rq->srv = cls;
+    size_t len = strcspn(uri, "?#");
+    rq->path_err = api_path_parse(&rq->path, uri, len, &rq->diag);
+    return rq;
+}
+
+void api_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    struct api_server *srv = cls;
+    struct request *rq = *con_cls;
+    (void)c;
+    if (!rq)
+        return;
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && rq->serve_bytes)
+        atomic_fetch_add(&srv->bytes_served, rq->serve_bytes);
+    free(rq->body);
+    free(rq);
+    *con_cls = NULL;
+}

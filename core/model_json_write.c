@@ -1,0 +1,223 @@
+/* model_json_write.c - model_spec_to_json: the tf.keras 2.15 form of a
+ * spec (the model_config attribute of full-model HDF5 files), which
+ * model_spec_parse_json reads back to the same spec. */
+#include "model_spec.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct strbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void sb_append(struct strbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_puts(struct strbuf *b, const char *s)
+{
+    sb_append(b, s, strlen(s));
+}
+
+static void sb_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sb_printf(struct strbuf *b, const char *fmt, ...)
+{
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(tmp)) {
+        b->oom = true; /* only short fragments are printed this way */
+        return;
+    }
+    sb_append(b, tmp, (size_t)n);
+}
+
+static void sb_json_string(struct strbuf *b, const char *s)
+{
+    sb_puts(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            sb_printf(b, "\\%c", *p);
+        else if (*p < 0x20)
+            sb_printf(b, "\\u%04x", *p);
+        else
+            sb_append(b, (const char *)p, 1);
+    }
+    sb_puts(b, "\"");
+}
+
+/* The shortest decimal that reads back as the same float, written as Python
+ * repr() writes floats (always with a '.' or an exponent). */
+static void sb_float(struct strbuf *b, float v)
+{
+    char tmp[48];
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(tmp, sizeof(tmp), "%.*g", prec, (double)v);
+        if (strtof(tmp, NULL) == v)
+            break;
+    }
+    if (!strpbrk(tmp, ".eEn"))
+        strcat(tmp, ".0");
+    sb_puts(b, tmp);
+}
+
+static void sb_key(struct strbuf *b, const char *key)
+{
+    sb_printf(b, ", \"%s\": ", key);
+}
+
+static void sb_pair(struct strbuf *b, const char *key, const int v[2])
+{
+    sb_key(b, key);
+    sb_printf(b, "[%d, %d]", v[0], v[1]);
+}
+
+static const char *const init_json[] = {
+    [INIT_GLOROT_UNIFORM] = "{\"class_name\": \"GlorotUniform\", \"config\": {\"seed\": null}}",
+    [INIT_ZEROS] = "{\"class_name\": \"Zeros\", \"config\": {}}",
+    [INIT_ONES] = "{\"class_name\": \"Ones\", \"config\": {}}",
+};
+
+static void sb_init(struct strbuf *b, const char *key, enum init_kind k)
+{
+    sb_key(b, key);
+    sb_puts(b, init_json[k]);
+}
+
+static void sb_nulls(struct strbuf *b, const char *const *keys)
+{
+    for (; *keys; keys++) {
+        sb_key(b, *keys);
+        sb_puts(b, "null");
+    }
+}
+
+static void print_layer(struct strbuf *b, const struct model_spec *spec, int i, bool flat)
+{
+    static const char *const weighted_nulls[] = {
+        "kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
+        "bias_constraint", NULL,
+    };
+    static const char *const bn_nulls[] = {
+        "beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint", NULL,
+    };
+    const struct layer_config *l = &spec->layers[i];
+    const char *padding = l->padding == PADDING_KIND_SAME ? "\"same\"" : "\"valid\"";
+    sb_puts(b, "{\"class_name\": ");
+    sb_json_string(b, layer_kind_class_name(l->kind));
+    sb_puts(b, ", \"config\": {\"name\": ");
+    sb_json_string(b, l->name);
+    /* the input shape is on the InputLayer only: Keras 3 rejects a
+     * batch_input_shape argument on Conv2D or Dense */
+    sb_puts(b, ", \"trainable\": true, \"dtype\": \"float32\"");
+    switch (l->kind) {
+    case LAYER_KIND_CONV2D:
+        sb_printf(b, ", \"filters\": %d", l->filters);
+        sb_pair(b, "kernel_size", l->kernel_size);
+        sb_pair(b, "strides", l->strides);
+        sb_printf(b, ", \"padding\": %s, \"data_format\": \"channels_last\", "
+                  "\"dilation_rate\": [1, 1], \"groups\": 1", padding);
+        sb_printf(b, ", \"activation\": \"%s\", \"use_bias\": %s", activation_kind_name(l->activation),
+                  l->use_bias ? "true" : "false");
+        sb_init(b, "kernel_initializer", INIT_GLOROT_UNIFORM);
+        sb_init(b, "bias_initializer", INIT_ZEROS);
+        sb_nulls(b, weighted_nulls);
+        break;
+    case LAYER_KIND_DENSE:
+        sb_printf(b, ", \"units\": %d, \"activation\": \"%s\", \"use_bias\": %s", l->units,
+                  activation_kind_name(l->activation), l->use_bias ? "true" : "false");
+        sb_init(b, "kernel_initializer", INIT_GLOROT_UNIFORM);
+        sb_init(b, "bias_initializer", INIT_ZEROS);
+        sb_nulls(b, weighted_nulls);
+        break;
+    case LAYER_KIND_BATCH_NORMALIZATION:
+        /* a built layer prints its axis as the positive list Keras normalised it to */
+        sb_printf(b, ", \"axis\": [%d]", flat ? 1 : 3);
+        sb_key(b, "momentum");
+        sb_float(b, l->momentum);
+        sb_key(b, "epsilon");
+        sb_float(b, l->epsilon);
+        sb_puts(b, ", \"center\": true, \"scale\": true");
+        sb_init(b, "beta_initializer", INIT_ZEROS);
+        sb_init(b, "gamma_initializer", INIT_ONES);
+        sb_init(b, "moving_mean_initializer", INIT_ZEROS);
+        sb_init(b, "moving_variance_initializer", INIT_ONES);
+        sb_nulls(b, bn_nulls);
+        break;
+    case LAYER_KIND_ACTIVATION:
+        sb_printf(b, ", \"activation\": \"%s\"", activation_kind_name(l->activation));
+        break;
+    case LAYER_KIND_MAX_POOLING2D:
+    case LAYER_KIND_AVERAGE_POOLING2D:
+        sb_pair(b, "pool_size", l->pool_size);
+        sb_printf(b, ", \"padding\": %s", padding);
+        sb_pair(b, "strides", l->strides);
+        sb_puts(b, ", \"data_format\": \"channels_last\"");
+        break;
+    case LAYER_KIND_DROPOUT:
+        sb_key(b, "rate");
+        sb_float(b, l->rate);
+        sb_puts(b, ", \"noise_shape\": null, \"seed\": null");
+        break;
+    case LAYER_KIND_FLATTEN:
+        sb_puts(b, ", \"data_format\": \"channels_last\"");
+        break;
+    }
+    sb_puts(b, "}}");
+}
+
+char *model_spec_to_json(const struct model_spec *spec)
+{
+    struct strbuf b = {0};
+    sb_puts(&b, "{\"class_name\": \"Sequential\", \"config\": {\"name\": ");
+    sb_json_string(&b, spec->name[0] ? spec->name : "sequential");
+    sb_puts(&b, ", \"layers\": [");
+    if (spec->n_layers > 0) {
+        char input_name[sizeof(spec->layers[0].name) + 8];
+        snprintf(input_name, sizeof(input_name), "%s_input", spec->layers[0].name);
+        sb_printf(&b, "{\"class_name\": \"InputLayer\", \"config\": {\"batch_input_shape\": "
+                  "[null, %d, %d, %d], \"dtype\": \"float32\", \"sparse\": false, "
+                  "\"ragged\": false, \"name\": ",
+                  spec->input_shape[0], spec->input_shape[1], spec->input_shape[2]);
+        sb_json_string(&b, input_name);
+        sb_puts(&b, "}}");
+    }
+    bool flat = false;
+    for (int i = 0; i < spec->n_layers; i++) {
+        sb_puts(&b, ", ");
+        print_layer(&b, spec, i, flat);
+        if (spec->layers[i].kind == LAYER_KIND_FLATTEN)
+            flat = true;
+    }
+    sb_puts(&b, "]}, \"keras_version\": \"2.15.0\", \"backend\": \"tensorflow\"}");
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}

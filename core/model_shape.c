@@ -1,0 +1,223 @@
+/* model_shape.c - the one validator of a spec: every layer's output shape
+ * as TF computes it, within the MODEL_SPEC_* limits; parameter counts; the
+ * softmax output the loss needs.  The JSON reader, the built-ins and
+ * model_create() all check a spec here. */
+#include "model_spec.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DIM_MAX MODEL_SPEC_DIM_MAX
+#define WIDTH_MAX MODEL_SPEC_WIDTH_MAX
+#define FEATURES_MAX MODEL_SPEC_FEATURES_MAX
+#define LAYERS_MAX MODEL_SPEC_LAYERS_MAX
+
+/* TF output length of a window op: same -> ceil(in / s), valid -> floor((in - k) / s) + 1. */
+static int window_out(int in, int k, int s, enum padding_kind padding)
+{
+    if (padding == PADDING_KIND_SAME)
+        return (in + s - 1) / s;
+    if (in < k)
+        return 0;
+    return (in - k) / s + 1;
+}
+
+int model_spec_infer_shapes_at(const struct model_spec *spec, const int *json_index,
+                               int (*out)[3], struct diag *d)
+{
+    char field[64];
+    int h = spec->input_shape[0], w = spec->input_shape[1], c = spec->input_shape[2];
+    if (h < 1 || w < 1 || c < 1 || h > DIM_MAX || w > DIM_MAX || c > DIM_MAX)
+        return diag_set(d, -EINVAL, "/config/layers/0",
+                        "input shape (%d, %d, %d) must have sizes in [1, %d]", h, w, c, DIM_MAX);
+    if (spec->n_layers < 1 || !spec->layers)
+        return diag_set(d, -EINVAL, "/config/layers", "the model has no layers");
+    bool flat = false; /* Keras tensor is 2-D (N, features) after Flatten */
+    for (int i = 0; i < spec->n_layers; i++) {
+        const struct layer_config *l = &spec->layers[i];
+        int ji = json_index ? json_index[i] : i + 1;
+        snprintf(field, sizeof(field), "/config/layers/%d", ji);
+        const char *cls = layer_kind_class_name(l->kind);
+        switch (l->kind) {
+        case LAYER_KIND_CONV2D:
+        case LAYER_KIND_MAX_POOLING2D:
+        case LAYER_KIND_AVERAGE_POOLING2D: {
+            bool conv = l->kind == LAYER_KIND_CONV2D;
+            const int *k = conv ? l->kernel_size : l->pool_size;
+            if (flat)
+                return diag_set(d, -EINVAL, field,
+                                "layer %d (%s \"%s\"): needs a 4-D input (N, H, W, C), "
+                                "got a flat one after Flatten", ji, cls, l->name);
+            if (k[0] < 1 || k[1] < 1 || l->strides[0] < 1 || l->strides[1] < 1 ||
+                k[0] > DIM_MAX || k[1] > DIM_MAX || l->strides[0] > DIM_MAX ||
+                l->strides[1] > DIM_MAX || (conv && (l->filters < 1 || l->filters > WIDTH_MAX)))
+                return diag_set(d, -EINVAL, field, "layer %d (%s \"%s\"): invalid %s, strides%s",
+                                ji, cls, l->name, conv ? "kernel_size" : "pool_size",
+                                conv ? " or filters" : "");
+            int oh = window_out(h, k[0], l->strides[0], l->padding);
+            int ow = window_out(w, k[1], l->strides[1], l->padding);
+            if (oh < 1 || ow < 1)
+                return diag_set(d, -EINVAL, field,
+                                "layer %d (%s \"%s\"): output size (%d, %d) is not positive: "
+                                "input (%d, %d), %s (%d, %d), strides (%d, %d), padding valid",
+                                ji, cls, l->name, oh, ow, h, w, conv ? "kernel" : "pool",
+                                k[0], k[1], l->strides[0], l->strides[1]);
+            h = oh;
+            w = ow;
+            if (conv)
+                c = l->filters;
+            break;
+        }
+        case LAYER_KIND_DENSE:
+            if (!flat)
+                return diag_set(d, -EINVAL, field,
+                                "layer %d (Dense \"%s\"): input is 4-D (N, %d, %d, %d); Keras "
+                                "would apply Dense to the last axis only, put a Flatten before it",
+                                ji, l->name, h, w, c);
+            if (l->units < 1 || l->units > WIDTH_MAX)
+                return diag_set(d, -EINVAL, field, "layer %d (Dense \"%s\"): units %d not in [1, %d]",
+                                ji, l->name, l->units, WIDTH_MAX);
+            c = l->units;
+            break;
+        case LAYER_KIND_FLATTEN:
+            if ((long long)h * w * c > FEATURES_MAX)
+                return diag_set(d, -EINVAL, field,
+                                "layer %d (Flatten \"%s\"): %lld features is more than %d",
+                                ji, l->name, (long long)h * w * c, FEATURES_MAX);
+            c = h * w * c;
+            h = w = 1;
+            flat = true;
+            break;
+        case LAYER_KIND_DROPOUT:
+            if (!(l->rate >= 0.0f && l->rate < 1.0f))
+                return diag_set(d, -EINVAL, field, "layer %d (Dropout \"%s\"): rate %g not in [0, 1)",
+                                ji, l->name, (double)l->rate);
+            break;
+        case LAYER_KIND_BATCH_NORMALIZATION:
+            if (!(l->momentum >= 0.0f && l->momentum <= 1.0f) || !(l->epsilon > 0.0f))
+                return diag_set(d, -EINVAL, field,
+                                "layer %d (BatchNormalization \"%s\"): momentum %g not in [0, 1] "
+                                "or epsilon %g not > 0", ji, l->name, (double)l->momentum,
+                                (double)l->epsilon);
+            break;
+        case LAYER_KIND_ACTIVATION:
+            break;
+        default:
+            return diag_set(d, -EINVAL, field, "layer %d: unknown layer kind %d", ji, (int)l->kind);
+        }
+        if ((long long)h * w * c > FEATURES_MAX)
+            return diag_set(d, -EINVAL, field, "layer %d (%s \"%s\"): output (%d, %d, %d) is too large",
+                            ji, cls, l->name, h, w, c);
+        out[i][0] = h;
+        out[i][1] = w;
+        out[i][2] = c;
+    }
+    return 0;
+}
+
+/* Every layer's output shape in a new (n_layers, 3) array (*ret, caller
+ * frees), written only on success. */
+static int infer_alloc(const struct model_spec *spec, int (**ret)[3], struct diag *d)
+{
+    if (spec->n_layers < 1 || spec->n_layers > LAYERS_MAX)
+        return diag_set(d, -EINVAL, "/config/layers", "the model has %d layers (1 to %d allowed)",
+                        spec->n_layers, LAYERS_MAX);
+    int(*shape)[3] = calloc((size_t)spec->n_layers, sizeof(*shape));
+    if (!shape)
+        return diag_set(d, -ENOMEM, "", "out of memory");
+    int err = model_spec_infer_shapes_at(spec, NULL, shape, d);
+    if (err) {
+        free(shape);
+        return err;
+    }
+    *ret = shape;
+    return 0;
+}
+
+int model_spec_infer_shapes(const struct model_spec *spec, int (*ret_out_shapes)[3],
+                            struct diag *d)
+{
+    int(*shape)[3] = NULL;
+    int err = infer_alloc(spec, &shape, d);
+    if (err)
+        return err;
+    memcpy(ret_out_shapes, shape, (size_t)spec->n_layers * sizeof(*shape));
+    free(shape);
+    return 0;
+}
+
+int model_spec_count_params(const struct model_spec *spec, size_t *ret_total,
+                            size_t *ret_trainable, struct diag *d)
+{
+    int(*shape)[3] = NULL;
+    int err = infer_alloc(spec, &shape, d);
+    if (err)
+        return err;
+    size_t total = 0, trainable = 0;
+    for (int i = 0; i < spec->n_layers; i++) {
+        const struct layer_config *l = &spec->layers[i];
+        size_t cin = (size_t)(i == 0 ? spec->input_shape[2] : shape[i - 1][2]);
+        size_t cout = (size_t)shape[i][2], n = 0, nt = 0;
+        bool over = false;
+        switch (l->kind) {
+        case LAYER_KIND_CONV2D: /* kernel (kh, kw, cin, filters) + bias (filters) */
+            over = __builtin_mul_overflow((size_t)l->kernel_size[0], (size_t)l->kernel_size[1], &nt) ||
+                   __builtin_mul_overflow(nt, cin, &nt) || __builtin_mul_overflow(nt, cout, &nt);
+            nt += l->use_bias ? cout : 0;
+            n = nt;
+            break;
+        case LAYER_KIND_DENSE: /* kernel (in, units) + bias (units) */
+            over = __builtin_mul_overflow(cin, cout, &nt);
+            nt += l->use_bias ? cout : 0;
+            n = nt;
+            break;
+        case LAYER_KIND_BATCH_NORMALIZATION: /* gamma, beta trainable; moving mean, var not */
+            nt = 2 * cout;
+            n = 4 * cout;
+            break;
+        default:
+            break;
+        }
+        if (over || n > SIZE_MAX / 2 - total) {
+            err = diag_set(d, -EOVERFLOW, "/config/layers", "parameter count overflows");
+            break;
+        }
+        total += n;
+        trainable += nt;
+    }
+    free(shape);
+    if (err)
+        return err;
+    if (ret_total)
+        *ret_total = total;
+    if (ret_trainable)
+        *ret_trainable = trainable;
+    return 0;
+}
+
+int model_spec_output_classes(const struct model_spec *spec, struct diag *d)
+{
+    int(*shape)[3] = NULL;
+    int err = infer_alloc(spec, &shape, d);
+    if (err)
+        return err;
+    int last = spec->n_layers - 1;
+    int classes = shape[last][2];
+    bool flat = shape[last][0] == 1 && shape[last][1] == 1;
+    free(shape);
+    const struct layer_config *l = &spec->layers[last];
+    bool softmax = (l->kind == LAYER_KIND_ACTIVATION || l->kind == LAYER_KIND_DENSE) &&
+                   l->activation == ACTIVATION_KIND_SOFTMAX;
+    if (!softmax || !flat) {
+        char field[64];
+        snprintf(field, sizeof(field), "/config/layers/%d", last + 1);
+        return diag_set(d, -EINVAL, field,
+                        "layer %d (%s \"%s\"): the model must end in softmax over a flat "
+                        "(N, classes) output", last + 1, layer_kind_class_name(l->kind), l->name);
+    }
+    return classes;
+}
+

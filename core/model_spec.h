@@ -1,0 +1,143 @@
+/* model_spec.h - a Keras Sequential model's description (spec), without
+ * weights or runtime: layer configs, shapes and parameter counts, the Keras
+ * JSON that describes them, and the built-in models.
+ *
+ *   model_spec.c        defaults, names, copy and free
+ *   model_shape.c       shape inference, parameter counts, the softmax output
+ *                       check: the one validator (model_create() uses it)
+ *   model_json_read.c   model_spec_parse_json
+ *   model_json_write.c  model_spec_to_json
+ *   model_builtin.c     minivggnet, shallownet, lenet, mlp
+ *
+ * Ownership: model_spec_* functions own spec->layers (freed by
+ * model_spec_free). */
+#ifndef TRAIND_MODEL_SPEC_H
+#define TRAIND_MODEL_SPEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "diag.h"
+
+/* Limits of a spec, checked by model_spec_infer_shapes(). */
+#define MODEL_SPEC_DIM_MAX 65536          /* input H, W, C; kernel, pool and stride sizes */
+#define MODEL_SPEC_WIDTH_MAX (1 << 20)    /* Conv2D filters, Dense units */
+#define MODEL_SPEC_FEATURES_MAX (1 << 28) /* elements of one example after any layer */
+#define MODEL_SPEC_LAYERS_MAX 1024
+
+enum layer_kind {
+    LAYER_KIND_CONV2D,
+    LAYER_KIND_DENSE,
+    LAYER_KIND_BATCH_NORMALIZATION,
+    LAYER_KIND_ACTIVATION,
+    LAYER_KIND_MAX_POOLING2D,
+    LAYER_KIND_AVERAGE_POOLING2D,
+    LAYER_KIND_DROPOUT,
+    LAYER_KIND_FLATTEN,
+};
+#define N_LAYER_KINDS 8
+
+enum activation_kind {
+    ACTIVATION_KIND_LINEAR,
+    ACTIVATION_KIND_RELU,
+    ACTIVATION_KIND_SIGMOID,
+    ACTIVATION_KIND_TANH,
+    ACTIVATION_KIND_SOFTMAX,
+};
+
+enum padding_kind {
+    PADDING_KIND_VALID,
+    PADDING_KIND_SAME,
+};
+
+/* One layer as Keras configures it (the "config" object of model.to_json()). */
+struct layer_config {
+    enum layer_kind kind;
+    char name[64];                   /* Keras name: conv2d, conv2d_1, batch_normalization, ... */
+    enum activation_kind activation; /* Conv2D, Dense, Activation; LINEAR otherwise */
+    int filters;                     /* Conv2D */
+    int units;                       /* Dense */
+    int kernel_size[2];              /* Conv2D (kh, kw) */
+    int pool_size[2];                /* pooling (ph, pw) */
+    int strides[2];                  /* Conv2D and pooling (sh, sw); pooling default = pool_size */
+    enum padding_kind padding;       /* Conv2D and pooling */
+    bool use_bias;                   /* Conv2D, Dense (default true) */
+    float momentum;                  /* BatchNormalization (0.99) */
+    float epsilon;                   /* BatchNormalization (1e-3) */
+    float rate;                      /* Dropout */
+};
+
+/* A Sequential model's description. */
+struct model_spec {
+    char name[64];          /* Keras model name, "sequential" by default */
+    int input_shape[3];     /* (H, W, C) */
+    int n_layers;
+    struct layer_config *layers; /* owned */
+};
+
+/* --- model_spec.c: defaults, names, copy, free --------------------------- */
+
+int model_spec_copy(struct model_spec *ret, const struct model_spec *src);
+void model_spec_free(struct model_spec *spec);
+/* Keras class name of a layer kind ("Conv2D", "BatchNormalization", ...). */
+const char *layer_kind_class_name(enum layer_kind kind);
+/* Keras name of an activation ("linear", "relu", ...). */
+const char *activation_kind_name(enum activation_kind a);
+/* The activation called name; 0 or -EINVAL. */
+int activation_kind_from_name(const char *name, enum activation_kind *ret);
+/* A layer of `kind` with Keras' defaults; fields that do not apply are zero. */
+void layer_config_init(struct layer_config *l, enum layer_kind kind);
+/* The initializers the engine implements (Keras' defaults for each weight). */
+enum init_kind { INIT_GLOROT_UNIFORM, INIT_ZEROS, INIT_ONES };
+/* Keras' automatic name of the count-th layer of a kind: conv2d, conv2d_1, ... */
+void layer_auto_name(char *buf, size_t size, enum layer_kind kind, int count);
+
+/* --- model_shape.c: the validator ----------------------------------------- */
+
+/* Output shape (H, W, C) of every layer for spec->input_shape, as TF computes
+ * it: Conv2D/pooling "same" out = ceil(in / stride), "valid" out =
+ * floor((in - k) / stride) + 1; Flatten and Dense give (1, 1, features).
+ * ret_out_shapes is (n_layers, 3), written only on success.  Errors (a size
+ * that becomes < 1, Dense on a 4-D input without a Flatten before it, Conv2D
+ * or pooling after Flatten, sizes beyond the MODEL_SPEC_* limits) name the
+ * layer as "/config/layers/<i + 1>", its index in model_spec_to_json()'s
+ * output, whose layer 0 is the InputLayer. */
+int model_spec_infer_shapes(const struct model_spec *spec, int (*ret_out_shapes)[3],
+                            struct diag *d);
+/* The same with errors naming /config/layers/<json_index[i]> (json_index may
+ * be NULL: i + 1), for the JSON reader whose layer list may hold an
+ * InputLayer; out (n_layers, 3) may be written on failure too. */
+int model_spec_infer_shapes_at(const struct model_spec *spec, const int *json_index,
+                               int (*out)[3], struct diag *d);
+/* Keras model.count_params(): all variables (ret_total) and the trainable
+ * ones (ret_trainable, Keras "Trainable params"); either may be NULL. */
+int model_spec_count_params(const struct model_spec *spec, size_t *ret_total,
+                            size_t *ret_trainable, struct diag *d);
+/* Number of classes (> 0) when the model ends in softmax (Dense activation or
+ * Activation layer) on a flat output, else a negative errno with d filled. */
+int model_spec_output_classes(const struct model_spec *spec, struct diag *d);
+
+/* --- model_json_read.c ---------------------------------------------------- */
+
+/* Parse the JSON that tf.keras model.to_json() prints (class_name
+ * "Sequential").  input_shape overrides/provides (H, W, C) when the JSON has
+ * none (may be NULL).  Errors name the layer index and key in d->field, e.g.
+ * "/config/layers/4/config/pool_size". */
+int model_spec_parse_json(struct model_spec *ret, const char *json, size_t len,
+                          const int input_shape[3], struct diag *d);
+
+/* --- model_json_write.c --------------------------------------------------- */
+
+/* The Keras Sequential JSON for spec (malloc'ed string, caller frees).  Parsing
+ * it again gives the same spec.  NULL on allocation failure. */
+char *model_spec_to_json(const struct model_spec *spec);
+
+/* --- model_builtin.c ------------------------------------------------------- */
+
+/* Built-in models: "minivggnet", "shallownet", "lenet", "mlp". */
+int model_spec_builtin(struct model_spec *ret, const char *name, const int input_shape[3],
+                       int classes, struct diag *d);
+/* NULL-terminated list of built-in names. */
+const char *const *model_builtin_names(void);
+
+#endif
