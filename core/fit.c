@@ -16,6 +16,7 @@
 #include "fit.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -121,6 +122,7 @@ struct fit_run {
     int pass_batches; /* batches in one pass over the training set */
     uint8_t *images;  /* (batch_size, H, W, C) */
     uint8_t *labels;  /* (batch_size) */
+    char acc_key[48], val_acc_key[52]; /* the accuracy metric's log keys */
     struct fit_progress p;
 };
 
@@ -180,7 +182,7 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
         p->seen = seen;
         if (seen > 0) {
             logs_set(logs, "loss", loss_sum / (double)seen);
-            logs_set(logs, "accuracy", (double)correct / (double)seen);
+            logs_set(logs, run->acc_key, (double)correct / (double)seen);
         }
     }
     for (int b = b0; b < p->batches; b++) {
@@ -224,7 +226,7 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
         p->epoch_seconds = tn - t0;
         logs->n = 0;
         logs_set(logs, "loss", loss_sum / (double)seen);
-        logs_set(logs, "accuracy", (double)correct / (double)seen);
+        logs_set(logs, run->acc_key, (double)correct / (double)seen);
         if (cb && cb->batch_end) {
             r = cb->batch_end(cb->ctx, p, logs);
             if (r < 0)
@@ -261,6 +263,13 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
         fit_run_free(&run);
         return diag_set(d, -ENOMEM, "", "out of memory for the batch buffers");
     }
+    const char *acc = o->accuracy_key ? o->accuracy_key : "accuracy";
+    if (strlen(acc) == 0 || strlen(acc) + 4 >= sizeof(((struct logs *)0)->items[0].key)) {
+        fit_run_free(&run);
+        return diag_set(d, -EINVAL, "/accuracy_key", "must be 1 to 27 characters (logs keys)");
+    }
+    snprintf(run.acc_key, sizeof(run.acc_key), "%s", acc);
+    snprintf(run.val_acc_key, sizeof(run.val_acc_key), "val_%s", acc);
     struct fit_progress *p = &run.p;
     p->epochs = o->epochs;
     p->epoch = o->initial_epoch + 1;
@@ -327,7 +336,7 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
                 break;
             }
             logs_set(&logs, "val_loss", vl);
-            logs_set(&logs, "val_accuracy", va);
+            logs_set(&logs, run.val_acc_key, va);
         }
         p->epoch_seconds = monotonic_seconds() - t0;
         if (cb && cb->epoch_end) {

@@ -7,7 +7,7 @@
  * does; steps_per_epoch batches when > 0, see fit()), keep running means of loss and accuracy, call
  * batch_end, then evaluate on the validation set (at most validation_steps
  * batches when > 0) and call epoch_end with logs loss, accuracy, val_loss,
- * val_accuracy.  The stop flag is checked between batches.
+ * val_accuracy (the accuracy keys named by fit_options.accuracy_key).  The stop flag is checked between batches.
  *
  * Same model, data, options, seed and thread count give bit-identical
  * weights, also when a run is resumed from a saved (weights, optimizer slots,
@@ -39,6 +39,10 @@ struct fit_options {
     int initial_batch;
     double initial_loss_sum;
     long initial_correct, initial_seen;
+    /* The accuracy metric's log key (Keras names it after compile()'s
+     * metrics entry, e.g. "sparse_categorical_accuracy"; validation adds
+     * "val_"); NULL = "accuracy".  At most 27 characters. */
+    const char *accuracy_key;
 };
 
 /* What callbacks see.  epoch and batch are 1-based. */

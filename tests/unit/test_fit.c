@@ -715,6 +715,66 @@ static void test_resume_inside_epoch(void)
     dataset_free(&va);
 }
 
+/* fit_options.accuracy_key names the accuracy logs (train and val_) as
+ * Keras names them after compile()'s metric; the values are those of the
+ * default "accuracy" run, bit for bit. */
+static int keep_epoch_logs(void *ctx, const struct fit_progress *p, const struct logs *l)
+{
+    *(struct logs *)ctx = *l;
+    return 0;
+}
+
+static void test_accuracy_key(void)
+{
+    struct dataset tr, va;
+    toy_data(&tr, 60, 5);
+    toy_data(&va, 20, 6);
+    struct logs got[2];
+    for (int run = 0; run < 2; run++) {
+        memset(&got[run], 0, sizeof(got[run]));
+        struct model *m = toy_model(16, 4);
+        struct optimizer *opt = m ? sgd(m) : NULL;
+        if (!opt) {
+            model_free(m);
+            continue;
+        }
+        struct fit_options o;
+        fit_options_default(&o);
+        o.epochs = 2;
+        o.batch_size = 16;
+        o.accuracy_key = run == 0 ? NULL : "sparse_categorical_accuracy";
+        struct fit_callbacks cb = {.ctx = &got[run], .epoch_end = keep_epoch_logs};
+        CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, NULL, NULL), 0);
+        optimizer_free(opt);
+        model_free(m);
+    }
+    double a0 = -1, va0 = -1, a1 = -2, va1 = -2, x;
+    CHECK(logs_get(&got[0], "accuracy", &a0) && logs_get(&got[0], "val_accuracy", &va0));
+    CHECK(logs_get(&got[1], "sparse_categorical_accuracy", &a1));
+    CHECK(logs_get(&got[1], "val_sparse_categorical_accuracy", &va1));
+    CHECK(a0 == a1 && va0 == va1);
+    CHECK(!logs_get(&got[1], "accuracy", &x) && !logs_get(&got[1], "val_accuracy", &x));
+    CHECK_INT_EQ(got[1].n, 4);
+
+    /* a key whose val_ form does not fit a logs key is refused */
+    struct model *m = toy_model(16, 4);
+    struct optimizer *opt = m ? sgd(m) : NULL;
+    if (opt) {
+        struct fit_options o;
+        fit_options_default(&o);
+        o.batch_size = 16;
+        o.accuracy_key = "an_accuracy_key_of_28_chars_";
+        struct diag d = {{0}, {0}};
+        CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, NULL, NULL, &d), -EINVAL);
+        CHECK_STR_EQ(d.field, "/accuracy_key");
+        CHECK_INT_EQ(opt->iterations, 0);
+    }
+    optimizer_free(opt);
+    model_free(m);
+    dataset_free(&tr);
+    dataset_free(&va);
+}
+
 static void test_resume(void)
 {
     resume_with(sgd);
@@ -728,6 +788,7 @@ int main(void)
     TEST_RUN(test_stop_flag_and_callback_results);
     TEST_RUN(test_steps_stream);
     TEST_RUN(test_determinism);
+    TEST_RUN(test_accuracy_key);
     TEST_RUN(test_resume);
     TEST_RUN(test_resume_inside_epoch);
     return TEST_EXIT();
