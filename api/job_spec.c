@@ -30,10 +30,24 @@
 
 #define JSON_MAX_SAFE_INT 9007199254740992.0 /* 2^53 */
 
-/* The logs keys every job produces: fit() always validates (test split or
- * validation_split). */
-static const char *const job_log_keys[] = {"loss", "accuracy", "val_loss", "val_accuracy"};
-#define JOB_N_LOG_KEYS ((int)(sizeof(job_log_keys) / sizeof(job_log_keys[0])))
+/* The logs keys a job produces: loss, its accuracy metric, and both again
+ * with "val_" (fit() always validates: test split or validation_split). */
+#define JOB_N_LOG_KEYS 4
+struct job_log_keys {
+    char key[JOB_N_LOG_KEYS][48];
+    const char *ptr[JOB_N_LOG_KEYS];
+};
+
+static void job_log_keys_of(const struct job_spec *s, struct job_log_keys *k)
+{
+    const char *metric = logs_canonical_key(s->metric);
+    snprintf(k->key[0], sizeof(k->key[0]), "loss");
+    snprintf(k->key[1], sizeof(k->key[1]), "%s", metric);
+    snprintf(k->key[2], sizeof(k->key[2]), "val_loss");
+    snprintf(k->key[3], sizeof(k->key[3]), "val_%s", metric);
+    for (int i = 0; i < JOB_N_LOG_KEYS; i++)
+        k->ptr[i] = k->key[i];
+}
 
 /* --- JSON pointer helpers ------------------------------------------------- */
 
@@ -245,11 +259,13 @@ static int get_mode(const cJSON *obj, const char *base, enum ckpt_mode *ret, str
     return 0;
 }
 
-static bool is_log_key(const char *key)
+static bool is_log_key(const struct job_spec *s, const char *key)
 {
+    struct job_log_keys keys;
+    job_log_keys_of(s, &keys);
     const char *k = logs_canonical_key(key);
     for (int i = 0; i < JOB_N_LOG_KEYS; i++)
-        if (strcmp(k, job_log_keys[i]) == 0)
+        if (strcmp(k, keys.key[i]) == 0)
             return true;
     return false;
 }
@@ -463,8 +479,8 @@ static int parse_optimizer(struct job_spec *s, const cJSON *root, struct diag *d
     return 0;
 }
 
-static int parse_policy(struct ckpt_policy_config *c, const cJSON *v, const char *base,
-                        struct diag *d)
+static int parse_policy(const struct job_spec *s, struct ckpt_policy_config *c, const cJSON *v,
+                        const char *base, struct diag *d)
 {
     static const char *const keys[] = {"filepath", "monitor", "mode", "save_best_only",
                                        "save_weights_only", "save_freq",
@@ -520,7 +536,9 @@ static int parse_policy(struct ckpt_policy_config *c, const cJSON *v, const char
         return r;
     c->verbose = (int)verbose;
 
-    r = ckpt_policy_validate(c, job_log_keys, JOB_N_LOG_KEYS, d);
+    struct job_log_keys logs;
+    job_log_keys_of(s, &logs);
+    r = ckpt_policy_validate(c, logs.ptr, JOB_N_LOG_KEYS, d);
     if (r < 0) {
         diag_prefix(d, base);
         if (d && !d->field[0])
@@ -560,7 +578,7 @@ static int parse_checkpoints(struct job_spec *s, const cJSON *root, struct diag 
     for (const cJSON *c = v->child; c; c = c->next, i++) {
         char base[64];
         pointer_index(base, sizeof(base), "/checkpoints", i);
-        int r = parse_policy(&s->checkpoints[i], c, base, d);
+        int r = parse_policy(s, &s->checkpoints[i], c, base, d);
         if (r < 0)
             return r;
         for (int j = 0; j < i; j++)
@@ -589,15 +607,16 @@ static int parse_checkpoints(struct job_spec *s, const cJSON *root, struct diag 
     return 0;
 }
 
-static int check_monitor(char *monitor, size_t size, const char *base, struct diag *d)
+static int check_monitor(const struct job_spec *s, char *monitor, size_t size, const char *base,
+                         struct diag *d)
 {
-    if (!is_log_key(monitor)) {
+    if (!is_log_key(s, monitor)) {
+        struct job_log_keys k;
+        job_log_keys_of(s, &k);
         char field[256];
         pointer_join(field, sizeof(field), base, "monitor");
-        return diag_set(d, -EINVAL, field,
-                        "unknown metric '%s'; this job logs loss, accuracy, val_loss and "
-                        "val_accuracy",
-                        monitor);
+        return diag_set(d, -EINVAL, field, "unknown metric '%s'; this job logs %s, %s, %s and %s",
+                        monitor, k.key[0], k.key[1], k.key[2], k.key[3]);
     }
     char canonical[64];
     snprintf(canonical, sizeof(canonical), "%s", logs_canonical_key(monitor));
@@ -648,7 +667,7 @@ static int parse_early_stopping(struct job_spec *s, const cJSON *v, struct diag 
     es->has_baseline = !baseline_null && cJSON_GetObjectItemCaseSensitive(e, "baseline");
     if (!es->has_baseline)
         es->baseline = 0;
-    if ((r = check_monitor(es->monitor, sizeof(es->monitor), base, d)) < 0)
+    if ((r = check_monitor(s, es->monitor, sizeof(es->monitor), base, d)) < 0)
         return r;
     es->enabled = true;
     return 0;
@@ -680,7 +699,7 @@ static int parse_reduce_lr(struct job_spec *s, const cJSON *v, struct diag *d)
     c->patience = (int)patience;
     c->cooldown = (int)cooldown;
     c->verbose = (int)verbose;
-    if ((r = check_monitor(c->monitor, sizeof(c->monitor), base, d)) < 0)
+    if ((r = check_monitor(s, c->monitor, sizeof(c->monitor), base, d)) < 0)
         return r;
     if ((r = rlrop_config_validate(c, d)) < 0) {
         diag_prefix(d, base);
@@ -778,11 +797,67 @@ static void text_position(const char *text, size_t off, int *line, int *col)
     }
 }
 
+/* true when name is one of the NULL-ended list's strings. */
+static bool in_list(const char *name, const char *const *list)
+{
+    for (; *list; list++)
+        if (strcmp(*list, name) == 0)
+            return true;
+    return false;
+}
+
+/* A 400 for a loss or metric name jobs do not take: Keras knows the ones
+ * in not_yet, but jobs cannot compute them yet. */
+static int refuse_name(const char *field, const char *what, const char *name,
+                       const char *const *not_yet, const char *taken, struct diag *d)
+{
+    if (in_list(name, not_yet))
+        return diag_set(d, -EINVAL, field, "%s '%s' is not supported by jobs yet; jobs take %s",
+                        what, name, taken);
+    return diag_set(d, -EINVAL, field, "unknown %s '%s'; jobs take %s", what, name, taken);
+}
+
+/* "loss" and "metrics" as Keras compile() takes them (strings).  Losses
+ * and metrics that need another head than softmax over integer labels
+ * (binary, regression, top-k) are refused with a 400 until the model can
+ * train them. */
+static int parse_compile(struct job_spec *s, const cJSON *root, struct diag *d)
+{
+    static const char *const losses[] = {"categorical_crossentropy",
+                                         "sparse_categorical_crossentropy", NULL};
+    static const char *const not_yet[] = {"binary_crossentropy", "mse", "mae",
+                                          "mean_squared_error", "mean_absolute_error",
+                                          "top_k_categorical_accuracy", "binary_accuracy", NULL};
+    static const char *const metrics[] = {"accuracy", "acc", "categorical_accuracy",
+                                          "sparse_categorical_accuracy", NULL};
+    int r = get_string(root, "", "loss", s->loss, sizeof(s->loss), false, d);
+    if (r < 0)
+        return r;
+    if (!in_list(s->loss, losses))
+        return refuse_name("/loss", "loss", s->loss, not_yet,
+                           "categorical_crossentropy or sparse_categorical_crossentropy", d);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "metrics");
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 1)
+        return diag_set(d, -EINVAL, "/metrics",
+                        "must be an array of one metric name (jobs log one accuracy metric)");
+    const cJSON *m = v->child;
+    if (!cJSON_IsString(m))
+        return diag_set(d, -EINVAL, "/metrics/0", "must be a string, not %s", json_type_name(m));
+    if (!in_list(m->valuestring, metrics))
+        return refuse_name("/metrics/0", "metric", m->valuestring, not_yet,
+                           "accuracy, acc, categorical_accuracy or sparse_categorical_accuracy", d);
+    snprintf(s->metric, sizeof(s->metric), "%s", logs_canonical_key(m->valuestring));
+    return 0;
+}
+
 static int parse_root(struct job_spec *s, const cJSON *root, struct diag *d)
 {
     static const char *const keys[] = {"name", "dataset", "model", "optimizer", "batch_size",
                                        "epochs", "seed", "steps_per_epoch", "validation_steps",
-                                       "threads", "checkpoints", "callbacks", NULL};
+                                       "threads", "loss", "metrics", "checkpoints", "callbacks",
+                                       NULL};
     int r;
     if (!cJSON_IsObject(root))
         return diag_set(d, -EINVAL, "", "a job spec must be a JSON object, not %s",
@@ -822,7 +897,8 @@ static int parse_root(struct job_spec *s, const cJSON *root, struct diag *d)
         return r;
     s->threads = (int)x;
 
-    if ((r = parse_checkpoints(s, root, d)) < 0 || (r = parse_callbacks(s, root, d)) < 0)
+    if ((r = parse_compile(s, root, d)) < 0 || (r = parse_checkpoints(s, root, d)) < 0 ||
+        (r = parse_callbacks(s, root, d)) < 0)
         return r;
     return 0;
 }
@@ -866,6 +942,8 @@ int job_spec_parse(struct job_spec *ret, const char *json, size_t len, struct di
     s.batch_size = 32;
     s.epochs = 1;
     s.seed = 1;
+    snprintf(s.loss, sizeof(s.loss), "categorical_crossentropy");
+    snprintf(s.metric, sizeof(s.metric), "accuracy");
     int r = parse_root(&s, root, d);
     cJSON_Delete(root);
     if (r < 0) {
@@ -1037,6 +1115,12 @@ static cJSON *callbacks_json(const struct job_spec *s)
     return j;
 }
 
+static cJSON *metrics_json(const struct job_spec *s)
+{
+    cJSON *a = cJSON_CreateArray();
+    return a && cjson_append(a, cJSON_CreateString(s->metric)) ? a : cjson_checked(a, false);
+}
+
 char *job_spec_to_json(const struct job_spec *s)
 {
     cJSON *j = cJSON_CreateObject();
@@ -1064,7 +1148,9 @@ char *job_spec_to_json(const struct job_spec *s)
         !cjson_add(j, "steps_per_epoch", number_or_null(s->steps_per_epoch <= 0, s->steps_per_epoch)) ||
         !cjson_add(j, "validation_steps",
              number_or_null(s->validation_steps <= 0, s->validation_steps)) ||
-        !cjson_add(j, "threads", cJSON_CreateNumber(s->threads)))
+        !cjson_add(j, "threads", cJSON_CreateNumber(s->threads)) ||
+        !cjson_add(j, "loss", cJSON_CreateString(s->loss)) ||
+        !cjson_add(j, "metrics", metrics_json(s)))
         goto out;
     cJSON *cps = cJSON_CreateArray();
     if (!cjson_add(j, "checkpoints", cps))

@@ -48,6 +48,13 @@ struct job_spec {
     int steps_per_epoch;            /* 0 = null */
     int validation_steps;           /* 0 = null */
     int threads;                    /* 0 = the daemon's threads per job */
+    /* Keras compile(loss=..., metrics=[...]).  Jobs train the model's
+     * softmax head on integer class labels, so "categorical_crossentropy"
+     * and "sparse_categorical_crossentropy" are the same numbers; the
+     * metric is one of the accuracy family and names its log keys
+     * (metric and "val_" + metric; "acc" is logged as "accuracy"). */
+    char loss[40];                  /* "categorical_crossentropy" */
+    char metric[40];                /* "accuracy" */
     int n_checkpoints;
     struct ckpt_policy_config checkpoints[JOB_SPEC_MAX_CHECKPOINTS];
     /* "callbacks": {"early_stopping": {...}, "reduce_lr_on_plateau": {...},

@@ -2,9 +2,11 @@
  * model outputs, with their gradients: the building blocks for losses other
  * than the softmax + categorical cross-entropy that model.c fuses today.
  *
- * NOT YET USED by model.c / fit.c / the job spec: wiring them in (the last
- * layer's activation chosen by the loss, metric log keys in fit(), the job
- * spec's "loss", "metrics" and "class_weight") is open work.
+ * NOT YET USED by model.c / fit.c: the job spec's "loss" and "metrics" take
+ * only what the fused head computes (categorical or sparse categorical
+ * cross-entropy, one accuracy metric whose log keys fit() names); wiring
+ * these in (the last layer's activation chosen by the loss, the other
+ * metrics, "class_weight") is open work.
  *
  * Shapes: out and y are (n, K) row-major; labels (n) class indices < K;
  * losses (n), one value per example (Keras reduces them with

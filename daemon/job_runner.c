@@ -579,6 +579,7 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
     o.initial_loss_sum = r->in_loss_sum;
     o.initial_correct = r->in_correct;
     o.initial_seen = r->in_seen;
+    o.accuracy_key = spec->metric;
     r->in_batch = 0; /* the next epoch-end state is at a boundary again */
     struct fit_callbacks cb;
     cb_list_bind(&r->list, &cb);

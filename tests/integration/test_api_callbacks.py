@@ -94,6 +94,11 @@ SCHEDULE = {"module": "keras.optimizers.schedules", "class_name": "ExponentialDe
     ({"optimizer": {"name": "adam", "clipnorm": 1, "clipvalue": 1}}, "/optimizer/clipnorm"),
     ({"optimizer": {"name": "adagrad", "momentum": 0.9}}, "/optimizer/momentum"),
     ({"optimizer": {"name": "lion"}}, "/optimizer/name"),
+    ({"loss": "binary_crossentropy"}, "/loss"),
+    ({"metrics": ["top_k_categorical_accuracy"]}, "/metrics/0"),
+    ({"metrics": ["sparse_categorical_accuracy"],
+      "callbacks": {"early_stopping": {"monitor": "val_accuracy"}}},
+     "/callbacks/early_stopping/monitor"),
 ])
 def test_bad_fields_are_400(module_traind, change, field):
     r = module_traind.client.post("/v1/jobs", tiny_spec(**change))
@@ -134,3 +139,37 @@ def test_progress_events_carry_running_logs(traind):
     assert set(found["logs"]) == {"loss", "accuracy"}, found
     assert found["logs"]["loss"] > 0 and 0 <= found["logs"]["accuracy"] <= 1
     assert 1 <= found["batch"] <= found["batches"]
+
+
+def test_metric_names_its_log_keys(module_traind):
+    """compile()'s metric names the logs as Keras does: epoch_end logs,
+    checkpoint filepath templates and monitors use
+    val_sparse_categorical_accuracy; the echoed spec has loss and metrics."""
+    c = module_traind.client
+    spec = tiny_spec(name="sparse", epochs=3, loss="sparse_categorical_crossentropy",
+                     metrics=["sparse_categorical_accuracy"],
+                     checkpoints=[{"filepath": "w-{epoch:02d}-{val_sparse_categorical_accuracy:.4f}"
+                                               ".weights.h5",
+                                   "monitor": "val_sparse_categorical_accuracy",
+                                   "save_weights_only": True}],
+                     callbacks={"early_stopping": {"monitor": "val_sparse_categorical_accuracy",
+                                                   "patience": 5}})
+    job = c.submit(spec)
+    c.wait_state(job["id"], "succeeded", daemon=module_traind)
+    r, events = c.events(job["id"], "?after=0", ndjson=True)
+    assert r.status == 200
+    ends = [event_fields(e) for e in events if e["type"] == "epoch_end"]
+    assert len(ends) == 3
+    for e in ends:
+        assert set(e["logs"]) == {"loss", "sparse_categorical_accuracy", "val_loss",
+                                  "val_sparse_categorical_accuracy"}, e
+    saved = [event_fields(e) for e in events if e["type"] == "checkpoint"]
+    assert [e["epoch"] for e in saved] == [1, 2, 3]
+    for e, end in zip(saved, ends):
+        v = end["logs"]["val_sparse_categorical_accuracy"]
+        assert e["file"] == f"w-{end['epoch']:02d}-{v:.4f}.weights.h5"
+        assert e["monitor"] == "val_sparse_categorical_accuracy"
+    echo = c.job(job["id"])["spec"]
+    assert echo["loss"] == "sparse_categorical_crossentropy"
+    assert echo["metrics"] == ["sparse_categorical_accuracy"]
+    assert echo["callbacks"]["early_stopping"]["monitor"] == "val_sparse_categorical_accuracy"

@@ -261,6 +261,26 @@ struct reject_case {
 #define STEP "\"schedule\": \"step_decay\", \"initial_learning_rate\": 0.01, \"factor\": 0.25, "
 
 static const struct reject_case reject_cases[] = {
+    /* loss and metrics (compile()) */
+    {JOB(", \"loss\": 3"), "/loss", "string"},
+    {JOB(", \"loss\": \"hinge\""), "/loss", "unknown loss 'hinge'"},
+    {JOB(", \"loss\": \"binary_crossentropy\""), "/loss", "not supported by jobs yet"},
+    {JOB(", \"metrics\": \"accuracy\""), "/metrics", "array of one"},
+    {JOB(", \"metrics\": []"), "/metrics", "array of one"},
+    {JOB(", \"metrics\": [\"accuracy\", \"acc\"]"), "/metrics", "array of one"},
+    {JOB(", \"metrics\": [7]"), "/metrics/0", "string"},
+    {JOB(", \"metrics\": [\"f1\"]"), "/metrics/0", "unknown metric 'f1'"},
+    {JOB(", \"metrics\": [\"top_k_categorical_accuracy\"]"), "/metrics/0", "not supported by jobs yet"},
+    /* the monitors and templates know the metric's log keys, and only those */
+    {JOB(", \"metrics\": [\"sparse_categorical_accuracy\"], \"checkpoints\": "
+         "[{\"filepath\": \"w.h5\", \"monitor\": \"val_accuracy\", \"save_best_only\": true}]"),
+     "/checkpoints/0/monitor", NULL},
+    {JOB(", \"metrics\": [\"sparse_categorical_accuracy\"], \"checkpoints\": "
+         "[{\"filepath\": \"w-{val_accuracy:.4f}.h5\"}]"),
+     "/checkpoints/0/filepath", NULL},
+    {JOB(", \"metrics\": [\"sparse_categorical_accuracy\"], \"callbacks\": "
+         "{\"early_stopping\": {\"monitor\": \"accuracy\"}}"),
+     "/callbacks/early_stopping/monitor", "val_sparse_categorical_accuracy"},
     /* malformed JSON */
     {"", "", "malformed JSON"},
     {"{\"dataset\": \"fashion-mnist\",\n \"model\": }", "", "line 2 column"},
@@ -496,6 +516,49 @@ static void test_callbacks(void)
     job_spec_free(&s);
 }
 
+/* loss and metrics: defaults, the metric's log keys in monitors and
+ * filepath templates, "acc" logged as "accuracy". */
+static void test_compile(void)
+{
+    struct job_spec s;
+    struct diag d;
+    int r = parse(&s, JOB(""), &d);
+    CHECK(r == 0);
+    if (r == 0) {
+        CHECK_STR_EQ(s.loss, "categorical_crossentropy");
+        CHECK_STR_EQ(s.metric, "accuracy");
+        job_spec_free(&s);
+    }
+    r = parse(&s, JOB(", \"loss\": \"sparse_categorical_crossentropy\", \"metrics\": "
+                      "[\"sparse_categorical_accuracy\"], \"checkpoints\": [{\"filepath\": "
+                      "\"w-{epoch:02d}-{val_sparse_categorical_accuracy:.4f}.h5\", \"monitor\": "
+                      "\"val_sparse_categorical_accuracy\", \"save_best_only\": true}], "
+                      "\"callbacks\": {\"early_stopping\": {\"monitor\": "
+                      "\"sparse_categorical_accuracy\"}}"),
+              &d);
+    CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
+    if (r == 0) {
+        CHECK_STR_EQ(s.loss, "sparse_categorical_crossentropy");
+        CHECK_STR_EQ(s.metric, "sparse_categorical_accuracy");
+        CHECK_STR_EQ(s.checkpoints[0].monitor, "val_sparse_categorical_accuracy");
+        CHECK_STR_EQ(s.early_stopping.monitor, "sparse_categorical_accuracy");
+        char *text = job_spec_to_json(&s);
+        CHECK(text && strstr(text, "\"metrics\":[\"sparse_categorical_accuracy\"]"));
+        CHECK(text && strstr(text, "\"loss\":\"sparse_categorical_crossentropy\""));
+        free(text);
+        job_spec_free(&s);
+    }
+    r = parse(&s, JOB(", \"metrics\": [\"acc\"], \"callbacks\": {\"early_stopping\": "
+                      "{\"monitor\": \"val_acc\"}}"),
+              &d);
+    CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
+    if (r == 0) {
+        CHECK_STR_EQ(s.metric, "accuracy");
+        CHECK_STR_EQ(s.early_stopping.monitor, "val_accuracy");
+        job_spec_free(&s);
+    }
+}
+
 static void test_round_trip(void)
 {
     static const char *const jobs[] = {
@@ -518,6 +581,8 @@ static void test_round_trip(void)
             "\"clipvalue\": 0.5, \"weight_decay\": 0.01}"),
         JOB(", \"optimizer\": \"nadam\""),
         JOB(", \"optimizer\": {\"name\": \"adamax\", \"beta_2\": 0.99}"),
+        JOB(", \"loss\": \"sparse_categorical_crossentropy\", "
+            "\"metrics\": [\"sparse_categorical_accuracy\"]"),
     };
     for (size_t i = 0; i < sizeof(jobs) / sizeof(jobs[0]); i++) {
         struct job_spec a, b;
@@ -617,6 +682,7 @@ int main(void)
     TEST_RUN(test_inline_model);
     TEST_RUN(test_rejections);
     TEST_RUN(test_callbacks);
+    TEST_RUN(test_compile);
     TEST_RUN(test_round_trip);
     TEST_RUN(test_fixtures_parse);
     return TEST_EXIT();
