@@ -1038,11 +1038,7 @@ static cJSON *policy_json(const struct ckpt_policy_config *c)
         cjson_add(j, "save_top_k", number_or_null(c->save_top_k <= 0, c->save_top_k)) &&
         cjson_add(j, "save_last", cJSON_CreateBool(c->save_last)) &&
         cjson_add(j, "verbose", cJSON_CreateNumber(c->verbose));
-    if (!ok) {
-        cJSON_Delete(j);
-        return NULL;
-    }
-    return j;
+    return cjson_checked(j, ok);
 }
 
 static cJSON *early_stopping_json(const struct es_config *es)

@@ -9,7 +9,8 @@
  * SGD (lr 0.01, momentum 0.9, nesterov, decay 0.01/40) exactly as a job
  * would: uint8 batch gather, model_train_step, optimizer_step.  Then
  * evaluates E batches of EB test images (the first W are not timed).  Prints
- * one JSON line: train_images_per_s, eval_images_per_s, peak_rss_mib, loss,
+ * one JSON line: kernels (the path in use, TRAIND_KERNELS forces one),
+ * train_images_per_s, eval_images_per_s, peak_rss_mib, loss,
  * accuracy. */
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <time.h>
 
 #include "data.h"
+#include "kernels.h"
 #include "model.h"
 #include "optimizer.h"
 #include "rng.h"
@@ -100,6 +102,10 @@ int main(int argc, char **argv)
     }
 
     struct diag d = {0};
+    if (kernels_init(getenv("TRAIND_KERNELS"), &d) < 0) {
+        fprintf(stderr, "%s: %s\n", d.field, d.message);
+        return 2;
+    }
     struct dataset tr = {0}, te = {0};
     int err;
     if (!strcmp(data, "fashion")) {
@@ -197,13 +203,13 @@ int main(int argc, char **argv)
 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"data\": \"%s\", \"threads\": %d, \"batch\": %d, \"timed_train_images\": %ld, "
+    printf("{\"data\": \"%s\", \"kernels\": \"%s\", \"threads\": %d, \"batch\": %d, \"timed_train_images\": %ld, "
            "\"train_images_per_s\": %.1f, \"timed_eval_images\": %ld, "
            "\"eval_images_per_s\": %.1f, \"peak_rss_mib\": %.1f, \"loss\": %.4f, "
            "\"accuracy\": %.4f, \"val_loss\": %.4f, \"val_accuracy\": %.4f, "
            "\"params\": %zu, \"train_cpu_ms_per_image\": %.3f, "
            "\"eval_cpu_ms_per_image\": %.3f}\n",
-           data, threads, batch, timed, t_train > 0 ? timed / t_train : 0.0, etimed,
+           data, kernels_name(kernels_active()), threads, batch, timed, t_train > 0 ? timed / t_train : 0.0, etimed,
            t_eval > 0 ? etimed / t_eval : 0.0, ru.ru_maxrss / 1024.0, loss_sum / seen,
            (double)correct / seen, vseen ? vloss / vseen : 0.0,
            vseen ? (double)vcorrect / vseen : 0.0, m->n_params,

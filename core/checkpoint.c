@@ -355,7 +355,7 @@ int ckpt_state_to_json(const struct ckpt_state *state, char **ret_json)
 {
     cJSON *o = cJSON_CreateObject();
     bool ok = o && cjson_add(o, "version", cJSON_CreateNumber(STATE_JSON_VERSION)) &&
-              cjson_add(o, "best", json_num_create(state->best)) &&
+              cjson_add(o, "best", cjson_double(state->best)) &&
               cjson_add(o, "best_file", cJSON_CreateString(state->best_file)) &&
               cjson_add(o, "best_epoch", cJSON_CreateNumber(state->best_epoch)) &&
               cjson_add(o, "batches_since_last_save",
@@ -373,7 +373,7 @@ int ckpt_state_to_json(const struct ckpt_state *state, char **ret_json)
             e = NULL;
         }
         ok = e && cjson_add(e, "file", cJSON_CreateString(k->file)) &&
-             cjson_add(e, "value", json_num_create(k->value)) &&
+             cjson_add(e, "value", cjson_double(k->value)) &&
              cjson_add(e, "epoch", cJSON_CreateNumber(k->epoch)) &&
              cjson_add(e, "batch", cJSON_CreateNumber(k->batch)) &&
              cjson_add(e, "seq", cJSON_CreateNumber((double)k->seq));
@@ -389,7 +389,7 @@ int ckpt_state_to_json(const struct ckpt_state *state, char **ret_json)
 static int get_double(const cJSON *o, const char *key, const char *field, double *ret,
                       struct diag *d)
 {
-    if (!json_num_get(o, key, ret))
+    if (!cjson_get_double(o, key, ret))
         return diag_set(d, -EINVAL, field, "expected a number, \"inf\", \"-inf\" or \"nan\"");
     return 0;
 }

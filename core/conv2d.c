@@ -1,7 +1,7 @@
 /* conv2d.c - Conv2D forward and backward (see layers.h).
  *
- * im2col + GEMM (gemm.h: own kernel for N % 16 == 0, else cblas_sgemm), processed in chunks of output rows so the column
- * buffer stays cache-sized:
+ * im2col + GEMM (gemm.h: own kernel for N % 16 == 0, else cblas_sgemm), processed in chunks
+ * of output rows so the column buffer stays cache-sized:
  *   col (rows, KH*KW*C) with column order (i, j, c) = the HWIO kernel's row
  *   order, so forward is out (rows, K) = col * W (KH*KW*C, K) and the bias +
  *   activation epilogue runs on the chunk while it is in cache.
@@ -10,7 +10,8 @@
  * scatter, same GEMM shape as forward) or, for strided convs, dcol = dout W^T
  * followed by col2im.
  * A first layer with C = 1 (K = 9 for 3x3) is a tiny GEMM; when the implicit
- * path does not apply it runs a direct kernel instead (conv_direct_c1). */
+ * path does not apply it runs a direct kernel instead (conv_direct_c1).
+ * conv2d_ref.c is the plain-loop definition every path is tested against. */
 #include <cblas.h>
 #include <string.h>
 
@@ -19,6 +20,9 @@
 
 /* Target size of the column buffer (floats): ~256 KiB, well inside L2. */
 #define CONV_COL_BUDGET (64 * 1024)
+/* Floats of slack after the padded image and at the end of the scratch, so
+ * that a kernel reading one 16-float vector past a row stays inside. */
+#define CONV_SCRATCH_SLACK 16
 
 static int imax(int a, int b)
 {
@@ -82,10 +86,16 @@ static bool conv_is_pointwise(const struct conv2d_geom *g)
  * (oy + i, ox + j), i.e. at rowoff[oy * OW + ox] + off[tap] with
  * rowoff = (oy * Wp + ox) * C and off = (i * Wp + j) * C.  No im2col, no
  * packing; the output rows are written in place. */
+static bool conv_implicit_shape(const struct conv2d_geom *g)
+{
+    return g->sh == 1 && g->sw == 1 && g->k % 16 == 0 && g->kh * g->kw <= CONV_MAX_TAPS;
+}
+
+/* The implicit path runs when the active kernel path has the conv kernels
+ * (kernels.h); the generic path uses im2col + cblas for every convolution. */
 static bool conv_implicit(const struct conv2d_geom *g)
 {
-    return gemm_has_conv_kernels() && g->sh == 1 && g->sw == 1 && g->k % 16 == 0 &&
-           g->kh * g->kw <= CONV_MAX_TAPS;
+    return conv_implicit_shape(g) && gemm_has_conv_kernels();
 }
 
 static void padded_dims(const struct conv2d_geom *g, int *hp, int *wp)
@@ -105,7 +115,7 @@ static size_t implicit_pad_floats(const struct conv2d_geom *g)
 /* pad + the row offsets (one int per output position) */
 static size_t implicit_floats(const struct conv2d_geom *g)
 {
-    return implicit_pad_floats(g) + 16 + (size_t)g->oh * g->ow;
+    return implicit_pad_floats(g) + CONV_SCRATCH_SLACK + (size_t)g->oh * g->ow;
 }
 
 size_t conv2d_scratch_floats(const struct conv2d_geom *g)
@@ -113,16 +123,18 @@ size_t conv2d_scratch_floats(const struct conv2d_geom *g)
     size_t kk = (size_t)g->kh * g->kw * g->c;
     size_t a = (size_t)chunk_rows(g) * kk;
     size_t b = 0;
-    if (conv_implicit(g) && implicit_floats(g) > a)
+    /* sized for every kernel path, so that a model's scratch fits whichever
+     * path is active (tests switch between them) */
+    if (conv_implicit_shape(g) && implicit_floats(g) > a)
         a = implicit_floats(g);
     if (g->sh == 1 && g->sw == 1) {
         struct conv2d_geom t;
         conv_transposed_geom(&t, g);
         b = (size_t)chunk_rows(&t) * t.kh * t.kw * t.c;
-        if (conv_implicit(&t) && implicit_floats(&t) > b)
+        if (conv_implicit_shape(&t) && implicit_floats(&t) > b)
             b = implicit_floats(&t);
     }
-    return (a > b ? a : b) + 16;
+    return (a > b ? a : b) + CONV_SCRATCH_SLACK;
 }
 
 /* col (m1 - m0, KH*KW*C) for output rows m0..m1 (flattened over n, oy, ox). */
@@ -271,7 +283,7 @@ static void conv_forward_implicit(float *out, float *scratch, const float *inp,
     long off[CONV_MAX_TAPS];
     tap_offsets(off, g, wp);
     float *pad = scratch;
-    int *rowoff = (int *)(scratch + implicit_pad_floats(g) + 16);
+    int *rowoff = (int *)(scratch + implicit_pad_floats(g) + CONV_SCRATCH_SLACK);
     row_offsets(rowoff, g, wp);
     const size_t in_img = (size_t)g->h * g->w * g->c, out_img = (size_t)g->oh * g->ow * g->k;
     for (int b = 0; b < n; b++) {
@@ -294,7 +306,7 @@ static void conv_dweight_implicit(float *dweight, float *dbias, float *scratch,
     tap_offsets(off, g, wp);
     const int K = g->k, C = g->c, M = g->oh * g->ow;
     float *pad = scratch;
-    int *rowoff = (int *)(scratch + implicit_pad_floats(g) + 16);
+    int *rowoff = (int *)(scratch + implicit_pad_floats(g) + CONV_SCRATCH_SLACK);
     row_offsets(rowoff, g, wp);
     const size_t in_img = (size_t)g->h * g->w * C, out_img = (size_t)M * K;
     for (int b = 0; b < n; b++) {

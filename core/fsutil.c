@@ -17,6 +17,7 @@
 
 #define FSUTIL_MAX_COMPONENTS 16
 #define FSUTIL_TEMP_NAME_KEEP 200 /* bytes of the final name kept in the temp name */
+#define FSUTIL_COPY_MAX_BYTES ((size_t)1 << 34) /* largest file fsutil_copy_file_atomic reads */
 
 static _Atomic int fault_err[FSUTIL_STEP_COUNT];
 static _Atomic unsigned long temp_counter;
@@ -207,18 +208,27 @@ int fsutil_write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
+/* err (< 0), with *ret_step (may be NULL) set to the step that failed. */
+static int step_failed(enum fsutil_step *ret_step, enum fsutil_step step, int err)
+{
+    if (ret_step)
+        *ret_step = step;
+    return err;
+}
+
 int fsutil_write_file_atomic(const char *dir, const char *relpath, const void *data, size_t len,
-                             uint8_t ret_sha256[FSUTIL_SHA256_BYTES], struct diag *d)
+                             uint8_t ret_sha256[FSUTIL_SHA256_BYTES], enum fsutil_step *ret_step,
+                             struct diag *d)
 {
     char buf[4096];
     char *comps[FSUTIL_MAX_COMPONENTS];
     int n;
     int r = split_relpath(relpath, buf, sizeof(buf), comps, &n, d);
     if (r < 0)
-        return r;
+        return step_failed(ret_step, FSUTIL_STEP_WRITE, r);
     int dfd = open_parent(dir, comps, n, true, relpath, d);
     if (dfd < 0)
-        return dfd;
+        return step_failed(ret_step, FSUTIL_STEP_WRITE, dfd);
 
     const char *name = comps[n - 1];
     char tmp[300];
@@ -286,7 +296,8 @@ fail:
     if (temp_exists)
         unlinkat(dfd, tmp, 0);
     close(dfd);
-    return diag_set(d, r, relpath, "%s: %s", fsutil_step_name(step), strerror(-r));
+    return step_failed(ret_step, step,
+                       diag_set(d, r, relpath, "%s: %s", fsutil_step_name(step), strerror(-r)));
 }
 
 /* Read an open fd completely; the buffer gets a trailing NUL. */
@@ -397,29 +408,31 @@ int fsutil_sha256_file(const char *path, uint8_t ret_sha256[FSUTIL_SHA256_BYTES]
 }
 
 int fsutil_copy_file_atomic(const char *dir, const char *src_relpath, const char *dst_relpath,
-                            uint8_t ret_sha256[FSUTIL_SHA256_BYTES], uint64_t *ret_bytes, struct diag *d)
+                            uint8_t ret_sha256[FSUTIL_SHA256_BYTES], uint64_t *ret_bytes,
+                            enum fsutil_step *ret_step, struct diag *d)
 {
     char buf[4096];
     char *comps[FSUTIL_MAX_COMPONENTS];
     int n;
     int r = split_relpath(src_relpath, buf, sizeof(buf), comps, &n, d);
     if (r < 0)
-        return r;
+        return step_failed(ret_step, FSUTIL_STEP_WRITE, r);
     int dfd = open_parent(dir, comps, n, false, src_relpath, d);
     if (dfd < 0)
-        return dfd;
+        return step_failed(ret_step, FSUTIL_STEP_WRITE, dfd);
     int fd = openat(dfd, comps[n - 1], O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     int err = errno;
     close(dfd);
     if (fd < 0)
-        return diag_set(d, -err, src_relpath, "open: %s", strerror(err));
+        return step_failed(ret_step, FSUTIL_STEP_WRITE,
+                           diag_set(d, -err, src_relpath, "open: %s", strerror(err)));
     void *data;
     size_t len;
-    r = read_fd(fd, src_relpath, (size_t)1 << 34, &data, &len, d);
+    r = read_fd(fd, src_relpath, FSUTIL_COPY_MAX_BYTES, &data, &len, d);
     close(fd);
     if (r < 0)
-        return r;
-    r = fsutil_write_file_atomic(dir, dst_relpath, data, len, ret_sha256, d);
+        return step_failed(ret_step, FSUTIL_STEP_WRITE, r);
+    r = fsutil_write_file_atomic(dir, dst_relpath, data, len, ret_sha256, ret_step, d);
     free(data);
     if (r == 0 && ret_bytes)
         *ret_bytes = len;

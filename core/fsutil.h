@@ -4,8 +4,11 @@
  * final one, named ".tmp-<name>-<pid>-<counter>", writes it, fsyncs it,
  * closes it, renames it over the final name and fsyncs the folder.  Any
  * failure before the rename removes the temp file and leaves the previous
- * file untouched; d->message names the step ("create", "write", "fsync",
- * "close", "rename", "fsync dir") and the errno text.  A failed fsync of the
+ * file untouched; the writers return the step that failed (ret_step, an
+ * enum fsutil_step) and d->message names it ("create", "write", "fsync",
+ * "close", "rename", "fsync dir") with the errno text.  A failure that is
+ * none of the steps (relpath refused, a parent folder not created) is
+ * reported as FSUTIL_STEP_WRITE, the write as a whole.  A failed fsync of the
  * folder happens after the rename: the new, complete and fsynced file is in
  * place but its directory entry may not be durable; the error is still
  * returned so that the caller does not record the file as saved.
@@ -61,14 +64,19 @@ int fsutil_remove_temp_files(int dirfd, int depth,
                              void (*report)(void *ctx, const char *relpath, int err), void *ctx);
 
 /* Write len bytes atomically to dir/relpath (see above).  ret_sha256 (may be
- * NULL) gets the SHA-256 of the bytes written. */
+ * NULL) gets the SHA-256 of the bytes written; ret_step (may be NULL), on
+ * failure only, the step that failed. */
 int fsutil_write_file_atomic(const char *dir, const char *relpath, const void *data, size_t len,
-                             uint8_t ret_sha256[FSUTIL_SHA256_BYTES], struct diag *d);
+                             uint8_t ret_sha256[FSUTIL_SHA256_BYTES], enum fsutil_step *ret_step,
+                             struct diag *d);
 
 /* Copy dir/src_relpath atomically to dir/dst_relpath (save_last copies).
- * ret_sha256 / ret_bytes (may be NULL) describe the copy. */
+ * ret_sha256 / ret_bytes (may be NULL) describe the copy; ret_step (may be
+ * NULL), on failure only, the step that failed (reading the source counts
+ * as FSUTIL_STEP_WRITE). */
 int fsutil_copy_file_atomic(const char *dir, const char *src_relpath, const char *dst_relpath,
-                            uint8_t ret_sha256[FSUTIL_SHA256_BYTES], uint64_t *ret_bytes, struct diag *d);
+                            uint8_t ret_sha256[FSUTIL_SHA256_BYTES], uint64_t *ret_bytes,
+                            enum fsutil_step *ret_step, struct diag *d);
 
 /* SHA-256 and size of a file (ret_ may be NULL). */
 int fsutil_sha256_file(const char *path, uint8_t ret_sha256[FSUTIL_SHA256_BYTES], uint64_t *ret_bytes,

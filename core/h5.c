@@ -179,6 +179,24 @@ static void keras3_layer_key(const struct model *m, int li, char *out, size_t ou
         snprintf(out, outsz, "layers/%s_%d", key, same);
 }
 
+/* The rows of m's weight table that belong to layer li: one run, as the
+ * table is in layer order (check_model).  Every layout's per-layer groups are
+ * written and read from these rows, so the table alone orders a file. */
+struct layer_rows {
+    const struct model_weight *v;
+    int n;
+};
+
+static struct layer_rows layer_rows(const struct model *m, int li)
+{
+    int t = 0, n = 0;
+    while (t < m->n_weights && m->weights[t].layer < li)
+        t++;
+    while (t + n < m->n_weights && m->weights[t + n].layer == li)
+        n++;
+    return (struct layer_rows){m->weights + t, n};
+}
+
 /* --- writing primitives (h5_lock held) ------------------------------------ */
 
 static hid_t group_create(hid_t loc, const char *name)
@@ -357,15 +375,16 @@ static int write_tf_weights(hid_t g, const struct model *m, struct diag *d)
             r = h5_fail(d, -EIO, L->cfg.name, "encode: group %s", L->cfg.name);
             break;
         }
+        struct layer_rows rows = layer_rows(m, order[k]);
         char wn[LAYER_MAX_WEIGHTS][160];
         const char *wp[LAYER_MAX_WEIGHTS];
-        for (int j = 0; j < L->n_weights; j++) {
-            snprintf(wn[j], sizeof(wn[j]), "%s/%s:0", L->cfg.name, L->weights[j].name);
+        for (int j = 0; j < rows.n; j++) {
+            snprintf(wn[j], sizeof(wn[j]), "%s/%s:0", L->cfg.name, rows.v[j].w->name);
             wp[j] = wn[j];
         }
-        r = attr_write_strlist(lg, "weight_names", wp, L->n_weights, d);
-        for (int j = 0; j < L->n_weights && r == 0; j++) {
-            const struct weight *w = &L->weights[j];
+        r = attr_write_strlist(lg, "weight_names", wp, rows.n, d);
+        for (int j = 0; j < rows.n && r == 0; j++) {
+            const struct weight *w = rows.v[j].w;
             r = dataset_write(lg, wn[j], w->ndim, w->shape, m->params + w->offset, false, 0, d);
         }
         H5Gclose(lg);
@@ -511,7 +530,7 @@ static int write_keras3(hid_t f, const struct model *m, const struct optimizer *
         return h5_fail(d, -EIO, "vars", "encode: group vars");
     H5Gclose(g);
     for (int i = 0; i < m->n_layers && r == 0; i++) {
-        const struct layer *L = &m->layers[i];
+        struct layer_rows rows = layer_rows(m, i);
         char key[128], path[160];
         keras3_layer_key(m, i, key, sizeof(key));
         snprintf(path, sizeof(path), "%s/vars", key);
@@ -520,10 +539,10 @@ static int write_keras3(hid_t f, const struct model *m, const struct optimizer *
         hid_t vg = cg >= 0 ? group_create(cg, "vars") : -1;
         if (vg < 0)
             r = h5_fail(d, -EIO, path, "encode: group %s", path);
-        for (int j = 0; j < L->n_weights && r == 0; j++) {
+        for (int j = 0; j < rows.n && r == 0; j++) {
             char idx[16];
             snprintf(idx, sizeof(idx), "%d", j);
-            const struct weight *w = &L->weights[j];
+            const struct weight *w = rows.v[j].w;
             r = dataset_write(vg, idx, w->ndim, w->shape, m->params + w->offset, false, 0, d);
         }
         close_id(vg);
@@ -695,26 +714,30 @@ static int check_model(const struct model *m, struct diag *d)
 {
     if (!m || !m->layers || !m->params || !m->weights)
         return diag_set(d, -EINVAL, "", "no model");
-    for (int i = 0; i < m->n_layers; i++) {
-        const struct layer *L = &m->layers[i];
-        if (L->n_weights < 0 || L->n_weights > LAYER_MAX_WEIGHTS)
-            return diag_set(d, -EINVAL, L->cfg.name, "bad weight count %d", L->n_weights);
-        for (int j = 0; j < L->n_weights; j++) {
-            const struct weight *w = &L->weights[j];
-            if (w->ndim < 0 || w->ndim > 4 || w->offset + w->size > m->n_params)
-                return diag_set(d, -EINVAL, L->cfg.name, "bad weight %s", w->name);
-        }
+    for (int t = 0; t < m->n_weights; t++) {
+        const struct model_weight *row = &m->weights[t];
+        if (row->layer < 0 || row->layer >= m->n_layers ||
+            (t > 0 && row->layer < m->weights[t - 1].layer))
+            return diag_set(d, -EINVAL, "", "weight table row %d: bad layer %d", t, row->layer);
+        const char *lname = m->layers[row->layer].cfg.name;
+        if (layer_rows(m, row->layer).n > LAYER_MAX_WEIGHTS)
+            return diag_set(d, -EINVAL, lname, "more than %d weights", LAYER_MAX_WEIGHTS);
+        const struct weight *w = row->w;
+        if (w->ndim < 0 || w->ndim > 4 || w->offset + w->size > m->n_params)
+            return diag_set(d, -EINVAL, lname, "bad weight %s", w->name);
     }
     return 0;
 }
 
 int h5_save(const char *dir, const char *relpath, enum h5_layout layout, const struct model *m,
             const struct optimizer *opt, const char *training_config_json,
-            uint8_t ret_sha256[32], uint64_t *ret_bytes, struct diag *d)
+            uint8_t ret_sha256[32], uint64_t *ret_bytes, enum fsutil_step *ret_step,
+            struct diag *d)
 {
+    enum fsutil_step step = FSUTIL_STEP_WRITE;
     int r = check_model(m, d);
     if (r < 0)
-        return r;
+        goto fail;
     if (layout == H5_LAYOUT_TF_WEIGHTS)
         opt = NULL;
     void *image;
@@ -722,12 +745,17 @@ int h5_save(const char *dir, const char *relpath, enum h5_layout layout, const s
     r = encode_file(layout, m, opt, training_config_json, NULL, &image, &len, d);
     if (r < 0) {
         diag_prefix(d, relpath);
-        return r;
+        step = FSUTIL_STEP_ENCODE;
+        goto fail;
     }
-    r = fsutil_write_file_atomic(dir, relpath, image, len, ret_sha256, d);
+    r = fsutil_write_file_atomic(dir, relpath, image, len, ret_sha256, ret_step, d);
     free(image);
     if (r == 0 && ret_bytes)
         *ret_bytes = len;
+    return r;
+fail:
+    if (ret_step)
+        *ret_step = step;
     return r;
 }
 
@@ -748,7 +776,7 @@ int h5_save_resume(const char *dir, const char *relpath, const struct model *m,
         diag_prefix(d, relpath);
         return r;
     }
-    r = fsutil_write_file_atomic(dir, relpath, image, len, NULL, d);
+    r = fsutil_write_file_atomic(dir, relpath, image, len, NULL, NULL, d);
     free(image);
     return r;
 }
@@ -1101,7 +1129,7 @@ static int read_tf_weights(hid_t g, const struct model *m, float *params, struct
             H5Gclose(lg);
             lg = -1;
         }
-        while (mi < m->n_layers && m->layers[mi].n_weights == 0)
+        while (mi < m->n_layers && layer_rows(m, mi).n == 0)
             mi++;
         bool file_done = fi >= names.n, model_done = mi >= m->n_layers;
         if (file_done && model_done)
@@ -1109,7 +1137,7 @@ static int read_tf_weights(hid_t g, const struct model *m, float *params, struct
         if (file_done || model_done) {
             int fw = 0, mw = 0;
             for (int i = 0; i < m->n_layers; i++)
-                mw += m->layers[i].n_weights > 0;
+                mw += layer_rows(m, i).n > 0;
             for (int i = 0; i < names.n; i++) {
                 hid_t x = H5Gopen2(g, names.v[i], H5P_DEFAULT);
                 struct strlist y = {0, NULL};
@@ -1124,20 +1152,21 @@ static int read_tf_weights(hid_t g, const struct model *m, float *params, struct
             goto out;
         }
         const struct layer *L = &m->layers[mi];
+        struct layer_rows rows = layer_rows(m, mi);
         if (strcmp(names.v[fi], L->cfg.name) != 0) {
             r = diag_set(d, -EINVAL, names.v[fi],
                          "layer %d with weights is '%s' in the file, '%s' in the model", mi,
                          names.v[fi], L->cfg.name);
             goto out;
         }
-        if (wn.n != L->n_weights) {
+        if (wn.n != rows.n) {
             r = diag_set(d, -EINVAL, L->cfg.name,
                          "layer %s has %d weights in the file, model has %d",
-                         L->cfg.name, wn.n, L->n_weights);
+                         L->cfg.name, wn.n, rows.n);
             goto out;
         }
         for (int j = 0; j < wn.n; j++) {
-            const struct weight *w = &L->weights[j];
+            const struct weight *w = rows.v[j].w;
             char field[256];
             snprintf(field, sizeof(field), "%s/%s", L->cfg.name, wn.v[j]);
             if ((r = dataset_read_f32(lg, wn.v[j], field, w->ndim, w->shape, params + w->offset,
@@ -1168,6 +1197,7 @@ static int read_keras3_weights(hid_t f, const struct model *m, float *params, st
                         (unsigned long long)info.nlinks, m->n_layers);
     for (int i = 0; i < m->n_layers; i++) {
         const struct layer *L = &m->layers[i];
+        struct layer_rows rows = layer_rows(m, i);
         char key[128], path[160];
         keras3_layer_key(m, i, key, sizeof(key));
         snprintf(path, sizeof(path), "%s/vars", key);
@@ -1178,14 +1208,14 @@ static int read_keras3_weights(hid_t f, const struct model *m, float *params, st
             H5Gclose(vg);
             return h5_fail(d, -EINVAL, path, "group %s unreadable", path);
         }
-        if (info.nlinks != (hsize_t)L->n_weights) {
+        if (info.nlinks != (hsize_t)rows.n) {
             H5Gclose(vg);
             return diag_set(d, -EINVAL, path,
                             "layer %s has %llu variables in the file, model has %d",
-                            L->cfg.name, (unsigned long long)info.nlinks, L->n_weights);
+                            L->cfg.name, (unsigned long long)info.nlinks, rows.n);
         }
-        for (int j = 0; j < L->n_weights; j++) {
-            const struct weight *w = &L->weights[j];
+        for (int j = 0; j < rows.n; j++) {
+            const struct weight *w = rows.v[j].w;
             char idx[16], field[192];
             snprintf(idx, sizeof(idx), "%d", j);
             snprintf(field, sizeof(field), "%s/%s", path, idx);

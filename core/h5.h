@@ -46,6 +46,7 @@
 #include <stdint.h>
 
 #include "diag.h"
+#include "fsutil.h"
 #include "model.h"
 #include "optimizer.h"
 
@@ -82,10 +83,14 @@ int h5_layout_for_path(const char *path, bool save_weights_only, enum h5_layout 
  * and ret_bytes (may each be NULL) get the digest and size of the written
  * file.  On failure the previous file at relpath is untouched (see
  * fsutil.h for the one exception, a failed fsync of the folder), no temp
- * file is left, and d->message names the failed step. */
+ * file is left, and d->message names the failed step; ret_step (may be
+ * NULL) gets it on failure: FSUTIL_STEP_ENCODE when building the bytes
+ * failed, a write step of fsutil.h, or FSUTIL_STEP_WRITE when the model was
+ * refused. */
 int h5_save(const char *dir, const char *relpath, enum h5_layout layout, const struct model *m,
             const struct optimizer *opt, const char *training_config_json,
-            uint8_t ret_sha256[32], uint64_t *ret_bytes, struct diag *d);
+            uint8_t ret_sha256[32], uint64_t *ret_bytes, enum fsutil_step *ret_step,
+            struct diag *d);
 
 /* Load the weights of any of the three layouts (detected from the content)
  * into m.  Weighted layers are matched by name and order, shapes must equal

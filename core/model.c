@@ -40,9 +40,10 @@
 #include <xmmintrin.h>
 #endif
 
+#include "aligned.h"
 #include "layers.h"
 #include "model.h"
-#include "pool.h"
+#include "threadpool.h"
 #include "rng.h"
 
 /* Declared by OpenBLAS' cblas.h too; repeated in case another cblas.h is used. */
@@ -51,7 +52,8 @@ void openblas_set_num_threads(int num_threads);
 #define EVAL_HEAD 4            /* inference: examples per chunk through the spatial layers */
 #define EVAL_TAIL 64           /* inference: examples per chunk through the flat layers (Dense:
                                   one GEMM for many examples, the weights read once) */
-#define ALIGN 64
+#define MXCSR_FTZ 0x8000           /* flush denormal results to zero */
+#define MXCSR_DAZ 0x0040           /* read denormal inputs as zero */
 #define MODEL_MAX_WEIGHTS ((size_t)1 << 28) /* values of all weights */
 
 struct rt_layer {
@@ -101,11 +103,7 @@ struct model_runtime {
 
 static void *aligned_floats(size_t n)
 {
-    size_t bytes = (n * sizeof(float) + ALIGN - 1) / ALIGN * ALIGN;
-    void *p = aligned_alloc(ALIGN, bytes ? bytes : ALIGN);
-    if (p)
-        memset(p, 0, bytes ? bytes : ALIGN);
-    return p;
+    return aligned_zalloc(n * sizeof(float));
 }
 
 /* Pieces of one block, each 64-byte aligned.  With base NULL, carve()
@@ -118,7 +116,7 @@ struct carve {
 static void *carve(struct carve *c, size_t bytes)
 {
     void *p = c->base ? c->base + c->used : NULL;
-    c->used += (bytes + ALIGN - 1) / ALIGN * ALIGN;
+    c->used += aligned_round(bytes);
     return p;
 }
 
@@ -126,10 +124,7 @@ static void *carve(struct carve *c, size_t bytes)
  * it zeroed and starts the second pass; NULL when out of memory. */
 static void *carve_alloc(struct carve *c)
 {
-    size_t bytes = c->used ? c->used : ALIGN;
-    void *p = aligned_alloc(ALIGN, bytes);
-    if (p)
-        memset(p, 0, bytes);
+    void *p = aligned_zalloc(c->used);
     c->base = p;
     c->used = 0;
     return p;
@@ -576,7 +571,7 @@ static unsigned denormals_off(void)
 {
 #if defined(__SSE__)
     unsigned old = _mm_getcsr();
-    _mm_setcsr(old | 0x8040);
+    _mm_setcsr(old | MXCSR_FTZ | MXCSR_DAZ);
     return old;
 #else
     return 0;

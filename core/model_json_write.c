@@ -3,6 +3,8 @@
  * model_spec_parse_json reads back to the same spec. */
 #include "model_spec.h"
 
+#include "pyfmt.h"
+
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -71,18 +73,13 @@ static void sb_json_string(struct strbuf *b, const char *s)
     sb_puts(b, "\"");
 }
 
-/* The shortest decimal that reads back as the same float, written as Python
- * repr() writes floats (always with a '.' or an exponent). */
+/* A float32 as Keras writes the Python float it came from: the shortest
+ * digits that read back as the same float32, laid out as repr() ("100.0",
+ * "0.001", "1e-05"). */
 static void sb_float(struct strbuf *b, float v)
 {
-    char tmp[48];
-    for (int prec = 1; prec <= 9; prec++) {
-        snprintf(tmp, sizeof(tmp), "%.*g", prec, (double)v);
-        if (strtof(tmp, NULL) == v)
-            break;
-    }
-    if (!strpbrk(tmp, ".eEn"))
-        strcat(tmp, ".0");
+    char tmp[PYFMT_SIZE];
+    pyfmt_float32(tmp, v, PYFMT_NONFINITE_JSON);
     sb_puts(b, tmp);
 }
 

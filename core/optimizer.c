@@ -5,6 +5,8 @@
  * layout of model->params, so each update is a flat loop over a weight. */
 #include "optimizer.h"
 
+#include "aligned.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -149,18 +151,13 @@ int optimizer_create(struct optimizer **ret, const struct optimizer_config *cfg,
     opt->n = m->n_params;
     opt->n_slots = slot_map_of(cfg).n;
     opt->nadam_product = 1.0;
-    /* 64-byte aligned, size rounded up as aligned_alloc requires. */
-    size_t bytes = (opt->n * sizeof(float) + 63) / 64 * 64;
-    if (bytes == 0)
-        bytes = 64;
     for (int s = 0; s < opt->n_slots; s++) {
-        opt->slots[s] = aligned_alloc(64, bytes);
+        opt->slots[s] = aligned_zalloc(opt->n * sizeof(float));
         if (!opt->slots[s]) {
             optimizer_free(opt);
             return diag_set(d, -ENOMEM, "", "out of memory for %zu optimizer slot values",
                             opt->n);
         }
-        memset(opt->slots[s], 0, bytes);
     }
     if (cfg->kind == OPTIMIZER_KIND_ADAGRAD)
         for (size_t i = 0; i < opt->n; i++)

@@ -5,14 +5,16 @@
  * glibc's printf (both round the exact binary value correctly, ties to even,
  * like CPython's dtoa); 'g' and the no-type form are assembled from a digit
  * string and a decimal point position exactly as CPython's
- * format_float_short does; repr uses the shortest digit string that reads
- * back to the same double.  Sign, fill, alignment, zero padding and digit
- * grouping follow CPython's calc_number_widths / InsertThousandsGrouping.
+ * format_float_short does; repr (no type, no precision) is pyfmt_double.
+ * Sign, fill, alignment, zero padding and digit grouping follow CPython's
+ * calc_number_widths / InsertThousandsGrouping.
  *
  * One walker (tmpl_walk) parses the template and enforces the literal path
  * rules; template_validate adds key and type checks, template_render formats
  * the values and re-checks the rendered path. */
 #include "template.h"
+
+#include "pyfmt.h"
 
 #include <errno.h>
 #include <math.h>
@@ -398,61 +400,25 @@ int template_validate(const char *tmpl, const char *const *available_keys, int n
 
 /* ---- number formatting ---- */
 
-/* Significant digits of ax (finite, >= 0) correctly rounded to ndig digits,
- * trailing zeros removed (one digit kept), and the decimal point position:
- * ax ~= 0.DIGITS x 10^decpt.  Zero gives "0" and decpt 1, as CPython's dtoa. */
-static void digits_rounded(double ax, int ndig, char *digits, int *decpt)
-{
-    char buf[96];
-    snprintf(buf, sizeof(buf), "%.*e", ndig - 1, ax);
-    int n = 0;
-    const char *s = buf;
-    for (; *s && *s != 'e'; s++)
-        if (*s >= '0' && *s <= '9')
-            digits[n++] = *s;
-    int e = *s ? (int)strtol(s + 1, NULL, 10) : 0;
-    while (n > 1 && digits[n - 1] == '0')
-        n--;
-    digits[n] = '\0';
-    *decpt = e + 1;
-}
-
-/* Shortest digit string that reads back as ax (Python's repr digits). */
-static void digits_shortest(double ax, char *digits, int *decpt)
-{
-    for (int p = 1; p < 17; p++) {
-        char buf[40];
-        snprintf(buf, sizeof(buf), "%.*e", p - 1, ax);
-        if (strtod(buf, NULL) == ax) {
-            digits_rounded(ax, p, digits, decpt);
-            return;
-        }
-    }
-    digits_rounded(ax, 17, digits, decpt);
-}
-
 static void put_zeros(char **p, int n)
 {
     for (int i = 0; i < n; i++)
         *(*p)++ = '0';
 }
 
-/* CPython's format_float_short layout of digits/decpt for code 'g' or 'r'
- * ('e' and 'f' come straight from printf).  out must hold FIELD_MAX bytes. */
-static void float_layout(char *out, const char *digits, int decpt, char code, int precision,
-                         bool alt, bool add_dot_0, bool upper)
+/* CPython's format_float_short layout of digits/decpt for code 'g' ('e' and
+ * 'f' come straight from printf, 'r' from pyfmt_double).  out must hold
+ * FIELD_MAX bytes. */
+static void float_layout(char *out, const char *digits, int decpt, int precision, bool alt,
+                         bool add_dot_0, bool upper)
 {
     int n = (int)strlen(digits), vend = n, exp = 0;
     bool use_exp = false;
 
-    if (code == 'g') {
-        if (decpt <= -4 || decpt > (add_dot_0 ? precision - 1 : precision))
-            use_exp = true;
-        if (alt)
-            vend = precision;
-    } else if (decpt <= -4 || decpt > 16) { /* 'r' */
+    if (decpt <= -4 || decpt > (add_dot_0 ? precision - 1 : precision))
         use_exp = true;
-    }
+    if (alt)
+        vend = precision;
     if (use_exp) {
         exp = decpt - 1;
         decpt = 1;
@@ -624,17 +590,20 @@ static void format_float(char *out, double x, const struct fmt_spec *f)
             if (e)
                 *e = 'E';
         }
+    } else if (code == 'r') {
+        pyfmt_double(body, ax, PYFMT_NONFINITE_PY);
+        char *e = strchr(body, 'e');
+        if (f->alt && e && !strchr(body, '.')) { /* '#' keeps the point: "1.e-05" */
+            memmove(e + 1, e, strlen(e) + 1);
+            *e = '.';
+        }
     } else {
         char digits[SPEC_MAX_PRECISION + 24];
         int decpt;
-        if (code == 'r') {
-            digits_shortest(ax, digits, &decpt);
-        } else {
-            if (precision == 0)
-                precision = 1;
-            digits_rounded(ax, precision, digits, &decpt);
-        }
-        float_layout(body, digits, decpt, code, precision, f->alt, add_dot_0, upper);
+        if (precision == 0)
+            precision = 1;
+        pyfmt_digits(ax, precision, digits, &decpt);
+        float_layout(body, digits, decpt, precision, f->alt, add_dot_0, upper);
     }
     if (percent)
         strcat(body, "%");

@@ -21,6 +21,7 @@
 #include "fsutil.h"
 #include "job_id.h"
 #include "job_queue.h"
+#include "kernels.h"
 #include "log.h"
 #include "model.h"
 #include "registry_internal.h"
@@ -485,6 +486,7 @@ static int be_health(void *ctx, char **ret_json, bool *ret_ready)
     ok &= cJSON_AddStringToObject(o, "status", ready ? "ok" : "stopping") != NULL;
     ok &= cJSON_AddBoolToObject(o, "ready", ready) != NULL;
     ok &= cJSON_AddStringToObject(o, "version", TRAIND_VERSION) != NULL;
+    ok &= cJSON_AddStringToObject(o, "kernels", kernels_name(kernels_active())) != NULL;
     ok &= cJSON_AddNumberToObject(o, "workers", js->cfg.workers) != NULL;
     cJSON *jobs = cJSON_AddObjectToObject(o, "jobs");
     for (int s = 0; s < JOB_STATE_COUNT; s++)
@@ -507,7 +509,11 @@ static int be_prometheus(void *ctx, char **ret_text)
     if (!out)
         return -ENOMEM;
     len += (size_t)snprintf(out + len, cap - len,
-                            "# HELP traind_jobs Jobs by state.\n# TYPE traind_jobs gauge\n");
+                            "# HELP traind_build_info Version and compute kernel path in use.\n"
+                            "# TYPE traind_build_info gauge\n"
+                            "traind_build_info{version=\"%s\",kernels=\"%s\"} 1\n"
+                            "# HELP traind_jobs Jobs by state.\n# TYPE traind_jobs gauge\n",
+                            TRAIND_VERSION, kernels_name(kernels_active()));
     for (int s = 0; s < JOB_STATE_COUNT; s++)
         len += (size_t)snprintf(out + len, cap - len, "traind_jobs{state=\"%s\"} %u\n",
                                 job_state_name((enum job_state)s), counts[s]);

@@ -7,29 +7,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "fsutil.h"
 #include "job_spec.h"
 #include "log.h"
+#include "progress.h"
 #include "signals.h"
 #include "job_runner.h"
 
 static atomic_int run_stop;
 
-static void print_line(void *ctx, const char *line)
+/* Each event of the run goes to the Keras renderer (progress.c), as it would
+ * reach `traind logs -f`: the bar on a terminal, verbose=2 lines otherwise. */
+static void render_event(void *ctx, const char *type, const char *data_json, bool persist)
 {
-    (void)ctx;
-    fputs(line, stdout);
-    fputc('\n', stdout);
-    fflush(stdout);
-}
-
-static void ignore_event(void *ctx, const char *type, const char *data_json, bool persist)
-{
-    (void)ctx;
-    (void)type;
-    (void)data_json;
     (void)persist;
+    cJSON *obj = cJSON_Parse(data_json);
+    progress_event(ctx, type, obj);
+    cJSON_Delete(obj);
 }
 
 int run_command(const struct config *cfg, const char *job_path, const char *dir)
@@ -63,8 +61,14 @@ int run_command(const struct config *cfg, const char *job_path, const char *dir)
 
     signals_on_stop(&run_stop);
 
-    struct runner_sink sink = {.ctx = NULL, .event = ignore_event, .print = print_line};
+    struct progress_config pc = {.epochs = spec.epochs, .n_policies = spec.n_checkpoints};
+    for (int i = 0; i < spec.n_checkpoints && i < PROGRESS_MAX_POLICIES; i++)
+        pc.verbose[i] = spec.checkpoints[i].verbose;
+    struct progress bar;
+    progress_init(&bar, stdout, isatty(STDOUT_FILENO), &pc);
+    struct runner_sink sink = {.ctx = &bar, .event = render_event};
     r = runner_run(&spec, dir, &env, &sink, &run_stop, &d);
+    progress_finish(&bar);
     job_spec_free(&spec);
     if (r == -ECANCELED) {
         log_info("interrupted; run again with --dir %s to continue", dir);

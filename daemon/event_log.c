@@ -43,7 +43,7 @@ int event_log_write_record(struct job *j, cJSON *record)
     if (!text)
         return -ENOMEM;
     struct diag d = {{0}, {0}};
-    int r = fsutil_write_file_atomic(j->dir, JOB_RECORD_FILE, text, strlen(text), NULL, &d);
+    int r = fsutil_write_file_atomic(j->dir, JOB_RECORD_FILE, text, strlen(text), NULL, NULL, &d);
     free(text);
     if (r < 0)
         log_error("job %s: write %s: %s", j->id, JOB_RECORD_FILE, d.message);

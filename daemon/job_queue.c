@@ -93,7 +93,7 @@ static void run_one(struct jobs *js, struct job *j)
     log_info("job %s running", j->id);
 
     struct worker_sink ws = {.js = js, .job = j};
-    struct runner_sink sink = {.ctx = &ws, .event = worker_event, .print = NULL};
+    struct runner_sink sink = {.ctx = &ws, .event = worker_event};
     struct diag d = {{0}, {0}};
     int r = runner_run(&j->spec, j->dir, &js->env, &sink, &j->stop, &d);
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cjson_add.h"
+#include "pyfmt.h"
 
 static const char *const state_names[JOB_STATE_COUNT] = {
     "queued", "running", "succeeded", "failed", "cancelled",
@@ -436,6 +437,19 @@ static bool add_time(cJSON *o, const char *key, double t)
     return cJSON_AddNullToObject(o, key) != NULL;
 }
 
+/* "created", "started", "finished" and "error" (null until set). */
+static bool add_lifecycle(cJSON *o, const struct job *j)
+{
+    bool ok = add_time(o, "created", j->created);
+    ok &= add_time(o, "started", j->started);
+    ok &= add_time(o, "finished", j->finished);
+    if (j->error[0])
+        ok &= cJSON_AddStringToObject(o, "error", j->error) != NULL;
+    else
+        ok &= cJSON_AddNullToObject(o, "error") != NULL;
+    return ok;
+}
+
 static bool add_number(cJSON *o, const char *key, double v)
 {
     if (isfinite(v))
@@ -594,13 +608,7 @@ cJSON *job_to_json(const struct job *j, bool full)
     ok &= cJSON_AddStringToObject(o, "state", job_state_name(j->state)) != NULL;
     ok &= cJSON_AddStringToObject(o, "dataset", j->spec.dataset) != NULL;
     ok &= cJSON_AddStringToObject(o, "model", j->spec.model[0] ? j->spec.model : "custom") != NULL;
-    ok &= add_time(o, "created", j->created);
-    ok &= add_time(o, "started", j->started);
-    ok &= add_time(o, "finished", j->finished);
-    if (j->error[0])
-        ok &= cJSON_AddStringToObject(o, "error", j->error) != NULL;
-    else
-        ok &= cJSON_AddNullToObject(o, "error") != NULL;
+    ok &= add_lifecycle(o, j);
     ok &= cjson_add(o, "progress", progress_json(j));
     if (!full)
         return cjson_checked(o, ok);
@@ -660,84 +668,11 @@ cJSON *job_record_json(const struct job *j)
     cJSON *spec = j->spec_json ? cJSON_Parse(j->spec_json) : NULL;
     ok &= cjson_add(o, "spec", spec ? spec : cJSON_CreateNull());
     ok &= cJSON_AddStringToObject(o, "state", job_state_name(j->state)) != NULL;
-    ok &= add_time(o, "created", j->created);
-    ok &= add_time(o, "started", j->started);
-    ok &= add_time(o, "finished", j->finished);
-    if (j->error[0])
-        ok &= cJSON_AddStringToObject(o, "error", j->error) != NULL;
-    else
-        ok &= cJSON_AddNullToObject(o, "error") != NULL;
+    ok &= add_lifecycle(o, j);
     return cjson_checked(o, ok);
 }
 
 /* --- CSV -------------------------------------------------------------------- */
-
-void job_format_double(double v, char out[32])
-{
-    if (isnan(v)) {
-        strcpy(out, "nan");
-        return;
-    }
-    if (isinf(v)) {
-        strcpy(out, v < 0 ? "-inf" : "inf");
-        return;
-    }
-    if (v == 0) {
-        strcpy(out, signbit(v) ? "-0.0" : "0.0");
-        return;
-    }
-    char buf[40];
-    int p;
-    for (p = 1; p <= 17; p++) {
-        snprintf(buf, sizeof(buf), "%.*e", p - 1, v);
-        if (strtod(buf, NULL) == v)
-            break;
-    }
-    /* buf = [-]D[.DDD]e[+-]XX */
-    bool neg = buf[0] == '-';
-    const char *s = buf + (neg ? 1 : 0);
-    char digits[24];
-    int nd = 0;
-    for (; *s && *s != 'e'; s++)
-        if (*s != '.')
-            digits[nd++] = *s;
-    digits[nd] = '\0';
-    int exp = atoi(s + 1);
-    char *o = out;
-    if (neg)
-        *o++ = '-';
-    if (exp >= -4 && exp < 16) {
-        if (exp >= 0) {
-            for (int i = 0; i <= exp; i++)
-                *o++ = i < nd ? digits[i] : '0';
-            *o++ = '.';
-            if (nd > exp + 1) {
-                for (int i = exp + 1; i < nd; i++)
-                    *o++ = digits[i];
-            } else {
-                *o++ = '0';
-            }
-        } else {
-            *o++ = '0';
-            *o++ = '.';
-            for (int i = 0; i < -exp - 1; i++)
-                *o++ = '0';
-            for (int i = 0; i < nd; i++)
-                *o++ = digits[i];
-        }
-        *o = '\0';
-    } else {
-        *o++ = digits[0];
-        if (nd > 1) {
-            *o++ = '.';
-            for (int i = 1; i < nd; i++)
-                *o++ = digits[i];
-        }
-        char e[16];
-        snprintf(e, sizeof(e), "e%c%02d", exp < 0 ? '-' : '+', (exp < 0 ? -exp : exp) % 1000);
-        strcpy(o, e);
-    }
-}
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -771,9 +706,9 @@ char *job_history_csv(const struct job *j)
         len += (size_t)snprintf(out + len, cap - len, "%d", j->history[i].epoch - 1);
         for (int k = 0; k < nk; k++) {
             double v;
-            char num_text[32] = "NA";
+            char num_text[PYFMT_SIZE] = "NA";
             if (logs_get(&j->history[i].logs, keys[k], &v))
-                job_format_double(v, num_text);
+                pyfmt_double(num_text, v, PYFMT_NONFINITE_PY);
             len += (size_t)snprintf(out + len, cap - len, ",%s", num_text);
         }
         len += (size_t)snprintf(out + len, cap - len, "\r\n");

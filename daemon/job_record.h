@@ -149,7 +149,4 @@ cJSON *job_record_json(const struct job *j);
  * the best monitored epoch that has a file); false when there is none. */
 bool job_best_file(const struct job *j, int policy, char *out, size_t outsz);
 
-/* Shortest text that reads back as the same double (Python repr()). */
-void job_format_double(double v, char out[32]);
-
 #endif

@@ -91,7 +91,7 @@ int jobs_open(struct jobs **ret, const struct jobs_config *cfg, struct diag *d)
         goto fail;
     /* Writable? (an atomic write of a probe file, then remove it) */
     struct diag wd = {{0}, {0}};
-    if ((r = fsutil_write_file_atomic(js->jobs_dir, PROBE_FILE, "", 0, NULL, &wd)) < 0) {
+    if ((r = fsutil_write_file_atomic(js->jobs_dir, PROBE_FILE, "", 0, NULL, NULL, &wd)) < 0) {
         diag_set(d, r, js->jobs_dir, "state_dir %s is not writable: %s", js->jobs_dir,
                  wd.message);
         goto fail;

@@ -36,7 +36,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,37 +78,10 @@ void runner_emit(struct runner *r, const char *type, cJSON *obj, bool persist)
     cJSON_Delete(obj);
 }
 
-void runner_say(struct runner *r, const char *fmt, ...)
-{
-    if (!r->sink || !r->sink->print)
-        return;
-    char line[TEMPLATE_MAX_PATH + 512]; /* a checkpoint message with the longest path */
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    r->sink->print(r->sink->ctx, line);
-}
-
 /* runner_callbacks' sink. */
 static void cb_emit(void *ctx, const char *type, cJSON *obj)
 {
     runner_emit(ctx, type, obj, true);
-}
-
-static void cb_say(void *ctx, const char *line)
-{
-    runner_say(ctx, "%s", line);
-}
-
-/* A number, or "inf" / "-inf" / "nan" as strings (JSON has no such numbers). */
-cJSON *runner_json_double(double x)
-{
-    if (isnan(x))
-        return cJSON_CreateString("nan");
-    if (isinf(x))
-        return cJSON_CreateString(x > 0 ? "inf" : "-inf");
-    return cJSON_CreateNumber(x);
 }
 
 static cJSON *logs_json(const struct logs *logs)
@@ -117,7 +89,7 @@ static cJSON *logs_json(const struct logs *logs)
     bool ok = true;
     cJSON *o = cJSON_CreateObject();
     for (int i = 0; o && i < logs->n; i++)
-        ok &= cjson_add(o, logs->items[i].key, runner_json_double(logs->items[i].value));
+        ok &= cjson_add(o, logs->items[i].key, cjson_double(logs->items[i].value));
     return cjson_checked(o, ok);
 }
 
@@ -215,22 +187,11 @@ static int build_model(struct runner *r, const struct dataset *train,
 
 /* --- checkpoint policies ----------------------------------------------------------- */
 
-/* The fsutil step a write failure names ("fsync: No space left on device"). */
-static void failed_step(const char *message, char *out, size_t outsz)
-{
-    for (int s = 0; s < FSUTIL_STEP_COUNT; s++) {
-        const char *name = fsutil_step_name((enum fsutil_step)s);
-        size_t n = strlen(name);
-        if (strncmp(message, name, n) == 0 && message[n] == ':') {
-            snprintf(out, outsz, "%s", name);
-            return;
-        }
-    }
-    snprintf(out, outsz, "write");
-}
-
+/* decision_message: the Keras line of a decision whose file could not be
+ * written (printed before the error when the policy is verbose), or NULL. */
 static void emit_checkpoint_error(struct runner *r, int i, const struct ckpt_decision *dec,
-                                  const char *file, const char *step, const struct diag *err)
+                                  const char *file, const char *step, const struct diag *err,
+                                  const char *decision_message)
 {
     bool ok = true;
     cJSON *o = cJSON_CreateObject();
@@ -241,8 +202,9 @@ static void emit_checkpoint_error(struct runner *r, int i, const struct ckpt_dec
     ok &= cJSON_AddStringToObject(o, "file", file) != NULL;
     ok &= cJSON_AddStringToObject(o, "step", step) != NULL;
     ok &= cJSON_AddStringToObject(o, "message", err->message) != NULL;
+    if (decision_message && decision_message[0])
+        ok &= cJSON_AddStringToObject(o, "decision_message", decision_message) != NULL;
     runner_emit(r, "checkpoint_error", cjson_checked(o, ok), true);
-    runner_say(r, "Epoch %d: checkpoint %s failed (%s): %s", dec->epoch, file, step, err->message);
 }
 
 /* Write the file a decision asks for, commit, save_last copy, top-k
@@ -262,34 +224,32 @@ static void policy_apply(struct runner *r, int i, const struct ckpt_decision *de
     memset(&res, 0, sizeof(res));
     cJSON *deleted = cJSON_CreateArray();
     bool wrote_last = false;
+    enum fsutil_step step = FSUTIL_STEP_WRITE; /* the write step that failed */
 
     if (dec->should_write) {
         enum h5_layout layout;
         int ret = h5_layout_for_path(dec->file, cfg->save_weights_only, &layout, &err);
         if (ret == 0)
-            ret = h5_save(r->ckpt_dir, dec->file, layout, r->m, r->opt, NULL, sha, &bytes, &err);
+            ret = h5_save(r->ckpt_dir, dec->file, layout, r->m, r->opt, NULL, sha, &bytes, &step,
+                          &err);
         if (ret < 0) {
-            char step[32];
-            failed_step(err.message, step, sizeof(step));
-            if (cfg->verbose >= 1)
-                runner_say(r, "%s", dec->message);
-            emit_checkpoint_error(r, i, dec, dec->file, step, &err);
+            emit_checkpoint_error(r, i, dec, dec->file, fsutil_step_name(step), &err,
+                                  dec->message);
             cJSON_Delete(deleted);
             return;
         }
         fsutil_sha256_hex(sha, sha_hex);
         if (ckpt_commit(cfg, state, dec, &res) < 0) {
             diag_set(&err, -EINVAL, "", "the policy refused to commit %s", dec->file);
-            emit_checkpoint_error(r, i, dec, dec->file, "commit", &err);
+            emit_checkpoint_error(r, i, dec, dec->file, "commit", &err, NULL);
             cJSON_Delete(deleted);
             return;
         }
         if (res.last_file[0]) {
-            if (fsutil_copy_file_atomic(r->ckpt_dir, dec->file, res.last_file, NULL, NULL,
+            if (fsutil_copy_file_atomic(r->ckpt_dir, dec->file, res.last_file, NULL, NULL, &step,
                                         &err) < 0) {
-                char step[32];
-                failed_step(err.message, step, sizeof(step));
-                emit_checkpoint_error(r, i, dec, res.last_file, step, &err);
+                emit_checkpoint_error(r, i, dec, res.last_file, fsutil_step_name(step), &err,
+                                      NULL);
             } else {
                 wrote_last = true;
             }
@@ -297,7 +257,7 @@ static void policy_apply(struct runner *r, int i, const struct ckpt_decision *de
         for (int k = 0; k < res.n_delete; k++) {
             if (unlinkat(r->ckpt_dirfd, res.delete_files[k], 0) < 0 && errno != ENOENT) {
                 diag_set(&err, -errno, res.delete_files[k], "unlink: %s", strerror(errno));
-                emit_checkpoint_error(r, i, dec, res.delete_files[k], "unlink", &err);
+                emit_checkpoint_error(r, i, dec, res.delete_files[k], "unlink", &err, NULL);
                 continue;
             }
             ok &= cjson_append(deleted, cJSON_CreateString(res.delete_files[k]));
@@ -311,9 +271,9 @@ static void policy_apply(struct runner *r, int i, const struct ckpt_decision *de
         ok &= cJSON_AddNumberToObject(o, "batch", dec->batch) != NULL;
     ok &= cJSON_AddStringToObject(o, "decision", ckpt_decision_kind_name(dec->kind)) != NULL;
     ok &= cJSON_AddStringToObject(o, "monitor", dec->monitor) != NULL;
-    ok &= cjson_add(o, "previous", runner_json_double(dec->previous_best));
+    ok &= cjson_add(o, "previous", cjson_double(dec->previous_best));
     ok &= cjson_add(o, "value",
-                                dec->has_value ? runner_json_double(dec->value) : cJSON_CreateNull());
+                                dec->has_value ? cjson_double(dec->value) : cJSON_CreateNull());
     if (dec->should_write) {
         ok &= cJSON_AddStringToObject(o, "file", dec->file) != NULL;
         ok &= cJSON_AddNumberToObject(o, "bytes", (double)bytes) != NULL;
@@ -327,8 +287,6 @@ static void policy_apply(struct runner *r, int i, const struct ckpt_decision *de
     ok &= cjson_add(o, "deleted", deleted);
     ok &= cJSON_AddStringToObject(o, "message", dec->message) != NULL;
     runner_emit(r, "checkpoint", cjson_checked(o, ok), true);
-    if (cfg->verbose >= 1 && dec->message[0])
-        runner_say(r, "%s", dec->message);
 }
 
 static void policy_decided(struct runner *r, int i, int ret, struct ckpt_decision *dec,
@@ -337,7 +295,7 @@ static void policy_decided(struct runner *r, int i, int ret, struct ckpt_decisio
     if (ret < 0) {
         dec->epoch = epoch;
         dec->batch = batch;
-        emit_checkpoint_error(r, i, dec, r->spec->checkpoints[i].filepath, "render", err);
+        emit_checkpoint_error(r, i, dec, r->spec->checkpoints[i].filepath, "render", err, NULL);
         return;
     }
     if (dec->kind != CKPT_DECISION_NONE)
@@ -383,19 +341,13 @@ static void emit_progress(struct runner *r, const struct fit_progress *p, const 
     ok &= cJSON_AddNumberToObject(o, "batches", p->batches) != NULL;
     ok &= cJSON_AddNumberToObject(o, "images_per_s", round(p->images_per_s * 10) / 10) != NULL;
     ok &= cJSON_AddNumberToObject(o, "eta_s", round(eta * 10) / 10) != NULL;
-    ok &= cjson_add(o, "logs", logs_json(logs));
+    ok &= cJSON_AddNumberToObject(o, "seconds", round(p->epoch_seconds * 1000) / 1000) != NULL;
+    ok &= cjson_add(o, "logs", logs_json(logs)); /* running means, for a live bar */
     runner_emit(r, "progress", cjson_checked(o, ok), false);
 }
 
-/* Entry "progress": Keras' ProgbarLogger and the job's events. */
-static int progress_epoch_begin(void *ctx, const struct fit_progress *p)
-{
-    struct runner *r = ctx;
-    if (!(r->stop && atomic_load(r->stop)))
-        runner_say(r, "Epoch %d/%d", p->epoch, p->epochs);
-    return 0;
-}
-
+/* Entry "progress": the job's progress and epoch_end events (the
+ * renderer in progress.c prints them as Keras' ProgbarLogger). */
 static int progress_batch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
 {
     struct runner *r = ctx;
@@ -413,6 +365,9 @@ static int progress_epoch_end(void *ctx, const struct fit_progress *p, const str
     struct runner *r = ctx;
     cJSON *o = cJSON_CreateObject();
     ok &= cJSON_AddNumberToObject(o, "epoch", p->epoch) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "epochs", p->epochs) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "batch", p->batch) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "batches", p->batches) != NULL;
     ok &= cjson_add(o, "logs", logs_json(logs));
     ok &= cJSON_AddNumberToObject(o, "lr", p->lr) != NULL;
     ok &= cJSON_AddNumberToObject(o, "seconds", p->epoch_seconds) != NULL;
@@ -437,24 +392,12 @@ static int policy_epoch_end(void *ctx, const struct fit_progress *p, const struc
     return 0;
 }
 
-/* Keras 2 verbose=2 epoch line: "938/938 - 75s - loss: 0.5123 - accuracy: ...". */
-static void say_epoch_line(struct runner *r, const struct fit_progress *p, const struct logs *logs)
-{
-    char line[512];
-    size_t n = (size_t)snprintf(line, sizeof(line), "%d/%d - %.0fs", p->batch, p->batches,
-                                p->epoch_seconds);
-    for (int i = 0; i < logs->n && n < sizeof(line); i++)
-        n += (size_t)snprintf(line + n, sizeof(line) - n, " - %s: %.4f", logs->items[i].key,
-                              logs->items[i].value);
-    runner_say(r, "%s", line);
-}
-
-/* Entry "resume", the last: the epoch line, then resume.h5 with every
- * callback's decision of the epoch. */
+/* Entry "resume", the last: resume.h5 with every callback's decision of
+ * the epoch. */
 static int resume_epoch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
 {
     struct runner *r = ctx;
-    say_epoch_line(r, p, logs);
+    (void)logs;
     char *state = resume_state_json(r);
     if (!state)
         return diag_set(&r->err, -ENOMEM, "", "out of memory for the resume state");
@@ -496,8 +439,7 @@ static void resume_train_end(void *ctx, const struct fit_progress *p, int status
 static int build_callback_list(struct runner *r)
 {
     int ret = cb_list_add(&r->list, &(struct callback){
-        "progress", {.ctx = r, .epoch_begin = progress_epoch_begin,
-                     .batch_end = progress_batch_end, .epoch_end = progress_epoch_end}});
+        "progress", {.ctx = r, .batch_end = progress_batch_end, .epoch_end = progress_epoch_end}});
     for (int i = 0; ret == 0 && i < r->n_policies; i++) {
         r->policy_ctx[i] = (struct runner_policy){r, i};
         ret = cb_list_add(&r->list, &(struct callback){
@@ -553,7 +495,7 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
         goto out;
     for (int i = 0; i < r->n_policies; i++)
         ckpt_state_init(&r->policies[i], &spec->checkpoints[i]);
-    struct runner_cb_io io = {.ctx = r, .emit = cb_emit, .say = cb_say};
+    struct runner_cb_io io = {.ctx = r, .emit = cb_emit};
     if ((ret = runner_cb_init(&r->cbs, spec, job_dir, r->m, r->opt, &io, d)) < 0)
         goto out;
     if (build_callback_list(r) < 0) {

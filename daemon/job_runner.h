@@ -40,9 +40,6 @@ struct runner_env {
 struct runner_sink {
     void *ctx;
     void (*event)(void *ctx, const char *type, const char *data_json, bool persist);
-    /* Optional: printed lines for `traind run` (Keras-style progress and the
-     * checkpoint verbose lines), NULL in the daemon. */
-    void (*print)(void *ctx, const char *line);
 };
 
 /* Find a data set by name in env, or NULL. */

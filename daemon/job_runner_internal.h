@@ -54,10 +54,6 @@ struct runner {
 /* --- job_runner.c */
 /* Hand obj (consumed; NULL is ignored) to the sink as an event. */
 void runner_emit(struct runner *r, const char *type, cJSON *obj, bool persist);
-/* A printed line for `traind run` (nothing in the daemon). */
-void runner_say(struct runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* A number, or "inf" / "-inf" / "nan" as strings (JSON has no such numbers). */
-cJSON *runner_json_double(double x);
 
 /* --- resume_state.c */
 /* The state JSON written into resume.h5 (malloc'ed; NULL: out of memory). */

@@ -10,11 +10,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "cmd_client.h"
 #include "cmd_run.h"
 #include "conf.h"
 #include "config.h"
 #include "fsutil.h"
 #include "job_registry.h"
+#include "kernels.h"
 #include "log.h"
 #include "server.h"
 #include "signals.h"
@@ -28,6 +30,9 @@ static void usage(FILE *f)
     fprintf(f,
             "Usage: traind [--config FILE] [--listen ADDR:PORT] [--state-dir DIR]\n"
             "       traind run [--config FILE] [--dir DIR] JOB.json\n"
+            "       traind [--server URL] [--token-file FILE] [--json] COMMAND ...\n"
+            "              COMMAND: submit, jobs, show, logs, cancel, rm, get, health\n"
+            "              (traind COMMAND --help, and traind(1))\n"
             "       traind --version | --help\n"
             "\n"
             "Trains neural networks in worker threads, driven over HTTP (see DESIGN.md).\n"
@@ -158,9 +163,10 @@ static int serve(const struct config *cfg)
         goto out;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    log_info("traind %s listening on %s (port %u), state dir %s, %d worker(s), auth %s",
+    log_info("traind %s listening on %s (port %u), state dir %s, %d worker(s), auth %s, "
+             "kernels %s",
              TRAIND_VERSION, cfg->listen, (unsigned)api_server_port(srv), cfg->state_dir,
-             cfg->workers, token ? "on" : "off");
+             cfg->workers, token ? "on" : "off", kernels_name(kernels_active()));
     notify_systemd("READY=1\nSTATUS=serving");
 
     uint64_t watchdog_usec = 0;
@@ -209,6 +215,8 @@ out:
 
 int main(int argc, char **argv)
 {
+    if (cmd_client_wanted(argc, argv))
+        return cmd_client_main(argc, argv);
     log_init();
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -219,6 +227,12 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    /* the compute kernels, once for the whole process (kernels.h) */
+    struct diag kd = {{0}, {0}};
+    if (kernels_init(getenv("TRAIND_KERNELS"), &kd) < 0) {
+        log_error("%s: %s", kd.field, kd.message);
+        return 2;
+    }
     bool run_mode = argc > 1 && strcmp(argv[1], "run") == 0;
     if (run_mode) {
         argv++;
@@ -238,7 +252,9 @@ int main(int argc, char **argv)
             }
             dir = optarg;
             break;
-        case 'V': printf("traind %s\n", TRAIND_VERSION); return 0;
+        case 'V':
+            printf("traind %s (kernels: %s)\n", TRAIND_VERSION, kernels_name(kernels_active()));
+            return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -23,12 +23,6 @@ static void emit(struct runner_cb *c, const char *type, cJSON *o)
         cJSON_Delete(o);
 }
 
-static void say(struct runner_cb *c, const char *line)
-{
-    if (c->io.say && line[0])
-        c->io.say(c->io.ctx, line);
-}
-
 int runner_cb_init(struct runner_cb *c, const struct job_spec *spec, const char *job_dir,
                    struct model *m, struct optimizer *opt, const struct runner_cb_io *io,
                    struct diag *d)
@@ -67,18 +61,21 @@ bool runner_cb_finished(const struct runner_cb *c)
 static void apply_lr_change(struct runner_cb *c, const struct lr_change *ch, const char *source,
                             int epoch, int verbose)
 {
-    if (ch->has_message && verbose >= 1)
-        say(c, ch->message);
-    if (!ch->changed)
+    bool printed = ch->has_message && verbose >= 1;
+    if (!ch->changed && !printed)
         return;
-    c->opt->cfg.learning_rate = ch->new_lr;
+    if (ch->changed)
+        c->opt->cfg.learning_rate = ch->new_lr;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "epoch", epoch);
     cJSON_AddStringToObject(o, "source", source);
-    cJSON_AddNumberToObject(o, "previous", ch->old_lr);
-    cJSON_AddNumberToObject(o, "lr", ch->new_lr);
+    if (ch->changed)
+        cJSON_AddNumberToObject(o, "previous", ch->old_lr);
+    cJSON_AddNumberToObject(o, "lr", ch->changed ? ch->new_lr : ch->old_lr);
     cJSON_AddStringToObject(o, "message", ch->message);
-    emit(c, "lr_changed", o);
+    cJSON_AddBoolToObject(o, "printed", printed);
+    /* a verbose scheduler epoch that keeps the rate still prints its line */
+    emit(c, ch->changed ? "lr_changed" : "lr_kept", o);
 }
 
 static int scheduler_epoch_begin(void *ctx, const struct fit_progress *p)
@@ -118,7 +115,6 @@ static int ton_batch_end(void *ctx, const struct fit_progress *p, const struct l
     cJSON_AddItemToObject(o, "loss", cJSON_CreateString(isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf"));
     cJSON_AddStringToObject(o, "message", msg);
     emit(c, "terminate_on_nan", o);
-    say(c, msg);
     return 1;
 }
 
@@ -128,7 +124,7 @@ static int es_keep_best_weights(struct runner_cb *c)
 {
     memcpy(c->best_weights, c->m->params, c->m->n_params * sizeof(float));
     int ret = h5_save(c->job_dir, RUNNER_ES_BEST_FILE, H5_LAYOUT_TF_WEIGHTS, c->m, NULL, NULL,
-                      c->best_sha256, NULL, &c->err);
+                      c->best_sha256, NULL, NULL, &c->err);
     if (ret < 0)
         diag_prefix(&c->err, RUNNER_ES_BEST_FILE ": ");
     return ret;
@@ -149,9 +145,7 @@ static int es_epoch_end(void *ctx, const struct fit_progress *p, const struct lo
     if (dec.restore_weights && c->best_weights) {
         memcpy(c->m->params, c->best_weights, c->m->n_params * sizeof(float));
         restored = true;
-        say(c, dec.restore_message);
     }
-    snprintf(c->es_message, sizeof(c->es_message), "%s", dec.message);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "epoch", p->epoch);
     cJSON_AddStringToObject(o, "monitor", cfg->monitor);
@@ -161,17 +155,10 @@ static int es_epoch_end(void *ctx, const struct fit_progress *p, const struct lo
     cJSON_AddNumberToObject(o, "patience", cfg->patience);
     cJSON_AddBoolToObject(o, "restored_best_weights", restored);
     cJSON_AddStringToObject(o, "message", dec.message);
+    if (restored)
+        cJSON_AddStringToObject(o, "restore_message", dec.restore_message);
     emit(c, "early_stopping", o);
     return 1;
-}
-
-/* Keras prints "Epoch N: early stopping" in on_train_end. */
-static void es_train_end(void *ctx, const struct fit_progress *p, int status)
-{
-    struct runner_cb *c = ctx;
-    (void)p;
-    if (status >= 0 && c->es_message[0])
-        say(c, c->es_message);
 }
 
 int runner_cb_add(struct runner_cb *c, struct cb_list *l)
@@ -186,7 +173,7 @@ int runner_cb_add(struct runner_cb *c, struct cb_list *l)
                                               {.ctx = c, .batch_end = ton_batch_end}});
     if (r == 0 && s->early_stopping.enabled)
         r = cb_list_add(l, &(struct callback){
-            "EarlyStopping", {.ctx = c, .epoch_end = es_epoch_end, .train_end = es_train_end}});
+            "EarlyStopping", {.ctx = c, .epoch_end = es_epoch_end}});
     if (r == 0 && s->reduce_lr.enabled)
         r = cb_list_add(l, &(struct callback){"ReduceLROnPlateau",
                                               {.ctx = c, .epoch_end = reduce_lr_epoch_end}});

@@ -5,12 +5,16 @@
  * learning rate, keeps and restores the best weights (in memory and in
  * <job_dir>/early_stopping_best.h5, tf.keras weights-only layout, read back
  * only with the SHA-256 the resume state records), and reports events:
- *   "lr_changed"       {epoch, source, previous, lr, message}
+ *   "lr_changed"       {epoch, source, previous, lr, message, printed}
+ *   "lr_kept"          {epoch, source, lr, message, printed}: a verbose
+ *                      LearningRateScheduler epoch that keeps the rate
  *   "early_stopping"   {epoch, monitor, best, best_epoch, wait, patience,
- *                       restored_best_weights, message}
+ *                       restored_best_weights, message, restore_message
+ *                       (only when restored)}
  *   "terminate_on_nan" {epoch, batch, loss, message}
- * plus the Keras verbose lines through io.say (EarlyStopping's and
- * TerminateOnNaN's always, the learning-rate ones with verbose >= 1).
+ * Each "message" is Keras' printed line; the renderer (progress.c) prints
+ * it (EarlyStopping's and TerminateOnNaN's always, the learning-rate ones
+ * when "printed", i.e. the callback's verbose >= 1).
  *
  * State in the resume file (keys of the runner's state object):
  *   "early_stopping": es_state_to_json + "best_weights_sha256" (hex) when
@@ -35,11 +39,10 @@
 
 #define RUNNER_ES_BEST_FILE "early_stopping_best.h5"
 
-/* Where events and printed lines go (the runner's sink). */
+/* Where events go (the runner's sink). */
 struct runner_cb_io {
     void *ctx;
     void (*emit)(void *ctx, const char *type, cJSON *obj); /* takes obj */
-    void (*say)(void *ctx, const char *line);
 };
 
 struct runner_cb {
@@ -51,7 +54,6 @@ struct runner_cb {
     struct es_state es;
     float *best_weights;        /* (n_params) with restore_best_weights */
     uint8_t best_sha256[32];    /* of early_stopping_best.h5 as written */
-    char es_message[64];        /* "Epoch N: early stopping", said at train end */
     struct rlrop_state rlrop;
     bool terminated_on_nan;
     struct diag err;            /* why a hook aborted fit() */

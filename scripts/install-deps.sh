@@ -8,10 +8,14 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs=(
     gcc meson ninja-build pkg-config git ca-certificates
     libmicrohttpd-dev libcjson-dev libopenblas-dev libhdf5-dev zlib1g-dev nettle-dev
-    libinih-dev libsystemd-dev systemd
+    libinih-dev libsystemd-dev systemd libcurl4-openssl-dev
     python3 python3-pytest python3-h5py python3-numpy
-    curl wrk dataset-fashion-mnist
+    curl wrk dataset-fashion-mnist man-db
 )
+# qemu-user: tests run the binary on an emulated baseline x86-64 CPU (no AVX)
+if [ "$(uname -m)" = x86_64 ]; then
+    pkgs+=(qemu-user)
+fi
 if [ "${TRAIND_WITH_TORCH:-0}" = 1 ]; then
     pkgs+=(python3-torch)
 fi

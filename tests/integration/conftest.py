@@ -285,13 +285,14 @@ def long_spec(**kw):
 class Daemon:
     """One traind process with its own config, state dir and port."""
 
-    def __init__(self, root, *, workers=1, threads=1, token=None, extra_config=""):
+    def __init__(self, root, *, workers=1, threads=1, token=None, extra_config="", env=None):
         self.root = str(root)
         os.makedirs(self.root, exist_ok=True)
         self.state_dir = os.path.join(self.root, "state")
         self.port = None
         self.token = token
         self.proc = None
+        self.env = env  # extra environment variables for the process
         self.log_path = os.path.join(self.root, "traind.log")
         cifar = cifar10_dir()
         token_line = ""
@@ -323,15 +324,17 @@ class Daemon:
     def job_dir(self, job_id):
         return os.path.join(self.state_dir, "jobs", job_id)
 
-    def start(self, timeout=30):
+    def start(self, timeout=30, port=None):
+        """Start on port (a restart keeps its clients' URL), else a free one."""
         assert self.proc is None
-        self.port = free_port()
+        self.port = port or free_port()
         self.client = Client("127.0.0.1", self.port, self.token)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [traind_bin(), "--config", self.config_path,
              "--listen", f"127.0.0.1:{self.port}", "--state-dir", self.state_dir],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, close_fds=True)
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, close_fds=True,
+            env={**os.environ, **self.env} if self.env else None)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -198,12 +198,19 @@ def test_prometheus_metrics(module_traind, done_job):
     for _ in range(5):
         assert c.get("/v1/jobs").status == 200
     assert c.get("/v1/jobs/no-such-job").status == 404
+    # jobs by state, against the job list once every job of this daemon has
+    # finished (earlier tests of the module may have left one training)
+    jobs = c.list_jobs()
+    for j in jobs:
+        c.wait_state(j["id"], TERMINAL, daemon=module_traind)
+    jobs = c.list_jobs()
     samples2, _ = prom_samples(c.get("/metrics").body.decode())
     assert requests_total(samples2) >= before + 6
     assert any(k.startswith("traind_http_requests_total") and '404' in k for k in samples2)
-    # jobs by state: the finished job is counted
-    assert samples2['traind_jobs{state="succeeded"}'] >= 1, sorted(samples2)
-    assert samples2['traind_jobs{state="running"}'] >= 0
+    for state in ("queued", "running", "succeeded", "failed", "cancelled"):
+        want = sum(1 for j in jobs if j["state"] == state)
+        assert samples2[f'traind_jobs{{state="{state}"}}'] == want, (state, sorted(samples2))
+    assert samples2['traind_jobs{state="succeeded"}'] >= 1
     assert samples2["traind_epochs_total"] >= 2
     assert samples2["traind_checkpoints_written_total"] >= 1
     # bytes served grows by the size of a downloaded file

@@ -33,7 +33,7 @@ static int fail(const char *what, const struct diag *d)
 static int write_file(const char *dir, const char *name, const void *data, size_t len)
 {
     struct diag d = {{0}, {0}};
-    if (fsutil_write_file_atomic(dir, name, data, len, NULL, &d) < 0)
+    if (fsutil_write_file_atomic(dir, name, data, len, NULL, NULL, &d) < 0)
         return fail(name, &d);
     return 0;
 }
@@ -159,7 +159,7 @@ int main(int argc, char **argv)
         int r = files[i].layout < 0
                     ? h5_save_resume(out, files[i].name, m, opt, steps, state, &d)
                     : h5_save(out, files[i].name, (enum h5_layout)files[i].layout, m, opt, NULL,
-                              NULL, NULL, &d);
+                              NULL, NULL, NULL, &d);
         if (r < 0)
             return fail(files[i].name, &d);
     }

@@ -42,7 +42,7 @@ static void test_write_nested_and_sha(void)
         data[i] = (char)(i * 7 + (i >> 9));
     uint8_t sha[32], sha_file[32], sha_mem[32];
     struct diag d = {{0}, {0}};
-    int r = fsutil_write_file_atomic(tmpdir, "a/b/c/file.bin", data, sizeof(data), sha, &d);
+    int r = fsutil_write_file_atomic(tmpdir, "a/b/c/file.bin", data, sizeof(data), sha, NULL, &d);
     CHECK_MSG(r == 0, "%s", d.message);
     char path[1024];
     snprintf(path, sizeof(path), "%s/a/b/c/file.bin", tmpdir);
@@ -64,12 +64,15 @@ static void test_faults_keep_previous(void)
     const char *old = "previous contents\n", *new_data = "new contents, longer than before\n";
     char path[1024];
     snprintf(path, sizeof(path), "%s/dir/f.txt", tmpdir);
-    CHECK_INT_EQ(fsutil_write_file_atomic(tmpdir, "dir/f.txt", old, strlen(old), NULL, NULL), 0);
+    CHECK_INT_EQ(fsutil_write_file_atomic(tmpdir, "dir/f.txt", old, strlen(old), NULL, NULL, NULL), 0);
     for (int s = FSUTIL_STEP_CREATE; s <= FSUTIL_STEP_RENAME; s++) {
         struct diag d = {{0}, {0}};
         fsutil_inject_fault((enum fsutil_step)s, EIO);
-        int r = fsutil_write_file_atomic(tmpdir, "dir/f.txt", new_data, strlen(new_data), NULL, &d);
+        enum fsutil_step failed = FSUTIL_STEP_COUNT;
+        int r = fsutil_write_file_atomic(tmpdir, "dir/f.txt", new_data, strlen(new_data), NULL,
+                                         &failed, &d);
         CHECK_MSG(r == -EIO, "step %s: r=%d", fsutil_step_name((enum fsutil_step)s), r);
+        CHECK_INT_EQ((int)failed, s);
         CHECK_MSG(strncmp(d.message, fsutil_step_name((enum fsutil_step)s),
                           strlen(fsutil_step_name((enum fsutil_step)s))) == 0,
                   "step %s: message '%s'", fsutil_step_name((enum fsutil_step)s), d.message);
@@ -80,20 +83,27 @@ static void test_faults_keep_previous(void)
     /* After the rename: the new file is complete, the error still reported. */
     struct diag d = {{0}, {0}};
     fsutil_inject_fault(FSUTIL_STEP_FSYNC_DIR, ENOSPC);
-    int r = fsutil_write_file_atomic(tmpdir, "dir/f.txt", new_data, strlen(new_data), NULL, &d);
+    enum fsutil_step failed = FSUTIL_STEP_COUNT;
+    int r = fsutil_write_file_atomic(tmpdir, "dir/f.txt", new_data, strlen(new_data), NULL, &failed,
+                                     &d);
     CHECK_INT_EQ(r, -ENOSPC);
+    CHECK_INT_EQ((int)failed, FSUTIL_STEP_FSYNC_DIR);
     CHECK(strstr(d.message, "fsync dir") != NULL);
     CHECK(file_equals(path, new_data, strlen(new_data)));
     CHECK_INT_EQ(test_tmpdir_count_temp(tmpdir), 0);
+    /* A refused path is no step of the write: reported as the write as a whole. */
+    failed = FSUTIL_STEP_COUNT;
+    CHECK_INT_EQ(fsutil_write_file_atomic(tmpdir, "../out.txt", "x", 1, NULL, &failed, &d), -EINVAL);
+    CHECK_INT_EQ((int)failed, FSUTIL_STEP_WRITE);
     /* Faults are one-shot. */
-    CHECK_INT_EQ(fsutil_write_file_atomic(tmpdir, "dir/f.txt", old, strlen(old), NULL, NULL), 0);
+    CHECK_INT_EQ(fsutil_write_file_atomic(tmpdir, "dir/f.txt", old, strlen(old), NULL, NULL, NULL), 0);
     CHECK(file_equals(path, old, strlen(old)));
     /* A real failure: the folder is read-only (skipped as root, who may write anyway). */
     if (geteuid() != 0) {
         char sub[1024];
         snprintf(sub, sizeof(sub), "%s/dir", tmpdir);
         chmod(sub, 0500);
-        r = fsutil_write_file_atomic(tmpdir, "dir/f.txt", new_data, strlen(new_data), NULL, &d);
+        r = fsutil_write_file_atomic(tmpdir, "dir/f.txt", new_data, strlen(new_data), NULL, NULL, &d);
         CHECK_INT_EQ(r, -EACCES);
         CHECK(strncmp(d.message, "create", 6) == 0);
         chmod(sub, 0700);
@@ -106,7 +116,7 @@ static void test_bad_paths(void)
     static const char *const bad[] = {"", "/etc/x", "../x", "a/../x", "a//b", "./x", "a/"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct diag d = {{0}, {0}};
-        int r = fsutil_write_file_atomic(tmpdir, bad[i], "x", 1, NULL, &d);
+        int r = fsutil_write_file_atomic(tmpdir, bad[i], "x", 1, NULL, NULL, &d);
         CHECK_MSG(r == -EINVAL, "'%s' gave %d", bad[i], r);
         CHECK(d.message[0] != '\0');
     }
@@ -117,7 +127,7 @@ static void test_bad_paths(void)
     snprintf(link, sizeof(link), "%s/link", tmpdir);
     CHECK(symlink(outside, link) == 0);
     struct diag d = {{0}, {0}};
-    int r = fsutil_write_file_atomic(tmpdir, "link/x.h5", "x", 1, NULL, &d);
+    int r = fsutil_write_file_atomic(tmpdir, "link/x.h5", "x", 1, NULL, NULL, &d);
     CHECK_MSG(r == -ELOOP || r == -ENOTDIR, "symlink escape gave %d", r);
     snprintf(escaped, sizeof(escaped), "%s/x.h5", outside);
     CHECK(access(escaped, F_OK) != 0);
@@ -130,15 +140,15 @@ static void test_copy_and_read(void)
     uint8_t sha_src[32], sha_copy[32];
     uint64_t bytes = 0;
     struct diag d = {{0}, {0}};
-    CHECK_INT_EQ(fsutil_write_file_atomic(tmpdir, "src/w.h5", text, strlen(text), sha_src, &d), 0);
-    int r = fsutil_copy_file_atomic(tmpdir, "src/w.h5", "last/last.h5", sha_copy, &bytes, &d);
+    CHECK_INT_EQ(fsutil_write_file_atomic(tmpdir, "src/w.h5", text, strlen(text), sha_src, NULL, &d), 0);
+    int r = fsutil_copy_file_atomic(tmpdir, "src/w.h5", "last/last.h5", sha_copy, &bytes, NULL, &d);
     CHECK_MSG(r == 0, "%s", d.message);
     CHECK(memcmp(sha_src, sha_copy, 32) == 0);
     CHECK_INT_EQ(bytes, strlen(text));
     char path[1024];
     snprintf(path, sizeof(path), "%s/last/last.h5", tmpdir);
     CHECK(file_equals(path, text, strlen(text)));
-    CHECK_INT_EQ(fsutil_copy_file_atomic(tmpdir, "src/missing.h5", "x.h5", NULL, NULL, &d),
+    CHECK_INT_EQ(fsutil_copy_file_atomic(tmpdir, "src/missing.h5", "x.h5", NULL, NULL, NULL, &d),
                  -ENOENT);
     void *buf;
     size_t len;
@@ -157,7 +167,7 @@ static void test_temp_names(void)
     memset(name, 'w', 252);
     memcpy(name + 252, ".h5", 4);
     struct diag d = {{0}, {0}};
-    int r = fsutil_write_file_atomic(tmpdir, name, "x", 1, NULL, &d);
+    int r = fsutil_write_file_atomic(tmpdir, name, "x", 1, NULL, NULL, &d);
     CHECK_MSG(r == 0, "%s", d.message);
 }
 

@@ -151,13 +151,13 @@ static void test_save_bad_destination(void)
     if (!m)
         return;
     struct diag d = {{0}, {0}};
-    CHECK_INT_EQ(h5_save(tmpdir, "../escape.h5", H5_LAYOUT_TF_WEIGHTS, m, NULL, NULL, NULL, NULL,
+    CHECK_INT_EQ(h5_save(tmpdir, "../escape.h5", H5_LAYOUT_TF_WEIGHTS, m, NULL, NULL, NULL, NULL, NULL,
                          &d), -EINVAL);
-    CHECK_INT_EQ(h5_save(tmpdir, "/abs.h5", H5_LAYOUT_TF_WEIGHTS, m, NULL, NULL, NULL, NULL, &d),
+    CHECK_INT_EQ(h5_save(tmpdir, "/abs.h5", H5_LAYOUT_TF_WEIGHTS, m, NULL, NULL, NULL, NULL, NULL, &d),
                  -EINVAL);
     char missing[600];
     snprintf(missing, sizeof(missing), "%s/no/such/dir", tmpdir);
-    CHECK_INT_EQ(h5_save(missing, "w.h5", H5_LAYOUT_TF_WEIGHTS, m, NULL, NULL, NULL, NULL, &d),
+    CHECK_INT_EQ(h5_save(missing, "w.h5", H5_LAYOUT_TF_WEIGHTS, m, NULL, NULL, NULL, NULL, NULL, &d),
                  -ENOENT);
     CHECK(d.message[0] != '\0');
     CHECK_INT_EQ(h5_save_resume(tmpdir, "r.h5", m, NULL, 1, NULL, &d), -EINVAL);
@@ -194,7 +194,7 @@ static void roundtrip_layout(const char *model_name, int hw, enum h5_layout layo
     struct diag d = {{0}, {0}};
     uint8_t sha[32], sha2[32], sha_file[32];
     uint64_t bytes = 0, bytes_file = 0;
-    int r = h5_save(tmpdir, relpath, layout, m, opt, NULL, sha, &bytes, &d);
+    int r = h5_save(tmpdir, relpath, layout, m, opt, NULL, sha, &bytes, NULL, &d);
     CHECK_MSG(r == 0, "%s: %s %s", relpath, d.field, d.message);
     char path[1024];
     path_of(path, sizeof(path), relpath);
@@ -202,7 +202,7 @@ static void roundtrip_layout(const char *model_name, int hw, enum h5_layout layo
     CHECK(memcmp(sha, sha_file, 32) == 0);
     CHECK_INT_EQ(bytes, bytes_file);
     /* Same state, same bytes (no timestamps in the file). */
-    CHECK_INT_EQ(h5_save(tmpdir, relpath, layout, m, opt, NULL, sha2, NULL, &d), 0);
+    CHECK_INT_EQ(h5_save(tmpdir, relpath, layout, m, opt, NULL, sha2, NULL, NULL, &d), 0);
     CHECK(memcmp(sha, sha2, 32) == 0);
 
     enum h5_layout got = (enum h5_layout)-1;
@@ -348,15 +348,15 @@ static void test_rejects_bad_files(void)
     train(m, opt, 0, 1);
     struct diag d = {{0}, {0}};
     char path[1024], bad[1024];
-    CHECK_INT_EQ(h5_save(tmpdir, "bad/model.h5", H5_LAYOUT_TF_MODEL, m, opt, NULL, NULL, NULL, &d),
+    CHECK_INT_EQ(h5_save(tmpdir, "bad/model.h5", H5_LAYOUT_TF_MODEL, m, opt, NULL, NULL, NULL, NULL, &d),
                  0);
     CHECK_INT_EQ(h5_save_resume(tmpdir, "bad/resume.h5", m, opt, 1, "{}", &d), 0);
     CHECK_INT_EQ(h5_save(tmpdir, "bad/lenet.h5", H5_LAYOUT_TF_WEIGHTS, other, NULL, NULL, NULL,
-                         NULL, &d), 0);
+                         NULL, NULL, &d), 0);
     CHECK_INT_EQ(h5_save(tmpdir, "bad/lenet.weights.h5", H5_LAYOUT_KERAS3_WEIGHTS, other, NULL,
-                         NULL, NULL, NULL, &d), 0);
+                         NULL, NULL, NULL, NULL, &d), 0);
     CHECK_INT_EQ(h5_save(tmpdir, "bad/wide.h5", H5_LAYOUT_TF_WEIGHTS, wide, NULL, NULL, NULL,
-                         NULL, &d), 0);
+                         NULL, NULL, &d), 0);
     void *image;
     size_t len;
     path_of(path, sizeof(path), "bad/model.h5");
@@ -429,7 +429,7 @@ static void test_rejects_bad_files(void)
     free(image);
     uint8_t sha[32];
     CHECK_INT_EQ(h5_save(tmpdir, "bad/lenet-best.h5", H5_LAYOUT_TF_MODEL, other, NULL, NULL, sha,
-                         NULL, &d), 0);
+                         NULL, NULL, &d), 0);
     path_of(path, sizeof(path), "bad/lenet-best.h5");
     CHECK_INT_EQ(fsutil_read_file(path, 1 << 30, &image, &len, &d), 0);
     free(flipped);
@@ -478,7 +478,7 @@ static void test_failed_writes_keep_previous(void)
     char path[1024], dir[1024];
     path_of(path, sizeof(path), rel);
     path_of(dir, sizeof(dir), "faults");
-    CHECK_INT_EQ(h5_save(tmpdir, rel, H5_LAYOUT_TF_MODEL, m, opt, NULL, sha_old, NULL, &d), 0);
+    CHECK_INT_EQ(h5_save(tmpdir, rel, H5_LAYOUT_TF_MODEL, m, opt, NULL, sha_old, NULL, NULL, &d), 0);
     float *saved = malloc(m->n_params * sizeof(float));
     memcpy(saved, m->params, m->n_params * sizeof(float));
     train(m, opt, 1, 1);
@@ -486,8 +486,10 @@ static void test_failed_writes_keep_previous(void)
         const char *step = fsutil_step_name((enum fsutil_step)s);
         fsutil_inject_fault((enum fsutil_step)s, EIO);
         memset(&d, 0, sizeof(d));
-        int r = h5_save(tmpdir, rel, H5_LAYOUT_TF_MODEL, m, opt, NULL, sha_now, NULL, &d);
+        enum fsutil_step failed = FSUTIL_STEP_COUNT;
+        int r = h5_save(tmpdir, rel, H5_LAYOUT_TF_MODEL, m, opt, NULL, sha_now, NULL, &failed, &d);
         CHECK_MSG(r == -EIO, "%s: r=%d", step, r);
+        CHECK_MSG((int)failed == s, "%s: step %d reported", step, (int)failed);
         CHECK_MSG(strstr(d.message, step) != NULL, "%s: message '%s'", step, d.message);
         CHECK_INT_EQ(fsutil_sha256_file(path, sha_now, NULL, NULL), 0);
         CHECK_MSG(memcmp(sha_old, sha_now, 32) == 0, "%s: previous file changed", step);
@@ -511,7 +513,7 @@ static void test_failed_writes_keep_previous(void)
     CHECK_INT_EQ(test_tmpdir_count_temp(dir), 0);
     /* A failed fsync of the folder comes after the rename: new file in place. */
     fsutil_inject_fault(FSUTIL_STEP_FSYNC_DIR, EIO);
-    CHECK_INT_EQ(h5_save(tmpdir, rel, H5_LAYOUT_TF_MODEL, m, opt, NULL, NULL, NULL, &d), -EIO);
+    CHECK_INT_EQ(h5_save(tmpdir, rel, H5_LAYOUT_TF_MODEL, m, opt, NULL, NULL, NULL, NULL, &d), -EIO);
     struct model *m3 = new_model("lenet", 28, 3);
     path_of(path, sizeof(path), rel);
     CHECK_INT_EQ(h5_load_weights(m3, path, &d), 0);
@@ -691,7 +693,7 @@ static void *save_load_thread(void *p)
     path_of(path, sizeof(path), rel);
     for (int i = 0; i < 10; i++) {
         struct diag d = {{0}, {0}};
-        if (h5_save(tmpdir, rel, H5_LAYOUT_KERAS3_WEIGHTS, a->m, NULL, NULL, NULL, NULL, &d) < 0 ||
+        if (h5_save(tmpdir, rel, H5_LAYOUT_KERAS3_WEIGHTS, a->m, NULL, NULL, NULL, NULL, NULL, &d) < 0 ||
             h5_load_weights(a->m, path, &d) < 0)
             a->failures++;
     }

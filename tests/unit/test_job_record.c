@@ -7,43 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Reference strings printed by Python 3's repr() for the same doubles. */
-static void test_python_repr(void)
-{
-    static const struct {
-        double v;
-        const char *repr;
-    } cases[] = {
-        {0.1, "0.1"},
-        {1e-05, "1e-05"},
-        {2.0, "2.0"},
-        {123456789.0, "123456789.0"},
-        {0.0001, "0.0001"},
-        {1e+16, "1e+16"},
-        {1.5e-07, "1.5e-07"},
-        {-3.25, "-3.25"},
-        {2.251494978554547, "2.251494978554547"},
-        {0.171875, "0.171875"},
-        {0.3333333333333333, "0.3333333333333333"},
-        {1e+22, "1e+22"},
-        {5e-324, "5e-324"},
-        {1.7976931348623157e+308, "1.7976931348623157e+308"},
-        {100.0, "100.0"},
-        {1.2345678901234568e+16, "1.2345678901234568e+16"},
-        {0.0, "0.0"},
-    };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char out[32];
-        job_format_double(cases[i].v, out);
-        CHECK_STR_EQ(out, cases[i].repr);
-    }
-    char out[32];
-    job_format_double(NAN, out);
-    CHECK_STR_EQ(out, "nan");
-    job_format_double(-INFINITY, out);
-    CHECK_STR_EQ(out, "-inf");
-}
-
 static void test_render(void)
 {
     size_t len;
@@ -191,7 +154,6 @@ static void test_states(void)
 
 int main(void)
 {
-    TEST_RUN(test_python_repr);
     TEST_RUN(test_render);
     TEST_RUN(test_copy_events);
     TEST_RUN(test_history_best_csv);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "model.h"
 #include "rng.h"
 #include "test.h"
@@ -176,17 +177,61 @@ static struct model *train_few(int threads, int steps)
     if (!m)
         return NULL;
     model_init_weights(m, 7);
-    uint8_t img[12 * 16 * 16 * 3], lab[12];
+    enum { N = 11, PX = 16 * 16 * 3 };
+    uint8_t img[12 * PX], lab[12];
+    static float x[N * PX], y[N * 10], probs[N * 10];
     for (int s = 0; s < steps; s++) {
-        fill_batch(img, lab, 11, 16 * 16 * 3, (uint64_t)s);
+        fill_batch(img, lab, N, PX, (uint64_t)s);
+        /* the step's loss and correct count, predicted by the same
+         * training-mode forward on the float input (moving statistics kept) */
+        memset(y, 0, sizeof(y));
+        for (int i = 0; i < N * PX; i++)
+            x[i] = (float)img[i] * (1.0f / 255.0f);
+        for (int e = 0; e < N; e++)
+            y[e * 10 + lab[e]] = 1.0f;
+        double want_loss;
+        CHECK(model_forward_backward_f32(m, x, y, N, 99, s, false, &want_loss, probs) == 0);
+        int want_ok = 0;
+        for (int e = 0; e < N; e++) {
+            int am = 0;
+            for (int k = 1; k < 10; k++)
+                if (probs[e * 10 + k] > probs[e * 10 + am])
+                    am = k;
+            want_ok += am == lab[e];
+        }
         double loss;
         int ok;
-        CHECK(model_train_step(m, img, lab, 11, 99, s, &loss, &ok) == 0);
-        CHECK(isfinite(loss) && ok >= 0 && ok <= 11);
+        CHECK(model_train_step(m, img, lab, N, 99, s, &loss, &ok) == 0);
+        CHECK_INT_EQ(ok, want_ok);
+        CHECK_MSG(loss == want_loss, "loss %.9g, training-mode forward %.9g", loss, want_loss);
         for (size_t i = 0; i < m->n_params; i++)
             m->params[i] -= 0.01f * m->grads[i];
     }
     return m;
+}
+
+/* The determinism promise (README): the same spec, seed, thread count and
+ * kernel path give bit-identical weights.  Checked on every path this CPU can
+ * run, with 1 and 2 threads (test_determinism below checks more of one run). */
+static void test_determinism_every_path(void)
+{
+    enum kernels_kind was = kernels_active();
+    for (int k = 0; k < KERNELS_KIND_COUNT; k++) {
+        if (!kernels_supported((enum kernels_kind)k))
+            continue;
+        CHECK_INT_EQ(kernels_use((enum kernels_kind)k), 0);
+        for (int threads = 1; threads <= 2; threads++) {
+            struct model *a = train_few(threads, 3), *b = train_few(threads, 3);
+            if (a && b) {
+                bool same = memcmp(a->params, b->params, sizeof(float) * a->n_params) == 0;
+                CHECK_MSG(same, "kernels %s, %d threads: weights differ between two runs",
+                          kernels_name((enum kernels_kind)k), threads);
+            }
+            model_free(a);
+            model_free(b);
+        }
+    }
+    kernels_use(was);
 }
 
 static void test_determinism(void)
@@ -372,6 +417,7 @@ int main(void)
     TEST_RUN(test_one_validator);
     TEST_RUN(test_init_stats);
     TEST_RUN(test_determinism);
+    TEST_RUN(test_determinism_every_path);
     TEST_RUN(test_train_vs_eval);
     TEST_RUN(test_invalid_specs);
     return TEST_EXIT();

@@ -337,6 +337,11 @@ static void test_round_trip(void)
         model_spec_free(&p);
     }
     free(json);
+    /* a float with no fraction is written as Python writes it (100.0, never 1e+02) */
+    s.layers[2].epsilon = 100.0f;
+    json = model_spec_to_json(&s);
+    CHECK_MSG(json && strstr(json, "\"epsilon\": 100.0,"), "%s", json ? json : "(null)");
+    free(json);
     model_spec_free(&s);
 }
 

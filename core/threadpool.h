@@ -1,4 +1,4 @@
-/* pool.h - the engine's persistent compute threads.
+/* threadpool.h - the engine's persistent compute threads.
  *
  * pool_run(p, fn, ctx) executes fn(ctx, tid, nthreads) once on each of the
  * pool's nthreads threads (tid 0 is the calling thread) and returns when all
@@ -9,8 +9,8 @@
  * Ownership: pool_create() starts nthreads - 1 threads; pool_free() stops and
  * joins them; pool_free(NULL) is a no-op.  One caller at a time may use
  * pool_run(). */
-#ifndef TRAIND_POOL_H
-#define TRAIND_POOL_H
+#ifndef TRAIND_THREADPOOL_H
+#define TRAIND_THREADPOOL_H
 
 typedef void (*pool_fn)(void *ctx, int tid, int nthreads);
 

@@ -1,4 +1,4 @@
-/* pool.c - persistent compute threads with a spin-then-futex wait (see pool.h).
+/* threadpool.c - persistent compute threads with a spin-then-futex wait (see threadpool.h).
  *
  * Three counters drive everything, each a futex word:
  *   run_gen  - bumped by pool_run to start a job; workers wait for a change;
@@ -10,7 +10,7 @@
  * waker bumps the word and calls FUTEX_WAKE only when someone sleeps (both
  * sides use sequentially consistent atomics, so a waiter that registered
  * before re-checking the word is always seen). */
-#include "pool.h"
+#include "threadpool.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -1,0 +1,97 @@
+/* conv2d_ref.c - see conv2d_ref.h.
+ *
+ * out[b][oy][ox][k] = bias[k] + sum_{i,j,c} inp[b][iy][ix][c] * w[i][j][c][k]
+ * with iy = oy*sh - pad_top + i, ix = ox*sw - pad_left + j (outside = 0). */
+#include "conv2d_ref.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* input index of output (oy, ox) tap (i, j), or -1 when it falls in the padding */
+static long tap_index(const struct conv2d_geom *g, int oy, int ox, int i, int j)
+{
+    int iy = oy * g->sh - g->pad_top + i, ix = ox * g->sw - g->pad_left + j;
+    if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
+        return -1;
+    return ((long)iy * g->w + ix) * g->c;
+}
+
+void conv2d_forward_ref(float *out, const float *inp, const float *weight, const float *bias,
+                        enum activation_kind act, int n, const struct conv2d_geom *g)
+{
+    const int C = g->c, K = g->k;
+    for (int b = 0; b < n; b++) {
+        const float *x = inp + (size_t)b * g->h * g->w * C;
+        for (int oy = 0; oy < g->oh; oy++)
+            for (int ox = 0; ox < g->ow; ox++) {
+                float *o = out + (((size_t)b * g->oh + oy) * g->ow + ox) * K;
+                for (int k = 0; k < K; k++) {
+                    double s = bias ? bias[k] : 0.0;
+                    for (int i = 0; i < g->kh; i++)
+                        for (int j = 0; j < g->kw; j++) {
+                            long t = tap_index(g, oy, ox, i, j);
+                            for (int c = 0; t >= 0 && c < C; c++)
+                                s += (double)x[t + c] *
+                                     weight[(((size_t)i * g->kw + j) * C + c) * K + k];
+                        }
+                    o[k] = (float)s;
+                }
+            }
+    }
+    activation_bias_forward(out, NULL, (size_t)n * g->oh * g->ow, K, act);
+}
+
+void conv2d_backward_ref(float *dinp, float *dweight, float *dbias, const float *dout,
+                         const float *inp, const float *weight, int n,
+                         const struct conv2d_geom *g)
+{
+    const int C = g->c, K = g->k;
+    const size_t in_img = (size_t)g->h * g->w * C, out_img = (size_t)g->oh * g->ow * K;
+    /* dbias[k] += sum over positions of dout */
+    for (int k = 0; dbias && k < K; k++) {
+        double s = 0;
+        for (size_t p = 0; p < (size_t)n * g->oh * g->ow; p++)
+            s += dout[p * K + k];
+        dbias[k] += (float)s;
+    }
+    /* dweight[i][j][c][k] += sum_{b,oy,ox} inp[b][iy][ix][c] * dout[b][oy][ox][k] */
+    for (int i = 0; i < g->kh; i++)
+        for (int j = 0; j < g->kw; j++)
+            for (int c = 0; c < C; c++)
+                for (int k = 0; k < K; k++) {
+                    double s = 0;
+                    for (int b = 0; b < n; b++)
+                        for (int oy = 0; oy < g->oh; oy++)
+                            for (int ox = 0; ox < g->ow; ox++) {
+                                long t = tap_index(g, oy, ox, i, j);
+                                if (t >= 0)
+                                    s += (double)inp[b * in_img + t + c] *
+                                         dout[b * out_img + ((size_t)oy * g->ow + ox) * K + k];
+                            }
+                    dweight[(((size_t)i * g->kw + j) * C + c) * K + k] += (float)s;
+                }
+    /* dinp[b][iy][ix][c] = sum over the (oy, ox, i, j) that read it of
+     * w[i][j][c][k] * dout[b][oy][ox][k], gathered per input element */
+    if (!dinp)
+        return;
+    double *acc = calloc(in_img, sizeof(double));
+    for (int b = 0; acc && b < n; b++) {
+        memset(acc, 0, in_img * sizeof(double));
+        for (int oy = 0; oy < g->oh; oy++)
+            for (int ox = 0; ox < g->ow; ox++) {
+                const float *d = dout + b * out_img + ((size_t)oy * g->ow + ox) * K;
+                for (int i = 0; i < g->kh; i++)
+                    for (int j = 0; j < g->kw; j++) {
+                        long t = tap_index(g, oy, ox, i, j);
+                        for (int c = 0; t >= 0 && c < C; c++) {
+                            const float *w = weight + (((size_t)i * g->kw + j) * C + c) * K;
+                            for (int k = 0; k < K; k++)
+                                acc[t + c] += (double)w[k] * d[k];
+                        }
+                    }
+            }
+        for (size_t e = 0; e < in_img; e++)
+            dinp[b * in_img + e] = (float)acc[e];
+    }
+    free(acc);
+}

@@ -1,0 +1,241 @@
+/* test_conv2d.c - every Conv2D code path against the plain-loop reference
+ * (conv2d_ref.c), on every kernel path this CPU can run (kernels.h).
+ *
+ * Geometries: kernels 1x1, 3x3, 5x5; strides 1 and 2; 'same' and 'valid';
+ * input channels 1 (direct single-channel path), 3, 16 and 20, output
+ * channels 16 and 32 (implicit-GEMM path on avx2/avx512) and 10 (im2col +
+ * cblas); batch 1 and 3.  1x1 stride 1 valid is the pointwise path.  Each
+ * case runs the forward (bias + ReLU epilogue), and the backward three ways:
+ * dinp through the flipped kernel (stride 1), through col2im (wflip NULL),
+ * and without dinp (a first layer).
+ *
+ * Tolerance: |x - ref| <= 1e-5 * scale, scale = the same computation on
+ * |inp|, |weight|, |dout| (and |bias|, |initial dweight|): 1e-5 relative to
+ * the sum of the magnitudes of the terms, which no summation order's float
+ * rounding can exceed at these sizes and which cancellation cannot shrink. */
+#include <stdlib.h>
+
+#include "conv2d_ref.h"
+#include "kernels.h"
+#include "rng.h"
+#include "test.h"
+
+#define RTOL 1e-5
+
+static void fill(float *x, size_t n, struct rng *r)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(rng_uniform(r) * 2.0 - 1.0);
+}
+
+static void absv(float *y, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = fabsf(x[i]);
+}
+
+static int cases_failed;
+
+static void compare(const float *got, const float *want, const float *scale, size_t n,
+                    const char *what, const char *label)
+{
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double diff = fabs((double)got[i] - want[i]);
+        if (!(diff <= RTOL * scale[i] + 1e-30) && bad++ < 2)
+            fprintf(stderr, "  %s %s [%zu]: %.9g vs reference %.9g (scale %.3g)\n", label, what,
+                    i, got[i], want[i], scale[i]);
+    }
+    CHECK_MSG(bad == 0, "%s %s: %d of %zu elements off", label, what, bad, n);
+    cases_failed += bad != 0;
+}
+
+struct conv_case {
+    int h, w, c, k, kh, s, n;
+    enum padding_kind pad;
+};
+
+static void run_case(const struct conv_case *cc, const char *path)
+{
+    struct conv2d_geom g;
+    conv2d_geom_init(&g, cc->h, cc->w, cc->c, cc->k, cc->kh, cc->kh, cc->s, cc->s, cc->pad);
+    char label[160];
+    snprintf(label, sizeof(label), "[%s] %dx%dx%d -> K%d %dx%d s%d %s n%d", path, cc->h, cc->w,
+             cc->c, cc->k, cc->kh, cc->kh, cc->s, cc->pad == PADDING_KIND_SAME ? "same" : "valid",
+             cc->n);
+    const size_t nin = (size_t)cc->n * g.h * g.w * g.c, nout = (size_t)cc->n * g.oh * g.ow * g.k;
+    const size_t nw = (size_t)g.kh * g.kw * g.c * g.k;
+    struct rng r;
+    rng_seed(&r, (uint64_t)(cc->h * 131 + cc->c * 17 + cc->k * 7 + cc->kh * 3 + cc->s), 3);
+    float *inp = malloc(nin * 4), *w = malloc(nw * 4), *bias = malloc(g.k * 4u);
+    float *dout = malloc(nout * 4), *wflip = malloc(nw * 4);
+    float *ainp = malloc(nin * 4), *aw = malloc(nw * 4), *abias = malloc(g.k * 4u);
+    float *adout = malloc(nout * 4);
+    float *out = malloc(nout * 4), *ref = malloc(nout * 4), *scale = malloc(nout * 4);
+    float *scratch = malloc(conv2d_scratch_floats(&g) * 4);
+    float *dinp = malloc(nin * 4), *rdinp = malloc(nin * 4), *sdinp = malloc(nin * 4);
+    float *dw0 = malloc(nw * 4), *dw = malloc(nw * 4), *rdw = malloc(nw * 4), *sdw = malloc(nw * 4);
+    float *db0 = malloc(g.k * 4u), *db = malloc(g.k * 4u), *rdb = malloc(g.k * 4u),
+          *sdb = malloc(g.k * 4u);
+    fill(inp, nin, &r), fill(w, nw, &r), fill(bias, g.k, &r), fill(dout, nout, &r);
+    fill(dw0, nw, &r), fill(db0, g.k, &r);
+    absv(ainp, inp, nin), absv(aw, w, nw), absv(abias, bias, g.k), absv(adout, dout, nout);
+
+    /* forward: act(conv + bias); scale = |inp| (*) |w| + |bias| */
+    conv2d_forward(out, scratch, inp, w, bias, ACTIVATION_KIND_RELU, cc->n, &g);
+    conv2d_forward_ref(ref, inp, w, bias, ACTIVATION_KIND_RELU, cc->n, &g);
+    conv2d_forward_ref(scale, ainp, aw, abias, ACTIVATION_KIND_LINEAR, cc->n, &g);
+    compare(out, ref, scale, nout, "forward", label);
+
+    /* backward references: dinp, dweight += , dbias += */
+    memcpy(rdw, dw0, nw * 4), memcpy(rdb, db0, g.k * 4u);
+    conv2d_backward_ref(rdinp, rdw, rdb, dout, inp, w, cc->n, &g);
+    absv(sdw, dw0, nw), absv(sdb, db0, g.k);
+    conv2d_backward_ref(sdinp, sdw, sdb, adout, ainp, aw, cc->n, &g);
+
+    conv2d_flip_weight(wflip, w, &g);
+    for (int variant = 0; variant < 3; variant++) {
+        /* 0: dinp via the flipped kernel (stride 1; col2im otherwise),
+         * 1: dinp via col2im, 2: no dinp */
+        static const char *const names[] = {"flip", "col2im", "no-dinp"};
+        memcpy(dw, dw0, nw * 4), memcpy(db, db0, g.k * 4u);
+        for (size_t i = 0; i < nin; i++)
+            dinp[i] = NAN; /* every element must be written */
+        conv2d_backward(variant == 2 ? NULL : dinp, dw, db, scratch, dout, inp, w,
+                        variant == 0 ? wflip : NULL, cc->n, &g);
+        char what[48];
+        snprintf(what, sizeof(what), "%s dweight", names[variant]);
+        compare(dw, rdw, sdw, nw, what, label);
+        snprintf(what, sizeof(what), "%s dbias", names[variant]);
+        compare(db, rdb, sdb, g.k, what, label);
+        if (variant < 2) {
+            snprintf(what, sizeof(what), "%s dinp", names[variant]);
+            compare(dinp, rdinp, sdinp, nin, what, label);
+        }
+    }
+    free(inp), free(w), free(bias), free(dout), free(wflip), free(ainp), free(aw), free(abias);
+    free(adout), free(out), free(ref), free(scale), free(scratch), free(dinp), free(rdinp);
+    free(sdinp), free(dw0), free(dw), free(rdw), free(sdw), free(db0), free(db), free(rdb);
+    free(sdb);
+}
+
+static int run_all(const char *path)
+{
+    static const int kernels[] = {1, 3, 5}, strides[] = {1, 2}, chans[] = {1, 3, 16, 20};
+    static const int outs[] = {16, 32, 10}, batches[] = {1, 3};
+    static const enum padding_kind pads[] = {PADDING_KIND_SAME, PADDING_KIND_VALID};
+    int cases = 0;
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 2; b++)
+            for (int p = 0; p < 2; p++)
+                for (int c = 0; c < 4; c++)
+                    for (int k = 0; k < 3; k++)
+                        for (int nb = 0; nb < 2; nb++) {
+                            /* odd and even sizes, non-square */
+                            struct conv_case cc = {.h = 9 + nb, .w = 7 + 2 * nb, .c = chans[c],
+                                                   .k = outs[k], .kh = kernels[a],
+                                                   .s = strides[b], .n = batches[nb],
+                                                   .pad = pads[p]};
+                            run_case(&cc, path);
+                            cases++;
+                        }
+    /* larger images: the column buffer is processed in several chunks */
+    struct conv_case big[] = {
+        {.h = 32, .w = 32, .c = 32, .k = 32, .kh = 3, .s = 1, .n = 3, .pad = PADDING_KIND_SAME},
+        {.h = 28, .w = 28, .c = 1, .k = 32, .kh = 3, .s = 1, .n = 3, .pad = PADDING_KIND_SAME},
+        {.h = 16, .w = 16, .c = 64, .k = 64, .kh = 3, .s = 2, .n = 1, .pad = PADDING_KIND_SAME},
+        {.h = 24, .w = 24, .c = 48, .k = 16, .kh = 1, .s = 1, .n = 3, .pad = PADDING_KIND_VALID},
+    };
+    for (size_t i = 0; i < sizeof(big) / sizeof(big[0]); i++, cases++)
+        run_case(&big[i], path);
+    return cases;
+}
+
+static void test_every_path(void)
+{
+    int paths = 0;
+    for (int k = 0; k < KERNELS_KIND_COUNT; k++) {
+        enum kernels_kind kind = (enum kernels_kind)k;
+        if (!kernels_supported(kind))
+            continue;
+        CHECK_INT_EQ(kernels_use(kind), 0);
+        cases_failed = 0;
+        int cases = run_all(kernels_name(kind));
+        fprintf(stderr, "path %s: %d cases, %d comparisons failed\n", kernels_name(kind), cases,
+                cases_failed);
+        paths++;
+    }
+    CHECK(paths >= 1);
+}
+
+/* avx2 and avx512 run the same FMAs in the same order for every output
+ * element (tiles and k blocks differ only in which elements share registers
+ * and when partial sums pass through memory, which is exact), so the two paths
+ * give bit-identical convolutions, and a job's results do not depend on which
+ * of the two the CPU has.  Checked on the cases above. */
+static void run_forward_backward(float *out, float *dinp, float *dw, float *db,
+                                 const struct conv_case *cc)
+{
+    struct conv2d_geom g;
+    conv2d_geom_init(&g, cc->h, cc->w, cc->c, cc->k, cc->kh, cc->kh, cc->s, cc->s, cc->pad);
+    const size_t nin = (size_t)cc->n * g.h * g.w * g.c, nout = (size_t)cc->n * g.oh * g.ow * g.k;
+    const size_t nw = (size_t)g.kh * g.kw * g.c * g.k;
+    struct rng r;
+    rng_seed(&r, (uint64_t)(cc->h * 7 + cc->c * 5 + cc->k), 9);
+    float *inp = malloc(nin * 4), *w = malloc(nw * 4), *bias = malloc(g.k * 4u);
+    float *dout = malloc(nout * 4), *wflip = malloc(nw * 4);
+    float *scratch = malloc(conv2d_scratch_floats(&g) * 4);
+    fill(inp, nin, &r), fill(w, nw, &r), fill(bias, g.k, &r), fill(dout, nout, &r);
+    memset(dw, 0, nw * 4), memset(db, 0, g.k * 4u);
+    conv2d_flip_weight(wflip, w, &g);
+    conv2d_forward(out, scratch, inp, w, bias, ACTIVATION_KIND_LINEAR, cc->n, &g);
+    conv2d_backward(dinp, dw, db, scratch, dout, inp, w, wflip, cc->n, &g);
+    free(inp), free(w), free(bias), free(dout), free(wflip), free(scratch);
+}
+
+static void test_avx_paths_agree(void)
+{
+    if (!kernels_supported(KERNELS_KIND_AVX2) || !kernels_supported(KERNELS_KIND_AVX512)) {
+        fprintf(stderr, "skip: this CPU lacks avx2 or avx512\n");
+        return;
+    }
+    static const struct conv_case cases[] = {
+        {.h = 32, .w = 32, .c = 32, .k = 32, .kh = 3, .s = 1, .n = 3, .pad = PADDING_KIND_SAME},
+        {.h = 14, .w = 14, .c = 64, .k = 64, .kh = 3, .s = 1, .n = 2, .pad = PADDING_KIND_SAME},
+        {.h = 28, .w = 28, .c = 1, .k = 32, .kh = 3, .s = 1, .n = 3, .pad = PADDING_KIND_SAME},
+        {.h = 11, .w = 9, .c = 20, .k = 48, .kh = 5, .s = 1, .n = 1, .pad = PADDING_KIND_VALID},
+        {.h = 10, .w = 10, .c = 16, .k = 16, .kh = 1, .s = 1, .n = 3, .pad = PADDING_KIND_VALID},
+        {.h = 16, .w = 16, .c = 16, .k = 32, .kh = 3, .s = 2, .n = 3, .pad = PADDING_KIND_SAME},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct conv_case *cc = &cases[i];
+        struct conv2d_geom g;
+        conv2d_geom_init(&g, cc->h, cc->w, cc->c, cc->k, cc->kh, cc->kh, cc->s, cc->s, cc->pad);
+        size_t nin = (size_t)cc->n * g.h * g.w * g.c, nout = (size_t)cc->n * g.oh * g.ow * g.k;
+        size_t nw = (size_t)g.kh * g.kw * g.c * g.k;
+        float *buf[2][4];
+        for (int p = 0; p < 2; p++) {
+            buf[p][0] = malloc(nout * 4), buf[p][1] = malloc(nin * 4);
+            buf[p][2] = malloc(nw * 4), buf[p][3] = malloc(g.k * 4u);
+            CHECK_INT_EQ(kernels_use(p ? KERNELS_KIND_AVX512 : KERNELS_KIND_AVX2), 0);
+            run_forward_backward(buf[p][0], buf[p][1], buf[p][2], buf[p][3], cc);
+        }
+        CHECK_MSG(memcmp(buf[0][0], buf[1][0], nout * 4) == 0, "case %zu: forward differs", i);
+        CHECK_MSG(memcmp(buf[0][1], buf[1][1], nin * 4) == 0, "case %zu: dinp differs", i);
+        CHECK_MSG(memcmp(buf[0][2], buf[1][2], nw * 4) == 0, "case %zu: dweight differs", i);
+        CHECK_MSG(memcmp(buf[0][3], buf[1][3], g.k * 4u) == 0, "case %zu: dbias differs", i);
+        for (int p = 0; p < 2; p++)
+            for (int b = 0; b < 4; b++)
+                free(buf[p][b]);
+    }
+}
+
+int main(void)
+{
+    struct diag d = {0};
+    int r = kernels_init(getenv("TRAIND_KERNELS"), &d);
+    CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
+    TEST_RUN(test_every_path);
+    TEST_RUN(test_avx_paths_agree);
+    return TEST_EXIT();
+}
