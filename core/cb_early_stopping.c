@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json_num.h"
+#include "cjson_add.h"
 #include "state_json.h"
 
 void es_config_default(struct es_config *ret)
@@ -91,7 +91,8 @@ void es_on_epoch_end(const struct es_config *cfg, struct es_state *s, int epoch,
 int es_state_to_json(const struct es_state *s, char **ret_json)
 {
     cJSON *o = cJSON_CreateObject();
-    bool ok = o && state_json_add_int(o, "wait", s->wait) && json_num_add(o, "best", s->best) &&
+    bool ok = o && state_json_add_int(o, "wait", s->wait) &&
+              cjson_add(o, "best", cjson_double(s->best)) &&
               state_json_add_int(o, "best_epoch", s->best_epoch) &&
               state_json_add_int(o, "stopped_epoch", s->stopped_epoch) &&
               cJSON_AddBoolToObject(o, "has_best_weights", s->has_best_weights) &&
@@ -111,7 +112,7 @@ int es_state_from_json(const struct es_config *cfg, const char *json, struct es_
     int r = state_json_parse(json, keys, &o, d);
     if (r == 0)
         r = state_json_get_int(o, "wait", 0, 1000000000, &s.wait, d);
-    if (r == 0 && !json_num_get(o, "best", &s.best))
+    if (r == 0 && !cjson_get_double(o, "best", &s.best))
         r = diag_set(d, -EINVAL, "/best", "expected a number, \"inf\", \"-inf\" or \"nan\"");
     if (r == 0 && isnan(s.best))
         r = diag_set(d, -EINVAL, "/best", "best cannot be nan");

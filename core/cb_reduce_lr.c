@@ -21,7 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "json_num.h"
+#include "cjson_add.h"
 #include "pyfloat.h"
 #include "state_json.h"
 
@@ -111,7 +111,8 @@ void rlrop_on_epoch_end(const struct rlrop_config *cfg, struct rlrop_state *s, i
 int rlrop_state_to_json(const struct rlrop_state *s, char **ret_json)
 {
     cJSON *o = cJSON_CreateObject();
-    bool ok = o && json_num_add(o, "best", s->best) && state_json_add_int(o, "wait", s->wait) &&
+    bool ok = o && cjson_add(o, "best", cjson_double(s->best)) &&
+              state_json_add_int(o, "wait", s->wait) &&
               state_json_add_int(o, "cooldown_counter", s->cooldown_counter);
     return state_json_finish(o, ok, ret_json);
 }
@@ -123,7 +124,7 @@ int rlrop_state_from_json(const char *json, struct rlrop_state *ret, struct diag
     memset(&s, 0, sizeof(s));
     cJSON *o = NULL;
     int r = state_json_parse(json, keys, &o, d);
-    if (r == 0 && (!json_num_get(o, "best", &s.best) || isnan(s.best)))
+    if (r == 0 && (!cjson_get_double(o, "best", &s.best) || isnan(s.best)))
         r = diag_set(d, -EINVAL, "/best", "expected a number, \"inf\" or \"-inf\"");
     if (r == 0)
         r = state_json_get_int(o, "wait", 0, 1000000000, &s.wait, d);

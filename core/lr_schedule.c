@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "cjson_add.h"
-#include "json_num.h"
 #include "pyfloat.h"
 
 struct kind_info {

@@ -1,6 +1,6 @@
 /* state_json.h - small helpers for the callback states' JSON forms (the
  * objects that go into the resume file): strict parsing with a JSON-pointer
- * diagnostic, integers, booleans.  Doubles: json_num.h. */
+ * diagnostic, integers, booleans.  Doubles: cjson_double in cjson_add.h. */
 #ifndef TRAIND_STATE_JSON_H
 #define TRAIND_STATE_JSON_H
 

@@ -13,7 +13,6 @@
 #include "fsutil.h"
 #include "h5.h"
 #include "cjson_add.h"
-#include "json_num.h"
 
 static void emit(struct runner_cb *c, const char *type, cJSON *o)
 {
@@ -149,7 +148,7 @@ static int es_epoch_end(void *ctx, const struct fit_progress *p, const struct lo
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "epoch", p->epoch);
     cJSON_AddStringToObject(o, "monitor", cfg->monitor);
-    cJSON_AddItemToObject(o, "best", json_num_create(c->es.best));
+    cJSON_AddItemToObject(o, "best", cjson_double(c->es.best));
     cJSON_AddNumberToObject(o, "best_epoch", c->es.best_epoch + 1);
     cJSON_AddNumberToObject(o, "wait", c->es.wait);
     cJSON_AddNumberToObject(o, "patience", cfg->patience);
@@ -208,7 +207,7 @@ bool runner_cb_state_add(const struct runner_cb *c, cJSON *o)
         if (!add_parsed(o, "reduce_lr_on_plateau", ret, text))
             return false;
     }
-    return json_num_add(o, "learning_rate", c->opt->cfg.learning_rate) &&
+    return cjson_add(o, "learning_rate", cjson_double(c->opt->cfg.learning_rate)) &&
            cJSON_AddBoolToObject(o, "terminated_on_nan", c->terminated_on_nan);
 }
 
@@ -299,7 +298,7 @@ int runner_cb_state_restore(struct runner_cb *c, const cJSON *o, struct diag *d)
     const cJSON *lr = cJSON_GetObjectItemCaseSensitive(o, "learning_rate");
     if (lr) {
         double v;
-        if (!json_num_get(o, "learning_rate", &v) || !isfinite(v) || v < 0)
+        if (!cjson_get_double(o, "learning_rate", &v) || !isfinite(v) || v < 0)
             return diag_set(d, -EINVAL, "resume.h5: /learning_rate",
                             "expected a finite number >= 0");
         c->opt->cfg.learning_rate = v;
