@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "pyfloat.h"
+#include "pyfmt.h"
 
 int lr_step_decay_validate(const struct lr_step_decay_config *cfg, struct diag *d)
 {
@@ -46,7 +46,7 @@ void lr_step_decay_on_epoch_begin(const struct lr_step_decay_config *cfg, int ep
     out->new_lr = (double)(float)v;
     out->changed = (float)v != (float)lr; /* the float32 variable changes */
     char num[40];
-    py_float_repr(num, sizeof(num), v);
+    pyfmt_double(num, v, PYFMT_NONFINITE_JSON);
     out->has_message = true;
     snprintf(out->message, sizeof(out->message),
              "Epoch %d: LearningRateScheduler setting learning rate to %s.", epoch, num);

@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "cjson_add.h"
-#include "pyfloat.h"
+#include "pyfmt.h"
 #include "state_json.h"
 
 void rlrop_config_default(struct rlrop_config *ret)
@@ -100,7 +100,7 @@ void rlrop_on_epoch_end(const struct rlrop_config *cfg, struct rlrop_state *s, i
     out->new_lr = (double)(float)new_lr;
     out->changed = out->new_lr != out->old_lr;
     char num[40];
-    py_float_repr(num, sizeof(num), new_lr);
+    pyfmt_double(num, new_lr, PYFMT_NONFINITE_JSON);
     out->has_message = true;
     snprintf(out->message, sizeof(out->message),
              "Epoch %d: ReduceLROnPlateau reducing learning rate to %s.", epoch, num);

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "cjson_add.h"
-#include "pyfloat.h"
+#include "pyfmt.h"
 
 struct kind_info {
     enum lr_schedule_kind kind;
@@ -352,7 +352,7 @@ static cJSON *py_number(double x, bool integral)
     if (integral && x == floor(x) && fabs(x) < 1e15)
         snprintf(buf, sizeof(buf), "%.0f", x);
     else
-        py_float_repr(buf, sizeof(buf), x);
+        pyfmt_double(buf, x, PYFMT_NONFINITE_JSON);
     return cJSON_CreateRaw(buf);
 }
 

@@ -15,7 +15,7 @@
 #include <strings.h>
 
 #include "optimizers.h"
-#include "pyfloat.h"
+#include "pyfmt.h"
 
 static const char *const class_names[] = {
     [OPTIMIZER_KIND_SGD] = "SGD",         [OPTIMIZER_KIND_ADAM] = "Adam",
@@ -352,7 +352,7 @@ static bool append(char **buf, const char *key, const char *value)
 static bool append_num(char **buf, const char *key, double x)
 {
     char v[40];
-    py_float_repr(v, sizeof(v), x);
+    pyfmt_double(v, x, PYFMT_NONFINITE_JSON);
     return append(buf, key, v);
 }
 
