@@ -16,6 +16,7 @@
 #include "fit.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,23 +79,22 @@ static int evaluate_chunks(struct model *m, const struct dataset *ds, int batch_
 {
     size_t example = (size_t)ds->h * (size_t)ds->w * (size_t)ds->c;
     int batches = batches_of(ds->n, batch_size, steps);
-    double loss_sum = 0;
-    long correct = 0, seen = 0;
+    double loss_sum = 0, metric_sum = 0;
+    long seen = 0;
     for (int b = 0; b < batches; b++) {
         int start = b * batch_size;
         int nb = ds->n - start < batch_size ? ds->n - start : batch_size;
-        double ls = 0;
-        int ok = 0;
+        double ls = 0, ok = 0;
         int r = model_evaluate(m, ds->images + (size_t)start * example, ds->labels + start, nb,
                                &ls, &ok);
         if (r < 0)
             return diag_set(d, r, "", "evaluation failed at batch %d of %d", b + 1, batches);
         loss_sum += ls;
-        correct += ok;
+        metric_sum += ok;
         seen += nb;
     }
     *ret_loss = loss_sum / (double)seen;
-    *ret_accuracy = (double)correct / (double)seen;
+    *ret_accuracy = metric_sum / (double)seen;
     return 0;
 }
 
@@ -167,22 +167,22 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
     struct fit_progress *p = &run->p;
     int64_t first = (int64_t)e * p->batches; /* position in the batch stream */
     double t0 = monotonic_seconds(), train_seconds = 0;
-    double loss_sum = 0;
-    long correct = 0, seen = 0;
+    double loss_sum = 0, metric_sum = 0;
+    long seen = 0;
     int result = 0;
     int b0 = 0;
     if (e == o->initial_epoch && o->initial_batch > 0) { /* a stopped epoch continues */
         b0 = o->initial_batch;
         loss_sum = o->initial_loss_sum;
-        correct = o->initial_correct;
+        metric_sum = o->initial_metric_sum;
         seen = o->initial_seen;
         p->batch = b0;
         p->loss_sum = loss_sum;
-        p->correct = correct;
+        p->metric_sum = metric_sum;
         p->seen = seen;
         if (seen > 0) {
             logs_set(logs, "loss", loss_sum / (double)seen);
-            logs_set(logs, run->acc_key, (double)correct / (double)seen);
+            logs_set(logs, run->acc_key, metric_sum / (double)seen);
         }
     }
     for (int b = b0; b < p->batches; b++) {
@@ -204,8 +204,7 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
         int nb = train->n - start < o->batch_size ? train->n - start : o->batch_size;
         dataset_gather(train, run->idx + start, nb, run->images, run->labels);
         double lr = optimizer_current_lr(opt);
-        double loss = 0;
-        int ok = 0;
+        double loss = 0, ok = 0;
         int r = model_train_step(m, run->images, run->labels, nb, o->seed, opt->iterations,
                                  &loss, &ok);
         if (r < 0)
@@ -214,11 +213,11 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
         double tn = monotonic_seconds();
         train_seconds += tn - tb;
         loss_sum += loss * nb;
-        correct += ok;
+        metric_sum += ok;
         seen += nb;
         p->batch = b + 1;
         p->loss_sum = loss_sum;
-        p->correct = correct;
+        p->metric_sum = metric_sum;
         p->seen = seen;
         p->iterations = opt->iterations;
         p->lr = lr;
@@ -226,7 +225,7 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
         p->epoch_seconds = tn - t0;
         logs->n = 0;
         logs_set(logs, "loss", loss_sum / (double)seen);
-        logs_set(logs, run->acc_key, (double)correct / (double)seen);
+        logs_set(logs, run->acc_key, metric_sum / (double)seen);
         if (cb && cb->batch_end) {
             r = cb->batch_end(cb->ctx, p, logs);
             if (r < 0)
@@ -279,7 +278,7 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
     p->iterations = opt->iterations;
     p->lr = optimizer_current_lr(opt);
     if (o->initial_batch < 0 || o->initial_batch > p->batches || o->initial_seen < 0 ||
-        o->initial_correct < 0 || o->initial_correct > o->initial_seen ||
+        !(o->initial_metric_sum >= 0 && isfinite(o->initial_metric_sum)) ||
         (o->initial_batch > 0 && o->initial_seen == 0)) {
         fit_run_free(&run);
         return diag_set(d, -EINVAL, "/initial_batch",
@@ -303,7 +302,8 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
         p->images_per_s = 0;
         p->epoch_seconds = 0;
         p->loss_sum = 0;
-        p->correct = p->seen = 0;
+        p->metric_sum = 0;
+        p->seen = 0;
         memset(&logs, 0, sizeof(logs));
         if (cb && cb->epoch_begin && !(stop && atomic_load(stop))) {
             if (e == o->initial_epoch)

@@ -38,10 +38,12 @@ struct fit_options {
      * fit_progress); 0 = start the epoch from its first batch. */
     int initial_batch;
     double initial_loss_sum;
-    long initial_correct, initial_seen;
-    /* The accuracy metric's log key (Keras names it after compile()'s
-     * metrics entry, e.g. "sparse_categorical_accuracy"; validation adds
-     * "val_"); NULL = "accuracy".  At most 27 characters. */
+    double initial_metric_sum;
+    long initial_seen;
+    /* The metric's log key (Keras names it after compile()'s metrics
+     * entry, e.g. "sparse_categorical_accuracy", "mse"; validation adds
+     * "val_"); NULL = "accuracy".  At most 27 characters.  The metric
+     * itself is the model's head (model_set_head). */
     const char *accuracy_key;
 };
 
@@ -53,10 +55,11 @@ struct fit_progress {
     double lr;               /* learning rate of the last step */
     double images_per_s;     /* training throughput over the current epoch */
     double epoch_seconds;    /* wall time of the epoch so far */
-    /* Running sums of the epoch so far (loss * examples, correct, examples):
-     * with batch, what fit_options needs to continue a stopped epoch. */
-    double loss_sum;
-    long correct, seen;
+    /* Running sums of the epoch so far (loss * examples, the metric summed
+     * over the examples, examples): with batch, what fit_options needs to
+     * continue a stopped epoch. */
+    double loss_sum, metric_sum;
+    long seen;
 };
 
 /* Callback results: 0 = continue, 1 = stop training after this point
@@ -96,7 +99,7 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
         const struct dataset *val, const struct fit_options *o, const struct fit_callbacks *cb,
         atomic_int *stop, struct diag *d);
 
-/* Evaluate on ds (inference mode): mean loss and accuracy over at most
+/* Evaluate on ds (inference mode): mean loss and metric (the model head's) over at most
  * `steps` batches (0 = all). */
 int fit_evaluate(struct model *m, const struct dataset *ds, int batch_size, int steps,
                  double *ret_loss, double *ret_accuracy, struct diag *d);

@@ -247,3 +247,82 @@ double metric_mae(const float *out, const float *y, int n, int K)
         s += fabs((double)out[i] - y[i]) / K;
     return s;
 }
+
+int metric_config_from_name(struct metric_config *ret, const char *name, enum loss_kind loss)
+{
+    static const struct {
+        const char *name;
+        enum metric_kind kind;
+    } table[] = {
+        {"categorical_accuracy", METRIC_KIND_CATEGORICAL_ACCURACY},
+        {"sparse_categorical_accuracy", METRIC_KIND_SPARSE_CATEGORICAL_ACCURACY},
+        {"top_k_categorical_accuracy", METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY},
+        {"binary_accuracy", METRIC_KIND_BINARY_ACCURACY},
+        {"mse", METRIC_KIND_MEAN_SQUARED_ERROR},
+        {"mean_squared_error", METRIC_KIND_MEAN_SQUARED_ERROR},
+        {"mae", METRIC_KIND_MEAN_ABSOLUTE_ERROR},
+        {"mean_absolute_error", METRIC_KIND_MEAN_ABSOLUTE_ERROR},
+    };
+    struct metric_config c = {.k = 5, .threshold = 0.5};
+    if (strcmp(name, "accuracy") == 0 || strcmp(name, "acc") == 0) {
+        c.kind = loss == LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY
+                     ? METRIC_KIND_SPARSE_CATEGORICAL_ACCURACY
+                     : METRIC_KIND_CATEGORICAL_ACCURACY;
+        *ret = c;
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+        if (strcmp(name, table[i].name) == 0) {
+            c.kind = table[i].kind;
+            *ret = c;
+            return 0;
+        }
+    return -1;
+}
+
+/* Target j of example e without smoothing: labels as one-hot rows, or y. */
+static double plain_target(const float *y, const uint8_t *labels, int e, int j, int K)
+{
+    return labels ? (labels[e] == j ? 1.0 : 0.0) : (double)y[(size_t)e * K + j];
+}
+
+double metric_sum(const struct metric_config *mc, const float *out, const float *y,
+                  const uint8_t *labels, int n, int K)
+{
+    double s = 0;
+    for (int e = 0; e < n; e++) {
+        const float *o = out + (size_t)e * K;
+        int label = 0;
+        if (labels)
+            label = labels[e];
+        else
+            for (int j = 1; j < K; j++)
+                if (y[(size_t)e * K + j] > y[(size_t)e * K + label])
+                    label = j;
+        switch (mc->kind) {
+        case METRIC_KIND_CATEGORICAL_ACCURACY:
+        case METRIC_KIND_SPARSE_CATEGORICAL_ACCURACY:
+            s += row_argmax(o, K) == label;
+            break;
+        case METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY:
+            s += metric_top_k_categorical_accuracy(o, (const uint8_t[]){(uint8_t)label}, 1, K,
+                                                   mc->k);
+            break;
+        case METRIC_KIND_BINARY_ACCURACY: {
+            int ok = 0;
+            for (int j = 0; j < K; j++)
+                ok += (o[j] > mc->threshold ? 1.0 : 0.0) == plain_target(y, labels, e, j, K);
+            s += (double)ok / K;
+            break;
+        }
+        case METRIC_KIND_MEAN_SQUARED_ERROR:
+        case METRIC_KIND_MEAN_ABSOLUTE_ERROR:
+            for (int j = 0; j < K; j++) {
+                double d = (double)o[j] - plain_target(y, labels, e, j, K);
+                s += (mc->kind == METRIC_KIND_MEAN_SQUARED_ERROR ? d * d : fabs(d)) / K;
+            }
+            break;
+        }
+    }
+    return s;
+}

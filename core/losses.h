@@ -2,11 +2,11 @@
  * model outputs, with their gradients: the building blocks for losses other
  * than the softmax + categorical cross-entropy that model.c fuses today.
  *
- * NOT YET USED by model.c / fit.c: the job spec's "loss" and "metrics" take
- * only what the fused head computes (categorical or sparse categorical
- * cross-entropy, one accuracy metric whose log keys fit() names); wiring
- * these in (the last layer's activation chosen by the loss, the other
- * metrics, "class_weight") is open work.
+ * model.c's training step and evaluation use them through a model_head
+ * (model.h): a model ending in softmax keeps the fused softmax +
+ * cross-entropy (loss.c, the same numbers as these formulas without the
+ * upper clip), every other output goes through loss_forward / loss_backward
+ * and metric_sum.
  *
  * Shapes: out and y are (n, K) row-major; labels (n) class indices < K;
  * losses (n), one value per example (Keras reduces them with
@@ -63,6 +63,36 @@ void loss_forward(const struct loss_config *c, float *losses, const float *out, 
  * Where a probability was clipped the gradient is 0, as in Keras. */
 void loss_backward(const struct loss_config *c, float *dout, const float *out, const float *y,
                    const uint8_t *labels, const float *weights, float scale, int n, int K);
+
+/* The metrics compile() takes, by Keras name: "accuracy" (resolved by the
+ * targets as Keras does: sparse_categorical_accuracy for integer targets,
+ * categorical_accuracy for one-hot ones), "categorical_accuracy",
+ * "sparse_categorical_accuracy", "top_k_categorical_accuracy" (k, default
+ * 5), "binary_accuracy" (threshold, default 0.5), "mse" /
+ * "mean_squared_error", "mae" / "mean_absolute_error". */
+enum metric_kind {
+    METRIC_KIND_CATEGORICAL_ACCURACY,
+    METRIC_KIND_SPARSE_CATEGORICAL_ACCURACY,
+    METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY,
+    METRIC_KIND_BINARY_ACCURACY,
+    METRIC_KIND_MEAN_SQUARED_ERROR,
+    METRIC_KIND_MEAN_ABSOLUTE_ERROR,
+};
+
+struct metric_config {
+    enum metric_kind kind;
+    int k;            /* top_k_categorical_accuracy */
+    double threshold; /* binary_accuracy */
+};
+
+/* The metric for a Keras metric name given the loss (which decides what
+ * "accuracy" means); -1 when unknown.  k and threshold get Keras' defaults. */
+int metric_config_from_name(struct metric_config *ret, const char *name, enum loss_kind loss);
+
+/* The sum over n examples of the metric; the targets are labels (n) as
+ * one-hot rows (no one-hot copy is made) or, when labels is NULL, y (n, K). */
+double metric_sum(const struct metric_config *mc, const float *out, const float *y,
+                  const uint8_t *labels, int n, int K);
 
 /* Metrics: the sum over the n examples of the per-example value. */
 double metric_categorical_accuracy(const float *out, const float *y, int n, int K);

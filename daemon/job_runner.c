@@ -25,7 +25,7 @@
  *                       "has_best_weights", "best_weights_sha256", "stopped"},
  *    "reduce_lr_on_plateau": {...}, "learning_rate": ..., "terminated_on_nan": ...
  *    (runner_callbacks.h),
- *    "epoch_position": {"batch", "loss_sum", "correct", "seen"}}
+ *    "epoch_position": {"batch", "loss_sum", "metric_sum", "seen"}}
  * epoch_position is present only in a file written when a run was stopped
  * inside an epoch (it continues after that batch, bit-identically).
  * Non-finite numbers are written as the strings "inf", "-inf", "nan". */
@@ -469,7 +469,7 @@ static void resume_train_end(void *ctx, const struct fit_progress *p, int status
         return;
     r->in_batch = p->batch;
     r->in_loss_sum = p->loss_sum;
-    r->in_correct = p->correct;
+    r->in_metric_sum = p->metric_sum;
     r->in_seen = p->seen;
     char *state = resume_state_json(r);
     r->in_batch = 0;
@@ -566,7 +566,7 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
     o.seed = spec->seed;
     o.initial_batch = r->in_batch;
     o.initial_loss_sum = r->in_loss_sum;
-    o.initial_correct = r->in_correct;
+    o.initial_metric_sum = r->in_metric_sum;
     o.initial_seen = r->in_seen;
     o.accuracy_key = spec->metric;
     r->in_batch = 0; /* the next epoch-end state is at a boundary again */

@@ -48,7 +48,8 @@ struct runner {
      * at an epoch boundary), and what a continued run starts from. */
     int in_batch;
     double in_loss_sum;
-    long in_correct, in_seen;
+    double in_metric_sum;
+    long in_seen;
 };
 
 /* --- job_runner.c */

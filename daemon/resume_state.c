@@ -59,7 +59,7 @@ char *resume_state_json(struct runner *r)
             goto out;
         ok &= cJSON_AddNumberToObject(pos, "batch", r->in_batch) != NULL;
         ok &= cJSON_AddNumberToObject(pos, "loss_sum", r->in_loss_sum) != NULL;
-        ok &= cJSON_AddNumberToObject(pos, "correct", (double)r->in_correct) != NULL;
+        ok &= cJSON_AddNumberToObject(pos, "metric_sum", r->in_metric_sum) != NULL;
         ok &= cJSON_AddNumberToObject(pos, "seen", (double)r->in_seen) != NULL;
     }
     out = ok ? cJSON_PrintUnformatted(o) : NULL;
@@ -96,18 +96,21 @@ static int state_from_json(struct runner *r, const char *text, struct diag *d)
     if (ret == 0 && pos) {
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(pos, "batch");
         const cJSON *ls = cJSON_GetObjectItemCaseSensitive(pos, "loss_sum");
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(pos, "correct");
+        /* "correct": the accuracy count of state written before any metric */
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(pos, "metric_sum");
+        if (!c)
+            c = cJSON_GetObjectItemCaseSensitive(pos, "correct");
         const cJSON *n = cJSON_GetObjectItemCaseSensitive(pos, "seen");
         if (!cJSON_IsNumber(b) || !cJSON_IsNumber(ls) || !cJSON_IsNumber(c) ||
             !cJSON_IsNumber(n) || b->valuedouble < 1 || b->valuedouble > 1e9 ||
-            c->valuedouble < 0 || n->valuedouble < c->valuedouble || n->valuedouble > 1e15) {
+            !(c->valuedouble >= 0 && isfinite(c->valuedouble)) || n->valuedouble > 1e15) {
             ret = diag_set(d, -EINVAL, RUNNER_RESUME_FILE,
                            "the resume file's epoch position is malformed");
             goto out;
         }
         r->in_batch = (int)b->valuedouble;
         r->in_loss_sum = ls->valuedouble;
-        r->in_correct = (long)c->valuedouble;
+        r->in_metric_sum = c->valuedouble;
         r->in_seen = (long)n->valuedouble;
     }
 out:

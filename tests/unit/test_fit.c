@@ -686,7 +686,7 @@ static void test_resume_inside_epoch(void)
         o2.initial_epoch = sb.at_end.epoch - 1;
         o2.initial_batch = sb.at_end.batch;
         o2.initial_loss_sum = sb.at_end.loss_sum;
-        o2.initial_correct = sb.at_end.correct;
+        o2.initial_metric_sum = sb.at_end.metric_sum;
         o2.initial_seen = sb.at_end.seen;
         struct fit_callbacks cbb2 = {.ctx = &sb2, .epoch_begin = stopper_epoch_begin,
                                      .epoch_end = stopper_epoch_end};

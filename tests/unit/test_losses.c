@@ -71,6 +71,39 @@ static void test_keras_doc_values(void)
     CHECK(metric_sparse_categorical_accuracy(ca_o, ca_l, 2, 3) == 1.0);
 }
 
+/* metric_sum (what model.c calls) reads integer labels as one-hot rows and
+ * agrees with the metric functions on the one-hot targets; names resolve as
+ * Keras' compile() does ("accuracy" by the loss's targets). */
+static void test_metric_sum(void)
+{
+    const float out[] = {0.1f, 0.7f, 0.2f, 0.6f, 0.3f, 0.1f, 0.2f, 0.2f, 0.6f};
+    const uint8_t labels[] = {1, 2, 0};
+    const float y[] = {0, 1, 0, 0, 0, 1, 1, 0, 0};
+    struct metric_config mc;
+    CHECK(metric_config_from_name(&mc, "accuracy", LOSS_KIND_CATEGORICAL_CROSSENTROPY) == 0);
+    CHECK(mc.kind == METRIC_KIND_CATEGORICAL_ACCURACY);
+    CHECK(metric_config_from_name(&mc, "acc", LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY) == 0);
+    CHECK(mc.kind == METRIC_KIND_SPARSE_CATEGORICAL_ACCURACY);
+    CHECK(metric_config_from_name(&mc, "f1_score", LOSS_KIND_CATEGORICAL_CROSSENTROPY) < 0);
+    CHECK(metric_config_from_name(&mc, "mae", LOSS_KIND_CATEGORICAL_CROSSENTROPY) == 0);
+    CHECK(mc.kind == METRIC_KIND_MEAN_ABSOLUTE_ERROR);
+    CHECK(metric_sum(&mc, out, NULL, labels, 3, 3) == metric_mae(out, y, 3, 3));
+    CHECK(metric_sum(&mc, out, y, NULL, 3, 3) == metric_mae(out, y, 3, 3));
+    CHECK(metric_config_from_name(&mc, "mse", LOSS_KIND_CATEGORICAL_CROSSENTROPY) == 0);
+    CHECK(metric_sum(&mc, out, NULL, labels, 3, 3) == metric_mse(out, y, 3, 3));
+    CHECK(metric_config_from_name(&mc, "categorical_accuracy", 0) == 0);
+    CHECK(metric_sum(&mc, out, NULL, labels, 3, 3) == 1.0);
+    CHECK(metric_sum(&mc, out, NULL, labels, 3, 3) == metric_categorical_accuracy(out, y, 3, 3));
+    CHECK(metric_config_from_name(&mc, "top_k_categorical_accuracy", 0) == 0 && mc.k == 5);
+    mc.k = 2;
+    CHECK(metric_sum(&mc, out, NULL, labels, 3, 3) ==
+          metric_top_k_categorical_accuracy(out, labels, 3, 3, 2));
+    CHECK(metric_config_from_name(&mc, "binary_accuracy", 0) == 0 && mc.threshold == 0.5);
+    CHECK(metric_sum(&mc, out, NULL, labels, 3, 3) == metric_binary_accuracy(out, y, 3, 3, 0.5));
+    /* by hand: example 0 has all three right, examples 1 and 2 one of three */
+    CHECK_CLOSE(metric_sum(&mc, out, NULL, labels, 3, 3), 1.0 + 1.0 / 3 + 1.0 / 3, 1e-12, 0);
+}
+
 static void test_smoothing_and_logits(void)
 {
     const float p[] = {0.7f, 0.2f, 0.1f}, y[] = {0, 1, 0};
@@ -168,6 +201,7 @@ static void test_clipping(void)
 int main(void)
 {
     TEST_RUN(test_keras_doc_values);
+    TEST_RUN(test_metric_sum);
     TEST_RUN(test_smoothing_and_logits);
     TEST_RUN(test_gradients);
     TEST_RUN(test_clipping);
