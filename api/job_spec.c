@@ -887,66 +887,293 @@ static void text_position(const char *text, size_t off, int *line, int *col)
     }
 }
 
-/* true when name is one of the NULL-ended list's strings. */
-static bool in_list(const char *name, const char *const *list)
+/* One Keras loss or metric class: its serialized class_name, the name
+ * compile() also takes and the config keys its get_config() prints. */
+struct keras_class {
+    const char *class_name, *name;
+    int kind;
+};
+
+static const struct keras_class loss_classes[] = {
+    {"CategoricalCrossentropy", "categorical_crossentropy", LOSS_KIND_CATEGORICAL_CROSSENTROPY},
+    {"SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
+     LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY},
+    {"BinaryCrossentropy", "binary_crossentropy", LOSS_KIND_BINARY_CROSSENTROPY},
+    {"MeanSquaredError", "mean_squared_error", LOSS_KIND_MEAN_SQUARED_ERROR},
+    {"MeanAbsoluteError", "mean_absolute_error", LOSS_KIND_MEAN_ABSOLUTE_ERROR},
+    {NULL, NULL, 0},
+};
+
+static const struct keras_class metric_classes[] = {
+    {"CategoricalAccuracy", "categorical_accuracy", METRIC_KIND_CATEGORICAL_ACCURACY},
+    {"SparseCategoricalAccuracy", "sparse_categorical_accuracy",
+     METRIC_KIND_SPARSE_CATEGORICAL_ACCURACY},
+    {"TopKCategoricalAccuracy", "top_k_categorical_accuracy",
+     METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY},
+    {"BinaryAccuracy", "binary_accuracy", METRIC_KIND_BINARY_ACCURACY},
+    {"MeanSquaredError", "mean_squared_error", METRIC_KIND_MEAN_SQUARED_ERROR},
+    {"MeanAbsoluteError", "mean_absolute_error", METRIC_KIND_MEAN_ABSOLUTE_ERROR},
+    {NULL, NULL, 0},
+};
+
+static const char loss_names[] = "categorical_crossentropy, sparse_categorical_crossentropy, "
+                                 "binary_crossentropy, mean_squared_error (mse), "
+                                 "mean_absolute_error (mae)";
+static const char metric_names[] = "accuracy, acc, categorical_accuracy, "
+                                   "sparse_categorical_accuracy, top_k_categorical_accuracy, "
+                                   "binary_accuracy, mse, mae, mean_squared_error, "
+                                   "mean_absolute_error";
+
+static const struct keras_class *class_by_class_name(const struct keras_class *t, const char *n)
 {
-    for (; *list; list++)
-        if (strcmp(*list, name) == 0)
-            return true;
-    return false;
+    for (; t->class_name; t++)
+        if (strcmp(t->class_name, n) == 0)
+            return t;
+    return NULL;
 }
 
-/* A 400 for a loss or metric name jobs do not take: Keras knows the ones
- * in not_yet, but jobs cannot compute them yet. */
-static int refuse_name(const char *field, const char *what, const char *name,
-                       const char *const *not_yet, const char *taken, struct diag *d)
+/* A serialized Keras object {"module", "class_name", "config",
+ * "registered_name"}: its class in table, config checked against allowed. */
+static int keras_object(const cJSON *v, const char *base, const struct keras_class *table,
+                        const char *const *config_keys, const char *what, const char *names,
+                        const struct keras_class **ret_class, const cJSON **ret_config,
+                        struct diag *d)
 {
-    if (in_list(name, not_yet))
-        return diag_set(d, -EINVAL, field, "%s '%s' is not supported by jobs yet; jobs take %s",
-                        what, name, taken);
-    return diag_set(d, -EINVAL, field, "unknown %s '%s'; jobs take %s", what, name, taken);
-}
-
-/* "loss" and "metrics" as Keras compile() takes them (strings).  Losses
- * and metrics that need another head than softmax over integer labels
- * (binary, regression, top-k) are refused with a 400 until the model can
- * train them. */
-static int parse_compile(struct job_spec *s, const cJSON *root, struct diag *d)
-{
-    static const char *const losses[] = {"categorical_crossentropy",
-                                         "sparse_categorical_crossentropy", NULL};
-    static const char *const not_yet[] = {"binary_crossentropy", "mse", "mae",
-                                          "mean_squared_error", "mean_absolute_error",
-                                          "top_k_categorical_accuracy", "binary_accuracy", NULL};
-    static const char *const metrics[] = {"accuracy", "acc", "categorical_accuracy",
-                                          "sparse_categorical_accuracy", NULL};
-    int r = get_string(root, "", "loss", s->loss, sizeof(s->loss), false, d);
+    static const char *const keys[] = {"module", "class_name", "config", "registered_name", NULL};
+    char field[256];
+    if (!cJSON_IsObject(v))
+        return diag_set(d, -EINVAL, base,
+                        "must be a %s name or a serialized Keras %s object, not %s", what, what,
+                        json_type_name(v));
+    int r = check_keys(v, base, keys, d);
+    if (r == 0)
+        r = require(v, base, "class_name", d);
     if (r < 0)
         return r;
-    if (!in_list(s->loss, losses))
-        return refuse_name("/loss", "loss", s->loss, not_yet,
-                           "categorical_crossentropy or sparse_categorical_crossentropy", d);
+    const cJSON *cn = cJSON_GetObjectItemCaseSensitive(v, "class_name");
+    pointer_join(field, sizeof(field), base, "class_name");
+    if (!cJSON_IsString(cn))
+        return diag_set(d, -EINVAL, field, "must be a string, not %s", json_type_name(cn));
+    const struct keras_class *k = class_by_class_name(table, cn->valuestring);
+    if (!k)
+        return diag_set(d, -EINVAL, field, "unknown %s class '%.64s'; jobs take the classes of %s",
+                        what, cn->valuestring, names);
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(v, "config");
+    pointer_join(field, sizeof(field), base, "config");
+    if (cfg && !cJSON_IsNull(cfg)) {
+        if (!cJSON_IsObject(cfg))
+            return diag_set(d, -EINVAL, field, "must be an object, not %s", json_type_name(cfg));
+        if ((r = check_keys(cfg, field, config_keys, d)) < 0)
+            return r;
+        const cJSON *dt = cJSON_GetObjectItemCaseSensitive(cfg, "dtype");
+        if (dt && !cJSON_IsNull(dt) && !(cJSON_IsString(dt) && strcmp(dt->valuestring, "float32") == 0)) {
+            char f2[256];
+            pointer_join(f2, sizeof(f2), field, "dtype");
+            return diag_set(d, -EINVAL, f2, "must be \"float32\" or null (jobs train in float32)");
+        }
+    } else {
+        cfg = NULL;
+    }
+    *ret_class = k;
+    *ret_config = cfg;
+    return 0;
+}
+
+/* "loss": a name or a serialized Keras loss. */
+static int parse_loss(struct job_spec *s, const cJSON *root, struct diag *d)
+{
+    static const char *const cfg_keys[] = {"name", "reduction", "dtype", "from_logits",
+                                           "label_smoothing", "axis", "ignore_class", NULL};
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "loss");
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (cJSON_IsString(v)) {
+        int r = get_string(root, "", "loss", s->loss, sizeof(s->loss), false, d);
+        if (r < 0)
+            return r;
+        int kind = loss_kind_from_name(s->loss);
+        for (const char *p = s->loss; *p && kind >= 0; p++)
+            if (isupper((unsigned char)*p))
+                kind = -1; /* Keras' names are lower case */
+        if (kind < 0)
+            return diag_set(d, -EINVAL, "/loss", "unknown loss '%s'; jobs take %s", s->loss,
+                            loss_names);
+        s->loss_config.kind = (enum loss_kind)kind;
+        return 0;
+    }
+    const struct keras_class *k;
+    const cJSON *cfg;
+    int r = keras_object(v, "/loss", loss_classes, cfg_keys, "loss", loss_names, &k, &cfg, d);
+    if (r < 0)
+        return r;
+    struct loss_config lc = {.kind = (enum loss_kind)k->kind};
+    snprintf(s->loss, sizeof(s->loss), "%s", k->name);
+    s->loss_object = true;
+    if (cfg) {
+        bool cross = lc.kind == LOSS_KIND_CATEGORICAL_CROSSENTROPY ||
+                     lc.kind == LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY ||
+                     lc.kind == LOSS_KIND_BINARY_CROSSENTROPY;
+        bool smoothing = lc.kind == LOSS_KIND_CATEGORICAL_CROSSENTROPY ||
+                         lc.kind == LOSS_KIND_BINARY_CROSSENTROPY;
+        if (!cross && cJSON_GetObjectItemCaseSensitive(cfg, "from_logits"))
+            return diag_set(d, -EINVAL, "/loss/config/from_logits", "%s has no from_logits",
+                            k->class_name);
+        if (!smoothing && cJSON_GetObjectItemCaseSensitive(cfg, "label_smoothing"))
+            return diag_set(d, -EINVAL, "/loss/config/label_smoothing",
+                            "%s has no label_smoothing", k->class_name);
+        const cJSON *ic = cJSON_GetObjectItemCaseSensitive(cfg, "ignore_class");
+        if (ic && !cJSON_IsNull(ic))
+            return diag_set(d, -EINVAL, "/loss/config/ignore_class",
+                            "must be null (jobs train every class)");
+        const cJSON *red = cJSON_GetObjectItemCaseSensitive(cfg, "reduction");
+        if (red && !(cJSON_IsString(red) && (strcmp(red->valuestring, "sum_over_batch_size") == 0 ||
+                                             strcmp(red->valuestring, "auto") == 0)))
+            return diag_set(d, -EINVAL, "/loss/config/reduction",
+                            "must be \"sum_over_batch_size\" (or tf.keras' \"auto\"): jobs "
+                            "average the loss over the batch");
+        const cJSON *ax = cJSON_GetObjectItemCaseSensitive(cfg, "axis");
+        if (ax && !(cJSON_IsNumber(ax) && ax->valuedouble == -1))
+            return diag_set(d, -EINVAL, "/loss/config/axis", "must be -1 (the class axis)");
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(cfg, "name");
+        if (nm && (r = check_string(nm, "/loss/config/name", 64, false, d)) < 0)
+            return r;
+        double ls = 0;
+        if ((r = get_bool(cfg, "/loss/config", "from_logits", &lc.from_logits, d)) < 0 ||
+            (r = get_number(cfg, "/loss/config", "label_smoothing", 0, false, 1, false, &ls,
+                            NULL, d)) < 0)
+            return r;
+        lc.label_smoothing = ls;
+    }
+    s->loss_config = lc;
+    return 0;
+}
+
+/* The log key a metric's name gives: Keras' name characters, at most 27
+ * (fit() adds "val_"). */
+static int check_metric_key(const char *key, const char *field, struct diag *d)
+{
+    size_t n = strlen(key);
+    if (n < 1 || n > 27)
+        return diag_set(d, -EINVAL, field, "a metric name is 1 to 27 characters (its log key)");
+    for (const char *p = key; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_')
+            return diag_set(d, -EINVAL, field,
+                            "a metric name (its log key) is letters, digits and '_'");
+    if (strcmp(key, "loss") == 0 || strncmp(key, "val_", 4) == 0)
+        return diag_set(d, -EINVAL, field, "'%s' cannot name a metric: it is a log key of its own",
+                        key);
+    return 0;
+}
+
+/* "metrics": one metric, a name or a serialized Keras metric. */
+static int parse_metrics(struct job_spec *s, const cJSON *root, struct diag *d)
+{
+    static const char *const cfg_keys[] = {"name", "dtype", "k", "threshold", NULL};
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "metrics");
+    snprintf(s->metric_name, sizeof(s->metric_name), "accuracy");
+    metric_config_from_name(&s->metric_config, "accuracy", s->loss_config.kind);
     if (!v || cJSON_IsNull(v))
         return 0;
     if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 1)
         return diag_set(d, -EINVAL, "/metrics",
-                        "must be an array of one metric name (jobs log one accuracy metric)");
+                        "must be an array of one metric (jobs log one metric)");
     const cJSON *m = v->child;
-    if (!cJSON_IsString(m))
-        return diag_set(d, -EINVAL, "/metrics/0", "must be a string, not %s", json_type_name(m));
-    if (!in_list(m->valuestring, metrics))
-        return refuse_name("/metrics/0", "metric", m->valuestring, not_yet,
-                           "accuracy, acc, categorical_accuracy or sparse_categorical_accuracy", d);
-    snprintf(s->metric, sizeof(s->metric), "%s", logs_canonical_key(m->valuestring));
+    if (cJSON_IsString(m)) {
+        int r = check_string(m, "/metrics/0", sizeof(s->metric_name), false, d);
+        if (r < 0)
+            return r;
+        if (metric_config_from_name(&s->metric_config, m->valuestring, s->loss_config.kind) < 0)
+            return diag_set(d, -EINVAL, "/metrics/0", "unknown metric '%s'; jobs take %s",
+                            m->valuestring, metric_names);
+        snprintf(s->metric_name, sizeof(s->metric_name), "%s", m->valuestring);
+        snprintf(s->metric, sizeof(s->metric), "%s", logs_canonical_key(m->valuestring));
+        return 0;
+    }
+    const struct keras_class *k;
+    const cJSON *cfg;
+    int r = keras_object(m, "/metrics/0", metric_classes, cfg_keys, "metric", metric_names, &k,
+                         &cfg, d);
+    if (r < 0)
+        return r;
+    struct metric_config mc = {.kind = (enum metric_kind)k->kind, .k = 5, .threshold = 0.5};
+    char key[40];
+    snprintf(key, sizeof(key), "%s", k->name);
+    if (cfg) {
+        if (mc.kind != METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY &&
+            cJSON_GetObjectItemCaseSensitive(cfg, "k"))
+            return diag_set(d, -EINVAL, "/metrics/0/config/k", "%s has no k", k->class_name);
+        if (mc.kind != METRIC_KIND_BINARY_ACCURACY &&
+            cJSON_GetObjectItemCaseSensitive(cfg, "threshold"))
+            return diag_set(d, -EINVAL, "/metrics/0/config/threshold", "%s has no threshold",
+                            k->class_name);
+        long long kk = mc.k;
+        if ((r = get_int(cfg, "/metrics/0/config", "k", 1, 255, &kk, NULL, d)) < 0 ||
+            (r = get_number(cfg, "/metrics/0/config", "threshold", 0, false, 1, false,
+                            &mc.threshold, NULL, d)) < 0 ||
+            (r = get_string(cfg, "/metrics/0/config", "name", key, sizeof(key), false, d)) < 0)
+            return r;
+        mc.k = (int)kk;
+    }
+    if ((r = check_metric_key(key, "/metrics/0/config/name", d)) < 0)
+        return r;
+    s->metric_object = true;
+    s->metric_config = mc;
+    snprintf(s->metric_name, sizeof(s->metric_name), "%s", k->name);
+    snprintf(s->metric, sizeof(s->metric), "%s", logs_canonical_key(key));
     return 0;
+}
+
+/* "class_weight": {"0": 1.0, "3": 2.5} as Keras fit() takes it (a Python
+ * dict from class index to weight; JSON keys are strings).  Classes not
+ * named weigh 1. */
+static int parse_class_weight(struct job_spec *s, const cJSON *root, struct diag *d)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "class_weight");
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsObject(v))
+        return diag_set(d, -EINVAL, "/class_weight",
+                        "must be an object from class index to weight, not %s",
+                        json_type_name(v));
+    for (const cJSON *c = v->child; c; c = c->next) {
+        char field[256];
+        const char *key = c->string ? c->string : "";
+        pointer_join(field, sizeof(field), "/class_weight", key);
+        char *end = NULL;
+        long cls = strtol(key, &end, 10);
+        if (!*key || *end || !isdigit((unsigned char)key[0]) || cls > 255 ||
+            (key[0] == '0' && key[1]))
+            return diag_set(d, -EINVAL, field,
+                            "'%.32s' is not a class index (an integer 0 to 255 without sign or "
+                            "leading zeros)", key);
+        for (int i = 0; i < s->n_class_weight; i++)
+            if (s->class_weight[i].cls == cls)
+                return diag_set(d, -EINVAL, field, "class %ld is named twice", cls);
+        if (!cJSON_IsNumber(c) || !isfinite(c->valuedouble) || c->valuedouble < 0)
+            return diag_set(d, -EINVAL, field, "must be a finite number >= 0");
+        s->class_weight[s->n_class_weight].cls = (int)cls;
+        s->class_weight[s->n_class_weight].weight = c->valuedouble;
+        s->n_class_weight++;
+    }
+    return 0;
+}
+
+static int parse_compile(struct job_spec *s, const cJSON *root, struct diag *d)
+{
+    int r = parse_loss(s, root, d);
+    if (r == 0)
+        r = parse_metrics(s, root, d);
+    if (r == 0)
+        r = parse_class_weight(s, root, d);
+    return r;
 }
 
 static int parse_root(struct job_spec *s, const cJSON *root, bool local, struct diag *d)
 {
     static const char *const keys[] = {"name", "dataset", "model", "optimizer", "batch_size",
                                        "epochs", "seed", "steps_per_epoch", "validation_steps",
-                                       "threads", "loss", "metrics", "checkpoints", "callbacks",
+                                       "threads", "loss", "metrics", "class_weight",
+                                       "checkpoints", "callbacks",
                                        NULL};
     int r;
     if (!cJSON_IsObject(root))
@@ -1216,7 +1443,60 @@ static cJSON *callbacks_json(const struct job_spec *s)
 static cJSON *metrics_json(const struct job_spec *s)
 {
     cJSON *a = cJSON_CreateArray();
-    return a && cjson_append(a, cJSON_CreateString(s->metric)) ? a : cjson_checked(a, false);
+    if (!s->metric_object)
+        return a && cjson_append(a, cJSON_CreateString(s->metric_name)) ? a
+                                                                        : cjson_checked(a, false);
+    const struct keras_class *k = metric_classes;
+    while (k->class_name && k->kind != (int)s->metric_config.kind)
+        k++;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *cfg = o && cjson_add(o, "class_name", cJSON_CreateString(k->class_name))
+                     ? cJSON_AddObjectToObject(o, "config")
+                     : NULL;
+    bool ok = cfg && cjson_add(cfg, "name", cJSON_CreateString(s->metric));
+    if (ok && s->metric_config.kind == METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY)
+        ok = cjson_add(cfg, "k", cJSON_CreateNumber(s->metric_config.k));
+    if (ok && s->metric_config.kind == METRIC_KIND_BINARY_ACCURACY)
+        ok = cjson_add(cfg, "threshold", cjson_double(s->metric_config.threshold));
+    ok = ok && a && cjson_append(a, o);
+    if (!ok && !(a && o && a->child == o))
+        cJSON_Delete(o);
+    return cjson_checked(a, ok);
+}
+
+static cJSON *loss_json(const struct job_spec *s)
+{
+    if (!s->loss_object)
+        return cJSON_CreateString(s->loss);
+    const struct loss_config *lc = &s->loss_config;
+    const struct keras_class *k = loss_classes;
+    while (k->class_name && k->kind != (int)lc->kind)
+        k++;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *cfg = o && cjson_add(o, "class_name", cJSON_CreateString(k->class_name))
+                     ? cJSON_AddObjectToObject(o, "config")
+                     : NULL;
+    bool ok = cfg != NULL;
+    if (ok && lc->kind != LOSS_KIND_MEAN_SQUARED_ERROR && lc->kind != LOSS_KIND_MEAN_ABSOLUTE_ERROR)
+        ok = cjson_add(cfg, "from_logits", cJSON_CreateBool(lc->from_logits));
+    if (ok && (lc->kind == LOSS_KIND_CATEGORICAL_CROSSENTROPY ||
+               lc->kind == LOSS_KIND_BINARY_CROSSENTROPY))
+        ok = cjson_add(cfg, "label_smoothing", cjson_double(lc->label_smoothing));
+    return cjson_checked(o, ok);
+}
+
+static cJSON *class_weight_json(const struct job_spec *s)
+{
+    if (s->n_class_weight == 0)
+        return cJSON_CreateNull();
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o != NULL;
+    for (int i = 0; ok && i < s->n_class_weight; i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "%d", s->class_weight[i].cls);
+        ok = cjson_add(o, key, cjson_double(s->class_weight[i].weight));
+    }
+    return cjson_checked(o, ok);
 }
 
 char *job_spec_to_json(const struct job_spec *s)
@@ -1257,8 +1537,9 @@ char *job_spec_to_json(const struct job_spec *s)
         !cjson_add(j, "validation_steps",
              number_or_null(s->validation_steps <= 0, s->validation_steps)) ||
         !cjson_add(j, "threads", cJSON_CreateNumber(s->threads)) ||
-        !cjson_add(j, "loss", cJSON_CreateString(s->loss)) ||
-        !cjson_add(j, "metrics", metrics_json(s)))
+        !cjson_add(j, "loss", loss_json(s)) ||
+        !cjson_add(j, "metrics", metrics_json(s)) ||
+        !cjson_add(j, "class_weight", class_weight_json(s)))
         goto out;
     cJSON *cps = cJSON_CreateArray();
     if (!cjson_add(j, "checkpoints", cps))

@@ -30,6 +30,7 @@
 #include "callbacks.h"
 #include "checkpoint.h"
 #include "diag.h"
+#include "losses.h"
 #include "optimizer.h"
 
 #define JOB_SPEC_MAX_CHECKPOINTS 8
@@ -58,13 +59,26 @@ struct job_spec {
     int steps_per_epoch;            /* 0 = null */
     int validation_steps;           /* 0 = null */
     int threads;                    /* 0 = the daemon's threads per job */
-    /* Keras compile(loss=..., metrics=[...]).  Jobs train the model's
-     * softmax head on integer class labels, so "categorical_crossentropy"
-     * and "sparse_categorical_crossentropy" are the same numbers; the
-     * metric is one of the accuracy family and names its log keys
-     * (metric and "val_" + metric; "acc" is logged as "accuracy"). */
-    char loss[40];                  /* "categorical_crossentropy" */
-    char metric[40];                /* "accuracy" */
+    /* Keras compile(loss=..., metrics=[...]) and fit(class_weight=...).
+     * "loss" is a name or a serialized Keras loss {"class_name", "config":
+     * {"from_logits", "label_smoothing", ...}}; "metrics" one metric, a
+     * name or a serialized Keras metric ({"class_name":
+     * "TopKCategoricalAccuracy", "config": {"k": 3}}), whose name is the
+     * log key (metric and "val_" + metric; "acc" is logged as "accuracy").
+     * Targets are the data set's integer labels (one-hot rows for the
+     * non-sparse losses). */
+    char loss[40];                  /* as given when a name, else loss_kind_name() */
+    bool loss_object;               /* given as a serialized loss */
+    struct loss_config loss_config;
+    char metric_name[40];           /* as given, or the metric class's default name */
+    bool metric_object;             /* given as a serialized metric */
+    char metric[40];                /* the log key: "accuracy" */
+    struct metric_config metric_config;
+    int n_class_weight;             /* class_weight entries, 0 = none */
+    struct {
+        int cls;                    /* 0..255 */
+        double weight;              /* finite, >= 0 */
+    } class_weight[256];
     int n_checkpoints;
     struct ckpt_policy_config checkpoints[JOB_SPEC_MAX_CHECKPOINTS];
     /* "callbacks": {"early_stopping": {...}, "reduce_lr_on_plateau": {...},

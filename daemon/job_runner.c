@@ -193,24 +193,74 @@ static int classes_mismatch(const struct job_spec *spec, int model_classes, int 
                     model_classes, spec->dataset, data_classes);
 }
 
+/* class_weight names classes below the model's class count. */
+static int check_class_weight(const struct job_spec *spec, int classes, struct diag *d)
+{
+    for (int i = 0; i < spec->n_class_weight; i++)
+        if (spec->class_weight[i].cls >= classes) {
+            char field[32];
+            snprintf(field, sizeof(field), "/class_weight/%d", spec->class_weight[i].cls);
+            return diag_set(d, -EINVAL, field, "class %d: the model has %d classes (0 to %d)",
+                            spec->class_weight[i].cls, classes, classes - 1);
+        }
+    return 0;
+}
+
 int runner_check_model(const struct job_spec *spec, const struct runner_dataset *ds,
                        struct diag *d)
 {
-    if (!spec->model_json)
-        return 0;
-    (void)ds; /* every built-in format has DATASET_CLASSES classes */
+    if (!spec->model_json) {
+        /* The built-ins' output does not depend on the input shape: any
+         * shape they take tells whether the loss trains it. */
+        struct model_spec bs = {0};
+        static const int any_shape[3] = {32, 32, 3};
+        int r = model_spec_builtin(&bs, spec->model, any_shape, DATASET_CLASSES, d);
+        if (r == 0)
+            r = model_spec_check_loss(&bs, &spec->loss_config, d);
+        model_spec_free(&bs);
+        /* built-ins end in the data set's class count: known here for
+         * the configured formats, at run time for imported sets */
+        if (r < 0 || strcmp(ds->format, "tensor") == 0)
+            return r;
+        return check_class_weight(spec, DATASET_CLASSES, d);
+    }
+    /* every built-in format has DATASET_CLASSES classes */
     struct model_spec ms = {0};
     struct diag ignored = {{0}, {0}};
     int classes = -EINVAL;
     if (model_spec_parse_json(&ms, spec->model_json, strlen(spec->model_json), NULL,
                               &ignored) == 0) {
         classes = model_spec_output_classes(&ms, &ignored);
+        /* a loss the model's output cannot train is the spec's error */
+        int r = classes > 0 ? model_spec_check_loss(&ms, &spec->loss_config, d) : 0;
         model_spec_free(&ms);
+        if (r < 0)
+            return r;
     }
     /* Other model errors are reported where the run builds the model. */
-    if (classes > 0 && classes != DATASET_CLASSES)
+    if (classes > 0 && classes != DATASET_CLASSES && strcmp(ds->format, "tensor") != 0)
         return classes_mismatch(spec, classes, DATASET_CLASSES, d);
-    return 0;
+    return classes > 0 ? check_class_weight(spec, classes, d) : 0;
+}
+
+int runner_set_head(struct model *m, const struct job_spec *spec, struct diag *d)
+{
+    struct model_head h = {.loss = spec->loss_config, .metric = spec->metric_config};
+    if (spec->n_class_weight == 0)
+        return model_set_head(m, &h, d);
+    float *cw = malloc(sizeof(float) * (size_t)m->classes);
+    if (!cw)
+        return diag_set(d, -ENOMEM, "/class_weight", "out of memory");
+    for (int c = 0; c < m->classes; c++)
+        cw[c] = 1.0f; /* Keras: classes not named weigh 1 */
+    int r = check_class_weight(spec, m->classes, d);
+    for (int i = 0; i < spec->n_class_weight && r == 0; i++)
+        cw[spec->class_weight[i].cls] = (float)spec->class_weight[i].weight;
+    h.class_weight = cw;
+    if (r == 0)
+        r = model_set_head(m, &h, d);
+    free(cw);
+    return r;
 }
 
 static int build_model(struct runner *r, const struct dataset *train,
@@ -225,6 +275,8 @@ static int build_model(struct runner *r, const struct dataset *train,
         return ret;
     if (r->m->classes != train->classes)
         return classes_mismatch(spec, r->m->classes, train->classes, d);
+    if ((ret = runner_set_head(r->m, spec, d)) < 0)
+        return ret;
     model_init_weights(r->m, spec->seed);
     ret = optimizer_create(&r->opt, &spec->optimizer, r->m, d);
     if (ret < 0 && d && !d->field[0])

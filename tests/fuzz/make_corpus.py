@@ -78,6 +78,14 @@ put('job_spec', 'reduce-lr.json', json.dumps({
     "callbacks": {"reduce_lr_on_plateau": {"factor": 0.5, "cooldown": 1, "min_lr": 1e-5},
                   "lr_scheduler": {"schedule": "step_decay", "initial_learning_rate": 0.01,
                                    "factor": 0.25, "drop_every": 5}}}))
+put('job_spec', 'losses.json', json.dumps({
+    "dataset": "fashion-mnist", "model": "mlp",
+    "loss": {"module": "keras.losses", "class_name": "CategoricalCrossentropy",
+             "config": {"from_logits": False, "label_smoothing": 0.1,
+                        "reduction": "sum_over_batch_size", "axis": -1},
+             "registered_name": None},
+    "metrics": [{"class_name": "TopKCategoricalAccuracy", "config": {"k": 3, "name": "top3"}}],
+    "class_weight": {"0": 1.0, "3": 2.5}}))
 put('job_spec', 'bad-empty.json', '{}')
 put('job_spec', 'bad-epochs.json', '{"dataset": "fashion-mnist", "model": "mlp", "epochs": -1}')
 put('job_spec', 'bad-unknown-field.json', '{"dataset": "fashion-mnist", "model": "mlp", "epoch": 1}')

@@ -95,7 +95,7 @@ SCHEDULE = {"module": "keras.optimizers.schedules", "class_name": "ExponentialDe
     ({"optimizer": {"name": "adagrad", "momentum": 0.9}}, "/optimizer/momentum"),
     ({"optimizer": {"name": "lion"}}, "/optimizer/name"),
     ({"loss": "binary_crossentropy"}, "/loss"),
-    ({"metrics": ["top_k_categorical_accuracy"]}, "/metrics/0"),
+    ({"metrics": ["f1_score"]}, "/metrics/0"),
     ({"metrics": ["sparse_categorical_accuracy"],
       "callbacks": {"early_stopping": {"monitor": "val_accuracy"}}},
      "/callbacks/early_stopping/monitor"),

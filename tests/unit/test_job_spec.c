@@ -262,15 +262,57 @@ struct reject_case {
 
 static const struct reject_case reject_cases[] = {
     /* loss and metrics (compile()) */
-    {JOB(", \"loss\": 3"), "/loss", "string"},
+    {JOB(", \"loss\": 3"), "/loss", "loss name or a serialized Keras loss"},
     {JOB(", \"loss\": \"hinge\""), "/loss", "unknown loss 'hinge'"},
-    {JOB(", \"loss\": \"binary_crossentropy\""), "/loss", "not supported by jobs yet"},
+    {JOB(", \"loss\": \"Binary_Crossentropy\""), "/loss", "unknown loss"},
     {JOB(", \"metrics\": \"accuracy\""), "/metrics", "array of one"},
     {JOB(", \"metrics\": []"), "/metrics", "array of one"},
     {JOB(", \"metrics\": [\"accuracy\", \"acc\"]"), "/metrics", "array of one"},
-    {JOB(", \"metrics\": [7]"), "/metrics/0", "string"},
+    {JOB(", \"metrics\": [7]"), "/metrics/0", "metric name or a serialized Keras metric"},
     {JOB(", \"metrics\": [\"f1\"]"), "/metrics/0", "unknown metric 'f1'"},
-    {JOB(", \"metrics\": [\"top_k_categorical_accuracy\"]"), "/metrics/0", "not supported by jobs yet"},
+    {JOB(", \"metrics\": [\"AUC\"]"), "/metrics/0", "unknown metric 'AUC'"},
+    /* serialized losses and metrics, class_weight */
+    {JOB(", \"loss\": \"MSE\""), "/loss", NULL},
+    {JOB(", \"loss\": {\"class_name\": \"Hinge\"}"), "/loss/class_name", NULL},
+    {JOB(", \"loss\": {\"config\": {}}"), "/loss/class_name", NULL},
+    {JOB(", \"loss\": {\"class_name\": \"MeanSquaredError\", \"config\": "
+         "{\"from_logits\": true}}"),
+     "/loss/config/from_logits", NULL},
+    {JOB(", \"loss\": {\"class_name\": \"SparseCategoricalCrossentropy\", \"config\": "
+         "{\"label_smoothing\": 0.1}}"),
+     "/loss/config/label_smoothing", NULL},
+    {JOB(", \"loss\": {\"class_name\": \"CategoricalCrossentropy\", \"config\": "
+         "{\"label_smoothing\": 1.5}}"),
+     "/loss/config/label_smoothing", NULL},
+    {JOB(", \"loss\": {\"class_name\": \"CategoricalCrossentropy\", \"config\": "
+         "{\"reduction\": \"sum\"}}"),
+     "/loss/config/reduction", NULL},
+    {JOB(", \"loss\": {\"class_name\": \"CategoricalCrossentropy\", \"config\": "
+         "{\"axis\": 1}}"),
+     "/loss/config/axis", NULL},
+    {JOB(", \"loss\": {\"class_name\": \"CategoricalCrossentropy\", \"config\": "
+         "{\"gamma\": 2}}"),
+     "/loss/config/gamma", NULL},
+    {JOB(", \"metrics\": [\"f1_score\"]"), "/metrics/0", NULL},
+    {JOB(", \"metrics\": [{\"class_name\": \"TopKCategoricalAccuracy\", \"config\": "
+         "{\"k\": 0}}]"),
+     "/metrics/0/config/k", NULL},
+    {JOB(", \"metrics\": [{\"class_name\": \"CategoricalAccuracy\", \"config\": "
+         "{\"k\": 2}}]"),
+     "/metrics/0/config/k", NULL},
+    {JOB(", \"metrics\": [{\"class_name\": \"BinaryAccuracy\", \"config\": "
+         "{\"name\": \"val_x\"}}]"),
+     "/metrics/0/config/name", NULL},
+    {JOB(", \"metrics\": [{\"class_name\": \"BinaryAccuracy\", \"config\": "
+         "{\"name\": \"a b\"}}]"),
+     "/metrics/0/config/name", NULL},
+    {JOB(", \"class_weight\": [1, 2]"), "/class_weight", NULL},
+    {JOB(", \"class_weight\": {\"x\": 1}"), "/class_weight/x", NULL},
+    {JOB(", \"class_weight\": {\"01\": 1}"), "/class_weight/01", NULL},
+    {JOB(", \"class_weight\": {\"256\": 1}"), "/class_weight/256", NULL},
+    {JOB(", \"class_weight\": {\"-1\": 1}"), "/class_weight/-1", NULL},
+    {JOB(", \"class_weight\": {\"2\": -1}"), "/class_weight/2", NULL},
+    {JOB(", \"class_weight\": {\"2\": \"1\"}"), "/class_weight/2", NULL},
     /* the monitors and templates know the metric's log keys, and only those */
     {JOB(", \"metrics\": [\"sparse_categorical_accuracy\"], \"checkpoints\": "
          "[{\"filepath\": \"w.h5\", \"monitor\": \"val_accuracy\", \"save_best_only\": true}]"),
@@ -557,6 +599,46 @@ static void test_compile(void)
         CHECK_STR_EQ(s.early_stopping.monitor, "val_accuracy");
         job_spec_free(&s);
     }
+    /* serialized Keras loss and metric objects, class_weight */
+    r = parse(&s, JOB(", \"loss\": {\"module\": \"keras.losses\", \"class_name\": "
+                      "\"CategoricalCrossentropy\", \"config\": {\"name\": "
+                      "\"categorical_crossentropy\", \"reduction\": \"sum_over_batch_size\", "
+                      "\"from_logits\": false, \"label_smoothing\": 0.1, \"axis\": -1}, "
+                      "\"registered_name\": null}, \"metrics\": [{\"class_name\": "
+                      "\"TopKCategoricalAccuracy\", \"config\": {\"k\": 3, \"dtype\": "
+                      "\"float32\"}}], \"class_weight\": {\"0\": 1.0, \"3\": 2.5}, "
+                      "\"checkpoints\": [{\"filepath\": "
+                      "\"w-{val_top_k_categorical_accuracy:.4f}.h5\", \"monitor\": "
+                      "\"val_top_k_categorical_accuracy\"}]"),
+              &d);
+    CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
+    if (r == 0) {
+        CHECK(s.loss_config.kind == LOSS_KIND_CATEGORICAL_CROSSENTROPY);
+        CHECK(s.loss_config.label_smoothing == 0.1 && !s.loss_config.from_logits);
+        CHECK(s.metric_config.kind == METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY);
+        CHECK_INT_EQ(s.metric_config.k, 3);
+        CHECK_STR_EQ(s.metric, "top_k_categorical_accuracy");
+        CHECK_INT_EQ(s.n_class_weight, 2);
+        CHECK(s.class_weight[1].cls == 3 && s.class_weight[1].weight == 2.5);
+        job_spec_free(&s);
+    }
+    r = parse(&s, JOB(", \"loss\": \"mse\", \"metrics\": [{\"class_name\": "
+                      "\"BinaryAccuracy\", \"config\": {\"name\": \"bin_acc\", "
+                      "\"threshold\": 0.7}}]"),
+              &d);
+    CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
+    if (r == 0) {
+        CHECK(s.loss_config.kind == LOSS_KIND_MEAN_SQUARED_ERROR);
+        CHECK(s.metric_config.kind == METRIC_KIND_BINARY_ACCURACY);
+        CHECK(s.metric_config.threshold == 0.7);
+        CHECK_STR_EQ(s.metric, "bin_acc");
+        job_spec_free(&s);
+    }
+    /* "accuracy" means what Keras resolves it to for the loss's targets */
+    r = parse(&s, JOB(", \"loss\": \"sparse_categorical_crossentropy\""), &d);
+    CHECK(r == 0 && s.metric_config.kind == METRIC_KIND_SPARSE_CATEGORICAL_ACCURACY);
+    if (r == 0)
+        job_spec_free(&s);
 }
 
 static void test_round_trip(void)
@@ -583,6 +665,11 @@ static void test_round_trip(void)
         JOB(", \"optimizer\": {\"name\": \"adamax\", \"beta_2\": 0.99}"),
         JOB(", \"loss\": \"sparse_categorical_crossentropy\", "
             "\"metrics\": [\"sparse_categorical_accuracy\"]"),
+        JOB(", \"loss\": {\"class_name\": \"BinaryCrossentropy\", \"config\": "
+            "{\"from_logits\": true, \"label_smoothing\": 0.2}}, \"metrics\": "
+            "[{\"class_name\": \"TopKCategoricalAccuracy\", \"config\": {\"k\": 2, "
+            "\"name\": \"top2\"}}], \"class_weight\": {\"1\": 0.5, \"7\": 3}"),
+        JOB(", \"loss\": \"mae\", \"metrics\": [\"mse\"]"),
     };
     for (size_t i = 0; i < sizeof(jobs) / sizeof(jobs[0]); i++) {
         struct job_spec a, b;
