@@ -24,8 +24,11 @@
  * thread.
  *
  * An Activation layer after a Conv2D/Dense without activation is fused into
- * that layer's GEMM epilogue; Flatten is an alias; the final softmax is fused
- * with the loss.
+ * that layer's GEMM epilogue; Flatten is an alias; a final softmax is fused
+ * with the (sparse) categorical cross-entropy (loss.c).  Every other output
+ * goes to the head's loss from losses.c (model_set_head: loss, metric,
+ * class weights), whose gradient enters the last layer's activation
+ * backward.
  *
  * Inference (model_evaluate, model_predict_f32) needs no whole-batch
  * statistics: each thread runs its share of the examples in small chunks
