@@ -610,7 +610,7 @@ static void resume_with(struct optimizer *(*make)(const struct model *))
 struct stopper {
     atomic_int *flag;
     struct fit_progress at_end;
-    struct logs last;
+    struct logs last, epoch2;
     int begins, first_begin_epoch, first_begin_batch; /* epoch_begin calls */
 };
 
@@ -636,8 +636,9 @@ static int stopper_batch_end(void *ctx, const struct fit_progress *p, const stru
 static int stopper_epoch_end(void *ctx, const struct fit_progress *p, const struct logs *l)
 {
     struct stopper *st = ctx;
-    (void)p;
     st->last = *l;
+    if (p->epoch == 2)
+        st->epoch2 = *l;
     return 0;
 }
 
@@ -648,12 +649,16 @@ static void stopper_train_end(void *ctx, const struct fit_progress *p, int statu
     st->at_end = *p;
 }
 
-static void test_resume_inside_epoch(void)
+static void resume_inside_epoch(const struct model_head *h)
 {
     struct dataset tr, va;
     toy_data(&tr, 90, 9); /* 6 batches of 16 (the last has 10) */
     toy_data(&va, 20, 10);
     struct model *a = toy_model(16, 21), *b = toy_model(16, 21), *b2 = toy_model(16, 99);
+    struct diag hd;
+    if (h && a && b && b2)
+        CHECK(model_set_head(a, h, &hd) == 0 && model_set_head(b, h, &hd) == 0 &&
+              model_set_head(b2, h, &hd) == 0);
     struct optimizer *oa = a ? sgd(a) : NULL, *ob = b ? sgd(b) : NULL;
     struct optimizer *ob2 = b2 ? sgd(b2) : NULL;
     if (oa && ob && ob2) {
@@ -700,6 +705,13 @@ static void test_resume_inside_epoch(void)
         CHECK(memcmp(oa->slots[0], ob2->slots[0], bytes) == 0);
         double la = 0, lb = 0;
         CHECK(logs_get(&sa.last, "loss", &la) && logs_get(&sb2.last, "loss", &lb) && la == lb);
+        CHECK(logs_get(&sa.last, "accuracy", &la) && logs_get(&sb2.last, "accuracy", &lb) &&
+              la == lb);
+        /* the resumed epoch's logs continue the stopped run's running sums */
+        CHECK(logs_get(&sa.epoch2, "loss", &la) && logs_get(&sb2.epoch2, "loss", &lb) &&
+              la == lb);
+        CHECK(logs_get(&sa.epoch2, "accuracy", &la) && logs_get(&sb2.epoch2, "accuracy", &lb) &&
+              la == lb);
 
         /* a position outside the epoch is refused */
         o2.initial_batch = 7;
@@ -713,6 +725,18 @@ static void test_resume_inside_epoch(void)
     model_free(b2);
     dataset_free(&tr);
     dataset_free(&va);
+}
+
+static void test_resume_inside_epoch(void)
+{
+    resume_inside_epoch(NULL);
+    /* a head whose running sums are not counts: label smoothing, class
+     * weights and MAE as the metric (logged under the default key) */
+    static const float cw[CLASSES] = {1, 2, 0.5f, 3};
+    struct model_head h = {.loss = {LOSS_KIND_CATEGORICAL_CROSSENTROPY, false, 0.1},
+                           .metric = {METRIC_KIND_MEAN_ABSOLUTE_ERROR, 5, 0.5},
+                           .class_weight = cw};
+    resume_inside_epoch(&h);
 }
 
 /* fit_options.accuracy_key names the accuracy logs (train and val_) as
