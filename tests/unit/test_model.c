@@ -202,7 +202,7 @@ static struct model *train_few(int threads, int steps)
         }
         double loss;
         double ok;
-        CHECK(model_train_step(m, img, lab, N, 99, s, &loss, &ok) == 0);
+        CHECK(model_train_step(m, img, PIXELS_UINT8, lab, N, 99, s, &loss, &ok) == 0);
         CHECK(ok == want_ok);
         CHECK_MSG(loss == want_loss, "loss %.9g, training-mode forward %.9g", loss, want_loss);
         for (size_t i = 0; i < m->n_params; i++)
@@ -313,7 +313,7 @@ static void test_train_vs_eval(void)
     fill_batch(img, lab, 8, ex, 3);
     double loss_sum;
     double ok;
-    CHECK(model_evaluate(m, img, lab, 8, &loss_sum, &ok) == 0);
+    CHECK(model_evaluate(m, img, PIXELS_UINT8, lab, 8, &loss_sum, &ok) == 0);
     CHECK(m->params[mm->offset] == 0.0f);
     CHECK(isfinite(loss_sum) && loss_sum > 0 && ok >= 0 && ok <= 8);
     /* evaluate's loss equals the CE of predict's probabilities */
@@ -325,12 +325,12 @@ static void test_train_vs_eval(void)
     for (int i = 0; i < 8; i++)
         ce -= log(fmax(pp[i * 10 + lab[i]], 1e-7));
     CHECK_CLOSE(loss_sum, ce, 1e-4, 1e-5);
-    CHECK(model_train_step(m, img, lab, 8, 1, 0, &l1, &ok) == 0);
+    CHECK(model_train_step(m, img, PIXELS_UINT8, lab, 8, 1, 0, &l1, &ok) == 0);
     CHECK(m->params[mm->offset] != 0.0f);
     lab[0] = 10;
-    CHECK(model_train_step(m, img, lab, 8, 1, 0, &l1, &ok) == -EINVAL);
-    CHECK(model_evaluate(m, img, lab, 8, &loss_sum, &ok) == -EINVAL);
-    CHECK(model_train_step(m, img, lab, 9, 1, 0, &l1, &ok) == -EINVAL);
+    CHECK(model_train_step(m, img, PIXELS_UINT8, lab, 8, 1, 0, &l1, &ok) == -EINVAL);
+    CHECK(model_evaluate(m, img, PIXELS_UINT8, lab, 8, &loss_sum, &ok) == -EINVAL);
+    CHECK(model_train_step(m, img, PIXELS_UINT8, lab, 9, 1, 0, &l1, &ok) == -EINVAL);
     free(x);
     model_free(m);
     model_free(m0);
@@ -539,8 +539,8 @@ static void test_heads(void)
             for (int j = 0; j < HK; j++)
                 b[j] = (float)(0.25 * j - 0.4);
             double loss = 0, metric = 0, loss_sum = 0, emetric = 0;
-            CHECK(model_train_step(m, img, lab, HN, 1, 0, &loss, &metric) == 0);
-            CHECK(model_evaluate(m, img, lab, HN, &loss_sum, &emetric) == 0);
+            CHECK(model_train_step(m, img, PIXELS_UINT8, lab, HN, 1, 0, &loss, &metric) == 0);
+            CHECK(model_evaluate(m, img, PIXELS_UINT8, lab, HN, &loss_sum, &emetric) == 0);
             double want_loss = 0, want_unweighted = 0, want_metric = 0;
             double dW[HF * HK] = {0}, db[HK] = {0};
             for (int e = 0; e < HN; e++) {
@@ -613,8 +613,8 @@ static void test_sparse_equals_categorical(void)
     uint8_t lab[N];
     fill_batch(img, lab, N, PX, 3);
     double la, lb, ma, mb;
-    CHECK(model_train_step(a, img, lab, N, 9, 0, &la, &ma) == 0);
-    CHECK(model_train_step(b, img, lab, N, 9, 0, &lb, &mb) == 0);
+    CHECK(model_train_step(a, img, PIXELS_UINT8, lab, N, 9, 0, &la, &ma) == 0);
+    CHECK(model_train_step(b, img, PIXELS_UINT8, lab, N, 9, 0, &lb, &mb) == 0);
     CHECK(la == lb && ma == mb);
     CHECK(memcmp(a->grads, b->grads, sizeof(float) * a->n_params) == 0);
     model_free(a);
