@@ -23,6 +23,46 @@
 #include "monotonic.h"
 #include "rng.h"
 
+/* With a collective (m->coll, several ranks), every decision that ends a
+ * loop is rank 0's: the stop flag and the callbacks are looked at on rank 0
+ * only (the other ranks have no callbacks) and the outcome is broadcast, so
+ * every rank runs the same batches.  At every epoch end the ranks compare a
+ * fingerprint of their weights and optimizer state. */
+static bool stop_seen(struct model *m, atomic_int *stop)
+{
+    int v = stop && atomic_load(stop);
+    return collective_agree_int(m->coll, v) != 0;
+}
+
+/* Rank 0's callback result r on every rank; a rank 0 abort becomes -ECANCELED
+ * elsewhere (its reason is rank 0's to report). */
+static int agree_result(struct model *m, int r)
+{
+    if (!collective_active(m->coll))
+        return r;
+    int v = collective_agree_int(m->coll, r);
+    return m->coll->rank != 0 && v < 0 ? -ECANCELED : v;
+}
+
+static int compare_ranks(struct model *m, const struct optimizer *opt, int epoch, struct diag *d)
+{
+    if (!collective_active(m->coll))
+        return 0;
+    uint64_t h = collective_fnv1a(COLLECTIVE_FNV_BASIS, m->params, m->n_params * sizeof(float));
+    for (int k = 0; k < opt->n_slots; k++)
+        h = collective_fnv1a(h, opt->slots[k], opt->n * sizeof(float));
+    h = collective_fnv1a(h, &opt->iterations, sizeof(opt->iterations));
+    int r = collective_first_mismatch(m->coll, h);
+    if (r < 0)
+        return diag_set(d, r, "", "comparing the ranks' weights after epoch %d failed", epoch);
+    if (r > 0)
+        return diag_set(d, -EPROTO, "",
+                        "rank %d's weights differ from rank 0's after epoch %d (checksums "
+                        "compared at every epoch end); the job stops",
+                        r, epoch);
+    return 0;
+}
+
 void fit_options_default(struct fit_options *ret)
 {
     memset(ret, 0, sizeof(*ret));
@@ -184,7 +224,7 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
         }
     }
     for (int b = b0; b < p->batches; b++) {
-        if (stop && atomic_load(stop))
+        if (stop_seen(m, stop))
             return -ECANCELED;
         double tb = monotonic_seconds();
         int64_t pass = (first + b) / run->pass_batches;
@@ -225,8 +265,9 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
         logs->n = 0;
         logs_set(logs, "loss", loss_sum / (double)seen);
         logs_set(logs, "accuracy", (double)correct / (double)seen);
-        if (cb && cb->batch_end) {
-            r = cb->batch_end(cb->ctx, p, logs);
+        if ((cb && cb->batch_end) || collective_active(m->coll)) {
+            r = cb && cb->batch_end ? cb->batch_end(cb->ctx, p, logs) : 0;
+            r = agree_result(m, r);
             if (r < 0)
                 return diag_set(d, r, "", "batch_end callback aborted at epoch %d batch %d",
                                 e + 1, b + 1);
@@ -236,7 +277,7 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
             }
         }
     }
-    if (stop && atomic_load(stop))
+    if (stop_seen(m, stop))
         return -ECANCELED;
     return result;
 }
@@ -279,8 +320,8 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
     }
 
     int status = 0; /* as train_end gets it */
-    if (cb && cb->train_begin) {
-        r = cb->train_begin(cb->ctx, p);
+    if ((cb && cb->train_begin) || collective_active(m->coll)) {
+        r = agree_result(m, cb && cb->train_begin ? cb->train_begin(cb->ctx, p) : 0);
         if (r < 0)
             status = diag_set(d, r, "", "train_begin callback aborted");
         else if (r > 0)
@@ -315,8 +356,12 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
             logs_set(&logs, "val_accuracy", va);
         }
         p->epoch_seconds = monotonic_seconds() - t0;
-        if (cb && cb->epoch_end) {
-            r = cb->epoch_end(cb->ctx, p, &logs);
+        if ((r = compare_ranks(m, opt, e + 1, d)) < 0) {
+            status = r;
+            break;
+        }
+        if ((cb && cb->epoch_end) || collective_active(m->coll)) {
+            r = agree_result(m, cb && cb->epoch_end ? cb->epoch_end(cb->ctx, p, &logs) : 0);
             if (r < 0) {
                 status = diag_set(d, r, "", "epoch_end callback aborted at epoch %d", e + 1);
                 break;

@@ -89,6 +89,8 @@ struct model_runtime {
     float **tgrad;             /* (threads) per-thread gradient arenas, [0] = m->grads */
     float **scratch;           /* (threads) conv column buffers */
     double **part;             /* (threads) BN partial sums: 2 parities x 2 x max_c */
+    double *dcomb;             /* (2 x max_c) with a collective: the partial sums of every
+                                  rank combined by thread 0, read by all threads */
     float **ebuf;              /* (threads) inference: 2 head buffers of head_floats, 2 tail
                                   buffers of tail_floats */
     size_t head_floats, tail_floats;
@@ -342,6 +344,7 @@ static int model_alloc_runtime(struct model *m)
         !(rt->ebuf = calloc((size_t)T, sizeof(float *))) ||
         !(rt->dbuf = calloc((size_t)T * 2, sizeof(float *))) ||
         !(rt->loss_sum = calloc((size_t)T, sizeof(double))) ||
+        !(rt->dcomb = calloc(2 * (size_t)(rt->max_c > 0 ? rt->max_c : 1), sizeof(double))) ||
         !(rt->correct = calloc((size_t)T, sizeof(int))) ||
         !(rt->thread_block = calloc((size_t)T, sizeof(void *))))
         return -ENOMEM;
@@ -467,6 +470,7 @@ void model_free(struct model *m)
         free(rt->part);
         free(rt->ebuf);
         free(rt->loss_sum);
+        free(rt->dcomb);
         free(rt->correct);
         free(rt->dbuf);
         free(rt->L);
@@ -635,10 +639,23 @@ struct step_slice {
 
 /* Combines the threads' BN partial sums (2 x C each, written into t->mine at
  * the current parity) in thread order into t->comb, after a barrier. */
-static void step_combine(struct model_runtime *rt, struct step_slice *t, int C)
+static void step_combine(struct model *m, struct step_slice *t, int C)
 {
+    struct model_runtime *rt = m->rt;
     pool_barrier(rt->pool);
-    combine_parts(t->comb, rt, t->T, t->parity, C);
+    if (!collective_active(m->coll)) {
+        combine_parts(t->comb, rt, t->T, t->parity, C);
+        t->parity ^= 1;
+        return;
+    }
+    /* Thread 0 combines this rank's threads, then the ranks (rank order);
+     * the others wait and read rt->dcomb (t->comb), which nobody writes
+     * again before the next combine's first barrier. */
+    if (t->tid == 0) {
+        combine_parts(rt->dcomb, rt, t->T, t->parity, C);
+        (void)m->coll->sum_f64(m->coll->ctx, rt->dcomb, 2 * (size_t)C);
+    }
+    pool_barrier(rt->pool);
     t->parity ^= 1;
 }
 
@@ -664,7 +681,7 @@ static void step_forward(const struct step_ctx *s, struct step_slice *t)
             double *p = t->mine + (size_t)t->parity * 2 * rt->max_c;
             memset(p, 0, sizeof(double) * 2 * C);
             batchnorm_stats_accumulate(p, p + C, inp, (size_t)nb * r->rows, C);
-            step_combine(rt, t, C);
+            step_combine(m, t, C);
             float *mean = r->bn_stats + (size_t)t->tid * 2 * C, *var = mean + C;
             size_t count = (size_t)s->n * r->rows;
             batchnorm_stats_finalize(mean, var, t->comb, t->comb + C, count, C);
@@ -759,8 +776,8 @@ static void step_backward(const struct step_ctx *s, struct step_slice *t, float 
             memset(p, 0, sizeof(double) * 2 * C);
             batchnorm_backward_accumulate(p, p + C, g, inp, mean, var, c->epsilon,
                                           (size_t)nb * r->rows, C);
-            step_combine(rt, t, C);
-            if (t->tid == 0) {
+            step_combine(m, t, C);
+            if (t->tid == 0 && (!m->coll || m->coll->rank == 0)) {
                 float *dgamma = gptr(m, grad, i, 0), *dbeta = gptr(m, grad, i, 1);
                 for (int k = 0; k < C; k++) {
                     dgamma[k] += (float)comb[C + k];
@@ -817,10 +834,14 @@ static void step_thread(void *arg, int tid, int T)
     struct model_runtime *rt = m->rt;
     struct step_slice t = {.tid = tid, .T = T, .grad = rt->tgrad[tid],
                            .scratch = rt->scratch[tid], .mine = rt->part[tid]};
-    int b1;
-    slice(s->n, tid, T, &t.b0, &b1);
-    t.nb = b1 - t.b0;
-    t.comb = t.mine + 4 * (size_t)rt->max_c; /* slots 2, 3 */
+    int r0 = 0, r1 = s->n, b1;
+    if (collective_active(m->coll))
+        slice(s->n, m->coll->rank, m->coll->size, &r0, &r1);
+    slice(r1 - r0, tid, T, &t.b0, &b1);
+    t.b0 += r0;
+    t.nb = b1 + r0 - t.b0;
+    t.comb = collective_active(m->coll) ? rt->dcomb
+                                        : t.mine + 4 * (size_t)rt->max_c; /* slots 2, 3 */
 
     memset(t.grad, 0, sizeof(float) * m->n_params);
     if (s->images)
@@ -853,6 +874,13 @@ static void run_step(struct model *m, int n, uint64_t seed, int64_t step, bool u
     for (int t = 0; t < m->threads; t++) {
         loss += m->rt->loss_sum[t];
         correct += m->rt->correct[t];
+    }
+    if (collective_active(m->coll)) {
+        double lc[2] = {loss, (double)correct};
+        (void)m->coll->sum_f64(m->coll->ctx, lc, 2);
+        (void)m->coll->sum_f32(m->coll->ctx, m->grads, m->n_trainable);
+        loss = lc[0];
+        correct = (int)lc[1];
     }
     if (ret_loss)
         *ret_loss = loss / n;

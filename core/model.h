@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "collective.h"
 #include "diag.h"
 #include "model_spec.h"
 
@@ -66,6 +67,15 @@ struct model {
                                      files and of the resume checksum) */
     int threads;              /* compute threads (>= 1) */
     int max_batch;
+    /* NULL: one process.  Set (by the caller, between steps) to train
+     * data-parallel with the other ranks of a collective (collective.h): each
+     * rank gets the whole batch but computes only its slice of it (rank r:
+     * examples [n r / size, n (r + 1) / size), then split over its threads);
+     * BN statistics, gradients, loss and correct count are summed over the
+     * ranks in rank order, so every rank ends a step with the same values.
+     * With one thread per rank the arithmetic is that of one process with
+     * `size` threads, bit for bit.  Not owned. */
+    struct collective *coll;
     struct model_runtime *rt;
 };
 
