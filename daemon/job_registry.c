@@ -84,6 +84,7 @@ int jobs_open(struct jobs **ret, const struct jobs_config *cfg, struct diag *d)
     js->env.datasets = cfg->datasets;
     js->env.n_datasets = cfg->n_datasets;
     js->env.threads = cfg->threads;
+    js->env.coll = cfg->coll;
     pthread_mutex_init(&js->mu, NULL);
     pthread_cond_init(&js->cond, NULL);
 

@@ -30,6 +30,7 @@ struct jobs_config {
     const struct runner_dataset *datasets;
     int n_datasets;
     unsigned max_queued;
+    struct collective *coll;              /* NULL, or the MPI world (mpi_comm.h) */
 };
 
 struct jobs;

@@ -107,7 +107,7 @@ static int load_split(struct dataset *ret, const struct runner_dataset *ds, cons
 
 /* Training data: the train split, limited; validation: validation_split of it
  * (Keras: the last fraction, before shuffling) or the test split, limited. */
-static int load_data(const struct job_spec *spec, const struct runner_env *env,
+int runner_load_data(const struct job_spec *spec, const struct runner_env *env,
                      struct dataset *train, struct dataset *val, struct diag *d)
 {
     const struct runner_dataset *ds = runner_find_dataset(env, spec->dataset);
@@ -136,7 +136,7 @@ static int load_data(const struct job_spec *spec, const struct runner_env *env,
     return 0;
 }
 
-static int build_model(struct runner *r, const struct dataset *train,
+int runner_build_model(struct runner *r, const struct dataset *train,
                        const struct runner_env *env, struct diag *d)
 {
     const struct job_spec *spec = r->spec;
@@ -441,8 +441,8 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
         close(job_fd);
     }
     fsutil_remove_temp_files(r->ckpt_dirfd, TEMPLATE_MAX_COMPONENTS, NULL, NULL);
-    if ((ret = load_data(spec, env, &train, &val, d)) < 0 ||
-        (ret = build_model(r, &train, env, d)) < 0)
+    if ((ret = runner_load_data(spec, env, &train, &val, d)) < 0 ||
+        (ret = runner_build_model(r, &train, env, d)) < 0)
         goto out;
     for (int i = 0; i < r->n_policies; i++)
         ckpt_state_init(&r->policies[i], &spec->checkpoints[i]);
@@ -480,6 +480,9 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
         .epoch_end = on_epoch_end,
         .train_end = on_train_end,
     };
+    if (collective_active(env ? env->coll : NULL) &&
+        (ret = runner_distribute(r, env->coll, &train, &val, &o, d)) < 0)
+        goto out;
     r->last_progress = monotonic_seconds();
     memset(&r->err, 0, sizeof(r->err));
     ret = fit(r->m, r->opt, &train, &val, &o, &cb, stop, d);

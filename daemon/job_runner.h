@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "collective.h"
 #include "diag.h"
 #include "job_spec.h"
 
@@ -32,7 +33,16 @@ struct runner_env {
     const struct runner_dataset *datasets;
     int n_datasets;
     int threads;          /* compute threads when the spec says 0 */
+    /* NULL, or the MPI world when this is rank 0 of several (mpi_comm.h):
+     * every job then trains over all ranks (job_distribute.c). */
+    struct collective *coll;
 };
+
+/* A rank other than 0: take part in the job rank 0 posted (msg, from
+ * mpi_comm_wait) until its fit() ends on every rank.  0, or a negative errno
+ * with d filled (the other ranks fail the same step). */
+int runner_worker_job(const char *msg, size_t len, const struct runner_env *env,
+                      struct diag *d);
 
 /* Event sink, called on the job's thread.  type is one of DESIGN.md's event
  * types; data_json is the event's JSON object (without seq/time, which the

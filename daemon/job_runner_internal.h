@@ -12,6 +12,9 @@
 #include <stdint.h>
 
 #include "checkpoint.h"
+#include "collective.h"
+#include "data.h"
+#include "fit.h"
 #include "cjson_add.h"
 #include "diag.h"
 #include "fsutil.h"
@@ -63,6 +66,21 @@ struct runner {
 /* --- job_runner.c */
 /* Hand obj (consumed; NULL is ignored) to the sink as an event. */
 void runner_emit(struct runner *r, const char *type, cJSON *obj, bool persist);
+/* The job's data sets (train, and val: the validation split or the test
+ * split) from env. */
+int runner_load_data(const struct job_spec *spec, const struct runner_env *env,
+                     struct dataset *train, struct dataset *val, struct diag *d);
+/* r->m (seeded weights) and r->opt for r->spec and the data set train. */
+int runner_build_model(struct runner *r, const struct dataset *train,
+                       const struct runner_env *env, struct diag *d);
+
+/* --- job_distribute.c */
+/* Rank 0, before fit(): posts the job to the other ranks of c (mpi_comm.c),
+ * checks that every rank set it up and holds the same data, sends the
+ * starting weights, optimizer state and position, and sets r->m->coll. */
+int runner_distribute(struct runner *r, struct collective *c, const struct dataset *train,
+                      const struct dataset *val, const struct fit_options *o, struct diag *d);
+
 /* --- early_stopping.c */
 /* Fresh state from the job's early_stopping settings. */
 void es_init(struct runner *r);

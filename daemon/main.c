@@ -18,6 +18,8 @@
 #include "job_registry.h"
 #include "kernels.h"
 #include "log.h"
+#include "mpi_comm.h"
+#include "mpi_worker.h"
 #include "server.h"
 #include "signals.h"
 
@@ -133,7 +135,13 @@ static int serve(const struct config *cfg)
         .datasets = cfg->datasets,
         .n_datasets = cfg->n_datasets,
         .max_queued = cfg->max_queued_jobs,
+        .coll = mpi_comm_world(),
     };
+    if (jc.coll && jc.workers > 1) {
+        log_info("%d MPI ranks: one job at a time over all of them (workers = %d ignored)",
+                 jc.coll->size, jc.workers);
+        jc.workers = 1;
+    }
     if (jobs_open(&js, &jc, &d) < 0) {
         log_error("%s", d.message);
         goto out;
@@ -213,10 +221,31 @@ out:
     return status;
 }
 
+static int traind_main(int argc, char **argv);
+
+/* Under mpirun (built with -Dmpi), rank 0 is the daemon (or `traind run`)
+ * and trains every job over all ranks; the other ranks run mpi_worker.c's
+ * loop with the same command line.  Rank 0 tells them to stop when it
+ * leaves. */
 int main(int argc, char **argv)
 {
     if (cmd_client_wanted(argc, argv))
         return cmd_client_main(argc, argv);
+    int r = mpi_comm_init(&argc, &argv);
+    if (r < 0) {
+        log_init();
+        log_error("MPI_Init failed: %s", strerror(-r));
+        return 1;
+    }
+    int status = traind_main(argc, argv);
+    if (mpi_comm_rank() == 0)
+        mpi_comm_post(NULL, 0);
+    mpi_comm_finalize();
+    return status;
+}
+
+static int traind_main(int argc, char **argv)
+{
     log_init();
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -277,6 +306,8 @@ int main(int argc, char **argv)
         log_error("%s", d.message);
         return 1;
     }
+    if (mpi_comm_rank() != 0)
+        return mpi_worker_main(&cfg);
     if (run_mode)
         return run_command(&cfg, argv[optind], dir);
     return serve(&cfg);

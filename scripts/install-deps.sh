@@ -11,6 +11,7 @@ pkgs=(
     libinih-dev libsystemd-dev systemd libcurl4-openssl-dev
     python3 python3-pytest python3-h5py python3-numpy
     curl wrk dataset-fashion-mnist man-db
+    openmpi-bin libopenmpi-dev
 )
 # qemu-user: tests run the binary on an emulated baseline x86-64 CPU (no AVX)
 if [ "$(uname -m)" = x86_64 ]; then
