@@ -315,6 +315,20 @@ static void policy_on_batch_end(struct runner *r, int i, const struct fit_progre
 
 /* --- fit callbacks ---------------------------------------------------------------- */
 
+/* With several ranks: "ranks" and "collective_seconds_per_step" (time in
+ * the collectives of core/collective.h over the steps of this run). */
+static bool add_mpi_fields(struct runner *r, cJSON *o, const struct fit_progress *p)
+{
+    const struct collective *c = r->m ? r->m->coll : NULL;
+    if (!collective_active(c))
+        return true;
+    int64_t steps = p->iterations - r->coll_it0;
+    double per = steps > 0 ? (c->seconds - r->coll_s0) / (double)steps : 0;
+    bool ok = cJSON_AddNumberToObject(o, "ranks", c->size) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "collective_seconds_per_step", round(per * 1e6) / 1e6) != NULL;
+    return ok;
+}
+
 static void emit_progress(struct runner *r, const struct fit_progress *p, const struct logs *logs)
 {
     bool ok = true;
@@ -330,6 +344,7 @@ static void emit_progress(struct runner *r, const struct fit_progress *p, const 
     ok &= cJSON_AddNumberToObject(o, "eta_s", round(eta * 10) / 10) != NULL;
     ok &= cJSON_AddNumberToObject(o, "seconds", round(p->epoch_seconds * 1000) / 1000) != NULL;
     ok &= cjson_add(o, "logs", logs_json(logs)); /* running means, for a live bar */
+    ok &= add_mpi_fields(r, o, p);
     runner_emit(r, "progress", cjson_checked(o, ok), false);
 }
 
@@ -359,6 +374,7 @@ static int on_epoch_end(void *ctx, const struct fit_progress *p, const struct lo
     ok &= cjson_add(o, "logs", logs_json(logs));
     ok &= cJSON_AddNumberToObject(o, "lr", p->lr) != NULL;
     ok &= cJSON_AddNumberToObject(o, "seconds", p->epoch_seconds) != NULL;
+    ok &= add_mpi_fields(r, o, p);
     runner_emit(r, "epoch_end", cjson_checked(o, ok), true);
 
     for (int i = 0; i < r->n_policies; i++)
@@ -483,6 +499,10 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
     if (collective_active(env ? env->coll : NULL) &&
         (ret = runner_distribute(r, env->coll, &train, &val, &o, d)) < 0)
         goto out;
+    if (r->m->coll) {
+        r->coll_s0 = r->m->coll->seconds;
+        r->coll_it0 = r->opt->iterations;
+    }
     r->last_progress = monotonic_seconds();
     memset(&r->err, 0, sizeof(r->err));
     ret = fit(r->m, r->opt, &train, &val, &o, &cb, stop, d);

@@ -61,6 +61,10 @@ struct runner {
     int in_batch;
     double in_loss_sum;
     long in_correct, in_seen;
+    /* With several ranks: the collective's seconds and the iterations when
+     * fit() began (collective time per step in the events). */
+    double coll_s0;
+    int64_t coll_it0;
 };
 
 /* --- job_runner.c */

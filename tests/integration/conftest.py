@@ -285,8 +285,10 @@ def long_spec(**kw):
 class Daemon:
     """One traind process with its own config, state dir and port."""
 
-    def __init__(self, root, *, workers=1, threads=1, token=None, extra_config="", env=None):
+    def __init__(self, root, *, workers=1, threads=1, token=None, extra_config="", env=None,
+                 launcher=()):
         self.root = str(root)
+        self.launcher = list(launcher)  # e.g. mpirun and its options: traind runs under it
         os.makedirs(self.root, exist_ok=True)
         self.state_dir = os.path.join(self.root, "state")
         self.port = None
@@ -331,7 +333,7 @@ class Daemon:
         self.client = Client("127.0.0.1", self.port, self.token)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [traind_bin(), "--config", self.config_path,
+            [*self.launcher, traind_bin(), "--config", self.config_path,
              "--listen", f"127.0.0.1:{self.port}", "--state-dir", self.state_dir],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, close_fds=True,
             env={**os.environ, **self.env} if self.env else None)

@@ -1,0 +1,222 @@
+# test_mpi.py - data-parallel training under mpirun on loopback (built with
+# -Dmpi): the real binary as rank 0 (`traind run`, or the daemon) with worker
+# ranks, checked against one process:
+#   - R ranks x 1 thread end bit-identical to 1 process x R threads (2 ranks,
+#     and 3 for an uneven split of the batch), MiniVGGNet with BN and Dropout;
+#   - 2 ranks x 2 threads: bit-identical run to run, within 1e-5 (relative,
+#     per weight array) of 1 process x 1 thread after 20 steps;
+#   - a rank whose data set differs fails the job naming /dataset;
+#   - the daemon under mpirun: health shows the world, SIGKILL of a worker
+#     rank mid-epoch ends the world, and after a restart the job ends with
+#     weights bit-identical to an uninterrupted run with the same ranks.
+
+import gzip
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+import runjob
+from conftest import TERMINAL, Daemon, fashion_dir, tiny_spec
+
+MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe",
+          "--mca", "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo"]
+
+
+def spec(model="minivggnet", threads=1, steps=5, epochs=2, **kw):
+    s = {"name": "mpi", "model": model,
+         "dataset": {"name": "fashion-mnist", "validation_split": 0.25, "limit": 512,
+                     "validation_limit": 64},
+         "optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9,
+                       "nesterov": True},
+         "batch_size": 32, "epochs": epochs, "seed": 3, "steps_per_epoch": steps,
+         "threads": threads, "checkpoints": [{"filepath": "last.hdf5"}]}
+    s.update(kw)
+    return s
+
+
+def weights(path):
+    out = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset) and obj.dtype.kind == "f":
+                out[name] = obj[()]
+        f.visititems(visit)
+    assert out
+    return out
+
+
+def run(tmp, name, job, ranks=1, config=None, extra=None):
+    """`traind run` of job in tmp/name, under mpirun with `ranks` ranks when > 1.
+    Returns (exit code, stderr, weights of last.hdf5 or None)."""
+    path = runjob.write_job(str(tmp), job, name + ".json")
+    job_dir = str(tmp / name)
+    cmd = [runjob.traind_bin(), "run"]
+    if config:
+        cmd += ["--config", config]
+    cmd += ["--dir", job_dir, path]
+    if extra:
+        cmd = MPIRUN + ["-np", "1"] + cmd + [":"] + extra
+    elif ranks > 1:
+        cmd = MPIRUN + ["-np", str(ranks)] + cmd
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    last = os.path.join(job_dir, "checkpoints", "last.hdf5")
+    return p.returncode, p.stderr, weights(last) if os.path.exists(last) else None
+
+
+def assert_identical(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_ranks_equal_threads_bit_for_bit(tmp_path, ranks):
+    code, err, single = run(tmp_path, "single", spec(threads=ranks))
+    assert code == 0, err
+    code, err, multi = run(tmp_path, "mpi", spec(threads=1), ranks=ranks)
+    assert code == 0, err
+    assert_identical(multi, single)
+
+
+def test_ranks_and_threads_close_to_one_process(tmp_path):
+    job = spec(threads=2, steps=10, epochs=2)  # 20 steps
+    code, err, a = run(tmp_path, "a", job, ranks=2)
+    assert code == 0, err
+    code, err, b = run(tmp_path, "b", job, ranks=2)
+    assert code == 0, err
+    assert_identical(a, b)  # run to run
+    code, err, one = run(tmp_path, "one", spec(threads=1, steps=10, epochs=2))
+    assert code == 0, err
+    assert a.keys() == one.keys()
+    for k in a:
+        scale = float(np.linalg.norm(one[k].astype(np.float64)))
+        diff = float(np.linalg.norm(a[k].astype(np.float64) - one[k]))
+        if scale == 0:
+            assert diff == 0, k
+        else:
+            assert diff / scale <= 1e-5, (k, diff / scale)
+    changed = [k for k in a if not np.array_equal(a[k], one[k])]
+    assert changed, "2 x 2 sums in another order than 1 x 1: some rounding must differ"
+
+
+def write_config(path, data_dir):
+    with open(path, "w") as f:
+        f.write(f"[dataset.fashion-mnist]\nformat = idx\npath = {data_dir}\n")
+
+
+def test_data_that_differs_between_ranks_fails_the_job(tmp_path):
+    same, other = tmp_path / "same", tmp_path / "other"
+    os.makedirs(same)
+    os.makedirs(other)
+    for name in os.listdir(fashion_dir()):
+        os.symlink(os.path.join(fashion_dir(), name), same / name)
+        if name != "train-labels-idx1-ubyte.gz":
+            os.symlink(os.path.join(fashion_dir(), name), other / name)
+    with gzip.open(os.path.join(fashion_dir(), "train-labels-idx1-ubyte.gz")) as f:
+        labels = bytearray(f.read())
+    labels[8] = (labels[8] + 1) % 10  # the first example's label
+    with gzip.open(other / "train-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(bytes(labels))
+    write_config(tmp_path / "same.conf", same)
+    write_config(tmp_path / "other.conf", other)
+    job = spec(model="shallownet")
+    path = runjob.write_job(str(tmp_path), job, "w.json")
+    worker = ["-np", "1", runjob.traind_bin(), "run", "--config", str(tmp_path / "other.conf"),
+              "--dir", str(tmp_path / "w"), path]
+    code, err, w = run(tmp_path, "diff", job, config=str(tmp_path / "same.conf"), extra=worker)
+    assert code != 0
+    assert "/dataset" in err and "differs between ranks" in err and "rank 1" in err, err
+    assert w is None
+    # the same two configurations over the same files train
+    write_config(tmp_path / "other.conf", same)
+    code, err, w = run(tmp_path, "same", job, config=str(tmp_path / "same.conf"), extra=worker)
+    assert code == 0, err
+
+
+def descendants(pid):
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                kids = [int(x) for x in f.read().split()]
+        except OSError:
+            kids = []
+        out += kids
+        todo += kids
+    return out
+
+
+def rank_pid(mpirun_pid, rank):
+    for p in descendants(mpirun_pid):
+        try:
+            with open(f"/proc/{p}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if f"OMPI_COMM_WORLD_RANK={rank}".encode() in env:
+            return p
+    return None
+
+
+def wait_epochs(d, jid, n, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = d.client.job(jid)
+        if len(job["history"]) >= n:
+            return job
+        assert job["state"] not in TERMINAL, job
+        d.check_alive()
+        time.sleep(0.02)  # poll interval
+    raise AssertionError(f"job {jid} did not reach {n} epochs\n{d.log_tail()}")
+
+
+def mpi_daemon(tmp_path, name, ranks=2):
+    d = Daemon(tmp_path / name, launcher=MPIRUN + ["-np", str(ranks)])
+    return d.start(timeout=120)
+
+
+def test_daemon_worker_killed_mid_epoch_resumes_bit_identically(tmp_path):
+    job = tiny_spec(name="mpi-kill", epochs=4, steps_per_epoch=12, threads=1,
+                    checkpoints=[{"filepath": "last.hdf5"}])
+    ref = mpi_daemon(tmp_path, "ref")
+    try:
+        health = ref.client.get("/v1/health").json()
+        assert health["mpi"]["world_size"] == 2, health
+        jid = ref.client.submit(job)["id"]
+        done = ref.client.wait_state(jid, "succeeded", timeout=600, daemon=ref)
+        assert done["mpi"]["ranks"] == 2, done
+        assert done["mpi"]["collective_seconds_per_step"] >= 0, done
+        ref_w = weights(os.path.join(ref.job_dir(jid), "checkpoints", "last.hdf5"))
+    finally:
+        ref.stop(timeout=60)
+
+    d = mpi_daemon(tmp_path, "kill")
+    jid = d.client.submit(job)["id"]
+    wait_epochs(d, jid, 1)
+    # inside epoch 2: some of its batches are done (progress), not all
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job_now = d.client.job(jid)
+        if job_now.get("progress", {}).get("epoch") == 2 or len(job_now["history"]) >= 2:
+            break
+        time.sleep(0.01)  # poll interval
+    worker = rank_pid(d.proc.pid, 1)
+    assert worker, "rank 1 not found among mpirun's processes"
+    os.kill(worker, signal.SIGKILL)
+    code = d.proc.wait(timeout=120)
+    d.proc = None
+    assert code != 0, "one rank dying ends the MPI world"
+    d.start(timeout=120)
+    try:
+        d.client.wait_state(jid, "succeeded", timeout=600, daemon=d)
+        w = weights(os.path.join(d.job_dir(jid), "checkpoints", "last.hdf5"))
+    finally:
+        d.stop(timeout=60)
+    assert_identical(w, ref_w)
