@@ -7,6 +7,8 @@
  *   event_stream.c  SSE and NDJSON event streams (suspend/resume, heartbeats)
  *   download.c      weight file downloads (Range, ETag)
  *   prometheus.c    GET /metrics
+ *   data_routes.c   PUT/GET/DELETE /v1/datasets/{name}, evaluate, predict
+ *                   (the slow part as a task, tasks.c)
  * Every function here runs on libmicrohttpd's thread unless it says so. */
 #ifndef TRAIND_API_SERVER_INTERNAL_H
 #define TRAIND_API_SERVER_INTERNAL_H
@@ -18,18 +20,24 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "data_routes.h"
 #include "diag.h"
 #include "route.h"
 #include "server.h"
+#include "tasks.h"
 
 #define STATUS_MAX 600 /* responses counted per status code below this */
 
 struct stream;
 
+/* GnuTLS priorities: its defaults, TLS 1.2 and 1.3 only. */
+#define API_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
 struct api_server {
     struct api_server_config cfg;
     struct api_backend be;
     struct MHD_Daemon *mhd;
+    bool tls;                   /* HTTPS: never write raw bytes on a connection's socket */
     uint16_t port;
     pthread_mutex_t mu;
     struct stream *suspended;   /* guarded by mu */
@@ -37,12 +45,14 @@ struct api_server {
     atomic_uint_fast64_t gen;   /* bumped (under mu) by every notify */
     atomic_uint_fast64_t requests[STATUS_MAX];
     atomic_uint_fast64_t bytes_served;
+    struct api_tasks tasks;     /* imports, evaluations, predictions */
 };
 
 struct request {
     struct api_server *srv;
     bool started;
     enum api_method method;
+    int http_version;         /* 10 or 11; 0 for another HTTP/1.x (answered 505) */
     int path_err;
     struct api_path path;
     struct diag diag;
@@ -52,6 +62,9 @@ struct request {
     bool too_large;
     bool answered;            /* a response was queued while the body was arriving */
     uint64_t serve_bytes;     /* counted into bytes_served when the response completes */
+    struct api_upload *upload;  /* PUT /v1/datasets/{name}: options, the file the body goes to */
+    struct api_use *use;        /* evaluate, predict */
+    bool task_started;
 };
 
 /* --- response.c */
@@ -97,5 +110,12 @@ enum MHD_Result serve_file(struct request *rq, struct MHD_Connection *c, enum ap
 
 /* --- prometheus.c */
 enum MHD_Result serve_prometheus(struct request *rq, struct MHD_Connection *c);
+
+/* --- data_routes.c */
+/* PUT (once the body is in rq->upload's file: runs the import as a task),
+ * GET, DELETE /v1/datasets/{name}. */
+enum MHD_Result serve_dataset(struct request *rq, struct MHD_Connection *c);
+/* POST /v1/jobs/{id}/evaluate and /predict (rq->body): parse, run as a task. */
+enum MHD_Result serve_use(struct request *rq, struct MHD_Connection *c);
 
 #endif
