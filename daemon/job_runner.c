@@ -544,7 +544,7 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
         .train_end = on_train_end,
     };
     if (collective_active(env ? env->coll : NULL) &&
-        (ret = runner_distribute(r, env->coll, &train, &val, &o, d)) < 0)
+        (ret = runner_distribute(r, env, &train, &val, &o, d)) < 0)
         goto out;
     if (r->m->coll) {
         r->coll_s0 = r->m->coll->seconds;

@@ -40,6 +40,10 @@ struct runner_env {
     /* NULL, or the MPI world when this is rank 0 of several (mpi_comm.h):
      * every job then trains over all ranks (job_distribute.c). */
     struct collective *coll;
+    /* A rank other than 0: the folder where data sets that rank 0 sends
+     * (uploaded ones, or `traind run`'s dataset.file) are kept, named by
+     * their SHA-256 (job_distribute.c); created when first needed. */
+    const char *rank_cache_dir;
 };
 
 /* A rank other than 0: take part in the job rank 0 posted (msg, from

@@ -79,11 +79,14 @@ int runner_build_model(struct runner *r, const struct dataset *train,
                        const struct runner_env *env, struct diag *d);
 
 /* --- job_distribute.c */
-/* Rank 0, before fit(): posts the job to the other ranks of c (mpi_comm.c),
- * checks that every rank set it up and holds the same data, sends the
- * starting weights, optimizer state and position, and sets r->m->coll. */
-int runner_distribute(struct runner *r, struct collective *c, const struct dataset *train,
-                      const struct dataset *val, const struct fit_options *o, struct diag *d);
+/* Rank 0, before fit(): posts the job to the other ranks of env->coll
+ * (mpi_comm.c), sends its data set file to the ranks that do not have it
+ * cached when it is not a configured one, checks that every rank set the job
+ * up and holds the same data, sends the starting weights, optimizer state and
+ * position, and sets r->m->coll. */
+int runner_distribute(struct runner *r, const struct runner_env *env,
+                      const struct dataset *train, const struct dataset *val,
+                      const struct fit_options *o, struct diag *d);
 
 /* --- early_stopping.c */
 /* Fresh state from the job's early_stopping settings. */

@@ -3,6 +3,7 @@
  * sd_notify readiness and watchdog; `traind run JOB.json` is cmd_run.c. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -342,8 +343,21 @@ static int traind_main(int argc, char **argv)
         log_error("%s", d.message);
         return 1;
     }
-    if (mpi_comm_rank() != 0)
-        return mpi_worker_main(&cfg);
+    if (mpi_comm_rank() != 0) {
+        /* data sets from rank 0: beside `traind run`'s folder, or in the
+         * state dir (on rank 0's machine too: the names never meet) */
+        char cache[PATH_MAX];
+        size_t len = strlen(run_mode ? dir : cfg.state_dir);
+        const char *base = run_mode ? dir : cfg.state_dir;
+        while (len > 1 && base[len - 1] == '/')
+            len--;
+        if (snprintf(cache, sizeof(cache), "%.*s%s", (int)len, base,
+                     run_mode ? "-mpi-cache" : "/mpi-cache") >= (int)sizeof(cache)) {
+            log_error("%s: path too long", base);
+            return 1;
+        }
+        return mpi_worker_main(&cfg, cache);
+    }
     if (run_mode)
         return run_command(&cfg, argv[optind], dir);
     return serve(&cfg);

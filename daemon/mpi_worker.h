@@ -6,7 +6,9 @@
 
 #include "conf.h"
 
-/* Returns the process's exit status (0 when rank 0 said stop). */
-int mpi_worker_main(const struct config *cfg);
+/* Returns the process's exit status (0 when rank 0 said stop).  cache_dir:
+ * where the data sets rank 0 sends are kept (runner_env.rank_cache_dir);
+ * temp files a killed rank left there are removed at start. */
+int mpi_worker_main(const struct config *cfg, const char *cache_dir);
 
 #endif

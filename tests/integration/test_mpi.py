@@ -7,11 +7,16 @@
 #     per weight array) of 1 process x 1 thread after 20 steps (of a model
 #     whose training is not chaotic in rounding, see plain());
 #   - a rank whose data set differs fails the job naming /dataset;
+#   - a data set uploaded to the daemon (PUT /v1/datasets) reaches the worker
+#     rank from rank 0, is cached there by sha256 and sent only once, and
+#     the job on it ends bit-identical to one process; the same for
+#     `traind run`'s dataset.file;
 #   - the daemon under mpirun: health shows the world, SIGKILL of a worker
 #     rank mid-epoch ends the world, and after a restart the job ends with
 #     weights bit-identical to an uninterrupted run with the same ranks.
 
 import gzip
+import io
 import os
 import shutil
 import signal
@@ -23,7 +28,8 @@ import numpy as np
 import pytest
 
 import runjob
-from conftest import TERMINAL, Daemon, fashion_dir, tiny_spec
+from conftest import TERMINAL, Daemon, fashion_dir, sha256_file, tiny_spec
+from test_api_datasets import put
 
 MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe",
           "--mca", "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo"]
@@ -229,3 +235,93 @@ def test_daemon_worker_killed_mid_epoch_resumes_bit_identically(tmp_path):
     finally:
         d.stop(timeout=60)
     assert_identical(w, ref_w)
+
+
+def big_npz(n=6000, m=200):
+    """An npz whose tensor file spans several of the 4 MiB pieces rank 0
+    sends (6000 x 28 x 28 bytes of training images alone)."""
+    rng = np.random.default_rng(11)
+    buf = io.BytesIO()
+    np.savez(buf, x_train=rng.integers(0, 256, (n, 28, 28)).astype(np.uint8),
+             y_train=rng.integers(0, 10, n),
+             x_test=rng.integers(0, 256, (m, 28, 28)).astype(np.uint8),
+             y_test=rng.integers(0, 10, m))
+    return buf.getvalue()
+
+
+def uploaded_job(threads):
+    return {"name": "byod-mpi", "dataset": {"name": "upl", "limit": 256, "validation_limit": 64},
+            "model": "mlp", "optimizer": {"name": "sgd", "learning_rate": 0.01,
+                                          "momentum": 0.9},
+            "batch_size": 32, "epochs": 2, "seed": 4, "steps_per_epoch": 4,
+            "threads": threads, "checkpoints": [{"filepath": "last.hdf5"}]}
+
+
+def train_uploaded(d, body, threads):
+    r = put(d.client, "upl", body)
+    assert r.status == 201, r
+    jid = d.client.submit(uploaded_job(threads))["id"]
+    final = d.client.wait_state(jid, TERMINAL, timeout=600, daemon=d)
+    assert final["state"] == "succeeded", final
+    return final, weights(os.path.join(d.job_dir(jid), "checkpoints", "last.hdf5"))
+
+
+def test_uploaded_dataset_reaches_worker_ranks(tmp_path):
+    body = big_npz()
+    one = Daemon(tmp_path / "one").start()
+    try:
+        _, ref = train_uploaded(one, body, threads=2)
+    finally:
+        one.stop(timeout=60)
+
+    d = mpi_daemon(tmp_path, "mpi")
+    try:
+        final, got = train_uploaded(d, body, threads=1)
+        assert final["mpi"]["ranks"] == 2, final
+        # 2 ranks x 1 thread: the arithmetic of one process with 2 threads
+        assert_identical(got, ref)
+        # rank 1 holds rank 0's tensor file, under its sha256
+        tensor = os.path.join(d.state_dir, "datasets", "upl", "data.tensor")
+        sha = sha256_file(tensor)
+        cached = os.path.join(d.state_dir, "mpi-cache", sha + ".tensor")
+        assert os.path.getsize(tensor) > 4 << 20  # more than one piece
+        assert sha256_file(cached) == sha
+        assert not [n for n in os.listdir(os.path.dirname(cached)) if n.startswith(".")]
+        ino = os.stat(cached).st_ino
+        # a second job on it: taken from the cache, not sent again
+        jid = d.client.submit(uploaded_job(1))["id"]
+        again = d.client.wait_state(jid, TERMINAL, timeout=600, daemon=d)
+        assert again["state"] == "succeeded", again
+        assert os.stat(cached).st_ino == ino
+        assert_identical(weights(os.path.join(d.job_dir(jid), "checkpoints", "last.hdf5")), ref)
+        # a damaged cached copy (same size) is received again
+        with open(cached, "r+b") as f:
+            f.seek(-1, os.SEEK_END)
+            last = f.read(1)
+            f.seek(-1, os.SEEK_END)
+            f.write(bytes([last[0] ^ 0xFF]))
+        assert sha256_file(cached) != sha
+        jid = d.client.submit(uploaded_job(1))["id"]
+        again = d.client.wait_state(jid, TERMINAL, timeout=600, daemon=d)
+        assert again["state"] == "succeeded", again
+        assert sha256_file(cached) == sha and os.stat(cached).st_ino != ino
+    finally:
+        d.stop(timeout=60)
+
+
+def test_run_dataset_file_reaches_worker_rank(tmp_path):
+    npz = tmp_path / "small.npz"
+    npz.write_bytes(big_npz(n=300, m=50))
+
+    def job(threads):
+        return {"name": "file", "dataset": {"file": str(npz), "validation_limit": 32},
+                "model": "mlp", "optimizer": {"name": "sgd", "learning_rate": 0.01},
+                "batch_size": 32, "epochs": 2, "seed": 1, "steps_per_epoch": 3,
+                "threads": threads, "checkpoints": [{"filepath": "last.hdf5"}]}
+    code, err, single = run(tmp_path, "single", job(2))
+    assert code == 0, err
+    code, err, multi = run(tmp_path, "mpi", job(1), ranks=2)
+    assert code == 0, err
+    assert_identical(multi, single)
+    cache = tmp_path / "mpi-mpi-cache"
+    assert [n for n in os.listdir(cache) if n.endswith(".tensor")], os.listdir(cache)
