@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 import runjob
-from conftest import TERMINAL, Daemon, fashion_dir, sha256_file, tiny_spec
+from conftest import TERMINAL, Daemon, event_fields, fashion_dir, sha256_file, tiny_spec
 from test_api_datasets import put
 
 MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe",
@@ -278,6 +278,12 @@ def test_uploaded_dataset_reaches_worker_ranks(tmp_path):
     try:
         final, got = train_uploaded(d, body, threads=1)
         assert final["mpi"]["ranks"] == 2, final
+        metrics = d.client.get("/metrics").body.decode()
+        assert "\ntraind_mpi_world_size 2\n" in metrics, metrics
+        _, events = d.client.events(final["id"])
+        ends = [event_fields(e) for e in events if e.get("event") == "epoch_end"]
+        assert len(ends) == 2 and all(e["ranks"] == 2 for e in ends), ends
+        assert all(e["collective_seconds_per_step"] > 0 for e in ends), ends
         # 2 ranks x 1 thread: the arithmetic of one process with 2 threads
         assert_identical(got, ref)
         # rank 1 holds rank 0's tensor file, under its sha256
