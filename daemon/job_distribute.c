@@ -249,7 +249,7 @@ static int ship_dataset(struct collective *c, struct shipment *s, const char *ca
     }
     int fd = -1;
     bool writing = false;
-    struct fsutil_atomic a;
+    struct fsutil_atomic a = {.dfd = -1, .fd = -1}; /* used once begun */
     struct sha256_ctx h;
     sha256_init(&h);
     if (c->rank == 0) {
