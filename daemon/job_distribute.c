@@ -98,7 +98,7 @@ static void data_sha256(const struct dataset *train, const struct dataset *val,
     uint8_t parts[4][FSUTIL_SHA256_BYTES];
     const struct dataset *ds[2] = {train, val};
     for (int i = 0; i < 2; i++) {
-        size_t ex = (size_t)ds[i]->h * ds[i]->w * ds[i]->c;
+        size_t ex = dataset_example_bytes(ds[i]); /* uint8 or float32 pixels */
         fsutil_sha256(ds[i]->images, ds[i]->images ? (size_t)ds[i]->n * ex : 0, parts[2 * i]);
         fsutil_sha256(ds[i]->labels, ds[i]->labels ? (size_t)ds[i]->n : 0, parts[2 * i + 1]);
     }
