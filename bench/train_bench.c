@@ -155,13 +155,14 @@ int main(int argc, char **argv)
     rng_shuffle_u32(&r, perm, (uint32_t)tr.n);
 
     double t_train = 0, loss_sum = 0, c_train = 0;
-    long timed = 0, correct = 0, seen = 0;
+    long timed = 0, seen = 0;
+    double correct = 0;
     for (int s = 0; s < warmup + steps; s++) {
         double t0 = now_s(), c0 = cpu_s();
         int start = (int)(((long)s * batch) % (tr.n - batch));
         dataset_gather(&tr, perm + start, batch, images, labels);
         double loss;
-        int ok;
+        double ok;
         if ((err = model_train_step(m, images, PIXELS_UINT8, labels, batch, seed,
                                     opt->iterations, &loss, &ok))) {
             fprintf(stderr, "train step: %d\n", err);
@@ -180,11 +181,12 @@ int main(int argc, char **argv)
     }
 
     double t_eval = 0, vloss = 0, c_eval = 0;
-    long etimed = 0, vcorrect = 0, vseen = 0;
+    long etimed = 0, vseen = 0;
+    double vcorrect = 0;
     for (int b = 0; b < eval_batches; b++) {
         int start = (int)(((long)b * eval_batch) % (te.n - eval_batch + 1));
         double t0 = now_s(), c0 = cpu_s(), ls;
-        int ok;
+        double ok;
         if ((err = model_evaluate(m, te.images + (size_t)start * example, PIXELS_UINT8,
                                   te.labels + start, eval_batch, &ls, &ok))) {
             fprintf(stderr, "evaluate: %d\n", err);
@@ -211,8 +213,8 @@ int main(int argc, char **argv)
            "\"eval_cpu_ms_per_image\": %.3f}\n",
            data, kernels_name(kernels_active()), threads, batch, timed, t_train > 0 ? timed / t_train : 0.0, etimed,
            t_eval > 0 ? etimed / t_eval : 0.0, ru.ru_maxrss / 1024.0, loss_sum / seen,
-           (double)correct / seen, vseen ? vloss / vseen : 0.0,
-           vseen ? (double)vcorrect / vseen : 0.0, m->n_params,
+           correct / seen, vseen ? vloss / vseen : 0.0,
+           vseen ? vcorrect / vseen : 0.0, m->n_params,
            timed ? 1e3 * c_train / timed : 0.0, etimed ? 1e3 * c_eval / etimed : 0.0);
     optimizer_free(opt);
     model_free(m);

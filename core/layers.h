@@ -208,5 +208,16 @@ void softmax_crossentropy_forward(float *probs,        /* (N, classes) */
 void softmax_crossentropy_backward(float *dlogits,                   /* (N, classes) */
                                    const float *probs, const float *y, /* (N, classes) */
                                    float scale, int n, int classes);
+/* The same for integer labels (sparse categorical cross-entropy), without a
+ * one-hot copy: losses[i] = -max(log p_i,label_i, log 1e-7);
+ * dlogits = (probs - one_hot(labels)) * scale.  labels < classes. */
+void softmax_sparse_crossentropy_forward(float *probs,          /* (N, classes) */
+                                         float *losses,         /* (N) */
+                                         const float *logits,   /* (N, classes) */
+                                         const uint8_t *labels, /* (N) */
+                                         int n, int classes);
+void softmax_sparse_crossentropy_backward(float *dlogits,                          /* (N, classes) */
+                                          const float *probs, const uint8_t *labels, /* (N) */
+                                          float scale, int n, int classes);
 
 #endif

@@ -4,7 +4,7 @@
  *
  * The exchange, in this order, the same on every rank:
  *   1. rank 0 posts {"spec": <job spec>, "threads", "initial_epoch",
- *      "initial_batch", "initial_loss_sum", "initial_correct",
+ *      "initial_batch", "initial_loss_sum", "initial_metric_sum",
  *      "initial_seen"} (mpi_comm_post), with "dataset_sha256" and
  *      "dataset_bytes" when it sends the data set (1b);
  *   1b. a data set that is not a configured one (uploaded with PUT
@@ -341,7 +341,8 @@ static char *job_message(const struct runner *r, const struct fit_options *o,
         ok &= cJSON_AddNumberToObject(msg, "initial_batch", o->initial_batch) != NULL;
         ok &= cJSON_AddItemToObject(msg, "initial_loss_sum",
                                     cjson_double(o->initial_loss_sum));
-        ok &= cJSON_AddNumberToObject(msg, "initial_correct", (double)o->initial_correct) != NULL;
+        ok &= cJSON_AddItemToObject(msg, "initial_metric_sum",
+                                    cjson_double(o->initial_metric_sum));
         ok &= cJSON_AddNumberToObject(msg, "initial_seen", (double)o->initial_seen) != NULL;
         if (ship->active) {
             ok &= cJSON_AddStringToObject(msg, "dataset_sha256", ship->sha256) != NULL;
@@ -409,13 +410,14 @@ static int parse_message(const char *msg, size_t len, struct job_spec *spec, int
     }
     const cJSON *so = root ? cJSON_GetObjectItemCaseSensitive(root, "spec") : NULL;
     char *spec_text = so ? cJSON_PrintUnformatted(so) : NULL;
-    long th = 0, ie = 0, ib = 0, ic = 0, is = 0;
-    double ils = 0;
+    long th = 0, ie = 0, ib = 0, is = 0;
+    double ils = 0, ims = 0;
     int ret = -EPROTO;
     if (spec_text && json_int(root, "threads", &th) == 0 &&
         json_int(root, "initial_epoch", &ie) == 0 && json_int(root, "initial_batch", &ib) == 0 &&
         cjson_get_double(root, "initial_loss_sum", &ils) &&
-        json_int(root, "initial_correct", &ic) == 0 && json_int(root, "initial_seen", &is) == 0)
+        cjson_get_double(root, "initial_metric_sum", &ims) &&
+        json_int(root, "initial_seen", &is) == 0)
         /* rank 0's own spec: `traind run`'s may name a local file */
         ret = job_spec_parse_local(spec, spec_text, strlen(spec_text), d);
     else
@@ -429,9 +431,10 @@ static int parse_message(const char *msg, size_t len, struct job_spec *spec, int
         o->steps_per_epoch = spec->steps_per_epoch;
         o->validation_steps = spec->validation_steps;
         o->seed = spec->seed;
+        o->accuracy_key = spec->metric;
         o->initial_batch = (int)ib;
         o->initial_loss_sum = ils;
-        o->initial_correct = ic;
+        o->initial_metric_sum = ims;
         o->initial_seen = is;
     }
     free(spec_text);

@@ -6,6 +6,9 @@
 #   - 2 ranks x 2 threads: bit-identical run to run, within 1e-5 (relative,
 #     per weight array) of 1 process x 1 thread after 20 steps (of a model
 #     whose training is not chaotic in rounding, see plain());
+#   - ReduceLROnPlateau lowering the rate on rank 0 mid-run: every rank
+#     trains at rank 0's rate, the ranks' checksums agree and the weights
+#     equal one process bit for bit;
 #   - a rank whose data set differs fails the job naming /dataset;
 #   - a data set uploaded to the daemon (PUT /v1/datasets) reaches the worker
 #     rank from rank 0, is cached there by sha256 and sent only once, and
@@ -89,6 +92,30 @@ def test_ranks_equal_threads_bit_for_bit(tmp_path, ranks):
     code, err, multi = run(tmp_path, "mpi", spec(threads=1), ranks=ranks)
     assert code == 0, err
     assert_identical(multi, single)
+
+
+def test_reduce_lr_on_plateau_reaches_every_rank(tmp_path):
+    """The callback runs on rank 0 only: its new rate (after epochs 1 and 2,
+    min_delta 100 never sees an improvement) must reach rank 1 before epoch 3
+    and 3 train, else the weights part and the epoch-end checksums fail."""
+    cbs = {"reduce_lr_on_plateau": {"monitor": "loss", "min_delta": 100, "patience": 1,
+                                    "factor": 0.5, "verbose": 1}}
+    job = spec(epochs=3, callbacks=cbs)
+    outs = {}
+    for name, threads, ranks in (("single", 2, 1), ("mpi", 1, 2)):
+        j = dict(job, threads=threads)
+        path = runjob.write_job(str(tmp_path), j, name + ".json")
+        cmd = [runjob.traind_bin(), "run", "--dir", str(tmp_path / name), path]
+        if ranks > 1:
+            cmd = MPIRUN + ["-np", str(ranks)] + cmd
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stderr
+        reductions = [l for l in p.stdout.splitlines() if "ReduceLROnPlateau reducing" in l]
+        assert [l.split(":")[0] for l in reductions] == ["Epoch 2", "Epoch 3"], p.stdout
+        outs[name] = (reductions,
+                      weights(str(tmp_path / name / "checkpoints" / "last.hdf5")))
+    assert outs["mpi"][0] == outs["single"][0]
+    assert_identical(outs["mpi"][1], outs["single"][1])
 
 
 def plain(threads):
