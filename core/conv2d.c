@@ -15,6 +15,7 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "conv2d_winograd.h"
 #include "gemm.h"
 #include "layers.h"
 
@@ -133,7 +134,11 @@ size_t conv2d_scratch_floats(const struct conv2d_geom *g)
         b = (size_t)chunk_rows(&t) * t.kh * t.kw * t.c;
         if (conv_implicit_shape(&t) && implicit_floats(&t) > b)
             b = implicit_floats(&t);
+        if (conv2d_winograd_pays(&t) && conv2d_winograd_scratch_floats(&t) > b)
+            b = conv2d_winograd_scratch_floats(&t);
     }
+    if (conv2d_winograd_pays(g) && conv2d_winograd_scratch_floats(g) > a)
+        a = conv2d_winograd_scratch_floats(g);
     return (a > b ? a : b) + CONV_SCRATCH_SLACK;
 }
 
@@ -325,6 +330,10 @@ void conv2d_forward(float *out, float *scratch, const float *inp, const float *w
                     const float *bias, enum activation_kind act, int n,
                     const struct conv2d_geom *g)
 {
+    if (conv2d_winograd_pays(g)) {
+        conv2d_winograd_forward(out, scratch, inp, weight, bias, act, n, g);
+        return;
+    }
     if (conv_implicit(g)) {
         conv_forward_implicit(out, scratch, inp, weight, bias, act, n, g);
         return;
