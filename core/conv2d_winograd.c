@@ -1,11 +1,7 @@
 /* conv2d_winograd.c - see conv2d_winograd.h.
  *
- * F(2x2, 3x3) with the interpolation points 0, 1, -1:
- *   B^T = [1  0 -1  0]   G = [ 1    0    0 ]   A^T = [1 1  1  0]
- *         [0  1  1  0]       [1/2  1/2  1/2]         [0 1 -1 -1]
- *         [0 -1  1  0]       [1/2 -1/2  1/2]
- *         [0  1  0 -1]       [ 0    0    1 ]
- * The only constants are 0, +-1 and 1/2 (exact in binary), so the transforms
+ * The transforms (winograd_transforms.c, one copy per kernel path) use no
+ * constant but 0, +-1 and 1/2 (exact in binary), so they
  * add at most 2 (input), 4 (filter) and 4 (output) roundings to the direct
  * sum: fl(y) - y stays within gamma(C + 11) times the same computation on the
  * magnitudes (conv2d_winograd_scale_ref, the bound the tests check).
@@ -16,6 +12,8 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "kernels.h"
+#include "winograd_transforms.h"
 
 /* Floats of V + M per block: ~512 KiB, half of a Zen4 L2. */
 #define WINO_BLOCK_BUDGET (128 * 1024)
@@ -47,88 +45,25 @@ static int block_tiles(const struct conv2d_geom *g)
     return tb < 12 ? 12 : tb;
 }
 
+static const struct winograd_transforms *active_transforms(void)
+{
+    switch (kernels_active()) {
+#ifdef TRAIND_X86_KERNELS
+    case KERNELS_KIND_AVX2:
+        return &winograd_transforms_avx2;
+    case KERNELS_KIND_AVX512:
+        return &winograd_transforms_avx512;
+#endif
+    default:
+        return &winograd_transforms_generic;
+    }
+}
+
 size_t conv2d_winograd_scratch_floats(const struct conv2d_geom *g)
 {
     size_t tb = (size_t)block_tiles(g);
     return round16((size_t)16 * g->c * g->k) + round16(16 * tb * g->c) +
            round16(16 * tb * g->k) + round16((size_t)g->c) + round16((size_t)g->k) + 16;
-}
-
-/* U[xi][c][k] = (G g G^T)[xi] for the (3, 3, C, K) kernel */
-static void filter_transform(float *u, const float *weight, int C, int K)
-{
-    const size_t ck = (size_t)C * K;
-    for (size_t e = 0; e < ck; e++) {
-        float g[3][3], r[4][3];
-        for (int i = 0; i < 3; i++)
-            for (int j = 0; j < 3; j++)
-                g[i][j] = weight[(i * 3 + j) * ck + e];
-        for (int j = 0; j < 3; j++) {
-            r[0][j] = g[0][j];
-            r[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
-            r[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
-            r[3][j] = g[2][j];
-        }
-        for (int a = 0; a < 4; a++) {
-            float *ua = u + (size_t)a * 4 * ck + e;
-            ua[0] = r[a][0];
-            ua[ck] = 0.5f * (r[a][0] + r[a][1] + r[a][2]);
-            ua[2 * ck] = 0.5f * (r[a][0] - r[a][1] + r[a][2]);
-            ua[3 * ck] = r[a][2];
-        }
-    }
-}
-
-/* V[xi][t][0..C) = (B^T d B)[xi] for the 4x4 patch whose rows start at p[0..16)
- * (each a C-vector: an input pixel or the zero vector); vs = 16 V's row stride */
-static void input_transform(float *v, size_t vs, const float *const p[16], int C)
-{
-#pragma GCC ivdep
-    for (int c = 0; c < C; c++) {
-        float t[4][4];
-        for (int b = 0; b < 4; b++) {
-            float d0 = p[b][c], d1 = p[4 + b][c], d2 = p[8 + b][c], d3 = p[12 + b][c];
-            t[0][b] = d0 - d2;
-            t[1][b] = d1 + d2;
-            t[2][b] = d2 - d1;
-            t[3][b] = d1 - d3;
-        }
-        for (int a = 0; a < 4; a++) {
-            float *va = v + (size_t)a * 4 * vs + c;
-            va[0] = t[a][0] - t[a][2];
-            va[vs] = t[a][1] + t[a][2];
-            va[2 * vs] = t[a][2] - t[a][1];
-            va[3 * vs] = t[a][1] - t[a][3];
-        }
-    }
-}
-
-/* The 2x2 outputs q[0..4) (K-vectors, row-major) = A^T M A (+ bias, ReLU);
- * m = M[0][t], ms = 16 M's stride */
-static void output_transform(float *const q[4], const float *m, size_t ms, const float *bias,
-                             bool relu, int K)
-{
-#pragma GCC ivdep
-    for (int k = 0; k < K; k++) {
-        float t[2][4];
-        for (int j = 0; j < 4; j++) {
-            float m0 = m[j * ms + k], m1 = m[(4 + j) * ms + k];
-            float m2 = m[(8 + j) * ms + k], m3 = m[(12 + j) * ms + k];
-            t[0][j] = m0 + m1 + m2;
-            t[1][j] = m1 - m2 - m3;
-        }
-        float bk = bias ? bias[k] : 0.0f;
-        for (int a = 0; a < 2; a++) {
-            float y0 = t[a][0] + t[a][1] + t[a][2] + bk;
-            float y1 = t[a][1] - t[a][2] - t[a][3] + bk;
-            if (relu) {
-                y0 = y0 > 0.0f ? y0 : 0.0f;
-                y1 = y1 > 0.0f ? y1 : 0.0f;
-            }
-            q[2 * a][k] = y0;
-            q[2 * a + 1][k] = y1;
-        }
-    }
 }
 
 void conv2d_winograd_forward(float *out, float *scratch, const float *inp, const float *weight,
@@ -147,7 +82,8 @@ void conv2d_winograd_forward(float *out, float *scratch, const float *inp, const
     const bool fused = act == ACTIVATION_KIND_LINEAR || act == ACTIVATION_KIND_RELU;
     const float *ebias = fused ? bias : NULL;
 
-    filter_transform(u, weight, C, K);
+    const struct winograd_transforms *tf = active_transforms();
+    tf->filter(u, weight, C, K);
     const size_t in_img = (size_t)H * W * C, out_img = (size_t)OH * OW * K;
     for (long t0 = 0; t0 < tiles; t0 += tb) {
         int nt = tiles - t0 < tb ? (int)(tiles - t0) : tb;
@@ -164,7 +100,7 @@ void conv2d_winograd_forward(float *out, float *scratch, const float *inp, const
                                        ? img + ((size_t)iy * W + ix) * C
                                        : zero;
                 }
-            input_transform(v + (size_t)t * C, (size_t)tb * C, p, C);
+            tf->input(v + (size_t)t * C, (size_t)tb * C, p, C);
         }
         for (int xi = 0; xi < 16; xi++)
             gemm_nn(mm + (size_t)xi * tb * K, v + (size_t)xi * tb * C, u + (size_t)xi * C * K,
@@ -180,7 +116,7 @@ void conv2d_winograd_forward(float *out, float *scratch, const float *inp, const
                     q[2 * a + c] = oy + a < OH && ox + c < OW
                                        ? o + ((size_t)(oy + a) * OW + ox + c) * K
                                        : sink;
-            output_transform(q, mm + (size_t)t * K, (size_t)tb * K, ebias,
+            tf->output(q, mm + (size_t)t * K, (size_t)tb * K, ebias,
                              act == ACTIVATION_KIND_RELU, K);
         }
     }
