@@ -360,6 +360,41 @@ void conv2d_flip_weight(float *wflip, const float *weight, const struct conv2d_g
         }
 }
 
+/* conv2d_backward's weight gradient runs as an implicit GEMM (else im2col) */
+static bool conv_implicit_dweight(const struct conv2d_geom *g, bool dinp, bool flip)
+{
+    return conv_implicit(g) && !conv_is_pointwise(g) && g->c >= 4 && (flip || !dinp);
+}
+
+const char *conv2d_forward_algorithm(const struct conv2d_geom *g)
+{
+    if (conv2d_winograd_pays(g))
+        return "winograd_f2x2_3x3";
+    if (conv_implicit(g))
+        return "implicit_gemm";
+    if (g->c == 1)
+        return "direct_c1";
+    return conv_is_pointwise(g) ? "pointwise_gemm" : "im2col_gemm";
+}
+
+const char *conv2d_dinput_algorithm(const struct conv2d_geom *g, bool wflip)
+{
+    if (conv_is_pointwise(g))
+        return "pointwise_gemm";
+    if (!wflip || g->sh != 1 || g->sw != 1)
+        return "col2im_gemm";
+    struct conv2d_geom t;
+    conv_transposed_geom(&t, g);
+    return conv2d_forward_algorithm(&t);
+}
+
+const char *conv2d_dweight_algorithm(const struct conv2d_geom *g, bool dinp, bool wflip)
+{
+    if (conv_implicit_dweight(g, dinp, dinp && wflip && g->sh == 1 && g->sw == 1))
+        return "implicit_gemm";
+    return conv_is_pointwise(g) ? "pointwise_gemm" : "im2col_gemm";
+}
+
 void conv2d_backward(float *dinp, float *dweight, float *dbias, float *scratch,
                      const float *dout, const float *inp, const float *weight,
                      const float *wflip, int n, const struct conv2d_geom *g)
@@ -374,7 +409,7 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, float *scratch,
 
     /* dinp of stride-1 convs comes from the flipped-kernel convolution below,
      * so the chunk loop is only needed for the other cases */
-    const bool implicit_dw = conv_implicit(g) && !pointwise && g->c >= 4 && (flip || !dinp);
+    const bool implicit_dw = conv_implicit_dweight(g, dinp != NULL, flip);
     if (implicit_dw)
         conv_dweight_implicit(dweight, dbias, scratch, dout, inp, n, g);
     for (long m0 = 0; !implicit_dw && m0 < M; m0 += step) {

@@ -197,10 +197,14 @@ static void test_choice(void)
     struct conv2d_geom g;
     conv2d_geom_init(&g, 28, 28, 32, 32, 3, 3, 1, 1, PADDING_KIND_SAME);
     CHECK(conv2d_winograd_pays(&g));
+    CHECK_STR_EQ(conv2d_forward_algorithm(&g), "winograd_f2x2_3x3");
+    CHECK_STR_EQ(conv2d_dinput_algorithm(&g, true), "winograd_f2x2_3x3");
+    CHECK_STR_EQ(conv2d_dinput_algorithm(&g, false), "col2im_gemm");
     conv2d_geom_init(&g, 14, 14, 64, 64, 3, 3, 1, 1, PADDING_KIND_SAME);
     CHECK(conv2d_winograd_pays(&g));
     conv2d_geom_init(&g, 28, 28, 1, 32, 3, 3, 1, 1, PADDING_KIND_SAME);
     CHECK(!conv2d_winograd_pays(&g));
+    CHECK(strcmp(conv2d_forward_algorithm(&g), "winograd_f2x2_3x3") != 0);
     conv2d_geom_init(&g, 32, 32, 3, 32, 3, 3, 1, 1, PADDING_KIND_SAME);
     CHECK(!conv2d_winograd_pays(&g));
     conv2d_geom_init(&g, 28, 28, 32, 32, 3, 3, 2, 2, PADDING_KIND_SAME);
