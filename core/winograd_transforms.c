@@ -28,15 +28,27 @@ static inline void copy_lanes(float *dst, const float *src, size_t n)
         memcpy(dst, src, sizeof(float) * n);
 }
 
+/* dst[0..L) = src[0..n) then zeros (the lanes past the data are computed
+ * on but never stored) */
+static inline void load_lanes(float *dst, const float *src, size_t n)
+{
+    if (n == L) {
+        memcpy(dst, src, sizeof(float) * L);
+        return;
+    }
+    memcpy(dst, src, sizeof(float) * n);
+    memset(dst + n, 0, sizeof(float) * (L - n));
+}
+
 /* U[xi][c][k] = (G g G^T)[xi] for the (3, 3, C, K) kernel */
 static void filter_transform(float *u, const float *weight, int C, int K)
 {
     const size_t ck = (size_t)C * K;
     for (size_t e0 = 0; e0 < ck; e0 += L) {
         size_t n = ck - e0 < L ? ck - e0 : L;
-        float g[9][L] = {{0}}, r[4][3][L], o[16][L];
+        float g[9][L], r[4][3][L], o[16][L];
         for (int i = 0; i < 9; i++)
-            copy_lanes(g[i], weight + i * ck + e0, n);
+            load_lanes(g[i], weight + i * ck + e0, n);
         for (int j = 0; j < 3; j++)
             for (int l = 0; l < L; l++) {
                 float g0 = g[j][l], g1 = g[3 + j][l], g2 = g[6 + j][l];
@@ -64,7 +76,7 @@ static void input_transform(float *v, size_t vs, const float *const p[16], int C
         size_t n = C - c0 < L ? (size_t)(C - c0) : L;
         float d[16][L], t[4][4][L], o[16][L];
         for (int i = 0; i < 16; i++)
-            copy_lanes(d[i], p[i] + c0, n);
+            load_lanes(d[i], p[i] + c0, n);
         for (int b = 0; b < 4; b++)
             for (int l = 0; l < L; l++) {
                 float d0 = d[b][l], d1 = d[4 + b][l], d2 = d[8 + b][l], d3 = d[12 + b][l];
@@ -91,11 +103,13 @@ static void output_transform(float *const q[4], const float *m, size_t ms, const
 {
     for (int k0 = 0; k0 < K; k0 += L) {
         size_t n = K - k0 < L ? (size_t)(K - k0) : L;
-        float x[16][L], t[2][4][L], y[4][L], bk[L] = {0};
+        float x[16][L], t[2][4][L], y[4][L], bk[L];
         for (int xi = 0; xi < 16; xi++)
-            copy_lanes(x[xi], m + xi * ms + k0, n);
+            load_lanes(x[xi], m + xi * ms + k0, n);
         if (bias)
-            copy_lanes(bk, bias + k0, n);
+            load_lanes(bk, bias + k0, n);
+        else
+            memset(bk, 0, sizeof(bk));
         for (int j = 0; j < 4; j++)
             for (int l = 0; l < L; l++) {
                 float m0 = x[j][l], m1 = x[4 + j][l], m2 = x[8 + j][l], m3 = x[12 + j][l];
