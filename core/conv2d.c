@@ -11,6 +11,9 @@
  * followed by col2im.
  * A first layer with C = 1 (K = 9 for 3x3) is a tiny GEMM; when the implicit
  * path does not apply it runs a direct kernel instead (conv_direct_c1).
+ * 3x3 stride-1 convolutions with enough channels (conv2d_winograd_pays) run
+ * as Winograd F(2x2, 3x3) instead (conv2d_winograd.c), forward and, being a
+ * 3x3 stride-1 convolution too, the flipped-kernel dinp.
  * conv2d_ref.c is the plain-loop definition every path is tested against. */
 #include <cblas.h>
 #include <string.h>
