@@ -552,6 +552,19 @@ void model_init_weights(struct model *m, uint64_t seed)
     }
 }
 
+int model_conv_algorithms(const struct model *m, int i, const char **ret_forward,
+                          const char **ret_dinput, const char **ret_dweight)
+{
+    if (i < 0 || i >= m->n_layers || m->layers[i].cfg.kind != LAYER_KIND_CONV2D)
+        return -EINVAL;
+    const struct rt_layer *r = &m->rt->L[i];
+    /* conv2d_backward gets dinp for every layer but the first (step_thread) */
+    *ret_forward = conv2d_forward_algorithm(&r->cg);
+    *ret_dinput = i == 0 ? "none" : conv2d_dinput_algorithm(&r->cg, r->wflip != NULL);
+    *ret_dweight = conv2d_dweight_algorithm(&r->cg, i > 0, r->wflip != NULL);
+    return 0;
+}
+
 const struct weight *model_find_weight(const struct model *m, const char *layer_name,
                                        const char *weight_name)
 {

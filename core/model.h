@@ -136,6 +136,13 @@ int model_forward_backward_f32(struct model *m, const float *x, const float *y_o
  * probabilities for a softmax head). */
 int model_predict_f32(struct model *m, const float *x, int n, float *probs);
 
+/* The convolution algorithms layer i runs on the active kernel path
+ * (layers.h: conv2d_forward_algorithm and friends; *ret_dinput is "none" for
+ * a first layer, whose input gradient is not computed).  0, or -EINVAL when
+ * layer i is not a Conv2D.  The strings are static. */
+int model_conv_algorithms(const struct model *m, int i, const char **ret_forward,
+                          const char **ret_dinput, const char **ret_dweight);
+
 /* Lookup: the weight named layer_name/weight_name, or NULL. */
 const struct weight *model_find_weight(const struct model *m, const char *layer_name,
                                        const char *weight_name);
