@@ -534,20 +534,8 @@ void model_init_weights(struct model *m, uint64_t seed)
         rng_seed(&r, seed, (uint64_t)i);
         for (int j = 0; j < l->n_weights; j++) {
             const struct weight *w = &l->weights[j];
-            float *p = m->params + w->offset;
-            if (!strcmp(w->name, "kernel")) {
-                /* glorot_uniform: fans of a conv kernel count the receptive field */
-                double field = w->ndim == 4 ? (double)w->shape[0] * w->shape[1] : 1.0;
-                double fan_in = field * w->shape[w->ndim - 2];
-                double fan_out = field * w->shape[w->ndim - 1];
-                double limit = sqrt(6.0 / (fan_in + fan_out));
-                for (size_t k = 0; k < w->size; k++)
-                    p[k] = (float)((2.0 * rng_uniform(&r) - 1.0) * limit);
-            } else {
-                float v = !strcmp(w->name, "gamma") || !strcmp(w->name, "moving_variance");
-                for (size_t k = 0; k < w->size; k++)
-                    p[k] = v;
-            }
+            const struct initializer *init = j < LAYER_INIT_SLOTS ? &l->cfg.init[j] : NULL;
+            initializer_fill(m->params + w->offset, w->ndim, w->shape, init, w->name, &r);
         }
     }
 }

@@ -100,8 +100,10 @@ void model_free(struct model *m);
  * or non-finite weight; -ENOMEM.  The model is unchanged on failure. */
 int model_set_head(struct model *m, const struct model_head *h, struct diag *d);
 
-/* Keras initialisation from seed: glorot_uniform kernels, zero biases,
- * BN gamma 1, beta 0, moving_mean 0, moving_variance 1. */
+/* Keras initialisation from seed: each weight with its layer's initializer
+ * (initializers.h; the defaults are glorot_uniform kernels, zero biases, BN
+ * gamma 1, beta 0, moving_mean 0, moving_variance 1), layer i drawing from
+ * the stream (seed, i). */
 void model_init_weights(struct model *m, uint64_t seed);
 
 /* One training step on n <= max_batch examples: images (n, H, W, C) of
