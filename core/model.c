@@ -209,7 +209,6 @@ static int model_plan(struct model *m, const int (*shape)[3], struct diag *d)
             add_weight(l, "kernel", 2, ks, true, off);
             if (c->use_bias)
                 add_weight(l, "bias", 1, &c->units, true, off);
-            rank4 = false;
             break;
         }
         case LAYER_KIND_BATCH_NORMALIZATION:
@@ -646,8 +645,9 @@ static bool layer_forward(struct model *m, int i, float *out, const float *inp, 
                        r->act, nb, &r->cg);
         return true;
     case LAYER_KIND_DENSE:
-        dense_forward(out, inp, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL, r->act, nb,
-                      r->ch, c->units);
+        /* on the last axis: nb * rows rows of ch values (rows = 1 after Flatten) */
+        dense_forward(out, inp, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL, r->act,
+                      nb * r->rows, r->ch, c->units);
         return true;
     case LAYER_KIND_ACTIVATION:
         activation_forward(out, inp, (size_t)nb * r->rows, r->ch, r->act);
@@ -802,10 +802,10 @@ static void step_backward(const struct step_ctx *s, struct step_slice *t, float 
             break;
         case LAYER_KIND_DENSE:
             if (!r->act_in_next)
-                activation_backward(g, g, out, (size_t)nb, c->units, r->act);
+                activation_backward(g, g, out, (size_t)nb * r->rows, c->units, r->act);
             dense_backward(i == 0 ? NULL : gn, gptr(m, grad, i, 0),
-                           c->use_bias ? gptr(m, grad, i, 1) : NULL, g, inp, wptr(m, i, 0), nb,
-                           r->ch, c->units);
+                           c->use_bias ? gptr(m, grad, i, 1) : NULL, g, inp, wptr(m, i, 0),
+                           nb * r->rows, r->ch, c->units);
             cur ^= 1;
             break;
         case LAYER_KIND_BATCH_NORMALIZATION: {

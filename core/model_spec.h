@@ -105,10 +105,10 @@ void layer_auto_name(char *buf, size_t size, enum layer_kind kind, int count);
 
 /* Output shape (H, W, C) of every layer for spec->input_shape, as TF computes
  * it: Conv2D/pooling "same" out = ceil(in / stride), "valid" out =
- * floor((in - k) / stride) + 1; Flatten and Dense give (1, 1, features).
- * ret_out_shapes is (n_layers, 3), written only on success.  Errors (a size
- * that becomes < 1, Dense on a 4-D input without a Flatten before it, Conv2D
- * or pooling after Flatten, sizes beyond the MODEL_SPEC_* limits) name the
+ * floor((in - k) / stride) + 1; Flatten gives (1, 1, features), Dense
+ * (H, W, units) (on the last axis, as Keras).  ret_out_shapes is (n_layers,
+ * 3), written only on success.  Errors (a size that becomes < 1, Conv2D or
+ * pooling after Flatten, sizes beyond the MODEL_SPEC_* limits) name the
  * layer as "/config/layers/<i + 1>", its index in model_spec_to_json()'s
  * output, whose layer 0 is the InputLayer. */
 int model_spec_infer_shapes(const struct model_spec *spec, int (*ret_out_shapes)[3],

@@ -362,9 +362,9 @@ static void test_invalid_specs(void)
     CHECK(model_create(&m, &spec, 4, 1, &d) == 0);
     model_free(m);
     m = NULL;
-    L[0] = lc(LAYER_KIND_DENSE, "dense"), L[0].units = 3; /* Dense on a 4x4 input */
-    CHECK(model_create(&m, &spec, 4, 1, &d) == -EINVAL);
-    CHECK_STR_EQ(d.field, "/config/layers/1");
+    L[0] = lc(LAYER_KIND_DENSE, "dense0"), L[0].units = 3; /* Dense per pixel of a 4x4 input */
+    CHECK(model_create(&m, &spec, 4, 1, &d) == -EINVAL); /* so the softmax output is 4-D */
+    CHECK_STR_EQ(d.field, "/config/layers/2");
     L[0] = lc(LAYER_KIND_CONV2D, "conv2d"), L[0].filters = 2, L[0].kernel_size[0] = 5;
     L[0].padding = PADDING_KIND_VALID; /* 5x3 kernel on 4x4 valid */
     CHECK(model_create(&m, &spec, 4, 1, &d) == -EINVAL);
@@ -672,6 +672,66 @@ static void test_one_validator(void)
     CHECK_STR_EQ(d.field, ds.field);
 }
 
+/* Two models over a (6, 6, 3) input that differ in their first layer, with
+ * the same weights (kernel (3, 5) and (1, 1, 3, 5) have one memory order):
+ * the loss, probabilities and gradients of one training step. */
+static void check_same_step(const struct layer_config *first_a, const struct layer_config *first_b)
+{
+    struct layer_config La[3] = {*first_a, lc(LAYER_KIND_FLATTEN, "flatten"),
+                                 lc(LAYER_KIND_DENSE, "out")};
+    La[2].units = 4;
+    La[2].activation = ACTIVATION_KIND_SOFTMAX;
+    struct layer_config Lb[3] = {*first_b, La[1], La[2]};
+    struct model_spec sa = {.name = "a", .input_shape = {6, 6, 3}, .n_layers = 3, .layers = La};
+    struct model_spec sb = {.name = "b", .input_shape = {6, 6, 3}, .n_layers = 3, .layers = Lb};
+    struct model *a = NULL, *b = NULL;
+    struct diag d = {0};
+    CHECK_INT_EQ(model_create(&a, &sa, 8, 2, &d), 0);
+    CHECK_INT_EQ(model_create(&b, &sb, 8, 2, &d), 0);
+    if (!a || !b)
+        goto out;
+    CHECK_INT_EQ(a->n_params, b->n_params);
+    model_init_weights(a, 5);
+    memcpy(b->params, a->params, a->n_params * sizeof(float));
+    float x[8 * 6 * 6 * 3], y[8 * 4] = {0}, pa[8 * 4], pb[8 * 4];
+    struct rng r;
+    rng_seed(&r, 9, 0);
+    for (size_t i = 0; i < sizeof(x) / sizeof(x[0]); i++)
+        x[i] = (float)(2.0 * rng_uniform(&r) - 1.0);
+    for (int e = 0; e < 8; e++)
+        y[e * 4 + e % 4] = 1.0f;
+    double la = 0, lb = 0;
+    CHECK_INT_EQ(model_forward_backward_f32(a, x, y, 8, 1, 0, false, &la, pa), 0);
+    CHECK_INT_EQ(model_forward_backward_f32(b, x, y, 8, 1, 0, false, &lb, pb), 0);
+    CHECK_CLOSE(la, lb, 1e-5, 1e-7);
+    for (int i = 0; i < 8 * 4; i++)
+        CHECK_CLOSE(pa[i], pb[i], 1e-5, 1e-7);
+    double worst = 0, scale = 0;
+    for (size_t k = 0; k < a->n_params; k++) {
+        worst = fmax(worst, fabs((double)a->grads[k] - b->grads[k]));
+        scale = fmax(scale, fabs((double)b->grads[k]));
+    }
+    CHECK_MSG(scale > 0 && worst <= 1e-5 * scale, "gradients differ by %g (largest %g)", worst,
+              scale);
+out:
+    model_free(a);
+    model_free(b);
+}
+
+/* Dense on a 4-D input works on the last axis, as Keras: the same as a 1x1
+ * Conv2D with the same kernel. */
+static void test_dense_on_last_axis(void)
+{
+    struct layer_config dense = lc(LAYER_KIND_DENSE, "per_pixel");
+    dense.units = 5;
+    dense.activation = ACTIVATION_KIND_RELU;
+    struct layer_config conv = lc(LAYER_KIND_CONV2D, "per_pixel");
+    conv.filters = 5;
+    conv.kernel_size[0] = conv.kernel_size[1] = 1;
+    conv.activation = ACTIVATION_KIND_RELU;
+    check_same_step(&dense, &conv);
+}
+
 int main(void)
 {
     TEST_RUN(test_param_counts);
@@ -683,5 +743,6 @@ int main(void)
     TEST_RUN(test_invalid_specs);
     TEST_RUN(test_heads);
     TEST_RUN(test_sparse_equals_categorical);
+    TEST_RUN(test_dense_on_last_axis);
     return TEST_EXIT();
 }

@@ -265,14 +265,19 @@ static void test_shape_formulas(void)
     CHECK_INT_EQ(model_spec_infer_shapes(&s, out, &d), -EINVAL);
     CHECK_STR_EQ(d.field, "/config/layers/1");
     CHECK(strstr(d.message, "big") != NULL);
-    /* Dense on a 4-D input */
+    /* Dense on a 4-D input: the last axis, as Keras (4, 4, 2) -> (4, 4, 3),
+     * kernel (2, 3) + bias; not a flat softmax output */
     memset(&l, 0, sizeof(l));
     l.kind = LAYER_KIND_DENSE;
     snprintf(l.name, sizeof(l.name), "dense");
     l.units = 3;
-    one_layer_spec(&s, &l, 4, 4, 1);
-    CHECK_INT_EQ(model_spec_infer_shapes(&s, out, &d), -EINVAL);
-    CHECK(strstr(d.message, "Flatten") != NULL);
+    l.use_bias = true;
+    one_layer_spec(&s, &l, 4, 4, 2);
+    CHECK_INT_EQ(model_spec_infer_shapes(&s, out, &d), 0);
+    CHECK(out[0][0] == 4 && out[0][1] == 4 && out[0][2] == 3);
+    size_t total = 0;
+    CHECK_INT_EQ(model_spec_count_params(&s, &total, NULL, &d), 0);
+    CHECK_INT_EQ(total, 2 * 3 + 3);
     CHECK(model_spec_output_classes(&s, &d) < 0);
 }
 
@@ -622,10 +627,19 @@ static void test_structural_errors(void)
                  "\"Flatten\", \"config\": {\"batch_input_shape\": [null, 8, 8, 1]}}, "
                  "{\"class_name\": \"InputLayer\", \"config\": {}}]}}",
                  "/config/layers/1", "first layer");
-    /* Dense straight on a 4-D tensor (Keras would apply it per pixel) */
-    expect_error("{\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"class_name\": "
-                 "\"Dense\", \"config\": {\"batch_input_shape\": [null, 8, 8, 1], \"units\": 4}}]}}",
-                 "/config/layers/0", "Flatten");
+    /* Dense straight on a 4-D tensor: per pixel, as Keras; a BatchNormalization
+     * after it normalises the channels axis 3 */
+    const char *per_pixel =
+        "{\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"class_name\": "
+        "\"Dense\", \"config\": {\"batch_input_shape\": [null, 8, 8, 1], \"units\": 4}}, "
+        "{\"class_name\": \"BatchNormalization\", \"config\": {\"axis\": 3}}, "
+        "{\"class_name\": \"Flatten\", \"config\": {}}, "
+        "{\"class_name\": \"Dense\", \"config\": {\"units\": 3, \"activation\": \"softmax\"}}]}}";
+    CHECK_INT_EQ(model_spec_parse_json(&p, per_pixel, strlen(per_pixel), NULL, &d), 0);
+    size_t total = 0;
+    CHECK_INT_EQ(model_spec_count_params(&p, &total, NULL, &d), 0);
+    CHECK_INT_EQ(total, (1 * 4 + 4) + 4 * 4 + (8 * 8 * 4 * 3 + 3));
+    model_spec_free(&p);
     /* duplicate keys are not silently resolved */
     expect_error("{\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"class_name\": "
                  "\"Dense\", \"config\": {\"units\": 4, \"units\": 5}}]}}",
