@@ -152,6 +152,7 @@ static void slice(int n, int tid, int nthreads, int *b0, int *b1)
 static void add_weight(struct layer *l, const char *name, int ndim, const int *shape,
                        bool trainable, size_t off[2])
 {
+    trainable = trainable && !l->cfg.frozen;
     struct weight *w = &l->weights[l->n_weights++];
     w->name = name;
     w->ndim = ndim;
@@ -174,7 +175,8 @@ static int layer_error(struct diag *d, int i, const char *key, const char *msg)
 }
 
 /* Weights and the runtime plan of every layer, on the shapes that
- * model_spec_infer_shapes() validated (shape[i] is layer i's output). */
+ * model_spec_infer_shapes() validated (shape[i] is layer i's output).  A
+ * frozen layer's weights (Keras trainable=False) are all non-trainable. */
 static int model_plan(struct model *m, const int (*shape)[3], struct diag *d)
 {
     struct model_runtime *rt = m->rt;
@@ -703,7 +705,11 @@ static void step_forward(const struct step_ctx *s, struct step_slice *t)
         float *out = r->out + (size_t)b0 * r->out_size;
         if (layer_forward(m, i, out, inp, nb, t->scratch))
             continue;
-        if (c->kind == LAYER_KIND_BATCH_NORMALIZATION) {
+        if (c->kind == LAYER_KIND_BATCH_NORMALIZATION && c->frozen) {
+            /* a frozen BN runs in inference mode (Keras 2.1+): moving statistics */
+            batchnorm_forward(out, inp, wptr(m, i, 2), wptr(m, i, 3), wptr(m, i, 0),
+                              wptr(m, i, 1), c->epsilon, (size_t)nb * r->rows, r->ch);
+        } else if (c->kind == LAYER_KIND_BATCH_NORMALIZATION) {
             const int C = r->ch;
             double *p = t->mine + (size_t)t->parity * 2 * rt->max_c;
             memset(p, 0, sizeof(double) * 2 * C);
@@ -810,6 +816,16 @@ static void step_backward(const struct step_ctx *s, struct step_slice *t, float 
             break;
         case LAYER_KIND_BATCH_NORMALIZATION: {
             const int C = r->ch;
+            if (c->frozen) {
+                /* inference mode: dinp = gamma / sqrt(moving_var + eps) * dout, which is
+                 * batchnorm_backward with both sums 0; no weight gradients */
+                double *zero = t->mine + (size_t)t->parity * 2 * rt->max_c;
+                memset(zero, 0, sizeof(double) * 2 * C);
+                batchnorm_backward(g, g, inp, wptr(m, i, 2), wptr(m, i, 3), wptr(m, i, 0), zero,
+                                   zero + C, (size_t)s->n * r->rows, c->epsilon, r->bn_relu,
+                                   (size_t)nb * r->rows, C);
+                break;
+            }
             const float *mean = r->bn_stats + (size_t)t->tid * 2 * C, *var = mean + C;
             double *p = t->mine + (size_t)t->parity * 2 * rt->max_c;
             const double *comb = t->comb;
@@ -890,6 +906,8 @@ static void step_thread(void *arg, int tid, int T)
     step_loss(s, &t, dbuf[0]);
     step_backward(s, &t, dbuf);
     step_gradient_sum(m, tid, T);
+    if (tid == 0) /* frozen Conv2D/Dense computed gradients there; the block stays 0 */
+        memset(m->grads + m->n_trainable, 0, sizeof(float) * (m->n_params - m->n_trainable));
     denormals_restore(csr);
 }
 

@@ -28,7 +28,7 @@ struct weight {
     int shape[4];       /* Keras shape: Conv2D kernel (kh, kw, in, out) = HWIO; Dense kernel (in, out) */
     size_t size;        /* elements */
     size_t offset;      /* into model->params and model->grads: < n_trainable when trainable */
-    bool trainable;     /* false for moving_mean / moving_variance */
+    bool trainable;     /* false for moving_mean / moving_variance and frozen layers */
 };
 
 #define LAYER_MAX_WEIGHTS 4
@@ -59,7 +59,8 @@ struct model {
     size_t n_trainable;       /* Keras "Trainable params" */
     float *params;            /* (n_params), one 64-byte aligned arena of two blocks: the
                                  trainable weights in layer order (n_trainable), then the
-                                 BatchNormalization moving statistics in layer order */
+                                 non-trainable ones in layer order (BatchNormalization moving
+                                 statistics, every weight of a frozen layer) */
     float *grads;             /* (n_params), same layout; mean over the batch after a step;
                                  0 in the statistics block */
     int n_weights;

@@ -302,6 +302,14 @@ static int key_only_bool(struct key_args *a, const struct layer_key *k)
     return expect_bool(a->c, a->key, a->it, k->arg != 0, k->why);
 }
 
+static int key_trainable(struct key_args *a, const struct layer_key *k)
+{
+    bool v = true;
+    int err = parse_bool(a->c, a->key, a->it, &v);
+    a->l->frozen = !v;
+    return err;
+}
+
 static int key_dtype(struct key_args *a, const struct layer_key *k)
 {
     return check_dtype(a->c, a->key, a->it);
@@ -463,7 +471,7 @@ static int key_seed(struct key_args *a, const struct layer_key *k)
 static const struct layer_key layer_keys[] = {
     /* every layer */
     {"name", K_ALL, key_name, 0, NULL, false},
-    {"trainable", K_ALL, key_only_bool, true, "frozen layers are not supported", false},
+    {"trainable", K_ALL, key_trainable, 0, NULL, false},
     {"dtype", K_ALL, key_dtype, 0, NULL, false},
     {"batch_input_shape", K_ALL, key_batch_shape, 0, NULL, false},
     {"batch_shape", K_ALL, key_batch_shape, 0, NULL, false},

@@ -131,7 +131,7 @@ static void print_layer(struct strbuf *b, const struct model_spec *spec, int i, 
     sb_json_string(b, l->name);
     /* the input shape is on the InputLayer only: Keras 3 rejects a
      * batch_input_shape argument on Conv2D or Dense */
-    sb_puts(b, ", \"trainable\": true, \"dtype\": \"float32\"");
+    sb_printf(b, ", \"trainable\": %s, \"dtype\": \"float32\"", l->frozen ? "false" : "true");
     switch (l->kind) {
     case LAYER_KIND_CONV2D:
         sb_printf(b, ", \"filters\": %d", l->filters);

@@ -182,7 +182,7 @@ int model_spec_count_params(const struct model_spec *spec, size_t *ret_total,
             break;
         }
         total += n;
-        trainable += nt;
+        trainable += l->frozen ? 0 : nt;
     }
     free(shape);
     if (err)

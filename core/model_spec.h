@@ -69,6 +69,8 @@ struct layer_config {
     float momentum;                  /* BatchNormalization (0.99) */
     float epsilon;                   /* BatchNormalization (1e-3) */
     float rate;                      /* Dropout */
+    bool frozen;                     /* Keras trainable=False: no weight is trained, and a
+                                        BatchNormalization runs in inference mode */
     struct initializer init[LAYER_INIT_SLOTS]; /* one per weight in Keras order: Conv2D and
                                                   Dense (kernel, bias), BatchNormalization
                                                   (gamma, beta, moving_mean, moving_variance);

@@ -732,6 +732,59 @@ static void test_dense_on_last_axis(void)
     check_same_step(&dense, &conv);
 }
 
+/* A frozen BatchNormalization runs in inference mode while training (Keras
+ * 2.1+): the training step's probabilities are the inference ones, its
+ * moving statistics stay, and the frozen layers' weights are outside the
+ * trainable block with no gradient. */
+static void test_frozen_layers(void)
+{
+    struct layer_config L[5] = {lc(LAYER_KIND_CONV2D, "conv2d"),
+                                lc(LAYER_KIND_BATCH_NORMALIZATION, "batch_normalization"),
+                                lc(LAYER_KIND_FLATTEN, "flatten"), lc(LAYER_KIND_DENSE, "dense")};
+    L[0].filters = 4, L[0].activation = ACTIVATION_KIND_RELU, L[0].frozen = true;
+    L[1].frozen = true;
+    L[3].units = 3, L[3].activation = ACTIVATION_KIND_SOFTMAX;
+    struct model_spec spec = {.name = "f", .input_shape = {5, 5, 2}, .n_layers = 4, .layers = L};
+    struct model *m = NULL;
+    struct diag d = {0};
+    CHECK_INT_EQ(model_create(&m, &spec, 6, 2, &d), 0);
+    if (!m)
+        return;
+    CHECK_INT_EQ(m->n_trainable, 5 * 5 * 4 * 3 + 3);
+    model_init_weights(m, 8);
+    const struct weight *mv = model_find_weight(m, "batch_normalization", "moving_variance");
+    const struct weight *mm = model_find_weight(m, "batch_normalization", "moving_mean");
+    for (size_t k = 0; k < mv->size; k++) {
+        m->params[mv->offset + k] = 0.5f + (float)k;
+        m->params[mm->offset + k] = 0.25f * (float)k;
+    }
+    float *keep = malloc(m->n_params * sizeof(float));
+    memcpy(keep, m->params, m->n_params * sizeof(float));
+    float x[6 * 5 * 5 * 2], y[6 * 3] = {0}, p_train[6 * 3], p_infer[6 * 3];
+    struct rng r;
+    rng_seed(&r, 2, 0);
+    for (size_t i = 0; i < sizeof(x) / sizeof(x[0]); i++)
+        x[i] = (float)rng_uniform(&r);
+    for (int e = 0; e < 6; e++)
+        y[e * 3 + e % 3] = 1.0f;
+    double loss = 0;
+    CHECK_INT_EQ(model_forward_backward_f32(m, x, y, 6, 1, 0, true, &loss, p_train), 0);
+    CHECK_INT_EQ(model_predict_f32(m, x, 6, p_infer), 0);
+    for (int i = 0; i < 6 * 3; i++)
+        CHECK_CLOSE(p_train[i], p_infer[i], 1e-6, 1e-7);
+    CHECK(memcmp(keep, m->params, m->n_params * sizeof(float)) == 0);
+    bool zero = true, some = false;
+    for (size_t k = 0; k < m->n_params; k++) {
+        if (k >= m->n_trainable)
+            zero &= m->grads[k] == 0.0f;
+        else
+            some |= m->grads[k] != 0.0f;
+    }
+    CHECK(zero && some);
+    free(keep);
+    model_free(m);
+}
+
 int main(void)
 {
     TEST_RUN(test_param_counts);
@@ -744,5 +797,6 @@ int main(void)
     TEST_RUN(test_heads);
     TEST_RUN(test_sparse_equals_categorical);
     TEST_RUN(test_dense_on_last_axis);
+    TEST_RUN(test_frozen_layers);
     return TEST_EXIT();
 }

@@ -62,7 +62,7 @@ static bool spec_equal(const struct model_spec *a, const struct model_spec *b)
                     x->pool_size[1] == y->pool_size[1] && x->strides[0] == y->strides[0] &&
                     x->strides[1] == y->strides[1] && x->padding == y->padding &&
                     x->use_bias == y->use_bias && x->momentum == y->momentum &&
-                    x->epsilon == y->epsilon && x->rate == y->rate;
+                    x->epsilon == y->epsilon && x->rate == y->rate && x->frozen == y->frozen;
         for (int k = 0; k < LAYER_INIT_SLOTS && same; k++) {
             const char *w = layer_init_slot_name(x->kind, k);
             char ix[512], iy[512];
@@ -551,7 +551,7 @@ static void test_rejections(void)
         {1, "kernel_size", "[3, 3, 3]", "list of two"},
         {1, "filters", "32.5", "filters"},
         {1, "dtype", "\"float16\"", "float32"},
-        {1, "trainable", "false", "frozen"},
+        {1, "trainable", "0", "true or false"},
         {1, "unknown_option", "1", "unknown_option"},
         {3, "axis", "[1]", "channels axis"},
         {3, "axis", "2", "channels axis"},
@@ -714,6 +714,47 @@ static void test_mutations(void)
     free(fx);
 }
 
+/* trainable: false (Keras' frozen layer): its parameters count as
+ * non-trainable, and the JSON written back says false. */
+static void test_frozen_layers(void)
+{
+    char *fx = read_text("tests/fixtures/models/minivggnet_tf2.json");
+    CHECK(fx != NULL);
+    if (!fx)
+        return;
+    cJSON *root = cJSON_Parse(fx);
+    free(fx);
+    cJSON *layers = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "config"), "layers");
+    /* layer 1 Conv2D (3*3*1*32 + 32), 3 BatchNormalization (4 * 32) */
+    for (int ji = 1; ji <= 3; ji += 2)
+        cJSON_ReplaceItemInObject(cJSON_GetObjectItem(cJSON_GetArrayItem(layers, ji), "config"),
+                                  "trainable", cJSON_CreateFalse());
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    struct model_spec s, p;
+    struct diag d = {0};
+    int rc = model_spec_parse_json(&s, json, strlen(json), NULL, &d);
+    free(json);
+    CHECK_MSG(rc == 0, "%s %s", d.field, d.message);
+    if (rc)
+        return;
+    CHECK(s.layers[0].frozen && s.layers[2].frozen && !s.layers[1].frozen && !s.layers[3].frozen);
+    size_t total = 0, trainable = 0;
+    CHECK_INT_EQ(model_spec_count_params(&s, &total, &trainable, &d), 0);
+    CHECK_INT_EQ(total, 1679082);
+    CHECK_INT_EQ(trainable, 1677674 - (3 * 3 * 1 * 32 + 32) - 2 * 32);
+    char *out = model_spec_to_json(&s);
+    CHECK(out != NULL);
+    rc = out ? model_spec_parse_json(&p, out, strlen(out), NULL, &d) : -1;
+    CHECK_INT_EQ(rc, 0);
+    if (rc == 0) {
+        CHECK(spec_equal(&s, &p));
+        model_spec_free(&p);
+    }
+    free(out);
+    model_spec_free(&s);
+}
+
 int main(void)
 {
     TEST_RUN(test_minivggnet_keras_counts);
@@ -725,5 +766,6 @@ int main(void)
     TEST_RUN(test_rejections);
     TEST_RUN(test_structural_errors);
     TEST_RUN(test_mutations);
+    TEST_RUN(test_frozen_layers);
     return TEST_EXIT();
 }
