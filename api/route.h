@@ -32,6 +32,8 @@ enum api_route {
     API_ROUTE_MODELS,           /* /v1/models */
     API_ROUTE_HEALTH,           /* /v1/health */
     API_ROUTE_PROMETHEUS,       /* /metrics */
+    API_ROUTE_OPENAPI,          /* /v1/openapi.json */
+    API_ROUTE_STATIC,           /* / (the dashboard) and /ui/{file} */
 };
 
 /* Methods as a bit set, for routing and the Allow header. */
@@ -41,12 +43,13 @@ enum api_method {
     API_METHOD_POST = 1 << 2,
     API_METHOD_DELETE = 1 << 3,
     API_METHOD_OTHER = 1 << 4,
+    API_METHOD_OPTIONS = 1 << 5,  /* CORS preflights, accepted on every route */
 };
 
 struct api_path {
     enum api_route route;
     char id[JOB_ID_LEN + 1];                     /* "" when the route has none */
-    int n_components;                            /* API_ROUTE_JOB_CHECKPOINT */
+    int n_components;                            /* API_ROUTE_JOB_CHECKPOINT, _STATIC */
     char components[API_PATH_MAX_COMPONENTS][API_PATH_MAX_NAME + 1];
 };
 

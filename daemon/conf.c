@@ -102,6 +102,8 @@ int config_set(struct config *cfg, const char *key, const char *value, struct di
     }
     if (strcmp(key, "token_file") == 0)
         return set_string(cfg->token_file, sizeof(cfg->token_file), key, value, d);
+    if (strcmp(key, "cors_allow_origins") == 0)
+        return cors_origins_parse(&cfg->cors, value, d);
 
     static const struct {
         const char *key;
