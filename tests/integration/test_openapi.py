@@ -19,7 +19,7 @@ VALIDATOR_VERSION = "13.1.0"
 
 
 def npm_prefix():
-    build = os.path.dirname(os.path.dirname(os.path.dirname(os.environ.get("TRAIND_BIN", ""))))
+    build = os.path.dirname(os.path.dirname(os.environ.get("TRAIND_BIN", "")))
     base = build if build and os.path.isdir(build) else os.path.join(SRC_ROOT, "build-it")
     return os.path.join(base, "node-openapi")
 
