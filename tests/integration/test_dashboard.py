@@ -22,8 +22,10 @@ import time
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import JavascriptException, TimeoutException
+from selenium.common.exceptions import (JavascriptException, NoAlertPresentException,
+                                        StaleElementReferenceException, TimeoutException)
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -260,10 +262,15 @@ def test_jobs_page_keyboard_and_labels(browser, daemon):
     drv = browser
     open_dashboard(drv, daemon, "#/jobs")
     wait_for(drv, lambda d: d.find_elements(By.CSS_SELECTOR, "#jobs-body tr[data-job]"), "a job row")
-    row = drv.find_element(By.CSS_SELECTOR, "#jobs-body tr[data-job]")
-    assert row.find_element(By.CSS_SELECTOR, "[data-state]").text == "succeeded"
-    assert "val_loss (min)" in row.find_element(By.CSS_SELECTOR, "td.best").text
-    assert js(drv, "return document.querySelector('#jobs-body progress').value") == 1
+    # the list redraws every 2 s: read it in one script, type with key
+    # actions on whatever has the focus
+    row = js(drv, """const r = document.querySelector('#jobs-body tr[data-job]');
+        return {state: r.querySelector('[data-state]').textContent,
+                best: r.querySelector('td.best').textContent,
+                progress: r.querySelector('progress').value};""")
+    assert row["state"] == "succeeded", row
+    assert "val_loss (min)" in row["best"], row
+    assert row["progress"] == 1, row
     # every control has a name a screen reader can say
     unnamed = js(drv, """
         return [...document.querySelectorAll('input, select, textarea, button, progress, a')]
@@ -272,18 +279,58 @@ def test_jobs_page_keyboard_and_labels(browser, daemon):
     assert unnamed == []
     # Tab reaches the token field, the pages, the job's link and its buttons
     js(drv, "document.activeElement.blur(); window.scrollTo(0, 0);")
-    body = drv.find_element(By.TAG_NAME, "body")
     seen = []
     for _ in range(14):
-        body.send_keys(Keys.TAB) if not seen else drv.switch_to.active_element.send_keys(Keys.TAB)
+        ActionChains(drv).send_keys(Keys.TAB).perform()
         seen.append(js(drv, "const e = document.activeElement;"
                             "return e.id || e.getAttribute('aria-label') || e.textContent.trim();"))
     assert "nav-submit" in seen and "token-input" in seen, seen
     assert any(s.startswith("Delete ") for s in seen), seen
-    # Enter on a link opens the job page
-    job_link = drv.find_element(By.CSS_SELECTOR, "#jobs-body tr[data-job] a")
-    job_link.send_keys(Keys.ENTER)
+    # Enter on a job's link opens the job page
+    js(drv, "document.querySelector('#jobs-body tr[data-job] a').focus();")
+    ActionChains(drv).send_keys(Keys.ENTER).perform()
     wait_for(drv, lambda d: "#/jobs/" in d.current_url, "the job page from the keyboard")
+
+
+def click_row_button(drv, job_id, label):
+    """Click a button of a job's row (the list redraws every 2 s: retry a
+    stale element) and return the confirmation dialog."""
+    def attempt(d):
+        try:
+            d.find_element(By.CSS_SELECTOR, f'tr[data-job="{job_id}"] button[aria-label^="{label}"]').click()
+        except StaleElementReferenceException:
+            return None
+        try:
+            return d.switch_to.alert
+        except NoAlertPresentException:
+            return None
+    return wait_for(drv, attempt, f"the {label} confirmation")
+
+
+def test_cancel_and_delete_ask_first(browser, daemon):
+    drv = browser
+    c = daemon.client
+    job = c.submit(small_spec("dash-cancel", 100000, steps=4))
+    c.wait_state(job["id"], "running", daemon=daemon)
+    open_dashboard(drv, daemon, "#/jobs")
+    wait_for(drv, lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-job="{job["id"]}"] [data-state="running"]'),
+             "the running job")
+    alert = click_row_button(drv, job["id"], "Cancel")
+    assert "Cancel job" in alert.text and job["id"] in alert.text
+    alert.dismiss()
+    assert c.job(job["id"])["state"] == "running"
+    click_row_button(drv, job["id"], "Cancel").accept()
+    c.wait_state(job["id"], "cancelled", daemon=daemon)
+    wait_for(drv, lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-job="{job["id"]}"] [data-state="cancelled"]'),
+             "the cancelled state on the page")
+    alert = click_row_button(drv, job["id"], "Delete")
+    assert "cannot be undone" in alert.text
+    alert.dismiss()
+    assert c.get(f"/v1/jobs/{job['id']}").status == 200
+    click_row_button(drv, job["id"], "Delete").accept()
+    wait_for(drv, lambda d: not d.find_elements(By.CSS_SELECTOR, f'tr[data-job="{job["id"]}"]'),
+             "the row to go")
+    assert c.get(f"/v1/jobs/{job['id']}").status == 404
 
 
 def test_restart_mid_job_page_reconnects_without_losing_or_doubling(browser, daemon):

@@ -179,7 +179,12 @@ export function jobPage(main, jobId, {showError}) {
     lossChart.data.datasets[1].data = keys.map((k) => get(k, "val_loss"));
     accChart.data.datasets[0].data = keys.map((k) => get(k, "accuracy"));
     accChart.data.datasets[1].data = keys.map((k) => get(k, "val_accuracy"));
-    lrChart.data.datasets[0].data = keys.map((k) => epochs.get(k).lr ?? null);
+    const lrs = keys.map((k) => epochs.get(k).lr ?? null);
+    lrChart.data.datasets[0].data = lrs;
+    // a constant rate would sit on an axis from -1 to 1: frame it from 0
+    const top = Math.max(0, ...lrs.filter((v) => typeof v === "number"));
+    lrChart.options.scales.y.min = 0;
+    lrChart.options.scales.y.suggestedMax = top > 0 ? top * 1.1 : 1;
     lossChart.update("none"); accChart.update("none"); lrChart.update("none");
     clear(epochBody).append(...keys.map((k) => {
       const e = epochs.get(k);

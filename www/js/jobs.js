@@ -11,7 +11,7 @@ const DETAIL_LIMIT = 50; // best values are fetched for the newest jobs only
 export function jobsPage(main, {showError}) {
   let timer = null;
   let stopped = false;
-  const details = new Map(); // id -> {last_event, best}
+  const details = new Map(); // id -> {key, best}: best values change only at epoch ends
 
   const tbody = el("tbody", {id: "jobs-body"});
   const empty = el("p", {id: "jobs-empty", class: "muted", hidden: true},
@@ -30,10 +30,11 @@ export function jobsPage(main, {showError}) {
     status);
 
   async function bestOf(job) {
+    const key = `${job.state}:${job.progress ? job.progress.epoch : 0}`;
     const d = details.get(job.id);
-    if (d && d.last_event === job.last_event && d.state === job.state) return d.best;
+    if (d && d.key === key) return d.best;
     const full = await api("GET", `/v1/jobs/${job.id}`);
-    details.set(job.id, {last_event: full.last_event, state: full.state, best: full.best || []});
+    details.set(job.id, {key, best: full.best || []});
     return full.best || [];
   }
 
