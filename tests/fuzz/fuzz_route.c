@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *method = fuzz_strndup(line, line_len);
     enum api_method m = api_method_parse(method);
     FUZZ_CHECK(m == API_METHOD_GET || m == API_METHOD_HEAD || m == API_METHOD_POST ||
-               m == API_METHOD_DELETE || m == API_METHOD_OTHER);
+               m == API_METHOD_DELETE || m == API_METHOD_OPTIONS || m == API_METHOD_OTHER);
     free(method);
 
     char *raw = fuzz_memdup(data, size);
@@ -40,7 +40,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(d.message[0] != '\0');
         return 0;
     }
-    FUZZ_CHECK(p.route >= API_ROUTE_JOBS && p.route <= API_ROUTE_PROMETHEUS);
+    FUZZ_CHECK(p.route >= API_ROUTE_JOBS && p.route <= API_ROUTE_STATIC);
+    if (p.route == API_ROUTE_STATIC)
+        FUZZ_CHECK(p.n_components == 1 &&
+                   (p.components[0][0] == '\0' || api_component_valid(p.components[0])));
     unsigned methods = api_route_methods(p.route);
     FUZZ_CHECK((methods & API_METHOD_GET) != 0 || methods == API_METHOD_POST);
     char allow[64];
@@ -57,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(strcmp(p.components[i], ".") != 0 && strcmp(p.components[i], "..") != 0);
             FUZZ_CHECK(strchr(p.components[i], '/') == NULL);
         }
-    } else {
+    } else if (p.route != API_ROUTE_STATIC) {
         FUZZ_CHECK(p.n_components == 0);
     }
     return 0;
