@@ -16,7 +16,8 @@
 static bool route_has_id(enum api_route route)
 {
     return route != API_ROUTE_JOBS && route != API_ROUTE_DATASETS && route != API_ROUTE_MODELS &&
-           route != API_ROUTE_HEALTH && route != API_ROUTE_PROMETHEUS;
+           route != API_ROUTE_HEALTH && route != API_ROUTE_PROMETHEUS &&
+           route != API_ROUTE_OPENAPI && route != API_ROUTE_STATIC;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
