@@ -53,45 +53,31 @@ export function locate(text, pointer) {
   let best = {start: i, end: i, keyStart: i};
   const valueEnd = () => { const s = i; skipValue(); const e = i; i = s; return e; };
   best.end = valueEnd();
-  for (let depth = 0; depth < tokens.length; depth++) {
-    const tok = tokens[depth];
+  for (const tok of tokens) {
     ws();
-    const c = text[i];
+    const open = text[i];
+    if (open !== "{" && open !== "[") return {...best, found: false};
+    const close = open === "{" ? "}" : "]";
+    i++;
     let found = false;
-    if (c === "{") {
-      i++;
-      for (;;) {
-        ws();
-        if (text[i] === "}") break;
-        const keyStart = i;
-        const key = readString();
+    for (let k = 0; ; k++) {
+      ws();
+      if (text[i] === close) break;
+      const keyStart = i;
+      let key = String(k);
+      if (open === "{") {
+        key = readString();
         ws(); i++; ws(); // colon
-        if (key === tok) {
-          best = {start: i, end: valueEnd(), keyStart};
-          found = true;
-          break;
-        }
-        skipValue();
-        ws();
-        if (text[i] === ",") i++;
-        else break;
       }
-    } else if (c === "[") {
-      const want = /^\d+$/.test(tok) ? Number(tok) : -1;
+      if (key === tok) {
+        best = {start: i, end: valueEnd(), keyStart};
+        found = true;
+        break;
+      }
+      skipValue();
+      ws();
+      if (text[i] !== ",") break;
       i++;
-      for (let k = 0; ; k++) {
-        ws();
-        if (text[i] === "]") break;
-        if (k === want) {
-          best = {start: i, end: valueEnd(), keyStart: i};
-          found = true;
-          break;
-        }
-        skipValue();
-        ws();
-        if (text[i] === ",") i++;
-        else break;
-      }
     }
     if (!found) return {...best, found: false};
   }
