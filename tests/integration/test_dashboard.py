@@ -399,23 +399,27 @@ def test_other_origin_follows_stream_and_downloads(browser, daemon, origins):
 
 
 def test_screenshots(browser, daemon):
-    """The three pages at 1280x800 and 390x844; saved under
-    $TRAIND_SCREENSHOTS when set.  Checks that nothing overflows sideways."""
+    """The three pages at 1280x800 and 390x844, with a job training; saved
+    under $TRAIND_SCREENSHOTS when set.  Checks that nothing overflows
+    sideways."""
     drv = browser
     c = daemon.client
     out = os.environ.get("TRAIND_SCREENSHOTS") or tempfile.mkdtemp(prefix="traind-it-shots-")
     os.makedirs(out, exist_ok=True)
-    done = [j for j in c.list_jobs() if j["state"] == "succeeded" and j["name"] == "dash-restart"]
-    job_id = (done or [j for j in c.list_jobs() if j["state"] == "succeeded"])[0]["id"]
+    job = c.submit(small_spec("fashion-shallownet", 200, steps=30))  # cancelled at the end
+    c.wait_state(job["id"], "running", daemon=daemon)
+
+    def batch_points(d):
+        return len(chart_points(d, "chart-batch") or [])
     try:
         for w, h, tag in ((1280, 800, "desktop"), (390, 844, "phone")):
             drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                                 {"width": w, "height": h, "deviceScaleFactor": 1, "mobile": w < 500})
             for page, hash_, ready in (
-                    ("jobs", "#/jobs", lambda d: d.find_elements(By.CSS_SELECTOR, "#jobs-body tr[data-job]")),
-                    ("job", f"#/jobs/{job_id}",
-                     lambda d: len(chart_points(d, "chart-loss") or []) > 0 and
-                     d.find_element(By.ID, "stream-state").get_attribute("data-state") == "ended"),
+                    ("jobs", "#/jobs", lambda d: d.find_elements(
+                        By.CSS_SELECTOR, f'tr[data-job="{job["id"]}"] [data-state="running"]')),
+                    ("job", f"#/jobs/{job['id']}",
+                     lambda d: len(chart_points(d, "chart-loss") or []) >= 3 and batch_points(d) >= 2),
                     ("submit", "#/submit",
                      lambda d: len(Select(d.find_element(By.ID, "pick-model")).options) >= 4)):
                 open_dashboard(drv, daemon, hash_)
@@ -428,3 +432,5 @@ def test_screenshots(browser, daemon):
                 assert os.path.getsize(path) > 5000
     finally:
         drv.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        c.post(f"/v1/jobs/{job['id']}/cancel")
+    c.wait_state(job["id"], "cancelled", daemon=daemon)
