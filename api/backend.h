@@ -19,6 +19,7 @@
 #include "diag.h"
 #include "fsutil.h"
 #include "job_id.h"
+#include "import.h"
 
 /* An opened weight file for download. */
 struct api_file {
@@ -32,6 +33,14 @@ enum api_file_kind {
     API_FILE_PATH,        /* a file of the job's checkpoint table, by relative path */
     API_FILE_BEST,        /* the current best file of a policy */
     API_FILE_LATEST,      /* the newest file (of a policy, or of any when policy < 0) */
+};
+
+/* One input of a prediction: an image (PNG or JPEG) or an .npy batch. */
+struct api_predict_input {
+    const void *data;     /* into the request body */
+    size_t len;
+    bool npy;
+    char name[256];       /* the part's file name, or "" */
 };
 
 /* One event as stored: its sequence number, type and full JSON object
@@ -82,6 +91,25 @@ struct api_backend {
     int (*health)(void *ctx, char **ret_json, bool *ret_ready);
     /* Prometheus text lines for the job metrics (the server adds its own). */
     int (*prometheus)(void *ctx, char **ret_text);
+
+    /* --- data sets (PUT/GET/DELETE /v1/datasets/{name}) and using a model.
+     * Called on a task thread (tasks.h) where marked: they may take long. */
+    /* A new empty file for an upload body; fd O_RDWR, owned by the caller. */
+    int (*dataset_upload_file)(void *ctx, char ret_path[4096], int *ret_fd, struct diag *d);
+    /* (task) Import upload_path (removed whatever the result) as name: the
+     * resource.  -EEXIST (409) taken or read-only, -EINVAL (400) bad file. */
+    int (*dataset_put)(void *ctx, const char *name, const char *upload_path,
+                       const struct import_options *o, char **ret_json, struct diag *d);
+    int (*dataset_get)(void *ctx, const char *name, char **ret_json);
+    /* -EBUSY (409) used by a queued or running job, -EPERM (409) configured. */
+    int (*dataset_delete)(void *ctx, const char *name, struct diag *d);
+    /* (task) POST /v1/jobs/{id}/evaluate: checkpoint "best", "latest" or a
+     * file name of the job; dataset a name. */
+    int (*evaluate)(void *ctx, const char *id, const char *checkpoint, const char *dataset,
+                    char **ret_json, struct diag *d);
+    /* (task) POST /v1/jobs/{id}/predict: n inputs (all images, or one .npy). */
+    int (*predict)(void *ctx, const char *id, const char *checkpoint,
+                   const struct api_predict_input *in, int n, char **ret_json, struct diag *d);
 };
 
 #endif

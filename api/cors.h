@@ -16,7 +16,6 @@
 #define CORS_MAX_ORIGINS 16
 #define CORS_MAX_ORIGIN_LEN 255
 
-#define CORS_ALLOW_METHODS "GET, HEAD, POST, DELETE, OPTIONS"
 #define CORS_ALLOW_HEADERS "Authorization, Content-Type, Last-Event-ID, Range, If-None-Match, If-Range"
 #define CORS_EXPOSE_HEADERS "ETag, Content-Range, Content-Length, Content-Disposition, Location"
 #define CORS_MAX_AGE "600"

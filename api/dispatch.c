@@ -28,17 +28,26 @@ static bool token_equal(const char *given, const char *expected)
     return diff == 0;
 }
 
-static bool auth_ok(const struct api_server *srv, struct MHD_Connection *c)
+/* The role of the request's bearer token: every configured token is
+ * compared (no early exit), API_ROLE_NONE when none matches; API_ROLE_ADMIN
+ * when authentication is off. */
+static enum api_role auth_role(const struct api_server *srv, struct MHD_Connection *c)
 {
-    if (!srv->cfg.token || !srv->cfg.token[0])
-        return true;
+    if (srv->cfg.n_tokens == 0)
+        return API_ROLE_ADMIN;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-        return false;
+        return API_ROLE_NONE;
     h += 7;
     while (*h == ' ')
         h++;
-    return token_equal(h, srv->cfg.token);
+    enum api_role role = API_ROLE_NONE;
+    for (int i = 0; i < srv->cfg.n_tokens; i++) {
+        bool match = token_equal(h, srv->cfg.tokens[i].token);
+        if (match && srv->cfg.tokens[i].role > role)
+            role = srv->cfg.tokens[i].role;
+    }
+    return role;
 }
 
 int parse_u64_text(const char *s, uint64_t *ret)
@@ -127,7 +136,7 @@ static enum MHD_Result dispatch(struct request *rq, struct MHD_Connection *c)
         if (rq->method == API_METHOD_POST) {
             char id[JOB_ID_LEN + 1];
             if (!utf8_valid((const unsigned char *)(rq->body ? rq->body : ""), rq->body_len))
-                return respond_error(rq, c, MHD_HTTP_BAD_REQUEST, "invalid_json",
+                return respond_error(rq, c, MHD_HTTP_BAD_REQUEST, "invalid_request",
                                      "the request body is not valid UTF-8", NULL);
             r = be->submit(be->ctx, rq->body ? rq->body : "", rq->body_len, &out, id, &d);
             if (r < 0)
@@ -208,6 +217,11 @@ static enum MHD_Result dispatch(struct request *rq, struct MHD_Connection *c)
     }
     case API_ROUTE_PROMETHEUS:
         return serve_prometheus(rq, c);
+    case API_ROUTE_DATASET:
+        return serve_dataset(rq, c);
+    case API_ROUTE_JOB_EVALUATE:
+    case API_ROUTE_JOB_PREDICT:
+        return serve_use(rq, c);
     case API_ROUTE_OPENAPI:
     case API_ROUTE_STATIC: {
         const char *name = rq->path.route == API_ROUTE_OPENAPI ? "openapi.json"
@@ -224,6 +238,91 @@ static enum MHD_Result dispatch(struct request *rq, struct MHD_Connection *c)
     return respond_error(rq, c, MHD_HTTP_NOT_FOUND, "not_found", "no such route", NULL);
 }
 
+/* The largest body a request may carry in memory (PUT bodies go to a file:
+ * max_dataset_bytes). */
+static size_t body_limit(const struct request *rq)
+{
+    if (rq->path.route == API_ROUTE_JOB_PREDICT)
+        return rq->srv->cfg.max_predict_bytes;
+    return rq->srv->cfg.max_body_bytes;
+}
+
+/* PUT /v1/datasets/{name}: the announced length, the import options and the
+ * format, all before the body is read. */
+static bool check_upload(struct request *rq, struct MHD_Connection *c, enum MHD_Result *ret)
+{
+    struct api_server *srv = rq->srv;
+    const char *len = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
+    uint64_t n;
+    if (len && parse_u64_text(len, &n) == 0 && n > srv->cfg.max_dataset_bytes) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "data set larger than %" PRIu64 " bytes",
+                 srv->cfg.max_dataset_bytes);
+        *ret = respond_error(rq, c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", msg, NULL);
+        return false;
+    }
+    rq->upload = calloc(1, sizeof(*rq->upload));
+    if (!rq->upload) {
+        *ret = MHD_NO;
+        return false;
+    }
+    struct diag d = {{0}, {0}};
+    int r = api_upload_prepare(rq->upload, &srv->be, c, rq->path.name, &d);
+    if (r < 0) {
+        *ret = respond_backend_error(rq, c, r, &d, "bad request");
+        return false;
+    }
+    return true;
+}
+
+static enum MHD_Result add_header_bytes(void *cls, enum MHD_ValueKind kind, const char *key,
+                                        const char *value)
+{
+    (void)kind;
+    size_t *total = cls;
+    *total += strlen(key) + (value ? strlen(value) : 0);
+    return MHD_YES;
+}
+
+/* The request's HTTP framing that libmicrohttpd lets through but we refuse,
+ * answered with the JSON error: another HTTP/1.x than 1.0 and 1.1 (505),
+ * HTTP/1.1 without Host (400), too many query parameters (414), too many
+ * header bytes (431). */
+static bool check_http(struct request *rq, struct MHD_Connection *c, enum MHD_Result *ret)
+{
+    char msg[160];
+    if (rq->http_version == 0) {
+        *ret = respond_error(rq, c, MHD_HTTP_HTTP_VERSION_NOT_SUPPORTED,
+                             "http_version_not_supported",
+                             "only HTTP/1.0 and HTTP/1.1 are supported", NULL);
+        return false;
+    }
+    if (rq->http_version == 11 &&
+        !MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)) {
+        *ret = respond_error(rq, c, MHD_HTTP_BAD_REQUEST, "invalid_request",
+                             "an HTTP/1.1 request needs a Host header", NULL);
+        return false;
+    }
+    int n_query = MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, NULL, NULL);
+    if (n_query > API_MAX_QUERY_PARAMS) {
+        snprintf(msg, sizeof(msg), "%d query parameters; at most %d are accepted", n_query,
+                 API_MAX_QUERY_PARAMS);
+        *ret = respond_error(rq, c, MHD_HTTP_URI_TOO_LONG, "uri_too_long", msg, NULL);
+        return false;
+    }
+    size_t header_bytes = 0;
+    MHD_get_connection_values(c, MHD_HEADER_KIND, add_header_bytes, &header_bytes);
+    if (header_bytes > API_MAX_HEADER_BYTES) {
+        snprintf(msg, sizeof(msg), "%zu bytes of request headers; at most %d are accepted",
+                 header_bytes, API_MAX_HEADER_BYTES);
+        *ret = respond_error(rq, c, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, "header_too_large",
+                             msg, NULL);
+        return false;
+    }
+    return true;
+}
+
 /* Route, method, auth and (for POST) media type and announced length.
  * Returns true when the request may go on; otherwise an error response is
  * queued and *ret is the result for libmicrohttpd. */
@@ -231,6 +330,8 @@ static bool check_request(struct request *rq, struct MHD_Connection *c, enum MHD
 {
     struct api_server *srv = rq->srv;
     rq->checked = true;
+    if (!check_http(rq, c, ret))
+        return false;
     if (rq->path_err == -ENOENT) {
         *ret = respond_error(rq, c, MHD_HTTP_NOT_FOUND, "not_found", rq->diag.message, NULL);
         return false;
@@ -259,9 +360,12 @@ static bool check_request(struct request *rq, struct MHD_Connection *c, enum MHD
         *ret = respond_queue(rq, c, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
         return false;
     }
-    /* The dashboard's own files are public: the page asks for the token. */
-    if (rq->path.route != API_ROUTE_HEALTH && rq->path.route != API_ROUTE_STATIC &&
-        !auth_ok(srv, c)) {
+    /* The health check and the dashboard's own files are public (the page
+     * asks for the token); every other route needs a token once one is set. */
+    enum api_role role = rq->path.route == API_ROUTE_HEALTH || rq->path.route == API_ROUTE_STATIC
+                             ? API_ROLE_ADMIN
+                             : auth_role(srv, c);
+    if (role == API_ROLE_NONE) {
         struct MHD_Response *resp =
             error_response("unauthorized", "a valid bearer token is required", NULL);
         if (resp)
@@ -270,6 +374,16 @@ static bool check_request(struct request *rq, struct MHD_Connection *c, enum MHD
         *ret = respond_queue(rq, c, MHD_HTTP_UNAUTHORIZED, resp);
         return false;
     }
+    enum api_role need = api_route_role(rq->path.route, rq->method);
+    if (role < need) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "this token's role '%s' may not do this; it needs '%s'",
+                 api_role_name(role), api_role_name(need));
+        *ret = respond_error(rq, c, MHD_HTTP_FORBIDDEN, "forbidden", msg, NULL);
+        return false;
+    }
+    if (rq->method == API_METHOD_PUT)
+        return check_upload(rq, c, ret);
     if (rq->method != API_METHOD_POST)
         return true;
     if (rq->path.route == API_ROUTE_JOBS &&
@@ -282,9 +396,9 @@ static bool check_request(struct request *rq, struct MHD_Connection *c, enum MHD
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
     uint64_t clen;
-    if (cl && parse_u64_text(cl, &clen) == 0 && clen > srv->cfg.max_body_bytes) {
+    if (cl && parse_u64_text(cl, &clen) == 0 && clen > body_limit(rq)) {
         char msg[128];
-        snprintf(msg, sizeof(msg), "request body larger than %zu bytes", srv->cfg.max_body_bytes);
+        snprintf(msg, sizeof(msg), "request body larger than %zu bytes", body_limit(rq));
         *ret = respond_error(rq, c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", msg, NULL);
         return false;
     }
@@ -299,17 +413,20 @@ enum MHD_Result api_on_access(void *cls, struct MHD_Connection *c, const char *u
     struct api_server *srv = cls;
     struct request *rq = *con_cls;
     (void)url;
-    (void)version;
     if (!rq)
         return MHD_NO;
 
     if (!rq->started) {
         rq->started = true;
         rq->method = api_method_parse(method);
+        rq->http_version = strcmp(version, MHD_HTTP_VERSION_1_1) == 0   ? 11
+                           : strcmp(version, MHD_HTTP_VERSION_1_0) == 0 ? 10
+                                                                        : 0;
         /* Requests that carry a body are checked before it is read.  The
          * others are answered on the next call: a response queued on this
          * first call makes libmicrohttpd close the connection. */
-        if (rq->method == API_METHOD_POST || rq->method == API_METHOD_OTHER) {
+        if (rq->method == API_METHOD_POST || rq->method == API_METHOD_PUT ||
+            rq->method == API_METHOD_OTHER) {
             enum MHD_Result ret;
             if (!check_request(rq, c, &ret))
                 return ret;
@@ -322,7 +439,21 @@ enum MHD_Result api_on_access(void *cls, struct MHD_Connection *c, const char *u
         *upload_data_size = 0;
         if (rq->too_large)
             return MHD_YES;
-        if (rq->body_len + n > srv->cfg.max_body_bytes) {
+        if (rq->upload) { /* a data set: to its file, piece by piece */
+            struct diag d = {{0}, {0}};
+            int r = api_upload_write(rq->upload, upload_data, n, srv->cfg.max_dataset_bytes, &d);
+            if (r == -EFBIG) {
+                rq->too_large = true;
+                api_upload_free(rq->upload);
+                send_raw_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large", "too_large",
+                               (size_t)srv->cfg.max_dataset_bytes);
+                atomic_fetch_add(&srv->requests[MHD_HTTP_CONTENT_TOO_LARGE], 1);
+                rq->answered = true;
+                return MHD_YES;
+            }
+            return r < 0 ? MHD_NO : MHD_YES;
+        }
+        if (rq->body_len + n > body_limit(rq)) {
             rq->too_large = true;
             free(rq->body);
             rq->body = NULL;
@@ -330,8 +461,10 @@ enum MHD_Result api_on_access(void *cls, struct MHD_Connection *c, const char *u
             /* libmicrohttpd cannot queue a response while a body arrives, and
              * a chunked body may never end: write the 413 on the socket
              * now, discard the rest of the body, close when it ends. */
+            if (srv->tls)
+                return MHD_YES; /* HTTPS: the 413 is queued when the body ends */
             send_raw_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large", "too_large",
-                           srv->cfg.max_body_bytes);
+                           body_limit(rq));
             atomic_fetch_add(&srv->requests[MHD_HTTP_CONTENT_TOO_LARGE], 1);
             rq->answered = true;
             return MHD_YES;
@@ -349,7 +482,7 @@ enum MHD_Result api_on_access(void *cls, struct MHD_Connection *c, const char *u
         return MHD_NO; /* the response is already on the wire: close */
     if (rq->too_large) {
         char msg[128];
-        snprintf(msg, sizeof(msg), "request body larger than %zu bytes", srv->cfg.max_body_bytes);
+        snprintf(msg, sizeof(msg), "request body larger than %zu bytes", body_limit(rq));
         return respond_error(rq, c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", msg, NULL);
     }
     if (!rq->checked) {
@@ -384,6 +517,12 @@ void api_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         return;
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && rq->serve_bytes)
         atomic_fetch_add(&srv->bytes_served, rq->serve_bytes);
+    if (rq->upload)
+        api_upload_free(rq->upload);
+    free(rq->upload);
+    if (rq->use)
+        api_use_free(rq->use);
+    free(rq->use);
     free(rq->body);
     free(rq);
     *con_cls = NULL;

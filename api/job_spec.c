@@ -18,6 +18,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,9 @@
 #include "cjson_add.h"
 #include "model.h"
 
-#define JSON_MAX_SAFE_INT 9007199254740992.0 /* 2^53 */
+/* 2^53 - 1: every integer up to it has its own double; 2^53 + 1 would be
+ * read as 2^53 and silently rounded, so larger integers are refused. */
+#define JSON_MAX_SAFE_INT 9007199254740991.0
 
 /* The logs keys every job produces: fit() always validates (test split or
  * validation_split). */
@@ -101,6 +104,15 @@ static int check_keys(const cJSON *obj, const char *base, const char *const *all
     return 0;
 }
 
+/* An integer up to 2^53 - 1 as its exact digits (cJSON prints numbers with
+ * 15 significant digits when they read back approximately). */
+static cJSON *exact_integer(uint64_t v)
+{
+    char text[24];
+    snprintf(text, sizeof(text), "%" PRIu64, v);
+    return cJSON_CreateRaw(text);
+}
+
 /* --- typed getters ---------------------------------------------------------
  * Each takes the parent object and a key; an absent key leaves *ret as is
  * (the default).  Null is accepted only where *is_null is non-NULL. */
@@ -121,6 +133,11 @@ static int get_int(const cJSON *obj, const char *base, const char *key, double l
         return diag_set(d, -EINVAL, field, "must be an integer%s, not %s",
                         ret_null ? " or null" : "",
                         cJSON_IsNumber(v) ? "a fractional number" : json_type_name(v));
+    if (fabs(v->valuedouble) > JSON_MAX_SAFE_INT)
+        return diag_set(d, -EINVAL, field,
+                        "integers beyond 2^53 - 1 (%.0f) cannot be kept exact; must be between "
+                        "%.0f and %.0f",
+                        JSON_MAX_SAFE_INT, lo, hi);
     if (v->valuedouble < lo || v->valuedouble > hi)
         return diag_set(d, -EINVAL, field, "must be between %.0f and %.0f, got %.17g", lo, hi,
                         v->valuedouble);
@@ -265,7 +282,68 @@ static bool is_log_key(const char *key)
 
 /* --- sections --------------------------------------------------------------- */
 
-static int parse_dataset(struct job_spec *s, const cJSON *root, struct diag *d)
+/* The import options of a local "file" (job_spec_parse_local). */
+static int parse_dataset_file(struct job_spec *s, const cJSON *v, struct diag *d)
+{
+    int r;
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(v, "file");
+    if ((r = check_string(f, "/dataset/file", sizeof(s->dataset_file), false, d)) < 0)
+        return r;
+    snprintf(s->dataset_file, sizeof(s->dataset_file), "%s", f->valuestring);
+    if ((r = get_string(v, "/dataset", "format", s->dataset_format, sizeof(s->dataset_format),
+                        true, d)) < 0 ||
+        (r = get_string(v, "/dataset", "color_mode", s->color_mode, sizeof(s->color_mode), true,
+                        d)) < 0)
+        return r;
+    static const char *const formats[] = {"", "auto", "npz", "images", "hdf5", "cifar10"};
+    bool ok = false;
+    for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
+        ok = ok || strcmp(s->dataset_format, formats[i]) == 0;
+    if (!ok)
+        return diag_set(d, -EINVAL, "/dataset/format",
+                        "must be \"npz\", \"images\", \"hdf5\", \"cifar10\" or \"auto\"");
+    if (s->color_mode[0] && strcmp(s->color_mode, "grayscale") != 0 &&
+        strcmp(s->color_mode, "rgb") != 0 && strcmp(s->color_mode, "rgba") != 0)
+        return diag_set(d, -EINVAL, "/dataset/color_mode",
+                        "must be \"grayscale\", \"rgb\" or \"rgba\"");
+    const cJSON *size = cJSON_GetObjectItemCaseSensitive(v, "image_size");
+    if (size && !cJSON_IsNull(size)) {
+        if (!cJSON_IsArray(size) || cJSON_GetArraySize(size) != 2)
+            return diag_set(d, -EINVAL, "/dataset/image_size", "must be [height, width]");
+        for (int i = 0; i < 2; i++) {
+            const cJSON *e = cJSON_GetArrayItem(size, i);
+            if (!cJSON_IsNumber(e) || e->valuedouble != (int)e->valuedouble ||
+                e->valuedouble < 1 || e->valuedouble > 4096)
+                return diag_set(d, -EINVAL, "/dataset/image_size",
+                                "sides must be integers from 1 to 4096");
+            s->image_size[i] = (int)e->valuedouble;
+        }
+    }
+    long long seed = -1;
+    bool is_null = false;
+    if ((r = get_int(v, "/dataset", "seed", 0, 4294967295.0, &seed, &is_null, d)) < 0)
+        return r;
+    s->import_seed = is_null ? -1 : seed;
+    if (!cJSON_GetObjectItemCaseSensitive(v, "name")) {
+        /* the file's base name, reduced to the name alphabet, for display */
+        const char *base = strrchr(s->dataset_file, '/');
+        base = base ? base + 1 : s->dataset_file;
+        size_t n = 0;
+        for (; *base && n + 1 < sizeof(s->dataset); base++)
+            s->dataset[n++] = (char)(((*base >= 'a' && *base <= 'z') ||
+                                      (*base >= 'A' && *base <= 'Z') ||
+                                      (*base >= '0' && *base <= '9') || *base == '-' ||
+                                      *base == '.')
+                                         ? *base
+                                         : '_');
+        s->dataset[n] = '\0';
+        if (n == 0)
+            snprintf(s->dataset, sizeof(s->dataset), "file");
+    }
+    return 0;
+}
+
+static int parse_dataset(struct job_spec *s, const cJSON *root, bool local, struct diag *d)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "dataset");
     const cJSON *name = v;
@@ -273,8 +351,18 @@ static int parse_dataset(struct job_spec *s, const cJSON *root, struct diag *d)
     if (cJSON_IsObject(v)) {
         static const char *const keys[] = {"name", "validation_split", "limit",
                                            "validation_limit", NULL};
-        if ((r = check_keys(v, "/dataset", keys, d)) < 0 ||
-            (r = require(v, "/dataset", "name", d)) < 0)
+        static const char *const local_keys[] = {"name", "validation_split", "limit",
+                                                 "validation_limit", "file", "format",
+                                                 "image_size", "color_mode", "seed", NULL};
+        bool file = cJSON_GetObjectItemCaseSensitive(v, "file") != NULL;
+        if (file && !local)
+            return diag_set(d, -EINVAL, "/dataset/file",
+                            "the HTTP API takes no server paths: upload the file with "
+                            "PUT /v1/datasets/{name} and name it here");
+        if ((r = check_keys(v, "/dataset", file ? local_keys : keys, d)) < 0 ||
+            (!file && (r = require(v, "/dataset", "name", d)) < 0))
+            return r;
+        if (file && (r = parse_dataset_file(s, v, d)) < 0)
             return r;
         name = cJSON_GetObjectItemCaseSensitive(v, "name");
         if ((r = get_number(v, "/dataset", "validation_split", 0, false, 1, true,
@@ -289,6 +377,8 @@ static int parse_dataset(struct job_spec *s, const cJSON *root, struct diag *d)
         if ((r = get_int(v, "/dataset", "validation_limit", 0, 1e9, &lim, &is_null, d)) < 0)
             return r;
         s->validation_limit = is_null ? 0 : (int)lim;
+        if (!name)
+            return 0; /* a file without a name: named after the file */
     } else if (!cJSON_IsString(v)) {
         return diag_set(d, -EINVAL, "/dataset",
                         "must be a data set name or an object {\"name\": ...}, not %s",
@@ -617,7 +707,7 @@ static void text_position(const char *text, size_t off, int *line, int *col)
     }
 }
 
-static int parse_root(struct job_spec *s, const cJSON *root, struct diag *d)
+static int parse_root(struct job_spec *s, const cJSON *root, bool local, struct diag *d)
 {
     static const char *const keys[] = {"name", "dataset", "model", "optimizer", "batch_size",
                                        "epochs", "seed", "steps_per_epoch", "validation_steps",
@@ -628,7 +718,7 @@ static int parse_root(struct job_spec *s, const cJSON *root, struct diag *d)
                         json_type_name(root));
     if ((r = check_keys(root, "", keys, d)) < 0 ||
         (r = get_string(root, "", "name", s->name, sizeof(s->name), true, d)) < 0 ||
-        (r = require(root, "", "dataset", d)) < 0 || (r = parse_dataset(s, root, d)) < 0 ||
+        (r = require(root, "", "dataset", d)) < 0 || (r = parse_dataset(s, root, local, d)) < 0 ||
         (r = require(root, "", "model", d)) < 0 || (r = parse_model(s, root, d)) < 0 ||
         (r = parse_optimizer(s, root, d)) < 0)
         return r;
@@ -666,7 +756,8 @@ static int parse_root(struct job_spec *s, const cJSON *root, struct diag *d)
     return 0;
 }
 
-int job_spec_parse(struct job_spec *ret, const char *json, size_t len, struct diag *d)
+static int parse_spec(struct job_spec *ret, const char *json, size_t len, bool local,
+                      struct diag *d)
 {
     if (d) {
         d->field[0] = '\0';
@@ -705,7 +796,8 @@ int job_spec_parse(struct job_spec *ret, const char *json, size_t len, struct di
     s.batch_size = 32;
     s.epochs = 1;
     s.seed = 1;
-    int r = parse_root(&s, root, d);
+    s.import_seed = -1;
+    int r = parse_root(&s, root, local, d);
     cJSON_Delete(root);
     if (r < 0) {
         job_spec_free(&s);
@@ -713,6 +805,16 @@ int job_spec_parse(struct job_spec *ret, const char *json, size_t len, struct di
     }
     *ret = s;
     return 0;
+}
+
+int job_spec_parse(struct job_spec *ret, const char *json, size_t len, struct diag *d)
+{
+    return parse_spec(ret, json, len, false, d);
+}
+
+int job_spec_parse_local(struct job_spec *ret, const char *json, size_t len, struct diag *d)
+{
+    return parse_spec(ret, json, len, true, d);
 }
 
 /* --- printing ---------------------------------------------------------------- */
@@ -797,6 +899,16 @@ char *job_spec_to_json(const struct job_spec *s)
         !cjson_add(ds, "validation_limit",
              number_or_null(s->validation_limit <= 0, s->validation_limit)))
         goto out;
+    if (s->dataset_file[0]) {
+        cJSON *size = s->image_size[0] ? cJSON_CreateIntArray(s->image_size, 2) : cJSON_CreateNull();
+        if (!cjson_add(ds, "file", cJSON_CreateString(s->dataset_file)) ||
+            !cjson_add(ds, "format", cJSON_CreateString(s->dataset_format[0] ? s->dataset_format
+                                                                       : "auto")) ||
+            !cjson_add(ds, "image_size", size) ||
+            !cjson_add(ds, "color_mode", cJSON_CreateString(s->color_mode[0] ? s->color_mode : "rgb")) ||
+            !cjson_add(ds, "seed", number_or_null(s->import_seed < 0, (double)s->import_seed)))
+            goto out;
+    }
     if (s->model_json) {
         if (!cjson_add(j, "model", cJSON_Parse(s->model_json)))
             goto out;
@@ -806,7 +918,7 @@ char *job_spec_to_json(const struct job_spec *s)
     if (!cjson_add(j, "optimizer", optimizer_json(&s->optimizer)) ||
         !cjson_add(j, "batch_size", cJSON_CreateNumber(s->batch_size)) ||
         !cjson_add(j, "epochs", cJSON_CreateNumber(s->epochs)) ||
-        !cjson_add(j, "seed", cJSON_CreateNumber((double)s->seed)) ||
+        !cjson_add(j, "seed", exact_integer(s->seed)) ||
         !cjson_add(j, "steps_per_epoch", number_or_null(s->steps_per_epoch <= 0, s->steps_per_epoch)) ||
         !cjson_add(j, "validation_steps",
              number_or_null(s->validation_steps <= 0, s->validation_steps)) ||

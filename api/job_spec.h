@@ -22,6 +22,7 @@
 #ifndef TRAIND_JOB_SPEC_H
 #define TRAIND_JOB_SPEC_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,6 +49,15 @@ struct job_spec {
     char dataset[64];               /* a dataset name the daemon knows ("fashion-mnist") */
     double validation_split;        /* 0 = use the dataset's test split */
     int dataset_limit;              /* "limit": keep the first N training examples (0 = all) */
+    /* `traind run` only (job_spec_parse_local): "file" names a local data
+     * set file (npz, image folder archive, HDF5, CIFAR-10 tarball) that the
+     * run converts; "format", "image_size" [h, w], "color_mode" and "seed"
+     * are its import options ("" / 0 = the importer's defaults). */
+    char dataset_file[PATH_MAX];
+    char dataset_format[16];
+    int image_size[2];
+    char color_mode[16];
+    long long import_seed;          /* -1 = default */
     int validation_limit;           /* "validation_limit": first N validation examples (0 = all) */
     char model[64];                 /* built-in name, or "" when model_json is set */
     char *model_json;               /* inline Keras Sequential config (owned) or NULL */
@@ -68,6 +78,9 @@ struct job_spec {
  * optimizer, and each checkpoint policy (ckpt_policy_validate with the log
  * keys this job will produce).  Dataset names are checked by the daemon. */
 int job_spec_parse(struct job_spec *ret, const char *json, size_t len, struct diag *d);
+/* As job_spec_parse, and "dataset" may also be {"file": ...} (a local
+ * path: `traind run` only; the HTTP API never accepts server paths). */
+int job_spec_parse_local(struct job_spec *ret, const char *json, size_t len, struct diag *d);
 /* The normalised spec as JSON with every default filled in (malloc'ed). */
 char *job_spec_to_json(const struct job_spec *spec);
 void job_spec_free(struct job_spec *spec);

@@ -92,8 +92,23 @@ enum MHD_Result respond_backend_error(struct request *rq, struct MHD_Connection 
                              field && field[0] ? "invalid_field" : "invalid_request", msg, field);
     case -EBUSY:
         return respond_error(rq, c, MHD_HTTP_CONFLICT, "conflict", msg, field);
+    case -EEXIST:
+        return respond_error(rq, c, MHD_HTTP_CONFLICT, "exists", msg, field);
+    case -EPERM:
+        return respond_error(rq, c, MHD_HTTP_CONFLICT, "read_only", msg, field);
+    case -EFBIG:
+        return respond_error(rq, c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", msg, field);
+    case -EMEDIUMTYPE:
+        return respond_error(rq, c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                             msg, field);
+    case -ENOSYS:
+        return respond_error(rq, c, MHD_HTTP_NOT_IMPLEMENTED, "not_implemented", msg, NULL);
     case -EAGAIN:
         return respond_error(rq, c, MHD_HTTP_SERVICE_UNAVAILABLE, "queue_full", msg, NULL);
+    case -ENOSPC:
+    case -EDQUOT:
+        return respond_error(rq, c, MHD_HTTP_INSUFFICIENT_STORAGE, "insufficient_storage", msg,
+                             NULL);
     case -ESHUTDOWN:
         return respond_error(rq, c, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting_down",
                              "the server is shutting down", NULL);

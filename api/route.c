@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "template.h"
+
 static int hex_value(char c)
 {
     if (c >= '0' && c <= '9')
@@ -45,25 +47,62 @@ static int segment_decode(char *out, size_t outsz, const char *s, size_t len, st
     return 0;
 }
 
-bool api_component_valid(const char *name)
+bool api_dataset_name_valid(const char *name)
 {
     size_t n = strlen(name);
-    if (n == 0 || n > API_PATH_MAX_NAME || name[0] == '.')
-        return false;
-    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-        return false;
-    /* Temp names of atomic writes (".tmp-*", "*.tmp", "*.tmp-*"). */
-    if (strstr(name, ".tmp") != NULL)
+    if (n == 0 || n > API_DATASET_NAME_MAX || name[0] == '.')
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == '+' || c == '=' || c == '@' || c == ',' ||
-                  c == '-';
-        if (!ok)
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
             return false;
     }
     return true;
+}
+
+int api_role_parse(const char *name, enum api_role *ret)
+{
+    static const enum api_role roles[] = {API_ROLE_READ, API_ROLE_SUBMIT, API_ROLE_ADMIN};
+    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
+        if (strcmp(name, api_role_name(roles[i])) == 0) {
+            *ret = roles[i];
+            return 0;
+        }
+    return -EINVAL;
+}
+
+const char *api_role_name(enum api_role role)
+{
+    switch (role) {
+    case API_ROLE_READ:
+        return "read";
+    case API_ROLE_SUBMIT:
+        return "submit";
+    case API_ROLE_ADMIN:
+        return "admin";
+    case API_ROLE_NONE:
+        break;
+    }
+    return "none";
+}
+
+enum api_role api_route_role(enum api_route route, unsigned method)
+{
+    if (method == API_METHOD_GET || method == API_METHOD_HEAD)
+        return API_ROLE_READ;
+    if (method == API_METHOD_POST &&
+        (route == API_ROUTE_JOBS || route == API_ROUTE_JOB_CANCEL ||
+         route == API_ROUTE_JOB_EVALUATE || route == API_ROUTE_JOB_PREDICT))
+        return API_ROLE_SUBMIT;
+    return API_ROLE_ADMIN;
+}
+
+bool api_component_valid(const char *name)
+{
+    /* The checkpoint name rule: a name the template can render is a name
+     * this route accepts, and the reverse. */
+    return template_name_valid(name, strlen(name));
 }
 
 static const struct {
@@ -76,6 +115,8 @@ static const struct {
     {"checkpoints", API_ROUTE_JOB_CHECKPOINTS},
     {"best", API_ROUTE_JOB_BEST},
     {"latest", API_ROUTE_JOB_LATEST},
+    {"evaluate", API_ROUTE_JOB_EVALUATE},
+    {"predict", API_ROUTE_JOB_PREDICT},
 };
 
 #define MAX_SEGMENTS (4 + API_PATH_MAX_COMPONENTS + 1)
@@ -141,6 +182,14 @@ int api_path_parse(struct api_path *ret, const char *raw, size_t len, struct dia
             return diag_set(d, -ENOENT, "", "no such route");
         goto done;
     }
+    if (n == 3 && strcmp(seg[1], "datasets") == 0) {
+        if (!api_dataset_name_valid(seg[2]))
+            return diag_set(d, -EINVAL, "name", "data set names are 1 to %d letters, digits, "
+                            "'-', '_' and '.', not starting with '.'", API_DATASET_NAME_MAX);
+        p.route = API_ROUTE_DATASET;
+        memcpy(p.name, seg[2], strlen(seg[2]) + 1);
+        goto done;
+    }
     if (strcmp(seg[1], "jobs") != 0)
         return diag_set(d, -ENOENT, "", "no such route");
     if (!api_id_valid(seg[2]))
@@ -183,16 +232,20 @@ unsigned api_route_methods(enum api_route route)
     case API_ROUTE_JOBS: return API_METHOD_GET | API_METHOD_HEAD | API_METHOD_POST;
     case API_ROUTE_JOB: return API_METHOD_GET | API_METHOD_HEAD | API_METHOD_DELETE;
     case API_ROUTE_JOB_CANCEL: return API_METHOD_POST;
+    case API_ROUTE_JOB_EVALUATE: return API_METHOD_POST;
+    case API_ROUTE_JOB_PREDICT: return API_METHOD_POST;
+    case API_ROUTE_DATASET:
+        return API_METHOD_GET | API_METHOD_HEAD | API_METHOD_PUT | API_METHOD_DELETE;
     default: return API_METHOD_GET | API_METHOD_HEAD;
     }
 }
 
 void api_methods_format(char *out, size_t outsz, unsigned methods)
 {
-    static const char *const names[] = {"GET", "HEAD", "POST", "DELETE"};
+    static const char *const names[] = {"GET", "HEAD", "POST", "DELETE", "PUT"};
     size_t o = 0;
     out[0] = '\0';
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         if (!(methods & (1u << i)))
             continue;
         int w = snprintf(out + o, outsz - o, "%s%s", o ? ", " : "", names[i]);
@@ -212,6 +265,8 @@ enum api_method api_method_parse(const char *method)
         return API_METHOD_POST;
     if (strcmp(method, "DELETE") == 0)
         return API_METHOD_DELETE;
+    if (strcmp(method, "PUT") == 0)
+        return API_METHOD_PUT;
     if (strcmp(method, "OPTIONS") == 0)
         return API_METHOD_OPTIONS;
     return API_METHOD_OTHER;

@@ -17,6 +17,13 @@
 
 #define API_PATH_MAX_COMPONENTS 4
 #define API_PATH_MAX_NAME 255
+#define API_DATASET_NAME_MAX 63
+/* More query parameters than this answer 414 (no route reads more than 3). */
+#define API_MAX_QUERY_PARAMS 32
+/* Header names and values together beyond this answer 431 (JSON); larger
+ * sections than connection_memory_limit holds are refused by libmicrohttpd
+ * itself. */
+#define API_MAX_HEADER_BYTES 16384
 
 enum api_route {
     API_ROUTE_JOBS,             /* /v1/jobs */
@@ -29,6 +36,9 @@ enum api_route {
     API_ROUTE_JOB_BEST,         /* /v1/jobs/{id}/best */
     API_ROUTE_JOB_LATEST,       /* /v1/jobs/{id}/latest */
     API_ROUTE_DATASETS,         /* /v1/datasets */
+    API_ROUTE_DATASET,          /* /v1/datasets/{name} */
+    API_ROUTE_JOB_EVALUATE,     /* /v1/jobs/{id}/evaluate */
+    API_ROUTE_JOB_PREDICT,      /* /v1/jobs/{id}/predict */
     API_ROUTE_MODELS,           /* /v1/models */
     API_ROUTE_HEALTH,           /* /v1/health */
     API_ROUTE_PROMETHEUS,       /* /metrics */
@@ -36,19 +46,35 @@ enum api_route {
     API_ROUTE_STATIC,           /* / (the dashboard) and /ui/{file} */
 };
 
+/* Token roles, each including the ones before it: read (GET and HEAD:
+ * jobs, events, metrics, downloads), submit (+ submit and cancel jobs),
+ * admin (everything, e.g. DELETE of a job). */
+enum api_role {
+    API_ROLE_NONE = 0,
+    API_ROLE_READ = 1,
+    API_ROLE_SUBMIT = 2,
+    API_ROLE_ADMIN = 3,
+};
+
+/* "read", "submit", "admin"; -EINVAL otherwise. */
+int api_role_parse(const char *name, enum api_role *ret);
+const char *api_role_name(enum api_role role);
+
 /* Methods as a bit set, for routing and the Allow header. */
 enum api_method {
     API_METHOD_GET = 1 << 0,
     API_METHOD_HEAD = 1 << 1,
     API_METHOD_POST = 1 << 2,
     API_METHOD_DELETE = 1 << 3,
-    API_METHOD_OTHER = 1 << 4,
-    API_METHOD_OPTIONS = 1 << 5,  /* CORS preflights, accepted on every route */
+    API_METHOD_PUT = 1 << 4,
+    API_METHOD_OTHER = 1 << 5,
+    API_METHOD_OPTIONS = 1 << 6,  /* CORS preflights, accepted on every route */
 };
 
 struct api_path {
     enum api_route route;
     char id[JOB_ID_LEN + 1];                     /* "" when the route has none */
+    char name[API_DATASET_NAME_MAX + 1];         /* API_ROUTE_DATASET, decoded */
     int n_components;                            /* API_ROUTE_JOB_CHECKPOINT, _STATIC */
     char components[API_PATH_MAX_COMPONENTS][API_PATH_MAX_NAME + 1];
 };
@@ -57,7 +83,7 @@ struct api_path {
  * contain anything).  Returns 0 with ret filled, -ENOENT when no route
  * matches or the job id is not a valid id (404), -EINVAL when the path is
  * malformed (bad percent escape, a decoded '/' or NUL, a forbidden checkpoint
- * path component; 400) with d->message saying why. */
+ * path component or data set name; 400) with d->message saying why. */
 int api_path_parse(struct api_path *ret, const char *raw, size_t len, struct diag *d);
 
 /* Methods a route accepts (HEAD wherever GET is). */
@@ -65,6 +91,12 @@ unsigned api_route_methods(enum api_route route);
 /* "GET, HEAD, POST" for the Allow header. */
 void api_methods_format(char *out, size_t outsz, unsigned methods);
 enum api_method api_method_parse(const char *method);
+
+/* True when name is a valid data set name: 1 to 63 letters, digits, '-',
+ * '_', '.', not starting with '.'. */
+bool api_dataset_name_valid(const char *name);
+/* The least role a request needs (method is one api_method bit). */
+enum api_role api_route_role(enum api_route route, unsigned method);
 
 /* True when name is an acceptable checkpoint path component. */
 bool api_component_valid(const char *name);

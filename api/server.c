@@ -97,11 +97,26 @@ int api_server_start(struct api_server **ret, const struct api_server_config *cf
     s->cfg = *cfg;
     s->be = *be;
     pthread_mutex_init(&s->mu, NULL);
+    api_tasks_init(&s->tasks);
 
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+    /* poll(2), not epoll: libmicrohttpd 0.9.75 in epoll mode leaves a
+     * connection it has given up on (a request line whose query arguments
+     * overflow the connection's memory) open until connection_timeout
+     * instead of closing it; with poll it is closed at once. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     if (cfg->listen.addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cfg->tls_cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)cfg->tls_key_pem},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)API_TLS_PRIORITIES},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    bool use_tls = cfg->tls_cert_pem && cfg->tls_key_pem;
+    if (use_tls)
+        flags |= MHD_USE_TLS;
+    s->tls = use_tls;
     s->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, api_on_access, s,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
@@ -113,8 +128,10 @@ int api_server_start(struct api_server **ret, const struct api_server_config *cf
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_limit,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)512,
+        MHD_OPTION_ARRAY, use_tls ? tls : &tls[3],
         MHD_OPTION_END);
     if (!s->mhd) {
+        api_tasks_destroy(&s->tasks);
         pthread_mutex_destroy(&s->mu);
         free(s);
         char host[64] = "?";
@@ -128,6 +145,11 @@ int api_server_start(struct api_server **ret, const struct api_server_config *cf
             inet_ntop(AF_INET6, &a6->sin6_addr, host, sizeof(host));
             port = ntohs(a6->sin6_port);
         }
+        if (use_tls)
+            return diag_set(d, -EINVAL, "tls_cert_file",
+                            "cannot start HTTPS on %s port %u (address in use, or a certificate "
+                            "or key that GnuTLS refuses)",
+                            host, port);
         return diag_set(d, -EADDRNOTAVAIL, "listen", "cannot listen on %s port %u", host, port);
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
@@ -156,7 +178,9 @@ void api_server_free(struct api_server *s)
     if (!s)
         return;
     stream_resume_all(s);
+    api_tasks_wait(&s->tasks); /* suspended connections must be resumed before the stop */
     MHD_stop_daemon(s->mhd);
+    api_tasks_destroy(&s->tasks);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

@@ -1,8 +1,9 @@
-/* server.h - the HTTP API server (libmicrohttpd, one internal epoll thread).
+/* server.h - the HTTP API server (libmicrohttpd, one internal poll thread).
  *
  * Routes every path of DESIGN.md's API table to the backend (backend.h),
  * answers errors as {"error": {"code", "message", "field"}}, checks the
- * bearer token, enforces the body and connection limits, streams events
+ * bearer token and its role (401 without a valid one, 403 for a role
+ * below the route's), enforces the body and connection limits, streams events
  * (SSE or NDJSON) with suspend/resume, serves weight files with
  * Range/ETag, and counts requests for /metrics.
  *
@@ -12,7 +13,7 @@
  *
  * Threads: api_server_notify and api_server_tick may be called from any
  * thread; the backend's functions are called on the server thread.
- * Ownership: the server keeps pointers to cfg->token and be (they must
+ * Ownership: the server keeps pointers to cfg->tokens and be (they must
  * outlive it); api_server_free stops it and frees everything. */
 #ifndef TRAIND_API_SERVER_H
 #define TRAIND_API_SERVER_H
@@ -26,16 +27,31 @@
 #include "backend.h"
 #include "cors.h"
 #include "diag.h"
+#include "route.h"
 
 struct api_listen {
     struct sockaddr_storage addr;
     socklen_t len;
 };
 
+/* A bearer token and the role it grants. */
+struct api_token {
+    const char *token;
+    enum api_role role;
+};
+
 struct api_server_config {
     struct api_listen listen;
-    const char *token;               /* NULL or "" = no authentication */
+    const struct api_token *tokens;  /* n_tokens == 0: no authentication */
+    int n_tokens;
+    /* PEM text of the certificate (chain) and its private key: HTTPS with
+     * TLS 1.2 or 1.3 only (libmicrohttpd with GnuTLS).  NULL: plain HTTP.
+     * Copied by libmicrohttpd at start. */
+    const char *tls_cert_pem;
+    const char *tls_key_pem;
     size_t max_body_bytes;           /* larger request bodies get 413 */
+    uint64_t max_dataset_bytes;      /* PUT /v1/datasets/{name} bodies (streamed to a file) */
+    size_t max_predict_bytes;        /* POST /v1/jobs/{id}/predict bodies (in memory) */
     unsigned max_connections;        /* MHD_OPTION_CONNECTION_LIMIT */
     unsigned max_connections_per_ip; /* MHD_OPTION_PER_IP_CONNECTION_LIMIT */
     unsigned connection_timeout_s;   /* idle connections closed after this */

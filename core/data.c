@@ -22,14 +22,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include "tensorfile.h"
+
 #define IDX_IMAGES_MAGIC 0x00000803u
 #define IDX_LABELS_MAGIC 0x00000801u
 #define IDX_SIDE_MAX 65536
-#define DATASET_CLASSES 10
 #define CIFAR_SIDE 32
 #define CIFAR_PIXELS (CIFAR_SIDE * CIFAR_SIDE)
 #define CIFAR_RECORD (1 + 3 * CIFAR_PIXELS)
@@ -391,6 +393,7 @@ int dataset_load_idx(struct dataset *ret, const char *images_path, const char *l
     ret->classes = DATASET_CLASSES;
     ret->images = images;
     ret->labels = labels;
+    ret->mapping = NULL;
     return 0;
 }
 
@@ -584,6 +587,7 @@ out:
     ret->classes = DATASET_CLASSES;
     ret->images = images;
     ret->labels = labels;
+    ret->mapping = NULL;
     return 0;
 }
 
@@ -629,6 +633,76 @@ int dataset_load_cifar10(struct dataset *ret, const char *dir, const char *split
     return dataset_load_cifar10_files(ret, ptrs, n, CIFAR_RECORDS_PER_FILE, d);
 }
 
+/* --- tensor files, memory-mapped ---------------------------------------------------- */
+
+struct dataset_mapping {
+    int refs; /* __atomic */
+    void *base;
+    size_t len;
+};
+
+static void mapping_unref(struct dataset_mapping *m)
+{
+    if (m && __atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        munmap(m->base, m->len);
+        free(m);
+    }
+}
+
+int dataset_map_tensorfile(struct dataset *ret, const char *path, const char *split,
+                           struct diag *d)
+{
+    int s;
+    if (split && strcmp(split, "train") == 0)
+        s = TENSORFILE_SPLIT_TRAIN;
+    else if (split && strcmp(split, "test") == 0)
+        s = TENSORFILE_SPLIT_TEST;
+    else
+        return diag_set(d, -EINVAL, "split", "split must be \"train\" or \"test\"");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return diag_set(d, -errno, path, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < TENSORFILE_HEADER_BYTES) {
+        close(fd);
+        return diag_set(d, -EINVAL, path, "%s: not a tensor file", path);
+    }
+    void *base = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    int err = errno;
+    close(fd); /* the mapping keeps the file */
+    if (base == MAP_FAILED)
+        return diag_set(d, -err, path, "%s: mmap: %s", path, strerror(err));
+    struct tensorfile_info info;
+    struct diag inner = {{0}, {0}};
+    int r = tensorfile_check(&info, base, (uint64_t)st.st_size, &inner);
+    if (r == 0 && info.dtype != TENSORFILE_DTYPE_UINT8)
+        r = diag_set(&inner, -ENOTSUP, "dtype", "%s pixels cannot be trained on yet (uint8 only)",
+                     tensorfile_dtype_name(info.dtype));
+    if (r == 0 && info.n[s] > INT_MAX)
+        r = diag_set(&inner, -EFBIG, split, "%llu examples are too many",
+                     (unsigned long long)info.n[s]);
+    struct dataset_mapping *m = r == 0 ? malloc(sizeof(*m)) : NULL;
+    if (r == 0 && !m)
+        r = diag_set(&inner, -ENOMEM, "", "out of memory");
+    if (r < 0) {
+        munmap(base, (size_t)st.st_size);
+        return diag_set(d, r, path, "%s: %s: %s", path, inner.field, inner.message);
+    }
+    madvise(base, (size_t)st.st_size, MADV_RANDOM);
+    m->refs = 1;
+    m->base = base;
+    m->len = (size_t)st.st_size;
+    ret->n = (int)info.n[s];
+    ret->h = info.h;
+    ret->w = info.w;
+    ret->c = info.c;
+    ret->classes = info.classes;
+    ret->images = (uint8_t *)base + info.x_off[s];
+    ret->labels = (uint8_t *)base + info.y_off[s];
+    ret->mapping = m;
+    return 0;
+}
+
 /* --- subsets ------------------------------------------------------------------------ */
 
 void dataset_truncate(struct dataset *ds, int limit)
@@ -636,6 +710,8 @@ void dataset_truncate(struct dataset *ds, int limit)
     if (limit <= 0 || limit >= ds->n)
         return;
     ds->n = limit;
+    if (ds->mapping)
+        return; /* a view: the mapping stays whole */
     size_t example = (size_t)ds->h * ds->w * ds->c;
     uint8_t *images = realloc(ds->images, (size_t)limit * example);
     if (images)
@@ -663,6 +739,14 @@ int dataset_split_tail(struct dataset *train, struct dataset *ret_val, double fr
     size_t example = (size_t)train->h * train->w * train->c;
     struct dataset val = *train;
     val.n = n_val;
+    if (train->mapping) {
+        __atomic_add_fetch(&train->mapping->refs, 1, __ATOMIC_ACQ_REL);
+        val.images = train->images + (size_t)split_at * example;
+        val.labels = train->labels + split_at;
+        dataset_truncate(train, split_at);
+        *ret_val = val;
+        return 0;
+    }
     val.images = malloc((size_t)n_val * example);
     val.labels = malloc((size_t)n_val);
     if (!val.images || !val.labels) {
@@ -691,7 +775,11 @@ void dataset_free(struct dataset *ds)
 {
     if (!ds)
         return;
-    free(ds->images);
-    free(ds->labels);
+    if (ds->mapping) {
+        mapping_unref(ds->mapping);
+    } else {
+        free(ds->images);
+        free(ds->labels);
+    }
     memset(ds, 0, sizeof(*ds));
 }

@@ -6,8 +6,14 @@
  * here converted to NHWC).  Truncated or malformed files are errors with a
  * message naming the file and what is wrong; nothing is partially loaded.
  *
- * Ownership: a struct dataset owns images and labels; dataset_free(NULL) is a
- * no-op.  A dataset is read-only once loaded and may be shared by threads. */
+ * Tensor files (tensorfile.h, what uploaded data sets become) are not loaded
+ * but memory-mapped read-only: images and labels then point into the
+ * mapping, a job's memory does not grow with the data set's size beyond the
+ * page cache, and the subsets (truncate, split_tail) are views of it.
+ *
+ * Ownership: a struct dataset owns images and labels, or, when mapping is
+ * set, one reference to the shared mapping; dataset_free(NULL) is a no-op.
+ * A dataset is read-only once loaded and may be shared by threads. */
 #ifndef TRAIND_DATA_H
 #define TRAIND_DATA_H
 
@@ -16,12 +22,17 @@
 
 #include "diag.h"
 
+struct dataset_mapping; /* a read-only file mapping shared by views (reference counted) */
+/* Classes of every built-in format (IDX digits/fashion, CIFAR-10). */
+#define DATASET_CLASSES 10
+
 struct dataset {
     int n;             /* examples */
     int h, w, c;       /* per-example shape, NHWC */
-    int classes;       /* number of classes (10 for all built-in formats) */
+    int classes;       /* number of classes (DATASET_CLASSES for all built-in formats) */
     uint8_t *images;   /* (n, h, w, c) */
     uint8_t *labels;   /* (n), values < classes */
+    struct dataset_mapping *mapping; /* non-NULL: images and labels are in a file mapping */
 };
 
 /* Load an IDX images file and an IDX labels file (each raw or gzip). */
@@ -41,6 +52,13 @@ int dataset_load_cifar10(struct dataset *ret, const char *dir, const char *split
  * is read. */
 int dataset_load_cifar10_files(struct dataset *ret, const char *const *paths, int n_paths,
                                int records_per_file, struct diag *d);
+
+/* Map split "train" or "test" of a tensor file (tensorfile.h) read-only.
+ * The whole file is checked first (header, layout, every label); a float32
+ * file is refused (training reads uint8 pixels).  The mapping is
+ * MADV_RANDOM: training reads examples in shuffled order. */
+int dataset_map_tensorfile(struct dataset *ret, const char *path, const char *split,
+                           struct diag *d);
 
 /* Keep the first `limit` examples (no-op if limit <= 0 or >= n). */
 void dataset_truncate(struct dataset *ds, int limit);

@@ -21,6 +21,14 @@ void diag_prefix(struct diag *d, const char *prefix)
 {
     if (!d || !prefix || !*prefix)
         return;
+    /* A field that already starts with the prefix's name ("resume.h5" for
+     * "resume.h5: ") keeps it once: errors do not repeat their prefix. */
+    size_t name_len = strlen(prefix);
+    while (name_len > 0 && (prefix[name_len - 1] == ' ' || prefix[name_len - 1] == ':'))
+        name_len--;
+    if (name_len > 0 && strncmp(d->field, prefix, name_len) == 0 &&
+        strchr(":/ ", d->field[name_len]) != NULL)
+        return;
     char tmp[sizeof(d->field)];
     snprintf(tmp, sizeof(tmp), "%s%s", prefix, d->field);
     memcpy(d->field, tmp, sizeof(tmp));

@@ -18,7 +18,10 @@ struct diag {
 int diag_set(struct diag *d, int err, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Prefix d->field with prefix (e.g. "/checkpoints/0" + "/filepath"). */
+/* Prefix d->field with prefix (e.g. "/checkpoints/0" + "/filepath"), unless
+ * the field already starts with the prefix's name (prefix without trailing
+ * ": "), followed by the end, ':', '/' or ' ', so that an error never
+ * repeats its prefix ("resume.h5: resume.h5: write: ..."). */
 void diag_prefix(struct diag *d, const char *prefix);
 
 #endif

@@ -216,9 +216,8 @@ static int step_failed(enum fsutil_step *ret_step, enum fsutil_step step, int er
     return err;
 }
 
-int fsutil_write_file_atomic(const char *dir, const char *relpath, const void *data, size_t len,
-                             uint8_t ret_sha256[FSUTIL_SHA256_BYTES], enum fsutil_step *ret_step,
-                             struct diag *d)
+static int atomic_begin(struct fsutil_atomic *ret, const char *dir, const char *relpath,
+                        enum fsutil_step *ret_step, struct diag *d)
 {
     char buf[4096];
     char *comps[FSUTIL_MAX_COMPONENTS];
@@ -229,42 +228,58 @@ int fsutil_write_file_atomic(const char *dir, const char *relpath, const void *d
     int dfd = open_parent(dir, comps, n, true, relpath, d);
     if (dfd < 0)
         return step_failed(ret_step, FSUTIL_STEP_WRITE, dfd);
-
-    const char *name = comps[n - 1];
-    char tmp[300];
-    snprintf(tmp, sizeof(tmp), FSUTIL_TEMP_PREFIX "%.*s-%ld-%lu", FSUTIL_TEMP_NAME_KEEP, name,
-             (long)getpid(), atomic_fetch_add(&temp_counter, 1));
-
-    enum fsutil_step step = FSUTIL_STEP_CREATE;
-    bool temp_exists = false;
-    int fd = -1;
-    r = fsutil_fault_take(step);
+    struct fsutil_atomic a = {.dfd = dfd, .fd = -1};
+    snprintf(a.name, sizeof(a.name), "%s", comps[n - 1]);
+    snprintf(a.relpath, sizeof(a.relpath), "%s", relpath);
+    snprintf(a.tmp, sizeof(a.tmp), FSUTIL_TEMP_PREFIX "%.*s-%ld-%lu", FSUTIL_TEMP_NAME_KEEP,
+             a.name, (long)getpid(), atomic_fetch_add(&temp_counter, 1));
+    r = fsutil_fault_take(FSUTIL_STEP_CREATE);
     if (r == 0) {
-        fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        r = fd < 0 ? -errno : 0;
+        a.fd = openat(dfd, a.tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        r = a.fd < 0 ? -errno : 0;
     }
-    if (r < 0)
-        goto fail;
-    temp_exists = true;
+    if (r < 0) {
+        close(dfd);
+        return step_failed(ret_step, FSUTIL_STEP_CREATE,
+                           diag_set(d, r, relpath, "%s: %s",
+                                    fsutil_step_name(FSUTIL_STEP_CREATE), strerror(-r)));
+    }
+    *ret = a;
+    return 0;
+}
 
-    step = FSUTIL_STEP_WRITE;
-    r = fsutil_fault_take(step);
-    if (r == 0)
-        r = fsutil_write_all(fd, data, len);
-    if (r < 0)
-        goto fail;
+int fsutil_atomic_begin(struct fsutil_atomic *ret, const char *dir, const char *relpath,
+                        struct diag *d)
+{
+    return atomic_begin(ret, dir, relpath, NULL, d);
+}
 
-    step = FSUTIL_STEP_FSYNC_FILE;
-    r = fsutil_fault_take(step);
-    if (r == 0 && fsync(fd) < 0)
+void fsutil_atomic_abort(struct fsutil_atomic *a)
+{
+    if (!a || a->dfd < 0)
+        return;
+    if (a->fd >= 0)
+        close(a->fd);
+    unlinkat(a->dfd, a->tmp, 0);
+    close(a->dfd);
+    a->fd = -1;
+    a->dfd = -1;
+}
+
+static int atomic_commit(struct fsutil_atomic *a, enum fsutil_step *ret_step, struct diag *d)
+{
+    enum fsutil_step step = FSUTIL_STEP_FSYNC_FILE;
+    bool temp_exists = true;
+    int r = fsutil_fault_take(step);
+    if (r == 0 && fsync(a->fd) < 0)
         r = -errno;
     if (r < 0)
         goto fail;
 
     step = FSUTIL_STEP_CLOSE;
     r = fsutil_fault_take(step);
-    int cr = close(fd);
-    fd = -1;
+    int cr = close(a->fd);
+    a->fd = -1;
     if (r == 0 && cr < 0)
         r = -errno;
     if (r < 0)
@@ -272,7 +287,7 @@ int fsutil_write_file_atomic(const char *dir, const char *relpath, const void *d
 
     step = FSUTIL_STEP_RENAME;
     r = fsutil_fault_take(step);
-    if (r == 0 && renameat(dfd, tmp, dfd, name) < 0)
+    if (r == 0 && renameat(a->dfd, a->tmp, a->dfd, a->name) < 0)
         r = -errno;
     if (r < 0)
         goto fail;
@@ -280,24 +295,54 @@ int fsutil_write_file_atomic(const char *dir, const char *relpath, const void *d
 
     step = FSUTIL_STEP_FSYNC_DIR;
     r = fsutil_fault_take(step);
-    if (r == 0 && fsync(dfd) < 0)
+    if (r == 0 && fsync(a->dfd) < 0)
         r = -errno;
     if (r < 0)
         goto fail;
-
-    close(dfd);
-    if (ret_sha256)
-        fsutil_sha256(data, len, ret_sha256);
+    close(a->dfd);
+    a->dfd = -1;
     return 0;
 
 fail:
-    if (fd >= 0)
-        close(fd);
+    if (a->fd >= 0)
+        close(a->fd);
+    a->fd = -1;
     if (temp_exists)
-        unlinkat(dfd, tmp, 0);
-    close(dfd);
+        unlinkat(a->dfd, a->tmp, 0);
+    close(a->dfd);
+    a->dfd = -1;
     return step_failed(ret_step, step,
-                       diag_set(d, r, relpath, "%s: %s", fsutil_step_name(step), strerror(-r)));
+                       diag_set(d, r, a->relpath, "%s: %s", fsutil_step_name(step), strerror(-r)));
+}
+
+int fsutil_atomic_commit(struct fsutil_atomic *a, struct diag *d)
+{
+    return atomic_commit(a, NULL, d);
+}
+
+int fsutil_write_file_atomic(const char *dir, const char *relpath, const void *data, size_t len,
+                             uint8_t ret_sha256[FSUTIL_SHA256_BYTES], enum fsutil_step *ret_step,
+                             struct diag *d)
+{
+    struct fsutil_atomic a;
+    int r = atomic_begin(&a, dir, relpath, ret_step, d);
+    if (r < 0)
+        return r;
+    r = fsutil_fault_take(FSUTIL_STEP_WRITE);
+    if (r == 0)
+        r = fsutil_write_all(a.fd, data, len);
+    if (r < 0) {
+        fsutil_atomic_abort(&a);
+        return step_failed(ret_step, FSUTIL_STEP_WRITE,
+                           diag_set(d, r, relpath, "%s: %s",
+                                    fsutil_step_name(FSUTIL_STEP_WRITE), strerror(-r)));
+    }
+    r = atomic_commit(&a, ret_step, d);
+    if (r < 0)
+        return r;
+    if (ret_sha256)
+        fsutil_sha256(data, len, ret_sha256);
+    return 0;
 }
 
 /* Read an open fd completely; the buffer gets a trailing NUL. */

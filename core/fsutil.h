@@ -70,6 +70,26 @@ int fsutil_write_file_atomic(const char *dir, const char *relpath, const void *d
                              uint8_t ret_sha256[FSUTIL_SHA256_BYTES], enum fsutil_step *ret_step,
                              struct diag *d);
 
+/* A file written atomically in pieces (large outputs that do not fit in
+ * memory): fsutil_atomic_begin creates the temp file (fd opened O_RDWR, so
+ * the writer may pwrite and read back); the caller writes through fd and
+ * then either commits (fsync, close, rename over the final name, fsync of the
+ * folder: the steps of fsutil_write_file_atomic) or aborts (the temp file is
+ * removed).  Both end the struct: every fd is closed, whatever the result.
+ * Not thread-safe per struct. */
+struct fsutil_atomic {
+    int dfd;           /* the folder that holds the file */
+    int fd;            /* the temp file, for the caller's writes */
+    char name[256];    /* final name in dfd */
+    char tmp[300];     /* temp name in dfd */
+    char relpath[512]; /* as given, for diagnostics */
+};
+int fsutil_atomic_begin(struct fsutil_atomic *ret, const char *dir, const char *relpath,
+                        struct diag *d);
+int fsutil_atomic_commit(struct fsutil_atomic *a, struct diag *d);
+/* No-op on an already ended struct. */
+void fsutil_atomic_abort(struct fsutil_atomic *a);
+
 /* Copy dir/src_relpath atomically to dir/dst_relpath (save_last copies).
  * ret_sha256 / ret_bytes (may be NULL) describe the copy; ret_step (may be
  * NULL), on failure only, the step that failed (reading the source counts

@@ -124,4 +124,9 @@ int h5_save_resume(const char *dir, const char *relpath, const struct model *m,
 int h5_load_resume(struct model *m, struct optimizer *opt, const char *path, int *ret_epoch,
                    char **ret_state_json, struct diag *d);
 
+/* The process-wide HDF5 lock, for the other files of core/ that call HDF5
+ * (h5_data.c, the data set importer): every HDF5 call between the two. */
+void h5_global_lock(void);
+void h5_global_unlock(void);
+
 #endif

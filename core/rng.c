@@ -69,3 +69,53 @@ uint64_t rng_hash3(uint64_t a, uint64_t b, uint64_t c)
     x = y ^ (c * 0x165667b19e3779f9ULL);
     return splitmix64(&x);
 }
+
+/* --- MT19937 (Matsumoto & Nishimura), numpy's legacy bit generator --------------------- */
+
+void mt19937_seed(struct mt19937 *m, uint32_t seed)
+{
+    m->mt[0] = seed;
+    for (int k = 1; k < 624; k++)
+        m->mt[k] = 1812433253u * (m->mt[k - 1] ^ (m->mt[k - 1] >> 30)) + (uint32_t)k;
+    m->i = 624;
+}
+
+uint32_t mt19937_next(struct mt19937 *m)
+{
+    if (m->i >= 624) {
+        for (int k = 0; k < 624; k++) {
+            uint32_t y = (m->mt[k] & 0x80000000u) | (m->mt[(k + 1) % 624] & 0x7fffffffu);
+            m->mt[k] = m->mt[(k + 397) % 624] ^ (y >> 1) ^ (y & 1u ? 0x9908b0dfu : 0u);
+        }
+        m->i = 0;
+    }
+    uint32_t y = m->mt[m->i++];
+    y ^= y >> 11;
+    y ^= (y << 7) & 0x9d2c5680u;
+    y ^= (y << 15) & 0xefc60000u;
+    y ^= y >> 18;
+    return y;
+}
+
+uint64_t mt19937_interval(struct mt19937 *m, uint64_t max)
+{
+    if (max == 0)
+        return 0;
+    uint64_t mask = max, value;
+    mask |= mask >> 1;
+    mask |= mask >> 2;
+    mask |= mask >> 4;
+    mask |= mask >> 8;
+    mask |= mask >> 16;
+    mask |= mask >> 32;
+    if (max <= 0xffffffffu) {
+        while ((value = (mt19937_next(m) & mask)) > max)
+            ;
+    } else {
+        do {
+            uint64_t hi = mt19937_next(m);
+            value = (hi << 32 | mt19937_next(m)) & mask;
+        } while (value > max);
+    }
+    return value;
+}

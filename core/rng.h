@@ -23,6 +23,18 @@ uint64_t rng_below(struct rng *r, uint64_t bound);
 /* Fisher-Yates shuffle of idx[0..n). */
 void rng_shuffle_u32(struct rng *r, uint32_t *idx, uint32_t n);
 
+/* MT19937 as numpy's legacy RandomState(seed) (init_genrand), for orders
+ * that must equal numpy's: image folders shuffled as Keras shuffles them. */
+struct mt19937 {
+    uint32_t mt[624];
+    int i;
+};
+void mt19937_seed(struct mt19937 *m, uint32_t seed);
+uint32_t mt19937_next(struct mt19937 *m);
+/* numpy's random_interval: uniform in [0, max] by masked rejection
+ * (the draws of RandomState.shuffle). */
+uint64_t mt19937_interval(struct mt19937 *m, uint64_t max);
+
 /* Stateless: a well-mixed 64-bit value of (a, b, c). */
 uint64_t rng_hash3(uint64_t a, uint64_t b, uint64_t c);
 /* Stateless uniform float in [0, 1) with 24 random bits from rng_hash3(a, b, c). */

@@ -163,6 +163,14 @@ static int spec_check(const struct fmt_spec *f, bool is_int, char *why, size_t w
         snprintf(why, whysz, "precision not allowed in integer format specifier");
         return -EINVAL;
     }
+    if (t == '%') {
+        snprintf(why, whysz, "format code '%%' is not supported in file names");
+        return -EINVAL;
+    }
+    if (f->sign == ' ') {
+        snprintf(why, whysz, "sign ' ' is not supported in file names (it renders a space)");
+        return -EINVAL;
+    }
     if (f->fill != ' ' && !(char_is_safe(f->fill) && f->fill != '.')) {
         snprintf(why, whysz, "fill character '%c' is not allowed in file names", f->fill);
         return -EINVAL;
@@ -173,6 +181,12 @@ static int spec_check(const struct fmt_spec *f, bool is_int, char *why, size_t w
     }
     if (f->precision > SPEC_MAX_PRECISION) {
         snprintf(why, whysz, "precision larger than %d", SPEC_MAX_PRECISION);
+        return -EINVAL;
+    }
+    if (f->fill == ' ' && f->width > 0) {
+        snprintf(why, whysz,
+                 "padding with spaces is not supported in file names (give a fill character "
+                 "or '0', e.g. {epoch:03d})");
         return -EINVAL;
     }
     return 0;
@@ -297,12 +311,20 @@ static int tmpl_walk(const char *tmpl, piece_fn fn, void *ctx, struct diag *d)
                                 TEMPLATE_MAX_COMPONENTS);
             comp_pieces = comp_literal = 0;
         } else if (p.kind == PIECE_CHAR) {
-            if (!char_is_safe(p.ch) && p.ch != '{' && p.ch != '}')
+            if (p.ch == '{' || p.ch == '}')
+                return diag_set(d, -EINVAL, "",
+                                "position %d: '%c%c': braces are not supported in file names",
+                                p.pos, p.ch, p.ch);
+            if (!char_is_safe(p.ch))
                 return diag_set(d, -EINVAL, "",
                                 "position %d: character 0x%02x is not allowed in file names "
-                                "(allowed: A-Z a-z 0-9 . _ + = @ , -, braces written as '{{' '}}', "
-                                "and '/' between components)",
+                                "(allowed: A-Z a-z 0-9 . _ + = @ , -, and '/' between components)",
                                 p.pos, (unsigned char)p.ch);
+            if (p.ch == '.' && strncmp(tmpl + p.pos, ".tmp", 4) == 0)
+                return diag_set(d, -EINVAL, "",
+                                "position %d: '.tmp' is not allowed in file names (reserved for "
+                                "temp files)",
+                                p.pos);
             if (comp_pieces == 0 && p.ch == '.') {
                 const char *s = tmpl + p.pos;
                 if (s[1] == '/' || s[1] == '\0')
@@ -322,6 +344,19 @@ static int tmpl_walk(const char *tmpl, piece_fn fn, void *ctx, struct diag *d)
         if (r < 0)
             return r;
     }
+}
+
+bool template_name_valid(const char *name, size_t len)
+{
+    if (len == 0 || len > TEMPLATE_MAX_NAME || name[0] == '.')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (!char_is_safe(name[i]))
+            return false;
+        if (name[i] == '.' && len - i >= 4 && memcmp(name + i, ".tmp", 4) == 0)
+            return false;
+    }
+    return true;
 }
 
 bool template_has_fields(const char *tmpl)
@@ -701,6 +736,9 @@ static int rendered_check(const char *path, struct diag *d)
             return diag_set(d, -ENAMETOOLONG, "",
                             "rendered path '%.64s...': component longer than %d bytes", path,
                             TEMPLATE_MAX_NAME);
+        if (!template_name_valid(s, len))
+            return diag_set(d, -EINVAL, "",
+                            "rendered path '%s': a component is not a valid file name", path);
         if (!slash)
             break;
         s = slash + 1;

@@ -12,13 +12,18 @@
  * Validation (at job submit) also enforces the path rules: relative, at most
  * TEMPLATE_MAX_COMPONENTS components separated by '/', no empty, "." or ".."
  * component, no leading dot in a component, characters of the rendered
- * literal text limited to [A-Za-z0-9._+=@,-] plus '/' (and '{' '}' written as
- * "{{" "}}"), rendered name at most TEMPLATE_MAX_NAME bytes per component.
+ * literal text limited to [A-Za-z0-9._+=@,-] plus '/', rendered name at most
+ * TEMPLATE_MAX_NAME bytes per component.  Every rendered component obeys
+ * template_name_valid, the one rule that the download routes also apply, so
+ * a file the daemon writes and lists can always be downloaded: templates
+ * that could render anything else ("{{" "}}", space padding or a ' ' sign,
+ * the '%' type, ".tmp" in a component) are refused at submit.
  *
  * Limits beyond Python: width <= TEMPLATE_MAX_NAME, precision <= 50, fill
- * characters from [A-Za-z0-9_+=@,-] or space; types b c n o x X and the 'z'
- * option are refused.  Fields may render spaces (padding, ' ' sign) and '%'.
- * Strings are formatted in the C locale (LC_NUMERIC must stay "C"). */
+ * characters from [A-Za-z0-9_+=@,-]; types b c n o x X % and the 'z' option
+ * are refused, and so is a width without a fill character or '0' (it pads
+ * with spaces).  template_render itself keeps str.format's semantics but
+ * refuses a rendered name that breaks template_name_valid.  Strings are formatted in the C locale (LC_NUMERIC must stay "C"). */
 #ifndef TRAIND_TEMPLATE_H
 #define TRAIND_TEMPLATE_H
 
@@ -47,6 +52,12 @@ int template_validate(const char *tmpl, const char *const *available_keys, int n
  * "/" from a string field is not). */
 int template_render(char *out, size_t outsz, const char *tmpl, int epoch, int batch,
                     const struct logs *logs, struct diag *d);
+
+/* The rule for one component of a checkpoint's path (len bytes of name, no
+ * NUL needed): 1..TEMPLATE_MAX_NAME bytes of [A-Za-z0-9._+=@,-], not
+ * starting with '.', and no ".tmp" anywhere (the temp names of atomic
+ * writes, which downloads never serve). */
+bool template_name_valid(const char *name, size_t len);
 
 /* True when tmpl contains at least one replacement field. */
 bool template_has_fields(const char *tmpl);

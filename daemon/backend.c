@@ -60,6 +60,9 @@ static void discard_job(struct jobs *js, struct job *j)
     job_free(j);
 }
 
+static int submit_queued(struct jobs *js, struct job_spec *spec_in, char **ret_json,
+                         char ret_id[static 17], struct diag *d);
+
 static int be_submit(void *ctx, const char *body, size_t len, char **ret_json,
                      char ret_id[static 17], struct diag *d)
 {
@@ -78,7 +81,14 @@ static int be_submit(void *ctx, const char *body, size_t len, char **ret_json,
     int r = job_spec_parse(&spec, body, len, d);
     if (r < 0)
         return r == -ENOMEM ? r : -EINVAL;
-    if (!runner_find_dataset(&js->env, spec.dataset)) {
+    /* the registry lock spans "the data set exists" and "the job is queued":
+     * a concurrent DELETE sees either no job or a queued one */
+    if (js->cfg.registry)
+        datasets_lock(js->cfg.registry);
+    struct runner_dataset found;
+    if (runner_resolve_dataset(&js->env, spec.dataset, &found) < 0) {
+        if (js->cfg.registry)
+            datasets_unlock(js->cfg.registry);
         job_spec_free(&spec);
         char known[512] = "";
         for (int i = 0; i < js->env.n_datasets; i++) {
@@ -86,9 +96,28 @@ static int be_submit(void *ctx, const char *body, size_t len, char **ret_json,
             snprintf(known + k, sizeof(known) - k, "%s%s", i ? ", " : "",
                      js->env.datasets[i].name);
         }
-        return diag_set(d, -EINVAL, "/dataset", "unknown dataset '%s' (known: %s)", spec.dataset,
-                        known);
+        return diag_set(d, -EINVAL, "/dataset", "unknown dataset '%s' (known: %s%s)",
+                        spec.dataset, known, js->cfg.registry ? " and GET /v1/datasets" : "");
     }
+    /* imported data sets are checked against the model when the run builds it */
+    if (strcmp(found.format, "tensor") != 0 && (r = runner_check_model(&spec, &found, d)) < 0) {
+        if (js->cfg.registry)
+            datasets_unlock(js->cfg.registry);
+        job_spec_free(&spec);
+        return r;
+    }
+    r = submit_queued(js, &spec, ret_json, ret_id, d);
+    if (js->cfg.registry)
+        datasets_unlock(js->cfg.registry);
+    return r;
+}
+
+/* Create the job's folder and files and queue it (spec taken over). */
+static int submit_queued(struct jobs *js, struct job_spec *spec_in, char **ret_json,
+                         char ret_id[static 17], struct diag *d)
+{
+    struct job_spec spec = *spec_in;
+    int r;
 
     char id[JOB_ID_LEN + 1], dir[PATH_MAX];
     for (int attempt = 0;; attempt++) {
@@ -120,11 +149,18 @@ static int be_submit(void *ctx, const char *body, size_t len, char **ret_json,
     char path[PATH_MAX + sizeof("/" JOB_EVENTS_FILE)];
     snprintf(path, sizeof(path), "%s/" JOB_EVENTS_FILE, dir);
     j->events_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (!j->spec_json || j->events_fd < 0 || job_record_save(j) < 0) {
-        int e = j->events_fd < 0 ? errno : EIO;
-        log_error("job %s: cannot create its files: %s", id, strerror(e));
+    int stored = !j->spec_json ? -ENOMEM : j->events_fd < 0 ? -errno : 0;
+    if (stored == 0)
+        stored = job_record_save(j);
+    if (stored == 0)
+        stored = event_log_reserve_seq(j);
+    if (stored < 0) {
+        log_error("job %s: cannot create its files: %s", id, strerror(-stored));
         discard_job(js, j);
-        return diag_set(d, -EIO, "", "cannot store the job: %s", strerror(e));
+        if (stored == -ENOSPC || stored == -EDQUOT)
+            return diag_set(d, stored, "", "no space left on device: cannot store the job");
+        return diag_set(d, stored == -ENOMEM ? -ENOMEM : -EIO, "", "cannot store the job: %s",
+                        strerror(-stored));
     }
     job_event_add(js, j, "state", "{\"state\":\"queued\"}", true);
 
@@ -420,6 +456,8 @@ static int be_datasets(void *ctx, char **ret_json)
 {
     bool ok = true;
     struct jobs *js = ctx;
+    if (js->cfg.registry)
+        return backend_data_list(&js->data, ret_json);
     cJSON *root = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(root, "datasets");
     for (int i = 0; i < js->env.n_datasets; i++) {
@@ -554,6 +592,42 @@ static int be_prometheus(void *ctx, char **ret_text)
     return 0;
 }
 
+/* --- data sets and model use: backend_data.c over the registry --------------- */
+
+static int be_dataset_upload_file(void *ctx, char ret_path[4096], int *ret_fd, struct diag *d)
+{
+    return backend_data_upload_file(&((struct jobs *)ctx)->data, ret_path, ret_fd, d);
+}
+
+static int be_dataset_put(void *ctx, const char *name, const char *upload_path,
+                          const struct import_options *o, char **ret_json, struct diag *d)
+{
+    return backend_data_put(&((struct jobs *)ctx)->data, name, upload_path, o, ret_json, d);
+}
+
+static int be_dataset_get(void *ctx, const char *name, char **ret_json)
+{
+    return backend_data_get(&((struct jobs *)ctx)->data, name, ret_json);
+}
+
+static int be_dataset_delete(void *ctx, const char *name, struct diag *d)
+{
+    return backend_data_delete(&((struct jobs *)ctx)->data, name, d);
+}
+
+static int be_evaluate(void *ctx, const char *id, const char *checkpoint, const char *dataset,
+                       char **ret_json, struct diag *d)
+{
+    return backend_data_evaluate(&((struct jobs *)ctx)->data, id, checkpoint, dataset, ret_json,
+                                 d);
+}
+
+static int be_predict(void *ctx, const char *id, const char *checkpoint,
+                      const struct api_predict_input *in, int n, char **ret_json, struct diag *d)
+{
+    return backend_data_predict(&((struct jobs *)ctx)->data, id, checkpoint, in, n, ret_json, d);
+}
+
 void jobs_backend(struct jobs *js, struct api_backend *be)
 {
     struct api_backend b = {
@@ -572,5 +646,13 @@ void jobs_backend(struct jobs *js, struct api_backend *be)
         .health = be_health,
         .prometheus = be_prometheus,
     };
+    if (js->cfg.registry) {
+        b.dataset_upload_file = be_dataset_upload_file;
+        b.dataset_put = be_dataset_put;
+        b.dataset_get = be_dataset_get;
+        b.dataset_delete = be_dataset_delete;
+        b.evaluate = be_evaluate;
+        b.predict = be_predict;
+    }
     *be = b;
 }

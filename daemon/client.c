@@ -133,7 +133,11 @@ struct transfer {
     client_event_fn fn;
     void *ctx;
     bool stop;                /* fn asked to stop */
-    /* download bar */
+    /* request body read from a file (upload) */
+    bool upload;
+    int in_fd;
+    uint64_t in_size;
+    /* download or upload bar */
     bool bar;
     uint64_t offset;
     double last_draw;
@@ -293,6 +297,20 @@ static size_t on_body(char *p, size_t size, size_t n, void *ctx)
     return len;
 }
 
+static size_t on_read(char *p, size_t size, size_t n, void *ctx)
+{
+    struct transfer *t = ctx;
+    for (;;) {
+        ssize_t r = read(t->in_fd, p, size * n);
+        if (r >= 0)
+            return (size_t)r;
+        if (errno != EINTR) {
+            t->err = -errno;
+            return CURL_READFUNC_ABORT;
+        }
+    }
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -311,13 +329,16 @@ static void human_bytes(double b, char *out, size_t outsz)
     snprintf(out, outsz, u ? "%.1f %s" : "%.0f %s", b, unit[u]);
 }
 
-/* "  1.2 MiB / 1.9 MiB [=================>............]  63%" on stderr. */
+/* "  1.2 MiB / 1.9 MiB [=================>............]  63%" on stderr: the
+ * bytes received, or sent for an upload. */
 static int on_xfer(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                    curl_off_t ulnow)
 {
     struct transfer *t = ctx;
-    (void)ultotal;
-    (void)ulnow;
+    if (t->upload) {
+        dltotal = ultotal;
+        dlnow = ulnow;
+    }
     double now = now_s();
     bool done = dltotal > 0 && dlnow == dltotal;
     if (!t->bar || dltotal <= 0 || (!done && now - t->last_draw < 0.1))
@@ -397,6 +418,12 @@ static int perform(struct client *c, const char *method, const char *path, const
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
     }
+    if (t->upload) {
+        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(h, CURLOPT_READDATA, t);
+        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)t->in_size);
+    }
     if (t->sse) {
         curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
         curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, CLIENT_STREAM_IDLE_S);
@@ -411,7 +438,7 @@ static int perform(struct client *c, const char *method, const char *path, const
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &t->resp->status);
     curl_slist_free_all(hdrs);
     if (t->bar && t->last_draw > 0)
-        fputc('\n', stderr); /* ends the download bar's line */
+        fputc('\n', stderr); /* ends the bar's line */
     if (t->err)
         return diag_set(d, t->err, "", "%s: %s", url, strerror(-t->err));
     if (rc == CURLE_WRITE_ERROR && t->stop)
@@ -491,5 +518,19 @@ int client_download(struct client *c, const char *path, int fd, uint64_t offset,
     memset(&resp, 0, sizeof(resp));
     struct transfer t = {.resp = &resp, .fd = fd, .to_fd = true, .bar = bar, .offset = offset};
     int r = perform(c, "GET", path, NULL, NULL, 0, offset > 0 ? range : NULL, &t, d);
+    return hand_over(&t, r, ret, d);
+}
+
+int client_upload(struct client *c, const char *path, int fd, uint64_t size,
+                  const char *content_type, bool bar, struct client_response *ret,
+                  struct diag *d)
+{
+    char ctype[160];
+    if ((size_t)snprintf(ctype, sizeof(ctype), "Content-Type: %s", content_type) >= sizeof(ctype))
+        return diag_set(d, -EINVAL, "", "content type too long");
+    struct client_response resp;
+    memset(&resp, 0, sizeof(resp));
+    struct transfer t = {.resp = &resp, .upload = true, .in_fd = fd, .in_size = size, .bar = bar};
+    int r = perform(c, "PUT", path, NULL, NULL, 0, ctype, &t, d);
     return hand_over(&t, r, ret, d);
 }

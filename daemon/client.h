@@ -1,6 +1,6 @@
 /* client.h - HTTP calls to a traind server, through libcurl: JSON requests,
- * the event stream (Server-Sent Events) and file downloads.  Used by the
- * `traind submit|jobs|show|logs|cancel|rm|get|health` sub-commands
+ * the event stream (Server-Sent Events), file downloads and uploads.  Used
+ * by the `traind submit|jobs|show|logs|cancel|rm|get|upload|health` sub-commands
  * (cmd_client.c).
  *
  * Errors: functions return 0 or a negative errno and fill d.  A server that
@@ -68,6 +68,13 @@ int client_stream_events(struct client *c, const char *job_id, uint64_t after, c
  * gets the status and headers (no body; an error answer's body is kept). */
 int client_download(struct client *c, const char *path, int fd, uint64_t offset, bool bar,
                     struct client_response *ret, struct diag *d);
+
+/* PUT path with the size bytes read from fd (from its position) as the
+ * body, streamed, never held in memory whole; bar: draw an upload bar on
+ * stderr.  ret gets the status and the answer's body (free it). */
+int client_upload(struct client *c, const char *path, int fd, uint64_t size,
+                  const char *content_type, bool bar, struct client_response *ret,
+                  struct diag *d);
 
 /* path with every byte outside [A-Za-z0-9._~/-] percent-encoded. */
 int client_escape_path(const char *in, char *out, size_t outsz);

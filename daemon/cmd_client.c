@@ -30,6 +30,7 @@ struct cli {
     struct client c;
     bool json, follow, quiet, has_after;
     const char *state, *output;
+    const char *image_size, *color_mode, *validation_split, *seed;  /* upload options */
     uint64_t after;
 };
 
@@ -688,6 +689,88 @@ static int cmd_get(struct cli *cl, char **args, int n)
     return CLIENT_EXIT_FAILED;
 }
 
+/* --- upload: a data set file streamed to PUT /v1/datasets/{name} ----------------------- */
+
+/* Appends "&key=value" (the first one with '?') to q when value is given. */
+static int add_query(char *q, size_t qsz, const char *key, const char *value)
+{
+    if (!value)
+        return 0;
+    char esc[256];
+    size_t k = strlen(q);
+    if (client_escape_path(value, esc, sizeof(esc)) < 0 ||
+        (size_t)snprintf(q + k, qsz - k, "%c%s=%s", k ? '&' : '?', key, esc) >= qsz - k)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+static int cmd_upload(struct cli *cl, char **args, int n)
+{
+    (void)n;
+    const char *name = args[0], *file = args[1];
+    char esc[512], query[1024] = "", path[1600];
+    if (client_escape_path(name, esc, sizeof(esc)) < 0 ||
+        add_query(query, sizeof(query), "image_size", cl->image_size) < 0 ||
+        add_query(query, sizeof(query), "color_mode", cl->color_mode) < 0 ||
+        add_query(query, sizeof(query), "validation_split", cl->validation_split) < 0 ||
+        add_query(query, sizeof(query), "seed", cl->seed) < 0 ||
+        (size_t)snprintf(path, sizeof(path), "/v1/datasets/%s%s", esc, query) >= sizeof(path)) {
+        say_error("%s: name or options too long", name);
+        return CLIENT_EXIT_USAGE;
+    }
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    const char *why = fd < 0 || fstat(fd, &st) < 0 ? strerror(errno)
+                      : !S_ISREG(st.st_mode)      ? "not a regular file"
+                                                  : NULL;
+    if (why) {
+        say_error("%s: %s", file, why);
+        if (fd >= 0)
+            close(fd);
+        return CLIENT_EXIT_USAGE;
+    }
+    struct client_response resp;
+    struct diag d = {{0}, {0}};
+    int r = client_upload(&cl->c, path, fd, (uint64_t)st.st_size, "application/octet-stream",
+                          !cl->json && isatty(STDERR_FILENO), &resp, &d);
+    close(fd);
+    if (r < 0)
+        return unreachable(r, &d);
+    if (resp.status / 100 != 2) {
+        int code = refused(file, &resp);
+        client_response_free(&resp);
+        return code;
+    }
+    if (json_printed(cl, &resp))
+        return CLIENT_EXIT_OK;
+    cJSON *j = cJSON_Parse(resp.body);
+    client_response_free(&resp);
+    static const char *const keys[] = {"name", "format", "dtype", "sha256"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const char *v = str_or(j, keys[i], NULL);
+        if (v)
+            printf("%-10s %s\n", keys[i], v);
+    }
+    printf("%-10s %.0f\n", "bytes", num_or(j, "bytes", 0));
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(j, "input_shape"), *x;
+    if (cJSON_IsArray(shape)) {
+        printf("%-10s ", "shape");
+        const char *sep = "";
+        cJSON_ArrayForEach(x, shape)
+        {
+            printf("%s%d", sep, (int)x->valuedouble);
+            sep = "x";
+        }
+        putchar('\n');
+    }
+    printf("%-10s %.0f train, %.0f test\n", "images", num_or(j, "train", 0), num_or(j, "test", 0));
+    const cJSON *classes = cJSON_GetObjectItemCaseSensitive(j, "classes");
+    if (cJSON_GetArraySize(classes) > 0)
+        printf("%-10s %d\n", "classes", cJSON_GetArraySize(classes));
+    cJSON_Delete(j);
+    return CLIENT_EXIT_OK;
+}
+
 /* --- the command table and main ----------------------------------------------------------- */
 
 static const struct command commands[] = {
@@ -698,6 +781,8 @@ static const struct command commands[] = {
     {"cancel", 1, 1, "", cmd_cancel, "cancel ID"},
     {"rm", 1, 1, "", cmd_rm, "rm ID"},
     {"get", 1, 2, "o", cmd_get, "get ID [best|latest|NAME] [-o FILE]"},
+    {"upload", 2, 2, "ICVE", cmd_upload,
+     "upload NAME FILE [--image-size HxW] [--color-mode M] [--validation-split F] [--seed N]"},
     {"health", 0, 0, "", cmd_health, "health"},
 };
 
@@ -749,6 +834,10 @@ int cmd_client_main(int argc, char **argv)
         {"after", required_argument, NULL, 'A'},
         {"output", required_argument, NULL, 'o'},
         {"quiet", no_argument, NULL, 'q'},
+        {"image-size", required_argument, NULL, 'I'},
+        {"color-mode", required_argument, NULL, 'C'},
+        {"validation-split", required_argument, NULL, 'V'},
+        {"seed", required_argument, NULL, 'E'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -778,11 +867,15 @@ int cmd_client_main(int argc, char **argv)
         }
         case 'o': cl.output = optarg; break;
         case 'q': cl.quiet = true; break;
+        case 'I': cl.image_size = optarg; break;
+        case 'C': cl.color_mode = optarg; break;
+        case 'V': cl.validation_split = optarg; break;
+        case 'E': cl.seed = optarg; break;
         case 'h': usage(stdout); return CLIENT_EXIT_OK;
         default: usage(stderr); return CLIENT_EXIT_USAGE;
         }
         size_t k = strlen(used);
-        if (strchr("fSAoq", c) && !strchr(used, c) && k < sizeof(used) - 1) {
+        if (strchr("fSAoqICVE", c) && !strchr(used, c) && k < sizeof(used) - 1) {
             used[k] = (char)c;
             used[k + 1] = '\0';
         }

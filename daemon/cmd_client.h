@@ -1,5 +1,5 @@
 /* cmd_client.h - traind as its own client: `traind submit|jobs|show|logs|
- * cancel|rm|get|health` talk to a running traind over HTTP (client.c) and
+ * cancel|rm|get|upload|health` talk to a running traind over HTTP (client.c) and
  * print what Keras users expect (progress.c).  See traind(1). */
 #ifndef TRAIND_CMD_CLIENT_H
 #define TRAIND_CMD_CLIENT_H

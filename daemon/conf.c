@@ -20,10 +20,13 @@ void config_default(struct config *ret)
     c.workers = 1;
     c.threads = 2;
     c.max_body_bytes = 1024 * 1024;
+    c.max_dataset_bytes = (size_t)4 << 30;
+    c.max_predict_bytes = (size_t)32 << 20;
+    c.max_predict_images = 256;
     c.max_connections = 1024;
     c.max_connections_per_ip = 256;
     c.connection_timeout = 60;
-    c.connection_memory_limit = 64 * 1024;
+    c.connection_memory_limit = 128 * 1024;
     c.heartbeat_interval = 15;
     c.max_queued_jobs = 1000;
     c.stream_max_backlog = 100000;
@@ -104,6 +107,17 @@ int config_set(struct config *cfg, const char *key, const char *value, struct di
         return set_string(cfg->token_file, sizeof(cfg->token_file), key, value, d);
     if (strcmp(key, "cors_allow_origins") == 0)
         return cors_origins_parse(&cfg->cors, value, d);
+    if (strcmp(key, "tls_cert_file") == 0)
+        return set_string(cfg->tls_cert_file, sizeof(cfg->tls_cert_file), key, value, d);
+    if (strcmp(key, "tls_key_file") == 0)
+        return set_string(cfg->tls_key_file, sizeof(cfg->tls_key_file), key, value, d);
+    if (strcmp(key, "allow_insecure_http") == 0) {
+        if (strcmp(value, "true") == 0 || strcmp(value, "false") == 0) {
+            cfg->allow_insecure_http = strcmp(value, "true") == 0;
+            return 0;
+        }
+        return diag_set(d, -EINVAL, key, "allow_insecure_http: must be true or false");
+    }
 
     static const struct {
         const char *key;
@@ -114,6 +128,9 @@ int config_set(struct config *cfg, const char *key, const char *value, struct di
         {"workers", 1, 64, offsetof(struct config, workers), 0},
         {"threads", 1, 256, offsetof(struct config, threads), 0},
         {"max_body_bytes", 1024, 1ULL << 30, offsetof(struct config, max_body_bytes), 2},
+        {"max_dataset_bytes", 1024, 1ULL << 40, offsetof(struct config, max_dataset_bytes), 2},
+        {"max_predict_bytes", 1024, 1ULL << 30, offsetof(struct config, max_predict_bytes), 2},
+        {"max_predict_images", 1, 65536, offsetof(struct config, max_predict_images), 1},
         {"max_connections", 1, 100000, offsetof(struct config, max_connections), 1},
         {"max_connections_per_ip", 1, 100000, offsetof(struct config, max_connections_per_ip), 1},
         {"connection_timeout", 1, 86400, offsetof(struct config, connection_timeout), 1},

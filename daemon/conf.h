@@ -8,6 +8,7 @@
 #define TRAIND_CONF_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "diag.h"
@@ -22,11 +23,17 @@ struct config {
     int workers;                      /* jobs trained at once: 1 */
     int threads;                      /* compute threads per job: 2 */
     char token_file[PATH_MAX];        /* "" = no authentication */
+    char tls_cert_file[PATH_MAX];     /* PEM certificate (chain); "" = plain HTTP */
+    char tls_key_file[PATH_MAX];      /* PEM private key; set with tls_cert_file */
+    bool allow_insecure_http;         /* listen beyond loopback without TLS: false */
     size_t max_body_bytes;            /* 1 MiB */
+    size_t max_dataset_bytes;         /* PUT /v1/datasets/{name} bodies: 4 GiB */
+    size_t max_predict_bytes;         /* POST /v1/jobs/{id}/predict bodies: 32 MiB */
+    unsigned max_predict_images;      /* examples per predict request: 256 */
     unsigned max_connections;         /* 1024 */
     unsigned max_connections_per_ip;  /* 256 */
     unsigned connection_timeout;      /* seconds: 60 */
-    size_t connection_memory_limit;   /* bytes per connection (bounds headers): 65536 */
+    size_t connection_memory_limit;   /* bytes per connection (bounds headers): 131072 */
     unsigned heartbeat_interval;      /* seconds between SSE heartbeats: 15 */
     unsigned max_queued_jobs;         /* queued jobs before submit answers 503: 1000 */
     unsigned stream_max_backlog;      /* events a subscriber may lag before it is dropped: 100000 */

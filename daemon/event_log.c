@@ -6,6 +6,7 @@
 #include "event_log.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -61,6 +62,62 @@ int job_record_save(struct job *j)
     return r;
 }
 
+/* --- sequence numbers ------------------------------------------------------- */
+
+/* Write seq.reserved = upto unless it already covers it (file_mu taken). */
+static int seq_reserve_write(struct job *j, uint64_t upto)
+{
+    int r = 0;
+    pthread_mutex_lock(&j->file_mu);
+    if (upto > j->seq_reserved_disk) {
+        char text[32];
+        int n = snprintf(text, sizeof(text), "%" PRIu64 "\n", upto);
+        struct diag d = {{0}, {0}};
+        r = fsutil_write_file_atomic(j->dir, JOB_SEQ_FILE, text, (size_t)n, NULL, NULL, &d);
+        if (r == 0)
+            j->seq_reserved_disk = upto;
+        else
+            log_error("job %s: write %s: %s", j->id, JOB_SEQ_FILE, d.message);
+    }
+    pthread_mutex_unlock(&j->file_mu);
+    return r;
+}
+
+int event_log_reserve_seq(struct job *j)
+{
+    pthread_mutex_lock(&j->mu);
+    uint64_t want = j->last_seq + JOB_SEQ_RESERVE;
+    bool needed = j->last_seq + 1 > j->seq_reserved;
+    pthread_mutex_unlock(&j->mu);
+    if (!needed)
+        return 0;
+    int r = seq_reserve_write(j, want);
+    pthread_mutex_lock(&j->mu);
+    if (r == 0 && want > j->seq_reserved)
+        j->seq_reserved = want;
+    pthread_mutex_unlock(&j->mu);
+    return r;
+}
+
+/* (mu held; may drop and retake it) The next sequence number, covered by
+ * seq.reserved on disk before it is returned.  When the reservation cannot
+ * be written (disk full) the number is handed out all the same: events
+ * keep flowing, and the failure was logged. */
+static uint64_t seq_next(struct job *j)
+{
+    while (j->last_seq + 1 > j->seq_reserved) {
+        uint64_t want = j->last_seq + JOB_SEQ_RESERVE;
+        pthread_mutex_unlock(&j->mu);
+        int r = seq_reserve_write(j, want);
+        pthread_mutex_lock(&j->mu);
+        if (r < 0)
+            break;
+        if (want > j->seq_reserved)
+            j->seq_reserved = want;
+    }
+    return j->last_seq + 1;
+}
+
 /* --- events ------------------------------------------------------------------ */
 
 static bool sync_type(const char *type)
@@ -76,7 +133,7 @@ void job_event_add(struct jobs *js, struct job *j, const char *type, const char 
     double now = job_now();
     bool progress = strcmp(type, "progress") == 0;
     pthread_mutex_lock(&j->mu);
-    uint64_t seq = j->last_seq + 1;
+    uint64_t seq = seq_next(j);
     size_t len;
     char *line = job_event_render(seq, now, type, data_json, &len);
     cJSON *obj = line ? cJSON_Parse(line) : NULL;
@@ -126,7 +183,7 @@ void job_finish(struct jobs *js, struct job *j, enum job_state state, const char
     char *data_json = json_print_and_delete(cjson_checked(data, ok));
 
     pthread_mutex_lock(&j->mu);
-    uint64_t seq = j->last_seq + 1;
+    uint64_t seq = seq_next(j);
     size_t len = 0;
     char *line = data_json ? job_event_render(seq, now, "state", data_json, &len) : NULL;
     cJSON *rec = job_record_json(j);

@@ -85,6 +85,7 @@ struct job {
     struct job_event recent[JOB_RECENT_PROGRESS]; /* (mu) ring of progress events */
     int n_recent, recent_next;
     uint64_t last_seq;             /* (mu) */
+    uint64_t seq_reserved;         /* (mu) every seq up to this is covered by seq.reserved */
     struct job_epoch *history;     /* (mu) */
     int n_history, cap_history;
     struct job_ckpt *ckpts;        /* (mu) */
@@ -97,6 +98,7 @@ struct job {
     atomic_int stop;               /* set to stop training after the current batch */
     pthread_mutex_t file_mu;
     int events_fd;                 /* (file_mu) append-only events.ndjson, -1 when closed */
+    uint64_t seq_reserved_disk;    /* (file_mu) the number in seq.reserved */
 
     /* registry (job_registry.c and job_queue.c, under the registry lock) */
     int refs;

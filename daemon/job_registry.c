@@ -67,6 +67,29 @@ static int make_dir(const char *path, struct diag *d)
     return 0;
 }
 
+/* datasets_usage_fn: the jobs naming data set name (only queued or running
+ * ones when active_only); their ids go into ids (a cJSON array). */
+static int dataset_usage(void *ctx, const char *name, bool active_only, void *ids)
+{
+    struct jobs *js = ctx;
+    int n = 0;
+    pthread_mutex_lock(&js->mu);
+    for (struct job *j = js->list; j; j = j->next) {
+        pthread_mutex_lock(&j->mu);
+        bool match = strcmp(j->spec.dataset, name) == 0 &&
+                     (!active_only || j->state == JOB_STATE_QUEUED ||
+                      j->state == JOB_STATE_RUNNING);
+        pthread_mutex_unlock(&j->mu);
+        if (!match)
+            continue;
+        n++;
+        if (ids)
+            cjson_append(ids, cJSON_CreateString(j->id));
+    }
+    pthread_mutex_unlock(&js->mu);
+    return n;
+}
+
 int jobs_open(struct jobs **ret, const struct jobs_config *cfg, struct diag *d)
 {
     struct jobs *js = calloc(1, sizeof(*js));
@@ -84,6 +107,10 @@ int jobs_open(struct jobs **ret, const struct jobs_config *cfg, struct diag *d)
     js->env.datasets = cfg->datasets;
     js->env.n_datasets = cfg->n_datasets;
     js->env.threads = cfg->threads;
+    if (cfg->registry) {
+        js->env.resolve_dataset = datasets_resolve;
+        js->env.resolve_ctx = cfg->registry;
+    }
     pthread_mutex_init(&js->mu, NULL);
     pthread_cond_init(&js->cond, NULL);
 
@@ -101,6 +128,14 @@ int jobs_open(struct jobs **ret, const struct jobs_config *cfg, struct diag *d)
     unlink(probe);
     if ((r = recovery_load_all(js, d)) < 0)
         goto fail;
+    if (cfg->registry) {
+        jobs_backend(js, &js->data.jobs);
+        js->data.ds = cfg->registry;
+        js->data.env = js->env;
+        js->data.threads = cfg->threads;
+        js->data.max_predict_images = cfg->max_predict_images;
+        datasets_set_usage(cfg->registry, dataset_usage, js);
+    }
     *ret = js;
     return 0;
 fail:

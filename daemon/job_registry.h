@@ -30,6 +30,8 @@ struct jobs_config {
     const struct runner_dataset *datasets;
     int n_datasets;
     unsigned max_queued;
+    struct datasets *registry;            /* uploaded data sets (NULL: configured ones only) */
+    unsigned max_predict_images;          /* per predict request */
 };
 
 struct jobs;

@@ -94,9 +94,24 @@ static void emit_state_running(struct runner *r, int initial_epoch)
 
 /* --- data and model ------------------------------------------------------------ */
 
-static int load_split(struct dataset *ret, const struct runner_dataset *ds, const char *split,
+int runner_resolve_dataset(const struct runner_env *env, const char *name,
+                           struct runner_dataset *ret)
+{
+    const struct runner_dataset *ds = runner_find_dataset(env, name);
+    if (ds) {
+        *ret = *ds;
+        return 0;
+    }
+    if (env && name && env->resolve_dataset)
+        return env->resolve_dataset(env->resolve_ctx, name, ret);
+    return -ENOENT;
+}
+
+int runner_load_split(struct dataset *ret, const struct runner_dataset *ds, const char *split,
                       struct diag *d)
 {
+    if (strcmp(ds->format, "tensor") == 0)
+        return dataset_map_tensorfile(ret, ds->path, split, d);
     if (strcmp(ds->format, "idx") == 0)
         return dataset_load_idx_dir(ret, ds->path, split, d);
     if (strcmp(ds->format, "cifar10") == 0)
@@ -110,17 +125,18 @@ static int load_split(struct dataset *ret, const struct runner_dataset *ds, cons
 static int load_data(const struct job_spec *spec, const struct runner_env *env,
                      struct dataset *train, struct dataset *val, struct diag *d)
 {
-    const struct runner_dataset *ds = runner_find_dataset(env, spec->dataset);
-    if (!ds)
+    struct runner_dataset found;
+    if (runner_resolve_dataset(env, spec->dataset, &found) < 0)
         return diag_set(d, -ENOENT, "/dataset", "unknown data set '%s'", spec->dataset);
-    int r = load_split(train, ds, "train", d);
+    const struct runner_dataset *ds = &found;
+    int r = runner_load_split(train, ds, "train", d);
     if (r < 0)
         return r;
     dataset_truncate(train, spec->dataset_limit);
     if (spec->validation_split > 0)
         r = dataset_split_tail(train, val, spec->validation_split, d);
     else
-        r = load_split(val, ds, "test", d);
+        r = runner_load_split(val, ds, "test", d);
     if (r < 0) {
         dataset_free(train);
         return r;
@@ -136,37 +152,68 @@ static int load_data(const struct job_spec *spec, const struct runner_env *env,
     return 0;
 }
 
+int runner_create_model(struct model **ret, const struct job_spec *spec, const int shape[3],
+                        int classes, int max_batch, int threads, struct diag *d)
+{
+    struct model_spec ms = {0};
+    int r;
+    if (spec->model_json) {
+        r = model_spec_parse_json(&ms, spec->model_json, strlen(spec->model_json), shape, d);
+        if (r < 0)
+            diag_prefix(d, "/model");
+    } else {
+        r = model_spec_builtin(&ms, spec->model, shape, classes, d);
+        if (r < 0 && d && !d->field[0])
+            snprintf(d->field, sizeof(d->field), "/model");
+    }
+    if (r < 0)
+        return r;
+    r = model_create(ret, &ms, max_batch, threads, d);
+    model_spec_free(&ms);
+    if (r < 0 && d && !d->field[0])
+        snprintf(d->field, sizeof(d->field), "/model");
+    return r;
+}
+
+static int classes_mismatch(const struct job_spec *spec, int model_classes, int data_classes,
+                            struct diag *d)
+{
+    return diag_set(d, -EINVAL, "/model", "the model ends in %d classes but data set '%s' has %d",
+                    model_classes, spec->dataset, data_classes);
+}
+
+int runner_check_model(const struct job_spec *spec, const struct runner_dataset *ds,
+                       struct diag *d)
+{
+    if (!spec->model_json)
+        return 0;
+    (void)ds; /* every built-in format has DATASET_CLASSES classes */
+    struct model_spec ms = {0};
+    struct diag ignored = {{0}, {0}};
+    int classes = -EINVAL;
+    if (model_spec_parse_json(&ms, spec->model_json, strlen(spec->model_json), NULL,
+                              &ignored) == 0) {
+        classes = model_spec_output_classes(&ms, &ignored);
+        model_spec_free(&ms);
+    }
+    /* Other model errors are reported where the run builds the model. */
+    if (classes > 0 && classes != DATASET_CLASSES)
+        return classes_mismatch(spec, classes, DATASET_CLASSES, d);
+    return 0;
+}
+
 static int build_model(struct runner *r, const struct dataset *train,
                        const struct runner_env *env, struct diag *d)
 {
     const struct job_spec *spec = r->spec;
     int shape[3] = {train->h, train->w, train->c};
-    struct model_spec ms = {0};
-    int ret;
-    if (spec->model_json) {
-        ret = model_spec_parse_json(&ms, spec->model_json, strlen(spec->model_json), shape, d);
-        if (ret < 0)
-            diag_prefix(d, "/model");
-    } else {
-        ret = model_spec_builtin(&ms, spec->model, shape, train->classes, d);
-        if (ret < 0 && d && !d->field[0])
-            snprintf(d->field, sizeof(d->field), "/model");
-    }
+    int threads = spec->threads > 0 ? spec->threads : (env && env->threads > 0 ? env->threads : 1);
+    int ret = runner_create_model(&r->m, spec, shape, train->classes, spec->batch_size, threads,
+                                  d);
     if (ret < 0)
         return ret;
-    int threads = spec->threads > 0 ? spec->threads : (env && env->threads > 0 ? env->threads : 1);
-    ret = model_create(&r->m, &ms, spec->batch_size, threads, d);
-    model_spec_free(&ms);
-    if (ret < 0) {
-        if (d && !d->field[0])
-            snprintf(d->field, sizeof(d->field), "/model");
-        return ret;
-    }
-    if (r->m->classes != train->classes) {
-        return diag_set(d, -EINVAL, "/model",
-                        "the model ends in %d classes but data set '%s' has %d", r->m->classes,
-                        spec->dataset, train->classes);
-    }
+    if (r->m->classes != train->classes)
+        return classes_mismatch(spec, r->m->classes, train->classes, d);
     model_init_weights(r->m, spec->seed);
     ret = optimizer_create(&r->opt, &spec->optimizer, r->m, d);
     if (ret < 0 && d && !d->field[0])

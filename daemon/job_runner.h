@@ -24,13 +24,17 @@
 /* A named data set from the configuration ([dataset.NAME] format= path=). */
 struct runner_dataset {
     char name[64];
-    char format[16];      /* "idx" or "cifar10" */
-    char path[PATH_MAX];  /* folder holding the files */
+    char format[16];      /* "idx", "cifar10", or "tensor" (an imported data set) */
+    char path[PATH_MAX];  /* folder holding the files; the file itself for "tensor" */
 };
 
 struct runner_env {
     const struct runner_dataset *datasets;
     int n_datasets;
+    /* Optional: data sets beyond the configured ones (uploaded); 0 and *ret
+     * filled, or -ENOENT. */
+    int (*resolve_dataset)(void *ctx, const char *name, struct runner_dataset *ret);
+    void *resolve_ctx;
     int threads;          /* compute threads when the spec says 0 */
 };
 
@@ -42,8 +46,27 @@ struct runner_sink {
     void (*event)(void *ctx, const char *type, const char *data_json, bool persist);
 };
 
-/* Find a data set by name in env, or NULL. */
+/* Find a configured data set by name in env, or NULL. */
 const struct runner_dataset *runner_find_dataset(const struct runner_env *env, const char *name);
+/* A configured or (through env->resolve_dataset) uploaded data set: 0 and
+ * *ret filled, or -ENOENT. */
+int runner_resolve_dataset(const struct runner_env *env, const char *name,
+                           struct runner_dataset *ret);
+
+struct model;
+struct dataset;
+/* Split "train" or "test" of a data set (loaded, or mapped for "tensor"). */
+int runner_load_split(struct dataset *ret, const struct runner_dataset *ds, const char *split,
+                      struct diag *d);
+/* The job's model (built-in name or inline config) for inputs of shape
+ * (h, w, c) and classes classes, weights zero (model_create). */
+int runner_create_model(struct model **ret, const struct job_spec *spec, const int shape[3],
+                        int classes, int max_batch, int threads, struct diag *d);
+/* At submit: an inline model whose output size differs from the data set's
+ * class count is -EINVAL at "/model" (the run would fail when it builds the
+ * model).  Other model errors are left to the run. */
+int runner_check_model(const struct job_spec *spec, const struct runner_dataset *ds,
+                       struct diag *d);
 
 /* Run the job.  job_dir exists and is owned by the job.  Returns 0 when
  * training finished (all epochs or early stopping), -ECANCELED when *stop was

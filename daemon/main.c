@@ -14,12 +14,14 @@
 #include "cmd_run.h"
 #include "conf.h"
 #include "config.h"
+#include "datasets.h"
 #include "fsutil.h"
 #include "job_registry.h"
 #include "kernels.h"
 #include "log.h"
 #include "server.h"
 #include "signals.h"
+#include "tokens.h"
 
 #if HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -31,7 +33,7 @@ static void usage(FILE *f)
             "Usage: traind [--config FILE] [--listen ADDR:PORT] [--state-dir DIR]\n"
             "       traind run [--config FILE] [--dir DIR] JOB.json\n"
             "       traind [--server URL] [--token-file FILE] [--json] COMMAND ...\n"
-            "              COMMAND: submit, jobs, show, logs, cancel, rm, get, health\n"
+            "              COMMAND: submit, jobs, show, logs, cancel, rm, get, upload, health\n"
             "              (traind COMMAND --help, and traind(1))\n"
             "       traind --version | --help\n"
             "\n"
@@ -69,27 +71,22 @@ static void notify_streams(void *ctx, const char *id)
     api_server_notify(ctx, id);
 }
 
-/* Read the bearer token: the file's first line, surrounding space removed. */
-static int load_token(const char *path, char **ret, struct diag *d)
+/* A PEM file for TLS (logs and returns -errno when unreadable or empty). */
+static int load_pem(const char *key, const char *path, char **ret)
 {
+    struct diag d = {{0}, {0}};
     void *data;
     size_t len;
-    int r = fsutil_read_file(path, 4096, &data, &len, d);
-    if (r < 0)
-        return diag_set(d, r, "token_file", "token_file %s: %s", path, d->message);
-    char *s = data;
-    s[strcspn(s, "\r\n")] = '\0';
-    while (*s == ' ' || *s == '\t')
-        s++;
-    size_t n = strlen(s);
-    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-        s[--n] = '\0';
-    if (n < 16) {
-        free(data);
-        return diag_set(d, -EINVAL, "token_file", "token_file %s: the token must have at least "
-                                                  "16 characters", path);
+    int r = fsutil_read_file(path, 1 << 20, &data, &len, &d);
+    if (r < 0) {
+        log_error("%s %s: %s", key, path, d.message);
+        return r;
     }
-    memmove(data, s, n + 1);
+    if (!strstr(data, "-----BEGIN ")) {
+        log_error("%s %s: not a PEM file", key, path);
+        free(data);
+        return -EINVAL;
+    }
     *ret = data;
     return 0;
 }
@@ -97,23 +94,44 @@ static int load_token(const char *path, char **ret, struct diag *d)
 static int serve(const struct config *cfg)
 {
     struct diag d = {{0}, {0}};
-    char *token = NULL;
+    struct api_token *tokens = NULL;
+    int n_tokens = 0;
+    char *tls_cert = NULL, *tls_key = NULL;
     struct jobs *js = NULL;
     struct api_server *srv = NULL;
+    struct datasets *registry = NULL;
     int status = 1;
     struct api_listen listen;
     if (api_listen_parse(&listen, cfg->listen, &d) < 0) {
         log_error("listen: %s", d.message);
         goto out;
     }
-    if (cfg->token_file[0] && load_token(cfg->token_file, &token, &d) < 0) {
+    if (cfg->token_file[0] && tokens_load(cfg->token_file, &tokens, &n_tokens, &d) < 0) {
         log_error("%s", d.message);
         goto out;
     }
-    if (!token && !api_listen_is_loopback(&listen)) {
+    if (n_tokens == 0 && !api_listen_is_loopback(&listen)) {
         log_error("listen = %s is not a loopback address; refusing to start without token_file",
                   cfg->listen);
         goto out;
+    }
+    if (!cfg->tls_cert_file[0] != !cfg->tls_key_file[0]) {
+        log_error("tls_cert_file and tls_key_file: set both or neither");
+        goto out;
+    }
+    if (cfg->tls_cert_file[0] && (load_pem("tls_cert_file", cfg->tls_cert_file, &tls_cert) < 0 ||
+                                  load_pem("tls_key_file", cfg->tls_key_file, &tls_key) < 0))
+        goto out;
+    if (!tls_cert && !api_listen_is_loopback(&listen)) {
+        if (!cfg->allow_insecure_http) {
+            log_error("listen = %s is not a loopback address; refusing to start without TLS "
+                      "(tls_cert_file, tls_key_file) unless allow_insecure_http = true",
+                      cfg->listen);
+            goto out;
+        }
+        log_warn("INSECURE: listening on %s with plain HTTP (allow_insecure_http = true): bearer "
+                 "tokens, job specs and weight files cross the network unencrypted",
+                 cfg->listen);
     }
 
     int r = signals_install();
@@ -126,7 +144,13 @@ static int serve(const struct config *cfg)
     sigset_t old;
     signals_block(&old);
 
+    if (datasets_open(&registry, cfg->state_dir, cfg->datasets, cfg->n_datasets, &d) < 0) {
+        log_error("%s", d.message);
+        goto out;
+    }
     struct jobs_config jc = {
+        .registry = registry,
+        .max_predict_images = cfg->max_predict_images,
         .state_dir = cfg->state_dir,
         .workers = cfg->workers,
         .threads = cfg->threads,
@@ -143,8 +167,13 @@ static int serve(const struct config *cfg)
     jobs_backend(js, &be);
     struct api_server_config sc = {
         .listen = listen,
-        .token = token,
+        .tokens = tokens,
+        .n_tokens = n_tokens,
+        .tls_cert_pem = tls_cert,
+        .tls_key_pem = tls_key,
         .max_body_bytes = cfg->max_body_bytes,
+        .max_dataset_bytes = cfg->max_dataset_bytes,
+        .max_predict_bytes = cfg->max_predict_bytes,
         .max_connections = cfg->max_connections,
         .max_connections_per_ip = cfg->max_connections_per_ip,
         .connection_timeout_s = cfg->connection_timeout,
@@ -164,10 +193,11 @@ static int serve(const struct config *cfg)
         goto out;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    log_info("traind %s listening on %s (port %u), state dir %s, %d worker(s), auth %s, "
+    log_info("traind %s listening on %s (port %u, %s), state dir %s, %d worker(s), auth %s, "
              "kernels %s",
-             TRAIND_VERSION, cfg->listen, (unsigned)api_server_port(srv), cfg->state_dir,
-             cfg->workers, token ? "on" : "off", kernels_name(kernels_active()));
+             TRAIND_VERSION, cfg->listen, (unsigned)api_server_port(srv),
+             tls_cert ? "HTTPS" : "HTTP", cfg->state_dir, cfg->workers, n_tokens ? "on" : "off",
+             kernels_name(kernels_active()));
     notify_systemd("READY=1\nSTATUS=serving");
 
     uint64_t watchdog_usec = 0;
@@ -208,7 +238,13 @@ out:
         jobs_shutdown(js);
     api_server_free(srv);
     jobs_free(js);
-    free(token);
+    datasets_close(registry); /* after the jobs: their usage hook is gone */
+    tokens_free(tokens, n_tokens);
+    free(tls_cert);
+    if (tls_key) {
+        explicit_bzero(tls_key, strlen(tls_key));
+        free(tls_key);
+    }
     if (status == 0)
         log_info("stopped");
     return status;

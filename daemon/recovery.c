@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,34 @@ static int read_text(const char *dir, const char *name, size_t max, char **ret, 
         return r;
     *ret = data;
     return 0;
+}
+
+/* seq.reserved: numbers up to it may have been handed out before a crash, so
+ * the job numbers on past it.  A missing file (a job from an older daemon)
+ * or an unreadable one leaves last_seq as the events have set it. */
+static void recovery_load_seq_reserved(struct job *j)
+{
+    char *text = NULL;
+    size_t len = 0;
+    struct diag d = {{0}, {0}};
+    int r = read_text(j->dir, JOB_SEQ_FILE, 64, &text, &len, &d);
+    if (r < 0) {
+        if (r != -ENOENT)
+            log_warn("job %s: %s: %s", j->id, JOB_SEQ_FILE, d.message);
+        return;
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    bool ok = errno == 0 && end != text && (*end == '\n' || *end == '\0') && text[0] != '-';
+    free(text);
+    if (!ok) {
+        log_warn("job %s: %s: not a number, ignored", j->id, JOB_SEQ_FILE);
+        return;
+    }
+    j->seq_reserved = j->seq_reserved_disk = (uint64_t)v;
+    if ((uint64_t)v > j->last_seq)
+        j->last_seq = (uint64_t)v;
 }
 
 /* Replay events.ndjson; a torn last line (crash mid-write) is cut off. */
@@ -98,6 +127,7 @@ int recovery_load_events(struct job *j)
         }
     }
     j->events_fd = fd;
+    recovery_load_seq_reserved(j);
     return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "backend_data.h"
 #include "cjson_add.h"
 #include "job_record.h"
 #include "job_registry.h"
@@ -41,6 +42,8 @@ struct jobs {
 
     atomic_uint_fast64_t epochs_total;
     atomic_uint_fast64_t checkpoints_total;
+
+    struct backend_data data;      /* data set and model-use routes (cfg.registry set) */
 };
 
 /* Tell the notify hook (the HTTP server's streams) that j has news. */

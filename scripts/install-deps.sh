@@ -10,7 +10,8 @@ pkgs=(
     libmicrohttpd-dev libcjson-dev libopenblas-dev libhdf5-dev zlib1g-dev nettle-dev
     libinih-dev libsystemd-dev systemd libcurl4-openssl-dev
     python3 python3-pytest python3-h5py python3-numpy
-    curl wrk dataset-fashion-mnist man-db
+    libarchive-dev libpng-dev libjpeg62-turbo-dev python3-pil
+    curl wrk dataset-fashion-mnist man-db openssl
     libjs-chart.js
     python3-jsonschema nodejs
     chromium chromium-driver python3-selenium

@@ -28,7 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *method = fuzz_strndup(line, line_len);
     enum api_method m = api_method_parse(method);
     FUZZ_CHECK(m == API_METHOD_GET || m == API_METHOD_HEAD || m == API_METHOD_POST ||
-               m == API_METHOD_DELETE || m == API_METHOD_OPTIONS || m == API_METHOD_OTHER);
+               m == API_METHOD_DELETE || m == API_METHOD_PUT || m == API_METHOD_OPTIONS ||
+               m == API_METHOD_OTHER);
     free(method);
 
     char *raw = fuzz_memdup(data, size);

@@ -227,3 +227,113 @@ for name, text in [
         ('bad-unit', '1000\nitems=0-1\n"a\n"a"'),
 ]:
     put('http_range', name, text)
+
+# --- npy, tensorfile, import, multipart: the data set formats (needs numpy, PIL)
+import io
+import tarfile
+import zipfile
+
+import numpy as np
+from PIL import Image
+
+
+def npy(arr):
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+put('npy', 'uint8-nhw', npy(np.zeros((3, 4, 5), np.uint8)))
+put('npy', 'float32-onehot', npy(np.eye(3, dtype=np.float32)))
+put('npy', 'int64-labels', npy(np.arange(7)))
+put('npy', 'v2', npy(np.zeros(2, np.uint8))[:6] + b'\x02\x00' +
+    struct.pack('<I', 118) + npy(np.zeros(2, np.uint8))[10:])
+put('npy', 'bad-fortran', npy(np.asfortranarray(np.zeros((2, 3), np.uint8))))
+put('npy', 'bad-bigendian', npy(np.zeros(2, '>f4')))
+put('npy', 'bad-extra-key', b"\x93NUMPY\x01\x00\x46\x00{'descr': '|u1', 'fortran_order': False, "
+    b"'shape': (2,), 'x': 1, }   \n\x00\x00")
+
+
+def npz(**arrays):
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def png(arr):
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, 'PNG')
+    return buf.getvalue()
+
+
+def jpeg(arr):
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, 'JPEG')
+    return buf.getvalue()
+
+
+def tar(members, mode='w'):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as t:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def zipped(members):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, 'w', zipfile.ZIP_DEFLATED) as z:
+        for name, data in members:
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+g = np.arange(36, dtype=np.uint8).reshape(6, 6)
+put('import', 'npz', npz(x_train=np.zeros((2, 3, 3), np.uint8), y_train=np.array([0, 1]),
+                         x_test=np.ones((1, 3, 3), np.uint8), y_test=np.array([1])))
+put('import', 'npz-float-onehot', npz(x_train=np.zeros((2, 2, 2, 3), np.float32),
+                                      y_train=np.eye(2, dtype=np.float32)))
+put('import', 'tar-png', tar([('a/1.png', png(g)), ('b/2.png', png(np.stack([g] * 3, -1)))]))
+put('import', 'targz-jpeg', tar([('train/a/1.jpg', jpeg(g)), ('test/a/2.jpg', jpeg(g))], 'w:gz'))
+put('import', 'zip-png', zipped([('c/x.png', png(g)), ('d/y.png', png(g)), ('readme', b'hi')]))
+put('import', 'cifar', tar([('cifar-10-batches-bin/batches.meta.txt',
+                             b'\n'.join(b'c%d' % i for i in range(10)))] +
+                           [('cifar-10-batches-bin/' + n, bytes(3073))
+                            for n in ['data_batch_%d.bin' % i for i in range(1, 6)] +
+                            ['test_batch.bin']], 'w:gz'))
+put('import', 'bad-dotdot', tar([('a/../../x.png', png(g))]))
+put('import', 'bad-truncated-png', tar([('a/1.png', png(g)[:40])]))
+
+# tensorfile: a small file as the importer writes it (header, regions, names)
+def tensorfile(n_train, n_test, h, w, c, labels, names):
+    ex = h * w * c
+    al = lambda v: (v + 4095) // 4096 * 4096
+    x0 = 4096
+    x1 = al(x0 + n_train * ex)
+    y0 = al(x1 + n_test * ex)
+    y1 = al(y0 + n_train)
+    no = al(y1 + n_test)
+    blob = b''.join(n.encode() + b'\0' for n in names)
+    size = no + len(blob)
+    hdr = struct.pack('<8sIIIIIIQQQQQQQQQ', b'TRDSET\r\n', 1, 1, h, w, c, len(names), n_train,
+                      n_test, x0, y0, x1, y1, no, len(blob), size)
+    out = bytearray(size)
+    out[:len(hdr)] = hdr
+    out[y0:y0 + n_train] = bytes(labels[:n_train])
+    out[y1:y1 + n_test] = bytes(labels[n_train:])
+    out[no:] = blob
+    return bytes(out)
+
+
+put('tensorfile', 'small', tensorfile(2, 1, 2, 2, 1, [0, 1, 1], ['cat', 'dog']))
+put('tensorfile', 'bad-label', tensorfile(2, 1, 2, 2, 1, [0, 5, 1], ['cat', 'dog']))
+put('tensorfile', 'bad-truncated', tensorfile(2, 1, 2, 2, 1, [0, 1, 1], ['cat', 'dog'])[:-2])
+
+# multipart: Content-Type line, then the body
+put('multipart', 'two', b'multipart/form-data; boundary=XyZ\n'
+    b'--XyZ\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
+    b'Content-Type: image/png\r\n\r\nAAAA\r\n--XyZ\r\nContent-Disposition: form-data; '
+    b'name="b"\r\n\r\nBB\r\n--XyZ--\r\n')
+put('multipart', 'bad-unterminated', b'multipart/form-data; boundary="q"\n--q\r\n\r\nAAAA')

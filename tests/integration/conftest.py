@@ -335,6 +335,27 @@ def parse_sse(body):
     return frames
 
 
+def parse_raw(data):
+    """A raw HTTP/1.1 answer -> (status, {lower-case header: value}, body)."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return status, headers, body
+
+
+def start_expect_failure(d, *extra, listen="127.0.0.1:0"):
+    """Run traind on d's config; it must exit non-zero.  Returns its output."""
+    state = [] if "--state-dir" in extra else ["--state-dir", d.state_dir]
+    out = subprocess.run([traind_bin(), "--config", d.config_path, "--listen", listen,
+                          *state, *extra], capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0, out
+    return out.stdout + out.stderr
+
+
 def parse_ndjson(body):
     text = body.decode("utf-8")
     assert text == "" or text.endswith("\n"), "NDJSON stream must end with a newline"

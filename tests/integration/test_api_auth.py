@@ -3,9 +3,11 @@
 # without the token or with a wrong one, /v1/health stays open, and nothing
 # is done for a refused request; without a token everything is open.
 
+import os
+
 import pytest
 
-from conftest import TOKEN, assert_error, tiny_spec
+from conftest import TOKEN, assert_error, long_spec, start_expect_failure, tiny_spec
 
 ROUTES = [
     ("GET", "/v1/jobs"),
@@ -122,3 +124,67 @@ def test_unusable_token_file_refuses_to_start(tmp_path, content):
                          timeout=30)
     assert out.returncode != 0
     assert "token_file" in out.stdout + out.stderr
+
+
+READ_TOKEN = "read-token-0123456789abcdef"
+SUBMIT_TOKEN = "submit-token-0123456789abcdef"
+ADMIN_TOKEN = "admin-token-0123456789abcdef"
+
+
+@pytest.fixture
+def scoped(traind_factory):
+    d = traind_factory("scoped", start=False, token=ADMIN_TOKEN)
+    with open(os.path.join(d.root, "token"), "w") as f:
+        f.write(f"# roles\nread {READ_TOKEN}\n\nsubmit {SUBMIT_TOKEN}\nadmin {ADMIN_TOKEN}\n")
+    return d.start()
+
+
+def as_(c, token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_scoped_tokens_grant_their_role_and_403_otherwise(scoped):
+    c = scoped.client
+    # read: every GET, nothing that changes a job
+    for path in ("/v1/jobs", "/v1/datasets", "/v1/models", "/metrics"):
+        assert c.get(path, headers=as_(c, READ_TOKEN)).status == 200, path
+    r = c.post("/v1/jobs", tiny_spec(epochs=1), headers=as_(c, READ_TOKEN))
+    err = assert_error(r, 403, code="forbidden")
+    assert "read" in err["message"] and "submit" in err["message"], err
+    assert c.list_jobs() == []
+    # submit: submit and cancel, not delete
+    r = c.post("/v1/jobs", long_spec(), headers=as_(c, SUBMIT_TOKEN))
+    assert r.status == 201, r
+    jid = r.json()["id"]
+    assert_error(c.post(f"/v1/jobs/{jid}/cancel", headers=as_(c, READ_TOKEN)), 403,
+                 code="forbidden")
+    assert c.post(f"/v1/jobs/{jid}/cancel", headers=as_(c, SUBMIT_TOKEN)).status in (200, 202)
+    c.wait_state(jid, "cancelled", daemon=scoped)
+    for tok in (READ_TOKEN, SUBMIT_TOKEN):
+        assert_error(c.delete(f"/v1/jobs/{jid}", headers=as_(c, tok)), 403, code="forbidden")
+    assert c.job(jid)["state"] == "cancelled"
+    # admin: everything
+    assert c.delete(f"/v1/jobs/{jid}", headers=as_(c, ADMIN_TOKEN)).status in (200, 204)
+    assert c.get(f"/v1/jobs/{jid}").status == 404
+    # an unknown token is still 401
+    assert_error(c.get("/v1/jobs", headers=as_(c, "x" * 27)), 401)
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620])
+def test_token_file_readable_by_others_refuses_to_start(tmp_path, mode):
+    from conftest import Daemon
+    d = Daemon(tmp_path / "perm", token=ADMIN_TOKEN)
+    os.chmod(os.path.join(d.root, "token"), mode)
+    out = start_expect_failure(d)
+    assert "token_file" in out and "group or others" in out
+
+
+@pytest.mark.parametrize("content", ["reader " + READ_TOKEN + "\n", "read short\n",
+                                     "read a b c d e f g h i j k l m n o p q\n"],
+                         ids=["unknown-role", "short", "extra-words"])
+def test_bad_token_lines_refuse_to_start(tmp_path, content):
+    from conftest import Daemon
+    d = Daemon(tmp_path / "lines", token=ADMIN_TOKEN)
+    with open(os.path.join(d.root, "token"), "w") as f:
+        f.write(content)
+    assert "token_file" in start_expect_failure(d)

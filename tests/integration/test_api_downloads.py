@@ -8,6 +8,7 @@
 import json
 import os
 import subprocess
+import urllib.parse
 
 import h5py
 import numpy as np
@@ -432,3 +433,45 @@ def test_every_template_character_downloads(module_traind):
         assert sha256_bytes(r.body) == sha256_file(disk)
         assert r.headers["Content-Disposition"] == \
             f'attachment; filename="{os.path.basename(f["name"])}"'
+
+
+# Issue 9 item 2: one rule for checkpoint names.  A template that could render
+# a name the download routes refuse is refused at submit; every other name
+# the daemon writes and lists downloads by its listed name, /best and /latest.
+@pytest.mark.parametrize("template", [
+    "w{{x}}-{epoch}.h5",          # braces
+    "w-{epoch}}}.h5",
+    "w-{epoch:3d}.h5",            # space padding
+    "w-{epoch:5}.h5",
+    "w-{val_loss:>12.3f}.h5",
+    "w-{loss: .3f}.h5",           # ' ' sign
+    "w-{val_accuracy:%}.h5",      # '%' type
+    "w-{val_accuracy:.1%}.h5",
+    "w.tmp-{epoch}.h5",           # temp names
+    "w-{epoch}.tmp",
+    "sub.tmpdir/w-{epoch}.h5",
+])
+def test_template_that_renders_undownloadable_names_is_refused(module_traind, template):
+    spec = tiny_spec(checkpoints=[{"filepath": template, "save_best_only": False}])
+    r = module_traind.client.post("/v1/jobs", spec)
+    assert_error(r, 400, field="/checkpoints/0/filepath")
+
+
+def test_every_accepted_name_downloads(traind):
+    c = traind.client
+    template = "w_{epoch:x>4}+{val_loss:_<9.2e}=@,-{epoch:03d}/{val_accuracy:+.2f}.h5"
+    spec = tiny_spec(checkpoints=[{"filepath": template, "save_best_only": False}])
+    jid = c.submit(spec)["id"]
+    c.wait_state(jid, "succeeded", daemon=traind)
+    r = c.get(f"/v1/jobs/{jid}/checkpoints")
+    assert r.status == 200, r
+    body = r.json()
+    files = body["checkpoints"] if isinstance(body, dict) else body
+    assert len(files) == 2, files
+    for f in files:
+        path = "/".join(urllib.parse.quote(p, safe="") for p in f["name"].split("/"))
+        got = c.get(f"/v1/jobs/{jid}/checkpoints/{path}")
+        assert got.status == 200, (f["name"], got)
+        assert sha256_bytes(got.body) == f["sha256"]
+    for route in ("best", "latest"):
+        assert c.get(f"/v1/jobs/{jid}/{route}").status == 200, route

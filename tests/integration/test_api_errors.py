@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-from conftest import FASHION_DIR, assert_error, tiny_spec
+from conftest import FASHION_DIR, assert_error, parse_raw, tiny_spec
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,7 @@ def test_invalid_utf8_is_400_and_list_stays_json(traind):
     c = traind.client
     body = json.dumps(tiny_spec(epochs=1)).encode().replace(b'"tiny"', b'"\xff\xfe"')
     r = c.post("/v1/jobs", body, headers={"Content-Type": "application/json"})
-    assert_error(r, 400, field=("", "/name"))
+    assert_error(r, 400, field=("", "/name"), code="invalid_request")
     r = c.get("/v1/jobs")
     assert r.status == 200
     r.body.decode("utf-8")
@@ -228,17 +228,6 @@ def send_raw(port, head, body_len, chunk=b"x" * 65536, tail=b""):
         return data
     finally:
         s.close()
-
-
-def parse_raw(data):
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    return status, headers, body
 
 
 def test_body_over_limit_is_413(module_traind, held):

@@ -5,6 +5,7 @@
 
 import csv
 import io
+import json
 import math
 import os
 import re
@@ -407,3 +408,34 @@ def test_queue_is_fifo_and_parallel_submits_get_distinct_ids(traind):
     started = [f["started"] for f in finals[:4]]
     assert started == sorted(started), started
     assert max(started) <= min(f["started"] for f in finals[4:])
+
+
+def test_inline_model_with_wrong_class_count_is_400_at_submit(module_traind):
+    """Issue 9 item 6: a model ending in 7 classes on a 10-class data set is
+    refused at submit (it used to be accepted and fail when it ran)."""
+    import copy
+    c = module_traind.client
+    before = c.list_jobs()
+    model = copy.deepcopy(INLINE_MODEL)
+    model["config"]["layers"][-1]["config"]["units"] = 7
+    r = c.post("/v1/jobs", tiny_spec(name="seven", model=model))
+    err = assert_error(r, 400, field="/model")
+    assert "7" in err["message"] and "10" in err["message"], err
+    assert c.list_jobs() == before
+
+
+@pytest.mark.parametrize("seed", ["9007199254740992", "9007199254740993", "1e20"])
+def test_integers_beyond_2_53_are_refused(module_traind, seed):
+    """Issue 9 item 6: a seed that a double cannot hold exactly is refused,
+    never silently rounded."""
+    body = json.dumps(tiny_spec(seed=0)).replace('"seed": 0', f'"seed": {seed}').encode()
+    r = module_traind.client.post("/v1/jobs", body, headers={"Content-Type": "application/json"})
+    assert_error(r, 400, field="/seed")
+
+
+def test_largest_exact_seed_is_kept(module_traind):
+    body = json.dumps(tiny_spec(seed=0, epochs=1)).replace(
+        '"seed": 0', '"seed": 9007199254740991').encode()
+    r = module_traind.client.post("/v1/jobs", body, headers={"Content-Type": "application/json"})
+    assert r.status == 201, r
+    assert r.json()["spec"]["seed"] == 9007199254740991

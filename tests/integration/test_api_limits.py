@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import Daemon, assert_error, long_spec, tiny_spec, traind_bin
+from conftest import Daemon, assert_error, long_spec, start_expect_failure, tiny_spec, traind_bin
 
 
 def read_until(sock, needle, timeout):
@@ -153,13 +153,6 @@ def test_sigterm_ends_open_streams_and_exits_0(traind):
             except ConnectionResetError:
                 break
         s.close()
-
-
-def start_expect_failure(d, *extra):
-    out = subprocess.run([traind_bin(), "--config", d.config_path, "--listen", "127.0.0.1:0",
-                          *extra], capture_output=True, text=True, timeout=30)
-    assert out.returncode != 0, out
-    return out.stdout + out.stderr
 
 
 @pytest.mark.parametrize("line,word", [

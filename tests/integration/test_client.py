@@ -1,5 +1,5 @@
 # test_client.py - traind as its own client: the real binary's sub-commands
-# (submit, jobs, show, logs, cancel, rm, get, health) against the real
+# (submit, jobs, show, logs, cancel, rm, get, upload, health) against the real
 # daemon.  Following without a terminal must print byte for byte what
 # `traind run` prints for the same job; under a pseudo-terminal (Python's
 # pty) the Keras verbose=1 bar and final lines; a follower survives a
@@ -16,6 +16,7 @@ import signal
 import subprocess
 import time
 
+import numpy as np
 import pytest
 
 from conftest import TOKEN, long_spec, sha256_file, tiny_spec, traind_bin
@@ -320,6 +321,47 @@ def test_jobs_show_cancel_rm_and_exit_codes(traind, tmp_path):
     assert p.returncode == 3 and "127.0.0.1" in p.stderr, p
 
 
+def test_upload_streams_a_data_set_and_reports_a_refusal(traind, tmp_path):
+    rng = np.random.default_rng(11)
+    npz = tmp_path / "digits.npz"
+    pixels = rng.integers(0, 256, (60, 8, 8)).astype(np.uint8)
+    np.savez(npz, x_train=pixels[:40], y_train=rng.integers(0, 10, 40), x_test=pixels[40:],
+             y_test=rng.integers(0, 10, 20))
+    p = cli(traind, "upload", "cli-digits", str(npz), "--seed", "4")
+    assert p.returncode == 0, p.stderr
+    fields = dict(line.split(None, 1) for line in p.stdout.splitlines())
+    assert fields["name"] == "cli-digits" and fields["format"] == "npz", p.stdout
+    assert fields["sha256"] == sha256_file(npz)
+    assert fields["bytes"] == str(npz.stat().st_size)
+    assert fields["shape"] == "8x8x1" and fields["images"] == "40 train, 20 test", p.stdout
+    stored = traind.client.get("/v1/datasets/cli-digits")
+    assert stored.status == 200 and stored.json()["sha256"] == sha256_file(npz)
+
+    # --json prints the API's resource; on a terminal an upload bar ends at 100%
+    p = cli(traind, "--json", "upload", "cli-digits2", str(npz))
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout)
+    assert res["name"] == "cli-digits2" and res["sha256"] == sha256_file(npz)
+    code, out = under_pty([traind_bin(), "upload", "cli-digits3", str(npz)], client_env(traind))
+    assert code == 0, out
+    assert re.search(r"\[={30}\] 100%", out), out
+
+    # refused: the server's message and status, nothing registered
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"hello world, not a data set")
+    p = cli(traind, "upload", "cli-bad", str(bad))
+    assert p.returncode == 4 and "(HTTP 400)" in p.stderr, p
+    direct = traind.client.request("PUT", "/v1/datasets/cli-bad", body=bad.read_bytes(),
+                                   headers={"Content-Type": "application/octet-stream"})
+    assert direct.status == 400
+    assert direct.json()["error"]["message"] in p.stderr, (p.stderr, direct.json())
+    assert traind.client.get("/v1/datasets/cli-bad").status == 404
+    p = cli(traind, "upload", "cli-bad", str(npz), "--image-size", "0x5")
+    assert p.returncode == 4 and "image_size: " in p.stderr, p
+    assert cli(traind, "upload", "cli-bad", str(tmp_path / "missing.npz")).returncode == 2
+    assert cli(traind, "upload", "cli-bad").returncode == 2
+
+
 def test_token_from_a_file_only(traind_factory, tmp_path):
     d = traind_factory("auth", token=TOKEN)
     token_file = tmp_path / "token"
@@ -349,6 +391,8 @@ def test_bash_completion_and_man_page(traind):
     assert complete(traind, "s") == ["show", "submit"]
     assert complete(traind, "logs", "") == [job["id"]]
     assert complete(traind, "get", job["id"], "") == ["best", "latest"]
+    assert complete(traind, "upload", "my-set", "--color-mode", "") == ["grayscale", "rgb", "rgba"]
+    assert "--image-size" in complete(traind, "upload", "-")
     assert complete(traind, "logs", "-") == sorted(["-f", "--after", "--server", "--token-file",
                                                     "--json", "--help"])
     page = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
@@ -361,7 +405,7 @@ def test_bash_completion_and_man_page(traind):
                                 GROFF_NO_SGR="1"))
     text = re.sub(r".\x08", "", p.stdout)  # overstrike bold and underline
     assert p.returncode == 0 and p.stderr == "", p.stderr
-    for cmd in ("submit", "jobs", "show", "logs", "cancel", "rm", "get", "health"):
+    for cmd in ("submit", "jobs", "show", "logs", "cancel", "rm", "get", "upload", "health"):
         assert re.search(rf"^ {{7}}{cmd}\b", text, re.M), cmd
 
 

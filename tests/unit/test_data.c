@@ -710,6 +710,7 @@ static void test_fixtures(void)
 
 static void make_seq(struct dataset *ds, int n)
 {
+    memset(ds, 0, sizeof(*ds));
     ds->n = n;
     ds->h = 2;
     ds->w = 1;

@@ -113,7 +113,7 @@ static int run(const char *spec_json, const char *dir, struct captured *c, atomi
     if (r < 0)
         return r;
     static const struct runner_dataset ds = {"fashion-mnist", "idx", FASHION_DIR};
-    struct runner_env env = {&ds, 1, 1};
+    struct runner_env env = {.datasets = &ds, .n_datasets = 1, .threads = 1};
     struct runner_sink sink = {c, on_event};
     r = runner_run(&spec, dir, &env, &sink, stop, d);
     job_spec_free(&spec);

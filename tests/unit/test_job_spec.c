@@ -138,7 +138,7 @@ static void test_variants(void)
                   "{\"dataset\": {\"name\": \"cifar10\", \"validation_split\": 0.1, \"limit\": "
                   "2000, \"validation_limit\": 500}, \"model\": \"shallownet\", \"optimizer\": "
                   "{\"name\": \"Adam\", \"learning_rate\": 0.002}, \"threads\": 2, "
-                  "\"steps_per_epoch\": 10, \"validation_steps\": 3, \"seed\": 9007199254740992}",
+                  "\"steps_per_epoch\": 10, \"validation_steps\": 3, \"seed\": 9007199254740991}",
                   &d);
     CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
     if (r == 0) {
@@ -154,7 +154,7 @@ static void test_variants(void)
         CHECK_INT_EQ(s.threads, 2);
         CHECK_INT_EQ(s.steps_per_epoch, 10);
         CHECK_INT_EQ(s.validation_steps, 3);
-        CHECK(s.seed == 9007199254740992ull);
+        CHECK(s.seed == 9007199254740991ull);
         job_spec_free(&s);
     }
 
@@ -484,6 +484,56 @@ static void test_round_trip(void)
 
 /* Every job fixture (tests/fixtures/jobs, used by the integration tests and
  * the README) is a valid spec. */
+/* "dataset": {"file": ...} is for `traind run` only; its import options are
+ * checked and round-trip through job_spec_to_json. */
+static void test_dataset_file(void)
+{
+    static const char spec[] = "{\"dataset\": {\"file\": \"/data/photos.tar\", \"image_size\": "
+                               "[64, 48], \"color_mode\": \"grayscale\", \"seed\": 3, "
+                               "\"validation_split\": 0.2}, \"model\": \"lenet\"}";
+    struct job_spec s;
+    struct diag d;
+    memset(&d, 0, sizeof(d));
+    CHECK_INT_EQ(job_spec_parse(&s, spec, strlen(spec), &d), -EINVAL);
+    CHECK_STR_EQ(d.field, "/dataset/file");
+    CHECK(strstr(d.message, "PUT /v1/datasets") != NULL);
+    CHECK_INT_EQ(job_spec_parse_local(&s, spec, strlen(spec), &d), 0);
+    CHECK_STR_EQ(s.dataset_file, "/data/photos.tar");
+    CHECK_STR_EQ(s.dataset, "photos.tar");
+    CHECK_INT_EQ(s.image_size[0], 64);
+    CHECK_INT_EQ(s.image_size[1], 48);
+    CHECK_STR_EQ(s.color_mode, "grayscale");
+    CHECK_INT_EQ(s.import_seed, 3);
+    CHECK_CLOSE(s.validation_split, 0.2, 0, 0);
+    char *json = job_spec_to_json(&s);
+    struct job_spec t;
+    CHECK_INT_EQ(job_spec_parse_local(&t, json, strlen(json), &d), 0);
+    CHECK_STR_EQ(t.dataset_file, s.dataset_file);
+    CHECK_INT_EQ(t.image_size[1], 48);
+    CHECK_INT_EQ(t.import_seed, 3);
+    free(json);
+    job_spec_free(&t);
+    job_spec_free(&s);
+    static const char *const bad[][2] = {
+        {"{\"dataset\": {\"file\": \"a.npz\", \"image_size\": [0, 4]}, \"model\": \"mlp\"}",
+         "/dataset/image_size"},
+        {"{\"dataset\": {\"file\": \"a.npz\", \"color_mode\": \"cmyk\"}, \"model\": \"mlp\"}",
+         "/dataset/color_mode"},
+        {"{\"dataset\": {\"file\": \"a.npz\", \"format\": \"rar\"}, \"model\": \"mlp\"}",
+         "/dataset/format"},
+        {"{\"dataset\": {\"file\": 7}, \"model\": \"mlp\"}", "/dataset/file"},
+        {"{\"dataset\": {\"name\": \"x\", \"color_mode\": \"rgb\"}, \"model\": \"mlp\"}",
+         "/dataset/color_mode"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&d, 0, sizeof(d));
+        CHECK_MSG(job_spec_parse_local(&s, bad[i][0], strlen(bad[i][0]), &d) == -EINVAL,
+                  "case %zu", i);
+        CHECK_MSG(strcmp(d.field, bad[i][1]) == 0, "case %zu: field %s (%s)", i, d.field,
+                  d.message);
+    }
+}
+
 static void test_fixtures_parse(void)
 {
     const char *dir = TEST_SOURCE_DIR "/tests/fixtures/jobs";
@@ -518,6 +568,27 @@ static void test_fixtures_parse(void)
     CHECK(n >= 3);
 }
 
+/* JSON numbers are doubles: 2^53 + 1 would be read as 2^53, so integers
+ * beyond 2^53 - 1 are refused instead of silently rounded. */
+static void test_integers_beyond_2_53(void)
+{
+    static const char *const seeds[] = {"9007199254740992", "9007199254740993",
+                                        "18446744073709551617", "1e300"};
+    for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+        char json[128];
+        snprintf(json, sizeof(json), "{\"dataset\": \"cifar10\", \"model\": \"mlp\", \"seed\": %s}",
+                 seeds[i]);
+        struct job_spec s;
+        struct diag d;
+        int r = parse(&s, json, &d);
+        CHECK_MSG(r == -EINVAL, "seed %s accepted", seeds[i]);
+        if (r == 0)
+            job_spec_free(&s);
+        else
+            CHECK_STR_EQ(d.field, "/seed");
+    }
+}
+
 int main(void)
 {
     TEST_RUN(test_reference_job);
@@ -525,7 +596,9 @@ int main(void)
     TEST_RUN(test_variants);
     TEST_RUN(test_inline_model);
     TEST_RUN(test_rejections);
+    TEST_RUN(test_integers_beyond_2_53);
     TEST_RUN(test_round_trip);
     TEST_RUN(test_fixtures_parse);
+    TEST_RUN(test_dataset_file);
     return TEST_EXIT();
 }

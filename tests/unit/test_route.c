@@ -113,11 +113,29 @@ static void test_methods(void)
     CHECK(api_method_parse("HEAD") == API_METHOD_HEAD);
 }
 
+static void test_roles(void)
+{
+    CHECK_INT_EQ(api_route_role(API_ROUTE_JOBS, API_METHOD_GET), API_ROLE_READ);
+    CHECK_INT_EQ(api_route_role(API_ROUTE_JOB_CHECKPOINT, API_METHOD_HEAD), API_ROLE_READ);
+    CHECK_INT_EQ(api_route_role(API_ROUTE_JOB_EVENTS, API_METHOD_GET), API_ROLE_READ);
+    CHECK_INT_EQ(api_route_role(API_ROUTE_JOBS, API_METHOD_POST), API_ROLE_SUBMIT);
+    CHECK_INT_EQ(api_route_role(API_ROUTE_JOB_CANCEL, API_METHOD_POST), API_ROLE_SUBMIT);
+    CHECK_INT_EQ(api_route_role(API_ROUTE_JOB, API_METHOD_DELETE), API_ROLE_ADMIN);
+    CHECK_INT_EQ(api_route_role(API_ROUTE_JOB, API_METHOD_OTHER), API_ROLE_ADMIN);
+    enum api_role r = API_ROLE_NONE;
+    CHECK_INT_EQ(api_role_parse("submit", &r), 0);
+    CHECK_INT_EQ(r, API_ROLE_SUBMIT);
+    CHECK_INT_EQ(api_role_parse("Admin", &r), -EINVAL);
+    CHECK_INT_EQ(api_role_parse("", &r), -EINVAL);
+    CHECK_STR_EQ(api_role_name(API_ROLE_READ), "read");
+}
+
 int main(void)
 {
     TEST_RUN(test_routes);
     TEST_RUN(test_not_found);
     TEST_RUN(test_traversal_rejected);
     TEST_RUN(test_methods);
+    TEST_RUN(test_roles);
     return TEST_EXIT();
 }

@@ -183,7 +183,7 @@ static void test_rejections(void)
     CHECK_INT_EQ(template_validate("w-{batch:04d}.h5", job_keys, 4, true, &d), 0);
     CHECK_INT_EQ(template_validate("w-{acc:.3f}-{val_acc:.3f}.h5", job_keys, 4, false, &d), 0);
     CHECK_INT_EQ(template_validate("a/b/c/d.h5", job_keys, 4, false, &d), 0);
-    CHECK_INT_EQ(template_validate("w-{{x}}.h5", job_keys, 4, false, &d), 0);
+    CHECK_INT_EQ(template_validate("w-{{x}}.h5", job_keys, 4, false, &d), -EINVAL);
     /* Batch logs have no val_ keys: the caller passes only the batch keys. */
     const char *const batch_keys[] = {"loss", "accuracy"};
     CHECK_INT_EQ(template_validate("w-{val_loss}.h5", batch_keys, 2, true, &d), -EINVAL);

@@ -1,0 +1,246 @@
+/* import.c - import_dataset: options, format names, sniffing, dispatch to
+ * the importer of each format, and the label decoding they share. */
+#include "import.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "archive_reader.h"
+#include "import_internal.h"
+
+void import_options_init(struct import_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->format = IMPORT_FORMAT_AUTO;
+    o->image_h = 256;
+    o->image_w = 256;
+    o->color_mode = IMPORT_COLOR_RGB;
+    o->max_total_bytes = UINT64_C(64) << 30;
+    o->max_ratio = 200;
+    o->max_entry_bytes = UINT64_C(64) << 20;
+}
+
+const char *import_format_name(enum import_format f)
+{
+    switch (f) {
+    case IMPORT_FORMAT_NPZ: return "npz";
+    case IMPORT_FORMAT_IMAGES: return "images";
+    case IMPORT_FORMAT_HDF5: return "hdf5";
+    case IMPORT_FORMAT_CIFAR10: return "cifar10";
+    case IMPORT_FORMAT_AUTO: break;
+    }
+    return "auto";
+}
+
+int import_format_parse(const char *s, enum import_format *ret)
+{
+    static const struct {
+        const char *name;
+        enum import_format f;
+    } table[] = {
+        {"auto", IMPORT_FORMAT_AUTO},
+        {"application/octet-stream", IMPORT_FORMAT_AUTO},
+        {"npz", IMPORT_FORMAT_NPZ},
+        {"application/x-npz", IMPORT_FORMAT_NPZ},
+        {"images", IMPORT_FORMAT_IMAGES},
+        {"application/zip", IMPORT_FORMAT_IMAGES},
+        {"application/x-tar", IMPORT_FORMAT_IMAGES},
+        {"application/gzip", IMPORT_FORMAT_IMAGES},
+        {"application/x-gzip", IMPORT_FORMAT_IMAGES},
+        {"application/x-gtar", IMPORT_FORMAT_IMAGES},
+        {"hdf5", IMPORT_FORMAT_HDF5},
+        {"application/x-hdf5", IMPORT_FORMAT_HDF5},
+        {"application/x-hdf", IMPORT_FORMAT_HDF5},
+        {"cifar10", IMPORT_FORMAT_CIFAR10},
+    };
+    size_t len = strcspn(s, ";"); /* Content-Type parameters */
+    while (len > 0 && s[len - 1] == ' ')
+        len--;
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+        if (strlen(table[i].name) == len && strncasecmp(s, table[i].name, len) == 0) {
+            *ret = table[i].f;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+int import_color_mode_parse(const char *s, enum import_color_mode *ret)
+{
+    if (strcmp(s, "rgb") == 0)
+        *ret = IMPORT_COLOR_RGB;
+    else if (strcmp(s, "grayscale") == 0)
+        *ret = IMPORT_COLOR_GRAYSCALE;
+    else if (strcmp(s, "rgba") == 0)
+        *ret = IMPORT_COLOR_RGBA;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+void import_number_names(int classes, char *storage, const char **names)
+{
+    for (int k = 0; k < classes; k++) {
+        snprintf(storage + 4 * k, 4, "%d", k & 0xff);
+        names[k] = storage + 4 * k;
+    }
+}
+
+static uint64_t get_le(const unsigned char *p, int size)
+{
+    uint64_t v = 0;
+    for (int i = size - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+int import_decode_labels(const void *raw, char kind, int itemsize, uint64_t n, uint64_t k,
+                         uint8_t *out, int *ret_classes, const char *field, struct diag *d)
+{
+    const unsigned char *p = raw;
+    int classes = 0;
+    if (kind == 'f') {
+        if (k < 2 || k > TENSORFILE_MAX_CLASSES)
+            return diag_set(d, -EINVAL, field, "%s: one-hot labels need 2 to %d columns, got %llu",
+                            field, TENSORFILE_MAX_CLASSES, (unsigned long long)k);
+        for (uint64_t i = 0; i < n; i++) {
+            int hot = -1;
+            for (uint64_t j = 0; j < k; j++) {
+                double v;
+                if (itemsize == 4) {
+                    uint32_t b = (uint32_t)get_le(p + (i * k + j) * 4, 4);
+                    float f;
+                    memcpy(&f, &b, 4);
+                    v = f;
+                } else {
+                    uint64_t b = get_le(p + (i * k + j) * 8, 8);
+                    memcpy(&v, &b, 8);
+                }
+                if (v == 1.0 && hot < 0) {
+                    hot = (int)j;
+                } else if (v != 0.0) {
+                    return diag_set(d, -EINVAL, field, "%s: row %llu is not one-hot (value %g "
+                                    "in column %llu)", field, (unsigned long long)i, v,
+                                    (unsigned long long)j);
+                }
+            }
+            if (hot < 0)
+                return diag_set(d, -EINVAL, field, "%s: row %llu is not one-hot (no 1)", field,
+                                (unsigned long long)i);
+            out[i] = (uint8_t)hot;
+        }
+        *ret_classes = (int)k;
+        return 0;
+    }
+    if (k != 1)
+        return diag_set(d, -EINVAL, field, "%s: integer labels must have shape (n,) or (n, 1)",
+                        field);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t u = get_le(p + i * (uint64_t)itemsize, itemsize);
+        int64_t v;
+        if (kind == 'i') {
+            int shift = 64 - 8 * itemsize;
+            v = shift ? (int64_t)(u << shift) >> shift : (int64_t)u;
+        } else {
+            v = u > INT64_MAX ? -1 : (int64_t)u;
+        }
+        if (v < 0 || v >= TENSORFILE_MAX_CLASSES)
+            return diag_set(d, -EINVAL, field, "%s: label %lld of example %llu is outside 0..%d",
+                            field, (long long)v, (unsigned long long)i,
+                            TENSORFILE_MAX_CLASSES - 1);
+        out[i] = (uint8_t)v;
+        if ((int)v + 1 > classes)
+            classes = (int)v + 1;
+    }
+    *ret_classes = classes;
+    return 0;
+}
+
+/* Sniff: HDF5 signature, zip, gzip or tar; an archive's entries then tell
+ * npz (every member *.npy), CIFAR-10 (a data_batch_1.bin) or image folders. */
+static int sniff(const char *src_path, const struct import_options *o, enum import_format *ret,
+                 struct diag *d)
+{
+    unsigned char head[512] = {0};
+    int fd = open(src_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return diag_set(d, -errno, "body", "open: %s", strerror(errno));
+    ssize_t got = read(fd, head, sizeof(head));
+    close(fd);
+    if (got <= 0)
+        return diag_set(d, -EINVAL, "body", "the file is empty");
+    if (got >= 8 && memcmp(head, "\x89HDF\r\n\x1a\n", 8) == 0) {
+        *ret = IMPORT_FORMAT_HDF5;
+        return 0;
+    }
+    bool zip = got >= 4 && memcmp(head, "PK\x03\x04", 4) == 0;
+    bool gz = got >= 2 && head[0] == 0x1f && head[1] == 0x8b;
+    bool tar = got >= 262 && memcmp(head + 257, "ustar", 5) == 0;
+    if (!zip && !gz && !tar)
+        return diag_set(d, -EINVAL, "body", "unknown format: not HDF5, zip (npz), tar or gzip "
+                        "(first bytes %02x %02x %02x %02x)", head[0], head[1], head[2], head[3]);
+    struct archive_reader *r;
+    int e = archive_reader_open(&r, src_path, o->max_total_bytes, o->max_ratio, d);
+    if (e < 0)
+        return e;
+    struct archive_item it;
+    int files = 0, npy = 0;
+    bool cifar = false;
+    while ((e = archive_reader_next(r, &it, d)) == 1) {
+        if (it.is_dir || it.hidden)
+            continue;
+        files++;
+        size_t len = strlen(it.path);
+        if (len > 4 && strcmp(it.path + len - 4, ".npy") == 0 && !strchr(it.path, '/'))
+            npy++;
+        const char *base = strrchr(it.path, '/');
+        base = base ? base + 1 : it.path;
+        if (strcmp(base, "data_batch_1.bin") == 0)
+            cifar = true;
+    }
+    archive_reader_close(r);
+    if (e < 0)
+        return e;
+    if (files > 0 && npy == files)
+        *ret = IMPORT_FORMAT_NPZ;
+    else if (cifar)
+        *ret = IMPORT_FORMAT_CIFAR10;
+    else
+        *ret = IMPORT_FORMAT_IMAGES;
+    return 0;
+}
+
+int import_dataset(const char *src_path, const struct import_options *o, const char *dir,
+                   const char *relpath, struct import_result *ret, struct diag *d)
+{
+    enum import_format f = o->format;
+    if (!(o->validation_split >= 0 && o->validation_split < 1))
+        return diag_set(d, -EINVAL, "validation_split", "must be in [0, 1), got %g",
+                        o->validation_split);
+    if (o->image_h < 1 || o->image_w < 1 || o->image_h > 4096 || o->image_w > 4096)
+        return diag_set(d, -EINVAL, "image_size", "sides must be 1 to 4096, got %dx%d",
+                        o->image_h, o->image_w);
+    if (f == IMPORT_FORMAT_AUTO) {
+        int e = sniff(src_path, o, &f, d);
+        if (e < 0)
+            return e;
+    }
+    struct import_result res = {.format = f};
+    int e;
+    switch (f) {
+    case IMPORT_FORMAT_NPZ: e = import_npz(src_path, o, dir, relpath, &res, d); break;
+    case IMPORT_FORMAT_IMAGES: e = import_images(src_path, o, dir, relpath, &res, d); break;
+    case IMPORT_FORMAT_HDF5: e = import_hdf5(src_path, o, dir, relpath, &res, d); break;
+    case IMPORT_FORMAT_CIFAR10: e = import_cifar10(src_path, o, dir, relpath, &res, d); break;
+    default: return diag_set(d, -EINVAL, "format", "unknown format");
+    }
+    if (e < 0)
+        return e;
+    res.format = f;
+    *ret = res;
+    return 0;
+}
