@@ -124,6 +124,12 @@ def test_path_parameters_declared_and_errors_documented():
                 assert "401" in codes, (method, path)
             if names & {"id"}:
                 assert "404" in codes, (method, path)
+            # answered before routing: a version other than 1.0/1.1, too many
+            # query parameters, too many header bytes
+            assert {"414", "431", "505"} <= codes, (method, path)
+            # writes need a submit or admin token (api_route_role)
+            if path.startswith("/v1/") and method not in ("get", "head"):
+                assert "403" in codes, (method, path)
 
 
 def test_contract_check_catches_drift():
