@@ -258,6 +258,78 @@ def test_submit_follow_download_and_field_error(browser, daemon, downloads):
         assert TOKEN not in f.read()
 
 
+def test_upload_dataset_then_submit_on_it(browser, daemon, tmp_path):
+    """The submit page uploads an .npz (written by numpy here) with the token
+    as a header and a progress bar, shows a server error at its input, adds
+    the set to the picker, and a job submitted on it trains."""
+    import numpy as np
+    drv = browser
+    c = daemon.client
+    rng = np.random.default_rng(3)
+    n, m = 1500, 200
+    path = tmp_path / "tiny digits.npz"
+    np.savez(path, x_train=rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+             y_train=rng.integers(0, 10, n), x_test=rng.integers(0, 256, (m, 28, 28), dtype=np.uint8),
+             y_test=rng.integers(0, 10, m))
+    size = os.path.getsize(path)
+    open_dashboard(drv, daemon, "#/submit")
+    wait_for(drv, lambda d: len(Select(d.find_element(By.ID, "pick-dataset")).options) >= 1,
+             "the data set picker")
+
+    # the file input names the set after the file; a name the server refuses
+    # is shown at the name input
+    drv.find_element(By.ID, "upload-file").send_keys(str(path))
+    name_box = drv.find_element(By.ID, "upload-name")
+    assert name_box.get_attribute("value") == "tiny-digits"
+    name_box.clear()
+    name_box.send_keys(".hidden")
+    drv.find_element(By.ID, "upload-start").click()
+    err = wait_for(drv, lambda d: d.find_element(By.ID, "upload-error") if
+                   d.find_element(By.ID, "upload-error").is_displayed() else None, "the name error")
+    assert err.get_attribute("data-field") == "name" and "data set names" in err.text
+    assert name_box.get_attribute("aria-invalid") == "true"
+    assert js(drv, "return document.activeElement.id") == "upload-name"
+    assert c.get("/v1/datasets/.hidden").status in (400, 404)
+
+    # the upload: the bar ends full at the file's size, the picker selects
+    # the new set and the editor names it
+    name_box.clear()
+    name_box.send_keys("tiny-digits")
+    drv.find_element(By.ID, "upload-start").click()
+    wait_for(drv, lambda d: d.find_element(By.ID, "upload-form").get_attribute("data-uploaded")
+             == "tiny-digits", "the upload to finish")
+    bar = drv.find_element(By.ID, "upload-progress")
+    assert bar.is_displayed() and not drv.find_element(By.ID, "upload-error").is_displayed()
+    assert float(bar.get_attribute("max")) == size and float(bar.get_attribute("value")) == size
+    assert "1500 training and 200 test examples" in drv.find_element(By.ID, "upload-status").text
+    r = c.get("/v1/datasets/tiny-digits")
+    assert r.status == 200 and r.json()["sha256"] == sha256_file(str(path)), r
+    assert r.json()["bytes"] == size and r.json()["format"] == "npz"
+    wait_for(drv, lambda d: Select(d.find_element(By.ID, "pick-dataset")).first_selected_option
+             .get_attribute("value") == "tiny-digits", "the picker to select the new set")
+    assert "tiny-digits" in [d["name"] for d in c.get("/v1/datasets").json()["datasets"]]
+    assert json.loads(drv.find_element(By.ID, "spec").get_attribute("value"))["dataset"] == "tiny-digits"
+
+    # a job on the uploaded set, submitted through the form, trains to the end
+    spec = small_spec("on-upload", 2, steps=4)
+    spec["dataset"] = "tiny-digits"
+    set_editor(drv, json.dumps(spec, indent=2))
+    drv.find_element(By.ID, "submit-job").click()
+    wait_for(drv, lambda d: re.fullmatch(r".*#/jobs/[0-9a-f]{16}", d.current_url), "the job page")
+    job_id = drv.current_url.rsplit("/", 1)[1]
+    wait_for(drv, lambda d: chart_points(d, "chart-loss") == [1, 2], "both epochs on the chart")
+    final = c.wait_state(job_id, "succeeded", daemon=daemon)
+    ds = final["spec"]["dataset"]
+    assert (ds if isinstance(ds, str) else ds["name"]) == "tiny-digits", final["spec"]
+    assert len(final["history"]) == 2
+
+    # the token went only into headers
+    urls = js(drv, "return performance.getEntriesByType('resource').map(e => e.name)"
+                   ".concat([location.href]);")
+    assert not [u for u in urls if TOKEN in u]
+    assert not csp_violations(drv)
+
+
 def test_jobs_page_keyboard_and_labels(browser, daemon):
     drv = browser
     open_dashboard(drv, daemon, "#/jobs")

@@ -75,3 +75,33 @@ export async function download(path, fallbackName) {
   setTimeout(() => URL.revokeObjectURL(url), 60000);
   return {name, etag: r.headers.get("ETag"), bytes: blob.size};
 }
+
+// Upload a file as PUT path's body with XMLHttpRequest, whose upload
+// events give the progress fetch cannot: onProgress(sent, total) as bytes
+// leave.  Resolves to the parsed JSON answer, rejects with ApiError (status
+// 0 with code "network" when the connection fails).  Returns
+// {done, abort} so the page can offer a cancel button.
+export function upload(path, file, onProgress) {
+  const xhr = new XMLHttpRequest();
+  const done = new Promise((resolve, reject) => {
+    xhr.open("PUT", path);
+    for (const [k, v] of Object.entries(authHeaders({Accept: "application/json"}))) xhr.setRequestHeader(k, v);
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    xhr.upload.addEventListener("progress", (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size));
+    xhr.addEventListener("load", () => {
+      let parsed = null;
+      try { parsed = xhr.responseText ? JSON.parse(xhr.responseText) : null; } catch { parsed = null; }
+      if (xhr.status >= 200 && xhr.status < 300) { resolve(parsed); return; }
+      if (xhr.status === 401) window.dispatchEvent(new CustomEvent("traind-unauthorized"));
+      reject(new ApiError(xhr.status, parsed));
+    });
+    const fail = (what) => () => {
+      const e = new ApiError(0, {error: {code: "network", message: what}});
+      reject(e);
+    };
+    xhr.addEventListener("error", fail("the upload failed (connection closed)"));
+    xhr.addEventListener("abort", fail("upload cancelled"));
+    xhr.send(file);
+  });
+  return {done, abort: () => xhr.abort()};
+}

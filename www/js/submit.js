@@ -1,10 +1,11 @@
 // submit.js - the submit page: a JSON editor prefilled with the reference
-// job, pickers fed by /v1/models and /v1/datasets, and the server's
-// validation error shown at the field its JSON pointer names.
+// job, pickers fed by /v1/models and /v1/datasets, the server's validation
+// error shown at the field its JSON pointer names, and the upload of a data
+// set (PUT /v1/datasets/{name}) with a progress bar.
 
-import {api} from "./api.js";
+import {api, upload} from "./api.js";
 import {lineOf, locate} from "./jsonpos.js";
-import {clear, el} from "./util.js";
+import {clear, el, fmtBytes} from "./util.js";
 
 // The reference job (README, DESIGN.md): MiniVGGNet on Fashion-MNIST.
 export const REFERENCE_JOB = {
@@ -49,7 +50,10 @@ export function submitPage(main, {navigate}) {
         el("label", {for: "pick-model"}, "Model", modelSelect), modelError,
         el("div", {class: "actions"}, submitBtn, resetBtn),
         status)));
-  clear(main).append(el("h1", {}, "Submit a job"), form);
+  const uploadPanel = uploadSection({
+    onUploaded: (ds) => loadPickers(ds.name).then(() => setField("dataset", ds.name)),
+  });
+  clear(main).append(el("h1", {}, "Submit a job"), form, uploadPanel);
 
   function currentSpec() {
     try { return JSON.parse(editor.value); } catch { return null; }
@@ -136,12 +140,127 @@ export function submitPage(main, {navigate}) {
     }
   });
 
-  Promise.all([api("GET", "/v1/datasets"), api("GET", "/v1/models")]).then(([ds, models]) => {
-    const spec = currentSpec() || {};
-    const dsName = spec.dataset && typeof spec.dataset === "object" ? spec.dataset.name : spec.dataset;
-    fill(dsSelect, names(ds, "datasets"), dsName);
-    fill(modelSelect, names(models, "models"), spec.model);
-  }).catch((err) => { status.textContent = `Could not load data sets and models: ${err.message}`; });
+  // Fill the pickers from the server; select wanted (a data set just
+  // uploaded) or what the editor names.
+  function loadPickers(wanted) {
+    return Promise.all([api("GET", "/v1/datasets"), api("GET", "/v1/models")]).then(([ds, models]) => {
+      const spec = currentSpec() || {};
+      const dsName = wanted || (spec.dataset && typeof spec.dataset === "object" ? spec.dataset.name : spec.dataset);
+      fill(dsSelect, names(ds, "datasets"), dsName);
+      fill(modelSelect, names(models, "models"), spec.model);
+    }).catch((err) => { status.textContent = `Could not load data sets and models: ${err.message}`; });
+  }
+  loadPickers();
 
-  return () => {};
+  return () => uploadPanel.cancelUpload();
+}
+
+// The upload form: name, file, the options image folders take, a progress
+// bar fed by the request's upload events, and the server's error shown at
+// the input its field names.
+function uploadSection({onUploaded}) {
+  const nameInput = el("input", {id: "upload-name", type: "text", required: true, spellcheck: "false",
+                                 autocomplete: "off", "aria-describedby": "upload-name-help"});
+  const fileInput = el("input", {id: "upload-file", type: "file", required: true,
+                                 accept: ".npz,.tar,.tar.gz,.tgz,.zip,.h5,.hdf5"});
+  const sizeInput = el("input", {id: "upload-image-size", type: "text", placeholder: "256x256",
+                                 spellcheck: "false", autocomplete: "off"});
+  const colorSelect = el("select", {id: "upload-color-mode"},
+    el("option", {value: ""}, "rgb (default)"), el("option", {value: "grayscale"}, "grayscale"),
+    el("option", {value: "rgb"}, "rgb"), el("option", {value: "rgba"}, "rgba"));
+  const splitInput = el("input", {id: "upload-validation-split", type: "text", inputmode: "decimal",
+                                  placeholder: "0", autocomplete: "off"});
+  const inputs = {name: nameInput, body: fileInput, "Content-Type": fileInput, format: fileInput,
+                  image_size: sizeInput, color_mode: colorSelect, validation_split: splitInput};
+  const bar = el("progress", {id: "upload-progress", max: "1", value: "0", "aria-label": "Upload progress",
+                              hidden: true});
+  const barText = el("span", {id: "upload-progress-text", class: "progress-text", "aria-live": "polite"});
+  const errorBox = el("div", {id: "upload-error", class: "field-error", role: "alert", hidden: true});
+  const status = el("p", {id: "upload-status", role: "status", class: "muted"});
+  const goBtn = el("button", {type: "submit", id: "upload-start"}, "Upload");
+  const stopBtn = el("button", {type: "button", class: "secondary", id: "upload-cancel", disabled: true}, "Cancel upload");
+  let current = null;
+
+  const form = el("form", {id: "upload-form", class: "panel upload", novalidate: true},
+    el("h2", {}, "Upload a data set"),
+    el("p", {class: "muted"}, ".npz as keras.datasets ships them, image folders as .tar, .tar.gz or .zip " +
+       "(one folder per class), HDF5, or the CIFAR-10 tarball. Uploaded sets appear in the data set picker."),
+    el("div", {class: "upload-fields"},
+      el("label", {for: "upload-name"}, "Name", nameInput),
+      el("label", {for: "upload-file"}, "File", fileInput),
+      el("label", {for: "upload-image-size"}, "Image size (images only)", sizeInput),
+      el("label", {for: "upload-color-mode"}, "Colour mode (images only)", colorSelect),
+      el("label", {for: "upload-validation-split"}, "Validation split (images only)", splitInput)),
+    el("p", {id: "upload-name-help", class: "muted"}, "Letters, digits, '-', '_' and '.'; up to 63."),
+    errorBox,
+    el("div", {class: "upload-progress"}, bar, barText),
+    el("div", {class: "actions"}, goBtn, stopBtn),
+    status);
+
+  function clearError() {
+    errorBox.hidden = true;
+    clear(errorBox);
+    for (const i of Object.values(inputs)) i.removeAttribute("aria-invalid");
+  }
+
+  function showError(field, message) {
+    clearError();
+    const input = field ? inputs[field] : null;
+    errorBox.append(field ? el("code", {class: "pointer"}, field) : "", field ? ": " : "", message);
+    errorBox.dataset.field = field || "";
+    errorBox.hidden = false;
+    if (input) { input.setAttribute("aria-invalid", "true"); input.focus(); }
+  }
+
+  fileInput.addEventListener("change", () => {
+    const f = fileInput.files[0];
+    if (f && !nameInput.value) nameInput.value = f.name.replace(/\.(tar\.gz|tgz|npz|tar|zip|hdf5|h5)$/i, "")
+      .replace(/[^A-Za-z0-9._-]/g, "-").replace(/^\.+/, "").slice(0, 63);
+  });
+  stopBtn.addEventListener("click", () => { if (current) current.abort(); });
+
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    clearError();
+    const file = fileInput.files[0];
+    if (!nameInput.value) { showError("name", "name the data set"); return; }
+    if (!file) { showError("body", "choose a file"); return; }
+    const q = new URLSearchParams();
+    if (sizeInput.value.trim()) q.set("image_size", sizeInput.value.trim());
+    if (colorSelect.value) q.set("color_mode", colorSelect.value);
+    if (splitInput.value.trim()) q.set("validation_split", splitInput.value.trim());
+    const query = q.toString() ? `?${q}` : "";
+    bar.hidden = false;
+    bar.value = 0;
+    goBtn.disabled = true;
+    stopBtn.disabled = false;
+    status.textContent = `Uploading ${file.name}…`;
+    current = upload(`/v1/datasets/${encodeURIComponent(nameInput.value)}${query}`, file, (sent, total) => {
+      bar.max = Math.max(total, 1);
+      bar.value = sent;
+      barText.textContent = `${fmtBytes(sent)} of ${fmtBytes(total)}` +
+        (sent >= total ? " sent; the server converts it…" : "");
+    });
+    try {
+      const ds = await current.done;
+      bar.value = bar.max;
+      barText.textContent = `${fmtBytes(file.size)} uploaded`;
+      status.textContent = `Data set ${ds.name}: ${ds.train} training and ${ds.test} test examples, ` +
+        `shape ${(ds.input_shape || []).join("×")}, ${(ds.classes || []).length} classes`;
+      status.className = "ok-msg";
+      form.dataset.uploaded = ds.name;
+      await onUploaded(ds);
+    } catch (err) {
+      status.textContent = "";
+      status.className = "muted";
+      // the name is the only part of the path the form sets
+      showError(err.field || (err.code === "invalid_path" ? "name" : null), err.message);
+    } finally {
+      current = null;
+      goBtn.disabled = false;
+      stopBtn.disabled = true;
+    }
+  });
+  form.cancelUpload = () => { if (current) current.abort(); };
+  return form;
 }
