@@ -36,6 +36,13 @@ function chartBox(id, title) {
     el("h2", {id: `${id}-h`}, title), el("div", {class: "chart-box"}, canvas))};
 }
 
+// The accuracy metric's log key: "accuracy", or the name Keras gives the
+// job's metric ("sparse_categorical_accuracy", ...).
+function accuracyKey(logs) {
+  if (!logs || typeof logs !== "object" || "accuracy" in logs) return "accuracy";
+  return Object.keys(logs).find((k) => !k.startsWith("val_") && k.endsWith("accuracy")) || "accuracy";
+}
+
 function metricOf(ev, key) {
   if (ev.logs && typeof ev.logs === "object" && key in ev.logs) return ev.logs[key];
   if (key in ev) return ev[key];
@@ -177,8 +184,11 @@ export function jobPage(main, jobId, {showError}) {
     const get = (k, name) => { const v = metricOf(epochs.get(k), name); return typeof v === "number" ? v : null; };
     lossChart.data.datasets[0].data = keys.map((k) => get(k, "loss"));
     lossChart.data.datasets[1].data = keys.map((k) => get(k, "val_loss"));
-    accChart.data.datasets[0].data = keys.map((k) => get(k, "accuracy"));
-    accChart.data.datasets[1].data = keys.map((k) => get(k, "val_accuracy"));
+    const acc = accuracyKey(keys.length ? epochs.get(keys[0]).logs : null);
+    accChart.data.datasets[0].label = acc;
+    accChart.data.datasets[1].label = `val_${acc}`;
+    accChart.data.datasets[0].data = keys.map((k) => get(k, acc));
+    accChart.data.datasets[1].data = keys.map((k) => get(k, `val_${acc}`));
     const lrs = keys.map((k) => epochs.get(k).lr ?? null);
     lrChart.data.datasets[0].data = lrs;
     // a constant rate would sit on an axis from -1 to 1: frame it from 0
@@ -205,7 +215,7 @@ export function jobPage(main, jobId, {showError}) {
     if (labels.length && ev.batch <= labels[labels.length - 1]) return; // replayed
     labels.push(ev.batch);
     const [loss, acc, ips] = batchChart.data.datasets;
-    const l = metricOf(ev, "loss"), a = metricOf(ev, "accuracy");
+    const l = metricOf(ev, "loss"), a = metricOf(ev, accuracyKey(ev.logs));
     loss.data.push(typeof l === "number" ? l : null);
     acc.data.push(typeof a === "number" ? a : null);
     ips.data.push(typeof ev.images_per_s === "number" ? ev.images_per_s : null);
@@ -221,7 +231,8 @@ export function jobPage(main, jobId, {showError}) {
     if (!text && ev.type === "lr_changed") text = `Epoch ${ev.epoch}: learning rate ${fmtNum(ev.old_lr ?? ev.previous, 6)} → ${fmtNum(ev.lr ?? ev.value, 6)}`;
     if (!text) return;
     const li = el("li", {class: ev.decision || ev.type, "data-type": ev.type, "data-epoch": ev.epoch},
-                  el("span", {class: "mono keras-line"}, text));
+                  el("span", {class: "mono keras-line"}, text),
+                  ev.restore_message ? el("span", {class: "mono keras-line"}, ev.restore_message) : null);
     timeline.set(key, li);
     timelineList.append(li);
   }
@@ -254,6 +265,8 @@ export function jobPage(main, jobId, {showError}) {
       case "checkpoint_error":
       case "early_stopping":
       case "lr_changed":
+      case "lr_kept":
+      case "terminate_on_nan":
         addTimeline(ev);
         break;
       case "state":
