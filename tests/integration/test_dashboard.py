@@ -471,7 +471,7 @@ def test_other_origin_follows_stream_and_downloads(browser, daemon, origins):
 
 
 def test_screenshots(browser, daemon):
-    """The three pages at 1280x800 and 390x844, with a job training; saved
+    """The three pages (and the upload form) at 1280x800 and 390x844, with a job training; saved
     under $TRAIND_SCREENSHOTS when set.  Checks that nothing overflows
     sideways."""
     drv = browser
@@ -502,6 +502,11 @@ def test_screenshots(browser, daemon):
                 path = os.path.join(out, f"{page}-{tag}.png")
                 drv.save_screenshot(path)
                 assert os.path.getsize(path) > 5000
+            # the upload form, below the editor on the submit page
+            js(drv, "document.getElementById('upload-form').scrollIntoView()")
+            path = os.path.join(out, f"upload-{tag}.png")
+            drv.save_screenshot(path)
+            assert os.path.getsize(path) > 5000
     finally:
         drv.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         c.post(f"/v1/jobs/{job['id']}/cancel")
