@@ -247,6 +247,20 @@ static size_t body_limit(const struct request *rq)
     return rq->srv->cfg.max_body_bytes;
 }
 
+/* A body grew past limit while it arrives.  libmicrohttpd cannot queue a
+ * response before the body ends, and a chunked body may never end: write
+ * the 413 on the connection now (as TLS records under HTTPS), discard the
+ * rest of the body and close when it ends.  When nothing could be written,
+ * the 413 is queued when the body ends. */
+static void send_too_large(struct request *rq, struct MHD_Connection *c, size_t limit)
+{
+    if (send_raw_error(rq, c, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large", "too_large",
+                       limit)) {
+        atomic_fetch_add(&rq->srv->requests[MHD_HTTP_CONTENT_TOO_LARGE], 1);
+        rq->answered = true;
+    }
+}
+
 /* PUT /v1/datasets/{name}: the announced length, the import options and the
  * format, all before the body is read. */
 static bool check_upload(struct request *rq, struct MHD_Connection *c, enum MHD_Result *ret)
@@ -445,10 +459,7 @@ enum MHD_Result api_on_access(void *cls, struct MHD_Connection *c, const char *u
             if (r == -EFBIG) {
                 rq->too_large = true;
                 api_upload_free(rq->upload);
-                send_raw_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large", "too_large",
-                               (size_t)srv->cfg.max_dataset_bytes);
-                atomic_fetch_add(&srv->requests[MHD_HTTP_CONTENT_TOO_LARGE], 1);
-                rq->answered = true;
+                send_too_large(rq, c, (size_t)srv->cfg.max_dataset_bytes);
                 return MHD_YES;
             }
             return r < 0 ? MHD_NO : MHD_YES;
@@ -458,15 +469,7 @@ enum MHD_Result api_on_access(void *cls, struct MHD_Connection *c, const char *u
             free(rq->body);
             rq->body = NULL;
             rq->body_len = 0;
-            /* libmicrohttpd cannot queue a response while a body arrives, and
-             * a chunked body may never end: write the 413 on the socket
-             * now, discard the rest of the body, close when it ends. */
-            if (srv->tls)
-                return MHD_YES; /* HTTPS: the 413 is queued when the body ends */
-            send_raw_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large", "too_large",
-                           body_limit(rq));
-            atomic_fetch_add(&srv->requests[MHD_HTTP_CONTENT_TOO_LARGE], 1);
-            rq->answered = true;
+            send_too_large(rq, c, body_limit(rq));
             return MHD_YES;
         }
         char *b = realloc(rq->body, rq->body_len + n + 1);

@@ -4,6 +4,7 @@
  * counters that /metrics reports.  Every queued response gets the CORS
  * headers for an allowed Origin (cors.c). */
 #include "server_internal.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -120,31 +121,34 @@ enum MHD_Result respond_backend_error(struct request *rq, struct MHD_Connection 
 
 /* Write a complete JSON error response straight to the connection's socket
  * (only for a request whose body we refuse while it is still arriving). */
-void send_raw_error(struct MHD_Connection *c, unsigned status, const char *reason,
-                    const char *code, size_t limit)
+bool send_raw_error(struct request *rq, struct MHD_Connection *c, unsigned status,
+                    const char *reason, const char *code, size_t limit)
 {
-    const union MHD_ConnectionInfo *info =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(
+        c, rq->srv->tls ? MHD_CONNECTION_INFO_GNUTLS_SESSION : MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!info)
-        return;
+        return false;
     char body[256], msg[512];
     int bn = snprintf(body, sizeof(body),
                       "{\"error\":{\"code\":\"%s\",\"message\":\"request body larger than "
                       "%zu bytes\",\"field\":null}}",
                       code, limit);
     if (bn < 0 || (size_t)bn >= sizeof(body))
-        return;
+        return false;
     int n = snprintf(msg, sizeof(msg),
                      "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
                      "Cache-Control: no-store\r\nConnection: close\r\n\r\n%s",
                      status, reason, bn, body);
     if (n < 0 || (size_t)n >= sizeof(msg))
-        return;
+        return false;
+    if (rq->srv->tls)
+        return api_tls_send(info->tls_session, msg, (size_t)n);
     size_t off = 0;
     while (off < (size_t)n) {
         ssize_t w = send(info->connect_fd, msg + off, (size_t)n - off, MSG_NOSIGNAL);
         if (w <= 0)
-            return; /* best effort: the socket buffer of a fresh connection has room */
+            return off > 0; /* best effort: the socket buffer of a fresh connection has room */
         off += (size_t)w;
     }
+    return true;
 }

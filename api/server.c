@@ -3,6 +3,7 @@
  * bound port, quiesce and stop.  See server.h; server_internal.h lists the
  * other files of the server. */
 #include "server_internal.h"
+#include "tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -107,15 +108,24 @@ int api_server_start(struct api_server **ret, const struct api_server_config *cf
                      MHD_USE_ERROR_LOG;
     if (cfg->listen.addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* The certificate comes from tls.c at every handshake, so that
+     * api_server_reload_tls can replace it while connections are open. */
     struct MHD_OptionItem tls[] = {
-        {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cfg->tls_cert_pem},
-        {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)cfg->tls_key_pem},
+        {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, api_tls_retrieve_function()},
         {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)API_TLS_PRIORITIES},
         {MHD_OPTION_END, 0, NULL},
     };
     bool use_tls = cfg->tls_cert_pem && cfg->tls_key_pem;
-    if (use_tls)
+    if (use_tls) {
+        int r = api_tls_open(cfg->tls_cert_pem, cfg->tls_key_pem, d);
+        if (r < 0) {
+            api_tasks_destroy(&s->tasks);
+            pthread_mutex_destroy(&s->mu);
+            free(s);
+            return r;
+        }
         flags |= MHD_USE_TLS;
+    }
     s->tls = use_tls;
     s->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, api_on_access, s,
@@ -128,9 +138,11 @@ int api_server_start(struct api_server **ret, const struct api_server_config *cf
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_limit,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)512,
-        MHD_OPTION_ARRAY, use_tls ? tls : &tls[3],
+        MHD_OPTION_ARRAY, use_tls ? tls : &tls[2],
         MHD_OPTION_END);
     if (!s->mhd) {
+        if (use_tls)
+            api_tls_close();
         api_tasks_destroy(&s->tasks);
         pthread_mutex_destroy(&s->mu);
         free(s);
@@ -147,8 +159,7 @@ int api_server_start(struct api_server **ret, const struct api_server_config *cf
         }
         if (use_tls)
             return diag_set(d, -EINVAL, "tls_cert_file",
-                            "cannot start HTTPS on %s port %u (address in use, or a certificate "
-                            "or key that GnuTLS refuses)",
+                            "cannot start HTTPS on %s port %u (address in use?)",
                             host, port);
         return diag_set(d, -EADDRNOTAVAIL, "listen", "cannot listen on %s port %u", host, port);
     }
@@ -161,6 +172,14 @@ int api_server_start(struct api_server **ret, const struct api_server_config *cf
 uint16_t api_server_port(const struct api_server *s)
 {
     return s->port;
+}
+
+int api_server_reload_tls(struct api_server *s, const char *cert_pem, const char *key_pem,
+                          struct diag *d)
+{
+    if (!s->tls)
+        return diag_set(d, -ENOTCONN, "tls_cert_file", "the server was started without TLS");
+    return api_tls_replace(cert_pem, key_pem, d);
 }
 
 void api_server_quiesce(struct api_server *s)
@@ -180,6 +199,8 @@ void api_server_free(struct api_server *s)
     stream_resume_all(s);
     api_tasks_wait(&s->tasks); /* suspended connections must be resumed before the stop */
     MHD_stop_daemon(s->mhd);
+    if (s->tls)
+        api_tls_close();
     api_tasks_destroy(&s->tasks);
     pthread_mutex_destroy(&s->mu);
     free(s);

@@ -46,7 +46,7 @@ struct api_server_config {
     int n_tokens;
     /* PEM text of the certificate (chain) and its private key: HTTPS with
      * TLS 1.2 or 1.3 only (libmicrohttpd with GnuTLS).  NULL: plain HTTP.
-     * Copied by libmicrohttpd at start. */
+     * Parsed at start (tls.c); api_server_reload_tls replaces them. */
     const char *tls_cert_pem;
     const char *tls_key_pem;
     size_t max_body_bytes;           /* larger request bodies get 413 */
@@ -75,6 +75,12 @@ bool api_listen_is_loopback(const struct api_listen *l);
 /* Bind and start serving.  -errno with d on failure (address in use, ...). */
 int api_server_start(struct api_server **ret, const struct api_server_config *cfg,
                      const struct api_backend *be, struct diag *d);
+/* New certificate and key for every later TLS handshake; open connections
+ * keep theirs.  On error (-EINVAL with d naming tls_cert_file or
+ * tls_key_file: unparsable, or a key that does not match; -ENOTCONN on a
+ * plain HTTP server) the current pair stays. */
+int api_server_reload_tls(struct api_server *s, const char *cert_pem, const char *key_pem,
+                          struct diag *d);
 /* The bound port (useful with port 0). */
 uint16_t api_server_port(const struct api_server *s);
 /* A job got new events (or changed state): wake its suspended streams. */

@@ -40,7 +40,7 @@ struct api_server {
     struct api_server_config cfg;
     struct api_backend be;
     struct MHD_Daemon *mhd;
-    bool tls;                   /* HTTPS: never write raw bytes on a connection's socket */
+    bool tls;                   /* HTTPS: write on a connection only through its TLS session */
     uint16_t port;
     pthread_mutex_t mu;
     struct stream *suspended;   /* guarded by mu */
@@ -86,9 +86,10 @@ enum MHD_Result respond_error(struct request *rq, struct MHD_Connection *c, unsi
 /* A backend's negative errno as status and code (see backend.h). */
 enum MHD_Result respond_backend_error(struct request *rq, struct MHD_Connection *c, int err,
                                       const struct diag *d, const char *fallback);
-/* A complete JSON 4xx written straight to the socket while a body arrives. */
-void send_raw_error(struct MHD_Connection *c, unsigned status, const char *reason,
-                    const char *code, size_t limit);
+/* A complete JSON 4xx written straight to the connection while a body
+ * arrives (TLS records under HTTPS).  False when nothing was written. */
+bool send_raw_error(struct request *rq, struct MHD_Connection *c, unsigned status,
+                    const char *reason, const char *code, size_t limit);
 
 /* --- dispatch.c */
 /* A decimal number without sign or blanks: -EINVAL, -ERANGE. */

@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 
 #include "fsutil.h"
+#include "tokens.h"
 
 #define CLIENT_CONNECT_TIMEOUT_S 10L
 #define CLIENT_MAX_BODY (64u << 20)
@@ -35,27 +36,16 @@ int client_init(struct client *c, const char *base, const char *token_file, stru
     memcpy(c->base, base, n);
     c->base[n] = '\0';
     if (token_file && token_file[0]) {
-        void *data;
-        size_t len;
-        if (fsutil_read_file(token_file, 4096, &data, &len, d) < 0)
-            return diag_set(d, -EINVAL, "--token-file", "%s: %s", token_file, d->message);
-        char *s = data;
-        s[strcspn(s, "\r\n")] = '\0';
-        s += strspn(s, " \t");
-        size_t k = strlen(s);
-        while (k > 0 && (s[k - 1] == ' ' || s[k - 1] == '\t'))
-            s[--k] = '\0';
-        if (k == 0) {
-            free(data);
-            return diag_set(d, -EINVAL, "--token-file", "%s: the file holds no token",
-                            token_file);
-        }
-        size_t sz = k + 32;
+        char *token = NULL;
+        struct diag td = {{0}, {0}};
+        if (tokens_load_strongest(token_file, &token, &td) < 0)
+            return diag_set(d, -EINVAL, "--token-file", "%s", td.message);
+        size_t sz = strlen(token) + 32;
         c->auth = malloc(sz);
         if (c->auth)
-            snprintf(c->auth, sz, "Authorization: Bearer %s", s);
-        explicit_bzero(data, len);
-        free(data);
+            snprintf(c->auth, sz, "Authorization: Bearer %s", token);
+        explicit_bzero(token, strlen(token));
+        free(token);
         if (!c->auth)
             return diag_set(d, -ENOMEM, "", "out of memory");
     }

@@ -36,7 +36,8 @@ struct client_response {
 };
 
 /* base: the server URL (http://host:port, optionally with a path prefix).
- * token_file: NULL or a file whose first line is the bearer token. */
+ * token_file: NULL, or a token file as the server reads it (tokens.h): one
+ * bare token, or "ROLE TOKEN" lines of which the highest role is used. */
 int client_init(struct client *c, const char *base, const char *token_file, struct diag *d);
 void client_free(struct client *c);
 void client_response_free(struct client_response *r);

@@ -91,6 +91,28 @@ static int load_pem(const char *key, const char *path, char **ret)
     return 0;
 }
 
+/* SIGHUP: read tls_cert_file and tls_key_file again; new connections get
+ * the new pair, open ones keep theirs; any error keeps the current pair. */
+static void reload_tls(struct api_server *srv, const struct config *cfg)
+{
+    char *cert = NULL, *key = NULL;
+    struct diag d = {{0}, {0}};
+    if (load_pem("tls_cert_file", cfg->tls_cert_file, &cert) < 0 ||
+        load_pem("tls_key_file", cfg->tls_key_file, &key) < 0) {
+        log_error("SIGHUP: keeping the current TLS certificate");
+    } else if (api_server_reload_tls(srv, cert, key, &d) < 0) {
+        log_error("SIGHUP: %s: %s; keeping the current TLS certificate", d.field, d.message);
+    } else {
+        log_info("SIGHUP: TLS certificate reloaded from %s and %s", cfg->tls_cert_file,
+                 cfg->tls_key_file);
+    }
+    free(cert);
+    if (key) {
+        explicit_bzero(key, strlen(key));
+        free(key);
+    }
+}
+
 static int serve(const struct config *cfg)
 {
     struct diag d = {{0}, {0}};
@@ -218,7 +240,9 @@ static int serve(const struct config *cfg)
                          sig == SIGTERM ? "SIGTERM" : "SIGINT");
                 break;
             }
-            if (hup)
+            if (hup && tls_cert)
+                reload_tls(srv, cfg);
+            else if (hup)
                 log_info("SIGHUP ignored (restart to apply a new configuration)");
         }
         if (watchdog_usec)

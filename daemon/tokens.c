@@ -1,5 +1,5 @@
 /* tokens.c - token_file: permission check, one token per line with its
- * role.  See tokens.h. */
+ * role; the client's pick of one token from such a file.  See tokens.h. */
 #include "tokens.h"
 
 #include <errno.h>
@@ -13,8 +13,12 @@ void tokens_free(struct api_token *tokens, int n)
 {
     if (!tokens)
         return;
-    for (int i = 0; i < n; i++)
-        free((char *)tokens[i].token);
+    for (int i = 0; i < n; i++) {
+        if (tokens[i].token) {
+            explicit_bzero((char *)tokens[i].token, strlen(tokens[i].token));
+            free((char *)tokens[i].token);
+        }
+    }
     free(tokens);
 }
 
@@ -55,21 +59,15 @@ static int parse_line(char *line, int lineno, const char *path, struct api_token
     return t->token ? 0 : diag_set(d, -ENOMEM, "token_file", "out of memory");
 }
 
-int tokens_load(const char *path, struct api_token **ret, int *ret_n, struct diag *d)
+/* The lines of path, without a permission check. */
+static int tokens_read(const char *path, struct api_token **ret, int *ret_n, struct diag *d)
 {
-    struct stat st;
-    if (stat(path, &st) < 0)
-        return diag_set(d, -errno, "token_file", "token_file %s: %s", path, strerror(errno));
-    if (st.st_mode & (S_IRWXG | S_IRWXO))
-        return diag_set(d, -EPERM, "token_file",
-                        "token_file %s: readable or writable by group or others (mode %04o); "
-                        "chmod 600 it",
-                        path, (unsigned)(st.st_mode & 07777));
     void *data;
     size_t len;
-    int r = fsutil_read_file(path, 64 * 1024, &data, &len, d);
+    struct diag rd = {{0}, {0}};
+    int r = fsutil_read_file(path, 64 * 1024, &data, &len, &rd);
     if (r < 0)
-        return diag_set(d, r, "token_file", "token_file %s: %s", path, d->message);
+        return diag_set(d, r, "token_file", "token_file %s: %s", path, rd.message);
     struct api_token *tokens = calloc(TOKENS_MAX, sizeof(*tokens));
     int n = 0, lineno = 0;
     if (!tokens)
@@ -89,6 +87,7 @@ int tokens_load(const char *path, struct api_token **ret, int *ret_n, struct dia
         if (r == 0)
             n++;
     }
+    explicit_bzero(data, len);
     free(data);
     if (r == 0 && n == 0)
         r = diag_set(d, -EINVAL, "token_file",
@@ -100,5 +99,35 @@ int tokens_load(const char *path, struct api_token **ret, int *ret_n, struct dia
     }
     *ret = tokens;
     *ret_n = n;
+    return 0;
+}
+
+int tokens_load(const char *path, struct api_token **ret, int *ret_n, struct diag *d)
+{
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return diag_set(d, -errno, "token_file", "token_file %s: %s", path, strerror(errno));
+    if (st.st_mode & (S_IRWXG | S_IRWXO))
+        return diag_set(d, -EPERM, "token_file",
+                        "token_file %s: readable or writable by group or others (mode %04o); "
+                        "chmod 600 it",
+                        path, (unsigned)(st.st_mode & 07777));
+    return tokens_read(path, ret, ret_n, d);
+}
+
+int tokens_load_strongest(const char *path, char **ret_token, struct diag *d)
+{
+    struct api_token *tokens;
+    int n;
+    int r = tokens_read(path, &tokens, &n, d);
+    if (r < 0)
+        return r;
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (tokens[i].role > tokens[best].role)
+            best = i;
+    *ret_token = (char *)tokens[best].token;
+    tokens[best].token = NULL;
+    tokens_free(tokens, n);
     return 0;
 }

@@ -19,6 +19,11 @@
  * unreadable file, group/world permissions, no token, a short token, an
  * unknown role, more than TOKENS_MAX tokens. */
 int tokens_load(const char *path, struct api_token **ret, int *ret_n, struct diag *d);
+/* The client's side (--token-file): the token of the highest role in path
+ * (the first of equal ones), in the same format, so that the server's file
+ * or a file with one bare token both work; no permission check.
+ * *ret_token malloc'ed.  Errors as tokens_load. */
+int tokens_load_strongest(const char *path, char **ret_token, struct diag *d);
 void tokens_free(struct api_token *tokens, int n);
 
 #endif

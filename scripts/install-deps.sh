@@ -7,7 +7,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(
     gcc meson ninja-build pkg-config git ca-certificates
-    libmicrohttpd-dev libcjson-dev libopenblas-dev libhdf5-dev zlib1g-dev nettle-dev
+    libmicrohttpd-dev libgnutls28-dev libcjson-dev libopenblas-dev libhdf5-dev zlib1g-dev nettle-dev
     libinih-dev libsystemd-dev systemd libcurl4-openssl-dev
     python3 python3-pytest python3-h5py python3-numpy
     libarchive-dev libpng-dev libjpeg62-turbo-dev python3-pil

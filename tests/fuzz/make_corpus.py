@@ -337,3 +337,49 @@ put('multipart', 'two', b'multipart/form-data; boundary=XyZ\n'
     b'Content-Type: image/png\r\n\r\nAAAA\r\n--XyZ\r\nContent-Disposition: form-data; '
     b'name="b"\r\n\r\nBB\r\n--XyZ--\r\n')
 put('multipart', 'bad-unterminated', b'multipart/form-data; boundary="q"\n--q\r\n\r\nAAAA')
+
+# recovery: events.ndjson [NUL job.json [NUL seq.reserved [NUL resume.h5]]]
+# resume_tiny.h5 is the resume.h5 that `traind run --dir out
+# tests/fixtures/h5/resume_tiny.job.json` wrote (2 epochs of 2 steps; the
+# model fuzz_recovery.c builds), with the daemon's checksummed header.
+EVENTS = fixture('..', 'fuzz', 'corpus', 'recovery', 'four-events.ndjson')
+SPEC = json.loads(fixture('h5', 'resume_tiny.job.json'))
+RESUME = fixture('h5', 'resume_tiny.h5')
+
+
+def job_record(state, **extra):
+    rec = {'id': '0123456789abcdef', 'state': state, 'created': '2026-11-28T08:01:02.345Z',
+           'spec': SPEC}
+    rec.update(extra)
+    return json.dumps(rec).encode()
+
+
+def recovery(events, record, seq=None, resume=None):
+    parts = [events, record] + ([seq] if seq is not None else []) + \
+        ([resume] if resume is not None else [])
+    return b'\0'.join(parts)
+
+
+put('recovery', 'job-running', recovery(EVENTS, job_record('running',
+                                                             started='2026-11-28T08:01:03.000Z')))
+put('recovery', 'job-failed', recovery(EVENTS, job_record('failed', error='resume.h5: write: '
+                                                            'No space left on device')))
+put('recovery', 'job-seq-reserved', recovery(EVENTS, job_record('running'), b'264\n'))
+put('recovery', 'job-seq-below-events', recovery(EVENTS, job_record('running'), b'2\n'))
+put('recovery', 'bad-seq-text', recovery(EVENTS, job_record('running'), b'-5x'))
+put('recovery', 'bad-seq-huge', recovery(EVENTS, job_record('running'),
+                                         b'99999999999999999999999\n'))
+put('recovery', 'bad-job-state', recovery(EVENTS, job_record('sleeping')))
+put('recovery', 'bad-job-spec', recovery(EVENTS, json.dumps(
+    {'state': 'queued', 'spec': {'dataset': 'fashion-mnist', 'epochs': -1}}).encode()))
+put('recovery', 'bad-job-torn', recovery(EVENTS, job_record('queued')[:57]))
+put('recovery', 'resume', recovery(EVENTS, job_record('running'), b'264\n', RESUME))
+put('recovery', 'bad-resume-flipped', recovery(EVENTS, job_record('running'), b'4\n',
+                                               RESUME[:3000] + bytes([RESUME[3000] ^ 1]) +
+                                               RESUME[3001:]))
+put('recovery', 'bad-resume-header', recovery(EVENTS, job_record('running'), b'4\n',
+                                              RESUME[:20] + b'0' * 8 + RESUME[28:]))
+put('recovery', 'bad-resume-truncated', recovery(EVENTS, job_record('running'), b'4\n',
+                                                 RESUME[:len(RESUME) // 2]))
+put('recovery', 'bad-resume-not-hdf5', recovery(EVENTS, job_record('running'), b'4\n',
+                                                b'TRAIND-H5\nsha256 ' + b'0' * 64))

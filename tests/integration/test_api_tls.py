@@ -4,6 +4,7 @@
 # allow_insecure_http = true, which is logged loudly.
 
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -153,3 +154,132 @@ def test_https_job_runs_and_downloads(https, cert):
         time.sleep(0.1)  # poll interval: wait for the job to finish
     code, body = curl(https, crt, f"/v1/jobs/{jid}/best")
     assert code == 200 and body[:4] == b"\x89HDF"
+
+
+def make_cert(folder, name):
+    """A self-signed certificate for 127.0.0.1 and its key (cert.pem, key.pem)."""
+    key, crt = os.path.join(folder, f"{name}-key.pem"), os.path.join(folder, f"{name}-cert.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", crt, "-days", "2", "-subj", f"/CN=127.0.0.1/O={name}",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return crt, key
+
+
+def install_cert(src, dst):
+    """Replace dst's (cert, key) files by src's contents, each by rename."""
+    for s, t in zip(src, dst):
+        with open(s, "rb") as f:
+            data = f.read()
+        with open(t + ".new", "wb") as f:
+            f.write(data)
+        os.chmod(t + ".new", 0o600)
+        os.replace(t + ".new", t)
+
+
+def wait_for_log(d, text, start, timeout=30):
+    """Wait until the daemon's log, from byte start on, contains text."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        d.check_alive()
+        with open(d.log_path, "rb") as f:
+            f.seek(start)
+            if text in f.read().decode("utf-8", "replace"):
+                return
+        time.sleep(0.05)  # poll interval: wait for the log line
+    raise AssertionError(f"no '{text}' in the log\n{d.log_tail()}")
+
+
+def test_sighup_reloads_the_certificate(tmp_path):
+    import http.client
+    folder = str(tmp_path)
+    a, b = make_cert(folder, "a"), make_cert(folder, "b")
+    live = (os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem"))
+    install_cert(a, live)
+    d = start_https(tmp_path / "reload", live)
+    try:
+        assert curl(d, a[0], "/v1/health", auth=False)[0] == 200
+        assert curl(d, b[0], "/v1/health", auth=False)[0] == 0  # B is not trusted yet
+        # a keep-alive connection made with A survives the reload
+        ctx = ssl.create_default_context(cafile=a[0])
+        old = http.client.HTTPSConnection("127.0.0.1", d.port, context=ctx, timeout=20)
+        old.request("GET", "/v1/health")
+        r = old.getresponse()
+        r.read()
+        assert r.status == 200
+
+        install_cert(b, live)
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while curl(d, b[0], "/v1/health", auth=False)[0] != 200:
+            d.check_alive()
+            assert time.monotonic() < deadline, d.log_tail()
+            time.sleep(0.05)  # poll interval: wait for the reload
+        assert curl(d, a[0], "/v1/health", auth=False)[0] == 0  # A is no longer presented
+        old.request("GET", "/v1/health")
+        r = old.getresponse()
+        r.read()
+        assert r.status == 200
+        old.close()
+
+        # a bad new pair (a key of another certificate, then no PEM at all)
+        # keeps B and says why
+        for bad, why in (((b[0], a[1]), "does not belong to the certificate"),
+                         (None, "not a PEM file")):
+            if bad:
+                install_cert(bad, live)
+            else:
+                with open(live[0], "w") as f:
+                    f.write("garbage\n")
+            start = os.path.getsize(d.log_path)
+            d.proc.send_signal(signal.SIGHUP)
+            wait_for_log(d, "keeping the current TLS certificate", start)
+            with open(d.log_path, "rb") as f:
+                f.seek(start)
+                assert why in f.read().decode("utf-8", "replace"), d.log_tail()
+            assert curl(d, b[0], "/v1/health", auth=False)[0] == 200
+    finally:
+        d.stop()
+
+
+def test_oversized_chunked_body_gets_413_before_it_ends(https, cert):
+    """The 413 arrives while the client is still sending (the body never
+    ends here), as over plain HTTP."""
+    ctx = ssl.create_default_context(cafile=cert[0])
+    chunk = b"10000\r\n" + b" " * 65536 + b"\r\n"
+    head = (b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Authorization: Bearer " + TOKEN.encode() + b"\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", https.port), timeout=20) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(head)
+            try:
+                for _ in range(20):  # 1.25 MiB, over the 1 MiB limit; no final chunk
+                    s.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+                pass
+            data = b""
+            while b"\r\n\r\n" not in data:
+                part = s.recv(65536)
+                assert part, data
+                data += part
+            head_end = data.index(b"\r\n\r\n")
+            assert data.startswith(b"HTTP/1.1 413"), data[:300]
+            hdrs = data[:head_end].decode("latin-1").lower()
+            assert "content-type: application/json" in hdrs
+            want = int(hdrs.split("content-length:")[1].split("\r\n")[0])
+            while len(data) < head_end + 4 + want:
+                part = s.recv(65536)
+                assert part, data
+                data += part
+            import json
+            err = json.loads(data[head_end + 4:head_end + 4 + want])["error"]
+            assert err["code"] == "too_large"
+    assert curl(https, cert[0], "/v1/health", auth=False)[0] == 200
+
+
+def test_a_key_of_another_certificate_refuses_to_start(tmp_path, cert):
+    other = make_cert(str(tmp_path), "other")
+    d = Daemon(tmp_path / "mismatch",
+               extra_config=f"tls_cert_file = {cert[0]}\ntls_key_file = {other[1]}\n")
+    out = start_expect_failure(d)
+    assert "does not belong to the certificate" in out, out

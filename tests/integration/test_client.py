@@ -373,6 +373,35 @@ def test_token_from_a_file_only(traind_factory, tmp_path):
     assert cli(d, "jobs", "--token", TOKEN).returncode == 2  # never on the command line
 
 
+def test_token_file_in_the_servers_format(traind_factory, tmp_path):
+    """--token-file takes the server's token file ("ROLE TOKEN" lines, comments)
+    and uses its strongest token: rm (admin) then gets 404 for an unknown
+    job, not 403."""
+    read, submit = "r" * 24, "s" * 24
+    d = traind_factory("roles", token=TOKEN, start=False)
+    with open(os.path.join(d.root, "token"), "w") as f:
+        f.write(f"# dashboard\nread {read}\nadmin {TOKEN}\nsubmit {submit}\n")
+    d.start()
+    unknown = "0123456789abcdef"
+    server_file = os.path.join(d.root, "token")
+    p = cli(d, "rm", unknown, "--token-file", server_file)
+    assert p.returncode == 4 and "(HTTP 404)" in p.stderr, p
+    p = cli(d, "rm", unknown, env=client_env(d, TRAIND_TOKEN_FILE=server_file))
+    assert p.returncode == 4 and "(HTTP 404)" in p.stderr, p
+    # without admin, submit is the strongest: cancel reaches the job lookup,
+    # rm is refused for the role
+    two = tmp_path / "two"
+    two.write_text(f"read {read}\nsubmit {submit}\n")
+    p = cli(d, "cancel", unknown, "--token-file", str(two))
+    assert p.returncode == 4 and "(HTTP 404)" in p.stderr, p
+    p = cli(d, "rm", unknown, "--token-file", str(two))
+    assert p.returncode == 4 and "(HTTP 403)" in p.stderr, p
+    bad = tmp_path / "bad"
+    bad.write_text(f"owner {TOKEN}\n")
+    p = cli(d, "jobs", "--token-file", str(bad))
+    assert p.returncode == 2 and "--token-file" in p.stderr and "unknown role" in p.stderr, p
+
+
 def complete(daemon, *words):
     """What the bash completion offers for the last (partial) word."""
     script = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
