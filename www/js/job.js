@@ -36,11 +36,11 @@ function chartBox(id, title) {
     el("h2", {id: `${id}-h`}, title), el("div", {class: "chart-box"}, canvas))};
 }
 
-// The accuracy metric's log key: "accuracy", or the name Keras gives the
-// job's metric ("sparse_categorical_accuracy", ...).
+// The metric's log key: "accuracy", or the name Keras gives the job's
+// metric ("sparse_categorical_accuracy", "top_k_categorical_accuracy", ...).
 function accuracyKey(logs) {
   if (!logs || typeof logs !== "object" || "accuracy" in logs) return "accuracy";
-  return Object.keys(logs).find((k) => !k.startsWith("val_") && k.endsWith("accuracy")) || "accuracy";
+  return Object.keys(logs).find((k) => k !== "loss" && !k.startsWith("val_")) || "accuracy";
 }
 
 function metricOf(ev, key) {
