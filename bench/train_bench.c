@@ -162,8 +162,8 @@ int main(int argc, char **argv)
         dataset_gather(&tr, perm + start, batch, images, labels);
         double loss;
         int ok;
-        if ((err = model_train_step(m, images, labels, batch, seed, opt->iterations, &loss,
-                                    &ok))) {
+        if ((err = model_train_step(m, images, PIXELS_UINT8, labels, batch, seed,
+                                    opt->iterations, &loss, &ok))) {
             fprintf(stderr, "train step: %d\n", err);
             return 1;
         }
@@ -185,8 +185,8 @@ int main(int argc, char **argv)
         int start = (int)(((long)b * eval_batch) % (te.n - eval_batch + 1));
         double t0 = now_s(), c0 = cpu_s(), ls;
         int ok;
-        if ((err = model_evaluate(m, te.images + (size_t)start * example, te.labels + start,
-                                  eval_batch, &ls, &ok))) {
+        if ((err = model_evaluate(m, te.images + (size_t)start * example, PIXELS_UINT8,
+                                  te.labels + start, eval_batch, &ls, &ok))) {
             fprintf(stderr, "evaluate: %d\n", err);
             return 1;
         }

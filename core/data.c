@@ -1,4 +1,5 @@
-/* data.c - image classification data sets loaded into memory as uint8.
+/* data.c - image classification data sets loaded into memory as uint8, and
+ * tensor files memory-mapped (uint8 or float32).
  *
  * IDX (MNIST, Fashion-MNIST): big-endian header, magic 0x00000803 for images
  * (dims n, rows, cols) and 0x00000801 for labels (dim n), raw or gzip
@@ -391,6 +392,7 @@ int dataset_load_idx(struct dataset *ret, const char *images_path, const char *l
     ret->w = cols;
     ret->c = 1;
     ret->classes = DATASET_CLASSES;
+    ret->pixels = PIXELS_UINT8;
     ret->images = images;
     ret->labels = labels;
     ret->mapping = NULL;
@@ -585,6 +587,7 @@ out:
     ret->w = CIFAR_SIDE;
     ret->c = 3;
     ret->classes = DATASET_CLASSES;
+    ret->pixels = PIXELS_UINT8;
     ret->images = images;
     ret->labels = labels;
     ret->mapping = NULL;
@@ -675,9 +678,6 @@ int dataset_map_tensorfile(struct dataset *ret, const char *path, const char *sp
     struct tensorfile_info info;
     struct diag inner = {{0}, {0}};
     int r = tensorfile_check(&info, base, (uint64_t)st.st_size, &inner);
-    if (r == 0 && info.dtype != TENSORFILE_DTYPE_UINT8)
-        r = diag_set(&inner, -ENOTSUP, "dtype", "%s pixels cannot be trained on yet (uint8 only)",
-                     tensorfile_dtype_name(info.dtype));
     if (r == 0 && info.n[s] > INT_MAX)
         r = diag_set(&inner, -EFBIG, split, "%llu examples are too many",
                      (unsigned long long)info.n[s]);
@@ -697,6 +697,7 @@ int dataset_map_tensorfile(struct dataset *ret, const char *path, const char *sp
     ret->w = info.w;
     ret->c = info.c;
     ret->classes = info.classes;
+    ret->pixels = info.dtype == TENSORFILE_DTYPE_FLOAT32 ? PIXELS_FLOAT32 : PIXELS_UINT8;
     ret->images = (uint8_t *)base + info.x_off[s];
     ret->labels = (uint8_t *)base + info.y_off[s];
     ret->mapping = m;
@@ -705,6 +706,11 @@ int dataset_map_tensorfile(struct dataset *ret, const char *path, const char *sp
 
 /* --- subsets ------------------------------------------------------------------------ */
 
+size_t dataset_example_bytes(const struct dataset *ds)
+{
+    return (size_t)ds->h * (size_t)ds->w * (size_t)ds->c * pixels_bytes(ds->pixels);
+}
+
 void dataset_truncate(struct dataset *ds, int limit)
 {
     if (limit <= 0 || limit >= ds->n)
@@ -712,7 +718,7 @@ void dataset_truncate(struct dataset *ds, int limit)
     ds->n = limit;
     if (ds->mapping)
         return; /* a view: the mapping stays whole */
-    size_t example = (size_t)ds->h * ds->w * ds->c;
+    size_t example = dataset_example_bytes(ds);
     uint8_t *images = realloc(ds->images, (size_t)limit * example);
     if (images)
         ds->images = images;
@@ -736,7 +742,7 @@ int dataset_split_tail(struct dataset *train, struct dataset *ret_val, double fr
                         "validation; both must be non-empty", fraction, train->n,
                         split_at < 0 ? 0 : split_at, train->n - (split_at < 0 ? 0 : split_at));
     int n_val = train->n - split_at;
-    size_t example = (size_t)train->h * train->w * train->c;
+    size_t example = dataset_example_bytes(train);
     struct dataset val = *train;
     val.n = n_val;
     if (train->mapping) {
@@ -761,12 +767,13 @@ int dataset_split_tail(struct dataset *train, struct dataset *ret_val, double fr
     return 0;
 }
 
-void dataset_gather(const struct dataset *ds, const uint32_t *idx, int n, uint8_t *images,
+void dataset_gather(const struct dataset *ds, const uint32_t *idx, int n, void *images,
                     uint8_t *labels)
 {
-    size_t example = (size_t)ds->h * ds->w * ds->c;
+    size_t example = dataset_example_bytes(ds);
     for (int i = 0; i < n; i++) {
-        memcpy(images + (size_t)i * example, ds->images + (size_t)idx[i] * example, example);
+        memcpy((uint8_t *)images + (size_t)i * example, ds->images + (size_t)idx[i] * example,
+               example);
         labels[i] = ds->labels[idx[i]];
     }
 }

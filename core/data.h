@@ -1,4 +1,5 @@
-/* data.h - image classification data sets held in memory as uint8.
+/* data.h - image classification data sets: uint8 in memory, or uint8 or
+ * float32 memory-mapped.
  *
  * Formats: IDX (MNIST, Fashion-MNIST; raw or gzip, detected by magic) and the
  * CIFAR-10 binary batches (data_batch_1..5.bin, test_batch.bin: records of
@@ -10,6 +11,8 @@
  * but memory-mapped read-only: images and labels then point into the
  * mapping, a job's memory does not grow with the data set's size beyond the
  * page cache, and the subsets (truncate, split_tail) are views of it.
+ * Their pixels are uint8 or float32 as the tensor file holds them
+ * (pixels.h says how each is fed to a model).
  *
  * Ownership: a struct dataset owns images and labels, or, when mapping is
  * set, one reference to the shared mapping; dataset_free(NULL) is a no-op.
@@ -21,6 +24,7 @@
 #include <stdint.h>
 
 #include "diag.h"
+#include "pixels.h"
 
 struct dataset_mapping; /* a read-only file mapping shared by views (reference counted) */
 /* Classes of every built-in format (IDX digits/fashion, CIFAR-10). */
@@ -30,7 +34,8 @@ struct dataset {
     int n;             /* examples */
     int h, w, c;       /* per-example shape, NHWC */
     int classes;       /* number of classes (DATASET_CLASSES for all built-in formats) */
-    uint8_t *images;   /* (n, h, w, c) */
+    enum pixels_type pixels; /* of images: PIXELS_UINT8 (0) unless mapped from float32 */
+    uint8_t *images;   /* (n, h, w, c) values of pixels: n * dataset_example_bytes bytes */
     uint8_t *labels;   /* (n), values < classes */
     struct dataset_mapping *mapping; /* non-NULL: images and labels are in a file mapping */
 };
@@ -53,13 +58,15 @@ int dataset_load_cifar10(struct dataset *ret, const char *dir, const char *split
 int dataset_load_cifar10_files(struct dataset *ret, const char *const *paths, int n_paths,
                                int records_per_file, struct diag *d);
 
-/* Map split "train" or "test" of a tensor file (tensorfile.h) read-only.
- * The whole file is checked first (header, layout, every label); a float32
- * file is refused (training reads uint8 pixels).  The mapping is
- * MADV_RANDOM: training reads examples in shuffled order. */
+/* Map split "train" or "test" of a tensor file (tensorfile.h) read-only,
+ * uint8 or float32 as stored.  The whole file is checked first (header,
+ * layout, every label).  The mapping is MADV_RANDOM: training reads
+ * examples in shuffled order. */
 int dataset_map_tensorfile(struct dataset *ret, const char *path, const char *split,
                            struct diag *d);
 
+/* Bytes of one example: h * w * c * pixels_bytes(pixels). */
+size_t dataset_example_bytes(const struct dataset *ds);
 /* Keep the first `limit` examples (no-op if limit <= 0 or >= n). */
 void dataset_truncate(struct dataset *ds, int limit);
 /* Keras validation_split: train keeps the first floor(n * (1 - fraction))
@@ -68,8 +75,9 @@ void dataset_truncate(struct dataset *ds, int limit);
  * nothing changes. */
 int dataset_split_tail(struct dataset *train, struct dataset *ret_val, double fraction,
                        struct diag *d);
-/* Gather examples idx[0..n) into contiguous images (n, h, w, c) and labels (n). */
-void dataset_gather(const struct dataset *ds, const uint32_t *idx, int n, uint8_t *images,
+/* Gather examples idx[0..n) into contiguous images (n, h, w, c) of
+ * ds->pixels (n * dataset_example_bytes bytes) and labels (n). */
+void dataset_gather(const struct dataset *ds, const uint32_t *idx, int n, void *images,
                     uint8_t *labels);
 void dataset_free(struct dataset *ds);
 

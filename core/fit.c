@@ -1,5 +1,5 @@
 /* fit.c - the Keras training loop (Model.fit) and evaluation (Model.evaluate)
- * over in-memory uint8 data sets.
+ * over data sets in memory or mapped, uint8 or float32 (pixels.h).
  *
  * Batches come from one stream, as tf.keras 2.x draws them from arrays (its
  * TensorLikeDataAdapter never recreates the iterator): data pass k is the
@@ -75,7 +75,7 @@ static int check_batch_size(const struct model *m, int batch_size, struct diag *
 static int evaluate_chunks(struct model *m, const struct dataset *ds, int batch_size, int steps,
                            double *ret_loss, double *ret_accuracy, struct diag *d)
 {
-    size_t example = (size_t)ds->h * (size_t)ds->w * (size_t)ds->c;
+    size_t example = dataset_example_bytes(ds);
     int batches = batches_of(ds->n, batch_size, steps);
     double loss_sum = 0;
     long correct = 0, seen = 0;
@@ -84,8 +84,8 @@ static int evaluate_chunks(struct model *m, const struct dataset *ds, int batch_
         int nb = ds->n - start < batch_size ? ds->n - start : batch_size;
         double ls = 0;
         int ok = 0;
-        int r = model_evaluate(m, ds->images + (size_t)start * example, ds->labels + start, nb,
-                               &ls, &ok);
+        int r = model_evaluate(m, ds->images + (size_t)start * example, ds->pixels,
+                               ds->labels + start, nb, &ls, &ok);
         if (r < 0)
             return diag_set(d, r, "", "evaluation failed at batch %d of %d", b + 1, batches);
         loss_sum += ls;
@@ -119,7 +119,7 @@ struct fit_run {
     uint32_t *idx;    /* (n_train): the order of data pass `pass` */
     int64_t pass;     /* -1 before the first */
     int pass_batches; /* batches in one pass over the training set */
-    uint8_t *images;  /* (batch_size, H, W, C) */
+    void *images;     /* (batch_size, H, W, C) of the training set's pixels */
     uint8_t *labels;  /* (batch_size) */
     struct fit_progress p;
 };
@@ -204,8 +204,8 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
         double lr = optimizer_current_lr(opt);
         double loss = 0;
         int ok = 0;
-        int r = model_train_step(m, run->images, run->labels, nb, o->seed, opt->iterations,
-                                 &loss, &ok);
+        int r = model_train_step(m, run->images, train->pixels, run->labels, nb, o->seed,
+                                 opt->iterations, &loss, &ok);
         if (r < 0)
             return diag_set(d, r, "", "training step failed at epoch %d batch %d", e + 1, b + 1);
         optimizer_step(opt, m);
@@ -253,7 +253,7 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
                         "optimizer made for %zu parameters, the model has %zu", opt->n,
                         m->n_params);
     struct fit_run run = {0};
-    size_t example = (size_t)train->h * (size_t)train->w * (size_t)train->c;
+    size_t example = dataset_example_bytes(train);
     run.idx = malloc((size_t)train->n * sizeof(*run.idx));
     run.images = malloc((size_t)o->batch_size * example);
     run.labels = malloc((size_t)o->batch_size);

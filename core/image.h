@@ -3,8 +3,10 @@
  *
  * Decoding follows tf.io.decode_image(channels=C) with 8-bit output:
  * 16-bit samples are stripped to 8 bits, palettes expanded, grey turned into
- * RGB (channels 3, 4) and colour into grey (channels 1: 0.299 R + 0.587 G +
- * 0.114 B), alpha dropped (channels 1, 3) or added as 255 (channels 4).
+ * RGB (channels 3, 4) and colour into grey (channels 1: a PNG by libpng's
+ * 0.299 R + 0.587 G + 0.114 B; a JPEG by libjpeg's JCS_GRAYSCALE output,
+ * the luma plane stored in the file, as TensorFlow asks for it), alpha
+ * dropped (channels 1, 3) or added as 255 (channels 4).
  * Corrupt, truncated or unsupported images (CMYK JPEG, more than
  * IMAGE_MAX_PIXELS) are errors, never partial images; libjpeg's warnings
  * (corrupt data it would skip) count as errors.

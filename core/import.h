@@ -78,6 +78,11 @@ int import_format_parse(const char *s, enum import_format *ret);
 /* "grayscale", "rgb", "rgba". */
 int import_color_mode_parse(const char *s, enum import_color_mode *ret);
 
+/* The class names of a CIFAR-10 batches.meta.txt: exactly 10 non-empty
+ * lines (trailing spaces and CRs cut).  text is cut into the names;
+ * names[0..9] point into it.  -EINVAL (d: "batches.meta.txt") otherwise. */
+int import_cifar10_meta_names(char *text, const char **names, struct diag *d);
+
 /* Convert src_path into the tensor file dir/relpath (atomic). */
 int import_dataset(const char *src_path, const struct import_options *o, const char *dir,
                    const char *relpath, struct import_result *ret, struct diag *d);

@@ -41,8 +41,7 @@ static int file_index(const char *path)
     return -1;
 }
 
-/* Class names from batches.meta.txt into names (pointing into text). */
-static int parse_meta(char *text, const char **names, struct diag *d)
+int import_cifar10_meta_names(char *text, const char **names, struct diag *d)
 {
     int n = 0;
     for (char *line = text; line && *line;) {
@@ -133,7 +132,7 @@ int import_cifar10(const char *src_path, const struct import_options *o, const c
         goto out;
     }
     const char *names[CLASSES];
-    e = parse_meta(meta, names, d);
+    e = import_cifar10_meta_names(meta, names, d);
     if (e < 0)
         goto out;
     uint64_t n_train = 0;

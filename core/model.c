@@ -521,19 +521,14 @@ const struct weight *model_find_weight(const struct model *m, const char *layer_
 
 /* ------------------------------------------------------------ training */
 
-static void images_to_float(float *x, const uint8_t *images, size_t count)
-{
-    for (size_t i = 0; i < count; i++)
-        x[i] = (float)images[i] * (1.0f / 255.0f);
-}
-
 struct step_ctx {
     struct model *m;
     int n;
     uint64_t seed;
     int64_t step;
     bool update_moving;
-    const uint8_t *images; /* model_train_step: converted by each thread for its slice */
+    const void *images; /* model_train_step: converted by each thread for its slice */
+    enum pixels_type pixels;
 };
 
 static float *wptr(struct model *m, int layer, int j)
@@ -824,8 +819,10 @@ static void step_thread(void *arg, int tid, int T)
 
     memset(t.grad, 0, sizeof(float) * m->n_params);
     if (s->images)
-        images_to_float(rt->x + (size_t)t.b0 * rt->in_size, s->images + (size_t)t.b0 * rt->in_size,
-                        (size_t)t.nb * rt->in_size);
+        pixels_to_float(rt->x + (size_t)t.b0 * rt->in_size,
+                        (const char *)s->images +
+                            (size_t)t.b0 * rt->in_size * pixels_bytes(s->pixels),
+                        s->pixels, (size_t)t.nb * rt->in_size);
     float **dbuf = rt->dbuf + 2 * tid;
     step_forward(s, &t);
     step_loss(s, &t, dbuf[0]);
@@ -842,11 +839,12 @@ static void prepare_flipped(struct model *m)
 }
 
 static void run_step(struct model *m, int n, uint64_t seed, int64_t step, bool update_moving,
-                     const uint8_t *images, double *ret_loss, int *ret_correct)
+                     const void *images, enum pixels_type pixels, double *ret_loss,
+                     int *ret_correct)
 {
     prepare_flipped(m);
     struct step_ctx s = {.m = m, .n = n, .seed = seed, .step = step,
-                         .update_moving = update_moving, .images = images};
+                         .update_moving = update_moving, .images = images, .pixels = pixels};
     pool_run(m->rt->pool, step_thread, &s);
     double loss = 0.0;
     int correct = 0;
@@ -861,8 +859,9 @@ static void run_step(struct model *m, int n, uint64_t seed, int64_t step, bool u
 }
 
 
-int model_train_step(struct model *m, const uint8_t *images, const uint8_t *labels, int n,
-                     uint64_t seed, int64_t step, double *ret_loss, int *ret_correct)
+int model_train_step(struct model *m, const void *images, enum pixels_type pixels,
+                     const uint8_t *labels, int n, uint64_t seed, int64_t step, double *ret_loss,
+                     int *ret_correct)
 {
     struct model_runtime *rt = m->rt;
     if (n < 1 || n > m->max_batch)
@@ -873,7 +872,7 @@ int model_train_step(struct model *m, const uint8_t *images, const uint8_t *labe
     memset(rt->y, 0, sizeof(float) * (size_t)n * m->classes);
     for (int e = 0; e < n; e++)
         rt->y[(size_t)e * m->classes + labels[e]] = 1.0f;
-    run_step(m, n, seed, step, true, images, ret_loss, ret_correct);
+    run_step(m, n, seed, step, true, images, pixels, ret_loss, ret_correct);
     return 0;
 }
 
@@ -886,7 +885,7 @@ int model_forward_backward_f32(struct model *m, const float *x, const float *y_o
         return -EINVAL;
     memcpy(rt->x, x, sizeof(float) * (size_t)n * rt->in_size);
     memcpy(rt->y, y_onehot, sizeof(float) * (size_t)n * m->classes);
-    run_step(m, n, seed, step, update_moving_stats, NULL, ret_loss, NULL);
+    run_step(m, n, seed, step, update_moving_stats, NULL, PIXELS_FLOAT32, ret_loss, NULL);
     if (probs)
         memcpy(probs, rt->probs, sizeof(float) * (size_t)n * m->classes);
     return 0;
@@ -897,8 +896,8 @@ int model_forward_backward_f32(struct model *m, const float *x, const float *y_o
 struct infer_ctx {
     struct model *m;
     int n;
-    const uint8_t *images; /* or */
-    const float *xf;
+    const void *images;    /* (n, in_size) of pixels */
+    enum pixels_type pixels;
     const uint8_t *labels; /* may be NULL */
     float *probs;          /* (n, classes) or NULL */
 };
@@ -957,10 +956,9 @@ static void infer_thread(void *arg, int tid, int T)
             int nb = t0 + nt - e0 < EVAL_HEAD ? t0 + nt - e0 : EVAL_HEAD;
             size_t cnt = (size_t)nb * rt->in_size;
             float *x = head_last >= 0 ? HA : TA + (size_t)(e0 - t0) * flat;
-            if (s->images)
-                images_to_float(x, s->images + (size_t)e0 * rt->in_size, cnt);
-            else
-                memcpy(x, s->xf + (size_t)e0 * rt->in_size, sizeof(float) * cnt);
+            pixels_to_float(x, (const char *)s->images + (size_t)e0 * rt->in_size *
+                                                             pixels_bytes(s->pixels),
+                            s->pixels, cnt);
             if (head_last >= 0) {
                 float *o = infer_layers(m, 0, head_last, HA, HB, nb, rt->scratch[tid]);
                 memcpy(TA + (size_t)(e0 - t0) * flat, o, sizeof(float) * nb * flat);
@@ -994,15 +992,15 @@ static void infer_thread(void *arg, int tid, int T)
     denormals_restore(csr);
 }
 
-int model_evaluate(struct model *m, const uint8_t *images, const uint8_t *labels, int n,
-                   double *ret_loss_sum, int *ret_correct)
+int model_evaluate(struct model *m, const void *images, enum pixels_type pixels,
+                   const uint8_t *labels, int n, double *ret_loss_sum, int *ret_correct)
 {
     if (n < 0)
         return -EINVAL;
     for (int e = 0; e < n; e++)
         if (labels[e] >= m->classes)
             return -EINVAL;
-    struct infer_ctx s = {.m = m, .n = n, .images = images, .labels = labels};
+    struct infer_ctx s = {.m = m, .n = n, .images = images, .pixels = pixels, .labels = labels};
     pool_run(m->rt->pool, infer_thread, &s);
     double loss = 0.0;
     int correct = 0;
@@ -1021,7 +1019,7 @@ int model_predict_f32(struct model *m, const float *x, int n, float *probs)
 {
     if (n < 0)
         return -EINVAL;
-    struct infer_ctx s = {.m = m, .n = n, .xf = x, .probs = probs};
+    struct infer_ctx s = {.m = m, .n = n, .images = x, .pixels = PIXELS_FLOAT32, .probs = probs};
     pool_run(m->rt->pool, infer_thread, &s);
     return 0;
 }

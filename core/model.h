@@ -17,6 +17,7 @@
 
 #include "diag.h"
 #include "model_spec.h"
+#include "pixels.h"
 
 /* Keras variable of a layer, in Keras order (kernel, bias / gamma, beta,
  * moving_mean, moving_variance). */
@@ -83,19 +84,21 @@ void model_free(struct model *m);
  * BN gamma 1, beta 0, moving_mean 0, moving_variance 1. */
 void model_init_weights(struct model *m, uint64_t seed);
 
-/* One training step on n <= max_batch examples: images uint8 (n, H, W, C)
- * scaled by 1/255, labels class indices (n).  Forward in training mode
+/* One training step on n <= max_batch examples: images (n, H, W, C) of
+ * pixels (pixels.h: uint8 scaled by 1/255, float32 as they are), labels
+ * class indices (n).  Forward in training mode
  * (dropout masks from (seed, step)), loss, backward into m->grads (mean over
  * the batch), BN moving statistics updated.  ret_loss = mean loss,
  * ret_correct = correctly classified examples.  Bit-identical for the same
  * weights, inputs, seed, step and thread count. */
-int model_train_step(struct model *m, const uint8_t *images, const uint8_t *labels, int n,
-                     uint64_t seed, int64_t step, double *ret_loss, int *ret_correct);
+int model_train_step(struct model *m, const void *images, enum pixels_type pixels,
+                     const uint8_t *labels, int n, uint64_t seed, int64_t step, double *ret_loss,
+                     int *ret_correct);
 
-/* Inference-mode forward (moving statistics, no dropout): ret_loss_sum = sum of
- * per-example losses, ret_correct as above. */
-int model_evaluate(struct model *m, const uint8_t *images, const uint8_t *labels, int n,
-                   double *ret_loss_sum, int *ret_correct);
+/* Inference-mode forward (moving statistics, no dropout) of images as
+ * above: ret_loss_sum = sum of per-example losses, ret_correct as above. */
+int model_evaluate(struct model *m, const void *images, enum pixels_type pixels,
+                   const uint8_t *labels, int n, double *ret_loss_sum, int *ret_correct);
 
 /* Float-input variants used by tests and the reference comparison:
  * x (n, H, W, C), y_onehot (n, classes).  model_forward_backward_f32 runs in

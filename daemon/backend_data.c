@@ -154,10 +154,11 @@ int backend_data_predict(struct backend_data *b, const char *id, const char *che
     if (r < 0)
         return r;
     int shape[3], classes = 0, examples = 0;
+    enum pixels_type pixels = PIXELS_UINT8;
     char **names = NULL;
     float *x = NULL, *probs = NULL;
     struct api_file f = {.fd = -1};
-    r = datasets_describe(b->ds, spec.dataset, shape, &classes, &names, d);
+    r = datasets_describe(b->ds, spec.dataset, shape, &classes, &pixels, &names, d);
     if (r < 0) {
         if (r == -ENOENT)
             r = diag_set(d, -EBUSY, "", "the job's data set '%s' no longer exists: its input "
@@ -169,8 +170,13 @@ int backend_data_predict(struct backend_data *b, const char *id, const char *che
         goto out;
     size_t in_size = (size_t)shape[0] * (size_t)shape[1] * (size_t)shape[2];
     if (n == 1 && in[0].npy) {
-        r = infer_npy_input(in[0].data, in[0].len, shape, (int)b->max_predict_images, &x,
-                            &examples, d);
+        r = infer_npy_input(in[0].data, in[0].len, shape, pixels, (int)b->max_predict_images,
+                            &x, &examples, d);
+    } else if (pixels == PIXELS_FLOAT32) {
+        r = diag_set(d, -EINVAL, "body", "data set '%s' holds float32 examples, fed to the model "
+                     "as they are; their scaling is the uploader's, so images cannot be "
+                     "prepared as they were: send an .npy batch of float32 "
+                     "(Content-Type: application/x-npy)", spec.dataset);
     } else if (n > (int)b->max_predict_images) {
         r = diag_set(d, -EINVAL, "body", "%d images (at most %u per request)", n,
                      b->max_predict_images);

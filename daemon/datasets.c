@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -356,6 +357,69 @@ out:
     return r;
 }
 
+/* Class names of the configured sets.  IDX files carry none: a set whose
+ * name or folder says "fashion" is Fashion-MNIST, any other MNIST's digits.
+ * CIFAR-10: its batches.meta.txt (next to the batches, as the tarball has
+ * it), else the standard ten. */
+static const char *const fashion_names[DATASET_CLASSES] = {
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+};
+static const char *const cifar10_names[DATASET_CLASSES] = {
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+};
+static const char *const digit_names[DATASET_CLASSES] = {
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9",
+};
+
+static bool mentions_fashion(const char *s)
+{
+    for (; *s; s++)
+        if (strncasecmp(s, "fashion", 7) == 0)
+            return true;
+    return false;
+}
+
+/* The names of configured set c into names[DATASET_CLASSES]. */
+static void configured_class_names(const struct runner_dataset *c,
+                                   char names[DATASET_CLASSES][TENSORFILE_NAME_MAX + 1])
+{
+    const char *const *fixed = digit_names;
+    if (strcmp(c->format, "cifar10") == 0) {
+        fixed = cifar10_names;
+        /* dataset_load_cifar10's folders: path, or path/cifar-10-batches-bin */
+        static const char *const where[2] = {"batches.meta.txt",
+                                             "cifar-10-batches-bin/batches.meta.txt"};
+        for (int i = 0; i < 2; i++) {
+            char path[PATH_MAX + 64];
+            void *text = NULL;
+            size_t len = 0;
+            const char *found[DATASET_CLASSES];
+            snprintf(path, sizeof(path), "%s/%s", c->path, where[i]);
+            if (fsutil_read_file(path, 65536, &text, &len, NULL) < 0)
+                continue;
+            bool ok = !memchr(text, '\0', len) && import_cifar10_meta_names(text, found, NULL) == 0;
+            for (int k = 0; ok && k < DATASET_CLASSES; k++)
+                snprintf(names[k], TENSORFILE_NAME_MAX + 1, "%s", found[k]);
+            free(text);
+            if (ok)
+                return;
+        }
+    } else if (mentions_fashion(c->name) || mentions_fashion(c->path)) {
+        fixed = fashion_names;
+    }
+    for (int k = 0; k < DATASET_CLASSES; k++)
+        snprintf(names[k], TENSORFILE_NAME_MAX + 1, "%s", fixed[k]);
+}
+
+/* (h, w, c) of configured set c. */
+static void configured_shape(const struct runner_dataset *c, int shape[3])
+{
+    bool cifar = strcmp(c->format, "cifar10") == 0;
+    shape[0] = shape[1] = cifar ? 32 : 28;
+    shape[2] = cifar ? 3 : 1;
+}
+
 static cJSON *configured_json(const struct runner_dataset *c)
 {
     cJSON *m = cJSON_CreateObject();
@@ -365,6 +429,18 @@ static cJSON *configured_json(const struct runner_dataset *c)
     cJSON_AddBoolToObject(m, "read_only", true);
     struct stat st;
     cJSON_AddBoolToObject(m, "available", stat(c->path, &st) == 0 && S_ISDIR(st.st_mode));
+    int shape[3];
+    configured_shape(c, shape);
+    cJSON_AddItemToObject(m, "input_shape", cJSON_CreateIntArray(shape, 3));
+    cJSON_AddStringToObject(m, "dtype", "uint8");
+    char names[DATASET_CLASSES][TENSORFILE_NAME_MAX + 1];
+    configured_class_names(c, names);
+    cJSON *arr = cJSON_AddArrayToObject(m, "classes");
+    for (int k = 0; arr && k < DATASET_CLASSES; k++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", names[k]);
+        cJSON_AddItemToArray(arr, o);
+    }
     return m;
 }
 
@@ -504,20 +580,21 @@ void datasets_free_names(char **names, int n)
 }
 
 int datasets_describe(struct datasets *ds, const char *name, int ret_shape[3], int *ret_classes,
-                      char ***ret_names, struct diag *d)
+                      enum pixels_type *ret_pixels, char ***ret_names, struct diag *d)
 {
     int shape[3] = {0, 0, 0}, n = 0;
+    enum pixels_type pixels = PIXELS_UINT8;
     char **names = NULL;
     cJSON *m = NULL;
+    char fixed[DATASET_CLASSES][TENSORFILE_NAME_MAX + 1];
     pthread_mutex_lock(&ds->lock);
     for (int i = 0; i < ds->n_configured; i++) {
         const struct runner_dataset *c = &ds->configured[i];
         if (strcmp(c->name, name) != 0)
             continue;
-        bool cifar = strcmp(c->format, "cifar10") == 0;
-        shape[0] = shape[1] = cifar ? 32 : 28;
-        shape[2] = cifar ? 3 : 1;
-        n = 10;
+        configured_shape(c, shape);
+        configured_class_names(c, fixed);
+        n = DATASET_CLASSES;
     }
     if (n == 0 && datasets_check_name(name, NULL) == 0)
         m = read_manifest(ds, name);
@@ -526,13 +603,17 @@ int datasets_describe(struct datasets *ds, const char *name, int ret_shape[3], i
     if (m) {
         const cJSON *sh = cJSON_GetObjectItemCaseSensitive(m, "input_shape");
         const cJSON *cl = cJSON_GetObjectItemCaseSensitive(m, "classes");
+        const cJSON *dt = cJSON_GetObjectItemCaseSensitive(m, "dtype");
         n = cJSON_IsArray(cl) ? cJSON_GetArraySize(cl) : 0;
-        if (!cJSON_IsArray(sh) || cJSON_GetArraySize(sh) != 3 || n < 1) {
+        if (!cJSON_IsArray(sh) || cJSON_GetArraySize(sh) != 3 || n < 1 || !cJSON_IsString(dt)) {
             cJSON_Delete(m);
             return diag_set(d, -EIO, "/dataset", "data set '%s' has a damaged manifest", name);
         }
         for (int i = 0; i < 3; i++)
             shape[i] = cJSON_GetArrayItem(sh, i)->valueint;
+        pixels = strcmp(dt->valuestring, tensorfile_dtype_name(TENSORFILE_DTYPE_FLOAT32)) == 0
+                     ? PIXELS_FLOAT32
+                     : PIXELS_UINT8;
     } else if (n == 0) {
         return diag_set(d, -ENOENT, "/dataset", "no data set '%s'", name);
     }
@@ -543,7 +624,7 @@ int datasets_describe(struct datasets *ds, const char *name, int ret_shape[3], i
                             : NULL;
         char num[16];
         snprintf(num, sizeof(num), "%d", k);
-        names[k] = strdup(cJSON_IsString(nm) ? nm->valuestring : num);
+        names[k] = strdup(!m ? fixed[k] : cJSON_IsString(nm) ? nm->valuestring : num);
         if (!names[k])
             r = -ENOMEM;
     }
@@ -554,6 +635,8 @@ int datasets_describe(struct datasets *ds, const char *name, int ret_shape[3], i
     }
     memcpy(ret_shape, shape, sizeof(shape));
     *ret_classes = n;
+    if (ret_pixels)
+        *ret_pixels = pixels;
     *ret_names = names;
     return 0;
 }

@@ -32,6 +32,7 @@
 
 #include "diag.h"
 #include "import.h"
+#include "pixels.h"
 #include "job_runner.h"
 
 struct datasets;
@@ -79,10 +80,15 @@ int datasets_resolve(void *ctx, const char *name, struct runner_dataset *ret);
 
 /* What a model trained on data set name takes and gives: input shape
  * (h, w, c), classes and their names (malloc'ed array of malloc'ed
- * strings; datasets_free_names).  Configured sets: IDX (28, 28, 1) and
- * CIFAR-10 (32, 32, 3), 10 classes named "0".."9".  -ENOENT when unknown. */
+ * strings; datasets_free_names), and the pixels of its examples
+ * (ret_pixels may be NULL).  Configured sets: uint8, IDX (28, 28, 1) and
+ * CIFAR-10 (32, 32, 3), 10 classes: Fashion-MNIST's names for an IDX set
+ * whose name or folder says "fashion" (any letter case), else the digits
+ * "0".."9"; CIFAR-10's from batches.meta.txt beside the batches (or in
+ * cifar-10-batches-bin/ below the folder), else the standard ten.  GET
+ * shows the same names.  -ENOENT when unknown. */
 int datasets_describe(struct datasets *ds, const char *name, int ret_shape[3], int *ret_classes,
-                      char ***ret_names, struct diag *d);
+                      enum pixels_type *ret_pixels, char ***ret_names, struct diag *d);
 void datasets_free_names(char **names, int n);
 
 #endif

@@ -67,15 +67,14 @@ int infer_image_input(const void *data, size_t len, const int shape[3], float *x
         return diag_set(d, -ENOMEM, field, "out of memory");
     }
     image_resize_bilinear(out, shape[0], shape[1], px, h, w, shape[2]);
-    for (size_t i = 0; i < count; i++)
-        x[i] = (float)out[i] * (1.0f / 255.0f);
+    pixels_to_float(x, out, PIXELS_UINT8, count);
     free(px);
     free(out);
     return 0;
 }
 
-int infer_npy_input(const void *data, size_t len, const int shape[3], int max_n, float **ret_x,
-                    int *ret_n, struct diag *d)
+int infer_npy_input(const void *data, size_t len, const int shape[3], enum pixels_type pixels,
+                    int max_n, float **ret_x, int *ret_n, struct diag *d)
 {
     const unsigned char *p = data;
     uint64_t total;
@@ -91,6 +90,9 @@ int infer_npy_input(const void *data, size_t len, const int shape[3], int max_n,
     bool u8 = h.kind == 'u' && h.itemsize == 1, f32 = h.kind == 'f' && h.itemsize == 4;
     if (!u8 && !f32)
         return diag_set(d, -EINVAL, "body", "images must be uint8 or float32");
+    if (u8 && pixels == PIXELS_FLOAT32)
+        return diag_set(d, -EINVAL, "body", "the data set's examples are float32, fed to the "
+                        "model as they are: send float32 values prepared as they were");
     if (h.fortran_order)
         return diag_set(d, -EINVAL, "body", "fortran_order True is not supported");
     /* (h, w, c) alone is one example; a leading axis is the batch */
@@ -123,14 +125,7 @@ int infer_npy_input(const void *data, size_t len, const int shape[3], int max_n,
     float *x = malloc(count * sizeof(float));
     if (!x)
         return diag_set(d, -ENOMEM, "body", "out of memory");
-    const unsigned char *src = p + total;
-    for (size_t i = 0; i < count; i++) {
-        if (u8) {
-            x[i] = (float)src[i] * (1.0f / 255.0f);
-        } else {
-            memcpy(&x[i], src + 4 * i, 4);
-        }
-    }
+    pixels_to_float(x, p + total, u8 ? PIXELS_UINT8 : PIXELS_FLOAT32, count);
     *ret_x = x;
     *ret_n = (int)n;
     return 0;

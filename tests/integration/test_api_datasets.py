@@ -371,3 +371,206 @@ def test_predict_png_multipart_npy(trained):
                            headers={"Content-Type": "text/plain"}), 415)
     assert_error(c.request("POST", "/v1/jobs/0123456789abcdef/predict", body=png(imgs[0]),
                            headers={"Content-Type": "image/png"}), 404)
+
+
+# --- float32 data sets -------------------------------------------------------------------------
+
+def pattern_set(n_per_class, seed):
+    """uint8 (n, 8, 8) images of the three patterns and their labels, interleaved."""
+    xs, ys = [], []
+    for i in range(n_per_class):
+        for k in range(len(CLASSES)):
+            xs.append(pattern(k, seed + 10 * i + k))
+            ys.append(k)
+    return np.stack(xs), np.array(ys, np.int64)
+
+
+def as_fed(x_uint8):
+    """The float32 values traind feeds a model for uint8 pixels: x * (1.0f / 255.0f),
+    rounded to float32 (numpy's x / 255 differs from it in the last bit for about half
+    of the 256 values, so it would not give the same inputs)."""
+    return x_uint8.astype(np.float32) * np.float32(1.0 / 255.0)
+
+
+def npz_bytes(**arrays):
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def history(c, job_id):
+    body = c.get(f"/v1/jobs/{job_id}/metrics").json()
+    hist = body["history"] if isinstance(body, dict) else body
+    return [h.get("logs", h) for h in hist]
+
+
+def h5_arrays(path):
+    import h5py
+    out = {}
+    with h5py.File(path, "r") as f:
+        f["model_weights"].visititems(
+            lambda name, obj: out.__setitem__(name, obj[()]) if hasattr(obj, "shape") else None)
+    return out
+
+
+def test_float32_npz_trains_like_uint8(traind, tmp_path):
+    """The same images as a uint8 set and as a float32 set holding the values
+    traind feeds for uint8 (one-hot labels on the float32 side): the two jobs
+    see the same inputs, so their per-epoch logs and weights agree; evaluate
+    and predict on the float32 set equal a numpy forward pass over its values
+    taken as they are."""
+    c = traind.client
+    x, y = pattern_set(16, 1)
+    xt, yt = pattern_set(6, 5000)
+    r8 = put(c, "pat-u8", npz_bytes(x_train=x, y_train=y, x_test=xt, y_test=yt))
+    assert r8.status == 201, r8
+    onehot = np.eye(len(CLASSES), dtype=np.float32)
+    r32 = put(c, "pat-f32", npz_bytes(x_train=as_fed(x), y_train=onehot[y],
+                                      x_test=as_fed(xt), y_test=onehot[yt]),
+              ctype="application/x-npz")
+    assert r32.status == 201, r32
+    res = r32.json()
+    assert res["dtype"] == "float32" and r8.json()["dtype"] == "uint8"
+    assert res["input_shape"] == [8, 8, 1] and (res["train"], res["test"]) == (48, 18)
+    assert [(k["train"], k["test"]) for k in res["classes"]] == [(16, 6)] * 3
+    # the tensor file keeps float32 values: 4 bytes per pixel against 1
+    tensor = lambda name: os.path.getsize(os.path.join(traind.state_dir, "datasets", name,
+                                                       "data.tensor"))
+    assert tensor("pat-f32") > tensor("pat-u8") + 3 * (48 + 18) * 64 - 4096
+
+    jobs = {}
+    for name in ("pat-u8", "pat-f32"):
+        job = c.submit(spec_on(name, epochs=3))
+        final = c.wait_state(job["id"], TERMINAL, daemon=traind)
+        assert final["state"] == "succeeded", final
+        jobs[name] = job["id"]
+    h8, h32 = history(c, jobs["pat-u8"]), history(c, jobs["pat-f32"])
+    assert len(h8) == len(h32) == 3
+    for a, b in zip(h8, h32):
+        for k in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert b[k] == pytest.approx(a[k], rel=1e-6, abs=1e-12), (k, a, b)
+    paths = {}
+    for name, jid in jobs.items():
+        got = c.get(f"/v1/jobs/{jid}/best")
+        assert got.status == 200, got
+        paths[name] = tmp_path / f"{name}.hdf5"
+        paths[name].write_bytes(got.body)
+    w8, w32 = h5_arrays(paths["pat-u8"]), h5_arrays(paths["pat-f32"])
+    assert sorted(w8) == sorted(w32) and w8
+    for k in w8:
+        np.testing.assert_allclose(w32[k], w8[k], rtol=1e-6, atol=1e-7, err_msg=k)
+
+    # evaluate on the float32 set: numpy over the stored values, not rescaled
+    jid = jobs["pat-f32"]
+    ev = c.post(f"/v1/jobs/{jid}/evaluate", {"checkpoint": "best", "dataset": "pat-f32"})
+    assert ev.status == 200, ev
+    ev = ev.json()
+    probs = numpy_predict(paths["pat-f32"], as_fed(xt)[..., None].astype(np.float64))
+    loss = float(np.mean(-np.log(np.maximum(probs[np.arange(len(yt)), yt], 1e-7))))
+    assert ev["examples"] == len(yt)
+    assert ev["loss"] == pytest.approx(loss, rel=1e-3, abs=1e-5)
+    acc = float(np.mean(probs.argmax(axis=1) == yt))
+    assert abs(ev["accuracy"] - acc) <= 1 / len(yt) + 1e-9
+
+    # predict: a float32 .npy batch is taken as it is
+    batch = as_fed(xt[:4])
+    buf = io.BytesIO()
+    np.save(buf, batch)
+    r = c.request("POST", f"/v1/jobs/{jid}/predict", body=buf.getvalue(),
+                  headers={"Content-Type": "application/x-npy"})
+    assert r.status == 200, r
+    body = r.json()
+    assert body["classes"] == ["0", "1", "2"]  # an npz names no classes
+    want = numpy_predict(paths["pat-f32"], batch[..., None].astype(np.float64))
+    np.testing.assert_allclose(np.array(body["probabilities"]), want, rtol=1e-3, atol=1e-5)
+    # images and uint8 batches cannot be prepared as float32 data was: 400
+    r = c.request("POST", f"/v1/jobs/{jid}/predict", body=png(xt[0]),
+                  headers={"Content-Type": "image/png"})
+    assert_error(r, 400, field="body")
+    assert "float32" in r.json()["error"]["message"]
+    buf = io.BytesIO()
+    np.save(buf, xt[:2])
+    assert_error(c.request("POST", f"/v1/jobs/{jid}/predict", body=buf.getvalue(),
+                           headers={"Content-Type": "application/x-npy"}), 400, field="body")
+
+
+def test_float32_nhwc_hdf5_trains(traind, tmp_path):
+    """float32 NHWC from h5py, values outside [0, 1]: a job on it runs and
+    evaluate equals numpy over the values as they are."""
+    import h5py
+    c = traind.client
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 2, (40, 6, 5, 3)).astype(np.float32)
+    y = (x[..., 0].mean(axis=(1, 2)) > 0).astype(np.int64)
+    xt = rng.normal(0, 2, (12, 6, 5, 3)).astype(np.float32)
+    yt = (xt[..., 0].mean(axis=(1, 2)) > 0).astype(np.int64)
+    src = tmp_path / "f.h5"
+    with h5py.File(src, "w") as f:
+        f["x_train"], f["y_train"], f["x_test"], f["y_test"] = x, y, xt, yt
+    r = put(c, "f32-h5", src.read_bytes(), ctype="application/x-hdf5")
+    assert r.status == 201, r
+    assert r.json()["dtype"] == "float32" and r.json()["input_shape"] == [6, 5, 3]
+    job = c.submit(spec_on("f32-h5", epochs=2))
+    assert c.wait_state(job["id"], TERMINAL, daemon=traind)["state"] == "succeeded"
+    weights = tmp_path / "best.hdf5"
+    weights.write_bytes(c.get(f"/v1/jobs/{job['id']}/best").body)
+    ev = c.post(f"/v1/jobs/{job['id']}/evaluate", {"checkpoint": "best", "dataset": "f32-h5"})
+    assert ev.status == 200, ev
+    probs = numpy_predict(weights, xt.astype(np.float64))
+    loss = float(np.mean(-np.log(np.maximum(probs[np.arange(len(yt)), yt], 1e-7))))
+    assert ev.json()["loss"] == pytest.approx(loss, rel=1e-3, abs=1e-5)
+
+
+# --- class names of the configured data sets ---------------------------------------------------
+
+FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                 "Sneaker", "Bag", "Ankle boot"]
+CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+               "truck"]
+
+
+def test_configured_class_names(traind_factory, tmp_path):
+    from conftest import cifar10_dir, fashion_dir, tiny_spec
+    # a CIFAR-10 folder as the tarball unpacks (cifar-10-batches-bin/ with its
+    # batches.meta.txt, names of our own), and an IDX set not called fashion
+    meta_names = [f"kind {k}" for k in range(10)]
+    sub = tmp_path / "cifar-meta" / "cifar-10-batches-bin"
+    sub.mkdir(parents=True)
+    for f in os.listdir(cifar10_dir()):
+        os.symlink(os.path.join(cifar10_dir(), f), sub / f)
+    (sub / "batches.meta.txt").write_text("\n".join(meta_names) + "\n\n")
+    digits = tmp_path / "digits"
+    digits.mkdir()
+    for f in os.listdir(fashion_dir()):
+        os.symlink(os.path.join(fashion_dir(), f), digits / f)
+    extra = (f"[dataset.cifar-meta]\nformat = cifar10\npath = {tmp_path / 'cifar-meta'}\n"
+             f"[dataset.digits]\nformat = idx\npath = {digits}\n")
+    d = traind_factory("names", extra_config=extra)
+    c = d.client
+
+    def names(ds):
+        r = c.get(f"/v1/datasets/{ds}")
+        assert r.status == 200, r
+        body = r.json()
+        assert body["dtype"] == "uint8"
+        return body["input_shape"], [k["name"] for k in body["classes"]]
+
+    assert names("fashion-mnist") == ([28, 28, 1], FASHION_NAMES)
+    assert names("cifar10") == ([32, 32, 3], CIFAR_NAMES)  # no batches.meta.txt
+    assert names("cifar-meta") == ([32, 32, 3], meta_names)
+    assert names("digits") == ([28, 28, 1], [str(k) for k in range(10)])
+    listed = {x["name"]: x for x in c.get("/v1/datasets").json()["datasets"]}
+    assert [k["name"] for k in listed["fashion-mnist"]["classes"]] == FASHION_NAMES
+
+    # predict on a model trained on Fashion-MNIST answers with its names
+    job = c.submit(tiny_spec(epochs=1))
+    assert c.wait_state(job["id"], TERMINAL, daemon=d)["state"] == "succeeded"
+    img = np.zeros((28, 28), np.uint8)
+    img[4:24, 10:18] = 200
+    r = c.request("POST", f"/v1/jobs/{job['id']}/predict", body=png(img),
+                  headers={"Content-Type": "image/png"})
+    assert r.status == 200, r
+    body = r.json()
+    assert body["classes"] == FASHION_NAMES
+    probs = body["probabilities"][0]
+    assert body["top"] == [FASHION_NAMES[int(np.argmax(probs))]]

@@ -341,6 +341,37 @@ def test_images_grayscale_matches_pil(tmp_path):
     assert np.abs(t["x_train"][0][..., 0].astype(int) - want).max() <= 1
 
 
+def test_images_grayscale_jpeg_is_the_luma_plane(tmp_path):
+    """A colour JPEG read as grayscale is libjpeg's JCS_GRAYSCALE output, the
+    file's own luma plane (what tf.io.decode_jpeg(channels=1) asks libjpeg
+    for), not luma recomputed from the decoded RGB: exactly PIL's
+    draft("L") decode, which asks libjpeg the same.  PIL's convert("L")
+    rounds from RGB pixels that were clamped to [0, 255] first, so on
+    saturated colours it may be several levels away."""
+    imgs = [rgb(20 + i, 16, 24) for i in range(3)]
+    gray_src = rgb(30, 16, 24, 1)
+    src = tmp_path / "j.tar"
+    write_tar(src, [(f"k/{i}.jpg", jpeg(a)) for i, a in enumerate(imgs)] +
+              [("k/9.jpg", jpeg(gray_src))])
+    r, t = imported(tmp_path, src, "image_size=16x24", "color_mode=grayscale", "seed=1")
+    assert r["shape"] == [16, 24, 1] and r["n_train"] == 4
+    got = {bytes(x[..., 0].tobytes()) for x in t["x_train"]}
+    far_from_convert = 0
+    for a in imgs + [gray_src]:
+        im = Image.open(io.BytesIO(jpeg(a)))
+        im.draft("L", im.size)
+        assert im.mode == "L" and im.size == (24, 16)
+        luma = np.asarray(im)
+        assert luma.tobytes() in got
+        conv = np.asarray(Image.open(io.BytesIO(jpeg(a))).convert("L")).astype(int)
+        far_from_convert += int(np.abs(luma.astype(int) - conv).max() > 1)
+    assert far_from_convert >= 1  # the two rules are told apart by these images
+    # a grayscale JPEG read as rgb: its one plane in all three channels
+    r, t = imported(tmp_path, src, "image_size=16x24", "color_mode=rgb", "seed=1")
+    plain = np.asarray(Image.open(io.BytesIO(jpeg(gray_src))))
+    assert any(np.array_equal(x, np.repeat(plain[..., None], 3, axis=2)) for x in t["x_train"])
+
+
 def test_images_one_class(tmp_path):
     src = tmp_path / "one.tar"
     write_tar(src, [("only/a.png", png(rgb(1, 3, 3))), ("only/b.png", png(rgb(2, 3, 3)))])

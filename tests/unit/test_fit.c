@@ -527,6 +527,63 @@ static void test_determinism(void)
     dataset_free(&va);
 }
 
+/* ds as float32 pixels holding what the model is fed for its uint8 ones
+ * (x * (1.0f / 255.0f)): a float32 data set of those values trains and
+ * evaluates bit-identically, also through validation_split and truncate,
+ * whose views and copies count 4 bytes a value. */
+static void float32_copy(struct dataset *ret, const struct dataset *ds)
+{
+    *ret = *ds;
+    size_t count = (size_t)ds->n * ds->h * ds->w * ds->c;
+    float *x = malloc(count * sizeof(float));
+    ret->labels = malloc((size_t)ds->n);
+    if (x)
+        pixels_to_float(x, ds->images, PIXELS_UINT8, count);
+    if (ret->labels)
+        memcpy(ret->labels, ds->labels, (size_t)ds->n);
+    ret->images = (uint8_t *)x;
+    ret->pixels = PIXELS_FLOAT32;
+}
+
+static void test_float32_pixels(void)
+{
+    struct dataset tr8, tr32, va8, va32;
+    toy_data(&tr8, 110, 21);
+    float32_copy(&tr32, &tr8);
+    CHECK(tr32.images && tr32.labels);
+    CHECK_INT_EQ((int)dataset_example_bytes(&tr32), 4 * H * W);
+    CHECK_INT_EQ(dataset_split_tail(&tr8, &va8, 0.2, NULL), 0);
+    CHECK_INT_EQ(dataset_split_tail(&tr32, &va32, 0.2, NULL), 0);
+    dataset_truncate(&tr8, 80);
+    dataset_truncate(&tr32, 80);
+    CHECK(memcmp(va32.images, tr32.images, 4) != 0);
+    struct model *a = toy_model(16, 5), *b = toy_model(16, 5);
+    struct optimizer *oa = a ? sgd(a) : NULL, *ob = b ? sgd(b) : NULL;
+    if (oa && ob) {
+        fit_toy(a, oa, &tr8, &va8, 2, 0, 9);
+        fit_toy(b, ob, &tr32, &va32, 2, 0, 9);
+        CHECK(same_params(a, b));
+        double l8 = 0, a8 = 0, l32 = 1, a32 = 1;
+        CHECK_INT_EQ(fit_evaluate(a, &va8, 7, 0, &l8, &a8, NULL), 0);
+        CHECK_INT_EQ(fit_evaluate(b, &va32, 7, 0, &l32, &a32, NULL), 0);
+        CHECK(l8 == l32 && a8 == a32);
+        /* the same values unscaled are another input: other weights */
+        for (size_t i = 0; i < (size_t)tr32.n * H * W; i++)
+            ((float *)tr32.images)[i] = tr8.images[i];
+        fit_toy(b, ob, &tr32, &va32, 3, 2, 9);
+        fit_toy(a, oa, &tr8, &va8, 3, 2, 9);
+        CHECK(!same_params(a, b));
+    }
+    optimizer_free(oa);
+    optimizer_free(ob);
+    model_free(a);
+    model_free(b);
+    dataset_free(&tr8);
+    dataset_free(&tr32);
+    dataset_free(&va8);
+    dataset_free(&va32);
+}
+
 static struct optimizer *adam(const struct model *m)
 {
     struct optimizer_config c;
@@ -684,6 +741,7 @@ int main(void)
     TEST_RUN(test_stop_flag_and_callback_results);
     TEST_RUN(test_steps_stream);
     TEST_RUN(test_determinism);
+    TEST_RUN(test_float32_pixels);
     TEST_RUN(test_resume);
     TEST_RUN(test_resume_inside_epoch);
     return TEST_EXIT();

@@ -201,7 +201,7 @@ static struct model *train_few(int threads, int steps)
         }
         double loss;
         int ok;
-        CHECK(model_train_step(m, img, lab, N, 99, s, &loss, &ok) == 0);
+        CHECK(model_train_step(m, img, PIXELS_UINT8, lab, N, 99, s, &loss, &ok) == 0);
         CHECK_INT_EQ(ok, want_ok);
         CHECK_MSG(loss == want_loss, "loss %.9g, training-mode forward %.9g", loss, want_loss);
         for (size_t i = 0; i < m->n_params; i++)
@@ -312,7 +312,7 @@ static void test_train_vs_eval(void)
     fill_batch(img, lab, 8, ex, 3);
     double loss_sum;
     int ok;
-    CHECK(model_evaluate(m, img, lab, 8, &loss_sum, &ok) == 0);
+    CHECK(model_evaluate(m, img, PIXELS_UINT8, lab, 8, &loss_sum, &ok) == 0);
     CHECK(m->params[mm->offset] == 0.0f);
     CHECK(isfinite(loss_sum) && loss_sum > 0 && ok >= 0 && ok <= 8);
     /* evaluate's loss equals the CE of predict's probabilities */
@@ -324,12 +324,12 @@ static void test_train_vs_eval(void)
     for (int i = 0; i < 8; i++)
         ce -= log(fmax(pp[i * 10 + lab[i]], 1e-7));
     CHECK_CLOSE(loss_sum, ce, 1e-4, 1e-5);
-    CHECK(model_train_step(m, img, lab, 8, 1, 0, &l1, &ok) == 0);
+    CHECK(model_train_step(m, img, PIXELS_UINT8, lab, 8, 1, 0, &l1, &ok) == 0);
     CHECK(m->params[mm->offset] != 0.0f);
     lab[0] = 10;
-    CHECK(model_train_step(m, img, lab, 8, 1, 0, &l1, &ok) == -EINVAL);
-    CHECK(model_evaluate(m, img, lab, 8, &loss_sum, &ok) == -EINVAL);
-    CHECK(model_train_step(m, img, lab, 9, 1, 0, &l1, &ok) == -EINVAL);
+    CHECK(model_train_step(m, img, PIXELS_UINT8, lab, 8, 1, 0, &l1, &ok) == -EINVAL);
+    CHECK(model_evaluate(m, img, PIXELS_UINT8, lab, 8, &loss_sum, &ok) == -EINVAL);
+    CHECK(model_train_step(m, img, PIXELS_UINT8, lab, 9, 1, 0, &l1, &ok) == -EINVAL);
     free(x);
     model_free(m);
     model_free(m0);
