@@ -17,6 +17,7 @@
 #include "job_spec.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -32,10 +33,24 @@
  * read as 2^53 and silently rounded, so larger integers are refused. */
 #define JSON_MAX_SAFE_INT 9007199254740991.0
 
-/* The logs keys every job produces: fit() always validates (test split or
- * validation_split). */
-static const char *const job_log_keys[] = {"loss", "accuracy", "val_loss", "val_accuracy"};
-#define JOB_N_LOG_KEYS ((int)(sizeof(job_log_keys) / sizeof(job_log_keys[0])))
+/* The logs keys a job produces: loss, its accuracy metric, and both again
+ * with "val_" (fit() always validates: test split or validation_split). */
+#define JOB_N_LOG_KEYS 4
+struct job_log_keys {
+    char key[JOB_N_LOG_KEYS][48];
+    const char *ptr[JOB_N_LOG_KEYS];
+};
+
+static void job_log_keys_of(const struct job_spec *s, struct job_log_keys *k)
+{
+    const char *metric = logs_canonical_key(s->metric);
+    snprintf(k->key[0], sizeof(k->key[0]), "loss");
+    snprintf(k->key[1], sizeof(k->key[1]), "%s", metric);
+    snprintf(k->key[2], sizeof(k->key[2]), "val_loss");
+    snprintf(k->key[3], sizeof(k->key[3]), "val_%s", metric);
+    for (int i = 0; i < JOB_N_LOG_KEYS; i++)
+        k->ptr[i] = k->key[i];
+}
 
 /* --- JSON pointer helpers ------------------------------------------------- */
 
@@ -261,21 +276,13 @@ static int get_mode(const cJSON *obj, const char *base, enum ckpt_mode *ret, str
     return 0;
 }
 
-static const char *mode_name(enum ckpt_mode mode)
+static bool is_log_key(const struct job_spec *s, const char *key)
 {
-    switch (mode) {
-    case CKPT_MODE_MIN: return "min";
-    case CKPT_MODE_MAX: return "max";
-    case CKPT_MODE_AUTO: break;
-    }
-    return "auto";
-}
-
-static bool is_log_key(const char *key)
-{
+    struct job_log_keys keys;
+    job_log_keys_of(s, &keys);
     const char *k = logs_canonical_key(key);
     for (int i = 0; i < JOB_N_LOG_KEYS; i++)
-        if (strcmp(k, job_log_keys[i]) == 0)
+        if (strcmp(k, keys.key[i]) == 0)
             return true;
     return false;
 }
@@ -444,6 +451,25 @@ static int parse_model(struct job_spec *s, const cJSON *root, struct diag *d)
                     list);
 }
 
+/* "learning_rate" given as a Keras schedule (keras.optimizers.schedules.serialize). */
+static int parse_lr_schedule(const cJSON *v, struct optimizer_config *o, struct diag *d)
+{
+    const cJSON *lr = cJSON_GetObjectItemCaseSensitive(v, "learning_rate");
+    if (!cJSON_IsObject(lr))
+        return 0;
+    char *text = cJSON_PrintUnformatted(lr);
+    if (!text)
+        return diag_set(d, -ENOMEM, "/optimizer/learning_rate", "out of memory");
+    int r = lr_schedule_parse_json(&o->schedule, text, d);
+    cJSON_free(text);
+    if (r < 0) {
+        diag_prefix(d, "/optimizer/learning_rate");
+        return r;
+    }
+    o->learning_rate = lr_schedule_at(&o->schedule, 0);
+    return 0;
+}
+
 static int parse_optimizer(struct job_spec *s, const cJSON *root, struct diag *d)
 {
     optimizer_config_default(&s->optimizer, OPTIMIZER_KIND_SGD);
@@ -464,60 +490,87 @@ static int parse_optimizer(struct job_spec *s, const cJSON *root, struct diag *d
     const char *field = name == v ? "/optimizer" : "/optimizer/name";
     if (!cJSON_IsString(name) || !name->valuestring)
         return diag_set(d, -EINVAL, field, "must be a string, not %s", json_type_name(name));
-    enum optimizer_kind kind;
-    if (strcasecmp(name->valuestring, "sgd") == 0)
-        kind = OPTIMIZER_KIND_SGD;
-    else if (strcasecmp(name->valuestring, "adam") == 0)
-        kind = OPTIMIZER_KIND_ADAM;
-    else
-        return diag_set(d, -EINVAL, field, "unknown optimizer \"%.64s\"; use \"sgd\" or \"adam\"",
+    int k = optimizer_kind_from_name(name->valuestring);
+    if (k < 0)
+        return diag_set(d, -EINVAL, field,
+                        "unknown optimizer \"%.64s\"; use \"sgd\", \"adam\", \"rmsprop\", "
+                        "\"adagrad\", \"adamw\", \"nadam\" or \"adamax\"",
                         name->valuestring);
+    enum optimizer_kind kind = (enum optimizer_kind)k;
     optimizer_config_default(&s->optimizer, kind);
     if (!cJSON_IsObject(v))
         return 0;
 
-    static const char *const sgd_keys[] = {"name", "learning_rate", "lr", "decay", "momentum",
-                                           "nesterov", NULL};
-    static const char *const adam_keys[] = {"name", "learning_rate", "lr", "decay", "beta_1",
-                                            "beta_2", "epsilon", NULL};
+    /* Keras config keys: every optimizer's, then each kind's own. */
+    static const char *const keys[][14] = {
+        [OPTIMIZER_KIND_SGD] = {"momentum", "nesterov"},
+        [OPTIMIZER_KIND_ADAM] = {"beta_1", "beta_2", "epsilon", "amsgrad"},
+        [OPTIMIZER_KIND_RMSPROP] = {"rho", "momentum", "epsilon", "centered"},
+        [OPTIMIZER_KIND_ADAGRAD] = {"initial_accumulator_value", "epsilon"},
+        [OPTIMIZER_KIND_ADAMW] = {"beta_1", "beta_2", "epsilon", "amsgrad"},
+        [OPTIMIZER_KIND_NADAM] = {"beta_1", "beta_2", "epsilon"},
+        [OPTIMIZER_KIND_ADAMAX] = {"beta_1", "beta_2", "epsilon"},
+    };
+    static const char *const common[] = {"name", "learning_rate", "lr", "decay", "weight_decay",
+                                          "clipnorm", "clipvalue", "global_clipnorm"};
+    const char *allowed[24];
+    int n_allowed = 0;
+    for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
+        allowed[n_allowed++] = common[i];
+    for (int i = 0; keys[kind][i]; i++)
+        allowed[n_allowed++] = keys[kind][i];
+    allowed[n_allowed] = NULL;
     struct optimizer_config *o = &s->optimizer;
-    int r = check_keys(v, "/optimizer", kind == OPTIMIZER_KIND_SGD ? sgd_keys : adam_keys, d);
+    int r = check_keys(v, "/optimizer", allowed, d);
     if (r < 0) {
         if (d && strstr(d->message, "unknown field"))
             snprintf(d->message + strlen(d->message), sizeof(d->message) - strlen(d->message),
-                     " for %s", kind == OPTIMIZER_KIND_SGD ? "SGD" : "Adam");
+                     " for %s", optimizer_kind_class_name(kind));
         return r;
     }
     if (cJSON_GetObjectItemCaseSensitive(v, "lr") &&
         cJSON_GetObjectItemCaseSensitive(v, "learning_rate"))
         return diag_set(d, -EINVAL, "/optimizer/lr",
                         "give either learning_rate or its old name lr, not both");
-    if ((r = get_number(v, "/optimizer", "learning_rate", 0, true, INFINITY, false,
-                        &o->learning_rate, NULL, d)) < 0 ||
+    if ((r = parse_lr_schedule(v, o, d)) < 0)
+        return r;
+    bool null_ignored;
+    if ((!o->schedule.kind &&
+         (r = get_number(v, "/optimizer", "learning_rate", 0, true, INFINITY, false,
+                         &o->learning_rate, NULL, d)) < 0) ||
         (r = get_number(v, "/optimizer", "lr", 0, true, INFINITY, false, &o->learning_rate,
                         NULL, d)) < 0 ||
         (r = get_number(v, "/optimizer", "decay", 0, false, INFINITY, false, &o->decay, NULL,
-                        d)) < 0)
+                        d)) < 0 ||
+        (r = get_number(v, "/optimizer", "weight_decay", 0, false, INFINITY, false,
+                        &o->weight_decay, &null_ignored, d)) < 0 ||
+        (r = get_number(v, "/optimizer", "clipnorm", 0, false, INFINITY, false, &o->clipnorm,
+                        &null_ignored, d)) < 0 ||
+        (r = get_number(v, "/optimizer", "clipvalue", 0, false, INFINITY, false, &o->clipvalue,
+                        &null_ignored, d)) < 0 ||
+        (r = get_number(v, "/optimizer", "global_clipnorm", 0, false, INFINITY, false,
+                        &o->global_clipnorm, &null_ignored, d)) < 0 ||
+        (r = get_number(v, "/optimizer", "momentum", 0, false, 1, true,
+                        &o->momentum, NULL, d)) < 0 ||
+        (r = get_bool(v, "/optimizer", "nesterov", &o->nesterov, d)) < 0 ||
+        (r = get_number(v, "/optimizer", "beta_1", 0, false, 1, true, &o->beta_1, NULL, d)) < 0 ||
+        (r = get_number(v, "/optimizer", "beta_2", 0, false, 1, true, &o->beta_2, NULL, d)) < 0 ||
+        (r = get_number(v, "/optimizer", "epsilon", 0, true, INFINITY,
+                        false, &o->epsilon, NULL, d)) < 0 ||
+        (r = get_bool(v, "/optimizer", "amsgrad", &o->amsgrad, d)) < 0 ||
+        (r = get_number(v, "/optimizer", "rho", 0, false, 1, true, &o->rho, NULL, d)) < 0 ||
+        (r = get_bool(v, "/optimizer", "centered", &o->centered, d)) < 0 ||
+        (r = get_number(v, "/optimizer", "initial_accumulator_value", 0, false, INFINITY, false,
+                        &o->initial_accumulator_value, NULL, d)) < 0)
         return r;
-    if (kind == OPTIMIZER_KIND_SGD) {
-        if ((r = get_number(v, "/optimizer", "momentum", 0, false, 1, true, &o->momentum, NULL,
-                            d)) < 0 ||
-            (r = get_bool(v, "/optimizer", "nesterov", &o->nesterov, d)) < 0)
-            return r;
-    } else {
-        if ((r = get_number(v, "/optimizer", "beta_1", 0, false, 1, true, &o->beta_1, NULL,
-                            d)) < 0 ||
-            (r = get_number(v, "/optimizer", "beta_2", 0, false, 1, true, &o->beta_2, NULL,
-                            d)) < 0 ||
-            (r = get_number(v, "/optimizer", "epsilon", 0, true, INFINITY, false, &o->epsilon,
-                            NULL, d)) < 0)
-            return r;
-    }
+    if ((o->clipnorm > 0) + (o->clipvalue > 0) + (o->global_clipnorm > 0) > 1)
+        return diag_set(d, -EINVAL, o->clipnorm > 0 ? "/optimizer/clipnorm" : "/optimizer/clipvalue",
+                        "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set");
     return 0;
 }
 
-static int parse_policy(struct ckpt_policy_config *c, const cJSON *v, const char *base,
-                        struct diag *d)
+static int parse_policy(const struct job_spec *s, struct ckpt_policy_config *c, const cJSON *v,
+                        const char *base, struct diag *d)
 {
     static const char *const keys[] = {"filepath", "monitor", "mode", "save_best_only",
                                        "save_weights_only", "save_freq",
@@ -573,7 +626,9 @@ static int parse_policy(struct ckpt_policy_config *c, const cJSON *v, const char
         return r;
     c->verbose = (int)verbose;
 
-    r = ckpt_policy_validate(c, job_log_keys, JOB_N_LOG_KEYS, d);
+    struct job_log_keys logs;
+    job_log_keys_of(s, &logs);
+    r = ckpt_policy_validate(c, logs.ptr, JOB_N_LOG_KEYS, d);
     if (r < 0) {
         diag_prefix(d, base);
         if (d && !d->field[0])
@@ -613,7 +668,7 @@ static int parse_checkpoints(struct job_spec *s, const cJSON *root, struct diag 
     for (const cJSON *c = v->child; c; c = c->next, i++) {
         char base[64];
         pointer_index(base, sizeof(base), "/checkpoints", i);
-        int r = parse_policy(&s->checkpoints[i], c, base, d);
+        int r = parse_policy(s, &s->checkpoints[i], c, base, d);
         if (r < 0)
             return r;
         for (int j = 0; j < i; j++)
@@ -642,29 +697,49 @@ static int parse_checkpoints(struct job_spec *s, const cJSON *root, struct diag 
     return 0;
 }
 
-static int parse_callbacks(struct job_spec *s, const cJSON *root, struct diag *d)
+static int check_monitor(const struct job_spec *s, char *monitor, size_t size, const char *base,
+                         struct diag *d)
 {
-    struct job_early_stopping *es = &s->early_stopping;
-    memset(es, 0, sizeof(*es));
-    snprintf(es->monitor, sizeof(es->monitor), "val_loss");
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "callbacks");
-    if (!v || cJSON_IsNull(v))
-        return 0;
-    if (!cJSON_IsObject(v))
-        return diag_set(d, -EINVAL, "/callbacks", "must be an object, not %s", json_type_name(v));
-    static const char *const keys[] = {"early_stopping", NULL};
-    int r = check_keys(v, "/callbacks", keys, d);
-    if (r < 0)
-        return r;
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(v, "early_stopping");
+    if (!is_log_key(s, monitor)) {
+        struct job_log_keys k;
+        job_log_keys_of(s, &k);
+        char field[256];
+        pointer_join(field, sizeof(field), base, "monitor");
+        return diag_set(d, -EINVAL, field, "unknown metric '%s'; this job logs %s, %s, %s and %s",
+                        monitor, k.key[0], k.key[1], k.key[2], k.key[3]);
+    }
+    char canonical[64];
+    snprintf(canonical, sizeof(canonical), "%s", logs_canonical_key(monitor));
+    snprintf(monitor, size, "%s", canonical);
+    return 0;
+}
+
+/* A callback's object: NULL = absent or null (off), else an object. */
+static int callback_object(const cJSON *v, const char *key, const char *base, const cJSON **ret,
+                           struct diag *d)
+{
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(v, key);
+    *ret = NULL;
     if (!e || cJSON_IsNull(e))
         return 0;
-    const char *base = "/callbacks/early_stopping";
     if (!cJSON_IsObject(e))
         return diag_set(d, -EINVAL, base, "must be an object or null, not %s", json_type_name(e));
-    static const char *const es_keys[] = {"monitor", "patience", "min_delta", "mode",
-                                          "baseline", "restore_best_weights", NULL};
-    long long patience = 0;
+    *ret = e;
+    return 0;
+}
+
+static int parse_early_stopping(struct job_spec *s, const cJSON *v, struct diag *d)
+{
+    struct es_config *es = &s->early_stopping;
+    es_config_default(es);
+    const char *base = "/callbacks/early_stopping";
+    const cJSON *e;
+    int r = callback_object(v, "early_stopping", base, &e, d);
+    if (r < 0 || !e)
+        return r;
+    static const char *const es_keys[] = {"monitor", "patience", "min_delta", "mode", "baseline",
+                                          "restore_best_weights", "start_from_epoch", NULL};
+    long long patience = 0, start = 0;
     bool baseline_null = true;
     if ((r = check_keys(e, base, es_keys, d)) < 0 ||
         (r = get_string(e, base, "monitor", es->monitor, sizeof(es->monitor), false, d)) < 0 ||
@@ -674,22 +749,127 @@ static int parse_callbacks(struct job_spec *s, const cJSON *root, struct diag *d
         (r = get_mode(e, base, &es->mode, d)) < 0 ||
         (r = get_number(e, base, "baseline", -INFINITY, false, INFINITY, false, &es->baseline,
                         &baseline_null, d)) < 0 ||
-        (r = get_bool(e, base, "restore_best_weights", &es->restore_best_weights, d)) < 0)
+        (r = get_bool(e, base, "restore_best_weights", &es->restore_best_weights, d)) < 0 ||
+        (r = get_int(e, base, "start_from_epoch", 0, 1000000, &start, NULL, d)) < 0)
         return r;
     es->patience = (int)patience;
+    es->start_from_epoch = (int)start;
     es->has_baseline = !baseline_null && cJSON_GetObjectItemCaseSensitive(e, "baseline");
     if (!es->has_baseline)
         es->baseline = 0;
-    if (!is_log_key(es->monitor))
-        return diag_set(d, -EINVAL, "/callbacks/early_stopping/monitor",
-                        "unknown metric '%s'; this job logs loss, accuracy, val_loss and "
-                        "val_accuracy",
-                        es->monitor);
-    char canonical[sizeof(es->monitor)];
-    snprintf(canonical, sizeof(canonical), "%s", logs_canonical_key(es->monitor));
-    memcpy(es->monitor, canonical, sizeof(canonical));
+    if ((r = check_monitor(s, es->monitor, sizeof(es->monitor), base, d)) < 0)
+        return r;
     es->enabled = true;
     return 0;
+}
+
+static int parse_reduce_lr(struct job_spec *s, const cJSON *v, struct diag *d)
+{
+    struct rlrop_config *c = &s->reduce_lr;
+    rlrop_config_default(c);
+    const char *base = "/callbacks/reduce_lr_on_plateau";
+    const cJSON *e;
+    int r = callback_object(v, "reduce_lr_on_plateau", base, &e, d);
+    if (r < 0 || !e)
+        return r;
+    static const char *const keys[] = {"monitor", "factor", "patience", "mode", "min_delta",
+                                       "cooldown", "min_lr", "verbose", NULL};
+    long long patience = c->patience, cooldown = c->cooldown, verbose = 0;
+    if ((r = check_keys(e, base, keys, d)) < 0 ||
+        (r = get_string(e, base, "monitor", c->monitor, sizeof(c->monitor), false, d)) < 0 ||
+        (r = get_number(e, base, "factor", 0, false, 1, true, &c->factor, NULL, d)) < 0 ||
+        (r = get_int(e, base, "patience", 0, 1000000, &patience, NULL, d)) < 0 ||
+        (r = get_mode(e, base, &c->mode, d)) < 0 ||
+        (r = get_number(e, base, "min_delta", 0, false, INFINITY, false, &c->min_delta, NULL,
+                        d)) < 0 ||
+        (r = get_int(e, base, "cooldown", 0, 1000000, &cooldown, NULL, d)) < 0 ||
+        (r = get_number(e, base, "min_lr", 0, false, INFINITY, false, &c->min_lr, NULL, d)) < 0 ||
+        (r = get_int(e, base, "verbose", 0, 2, &verbose, NULL, d)) < 0)
+        return r;
+    c->patience = (int)patience;
+    c->cooldown = (int)cooldown;
+    c->verbose = (int)verbose;
+    if ((r = check_monitor(s, c->monitor, sizeof(c->monitor), base, d)) < 0)
+        return r;
+    if ((r = rlrop_config_validate(c, d)) < 0) {
+        diag_prefix(d, base);
+        return r;
+    }
+    c->enabled = true;
+    return 0;
+}
+
+static int parse_lr_scheduler(struct job_spec *s, const cJSON *v, struct diag *d)
+{
+    struct lr_step_decay_config *c = &s->lr_scheduler;
+    memset(c, 0, sizeof(*c));
+    const char *base = "/callbacks/lr_scheduler";
+    const cJSON *e;
+    int r = callback_object(v, "lr_scheduler", base, &e, d);
+    if (r < 0 || !e)
+        return r;
+    static const char *const keys[] = {"schedule", "initial_learning_rate", "factor",
+                                       "drop_every", "verbose", NULL};
+    char schedule[32] = "";
+    long long drop_every = 0, verbose = 0;
+    if ((r = check_keys(e, base, keys, d)) < 0 || (r = require(e, base, "schedule", d)) < 0 ||
+        (r = get_string(e, base, "schedule", schedule, sizeof(schedule), false, d)) < 0)
+        return r;
+    if (strcmp(schedule, "step_decay") != 0)
+        return diag_set(d, -EINVAL, "/callbacks/lr_scheduler/schedule",
+                        "unknown schedule \"%s\"; the scheduler knows \"step_decay\" (for "
+                        "decaying learning rates inside the optimizer use a Keras schedule as "
+                        "its learning_rate)",
+                        schedule);
+    if ((r = require(e, base, "initial_learning_rate", d)) < 0 ||
+        (r = require(e, base, "factor", d)) < 0 || (r = require(e, base, "drop_every", d)) < 0 ||
+        (r = get_number(e, base, "initial_learning_rate", 0, false, INFINITY, false,
+                        &c->initial_learning_rate, NULL, d)) < 0 ||
+        (r = get_number(e, base, "factor", 0, true, INFINITY, false, &c->factor, NULL, d)) < 0 ||
+        (r = get_int(e, base, "drop_every", 1, 1000000, &drop_every, NULL, d)) < 0 ||
+        (r = get_int(e, base, "verbose", 0, 2, &verbose, NULL, d)) < 0)
+        return r;
+    c->drop_every = (int)drop_every;
+    c->verbose = (int)verbose;
+    if ((r = lr_step_decay_validate(c, d)) < 0) {
+        diag_prefix(d, base);
+        return r;
+    }
+    c->enabled = true;
+    return 0;
+}
+
+static int parse_callbacks(struct job_spec *s, const cJSON *root, struct diag *d)
+{
+    es_config_default(&s->early_stopping);
+    rlrop_config_default(&s->reduce_lr);
+    memset(&s->lr_scheduler, 0, sizeof(s->lr_scheduler));
+    s->terminate_on_nan = false;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "callbacks");
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsObject(v))
+        return diag_set(d, -EINVAL, "/callbacks", "must be an object, not %s", json_type_name(v));
+    static const char *const keys[] = {"early_stopping", "reduce_lr_on_plateau", "lr_scheduler",
+                                       "terminate_on_nan", NULL};
+    int r = check_keys(v, "/callbacks", keys, d);
+    if (r == 0)
+        r = parse_early_stopping(s, v, d);
+    if (r == 0)
+        r = parse_reduce_lr(s, v, d);
+    if (r == 0)
+        r = parse_lr_scheduler(s, v, d);
+    if (r == 0)
+        r = get_bool(v, "/callbacks", "terminate_on_nan", &s->terminate_on_nan, d);
+    if (r == 0 && s->optimizer.schedule.kind != LR_SCHEDULE_NONE &&
+        (s->reduce_lr.enabled || s->lr_scheduler.enabled))
+        r = diag_set(d, -EINVAL,
+                     s->reduce_lr.enabled ? "/callbacks/reduce_lr_on_plateau"
+                                          : "/callbacks/lr_scheduler",
+                     "the optimizer's learning_rate is a schedule (%s), which this callback "
+                     "cannot set (Keras refuses it too): give a number as learning_rate",
+                     lr_schedule_class_name(&s->optimizer.schedule));
+    return r;
 }
 
 /* Line and column (1-based) of byte offset off in text. */
@@ -707,11 +887,294 @@ static void text_position(const char *text, size_t off, int *line, int *col)
     }
 }
 
+/* One Keras loss or metric class: its serialized class_name, the name
+ * compile() also takes and the config keys its get_config() prints. */
+struct keras_class {
+    const char *class_name, *name;
+    int kind;
+};
+
+static const struct keras_class loss_classes[] = {
+    {"CategoricalCrossentropy", "categorical_crossentropy", LOSS_KIND_CATEGORICAL_CROSSENTROPY},
+    {"SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
+     LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY},
+    {"BinaryCrossentropy", "binary_crossentropy", LOSS_KIND_BINARY_CROSSENTROPY},
+    {"MeanSquaredError", "mean_squared_error", LOSS_KIND_MEAN_SQUARED_ERROR},
+    {"MeanAbsoluteError", "mean_absolute_error", LOSS_KIND_MEAN_ABSOLUTE_ERROR},
+    {NULL, NULL, 0},
+};
+
+static const struct keras_class metric_classes[] = {
+    {"CategoricalAccuracy", "categorical_accuracy", METRIC_KIND_CATEGORICAL_ACCURACY},
+    {"SparseCategoricalAccuracy", "sparse_categorical_accuracy",
+     METRIC_KIND_SPARSE_CATEGORICAL_ACCURACY},
+    {"TopKCategoricalAccuracy", "top_k_categorical_accuracy",
+     METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY},
+    {"BinaryAccuracy", "binary_accuracy", METRIC_KIND_BINARY_ACCURACY},
+    {"MeanSquaredError", "mean_squared_error", METRIC_KIND_MEAN_SQUARED_ERROR},
+    {"MeanAbsoluteError", "mean_absolute_error", METRIC_KIND_MEAN_ABSOLUTE_ERROR},
+    {NULL, NULL, 0},
+};
+
+static const char loss_names[] = "categorical_crossentropy, sparse_categorical_crossentropy, "
+                                 "binary_crossentropy, mean_squared_error (mse), "
+                                 "mean_absolute_error (mae)";
+static const char metric_names[] = "accuracy, acc, categorical_accuracy, "
+                                   "sparse_categorical_accuracy, top_k_categorical_accuracy, "
+                                   "binary_accuracy, mse, mae, mean_squared_error, "
+                                   "mean_absolute_error";
+
+static const struct keras_class *class_by_class_name(const struct keras_class *t, const char *n)
+{
+    for (; t->class_name; t++)
+        if (strcmp(t->class_name, n) == 0)
+            return t;
+    return NULL;
+}
+
+/* A serialized Keras object {"module", "class_name", "config",
+ * "registered_name"}: its class in table, config checked against allowed. */
+static int keras_object(const cJSON *v, const char *base, const struct keras_class *table,
+                        const char *const *config_keys, const char *what, const char *names,
+                        const struct keras_class **ret_class, const cJSON **ret_config,
+                        struct diag *d)
+{
+    static const char *const keys[] = {"module", "class_name", "config", "registered_name", NULL};
+    char field[256];
+    if (!cJSON_IsObject(v))
+        return diag_set(d, -EINVAL, base,
+                        "must be a %s name or a serialized Keras %s object, not %s", what, what,
+                        json_type_name(v));
+    int r = check_keys(v, base, keys, d);
+    if (r == 0)
+        r = require(v, base, "class_name", d);
+    if (r < 0)
+        return r;
+    const cJSON *cn = cJSON_GetObjectItemCaseSensitive(v, "class_name");
+    pointer_join(field, sizeof(field), base, "class_name");
+    if (!cJSON_IsString(cn))
+        return diag_set(d, -EINVAL, field, "must be a string, not %s", json_type_name(cn));
+    const struct keras_class *k = class_by_class_name(table, cn->valuestring);
+    if (!k)
+        return diag_set(d, -EINVAL, field, "unknown %s class '%.64s'; jobs take the classes of %s",
+                        what, cn->valuestring, names);
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(v, "config");
+    pointer_join(field, sizeof(field), base, "config");
+    if (cfg && !cJSON_IsNull(cfg)) {
+        if (!cJSON_IsObject(cfg))
+            return diag_set(d, -EINVAL, field, "must be an object, not %s", json_type_name(cfg));
+        if ((r = check_keys(cfg, field, config_keys, d)) < 0)
+            return r;
+        const cJSON *dt = cJSON_GetObjectItemCaseSensitive(cfg, "dtype");
+        if (dt && !cJSON_IsNull(dt) && !(cJSON_IsString(dt) && strcmp(dt->valuestring, "float32") == 0)) {
+            char f2[256];
+            pointer_join(f2, sizeof(f2), field, "dtype");
+            return diag_set(d, -EINVAL, f2, "must be \"float32\" or null (jobs train in float32)");
+        }
+    } else {
+        cfg = NULL;
+    }
+    *ret_class = k;
+    *ret_config = cfg;
+    return 0;
+}
+
+/* "loss": a name or a serialized Keras loss. */
+static int parse_loss(struct job_spec *s, const cJSON *root, struct diag *d)
+{
+    static const char *const cfg_keys[] = {"name", "reduction", "dtype", "from_logits",
+                                           "label_smoothing", "axis", "ignore_class", NULL};
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "loss");
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (cJSON_IsString(v)) {
+        int r = get_string(root, "", "loss", s->loss, sizeof(s->loss), false, d);
+        if (r < 0)
+            return r;
+        int kind = loss_kind_from_name(s->loss);
+        for (const char *p = s->loss; *p && kind >= 0; p++)
+            if (isupper((unsigned char)*p))
+                kind = -1; /* Keras' names are lower case */
+        if (kind < 0)
+            return diag_set(d, -EINVAL, "/loss", "unknown loss '%s'; jobs take %s", s->loss,
+                            loss_names);
+        s->loss_config.kind = (enum loss_kind)kind;
+        return 0;
+    }
+    const struct keras_class *k;
+    const cJSON *cfg;
+    int r = keras_object(v, "/loss", loss_classes, cfg_keys, "loss", loss_names, &k, &cfg, d);
+    if (r < 0)
+        return r;
+    struct loss_config lc = {.kind = (enum loss_kind)k->kind};
+    snprintf(s->loss, sizeof(s->loss), "%s", k->name);
+    s->loss_object = true;
+    if (cfg) {
+        bool cross = lc.kind == LOSS_KIND_CATEGORICAL_CROSSENTROPY ||
+                     lc.kind == LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY ||
+                     lc.kind == LOSS_KIND_BINARY_CROSSENTROPY;
+        bool smoothing = lc.kind == LOSS_KIND_CATEGORICAL_CROSSENTROPY ||
+                         lc.kind == LOSS_KIND_BINARY_CROSSENTROPY;
+        if (!cross && cJSON_GetObjectItemCaseSensitive(cfg, "from_logits"))
+            return diag_set(d, -EINVAL, "/loss/config/from_logits", "%s has no from_logits",
+                            k->class_name);
+        if (!smoothing && cJSON_GetObjectItemCaseSensitive(cfg, "label_smoothing"))
+            return diag_set(d, -EINVAL, "/loss/config/label_smoothing",
+                            "%s has no label_smoothing", k->class_name);
+        const cJSON *ic = cJSON_GetObjectItemCaseSensitive(cfg, "ignore_class");
+        if (ic && !cJSON_IsNull(ic))
+            return diag_set(d, -EINVAL, "/loss/config/ignore_class",
+                            "must be null (jobs train every class)");
+        const cJSON *red = cJSON_GetObjectItemCaseSensitive(cfg, "reduction");
+        if (red && !(cJSON_IsString(red) && (strcmp(red->valuestring, "sum_over_batch_size") == 0 ||
+                                             strcmp(red->valuestring, "auto") == 0)))
+            return diag_set(d, -EINVAL, "/loss/config/reduction",
+                            "must be \"sum_over_batch_size\" (or tf.keras' \"auto\"): jobs "
+                            "average the loss over the batch");
+        const cJSON *ax = cJSON_GetObjectItemCaseSensitive(cfg, "axis");
+        if (ax && !(cJSON_IsNumber(ax) && ax->valuedouble == -1))
+            return diag_set(d, -EINVAL, "/loss/config/axis", "must be -1 (the class axis)");
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(cfg, "name");
+        if (nm && (r = check_string(nm, "/loss/config/name", 64, false, d)) < 0)
+            return r;
+        double ls = 0;
+        if ((r = get_bool(cfg, "/loss/config", "from_logits", &lc.from_logits, d)) < 0 ||
+            (r = get_number(cfg, "/loss/config", "label_smoothing", 0, false, 1, false, &ls,
+                            NULL, d)) < 0)
+            return r;
+        lc.label_smoothing = ls;
+    }
+    s->loss_config = lc;
+    return 0;
+}
+
+/* The log key a metric's name gives: Keras' name characters, at most 27
+ * (fit() adds "val_"). */
+static int check_metric_key(const char *key, const char *field, struct diag *d)
+{
+    size_t n = strlen(key);
+    if (n < 1 || n > 27)
+        return diag_set(d, -EINVAL, field, "a metric name is 1 to 27 characters (its log key)");
+    for (const char *p = key; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_')
+            return diag_set(d, -EINVAL, field,
+                            "a metric name (its log key) is letters, digits and '_'");
+    if (strcmp(key, "loss") == 0 || strncmp(key, "val_", 4) == 0)
+        return diag_set(d, -EINVAL, field, "'%s' cannot name a metric: it is a log key of its own",
+                        key);
+    return 0;
+}
+
+/* "metrics": one metric, a name or a serialized Keras metric. */
+static int parse_metrics(struct job_spec *s, const cJSON *root, struct diag *d)
+{
+    static const char *const cfg_keys[] = {"name", "dtype", "k", "threshold", NULL};
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "metrics");
+    snprintf(s->metric_name, sizeof(s->metric_name), "accuracy");
+    metric_config_from_name(&s->metric_config, "accuracy", s->loss_config.kind);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 1)
+        return diag_set(d, -EINVAL, "/metrics",
+                        "must be an array of one metric (jobs log one metric)");
+    const cJSON *m = v->child;
+    if (cJSON_IsString(m)) {
+        int r = check_string(m, "/metrics/0", sizeof(s->metric_name), false, d);
+        if (r < 0)
+            return r;
+        if (metric_config_from_name(&s->metric_config, m->valuestring, s->loss_config.kind) < 0)
+            return diag_set(d, -EINVAL, "/metrics/0", "unknown metric '%s'; jobs take %s",
+                            m->valuestring, metric_names);
+        snprintf(s->metric_name, sizeof(s->metric_name), "%s", m->valuestring);
+        snprintf(s->metric, sizeof(s->metric), "%s", logs_canonical_key(m->valuestring));
+        return 0;
+    }
+    const struct keras_class *k;
+    const cJSON *cfg;
+    int r = keras_object(m, "/metrics/0", metric_classes, cfg_keys, "metric", metric_names, &k,
+                         &cfg, d);
+    if (r < 0)
+        return r;
+    struct metric_config mc = {.kind = (enum metric_kind)k->kind, .k = 5, .threshold = 0.5};
+    char key[40];
+    snprintf(key, sizeof(key), "%s", k->name);
+    if (cfg) {
+        if (mc.kind != METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY &&
+            cJSON_GetObjectItemCaseSensitive(cfg, "k"))
+            return diag_set(d, -EINVAL, "/metrics/0/config/k", "%s has no k", k->class_name);
+        if (mc.kind != METRIC_KIND_BINARY_ACCURACY &&
+            cJSON_GetObjectItemCaseSensitive(cfg, "threshold"))
+            return diag_set(d, -EINVAL, "/metrics/0/config/threshold", "%s has no threshold",
+                            k->class_name);
+        long long kk = mc.k;
+        if ((r = get_int(cfg, "/metrics/0/config", "k", 1, 255, &kk, NULL, d)) < 0 ||
+            (r = get_number(cfg, "/metrics/0/config", "threshold", 0, false, 1, false,
+                            &mc.threshold, NULL, d)) < 0 ||
+            (r = get_string(cfg, "/metrics/0/config", "name", key, sizeof(key), false, d)) < 0)
+            return r;
+        mc.k = (int)kk;
+    }
+    if ((r = check_metric_key(key, "/metrics/0/config/name", d)) < 0)
+        return r;
+    s->metric_object = true;
+    s->metric_config = mc;
+    snprintf(s->metric_name, sizeof(s->metric_name), "%s", k->name);
+    snprintf(s->metric, sizeof(s->metric), "%s", logs_canonical_key(key));
+    return 0;
+}
+
+/* "class_weight": {"0": 1.0, "3": 2.5} as Keras fit() takes it (a Python
+ * dict from class index to weight; JSON keys are strings).  Classes not
+ * named weigh 1. */
+static int parse_class_weight(struct job_spec *s, const cJSON *root, struct diag *d)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "class_weight");
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsObject(v))
+        return diag_set(d, -EINVAL, "/class_weight",
+                        "must be an object from class index to weight, not %s",
+                        json_type_name(v));
+    for (const cJSON *c = v->child; c; c = c->next) {
+        char field[256];
+        const char *key = c->string ? c->string : "";
+        pointer_join(field, sizeof(field), "/class_weight", key);
+        char *end = NULL;
+        long cls = strtol(key, &end, 10);
+        if (!*key || *end || !isdigit((unsigned char)key[0]) || cls > 255 ||
+            (key[0] == '0' && key[1]))
+            return diag_set(d, -EINVAL, field,
+                            "'%.32s' is not a class index (an integer 0 to 255 without sign or "
+                            "leading zeros)", key);
+        for (int i = 0; i < s->n_class_weight; i++)
+            if (s->class_weight[i].cls == cls)
+                return diag_set(d, -EINVAL, field, "class %ld is named twice", cls);
+        if (!cJSON_IsNumber(c) || !isfinite(c->valuedouble) || c->valuedouble < 0)
+            return diag_set(d, -EINVAL, field, "must be a finite number >= 0");
+        s->class_weight[s->n_class_weight].cls = (int)cls;
+        s->class_weight[s->n_class_weight].weight = c->valuedouble;
+        s->n_class_weight++;
+    }
+    return 0;
+}
+
+static int parse_compile(struct job_spec *s, const cJSON *root, struct diag *d)
+{
+    int r = parse_loss(s, root, d);
+    if (r == 0)
+        r = parse_metrics(s, root, d);
+    if (r == 0)
+        r = parse_class_weight(s, root, d);
+    return r;
+}
+
 static int parse_root(struct job_spec *s, const cJSON *root, bool local, struct diag *d)
 {
     static const char *const keys[] = {"name", "dataset", "model", "optimizer", "batch_size",
                                        "epochs", "seed", "steps_per_epoch", "validation_steps",
-                                       "threads", "checkpoints", "callbacks", NULL};
+                                       "threads", "loss", "metrics", "class_weight",
+                                       "checkpoints", "callbacks",
+                                       NULL};
     int r;
     if (!cJSON_IsObject(root))
         return diag_set(d, -EINVAL, "", "a job spec must be a JSON object, not %s",
@@ -751,7 +1214,8 @@ static int parse_root(struct job_spec *s, const cJSON *root, bool local, struct 
         return r;
     s->threads = (int)x;
 
-    if ((r = parse_checkpoints(s, root, d)) < 0 || (r = parse_callbacks(s, root, d)) < 0)
+    if ((r = parse_compile(s, root, d)) < 0 || (r = parse_checkpoints(s, root, d)) < 0 ||
+        (r = parse_callbacks(s, root, d)) < 0)
         return r;
     return 0;
 }
@@ -796,6 +1260,8 @@ static int parse_spec(struct job_spec *ret, const char *json, size_t len, bool l
     s.batch_size = 32;
     s.epochs = 1;
     s.seed = 1;
+    snprintf(s.loss, sizeof(s.loss), "categorical_crossentropy");
+    snprintf(s.metric, sizeof(s.metric), "accuracy");
     s.import_seed = -1;
     int r = parse_root(&s, root, local, d);
     cJSON_Delete(root);
@@ -824,22 +1290,63 @@ static cJSON *number_or_null(bool is_null, double x)
     return is_null ? cJSON_CreateNull() : cJSON_CreateNumber(x);
 }
 
+static cJSON *learning_rate_json(const struct optimizer_config *o)
+{
+    if (o->schedule.kind == LR_SCHEDULE_NONE)
+        return cJSON_CreateNumber(o->learning_rate);
+    char *text = lr_schedule_to_json(&o->schedule);
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    return j;
+}
+
 static cJSON *optimizer_json(const struct optimizer_config *o)
 {
     cJSON *j = cJSON_CreateObject();
     if (!j)
         return NULL;
-    bool ok = cjson_add(j, "name", cJSON_CreateString(o->kind == OPTIMIZER_KIND_SGD ? "sgd" : "adam")) &&
-              cjson_add(j, "learning_rate", cJSON_CreateNumber(o->learning_rate)) &&
+    char name[16];
+    const char *cls = optimizer_kind_class_name(o->kind);
+    size_t i = 0;
+    for (; cls[i] && i + 1 < sizeof(name); i++)
+        name[i] = (char)tolower((unsigned char)cls[i]);
+    name[i] = '\0';
+    bool ok = cjson_add(j, "name", cJSON_CreateString(name)) &&
+              cjson_add(j, "learning_rate", learning_rate_json(o)) &&
               cjson_add(j, "decay", cJSON_CreateNumber(o->decay));
-    if (ok && o->kind == OPTIMIZER_KIND_SGD)
-        ok = cjson_add(j, "momentum", cJSON_CreateNumber(o->momentum)) &&
+    switch (o->kind) {
+    case OPTIMIZER_KIND_SGD:
+        ok = ok && cjson_add(j, "momentum", cJSON_CreateNumber(o->momentum)) &&
              cjson_add(j, "nesterov", cJSON_CreateBool(o->nesterov));
-    else if (ok)
-        ok = cjson_add(j, "beta_1", cJSON_CreateNumber(o->beta_1)) &&
+        break;
+    case OPTIMIZER_KIND_RMSPROP:
+        ok = ok && cjson_add(j, "rho", cJSON_CreateNumber(o->rho)) &&
+             cjson_add(j, "momentum", cJSON_CreateNumber(o->momentum)) &&
+             cjson_add(j, "epsilon", cJSON_CreateNumber(o->epsilon)) &&
+             cjson_add(j, "centered", cJSON_CreateBool(o->centered));
+        break;
+    case OPTIMIZER_KIND_ADAGRAD:
+        ok = ok && cjson_add(j, "initial_accumulator_value",
+                       cJSON_CreateNumber(o->initial_accumulator_value)) &&
+             cjson_add(j, "epsilon", cJSON_CreateNumber(o->epsilon));
+        break;
+    default:
+        ok = ok && cjson_add(j, "beta_1", cJSON_CreateNumber(o->beta_1)) &&
              cjson_add(j, "beta_2", cJSON_CreateNumber(o->beta_2)) &&
              cjson_add(j, "epsilon", cJSON_CreateNumber(o->epsilon));
-    return cjson_checked(j, ok);
+        if (o->kind == OPTIMIZER_KIND_ADAM || o->kind == OPTIMIZER_KIND_ADAMW)
+            ok = ok && cjson_add(j, "amsgrad", cJSON_CreateBool(o->amsgrad));
+        break;
+    }
+    ok = ok && cjson_add(j, "weight_decay", number_or_null(o->weight_decay <= 0, o->weight_decay)) &&
+         cjson_add(j, "clipnorm", number_or_null(o->clipnorm <= 0, o->clipnorm)) &&
+         cjson_add(j, "clipvalue", number_or_null(o->clipvalue <= 0, o->clipvalue)) &&
+         cjson_add(j, "global_clipnorm", number_or_null(o->global_clipnorm <= 0, o->global_clipnorm));
+    if (!ok) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
 }
 
 static cJSON *policy_json(const struct ckpt_policy_config *c)
@@ -850,7 +1357,7 @@ static cJSON *policy_json(const struct ckpt_policy_config *c)
     bool ok =
         cjson_add(j, "filepath", cJSON_CreateString(c->filepath)) &&
         cjson_add(j, "monitor", cJSON_CreateString(c->monitor)) &&
-        cjson_add(j, "mode", cJSON_CreateString(mode_name(c->mode))) &&
+        cjson_add(j, "mode", cJSON_CreateString(cb_mode_name(c->mode))) &&
         cjson_add(j, "save_best_only", cJSON_CreateBool(c->save_best_only)) &&
         cjson_add(j, "save_weights_only", cJSON_CreateBool(c->save_weights_only)) &&
         cjson_add(j, "save_freq", c->save_freq > 0 ? cJSON_CreateNumber(c->save_freq)
@@ -863,26 +1370,133 @@ static cJSON *policy_json(const struct ckpt_policy_config *c)
     return cjson_checked(j, ok);
 }
 
-static cJSON *callbacks_json(const struct job_early_stopping *es)
+static cJSON *early_stopping_json(const struct es_config *es)
 {
-    cJSON *j = cJSON_CreateObject();
-    if (!j)
-        return NULL;
-    if (!es->enabled) {
-        if (!cjson_add(j, "early_stopping", cJSON_CreateNull())) {
-            cJSON_Delete(j);
-            return NULL;
-        }
-        return j;
-    }
+    if (!es->enabled)
+        return cJSON_CreateNull();
     cJSON *e = cJSON_CreateObject();
-    bool ok = cjson_add(j, "early_stopping", e) && cjson_add(e, "monitor", cJSON_CreateString(es->monitor)) &&
+    bool ok = e && cjson_add(e, "monitor", cJSON_CreateString(es->monitor)) &&
               cjson_add(e, "patience", cJSON_CreateNumber(es->patience)) &&
               cjson_add(e, "min_delta", cJSON_CreateNumber(es->min_delta)) &&
-              cjson_add(e, "mode", cJSON_CreateString(mode_name(es->mode))) &&
+              cjson_add(e, "mode", cJSON_CreateString(cb_mode_name(es->mode))) &&
               cjson_add(e, "baseline", number_or_null(!es->has_baseline, es->baseline)) &&
-              cjson_add(e, "restore_best_weights", cJSON_CreateBool(es->restore_best_weights));
-    return cjson_checked(j, ok);
+              cjson_add(e, "restore_best_weights", cJSON_CreateBool(es->restore_best_weights)) &&
+              cjson_add(e, "start_from_epoch", cJSON_CreateNumber(es->start_from_epoch));
+    if (!ok) {
+        cJSON_Delete(e);
+        return NULL;
+    }
+    return e;
+}
+
+static cJSON *reduce_lr_json(const struct rlrop_config *c)
+{
+    if (!c->enabled)
+        return cJSON_CreateNull();
+    cJSON *e = cJSON_CreateObject();
+    bool ok = e && cjson_add(e, "monitor", cJSON_CreateString(c->monitor)) &&
+              cjson_add(e, "factor", cJSON_CreateNumber(c->factor)) &&
+              cjson_add(e, "patience", cJSON_CreateNumber(c->patience)) &&
+              cjson_add(e, "mode", cJSON_CreateString(cb_mode_name(c->mode))) &&
+              cjson_add(e, "min_delta", cJSON_CreateNumber(c->min_delta)) &&
+              cjson_add(e, "cooldown", cJSON_CreateNumber(c->cooldown)) &&
+              cjson_add(e, "min_lr", cJSON_CreateNumber(c->min_lr)) &&
+              cjson_add(e, "verbose", cJSON_CreateNumber(c->verbose));
+    if (!ok) {
+        cJSON_Delete(e);
+        return NULL;
+    }
+    return e;
+}
+
+static cJSON *lr_scheduler_json(const struct lr_step_decay_config *c)
+{
+    if (!c->enabled)
+        return cJSON_CreateNull();
+    cJSON *e = cJSON_CreateObject();
+    bool ok = e && cjson_add(e, "schedule", cJSON_CreateString("step_decay")) &&
+              cjson_add(e, "initial_learning_rate", cJSON_CreateNumber(c->initial_learning_rate)) &&
+              cjson_add(e, "factor", cJSON_CreateNumber(c->factor)) &&
+              cjson_add(e, "drop_every", cJSON_CreateNumber(c->drop_every)) &&
+              cjson_add(e, "verbose", cJSON_CreateNumber(c->verbose));
+    if (!ok) {
+        cJSON_Delete(e);
+        return NULL;
+    }
+    return e;
+}
+
+static cJSON *callbacks_json(const struct job_spec *s)
+{
+    cJSON *j = cJSON_CreateObject();
+    bool ok = j && cjson_add(j, "early_stopping", early_stopping_json(&s->early_stopping)) &&
+              cjson_add(j, "reduce_lr_on_plateau", reduce_lr_json(&s->reduce_lr)) &&
+              cjson_add(j, "lr_scheduler", lr_scheduler_json(&s->lr_scheduler)) &&
+              cjson_add(j, "terminate_on_nan", cJSON_CreateBool(s->terminate_on_nan));
+    if (!ok) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
+}
+
+static cJSON *metrics_json(const struct job_spec *s)
+{
+    cJSON *a = cJSON_CreateArray();
+    if (!s->metric_object)
+        return a && cjson_append(a, cJSON_CreateString(s->metric_name)) ? a
+                                                                        : cjson_checked(a, false);
+    const struct keras_class *k = metric_classes;
+    while (k->class_name && k->kind != (int)s->metric_config.kind)
+        k++;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *cfg = o && cjson_add(o, "class_name", cJSON_CreateString(k->class_name))
+                     ? cJSON_AddObjectToObject(o, "config")
+                     : NULL;
+    bool ok = cfg && cjson_add(cfg, "name", cJSON_CreateString(s->metric));
+    if (ok && s->metric_config.kind == METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY)
+        ok = cjson_add(cfg, "k", cJSON_CreateNumber(s->metric_config.k));
+    if (ok && s->metric_config.kind == METRIC_KIND_BINARY_ACCURACY)
+        ok = cjson_add(cfg, "threshold", cjson_double(s->metric_config.threshold));
+    ok = ok && a && cjson_append(a, o);
+    if (!ok && !(a && o && a->child == o))
+        cJSON_Delete(o);
+    return cjson_checked(a, ok);
+}
+
+static cJSON *loss_json(const struct job_spec *s)
+{
+    if (!s->loss_object)
+        return cJSON_CreateString(s->loss);
+    const struct loss_config *lc = &s->loss_config;
+    const struct keras_class *k = loss_classes;
+    while (k->class_name && k->kind != (int)lc->kind)
+        k++;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *cfg = o && cjson_add(o, "class_name", cJSON_CreateString(k->class_name))
+                     ? cJSON_AddObjectToObject(o, "config")
+                     : NULL;
+    bool ok = cfg != NULL;
+    if (ok && lc->kind != LOSS_KIND_MEAN_SQUARED_ERROR && lc->kind != LOSS_KIND_MEAN_ABSOLUTE_ERROR)
+        ok = cjson_add(cfg, "from_logits", cJSON_CreateBool(lc->from_logits));
+    if (ok && (lc->kind == LOSS_KIND_CATEGORICAL_CROSSENTROPY ||
+               lc->kind == LOSS_KIND_BINARY_CROSSENTROPY))
+        ok = cjson_add(cfg, "label_smoothing", cjson_double(lc->label_smoothing));
+    return cjson_checked(o, ok);
+}
+
+static cJSON *class_weight_json(const struct job_spec *s)
+{
+    if (s->n_class_weight == 0)
+        return cJSON_CreateNull();
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o != NULL;
+    for (int i = 0; ok && i < s->n_class_weight; i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "%d", s->class_weight[i].cls);
+        ok = cjson_add(o, key, cjson_double(s->class_weight[i].weight));
+    }
+    return cjson_checked(o, ok);
 }
 
 char *job_spec_to_json(const struct job_spec *s)
@@ -922,7 +1536,10 @@ char *job_spec_to_json(const struct job_spec *s)
         !cjson_add(j, "steps_per_epoch", number_or_null(s->steps_per_epoch <= 0, s->steps_per_epoch)) ||
         !cjson_add(j, "validation_steps",
              number_or_null(s->validation_steps <= 0, s->validation_steps)) ||
-        !cjson_add(j, "threads", cJSON_CreateNumber(s->threads)))
+        !cjson_add(j, "threads", cJSON_CreateNumber(s->threads)) ||
+        !cjson_add(j, "loss", loss_json(s)) ||
+        !cjson_add(j, "metrics", metrics_json(s)) ||
+        !cjson_add(j, "class_weight", class_weight_json(s)))
         goto out;
     cJSON *cps = cJSON_CreateArray();
     if (!cjson_add(j, "checkpoints", cps))
@@ -930,7 +1547,7 @@ char *job_spec_to_json(const struct job_spec *s)
     for (int i = 0; i < s->n_checkpoints; i++)
         if (!cJSON_AddItemToArray(cps, policy_json(&s->checkpoints[i])))
             goto out;
-    if (!cjson_add(j, "callbacks", callbacks_json(&s->early_stopping)))
+    if (!cjson_add(j, "callbacks", callbacks_json(s)))
         goto out;
     out = cJSON_PrintUnformatted(j);
 out:

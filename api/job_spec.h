@@ -27,22 +27,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "callbacks.h"
 #include "checkpoint.h"
 #include "diag.h"
+#include "losses.h"
 #include "optimizer.h"
 
 #define JOB_SPEC_MAX_CHECKPOINTS 8
-
-struct job_early_stopping {
-    bool enabled;
-    char monitor[64];      /* "val_loss" */
-    double min_delta;      /* 0 */
-    int patience;          /* 0 */
-    enum ckpt_mode mode;   /* auto */
-    bool has_baseline;
-    double baseline;
-    bool restore_best_weights; /* false */
-};
 
 struct job_spec {
     char name[128];                 /* optional, "" when absent */
@@ -68,9 +59,35 @@ struct job_spec {
     int steps_per_epoch;            /* 0 = null */
     int validation_steps;           /* 0 = null */
     int threads;                    /* 0 = the daemon's threads per job */
+    /* Keras compile(loss=..., metrics=[...]) and fit(class_weight=...).
+     * "loss" is a name or a serialized Keras loss {"class_name", "config":
+     * {"from_logits", "label_smoothing", ...}}; "metrics" one metric, a
+     * name or a serialized Keras metric ({"class_name":
+     * "TopKCategoricalAccuracy", "config": {"k": 3}}), whose name is the
+     * log key (metric and "val_" + metric; "acc" is logged as "accuracy").
+     * Targets are the data set's integer labels (one-hot rows for the
+     * non-sparse losses). */
+    char loss[40];                  /* as given when a name, else loss_kind_name() */
+    bool loss_object;               /* given as a serialized loss */
+    struct loss_config loss_config;
+    char metric_name[40];           /* as given, or the metric class's default name */
+    bool metric_object;             /* given as a serialized metric */
+    char metric[40];                /* the log key: "accuracy" */
+    struct metric_config metric_config;
+    int n_class_weight;             /* class_weight entries, 0 = none */
+    struct {
+        int cls;                    /* 0..255 */
+        double weight;              /* finite, >= 0 */
+    } class_weight[256];
     int n_checkpoints;
     struct ckpt_policy_config checkpoints[JOB_SPEC_MAX_CHECKPOINTS];
-    struct job_early_stopping early_stopping;
+    /* "callbacks": {"early_stopping": {...}, "reduce_lr_on_plateau": {...},
+     *               "lr_scheduler": {"schedule": "step_decay", ...},
+     *               "terminate_on_nan": true}; each absent or null = off. */
+    struct es_config early_stopping;
+    struct rlrop_config reduce_lr;
+    struct lr_step_decay_config lr_scheduler;
+    bool terminate_on_nan;
 };
 
 /* Parse and validate a job spec JSON text.  Checks types, ranges, unknown

@@ -10,6 +10,7 @@
  * would: uint8 batch gather, model_train_step, optimizer_step.  Then
  * evaluates E batches of EB test images (the first W are not timed).  Prints
  * one JSON line: kernels (the path in use, TRAIND_KERNELS forces one),
+ * conv_algorithms (per Conv2D layer: forward, input gradient, weight gradient),
  * train_images_per_s, eval_images_per_s, peak_rss_mib, loss,
  * accuracy. */
 #include <errno.h>
@@ -155,13 +156,14 @@ int main(int argc, char **argv)
     rng_shuffle_u32(&r, perm, (uint32_t)tr.n);
 
     double t_train = 0, loss_sum = 0, c_train = 0;
-    long timed = 0, correct = 0, seen = 0;
+    long timed = 0, seen = 0;
+    double correct = 0;
     for (int s = 0; s < warmup + steps; s++) {
         double t0 = now_s(), c0 = cpu_s();
         int start = (int)(((long)s * batch) % (tr.n - batch));
         dataset_gather(&tr, perm + start, batch, images, labels);
         double loss;
-        int ok;
+        double ok;
         if ((err = model_train_step(m, images, PIXELS_UINT8, labels, batch, seed,
                                     opt->iterations, &loss, &ok))) {
             fprintf(stderr, "train step: %d\n", err);
@@ -180,11 +182,12 @@ int main(int argc, char **argv)
     }
 
     double t_eval = 0, vloss = 0, c_eval = 0;
-    long etimed = 0, vcorrect = 0, vseen = 0;
+    long etimed = 0, vseen = 0;
+    double vcorrect = 0;
     for (int b = 0; b < eval_batches; b++) {
         int start = (int)(((long)b * eval_batch) % (te.n - eval_batch + 1));
         double t0 = now_s(), c0 = cpu_s(), ls;
-        int ok;
+        double ok;
         if ((err = model_evaluate(m, te.images + (size_t)start * example, PIXELS_UINT8,
                                   te.labels + start, eval_batch, &ls, &ok))) {
             fprintf(stderr, "evaluate: %d\n", err);
@@ -203,16 +206,28 @@ int main(int argc, char **argv)
 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"data\": \"%s\", \"kernels\": \"%s\", \"threads\": %d, \"batch\": %d, \"timed_train_images\": %ld, "
+    /* the convolution algorithm of every Conv2D layer: forward, input and
+     * weight gradient, e.g. "conv2d_1": ["winograd_f2x2_3x3", ...] */
+    char algos[1024];
+    size_t al = 0;
+    for (int i = 0; i < m->n_layers && al < sizeof(algos); i++) {
+        const char *fw, *di, *dw;
+        if (model_conv_algorithms(m, i, &fw, &di, &dw) == 0)
+            al += (size_t)snprintf(algos + al, sizeof(algos) - al, "%s\"%s\": [\"%s\", \"%s\", \"%s\"]",
+                                   al ? ", " : "", m->layers[i].cfg.name, fw, di, dw);
+    }
+    if (al >= sizeof(algos))
+        algos[0] = 0;
+    printf("{\"data\": \"%s\", \"kernels\": \"%s\", \"conv_algorithms\": {%s}, \"threads\": %d, \"batch\": %d, \"timed_train_images\": %ld, "
            "\"train_images_per_s\": %.1f, \"timed_eval_images\": %ld, "
            "\"eval_images_per_s\": %.1f, \"peak_rss_mib\": %.1f, \"loss\": %.4f, "
            "\"accuracy\": %.4f, \"val_loss\": %.4f, \"val_accuracy\": %.4f, "
            "\"params\": %zu, \"train_cpu_ms_per_image\": %.3f, "
            "\"eval_cpu_ms_per_image\": %.3f}\n",
-           data, kernels_name(kernels_active()), threads, batch, timed, t_train > 0 ? timed / t_train : 0.0, etimed,
+           data, kernels_name(kernels_active()), algos, threads, batch, timed, t_train > 0 ? timed / t_train : 0.0, etimed,
            t_eval > 0 ? etimed / t_eval : 0.0, ru.ru_maxrss / 1024.0, loss_sum / seen,
-           (double)correct / seen, vseen ? vloss / vseen : 0.0,
-           vseen ? (double)vcorrect / vseen : 0.0, m->n_params,
+           correct / seen, vseen ? vloss / vseen : 0.0,
+           vseen ? vcorrect / vseen : 0.0, m->n_params,
            timed ? 1e3 * c_train / timed : 0.0, etimed ? 1e3 * c_eval / etimed : 0.0);
     optimizer_free(opt);
     model_free(m);

@@ -23,29 +23,9 @@ void ckpt_policy_config_default(struct ckpt_policy_config *ret)
     ret->mode = CKPT_MODE_AUTO;
 }
 
-/* name is suffix, or ends in "_" suffix. */
-static bool name_has_suffix(const char *name, const char *suffix)
-{
-    size_t n = strlen(name), m = strlen(suffix);
-    if (n < m || strcmp(name + n - m, suffix) != 0)
-        return false;
-    return n == m || name[n - m - 1] == '_';
-}
-
 enum ckpt_mode ckpt_resolve_mode(const struct ckpt_policy_config *cfg)
 {
-    static const char *const min_names[] = {"loss", "mse", "mae"};
-    static const char *const max_names[] = {"accuracy", "acc", "auc", "precision", "recall"};
-
-    if (cfg->mode != CKPT_MODE_AUTO)
-        return cfg->mode;
-    for (size_t i = 0; i < sizeof(min_names) / sizeof(min_names[0]); i++)
-        if (name_has_suffix(cfg->monitor, min_names[i]))
-            return CKPT_MODE_MIN;
-    for (size_t i = 0; i < sizeof(max_names) / sizeof(max_names[0]); i++)
-        if (name_has_suffix(cfg->monitor, max_names[i]))
-            return CKPT_MODE_MAX;
-    return CKPT_MODE_AUTO;
+    return cb_resolve_mode(CB_KIND_MODEL_CHECKPOINT, cfg->monitor, cfg->mode);
 }
 
 /* The allowed extensions, longest first so that ".weights.h5" wins over ".h5". */

@@ -22,15 +22,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "cb_monitor.h"
 #include "diag.h"
 #include "logs.h"
 #include "template.h"
-
-enum ckpt_mode {
-    CKPT_MODE_AUTO,
-    CKPT_MODE_MIN,
-    CKPT_MODE_MAX,
-};
 
 /* One checkpoint policy as the job spec gives it (defaults as tf.keras). */
 struct ckpt_policy_config {

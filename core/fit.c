@@ -16,6 +16,8 @@
 #include "fit.h"
 
 #include <errno.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -77,23 +79,22 @@ static int evaluate_chunks(struct model *m, const struct dataset *ds, int batch_
 {
     size_t example = dataset_example_bytes(ds);
     int batches = batches_of(ds->n, batch_size, steps);
-    double loss_sum = 0;
-    long correct = 0, seen = 0;
+    double loss_sum = 0, metric_sum = 0;
+    long seen = 0;
     for (int b = 0; b < batches; b++) {
         int start = b * batch_size;
         int nb = ds->n - start < batch_size ? ds->n - start : batch_size;
-        double ls = 0;
-        int ok = 0;
+        double ls = 0, ok = 0;
         int r = model_evaluate(m, ds->images + (size_t)start * example, ds->pixels,
                                ds->labels + start, nb, &ls, &ok);
         if (r < 0)
             return diag_set(d, r, "", "evaluation failed at batch %d of %d", b + 1, batches);
         loss_sum += ls;
-        correct += ok;
+        metric_sum += ok;
         seen += nb;
     }
     *ret_loss = loss_sum / (double)seen;
-    *ret_accuracy = (double)correct / (double)seen;
+    *ret_accuracy = metric_sum / (double)seen;
     return 0;
 }
 
@@ -121,6 +122,7 @@ struct fit_run {
     int pass_batches; /* batches in one pass over the training set */
     void *images;     /* (batch_size, H, W, C) of the training set's pixels */
     uint8_t *labels;  /* (batch_size) */
+    char acc_key[48], val_acc_key[52]; /* the accuracy metric's log keys */
     struct fit_progress p;
 };
 
@@ -165,22 +167,22 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
     struct fit_progress *p = &run->p;
     int64_t first = (int64_t)e * p->batches; /* position in the batch stream */
     double t0 = monotonic_seconds(), train_seconds = 0;
-    double loss_sum = 0;
-    long correct = 0, seen = 0;
+    double loss_sum = 0, metric_sum = 0;
+    long seen = 0;
     int result = 0;
     int b0 = 0;
     if (e == o->initial_epoch && o->initial_batch > 0) { /* a stopped epoch continues */
         b0 = o->initial_batch;
         loss_sum = o->initial_loss_sum;
-        correct = o->initial_correct;
+        metric_sum = o->initial_metric_sum;
         seen = o->initial_seen;
         p->batch = b0;
         p->loss_sum = loss_sum;
-        p->correct = correct;
+        p->metric_sum = metric_sum;
         p->seen = seen;
         if (seen > 0) {
             logs_set(logs, "loss", loss_sum / (double)seen);
-            logs_set(logs, "accuracy", (double)correct / (double)seen);
+            logs_set(logs, run->acc_key, metric_sum / (double)seen);
         }
     }
     for (int b = b0; b < p->batches; b++) {
@@ -202,8 +204,7 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
         int nb = train->n - start < o->batch_size ? train->n - start : o->batch_size;
         dataset_gather(train, run->idx + start, nb, run->images, run->labels);
         double lr = optimizer_current_lr(opt);
-        double loss = 0;
-        int ok = 0;
+        double loss = 0, ok = 0;
         int r = model_train_step(m, run->images, train->pixels, run->labels, nb, o->seed,
                                  opt->iterations, &loss, &ok);
         if (r < 0)
@@ -212,11 +213,11 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
         double tn = monotonic_seconds();
         train_seconds += tn - tb;
         loss_sum += loss * nb;
-        correct += ok;
+        metric_sum += ok;
         seen += nb;
         p->batch = b + 1;
         p->loss_sum = loss_sum;
-        p->correct = correct;
+        p->metric_sum = metric_sum;
         p->seen = seen;
         p->iterations = opt->iterations;
         p->lr = lr;
@@ -224,7 +225,7 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
         p->epoch_seconds = tn - t0;
         logs->n = 0;
         logs_set(logs, "loss", loss_sum / (double)seen);
-        logs_set(logs, "accuracy", (double)correct / (double)seen);
+        logs_set(logs, run->acc_key, metric_sum / (double)seen);
         if (cb && cb->batch_end) {
             r = cb->batch_end(cb->ctx, p, logs);
             if (r < 0)
@@ -261,6 +262,13 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
         fit_run_free(&run);
         return diag_set(d, -ENOMEM, "", "out of memory for the batch buffers");
     }
+    const char *acc = o->accuracy_key ? o->accuracy_key : "accuracy";
+    if (strlen(acc) == 0 || strlen(acc) + 4 >= sizeof(((struct logs *)0)->items[0].key)) {
+        fit_run_free(&run);
+        return diag_set(d, -EINVAL, "/accuracy_key", "must be 1 to 27 characters (logs keys)");
+    }
+    snprintf(run.acc_key, sizeof(run.acc_key), "%s", acc);
+    snprintf(run.val_acc_key, sizeof(run.val_acc_key), "val_%s", acc);
     struct fit_progress *p = &run.p;
     p->epochs = o->epochs;
     p->epoch = o->initial_epoch + 1;
@@ -270,7 +278,7 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
     p->iterations = opt->iterations;
     p->lr = optimizer_current_lr(opt);
     if (o->initial_batch < 0 || o->initial_batch > p->batches || o->initial_seen < 0 ||
-        o->initial_correct < 0 || o->initial_correct > o->initial_seen ||
+        !(o->initial_metric_sum >= 0 && isfinite(o->initial_metric_sum)) ||
         (o->initial_batch > 0 && o->initial_seen == 0)) {
         fit_run_free(&run);
         return diag_set(d, -EINVAL, "/initial_batch",
@@ -294,8 +302,24 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
         p->images_per_s = 0;
         p->epoch_seconds = 0;
         p->loss_sum = 0;
-        p->correct = p->seen = 0;
+        p->metric_sum = 0;
+        p->seen = 0;
         memset(&logs, 0, sizeof(logs));
+        if (cb && cb->epoch_begin && !(stop && atomic_load(stop))) {
+            if (e == o->initial_epoch)
+                p->batch = o->initial_batch;
+            r = cb->epoch_begin(cb->ctx, p);
+            p->batch = 0;
+            if (r < 0) {
+                status = diag_set(d, r, "", "epoch_begin callback aborted at epoch %d", e + 1);
+                break;
+            }
+            if (r > 0) {
+                status = 1;
+                break;
+            }
+            p->lr = optimizer_current_lr(opt); /* a scheduler may have set it */
+        }
         r = fit_epoch(&run, m, opt, train, o, cb, stop, e, &logs, d);
         if (r == -ECANCELED)
             diag_set(d, r, "", "stopped at epoch %d batch %d", e + 1, p->batch);
@@ -312,7 +336,7 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
                 break;
             }
             logs_set(&logs, "val_loss", vl);
-            logs_set(&logs, "val_accuracy", va);
+            logs_set(&logs, run.val_acc_key, va);
         }
         p->epoch_seconds = monotonic_seconds() - t0;
         if (cb && cb->epoch_end) {

@@ -7,7 +7,7 @@
  * does; steps_per_epoch batches when > 0, see fit()), keep running means of loss and accuracy, call
  * batch_end, then evaluate on the validation set (at most validation_steps
  * batches when > 0) and call epoch_end with logs loss, accuracy, val_loss,
- * val_accuracy.  The stop flag is checked between batches.
+ * val_accuracy (the accuracy keys named by fit_options.accuracy_key).  The stop flag is checked between batches.
  *
  * Same model, data, options, seed and thread count give bit-identical
  * weights, also when a run is resumed from a saved (weights, optimizer slots,
@@ -38,7 +38,13 @@ struct fit_options {
      * fit_progress); 0 = start the epoch from its first batch. */
     int initial_batch;
     double initial_loss_sum;
-    long initial_correct, initial_seen;
+    double initial_metric_sum;
+    long initial_seen;
+    /* The metric's log key (Keras names it after compile()'s metrics
+     * entry, e.g. "sparse_categorical_accuracy", "mse"; validation adds
+     * "val_"); NULL = "accuracy".  At most 27 characters.  The metric
+     * itself is the model's head (model_set_head). */
+    const char *accuracy_key;
 };
 
 /* What callbacks see.  epoch and batch are 1-based. */
@@ -49,21 +55,27 @@ struct fit_progress {
     double lr;               /* learning rate of the last step */
     double images_per_s;     /* training throughput over the current epoch */
     double epoch_seconds;    /* wall time of the epoch so far */
-    /* Running sums of the epoch so far (loss * examples, correct, examples):
-     * with batch, what fit_options needs to continue a stopped epoch. */
-    double loss_sum;
-    long correct, seen;
+    /* Running sums of the epoch so far (loss * examples, the metric summed
+     * over the examples, examples): with batch, what fit_options needs to
+     * continue a stopped epoch. */
+    double loss_sum, metric_sum;
+    long seen;
 };
 
 /* Callback results: 0 = continue, 1 = stop training after this point
  * (EarlyStopping), negative errno = abort fit() with that error.  As Keras
  * checks stop_training after each batch: 1 from batch_end ends the epoch
  * there, and its validation and epoch_end still run; 1 from epoch_end stops
- * after that epoch; 1 from train_begin runs no epoch.  train_end is always
- * called once train_begin was. */
+ * after that epoch; 1 from train_begin runs no epoch; 1 from epoch_begin
+ * runs no batch of that epoch (Keras: stop_training is first checked after a
+ * batch, so that epoch still runs; traind stops before it).  epoch_begin is
+ * also called for an epoch resumed inside (p->batch > 0 then), not once the
+ * stop flag is seen.  train_end is
+ * always called once train_begin was.  A list of callbacks: callbacks.h. */
 struct fit_callbacks {
     void *ctx;
     int (*train_begin)(void *ctx, const struct fit_progress *p);
+    int (*epoch_begin)(void *ctx, const struct fit_progress *p);
     int (*batch_end)(void *ctx, const struct fit_progress *p, const struct logs *logs);
     int (*epoch_end)(void *ctx, const struct fit_progress *p, const struct logs *logs);
     /* status: 0 finished, 1 stopped by a callback, -ECANCELED stop flag, other negative: error */
@@ -87,7 +99,7 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
         const struct dataset *val, const struct fit_options *o, const struct fit_callbacks *cb,
         atomic_int *stop, struct diag *d);
 
-/* Evaluate on ds (inference mode): mean loss and accuracy over at most
+/* Evaluate on ds (inference mode): mean loss and metric (the model head's) over at most
  * `steps` batches (0 = all). */
 int fit_evaluate(struct model *m, const struct dataset *ds, int batch_size, int steps,
                  double *ret_loss, double *ret_accuracy, struct diag *d);

@@ -1380,7 +1380,7 @@ int h5_load_resume(struct model *m, struct optimizer *opt, const char *path, int
     int r = check_model(m, d);
     if (r < 0)
         return r;
-    if (!opt || opt->n_slots < 0 || opt->n_slots > 2 || opt->n != m->n_params)
+    if (!opt || opt->n_slots < 0 || opt->n_slots > OPTIMIZER_MAX_SLOTS || opt->n != m->n_params)
         return diag_set(d, -EINVAL, path, "optimizer does not belong to the model");
     void *image;
     size_t len;
@@ -1389,7 +1389,7 @@ int h5_load_resume(struct model *m, struct optimizer *opt, const char *path, int
         return r;
     size_t bytes = m->n_params * sizeof(float) + 1;
     float *params = malloc(bytes);
-    float *slots[2] = {NULL, NULL};
+    float *slots[OPTIMIZER_MAX_SLOTS] = {NULL};
     bool oom = !params;
     for (int s = 0; s < opt->n_slots; s++) {
         slots[s] = malloc(bytes);
@@ -1469,7 +1469,7 @@ out_nolock:
     free(state);
     free(checksum);
     free(params);
-    for (int s = 0; s < 2; s++)
+    for (int s = 0; s < OPTIMIZER_MAX_SLOTS; s++)
         free(slots[s]);
     return r;
 }

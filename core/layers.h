@@ -77,6 +77,15 @@ void conv2d_backward(float *dinp,         /* (N, H, W, C) or NULL */
                      const float *wflip,  /* (KH, KW, K, C) or NULL */
                      int n, const struct conv2d_geom *g);
 
+/* The algorithm conv2d_forward / conv2d_backward run for g on the active
+ * kernel path (for reports such as bench/compare's): "winograd_f2x2_3x3",
+ * "implicit_gemm", "direct_c1", "pointwise_gemm", "im2col_gemm" or
+ * "col2im_gemm"; dinp / wflip: whether the backward computes dinp and gets
+ * a flipped kernel.  Static strings. */
+const char *conv2d_forward_algorithm(const struct conv2d_geom *g);
+const char *conv2d_dinput_algorithm(const struct conv2d_geom *g, bool wflip);
+const char *conv2d_dweight_algorithm(const struct conv2d_geom *g, bool dinp, bool wflip);
+
 /* -------------------------------------------------------------- Dense */
 
 /* out = act(inp * weight + bias); act must not be SOFTMAX. */
@@ -208,5 +217,16 @@ void softmax_crossentropy_forward(float *probs,        /* (N, classes) */
 void softmax_crossentropy_backward(float *dlogits,                   /* (N, classes) */
                                    const float *probs, const float *y, /* (N, classes) */
                                    float scale, int n, int classes);
+/* The same for integer labels (sparse categorical cross-entropy), without a
+ * one-hot copy: losses[i] = -max(log p_i,label_i, log 1e-7);
+ * dlogits = (probs - one_hot(labels)) * scale.  labels < classes. */
+void softmax_sparse_crossentropy_forward(float *probs,          /* (N, classes) */
+                                         float *losses,         /* (N) */
+                                         const float *logits,   /* (N, classes) */
+                                         const uint8_t *labels, /* (N) */
+                                         int n, int classes);
+void softmax_sparse_crossentropy_backward(float *dlogits,                          /* (N, classes) */
+                                          const float *probs, const uint8_t *labels, /* (N) */
+                                          float scale, int n, int classes);
 
 #endif

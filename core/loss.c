@@ -14,27 +14,42 @@
 
 #include "layers.h"
 
+/* The row's maximum and log(sum_j exp(z_j - max)): log p_j = z_j - max - lse. */
+static void row_log_softmax(const float *z, int classes, float *ret_max, double *ret_lse)
+{
+    float mx = z[0];
+    for (int j = 1; j < classes; j++)
+        mx = z[j] > mx ? z[j] : mx;
+    double sum = 0.0;
+    for (int j = 0; j < classes; j++)
+        sum += exp((double)z[j] - mx);
+    *ret_max = mx;
+    *ret_lse = log(sum);
+}
+
+/* -max(lp, log 1e-7), NaN kept. */
+static double floored_nll(double lp)
+{
+    const double log_floor = log(1e-7);
+    return -(lp > log_floor || isnan(lp) ? lp : log_floor);
+}
+
 void softmax_crossentropy_forward(float *probs, float *losses, const float *logits,
                                   const float *y, int n, int classes)
 {
-    const double log_floor = log(1e-7);
     for (int i = 0; i < n; i++) {
         const float *z = logits + (size_t)i * classes;
         float *p = probs + (size_t)i * classes;
-        float mx = z[0];
-        for (int j = 1; j < classes; j++)
-            mx = z[j] > mx ? z[j] : mx;
-        double sum = 0.0;
-        for (int j = 0; j < classes; j++)
-            sum += exp((double)z[j] - mx);
-        double lse = log(sum);
+        float mx;
+        double lse;
+        row_log_softmax(z, classes, &mx, &lse);
         double loss = 0.0;
         for (int j = 0; j < classes; j++) {
             double lp = (double)z[j] - mx - lse;
             p[j] = (float)exp(lp);
             float yj = y[(size_t)i * classes + j];
             if (yj != 0.0f)
-                loss -= yj * (lp > log_floor || isnan(lp) ? lp : log_floor);
+                loss += yj * floored_nll(lp);
         }
         if (losses)
             losses[i] = (float)loss;
@@ -47,4 +62,31 @@ void softmax_crossentropy_backward(float *dlogits, const float *probs, const flo
     size_t count = (size_t)n * classes;
     for (size_t i = 0; i < count; i++)
         dlogits[i] = (probs[i] - y[i]) * scale;
+}
+
+void softmax_sparse_crossentropy_forward(float *probs, float *losses, const float *logits,
+                                         const uint8_t *labels, int n, int classes)
+{
+    for (int i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * classes;
+        float *p = probs + (size_t)i * classes;
+        float mx;
+        double lse;
+        row_log_softmax(z, classes, &mx, &lse);
+        for (int j = 0; j < classes; j++)
+            p[j] = (float)exp((double)z[j] - mx - lse);
+        if (losses)
+            losses[i] = (float)floored_nll((double)z[labels[i]] - mx - lse);
+    }
+}
+
+void softmax_sparse_crossentropy_backward(float *dlogits, const float *probs,
+                                          const uint8_t *labels, float scale, int n, int classes)
+{
+    for (int i = 0; i < n; i++) {
+        const float *p = probs + (size_t)i * classes;
+        float *g = dlogits + (size_t)i * classes;
+        for (int j = 0; j < classes; j++)
+            g[j] = (p[j] - (j == labels[i] ? 1.0f : 0.0f)) * scale;
+    }
 }

@@ -24,8 +24,11 @@
  * thread.
  *
  * An Activation layer after a Conv2D/Dense without activation is fused into
- * that layer's GEMM epilogue; Flatten is an alias; the final softmax is fused
- * with the loss.
+ * that layer's GEMM epilogue; Flatten is an alias; a final softmax is fused
+ * with the (sparse) categorical cross-entropy (loss.c).  Every other output
+ * goes to the head's loss from losses.c (model_set_head: loss, metric,
+ * class weights), whose gradient enters the last layer's activation
+ * backward.
  *
  * Inference (model_evaluate, model_predict_f32) needs no whole-batch
  * statistics: each thread runs its share of the examples in small chunks
@@ -77,7 +80,12 @@ struct rt_layer {
 struct model_runtime {
     struct pool *pool;
     struct rt_layer *L;
-    int logits_layer;          /* layer whose output are the logits */
+    int logits_layer;          /* layer whose output the loss reads: the logits of a softmax
+                                  head, else the model's output */
+    bool head_softmax;         /* the final softmax is fused with the loss (loss.c) */
+    struct model_head head;    /* class_weight points to cw */
+    float *cw;                 /* (classes) class weights, or NULL */
+    float *sw;                 /* (max_batch) a step's example weights cw[label] */
     size_t in_size, max_size;  /* floats per example: input, largest tensor */
     int max_c;                 /* largest BN channel count */
     float *x;                  /* (max_batch, in_size) */
@@ -95,7 +103,7 @@ struct model_runtime {
     int flat_from;             /* first layer of the flat tail (all later inputs are 1x1) */
     size_t scratch_floats;
     double *loss_sum;          /* (threads) */
-    int *correct;              /* (threads) */
+    double *metric_sum;        /* (threads) */
     void *act_block;           /* one allocation: x, every layer's output, probs, y, losses */
     void **thread_block;       /* (threads) one allocation each: that thread's gradient arena
                                   (not thread 0's), scratch, BN partial sums, ebuf, dbuf */
@@ -245,19 +253,22 @@ static int model_plan(struct model *m, const int (*shape)[3], struct diag *d)
             m->weights[k++] = (struct model_weight){.layer = i, .w = w};
         }
 
-    /* The final softmax (model_spec_output_classes() checked it), fused
-     * with the loss. */
+    /* A final softmax (Dense activation or Activation layer) is fused with
+     * the loss; any other last layer's output is what the loss reads. */
     int last = m->n_layers - 1;
     struct layer_config *lc = &m->layers[last].cfg;
     m->classes = m->layers[last].out_shape[2];
-    if (lc->kind == LAYER_KIND_ACTIVATION) {
-        if (last == 0)
-            return layer_error(d, last, "", "softmax needs a layer before it");
-        rt->L[last].loss_softmax = true;
-        rt->logits_layer = last - 1;
-    } else {
-        rt->L[last].act = ACTIVATION_KIND_LINEAR;
-        rt->logits_layer = last;
+    rt->logits_layer = last;
+    if (lc->activation == ACTIVATION_KIND_SOFTMAX) {
+        rt->head_softmax = true;
+        if (lc->kind == LAYER_KIND_ACTIVATION) {
+            if (last == 0)
+                return layer_error(d, last, "", "softmax needs a layer before it");
+            rt->L[last].loss_softmax = true;
+            rt->logits_layer = last - 1;
+        } else {
+            rt->L[last].act = ACTIVATION_KIND_LINEAR;
+        }
     }
     for (int i = 0; i < m->n_layers; i++) {
         bool gemm = m->layers[i].cfg.kind == LAYER_KIND_CONV2D ||
@@ -313,6 +324,7 @@ static int model_alloc_runtime(struct model *m)
         rt->probs = carve(&act, sizeof(float) * B * m->classes);
         rt->y = carve(&act, sizeof(float) * B * m->classes);
         rt->losses = carve(&act, sizeof(float) * B);
+        rt->sw = carve(&act, sizeof(float) * B);
     }
     rt->scratch_floats = 16;
     for (int i = 0; i < m->n_layers; i++) {
@@ -342,7 +354,7 @@ static int model_alloc_runtime(struct model *m)
         !(rt->ebuf = calloc((size_t)T, sizeof(float *))) ||
         !(rt->dbuf = calloc((size_t)T * 2, sizeof(float *))) ||
         !(rt->loss_sum = calloc((size_t)T, sizeof(double))) ||
-        !(rt->correct = calloc((size_t)T, sizeof(int))) ||
+        !(rt->metric_sum = calloc((size_t)T, sizeof(double))) ||
         !(rt->thread_block = calloc((size_t)T, sizeof(void *))))
         return -ENOMEM;
     /* inference buffers: a head buffer holds any tensor of EVAL_HEAD examples;
@@ -437,10 +449,43 @@ int model_create(struct model **ret, const struct model_spec *spec, int max_batc
         model_free(m);
         return diag_set(d, err, "", "cannot allocate the model runtime");
     }
+    /* Keras' usual head for the output's activation. */
+    enum activation_kind out_act = m->layers[m->n_layers - 1].cfg.activation;
+    struct model_head *h = &m->rt->head;
+    h->loss.kind = out_act == ACTIVATION_KIND_SOFTMAX   ? LOSS_KIND_CATEGORICAL_CROSSENTROPY
+                   : out_act == ACTIVATION_KIND_SIGMOID ? LOSS_KIND_BINARY_CROSSENTROPY
+                                                        : LOSS_KIND_MEAN_SQUARED_ERROR;
+    metric_config_from_name(&h->metric, "accuracy", h->loss.kind);
     /* The engine owns the parallelism: OpenBLAS runs single-threaded inside
      * each compute thread. */
     openblas_set_num_threads(1);
     *ret = m;
+    return 0;
+}
+
+int model_set_head(struct model *m, const struct model_head *h, struct diag *d)
+{
+    int r = model_spec_check_loss(&m->spec, &h->loss, d);
+    if (r < 0)
+        return r;
+    if (!(h->loss.label_smoothing >= 0 && h->loss.label_smoothing <= 1))
+        return diag_set(d, -EINVAL, "/loss", "label_smoothing must be in [0, 1]");
+    if (h->metric.kind == METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY && h->metric.k < 1)
+        return diag_set(d, -EINVAL, "/metrics", "k must be at least 1");
+    float *cw = NULL;
+    if (h->class_weight) {
+        for (int c = 0; c < m->classes; c++)
+            if (!(h->class_weight[c] >= 0 && isfinite(h->class_weight[c])))
+                return diag_set(d, -EINVAL, "/class_weight",
+                                "class %d: weights must be finite and >= 0", c);
+        if (!(cw = malloc(sizeof(float) * (size_t)m->classes)))
+            return diag_set(d, -ENOMEM, "/class_weight", "out of memory");
+        memcpy(cw, h->class_weight, sizeof(float) * (size_t)m->classes);
+    }
+    free(m->rt->cw);
+    m->rt->cw = cw;
+    m->rt->head = *h;
+    m->rt->head.class_weight = cw;
     return 0;
 }
 
@@ -467,7 +512,8 @@ void model_free(struct model *m)
         free(rt->part);
         free(rt->ebuf);
         free(rt->loss_sum);
-        free(rt->correct);
+        free(rt->metric_sum);
+        free(rt->cw);
         free(rt->dbuf);
         free(rt->L);
         free(rt);
@@ -506,6 +552,19 @@ void model_init_weights(struct model *m, uint64_t seed)
     }
 }
 
+int model_conv_algorithms(const struct model *m, int i, const char **ret_forward,
+                          const char **ret_dinput, const char **ret_dweight)
+{
+    if (i < 0 || i >= m->n_layers || m->layers[i].cfg.kind != LAYER_KIND_CONV2D)
+        return -EINVAL;
+    const struct rt_layer *r = &m->rt->L[i];
+    /* conv2d_backward gets dinp for every layer but the first (step_thread) */
+    *ret_forward = conv2d_forward_algorithm(&r->cg);
+    *ret_dinput = i == 0 ? "none" : conv2d_dinput_algorithm(&r->cg, r->wflip != NULL);
+    *ret_dweight = conv2d_dweight_algorithm(&r->cg, i > 0, r->wflip != NULL);
+    return 0;
+}
+
 const struct weight *model_find_weight(const struct model *m, const char *layer_name,
                                        const char *weight_name)
 {
@@ -527,8 +586,10 @@ struct step_ctx {
     uint64_t seed;
     int64_t step;
     bool update_moving;
-    const void *images; /* model_train_step: converted by each thread for its slice */
+    const void *images;    /* model_train_step: converted by each thread for its slice */
     enum pixels_type pixels;
+    const uint8_t *labels; /* model_train_step: the targets (else rt->y) */
+    bool weighted;         /* rt->sw holds the examples' class weights */
 };
 
 static float *wptr(struct model *m, int layer, int j)
@@ -679,35 +740,48 @@ static void step_forward(const struct step_ctx *s, struct step_slice *t)
     }
 }
 
-/* Softmax cross-entropy of this thread's examples: probabilities, the sum
- * of the losses and the correct count (rt->loss_sum, rt->correct at tid),
- * and d(mean loss)/d(logits) into dlogits (nb, classes). */
+/* The head's loss on this thread's examples: the sum of the (weighted)
+ * losses and of the metric (rt->loss_sum, rt->metric_sum at tid), and
+ * d(loss)/d(logits) into dlogits (nb, classes), Keras' reduction
+ * sum(loss * weight) / n.  Targets: the step's labels, else rt->y (the
+ * float path); a softmax head with a categorical loss reads rt->y, which
+ * model_train_step fills with the (smoothed) one-hot rows. */
 static void step_loss(const struct step_ctx *s, const struct step_slice *t, float *dlogits)
 {
     struct model *m = s->m;
     struct model_runtime *rt = m->rt;
+    const struct model_head *h = &rt->head;
     const int K = m->classes, b0 = t->b0, nb = t->nb;
-    const float *logits = rt->L[rt->logits_layer].out + (size_t)b0 * K;
-    float *probs = rt->probs + (size_t)b0 * K;
+    const float *out = rt->L[rt->logits_layer].out + (size_t)b0 * K;
+    const uint8_t *labels = s->labels ? s->labels + b0 : NULL;
     const float *y = rt->y + (size_t)b0 * K;
-    softmax_crossentropy_forward(probs, rt->losses + b0, logits, y, nb, K);
-    double lsum = 0.0;
-    int correct = 0;
-    for (int e = 0; e < nb; e++) {
-        lsum += rt->losses[b0 + e];
-        const float *p = probs + (size_t)e * K, *ye = y + (size_t)e * K;
-        int am = 0, ay = 0;
-        for (int k = 1; k < K; k++) {
-            if (p[k] > p[am])
-                am = k;
-            if (ye[k] > ye[ay])
-                ay = k;
+    const float *w = s->weighted ? rt->sw + b0 : NULL;
+    float *losses = rt->losses + b0;
+    const float scale = 1.0f / (float)s->n;
+    const float *scored = out;
+    if (rt->head_softmax) {
+        float *probs = rt->probs + (size_t)b0 * K;
+        if (labels && h->loss.kind == LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY) {
+            softmax_sparse_crossentropy_forward(probs, losses, out, labels, nb, K);
+            softmax_sparse_crossentropy_backward(dlogits, probs, labels, scale, nb, K);
+        } else {
+            softmax_crossentropy_forward(probs, losses, out, y, nb, K);
+            softmax_crossentropy_backward(dlogits, probs, y, scale, nb, K);
         }
-        correct += am == ay;
+        if (w)
+            for (int e = 0; e < nb; e++)
+                for (int j = 0; j < K; j++)
+                    dlogits[(size_t)e * K + j] *= w[e];
+        scored = probs;
+    } else {
+        loss_forward(&h->loss, losses, out, labels ? NULL : y, labels, nb, K);
+        loss_backward(&h->loss, dlogits, out, labels ? NULL : y, labels, w, scale, nb, K);
     }
+    double lsum = 0.0;
+    for (int e = 0; e < nb; e++)
+        lsum += w ? (double)losses[e] * w[e] : losses[e];
     rt->loss_sum[t->tid] = lsum;
-    rt->correct[t->tid] = correct;
-    softmax_crossentropy_backward(dlogits, probs, y, 1.0f / (float)s->n, nb, K);
+    rt->metric_sum[t->tid] = metric_sum(&h->metric, scored, labels ? NULL : y, labels, nb, K);
 }
 
 /* Backward from the logits' gradient in dbuf[0] through layers
@@ -839,29 +913,39 @@ static void prepare_flipped(struct model *m)
 }
 
 static void run_step(struct model *m, int n, uint64_t seed, int64_t step, bool update_moving,
-                     const void *images, enum pixels_type pixels, double *ret_loss,
-                     int *ret_correct)
+                     const void *images, enum pixels_type pixels, const uint8_t *labels,
+                     double *ret_loss, double *ret_metric)
 {
     prepare_flipped(m);
     struct step_ctx s = {.m = m, .n = n, .seed = seed, .step = step,
-                         .update_moving = update_moving, .images = images, .pixels = pixels};
+                         .update_moving = update_moving, .images = images, .pixels = pixels,
+                         .labels = labels, .weighted = labels && m->rt->cw};
     pool_run(m->rt->pool, step_thread, &s);
-    double loss = 0.0;
-    int correct = 0;
+    double loss = 0.0, metric = 0.0;
     for (int t = 0; t < m->threads; t++) {
         loss += m->rt->loss_sum[t];
-        correct += m->rt->correct[t];
+        metric += m->rt->metric_sum[t];
     }
     if (ret_loss)
         *ret_loss = loss / n;
-    if (ret_correct)
-        *ret_correct = correct;
+    if (ret_metric)
+        *ret_metric = metric;
+}
+
+/* The one-hot rows of labels (n) into y (n, K), label-smoothed by s as Keras'
+ * categorical cross-entropy: y (1 - s) + s / K. */
+static void fill_targets(float *y, const uint8_t *labels, int n, int K, double s)
+{
+    const float off = (float)(s / K), on = (float)(1.0 - s + s / K);
+    for (int e = 0; e < n; e++)
+        for (int j = 0; j < K; j++)
+            y[(size_t)e * K + j] = j == labels[e] ? on : off;
 }
 
 
 int model_train_step(struct model *m, const void *images, enum pixels_type pixels,
                      const uint8_t *labels, int n, uint64_t seed, int64_t step, double *ret_loss,
-                     int *ret_correct)
+                     double *ret_metric)
 {
     struct model_runtime *rt = m->rt;
     if (n < 1 || n > m->max_batch)
@@ -869,10 +953,12 @@ int model_train_step(struct model *m, const void *images, enum pixels_type pixel
     for (int e = 0; e < n; e++)
         if (labels[e] >= m->classes)
             return -EINVAL;
-    memset(rt->y, 0, sizeof(float) * (size_t)n * m->classes);
-    for (int e = 0; e < n; e++)
-        rt->y[(size_t)e * m->classes + labels[e]] = 1.0f;
-    run_step(m, n, seed, step, true, images, pixels, ret_loss, ret_correct);
+    if (rt->head_softmax && rt->head.loss.kind != LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY)
+        fill_targets(rt->y, labels, n, m->classes, rt->head.loss.label_smoothing);
+    if (rt->cw)
+        for (int e = 0; e < n; e++)
+            rt->sw[e] = rt->cw[labels[e]];
+    run_step(m, n, seed, step, true, images, pixels, labels, ret_loss, ret_metric);
     return 0;
 }
 
@@ -885,9 +971,10 @@ int model_forward_backward_f32(struct model *m, const float *x, const float *y_o
         return -EINVAL;
     memcpy(rt->x, x, sizeof(float) * (size_t)n * rt->in_size);
     memcpy(rt->y, y_onehot, sizeof(float) * (size_t)n * m->classes);
-    run_step(m, n, seed, step, update_moving_stats, NULL, PIXELS_FLOAT32, ret_loss, NULL);
+    run_step(m, n, seed, step, update_moving_stats, NULL, PIXELS_FLOAT32, NULL, ret_loss, NULL);
     if (probs)
-        memcpy(probs, rt->probs, sizeof(float) * (size_t)n * m->classes);
+        memcpy(probs, rt->head_softmax ? rt->probs : rt->L[rt->logits_layer].out,
+               sizeof(float) * (size_t)n * m->classes);
     return 0;
 }
 
@@ -947,8 +1034,8 @@ static void infer_thread(void *arg, int tid, int T)
     float *TA = HB + rt->head_floats, *TB = TA + rt->tail_floats;
     const int head_last = rt->flat_from - 1;
     const size_t flat = head_last >= 0 ? rt->L[head_last].out_size : rt->in_size;
-    double lsum = 0.0;
-    int correct = 0;
+    const struct model_head *h = &rt->head;
+    double lsum = 0.0, msum = 0.0;
     for (int t0 = b0; t0 < b1; t0 += EVAL_TAIL) {
         int nt = b1 - t0 < EVAL_TAIL ? b1 - t0 : EVAL_TAIL;
         /* spatial layers in small chunks (cache-sized), outputs gathered in TA */
@@ -968,32 +1055,34 @@ static void infer_thread(void *arg, int tid, int T)
                                      rt->scratch[tid]);
         float *free_buf = logits == TA ? TB : TA;
         float *p = s->probs ? s->probs + (size_t)t0 * K : free_buf;
+        if (!rt->head_softmax && p != logits)
+            memcpy(p, logits, sizeof(float) * (size_t)nt * K);
         if (!s->labels) {
-            activation_forward(p, logits, (size_t)nt, K, ACTIVATION_KIND_SOFTMAX);
+            if (rt->head_softmax)
+                activation_forward(p, logits, (size_t)nt, K, ACTIVATION_KIND_SOFTMAX);
             continue;
         }
+        const uint8_t *labels = s->labels + t0;
         float *y = free_buf + (size_t)nt * K, *losses = y + (size_t)nt * K;
-        memset(y, 0, sizeof(float) * (size_t)nt * K);
-        for (int e = 0; e < nt; e++)
-            y[(size_t)e * K + s->labels[t0 + e]] = 1.0f;
-        softmax_crossentropy_forward(p, losses, logits, y, nt, K);
-        for (int e = 0; e < nt; e++) {
-            const float *pe = p + (size_t)e * K;
-            int am = 0;
-            for (int k = 1; k < K; k++)
-                if (pe[k] > pe[am])
-                    am = k;
-            correct += am == s->labels[t0 + e];
-            lsum += losses[e];
+        if (!rt->head_softmax)
+            loss_forward(&h->loss, losses, logits, NULL, labels, nt, K);
+        else if (h->loss.kind == LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY)
+            softmax_sparse_crossentropy_forward(p, losses, logits, labels, nt, K);
+        else {
+            fill_targets(y, labels, nt, K, h->loss.label_smoothing);
+            softmax_crossentropy_forward(p, losses, logits, y, nt, K);
         }
+        msum += metric_sum(&h->metric, rt->head_softmax ? p : logits, NULL, labels, nt, K);
+        for (int e = 0; e < nt; e++)
+            lsum += losses[e];
     }
     rt->loss_sum[tid] = lsum;
-    rt->correct[tid] = correct;
+    rt->metric_sum[tid] = msum;
     denormals_restore(csr);
 }
 
 int model_evaluate(struct model *m, const void *images, enum pixels_type pixels,
-                   const uint8_t *labels, int n, double *ret_loss_sum, int *ret_correct)
+                   const uint8_t *labels, int n, double *ret_loss_sum, double *ret_metric)
 {
     if (n < 0)
         return -EINVAL;
@@ -1002,16 +1091,15 @@ int model_evaluate(struct model *m, const void *images, enum pixels_type pixels,
             return -EINVAL;
     struct infer_ctx s = {.m = m, .n = n, .images = images, .pixels = pixels, .labels = labels};
     pool_run(m->rt->pool, infer_thread, &s);
-    double loss = 0.0;
-    int correct = 0;
+    double loss = 0.0, metric = 0.0;
     for (int t = 0; t < m->threads; t++) {
         loss += m->rt->loss_sum[t];
-        correct += m->rt->correct[t];
+        metric += m->rt->metric_sum[t];
     }
     if (ret_loss_sum)
         *ret_loss_sum = loss;
-    if (ret_correct)
-        *ret_correct = correct;
+    if (ret_metric)
+        *ret_metric = metric;
     return 0;
 }
 

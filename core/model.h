@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "diag.h"
+#include "losses.h"
 #include "model_spec.h"
 #include "pixels.h"
 
@@ -53,7 +54,7 @@ struct model {
     int n_layers;
     struct layer *layers;     /* (n_layers) */
     int input_shape[3];       /* (H, W, C) */
-    int classes;              /* size of the final softmax */
+    int classes;              /* size of the output (N, classes) */
     size_t n_params;          /* all variables, trainable and not */
     size_t n_trainable;       /* Keras "Trainable params" */
     float *params;            /* (n_params), one 64-byte aligned arena of two blocks: the
@@ -72,13 +73,32 @@ struct model {
 
 /* --- model (model.c) ---------------------------------------------------- */
 
+/* What a model is trained for: Keras compile()'s loss and metric and fit()'s
+ * class_weight.  A model ending in softmax runs the softmax fused with the
+ * (sparse) categorical cross-entropy (loss.c); other outputs go through
+ * losses.c.  Targets are the integer labels: sparse losses read them as
+ * they are, the others as one-hot rows (label-smoothed where asked). */
+struct model_head {
+    struct loss_config loss;
+    struct metric_config metric;
+    const float *class_weight; /* (classes) Keras class_weight, or NULL (all 1); copied */
+};
+
 /* Build a model for spec: shapes, weights, arenas and compute threads.  The
- * last layer must end in softmax (Dense activation or Activation layer); it is
- * fused with the categorical cross-entropy loss.  Weights are zero until
+ * last layer is a Dense or Activation layer over a flat output; the head is
+ * Keras' usual pair for its activation (softmax: categorical cross-entropy,
+ * sigmoid: binary cross-entropy, else mean squared error; metric accuracy
+ * as Keras resolves it) until model_set_head().  Weights are zero until
  * model_init_weights().  threads >= 1; max_batch >= 1. */
 int model_create(struct model **ret, const struct model_spec *spec, int max_batch,
                  int threads, struct diag *d);
 void model_free(struct model *m);
+
+/* Sets the loss, metric and class weights of later steps and evaluations:
+ * -EINVAL with d naming "/loss" when the loss does not train the model's
+ * last activation (model_spec_check_loss), "/class_weight" for a negative
+ * or non-finite weight; -ENOMEM.  The model is unchanged on failure. */
+int model_set_head(struct model *m, const struct model_head *h, struct diag *d);
 
 /* Keras initialisation from seed: glorot_uniform kernels, zero biases,
  * BN gamma 1, beta 0, moving_mean 0, moving_variance 1. */
@@ -88,29 +108,40 @@ void model_init_weights(struct model *m, uint64_t seed);
  * pixels (pixels.h: uint8 scaled by 1/255, float32 as they are), labels
  * class indices (n).  Forward in training mode
  * (dropout masks from (seed, step)), loss, backward into m->grads (mean over
- * the batch), BN moving statistics updated.  ret_loss = mean loss,
- * ret_correct = correctly classified examples.  Bit-identical for the same
- * weights, inputs, seed, step and thread count. */
+ * the batch), BN moving statistics updated.  ret_loss = the head's loss
+ * as Keras reduces it (sum of loss * class weight over n), ret_metric = the
+ * sum over the examples of the head's metric (accuracy: the correctly
+ * classified count).  Bit-identical for the same weights, inputs, seed,
+ * step and thread count. */
 int model_train_step(struct model *m, const void *images, enum pixels_type pixels,
                      const uint8_t *labels, int n, uint64_t seed, int64_t step, double *ret_loss,
-                     int *ret_correct);
+                     double *ret_metric);
 
 /* Inference-mode forward (moving statistics, no dropout) of images as
- * above: ret_loss_sum = sum of per-example losses, ret_correct as above. */
+ * above: ret_loss_sum = sum of per-example losses (no class weights, as
+ * Keras' validation), ret_metric as above. */
 int model_evaluate(struct model *m, const void *images, enum pixels_type pixels,
-                   const uint8_t *labels, int n, double *ret_loss_sum, int *ret_correct);
+                   const uint8_t *labels, int n, double *ret_loss_sum, double *ret_metric);
 
 /* Float-input variants used by tests and the reference comparison:
  * x (n, H, W, C), y_onehot (n, classes).  model_forward_backward_f32 runs in
  * training mode (dropout with rate > 0 uses (seed, step); tests use rate-0
  * dropout or seeds they control), writes m->grads and, when probs is non-NULL,
- * the softmax output (n, classes).  It does not update BN moving statistics
+ * the model's output (n, classes).  It does not update BN moving statistics
  * when update_moving_stats is false. */
 int model_forward_backward_f32(struct model *m, const float *x, const float *y_onehot, int n,
                                uint64_t seed, int64_t step, bool update_moving_stats,
                                double *ret_loss, float *probs);
-/* Inference-mode forward: probs (n, classes). */
+/* Inference-mode forward: the model's output (n, classes) (softmax
+ * probabilities for a softmax head). */
 int model_predict_f32(struct model *m, const float *x, int n, float *probs);
+
+/* The convolution algorithms layer i runs on the active kernel path
+ * (layers.h: conv2d_forward_algorithm and friends; *ret_dinput is "none" for
+ * a first layer, whose input gradient is not computed).  0, or -EINVAL when
+ * layer i is not a Conv2D.  The strings are static. */
+int model_conv_algorithms(const struct model *m, int i, const char **ret_forward,
+                          const char **ret_dinput, const char **ret_dweight);
 
 /* Lookup: the weight named layer_name/weight_name, or NULL. */
 const struct weight *model_find_weight(const struct model *m, const char *layer_name,

@@ -3,6 +3,7 @@
  * softmax output the loss needs.  The JSON reader, the built-ins and
  * model_create() all check a spec here. */
 #include "model_spec.h"
+#include "losses.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -209,15 +210,59 @@ int model_spec_output_classes(const struct model_spec *spec, struct diag *d)
     bool flat = shape[last][0] == 1 && shape[last][1] == 1;
     free(shape);
     const struct layer_config *l = &spec->layers[last];
-    bool softmax = (l->kind == LAYER_KIND_ACTIVATION || l->kind == LAYER_KIND_DENSE) &&
-                   l->activation == ACTIVATION_KIND_SOFTMAX;
-    if (!softmax || !flat) {
+    bool head = l->kind == LAYER_KIND_ACTIVATION || l->kind == LAYER_KIND_DENSE;
+    if (!head || !flat) {
         char field[64];
         snprintf(field, sizeof(field), "/config/layers/%d", last + 1);
         return diag_set(d, -EINVAL, field,
-                        "layer %d (%s \"%s\"): the model must end in softmax over a flat "
-                        "(N, classes) output", last + 1, layer_kind_class_name(l->kind), l->name);
+                        "layer %d (%s \"%s\"): the model must end in a Dense or Activation "
+                        "layer over a flat (N, classes) output", last + 1,
+                        layer_kind_class_name(l->kind), l->name);
     }
     return classes;
 }
 
+
+/* Which output each loss trains (Keras computes any loss on any output;
+ * these are the pairs that train what the loss means):
+ *   cross-entropies on probabilities: softmax (categorical, sparse) or
+ *     sigmoid (binary) as the last activation;
+ *   from_logits: a linear last activation;
+ *   mean squared / absolute error: any last activation but softmax. */
+int model_spec_check_loss(const struct model_spec *spec, const struct loss_config *loss,
+                          struct diag *d)
+{
+    int r = model_spec_output_classes(spec, d);
+    if (r < 0)
+        return r;
+    int last = spec->n_layers - 1;
+    const struct layer_config *l = &spec->layers[last];
+    enum activation_kind act = l->activation;
+    enum activation_kind want;
+    const char *need;
+    switch (loss->kind) {
+    case LOSS_KIND_CATEGORICAL_CROSSENTROPY:
+    case LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY:
+        want = loss->from_logits ? ACTIVATION_KIND_LINEAR : ACTIVATION_KIND_SOFTMAX;
+        need = loss->from_logits ? "with from_logits a linear last activation (logits)"
+                                 : "a model ending in softmax (or from_logits with a linear end)";
+        break;
+    case LOSS_KIND_BINARY_CROSSENTROPY:
+        want = loss->from_logits ? ACTIVATION_KIND_LINEAR : ACTIVATION_KIND_SIGMOID;
+        need = loss->from_logits ? "with from_logits a linear last activation (logits)"
+                                 : "a model ending in sigmoid (or from_logits with a linear end)";
+        break;
+    default:
+        if (act != ACTIVATION_KIND_SOFTMAX)
+            return 0;
+        return diag_set(d, -EINVAL, "/loss",
+                        "%s needs a last activation other than softmax; layer %d (%s \"%s\") "
+                        "ends in softmax", loss_kind_name(loss->kind), last + 1,
+                        layer_kind_class_name(l->kind), l->name);
+    }
+    if (act == want)
+        return 0;
+    return diag_set(d, -EINVAL, "/loss", "%s needs %s; layer %d (%s \"%s\") ends in %s",
+                    loss_kind_name(loss->kind), need, last + 1, layer_kind_class_name(l->kind),
+                    l->name, activation_kind_name(act));
+}

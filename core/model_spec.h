@@ -113,9 +113,14 @@ int model_spec_infer_shapes_at(const struct model_spec *spec, const int *json_in
  * ones (ret_trainable, Keras "Trainable params"); either may be NULL. */
 int model_spec_count_params(const struct model_spec *spec, size_t *ret_total,
                             size_t *ret_trainable, struct diag *d);
-/* Number of classes (> 0) when the model ends in softmax (Dense activation or
- * Activation layer) on a flat output, else a negative errno with d filled. */
+/* Number of classes (> 0) when the model ends in a Dense or Activation
+ * layer on a flat output, else a negative errno with d filled. */
 int model_spec_output_classes(const struct model_spec *spec, struct diag *d);
+/* 0 when the loss trains the model's last activation (model_shape.c says
+ * which pairs), else -EINVAL with d naming "/loss". */
+struct loss_config;
+int model_spec_check_loss(const struct model_spec *spec, const struct loss_config *loss,
+                          struct diag *d);
 
 /* --- model_json_read.c ---------------------------------------------------- */
 

@@ -1,51 +1,141 @@
-/* optimizer.c - Keras 2 SGD (momentum, nesterov, time decay) and Adam over a
- * model's flat parameter arena; the slots are one arena per slot kind in the
- * layout of model->params, so each step is a flat loop over the trainable
- * weights.  Also the tf.keras optimizer config JSON (get_config()). */
+/* optimizer.c - the Keras optimizers over a model's flat parameter arena:
+ * configuration, slots, the step (clipping, weight decay, then each
+ * trainable weight's update from optimizers.c) and the Keras optimizer
+ * config JSON (get_config()).  The slots are one arena per slot kind in the
+ * layout of model->params, so each update is a flat loop over a weight. */
 #include "optimizer.h"
 
 #include "aligned.h"
-#include "pyfmt.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include "optimizers.h"
+#include "pyfmt.h"
+
+static const char *const class_names[] = {
+    [OPTIMIZER_KIND_SGD] = "SGD",         [OPTIMIZER_KIND_ADAM] = "Adam",
+    [OPTIMIZER_KIND_RMSPROP] = "RMSprop", [OPTIMIZER_KIND_ADAGRAD] = "Adagrad",
+    [OPTIMIZER_KIND_ADAMW] = "AdamW",     [OPTIMIZER_KIND_NADAM] = "Nadam",
+    [OPTIMIZER_KIND_ADAMAX] = "Adamax",
+};
+#define N_KINDS ((int)(sizeof(class_names) / sizeof(class_names[0])))
+
+const char *optimizer_kind_class_name(enum optimizer_kind kind)
+{
+    return (int)kind >= 0 && (int)kind < N_KINDS ? class_names[kind] : "";
+}
+
+int optimizer_kind_from_name(const char *name)
+{
+    for (int k = 0; k < N_KINDS; k++)
+        if (strcasecmp(name, class_names[k]) == 0)
+            return k;
+    return -1;
+}
+
+static bool adam_like(enum optimizer_kind kind)
+{
+    return kind == OPTIMIZER_KIND_ADAM || kind == OPTIMIZER_KIND_ADAMW;
+}
 
 void optimizer_config_default(struct optimizer_config *ret, enum optimizer_kind kind)
 {
     memset(ret, 0, sizeof(*ret));
     ret->kind = kind;
-    ret->learning_rate = kind == OPTIMIZER_KIND_ADAM ? 0.001 : 0.01;
+    ret->learning_rate = kind == OPTIMIZER_KIND_SGD ? 0.01 : 0.001;
     ret->decay = 0.0;
     ret->momentum = 0.0;
     ret->nesterov = false;
     ret->beta_1 = 0.9;
     ret->beta_2 = 0.999;
     ret->epsilon = 1e-7;
+    ret->rho = 0.9;
+    ret->initial_accumulator_value = 0.1;
+    ret->weight_decay = kind == OPTIMIZER_KIND_ADAMW ? 0.004 : 0.0;
+}
+
+static int check_nonneg(double x, const char *field, struct diag *d)
+{
+    if (!isfinite(x) || x < 0)
+        return diag_set(d, -EINVAL, field, "must be a finite number >= 0");
+    return 0;
 }
 
 static int optimizer_check_config(const struct optimizer_config *c, struct diag *d)
 {
-    if (c->kind != OPTIMIZER_KIND_SGD && c->kind != OPTIMIZER_KIND_ADAM)
+    if ((int)c->kind < 0 || (int)c->kind >= N_KINDS)
         return diag_set(d, -EINVAL, "/name", "unknown optimizer kind %d", (int)c->kind);
-    if (!isfinite(c->learning_rate) || c->learning_rate < 0)
-        return diag_set(d, -EINVAL, "/learning_rate", "must be a finite number >= 0");
-    if (!isfinite(c->decay) || c->decay < 0)
-        return diag_set(d, -EINVAL, "/decay", "must be a finite number >= 0");
-    if (c->kind == OPTIMIZER_KIND_SGD) {
-        if (!(c->momentum >= 0 && c->momentum <= 1))
-            return diag_set(d, -EINVAL, "/momentum", "must be in [0, 1]");
-    } else {
-        if (!(c->beta_1 >= 0 && c->beta_1 < 1))
-            return diag_set(d, -EINVAL, "/beta_1", "must be in [0, 1)");
-        if (!(c->beta_2 >= 0 && c->beta_2 < 1))
-            return diag_set(d, -EINVAL, "/beta_2", "must be in [0, 1)");
-        if (!isfinite(c->epsilon) || c->epsilon < 0)
-            return diag_set(d, -EINVAL, "/epsilon", "must be a finite number >= 0");
-    }
+    int r;
+    if ((r = check_nonneg(c->learning_rate, "/learning_rate", d)) < 0 ||
+        (r = check_nonneg(c->decay, "/decay", d)) < 0 ||
+        (r = check_nonneg(c->weight_decay, "/weight_decay", d)) < 0 ||
+        (r = check_nonneg(c->clipnorm, "/clipnorm", d)) < 0 ||
+        (r = check_nonneg(c->clipvalue, "/clipvalue", d)) < 0 ||
+        (r = check_nonneg(c->global_clipnorm, "/global_clipnorm", d)) < 0 ||
+        (r = check_nonneg(c->epsilon, "/epsilon", d)) < 0)
+        return r;
+    if ((c->clipnorm > 0) + (c->clipvalue > 0) + (c->global_clipnorm > 0) > 1)
+        return diag_set(d, -EINVAL, c->clipnorm > 0 ? "/clipnorm" : "/clipvalue",
+                        "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set");
+    if (!(c->momentum >= 0 && c->momentum <= 1))
+        return diag_set(d, -EINVAL, "/momentum", "must be in [0, 1]");
+    if (!(c->beta_1 >= 0 && c->beta_1 < 1))
+        return diag_set(d, -EINVAL, "/beta_1", "must be in [0, 1)");
+    if (!(c->beta_2 >= 0 && c->beta_2 < 1))
+        return diag_set(d, -EINVAL, "/beta_2", "must be in [0, 1)");
+    if (!(c->rho >= 0 && c->rho < 1))
+        return diag_set(d, -EINVAL, "/rho", "must be in [0, 1)");
+    if ((r = check_nonneg(c->initial_accumulator_value, "/initial_accumulator_value", d)) < 0)
+        return r;
     return 0;
+}
+
+/* Slot layout of each kind: which slot index holds what (-1: none). */
+struct slot_map {
+    int n;
+    int s[OPTIMIZER_MAX_SLOTS];
+    const char *name[OPTIMIZER_MAX_SLOTS];
+};
+
+static struct slot_map slot_map_of(const struct optimizer_config *c)
+{
+    struct slot_map sm = {0, {-1, -1, -1}, {NULL, NULL, NULL}};
+#define ADD(label) (sm.name[sm.n] = (label), sm.s[sm.n] = sm.n, sm.n++)
+    switch (c->kind) {
+    case OPTIMIZER_KIND_SGD:
+        if (c->momentum != 0)
+            ADD("momentum");
+        break;
+    case OPTIMIZER_KIND_ADAM:
+    case OPTIMIZER_KIND_ADAMW:
+        ADD("m");
+        ADD("v");
+        if (c->amsgrad)
+            ADD("vhat");
+        break;
+    case OPTIMIZER_KIND_NADAM:
+    case OPTIMIZER_KIND_ADAMAX:
+        ADD("m");
+        ADD("v");
+        break;
+    case OPTIMIZER_KIND_RMSPROP:
+        ADD("rms");
+        if (c->momentum > 0)
+            ADD("momentum");
+        if (c->centered)
+            ADD("mg");
+        break;
+    case OPTIMIZER_KIND_ADAGRAD:
+        ADD("accumulator");
+        break;
+    }
+#undef ADD
+    return sm;
 }
 
 int optimizer_create(struct optimizer **ret, const struct optimizer_config *cfg,
@@ -59,10 +149,8 @@ int optimizer_create(struct optimizer **ret, const struct optimizer_config *cfg,
         return diag_set(d, -ENOMEM, "", "out of memory for the optimizer");
     opt->cfg = *cfg;
     opt->n = m->n_params;
-    if (cfg->kind == OPTIMIZER_KIND_ADAM)
-        opt->n_slots = 2;
-    else
-        opt->n_slots = cfg->momentum != 0 ? 1 : 0;
+    opt->n_slots = slot_map_of(cfg).n;
+    opt->nadam_product = 1.0;
     for (int s = 0; s < opt->n_slots; s++) {
         opt->slots[s] = aligned_zalloc(opt->n * sizeof(float));
         if (!opt->slots[s]) {
@@ -71,6 +159,9 @@ int optimizer_create(struct optimizer **ret, const struct optimizer_config *cfg,
                             opt->n);
         }
     }
+    if (cfg->kind == OPTIMIZER_KIND_ADAGRAD)
+        for (size_t i = 0; i < opt->n; i++)
+            opt->slots[0][i] = (float)cfg->initial_accumulator_value;
     *ret = opt;
     return 0;
 }
@@ -79,15 +170,19 @@ void optimizer_free(struct optimizer *opt)
 {
     if (!opt)
         return;
-    for (int s = 0; s < 2; s++)
+    for (int s = 0; s < OPTIMIZER_MAX_SLOTS; s++)
         free(opt->slots[s]);
     free(opt);
 }
 
-/* Keras 2 time decay: lr / (1 + decay * iterations). */
+/* Keras 2 time decay: lr / (1 + decay * iterations), lr from the schedule
+ * when there is one. */
 static double optimizer_decayed_lr(const struct optimizer *opt)
 {
-    return opt->cfg.learning_rate / (1.0 + opt->cfg.decay * (double)opt->iterations);
+    double lr = opt->cfg.schedule.kind != LR_SCHEDULE_NONE
+                    ? lr_schedule_at(&opt->cfg.schedule, opt->iterations)
+                    : opt->cfg.learning_rate;
+    return lr / (1.0 + opt->cfg.decay * (double)opt->iterations);
 }
 
 double optimizer_current_lr(const struct optimizer *opt)
@@ -95,67 +190,122 @@ double optimizer_current_lr(const struct optimizer *opt)
     return optimizer_decayed_lr(opt);
 }
 
-/* p, g, v: (n) views at the start of a run of trainable weights. */
-static void sgd_update(float *p, const float *g, float *v, size_t n, float lr, float mu,
-                       bool nesterov)
+/* Nadam's u_t = beta_1 (1 - 0.5 * 0.96^t). */
+static double nadam_u(double beta_1, double t)
 {
-    if (!v) {
-        for (size_t i = 0; i < n; i++)
-            p[i] -= lr * g[i];
-    } else if (nesterov) {
-        for (size_t i = 0; i < n; i++) {
-            float vi = mu * v[i] - lr * g[i];
-            v[i] = vi;
-            p[i] += mu * vi - lr * g[i];
+    return beta_1 * (1.0 - 0.5 * pow(0.96, t));
+}
+
+/* Keras' clipnorm / global_clipnorm / clipvalue on the trainable gradients. */
+static void clip_gradients(const struct optimizer_config *c, struct model *m)
+{
+    if (!(c->clipnorm > 0 || c->clipvalue > 0 || c->global_clipnorm > 0))
+        return;
+    double global_sq = 0;
+    for (int pass = 0; pass < (c->global_clipnorm > 0 ? 2 : 1); pass++) {
+        float scale = 1.0f;
+        if (pass == 1) {
+            /* scale = clip_norm * min(1 / norm, 1 / clip_norm) + (norm - norm) */
+            double norm = sqrt(global_sq);
+            scale = (float)(c->global_clipnorm * fmin(1.0 / norm, 1.0 / c->global_clipnorm) +
+                            (norm - norm));
         }
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            float vi = mu * v[i] - lr * g[i];
-            v[i] = vi;
-            p[i] += vi;
-        }
+        for (int l = 0; l < m->n_layers; l++)
+            for (int w = 0; w < m->layers[l].n_weights; w++) {
+                const struct weight *wt = &m->layers[l].weights[w];
+                if (!wt->trainable || wt->size == 0)
+                    continue;
+                float *g = m->grads + wt->offset;
+                if (c->clipnorm > 0)
+                    grad_clip_norm(g, wt->size, (float)c->clipnorm);
+                else if (c->clipvalue > 0)
+                    grad_clip_value(g, wt->size, (float)c->clipvalue);
+                else if (pass == 0)
+                    global_sq += grad_sq_sum(g, wt->size);
+                else
+                    grad_scale(g, wt->size, scale);
+            }
     }
 }
 
-/* p, g, m1, m2: (n) views at the start of a run of trainable weights. */
-/* c1 = 1 - beta_1, c2 = 1 - beta_2 (formed in double: 1 - 0.999f is 1.3e-5 off). */
-static void adam_update(float *p, const float *g, float *m1, float *m2, size_t n, float lr,
-                        float c1, float c2, float eps)
-{
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i];
-        float mi = m1[i] + (gi - m1[i]) * c1;
-        float vi = m2[i] + (gi * gi - m2[i]) * c2;
-        m1[i] = mi;
-        m2[i] = vi;
-        p[i] -= lr * mi / (sqrtf(vi) + eps);
-    }
-}
+/* What one step's updates share: the rates and bias corrections of this
+ * iteration, formed once in double precision. */
+struct step_consts {
+    float lr, alpha, c1, c2, eps, k_m, k_g, bc1, bc2;
+};
 
-/* The update of parameters [lo, lo + n) with their gradients and slots. */
-static void update_range(struct optimizer *opt, struct model *m, size_t lo, size_t n, double lr)
+/* The update of parameters [lo, lo + n) (a run of adjacent trainable
+ * weights) with their gradients and slots. */
+static void update_range(struct optimizer *opt, struct model *m, size_t lo, size_t n,
+                         const struct step_consts *k)
 {
     const struct optimizer_config *c = &opt->cfg;
     if (n == 0)
         return;
+    struct slot_map sm = slot_map_of(c);
     float *p = m->params + lo;
     const float *g = m->grads + lo;
-    if (c->kind == OPTIMIZER_KIND_ADAM)
-        adam_update(p, g, opt->slots[0] + lo, opt->slots[1] + lo, n, (float)lr,
-                    (float)(1.0 - c->beta_1), (float)(1.0 - c->beta_2), (float)c->epsilon);
-    else
-        sgd_update(p, g, opt->n_slots ? opt->slots[0] + lo : NULL, n, (float)lr,
-                   (float)c->momentum, c->nesterov);
+    float *s0 = opt->slots[0] + lo;
+    if (c->weight_decay > 0)
+        weight_decay_apply(p, n, (float)c->weight_decay, k->lr);
+    switch (c->kind) {
+    case OPTIMIZER_KIND_SGD:
+        sgd_update(p, g, sm.n ? s0 : NULL, n, k->lr, (float)c->momentum, c->nesterov);
+        break;
+    case OPTIMIZER_KIND_ADAM:
+    case OPTIMIZER_KIND_ADAMW:
+        adam_update(p, g, s0, opt->slots[1] + lo, c->amsgrad ? opt->slots[2] + lo : NULL, n,
+                    k->alpha, k->c1, k->c2, k->eps);
+        break;
+    case OPTIMIZER_KIND_RMSPROP: {
+        float *mom = c->momentum > 0 ? opt->slots[1] + lo : NULL;
+        float *avg = c->centered ? opt->slots[sm.n - 1] + lo : NULL;
+        rmsprop_update(p, g, s0, mom, avg, n, k->lr, (float)c->rho, (float)c->momentum, k->eps);
+        break;
+    }
+    case OPTIMIZER_KIND_ADAGRAD:
+        adagrad_update(p, g, s0, n, k->lr, k->eps);
+        break;
+    case OPTIMIZER_KIND_NADAM:
+        nadam_update(p, g, s0, opt->slots[1] + lo, n, k->lr, k->c1, k->c2, k->k_m, k->k_g,
+                     k->bc2, k->eps);
+        break;
+    case OPTIMIZER_KIND_ADAMAX:
+        adamax_update(p, g, s0, opt->slots[1] + lo, n, k->lr, k->c1, (float)c->beta_2, k->bc1,
+                      k->eps);
+        break;
+    }
 }
 
 void optimizer_step(struct optimizer *opt, struct model *m)
 {
     const struct optimizer_config *c = &opt->cfg;
     double lr = optimizer_decayed_lr(opt);
-    if (c->kind == OPTIMIZER_KIND_ADAM) {
-        double t = (double)(opt->iterations + 1);
-        lr *= sqrt(1.0 - pow(c->beta_2, t)) / (1.0 - pow(c->beta_1, t));
+    double t = (double)(opt->iterations + 1);
+    struct step_consts k = {
+        .lr = (float)lr,
+        .alpha = (float)(lr * sqrt(1.0 - pow(c->beta_2, t)) / (1.0 - pow(c->beta_1, t))),
+        .c1 = (float)(1.0 - c->beta_1), /* formed in double: 1 - 0.999f is 1.3e-5 off */
+        .c2 = (float)(1.0 - c->beta_2),
+        .eps = (float)c->epsilon,
+        .bc1 = (float)(1.0 - pow(c->beta_1, t)),
+        .bc2 = (float)(1.0 - pow(c->beta_2, t)),
+    };
+    if (c->kind == OPTIMIZER_KIND_NADAM) {
+        if (opt->nadam_product_step != opt->iterations) { /* a resumed run */
+            opt->nadam_product = 1.0;
+            for (int64_t i = 1; i <= opt->iterations; i++)
+                opt->nadam_product *= nadam_u(c->beta_1, (double)i);
+        }
+        double u_t = nadam_u(c->beta_1, t), u_t1 = nadam_u(c->beta_1, t + 1);
+        double prod_t = opt->nadam_product * u_t, prod_t1 = prod_t * u_t1;
+        k.k_m = (float)(u_t1 / (1.0 - prod_t1));
+        k.k_g = (float)((1.0 - u_t) / (1.0 - prod_t));
+        opt->nadam_product = prod_t;
+        opt->nadam_product_step = opt->iterations + 1;
     }
+
+    clip_gradients(c, m); /* per weight (Keras clips each variable) */
     /* One loop over each run of adjacent trainable weights: a model from
      * model_create() keeps them all in one block, [0, n_trainable). */
     size_t lo = 0, hi = 0;
@@ -166,13 +316,13 @@ void optimizer_step(struct optimizer *opt, struct model *m)
             if (!wt->trainable || wt->size == 0)
                 continue;
             if (wt->offset != hi) {
-                update_range(opt, m, lo, hi - lo, lr);
+                update_range(opt, m, lo, hi - lo, &k);
                 lo = wt->offset;
             }
             hi = wt->offset + wt->size;
         }
     }
-    update_range(opt, m, lo, hi - lo, lr);
+    update_range(opt, m, lo, hi - lo, &k);
     opt->iterations++;
 }
 
@@ -180,43 +330,82 @@ const char *optimizer_slot_name(const struct optimizer *opt, int slot)
 {
     if (slot < 0 || slot >= opt->n_slots)
         return NULL;
-    if (opt->cfg.kind == OPTIMIZER_KIND_ADAM)
-        return slot == 0 ? "m" : "v";
-    return "momentum";
+    return slot_map_of(&opt->cfg).name[slot];
 }
 
 const char *optimizer_class_name(const struct optimizer *opt)
 {
-    return opt->cfg.kind == OPTIMIZER_KIND_ADAM ? "Adam" : "SGD";
+    return optimizer_kind_class_name(opt->cfg.kind);
+}
+
+/* Append `, "key": value` to *buf (a malloc'd string); false when out of memory. */
+static bool append(char **buf, const char *key, const char *value)
+{
+    char *next = NULL;
+    if (asprintf(&next, "%s, \"%s\": %s", *buf, key, value) < 0)
+        return false;
+    free(*buf);
+    *buf = next;
+    return true;
+}
+
+static bool append_num(char **buf, const char *key, double x)
+{
+    char v[40];
+    pyfmt_double(v, x, PYFMT_NONFINITE_JSON);
+    return append(buf, key, v);
 }
 
 char *optimizer_to_keras_json(const struct optimizer *opt)
 {
     const struct optimizer_config *c = &opt->cfg;
-    char lr[PYFMT_SIZE], decay[PYFMT_SIZE], a[PYFMT_SIZE], b[PYFMT_SIZE], eps[PYFMT_SIZE];
-    pyfmt_double(lr, c->learning_rate, PYFMT_NONFINITE_JSON);
-    pyfmt_double(decay, c->decay, PYFMT_NONFINITE_JSON);
     const char *name = optimizer_class_name(opt);
-    char buf[512];
-    int n;
-    if (c->kind == OPTIMIZER_KIND_ADAM) {
-        pyfmt_double(a, c->beta_1, PYFMT_NONFINITE_JSON);
-        pyfmt_double(b, c->beta_2, PYFMT_NONFINITE_JSON);
-        pyfmt_double(eps, c->epsilon, PYFMT_NONFINITE_JSON);
-        n = snprintf(buf, sizeof(buf),
-                     "{\"class_name\": \"%s\", \"config\": {\"name\": \"%s\", "
-                     "\"learning_rate\": %s, \"decay\": %s, \"beta_1\": %s, \"beta_2\": %s, "
-                     "\"epsilon\": %s, \"amsgrad\": false}}",
-                     name, name, lr, decay, a, b, eps);
-    } else {
-        pyfmt_double(a, c->momentum, PYFMT_NONFINITE_JSON);
-        n = snprintf(buf, sizeof(buf),
-                     "{\"class_name\": \"%s\", \"config\": {\"name\": \"%s\", "
-                     "\"learning_rate\": %s, \"decay\": %s, \"momentum\": %s, "
-                     "\"nesterov\": %s}}",
-                     name, name, lr, decay, a, c->nesterov ? "true" : "false");
-    }
-    if (n < 0 || (size_t)n >= sizeof(buf))
+    char *buf = NULL;
+    if (asprintf(&buf, "{\"class_name\": \"%s\", \"config\": {\"name\": \"%s\"", name, name) < 0)
         return NULL;
-    return strdup(buf);
+    bool ok;
+    if (c->schedule.kind != LR_SCHEDULE_NONE) {
+        char *schedule = lr_schedule_to_json(&c->schedule);
+        ok = schedule && append(&buf, "learning_rate", schedule);
+        free(schedule);
+    } else {
+        ok = append_num(&buf, "learning_rate", c->learning_rate);
+    }
+    ok = ok && append_num(&buf, "decay", c->decay);
+    switch (c->kind) {
+    case OPTIMIZER_KIND_SGD:
+        ok = ok && append_num(&buf, "momentum", c->momentum) &&
+             append(&buf, "nesterov", c->nesterov ? "true" : "false");
+        break;
+    case OPTIMIZER_KIND_RMSPROP:
+        ok = ok && append_num(&buf, "rho", c->rho) && append_num(&buf, "momentum", c->momentum) &&
+             append_num(&buf, "epsilon", c->epsilon) &&
+             append(&buf, "centered", c->centered ? "true" : "false");
+        break;
+    case OPTIMIZER_KIND_ADAGRAD:
+        ok = ok && append_num(&buf, "initial_accumulator_value", c->initial_accumulator_value) &&
+             append_num(&buf, "epsilon", c->epsilon);
+        break;
+    default:
+        if (c->kind == OPTIMIZER_KIND_ADAMW)
+            ok = ok && append_num(&buf, "weight_decay", c->weight_decay);
+        ok = ok && append_num(&buf, "beta_1", c->beta_1) && append_num(&buf, "beta_2", c->beta_2) &&
+             append_num(&buf, "epsilon", c->epsilon);
+        if (adam_like(c->kind))
+            ok = ok && append(&buf, "amsgrad", c->amsgrad ? "true" : "false");
+        break;
+    }
+    if (c->kind != OPTIMIZER_KIND_ADAMW && c->weight_decay > 0)
+        ok = ok && append_num(&buf, "weight_decay", c->weight_decay);
+    if (c->clipnorm > 0)
+        ok = ok && append_num(&buf, "clipnorm", c->clipnorm);
+    if (c->global_clipnorm > 0)
+        ok = ok && append_num(&buf, "global_clipnorm", c->global_clipnorm);
+    if (c->clipvalue > 0)
+        ok = ok && append_num(&buf, "clipvalue", c->clipvalue);
+    char *out = NULL;
+    if (!ok || asprintf(&out, "%s}}", buf) < 0)
+        out = NULL;
+    free(buf);
+    return out;
 }

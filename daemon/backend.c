@@ -99,8 +99,9 @@ static int be_submit(void *ctx, const char *body, size_t len, char **ret_json,
         return diag_set(d, -EINVAL, "/dataset", "unknown dataset '%s' (known: %s%s)",
                         spec.dataset, known, js->cfg.registry ? " and GET /v1/datasets" : "");
     }
-    /* imported data sets are checked against the model when the run builds it */
-    if (strcmp(found.format, "tensor") != 0 && (r = runner_check_model(&spec, &found, d)) < 0) {
+    /* the loss against the model's output; the class count of imported data
+     * sets is checked against the model when the run builds it */
+    if ((r = runner_check_model(&spec, &found, d)) < 0) {
         if (js->cfg.registry)
             datasets_unlock(js->cfg.registry);
         job_spec_free(&spec);

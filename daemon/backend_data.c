@@ -133,7 +133,8 @@ int backend_data_evaluate(struct backend_data *b, const char *id, const char *ch
     cJSON_AddStringToObject(o, "dataset", dataset);
     cJSON_AddNumberToObject(o, "examples", test.n);
     cJSON_AddNumberToObject(o, "loss", loss);
-    cJSON_AddNumberToObject(o, "accuracy", acc);
+    /* the job's metric under its log key, as Keras' evaluate(return_dict=True) */
+    cJSON_AddNumberToObject(o, spec.metric, acc);
     *ret_json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     r = *ret_json ? 0 : -ENOMEM;

@@ -28,7 +28,10 @@ static int load(struct model **ret, const struct job_spec *spec, const char *wei
         return diag_set(d, -EINVAL, "dataset", "the model ends in %d classes, the data set has %d",
                         m->classes, classes);
     }
-    r = h5_load_weights(m, weights_path, d);
+    /* evaluate reports the job's loss and metric */
+    r = runner_set_head(m, spec, d);
+    if (r == 0)
+        r = h5_load_weights(m, weights_path, d);
     if (r < 0) {
         model_free(m);
         return r;

@@ -10,21 +10,25 @@
  *      the file is safely written - commit of the policy state, the
  *      save_last copy and the top-k deletions; a "checkpoint" (or
  *      "checkpoint_error") event and, with verbose >= 1, the Keras line;
- *   3. early stopping (Keras EarlyStopping semantics);
+ *   3. EarlyStopping, ReduceLROnPlateau: core/ decides (cb_early_stopping.c,
+ *      cb_reduce_lr.c), runner_callbacks.c acts;
  *   4. <job_dir>/resume.h5 (weights, optimizer, epoch, and the state JSON
  *      below), so that a resumed run sees every decision of the epoch.
+ * These are entries of one core/ callback list (callbacks.h) that fit()
+ * calls; at epoch begin the scheduler sets the learning rate, after each
+ * batch come the "progress" event (with the running logs), batch-saving
+ * policies and TerminateOnNaN.
  *
  * State JSON in resume.h5 (format version 1):
  *   {"version": 1, "policies": [<ckpt_state_to_json>, ...],
  *    "early_stopping": {"wait", "best", "best_epoch", "stopped_epoch",
  *                       "has_best_weights", "best_weights_sha256", "stopped"},
- *    "epoch_position": {"batch", "loss_sum", "correct", "seen"}}
+ *    "reduce_lr_on_plateau": {...}, "learning_rate": ..., "terminated_on_nan": ...
+ *    (runner_callbacks.h),
+ *    "epoch_position": {"batch", "loss_sum", "metric_sum", "seen"}}
  * epoch_position is present only in a file written when a run was stopped
  * inside an epoch (it continues after that batch, bit-identically).
- * Non-finite numbers are written as the strings "inf", "-inf", "nan".  With
- * restore_best_weights the best weights are kept in
- * <job_dir>/early_stopping_best.h5 (tf.keras weights-only layout), read back
- * only if its bytes have the SHA-256 the (checksummed) state records. */
+ * Non-finite numbers are written as the strings "inf", "-inf", "nan". */
 #include "job_runner_internal.h"
 
 #include <cjson/cJSON.h>
@@ -47,6 +51,7 @@
 #include "model.h"
 #include "monotonic.h"
 #include "optimizer.h"
+#include "runner_callbacks.h"
 
 const struct runner_dataset *runner_find_dataset(const struct runner_env *env, const char *name)
 {
@@ -71,6 +76,12 @@ void runner_emit(struct runner *r, const char *type, cJSON *obj, bool persist)
         cJSON_free(text);
     }
     cJSON_Delete(obj);
+}
+
+/* runner_callbacks' sink. */
+static void cb_emit(void *ctx, const char *type, cJSON *obj)
+{
+    runner_emit(ctx, type, obj, true);
 }
 
 static cJSON *logs_json(const struct logs *logs)
@@ -182,24 +193,74 @@ static int classes_mismatch(const struct job_spec *spec, int model_classes, int 
                     model_classes, spec->dataset, data_classes);
 }
 
+/* class_weight names classes below the model's class count. */
+static int check_class_weight(const struct job_spec *spec, int classes, struct diag *d)
+{
+    for (int i = 0; i < spec->n_class_weight; i++)
+        if (spec->class_weight[i].cls >= classes) {
+            char field[32];
+            snprintf(field, sizeof(field), "/class_weight/%d", spec->class_weight[i].cls);
+            return diag_set(d, -EINVAL, field, "class %d: the model has %d classes (0 to %d)",
+                            spec->class_weight[i].cls, classes, classes - 1);
+        }
+    return 0;
+}
+
 int runner_check_model(const struct job_spec *spec, const struct runner_dataset *ds,
                        struct diag *d)
 {
-    if (!spec->model_json)
-        return 0;
-    (void)ds; /* every built-in format has DATASET_CLASSES classes */
+    if (!spec->model_json) {
+        /* The built-ins' output does not depend on the input shape: any
+         * shape they take tells whether the loss trains it. */
+        struct model_spec bs = {0};
+        static const int any_shape[3] = {32, 32, 3};
+        int r = model_spec_builtin(&bs, spec->model, any_shape, DATASET_CLASSES, d);
+        if (r == 0)
+            r = model_spec_check_loss(&bs, &spec->loss_config, d);
+        model_spec_free(&bs);
+        /* built-ins end in the data set's class count: known here for
+         * the configured formats, at run time for imported sets */
+        if (r < 0 || strcmp(ds->format, "tensor") == 0)
+            return r;
+        return check_class_weight(spec, DATASET_CLASSES, d);
+    }
+    /* every built-in format has DATASET_CLASSES classes */
     struct model_spec ms = {0};
     struct diag ignored = {{0}, {0}};
     int classes = -EINVAL;
     if (model_spec_parse_json(&ms, spec->model_json, strlen(spec->model_json), NULL,
                               &ignored) == 0) {
         classes = model_spec_output_classes(&ms, &ignored);
+        /* a loss the model's output cannot train is the spec's error */
+        int r = classes > 0 ? model_spec_check_loss(&ms, &spec->loss_config, d) : 0;
         model_spec_free(&ms);
+        if (r < 0)
+            return r;
     }
     /* Other model errors are reported where the run builds the model. */
-    if (classes > 0 && classes != DATASET_CLASSES)
+    if (classes > 0 && classes != DATASET_CLASSES && strcmp(ds->format, "tensor") != 0)
         return classes_mismatch(spec, classes, DATASET_CLASSES, d);
-    return 0;
+    return classes > 0 ? check_class_weight(spec, classes, d) : 0;
+}
+
+int runner_set_head(struct model *m, const struct job_spec *spec, struct diag *d)
+{
+    struct model_head h = {.loss = spec->loss_config, .metric = spec->metric_config};
+    if (spec->n_class_weight == 0)
+        return model_set_head(m, &h, d);
+    float *cw = malloc(sizeof(float) * (size_t)m->classes);
+    if (!cw)
+        return diag_set(d, -ENOMEM, "/class_weight", "out of memory");
+    for (int c = 0; c < m->classes; c++)
+        cw[c] = 1.0f; /* Keras: classes not named weigh 1 */
+    int r = check_class_weight(spec, m->classes, d);
+    for (int i = 0; i < spec->n_class_weight && r == 0; i++)
+        cw[spec->class_weight[i].cls] = (float)spec->class_weight[i].weight;
+    h.class_weight = cw;
+    if (r == 0)
+        r = model_set_head(m, &h, d);
+    free(cw);
+    return r;
 }
 
 static int build_model(struct runner *r, const struct dataset *train,
@@ -214,6 +275,8 @@ static int build_model(struct runner *r, const struct dataset *train,
         return ret;
     if (r->m->classes != train->classes)
         return classes_mismatch(spec, r->m->classes, train->classes, d);
+    if ((ret = runner_set_head(r->m, spec, d)) < 0)
+        return ret;
     model_init_weights(r->m, spec->seed);
     ret = optimizer_create(&r->opt, &spec->optimizer, r->m, d);
     if (ret < 0 && d && !d->field[0])
@@ -362,6 +425,8 @@ static void policy_on_batch_end(struct runner *r, int i, const struct fit_progre
 
 /* --- fit callbacks ---------------------------------------------------------------- */
 
+/* The "progress" event: position, speed, ETA and the epoch's running logs
+ * (loss and metrics so far), at most every RUNNER_PROGRESS_INTERVAL. */
 static void emit_progress(struct runner *r, const struct fit_progress *p, const struct logs *logs)
 {
     bool ok = true;
@@ -380,7 +445,9 @@ static void emit_progress(struct runner *r, const struct fit_progress *p, const 
     runner_emit(r, "progress", cjson_checked(o, ok), false);
 }
 
-static int on_batch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
+/* Entry "progress": the job's progress and epoch_end events (the
+ * renderer in progress.c prints them as Keras' ProgbarLogger). */
+static int progress_batch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
 {
     struct runner *r = ctx;
     double now = monotonic_seconds();
@@ -388,13 +455,10 @@ static int on_batch_end(void *ctx, const struct fit_progress *p, const struct lo
         r->last_progress = now;
         emit_progress(r, p, logs);
     }
-    for (int i = 0; i < r->n_policies; i++)
-        if (r->spec->checkpoints[i].save_freq > 0)
-            policy_on_batch_end(r, i, p, logs);
     return 0;
 }
 
-static int on_epoch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
+static int progress_epoch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
 {
     bool ok = true;
     struct runner *r = ctx;
@@ -407,15 +471,32 @@ static int on_epoch_end(void *ctx, const struct fit_progress *p, const struct lo
     ok &= cJSON_AddNumberToObject(o, "lr", p->lr) != NULL;
     ok &= cJSON_AddNumberToObject(o, "seconds", p->epoch_seconds) != NULL;
     runner_emit(r, "epoch_end", cjson_checked(o, ok), true);
+    return 0;
+}
 
-    for (int i = 0; i < r->n_policies; i++)
-        if (r->spec->checkpoints[i].save_freq == 0)
-            policy_on_epoch_end(r, i, p, logs);
+/* Entries "ModelCheckpoint", one per policy. */
+static int policy_batch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
+{
+    struct runner_policy *pc = ctx;
+    if (pc->r->spec->checkpoints[pc->i].save_freq > 0)
+        policy_on_batch_end(pc->r, pc->i, p, logs);
+    return 0;
+}
 
-    int stop = es_on_epoch_end(r, p->epoch - 1, logs, &r->err);
-    if (stop < 0)
-        return stop;
+static int policy_epoch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
+{
+    struct runner_policy *pc = ctx;
+    if (pc->r->spec->checkpoints[pc->i].save_freq == 0)
+        policy_on_epoch_end(pc->r, pc->i, p, logs);
+    return 0;
+}
 
+/* Entry "resume", the last: resume.h5 with every callback's decision of
+ * the epoch. */
+static int resume_epoch_end(void *ctx, const struct fit_progress *p, const struct logs *logs)
+{
+    struct runner *r = ctx;
+    (void)logs;
     char *state = resume_state_json(r);
     if (!state)
         return diag_set(&r->err, -ENOMEM, "", "out of memory for the resume state");
@@ -426,21 +507,21 @@ static int on_epoch_end(void *ctx, const struct fit_progress *p, const struct lo
         diag_prefix(&r->err, RUNNER_RESUME_FILE ": ");
         return ret;
     }
-    return stop;
+    return 0;
 }
 
 /* Stopped inside an epoch (SIGTERM, cancel, Ctrl-C): save the position so a
  * continued run picks up after the last finished batch.  If this write
  * fails, the epoch-end resume.h5 stays and the epoch is redone: slower, the
  * same result. */
-static void on_train_end(void *ctx, const struct fit_progress *p, int status)
+static void resume_train_end(void *ctx, const struct fit_progress *p, int status)
 {
     struct runner *r = ctx;
     if (status != -ECANCELED || p->batch <= 0)
         return;
     r->in_batch = p->batch;
     r->in_loss_sum = p->loss_sum;
-    r->in_correct = p->correct;
+    r->in_metric_sum = p->metric_sum;
     r->in_seen = p->seen;
     char *state = resume_state_json(r);
     r->in_batch = 0;
@@ -450,6 +531,26 @@ static void on_train_end(void *ctx, const struct fit_progress *p, int status)
     (void)h5_save_resume(r->job_dir, RUNNER_RESUME_FILE, r->m, r->opt, p->epoch - 1, state,
                          &ignored);
     free(state);
+}
+
+/* The list, in Keras' order: progress first (ProgbarLogger), the
+ * checkpoints, the other callbacks, and the resume writer last. */
+static int build_callback_list(struct runner *r)
+{
+    int ret = cb_list_add(&r->list, &(struct callback){
+        "progress", {.ctx = r, .batch_end = progress_batch_end, .epoch_end = progress_epoch_end}});
+    for (int i = 0; ret == 0 && i < r->n_policies; i++) {
+        r->policy_ctx[i] = (struct runner_policy){r, i};
+        ret = cb_list_add(&r->list, &(struct callback){
+            "ModelCheckpoint", {.ctx = &r->policy_ctx[i], .batch_end = policy_batch_end,
+                                .epoch_end = policy_epoch_end}});
+    }
+    if (ret == 0)
+        ret = runner_cb_add(&r->cbs, &r->list);
+    if (ret == 0)
+        ret = cb_list_add(&r->list, &(struct callback){
+            "resume", {.ctx = r, .epoch_end = resume_epoch_end, .train_end = resume_train_end}});
+    return ret;
 }
 
 /* --- the job ---------------------------------------------------------------------- */
@@ -493,19 +594,18 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
         goto out;
     for (int i = 0; i < r->n_policies; i++)
         ckpt_state_init(&r->policies[i], &spec->checkpoints[i]);
-    es_init(r);
-    if (spec->early_stopping.enabled && spec->early_stopping.restore_best_weights) {
-        r->es.best_weights = malloc(r->m->n_params * sizeof(float));
-        if (!r->es.best_weights) {
-            ret = diag_set(d, -ENOMEM, "", "out of memory for the early-stopping weights");
-            goto out;
-        }
+    struct runner_cb_io io = {.ctx = r, .emit = cb_emit};
+    if ((ret = runner_cb_init(&r->cbs, spec, job_dir, r->m, r->opt, &io, d)) < 0)
+        goto out;
+    if (build_callback_list(r) < 0) {
+        ret = diag_set(d, -ENOSPC, "/callbacks", "more than %d callbacks", CB_LIST_MAX);
+        goto out;
     }
     int initial_epoch = 0;
     if ((ret = resume_state_load(r, &initial_epoch, d)) < 0)
         goto out;
     emit_state_running(r, initial_epoch);
-    if (initial_epoch >= spec->epochs || r->es.stopped)
+    if (initial_epoch >= spec->epochs || runner_cb_finished(&r->cbs))
         goto out; /* the interrupted run had finished its last epoch */
 
     struct fit_options o;
@@ -518,24 +618,24 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
     o.seed = spec->seed;
     o.initial_batch = r->in_batch;
     o.initial_loss_sum = r->in_loss_sum;
-    o.initial_correct = r->in_correct;
+    o.initial_metric_sum = r->in_metric_sum;
     o.initial_seen = r->in_seen;
+    o.accuracy_key = spec->metric;
     r->in_batch = 0; /* the next epoch-end state is at a boundary again */
-    struct fit_callbacks cb = {
-        .ctx = r,
-        .batch_end = on_batch_end,
-        .epoch_end = on_epoch_end,
-        .train_end = on_train_end,
-    };
+    struct fit_callbacks cb;
+    cb_list_bind(&r->list, &cb);
     r->last_progress = monotonic_seconds();
     memset(&r->err, 0, sizeof(r->err));
     ret = fit(r->m, r->opt, &train, &val, &o, &cb, stop, d);
+    /* a callback's own reason beats fit's "callback aborted" */
     if (ret < 0 && ret != -ECANCELED && r->err.message[0] && d)
-        *d = r->err; /* a callback's own reason beats fit's "callback aborted" */
+        *d = r->err;
+    else if (ret < 0 && ret != -ECANCELED && r->cbs.err.message[0] && d)
+        *d = r->cbs.err;
 out:
     if (r->ckpt_dirfd >= 0)
         close(r->ckpt_dirfd);
-    free(r->es.best_weights);
+    runner_cb_free(&r->cbs);
     optimizer_free(r->opt);
     model_free(r->m);
     dataset_free(&train);

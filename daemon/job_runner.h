@@ -62,9 +62,14 @@ int runner_load_split(struct dataset *ret, const struct runner_dataset *ds, cons
  * (h, w, c) and classes classes, weights zero (model_create). */
 int runner_create_model(struct model **ret, const struct job_spec *spec, const int shape[3],
                         int classes, int max_batch, int threads, struct diag *d);
+/* The job's compile() loss and metric and fit() class_weight onto m:
+ * -EINVAL with d naming the field (/loss, /class_weight) when they do not
+ * fit the model. */
+int runner_set_head(struct model *m, const struct job_spec *spec, struct diag *d);
 /* At submit: an inline model whose output size differs from the data set's
- * class count is -EINVAL at "/model" (the run would fail when it builds the
- * model).  Other model errors are left to the run. */
+ * class count is -EINVAL at "/model", a loss the model's output cannot
+ * train at "/loss" (the run would fail when it builds the model).  Other
+ * model errors are left to the run. */
 int runner_check_model(const struct job_spec *spec, const struct runner_dataset *ds,
                        struct diag *d);
 

@@ -1,7 +1,6 @@
-/* job_runner_internal.h - what job_runner.c shares with the files that
- * keep parts of a run's state: early_stopping.c (tf.keras EarlyStopping)
- * and resume_state.c (the state JSON inside resume.h5).  Only these three
- * include it. */
+/* job_runner_internal.h - what job_runner.c shares with resume_state.c
+ * (the state JSON inside resume.h5).  Only these two include it; the Keras
+ * callbacks beyond ModelCheckpoint are runner_callbacks.h's. */
 #ifndef TRAIND_JOB_RUNNER_INTERNAL_H
 #define TRAIND_JOB_RUNNER_INTERNAL_H
 
@@ -19,25 +18,12 @@
 #include "logs.h"
 #include "model.h"
 #include "optimizer.h"
+#include "runner_callbacks.h"
 
 #define RUNNER_RESUME_FILE "resume.h5"
-#define RUNNER_ES_BEST_FILE "early_stopping_best.h5"
 #define RUNNER_CHECKPOINT_DIR "checkpoints"
 #define RUNNER_STATE_VERSION 1
 #define RUNNER_PROGRESS_INTERVAL 0.25 /* seconds between "progress" events */
-
-/* Keras EarlyStopping state (0-based epochs as Keras keeps them). */
-struct es_state {
-    enum ckpt_mode mode;   /* resolved: MIN or MAX */
-    int wait;
-    double best;
-    int best_epoch;
-    int stopped_epoch;
-    bool stopped;
-    bool has_best_weights;
-    uint8_t best_sha256[FSUTIL_SHA256_BYTES]; /* of early_stopping_best.h5 as written */
-    float *best_weights;   /* (n_params) when restore_best_weights */
-};
 
 struct runner {
     const struct job_spec *spec;
@@ -49,7 +35,12 @@ struct runner {
     struct optimizer *opt;
     int n_policies;
     struct ckpt_state policies[JOB_SPEC_MAX_CHECKPOINTS];
-    struct es_state es;
+    struct runner_policy { /* a ModelCheckpoint entry's context */
+        struct runner *r;
+        int i;
+    } policy_ctx[JOB_SPEC_MAX_CHECKPOINTS];
+    struct runner_cb cbs;  /* EarlyStopping, ReduceLROnPlateau, scheduler, TerminateOnNaN */
+    struct cb_list list;   /* what fit() calls */
     double last_progress;  /* monotonic seconds of the last progress event */
     struct diag err;       /* why a callback aborted fit() */
     atomic_int *stop;      /* the caller's stop flag (may be NULL) */
@@ -57,21 +48,13 @@ struct runner {
      * at an epoch boundary), and what a continued run starts from. */
     int in_batch;
     double in_loss_sum;
-    long in_correct, in_seen;
+    double in_metric_sum;
+    long in_seen;
 };
 
 /* --- job_runner.c */
 /* Hand obj (consumed; NULL is ignored) to the sink as an event. */
 void runner_emit(struct runner *r, const char *type, cJSON *obj, bool persist);
-/* --- early_stopping.c */
-/* Fresh state from the job's early_stopping settings. */
-void es_init(struct runner *r);
-/* EarlyStopping's on_epoch_end for 0-based epoch e: keeps the best weights
- * (restore_best_weights), emits "early_stopping" when it stops.  1 = stop,
- * 0 = go on, -errno (with d) when the best weights cannot be written. */
-int es_on_epoch_end(struct runner *r, int e, const struct logs *logs, struct diag *d);
-cJSON *es_state_json(const struct es_state *es);
-int es_state_from_json(struct es_state *es, const cJSON *o, struct diag *d);
 
 /* --- resume_state.c */
 /* The state JSON written into resume.h5 (malloc'ed; NULL: out of memory). */

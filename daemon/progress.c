@@ -272,19 +272,55 @@ static void on_checkpoint_error(struct progress *p, const cJSON *ev)
     put_line(p, line);
 }
 
+/* EarlyStopping decides at the epoch's end: the restore line comes before
+ * the epoch's final line, "Epoch N: early stopping" (Keras' on_train_end)
+ * after it.  Events stored without the message texts get them composed. */
 static void on_early_stopping(struct progress *p, const cJSON *ev)
 {
     const cJSON *restored = cJSON_GetObjectItemCaseSensitive(ev, "restored_best_weights");
+    const char *restore_msg = json_str(ev, "restore_message"), *msg = json_str(ev, "message");
     char line[128];
     if (cJSON_IsTrue(restored)) {
-        snprintf(line, sizeof(line), "Restoring model weights from the end of the best epoch: %d.",
-                 json_int(ev, "best_epoch", 0));
-        put_line(p, line);
+        if (!restore_msg) {
+            snprintf(line, sizeof(line),
+                     "Restoring model weights from the end of the best epoch: %d.",
+                     json_int(ev, "best_epoch", 0));
+            restore_msg = line;
+        }
+        put_line(p, restore_msg);
     }
     flush_pending(p);
-    snprintf(line, sizeof(line), "Epoch %d: early stopping", json_int(ev, "epoch", 0));
-    put_line(p, line);
+    if (!msg) {
+        snprintf(line, sizeof(line), "Epoch %d: early stopping", json_int(ev, "epoch", 0));
+        msg = line;
+    }
+    put_line(p, msg);
     p->stopped = true;
+}
+
+/* "lr_changed" / "lr_kept": LearningRateScheduler's line belongs to the
+ * start of its epoch (after the header), ReduceLROnPlateau's to the end,
+ * before the epoch's final line like a checkpoint's. */
+static void on_lr(struct progress *p, const cJSON *ev)
+{
+    const char *msg = json_str(ev, "message"), *source = json_str(ev, "source");
+    const cJSON *printed = cJSON_GetObjectItemCaseSensitive(ev, "printed");
+    if (source && strcmp(source, "LearningRateScheduler") == 0) {
+        flush_pending(p);
+        header(p, json_int(ev, "epoch", 0), 0);
+    }
+    if (msg && msg[0] && cJSON_IsTrue(printed))
+        put_line(p, msg);
+}
+
+/* TerminateOnNaN stops inside an epoch: its line follows that epoch's header. */
+static void on_terminate_on_nan(struct progress *p, const cJSON *ev)
+{
+    const char *msg = json_str(ev, "message");
+    flush_pending(p);
+    header(p, json_int(ev, "epoch", 0), 0);
+    if (msg && msg[0])
+        put_line(p, msg);
 }
 
 void progress_event(struct progress *p, const char *type, const cJSON *ev)
@@ -301,6 +337,10 @@ void progress_event(struct progress *p, const char *type, const cJSON *ev)
         on_checkpoint_error(p, ev);
     else if (strcmp(type, "early_stopping") == 0)
         on_early_stopping(p, ev);
+    else if (strcmp(type, "lr_changed") == 0 || strcmp(type, "lr_kept") == 0)
+        on_lr(p, ev);
+    else if (strcmp(type, "terminate_on_nan") == 0)
+        on_terminate_on_nan(p, ev);
     else if (strcmp(type, "state") == 0)
         flush_pending(p);
 }

@@ -1,6 +1,6 @@
 /* resume_state.c - the state JSON inside <job_dir>/resume.h5 and reading
  * a run back from that file (format in job_runner.c's top comment): each
- * checkpoint policy's state, early stopping's, and the position inside an
+ * checkpoint policy's state, the other callbacks' (runner_callbacks.h), and the position inside an
  * epoch of a run stopped mid-epoch. */
 #include "job_runner_internal.h"
 
@@ -52,14 +52,14 @@ char *resume_state_json(struct runner *r)
         if (!ps || !cJSON_AddItemToArray(pol, ps))
             goto out;
     }
-    ok &= cjson_add(o, "early_stopping", es_state_json(&r->es));
+    ok &= runner_cb_state_add(&r->cbs, o);
     if (r->in_batch > 0) {
         cJSON *pos = cJSON_AddObjectToObject(o, "epoch_position");
         if (!pos)
             goto out;
         ok &= cJSON_AddNumberToObject(pos, "batch", r->in_batch) != NULL;
         ok &= cJSON_AddNumberToObject(pos, "loss_sum", r->in_loss_sum) != NULL;
-        ok &= cJSON_AddNumberToObject(pos, "correct", (double)r->in_correct) != NULL;
+        ok &= cJSON_AddNumberToObject(pos, "metric_sum", r->in_metric_sum) != NULL;
         ok &= cJSON_AddNumberToObject(pos, "seen", (double)r->in_seen) != NULL;
     }
     out = ok ? cJSON_PrintUnformatted(o) : NULL;
@@ -91,23 +91,26 @@ static int state_from_json(struct runner *r, const char *text, struct diag *d)
     for (const cJSON *ps = pol->child; ps; ps = ps->next, i++)
         if ((ret = policy_state_from_json(r, i, ps, d)) < 0)
             goto out;
-    ret = es_state_from_json(&r->es, cJSON_GetObjectItemCaseSensitive(o, "early_stopping"), d);
+    ret = runner_cb_state_restore(&r->cbs, o, d);
     const cJSON *pos = cJSON_GetObjectItemCaseSensitive(o, "epoch_position");
     if (ret == 0 && pos) {
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(pos, "batch");
         const cJSON *ls = cJSON_GetObjectItemCaseSensitive(pos, "loss_sum");
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(pos, "correct");
+        /* "correct": the accuracy count of state written before any metric */
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(pos, "metric_sum");
+        if (!c)
+            c = cJSON_GetObjectItemCaseSensitive(pos, "correct");
         const cJSON *n = cJSON_GetObjectItemCaseSensitive(pos, "seen");
         if (!cJSON_IsNumber(b) || !cJSON_IsNumber(ls) || !cJSON_IsNumber(c) ||
             !cJSON_IsNumber(n) || b->valuedouble < 1 || b->valuedouble > 1e9 ||
-            c->valuedouble < 0 || n->valuedouble < c->valuedouble || n->valuedouble > 1e15) {
+            !(c->valuedouble >= 0 && isfinite(c->valuedouble)) || n->valuedouble > 1e15) {
             ret = diag_set(d, -EINVAL, RUNNER_RESUME_FILE,
                            "the resume file's epoch position is malformed");
             goto out;
         }
         r->in_batch = (int)b->valuedouble;
         r->in_loss_sum = ls->valuedouble;
-        r->in_correct = (long)c->valuedouble;
+        r->in_metric_sum = c->valuedouble;
         r->in_seen = (long)n->valuedouble;
     }
 out:
@@ -136,25 +139,6 @@ int resume_state_load(struct runner *r, int *ret_epoch, struct diag *d)
     free(state);
     if (ret < 0)
         return ret;
-    if (r->es.has_best_weights) {
-        /* The best weights live in their own file; read them through a scratch
-         * copy of the current parameters. */
-        size_t bytes = r->m->n_params * sizeof(float);
-        float *cur = malloc(bytes);
-        if (!cur)
-            return diag_set(d, -ENOMEM, "", "out of memory");
-        memcpy(cur, r->m->params, bytes);
-        snprintf(path, sizeof(path), "%s/%s", r->job_dir, RUNNER_ES_BEST_FILE);
-        ret = h5_load_weights_verified(r->m, path, r->es.best_sha256, d);
-        if (ret == 0)
-            memcpy(r->es.best_weights, r->m->params, bytes);
-        else
-            diag_prefix(d, RUNNER_ES_BEST_FILE ": ");
-        memcpy(r->m->params, cur, bytes);
-        free(cur);
-        if (ret < 0)
-            return ret;
-    }
     *ret_epoch = epoch;
     return 0;
 }

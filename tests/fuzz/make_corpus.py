@@ -64,6 +64,28 @@ put('job_spec', 'inline-model.json', json.dumps(
      "checkpoints": [{"filepath": "e{epoch}-b{batch}.h5", "save_freq": 10, "monitor": "loss",
                       "save_top_k": 3, "mode": "min"}]}))
 put('job_spec', 'minimal.json', '{"dataset": "fashion-mnist", "model": "lenet"}')
+put('job_spec', 'callbacks.json', json.dumps({
+    "dataset": "fashion-mnist", "model": "mlp",
+    "optimizer": {"name": "adamw", "amsgrad": True, "global_clipnorm": 1.0,
+                  "learning_rate": {"class_name": "CosineDecayRestarts",
+                                    "config": {"initial_learning_rate": 0.01,
+                                               "first_decay_steps": 100}}},
+    "callbacks": {"early_stopping": {"monitor": "val_accuracy", "patience": 3,
+                                     "start_from_epoch": 2, "restore_best_weights": True},
+                  "terminate_on_nan": True}}))
+put('job_spec', 'reduce-lr.json', json.dumps({
+    "dataset": "fashion-mnist", "model": "mlp", "optimizer": {"name": "rmsprop", "centered": True},
+    "callbacks": {"reduce_lr_on_plateau": {"factor": 0.5, "cooldown": 1, "min_lr": 1e-5},
+                  "lr_scheduler": {"schedule": "step_decay", "initial_learning_rate": 0.01,
+                                   "factor": 0.25, "drop_every": 5}}}))
+put('job_spec', 'losses.json', json.dumps({
+    "dataset": "fashion-mnist", "model": "mlp",
+    "loss": {"module": "keras.losses", "class_name": "CategoricalCrossentropy",
+             "config": {"from_logits": False, "label_smoothing": 0.1,
+                        "reduction": "sum_over_batch_size", "axis": -1},
+             "registered_name": None},
+    "metrics": [{"class_name": "TopKCategoricalAccuracy", "config": {"k": 3, "name": "top3"}}],
+    "class_weight": {"0": 1.0, "3": 2.5}}))
 put('job_spec', 'bad-empty.json', '{}')
 put('job_spec', 'bad-epochs.json', '{"dataset": "fashion-mnist", "model": "mlp", "epochs": -1}')
 put('job_spec', 'bad-unknown-field.json', '{"dataset": "fashion-mnist", "model": "mlp", "epoch": 1}')
@@ -174,6 +196,38 @@ put('ckpt_state', 'bad-seq', b'\x30' + json.dumps(dict(state, saves=2)).encode()
 put('ckpt_state', 'bad-batches', b'\x01' + json.dumps(dict(fresh, batches_since_last_save=1)).encode())
 put('ckpt_state', 'bad-kept-many', b'\x30' + json.dumps(dict(
     state, saves=100, kept=[dict(state["kept"][0], seq=i + 1) for i in range(18)])).encode())
+
+# --- cb_state: selector byte (0 EarlyStopping, 1 ReduceLROnPlateau, 2 schedule), then JSON
+es = {"wait": 2, "best": 0.3125, "best_epoch": 4, "stopped_epoch": 0, "has_best_weights": True,
+      "stopped": False}
+put('cb_state', 'es', b'\x00' + json.dumps(es).encode())
+put('cb_state', 'es-fresh', b'\x00' + json.dumps(dict(es, best="inf", wait=0)).encode())
+put('cb_state', 'bad-es-key', b'\x00' + json.dumps(dict(es, x=1)).encode())
+put('cb_state', 'bad-es-nan', b'\x00' + json.dumps(dict(es, best="nan")).encode())
+put('cb_state', 'rlrop', b'\x01{"best": "-inf", "wait": 3, "cooldown_counter": 1}')
+put('cb_state', 'bad-rlrop-missing', b'\x01{"best": 1, "wait": 3}')
+put('cb_state', 'bad-rlrop-negative', b'\x01{"best": 1, "wait": -3, "cooldown_counter": 0}')
+for name, cls, cfg in [
+        ('exp', 'ExponentialDecay', {"initial_learning_rate": 0.1, "decay_steps": 1000,
+                                     "decay_rate": 0.96, "staircase": True,
+                                     "name": "ExponentialDecay"}),
+        ('piecewise', 'PiecewiseConstantDecay', {"boundaries": [100, 200],
+                                                 "values": [0.1, 0.01, 0.001], "name": None}),
+        ('inverse', 'InverseTimeDecay', {"initial_learning_rate": 0.1, "decay_steps": 1.0,
+                                         "decay_rate": 0.5}),
+        ('poly', 'PolynomialDecay', {"initial_learning_rate": 0.1, "decay_steps": 10000,
+                                     "end_learning_rate": 0.01, "power": 0.5, "cycle": True}),
+        ('cosine', 'CosineDecay', {"initial_learning_rate": 0.0, "decay_steps": 1000,
+                                   "alpha": 0.1, "warmup_target": 0.1, "warmup_steps": 100}),
+        ('restarts', 'CosineDecayRestarts', {"initial_learning_rate": 0.1,
+                                             "first_decay_steps": 1000, "t_mul": 2.0,
+                                             "m_mul": 0.9, "alpha": 0.0, "name": "SGDRDecay"}),
+        ('bad-steps', 'CosineDecay', {"initial_learning_rate": 0.1, "decay_steps": 0}),
+        ('bad-values', 'PiecewiseConstantDecay', {"boundaries": [1, 2], "values": [1.0]}),
+        ('bad-class', 'StepDecay', {})]:
+    put('cb_state', 'schedule-' + name, b'\x02' + json.dumps(
+        {"module": "keras.optimizers.schedules", "class_name": cls, "config": cfg,
+         "registered_name": None}).encode())
 
 # --- conf: INI text
 put('conf', 'shipped.conf', open(os.path.join(HERE, '..', '..', 'config', 'traind.conf'), 'rb').read())

@@ -113,7 +113,7 @@ BAD_SPECS = [
     ("missing-model", without("/model"), "/model"),
     ("bad-inline-model", with_("/model", {"class_name": "Functional", "config": {}}),
      ("/model", "/model/class_name")),
-    ("unknown-optimizer-name", with_("/optimizer/name", "rmsprop"), "/optimizer/name"),
+    ("unknown-optimizer-name", with_("/optimizer/name", "lion"), "/optimizer/name"),
     ("mode-bogus", ckpt(mode="largest"), "/checkpoints/0/mode"),
     ("mode-auto-unguessable", ckpt(monitor="val_auc", mode="auto"),
      ("/checkpoints/0/mode", "/checkpoints/0/monitor")),

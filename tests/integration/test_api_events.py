@@ -17,7 +17,7 @@ from conftest import (TERMINAL, assert_error, event_fields, parse_ndjson, parse_
                       sha256_file, tiny_spec, long_spec)
 
 KNOWN_TYPES = {"state", "progress", "epoch_end", "checkpoint", "checkpoint_error",
-               "early_stopping", "lr_changed"}
+               "early_stopping", "lr_changed", "terminate_on_nan"}
 
 
 @pytest.fixture(scope="module")

@@ -137,7 +137,7 @@ int main(int argc, char **argv)
             }
         }
         double loss;
-        int correct;
+        double correct;
         if (model_train_step(m, images, PIXELS_UINT8, labels, BATCH, 7, s, &loss,
                              &correct) < 0) {
             fprintf(stderr, "h5_writer: model_train_step failed\n");

@@ -94,11 +94,13 @@ static struct optimizer *sgd(const struct model *m)
 #define EV_MAX 512
 
 struct rec {
-    char ev[EV_MAX];   /* 'B' train_begin, 'b' batch_end, 'e' epoch_end, 'E' train_end */
+    char ev[EV_MAX];   /* 'B' train_begin, 's' epoch_begin, 'b' batch_end, 'e' epoch_end, 'E' train_end */
     int n_ev;
     int train_begin, batch_end, epoch_end, train_end, end_status;
     int batch_ret_at_epoch, batch_ret_at_batch, batch_ret; /* return batch_ret there */
     int epoch_ret_at, epoch_ret;
+    int begin_ret_at, begin_ret;   /* epoch_begin returns begin_ret at that epoch */
+    int begin_batch;               /* p->batch seen by the last epoch_begin */
     int stop_at_epoch, stop_at_batch;
     atomic_int *stop;
     int bad;                  /* inconsistencies seen inside callbacks */
@@ -123,6 +125,16 @@ static int rec_train_begin(void *ctx, const struct fit_progress *p)
     if (p->batch != 0)
         r->bad++;
     return 0;
+}
+
+static int rec_epoch_begin(void *ctx, const struct fit_progress *p)
+{
+    struct rec *r = ctx;
+    rec_push(r, 's');
+    r->begin_batch = p->batch;
+    if (p->epoch < 1 || p->epoch > p->epochs)
+        r->bad++;
+    return p->epoch == r->begin_ret_at ? r->begin_ret : 0;
 }
 
 static int rec_batch_end(void *ctx, const struct fit_progress *p, const struct logs *l)
@@ -194,6 +206,7 @@ static struct fit_callbacks rec_callbacks(struct rec *r)
     struct fit_callbacks cb = {
         .ctx = r,
         .train_begin = rec_train_begin,
+        .epoch_begin = rec_epoch_begin,
         .batch_end = rec_batch_end,
         .epoch_end = rec_epoch_end,
         .train_end = rec_train_end,
@@ -237,7 +250,7 @@ static void test_callbacks_order_and_partial_batch(void)
     int rc = fit(m, opt, &tr, &va, &o, &cb, NULL, &d);
     CHECK_MSG(rc == 0, "fit: %d %s", rc, d.message);
     r.ev[r.n_ev] = '\0';
-    CHECK_STR_EQ(r.ev, "B" "bbbbbbbe" "bbbbbbbe" "bbbbbbbe" "E");
+    CHECK_STR_EQ(r.ev, "B" "sbbbbbbbe" "sbbbbbbbe" "sbbbbbbbe" "E");
     CHECK_INT_EQ(r.bad, 0);
     CHECK_INT_EQ(r.last_batches, 7);
     CHECK_INT_EQ(opt->iterations, 21);
@@ -289,7 +302,7 @@ static void test_steps_limits(void)
     struct fit_callbacks cb = rec_callbacks(&r);
     CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, NULL, NULL), 0);
     r.ev[r.n_ev] = '\0';
-    CHECK_STR_EQ(r.ev, "BbbbebbbeE");
+    CHECK_STR_EQ(r.ev, "BsbbbesbbbeE");
     CHECK_INT_EQ(r.last_batches, 3);
     CHECK_INT_EQ(opt->iterations, 6);
     CHECK_INT_EQ(r.bad, 0);
@@ -312,7 +325,7 @@ static void test_steps_limits(void)
     rec_init(&r, &tiny, o.batch_size, opt->iterations);
     CHECK_INT_EQ(fit(m, opt, &tiny, NULL, &o, &cb, NULL, NULL), 0);
     r.ev[r.n_ev] = '\0';
-    CHECK_STR_EQ(r.ev, "BbebeE");
+    CHECK_STR_EQ(r.ev, "BsbesbeE");
     CHECK_INT_EQ(r.bad, 0);
     CHECK_INT_EQ(r.last_epoch, 4);
     CHECK(r.val_loss == -1);
@@ -351,7 +364,7 @@ static void test_stop_flag_and_callback_results(void)
     r.stop_at_batch = 3;
     CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, &stop, &d), -ECANCELED);
     r.ev[r.n_ev] = '\0';
-    CHECK_STR_EQ(r.ev, "B" "bbbbbbbe" "bbb" "E");
+    CHECK_STR_EQ(r.ev, "B" "sbbbbbbbe" "sbbb" "E");
     CHECK_INT_EQ(r.end_status, -ECANCELED);
     CHECK_INT_EQ(opt->iterations, 10);
     CHECK_INT_EQ(r.bad, 0);
@@ -372,7 +385,7 @@ static void test_stop_flag_and_callback_results(void)
     r.batch_ret = 1;
     CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, &stop, NULL), 0);
     r.ev[r.n_ev] = '\0';
-    CHECK_STR_EQ(r.ev, "BbbeE");
+    CHECK_STR_EQ(r.ev, "BsbbeE");
     CHECK_INT_EQ(r.end_status, 1);
     CHECK(r.val_loss > 0);
     CHECK_INT_EQ(opt->iterations, 12);
@@ -383,7 +396,7 @@ static void test_stop_flag_and_callback_results(void)
     r.epoch_ret = 1;
     CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, &stop, NULL), 0);
     r.ev[r.n_ev] = '\0';
-    CHECK_STR_EQ(r.ev, "B" "bbbbbbbe" "bbbbbbbe" "E");
+    CHECK_STR_EQ(r.ev, "B" "sbbbbbbbe" "sbbbbbbbe" "E");
     CHECK_INT_EQ(r.end_status, 1);
 
     /* a negative result aborts with that error */
@@ -393,15 +406,30 @@ static void test_stop_flag_and_callback_results(void)
     r.batch_ret = -EIO;
     CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, &stop, &d), -EIO);
     r.ev[r.n_ev] = '\0';
-    CHECK_STR_EQ(r.ev, "BbbbbE");
+    CHECK_STR_EQ(r.ev, "BsbbbbE");
     CHECK_INT_EQ(r.end_status, -EIO);
     rec_init(&r, &tr, o.batch_size, opt->iterations);
     r.epoch_ret_at = 1;
     r.epoch_ret = -ENOSPC;
     CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, &stop, &d), -ENOSPC);
     r.ev[r.n_ev] = '\0';
-    CHECK_STR_EQ(r.ev, "BbbbbbbbeE");
+    CHECK_STR_EQ(r.ev, "BsbbbbbbbeE");
     CHECK_INT_EQ(r.end_status, -ENOSPC);
+
+    /* epoch_begin returns 1 at epoch 2: no batch of it runs; an error aborts */
+    rec_init(&r, &tr, o.batch_size, opt->iterations);
+    r.begin_ret_at = 2;
+    r.begin_ret = 1;
+    CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, &stop, NULL), 0);
+    r.ev[r.n_ev] = '\0';
+    CHECK_STR_EQ(r.ev, "BsbbbbbbbesE");
+    CHECK_INT_EQ(r.end_status, 1);
+    rec_init(&r, &tr, o.batch_size, opt->iterations);
+    r.begin_ret_at = 1;
+    r.begin_ret = -EIO;
+    CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, &stop, &d), -EIO);
+    r.ev[r.n_ev] = '\0';
+    CHECK_STR_EQ(r.ev, "BsE");
     optimizer_free(opt);
     model_free(m);
     dataset_free(&tr);
@@ -639,8 +667,19 @@ static void resume_with(struct optimizer *(*make)(const struct model *))
 struct stopper {
     atomic_int *flag;
     struct fit_progress at_end;
-    struct logs last;
+    struct logs last, epoch2;
+    int begins, first_begin_epoch, first_begin_batch; /* epoch_begin calls */
 };
+
+static int stopper_epoch_begin(void *ctx, const struct fit_progress *p)
+{
+    struct stopper *st = ctx;
+    if (st->begins++ == 0) {
+        st->first_begin_epoch = p->epoch;
+        st->first_begin_batch = p->batch;
+    }
+    return 0;
+}
 
 static int stopper_batch_end(void *ctx, const struct fit_progress *p, const struct logs *l)
 {
@@ -654,8 +693,9 @@ static int stopper_batch_end(void *ctx, const struct fit_progress *p, const stru
 static int stopper_epoch_end(void *ctx, const struct fit_progress *p, const struct logs *l)
 {
     struct stopper *st = ctx;
-    (void)p;
     st->last = *l;
+    if (p->epoch == 2)
+        st->epoch2 = *l;
     return 0;
 }
 
@@ -666,12 +706,16 @@ static void stopper_train_end(void *ctx, const struct fit_progress *p, int statu
     st->at_end = *p;
 }
 
-static void test_resume_inside_epoch(void)
+static void resume_inside_epoch(const struct model_head *h)
 {
     struct dataset tr, va;
     toy_data(&tr, 90, 9); /* 6 batches of 16 (the last has 10) */
     toy_data(&va, 20, 10);
     struct model *a = toy_model(16, 21), *b = toy_model(16, 21), *b2 = toy_model(16, 99);
+    struct diag hd;
+    if (h && a && b && b2)
+        CHECK(model_set_head(a, h, &hd) == 0 && model_set_head(b, h, &hd) == 0 &&
+              model_set_head(b2, h, &hd) == 0);
     struct optimizer *oa = a ? sgd(a) : NULL, *ob = b ? sgd(b) : NULL;
     struct optimizer *ob2 = b2 ? sgd(b2) : NULL;
     if (oa && ob && ob2) {
@@ -704,15 +748,27 @@ static void test_resume_inside_epoch(void)
         o2.initial_epoch = sb.at_end.epoch - 1;
         o2.initial_batch = sb.at_end.batch;
         o2.initial_loss_sum = sb.at_end.loss_sum;
-        o2.initial_correct = sb.at_end.correct;
+        o2.initial_metric_sum = sb.at_end.metric_sum;
         o2.initial_seen = sb.at_end.seen;
-        struct fit_callbacks cbb2 = {.ctx = &sb2, .epoch_end = stopper_epoch_end};
+        struct fit_callbacks cbb2 = {.ctx = &sb2, .epoch_begin = stopper_epoch_begin,
+                                     .epoch_end = stopper_epoch_end};
         CHECK_INT_EQ(fit(b2, ob2, &tr, &va, &o2, &cbb2, NULL, &d), 0);
+        /* epoch_begin sees the resumed epoch at its position, then epoch 3 at 0 */
+        CHECK_INT_EQ(sb2.begins, 2);
+        CHECK_INT_EQ(sb2.first_begin_epoch, 2);
+        CHECK_INT_EQ(sb2.first_begin_batch, 3);
         CHECK_INT_EQ(ob2->iterations, oa->iterations);
         CHECK(memcmp(a->params, b2->params, bytes) == 0);
         CHECK(memcmp(oa->slots[0], ob2->slots[0], bytes) == 0);
         double la = 0, lb = 0;
         CHECK(logs_get(&sa.last, "loss", &la) && logs_get(&sb2.last, "loss", &lb) && la == lb);
+        CHECK(logs_get(&sa.last, "accuracy", &la) && logs_get(&sb2.last, "accuracy", &lb) &&
+              la == lb);
+        /* the resumed epoch's logs continue the stopped run's running sums */
+        CHECK(logs_get(&sa.epoch2, "loss", &la) && logs_get(&sb2.epoch2, "loss", &lb) &&
+              la == lb);
+        CHECK(logs_get(&sa.epoch2, "accuracy", &la) && logs_get(&sb2.epoch2, "accuracy", &lb) &&
+              la == lb);
 
         /* a position outside the epoch is refused */
         o2.initial_batch = 7;
@@ -724,6 +780,78 @@ static void test_resume_inside_epoch(void)
     model_free(a);
     model_free(b);
     model_free(b2);
+    dataset_free(&tr);
+    dataset_free(&va);
+}
+
+static void test_resume_inside_epoch(void)
+{
+    resume_inside_epoch(NULL);
+    /* a head whose running sums are not counts: label smoothing, class
+     * weights and MAE as the metric (logged under the default key) */
+    static const float cw[CLASSES] = {1, 2, 0.5f, 3};
+    struct model_head h = {.loss = {LOSS_KIND_CATEGORICAL_CROSSENTROPY, false, 0.1},
+                           .metric = {METRIC_KIND_MEAN_ABSOLUTE_ERROR, 5, 0.5},
+                           .class_weight = cw};
+    resume_inside_epoch(&h);
+}
+
+/* fit_options.accuracy_key names the accuracy logs (train and val_) as
+ * Keras names them after compile()'s metric; the values are those of the
+ * default "accuracy" run, bit for bit. */
+static int keep_epoch_logs(void *ctx, const struct fit_progress *p, const struct logs *l)
+{
+    *(struct logs *)ctx = *l;
+    return 0;
+}
+
+static void test_accuracy_key(void)
+{
+    struct dataset tr, va;
+    toy_data(&tr, 60, 5);
+    toy_data(&va, 20, 6);
+    struct logs got[2];
+    for (int run = 0; run < 2; run++) {
+        memset(&got[run], 0, sizeof(got[run]));
+        struct model *m = toy_model(16, 4);
+        struct optimizer *opt = m ? sgd(m) : NULL;
+        if (!opt) {
+            model_free(m);
+            continue;
+        }
+        struct fit_options o;
+        fit_options_default(&o);
+        o.epochs = 2;
+        o.batch_size = 16;
+        o.accuracy_key = run == 0 ? NULL : "sparse_categorical_accuracy";
+        struct fit_callbacks cb = {.ctx = &got[run], .epoch_end = keep_epoch_logs};
+        CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, NULL, NULL), 0);
+        optimizer_free(opt);
+        model_free(m);
+    }
+    double a0 = -1, va0 = -1, a1 = -2, va1 = -2, x;
+    CHECK(logs_get(&got[0], "accuracy", &a0) && logs_get(&got[0], "val_accuracy", &va0));
+    CHECK(logs_get(&got[1], "sparse_categorical_accuracy", &a1));
+    CHECK(logs_get(&got[1], "val_sparse_categorical_accuracy", &va1));
+    CHECK(a0 == a1 && va0 == va1);
+    CHECK(!logs_get(&got[1], "accuracy", &x) && !logs_get(&got[1], "val_accuracy", &x));
+    CHECK_INT_EQ(got[1].n, 4);
+
+    /* a key whose val_ form does not fit a logs key is refused */
+    struct model *m = toy_model(16, 4);
+    struct optimizer *opt = m ? sgd(m) : NULL;
+    if (opt) {
+        struct fit_options o;
+        fit_options_default(&o);
+        o.batch_size = 16;
+        o.accuracy_key = "an_accuracy_key_of_28_chars_";
+        struct diag d = {{0}, {0}};
+        CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, NULL, NULL, &d), -EINVAL);
+        CHECK_STR_EQ(d.field, "/accuracy_key");
+        CHECK_INT_EQ(opt->iterations, 0);
+    }
+    optimizer_free(opt);
+    model_free(m);
     dataset_free(&tr);
     dataset_free(&va);
 }
@@ -741,6 +869,7 @@ int main(void)
     TEST_RUN(test_stop_flag_and_callback_results);
     TEST_RUN(test_steps_stream);
     TEST_RUN(test_determinism);
+    TEST_RUN(test_accuracy_key);
     TEST_RUN(test_float32_pixels);
     TEST_RUN(test_resume);
     TEST_RUN(test_resume_inside_epoch);

@@ -88,7 +88,7 @@ static void train(struct model *m, struct optimizer *opt, int64_t step0, int ste
     for (int s = 0; s < steps; s++) {
         make_batch(m, 1000 + (uint64_t)(step0 + s), images, labels);
         double loss;
-        int correct;
+        double correct;
         int r = model_train_step(m, images, PIXELS_UINT8, labels, BATCH, 7, step0 + s, &loss,
                                  &correct);
         CHECK_INT_EQ(r, 0);

@@ -223,33 +223,43 @@ static void test_early_stopping_restores_best(void)
     remove_dir(dir);
 }
 
-static void read_resume(const char *dir, float **ret_params, size_t *ret_n, int *ret_epoch)
+/* resume.h5 of dir read with job's model and optimizer: parameters, every
+ * optimizer slot and the iteration count in one array. */
+static void read_resume(const char *dir, const char *job, float **ret_params, size_t *ret_n,
+                        int *ret_epoch)
 {
     struct model_spec ms = {0};
     int shape[3] = {28, 28, 1};
     struct model *m = NULL;
     struct optimizer *opt = NULL;
     struct diag d = {0};
-    struct optimizer_config oc;
-    optimizer_config_default(&oc, OPTIMIZER_KIND_SGD);
-    oc.learning_rate = 0.05;
-    oc.momentum = 0.9;
+    struct job_spec spec;
     *ret_params = NULL;
+    if (job_spec_parse(&spec, job, strlen(job), &d) < 0) {
+        CHECK_MSG(0, "%s: %s", d.field, d.message);
+        return;
+    }
     CHECK(model_spec_builtin(&ms, "mlp", shape, 10, &d) == 0);
     CHECK(model_create(&m, &ms, 32, 1, &d) == 0);
     model_spec_free(&ms);
-    if (!m)
+    if (m)
+        CHECK(optimizer_create(&opt, &spec.optimizer, m, &d) == 0);
+    job_spec_free(&spec);
+    if (!opt) {
+        model_free(m);
         return;
-    CHECK(optimizer_create(&opt, &oc, m, &d) == 0);
+    }
     char path[PATH_MAX + 32], *state = NULL;
     snprintf(path, sizeof(path), "%s/resume.h5", dir);
     int r = h5_load_resume(m, opt, path, ret_epoch, &state, &d);
     CHECK_MSG(r == 0, "%s", d.message);
     if (r == 0) {
-        *ret_n = m->n_params + opt->n + 1;
+        *ret_n = m->n_params + (size_t)opt->n_slots * opt->n + 1;
         *ret_params = malloc(*ret_n * sizeof(float));
         memcpy(*ret_params, m->params, m->n_params * sizeof(float));
-        memcpy(*ret_params + m->n_params, opt->slots[0], opt->n * sizeof(float));
+        for (int s = 0; s < opt->n_slots; s++)
+            memcpy(*ret_params + m->n_params + (size_t)s * opt->n, opt->slots[s],
+                   opt->n * sizeof(float));
         (*ret_params)[*ret_n - 1] = (float)opt->iterations;
     }
     free(state);
@@ -305,8 +315,8 @@ static void stop_and_continue(const char *job, int epochs_done)
     float *a = NULL, *b = NULL;
     size_t na = 0, nb = 0;
     int ea = 0, eb = 0;
-    read_resume(full, &a, &na, &ea);
-    read_resume(cut, &b, &nb, &eb);
+    read_resume(full, job, &a, &na, &ea);
+    read_resume(cut, job, &b, &nb, &eb);
     CHECK_INT_EQ(ea, epochs_done);
     CHECK_INT_EQ(eb, epochs_done);
     CHECK(a && b && na == nb && memcmp(a, b, na * sizeof(float)) == 0);
@@ -361,8 +371,8 @@ static void test_stop_inside_epoch_continues_there(void)
     float *a = NULL, *b = NULL;
     size_t na = 0, nb = 0;
     int ea = 0, eb = 0;
-    read_resume(full, &a, &na, &ea);
-    read_resume(cut, &b, &nb, &eb);
+    read_resume(full, job, &a, &na, &ea);
+    read_resume(cut, job, &b, &nb, &eb);
     CHECK_INT_EQ(ea, 4);
     CHECK_INT_EQ(eb, 4);
     CHECK(a && b && na == nb && memcmp(a, b, na * sizeof(float)) == 0);
@@ -418,6 +428,145 @@ static void test_damaged_best_weights_refused(void)
     CHECK_MSG(strstr(d.field, "early_stopping_best.h5") || strstr(d.message, "early_stopping_best.h5"),
               "%s: %s", d.field, d.message);
     CHECK_INT_EQ(count_type(&c, "epoch_end"), 0);
+    captured_free(&c);
+    remove_dir(dir);
+}
+
+static double num_of(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+#define RLROP_JOB                                                                             \
+    SMALL_JOB(", \"epochs\": 6, \"steps_per_epoch\": 4, \"callbacks\": "                      \
+              "{\"reduce_lr_on_plateau\": {\"monitor\": \"loss\", \"min_delta\": 100, "      \
+              "\"patience\": 2, \"cooldown\": 1, \"factor\": 0.5}}")
+
+/* ReduceLROnPlateau with min_delta 100 (nothing improves after epoch 1),
+ * patience 2, cooldown 1: Keras reduces at epochs 3 and 5 (epoch 4 is
+ * cooldown, then wait counts again); the next epochs train with the float32
+ * rate; across a stop after epoch 2 (wait 1 saved) the result is
+ * bit-identical. */
+static void test_reduce_lr_on_plateau(void)
+{
+    char dir[PATH_MAX];
+    make_dir(dir, sizeof(dir), "rlrop");
+    struct captured c = {0};
+    struct diag d = {0};
+    CHECK_INT_EQ(run(RLROP_JOB, dir, &c, NULL, &d), 0);
+    CHECK_INT_EQ(count_type(&c, "lr_changed"), 2);
+    const cJSON *a = nth_of_type(&c, "lr_changed", 0), *b = nth_of_type(&c, "lr_changed", 1);
+    CHECK(a && int_of(a, "epoch") == 3 && b && int_of(b, "epoch") == 5);
+    CHECK_STR_EQ(str_of(a, "source"), "ReduceLROnPlateau");
+    CHECK_STR_EQ(str_of(a, "message"),
+                 "Epoch 3: ReduceLROnPlateau reducing learning rate to 0.02500000037252903.");
+    CHECK_STR_EQ(str_of(b, "message"),
+                 "Epoch 5: ReduceLROnPlateau reducing learning rate to 0.012500000186264515.");
+    CHECK(num_of(a, "lr") == (double)0.025f && num_of(b, "lr") == (double)0.0125f);
+    CHECK(num_of(nth_of_type(&c, "epoch_end", 2), "lr") == 0.05);
+    CHECK(num_of(nth_of_type(&c, "epoch_end", 3), "lr") == (double)0.025f);
+    CHECK(num_of(nth_of_type(&c, "epoch_end", 5), "lr") == (double)0.0125f);
+    captured_free(&c);
+    remove_dir(dir);
+    stop_and_continue(RLROP_JOB, 6);
+}
+
+/* PyImageSearch's step decay, 0.05 halved every 2 epochs: the rate changes
+ * at the begin of epochs 2 and 4 (Keras' epochs 1 and 3), and the epochs
+ * train with it. */
+static void test_step_decay_scheduler(void)
+{
+    const char *job = SMALL_JOB(", \"epochs\": 4, \"steps_per_epoch\": 2, \"callbacks\": "
+                                "{\"lr_scheduler\": {\"schedule\": \"step_decay\", "
+                                "\"initial_learning_rate\": 0.05, \"factor\": 0.5, "
+                                "\"drop_every\": 2}}");
+    char dir[PATH_MAX];
+    make_dir(dir, sizeof(dir), "sched");
+    struct captured c = {0};
+    struct diag d = {0};
+    CHECK_INT_EQ(run(job, dir, &c, NULL, &d), 0);
+    CHECK_INT_EQ(count_type(&c, "lr_changed"), 2);
+    const cJSON *a = nth_of_type(&c, "lr_changed", 0), *b = nth_of_type(&c, "lr_changed", 1);
+    CHECK(a && int_of(a, "epoch") == 2 && b && int_of(b, "epoch") == 4);
+    CHECK_STR_EQ(str_of(a, "source"), "LearningRateScheduler");
+    CHECK_STR_EQ(str_of(a, "message"), "Epoch 2: LearningRateScheduler setting learning rate to 0.025.");
+    CHECK_STR_EQ(str_of(b, "message"), "Epoch 4: LearningRateScheduler setting learning rate to 0.0125.");
+    CHECK(num_of(nth_of_type(&c, "epoch_end", 1), "lr") == (double)0.025f);
+    CHECK(num_of(nth_of_type(&c, "epoch_end", 3), "lr") == (double)0.0125f);
+    captured_free(&c);
+    remove_dir(dir);
+}
+
+/* TerminateOnNaN: SGD with a rate of 1e30 overflows within a few batches;
+ * the first non-finite running loss stops training after that batch (the
+ * epoch still validates and ends, as in Keras), the run succeeds, and a
+ * second run on the folder trains nothing more. */
+static void test_terminate_on_nan(void)
+{
+    const char *job =
+        "{\"dataset\": {\"name\": \"fashion-mnist\", \"limit\": 256, \"validation_limit\": 64}, "
+        "\"model\": \"mlp\", \"batch_size\": 32, \"seed\": 5, \"threads\": 1, \"epochs\": 3, "
+        "\"optimizer\": {\"name\": \"sgd\", \"learning_rate\": 1e30}, "
+        "\"callbacks\": {\"terminate_on_nan\": true}}";
+    char dir[PATH_MAX];
+    make_dir(dir, sizeof(dir), "ton");
+    struct captured c = {0};
+    struct diag d = {0};
+    CHECK_INT_EQ(run(job, dir, &c, NULL, &d), 0);
+    CHECK_INT_EQ(count_type(&c, "terminate_on_nan"), 1);
+    CHECK_INT_EQ(count_type(&c, "epoch_end"), 1);
+    const cJSON *t = nth_of_type(&c, "terminate_on_nan", 0);
+    int batch = int_of(t, "batch");
+    CHECK(batch >= 1 && batch <= 8);
+    char want[96];
+    snprintf(want, sizeof(want), "Batch %d: Invalid loss, terminating training", batch - 1);
+    CHECK_STR_EQ(str_of(t, "message"), want);
+    captured_free(&c);
+    CHECK_INT_EQ(run(job, dir, &c, NULL, &d), 0);
+    CHECK_INT_EQ(count_type(&c, "epoch_end"), 0);
+    captured_free(&c);
+    remove_dir(dir);
+}
+
+#define OPT_JOB(opt, rest)                                                                    \
+    "{\"dataset\": {\"name\": \"fashion-mnist\", \"limit\": 256, \"validation_limit\": 64}, "  \
+    "\"model\": \"mlp\", \"batch_size\": 32, \"seed\": 5, \"threads\": 1, \"optimizer\": " opt \
+    rest "}"
+
+/* The Keras 3 optimizers through the runner: resume.h5 carries their slots
+ * (three for a centered RMSprop with momentum; Nadam rebuilds its running
+ * product from iterations) and a stopped run continues bit-identically; a
+ * schedule as learning_rate moves the epoch_end "lr". */
+static void test_keras3_optimizers_resume(void)
+{
+    stop_and_continue(OPT_JOB("{\"name\": \"rmsprop\", \"momentum\": 0.5, \"centered\": true, "
+                              "\"clipnorm\": 1.0}",
+                              ", \"epochs\": 4, \"steps_per_epoch\": 3"),
+                      4);
+    stop_and_continue(OPT_JOB("{\"name\": \"nadam\", \"global_clipnorm\": 0.5}",
+                              ", \"epochs\": 4, \"steps_per_epoch\": 3"),
+                      4);
+    stop_and_continue(OPT_JOB("{\"name\": \"adamw\", \"amsgrad\": true, \"learning_rate\": "
+                              "{\"class_name\": \"ExponentialDecay\", \"config\": "
+                              "{\"initial_learning_rate\": 0.01, \"decay_steps\": 3, "
+                              "\"decay_rate\": 0.5, \"staircase\": true}}}",
+                              ", \"epochs\": 4, \"steps_per_epoch\": 3"),
+                      4);
+    char dir[PATH_MAX];
+    make_dir(dir, sizeof(dir), "sched-opt");
+    struct captured c = {0};
+    struct diag d = {0};
+    CHECK_INT_EQ(run(OPT_JOB("{\"name\": \"sgd\", \"learning_rate\": {\"class_name\": "
+                             "\"PiecewiseConstantDecay\", \"config\": {\"boundaries\": [3, 6], "
+                             "\"values\": [0.1, 0.05, 0.01]}}}",
+                             ", \"epochs\": 3, \"steps_per_epoch\": 3"),
+                     dir, &c, NULL, &d),
+                 0);
+    /* the last step of epoch e is step 3e - 1: 2 -> 0.1, 5 -> 0.05, 8 -> 0.01 */
+    CHECK(num_of(nth_of_type(&c, "epoch_end", 0), "lr") == 0.1);
+    CHECK(num_of(nth_of_type(&c, "epoch_end", 1), "lr") == 0.05);
+    CHECK(num_of(nth_of_type(&c, "epoch_end", 2), "lr") == 0.01);
     captured_free(&c);
     remove_dir(dir);
 }
@@ -529,6 +678,10 @@ int main(void)
     TEST_RUN(test_stop_and_continue_is_bit_identical);
     TEST_RUN(test_stop_inside_epoch_continues_there);
     TEST_RUN(test_stop_and_continue_with_early_stopping);
+    TEST_RUN(test_reduce_lr_on_plateau);
+    TEST_RUN(test_step_decay_scheduler);
+    TEST_RUN(test_terminate_on_nan);
+    TEST_RUN(test_keras3_optimizers_resume);
     TEST_RUN(test_damaged_best_weights_refused);
     TEST_RUN(test_batch_saving_top_k_and_last);
     TEST_RUN(test_inline_model_and_bad_jobs);

@@ -252,8 +252,77 @@ struct reject_case {
 #define JOB(rest) "{\"dataset\": \"fashion-mnist\", \"model\": \"lenet\"" rest "}"
 #define CKPT(rest) JOB(", \"checkpoints\": [{\"filepath\": \"w.h5\"" rest "}]")
 #define ES(rest) JOB(", \"callbacks\": {\"early_stopping\": {" rest "}}")
+#define RLROP(rest) JOB(", \"callbacks\": {\"reduce_lr_on_plateau\": {" rest "}}")
+#define SCHED(rest) JOB(", \"callbacks\": {\"lr_scheduler\": {" rest "}}")
+#define COSINE                                                                                    \
+    "{\"module\": \"keras.optimizers.schedules\", \"class_name\": \"CosineDecay\", \"config\": "    \
+    "{\"initial_learning_rate\": 0.0, \"decay_steps\": 1000, \"alpha\": 0.0, \"name\": \"CosineDecay\", " \
+    "\"warmup_target\": 0.1, \"warmup_steps\": 100}, \"registered_name\": null}"
+#define STEP "\"schedule\": \"step_decay\", \"initial_learning_rate\": 0.01, \"factor\": 0.25, "
 
 static const struct reject_case reject_cases[] = {
+    /* loss and metrics (compile()) */
+    {JOB(", \"loss\": 3"), "/loss", "loss name or a serialized Keras loss"},
+    {JOB(", \"loss\": \"hinge\""), "/loss", "unknown loss 'hinge'"},
+    {JOB(", \"loss\": \"Binary_Crossentropy\""), "/loss", "unknown loss"},
+    {JOB(", \"metrics\": \"accuracy\""), "/metrics", "array of one"},
+    {JOB(", \"metrics\": []"), "/metrics", "array of one"},
+    {JOB(", \"metrics\": [\"accuracy\", \"acc\"]"), "/metrics", "array of one"},
+    {JOB(", \"metrics\": [7]"), "/metrics/0", "metric name or a serialized Keras metric"},
+    {JOB(", \"metrics\": [\"f1\"]"), "/metrics/0", "unknown metric 'f1'"},
+    {JOB(", \"metrics\": [\"AUC\"]"), "/metrics/0", "unknown metric 'AUC'"},
+    /* serialized losses and metrics, class_weight */
+    {JOB(", \"loss\": \"MSE\""), "/loss", NULL},
+    {JOB(", \"loss\": {\"class_name\": \"Hinge\"}"), "/loss/class_name", NULL},
+    {JOB(", \"loss\": {\"config\": {}}"), "/loss/class_name", NULL},
+    {JOB(", \"loss\": {\"class_name\": \"MeanSquaredError\", \"config\": "
+         "{\"from_logits\": true}}"),
+     "/loss/config/from_logits", NULL},
+    {JOB(", \"loss\": {\"class_name\": \"SparseCategoricalCrossentropy\", \"config\": "
+         "{\"label_smoothing\": 0.1}}"),
+     "/loss/config/label_smoothing", NULL},
+    {JOB(", \"loss\": {\"class_name\": \"CategoricalCrossentropy\", \"config\": "
+         "{\"label_smoothing\": 1.5}}"),
+     "/loss/config/label_smoothing", NULL},
+    {JOB(", \"loss\": {\"class_name\": \"CategoricalCrossentropy\", \"config\": "
+         "{\"reduction\": \"sum\"}}"),
+     "/loss/config/reduction", NULL},
+    {JOB(", \"loss\": {\"class_name\": \"CategoricalCrossentropy\", \"config\": "
+         "{\"axis\": 1}}"),
+     "/loss/config/axis", NULL},
+    {JOB(", \"loss\": {\"class_name\": \"CategoricalCrossentropy\", \"config\": "
+         "{\"gamma\": 2}}"),
+     "/loss/config/gamma", NULL},
+    {JOB(", \"metrics\": [\"f1_score\"]"), "/metrics/0", NULL},
+    {JOB(", \"metrics\": [{\"class_name\": \"TopKCategoricalAccuracy\", \"config\": "
+         "{\"k\": 0}}]"),
+     "/metrics/0/config/k", NULL},
+    {JOB(", \"metrics\": [{\"class_name\": \"CategoricalAccuracy\", \"config\": "
+         "{\"k\": 2}}]"),
+     "/metrics/0/config/k", NULL},
+    {JOB(", \"metrics\": [{\"class_name\": \"BinaryAccuracy\", \"config\": "
+         "{\"name\": \"val_x\"}}]"),
+     "/metrics/0/config/name", NULL},
+    {JOB(", \"metrics\": [{\"class_name\": \"BinaryAccuracy\", \"config\": "
+         "{\"name\": \"a b\"}}]"),
+     "/metrics/0/config/name", NULL},
+    {JOB(", \"class_weight\": [1, 2]"), "/class_weight", NULL},
+    {JOB(", \"class_weight\": {\"x\": 1}"), "/class_weight/x", NULL},
+    {JOB(", \"class_weight\": {\"01\": 1}"), "/class_weight/01", NULL},
+    {JOB(", \"class_weight\": {\"256\": 1}"), "/class_weight/256", NULL},
+    {JOB(", \"class_weight\": {\"-1\": 1}"), "/class_weight/-1", NULL},
+    {JOB(", \"class_weight\": {\"2\": -1}"), "/class_weight/2", NULL},
+    {JOB(", \"class_weight\": {\"2\": \"1\"}"), "/class_weight/2", NULL},
+    /* the monitors and templates know the metric's log keys, and only those */
+    {JOB(", \"metrics\": [\"sparse_categorical_accuracy\"], \"checkpoints\": "
+         "[{\"filepath\": \"w.h5\", \"monitor\": \"val_accuracy\", \"save_best_only\": true}]"),
+     "/checkpoints/0/monitor", NULL},
+    {JOB(", \"metrics\": [\"sparse_categorical_accuracy\"], \"checkpoints\": "
+         "[{\"filepath\": \"w-{val_accuracy:.4f}.h5\"}]"),
+     "/checkpoints/0/filepath", NULL},
+    {JOB(", \"metrics\": [\"sparse_categorical_accuracy\"], \"callbacks\": "
+         "{\"early_stopping\": {\"monitor\": \"accuracy\"}}"),
+     "/callbacks/early_stopping/monitor", "val_sparse_categorical_accuracy"},
     /* malformed JSON */
     {"", "", "malformed JSON"},
     {"{\"dataset\": \"fashion-mnist\",\n \"model\": }", "", "line 2 column"},
@@ -299,7 +368,19 @@ static const struct reject_case reject_cases[] = {
     {"{\"dataset\": \"fashion-mnist\", \"model\": 7}", "/model", NULL},
     {"{\"dataset\": \"fashion-mnist\", \"model\": \"resnet50\"}", "/model", "minivggnet"},
     {JOB(", \"optimizer\": [\"sgd\"]"), "/optimizer", NULL},
-    {JOB(", \"optimizer\": \"rmsprop\""), "/optimizer", "unknown optimizer"},
+    {JOB(", \"optimizer\": \"lion\""), "/optimizer", "unknown optimizer"},
+    {JOB(", \"optimizer\": {\"name\": \"rmsprop\", \"nesterov\": true}"), "/optimizer/nesterov",
+     "RMSprop"},
+    {JOB(", \"optimizer\": {\"name\": \"adagrad\", \"initial_accumulator_value\": -1}"),
+     "/optimizer/initial_accumulator_value", NULL},
+    {JOB(", \"optimizer\": {\"name\": \"adamw\", \"weight_decay\": \"x\"}"),
+     "/optimizer/weight_decay", NULL},
+    {JOB(", \"optimizer\": {\"name\": \"sgd\", \"clipnorm\": 1, \"global_clipnorm\": 1}"),
+     "/optimizer/clipnorm", "Only one of"},
+    {JOB(", \"optimizer\": {\"name\": \"nadam\", \"amsgrad\": true}"), "/optimizer/amsgrad",
+     "unknown field"},
+    {JOB(", \"optimizer\": {\"name\": \"rmsprop\", \"rho\": 1}"), "/optimizer/rho", NULL},
+    {JOB(", \"optimizer\": {\"name\": \"adam\", \"clipvalue\": -0.5}"), "/optimizer/clipvalue", NULL},
     {JOB(", \"optimizer\": {\"name\": \"sgd\", \"nesterov\": 1}"), "/optimizer/nesterov",
      "boolean"},
     {JOB(", \"optimizer\": {\"name\": \"sgd\", \"lr\": 0.1, \"learning_rate\": 0.1}"),
@@ -325,6 +406,34 @@ static const struct reject_case reject_cases[] = {
      "boolean"},
     {ES("\"monitor\": \"val_auc\""), "/callbacks/early_stopping/monitor", "unknown metric"},
     {ES("\"mode\": \"down\""), "/callbacks/early_stopping/mode", NULL},
+    {ES("\"start_from_epoch\": -1"), "/callbacks/early_stopping/start_from_epoch", NULL},
+    {JOB(", \"callbacks\": {\"early_stopping\": 3}"), "/callbacks/early_stopping", "object"},
+    {RLROP("\"factor\": 1.0"), "/callbacks/reduce_lr_on_plateau/factor", NULL},
+    {RLROP("\"factor\": -0.5"), "/callbacks/reduce_lr_on_plateau/factor", NULL},
+    {RLROP("\"min_lr\": -1"), "/callbacks/reduce_lr_on_plateau/min_lr", NULL},
+    {RLROP("\"cooldown\": 1.5"), "/callbacks/reduce_lr_on_plateau/cooldown", "fractional"},
+    {RLROP("\"monitor\": \"lr\""), "/callbacks/reduce_lr_on_plateau/monitor", "unknown metric"},
+    {RLROP("\"epsilon\": 0.1"), "/callbacks/reduce_lr_on_plateau/epsilon", "unknown field"},
+    {RLROP("\"verbose\": 3"), "/callbacks/reduce_lr_on_plateau/verbose", NULL},
+    {SCHED("\"schedule\": \"cosine\", \"initial_learning_rate\": 0.01, \"factor\": 0.25, \"drop_every\": 5"),
+     "/callbacks/lr_scheduler/schedule", "step_decay"},
+    {SCHED("\"initial_learning_rate\": 0.01"), "/callbacks/lr_scheduler/schedule", "required"},
+    {SCHED(STEP "\"drop_every\": 0"), "/callbacks/lr_scheduler/drop_every", NULL},
+    {SCHED(STEP "\"drop_every\": 2.5"), "/callbacks/lr_scheduler/drop_every", "fractional"},
+    {SCHED("\"schedule\": \"step_decay\", \"factor\": 0.5, \"drop_every\": 5"),
+     "/callbacks/lr_scheduler/initial_learning_rate", "required"},
+    {SCHED("\"schedule\": \"step_decay\", \"initial_learning_rate\": 0.01, \"factor\": 0, "
+           "\"drop_every\": 5"), "/callbacks/lr_scheduler/factor", NULL},
+    {JOB(", \"callbacks\": {\"terminate_on_nan\": 1}"), "/callbacks/terminate_on_nan", "boolean"},
+    {JOB(", \"optimizer\": {\"name\": \"sgd\", \"learning_rate\": {\"class_name\": \"CosineDecay\", "
+         "\"config\": {\"initial_learning_rate\": 0.1}}}"),
+     "/optimizer/learning_rate/config/decay_steps", "requires"},
+    {JOB(", \"optimizer\": {\"name\": \"adam\", \"learning_rate\": {\"class_name\": \"Step\", "
+         "\"config\": {}}}"),
+     "/optimizer/learning_rate/class_name", "unknown schedule"},
+    {JOB(", \"optimizer\": {\"name\": \"sgd\", \"learning_rate\": " COSINE "}, "
+         "\"callbacks\": {\"reduce_lr_on_plateau\": {}}"),
+     "/callbacks/reduce_lr_on_plateau", "schedule"},
     /* out of range */
     {JOB(", \"epochs\": 0"), "/epochs", "between 1 and 100000"},
     {JOB(", \"epochs\": 100001"), "/epochs", NULL},
@@ -423,6 +532,115 @@ static void test_rejections(void)
 }
 
 /* parse(to_json(parse(x))) == parse(x), and to_json prints every default. */
+/* The callbacks beyond EarlyStopping, with Keras' defaults filled in. */
+static void test_callbacks(void)
+{
+    struct job_spec s;
+    struct diag d;
+    int r = parse(&s, JOB(", \"callbacks\": {\"reduce_lr_on_plateau\": {\"monitor\": \"val_acc\"}, "
+                          "\"lr_scheduler\": {" STEP "\"drop_every\": 5}, "
+                          "\"terminate_on_nan\": true, \"early_stopping\": null}"),
+                  &d);
+    CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
+    if (r != 0)
+        return;
+    CHECK(s.reduce_lr.enabled);
+    CHECK_STR_EQ(s.reduce_lr.monitor, "val_accuracy");
+    CHECK(s.reduce_lr.factor == 0.1 && s.reduce_lr.patience == 10 && s.reduce_lr.min_delta == 1e-4);
+    CHECK(s.reduce_lr.cooldown == 0 && s.reduce_lr.min_lr == 0 && s.reduce_lr.mode == CKPT_MODE_AUTO);
+    CHECK(s.lr_scheduler.enabled && s.lr_scheduler.drop_every == 5);
+    CHECK(s.lr_scheduler.initial_learning_rate == 0.01 && s.lr_scheduler.factor == 0.25);
+    CHECK(s.terminate_on_nan);
+    CHECK(!s.early_stopping.enabled);
+    job_spec_free(&s);
+    r = parse(&s, JOB(""), &d);
+    CHECK(r == 0 && !s.reduce_lr.enabled && !s.lr_scheduler.enabled && !s.terminate_on_nan);
+    job_spec_free(&s);
+}
+
+/* loss and metrics: defaults, the metric's log keys in monitors and
+ * filepath templates, "acc" logged as "accuracy". */
+static void test_compile(void)
+{
+    struct job_spec s;
+    struct diag d;
+    int r = parse(&s, JOB(""), &d);
+    CHECK(r == 0);
+    if (r == 0) {
+        CHECK_STR_EQ(s.loss, "categorical_crossentropy");
+        CHECK_STR_EQ(s.metric, "accuracy");
+        job_spec_free(&s);
+    }
+    r = parse(&s, JOB(", \"loss\": \"sparse_categorical_crossentropy\", \"metrics\": "
+                      "[\"sparse_categorical_accuracy\"], \"checkpoints\": [{\"filepath\": "
+                      "\"w-{epoch:02d}-{val_sparse_categorical_accuracy:.4f}.h5\", \"monitor\": "
+                      "\"val_sparse_categorical_accuracy\", \"save_best_only\": true}], "
+                      "\"callbacks\": {\"early_stopping\": {\"monitor\": "
+                      "\"sparse_categorical_accuracy\"}}"),
+              &d);
+    CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
+    if (r == 0) {
+        CHECK_STR_EQ(s.loss, "sparse_categorical_crossentropy");
+        CHECK_STR_EQ(s.metric, "sparse_categorical_accuracy");
+        CHECK_STR_EQ(s.checkpoints[0].monitor, "val_sparse_categorical_accuracy");
+        CHECK_STR_EQ(s.early_stopping.monitor, "sparse_categorical_accuracy");
+        char *text = job_spec_to_json(&s);
+        CHECK(text && strstr(text, "\"metrics\":[\"sparse_categorical_accuracy\"]"));
+        CHECK(text && strstr(text, "\"loss\":\"sparse_categorical_crossentropy\""));
+        free(text);
+        job_spec_free(&s);
+    }
+    r = parse(&s, JOB(", \"metrics\": [\"acc\"], \"callbacks\": {\"early_stopping\": "
+                      "{\"monitor\": \"val_acc\"}}"),
+              &d);
+    CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
+    if (r == 0) {
+        CHECK_STR_EQ(s.metric, "accuracy");
+        CHECK_STR_EQ(s.early_stopping.monitor, "val_accuracy");
+        job_spec_free(&s);
+    }
+    /* serialized Keras loss and metric objects, class_weight */
+    r = parse(&s, JOB(", \"loss\": {\"module\": \"keras.losses\", \"class_name\": "
+                      "\"CategoricalCrossentropy\", \"config\": {\"name\": "
+                      "\"categorical_crossentropy\", \"reduction\": \"sum_over_batch_size\", "
+                      "\"from_logits\": false, \"label_smoothing\": 0.1, \"axis\": -1}, "
+                      "\"registered_name\": null}, \"metrics\": [{\"class_name\": "
+                      "\"TopKCategoricalAccuracy\", \"config\": {\"k\": 3, \"dtype\": "
+                      "\"float32\"}}], \"class_weight\": {\"0\": 1.0, \"3\": 2.5}, "
+                      "\"checkpoints\": [{\"filepath\": "
+                      "\"w-{val_top_k_categorical_accuracy:.4f}.h5\", \"monitor\": "
+                      "\"val_top_k_categorical_accuracy\"}]"),
+              &d);
+    CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
+    if (r == 0) {
+        CHECK(s.loss_config.kind == LOSS_KIND_CATEGORICAL_CROSSENTROPY);
+        CHECK(s.loss_config.label_smoothing == 0.1 && !s.loss_config.from_logits);
+        CHECK(s.metric_config.kind == METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY);
+        CHECK_INT_EQ(s.metric_config.k, 3);
+        CHECK_STR_EQ(s.metric, "top_k_categorical_accuracy");
+        CHECK_INT_EQ(s.n_class_weight, 2);
+        CHECK(s.class_weight[1].cls == 3 && s.class_weight[1].weight == 2.5);
+        job_spec_free(&s);
+    }
+    r = parse(&s, JOB(", \"loss\": \"mse\", \"metrics\": [{\"class_name\": "
+                      "\"BinaryAccuracy\", \"config\": {\"name\": \"bin_acc\", "
+                      "\"threshold\": 0.7}}]"),
+              &d);
+    CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
+    if (r == 0) {
+        CHECK(s.loss_config.kind == LOSS_KIND_MEAN_SQUARED_ERROR);
+        CHECK(s.metric_config.kind == METRIC_KIND_BINARY_ACCURACY);
+        CHECK(s.metric_config.threshold == 0.7);
+        CHECK_STR_EQ(s.metric, "bin_acc");
+        job_spec_free(&s);
+    }
+    /* "accuracy" means what Keras resolves it to for the loss's targets */
+    r = parse(&s, JOB(", \"loss\": \"sparse_categorical_crossentropy\""), &d);
+    CHECK(r == 0 && s.metric_config.kind == METRIC_KIND_SPARSE_CATEGORICAL_ACCURACY);
+    if (r == 0)
+        job_spec_free(&s);
+}
+
 static void test_round_trip(void)
 {
     static const char *const jobs[] = {
@@ -434,6 +652,24 @@ static void test_round_trip(void)
         "\"monitor\": \"accuracy\", \"save_weights_only\": true, \"save_top_k\": 3, "
         "\"initial_value_threshold\": -2.5}], \"callbacks\": {\"early_stopping\": {\"baseline\": "
         "0.25, \"min_delta\": 1e-4}}}",
+        JOB(", \"callbacks\": {\"early_stopping\": {\"start_from_epoch\": 3}, "
+            "\"reduce_lr_on_plateau\": {\"factor\": 0.5, \"cooldown\": 2, \"min_lr\": 1e-5}, "
+            "\"lr_scheduler\": {" STEP "\"drop_every\": 5}, \"terminate_on_nan\": true}"),
+        JOB(", \"optimizer\": {\"name\": \"adam\", \"learning_rate\": " COSINE "}"),
+        JOB(", \"optimizer\": {\"name\": \"rmsprop\", \"rho\": 0.8, \"momentum\": 0.5, "
+            "\"centered\": true, \"clipnorm\": 1.5}"),
+        JOB(", \"optimizer\": {\"name\": \"AdamW\", \"amsgrad\": true, \"global_clipnorm\": 2}"),
+        JOB(", \"optimizer\": {\"name\": \"adagrad\", \"initial_accumulator_value\": 0.2, "
+            "\"clipvalue\": 0.5, \"weight_decay\": 0.01}"),
+        JOB(", \"optimizer\": \"nadam\""),
+        JOB(", \"optimizer\": {\"name\": \"adamax\", \"beta_2\": 0.99}"),
+        JOB(", \"loss\": \"sparse_categorical_crossentropy\", "
+            "\"metrics\": [\"sparse_categorical_accuracy\"]"),
+        JOB(", \"loss\": {\"class_name\": \"BinaryCrossentropy\", \"config\": "
+            "{\"from_logits\": true, \"label_smoothing\": 0.2}}, \"metrics\": "
+            "[{\"class_name\": \"TopKCategoricalAccuracy\", \"config\": {\"k\": 2, "
+            "\"name\": \"top2\"}}], \"class_weight\": {\"1\": 0.5, \"7\": 3}"),
+        JOB(", \"loss\": \"mae\", \"metrics\": [\"mse\"]"),
     };
     for (size_t i = 0; i < sizeof(jobs) / sizeof(jobs[0]); i++) {
         struct job_spec a, b;
@@ -473,6 +709,13 @@ static void test_round_trip(void)
             CHECK(a.early_stopping.enabled == b.early_stopping.enabled);
             CHECK(a.early_stopping.baseline == b.early_stopping.baseline);
             CHECK(a.early_stopping.min_delta == b.early_stopping.min_delta);
+            CHECK(a.early_stopping.start_from_epoch == b.early_stopping.start_from_epoch);
+            CHECK(memcmp(&a.reduce_lr, &b.reduce_lr, sizeof(a.reduce_lr)) == 0);
+            CHECK(memcmp(&a.lr_scheduler, &b.lr_scheduler, sizeof(a.lr_scheduler)) == 0);
+            CHECK(a.terminate_on_nan == b.terminate_on_nan);
+            CHECK(memcmp(&a.optimizer.schedule, &b.optimizer.schedule,
+                         sizeof(a.optimizer.schedule)) == 0);
+            CHECK(memcmp(&a.optimizer, &b.optimizer, sizeof(a.optimizer)) == 0);
             free(text2);
             job_spec_free(&b);
         }
@@ -596,6 +839,8 @@ int main(void)
     TEST_RUN(test_variants);
     TEST_RUN(test_inline_model);
     TEST_RUN(test_rejections);
+    TEST_RUN(test_callbacks);
+    TEST_RUN(test_compile);
     TEST_RUN(test_integers_beyond_2_53);
     TEST_RUN(test_round_trip);
     TEST_RUN(test_fixtures_parse);

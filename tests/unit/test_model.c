@@ -4,6 +4,7 @@
  * train-mode vs inference-mode behaviour (dropout off, moving statistics),
  * and invalid specs. */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -200,9 +201,9 @@ static struct model *train_few(int threads, int steps)
             want_ok += am == lab[e];
         }
         double loss;
-        int ok;
+        double ok;
         CHECK(model_train_step(m, img, PIXELS_UINT8, lab, N, 99, s, &loss, &ok) == 0);
-        CHECK_INT_EQ(ok, want_ok);
+        CHECK(ok == want_ok);
         CHECK_MSG(loss == want_loss, "loss %.9g, training-mode forward %.9g", loss, want_loss);
         for (size_t i = 0; i < m->n_params; i++)
             m->params[i] -= 0.01f * m->grads[i];
@@ -311,7 +312,7 @@ static void test_train_vs_eval(void)
     uint8_t img[8 * 16 * 16 * 3], lab[8];
     fill_batch(img, lab, 8, ex, 3);
     double loss_sum;
-    int ok;
+    double ok;
     CHECK(model_evaluate(m, img, PIXELS_UINT8, lab, 8, &loss_sum, &ok) == 0);
     CHECK(m->params[mm->offset] == 0.0f);
     CHECK(isfinite(loss_sum) && loss_sum > 0 && ok >= 0 && ok <= 8);
@@ -340,12 +341,23 @@ static void test_invalid_specs(void)
     struct layer_config L[3];
     L[0] = lc(LAYER_KIND_FLATTEN, "flatten");
     L[1] = lc(LAYER_KIND_DENSE, "dense"), L[1].units = 3;
-    L[1].activation = ACTIVATION_KIND_RELU; /* no softmax at the end */
+    L[1].activation = ACTIVATION_KIND_RELU; /* a regression head: no softmax at the end */
     struct model_spec spec = {.name = "s", .input_shape = {4, 4, 1}, .n_layers = 2, .layers = L};
     struct model *m = NULL;
     struct diag d = {0};
+    CHECK(model_create(&m, &spec, 4, 1, &d) == 0);
+    /* ... that a cross-entropy cannot train */
+    struct model_head h = {.loss = {.kind = LOSS_KIND_CATEGORICAL_CROSSENTROPY}};
+    CHECK(m && model_set_head(m, &h, &d) == -EINVAL);
+    CHECK_STR_EQ(d.field, "/loss");
+    h.loss.kind = LOSS_KIND_MEAN_SQUARED_ERROR;
+    CHECK(m && model_set_head(m, &h, &d) == 0);
+    model_free(m);
+    m = NULL;
+    spec.n_layers = 1; /* ends in Flatten */
     CHECK(model_create(&m, &spec, 4, 1, &d) == -EINVAL && m == NULL);
     CHECK(d.message[0] != 0);
+    spec.n_layers = 2;
     L[1].activation = ACTIVATION_KIND_SOFTMAX;
     CHECK(model_create(&m, &spec, 4, 1, &d) == 0);
     model_free(m);
@@ -358,6 +370,255 @@ static void test_invalid_specs(void)
     CHECK(model_create(&m, &spec, 4, 1, &d) == -EINVAL);
     CHECK(model_create(&m, &spec, 0, 1, &d) == -EINVAL);
     model_free(NULL);
+}
+
+/* --- heads: every loss, metric and class weight through a training step ---
+ * Flatten + Dense(K, act) on (1, 1, F) inputs, so that the reference is a
+ * few lines of double arithmetic: z = x W + b, o = act(z), Keras' loss on o
+ * (losses.h), loss = sum_e w_e l_e / n with w_e = class_weight[label_e], and
+ * d loss / d z by hand: dW = x^T g, db = sum_e g. */
+enum { HF = 3, HK = 4, HN = 5 };
+
+struct head_case {
+    const char *what;
+    enum activation_kind act;
+    struct loss_config loss;
+    struct metric_config metric;
+    bool weighted;
+};
+
+static double sigm(double z)
+{
+    return 1.0 / (1.0 + exp(-z));
+}
+
+/* Keras' per-example loss l (double) and d l / d z into g (HK), for the
+ * output o = act(z), targets from label. */
+static double head_reference(const struct head_case *c, const double *z, int label, double *g)
+{
+    double o[HK], t[HK], l = 0;
+    double s = c->loss.label_smoothing, eps = 1e-7;
+    for (int j = 0; j < HK; j++) {
+        t[j] = j == label ? 1.0 : 0.0;
+        o[j] = c->act == ACTIVATION_KIND_SIGMOID ? sigm(z[j])
+               : c->act == ACTIVATION_KIND_TANH  ? tanh(z[j])
+                                                 : z[j];
+    }
+    if (c->act == ACTIVATION_KIND_SOFTMAX || (c->loss.from_logits &&
+                                                 c->loss.kind != LOSS_KIND_BINARY_CROSSENTROPY)) {
+        /* categorical cross-entropy on softmax(z) (fused, or from logits) */
+        double mx = z[0], sum = 0;
+        for (int j = 1; j < HK; j++)
+            mx = fmax(mx, z[j]);
+        for (int j = 0; j < HK; j++)
+            sum += exp(z[j] - mx);
+        for (int j = 0; j < HK; j++) {
+            double p = exp(z[j] - mx) / sum, y = t[j] * (1 - s) + s / HK;
+            l -= y * log(fmax(p, eps));
+            g[j] = p - y;
+        }
+        return l;
+    }
+    for (int j = 0; j < HK; j++) {
+        double d;
+        switch (c->loss.kind) {
+        case LOSS_KIND_BINARY_CROSSENTROPY: {
+            double y = t[j] * (1 - s) + s / 2;
+            if (c->loss.from_logits) {
+                l += fmax(z[j], 0) - z[j] * y + log(1 + exp(-fabs(z[j])));
+                d = sigm(z[j]) - y;
+            } else {
+                double p = o[j];
+                l -= y * log(p + eps) + (1 - y) * log(1 - p + eps);
+                d = (-y / (p + eps) + (1 - y) / (1 - p + eps)) * p * (1 - p);
+            }
+            break;
+        }
+        case LOSS_KIND_MEAN_SQUARED_ERROR:
+            l += (t[j] - o[j]) * (t[j] - o[j]);
+            d = 2 * (o[j] - t[j]);
+            break;
+        default: /* mean absolute error, through tanh */
+            l += fabs(t[j] - o[j]);
+            d = (o[j] > t[j] ? 1.0 : -1.0) * (1 - o[j] * o[j]);
+            break;
+        }
+        g[j] = d / HK;
+    }
+    return l / HK;
+}
+
+/* The metric of one example by its Keras definition. */
+static double metric_reference(const struct metric_config *mc, const double *o, int label)
+{
+    int above = 0, am = 0, ok = 0;
+    double se = 0;
+    for (int j = 0; j < HK; j++) {
+        above += o[j] > o[label];
+        if (o[j] > o[am])
+            am = j;
+        double t = j == label;
+        ok += (o[j] > mc->threshold ? 1.0 : 0.0) == t;
+        se += mc->kind == METRIC_KIND_MEAN_SQUARED_ERROR ? (o[j] - t) * (o[j] - t) : fabs(o[j] - t);
+    }
+    switch (mc->kind) {
+    case METRIC_KIND_CATEGORICAL_ACCURACY:
+    case METRIC_KIND_SPARSE_CATEGORICAL_ACCURACY:
+        return am == label;
+    case METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY:
+        return above < mc->k;
+    case METRIC_KIND_BINARY_ACCURACY:
+        return (double)ok / HK;
+    default:
+        return se / HK;
+    }
+}
+
+static bool close_to(double got, double want)
+{
+    return fabs(got - want) <= 1e-6 + 1e-4 * fabs(want);
+}
+
+static void test_heads(void)
+{
+    const struct metric_config acc = {METRIC_KIND_CATEGORICAL_ACCURACY, 5, 0.5};
+    const struct head_case cases[] = {
+        {"softmax + categorical_crossentropy", ACTIVATION_KIND_SOFTMAX,
+         {LOSS_KIND_CATEGORICAL_CROSSENTROPY, false, 0}, acc, false},
+        {"softmax + categorical_crossentropy, label_smoothing 0.2, class_weight",
+         ACTIVATION_KIND_SOFTMAX, {LOSS_KIND_CATEGORICAL_CROSSENTROPY, false, 0.2},
+         {METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY, 2, 0.5}, true},
+        {"softmax + sparse_categorical_crossentropy, class_weight", ACTIVATION_KIND_SOFTMAX,
+         {LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY, false, 0},
+         {METRIC_KIND_SPARSE_CATEGORICAL_ACCURACY, 5, 0.5}, true},
+        {"linear + categorical_crossentropy from_logits, label_smoothing 0.1",
+         ACTIVATION_KIND_LINEAR, {LOSS_KIND_CATEGORICAL_CROSSENTROPY, true, 0.1}, acc, false},
+        {"linear + sparse_categorical_crossentropy from_logits", ACTIVATION_KIND_LINEAR,
+         {LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY, true, 0}, acc, true},
+        {"sigmoid + binary_crossentropy", ACTIVATION_KIND_SIGMOID,
+         {LOSS_KIND_BINARY_CROSSENTROPY, false, 0},
+         {METRIC_KIND_BINARY_ACCURACY, 5, 0.5}, false},
+        {"sigmoid + binary_crossentropy, label_smoothing 0.1, class_weight",
+         ACTIVATION_KIND_SIGMOID, {LOSS_KIND_BINARY_CROSSENTROPY, false, 0.1},
+         {METRIC_KIND_BINARY_ACCURACY, 5, 0.3}, true},
+        {"linear + binary_crossentropy from_logits", ACTIVATION_KIND_LINEAR,
+         {LOSS_KIND_BINARY_CROSSENTROPY, true, 0}, {METRIC_KIND_MEAN_SQUARED_ERROR, 5, 0.5},
+         false},
+        {"linear + mean_squared_error, class_weight", ACTIVATION_KIND_LINEAR,
+         {LOSS_KIND_MEAN_SQUARED_ERROR, false, 0}, {METRIC_KIND_MEAN_ABSOLUTE_ERROR, 5, 0.5},
+         true},
+        {"tanh + mean_absolute_error", ACTIVATION_KIND_TANH,
+         {LOSS_KIND_MEAN_ABSOLUTE_ERROR, false, 0}, {METRIC_KIND_MEAN_SQUARED_ERROR, 5, 0.5},
+         false},
+    };
+    const float cw[HK] = {1.0f, 0.5f, 2.5f, 0.0f};
+    uint8_t img[HN * HF], lab[HN] = {0, 1, 2, 3, 2};
+    for (int i = 0; i < HN * HF; i++)
+        img[i] = (uint8_t)((i * 53 + 17) % 256);
+    for (size_t ci = 0; ci < sizeof(cases) / sizeof(cases[0]); ci++) {
+        const struct head_case *c = &cases[ci];
+        for (int threads = 1; threads <= 2; threads++) {
+            struct layer_config L[2] = {lc(LAYER_KIND_FLATTEN, "flatten"),
+                                        lc(LAYER_KIND_DENSE, "dense")};
+            L[1].units = HK;
+            L[1].activation = c->act;
+            struct model_spec spec = {.name = "s", .input_shape = {1, 1, HF}, .n_layers = 2,
+                                      .layers = L};
+            struct model *m = NULL;
+            struct diag d = {0};
+            CHECK_MSG(model_create(&m, &spec, HN, threads, &d) == 0, "%s", d.message);
+            if (!m)
+                continue;
+            struct model_head h = {.loss = c->loss, .metric = c->metric,
+                                   .class_weight = c->weighted ? cw : NULL};
+            CHECK_MSG(model_set_head(m, &h, &d) == 0, "%s: %s %s", c->what, d.field, d.message);
+            float *W = m->params + m->layers[1].weights[0].offset;
+            float *b = m->params + m->layers[1].weights[1].offset;
+            for (int k = 0; k < HF * HK; k++)
+                W[k] = (float)(0.9 * sin(1.7 * k + 0.3 * (double)ci));
+            for (int j = 0; j < HK; j++)
+                b[j] = (float)(0.25 * j - 0.4);
+            double loss = 0, metric = 0, loss_sum = 0, emetric = 0;
+            CHECK(model_train_step(m, img, PIXELS_UINT8, lab, HN, 1, 0, &loss, &metric) == 0);
+            CHECK(model_evaluate(m, img, PIXELS_UINT8, lab, HN, &loss_sum, &emetric) == 0);
+            double want_loss = 0, want_unweighted = 0, want_metric = 0;
+            double dW[HF * HK] = {0}, db[HK] = {0};
+            for (int e = 0; e < HN; e++) {
+                double x[HF], z[HK], o[HK], g[HK];
+                for (int f = 0; f < HF; f++)
+                    x[f] = (double)(float)(img[e * HF + f] * (1.0f / 255.0f));
+                for (int j = 0; j < HK; j++) {
+                    z[j] = b[j];
+                    for (int f = 0; f < HF; f++)
+                        z[j] += x[f] * W[f * HK + j];
+                }
+                double l = head_reference(c, z, lab[e], g);
+                double w = c->weighted ? cw[lab[e]] : 1.0;
+                want_loss += w * l / HN;
+                want_unweighted += l;
+                double mx = z[0], sum = 0;
+                for (int j = 1; j < HK; j++)
+                    mx = fmax(mx, z[j]);
+                for (int j = 0; j < HK; j++)
+                    sum += exp(z[j] - mx);
+                for (int j = 0; j < HK; j++)
+                    o[j] = c->act == ACTIVATION_KIND_SOFTMAX   ? exp(z[j] - mx) / sum
+                           : c->act == ACTIVATION_KIND_SIGMOID ? sigm(z[j])
+                           : c->act == ACTIVATION_KIND_TANH    ? tanh(z[j])
+                                                               : z[j];
+                want_metric += metric_reference(&c->metric, o, lab[e]);
+                for (int j = 0; j < HK; j++) {
+                    db[j] += w * g[j] / HN;
+                    for (int f = 0; f < HF; f++)
+                        dW[f * HK + j] += x[f] * w * g[j] / HN;
+                }
+            }
+            CHECK_MSG(close_to(loss, want_loss), "%s: loss %.9g, Keras %.9g", c->what, loss,
+                      want_loss);
+            CHECK_MSG(close_to(loss_sum, want_unweighted), "%s: evaluate %.9g, Keras %.9g",
+                      c->what, loss_sum, want_unweighted);
+            CHECK_MSG(close_to(metric, want_metric) && close_to(emetric, want_metric),
+                      "%s: metric %.9g / %.9g, Keras %.9g", c->what, metric, emetric, want_metric);
+            const float *gW = m->grads + m->layers[1].weights[0].offset;
+            const float *gb = m->grads + m->layers[1].weights[1].offset;
+            for (int k = 0; k < HF * HK; k++)
+                CHECK_MSG(close_to(gW[k], dW[k]), "%s: dW[%d] %.9g, Keras %.9g", c->what, k,
+                          gW[k], dW[k]);
+            for (int j = 0; j < HK; j++)
+                CHECK_MSG(close_to(gb[j], db[j]), "%s: db[%d] %.9g, Keras %.9g", c->what, j,
+                          gb[j], db[j]);
+            model_free(m);
+        }
+    }
+}
+
+/* A softmax head's default (categorical cross-entropy) and the explicitly
+ * set sparse loss give the same step bit for bit: only the path differs. */
+static void test_sparse_equals_categorical(void)
+{
+    struct model *a = make(16, 16, 3, 12, 2, 1.0f), *b = make(16, 16, 3, 12, 2, 1.0f);
+    if (!a || !b) {
+        model_free(a);
+        model_free(b);
+        return;
+    }
+    model_init_weights(a, 5);
+    model_init_weights(b, 5);
+    struct model_head h = {.loss = {.kind = LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY}};
+    metric_config_from_name(&h.metric, "accuracy", h.loss.kind);
+    struct diag d;
+    CHECK(model_set_head(b, &h, &d) == 0);
+    enum { N = 12, PX = 16 * 16 * 3 };
+    static uint8_t img[N * PX];
+    uint8_t lab[N];
+    fill_batch(img, lab, N, PX, 3);
+    double la, lb, ma, mb;
+    CHECK(model_train_step(a, img, PIXELS_UINT8, lab, N, 9, 0, &la, &ma) == 0);
+    CHECK(model_train_step(b, img, PIXELS_UINT8, lab, N, 9, 0, &lb, &mb) == 0);
+    CHECK(la == lb && ma == mb);
+    CHECK(memcmp(a->grads, b->grads, sizeof(float) * a->n_params) == 0);
+    model_free(a);
+    model_free(b);
 }
 
 /* model_create() validates with the spec's own checks (model_shape.c): the
@@ -420,5 +681,7 @@ int main(void)
     TEST_RUN(test_determinism_every_path);
     TEST_RUN(test_train_vs_eval);
     TEST_RUN(test_invalid_specs);
+    TEST_RUN(test_heads);
+    TEST_RUN(test_sparse_equals_categorical);
     return TEST_EXIT();
 }

@@ -103,6 +103,57 @@ static void test_terminal_bar(void)
     free(out);
 }
 
+/* The callbacks' lines come from their events' messages, where Keras
+ * prints them: LearningRateScheduler's after the epoch header,
+ * ReduceLROnPlateau's and the restore line before the epoch's final line,
+ * "Epoch N: early stopping" after it; a rate change with printed false
+ * prints nothing. */
+static void test_callback_lines(void)
+{
+    static const struct ev evs[] = {
+        {"lr_kept", "{\"epoch\":1,\"source\":\"LearningRateScheduler\",\"lr\":0.01,"
+                    "\"printed\":true,\"message\":\"Epoch 1: LearningRateScheduler setting "
+                    "learning rate to 0.01.\"}"},
+        {"epoch_end", "{\"epoch\":1,\"epochs\":3,\"batch\":4,\"batches\":4,\"seconds\":1,"
+                      "\"logs\":{\"loss\":0.5}}"},
+        {"lr_changed", "{\"epoch\":1,\"source\":\"ReduceLROnPlateau\",\"previous\":0.01,"
+                       "\"lr\":0.005,\"printed\":true,\"message\":\"Epoch 1: "
+                       "ReduceLROnPlateau reducing learning rate to 0.004999999888241291.\"}"},
+        {"lr_changed", "{\"epoch\":2,\"source\":\"LearningRateScheduler\",\"lr\":0.001,"
+                       "\"printed\":false,\"message\":\"not printed\"}"},
+        {"epoch_end", "{\"epoch\":2,\"epochs\":3,\"batch\":4,\"batches\":4,\"seconds\":1,"
+                      "\"logs\":{\"loss\":0.25}}"},
+        {"early_stopping", "{\"epoch\":2,\"restored_best_weights\":true,"
+                           "\"restore_message\":\"Restoring model weights from the end of "
+                           "the best epoch: 1.\",\"message\":\"Epoch 2: early stopping\"}"},
+    };
+    struct progress_config cfg = {.epochs = 3};
+    char *out = render(false, &cfg, evs, (int)(sizeof(evs) / sizeof(evs[0])));
+    CHECK_STR_EQ(out, "Epoch 1/3\n"
+                      "Epoch 1: LearningRateScheduler setting learning rate to 0.01.\n"
+                      "Epoch 1: ReduceLROnPlateau reducing learning rate to "
+                      "0.004999999888241291.\n"
+                      "4/4 - 1s - loss: 0.5000\n"
+                      "Epoch 2/3\n"
+                      "Restoring model weights from the end of the best epoch: 1.\n"
+                      "4/4 - 1s - loss: 0.2500\n"
+                      "Epoch 2: early stopping\n");
+    free(out);
+
+    static const struct ev nan_evs[] = {
+        {"epoch_end", "{\"epoch\":1,\"epochs\":2,\"batch\":4,\"batches\":4,\"seconds\":1,"
+                      "\"logs\":{\"loss\":0.5}}"},
+        {"terminate_on_nan", "{\"epoch\":2,\"batch\":3,\"loss\":\"nan\","
+                             "\"message\":\"Batch 3: Invalid loss, terminating training\"}"},
+    };
+    out = render(false, &cfg, nan_evs, (int)(sizeof(nan_evs) / sizeof(nan_evs[0])));
+    CHECK_STR_EQ(out, "Epoch 1/3\n"
+                      "4/4 - 1s - loss: 0.5000\n"
+                      "Epoch 2/3\n"
+                      "Batch 3: Invalid loss, terminating training\n");
+    free(out);
+}
+
 /* The epoch count and policy verbosity from a job resource's spec. */
 static void test_config_from_spec(void)
 {
@@ -121,6 +172,7 @@ int main(void)
 {
     TEST_RUN(test_verbose2_lines);
     TEST_RUN(test_terminal_bar);
+    TEST_RUN(test_callback_lines);
     TEST_RUN(test_config_from_spec);
     return TEST_EXIT();
 }
