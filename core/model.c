@@ -154,6 +154,7 @@ static void slice(int n, int tid, int nthreads, int *b0, int *b1)
 static void add_weight(struct layer *l, const char *name, int ndim, const int *shape,
                        bool trainable, size_t off[2])
 {
+    trainable = trainable && !l->cfg.frozen;
     struct weight *w = &l->weights[l->n_weights++];
     w->name = name;
     w->ndim = ndim;
@@ -176,7 +177,8 @@ static int layer_error(struct diag *d, int i, const char *key, const char *msg)
 }
 
 /* Weights and the runtime plan of every layer, on the shapes that
- * model_spec_infer_shapes() validated (shape[i] is layer i's output). */
+ * model_spec_infer_shapes() validated (shape[i] is layer i's output).  A
+ * frozen layer's weights (Keras trainable=False) are all non-trainable. */
 static int model_plan(struct model *m, const int (*shape)[3], struct diag *d)
 {
     struct model_runtime *rt = m->rt;
@@ -211,7 +213,6 @@ static int model_plan(struct model *m, const int (*shape)[3], struct diag *d)
             add_weight(l, "kernel", 2, ks, true, off);
             if (c->use_bias)
                 add_weight(l, "bias", 1, &c->units, true, off);
-            rank4 = false;
             break;
         }
         case LAYER_KIND_BATCH_NORMALIZATION:
@@ -538,22 +539,23 @@ void model_init_weights(struct model *m, uint64_t seed)
         rng_seed(&r, seed, (uint64_t)i);
         for (int j = 0; j < l->n_weights; j++) {
             const struct weight *w = &l->weights[j];
-            float *p = m->params + w->offset;
-            if (!strcmp(w->name, "kernel")) {
-                /* glorot_uniform: fans of a conv kernel count the receptive field */
-                double field = w->ndim == 4 ? (double)w->shape[0] * w->shape[1] : 1.0;
-                double fan_in = field * w->shape[w->ndim - 2];
-                double fan_out = field * w->shape[w->ndim - 1];
-                double limit = sqrt(6.0 / (fan_in + fan_out));
-                for (size_t k = 0; k < w->size; k++)
-                    p[k] = (float)((2.0 * rng_uniform(&r) - 1.0) * limit);
-            } else {
-                float v = !strcmp(w->name, "gamma") || !strcmp(w->name, "moving_variance");
-                for (size_t k = 0; k < w->size; k++)
-                    p[k] = v;
-            }
+            const struct initializer *init = j < LAYER_INIT_SLOTS ? &l->cfg.init[j] : NULL;
+            initializer_fill(m->params + w->offset, w->ndim, w->shape, init, w->name, &r);
         }
     }
+}
+
+int model_conv_algorithms(const struct model *m, int i, const char **ret_forward,
+                          const char **ret_dinput, const char **ret_dweight)
+{
+    if (i < 0 || i >= m->n_layers || m->layers[i].cfg.kind != LAYER_KIND_CONV2D)
+        return -EINVAL;
+    const struct rt_layer *r = &m->rt->L[i];
+    /* conv2d_backward gets dinp for every layer but the first (step_thread) */
+    *ret_forward = conv2d_forward_algorithm(&r->cg);
+    *ret_dinput = i == 0 ? "none" : conv2d_dinput_algorithm(&r->cg, r->wflip != NULL);
+    *ret_dweight = conv2d_dweight_algorithm(&r->cg, i > 0, r->wflip != NULL);
+    return 0;
 }
 
 const struct weight *model_find_weight(const struct model *m, const char *layer_name,
@@ -649,8 +651,9 @@ static bool layer_forward(struct model *m, int i, float *out, const float *inp, 
                        r->act, nb, &r->cg);
         return true;
     case LAYER_KIND_DENSE:
-        dense_forward(out, inp, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL, r->act, nb,
-                      r->ch, c->units);
+        /* on the last axis: nb * rows rows of ch values (rows = 1 after Flatten) */
+        dense_forward(out, inp, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL, r->act,
+                      nb * r->rows, r->ch, c->units);
         return true;
     case LAYER_KIND_ACTIVATION:
         activation_forward(out, inp, (size_t)nb * r->rows, r->ch, r->act);
@@ -719,7 +722,11 @@ static void step_forward(const struct step_ctx *s, struct step_slice *t)
         float *out = r->out + (size_t)b0 * r->out_size;
         if (layer_forward(m, i, out, inp, nb, t->scratch))
             continue;
-        if (c->kind == LAYER_KIND_BATCH_NORMALIZATION) {
+        if (c->kind == LAYER_KIND_BATCH_NORMALIZATION && c->frozen) {
+            /* a frozen BN runs in inference mode (Keras 2.1+): moving statistics */
+            batchnorm_forward(out, inp, wptr(m, i, 2), wptr(m, i, 3), wptr(m, i, 0),
+                              wptr(m, i, 1), c->epsilon, (size_t)nb * r->rows, r->ch);
+        } else if (c->kind == LAYER_KIND_BATCH_NORMALIZATION) {
             const int C = r->ch;
             double *p = t->mine + (size_t)t->parity * 2 * rt->max_c;
             memset(p, 0, sizeof(double) * 2 * C);
@@ -818,14 +825,24 @@ static void step_backward(const struct step_ctx *s, struct step_slice *t, float 
             break;
         case LAYER_KIND_DENSE:
             if (!r->act_in_next)
-                activation_backward(g, g, out, (size_t)nb, c->units, r->act);
+                activation_backward(g, g, out, (size_t)nb * r->rows, c->units, r->act);
             dense_backward(i == 0 ? NULL : gn, gptr(m, grad, i, 0),
-                           c->use_bias ? gptr(m, grad, i, 1) : NULL, g, inp, wptr(m, i, 0), nb,
-                           r->ch, c->units);
+                           c->use_bias ? gptr(m, grad, i, 1) : NULL, g, inp, wptr(m, i, 0),
+                           nb * r->rows, r->ch, c->units);
             cur ^= 1;
             break;
         case LAYER_KIND_BATCH_NORMALIZATION: {
             const int C = r->ch;
+            if (c->frozen) {
+                /* inference mode: dinp = gamma / sqrt(moving_var + eps) * dout, which is
+                 * batchnorm_backward with both sums 0; no weight gradients */
+                double *zero = t->mine + (size_t)t->parity * 2 * rt->max_c;
+                memset(zero, 0, sizeof(double) * 2 * C);
+                batchnorm_backward(g, g, inp, wptr(m, i, 2), wptr(m, i, 3), wptr(m, i, 0), zero,
+                                   zero + C, (size_t)s->n * r->rows, c->epsilon, r->bn_relu,
+                                   (size_t)nb * r->rows, C);
+                break;
+            }
             const float *mean = r->bn_stats + (size_t)t->tid * 2 * C, *var = mean + C;
             double *p = t->mine + (size_t)t->parity * 2 * rt->max_c;
             const double *comb = t->comb;
@@ -910,6 +927,8 @@ static void step_thread(void *arg, int tid, int T)
     step_loss(s, &t, dbuf[0]);
     step_backward(s, &t, dbuf);
     step_gradient_sum(m, tid, T);
+    if (tid == 0) /* frozen Conv2D/Dense computed gradients there; the block stays 0 */
+        memset(m->grads + m->n_trainable, 0, sizeof(float) * (m->n_params - m->n_trainable));
     denormals_restore(csr);
 }
 

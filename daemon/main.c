@@ -211,6 +211,7 @@ static int serve(const struct config *cfg)
         .connection_memory_limit = cfg->connection_memory_limit,
         .heartbeat_s = cfg->heartbeat_interval,
         .stream_max_backlog = cfg->stream_max_backlog,
+        .cors = &cfg->cors,
         .log = server_log,
     };
     if (api_server_start(&srv, &sc, &be, &d) < 0) {

@@ -594,14 +594,19 @@ static double model_loss(void *ctx)
     return loss;
 }
 
-static void model_grad_check(int threads)
+/* frozen: batch_normalization and dense are trainable=False (their
+ * weights get no gradient; the BN runs on its moving statistics, set to
+ * random values here, with the ReLU of the Conv2D before it fused into its
+ * backward); the gradients of the layers around them go through them. */
+static void model_grad_check(int threads, bool frozen)
 {
     struct layer_config L[12];
     int k = 0;
     L[k] = lc(LAYER_KIND_CONV2D, "conv2d"), L[k].filters = 4, L[k].padding = PADDING_KIND_SAME;
     L[k++].activation = ACTIVATION_KIND_LINEAR;
-    L[k] = lc(LAYER_KIND_ACTIVATION, "activation"), L[k++].activation = ACTIVATION_KIND_TANH;
-    L[k++] = lc(LAYER_KIND_BATCH_NORMALIZATION, "batch_normalization");
+    L[k] = lc(LAYER_KIND_ACTIVATION, "activation");
+    L[k++].activation = frozen ? ACTIVATION_KIND_RELU : ACTIVATION_KIND_TANH;
+    L[k] = lc(LAYER_KIND_BATCH_NORMALIZATION, "batch_normalization"), L[k++].frozen = frozen;
     L[k] = lc(LAYER_KIND_MAX_POOLING2D, "max_pooling2d"), L[k].strides[0] = L[k].strides[1] = 2;
     k++;
     L[k] = lc(LAYER_KIND_DROPOUT, "dropout"), L[k++].rate = 0.0f;
@@ -610,7 +615,8 @@ static void model_grad_check(int threads)
     L[k] = lc(LAYER_KIND_AVERAGE_POOLING2D, "average_pooling2d"), L[k].pool_size[0] = 1;
     L[k].strides[0] = L[k].strides[1] = 1, L[k++].pool_size[1] = 1;
     L[k++] = lc(LAYER_KIND_FLATTEN, "flatten");
-    L[k] = lc(LAYER_KIND_DENSE, "dense"), L[k].units = 6, L[k++].activation = ACTIVATION_KIND_SIGMOID;
+    L[k] = lc(LAYER_KIND_DENSE, "dense"), L[k].units = 6, L[k].frozen = frozen;
+    L[k++].activation = ACTIVATION_KIND_SIGMOID;
     L[k++] = lc(LAYER_KIND_BATCH_NORMALIZATION, "batch_normalization_1");
     L[k] = lc(LAYER_KIND_DENSE, "dense_1"), L[k].units = 3, L[k++].activation = ACTIVATION_KIND_LINEAR;
     L[k] = lc(LAYER_KIND_ACTIVATION, "activation_1"), L[k++].activation = ACTIVATION_KIND_SOFTMAX;
@@ -623,6 +629,17 @@ static void model_grad_check(int threads)
     if (err)
         return;
     model_init_weights(c.m, 3);
+    if (frozen) {
+        const struct weight *w[4];
+        const char *names[4] = {"gamma", "beta", "moving_mean", "moving_variance"};
+        for (int j = 0; j < 4; j++)
+            w[j] = model_find_weight(c.m, "batch_normalization", names[j]);
+        CHECK(w[0] && w[1] && w[2] && w[3] && !w[0]->trainable && !w[1]->trainable);
+        CHECK(!model_find_weight(c.m, "dense", "kernel")->trainable);
+        for (int j = 0; j < 4; j++)
+            fill_uniform(c.m->params + w[j]->offset, w[j]->size, j == 3 ? 0.5f : -0.5f,
+                         j == 3 ? 2.0f : (j == 0 ? 1.5f : 0.5f));
+    }
     size_t nx = (size_t)c.n * 8 * 8 * 2;
     c.x = falloc(nx), c.y = falloc((size_t)c.n * 3);
     fill_uniform(c.x, nx, 0, 1);
@@ -676,8 +693,14 @@ static void model_grad_check(int threads)
 
 static void test_model_grad(void)
 {
-    model_grad_check(1);
-    model_grad_check(2);
+    model_grad_check(1, false);
+    model_grad_check(2, false);
+}
+
+static void test_model_grad_frozen(void)
+{
+    model_grad_check(1, true);
+    model_grad_check(2, true);
 }
 
 int main(void)
@@ -693,5 +716,6 @@ int main(void)
     TEST_RUN(test_dropout);
     TEST_RUN(test_softmax_crossentropy);
     TEST_RUN(test_model_grad);
+    TEST_RUN(test_model_grad_frozen);
     return TEST_EXIT();
 }
