@@ -478,7 +478,9 @@ def test_screenshots(browser, daemon):
     c = daemon.client
     out = os.environ.get("TRAIND_SCREENSHOTS") or tempfile.mkdtemp(prefix="traind-it-shots-")
     os.makedirs(out, exist_ok=True)
-    job = c.submit(small_spec("fashion-shallownet", 200, steps=30))  # cancelled at the end
+    # cancelled at the end; epochs of 400 steps last several progress intervals
+    # (0.25 s) on an idle machine too, so the per-batch chart gets its points
+    job = c.submit(small_spec("fashion-shallownet", 10000, steps=400))
     c.wait_state(job["id"], "running", daemon=daemon)
 
     def batch_points(d):
