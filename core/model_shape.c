@@ -310,8 +310,50 @@ int model_spec_infer_shapes(const struct model_spec *spec, int (*ret_out_shapes)
     return 0;
 }
 
-int model_spec_count_params(const struct model_spec *spec, size_t *ret_total,
-                            size_t *ret_trainable, struct diag *d)
+/* Keras' variables of layer i on the output shapes `shape`: all of them
+ * (*ret_n) and the trainable ones (*ret_nt, 0 when the layer is frozen).
+ * false when a count overflows. */
+static bool layer_params(const struct model_spec *spec, const int (*shape)[3], int i,
+                         size_t *ret_n, size_t *ret_nt)
+{
+    const struct layer_config *l = &spec->layers[i];
+    int src = model_spec_n_inputs(spec, i) > 0 ? model_spec_input(spec, i, 0) : -1;
+    size_t cin = (size_t)(src < 0 ? spec->input_shape[2] : shape[src][2]);
+    size_t cout = (size_t)shape[i][2], n = 0, nt = 0;
+    bool over = false;
+    switch (l->kind) {
+    case LAYER_KIND_CONV2D: /* kernel (kh, kw, cin, filters) + bias (filters) */
+        over = __builtin_mul_overflow((size_t)l->kernel_size[0], (size_t)l->kernel_size[1], &nt) ||
+               __builtin_mul_overflow(nt, cin, &nt) || __builtin_mul_overflow(nt, cout, &nt);
+        nt += l->use_bias ? cout : 0;
+        n = nt;
+        break;
+    case LAYER_KIND_DEPTHWISE_CONV2D: /* depthwise_kernel (kh, kw, cin, M) + bias (cin * M) */
+        over = __builtin_mul_overflow((size_t)l->kernel_size[0], (size_t)l->kernel_size[1], &nt) ||
+               __builtin_mul_overflow(nt, cout, &nt);
+        nt += l->use_bias ? cout : 0;
+        n = nt;
+        break;
+    case LAYER_KIND_DENSE: /* kernel (in, units) + bias (units) */
+        over = __builtin_mul_overflow(cin, cout, &nt);
+        nt += l->use_bias ? cout : 0;
+        n = nt;
+        break;
+    case LAYER_KIND_BATCH_NORMALIZATION: /* gamma, beta trainable; moving mean, var not */
+        nt = 2 * cout;
+        n = 4 * cout;
+        break;
+    default:
+        break;
+    }
+    *ret_n = n;
+    *ret_nt = l->frozen ? 0 : nt;
+    return !over && n <= SIZE_MAX / 2;
+}
+
+int model_spec_layer_params(const struct model_spec *spec, size_t *ret_params,
+                            size_t *ret_trainable, size_t *ret_total,
+                            size_t *ret_total_trainable, struct diag *d)
 {
     int(*shape)[3] = NULL;
     int err = infer_alloc(spec, &shape, d);
@@ -319,51 +361,32 @@ int model_spec_count_params(const struct model_spec *spec, size_t *ret_total,
         return err;
     size_t total = 0, trainable = 0;
     for (int i = 0; i < spec->n_layers; i++) {
-        const struct layer_config *l = &spec->layers[i];
-        int src = model_spec_n_inputs(spec, i) > 0 ? model_spec_input(spec, i, 0) : -1;
-        size_t cin = (size_t)(src < 0 ? spec->input_shape[2] : shape[src][2]);
-        size_t cout = (size_t)shape[i][2], n = 0, nt = 0;
-        bool over = false;
-        switch (l->kind) {
-        case LAYER_KIND_CONV2D: /* kernel (kh, kw, cin, filters) + bias (filters) */
-            over = __builtin_mul_overflow((size_t)l->kernel_size[0], (size_t)l->kernel_size[1], &nt) ||
-                   __builtin_mul_overflow(nt, cin, &nt) || __builtin_mul_overflow(nt, cout, &nt);
-            nt += l->use_bias ? cout : 0;
-            n = nt;
-            break;
-        case LAYER_KIND_DEPTHWISE_CONV2D: /* depthwise_kernel (kh, kw, cin, M) + bias (cin * M) */
-            over = __builtin_mul_overflow((size_t)l->kernel_size[0], (size_t)l->kernel_size[1], &nt) ||
-                   __builtin_mul_overflow(nt, cout, &nt);
-            nt += l->use_bias ? cout : 0;
-            n = nt;
-            break;
-        case LAYER_KIND_DENSE: /* kernel (in, units) + bias (units) */
-            over = __builtin_mul_overflow(cin, cout, &nt);
-            nt += l->use_bias ? cout : 0;
-            n = nt;
-            break;
-        case LAYER_KIND_BATCH_NORMALIZATION: /* gamma, beta trainable; moving mean, var not */
-            nt = 2 * cout;
-            n = 4 * cout;
-            break;
-        default:
-            break;
-        }
-        if (over || n > SIZE_MAX / 2 - total) {
+        size_t n, nt;
+        if (!layer_params(spec, (const int(*)[3])shape, i, &n, &nt) || n > SIZE_MAX / 2 - total) {
             err = diag_set(d, -EOVERFLOW, "/config/layers", "parameter count overflows");
             break;
         }
+        if (ret_params)
+            ret_params[i] = n;
+        if (ret_trainable)
+            ret_trainable[i] = nt;
         total += n;
-        trainable += l->frozen ? 0 : nt;
+        trainable += nt;
     }
     free(shape);
     if (err)
         return err;
     if (ret_total)
         *ret_total = total;
-    if (ret_trainable)
-        *ret_trainable = trainable;
+    if (ret_total_trainable)
+        *ret_total_trainable = trainable;
     return 0;
+}
+
+int model_spec_count_params(const struct model_spec *spec, size_t *ret_total,
+                            size_t *ret_trainable, struct diag *d)
+{
+    return model_spec_layer_params(spec, NULL, NULL, ret_total, ret_trainable, d);
 }
 
 int model_spec_output_classes(const struct model_spec *spec, struct diag *d)

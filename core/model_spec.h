@@ -179,6 +179,13 @@ int model_spec_infer_shapes_flat(const struct model_spec *spec, const int *json_
  * ones (ret_trainable, Keras "Trainable params"); either may be NULL. */
 int model_spec_count_params(const struct model_spec *spec, size_t *ret_total,
                             size_t *ret_trainable, struct diag *d);
+/* Keras model.summary()'s "Param #" of every layer: ret_params[i] all of
+ * layer i's variables, ret_trainable[i] its trainable ones (0 for a frozen
+ * layer), both (n_layers) and may be NULL; the sums into ret_total and
+ * ret_total_trainable (may be NULL), written only on success. */
+int model_spec_layer_params(const struct model_spec *spec, size_t *ret_params,
+                            size_t *ret_trainable, size_t *ret_total,
+                            size_t *ret_total_trainable, struct diag *d);
 /* Number of classes (> 0) when the model ends in a Dense or Activation
  * layer on a flat output, else a negative errno with d filled. */
 int model_spec_output_classes(const struct model_spec *spec, struct diag *d);

@@ -205,6 +205,30 @@ static void test_resnet20(void)
         CHECK_INT_EQ(model_spec_input(&s, at + 6, 1), at + 5);
     }
     CHECK_STR_EQ(s.layers[s.n_layers - 1].name, "dense");
+    /* model.summary()'s Param # per layer: the rows add up to the totals; the
+     * 1x1 shortcut of stage 2, a BN (2 * 32 of 4 * 32 trainable), the Add */
+    size_t params[128], ptrain[128], t2 = 0, tt2 = 0;
+    CHECK(s.n_layers <= 128);
+    if (at > 0 && s.n_layers <= 128) {
+        CHECK_INT_EQ(model_spec_layer_params(&s, params, ptrain, &t2, &tt2, &d), 0);
+        CHECK_INT_EQ(t2, 274442);
+        CHECK_INT_EQ(tt2, 273066);
+        size_t sum = 0, sumt = 0;
+        for (int i = 0; i < s.n_layers; i++)
+            sum += params[i], sumt += ptrain[i];
+        CHECK_INT_EQ(sum, t2);
+        CHECK_INT_EQ(sumt, tt2);
+        CHECK_INT_EQ(params[at + 4], conv_params(1, 1, 16, 32));
+        CHECK_INT_EQ(params[at + 5], 4 * 32);
+        CHECK_INT_EQ(ptrain[at + 5], 2 * 32);
+        CHECK_INT_EQ(params[at + 6], 0);
+        /* a frozen layer: its variables all non-trainable */
+        s.layers[at + 5].frozen = true;
+        CHECK_INT_EQ(model_spec_layer_params(&s, params, ptrain, &t2, &tt2, &d), 0);
+        CHECK_INT_EQ(ptrain[at + 5], 0);
+        CHECK_INT_EQ(tt2, 273066 - 2 * 32);
+        CHECK_INT_EQ(t2, 274442);
+    }
     model_spec_free(&s);
     /* on Fashion-MNIST's 28x28x1 (28 -> 14 -> 7) only the stem conv changes: 3*3*1*16 + 16 */
     CHECK_INT_EQ(model_spec_builtin(&s, "resnet20", (const int[3]){28, 28, 1}, 10, &d), 0);
