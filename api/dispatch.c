@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "cors.h"
+#include "model_summary.h"
 #include "static_files.h"
 
 /* Compare in time that depends only on the length of expected. */
@@ -207,6 +208,13 @@ static enum MHD_Result dispatch(struct request *rq, struct MHD_Connection *c)
     case API_ROUTE_MODELS:
         r = be->models(be->ctx, &out);
         return r < 0 ? respond_backend_error(rq, c, r, NULL, "unavailable")
+                     : respond_json(rq, c, MHD_HTTP_OK, out);
+    case API_ROUTE_MODEL_VALIDATE:
+        if (!utf8_valid((const unsigned char *)(rq->body ? rq->body : ""), rq->body_len))
+            return respond_error(rq, c, MHD_HTTP_BAD_REQUEST, "invalid_request",
+                                 "the request body is not valid UTF-8", NULL);
+        r = model_summary_json(rq->body ? rq->body : "", rq->body_len, &out, &d);
+        return r < 0 ? respond_backend_error(rq, c, r, &d, "invalid model")
                      : respond_json(rq, c, MHD_HTTP_OK, out);
     case API_ROUTE_HEALTH: {
         bool ready = false;
@@ -400,7 +408,7 @@ static bool check_request(struct request *rq, struct MHD_Connection *c, enum MHD
         return check_upload(rq, c, ret);
     if (rq->method != API_METHOD_POST)
         return true;
-    if (rq->path.route == API_ROUTE_JOBS &&
+    if ((rq->path.route == API_ROUTE_JOBS || rq->path.route == API_ROUTE_MODEL_VALIDATE) &&
         !is_json_type(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                   MHD_HTTP_HEADER_CONTENT_TYPE))) {
         *ret = respond_error(rq, c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",

@@ -91,6 +91,8 @@ enum api_role api_route_role(enum api_route route, unsigned method)
 {
     if (method == API_METHOD_GET || method == API_METHOD_HEAD)
         return API_ROLE_READ;
+    if (method == API_METHOD_POST && route == API_ROUTE_MODEL_VALIDATE)
+        return API_ROLE_READ; /* reads a model config, changes nothing */
     if (method == API_METHOD_POST &&
         (route == API_ROUTE_JOBS || route == API_ROUTE_JOB_CANCEL ||
          route == API_ROUTE_JOB_EVALUATE || route == API_ROUTE_JOB_PREDICT))
@@ -190,6 +192,10 @@ int api_path_parse(struct api_path *ret, const char *raw, size_t len, struct dia
         memcpy(p.name, seg[2], strlen(seg[2]) + 1);
         goto done;
     }
+    if (n == 3 && strcmp(seg[1], "models") == 0 && strcmp(seg[2], "validate") == 0) {
+        p.route = API_ROUTE_MODEL_VALIDATE;
+        goto done;
+    }
     if (strcmp(seg[1], "jobs") != 0)
         return diag_set(d, -ENOENT, "", "no such route");
     if (!api_id_valid(seg[2]))
@@ -234,6 +240,7 @@ unsigned api_route_methods(enum api_route route)
     case API_ROUTE_JOB_CANCEL: return API_METHOD_POST;
     case API_ROUTE_JOB_EVALUATE: return API_METHOD_POST;
     case API_ROUTE_JOB_PREDICT: return API_METHOD_POST;
+    case API_ROUTE_MODEL_VALIDATE: return API_METHOD_POST;
     case API_ROUTE_DATASET:
         return API_METHOD_GET | API_METHOD_HEAD | API_METHOD_PUT | API_METHOD_DELETE;
     default: return API_METHOD_GET | API_METHOD_HEAD;

@@ -40,6 +40,7 @@ enum api_route {
     API_ROUTE_JOB_EVALUATE,     /* /v1/jobs/{id}/evaluate */
     API_ROUTE_JOB_PREDICT,      /* /v1/jobs/{id}/predict */
     API_ROUTE_MODELS,           /* /v1/models */
+    API_ROUTE_MODEL_VALIDATE,   /* /v1/models/validate */
     API_ROUTE_HEALTH,           /* /v1/health */
     API_ROUTE_PROMETHEUS,       /* /metrics */
     API_ROUTE_OPENAPI,          /* /v1/openapi.json */

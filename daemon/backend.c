@@ -24,6 +24,7 @@
 #include "kernels.h"
 #include "log.h"
 #include "model.h"
+#include "model_summary.h"
 #include "registry_internal.h"
 #include "template.h"
 
@@ -479,25 +480,8 @@ static int be_datasets(void *ctx, char **ret_json)
 
 static int be_models(void *ctx, char **ret_json)
 {
-    bool ok = true;
     (void)ctx;
-    cJSON *root = cJSON_CreateObject();
-    cJSON *arr = cJSON_AddArrayToObject(root, "models");
-    for (const char *const *n = model_builtin_names(); *n; n++) {
-        cJSON *o = cJSON_CreateObject();
-        ok &= cJSON_AddStringToObject(o, "name", *n) != NULL;
-        ok &= cJSON_AddStringToObject(o, "kind", "builtin") != NULL;
-        ok &= cjson_append(arr, o);
-    }
-    cJSON *custom = cJSON_CreateObject();
-    ok &= cJSON_AddStringToObject(custom, "name", "custom") != NULL;
-    ok &= cJSON_AddStringToObject(custom, "kind", "keras_sequential_json") != NULL;
-    ok &= cjson_append(arr, custom);
-    char *out = json_print_and_delete(cjson_checked(root, ok));
-    if (!out)
-        return -ENOMEM;
-    *ret_json = out;
-    return 0;
+    return model_catalog_json(ret_json);
 }
 
 static void count_states(struct jobs *js, unsigned counts[JOB_STATE_COUNT])

@@ -16,6 +16,7 @@
 static bool route_has_id(enum api_route route)
 {
     return route != API_ROUTE_JOBS && route != API_ROUTE_DATASETS && route != API_ROUTE_MODELS &&
+           route != API_ROUTE_MODEL_VALIDATE &&
            route != API_ROUTE_HEALTH && route != API_ROUTE_PROMETHEUS &&
            route != API_ROUTE_OPENAPI && route != API_ROUTE_STATIC;
 }

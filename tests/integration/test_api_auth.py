@@ -25,6 +25,7 @@ ROUTES = [
     ("GET", "/v1/jobs/{id}/latest"),
     ("GET", "/v1/datasets"),
     ("GET", "/v1/models"),
+    ("POST", "/v1/models/validate"),
     ("GET", "/metrics"),
     ("GET", "/v1/jobs/0000000000000000"),
 ]
@@ -148,6 +149,9 @@ def test_scoped_tokens_grant_their_role_and_403_otherwise(scoped):
     # read: every GET, nothing that changes a job
     for path in ("/v1/jobs", "/v1/datasets", "/v1/models", "/metrics"):
         assert c.get(path, headers=as_(c, READ_TOKEN)).status == 200, path
+    # validating a model config changes nothing: a read token may
+    r = c.post("/v1/models/validate", {"model": "lenet"}, headers=as_(c, READ_TOKEN))
+    assert r.status == 200, r
     r = c.post("/v1/jobs", tiny_spec(epochs=1), headers=as_(c, READ_TOKEN))
     err = assert_error(r, 403, code="forbidden")
     assert "read" in err["message"] and "submit" in err["message"], err

@@ -31,6 +31,7 @@ static void test_routes(void)
         {"/v1/jobs/" ID "/latest", API_ROUTE_JOB_LATEST},
         {"/v1/datasets", API_ROUTE_DATASETS},
         {"/v1/models", API_ROUTE_MODELS},
+        {"/v1/models/validate", API_ROUTE_MODEL_VALIDATE},
         {"/v1/health", API_ROUTE_HEALTH},
         {"/metrics", API_ROUTE_PROMETHEUS},
         {"/v1/jobs/%30123456789abcdef", API_ROUTE_JOB}, /* %30 = '0' */
@@ -54,7 +55,8 @@ static void test_not_found(void)
         "", "/v1", "/v1/", "/v2/jobs", "/ui", "/ui/a/b", "/index.html", "//", "/v1/jobs/", "/v1/nothing", "/metrics/x",
         "/v1/jobs/no-such-job", "/v1/jobs/0123456789ABCDEF", "/v1/jobs/0123456789abcde",
         "/v1/jobs/" ID "/nothing", "/v1/jobs/" ID "/events/1", "/v1/jobs/" ID "/",
-        "v1/jobs", "/v1/jobs/../jobs",
+        "v1/jobs", "/v1/jobs/../jobs", "/v1/models/", "/v1/models/nothing",
+        "/v1/models/validate/x",
     };
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         struct api_path p;
@@ -108,6 +110,8 @@ static void test_methods(void)
     CHECK_STR_EQ(allow, "GET, HEAD, DELETE");
     api_methods_format(allow, sizeof(allow), api_route_methods(API_ROUTE_JOB_CANCEL));
     CHECK_STR_EQ(allow, "POST");
+    api_methods_format(allow, sizeof(allow), api_route_methods(API_ROUTE_MODEL_VALIDATE));
+    CHECK_STR_EQ(allow, "POST");
     CHECK(api_method_parse("PATCH") == API_METHOD_OTHER);
     CHECK(api_method_parse("get") == API_METHOD_OTHER);
     CHECK(api_method_parse("HEAD") == API_METHOD_HEAD);
@@ -121,6 +125,8 @@ static void test_roles(void)
     CHECK_INT_EQ(api_route_role(API_ROUTE_JOBS, API_METHOD_POST), API_ROLE_SUBMIT);
     CHECK_INT_EQ(api_route_role(API_ROUTE_JOB_CANCEL, API_METHOD_POST), API_ROLE_SUBMIT);
     CHECK_INT_EQ(api_route_role(API_ROUTE_JOB, API_METHOD_DELETE), API_ROLE_ADMIN);
+    /* validating a model config changes nothing */
+    CHECK_INT_EQ(api_route_role(API_ROUTE_MODEL_VALIDATE, API_METHOD_POST), API_ROLE_READ);
     CHECK_INT_EQ(api_route_role(API_ROUTE_JOB, API_METHOD_OTHER), API_ROLE_ADMIN);
     enum api_role r = API_ROLE_NONE;
     CHECK_INT_EQ(api_role_parse("submit", &r), 0);
