@@ -327,47 +327,44 @@ void random_crop_window(int win[4], const struct augment_config *a, int h, int w
     win[3] = cw;
 }
 
+/* One direction of RandomFlip .. RandomContrast over n images: forward
+ * (dst = out, src = inp) or the adjoint (dst = dinp, src = dout). */
+static void augment_run(float *dst, const float *src, const float *inp, int n, int h, int w,
+                        int c, enum layer_kind kind, const struct augment_config *a,
+                        uint64_t seed, int64_t step, int layer, int example0, bool backward)
+{
+    const size_t sz = (size_t)h * w * c;
+    const enum interpolation_kind interp =
+        kind == LAYER_KIND_RANDOM_FLIP ? INTERPOLATION_KIND_NEAREST : a->interpolation;
+    const float lo = a->value_range[0], hi = a->value_range[1];
+    for (int e = 0; e < n; e++) {
+        const float *s = src + (size_t)e * sz;
+        float *d = dst + (size_t)e * sz;
+        struct augment_draw dr;
+        augment_draw(&dr, kind, a, h, w, seed, step, layer, example0 + e);
+        if (dr.identity)
+            memmove(d, s, sizeof(float) * sz);
+        else if (kind == LAYER_KIND_RANDOM_CONTRAST && backward)
+            contrast_backward(d, s, inp + (size_t)e * sz, h * w, c, dr.contrast, lo, hi);
+        else if (kind == LAYER_KIND_RANDOM_CONTRAST)
+            contrast_forward(d, s, h * w, c, dr.contrast, lo, hi);
+        else if (backward)
+            affine_backward(d, s, h, w, c, h, w, dr.m, interp, a->fill_mode);
+        else
+            affine_forward(d, s, h, w, c, h, w, dr.m, interp, a->fill_mode, a->fill_value);
+    }
+}
+
 void augment_forward(float *out, const float *inp, int n, int h, int w, int c,
                      enum layer_kind kind, const struct augment_config *a, uint64_t seed,
                      int64_t step, int layer, int example0)
 {
-    const size_t sz = (size_t)h * w * c;
-    for (int e = 0; e < n; e++) {
-        const float *x = inp + (size_t)e * sz;
-        float *y = out + (size_t)e * sz;
-        struct augment_draw d;
-        augment_draw(&d, kind, a, h, w, seed, step, layer, example0 + e);
-        if (d.identity)
-            memcpy(y, x, sizeof(float) * sz);
-        else if (kind == LAYER_KIND_RANDOM_CONTRAST)
-            contrast_forward(y, x, h * w, c, d.contrast, a->value_range[0], a->value_range[1]);
-        else
-            affine_forward(y, x, h, w, c, h, w, d.m,
-                           kind == LAYER_KIND_RANDOM_FLIP ? INTERPOLATION_KIND_NEAREST
-                                                          : a->interpolation,
-                           a->fill_mode, a->fill_value);
-    }
+    augment_run(out, inp, inp, n, h, w, c, kind, a, seed, step, layer, example0, false);
 }
 
 void augment_backward(float *dinp, const float *dout, const float *inp, int n, int h, int w,
                       int c, enum layer_kind kind, const struct augment_config *a, uint64_t seed,
                       int64_t step, int layer, int example0)
 {
-    const size_t sz = (size_t)h * w * c;
-    for (int e = 0; e < n; e++) {
-        const float *g = dout + (size_t)e * sz;
-        float *dx = dinp + (size_t)e * sz;
-        struct augment_draw d;
-        augment_draw(&d, kind, a, h, w, seed, step, layer, example0 + e);
-        if (d.identity)
-            memmove(dx, g, sizeof(float) * sz);
-        else if (kind == LAYER_KIND_RANDOM_CONTRAST)
-            contrast_backward(dx, g, inp + (size_t)e * sz, h * w, c, d.contrast,
-                              a->value_range[0], a->value_range[1]);
-        else
-            affine_backward(dx, g, h, w, c, h, w, d.m,
-                            kind == LAYER_KIND_RANDOM_FLIP ? INTERPOLATION_KIND_NEAREST
-                                                           : a->interpolation,
-                            a->fill_mode);
-    }
+    augment_run(dinp, dout, inp, n, h, w, c, kind, a, seed, step, layer, example0, true);
 }
