@@ -167,8 +167,7 @@ static void print_augment(struct strbuf *b, const struct layer_config *l)
         sb_printf(b, ", \"seed\": %d", a->seed);
     else
         sb_puts(b, ", \"seed\": null");
-    if (l->kind != LAYER_KIND_RANDOM_CONTRAST)
-        sb_puts(b, ", \"data_format\": \"channels_last\"");
+    sb_puts(b, ", \"data_format\": \"channels_last\"");
 }
 
 static void print_layer(struct strbuf *b, const struct model_spec *spec, int i, bool flat)

@@ -575,10 +575,52 @@ static double model_loss(struct model_case *c)
     return loss;
 }
 
+/* Central difference of the loss along a random direction of the first
+ * Conv2D kernel (layer conv) against the analytic gradient: the draws are
+ * fixed by (seed, step), so the loss is a smooth function of the weights. */
+static void conv_grad_check(const char *what, const struct model_spec *s, int conv, int threads)
+{
+    struct model_case c = {.n = 5};
+    struct diag d = {0};
+    CHECK_INT_EQ(model_create(&c.m, s, 5, threads, &d), 0);
+    if (!c.m)
+        return;
+    model_init_weights(c.m, 3);
+    const size_t nx = (size_t)5 * s->input_shape[0] * s->input_shape[1] * s->input_shape[2];
+    c.x = falloc(nx), c.y = falloc(15);
+    fill_uniform(c.x, nx, 0, 1);
+    for (int e = 0; e < 5; e++)
+        c.y[e * 3 + e % 3] = 1;
+    model_loss(&c);
+    const struct weight *w = &c.m->layers[conv].weights[0];
+    float *grad = falloc(w->size), *keep = falloc(w->size), *v = falloc(w->size);
+    float *p = c.m->params + w->offset;
+    memcpy(grad, c.m->grads + w->offset, sizeof(float) * w->size);
+    memcpy(keep, p, sizeof(float) * w->size);
+    double ana = 0, norm = 0;
+    for (size_t e = 0; e < w->size; e++) {
+        v[e] = rng_uniform(&g_rng) < 0.5 ? -1.0f : 1.0f;
+        ana += (double)v[e] * grad[e];
+        norm += (double)grad[e] * grad[e];
+    }
+    const float eps = 1e-3f;
+    for (size_t e = 0; e < w->size; e++)
+        p[e] = keep[e] + eps * v[e];
+    double lp = model_loss(&c);
+    for (size_t e = 0; e < w->size; e++)
+        p[e] = keep[e] - eps * v[e];
+    double lm = model_loss(&c);
+    memcpy(p, keep, sizeof(float) * w->size);
+    double num = (lp - lm) / (2.0 * eps);
+    CHECK_MSG(fabs(num - ana) <= 2e-2 * fabs(ana) + 1e-2 * sqrt(norm) + 1e-5,
+              "%s threads %d: analytic %.6g numeric %.6g", what, threads, ana, num);
+    CHECK(fabs(ana) > 0);
+    free(grad), free(keep), free(v), free(c.x), free(c.y);
+    model_free(c.m);
+}
+
 /* Conv2D (trainable) -> every augmentation layer -> Dense: the gradient of
- * the Conv2D kernel passes through the layers' backward; compared with a
- * central difference along a random direction (the draws are fixed by
- * (seed, step), so the loss is a smooth function of the weights). */
+ * the Conv2D kernel passes through the layers' backward passes. */
 static void test_grad_after_trainable(void)
 {
     static const char *const layers =
@@ -601,42 +643,81 @@ static void test_grad_after_trainable(void)
     CHECK_MSG(err == 0, "%s %s", d.field, d.message);
     if (err)
         return;
-    for (int threads = 1; threads <= 2; threads++) {
-        struct model_case c = {.n = 5};
-        CHECK_INT_EQ(model_create(&c.m, &s, 5, threads, &d), 0);
-        if (!c.m)
-            break;
-        model_init_weights(c.m, 3);
-        c.x = falloc(5 * 128), c.y = falloc(15);
-        fill_uniform(c.x, 5 * 128, 0, 1);
-        for (int e = 0; e < 5; e++)
-            c.y[e * 3 + e % 3] = 1;
-        model_loss(&c);
-        const struct weight *w = &c.m->layers[0].weights[0];
-        float *grad = falloc(w->size), *keep = falloc(w->size), *v = falloc(w->size);
-        float *p = c.m->params + w->offset;
-        memcpy(grad, c.m->grads + w->offset, sizeof(float) * w->size);
-        memcpy(keep, p, sizeof(float) * w->size);
-        double ana = 0, norm = 0;
-        for (size_t e = 0; e < w->size; e++) {
-            v[e] = rng_uniform(&g_rng) < 0.5 ? -1.0f : 1.0f;
-            ana += (double)v[e] * grad[e];
-            norm += (double)grad[e] * grad[e];
-        }
-        const float eps = 1e-3f;
-        for (size_t e = 0; e < w->size; e++)
-            p[e] = keep[e] + eps * v[e];
-        double lp = model_loss(&c);
-        for (size_t e = 0; e < w->size; e++)
-            p[e] = keep[e] - eps * v[e];
-        double lm = model_loss(&c);
-        memcpy(p, keep, sizeof(float) * w->size);
-        double num = (lp - lm) / (2.0 * eps);
-        CHECK_MSG(fabs(num - ana) <= 2e-2 * fabs(ana) + 1e-2 * sqrt(norm) + 1e-5,
-                  "threads %d: analytic %.6g numeric %.6g", threads, ana, num);
-        CHECK(fabs(ana) > 0);
-        free(grad), free(keep), free(v), free(c.x), free(c.y);
-        model_free(c.m);
+    conv_grad_check("sequential", &s, 0, 1);
+    conv_grad_check("sequential", &s, 0, 2);
+    model_spec_free(&s);
+}
+
+/* A functional model (Keras 3 form) where a Conv2D output fans out to a
+ * RandomRotation and a RandomTranslation that an Add joins, then a
+ * RandomCrop: gradients summed over both paths; evaluation (graph
+ * inference) is the identity for the two and the centre crop. */
+static void test_functional(void)
+{
+#define KT(name) "{\"class_name\": \"__keras_tensor__\", \"config\": {\"shape\": null, " \
+                 "\"dtype\": \"float32\", \"keras_history\": [\"" name "\", 0, 0]}}"
+#define NODE(t) ", \"inbound_nodes\": [{\"args\": [" t "], \"kwargs\": {}}]}"
+    static const char *const json =
+        "{\"class_name\": \"Functional\", \"config\": {\"name\": \"f\", \"layers\": ["
+        "{\"class_name\": \"InputLayer\", \"name\": \"in\", \"config\": {\"name\": \"in\", "
+        "\"batch_shape\": [null, 8, 8, 2]}, \"inbound_nodes\": []},"
+        "{\"class_name\": \"Conv2D\", \"name\": \"conv\", \"config\": {\"name\": \"conv\", "
+        "\"filters\": 3, \"kernel_size\": 3, \"padding\": \"same\", \"activation\": \"tanh\"}"
+        NODE(KT("in")) ","
+        "{\"class_name\": \"RandomRotation\", \"name\": \"rot\", \"config\": {\"name\": "
+        "\"rot\", \"factor\": [-0.2, 0.3], \"fill_mode\": \"reflect\"}" NODE(KT("conv")) ","
+        "{\"class_name\": \"RandomTranslation\", \"name\": \"tr\", \"config\": {\"name\": "
+        "\"tr\", \"height_factor\": 0.2, \"width_factor\": 0.2}" NODE(KT("conv")) ","
+        "{\"class_name\": \"Add\", \"name\": \"add\", \"config\": {\"name\": \"add\"}"
+        NODE("[" KT("rot") ", " KT("tr") "]") ","
+        "{\"class_name\": \"RandomCrop\", \"name\": \"crop\", \"config\": {\"name\": "
+        "\"crop\", \"height\": 6, \"width\": 7}" NODE(KT("add")) ","
+        "{\"class_name\": \"Flatten\", \"name\": \"flat\", \"config\": {\"name\": \"flat\"}"
+        NODE(KT("crop")) ","
+        "{\"class_name\": \"Dense\", \"name\": \"out\", \"config\": {\"name\": \"out\", "
+        "\"units\": 3, \"activation\": \"softmax\"}" NODE(KT("flat"))
+        "], \"input_layers\": [[\"in\", 0, 0]], \"output_layers\": [[\"out\", 0, 0]]}}";
+#undef KT
+#undef NODE
+    struct model_spec s;
+    struct diag d = {0};
+    int err = model_spec_parse_json(&s, json, strlen(json), NULL, &d);
+    CHECK_MSG(err == 0, "%s %s", d.field, d.message);
+    if (err)
+        return;
+    conv_grad_check("functional", &s, 1, 1);
+    conv_grad_check("functional", &s, 1, 3);
+    /* evaluation: rot and tr are the identity, so the Add doubles the conv
+     * output; the crop of 8x8 to 6x7 resizes the centred 6x8 window (rows 1..6) */
+    struct model *m = NULL;
+    CHECK_INT_EQ(model_create(&m, &s, 4, 2, &d), 0);
+    if (m) {
+        model_init_weights(m, 4);
+        float x[4 * 128], p1[12], p2[12];
+        fill_uniform(x, 4 * 128, 0, 1);
+        CHECK_INT_EQ(model_predict_f32(m, x, 4, p1), 0);
+        /* the same by hand: conv, x2, crop-resize, dense, softmax */
+        const struct layer *lc = &m->layers[1], *ld = &m->layers[7];
+        float conv[4 * 8 * 8 * 3], cropped[4 * 6 * 7 * 3];
+        struct conv2d_geom g;
+        conv2d_geom_init(&g, 8, 8, 2, 3, 3, 3, 1, 1, PADDING_KIND_SAME);
+        float *scratch = falloc(conv2d_scratch_floats(&g));
+        conv2d_forward(conv, scratch, x, m->params + lc->weights[0].offset,
+                       m->params + lc->weights[1].offset, ACTIVATION_KIND_TANH, 4, &g);
+        for (int i = 0; i < 4 * 8 * 8 * 3; i++)
+            conv[i] *= 2.0f;
+        int win[4];
+        random_crop_window(win, &m->layers[5].cfg.aug, 8, 8, false, 0, 0, 5);
+        CHECK(win[0] == 1 && win[1] == 0 && win[2] == 6 && win[3] == 8);
+        for (int e = 0; e < 4; e++)
+            crop_resize_forward(cropped + e * 126, conv + e * 192, 8, 8, 3, 6, 7, win);
+        dense_forward(p2, cropped, m->params + ld->weights[0].offset,
+                      m->params + ld->weights[1].offset, ACTIVATION_KIND_LINEAR, 4, 126, 3);
+        activation_forward(p2, p2, 4, 3, ACTIVATION_KIND_SOFTMAX);
+        for (int i = 0; i < 12; i++)
+            CHECK_CLOSE(p1[i], p2[i], 1e-5, 1e-6);
+        free(scratch);
+        model_free(m);
     }
     model_spec_free(&s);
 }
@@ -659,6 +740,7 @@ int main(void)
     TEST_RUN(test_crop_in_model);
     TEST_RUN(test_configs);
     TEST_RUN(test_grad_after_trainable);
+    TEST_RUN(test_functional);
     cJSON_Delete(g_ref);
     return TEST_EXIT();
 }
