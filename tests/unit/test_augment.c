@@ -322,17 +322,17 @@ static void test_draws_split_independent(void)
 
 /* ----------------------------------------------------- through a model */
 
-static const char *const k_aug_model =
-    "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"aug\", \"layers\": ["
-    "{\"class_name\": \"InputLayer\", \"config\": {\"batch_shape\": [null, 8, 8, 2]}},"
-    "%s"
-    "{\"class_name\": \"Flatten\", \"config\": {}},"
-    "{\"class_name\": \"Dense\", \"config\": {\"units\": 3, \"activation\": \"softmax\"}}]}}";
+#define AUG_MODEL_FMT \
+    "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"aug\", \"layers\": [" \
+    "{\"class_name\": \"InputLayer\", \"config\": {\"batch_shape\": [null, 8, 8, 2]}}," \
+    "%s" \
+    "{\"class_name\": \"Flatten\", \"config\": {}}," \
+    "{\"class_name\": \"Dense\", \"config\": {\"units\": 3, \"activation\": \"softmax\"}}]}}"
 
 static int parse_model(struct model_spec *s, const char *layers, struct diag *d)
 {
     char buf[4096];
-    snprintf(buf, sizeof(buf), k_aug_model, layers);
+    snprintf(buf, sizeof(buf), AUG_MODEL_FMT, layers);
     return model_spec_parse_json(s, buf, strlen(buf), NULL, d);
 }
 
