@@ -560,6 +560,39 @@ static void test_configs(void)
     }
 }
 
+/* tests/fixtures/models/augment_keras3.json: a Sequential config in Keras
+ * 3's serialized form (module, registered_name, DTypePolicy, build_config)
+ * with the six layers: parsed, the crop's output shape, 26x26x4 features. */
+static void test_keras3_fixture(void)
+{
+    FILE *f = fopen(TEST_SOURCE_DIR "/tests/fixtures/models/augment_keras3.json", "rb");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    char buf[16384];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    struct model_spec s;
+    struct diag d = {0};
+    int err = model_spec_parse_json(&s, buf, n, NULL, &d);
+    CHECK_MSG(err == 0, "%s %s", d.field, d.message);
+    if (err)
+        return;
+    CHECK_INT_EQ(s.n_layers, 9);
+    CHECK_INT_EQ(s.layers[2].aug.seed_set, 1);
+    CHECK_INT_EQ(s.layers[2].aug.seed, 1337);
+    CHECK_INT_EQ(s.layers[3].aug.interpolation, INTERPOLATION_KIND_NEAREST);
+    CHECK_CLOSE(s.layers[4].aug.value_range[1], 1.0, 0, 0);
+    struct model *m = NULL;
+    CHECK_INT_EQ(model_create(&m, &s, 2, 1, &d), 0);
+    if (m) {
+        CHECK_INT_EQ(m->layers[5].out_shape[0], 26);
+        CHECK_INT_EQ(m->layers[8].weights[0].shape[0], 26 * 26 * 4);
+        model_free(m);
+    }
+    model_spec_free(&s);
+}
+
 /* ------------------------------------------ gradient through a model */
 
 struct model_case {
@@ -739,6 +772,7 @@ int main(void)
     TEST_RUN(test_threads_and_seeds);
     TEST_RUN(test_crop_in_model);
     TEST_RUN(test_configs);
+    TEST_RUN(test_keras3_fixture);
     TEST_RUN(test_grad_after_trainable);
     TEST_RUN(test_functional);
     cJSON_Delete(g_ref);
