@@ -118,6 +118,10 @@ static void sb_nulls(struct strbuf *b, const char *const *keys)
 static void sb_float_pair(struct strbuf *b, const char *key, const float v[2])
 {
     sb_key(b, key);
+    if (strstr(key, "_factor") && v[0] == -v[1]) { /* (-f, f): the number f, as Keras keeps it */
+        sb_float(b, v[1]);
+        return;
+    }
     sb_puts(b, "[");
     sb_float(b, v[0]);
     sb_puts(b, ", ");
