@@ -277,6 +277,67 @@ void dropout_forward(float *out, const float *inp, const uint8_t *mask, float ra
 void dropout_backward(float *dinp, const float *dout, const uint8_t *mask, float rate,
                       size_t count);
 
+/* ------------------------------------------------------- augmentation */
+
+/* Keras 3 affine_transform of one image: output (y, x) samples the input at
+ * x_in = m0 x + m1 y + m2, y_in = m3 x + m4 y + m5 (Keras' [a0 a1 a2 b0 b1 b2])
+ * with interp and fill (augment.c says how).  Backward is the adjoint:
+ * dinp overwritten, the fill value gets no gradient. */
+void affine_forward(float *out,       /* (OH, OW, C) */
+                    const float *inp, /* (H, W, C) */
+                    int h, int w, int c, int oh, int ow, const float m[6],
+                    enum interpolation_kind interp, enum fill_mode fill, float fill_value);
+void affine_backward(float *dinp,       /* (H, W, C) */
+                     const float *dout, /* (OH, OW, C) */
+                     int h, int w, int c, int oh, int ow, const float m[6],
+                     enum interpolation_kind interp, enum fill_mode fill);
+/* The window win = (top, left, height, width) of the input resized to
+ * (OH, OW) with TF's half-pixel bilinear resize (a plain crop when the sizes
+ * agree); backward is the adjoint (dinp overwritten). */
+void crop_resize_forward(float *out,       /* (OH, OW, C) */
+                         const float *inp, /* (H, W, C) */
+                         int h, int w, int c, int oh, int ow, const int win[4]);
+void crop_resize_backward(float *dinp,       /* (H, W, C) */
+                          const float *dout, /* (OH, OW, C) */
+                          int h, int w, int c, int oh, int ow, const int win[4]);
+/* RandomContrast of one image: clip((x - mean) * factor + mean, lo, hi), the
+ * mean per channel over the H*W positions; backward from the input
+ * (dinp overwritten, must not alias dout). */
+void contrast_forward(float *out, const float *inp, /* (HW, C) */
+                      int hw, int c, float factor, float lo, float hi);
+void contrast_backward(float *dinp, const float *dout, const float *inp, /* (HW, C) */
+                       int hw, int c, float factor, float lo, float hi);
+
+/* One image's random transform in a training step. */
+struct augment_draw {
+    bool identity;   /* nothing to do (an unflipped image) */
+    float m[6];      /* the affine sampling (flip, translation, rotation, zoom) */
+    float contrast;  /* RandomContrast's factor */
+};
+/* The draw of image `example` (its global index in the batch) of layer
+ * `layer` at `step`: a stream of its own seeded from (seed, step, layer,
+ * example) and the layer's seed, so draws do not depend on how the batch is
+ * split across threads.  Keras 3's distributions: flip when u <= 0.5,
+ * translation (u_h H, u_w W), rotation u * 360 degrees about the centre,
+ * zoom 1 + u, contrast in [1 - lower, 1 + upper]. */
+void augment_draw(struct augment_draw *d, enum layer_kind kind, const struct augment_config *a,
+                  int h, int w, uint64_t seed, int64_t step, int layer, int example);
+/* RandomCrop's window (top, left, height, width) of an (H, W) input: in
+ * training with an input larger than the target in both axes, one random
+ * window of the target size for the whole batch (as Keras); otherwise the
+ * largest centred window with the target's aspect ratio (then resized). */
+void random_crop_window(int win[4], const struct augment_config *a, int h, int w, bool training,
+                        uint64_t seed, int64_t step, int layer);
+/* RandomFlip .. RandomContrast in training on n images (global indices
+ * example0 ..): out (N, H, W, C) from inp; backward overwrites dinp (which
+ * must not alias dout) with the adjoint of the same draws. */
+void augment_forward(float *out, const float *inp, int n, int h, int w, int c,
+                     enum layer_kind kind, const struct augment_config *a, uint64_t seed,
+                     int64_t step, int layer, int example0);
+void augment_backward(float *dinp, const float *dout, const float *inp, int n, int h, int w,
+                      int c, enum layer_kind kind, const struct augment_config *a, uint64_t seed,
+                      int64_t step, int layer, int example0);
+
 /* --------------------------------------------- softmax cross-entropy */
 
 /* Fused softmax + categorical cross-entropy on logits.

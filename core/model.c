@@ -790,6 +790,26 @@ static bool layer_forward(struct model *m, int i, float *out, const float *inp, 
     return false;
 }
 
+/* RandomCrop of nb examples: the batch's random window in training, the
+ * centred window resized in inference (random_crop_window). */
+static void random_crop_run(struct model *m, int i, float *out, const float *inp, int nb,
+                            bool training, uint64_t seed, int64_t step, bool backward)
+{
+    const struct layer *l = &m->layers[i];
+    const int *in = l->in_shape, *o = l->out_shape;
+    int win[4];
+    random_crop_window(win, &l->cfg.aug, in[0], in[1], training, seed, step, i);
+    const size_t isz = (size_t)in[0] * in[1] * in[2], osz = (size_t)o[0] * o[1] * o[2];
+    for (int e = 0; e < nb; e++) {
+        if (backward) /* out: dinp, inp: dout */
+            crop_resize_backward(out + e * isz, inp + e * osz, in[0], in[1], in[2], o[0], o[1],
+                                 win);
+        else
+            crop_resize_forward(out + e * osz, inp + e * isz, in[0], in[1], in[2], o[0], o[1],
+                                win);
+    }
+}
+
 /* One compute thread's share of a training step. */
 struct step_slice {
     int tid, T;
@@ -841,8 +861,11 @@ static void step_forward(const struct step_ctx *s, struct step_slice *t)
         float *pre = r->pre && !s->inference ? r->pre + (size_t)b0 * r->out_size : NULL;
         if (layer_forward(m, i, out, inp, nb, t->scratch, pre, b0))
             continue;
-        if (s->inference) { /* graph inference: BN on the moving statistics, no dropout */
-            if (c->kind == LAYER_KIND_BATCH_NORMALIZATION)
+        if (s->inference) { /* graph inference: BN on the moving statistics, no dropout,
+                               augmentation off */
+            if (c->kind == LAYER_KIND_RANDOM_CROP)
+                random_crop_run(m, i, out, inp, nb, false, 0, 0, false);
+            else if (c->kind == LAYER_KIND_BATCH_NORMALIZATION)
                 batchnorm_forward(out, inp, wptr(m, i, 2), wptr(m, i, 3), wptr(m, i, 0),
                                   wptr(m, i, 1), c->epsilon, (size_t)nb * r->rows, r->ch);
             else
@@ -874,6 +897,12 @@ static void step_forward(const struct step_ctx *s, struct step_slice *t)
             else
                 memset(mask, 1, (size_t)nb * r->out_size);
             dropout_forward(out, inp, mask, c->rate, (size_t)nb * r->out_size);
+        } else if (c->kind == LAYER_KIND_RANDOM_CROP) {
+            random_crop_run(m, i, out, inp, nb, true, s->seed, s->step, false);
+        } else if (layer_kind_is_augment(c->kind)) {
+            const int *in = m->layers[i].in_shape;
+            augment_forward(out, inp, nb, in[0], in[1], in[2], c->kind, &c->aug, s->seed,
+                            s->step, i, b0);
         } else if (c->kind == LAYER_KIND_SPATIAL_DROPOUT2D) {
             uint8_t *mask = r->mask + (size_t)b0 * r->out_size;
             if (c->rate > 0.0f)
@@ -1047,6 +1076,21 @@ static bool layer_backward(const struct step_ctx *s, struct step_slice *t, int i
         dropout_backward(g, g, r->mask + (size_t)b0 * r->out_size, c->rate,
                          (size_t)nb * r->out_size);
         return false;
+    case LAYER_KIND_RANDOM_CROP:
+        if (need_dinp)
+            random_crop_run(m, i, gn, g, nb, true, s->seed, s->step, true);
+        return true;
+    case LAYER_KIND_RANDOM_FLIP:
+    case LAYER_KIND_RANDOM_TRANSLATION:
+    case LAYER_KIND_RANDOM_ROTATION:
+    case LAYER_KIND_RANDOM_ZOOM:
+    case LAYER_KIND_RANDOM_CONTRAST: {
+        const int *in = m->layers[i].in_shape;
+        if (need_dinp) /* the adjoint of the forward's draws (every transform is linear) */
+            augment_backward(gn, g, inp, nb, in[0], in[1], in[2], c->kind, &c->aug, s->seed,
+                             s->step, i, b0);
+        return true;
+    }
     default: /* Flatten, Reshape, InputLayer: aliases; Add, Concatenate: the graph walk */
         return false;
     }
@@ -1325,8 +1369,11 @@ static float *infer_layers(struct model *m, int i0, int i1, float *x, float *oth
         } else if (c->kind == LAYER_KIND_ACTIVATION) {
             layer_forward(m, i, cur, cur, nb, scratch, NULL, 0);
             swap = false;
+        } else if (c->kind == LAYER_KIND_RANDOM_CROP) {
+            random_crop_run(m, i, nxt, cur, nb, false, 0, 0, false);
         } else if (!layer_forward(m, i, nxt, cur, nb, scratch, NULL, 0)) {
-            swap = false; /* Dropout is the identity at inference, Flatten an alias */
+            swap = false; /* Dropout and augmentation are the identity at inference,
+                             Flatten an alias */
         }
         if (swap) {
             float *t = cur;

@@ -54,6 +54,12 @@ static const struct {
     {"Add", LAYER_KIND_ADD},
     {"Concatenate", LAYER_KIND_CONCATENATE},
     {"DepthwiseConv2D", LAYER_KIND_DEPTHWISE_CONV2D},
+    {"RandomFlip", LAYER_KIND_RANDOM_FLIP},
+    {"RandomTranslation", LAYER_KIND_RANDOM_TRANSLATION},
+    {"RandomRotation", LAYER_KIND_RANDOM_ROTATION},
+    {"RandomZoom", LAYER_KIND_RANDOM_ZOOM},
+    {"RandomContrast", LAYER_KIND_RANDOM_CONTRAST},
+    {"RandomCrop", LAYER_KIND_RANDOM_CROP},
 };
 
 static bool name_is_valid(const char *s)
@@ -584,6 +590,120 @@ static int key_target_shape(struct key_args *a, const struct layer_key *k)
     return 0;
 }
 
+/* ------------------------------------------------ augmentation keys */
+
+/* A string key whose value is one of names (its index into *ret). */
+static int parse_choice(const struct layer_ctx *c, const char *key, const cJSON *it,
+                        const char *const *names, int *ret)
+{
+    const char *s = cJSON_GetStringValue(it);
+    for (int i = 0; s && names[i]; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *ret = i;
+            return 0;
+        }
+    char list[160] = "";
+    for (int i = 0; names[i]; i++)
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s\"%s\"", i ? ", " : "",
+                 names[i]);
+    return layer_err(c, key, "must be one of %s", list);
+}
+
+static int key_flip_mode(struct key_args *a, const struct layer_key *k)
+{
+    static const char *const names[] = {"horizontal_and_vertical", "horizontal", "vertical", NULL};
+    int v;
+    int err = parse_choice(a->c, a->key, a->it, names, &v);
+    a->l->aug.mode = (enum flip_mode)v;
+    return err;
+}
+
+static int key_fill_mode(struct key_args *a, const struct layer_key *k)
+{
+    static const char *const names[] = {"reflect", "wrap", "constant", "nearest", NULL};
+    int v;
+    int err = parse_choice(a->c, a->key, a->it, names, &v);
+    a->l->aug.fill_mode = (enum fill_mode)v;
+    return err;
+}
+
+static int key_interpolation(struct key_args *a, const struct layer_key *k)
+{
+    static const char *const names[] = {"bilinear", "nearest", NULL};
+    int v;
+    int err = parse_choice(a->c, a->key, a->it, names, &v);
+    a->l->aug.interpolation = (enum interpolation_kind)v;
+    return err;
+}
+
+static int key_aug_seed(struct key_args *a, const struct layer_key *k)
+{
+    a->l->aug.seed_set = !cJSON_IsNull(a->it);
+    if (a->l->aug.seed_set && !json_int(a->it, INT_MIN, INT_MAX, &a->l->aug.seed))
+        return layer_err(a->c, a->key, "must be null or an integer");
+    return 0;
+}
+
+/* A Keras factor: a number f or a list [a, b] into (lower, upper) at k->arg.
+ * RandomTranslation (k->why "t"): each in [-1, 1], f gives (-|f|, |f|);
+ * RandomZoom ("z"): each in (-1, 1]; RandomRotation ("r") and
+ * RandomContrast ("c"): Keras' base layer bounds (-1, 1) and (0, 1): f
+ * within them gives (max(-|f|, low bound), |f|), a list must not lie
+ * wholly outside them.  A list is sorted. */
+static int key_aug_factor(struct key_args *a, const struct layer_key *k)
+{
+    float *ret = (float *)((char *)a->l + k->arg), v[2];
+    const char kind = k->why[0];
+    const float lo = kind == 'c' ? 0.0f : -1.0f, hi = 1.0f;
+    const char *range = kind == 'z' ? "(-1, 1]" : kind == 'c' ? "[0, 1]" : "[-1, 1]";
+    if (kind == 'z' && cJSON_IsNull(a->it) && strcmp(a->key, "width_factor") == 0) {
+        a->l->aug.width_factor_set = false; /* the height's draw */
+        return 0;
+    }
+    if (json_float(a->it, &v[0])) {
+        bool ok = kind == 'z' ? v[0] > -1.0f && v[0] <= 1.0f : v[0] >= lo && v[0] <= hi;
+        if (!ok)
+            return layer_err(a->c, a->key, "must be in %s, got %g", range, v[0]);
+        float f = fabsf(v[0]);
+        ret[0] = kind == 'c' || kind == 'r' ? (-f > lo ? -f : lo) : -f;
+        ret[1] = f;
+    } else if (cJSON_IsArray(a->it) && cJSON_GetArraySize(a->it) == 2 &&
+               json_float(a->it->child, &v[0]) && json_float(a->it->child->next, &v[1])) {
+        bool ok = kind == 'z'   ? v[0] > -1.0f && v[0] <= 1.0f && v[1] > -1.0f && v[1] <= 1.0f
+                  : kind == 't' ? v[0] >= -1.0f && v[0] <= 1.0f && v[1] >= -1.0f && v[1] <= 1.0f
+                                : !(v[0] > hi || v[1] < lo);
+        if (!ok)
+            return layer_err(a->c, a->key, "must be a number or two numbers in %s", range);
+        ret[0] = v[0] < v[1] ? v[0] : v[1];
+        ret[1] = v[0] < v[1] ? v[1] : v[0];
+    } else {
+        return layer_err(a->c, a->key, "must be a number or a list of two numbers in %s", range);
+    }
+    if (strcmp(a->key, "width_factor") == 0)
+        a->l->aug.width_factor_set = true;
+    return 0;
+}
+
+static int key_value_range(struct key_args *a, const struct layer_key *k)
+{
+    float v[2];
+    if (!(cJSON_IsArray(a->it) && cJSON_GetArraySize(a->it) == 2 &&
+          json_float(a->it->child, &v[0]) && json_float(a->it->child->next, &v[1]) &&
+          v[0] <= v[1]))
+        return layer_err(a->c, a->key, "must be [low, high] with low <= high");
+    a->l->aug.value_range[0] = v[0];
+    a->l->aug.value_range[1] = v[1];
+    return 0;
+}
+
+static int key_crop_size(struct key_args *a, const struct layer_key *k)
+{
+    int *v = &a->l->aug.crop[k->arg];
+    if (!json_int(a->it, 1, DIM_MAX, v))
+        return layer_err(a->c, a->key, "must be an integer in [1, %d]", DIM_MAX);
+    return 0;
+}
+
 #define KIND(k) (1u << (k))
 #define K_ALL (KIND(N_LAYER_KINDS) - 1)
 #define K_CONV KIND(LAYER_KIND_CONV2D)
@@ -605,6 +725,14 @@ static int key_target_shape(struct key_args *a, const struct layer_key *k)
 #define K_SDROP KIND(LAYER_KIND_SPATIAL_DROPOUT2D)
 #define K_CONCAT KIND(LAYER_KIND_CONCATENATE)
 #define K_DW KIND(LAYER_KIND_DEPTHWISE_CONV2D)
+#define K_FLIP KIND(LAYER_KIND_RANDOM_FLIP)
+#define K_TRANS KIND(LAYER_KIND_RANDOM_TRANSLATION)
+#define K_ROT KIND(LAYER_KIND_RANDOM_ROTATION)
+#define K_ZOOM KIND(LAYER_KIND_RANDOM_ZOOM)
+#define K_CONTRAST KIND(LAYER_KIND_RANDOM_CONTRAST)
+#define K_CROP KIND(LAYER_KIND_RANDOM_CROP)
+#define K_AFFINE (K_TRANS | K_ROT | K_ZOOM)
+#define K_AUG (K_FLIP | K_AFFINE | K_CONTRAST | K_CROP)
 #define OFF(f) ((int)offsetof(struct layer_config, f))
 
 /* Every key a layer config may have; a key not here (for the layer's kind)
@@ -686,6 +814,22 @@ static const struct layer_key layer_keys[] = {
     {"offset", K_RESCALE, key_float, OFF(offset), NULL, false},
     /* Reshape */
     {"target_shape", K_RESHAPE, key_target_shape, 0, NULL, true},
+    /* augmentation (Keras 3 names and defaults; tf.keras 2.x writes a subset) */
+    {"seed", K_AUG, key_aug_seed, 0, NULL, false},
+    {"data_format", K_AUG, key_data_format, 0, NULL, false},
+    {"mode", K_FLIP, key_flip_mode, 0, NULL, false},
+    {"height_factor", K_TRANS, key_aug_factor, OFF(aug.height_factor), "t", true},
+    {"width_factor", K_TRANS, key_aug_factor, OFF(aug.width_factor), "t", true},
+    {"height_factor", K_ZOOM, key_aug_factor, OFF(aug.height_factor), "z", true},
+    {"width_factor", K_ZOOM, key_aug_factor, OFF(aug.width_factor), "z", false},
+    {"factor", K_ROT, key_aug_factor, OFF(aug.factor), "r", true},
+    {"factor", K_CONTRAST, key_aug_factor, OFF(aug.factor), "c", true},
+    {"fill_mode", K_AFFINE, key_fill_mode, 0, NULL, false},
+    {"fill_value", K_AFFINE, key_float, OFF(aug.fill_value), NULL, false},
+    {"interpolation", K_AFFINE, key_interpolation, 0, NULL, false},
+    {"value_range", K_CONTRAST, key_value_range, 0, NULL, false},
+    {"height", K_CROP, key_crop_size, 0, NULL, true},
+    {"width", K_CROP, key_crop_size, 1, NULL, true},
 };
 
 #define N_LAYER_KEYS (sizeof(layer_keys) / sizeof(layer_keys[0]))
@@ -794,7 +938,9 @@ static int parse_layer(const cJSON *obj, struct parse_state *st, int ji, struct 
                          "Dense, BatchNormalization, Activation, MaxPooling2D, "
                          "AveragePooling2D, Dropout, Flatten, GlobalAveragePooling2D, "
                          "GlobalMaxPooling2D, ZeroPadding2D, ReLU, LeakyReLU, ELU, Softmax, "
-                         "Rescaling, Reshape, SpatialDropout2D, Add, Concatenate)");
+                         "Rescaling, Reshape, SpatialDropout2D, Add, Concatenate, "
+                         "DepthwiseConv2D, RandomFlip, RandomTranslation, RandomRotation, "
+                         "RandomZoom, RandomContrast, RandomCrop)");
     if (!st->functional && (kind == LAYER_KIND_ADD || kind == LAYER_KIND_CONCATENATE))
         return layer_err(&c, NULL, "%s joins tensors: it needs a functional model", cls);
     if (!cJSON_IsObject(cfg))

@@ -115,6 +115,65 @@ static void sb_nulls(struct strbuf *b, const char *const *keys)
     }
 }
 
+static void sb_float_pair(struct strbuf *b, const char *key, const float v[2])
+{
+    sb_key(b, key);
+    if (strstr(key, "_factor") && v[0] == -v[1]) { /* (-f, f): the number f, as Keras keeps it */
+        sb_float(b, v[1]);
+        return;
+    }
+    sb_puts(b, "[");
+    sb_float(b, v[0]);
+    sb_puts(b, ", ");
+    sb_float(b, v[1]);
+    sb_puts(b, "]");
+}
+
+/* An augmentation layer's keys as Keras 3's get_config() writes them. */
+static void print_augment(struct strbuf *b, const struct layer_config *l)
+{
+    static const char *const modes[] = {"horizontal_and_vertical", "horizontal", "vertical"};
+    static const char *const fills[] = {"reflect", "wrap", "constant", "nearest"};
+    static const char *const interps[] = {"bilinear", "nearest"};
+    const struct augment_config *a = &l->aug;
+    switch (l->kind) {
+    case LAYER_KIND_RANDOM_FLIP:
+        sb_printf(b, ", \"mode\": \"%s\"", modes[a->mode]);
+        break;
+    case LAYER_KIND_RANDOM_TRANSLATION:
+    case LAYER_KIND_RANDOM_ZOOM:
+        sb_float_pair(b, "height_factor", a->height_factor);
+        if (l->kind == LAYER_KIND_RANDOM_ZOOM && !a->width_factor_set)
+            sb_puts(b, ", \"width_factor\": null");
+        else
+            sb_float_pair(b, "width_factor", a->width_factor);
+        break;
+    case LAYER_KIND_RANDOM_ROTATION:
+    case LAYER_KIND_RANDOM_CONTRAST:
+        sb_float_pair(b, "factor", a->factor);
+        break;
+    case LAYER_KIND_RANDOM_CROP:
+        sb_printf(b, ", \"height\": %d, \"width\": %d", a->crop[0], a->crop[1]);
+        break;
+    default:
+        break;
+    }
+    if (l->kind == LAYER_KIND_RANDOM_TRANSLATION || l->kind == LAYER_KIND_RANDOM_ZOOM ||
+        l->kind == LAYER_KIND_RANDOM_ROTATION) {
+        sb_printf(b, ", \"fill_mode\": \"%s\", \"interpolation\": \"%s\"", fills[a->fill_mode],
+                  interps[a->interpolation]);
+        sb_key(b, "fill_value");
+        sb_float(b, a->fill_value);
+    }
+    if (l->kind == LAYER_KIND_RANDOM_CONTRAST)
+        sb_float_pair(b, "value_range", a->value_range);
+    if (a->seed_set)
+        sb_printf(b, ", \"seed\": %d", a->seed);
+    else
+        sb_puts(b, ", \"seed\": null");
+    sb_puts(b, ", \"data_format\": \"channels_last\"");
+}
+
 static void print_layer(struct strbuf *b, const struct model_spec *spec, int i, bool flat)
 {
     static const char *const weighted_nulls[] = {
@@ -244,6 +303,14 @@ static void print_layer(struct strbuf *b, const struct model_spec *spec, int i, 
         sb_key(b, "rate");
         sb_float(b, l->rate);
         sb_puts(b, ", \"noise_shape\": null, \"seed\": null");
+        break;
+    case LAYER_KIND_RANDOM_FLIP:
+    case LAYER_KIND_RANDOM_TRANSLATION:
+    case LAYER_KIND_RANDOM_ROTATION:
+    case LAYER_KIND_RANDOM_ZOOM:
+    case LAYER_KIND_RANDOM_CONTRAST:
+    case LAYER_KIND_RANDOM_CROP:
+        print_augment(b, l);
         break;
     case LAYER_KIND_INPUT:
     case LAYER_KIND_ADD:

@@ -245,6 +245,28 @@ int model_spec_infer_shapes_flat(const struct model_spec *spec, const int *json_
         case LAYER_KIND_INPUT:
             h = spec->input_shape[0], w = spec->input_shape[1], c = spec->input_shape[2];
             break;
+        case LAYER_KIND_RANDOM_FLIP:
+        case LAYER_KIND_RANDOM_TRANSLATION:
+        case LAYER_KIND_RANDOM_ROTATION:
+        case LAYER_KIND_RANDOM_ZOOM:
+        case LAYER_KIND_RANDOM_CONTRAST:
+        case LAYER_KIND_RANDOM_CROP:
+            if (flat) {
+                err = diag_set(d, -EINVAL, field, "layer %d (%s \"%s\"): needs an image input "
+                               "(N, H, W, C), got a flat tensor", ji, cls, l->name);
+                break;
+            }
+            if (l->kind == LAYER_KIND_RANDOM_CROP) {
+                if (l->aug.crop[0] < 1 || l->aug.crop[1] < 1 || l->aug.crop[0] > DIM_MAX ||
+                    l->aug.crop[1] > DIM_MAX) {
+                    err = diag_set(d, -EINVAL, field, "layer %d (RandomCrop \"%s\"): height and "
+                                   "width must be in [1, %d]", ji, l->name, DIM_MAX);
+                    break;
+                }
+                h = l->aug.crop[0];
+                w = l->aug.crop[1];
+            }
+            break;
         case LAYER_KIND_ACTIVATION:
         case LAYER_KIND_LEAKY_RELU:
         case LAYER_KIND_ELU:

@@ -33,6 +33,12 @@ const char *layer_kind_class_name(enum layer_kind kind)
     case LAYER_KIND_ADD: return "Add";
     case LAYER_KIND_CONCATENATE: return "Concatenate";
     case LAYER_KIND_DEPTHWISE_CONV2D: return "DepthwiseConv2D";
+    case LAYER_KIND_RANDOM_FLIP: return "RandomFlip";
+    case LAYER_KIND_RANDOM_TRANSLATION: return "RandomTranslation";
+    case LAYER_KIND_RANDOM_ROTATION: return "RandomRotation";
+    case LAYER_KIND_RANDOM_ZOOM: return "RandomZoom";
+    case LAYER_KIND_RANDOM_CONTRAST: return "RandomContrast";
+    case LAYER_KIND_RANDOM_CROP: return "RandomCrop";
     }
     return "Unknown";
 }
@@ -63,6 +69,12 @@ static const char *layer_kind_prefix(enum layer_kind kind)
     case LAYER_KIND_ADD: return "add";
     case LAYER_KIND_CONCATENATE: return "concatenate";
     case LAYER_KIND_DEPTHWISE_CONV2D: return "depthwise_conv2d";
+    case LAYER_KIND_RANDOM_FLIP: return "random_flip";
+    case LAYER_KIND_RANDOM_TRANSLATION: return "random_translation";
+    case LAYER_KIND_RANDOM_ROTATION: return "random_rotation";
+    case LAYER_KIND_RANDOM_ZOOM: return "random_zoom";
+    case LAYER_KIND_RANDOM_CONTRAST: return "random_contrast";
+    case LAYER_KIND_RANDOM_CROP: return "random_crop";
     }
     return "layer";
 }
@@ -136,6 +148,13 @@ void layer_config_init(struct layer_config *l, enum layer_kind kind)
     l->kind = kind;
     l->activation = ACTIVATION_KIND_LINEAR;
     l->padding = PADDING_KIND_VALID;
+    if (layer_kind_is_augment(kind)) { /* Keras 3 defaults */
+        l->aug.mode = FLIP_MODE_HORIZONTAL_AND_VERTICAL;
+        l->aug.fill_mode = FILL_MODE_REFLECT;
+        l->aug.interpolation = INTERPOLATION_KIND_BILINEAR;
+        l->aug.value_range[0] = 0.0f;
+        l->aug.value_range[1] = 255.0f;
+    }
     switch (kind) {
     case LAYER_KIND_CONV2D:
         l->strides[0] = l->strides[1] = 1;

@@ -49,8 +49,21 @@ enum layer_kind {
     LAYER_KIND_ADD,
     LAYER_KIND_CONCATENATE,    /* on the channels axis */
     LAYER_KIND_DEPTHWISE_CONV2D,
+    /* augmentation (Keras 3 image preprocessing): random in training only,
+     * the identity in inference except RandomCrop (augment.c) */
+    LAYER_KIND_RANDOM_FLIP,
+    LAYER_KIND_RANDOM_TRANSLATION,
+    LAYER_KIND_RANDOM_ROTATION,
+    LAYER_KIND_RANDOM_ZOOM,
+    LAYER_KIND_RANDOM_CONTRAST,
+    LAYER_KIND_RANDOM_CROP,
 };
-#define N_LAYER_KINDS 22
+#define N_LAYER_KINDS 28
+
+static inline int layer_kind_is_augment(int k)
+{
+    return k >= LAYER_KIND_RANDOM_FLIP && k <= LAYER_KIND_RANDOM_CROP;
+}
 
 enum activation_kind {
     ACTIVATION_KIND_LINEAR,
@@ -83,6 +96,42 @@ enum padding_kind {
 /* Initializer slots of a layer config: its weights, in Keras order. */
 #define LAYER_INIT_SLOTS 4
 
+/* RandomFlip mode */
+enum flip_mode {
+    FLIP_MODE_HORIZONTAL_AND_VERTICAL, /* Keras' default: one draw flips both axes */
+    FLIP_MODE_HORIZONTAL,
+    FLIP_MODE_VERTICAL,
+};
+
+/* Keras 3 affine_transform fill_mode: how a sample outside the image is read. */
+enum fill_mode {
+    FILL_MODE_REFLECT,  /* (d c b a | a b c d | d c b a), Keras' default */
+    FILL_MODE_WRAP,     /* (a b c d | a b c d | a b c d) */
+    FILL_MODE_CONSTANT, /* (k k k k | a b c d | k k k k), k = fill_value */
+    FILL_MODE_NEAREST,  /* (a a a a | a b c d | d d d d) */
+};
+
+enum interpolation_kind {
+    INTERPOLATION_KIND_BILINEAR,
+    INTERPOLATION_KIND_NEAREST,
+};
+
+/* An augmentation layer's config (Keras 3 get_config()). */
+struct augment_config {
+    enum flip_mode mode;            /* RandomFlip */
+    float height_factor[2];         /* RandomTranslation, RandomZoom: (lower, upper) */
+    float width_factor[2];          /* RandomTranslation, RandomZoom */
+    bool width_factor_set;          /* RandomZoom: false = width_factor null (height's draw) */
+    float factor[2];                /* RandomRotation, RandomContrast: (lower, upper) */
+    float value_range[2];           /* RandomContrast: clip range, (0, 255) */
+    enum fill_mode fill_mode;
+    float fill_value;
+    enum interpolation_kind interpolation;
+    int crop[2];                    /* RandomCrop (height, width) */
+    bool seed_set;                  /* the layer's own seed (mixed into its random streams) */
+    int seed;
+};
+
 /* One layer as Keras configures it (the "config" object of model.to_json()). */
 struct layer_config {
     enum layer_kind kind;
@@ -107,6 +156,7 @@ struct layer_config {
     int target_shape[3];             /* Reshape: (H, W, C), (1, 1, C) for a 1-D target */
     bool target_flat;                /* Reshape: a 1-D target (a flat Keras tensor) */
     bool keepdims;                   /* global pooling */
+    struct augment_config aug;       /* RandomFlip, RandomTranslation, ... RandomCrop */
     /* Functional models: the layers whose outputs this layer takes, as indices
      * of earlier layers (n_inputs 0 in a Sequential spec: the previous layer;
      * Add and Concatenate take 2 or more). */

@@ -126,6 +126,15 @@ put('model_json', 'bad-huge.json', json.dumps({"class_name": "Sequential", "conf
 put('model_json', 'bad-duplicate-key.json',
     '{"class_name": "Sequential", "class_name": "Sequential", "config": {"layers": []}}')
 put('model_json', 'bad-truncated.json', '{"class_name": "Sequential", "config": {"layers": [')
+put('model_json', 'augment-factor-edges.json', json.dumps({"class_name": "Sequential", "config": {"layers": [
+    {"class_name": "InputLayer", "config": {"batch_shape": [None, 8, 8, 1]}},
+    {"class_name": "RandomZoom", "config": {"height_factor": 1.0, "width_factor": [-0.5, 1.0]}},
+    {"class_name": "RandomTranslation", "config": {"height_factor": 0.0, "width_factor": -1.0}},
+    {"class_name": "RandomRotation", "config": {"factor": [-3, 0.5], "fill_mode": "constant"}},
+    {"class_name": "RandomContrast", "config": {"factor": [-2, 0.5], "value_range": [0, 0]}},
+    {"class_name": "RandomCrop", "config": {"height": 65536, "width": 1}},
+    {"class_name": "Flatten", "config": {}},
+    {"class_name": "Dense", "config": {"units": 2, "activation": "softmax"}}]}}))
 
 
 # --- idx: 4-byte big-endian images length, images file, labels file
