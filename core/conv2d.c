@@ -11,10 +11,12 @@
  * followed by col2im.
  * A first layer with C = 1 (K = 9 for 3x3) is a tiny GEMM; when the implicit
  * path does not apply it runs a direct kernel instead (conv_direct_c1).
+ * Dilated and grouped convolutions run in conv2d_general.c.
  * conv2d_ref.c is the plain-loop definition every path is tested against. */
 #include <cblas.h>
 #include <string.h>
 
+#include "conv2d_general.h"
 #include "gemm.h"
 #include "layers.h"
 
@@ -36,6 +38,7 @@ void conv2d_geom_init_pads(struct conv2d_geom *g, int h, int w, int c, int k, in
     g->h = h, g->w = w, g->c = c, g->k = k;
     g->kh = kh, g->kw = kw, g->sh = sh, g->sw = sw;
     g->pad_top = pad_top, g->pad_left = pad_left;
+    g->dh = g->dw = g->groups = 1;
     g->oh = (h + pad_top + pad_bottom - kh) / sh + 1;
     g->ow = (w + pad_left + pad_right - kw) / sw + 1;
 }
@@ -120,6 +123,8 @@ static size_t implicit_floats(const struct conv2d_geom *g)
 
 size_t conv2d_scratch_floats(const struct conv2d_geom *g)
 {
+    if (conv2d_geom_general(g))
+        return conv2d_general_scratch_floats(g) + CONV_SCRATCH_SLACK;
     size_t kk = (size_t)g->kh * g->kw * g->c;
     size_t a = (size_t)chunk_rows(g) * kk;
     size_t b = 0;
@@ -325,6 +330,10 @@ void conv2d_forward(float *out, float *scratch, const float *inp, const float *w
                     const float *bias, enum activation_kind act, int n,
                     const struct conv2d_geom *g)
 {
+    if (conv2d_geom_general(g)) {
+        conv2d_general_forward(out, scratch, inp, weight, bias, act, n, g);
+        return;
+    }
     if (conv_implicit(g)) {
         conv_forward_implicit(out, scratch, inp, weight, bias, act, n, g);
         return;
@@ -355,6 +364,10 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, float *scratch,
                      const float *dout, const float *inp, const float *weight,
                      const float *wflip, int n, const struct conv2d_geom *g)
 {
+    if (conv2d_geom_general(g)) {
+        conv2d_general_backward(dinp, dweight, dbias, scratch, dout, inp, weight, n, g);
+        return;
+    }
     const int K = g->k, kk = g->kh * g->kw * g->c;
     const long M = (long)n * g->oh * g->ow;
     const long step = chunk_rows(g);

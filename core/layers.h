@@ -35,6 +35,8 @@ struct conv2d_geom {
     int kh, kw;           /* kernel */
     int sh, sw;           /* strides */
     int pad_top, pad_left;
+    int dh, dw;           /* dilation (1: none); tap (i, j) reads row oy*sh - pad_top + i*dh */
+    int groups;           /* Conv2D groups: input channels c*C/G.. and outputs g*K/G.. (1) */
 };
 
 void conv2d_geom_init(struct conv2d_geom *g, int h, int w, int c, int k, int kh, int kw,
@@ -44,6 +46,15 @@ void conv2d_geom_init(struct conv2d_geom *g, int h, int w, int c, int k, int kh,
 void conv2d_geom_init_pads(struct conv2d_geom *g, int h, int w, int c, int k, int kh, int kw,
                            int sh, int sw, int pad_top, int pad_bottom, int pad_left,
                            int pad_right);
+/* Same with dilation (dh, dw) and groups (conv2d_general.c): TF's 'same'
+ * and 'valid' on the effective kernel (kh - 1) * dh + 1.  The init functions
+ * above set dh = dw = groups = 1. */
+void conv2d_geom_init_dilated(struct conv2d_geom *g, int h, int w, int c, int k, int kh, int kw,
+                              int sh, int sw, int dh, int dw, int groups,
+                              enum padding_kind padding);
+/* Dilated or grouped: conv2d_forward / conv2d_backward run it as grouped
+ * im2col + GEMM (conv2d_general.c); the other paths need dh = dw = groups = 1. */
+bool conv2d_geom_general(const struct conv2d_geom *g);
 /* Floats of per-thread scratch conv2d_forward / conv2d_backward need. */
 size_t conv2d_scratch_floats(const struct conv2d_geom *g);
 
@@ -52,7 +63,7 @@ size_t conv2d_scratch_floats(const struct conv2d_geom *g);
 void conv2d_forward(float *out,          /* (N, OH, OW, K) */
                     float *scratch,      /* (conv2d_scratch_floats) */
                     const float *inp,    /* (N, H, W, C) */
-                    const float *weight, /* (KH, KW, C, K) */
+                    const float *weight, /* (KH, KW, C / G, K) */
                     const float *bias,   /* (K) or NULL */
                     enum activation_kind act, int n, const struct conv2d_geom *g);
 

@@ -55,6 +55,8 @@ static const struct {
     {"Add", LAYER_KIND_ADD},
     {"Concatenate", LAYER_KIND_CONCATENATE},
     {"DepthwiseConv2D", LAYER_KIND_DEPTHWISE_CONV2D},
+    {"SeparableConv2D", LAYER_KIND_SEPARABLE_CONV2D},
+    {"SeparableConvolution2D", LAYER_KIND_SEPARABLE_CONV2D},
 };
 
 static bool name_is_valid(const char *s)
@@ -418,18 +420,14 @@ static int key_kernel_size(struct key_args *a, const struct layer_key *k)
 
 static int key_dilation_rate(struct key_args *a, const struct layer_key *k)
 {
-    int dil[2] = {1, 1};
-    int err = parse_pair(a->c, a->key, a->it, 1, DIM_MAX, dil);
-    if (!err && (dil[0] != 1 || dil[1] != 1))
-        err = layer_err(a->c, a->key, "only 1 (no dilation) is supported");
-    return err;
+    return parse_pair(a->c, a->key, a->it, 1, DIM_MAX, a->l->dilation_rate);
 }
 
+/* the divisibility of the channels and filters is checked with the shapes */
 static int key_groups(struct key_args *a, const struct layer_key *k)
 {
-    int g;
-    if (!json_int(a->it, 1, 1, &g))
-        return layer_err(a->c, a->key, "only 1 is supported (no grouped convolution)");
+    if (!json_int(a->it, 1, WIDTH_MAX, &a->l->groups))
+        return layer_err(a->c, a->key, "must be an integer in [1, %d]", WIDTH_MAX);
     return 0;
 }
 
@@ -616,6 +614,7 @@ static int key_target_shape(struct key_args *a, const struct layer_key *k)
 #define K_SDROP KIND(LAYER_KIND_SPATIAL_DROPOUT2D)
 #define K_CONCAT KIND(LAYER_KIND_CONCATENATE)
 #define K_DW KIND(LAYER_KIND_DEPTHWISE_CONV2D)
+#define K_SEP KIND(LAYER_KIND_SEPARABLE_CONV2D)
 #define OFF(f) ((int)offsetof(struct layer_config, f))
 
 /* Every key a layer config may have; a key not here (for the layer's kind)
@@ -628,32 +627,36 @@ static const struct layer_key layer_keys[] = {
     {"batch_input_shape", K_ALL, key_batch_shape, 0, NULL, false},
     {"batch_shape", K_ALL, key_batch_shape, 0, NULL, false},
     /* Conv2D and Dense */
-    {"activation", K_WEIGHTED | K_DW, key_activation, 0, NULL, false},
-    {"use_bias", K_WEIGHTED | K_DW, key_use_bias, 0, NULL, false},
+    {"activation", K_WEIGHTED | K_DW | K_SEP, key_activation, 0, NULL, false},
+    {"use_bias", K_WEIGHTED | K_DW | K_SEP, key_use_bias, 0, NULL, false},
     {"kernel_initializer", K_WEIGHTED, key_initializer, INIT_GLOROT_UNIFORM, NULL, false},
-    {"bias_initializer", K_WEIGHTED | K_DW, key_initializer, INIT_ZEROS, NULL, false},
+    {"bias_initializer", K_WEIGHTED | K_DW | K_SEP, key_initializer, INIT_ZEROS, NULL, false},
     {"kernel_regularizer", K_WEIGHTED, key_null, 0, NULL, false},
-    {"bias_regularizer", K_WEIGHTED | K_DW, key_null, 0, NULL, false},
-    {"activity_regularizer", K_WEIGHTED | K_DW, key_null, 0, NULL, false},
+    {"bias_regularizer", K_WEIGHTED | K_DW | K_SEP, key_null, 0, NULL, false},
+    {"activity_regularizer", K_WEIGHTED | K_DW | K_SEP, key_null, 0, NULL, false},
     {"kernel_constraint", K_WEIGHTED, key_null, 0, NULL, false},
-    {"bias_constraint", K_WEIGHTED | K_DW, key_null, 0, NULL, false},
-    /* DepthwiseConv2D */
-    {"depth_multiplier", K_DW, key_depth_multiplier, 0, NULL, false},
-    {"depthwise_initializer", K_DW, key_initializer, INIT_GLOROT_UNIFORM, NULL, false},
-    {"depthwise_regularizer", K_DW, key_null, 0, NULL, false},
-    {"depthwise_constraint", K_DW, key_null, 0, NULL, false},
+    {"bias_constraint", K_WEIGHTED | K_DW | K_SEP, key_null, 0, NULL, false},
+    /* DepthwiseConv2D, SeparableConv2D */
+    {"depth_multiplier", K_DW | K_SEP, key_depth_multiplier, 0, NULL, false},
+    {"depthwise_initializer", K_DW | K_SEP, key_initializer, INIT_GLOROT_UNIFORM, NULL, false},
+    {"depthwise_regularizer", K_DW | K_SEP, key_null, 0, NULL, false},
+    {"depthwise_constraint", K_DW | K_SEP, key_null, 0, NULL, false},
+    /* SeparableConv2D */
+    {"pointwise_initializer", K_SEP, key_initializer, INIT_GLOROT_UNIFORM, NULL, false},
+    {"pointwise_regularizer", K_SEP, key_null, 0, NULL, false},
+    {"pointwise_constraint", K_SEP, key_null, 0, NULL, false},
     {"lora_rank", K_WEIGHTED, key_null, 0, NULL, false},
     {"lora_alpha", K_WEIGHTED, key_null, 0, NULL, false},
     {"quantization_config", K_WEIGHTED, key_null, 0, NULL, false},
     /* Conv2D and pooling */
-    {"padding", K_CONV | K_POOL | K_DW, key_padding, 0, NULL, false},
-    {"data_format", K_CONV | K_POOL | K_FLATTEN | K_GPOOL | K_ZPAD | K_SDROP | K_DW, key_data_format, 0,
-     NULL, false},
-    {"strides", K_CONV | K_POOL | K_DW, key_strides, 0, NULL, false},
+    {"padding", K_CONV | K_POOL | K_DW | K_SEP, key_padding, 0, NULL, false},
+    {"data_format", K_CONV | K_POOL | K_FLATTEN | K_GPOOL | K_ZPAD | K_SDROP | K_DW | K_SEP,
+     key_data_format, 0, NULL, false},
+    {"strides", K_CONV | K_POOL | K_DW | K_SEP, key_strides, 0, NULL, false},
     /* Conv2D */
-    {"filters", K_CONV, key_filters, 0, NULL, true},
-    {"kernel_size", K_CONV | K_DW, key_kernel_size, 0, NULL, true},
-    {"dilation_rate", K_CONV | K_DW, key_dilation_rate, 0, NULL, false},
+    {"filters", K_CONV | K_SEP, key_filters, 0, NULL, true},
+    {"kernel_size", K_CONV | K_DW | K_SEP, key_kernel_size, 0, NULL, true},
+    {"dilation_rate", K_CONV | K_DW | K_SEP, key_dilation_rate, 0, NULL, false},
     {"groups", K_CONV, key_groups, 0, NULL, false},
     /* Dense */
     {"units", K_DENSE, key_units, 0, NULL, true},
@@ -805,7 +808,8 @@ static int parse_layer(const cJSON *obj, struct parse_state *st, int ji, struct 
                          "Dense, BatchNormalization, Activation, MaxPooling2D, "
                          "AveragePooling2D, Dropout, Flatten, GlobalAveragePooling2D, "
                          "GlobalMaxPooling2D, ZeroPadding2D, ReLU, LeakyReLU, ELU, Softmax, "
-                         "Rescaling, Reshape, SpatialDropout2D, Add, Concatenate)");
+                         "Rescaling, Reshape, SpatialDropout2D, Add, Concatenate, "
+                         "DepthwiseConv2D, SeparableConv2D)");
     if (!st->functional && (kind == LAYER_KIND_ADD || kind == LAYER_KIND_CONCATENATE))
         return layer_err(&c, NULL, "%s joins tensors: it needs a functional model", cls);
     if (!cJSON_IsObject(cfg))

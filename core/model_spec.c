@@ -33,6 +33,7 @@ const char *layer_kind_class_name(enum layer_kind kind)
     case LAYER_KIND_ADD: return "Add";
     case LAYER_KIND_CONCATENATE: return "Concatenate";
     case LAYER_KIND_DEPTHWISE_CONV2D: return "DepthwiseConv2D";
+    case LAYER_KIND_SEPARABLE_CONV2D: return "SeparableConv2D";
     }
     return "Unknown";
 }
@@ -63,6 +64,7 @@ static const char *layer_kind_prefix(enum layer_kind kind)
     case LAYER_KIND_ADD: return "add";
     case LAYER_KIND_CONCATENATE: return "concatenate";
     case LAYER_KIND_DEPTHWISE_CONV2D: return "depthwise_conv2d";
+    case LAYER_KIND_SEPARABLE_CONV2D: return "separable_conv2d";
     }
     return "layer";
 }
@@ -125,6 +127,8 @@ void layer_config_init(struct layer_config *l, enum layer_kind kind)
     switch (kind) {
     case LAYER_KIND_CONV2D:
         l->strides[0] = l->strides[1] = 1;
+        l->dilation_rate[0] = l->dilation_rate[1] = 1;
+        l->groups = 1;
         l->use_bias = true;
         break;
     case LAYER_KIND_DENSE:
@@ -139,7 +143,9 @@ void layer_config_init(struct layer_config *l, enum layer_kind kind)
         l->pool_size[0] = l->pool_size[1] = 2;
         break;
     case LAYER_KIND_DEPTHWISE_CONV2D:
+    case LAYER_KIND_SEPARABLE_CONV2D:
         l->strides[0] = l->strides[1] = 1;
+        l->dilation_rate[0] = l->dilation_rate[1] = 1;
         l->use_bias = true;
         l->depth_multiplier = 1;
         break;

@@ -869,7 +869,7 @@ static void test_rejections(void)
         const char *key, *value, *needle;
     } cases[] = {
         {1, "data_format", "\"channels_first\"", "channels_last"},
-        {1, "dilation_rate", "[2, 2]", "dilation"},
+        {1, "dilation_rate", "[0, 2]", "list of two"},
         {1, "groups", "2", "groups"},
         {1, "kernel_initializer", "{\"class_name\": \"HeNormal\", \"config\": {\"seed\": null}}", "HeNormal"},
         {1, "kernel_initializer", "\"zeros\"", "GlorotUniform"},
