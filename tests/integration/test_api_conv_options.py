@@ -15,7 +15,8 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import TERMINAL, assert_error, tiny_spec
+from conftest import assert_error, tiny_spec
+from kerasfile import attr_str, read_keras_weights, train_best
 
 
 def layer(cls, **cfg):
@@ -50,40 +51,18 @@ WEIGHTS = {
 }
 
 
-def attr_str(v):
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
 @pytest.fixture(scope="module")
 def trained(module_traind, tmp_path_factory):
-    c = module_traind.client
     spec = tiny_spec(name="conv-options", model=MODEL, epochs=2,
                      checkpoints=[{"filepath": "best.hdf5", "monitor": "val_loss",
                                    "mode": "min", "save_best_only": True}])
-    job = c.submit(spec)
-    final = c.wait_state(job["id"], TERMINAL, daemon=module_traind)
-    assert final["state"] == "succeeded", final
-    r = c.get(f"/v1/jobs/{job['id']}/best")
-    assert r.status == 200, r
-    path = tmp_path_factory.mktemp("conv_options") / "best.hdf5"
-    path.write_bytes(r.body)
-    return module_traind, job["id"], path
+    job_id, path = train_best(module_traind, spec, tmp_path_factory.mktemp("conv_options"))
+    return module_traind, job_id, path
 
 
 def read_weights(g):
     """{layer: {weight: array}}, checking Keras' names, order and shapes."""
-    assert [attr_str(n) for n in g.attrs["layer_names"]] == LAYERS
-    out = {}
-    for name in LAYERS:
-        names = [attr_str(n) for n in g[name].attrs["weight_names"]]
-        want = WEIGHTS.get(name, [])
-        assert names == [f"{name}/{w}:0" for w, _ in want], (name, names)
-        out[name] = {}
-        for (w, shape), n in zip(want, names):
-            ds = g[name][n]
-            assert ds.shape == shape and ds.dtype == np.float32, (n, ds.shape, ds.dtype)
-            out[name][w] = ds[()].astype(np.float64)
-    return out
+    return read_keras_weights(g, LAYERS, WEIGHTS)
 
 
 def conv(x, k, stride=1, dilation=1, padding="same", groups=1):

@@ -374,79 +374,75 @@ static void test_reference(void)
     model_free(m);
 }
 
+/* The model.json of the fixture in dir parsed into spec, and its manifest;
+ * 0 or a failed check. */
+static int json_fixture(const char *dir, struct manifest *mf, struct model_spec *spec)
+{
+    int r = manifest_read(mf, dir);
+    CHECK_MSG(r == 0, "read %s/manifest.txt: %d", dir, r);
+    if (r)
+        return -1;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/model.json", dir);
+    FILE *f = fopen(path, "re");
+    CHECK(f != NULL);
+    if (!f)
+        return -1;
+    char json[16384];
+    size_t len = fread(json, 1, sizeof(json), f);
+    fclose(f);
+    CHECK(len > 0 && len < sizeof(json));
+    struct diag d = {0};
+    r = model_spec_parse_json(spec, json, len, NULL, &d);
+    CHECK_MSG(r == 0, "%s: %s %s", path, d.field, d.message);
+    if (r)
+        return -1;
+    CHECK(spec->input_shape[0] == mf->h && spec->input_shape[1] == mf->w &&
+          spec->input_shape[2] == mf->c);
+    return 0;
+}
+
+/* run_reference on 1 and 3 threads (a slice of 1 or 2 examples). */
+static void run_reference_threads(const char *what, const struct model_spec *spec,
+                                  const struct manifest *mf, struct ref_counts want)
+{
+    for (int threads = 1; threads <= 3; threads += 2) {
+        struct model *m = NULL;
+        struct diag d = {0};
+        int r = model_create(&m, spec, mf->n, threads, &d);
+        CHECK_MSG(r == 0, "model_create: %d %s %s", r, d.field, d.message);
+        if (r)
+            break;
+        fprintf(stderr, "  %s, %d thread(s):\n", what, threads);
+        run_reference(m, mf, want);
+        model_free(m);
+    }
+}
+
 static void test_reference_residual(void)
 {
     struct manifest mf;
-    int r = manifest_read(&mf, REF_RESIDUAL_DIR);
-    CHECK_MSG(r == 0, "read %s/manifest.txt: %d", REF_RESIDUAL_DIR, r);
-    if (r)
-        return;
-    FILE *f = fopen(REF_RESIDUAL_DIR "/model.json", "re");
-    CHECK(f != NULL);
-    if (!f)
-        return;
-    char json[16384];
-    size_t len = fread(json, 1, sizeof(json), f);
-    fclose(f);
-    CHECK(len > 0 && len < sizeof(json));
     struct model_spec spec = {0};
-    struct diag d = {0};
-    r = model_spec_parse_json(&spec, json, len, NULL, &d);
-    CHECK_MSG(r == 0, "model.json: %s %s", d.field, d.message);
-    if (r)
+    if (json_fixture(REF_RESIDUAL_DIR, &mf, &spec))
         return;
     CHECK(spec.functional);
-    CHECK(spec.input_shape[0] == mf.h && spec.input_shape[1] == mf.w && spec.input_shape[2] == mf.c);
-    for (int threads = 1; threads <= 3; threads += 2) {
-        struct model *m = NULL;
-        r = model_create(&m, &spec, mf.n, threads, &d);
-        CHECK_MSG(r == 0, "model_create: %d %s %s", r, d.field, d.message);
-        if (r)
-            break;
-        fprintf(stderr, "  residual model, %d thread(s):\n", threads);
-        run_reference(m, &mf, (struct ref_counts){.conv = 4, .dense = 1, .bn = 2});
-        model_free(m);
-    }
+    run_reference_threads("residual model", &spec, &mf,
+                          (struct ref_counts){.conv = 4, .dense = 1, .bn = 2});
     model_spec_free(&spec);
 }
 
-/* Dilated and grouped Conv2D, SeparableConv2D: parsed from the fixture's
- * model.json, on 1 and 3 threads (a slice of 1 or 2 examples, the batch of 5
- * more than one SeparableConv2D chunk on one thread). */
+/* Dilated and grouped Conv2D, SeparableConv2D (the batch of 5 is more than
+ * one SeparableConv2D chunk on one thread). */
 static void test_reference_conv_options(void)
 {
     struct manifest mf;
-    int r = manifest_read(&mf, REF_CONV_OPTIONS_DIR);
-    CHECK_MSG(r == 0, "read %s/manifest.txt: %d", REF_CONV_OPTIONS_DIR, r);
-    if (r)
-        return;
-    FILE *f = fopen(REF_CONV_OPTIONS_DIR "/model.json", "re");
-    CHECK(f != NULL);
-    if (!f)
-        return;
-    char json[16384];
-    size_t len = fread(json, 1, sizeof(json), f);
-    fclose(f);
-    CHECK(len > 0 && len < sizeof(json));
     struct model_spec spec = {0};
-    struct diag d = {0};
-    r = model_spec_parse_json(&spec, json, len, NULL, &d);
-    CHECK_MSG(r == 0, "model.json: %s %s", d.field, d.message);
-    if (r)
+    if (json_fixture(REF_CONV_OPTIONS_DIR, &mf, &spec))
         return;
-    CHECK(spec.input_shape[0] == mf.h && spec.input_shape[1] == mf.w && spec.input_shape[2] == mf.c);
-    for (int threads = 1; threads <= 3; threads += 2) {
-        struct model *m = NULL;
-        r = model_create(&m, &spec, mf.n, threads, &d);
-        CHECK_MSG(r == 0, "model_create: %d %s %s", r, d.field, d.message);
-        if (r)
-            break;
-        fprintf(stderr, "  convolution options model, %d thread(s):\n", threads);
-        /* two SeparableConv2D: depthwise + pointwise + bias, and without bias */
-        run_reference(m, &mf, (struct ref_counts){.conv = 2, .dense = 1, .other = 2,
-                                                  .other_weights = 5});
-        model_free(m);
-    }
+    /* two SeparableConv2D: depthwise + pointwise + bias, and without bias */
+    run_reference_threads("convolution options model", &spec, &mf,
+                          (struct ref_counts){.conv = 2, .dense = 1, .other = 2,
+                                              .other_weights = 5});
     model_spec_free(&spec);
 }
 
