@@ -1,7 +1,9 @@
 # kerasfile.py - reading the weight files of daemon jobs in the integration
-# tests: train a job to its best checkpoint and fetch it, and read a
-# tf.keras weight group layer by layer, checking Keras' names, order and
-# shapes.
+# tests: train a job to its best checkpoint and fetch it, read a tf.keras
+# weight group layer by layer (checking Keras' names, order and shapes), and
+# predict random images with the best checkpoint.
+
+import io
 
 import numpy as np
 
@@ -43,3 +45,15 @@ def read_keras_weights(g, layers, weights):
             assert ds.shape == shape and ds.dtype == np.float32, (n, ds.shape, ds.dtype)
             out[layer][w] = ds[()].astype(np.float64)
     return out
+
+
+def predict_random_images(daemon, job_id, seed, n):
+    """n random 28x28 uint8 images through /predict of the job's best
+    checkpoint: (images, float64 probabilities)."""
+    x = np.random.default_rng(seed).integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    buf = io.BytesIO()
+    np.save(buf, x)
+    r = daemon.client.request("POST", f"/v1/jobs/{job_id}/predict?checkpoint=best",
+                              body=buf.getvalue(), headers={"Content-Type": "application/x-npy"})
+    assert r.status == 200, r
+    return x, np.array(r.json()["probabilities"], dtype=np.float64)

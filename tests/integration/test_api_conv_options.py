@@ -8,7 +8,6 @@
 # /predict probabilities.  Bad options are refused naming layer and key.
 
 import copy
-import io
 import json
 
 import h5py
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_error, tiny_spec
-from kerasfile import attr_str, read_keras_weights, train_best
+from kerasfile import attr_str, predict_random_images, read_keras_weights, train_best
 
 
 def layer(cls, **cfg):
@@ -145,14 +144,7 @@ def test_predict_equals_numpy(trained):
     d, job_id, path = trained
     with h5py.File(path, "r") as f:
         W = read_weights(f["model_weights"])
-    rng = np.random.default_rng(7)
-    x = rng.integers(0, 256, size=(5, 28, 28), dtype=np.uint8)
-    buf = io.BytesIO()
-    np.save(buf, x)
-    r = d.client.request("POST", f"/v1/jobs/{job_id}/predict?checkpoint=best", body=buf.getvalue(),
-                         headers={"Content-Type": "application/x-npy"})
-    assert r.status == 200, r
-    got = np.array(r.json()["probabilities"], dtype=np.float64)
+    x, got = predict_random_images(d, job_id, seed=7, n=5)
     want = numpy_predict(W, x[..., None].astype(np.float64) / 255.0)
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)
 

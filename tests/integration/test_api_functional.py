@@ -5,7 +5,6 @@
 # Functional model_config), and a numpy forward pass of the residual graph
 # over those weights that must give the daemon's /predict probabilities.
 
-import io
 import json
 import os
 
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import SRC_ROOT, TERMINAL, assert_error, tiny_spec
-from kerasfile import attr_str, read_keras_weights, train_best
+from kerasfile import attr_str, predict_random_images, read_keras_weights, train_best
 
 FIXTURES = os.path.join(SRC_ROOT, "tests", "fixtures", "models")
 LAYERS = ["input_1", "conv2d", "batch_normalization", "conv2d_1", "batch_normalization_1",
@@ -104,14 +103,7 @@ def test_predict_equals_numpy_graph(trained):
     d, job_id, path = trained
     with h5py.File(path, "r") as f:
         W = read_weights(f["model_weights"])
-    rng = np.random.default_rng(5)
-    x = rng.integers(0, 256, size=(6, 28, 28), dtype=np.uint8)
-    buf = io.BytesIO()
-    np.save(buf, x)
-    r = d.client.request("POST", f"/v1/jobs/{job_id}/predict?checkpoint=best", body=buf.getvalue(),
-                         headers={"Content-Type": "application/x-npy"})
-    assert r.status == 200, r
-    got = np.array(r.json()["probabilities"], dtype=np.float64)
+    x, got = predict_random_images(d, job_id, seed=5, n=6)
     want = numpy_predict(W, x[..., None].astype(np.float64) / 255.0)
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)
 
