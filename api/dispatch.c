@@ -1,7 +1,8 @@
 /* dispatch.c - one request from start to answer: the callbacks
  * libmicrohttpd calls (raw path routing, body collection with its size
- * limit), the checks before anything runs (route, method, bearer token,
- * media type, announced length), and the route -> backend dispatch. */
+ * limit), the checks before anything runs (route, method, CORS preflight,
+ * bearer token, media type, announced length), and the route -> backend
+ * dispatch (the dashboard's embedded files included). */
 #include "server_internal.h"
 
 #include <errno.h>
@@ -13,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "cors.h"
+#include "static_files.h"
 
 /* Compare in time that depends only on the length of expected. */
 static bool token_equal(const char *given, const char *expected)
@@ -218,6 +222,18 @@ static enum MHD_Result dispatch(struct request *rq, struct MHD_Connection *c)
     case API_ROUTE_JOB_EVALUATE:
     case API_ROUTE_JOB_PREDICT:
         return serve_use(rq, c);
+    case API_ROUTE_OPENAPI:
+    case API_ROUTE_STATIC: {
+        const char *name = rq->path.route == API_ROUTE_OPENAPI ? "openapi.json"
+                           : rq->path.components[0][0]      ? rq->path.components[0]
+                                                            : "index.html";
+        const struct static_file *f = static_file_find(name);
+        if (!f)
+            return respond_error(rq, c, MHD_HTTP_NOT_FOUND, "not_found", "no such file", NULL);
+        unsigned status = MHD_HTTP_OK;
+        struct MHD_Response *resp = static_file_response(f, c, &status);
+        return respond_queue(rq, c, status, resp);
+    }
     }
     return respond_error(rq, c, MHD_HTTP_NOT_FOUND, "not_found", "no such route", NULL);
 }
@@ -340,6 +356,14 @@ static bool check_request(struct request *rq, struct MHD_Connection *c, enum MHD
         return false;
     }
     unsigned allowed = api_route_methods(rq->path.route);
+    if (rq->method == API_METHOD_OPTIONS) {
+        /* CORS preflight: browsers send it without the token. */
+        char allow[64];
+        api_methods_format(allow, sizeof(allow), allowed);
+        *ret = respond_queue(rq, c, MHD_HTTP_NO_CONTENT,
+                             cors_preflight_response(srv->cfg.cors, c, allow));
+        return false;
+    }
     if (!(allowed & rq->method)) {
         char allow[64], msg[128];
         api_methods_format(allow, sizeof(allow), allowed);
@@ -350,7 +374,11 @@ static bool check_request(struct request *rq, struct MHD_Connection *c, enum MHD
         *ret = respond_queue(rq, c, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
         return false;
     }
-    enum api_role role = rq->path.route == API_ROUTE_HEALTH ? API_ROLE_ADMIN : auth_role(srv, c);
+    /* The health check and the dashboard's own files are public (the page
+     * asks for the token); every other route needs a token once one is set. */
+    enum api_role role = rq->path.route == API_ROUTE_HEALTH || rq->path.route == API_ROUTE_STATIC
+                             ? API_ROLE_ADMIN
+                             : auth_role(srv, c);
     if (role == API_ROLE_NONE) {
         struct MHD_Response *resp =
             error_response("unauthorized", "a valid bearer token is required", NULL);

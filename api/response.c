@@ -1,7 +1,8 @@
 /* response.c - every answer the API gives goes through here: JSON bodies,
  * {"error": {...}} bodies, the backend's errno mapped to a status, the raw
  * 413 written while a body is still arriving, and the per-status request
- * counters that /metrics reports. */
+ * counters that /metrics reports.  Every queued response gets the CORS
+ * headers for an allowed Origin (cors.c). */
 #include "server_internal.h"
 #include "tls.h"
 
@@ -17,6 +18,8 @@
 #include <sys/socket.h>
 #include <cjson/cJSON.h>
 
+#include "cors.h"
+
 enum MHD_Result respond_queue(struct request *rq, struct MHD_Connection *c, unsigned status,
                               struct MHD_Response *r)
 {
@@ -24,6 +27,7 @@ enum MHD_Result respond_queue(struct request *rq, struct MHD_Connection *c, unsi
         return MHD_NO;
     if (status < STATUS_MAX)
         atomic_fetch_add(&rq->srv->requests[status], 1);
+    cors_add_headers(rq->srv->cfg.cors, c, r);
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;

@@ -152,6 +152,19 @@ int api_path_parse(struct api_path *ret, const char *raw, size_t len, struct dia
         p.route = API_ROUTE_PROMETHEUS;
         goto done;
     }
+    if (n == 1 && seg[0][0] == '\0') {
+        p.route = API_ROUTE_STATIC; /* components[0] "" = index.html */
+        p.n_components = 1;
+        goto done;
+    }
+    if (n == 2 && strcmp(seg[0], "ui") == 0) {
+        if (!api_component_valid(seg[1]))
+            return diag_set(d, -ENOENT, "", "no such file");
+        p.route = API_ROUTE_STATIC;
+        p.n_components = 1;
+        memcpy(p.components[0], seg[1], sizeof(seg[1]));
+        goto done;
+    }
     if (n < 2 || strcmp(seg[0], "v1") != 0)
         return diag_set(d, -ENOENT, "", "no such route");
     if (n == 2) {
@@ -163,6 +176,8 @@ int api_path_parse(struct api_path *ret, const char *raw, size_t len, struct dia
             p.route = API_ROUTE_MODELS;
         else if (strcmp(seg[1], "health") == 0)
             p.route = API_ROUTE_HEALTH;
+        else if (strcmp(seg[1], "openapi.json") == 0)
+            p.route = API_ROUTE_OPENAPI;
         else
             return diag_set(d, -ENOENT, "", "no such route");
         goto done;
@@ -252,5 +267,7 @@ enum api_method api_method_parse(const char *method)
         return API_METHOD_DELETE;
     if (strcmp(method, "PUT") == 0)
         return API_METHOD_PUT;
+    if (strcmp(method, "OPTIONS") == 0)
+        return API_METHOD_OPTIONS;
     return API_METHOD_OTHER;
 }

@@ -42,6 +42,8 @@ enum api_route {
     API_ROUTE_MODELS,           /* /v1/models */
     API_ROUTE_HEALTH,           /* /v1/health */
     API_ROUTE_PROMETHEUS,       /* /metrics */
+    API_ROUTE_OPENAPI,          /* /v1/openapi.json */
+    API_ROUTE_STATIC,           /* / (the dashboard) and /ui/{file} */
 };
 
 /* Token roles, each including the ones before it: read (GET and HEAD:
@@ -66,13 +68,14 @@ enum api_method {
     API_METHOD_DELETE = 1 << 3,
     API_METHOD_PUT = 1 << 4,
     API_METHOD_OTHER = 1 << 5,
+    API_METHOD_OPTIONS = 1 << 6,  /* CORS preflights, accepted on every route */
 };
 
 struct api_path {
     enum api_route route;
     char id[JOB_ID_LEN + 1];                     /* "" when the route has none */
     char name[API_DATASET_NAME_MAX + 1];         /* API_ROUTE_DATASET, decoded */
-    int n_components;                            /* API_ROUTE_JOB_CHECKPOINT */
+    int n_components;                            /* API_ROUTE_JOB_CHECKPOINT, _STATIC */
     char components[API_PATH_MAX_COMPONENTS][API_PATH_MAX_NAME + 1];
 };
 

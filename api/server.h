@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 
 #include "backend.h"
+#include "cors.h"
 #include "diag.h"
 #include "route.h"
 
@@ -57,6 +58,7 @@ struct api_server_config {
     size_t connection_memory_limit;  /* per-connection buffer: bounds header size */
     unsigned heartbeat_s;            /* SSE comment on an idle stream after this */
     uint64_t stream_max_backlog;     /* events a subscriber may lag before it is dropped */
+    const struct cors_origins *cors; /* origins allowed cross-origin (NULL = none); kept */
     /* Where libmicrohttpd's own error messages go (may be NULL). */
     void (*log)(void *ctx, const char *fmt, va_list ap);
     void *log_ctx;

@@ -10,6 +10,7 @@
  * would: uint8 batch gather, model_train_step, optimizer_step.  Then
  * evaluates E batches of EB test images (the first W are not timed).  Prints
  * one JSON line: kernels (the path in use, TRAIND_KERNELS forces one),
+ * conv_algorithms (per Conv2D layer: forward, input gradient, weight gradient),
  * train_images_per_s, eval_images_per_s, peak_rss_mib, loss,
  * accuracy. */
 #include <errno.h>
@@ -205,13 +206,25 @@ int main(int argc, char **argv)
 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"data\": \"%s\", \"kernels\": \"%s\", \"threads\": %d, \"batch\": %d, \"timed_train_images\": %ld, "
+    /* the convolution algorithm of every Conv2D layer: forward, input and
+     * weight gradient, e.g. "conv2d_1": ["winograd_f2x2_3x3", ...] */
+    char algos[1024];
+    size_t al = 0;
+    for (int i = 0; i < m->n_layers && al < sizeof(algos); i++) {
+        const char *fw, *di, *dw;
+        if (model_conv_algorithms(m, i, &fw, &di, &dw) == 0)
+            al += (size_t)snprintf(algos + al, sizeof(algos) - al, "%s\"%s\": [\"%s\", \"%s\", \"%s\"]",
+                                   al ? ", " : "", m->layers[i].cfg.name, fw, di, dw);
+    }
+    if (al >= sizeof(algos))
+        algos[0] = 0;
+    printf("{\"data\": \"%s\", \"kernels\": \"%s\", \"conv_algorithms\": {%s}, \"threads\": %d, \"batch\": %d, \"timed_train_images\": %ld, "
            "\"train_images_per_s\": %.1f, \"timed_eval_images\": %ld, "
            "\"eval_images_per_s\": %.1f, \"peak_rss_mib\": %.1f, \"loss\": %.4f, "
            "\"accuracy\": %.4f, \"val_loss\": %.4f, \"val_accuracy\": %.4f, "
            "\"params\": %zu, \"train_cpu_ms_per_image\": %.3f, "
            "\"eval_cpu_ms_per_image\": %.3f}\n",
-           data, kernels_name(kernels_active()), threads, batch, timed, t_train > 0 ? timed / t_train : 0.0, etimed,
+           data, kernels_name(kernels_active()), algos, threads, batch, timed, t_train > 0 ? timed / t_train : 0.0, etimed,
            t_eval > 0 ? etimed / t_eval : 0.0, ru.ru_maxrss / 1024.0, loss_sum / seen,
            correct / seen, vseen ? vloss / vseen : 0.0,
            vseen ? vcorrect / vseen : 0.0, m->n_params,

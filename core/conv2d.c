@@ -11,12 +11,16 @@
  * followed by col2im.
  * A first layer with C = 1 (K = 9 for 3x3) is a tiny GEMM; when the implicit
  * path does not apply it runs a direct kernel instead (conv_direct_c1).
+ * 3x3 stride-1 convolutions with enough channels (conv2d_winograd_pays) run
+ * as Winograd F(2x2, 3x3) instead (conv2d_winograd.c), forward and, being a
+ * 3x3 stride-1 convolution too, the flipped-kernel dinp.
  * Dilated and grouped convolutions run in conv2d_general.c.
  * conv2d_ref.c is the plain-loop definition every path is tested against. */
 #include <cblas.h>
 #include <string.h>
 
 #include "conv2d_general.h"
+#include "conv2d_winograd.h"
 #include "gemm.h"
 #include "layers.h"
 
@@ -138,7 +142,11 @@ size_t conv2d_scratch_floats(const struct conv2d_geom *g)
         b = (size_t)chunk_rows(&t) * t.kh * t.kw * t.c;
         if (conv_implicit_shape(&t) && implicit_floats(&t) > b)
             b = implicit_floats(&t);
+        if (conv2d_winograd_pays(&t) && conv2d_winograd_scratch_floats(&t) > b)
+            b = conv2d_winograd_scratch_floats(&t);
     }
+    if (conv2d_winograd_pays(g) && conv2d_winograd_scratch_floats(g) > a)
+        a = conv2d_winograd_scratch_floats(g);
     return (a > b ? a : b) + CONV_SCRATCH_SLACK;
 }
 
@@ -334,6 +342,10 @@ void conv2d_forward(float *out, float *scratch, const float *inp, const float *w
         conv2d_general_forward(out, scratch, inp, weight, bias, act, n, g);
         return;
     }
+    if (conv2d_winograd_pays(g)) {
+        conv2d_winograd_forward(out, scratch, inp, weight, bias, act, n, g);
+        return;
+    }
     if (conv_implicit(g)) {
         conv_forward_implicit(out, scratch, inp, weight, bias, act, n, g);
         return;
@@ -360,6 +372,47 @@ void conv2d_flip_weight(float *wflip, const float *weight, const struct conv2d_g
         }
 }
 
+/* conv2d_backward's weight gradient runs as an implicit GEMM (else im2col) */
+static bool conv_implicit_dweight(const struct conv2d_geom *g, bool dinp, bool flip)
+{
+    return conv_implicit(g) && !conv_is_pointwise(g) && g->c >= 4 && (flip || !dinp);
+}
+
+const char *conv2d_forward_algorithm(const struct conv2d_geom *g)
+{
+    if (conv2d_geom_general(g))
+        return "grouped_im2col_gemm";
+    if (conv2d_winograd_pays(g))
+        return "winograd_f2x2_3x3";
+    if (conv_implicit(g))
+        return "implicit_gemm";
+    if (g->c == 1)
+        return "direct_c1";
+    return conv_is_pointwise(g) ? "pointwise_gemm" : "im2col_gemm";
+}
+
+const char *conv2d_dinput_algorithm(const struct conv2d_geom *g, bool wflip)
+{
+    if (conv2d_geom_general(g))
+        return "grouped_col2im_gemm";
+    if (conv_is_pointwise(g))
+        return "pointwise_gemm";
+    if (!wflip || g->sh != 1 || g->sw != 1)
+        return "col2im_gemm";
+    struct conv2d_geom t;
+    conv_transposed_geom(&t, g);
+    return conv2d_forward_algorithm(&t);
+}
+
+const char *conv2d_dweight_algorithm(const struct conv2d_geom *g, bool dinp, bool wflip)
+{
+    if (conv2d_geom_general(g))
+        return "grouped_im2col_gemm";
+    if (conv_implicit_dweight(g, dinp, dinp && wflip && g->sh == 1 && g->sw == 1))
+        return "implicit_gemm";
+    return conv_is_pointwise(g) ? "pointwise_gemm" : "im2col_gemm";
+}
+
 void conv2d_backward(float *dinp, float *dweight, float *dbias, float *scratch,
                      const float *dout, const float *inp, const float *weight,
                      const float *wflip, int n, const struct conv2d_geom *g)
@@ -378,7 +431,7 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, float *scratch,
 
     /* dinp of stride-1 convs comes from the flipped-kernel convolution below,
      * so the chunk loop is only needed for the other cases */
-    const bool implicit_dw = conv_implicit(g) && !pointwise && g->c >= 4 && (flip || !dinp);
+    const bool implicit_dw = conv_implicit_dweight(g, dinp != NULL, flip);
     if (implicit_dw)
         conv_dweight_implicit(dweight, dbias, scratch, dout, inp, n, g);
     for (long m0 = 0; !implicit_dw && m0 < M; m0 += step) {

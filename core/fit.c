@@ -25,6 +25,61 @@
 #include "monotonic.h"
 #include "rng.h"
 
+/* With a collective (m->coll, several ranks), every decision that ends a
+ * loop is rank 0's: the stop flag and the callbacks are looked at on rank 0
+ * only (the other ranks have no callbacks) and the outcome is broadcast, so
+ * every rank runs the same batches.  At every epoch end the ranks compare a
+ * fingerprint of their weights and optimizer state. */
+static bool stop_seen(struct model *m, atomic_int *stop)
+{
+    int v = stop && atomic_load(stop);
+    return collective_agree_int(m->coll, v) != 0;
+}
+
+/* Rank 0's callback result r on every rank; a rank 0 abort becomes -ECANCELED
+ * elsewhere (its reason is rank 0's to report). */
+static int agree_result(struct model *m, int r)
+{
+    if (!collective_active(m->coll))
+        return r;
+    int v = collective_agree_int(m->coll, r);
+    return m->coll->rank != 0 && v < 0 ? -ECANCELED : v;
+}
+
+/* Rank 0's learning rate on every rank: its callbacks (ReduceLROnPlateau,
+ * LearningRateScheduler) and a resumed run's state set it there only.  A
+ * broadcast of the double: bit-exact. */
+static int share_lr(struct model *m, struct optimizer *opt, int epoch, struct diag *d)
+{
+    if (!collective_active(m->coll))
+        return 0;
+    int r = m->coll->bcast(m->coll->ctx, &opt->cfg.learning_rate,
+                           sizeof(opt->cfg.learning_rate));
+    if (r < 0)
+        return diag_set(d, r, "", "sharing rank 0's learning rate at epoch %d failed", epoch);
+    return 0;
+}
+
+static int compare_ranks(struct model *m, const struct optimizer *opt, int epoch, struct diag *d)
+{
+    if (!collective_active(m->coll))
+        return 0;
+    uint64_t h = collective_fnv1a(COLLECTIVE_FNV_BASIS, m->params, m->n_params * sizeof(float));
+    for (int k = 0; k < opt->n_slots; k++)
+        h = collective_fnv1a(h, opt->slots[k], opt->n * sizeof(float));
+    h = collective_fnv1a(h, &opt->iterations, sizeof(opt->iterations));
+    h = collective_fnv1a(h, &opt->cfg.learning_rate, sizeof(opt->cfg.learning_rate));
+    int r = collective_first_mismatch(m->coll, h);
+    if (r < 0)
+        return diag_set(d, r, "", "comparing the ranks' weights after epoch %d failed", epoch);
+    if (r > 0)
+        return diag_set(d, -EPROTO, "",
+                        "rank %d's weights differ from rank 0's after epoch %d (checksums "
+                        "compared at every epoch end); the job stops",
+                        r, epoch);
+    return 0;
+}
+
 void fit_options_default(struct fit_options *ret)
 {
     memset(ret, 0, sizeof(*ret));
@@ -186,7 +241,7 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
         }
     }
     for (int b = b0; b < p->batches; b++) {
-        if (stop && atomic_load(stop))
+        if (stop_seen(m, stop))
             return -ECANCELED;
         double tb = monotonic_seconds();
         int64_t pass = (first + b) / run->pass_batches;
@@ -226,8 +281,9 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
         logs->n = 0;
         logs_set(logs, "loss", loss_sum / (double)seen);
         logs_set(logs, run->acc_key, metric_sum / (double)seen);
-        if (cb && cb->batch_end) {
-            r = cb->batch_end(cb->ctx, p, logs);
+        if ((cb && cb->batch_end) || collective_active(m->coll)) {
+            r = cb && cb->batch_end ? cb->batch_end(cb->ctx, p, logs) : 0;
+            r = agree_result(m, r);
             if (r < 0)
                 return diag_set(d, r, "", "batch_end callback aborted at epoch %d batch %d",
                                 e + 1, b + 1);
@@ -237,7 +293,7 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
             }
         }
     }
-    if (stop && atomic_load(stop))
+    if (stop_seen(m, stop))
         return -ECANCELED;
     return result;
 }
@@ -287,13 +343,16 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
     }
 
     int status = 0; /* as train_end gets it */
-    if (cb && cb->train_begin) {
-        r = cb->train_begin(cb->ctx, p);
+    if ((cb && cb->train_begin) || collective_active(m->coll)) {
+        r = agree_result(m, cb && cb->train_begin ? cb->train_begin(cb->ctx, p) : 0);
         if (r < 0)
             status = diag_set(d, r, "", "train_begin callback aborted");
         else if (r > 0)
             status = 1;
     }
+    if (status == 0 && (r = share_lr(m, opt, p->epoch, d)) < 0)
+        status = r;
+    p->lr = optimizer_current_lr(opt);
     struct logs logs;
     for (int e = o->initial_epoch; status == 0 && e < o->epochs; e++) {
         double t0 = monotonic_seconds();
@@ -305,10 +364,11 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
         p->metric_sum = 0;
         p->seen = 0;
         memset(&logs, 0, sizeof(logs));
-        if (cb && cb->epoch_begin && !(stop && atomic_load(stop))) {
+        bool begin = cb && cb->epoch_begin && !(stop && atomic_load(stop));
+        if (begin || collective_active(m->coll)) {
             if (e == o->initial_epoch)
                 p->batch = o->initial_batch;
-            r = cb->epoch_begin(cb->ctx, p);
+            r = agree_result(m, begin ? cb->epoch_begin(cb->ctx, p) : 0);
             p->batch = 0;
             if (r < 0) {
                 status = diag_set(d, r, "", "epoch_begin callback aborted at epoch %d", e + 1);
@@ -316,6 +376,10 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
             }
             if (r > 0) {
                 status = 1;
+                break;
+            }
+            if ((r = share_lr(m, opt, e + 1, d)) < 0) {
+                status = r;
                 break;
             }
             p->lr = optimizer_current_lr(opt); /* a scheduler may have set it */
@@ -339,13 +403,21 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
             logs_set(&logs, run.val_acc_key, va);
         }
         p->epoch_seconds = monotonic_seconds() - t0;
-        if (cb && cb->epoch_end) {
-            r = cb->epoch_end(cb->ctx, p, &logs);
+        if ((r = compare_ranks(m, opt, e + 1, d)) < 0) {
+            status = r;
+            break;
+        }
+        if ((cb && cb->epoch_end) || collective_active(m->coll)) {
+            r = agree_result(m, cb && cb->epoch_end ? cb->epoch_end(cb->ctx, p, &logs) : 0);
             if (r < 0) {
                 status = diag_set(d, r, "", "epoch_end callback aborted at epoch %d", e + 1);
                 break;
             }
             stop_after = stop_after || r > 0;
+            if ((r = share_lr(m, opt, e + 1, d)) < 0) {
+                status = r;
+                break;
+            }
         }
         if (stop_after)
             status = 1;

@@ -6,9 +6,11 @@
  * then handed to fsutil_write_file_atomic; files are read into memory with
  * fsutil_read_file and opened as an image.  HDF5 is the serial build, so
  * every HDF5 call happens with h5_lock held.  String attributes follow what
- * Keras gets from h5py 3: Python bytes and lists of bytes become
- * variable-length ASCII strings, Python str variable-length UTF-8, an empty
- * list a float64 array of shape (0,).  Object timestamps are off so that
+ * Keras gets from h5py: Python bytes become variable-length ASCII strings,
+ * Python str variable-length UTF-8; the name lists (layer_names,
+ * weight_names) are numpy 'S' arrays of fixed-length, NUL-padded ASCII
+ * strings as tf.keras stores them (np.asarray of the encoded names), and an
+ * empty list a float64 array of shape (0,).  Object timestamps are off so that
  * equal weights give byte-identical files. */
 #include "h5.h"
 
@@ -251,23 +253,73 @@ static int attr_write_str(hid_t loc, const char *name, const char *value, bool u
     return r < 0 ? h5_fail(d, r, name, "encode: attribute %s", name) : 0;
 }
 
-/* A list of byte strings as h5py stores it; an empty list is float64 (0,). */
-static int attr_write_strlist(hid_t loc, const char *name, const char *const *v, int n,
-                              struct diag *d)
+/* One attribute of n fixed-length strings of `width` bytes each (NUL padded,
+ * ASCII: numpy's 'S<width>' as h5py stores it) from buf (n * width bytes). */
+static int attr_write_fixed(hid_t loc, const char *name, const char *buf, size_t n, size_t width)
 {
     hsize_t dims[1] = {(hsize_t)n};
-    hid_t t = n > 0 ? str_type(false) : H5Tcopy(H5T_IEEE_F64LE);
-    hid_t s = H5Screate_simple(1, dims, NULL), a = -1;
+    hid_t t = H5Tcopy(H5T_C_S1), s = H5Screate_simple(1, dims, NULL), a = -1;
     int r = 0;
-    if (t < 0 || s < 0)
+    if (t < 0 || s < 0 || H5Tset_size(t, width) < 0 || H5Tset_strpad(t, H5T_STR_NULLPAD) < 0 ||
+        H5Tset_cset(t, H5T_CSET_ASCII) < 0)
         r = -EIO;
     if (r == 0 && (a = H5Acreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT)) < 0)
         r = -EIO;
-    if (r == 0 && n > 0 && H5Awrite(a, t, v) < 0)
+    if (r == 0 && H5Awrite(a, t, buf) < 0)
         r = -EIO;
     close_id(a);
     close_id(s);
     close_id(t);
+    return r;
+}
+
+/* Keras' save_attributes_to_hdf5_group for a list of names: the bytes of
+ * each name in one numpy 'S' array (width = the longest name, at least 1),
+ * stored as fixed-length strings (what h5py makes of a numpy 'S' array, and
+ * what Keras' loaders of every version read back with .decode()); split as
+ * np.array_split into name0, name1, ... while a part is over
+ * HDF5_OBJECT_HEADER_LIMIT bytes.  An empty list is float64 (0,), as h5py
+ * stores np.asarray([]). */
+static int attr_write_strlist(hid_t loc, const char *name, const char *const *v, int n,
+                              struct diag *d)
+{
+    enum { HEADER_LIMIT = 64512 };
+    int r = 0;
+    if (n == 0) {
+        hsize_t dims[1] = {0};
+        hid_t t = H5Tcopy(H5T_IEEE_F64LE), s = H5Screate_simple(1, dims, NULL), a = -1;
+        if (t < 0 || s < 0 || (a = H5Acreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+            r = -EIO;
+        close_id(a);
+        close_id(s);
+        close_id(t);
+        return r < 0 ? h5_fail(d, r, name, "encode: attribute %s", name) : 0;
+    }
+    size_t width = 1, count = (size_t)n;
+    for (size_t i = 0; i < count; i++)
+        if (strlen(v[i]) > width)
+            width = strlen(v[i]);
+    char *buf = calloc(count, width);
+    if (!buf)
+        return diag_set(d, -ENOMEM, name, "out of memory");
+    for (size_t i = 0; i < count; i++)
+        memcpy(buf + i * width, v[i], strlen(v[i]));
+    size_t chunks = 1;
+    while ((count + chunks - 1) / chunks * width > HEADER_LIMIT)
+        chunks++;
+    if (chunks == 1) {
+        r = attr_write_fixed(loc, name, buf, count, width);
+    } else {
+        size_t at = 0;
+        for (size_t k = 0; k < chunks && r == 0; k++) {
+            size_t part = count / chunks + (k < count % chunks); /* np.array_split */
+            char cname[128];
+            snprintf(cname, sizeof(cname), "%s%zu", name, k);
+            r = attr_write_fixed(loc, cname, buf + at * width, part, width);
+            at += part;
+        }
+    }
+    free(buf);
     return r < 0 ? h5_fail(d, r, name, "encode: attribute %s", name) : 0;
 }
 

@@ -107,6 +107,15 @@ void depthwise_conv2d_backward(float *dinp,         /* (N, H, W, C) or NULL */
                                const float *inp,    /* (N, H, W, C) */
                                const float *weight, /* (KH, KW, C, M) */
                                int n, const struct conv2d_geom *g);
+/* The algorithm conv2d_forward / conv2d_backward run for g on the active
+ * kernel path (for reports such as bench/compare's): "winograd_f2x2_3x3",
+ * "implicit_gemm", "direct_c1", "pointwise_gemm", "im2col_gemm",
+ * "col2im_gemm", or for dilated / grouped geometries "grouped_im2col_gemm"
+ * and "grouped_col2im_gemm"; dinp / wflip: whether the backward computes dinp and gets
+ * a flipped kernel.  Static strings. */
+const char *conv2d_forward_algorithm(const struct conv2d_geom *g);
+const char *conv2d_dinput_algorithm(const struct conv2d_geom *g, bool wflip);
+const char *conv2d_dweight_algorithm(const struct conv2d_geom *g, bool dinp, bool wflip);
 
 /* -------------------------------------------------------------- Dense */
 

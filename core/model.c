@@ -114,6 +114,8 @@ struct model_runtime {
     float **tgrad;             /* (threads) per-thread gradient arenas, [0] = m->grads */
     float **scratch;           /* (threads) conv column buffers */
     double **part;             /* (threads) BN partial sums: 2 parities x 2 x max_c */
+    double *dcomb;             /* (2 x max_c) with a collective: the partial sums of every
+                                  rank combined by thread 0, read by all threads */
     float **ebuf;              /* (threads) inference: 2 head buffers of head_floats, 2 tail
                                   buffers of tail_floats */
     size_t head_floats, tail_floats;
@@ -169,6 +171,7 @@ static void slice(int n, int tid, int nthreads, int *b0, int *b1)
 static void add_weight(struct layer *l, const char *name, int ndim, const int *shape,
                        bool trainable, size_t off[2])
 {
+    trainable = trainable && !l->cfg.frozen;
     struct weight *w = &l->weights[l->n_weights++];
     w->name = name;
     w->ndim = ndim;
@@ -211,7 +214,9 @@ static int layer_error(struct diag *d, int i, const char *key, const char *msg)
 }
 
 /* Weights and the runtime plan of every layer, on the shapes that
- * model_spec_infer_shapes() validated (shape[i] is layer i's output). */
+ * model_spec_infer_shapes() validated (shape[i] is layer i's output; flat[i]:
+ * whether it is a 1-D Keras tensor).  A frozen layer's weights (Keras
+ * trainable=False) are all non-trainable. */
 static int model_plan(struct model *m, const int (*shape)[3], const bool *flat,
                       struct diag *d)
 {
@@ -438,6 +443,7 @@ static int model_alloc_runtime(struct model *m)
         !(rt->ebuf = calloc((size_t)T, sizeof(float *))) ||
         !(rt->dbuf = calloc((size_t)T * 2, sizeof(float *))) ||
         !(rt->loss_sum = calloc((size_t)T, sizeof(double))) ||
+        !(rt->dcomb = calloc(2 * (size_t)(rt->max_c > 0 ? rt->max_c : 1), sizeof(double))) ||
         !(rt->metric_sum = calloc((size_t)T, sizeof(double))) ||
         !(rt->thread_block = calloc((size_t)T, sizeof(void *))) ||
         !(rt->written = calloc((size_t)T, sizeof(uint8_t *))))
@@ -606,6 +612,7 @@ void model_free(struct model *m)
         free(rt->part);
         free(rt->ebuf);
         free(rt->loss_sum);
+        free(rt->dcomb);
         free(rt->metric_sum);
         free(rt->cw);
         free(rt->dbuf);
@@ -629,23 +636,23 @@ void model_init_weights(struct model *m, uint64_t seed)
         rng_seed(&r, seed, (uint64_t)i);
         for (int j = 0; j < l->n_weights; j++) {
             const struct weight *w = &l->weights[j];
-            float *p = m->params + w->offset;
-            if (!strcmp(w->name, "kernel") || !strcmp(w->name, "depthwise_kernel") ||
-                !strcmp(w->name, "pointwise_kernel")) {
-                /* glorot_uniform: fans of a conv kernel count the receptive field */
-                double field = w->ndim == 4 ? (double)w->shape[0] * w->shape[1] : 1.0;
-                double fan_in = field * w->shape[w->ndim - 2];
-                double fan_out = field * w->shape[w->ndim - 1];
-                double limit = sqrt(6.0 / (fan_in + fan_out));
-                for (size_t k = 0; k < w->size; k++)
-                    p[k] = (float)((2.0 * rng_uniform(&r) - 1.0) * limit);
-            } else {
-                float v = !strcmp(w->name, "gamma") || !strcmp(w->name, "moving_variance");
-                for (size_t k = 0; k < w->size; k++)
-                    p[k] = v;
-            }
+            const struct initializer *init = j < LAYER_INIT_SLOTS ? &l->cfg.init[j] : NULL;
+            initializer_fill(m->params + w->offset, w->ndim, w->shape, init, w->name, &r);
         }
     }
+}
+
+int model_conv_algorithms(const struct model *m, int i, const char **ret_forward,
+                          const char **ret_dinput, const char **ret_dweight)
+{
+    if (i < 0 || i >= m->n_layers || m->layers[i].cfg.kind != LAYER_KIND_CONV2D)
+        return -EINVAL;
+    const struct rt_layer *r = &m->rt->L[i];
+    /* conv2d_backward gets dinp for every layer but the first (step_thread) */
+    *ret_forward = conv2d_forward_algorithm(&r->cg);
+    *ret_dinput = i == 0 ? "none" : conv2d_dinput_algorithm(&r->cg, r->wflip != NULL);
+    *ret_dweight = conv2d_dweight_algorithm(&r->cg, i > 0, r->wflip != NULL);
+    return 0;
 }
 
 const struct weight *model_find_weight(const struct model *m, const char *layer_name,
@@ -777,10 +784,11 @@ static bool layer_forward(struct model *m, int i, float *out, const float *inp, 
         return true;
     }
     case LAYER_KIND_DENSE:
+        /* on the last axis: nb * rows rows of ch values (rows = 1 after Flatten) */
         dense_forward(pre ? pre : out, inp, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL,
-                      pre ? ACTIVATION_KIND_LINEAR : r->act, nb, r->ch, c->units);
+                      pre ? ACTIVATION_KIND_LINEAR : r->act, nb * r->rows, r->ch, c->units);
         if (pre)
-            activation_forward(out, pre, (size_t)nb, c->units, r->act);
+            activation_forward(out, pre, (size_t)nb * r->rows, c->units, r->act);
         return true;
     case LAYER_KIND_ACTIVATION:
         activation_forward(out, inp, (size_t)nb * r->rows, r->ch, r->act);
@@ -851,10 +859,23 @@ struct step_slice {
 
 /* Combines the threads' BN partial sums (2 x C each, written into t->mine at
  * the current parity) in thread order into t->comb, after a barrier. */
-static void step_combine(struct model_runtime *rt, struct step_slice *t, int C)
+static void step_combine(struct model *m, struct step_slice *t, int C)
 {
+    struct model_runtime *rt = m->rt;
     pool_barrier(rt->pool);
-    combine_parts(t->comb, rt, t->T, t->parity, C);
+    if (!collective_active(m->coll)) {
+        combine_parts(t->comb, rt, t->T, t->parity, C);
+        t->parity ^= 1;
+        return;
+    }
+    /* Thread 0 combines this rank's threads, then the ranks (rank order);
+     * the others wait and read rt->dcomb (t->comb), which nobody writes
+     * again before the next combine's first barrier. */
+    if (t->tid == 0) {
+        combine_parts(rt->dcomb, rt, t->T, t->parity, C);
+        (void)m->coll->sum_f64(m->coll->ctx, rt->dcomb, 2 * (size_t)C);
+    }
+    pool_barrier(rt->pool);
     t->parity ^= 1;
 }
 
@@ -884,12 +905,16 @@ static void step_forward(const struct step_ctx *s, struct step_slice *t)
                 memcpy(out, inp, sizeof(float) * (size_t)nb * r->out_size);
             continue;
         }
-        if (c->kind == LAYER_KIND_BATCH_NORMALIZATION) {
+        if (c->kind == LAYER_KIND_BATCH_NORMALIZATION && c->frozen) {
+            /* a frozen BN runs in inference mode (Keras 2.1+): moving statistics */
+            batchnorm_forward(out, inp, wptr(m, i, 2), wptr(m, i, 3), wptr(m, i, 0),
+                              wptr(m, i, 1), c->epsilon, (size_t)nb * r->rows, r->ch);
+        } else if (c->kind == LAYER_KIND_BATCH_NORMALIZATION) {
             const int C = r->ch;
             double *p = t->mine + (size_t)t->parity * 2 * rt->max_c;
             memset(p, 0, sizeof(double) * 2 * C);
             batchnorm_stats_accumulate(p, p + C, inp, (size_t)nb * r->rows, C);
-            step_combine(rt, t, C);
+            step_combine(m, t, C);
             float *mean = r->bn_stats + (size_t)t->tid * 2 * C, *var = mean + C;
             size_t count = (size_t)s->n * r->rows;
             batchnorm_stats_finalize(mean, var, t->comb, t->comb + C, count, C);
@@ -1019,24 +1044,35 @@ static bool layer_backward(const struct step_ctx *s, struct step_slice *t, int i
         return true;
     }
     case LAYER_KIND_DENSE:
+        /* on the last axis: nb * rows rows of ch values (rows = 1 after Flatten) */
         if (pre)
-            activation_backward_x(g, g, pre, out, (size_t)nb, c->units, r->act);
+            activation_backward_x(g, g, pre, out, (size_t)nb * r->rows, c->units, r->act);
         else if (!r->act_in_next)
-            activation_backward(g, g, out, (size_t)nb, c->units, r->act);
+            activation_backward(g, g, out, (size_t)nb * r->rows, c->units, r->act);
         dense_backward(need_dinp ? gn : NULL, gptr(m, grad, i, 0),
-                       c->use_bias ? gptr(m, grad, i, 1) : NULL, g, inp, wptr(m, i, 0), nb,
-                       r->ch, c->units);
+                       c->use_bias ? gptr(m, grad, i, 1) : NULL, g, inp, wptr(m, i, 0),
+                       nb * r->rows, r->ch, c->units);
         return true;
     case LAYER_KIND_BATCH_NORMALIZATION: {
         const int C = r->ch;
+        if (c->frozen) {
+            /* inference mode: dinp = gamma / sqrt(moving_var + eps) * dout, which is
+             * batchnorm_backward with both sums 0; no weight gradients */
+            double *zero = t->mine + (size_t)t->parity * 2 * rt->max_c;
+            memset(zero, 0, sizeof(double) * 2 * C);
+            batchnorm_backward(g, g, inp, wptr(m, i, 2), wptr(m, i, 3), wptr(m, i, 0), zero,
+                               zero + C, (size_t)s->n * r->rows, c->epsilon, r->bn_relu,
+                               (size_t)nb * r->rows, C);
+            return false;
+        }
         const float *mean = r->bn_stats + (size_t)t->tid * 2 * C, *var = mean + C;
         double *p = t->mine + (size_t)t->parity * 2 * rt->max_c;
         const double *comb = t->comb;
         memset(p, 0, sizeof(double) * 2 * C);
         batchnorm_backward_accumulate(p, p + C, g, inp, mean, var, c->epsilon,
                                       (size_t)nb * r->rows, C);
-        step_combine(rt, t, C);
-        if (t->tid == 0) {
+        step_combine(m, t, C);
+        if (t->tid == 0 && (!m->coll || m->coll->rank == 0)) {
             float *dgamma = gptr(m, grad, i, 0), *dbeta = gptr(m, grad, i, 1);
             for (int k = 0; k < C; k++) {
                 dgamma[k] += (float)comb[C + k];
@@ -1196,10 +1232,14 @@ static void step_thread(void *arg, int tid, int T)
     struct model_runtime *rt = m->rt;
     struct step_slice t = {.tid = tid, .T = T, .grad = rt->tgrad[tid],
                            .scratch = rt->scratch[tid], .mine = rt->part[tid]};
-    int b1;
-    slice(s->n, tid, T, &t.b0, &b1);
-    t.nb = b1 - t.b0;
-    t.comb = t.mine + 4 * (size_t)rt->max_c; /* slots 2, 3 */
+    int r0 = 0, r1 = s->n, b1;
+    if (collective_active(m->coll))
+        slice(s->n, m->coll->rank, m->coll->size, &r0, &r1);
+    slice(r1 - r0, tid, T, &t.b0, &b1);
+    t.b0 += r0;
+    t.nb = b1 + r0 - t.b0;
+    t.comb = collective_active(m->coll) ? rt->dcomb
+                                        : t.mine + 4 * (size_t)rt->max_c; /* slots 2, 3 */
 
     memset(t.grad, 0, sizeof(float) * m->n_params);
     if (s->images)
@@ -1218,6 +1258,8 @@ static void step_thread(void *arg, int tid, int T)
         step_backward(s, &t, dbuf);
     }
     step_gradient_sum(m, tid, T);
+    if (tid == 0) /* frozen Conv2D/Dense computed gradients there; the block stays 0 */
+        memset(m->grads + m->n_trainable, 0, sizeof(float) * (m->n_params - m->n_trainable));
     denormals_restore(csr);
 }
 
@@ -1241,6 +1283,13 @@ static void run_step(struct model *m, int n, uint64_t seed, int64_t step, bool u
     for (int t = 0; t < m->threads; t++) {
         loss += m->rt->loss_sum[t];
         metric += m->rt->metric_sum[t];
+    }
+    if (collective_active(m->coll)) {
+        double lm[2] = {loss, metric};
+        (void)m->coll->sum_f64(m->coll->ctx, lm, 2);
+        (void)m->coll->sum_f32(m->coll->ctx, m->grads, m->n_trainable);
+        loss = lm[0];
+        metric = lm[1];
     }
     if (ret_loss)
         *ret_loss = loss / n;

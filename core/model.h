@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "collective.h"
 #include "diag.h"
 #include "losses.h"
 #include "model_spec.h"
@@ -28,7 +29,7 @@ struct weight {
     int shape[4];       /* Keras shape: Conv2D kernel (kh, kw, in, out) = HWIO; Dense kernel (in, out) */
     size_t size;        /* elements */
     size_t offset;      /* into model->params and model->grads: < n_trainable when trainable */
-    bool trainable;     /* false for moving_mean / moving_variance */
+    bool trainable;     /* false for moving_mean / moving_variance and frozen layers */
 };
 
 #define LAYER_MAX_WEIGHTS 4
@@ -59,7 +60,8 @@ struct model {
     size_t n_trainable;       /* Keras "Trainable params" */
     float *params;            /* (n_params), one 64-byte aligned arena of two blocks: the
                                  trainable weights in layer order (n_trainable), then the
-                                 BatchNormalization moving statistics in layer order */
+                                 non-trainable ones in layer order (BatchNormalization moving
+                                 statistics, every weight of a frozen layer) */
     float *grads;             /* (n_params), same layout; mean over the batch after a step;
                                  0 in the statistics block */
     int n_weights;
@@ -68,6 +70,15 @@ struct model {
                                      files and of the resume checksum) */
     int threads;              /* compute threads (>= 1) */
     int max_batch;
+    /* NULL: one process.  Set (by the caller, between steps) to train
+     * data-parallel with the other ranks of a collective (collective.h): each
+     * rank gets the whole batch but computes only its slice of it (rank r:
+     * examples [n r / size, n (r + 1) / size), then split over its threads);
+     * BN statistics, gradients, loss and correct count are summed over the
+     * ranks in rank order, so every rank ends a step with the same values.
+     * With one thread per rank the arithmetic is that of one process with
+     * `size` threads, bit for bit.  Not owned. */
+    struct collective *coll;
     struct model_runtime *rt;
 };
 
@@ -100,8 +111,10 @@ void model_free(struct model *m);
  * or non-finite weight; -ENOMEM.  The model is unchanged on failure. */
 int model_set_head(struct model *m, const struct model_head *h, struct diag *d);
 
-/* Keras initialisation from seed: glorot_uniform kernels, zero biases,
- * BN gamma 1, beta 0, moving_mean 0, moving_variance 1. */
+/* Keras initialisation from seed: each weight with its layer's initializer
+ * (initializers.h; the defaults are glorot_uniform kernels, zero biases, BN
+ * gamma 1, beta 0, moving_mean 0, moving_variance 1), layer i drawing from
+ * the stream (seed, i). */
 void model_init_weights(struct model *m, uint64_t seed);
 
 /* One training step on n <= max_batch examples: images (n, H, W, C) of
@@ -135,6 +148,13 @@ int model_forward_backward_f32(struct model *m, const float *x, const float *y_o
 /* Inference-mode forward: the model's output (n, classes) (softmax
  * probabilities for a softmax head). */
 int model_predict_f32(struct model *m, const float *x, int n, float *probs);
+
+/* The convolution algorithms layer i runs on the active kernel path
+ * (layers.h: conv2d_forward_algorithm and friends; *ret_dinput is "none" for
+ * a first layer, whose input gradient is not computed).  0, or -EINVAL when
+ * layer i is not a Conv2D.  The strings are static. */
+int model_conv_algorithms(const struct model *m, int i, const char **ret_forward,
+                          const char **ret_dinput, const char **ret_dweight);
 
 /* Lookup: the weight named layer_name/weight_name, or NULL. */
 const struct weight *model_find_weight(const struct model *m, const char *layer_name,

@@ -3,9 +3,8 @@
  * on the first layer, Keras 3 "batch_shape").
  *
  * Only what the engine computes is accepted: channels_last, dilation 1,
- * groups 1, BatchNormalization on the last axis with center and scale,
- * glorot_uniform kernels, zero biases, BN ones/zeros, no regularizers or
- * constraints, float32.  Anything else is rejected with the JSON pointer of
+ * groups 1, BatchNormalization on the last axis with center and scale, the
+ * initializers of initializers.h, no regularizers or constraints, float32.  Anything else is rejected with the JSON pointer of
  * the offending key, never silently ignored.  The keys a layer may have are
  * one table (layer_keys). */
 #include "model_spec.h"
@@ -230,40 +229,20 @@ static int check_dtype(const struct layer_ctx *c, const char *key, const cJSON *
     return layer_err(c, key, "only float32 is supported, got %s", s ? s : "another policy");
 }
 
-/* Accepts "glorot_uniform", "GlorotUniform" or {"class_name": "GlorotUniform",
- * "config": {"seed": null}} (plus Keras 3's "module" / "registered_name"). */
-static int check_initializer(const struct layer_ctx *c, const char *key, const cJSON *it,
-                             enum init_kind want)
+/* An initializer (initializers.h) into *ret; errors name the key below it,
+ * e.g. "kernel_initializer/config/mode".  vector: a 1-D weight. */
+static int parse_initializer(const struct layer_ctx *c, const char *key, const cJSON *it,
+                             bool vector, struct initializer *ret)
 {
-    static const char *const cls_names[] = {"GlorotUniform", "Zeros", "Ones"};
-    static const char *const fn_names[] = {"glorot_uniform", "zeros", "ones"};
-    const char *s = cJSON_GetStringValue(it);
-    const cJSON *cfg = NULL;
-    if (cJSON_IsObject(it)) {
-        for (const cJSON *k = it->child; k; k = k->next) {
-            if (strcmp(k->string, "class_name") == 0)
-                s = cJSON_GetStringValue(k);
-            else if (strcmp(k->string, "config") == 0)
-                cfg = k;
-            else if (strcmp(k->string, "module") != 0 && strcmp(k->string, "registered_name") != 0)
-                return layer_err(c, key, "unknown initializer key \"%s\"", k->string);
-        }
-    }
-    if (!s || (strcmp(s, cls_names[want]) != 0 && strcmp(s, fn_names[want]) != 0))
-        return layer_err(c, key, "only %s is supported here, got %s%s%s", cls_names[want],
-                         s ? "\"" : "", s ? s : "(no class_name)", s ? "\"" : "");
-    if (cfg && !cJSON_IsNull(cfg)) {
-        if (!cJSON_IsObject(cfg))
-            return layer_err(c, key, "initializer config must be an object");
-        for (const cJSON *k = cfg->child; k; k = k->next) {
-            int seed;
-            bool ok = want == INIT_GLOROT_UNIFORM && strcmp(k->string, "seed") == 0 &&
-                      (cJSON_IsNull(k) || json_int(k, INT_MIN, INT_MAX, &seed));
-            if (!ok)
-                return layer_err(c, key, "unsupported initializer option \"%s\"", k->string);
-        }
-    }
-    return 0;
+    struct init_error e;
+    if (initializer_parse(ret, it, vector, &e) == 0)
+        return 0;
+    char path[200];
+    if (e.key[0])
+        snprintf(path, sizeof(path), "%.60s/%s", key, e.key);
+    else
+        snprintf(path, sizeof(path), "%s", key);
+    return layer_err(c, path, "%s", e.msg);
 }
 
 /* [null, H, W, C] (a batch size instead of null is accepted and ignored). */
@@ -320,7 +299,7 @@ struct layer_key;
 typedef int (*key_parse_fn)(struct key_args *a, const struct layer_key *k);
 
 /* One key: the layer kinds that accept it, its parser and the parser's
- * argument (an init_kind, or the only bool value supported and why). */
+ * argument (an initializer slot, or the only bool value supported and why). */
 struct layer_key {
     const char *name;
     unsigned kinds;    /* bits (1 << enum layer_kind) */
@@ -344,6 +323,14 @@ static int key_name(struct key_args *a, const struct layer_key *k)
 static int key_only_bool(struct key_args *a, const struct layer_key *k)
 {
     return expect_bool(a->c, a->key, a->it, k->arg != 0, k->why);
+}
+
+static int key_trainable(struct key_args *a, const struct layer_key *k)
+{
+    bool v = true;
+    int err = parse_bool(a->c, a->key, a->it, &v);
+    a->l->frozen = !v;
+    return err;
 }
 
 static int key_dtype(struct key_args *a, const struct layer_key *k)
@@ -376,9 +363,12 @@ static int key_use_bias(struct key_args *a, const struct layer_key *k)
     return parse_bool(a->c, a->key, a->it, &a->l->use_bias);
 }
 
+/* k->arg: the weight's initializer slot (layer_config.init). */
 static int key_initializer(struct key_args *a, const struct layer_key *k)
 {
-    return check_initializer(a->c, a->key, a->it, (enum init_kind)k->arg);
+    bool vector = strstr(a->key, "kernel") == NULL && strstr(a->key, "depthwise") == NULL &&
+                  strstr(a->key, "pointwise") == NULL;
+    return parse_initializer(a->c, a->key, a->it, vector, &a->l->init[k->arg]);
 }
 
 static int key_null(struct key_args *a, const struct layer_key *k)
@@ -622,15 +612,16 @@ static int key_target_shape(struct key_args *a, const struct layer_key *k)
 static const struct layer_key layer_keys[] = {
     /* every layer */
     {"name", K_ALL, key_name, 0, NULL, false},
-    {"trainable", K_ALL, key_only_bool, true, "frozen layers are not supported", false},
+    {"trainable", K_ALL, key_trainable, 0, NULL, false},
     {"dtype", K_ALL, key_dtype, 0, NULL, false},
     {"batch_input_shape", K_ALL, key_batch_shape, 0, NULL, false},
     {"batch_shape", K_ALL, key_batch_shape, 0, NULL, false},
     /* Conv2D and Dense */
     {"activation", K_WEIGHTED | K_DW | K_SEP, key_activation, 0, NULL, false},
     {"use_bias", K_WEIGHTED | K_DW | K_SEP, key_use_bias, 0, NULL, false},
-    {"kernel_initializer", K_WEIGHTED, key_initializer, INIT_GLOROT_UNIFORM, NULL, false},
-    {"bias_initializer", K_WEIGHTED | K_DW | K_SEP, key_initializer, INIT_ZEROS, NULL, false},
+    {"kernel_initializer", K_WEIGHTED, key_initializer, 0, NULL, false},
+    {"bias_initializer", K_WEIGHTED | K_DW, key_initializer, 1, NULL, false},
+    {"bias_initializer", K_SEP, key_initializer, 2, NULL, false},
     {"kernel_regularizer", K_WEIGHTED, key_null, 0, NULL, false},
     {"bias_regularizer", K_WEIGHTED | K_DW | K_SEP, key_null, 0, NULL, false},
     {"activity_regularizer", K_WEIGHTED | K_DW | K_SEP, key_null, 0, NULL, false},
@@ -638,11 +629,11 @@ static const struct layer_key layer_keys[] = {
     {"bias_constraint", K_WEIGHTED | K_DW | K_SEP, key_null, 0, NULL, false},
     /* DepthwiseConv2D, SeparableConv2D */
     {"depth_multiplier", K_DW | K_SEP, key_depth_multiplier, 0, NULL, false},
-    {"depthwise_initializer", K_DW | K_SEP, key_initializer, INIT_GLOROT_UNIFORM, NULL, false},
+    {"depthwise_initializer", K_DW | K_SEP, key_initializer, 0, NULL, false},
     {"depthwise_regularizer", K_DW | K_SEP, key_null, 0, NULL, false},
     {"depthwise_constraint", K_DW | K_SEP, key_null, 0, NULL, false},
     /* SeparableConv2D */
-    {"pointwise_initializer", K_SEP, key_initializer, INIT_GLOROT_UNIFORM, NULL, false},
+    {"pointwise_initializer", K_SEP, key_initializer, 1, NULL, false},
     {"pointwise_regularizer", K_SEP, key_null, 0, NULL, false},
     {"pointwise_constraint", K_SEP, key_null, 0, NULL, false},
     {"lora_rank", K_WEIGHTED, key_null, 0, NULL, false},
@@ -668,10 +659,10 @@ static const struct layer_key layer_keys[] = {
     {"scale", K_BN, key_only_bool, true, "beta and gamma are always present", false},
     {"synchronized", K_BN, key_only_bool, false, "not implemented", false},
     {"renorm", K_BN, key_only_bool, false, "not implemented", false},
-    {"beta_initializer", K_BN, key_initializer, INIT_ZEROS, NULL, false},
-    {"moving_mean_initializer", K_BN, key_initializer, INIT_ZEROS, NULL, false},
-    {"gamma_initializer", K_BN, key_initializer, INIT_ONES, NULL, false},
-    {"moving_variance_initializer", K_BN, key_initializer, INIT_ONES, NULL, false},
+    {"gamma_initializer", K_BN, key_initializer, 0, NULL, false},
+    {"beta_initializer", K_BN, key_initializer, 1, NULL, false},
+    {"moving_mean_initializer", K_BN, key_initializer, 2, NULL, false},
+    {"moving_variance_initializer", K_BN, key_initializer, 3, NULL, false},
     {"beta_regularizer", K_BN, key_null, 0, NULL, false},
     {"gamma_regularizer", K_BN, key_null, 0, NULL, false},
     {"beta_constraint", K_BN, key_null, 0, NULL, false},

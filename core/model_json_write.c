@@ -95,16 +95,16 @@ static void sb_pair(struct strbuf *b, const char *key, const int v[2])
     sb_printf(b, "[%d, %d]", v[0], v[1]);
 }
 
-static const char *const init_json[] = {
-    [INIT_GLOROT_UNIFORM] = "{\"class_name\": \"GlorotUniform\", \"config\": {\"seed\": null}}",
-    [INIT_ZEROS] = "{\"class_name\": \"Zeros\", \"config\": {}}",
-    [INIT_ONES] = "{\"class_name\": \"Ones\", \"config\": {}}",
-};
-
-static void sb_init(struct strbuf *b, const char *key, enum init_kind k)
+/* The initializer of weight slot `slot` of l. */
+static void sb_init(struct strbuf *b, const char *key, const struct layer_config *l, int slot)
 {
+    char tmp[512];
     sb_key(b, key);
-    sb_puts(b, init_json[k]);
+    const char *weight = layer_init_slot_name(l->kind, slot);
+    if (initializer_to_json(tmp, sizeof(tmp), &l->init[slot], weight) < 0)
+        b->oom = true;
+    else
+        sb_puts(b, tmp);
 }
 
 static void sb_nulls(struct strbuf *b, const char *const *keys)
@@ -133,7 +133,7 @@ static void print_layer(struct strbuf *b, const struct model_spec *spec, int i, 
     sb_json_string(b, l->name);
     /* the input shape is on the InputLayer only: Keras 3 rejects a
      * batch_input_shape argument on Conv2D or Dense */
-    sb_puts(b, ", \"trainable\": true, \"dtype\": \"float32\"");
+    sb_printf(b, ", \"trainable\": %s, \"dtype\": \"float32\"", l->frozen ? "false" : "true");
     switch (l->kind) {
     case LAYER_KIND_CONV2D:
         sb_printf(b, ", \"filters\": %d", l->filters);
@@ -144,8 +144,8 @@ static void print_layer(struct strbuf *b, const struct model_spec *spec, int i, 
         sb_printf(b, ", \"groups\": %d", layer_groups(l));
         sb_printf(b, ", \"activation\": \"%s\", \"use_bias\": %s", activation_kind_name(l->activation),
                   l->use_bias ? "true" : "false");
-        sb_init(b, "kernel_initializer", INIT_GLOROT_UNIFORM);
-        sb_init(b, "bias_initializer", INIT_ZEROS);
+        sb_init(b, "kernel_initializer", l, 0);
+        sb_init(b, "bias_initializer", l, 1);
         sb_nulls(b, weighted_nulls);
         break;
     case LAYER_KIND_DEPTHWISE_CONV2D:
@@ -156,8 +156,8 @@ static void print_layer(struct strbuf *b, const struct model_spec *spec, int i, 
         sb_pair(b, "dilation_rate", dil);
         sb_printf(b, ", \"activation\": \"%s\", \"use_bias\": %s", activation_kind_name(l->activation),
                   l->use_bias ? "true" : "false");
-        sb_init(b, "depthwise_initializer", INIT_GLOROT_UNIFORM);
-        sb_init(b, "bias_initializer", INIT_ZEROS);
+        sb_init(b, "depthwise_initializer", l, 0);
+        sb_init(b, "bias_initializer", l, 1);
         sb_nulls(b, (const char *const[]){"depthwise_regularizer", "bias_regularizer",
                                           "activity_regularizer", "depthwise_constraint",
                                           "bias_constraint", NULL});
@@ -171,9 +171,9 @@ static void print_layer(struct strbuf *b, const struct model_spec *spec, int i, 
         sb_printf(b, ", \"depth_multiplier\": %d", l->depth_multiplier);
         sb_printf(b, ", \"activation\": \"%s\", \"use_bias\": %s", activation_kind_name(l->activation),
                   l->use_bias ? "true" : "false");
-        sb_init(b, "depthwise_initializer", INIT_GLOROT_UNIFORM);
-        sb_init(b, "pointwise_initializer", INIT_GLOROT_UNIFORM);
-        sb_init(b, "bias_initializer", INIT_ZEROS);
+        sb_init(b, "depthwise_initializer", l, 0);
+        sb_init(b, "pointwise_initializer", l, 1);
+        sb_init(b, "bias_initializer", l, 2);
         sb_nulls(b, (const char *const[]){"depthwise_regularizer", "pointwise_regularizer",
                                           "bias_regularizer", "activity_regularizer",
                                           "depthwise_constraint", "pointwise_constraint",
@@ -182,8 +182,8 @@ static void print_layer(struct strbuf *b, const struct model_spec *spec, int i, 
     case LAYER_KIND_DENSE:
         sb_printf(b, ", \"units\": %d, \"activation\": \"%s\", \"use_bias\": %s", l->units,
                   activation_kind_name(l->activation), l->use_bias ? "true" : "false");
-        sb_init(b, "kernel_initializer", INIT_GLOROT_UNIFORM);
-        sb_init(b, "bias_initializer", INIT_ZEROS);
+        sb_init(b, "kernel_initializer", l, 0);
+        sb_init(b, "bias_initializer", l, 1);
         sb_nulls(b, weighted_nulls);
         break;
     case LAYER_KIND_BATCH_NORMALIZATION:
@@ -194,10 +194,10 @@ static void print_layer(struct strbuf *b, const struct model_spec *spec, int i, 
         sb_key(b, "epsilon");
         sb_float(b, l->epsilon);
         sb_puts(b, ", \"center\": true, \"scale\": true");
-        sb_init(b, "beta_initializer", INIT_ZEROS);
-        sb_init(b, "gamma_initializer", INIT_ONES);
-        sb_init(b, "moving_mean_initializer", INIT_ZEROS);
-        sb_init(b, "moving_variance_initializer", INIT_ONES);
+        sb_init(b, "beta_initializer", l, 1);
+        sb_init(b, "gamma_initializer", l, 0);
+        sb_init(b, "moving_mean_initializer", l, 2);
+        sb_init(b, "moving_variance_initializer", l, 3);
         sb_nulls(b, bn_nulls);
         break;
     case LAYER_KIND_ACTIVATION:

@@ -178,14 +178,7 @@ int model_spec_infer_shapes_flat(const struct model_spec *spec, const int *json_
                 c = width;
             break;
         }
-        case LAYER_KIND_DENSE:
-            if (!flat) {
-                err = diag_set(d, -EINVAL, field,
-                               "layer %d (Dense \"%s\"): input is 4-D (N, %d, %d, %d); Keras "
-                               "would apply Dense to the last axis only, put a Flatten before it",
-                               ji, l->name, h, w, c);
-                break;
-            }
+        case LAYER_KIND_DENSE: /* on the last axis, as Keras: (H, W, C) -> (H, W, units) */
             if (l->units < 1 || l->units > WIDTH_MAX) {
                 err = diag_set(d, -EINVAL, field, "layer %d (Dense \"%s\"): units %d not in [1, %d]",
                                ji, l->name, l->units, WIDTH_MAX);
@@ -404,7 +397,7 @@ int model_spec_count_params(const struct model_spec *spec, size_t *ret_total,
             break;
         }
         total += n;
-        trainable += nt;
+        trainable += l->frozen ? 0 : nt;
     }
     free(shape);
     if (err)

@@ -117,6 +117,23 @@ int activation_kind_from_name(const char *name, enum activation_kind *ret)
     return -EINVAL;
 }
 
+const char *layer_init_slot_name(enum layer_kind kind, int slot)
+{
+    static const char *const weighted[] = {"kernel", "bias"};
+    static const char *const bn[] = {"gamma", "beta", "moving_mean", "moving_variance"};
+    static const char *const dw[] = {"depthwise_kernel", "bias"};
+    static const char *const sep[] = {"depthwise_kernel", "pointwise_kernel", "bias"};
+    if ((kind == LAYER_KIND_CONV2D || kind == LAYER_KIND_DENSE) && slot >= 0 && slot < 2)
+        return weighted[slot];
+    if (kind == LAYER_KIND_DEPTHWISE_CONV2D && slot >= 0 && slot < 2)
+        return dw[slot];
+    if (kind == LAYER_KIND_SEPARABLE_CONV2D && slot >= 0 && slot < 3)
+        return sep[slot];
+    if (kind == LAYER_KIND_BATCH_NORMALIZATION && slot >= 0 && slot < 4)
+        return bn[slot];
+    return NULL;
+}
+
 /* A layer of `kind` with Keras' defaults; fields that do not apply are zero. */
 void layer_config_init(struct layer_config *l, enum layer_kind kind)
 {

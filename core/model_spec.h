@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #include "diag.h"
+#include "initializers.h"
 
 /* Limits of a spec, checked by model_spec_infer_shapes(). */
 #define MODEL_SPEC_DIM_MAX 65536          /* input H, W, C; kernel, pool and stride sizes */
@@ -80,6 +81,8 @@ enum padding_kind {
 };
 
 #define LAYER_MAX_INPUTS 8
+/* Initializer slots of a layer config: its weights, in Keras order. */
+#define LAYER_INIT_SLOTS 4
 
 /* One layer as Keras configures it (the "config" object of model.to_json()). */
 struct layer_config {
@@ -113,6 +116,12 @@ struct layer_config {
      * Add and Concatenate take 2 or more). */
     int n_inputs;
     int inputs[LAYER_MAX_INPUTS];
+    bool frozen;                     /* Keras trainable=False: no weight is trained, and a
+                                        BatchNormalization runs in inference mode */
+    struct initializer init[LAYER_INIT_SLOTS]; /* one per weight in Keras order: Conv2D and
+                                                  Dense (kernel, bias), BatchNormalization
+                                                  (gamma, beta, moving_mean, moving_variance);
+                                                  INIT_DEFAULT (zeroed) is Keras' default */
 };
 
 /* A layer's dilation on axis 0 (rows) or 1 (columns) and its groups; 0
@@ -148,10 +157,11 @@ const char *layer_kind_class_name(enum layer_kind kind);
 const char *activation_kind_name(enum activation_kind a);
 /* The activation called name; 0 or -EINVAL. */
 int activation_kind_from_name(const char *name, enum activation_kind *ret);
+/* The Keras name of the weight in initializer slot `slot` of a layer of
+ * kind ("kernel", "bias", "gamma", ...), or NULL when it has none. */
+const char *layer_init_slot_name(enum layer_kind kind, int slot);
 /* A layer of `kind` with Keras' defaults; fields that do not apply are zero. */
 void layer_config_init(struct layer_config *l, enum layer_kind kind);
-/* The initializers the engine implements (Keras' defaults for each weight). */
-enum init_kind { INIT_GLOROT_UNIFORM, INIT_ZEROS, INIT_ONES };
 /* Keras' automatic name of the count-th layer of a kind: conv2d, conv2d_1, ... */
 void layer_auto_name(char *buf, size_t size, enum layer_kind kind, int count);
 /* The number of inputs of layer i and its k-th input: an index of an earlier
@@ -163,10 +173,10 @@ int model_spec_input(const struct model_spec *spec, int i, int k);
 
 /* Output shape (H, W, C) of every layer for spec->input_shape, as TF computes
  * it: Conv2D/pooling "same" out = ceil(in / stride), "valid" out =
- * floor((in - k) / stride) + 1; Flatten and Dense give (1, 1, features).
- * ret_out_shapes is (n_layers, 3), written only on success.  Errors (a size
- * that becomes < 1, Dense on a 4-D input without a Flatten before it, Conv2D
- * or pooling after Flatten, sizes beyond the MODEL_SPEC_* limits) name the
+ * floor((in - k) / stride) + 1; Flatten gives (1, 1, features), Dense
+ * (H, W, units) (on the last axis, as Keras).  ret_out_shapes is (n_layers,
+ * 3), written only on success.  Errors (a size that becomes < 1, Conv2D or
+ * pooling after Flatten, sizes beyond the MODEL_SPEC_* limits) name the
  * layer as "/config/layers/<i + 1>", its index in model_spec_to_json()'s
  * output, whose layer 0 is the InputLayer. */
 int model_spec_infer_shapes(const struct model_spec *spec, int (*ret_out_shapes)[3],

@@ -527,6 +527,9 @@ static int be_health(void *ctx, char **ret_json, bool *ret_ready)
     ok &= cJSON_AddStringToObject(o, "version", TRAIND_VERSION) != NULL;
     ok &= cJSON_AddStringToObject(o, "kernels", kernels_name(kernels_active())) != NULL;
     ok &= cJSON_AddNumberToObject(o, "workers", js->cfg.workers) != NULL;
+    cJSON *mpi = cJSON_AddObjectToObject(o, "mpi");
+    ok &= mpi && cJSON_AddNumberToObject(mpi, "world_size",
+                                         js->cfg.coll ? js->cfg.coll->size : 1) != NULL;
     cJSON *jobs = cJSON_AddObjectToObject(o, "jobs");
     for (int s = 0; s < JOB_STATE_COUNT; s++)
         ok &= cJSON_AddNumberToObject(jobs, job_state_name((enum job_state)s), counts[s]) != NULL;
@@ -535,6 +538,43 @@ static int be_health(void *ctx, char **ret_json, bool *ret_ready)
         return -ENOMEM;
     *ret_json = out;
     *ret_ready = ready;
+    return 0;
+}
+
+/* Appends the running jobs' ranks and collective time per step (jobs
+ * trained over several MPI ranks only) to *out (len of cap bytes used). */
+static int prometheus_mpi_jobs(struct jobs *js, char **out, size_t *cap, size_t *len)
+{
+    static const char *const head =
+        "# HELP traind_job_collective_seconds_per_step Time in MPI collectives per training "
+        "step of running jobs trained over several ranks.\n"
+        "# TYPE traind_job_collective_seconds_per_step gauge\n";
+    bool any = false;
+    pthread_mutex_lock(&js->mu);
+    for (struct job *j = js->list; j; j = j->next) {
+        pthread_mutex_lock(&j->mu);
+        bool show = j->state == JOB_STATE_RUNNING && j->mpi.ranks > 1;
+        int ranks = j->mpi.ranks;
+        double per = j->mpi.collective_seconds_per_step;
+        pthread_mutex_unlock(&j->mu);
+        if (!show)
+            continue;
+        if (*cap - *len < 512) {
+            char *o = realloc(*out, *cap * 2);
+            if (!o) {
+                pthread_mutex_unlock(&js->mu);
+                return -ENOMEM;
+            }
+            *out = o;
+            *cap *= 2;
+        }
+        *len += (size_t)snprintf(*out + *len, *cap - *len,
+                                 "%straind_job_collective_seconds_per_step{job=\"%s\",ranks=\"%d\"} "
+                                 "%.6f\n",
+                                 any ? "" : head, j->id, ranks, per);
+        any = true;
+    }
+    pthread_mutex_unlock(&js->mu);
     return 0;
 }
 
@@ -564,9 +604,13 @@ static int be_prometheus(void *ctx, char **ret_text)
         "# HELP traind_checkpoints_written_total Weight files written since start.\n"
         "# TYPE traind_checkpoints_written_total counter\n"
         "traind_checkpoints_written_total %" PRIu64 "\n"
+        "# HELP traind_mpi_world_size Processes of the MPI world (1 without mpirun).\n"
+        "# TYPE traind_mpi_world_size gauge\n"
+        "traind_mpi_world_size %d\n"
         "# HELP traind_images_per_second Training throughput of running jobs.\n"
         "# TYPE traind_images_per_second gauge\n",
-        (uint64_t)atomic_load(&js->epochs_total), (uint64_t)atomic_load(&js->checkpoints_total));
+        (uint64_t)atomic_load(&js->epochs_total), (uint64_t)atomic_load(&js->checkpoints_total),
+        js->cfg.coll ? js->cfg.coll->size : 1);
     pthread_mutex_lock(&js->mu);
     for (struct job *j = js->list; j; j = j->next) {
         pthread_mutex_lock(&j->mu);
@@ -587,8 +631,14 @@ static int be_prometheus(void *ctx, char **ret_text)
         }
         len += (size_t)snprintf(out + len, cap - len, "traind_images_per_second{job=\"%s\"} %.3f\n",
                                 j->id, ips);
+
     }
     pthread_mutex_unlock(&js->mu);
+    int r = prometheus_mpi_jobs(js, &out, &cap, &len);
+    if (r < 0) {
+        free(out);
+        return r;
+    }
     *ret_text = out;
     return 0;
 }

@@ -16,6 +16,7 @@
 #include "job_spec.h"
 #include "log.h"
 #include "progress.h"
+#include "mpi_comm.h"
 #include "signals.h"
 #include "job_runner.h"
 
@@ -113,7 +114,8 @@ int run_command(const struct config *cfg, const char *job_path, const char *dir)
         return 2;
     }
     struct runner_env env = {
-        .datasets = cfg->datasets, .n_datasets = cfg->n_datasets, .threads = cfg->threads};
+        .datasets = cfg->datasets, .n_datasets = cfg->n_datasets, .threads = cfg->threads,
+        .coll = mpi_comm_world()};
     struct runner_dataset file_ds;
     if (!spec.dataset_file[0] && !runner_find_dataset(&env, spec.dataset)) {
         log_error("%s: /dataset: unknown dataset '%s'", job_path, spec.dataset);

@@ -105,6 +105,8 @@ int config_set(struct config *cfg, const char *key, const char *value, struct di
     }
     if (strcmp(key, "token_file") == 0)
         return set_string(cfg->token_file, sizeof(cfg->token_file), key, value, d);
+    if (strcmp(key, "cors_allow_origins") == 0)
+        return cors_origins_parse(&cfg->cors, value, d);
     if (strcmp(key, "tls_cert_file") == 0)
         return set_string(cfg->tls_cert_file, sizeof(cfg->tls_cert_file), key, value, d);
     if (strcmp(key, "tls_key_file") == 0)

@@ -37,6 +37,7 @@ struct config {
     unsigned heartbeat_interval;      /* seconds between SSE heartbeats: 15 */
     unsigned max_queued_jobs;         /* queued jobs before submit answers 503: 1000 */
     unsigned stream_max_backlog;      /* events a subscriber may lag before it is dropped: 100000 */
+    struct cors_origins cors;         /* cors_allow_origins: exact origins, none by default */
     int n_datasets;
     struct runner_dataset datasets[CONFIG_MAX_DATASETS];
 };

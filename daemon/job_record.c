@@ -307,6 +307,15 @@ static void apply_checkpoint(struct job *j, const cJSON *obj, uint64_t seq)
     }
 }
 
+static void apply_mpi(struct job *j, const cJSON *obj)
+{
+    int ranks = (int)num(obj, "ranks", 0);
+    if (ranks > 1) {
+        j->mpi.ranks = ranks;
+        j->mpi.collective_seconds_per_step = num(obj, "collective_seconds_per_step", 0);
+    }
+}
+
 void job_apply_event(struct job *j, const char *type, const cJSON *obj)
 {
     j->version++;
@@ -333,8 +342,10 @@ void job_apply_event(struct job *j, const char *type, const cJSON *obj)
         j->progress.batches = (int)num(obj, "batches", j->progress.batches);
         j->progress.images_per_s = num(obj, "images_per_s", j->progress.images_per_s);
         update_eta(j);
+        apply_mpi(j, obj);
     } else if (strcmp(type, "epoch_end") == 0) {
         apply_epoch_end(j, obj);
+        apply_mpi(j, obj);
     } else if (strcmp(type, "checkpoint") == 0) {
         apply_checkpoint(j, obj, seq);
     }
@@ -610,6 +621,12 @@ cJSON *job_to_json(const struct job *j, bool full)
     ok &= cJSON_AddStringToObject(o, "model", j->spec.model[0] ? j->spec.model : "custom") != NULL;
     ok &= add_lifecycle(o, j);
     ok &= cjson_add(o, "progress", progress_json(j));
+    if (j->mpi.ranks > 1) {
+        cJSON *mpi = cJSON_AddObjectToObject(o, "mpi");
+        ok &= mpi && cJSON_AddNumberToObject(mpi, "ranks", j->mpi.ranks) != NULL;
+        ok &= mpi && cJSON_AddNumberToObject(mpi, "collective_seconds_per_step",
+                                             j->mpi.collective_seconds_per_step) != NULL;
+    }
     if (!full)
         return cjson_checked(o, ok);
     /* the normalised spec is already JSON text: splice it in unparsed */

@@ -80,6 +80,10 @@ struct job {
         int epoch, epochs, batch, batches;
         double images_per_s, eta_s;
     } progress;                    /* (mu) */
+    struct {
+        int ranks;                 /* 0: one process */
+        double collective_seconds_per_step;
+    } mpi;                         /* (mu) from progress and epoch_end events */
     struct job_event *events;      /* (mu) persisted events, seq ascending */
     int n_events, cap_events;
     struct job_event recent[JOB_RECENT_PROGRESS]; /* (mu) ring of progress events */

@@ -107,6 +107,7 @@ int jobs_open(struct jobs **ret, const struct jobs_config *cfg, struct diag *d)
     js->env.datasets = cfg->datasets;
     js->env.n_datasets = cfg->n_datasets;
     js->env.threads = cfg->threads;
+    js->env.coll = cfg->coll;
     if (cfg->registry) {
         js->env.resolve_dataset = datasets_resolve;
         js->env.resolve_ctx = cfg->registry;

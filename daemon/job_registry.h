@@ -32,6 +32,7 @@ struct jobs_config {
     unsigned max_queued;
     struct datasets *registry;            /* uploaded data sets (NULL: configured ones only) */
     unsigned max_predict_images;          /* per predict request */
+    struct collective *coll;              /* NULL, or the MPI world (mpi_comm.h) */
 };
 
 struct jobs;

@@ -133,7 +133,7 @@ int runner_load_split(struct dataset *ret, const struct runner_dataset *ds, cons
 
 /* Training data: the train split, limited; validation: validation_split of it
  * (Keras: the last fraction, before shuffling) or the test split, limited. */
-static int load_data(const struct job_spec *spec, const struct runner_env *env,
+int runner_load_data(const struct job_spec *spec, const struct runner_env *env,
                      struct dataset *train, struct dataset *val, struct diag *d)
 {
     struct runner_dataset found;
@@ -263,7 +263,7 @@ int runner_set_head(struct model *m, const struct job_spec *spec, struct diag *d
     return r;
 }
 
-static int build_model(struct runner *r, const struct dataset *train,
+int runner_build_model(struct runner *r, const struct dataset *train,
                        const struct runner_env *env, struct diag *d)
 {
     const struct job_spec *spec = r->spec;
@@ -425,6 +425,20 @@ static void policy_on_batch_end(struct runner *r, int i, const struct fit_progre
 
 /* --- fit callbacks ---------------------------------------------------------------- */
 
+/* With several ranks: "ranks" and "collective_seconds_per_step" (time in
+ * the collectives of core/collective.h over the steps of this run). */
+static bool add_mpi_fields(struct runner *r, cJSON *o, const struct fit_progress *p)
+{
+    const struct collective *c = r->m ? r->m->coll : NULL;
+    if (!collective_active(c))
+        return true;
+    int64_t steps = p->iterations - r->coll_it0;
+    double per = steps > 0 ? (c->seconds - r->coll_s0) / (double)steps : 0;
+    bool ok = cJSON_AddNumberToObject(o, "ranks", c->size) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "collective_seconds_per_step", round(per * 1e6) / 1e6) != NULL;
+    return ok;
+}
+
 /* The "progress" event: position, speed, ETA and the epoch's running logs
  * (loss and metrics so far), at most every RUNNER_PROGRESS_INTERVAL. */
 static void emit_progress(struct runner *r, const struct fit_progress *p, const struct logs *logs)
@@ -442,6 +456,7 @@ static void emit_progress(struct runner *r, const struct fit_progress *p, const 
     ok &= cJSON_AddNumberToObject(o, "eta_s", round(eta * 10) / 10) != NULL;
     ok &= cJSON_AddNumberToObject(o, "seconds", round(p->epoch_seconds * 1000) / 1000) != NULL;
     ok &= cjson_add(o, "logs", logs_json(logs)); /* running means, for a live bar */
+    ok &= add_mpi_fields(r, o, p);
     runner_emit(r, "progress", cjson_checked(o, ok), false);
 }
 
@@ -470,6 +485,7 @@ static int progress_epoch_end(void *ctx, const struct fit_progress *p, const str
     ok &= cjson_add(o, "logs", logs_json(logs));
     ok &= cJSON_AddNumberToObject(o, "lr", p->lr) != NULL;
     ok &= cJSON_AddNumberToObject(o, "seconds", p->epoch_seconds) != NULL;
+    ok &= add_mpi_fields(r, o, p);
     runner_emit(r, "epoch_end", cjson_checked(o, ok), true);
     return 0;
 }
@@ -589,8 +605,8 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
         close(job_fd);
     }
     fsutil_remove_temp_files(r->ckpt_dirfd, TEMPLATE_MAX_COMPONENTS, NULL, NULL);
-    if ((ret = load_data(spec, env, &train, &val, d)) < 0 ||
-        (ret = build_model(r, &train, env, d)) < 0)
+    if ((ret = runner_load_data(spec, env, &train, &val, d)) < 0 ||
+        (ret = runner_build_model(r, &train, env, d)) < 0)
         goto out;
     for (int i = 0; i < r->n_policies; i++)
         ckpt_state_init(&r->policies[i], &spec->checkpoints[i]);
@@ -624,6 +640,13 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
     r->in_batch = 0; /* the next epoch-end state is at a boundary again */
     struct fit_callbacks cb;
     cb_list_bind(&r->list, &cb);
+    if (collective_active(env ? env->coll : NULL) &&
+        (ret = runner_distribute(r, env, &train, &val, &o, d)) < 0)
+        goto out;
+    if (r->m->coll) {
+        r->coll_s0 = r->m->coll->seconds;
+        r->coll_it0 = r->opt->iterations;
+    }
     r->last_progress = monotonic_seconds();
     memset(&r->err, 0, sizeof(r->err));
     ret = fit(r->m, r->opt, &train, &val, &o, &cb, stop, d);

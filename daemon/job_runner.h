@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "collective.h"
 #include "diag.h"
 #include "job_spec.h"
 
@@ -36,7 +37,20 @@ struct runner_env {
     int (*resolve_dataset)(void *ctx, const char *name, struct runner_dataset *ret);
     void *resolve_ctx;
     int threads;          /* compute threads when the spec says 0 */
+    /* NULL, or the MPI world when this is rank 0 of several (mpi_comm.h):
+     * every job then trains over all ranks (job_distribute.c). */
+    struct collective *coll;
+    /* A rank other than 0: the folder where data sets that rank 0 sends
+     * (uploaded ones, or `traind run`'s dataset.file) are kept, named by
+     * their SHA-256 (job_distribute.c); created when first needed. */
+    const char *rank_cache_dir;
 };
+
+/* A rank other than 0: take part in the job rank 0 posted (msg, from
+ * mpi_comm_wait) until its fit() ends on every rank.  0, or a negative errno
+ * with d filled (the other ranks fail the same step). */
+int runner_worker_job(const char *msg, size_t len, const struct runner_env *env,
+                      struct diag *d);
 
 /* Event sink, called on the job's thread.  type is one of DESIGN.md's event
  * types; data_json is the event's JSON object (without seq/time, which the

@@ -11,6 +11,9 @@
 #include <stdint.h>
 
 #include "checkpoint.h"
+#include "collective.h"
+#include "data.h"
+#include "fit.h"
 #include "cjson_add.h"
 #include "diag.h"
 #include "fsutil.h"
@@ -50,11 +53,32 @@ struct runner {
     double in_loss_sum;
     double in_metric_sum;
     long in_seen;
+    /* With several ranks: the collective's seconds and the iterations when
+     * fit() began (collective time per step in the events). */
+    double coll_s0;
+    int64_t coll_it0;
 };
 
 /* --- job_runner.c */
 /* Hand obj (consumed; NULL is ignored) to the sink as an event. */
 void runner_emit(struct runner *r, const char *type, cJSON *obj, bool persist);
+/* The job's data sets (train, and val: the validation split or the test
+ * split) from env. */
+int runner_load_data(const struct job_spec *spec, const struct runner_env *env,
+                     struct dataset *train, struct dataset *val, struct diag *d);
+/* r->m (seeded weights) and r->opt for r->spec and the data set train. */
+int runner_build_model(struct runner *r, const struct dataset *train,
+                       const struct runner_env *env, struct diag *d);
+
+/* --- job_distribute.c */
+/* Rank 0, before fit(): posts the job to the other ranks of env->coll
+ * (mpi_comm.c), sends its data set file to the ranks that do not have it
+ * cached when it is not a configured one, checks that every rank set the job
+ * up and holds the same data, sends the starting weights, optimizer state and
+ * position, and sets r->m->coll. */
+int runner_distribute(struct runner *r, const struct runner_env *env,
+                      const struct dataset *train, const struct dataset *val,
+                      const struct fit_options *o, struct diag *d);
 
 /* --- resume_state.c */
 /* The state JSON written into resume.h5 (malloc'ed; NULL: out of memory). */

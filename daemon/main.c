@@ -3,6 +3,7 @@
  * sd_notify readiness and watchdog; `traind run JOB.json` is cmd_run.c. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +20,8 @@
 #include "job_registry.h"
 #include "kernels.h"
 #include "log.h"
+#include "mpi_comm.h"
+#include "mpi_worker.h"
 #include "server.h"
 #include "signals.h"
 #include "tokens.h"
@@ -179,7 +182,13 @@ static int serve(const struct config *cfg)
         .datasets = cfg->datasets,
         .n_datasets = cfg->n_datasets,
         .max_queued = cfg->max_queued_jobs,
+        .coll = mpi_comm_world(),
     };
+    if (jc.coll && jc.workers > 1) {
+        log_info("%d MPI ranks: one job at a time over all of them (workers = %d ignored)",
+                 jc.coll->size, jc.workers);
+        jc.workers = 1;
+    }
     if (jobs_open(&js, &jc, &d) < 0) {
         log_error("%s", d.message);
         goto out;
@@ -202,6 +211,7 @@ static int serve(const struct config *cfg)
         .connection_memory_limit = cfg->connection_memory_limit,
         .heartbeat_s = cfg->heartbeat_interval,
         .stream_max_backlog = cfg->stream_max_backlog,
+        .cors = &cfg->cors,
         .log = server_log,
     };
     if (api_server_start(&srv, &sc, &be, &d) < 0) {
@@ -273,10 +283,31 @@ out:
     return status;
 }
 
+static int traind_main(int argc, char **argv);
+
+/* Under mpirun (built with -Dmpi), rank 0 is the daemon (or `traind run`)
+ * and trains every job over all ranks; the other ranks run mpi_worker.c's
+ * loop with the same command line.  Rank 0 tells them to stop when it
+ * leaves. */
 int main(int argc, char **argv)
 {
     if (cmd_client_wanted(argc, argv))
         return cmd_client_main(argc, argv);
+    int r = mpi_comm_init(&argc, &argv);
+    if (r < 0) {
+        log_init();
+        log_error("MPI_Init failed: %s", strerror(-r));
+        return 1;
+    }
+    int status = traind_main(argc, argv);
+    if (mpi_comm_rank() == 0)
+        mpi_comm_post(NULL, 0);
+    mpi_comm_finalize();
+    return status;
+}
+
+static int traind_main(int argc, char **argv)
+{
     log_init();
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -336,6 +367,21 @@ int main(int argc, char **argv)
         config_check(&cfg, &d) < 0) {
         log_error("%s", d.message);
         return 1;
+    }
+    if (mpi_comm_rank() != 0) {
+        /* data sets from rank 0: beside `traind run`'s folder, or in the
+         * state dir (on rank 0's machine too: the names never meet) */
+        char cache[PATH_MAX];
+        size_t len = strlen(run_mode ? dir : cfg.state_dir);
+        const char *base = run_mode ? dir : cfg.state_dir;
+        while (len > 1 && base[len - 1] == '/')
+            len--;
+        if (snprintf(cache, sizeof(cache), "%.*s%s", (int)len, base,
+                     run_mode ? "-mpi-cache" : "/mpi-cache") >= (int)sizeof(cache)) {
+            log_error("%s: path too long", base);
+            return 1;
+        }
+        return mpi_worker_main(&cfg, cache);
     }
     if (run_mode)
         return run_command(&cfg, argv[optind], dir);

@@ -12,6 +12,10 @@ pkgs=(
     python3 python3-pytest python3-h5py python3-numpy
     libarchive-dev libpng-dev libjpeg62-turbo-dev python3-pil
     curl wrk dataset-fashion-mnist man-db openssl
+    openmpi-bin libopenmpi-dev
+    libjs-chart.js
+    python3-jsonschema nodejs
+    chromium chromium-driver python3-selenium
 )
 # qemu-user: tests run the binary on an emulated baseline x86-64 CPU (no AVX)
 if [ "$(uname -m)" = x86_64 ]; then
@@ -19,6 +23,11 @@ if [ "$(uname -m)" = x86_64 ]; then
 fi
 if [ "${TRAIND_WITH_TORCH:-0}" = 1 ]; then
     pkgs+=(python3-torch)
+fi
+# npm (for the OpenAPI validator the tests install): Debian's package, unless
+# the nodejs already installed brings its own npm.
+if ! command -v npm >/dev/null 2>&1; then
+    pkgs+=(npm)
 fi
 if [ "${1:-}" = --if-missing ]; then
     missing=()

@@ -16,7 +16,8 @@
 static bool route_has_id(enum api_route route)
 {
     return route != API_ROUTE_JOBS && route != API_ROUTE_DATASETS && route != API_ROUTE_MODELS &&
-           route != API_ROUTE_HEALTH && route != API_ROUTE_PROMETHEUS;
+           route != API_ROUTE_HEALTH && route != API_ROUTE_PROMETHEUS &&
+           route != API_ROUTE_OPENAPI && route != API_ROUTE_STATIC;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -27,7 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *method = fuzz_strndup(line, line_len);
     enum api_method m = api_method_parse(method);
     FUZZ_CHECK(m == API_METHOD_GET || m == API_METHOD_HEAD || m == API_METHOD_POST ||
-               m == API_METHOD_DELETE || m == API_METHOD_OTHER);
+               m == API_METHOD_DELETE || m == API_METHOD_PUT || m == API_METHOD_OPTIONS ||
+               m == API_METHOD_OTHER);
     free(method);
 
     char *raw = fuzz_memdup(data, size);
@@ -40,7 +42,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(d.message[0] != '\0');
         return 0;
     }
-    FUZZ_CHECK(p.route >= API_ROUTE_JOBS && p.route <= API_ROUTE_PROMETHEUS);
+    FUZZ_CHECK(p.route >= API_ROUTE_JOBS && p.route <= API_ROUTE_STATIC);
+    if (p.route == API_ROUTE_STATIC)
+        FUZZ_CHECK(p.n_components == 1 &&
+                   (p.components[0][0] == '\0' || api_component_valid(p.components[0])));
     unsigned methods = api_route_methods(p.route);
     FUZZ_CHECK((methods & API_METHOD_GET) != 0 || methods == API_METHOD_POST);
     char allow[64];
@@ -57,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(strcmp(p.components[i], ".") != 0 && strcmp(p.components[i], "..") != 0);
             FUZZ_CHECK(strchr(p.components[i], '/') == NULL);
         }
-    } else {
+    } else if (p.route != API_ROUTE_STATIC) {
         FUZZ_CHECK(p.n_components == 0);
     }
     return 0;

@@ -1,6 +1,9 @@
 # conftest.py - fixtures for the HTTP integration tests: start the real
 # traind on a free loopback port with a temp state dir and config, talk to it
-# with Python's standard library, stop it at teardown.
+# with Python's standard library, stop it at teardown.  Every response the
+# Client sees is checked against docs/openapi.json (its status must be
+# documented for the route, a JSON body must match the schema, and so must
+# every streamed event), so the document cannot drift from the server.
 #
 # The binary is $TRAIND_BIN (set by tests/integration/meson.build), else
 # build-it/daemon/traind in the source tree.  Everything waits for
@@ -21,6 +24,9 @@ import time
 import urllib.error
 import urllib.request
 
+import re
+
+import jsonschema
 import pytest
 
 SRC_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -98,6 +104,82 @@ def write_cifar10(folder, per_batch=10000, n_test=10000, seed=7):
     return folder
 
 
+# --- the OpenAPI document as the contract of every response -----------------
+
+OPENAPI_PATH = os.path.join(SRC_ROOT, "docs", "openapi.json")
+_OPENAPI = None
+
+
+def openapi_doc():
+    global _OPENAPI
+    if _OPENAPI is None:
+        with open(OPENAPI_PATH, encoding="utf-8") as f:
+            doc = json.load(f)
+        routes = []
+        for template in doc["paths"]:
+            rx = re.escape(template)
+            rx = rx.replace(re.escape("{path}"), "(?P<path>.+)")
+            rx = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", rx)
+            routes.append((re.compile(rx + r"\Z"), template))
+        _OPENAPI = (doc, routes)
+    return _OPENAPI
+
+
+def openapi_validate(instance, schema, what):
+    """Validate instance against a schema of the document (refs resolve in it)."""
+    doc, _ = openapi_doc()
+    resolver = jsonschema.RefResolver(base_uri="", referrer=doc)
+    validator = jsonschema.Draft202012Validator(schema, resolver=resolver,
+                                                format_checker=jsonschema.FormatChecker())
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        raise AssertionError(f"{what}: does not match docs/openapi.json: {e.message} "
+                             f"at {'/'.join(map(str, e.absolute_path))} "
+                             f"(schema {'/'.join(map(str, e.absolute_schema_path))})")
+
+
+def _deref(doc, obj):
+    while isinstance(obj, dict) and "$ref" in obj:
+        node = doc
+        for part in obj["$ref"].lstrip("#/").split("/"):
+            node = node[part.replace("~1", "/").replace("~0", "~")]
+        obj = node
+    return obj
+
+
+def openapi_check_response(method, path, status, headers, body):
+    """Assert that the document describes this response."""
+    doc, routes = openapi_doc()
+    path = path.split("?", 1)[0].split("#", 1)[0]
+    what = f"{method} {path} -> {status}"
+    ctype = (headers.get("Content-Type") or "").split(";")[0].strip()
+    is_json = ctype == "application/json" and body
+    template = next((t for rx, t in routes if rx.match(path)), None)
+    item = doc["paths"].get(template, {}) if template else {}
+    op = item.get(method.lower()) or (item.get("get") if method == "HEAD" else None)
+    if op is None:
+        # no such route or method: the server's plain errors, and the answers
+        # given before any route is looked at (414, 431, 505)
+        assert status in (400, 404, 405, 414, 431, 505), f"{what}: not a documented route or method"
+        if is_json:
+            openapi_validate(json.loads(body), {"$ref": "#/components/schemas/Error"}, what)
+        return
+    spec = op["responses"].get(str(status)) or op["responses"].get("default")
+    assert spec is not None, f"{what}: status {status} is not documented for {method} {template}"
+    spec = _deref(doc, spec)
+    if not is_json or method == "HEAD":
+        return
+    content = spec.get("content", {}).get("application/json")
+    assert content is not None, f"{what}: JSON body, but the document gives none for {status}"
+    openapi_validate(json.loads(body), content["schema"], what)
+
+
+def openapi_check_events(what, events):
+    for ev in events:
+        openapi_validate(ev, {"$ref": "#/components/schemas/Event"}, f"{what} event {ev.get('seq')}")
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status = status
@@ -133,10 +215,12 @@ class Client:
         req = urllib.request.Request(self.base + path, data=body, headers=hdrs, method=method)
         try:
             with self.opener.open(req, timeout=timeout) as r:
-                return Response(r.status, r.headers, r.read())
+                resp = Response(r.status, r.headers, r.read())
         except urllib.error.HTTPError as e:
             with e:
-                return Response(e.code, e.headers, e.read())
+                resp = Response(e.code, e.headers, e.read())
+        openapi_check_response(method, path, resp.status, resp.headers, resp.body)
+        return resp
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
@@ -161,7 +245,10 @@ class Client:
                 conn.putheader("Content-Length", str(len(body)))
             conn.endheaders(body)
             r = conn.getresponse()
-            return Response(r.status, r.headers, r.read())
+            resp = Response(r.status, r.headers, r.read())
+            openapi_check_response(method, path.decode("latin-1") if isinstance(path, bytes) else path,
+                                   resp.status, resp.headers, resp.body)
+            return resp
         finally:
             conn.close()
 
@@ -212,8 +299,12 @@ class Client:
         r = self.get(f"/v1/jobs/{job_id}/events{query}", headers=hdrs, timeout=timeout)
         assert r.status == 200, r
         if ndjson:
-            return r, parse_ndjson(r.body)
-        return r, parse_sse(r.body)
+            parsed = parse_ndjson(r.body)
+            openapi_check_events(f"/v1/jobs/{job_id}/events", parsed)
+            return r, parsed
+        parsed = parse_sse(r.body)
+        openapi_check_events(f"/v1/jobs/{job_id}/events", [f["data"] for f in parsed])
+        return r, parsed
 
 
 def parse_sse(body):
@@ -306,8 +397,10 @@ def long_spec(**kw):
 class Daemon:
     """One traind process with its own config, state dir and port."""
 
-    def __init__(self, root, *, workers=1, threads=1, token=None, extra_config="", env=None):
+    def __init__(self, root, *, workers=1, threads=1, token=None, extra_config="", env=None,
+                 launcher=()):
         self.root = str(root)
+        self.launcher = list(launcher)  # e.g. mpirun and its options: traind runs under it
         os.makedirs(self.root, exist_ok=True)
         self.state_dir = os.path.join(self.root, "state")
         self.port = None
@@ -352,7 +445,7 @@ class Daemon:
         self.client = Client("127.0.0.1", self.port, self.token)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [traind_bin(), "--config", self.config_path,
+            [*self.launcher, traind_bin(), "--config", self.config_path,
              "--listen", f"127.0.0.1:{self.port}", "--state-dir", self.state_dir],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, close_fds=True,
             env={**os.environ, **self.env} if self.env else None)

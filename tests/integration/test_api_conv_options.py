@@ -153,8 +153,8 @@ def test_predict_equals_numpy(trained):
     (0, "strides", 2, "dilation_rate", "strides"),
     (1, "groups", 3, "groups", "must divide"),
     (2, "dilation_rate", [0, 1], "dilation_rate", "integer"),
-    (3, "pointwise_initializer", {"class_name": "Foo", "config": {}}, "pointwise_initializer",
-     ""),
+    (3, "pointwise_initializer", {"class_name": "Foo", "config": {}},
+     "pointwise_initializer/class_name", "GlorotUniform"),
 ])
 def test_bad_options_name_layer_and_key(module_traind, index, key, value, field, needle):
     m = copy.deepcopy(MODEL)

@@ -308,7 +308,8 @@ NOT_FOUND = [
     ("GET", "/v1/jobs/{id}/checkpoints/no-such-file.h5"),
     ("GET", "/v1/nothing"),
     ("GET", "/v2/jobs"),
-    ("GET", "/"),
+    ("GET", "/index.html"),  # the dashboard is / and /ui/{file}, nothing else
+    ("GET", "/ui/no-such-file.js"),
 ]
 
 

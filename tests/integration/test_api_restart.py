@@ -246,8 +246,10 @@ def wait_mid_epoch(c, jid, d, timeout=120):
 def test_kill9_mid_epoch_and_during_recovery(traind_factory):
     """kill -9 in the middle of an epoch, then again as soon as the restarted
     daemon answers (while it recovers the job), then after an epoch end:
-    the final files still equal an uninterrupted run's bit for bit."""
-    spec = tiny_spec(**RESUME_SPEC)
+    the final files still equal an uninterrupted run's bit for bit.  Epochs
+    of 160 steps last several progress intervals (0.25 s) even on a fast idle
+    machine, so a batch inside an epoch is seen before the job ends."""
+    spec = tiny_spec(**dict(RESUME_SPEC, steps_per_epoch=160))
     victim = traind_factory("victim")
     reference = traind_factory("reference")
     ref = reference.client.submit(spec)

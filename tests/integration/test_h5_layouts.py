@@ -67,15 +67,36 @@ def run(request, tmp_path_factory):
 
 # --- reference writer: the h5py calls Keras makes ---------------------------------
 
+HDF5_OBJECT_HEADER_LIMIT = 64512
+
+
+def save_attributes(group, name, data):
+    """tf.keras save_attributes_to_hdf5_group with its list stored as the numpy
+    array np.asarray(data): fixed-length byte strings ('S<longest>'), as
+    h5py 2 stored the list (tf.keras up to 2.4, Keras 2.0-2.3) and as every
+    version stores the parts of a list split over the header limit."""
+    data_npy = np.asarray(data)
+    num_chunks = 1
+    chunked = np.array_split(data_npy, num_chunks)
+    while any(x.nbytes > HDF5_OBJECT_HEADER_LIMIT for x in chunked):
+        num_chunks += 1
+        chunked = np.array_split(data_npy, num_chunks)
+    if num_chunks > 1:
+        for i, part in enumerate(chunked):
+            group.attrs["%s%d" % (name, i)] = part
+    else:
+        group.attrs[name] = data_npy
+
+
 def ref_weights_group(f, r):
     """tf.keras save_weights_to_hdf5_group."""
-    f.attrs["layer_names"] = [l["name"].encode("utf8") for l in r.meta["layers"]]
+    save_attributes(f, "layer_names", [l["name"].encode("utf8") for l in r.meta["layers"]])
     f.attrs["backend"] = "tensorflow".encode("utf8")
     f.attrs["keras_version"] = str(r.meta["keras_version"]).encode("utf8")
     for layer in sorted(r.meta["layers"], key=lambda l: l["name"]):
         g = f.create_group(layer["name"])
         names = [f"{layer['name']}/{w['name']}:0".encode("utf8") for w in layer["weights"]]
-        g.attrs["weight_names"] = names
+        save_attributes(g, "weight_names", names)
         for name, w in zip(names, layer["weights"]):
             val = r.weights[(layer["name"], w["name"])]
             ds = g.create_dataset(name, val.shape, dtype=val.dtype)
@@ -99,7 +120,7 @@ def ref_model_file(f, r, model_config, training_config):
     ref_weights_group(f.create_group("model_weights"), r)
     og = f.create_group("optimizer_weights")
     names = [n.encode("utf8") for n in ref_optimizer_names(r)]
-    og.attrs["weight_names"] = names
+    save_attributes(og, "weight_names", names)
     values = [np.int64(r.meta["optimizer"]["iterations"])]
     for per in r.slots:
         values += [per[k] for k in r.trainable]
@@ -153,6 +174,8 @@ def describe_attr(obj, name):
         d["vlen"] = bool(t.is_variable_str())
         d["cset"] = t.get_cset()
         d["strpad"] = t.get_strpad()
+        if not t.is_variable_str():
+            d["size"] = t.get_size()
     else:
         d["size"] = t.get_size()
     return d
@@ -195,7 +218,7 @@ def test_tf_weights_file_is_keras_layout(run, tmp_path):
         ref_weights_group(f, run)
     assert_same_file(run.dir / "weights.h5", ref)
     with h5py.File(run.dir / "weights.h5", "r") as f:
-        names = [n for n in f.attrs["layer_names"]]
+        names = [n.decode("utf8") for n in f.attrs["layer_names"]]
         assert names == [l["name"] for l in run.meta["layers"]]
         assert f.attrs["backend"] == "tensorflow"
         for layer in run.meta["layers"]:
@@ -203,7 +226,7 @@ def test_tf_weights_file_is_keras_layout(run, tmp_path):
             if not layer["weights"]:
                 assert wn.dtype == np.float64 and wn.shape == (0,)
                 continue
-            assert list(wn) == [f"{layer['name']}/{w['name']}:0" for w in layer["weights"]]
+            assert [n.decode("utf8") for n in wn] == [f"{layer['name']}/{w['name']}:0" for w in layer["weights"]]
             for w, n in zip(layer["weights"], wn):
                 ds = f[layer["name"]][n]
                 assert ds.dtype == np.float32 and list(ds.shape) == w["shape"]
@@ -238,11 +261,39 @@ def test_tf_model_file_is_keras_layout(run, tmp_path):
     assert_same_file(path, ref)
     with h5py.File(path, "r") as f:
         og = f["optimizer_weights"]
-        names = list(og.attrs["weight_names"])
+        names = [n.decode("utf8") for n in og.attrs["weight_names"]]
         assert names == ref_optimizer_names(run)
         it = og[names[0]]
         assert it.shape == () and it.dtype == np.int64
         assert int(it[()]) == run.meta["optimizer"]["iterations"] == 3
+
+
+def test_name_lists_are_fixed_length_byte_strings(run):
+    """layer_names and weight_names are numpy 'S' arrays, one byte string per
+    name, as wide as the longest (HDF5: fixed-length, NUL-padded ASCII), so
+    that the loaders of Keras 2.0-2.3 (which call .decode() on each) read
+    them with h5py 3 too."""
+    def check(attrs, key, want):
+        a = attrs.get_id(key)
+        t = a.get_type()
+        assert t.get_class() == h5py.h5t.STRING and not t.is_variable_str(), key
+        assert t.get_strpad() == h5py.h5t.STR_NULLPAD and t.get_cset() == h5py.h5t.CSET_ASCII, key
+        v = attrs[key]
+        assert v.dtype.kind == "S" and v.dtype.itemsize == max(len(n.encode()) for n in want), key
+        assert t.get_size() == v.dtype.itemsize, key
+        assert [n.decode("utf8") for n in v] == want, key  # Keras 2.0-2.3 load_weights
+
+    for path, root in [("weights.h5", "/"), ("model.hdf5", "model_weights"),
+                       ("resume.h5", "model_weights")]:
+        with h5py.File(run.dir / path, "r") as f:
+            g = f[root]
+            check(g.attrs, "layer_names", [l["name"] for l in run.meta["layers"]])
+            for layer in run.meta["layers"]:
+                if layer["weights"]:
+                    check(g[layer["name"]].attrs, "weight_names",
+                          [f"{layer['name']}/{w['name']}:0" for w in layer["weights"]])
+            if root != "/":
+                check(f["optimizer_weights"].attrs, "weight_names", ref_optimizer_names(run))
 
 
 def test_keras3_weights_file_is_keras_layout(run, tmp_path):

@@ -60,3 +60,25 @@ def test_unit_keys():
     for key in ("Type=notify", "WatchdogSec=", "DynamicUser=yes", "StateDirectory=traind",
                 "UMask=0077", "ProtectSystem=strict", "NoNewPrivileges=yes"):
         assert key in text, key
+
+
+def test_mpi_unit_verifies(analyze, tmp_path):
+    """systemd/traind-mpi.service (mpirun as the main process): verify accepts
+    it with the binaries pointed at this machine's (and the user at root, as
+    its traind user need not exist here); it restarts on failure, as a dead
+    rank ends the MPI world."""
+    traind = os.environ.get("TRAIND_BIN")
+    mpirun = shutil.which("mpirun")
+    if mpirun is None:
+        pytest.skip("mpirun is not installed (Debian package openmpi-bin)")
+    text = (ROOT / "systemd" / "traind-mpi.service").read_text()
+    for key in ("ExecStart=/usr/bin/mpirun ", "Restart=on-failure", "NotifyAccess=all",
+                "KillMode=control-group", "Type=notify"):
+        assert key in text, key
+    text = (text.replace("/usr/bin/mpirun", mpirun).replace("/usr/local/bin/traind", traind)
+            .replace("User=traind", "User=root").replace("Group=traind", "Group=root"))
+    unit = tmp_path / "traind-mpi.service"
+    unit.write_text(text)
+    p = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "traind-mpi.service" not in p.stderr, p.stderr

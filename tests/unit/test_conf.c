@@ -16,6 +16,7 @@ static void test_defaults(void)
     CHECK_INT_EQ(c.workers, 1);
     CHECK_INT_EQ(c.threads, 2);
     CHECK_STR_EQ(c.token_file, "");
+    CHECK_INT_EQ(c.cors.n, 0);
     CHECK_INT_EQ(c.n_datasets, 2);
     CHECK_STR_EQ(c.datasets[0].name, "fashion-mnist");
     CHECK_STR_EQ(c.datasets[0].path, "/usr/share/datasets/fashion-mnist");
@@ -48,6 +49,7 @@ static void test_values(void)
                                 "max_body_bytes = 2M\n"
                                 "connection_memory_limit = 32k\n"
                                 "token_file = /etc/traind/token\n"
+                                "cors_allow_origins = http://127.0.0.1:8080, https://d.example\n"
                                 "[dataset.mnist]\n"
                                 "format = idx\n"
                                 "path = /data/mnist\n"
@@ -60,6 +62,8 @@ static void test_values(void)
     CHECK_INT_EQ(c.max_body_bytes, 2 * 1024 * 1024);
     CHECK_INT_EQ(c.connection_memory_limit, 32 * 1024);
     CHECK_STR_EQ(c.token_file, "/etc/traind/token");
+    CHECK_INT_EQ(c.cors.n, 2);
+    CHECK_STR_EQ(c.cors.origin[1], "https://d.example");
     CHECK_INT_EQ(c.n_datasets, 3);
     CHECK_STR_EQ(c.datasets[0].path, "/elsewhere");
     CHECK_STR_EQ(c.datasets[2].name, "mnist");
@@ -90,6 +94,8 @@ static void test_errors(void)
         {"[dataset.x]\ncolour = red\n", "colour"},
         {"[dataset.a/b]\nformat = idx\n", "dataset.a/b"},
         {"just words\n", "line 1"},
+        {"[traind]\ncors_allow_origins = *\n", "line 2: cors_allow_origins"},
+        {"[traind]\ncors_allow_origins = http://a.example/x\n", "http://a.example/x"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct config c;

@@ -15,10 +15,16 @@
  * Tolerance: |x - ref| <= 1e-5 * scale, scale = the same computation on
  * |inp|, |weight|, |dout| (and |bias|, |initial dweight|): 1e-5 relative to
  * the sum of the magnitudes of the terms, which no summation order's float
- * rounding can exceed at these sizes and which cancellation cannot shrink. */
+ * rounding can exceed at these sizes and which cancellation cannot shrink.
+ * Where the engine runs Winograd (3x3 stride 1, 16+ channels here: forward and
+ * the flipped-kernel dinp) the scale is conv2d_winograd_scale_ref's instead,
+ * the same algorithm on magnitudes, which bounds its error by gamma(C + 11)
+ * (conv2d_ref.h), below 1e-5 for these channel counts; test_winograd.c
+ * covers that algorithm in detail. */
 #include <stdlib.h>
 
 #include "conv2d_ref.h"
+#include "conv2d_winograd.h"
 #include "kernels.h"
 #include "rng.h"
 #include "test.h"
@@ -96,6 +102,8 @@ static void run_case(const struct conv_case *cc, const char *path)
     conv2d_forward(out, scratch, inp, w, bias, ACTIVATION_KIND_RELU, cc->n, &g);
     conv2d_forward_ref(ref, inp, w, bias, ACTIVATION_KIND_RELU, cc->n, &g);
     conv2d_forward_ref(scale, ainp, aw, abias, ACTIVATION_KIND_LINEAR, cc->n, &g);
+    if (conv2d_winograd_pays(&g))
+        conv2d_winograd_scale_ref(scale, inp, w, bias, cc->n, &g);
     compare(out, ref, scale, nout, "forward", label);
 
     /* backward references: dinp, dweight += , dbias += */
@@ -107,6 +115,17 @@ static void run_case(const struct conv_case *cc, const char *path)
     const bool general = conv2d_geom_general(&g); /* no flipped-kernel path */
     if (!general)
         conv2d_flip_weight(wflip, w, &g);
+    /* the flipped-kernel dinp is a stride-1 conv of dout: pads kh - 1 - pad */
+    float *wdinp = NULL;
+    if (cc->s == 1 && cc->kh == 3 && !general) {
+        struct conv2d_geom t;
+        int pt = 2 - g.pad_top, pl = 2 - g.pad_left;
+        int pb = g.h - g.oh + 2 - pt, pr = g.w - g.ow + 2 - pl;
+        conv2d_geom_init_pads(&t, g.oh, g.ow, g.k, g.c, 3, 3, 1, 1, pt, pb, pl, pr);
+        CHECK(t.oh == g.h && t.ow == g.w);
+        if (conv2d_winograd_pays(&t) && (wdinp = malloc(nin * 4)))
+            conv2d_winograd_scale_ref(wdinp, dout, wflip, NULL, cc->n, &t);
+    }
     for (int variant = 0; variant < 3; variant++) {
         /* 0: dinp via the flipped kernel (stride 1; col2im otherwise),
          * 1: dinp via col2im, 2: no dinp */
@@ -123,13 +142,13 @@ static void run_case(const struct conv_case *cc, const char *path)
         compare(db, rdb, sdb, g.k, what, label);
         if (variant < 2) {
             snprintf(what, sizeof(what), "%s dinp", names[variant]);
-            compare(dinp, rdinp, sdinp, nin, what, label);
+            compare(dinp, rdinp, variant == 0 && wdinp ? wdinp : sdinp, nin, what, label);
         }
     }
     free(inp), free(w), free(bias), free(dout), free(wflip), free(ainp), free(aw), free(abias);
     free(adout), free(out), free(ref), free(scale), free(scratch), free(dinp), free(rdinp);
     free(sdinp), free(dw0), free(dw), free(rdw), free(sdw), free(db0), free(db), free(rdb);
-    free(sdb);
+    free(sdb), free(wdinp);
 }
 
 static int run_all(const char *path)

@@ -1,7 +1,9 @@
 /* test_fit.c - the training loop: callback order and counts, steps limits,
  * the partial last batch, the stop flag, callbacks that stop or abort,
- * bit-identical determinism with 2 compute threads, and resume at
- * initial_epoch giving the same weights as an uninterrupted run.
+ * bit-identical determinism with 2 compute threads, resume at initial_epoch
+ * giving the same weights as an uninterrupted run, and two ranks of a
+ * data-parallel job (collective.h, here over two threads of this process)
+ * that end identical, or fail naming the rank whose weights went apart.
  *
  * A small real model (Conv2D, BatchNormalization, MaxPooling2D, Dropout,
  * Flatten, Dense softmax) on synthetic 8x8x1 images whose class is the
@@ -10,7 +12,10 @@
 #include "test.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
+
+#include "collective.h"
 
 #define H 8
 #define W 8
@@ -862,6 +867,158 @@ static void test_resume(void)
     resume_with(adam);
 }
 
+/* --- two ranks over threads ---------------------------------------------- */
+
+/* The collective interface between the threads of this process: each rank
+ * publishes its buffer, all meet at a barrier, each reads what it needs,
+ * all meet again before anyone changes its buffer. */
+#define TRANKS 2
+
+struct tshared {
+    pthread_barrier_t bar;
+    void *src[TRANKS];
+};
+
+struct trank {
+    struct tshared *sh;
+    int rank;
+};
+
+static int t_allgather(void *ctx, const void *mine, void *all, size_t bytes)
+{
+    struct trank *t = ctx;
+    t->sh->src[t->rank] = (void *)mine;
+    pthread_barrier_wait(&t->sh->bar);
+    for (int k = 0; k < TRANKS; k++)
+        memcpy((char *)all + (size_t)k * bytes, t->sh->src[k], bytes);
+    pthread_barrier_wait(&t->sh->bar);
+    return 0;
+}
+
+static int t_bcast(void *ctx, void *buf, size_t bytes)
+{
+    struct trank *t = ctx;
+    t->sh->src[t->rank] = buf;
+    pthread_barrier_wait(&t->sh->bar);
+    if (t->rank != 0)
+        memcpy(buf, t->sh->src[0], bytes);
+    pthread_barrier_wait(&t->sh->bar);
+    return 0;
+}
+
+#define T_SUM(NAME, TYPE)                                                              \
+    static int NAME(void *ctx, TYPE *buf, size_t n)                                    \
+    {                                                                                  \
+        struct trank *t = ctx;                                                         \
+        TYPE *sum = calloc(n ? n : 1, sizeof(TYPE));                                   \
+        t->sh->src[t->rank] = buf;                                                     \
+        pthread_barrier_wait(&t->sh->bar);                                             \
+        for (int k = 0; sum && k < TRANKS; k++)                                        \
+            for (size_t i = 0; i < n; i++)                                             \
+                sum[i] += ((const TYPE *)t->sh->src[k])[i];                            \
+        pthread_barrier_wait(&t->sh->bar);                                             \
+        if (sum)                                                                       \
+            memcpy(buf, sum, n * sizeof(TYPE));                                        \
+        free(sum);                                                                     \
+        return sum ? 0 : -ENOMEM;                                                      \
+    }
+T_SUM(t_sum_f64, double)
+T_SUM(t_sum_f32, float)
+
+struct trun {
+    struct collective c;
+    struct trank t;
+    struct model *m;
+    struct optimizer *opt;
+    const struct dataset *tr, *va;
+    int ret;
+    struct diag d;
+};
+
+static void *trun_main(void *arg)
+{
+    struct trun *r = arg;
+    struct fit_options o;
+    fit_options_default(&o);
+    o.epochs = 2;
+    o.batch_size = 16;
+    o.steps_per_epoch = 3;
+    o.seed = 5;
+    r->m->coll = &r->c;
+    r->ret = fit(r->m, r->opt, r->tr, r->va, &o, NULL, NULL, &r->d);
+    return NULL;
+}
+
+/* Two ranks whose starting weights come from seeds[0] and seeds[1]. */
+static void run_ranks(const uint64_t seeds[TRANKS], struct trun runs[TRANKS],
+                      const struct dataset *tr, const struct dataset *va)
+{
+    static struct tshared sh;
+    pthread_barrier_init(&sh.bar, NULL, TRANKS);
+    pthread_t th[TRANKS];
+    for (int k = 0; k < TRANKS; k++) {
+        struct trun *r = &runs[k];
+        memset(r, 0, sizeof(*r));
+        r->t = (struct trank){.sh = &sh, .rank = k};
+        r->c = (struct collective){.rank = k, .size = TRANKS, .ctx = &r->t,
+                                   .sum_f64 = t_sum_f64, .sum_f32 = t_sum_f32,
+                                   .bcast = t_bcast, .allgather = t_allgather};
+        r->m = toy_model(16, seeds[k]);
+        r->opt = r->m ? sgd(r->m) : NULL;
+        r->tr = tr;
+        r->va = va;
+    }
+    bool ok = runs[0].opt && runs[1].opt;
+    CHECK(ok);
+    for (int k = 0; ok && k < TRANKS; k++)
+        CHECK_INT_EQ(pthread_create(&th[k], NULL, trun_main, &runs[k]), 0);
+    for (int k = 0; ok && k < TRANKS; k++)
+        pthread_join(th[k], NULL);
+    pthread_barrier_destroy(&sh.bar);
+}
+
+static void free_ranks(struct trun runs[TRANKS])
+{
+    for (int k = 0; k < TRANKS; k++) {
+        optimizer_free(runs[k].opt);
+        model_free(runs[k].m);
+    }
+}
+
+static void test_ranks_compared_at_epoch_end(void)
+{
+    struct dataset tr, va;
+    toy_data(&tr, 96, 3);
+    toy_data(&va, 16, 4);
+    struct trun runs[TRANKS];
+    /* the same start: the ranks train together and end identical */
+    run_ranks((const uint64_t[TRANKS]){9, 9}, runs, &tr, &va);
+    for (int k = 0; k < TRANKS; k++)
+        CHECK_MSG(runs[k].ret == 0, "rank %d: %d %s", k, runs[k].ret, runs[k].d.message);
+    if (runs[0].m && runs[1].m) {
+        CHECK(same_params(runs[0].m, runs[1].m));
+        CHECK(runs[0].opt->iterations == 6 && runs[1].opt->iterations == 6);
+        /* and they did train: the weights left their start */
+        struct model *start = toy_model(16, 9);
+        CHECK(start && !same_params(runs[0].m, start));
+        model_free(start);
+    }
+    free_ranks(runs);
+    /* rank 1 starts elsewhere (no broadcast of rank 0's weights): every rank
+     * applies the same summed gradient, so its weights stay apart, and both
+     * ranks stop after the first epoch naming rank 1 */
+    run_ranks((const uint64_t[TRANKS]){9, 10}, runs, &tr, &va);
+    for (int k = 0; k < TRANKS; k++) {
+        CHECK_INT_EQ(runs[k].ret, -EPROTO);
+        CHECK_MSG(strstr(runs[k].d.message, "rank 1's weights differ from rank 0's after epoch 1"),
+                  "rank %d: %s", k, runs[k].d.message);
+        CHECK(runs[k].opt && runs[k].opt->iterations == 3);
+    }
+    free_ranks(runs);
+    dataset_free(&tr);
+    dataset_free(&va);
+}
+
 int main(void)
 {
     TEST_RUN(test_callbacks_order_and_partial_batch);
@@ -873,5 +1030,6 @@ int main(void)
     TEST_RUN(test_float32_pixels);
     TEST_RUN(test_resume);
     TEST_RUN(test_resume_inside_epoch);
+    TEST_RUN(test_ranks_compared_at_epoch_end);
     return TEST_EXIT();
 }

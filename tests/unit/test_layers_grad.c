@@ -904,14 +904,19 @@ static double model_loss(void *ctx)
 
 static void spec_grad_check(const char *what, const struct model_spec *spec, int threads);
 
-static void model_grad_check(int threads)
+/* frozen: batch_normalization and dense are trainable=False (their
+ * weights get no gradient; the BN runs on its moving statistics, set to
+ * random values here, with the ReLU of the Conv2D before it fused into its
+ * backward); the gradients of the layers around them go through them. */
+static void model_grad_check(int threads, bool frozen)
 {
     struct layer_config L[12];
     int k = 0;
     L[k] = lc(LAYER_KIND_CONV2D, "conv2d"), L[k].filters = 4, L[k].padding = PADDING_KIND_SAME;
     L[k++].activation = ACTIVATION_KIND_LINEAR;
-    L[k] = lc(LAYER_KIND_ACTIVATION, "activation"), L[k++].activation = ACTIVATION_KIND_TANH;
-    L[k++] = lc(LAYER_KIND_BATCH_NORMALIZATION, "batch_normalization");
+    L[k] = lc(LAYER_KIND_ACTIVATION, "activation");
+    L[k++].activation = frozen ? ACTIVATION_KIND_RELU : ACTIVATION_KIND_TANH;
+    L[k] = lc(LAYER_KIND_BATCH_NORMALIZATION, "batch_normalization"), L[k++].frozen = frozen;
     L[k] = lc(LAYER_KIND_MAX_POOLING2D, "max_pooling2d"), L[k].strides[0] = L[k].strides[1] = 2;
     k++;
     L[k] = lc(LAYER_KIND_DROPOUT, "dropout"), L[k++].rate = 0.0f;
@@ -920,7 +925,8 @@ static void model_grad_check(int threads)
     L[k] = lc(LAYER_KIND_AVERAGE_POOLING2D, "average_pooling2d"), L[k].pool_size[0] = 1;
     L[k].strides[0] = L[k].strides[1] = 1, L[k++].pool_size[1] = 1;
     L[k++] = lc(LAYER_KIND_FLATTEN, "flatten");
-    L[k] = lc(LAYER_KIND_DENSE, "dense"), L[k].units = 6, L[k++].activation = ACTIVATION_KIND_SIGMOID;
+    L[k] = lc(LAYER_KIND_DENSE, "dense"), L[k].units = 6, L[k].frozen = frozen;
+    L[k++].activation = ACTIVATION_KIND_SIGMOID;
     L[k++] = lc(LAYER_KIND_BATCH_NORMALIZATION, "batch_normalization_1");
     L[k] = lc(LAYER_KIND_DENSE, "dense_1"), L[k].units = 3, L[k++].activation = ACTIVATION_KIND_LINEAR;
     L[k] = lc(LAYER_KIND_ACTIVATION, "activation_1"), L[k++].activation = ACTIVATION_KIND_SOFTMAX;
@@ -940,6 +946,18 @@ static void spec_grad_check(const char *what, const struct model_spec *spec, int
     if (err)
         return;
     model_init_weights(c.m, 3);
+    /* a frozen layer's weights are all non-trainable; a frozen BN's moving
+     * statistics (which it runs on) get random values */
+    for (int i = 0; i < c.m->n_layers; i++) {
+        const struct layer *l = &c.m->layers[i];
+        for (int j = 0; l->cfg.frozen && j < l->n_weights; j++) {
+            CHECK_MSG(!l->weights[j].trainable, "%s: frozen %s/%s is trainable", what,
+                      l->cfg.name, l->weights[j].name);
+            if (l->cfg.kind == LAYER_KIND_BATCH_NORMALIZATION)
+                fill_uniform(c.m->params + l->weights[j].offset, l->weights[j].size,
+                             j == 3 ? 0.5f : -0.5f, j == 3 ? 2.0f : (j == 0 ? 1.5f : 0.5f));
+        }
+    }
     const int K = c.m->classes;
     size_t nx = (size_t)c.n * spec->input_shape[0] * spec->input_shape[1] * spec->input_shape[2];
     c.x = falloc(nx), c.y = falloc((size_t)c.n * K);
@@ -994,8 +1012,14 @@ static void spec_grad_check(const char *what, const struct model_spec *spec, int
 
 static void test_model_grad(void)
 {
-    model_grad_check(1);
-    model_grad_check(2);
+    model_grad_check(1, false);
+    model_grad_check(2, false);
+}
+
+static void test_model_grad_frozen(void)
+{
+    model_grad_check(1, true);
+    model_grad_check(2, true);
 }
 
 /* DepthwiseConv2D on one input channel is a Conv2D with depth_multiplier
@@ -1065,7 +1089,7 @@ static void test_model_grad_new_layers(void)
 }
 
 /* Conv2D dilation_rate and groups, SeparableConv2D (a gelu epilogue: the
- * pre-activation kept; dilation; strides without bias) in a model: every
+ * pre-activation kept; dilation; strides without bias, frozen) in a model: every
  * weight's gradient through model_forward_backward_f32.  The batch of 5 is
  * more than one SeparableConv2D chunk (SEP_CHUNK examples) on one thread. */
 static void test_model_grad_conv_options(void)
@@ -1081,7 +1105,7 @@ static void test_model_grad_conv_options(void)
     L[k].dilation_rate[1] = 1, L[k++].activation = ACTIVATION_KIND_GELU;
     L[k] = lc(LAYER_KIND_SEPARABLE_CONV2D, "separable_conv2d_1"), L[k].filters = 4;
     L[k].depth_multiplier = 1, L[k].strides[0] = L[k].strides[1] = 2, L[k].use_bias = false;
-    L[k++].activation = ACTIVATION_KIND_LINEAR;
+    L[k].frozen = true, L[k++].activation = ACTIVATION_KIND_LINEAR; /* gradients pass, none kept */
     L[k++] = lc(LAYER_KIND_FLATTEN, "flatten");
     L[k] = lc(LAYER_KIND_DENSE, "dense"), L[k].units = 3, L[k++].activation = ACTIVATION_KIND_LINEAR;
     L[k] = lc(LAYER_KIND_SOFTMAX, "softmax"), k++;
@@ -1101,7 +1125,8 @@ static void test_model_grad_conv_options(void)
         w = model_find_weight(m, "separable_conv2d", "pointwise_kernel");
         CHECK(w && w->shape[0] == 1 && w->shape[1] == 1 && w->shape[2] == 12 && w->shape[3] == 5);
         CHECK(m->layers[2].n_weights == 3 && !strcmp(m->layers[2].weights[2].name, "bias"));
-        CHECK(m->layers[3].n_weights == 2);
+        CHECK(m->layers[3].n_weights == 2 && !m->layers[3].weights[0].trainable &&
+              !m->layers[3].weights[1].trainable && m->layers[2].weights[1].trainable);
         model_free(m);
     }
     spec_grad_check("conv options", &spec, 1);
@@ -1169,6 +1194,23 @@ static void test_model_grad_functional(void)
     model_free(m);
 }
 
+/* The residual model with its first BatchNormalization and its second
+ * Conv2D trainable=False: the BN runs on its moving statistics in training
+ * (Keras 2.1+), neither gets a gradient, and the gradients of the layers
+ * before them go through them (the Conv2D's input fans out to the Add and
+ * the Concatenate). */
+static void test_model_grad_functional_frozen(void)
+{
+    struct layer_config L[24];
+    int k = residual_spec(L);
+    L[2].frozen = true;
+    L[4].frozen = true;
+    struct model_spec spec = {.name = "model", .functional = true, .input_shape = {6, 6, 2},
+                              .n_layers = k, .layers = L};
+    spec_grad_check("functional frozen", &spec, 1);
+    spec_grad_check("functional frozen", &spec, 2);
+}
+
 int main(void)
 {
     rng_seed(&g_rng, 12345, 0);
@@ -1185,11 +1227,13 @@ int main(void)
     TEST_RUN(test_dropout);
     TEST_RUN(test_softmax_crossentropy);
     TEST_RUN(test_model_grad);
+    TEST_RUN(test_model_grad_frozen);
     TEST_RUN(test_layer_ops_grad);
     TEST_RUN(test_spatial_dropout);
     TEST_RUN(test_depthwise_value);
     TEST_RUN(test_model_grad_new_layers);
     TEST_RUN(test_model_grad_functional);
+    TEST_RUN(test_model_grad_functional_frozen);
     TEST_RUN(test_model_grad_conv_options);
     return TEST_EXIT();
 }

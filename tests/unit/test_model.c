@@ -362,9 +362,9 @@ static void test_invalid_specs(void)
     CHECK(model_create(&m, &spec, 4, 1, &d) == 0);
     model_free(m);
     m = NULL;
-    L[0] = lc(LAYER_KIND_DENSE, "dense"), L[0].units = 3; /* Dense on a 4x4 input */
-    CHECK(model_create(&m, &spec, 4, 1, &d) == -EINVAL);
-    CHECK_STR_EQ(d.field, "/config/layers/1");
+    L[0] = lc(LAYER_KIND_DENSE, "dense0"), L[0].units = 3; /* Dense per pixel of a 4x4 input */
+    CHECK(model_create(&m, &spec, 4, 1, &d) == -EINVAL); /* so the softmax output is 4-D */
+    CHECK_STR_EQ(d.field, "/config/layers/2");
     L[0] = lc(LAYER_KIND_CONV2D, "conv2d"), L[0].filters = 2, L[0].kernel_size[0] = 5;
     L[0].padding = PADDING_KIND_VALID; /* 5x3 kernel on 4x4 valid */
     CHECK(model_create(&m, &spec, 4, 1, &d) == -EINVAL);
@@ -689,6 +689,119 @@ static void test_one_validator(void)
     CHECK_STR_EQ(d.field, ds.field);
 }
 
+/* Two models over a (6, 6, 3) input that differ in their first layer, with
+ * the same weights (kernel (3, 5) and (1, 1, 3, 5) have one memory order):
+ * the loss, probabilities and gradients of one training step. */
+static void check_same_step(const struct layer_config *first_a, const struct layer_config *first_b)
+{
+    struct layer_config La[3] = {*first_a, lc(LAYER_KIND_FLATTEN, "flatten"),
+                                 lc(LAYER_KIND_DENSE, "out")};
+    La[2].units = 4;
+    La[2].activation = ACTIVATION_KIND_SOFTMAX;
+    struct layer_config Lb[3] = {*first_b, La[1], La[2]};
+    struct model_spec sa = {.name = "a", .input_shape = {6, 6, 3}, .n_layers = 3, .layers = La};
+    struct model_spec sb = {.name = "b", .input_shape = {6, 6, 3}, .n_layers = 3, .layers = Lb};
+    struct model *a = NULL, *b = NULL;
+    struct diag d = {0};
+    CHECK_INT_EQ(model_create(&a, &sa, 8, 2, &d), 0);
+    CHECK_INT_EQ(model_create(&b, &sb, 8, 2, &d), 0);
+    if (!a || !b)
+        goto out;
+    CHECK_INT_EQ(a->n_params, b->n_params);
+    model_init_weights(a, 5);
+    memcpy(b->params, a->params, a->n_params * sizeof(float));
+    float x[8 * 6 * 6 * 3], y[8 * 4] = {0}, pa[8 * 4], pb[8 * 4];
+    struct rng r;
+    rng_seed(&r, 9, 0);
+    for (size_t i = 0; i < sizeof(x) / sizeof(x[0]); i++)
+        x[i] = (float)(2.0 * rng_uniform(&r) - 1.0);
+    for (int e = 0; e < 8; e++)
+        y[e * 4 + e % 4] = 1.0f;
+    double la = 0, lb = 0;
+    CHECK_INT_EQ(model_forward_backward_f32(a, x, y, 8, 1, 0, false, &la, pa), 0);
+    CHECK_INT_EQ(model_forward_backward_f32(b, x, y, 8, 1, 0, false, &lb, pb), 0);
+    CHECK_CLOSE(la, lb, 1e-5, 1e-7);
+    for (int i = 0; i < 8 * 4; i++)
+        CHECK_CLOSE(pa[i], pb[i], 1e-5, 1e-7);
+    double worst = 0, scale = 0;
+    for (size_t k = 0; k < a->n_params; k++) {
+        worst = fmax(worst, fabs((double)a->grads[k] - b->grads[k]));
+        scale = fmax(scale, fabs((double)b->grads[k]));
+    }
+    CHECK_MSG(scale > 0 && worst <= 1e-5 * scale, "gradients differ by %g (largest %g)", worst,
+              scale);
+out:
+    model_free(a);
+    model_free(b);
+}
+
+/* Dense on a 4-D input works on the last axis, as Keras: the same as a 1x1
+ * Conv2D with the same kernel. */
+static void test_dense_on_last_axis(void)
+{
+    struct layer_config dense = lc(LAYER_KIND_DENSE, "per_pixel");
+    dense.units = 5;
+    dense.activation = ACTIVATION_KIND_RELU;
+    struct layer_config conv = lc(LAYER_KIND_CONV2D, "per_pixel");
+    conv.filters = 5;
+    conv.kernel_size[0] = conv.kernel_size[1] = 1;
+    conv.activation = ACTIVATION_KIND_RELU;
+    check_same_step(&dense, &conv);
+}
+
+/* A frozen BatchNormalization runs in inference mode while training (Keras
+ * 2.1+): the training step's probabilities are the inference ones, its
+ * moving statistics stay, and the frozen layers' weights are outside the
+ * trainable block with no gradient. */
+static void test_frozen_layers(void)
+{
+    struct layer_config L[5] = {lc(LAYER_KIND_CONV2D, "conv2d"),
+                                lc(LAYER_KIND_BATCH_NORMALIZATION, "batch_normalization"),
+                                lc(LAYER_KIND_FLATTEN, "flatten"), lc(LAYER_KIND_DENSE, "dense")};
+    L[0].filters = 4, L[0].activation = ACTIVATION_KIND_RELU, L[0].frozen = true;
+    L[1].frozen = true;
+    L[3].units = 3, L[3].activation = ACTIVATION_KIND_SOFTMAX;
+    struct model_spec spec = {.name = "f", .input_shape = {5, 5, 2}, .n_layers = 4, .layers = L};
+    struct model *m = NULL;
+    struct diag d = {0};
+    CHECK_INT_EQ(model_create(&m, &spec, 6, 2, &d), 0);
+    if (!m)
+        return;
+    CHECK_INT_EQ(m->n_trainable, 5 * 5 * 4 * 3 + 3);
+    model_init_weights(m, 8);
+    const struct weight *mv = model_find_weight(m, "batch_normalization", "moving_variance");
+    const struct weight *mm = model_find_weight(m, "batch_normalization", "moving_mean");
+    for (size_t k = 0; k < mv->size; k++) {
+        m->params[mv->offset + k] = 0.5f + (float)k;
+        m->params[mm->offset + k] = 0.25f * (float)k;
+    }
+    float *keep = malloc(m->n_params * sizeof(float));
+    memcpy(keep, m->params, m->n_params * sizeof(float));
+    float x[6 * 5 * 5 * 2], y[6 * 3] = {0}, p_train[6 * 3], p_infer[6 * 3];
+    struct rng r;
+    rng_seed(&r, 2, 0);
+    for (size_t i = 0; i < sizeof(x) / sizeof(x[0]); i++)
+        x[i] = (float)rng_uniform(&r);
+    for (int e = 0; e < 6; e++)
+        y[e * 3 + e % 3] = 1.0f;
+    double loss = 0;
+    CHECK_INT_EQ(model_forward_backward_f32(m, x, y, 6, 1, 0, true, &loss, p_train), 0);
+    CHECK_INT_EQ(model_predict_f32(m, x, 6, p_infer), 0);
+    for (int i = 0; i < 6 * 3; i++)
+        CHECK_CLOSE(p_train[i], p_infer[i], 1e-6, 1e-7);
+    CHECK(memcmp(keep, m->params, m->n_params * sizeof(float)) == 0);
+    bool zero = true, some = false;
+    for (size_t k = 0; k < m->n_params; k++) {
+        if (k >= m->n_trainable)
+            zero &= m->grads[k] == 0.0f;
+        else
+            some |= m->grads[k] != 0.0f;
+    }
+    CHECK(zero && some);
+    free(keep);
+    model_free(m);
+}
+
 int main(void)
 {
     TEST_RUN(test_param_counts);
@@ -700,5 +813,7 @@ int main(void)
     TEST_RUN(test_invalid_specs);
     TEST_RUN(test_heads);
     TEST_RUN(test_sparse_equals_categorical);
+    TEST_RUN(test_dense_on_last_axis);
+    TEST_RUN(test_frozen_layers);
     return TEST_EXIT();
 }

@@ -73,9 +73,17 @@ static bool spec_equal(const struct model_spec *a, const struct model_spec *b)
                     layer_dilation(x, 0) == layer_dilation(y, 0) &&
                     layer_dilation(x, 1) == layer_dilation(y, 1) &&
                     layer_groups(x) == layer_groups(y) &&
+                    x->frozen == y->frozen &&
                     model_spec_n_inputs(a, i) == model_spec_n_inputs(b, i);
         for (int k = 0; same && k < model_spec_n_inputs(a, i); k++)
             same = model_spec_input(a, i, k) == model_spec_input(b, i, k);
+        for (int k = 0; k < LAYER_INIT_SLOTS && same; k++) {
+            const char *w = layer_init_slot_name(x->kind, k);
+            char ix[512], iy[512];
+            same = !w || (initializer_to_json(ix, sizeof(ix), &x->init[k], w) > 0 &&
+                          initializer_to_json(iy, sizeof(iy), &y->init[k], w) > 0 &&
+                          strcmp(ix, iy) == 0);
+        }
         if (!same) {
             fprintf(stderr, "  layer %d differs: %s/%s kind %d/%d\n", i, x->name, y->name, x->kind,
                     y->kind);
@@ -334,14 +342,19 @@ static void test_shape_formulas(void)
     CHECK_INT_EQ(model_spec_infer_shapes(&s, out, &d), -EINVAL);
     CHECK_STR_EQ(d.field, "/config/layers/1");
     CHECK(strstr(d.message, "big") != NULL);
-    /* Dense on a 4-D input */
+    /* Dense on a 4-D input: the last axis, as Keras (4, 4, 2) -> (4, 4, 3),
+     * kernel (2, 3) + bias; not a flat softmax output */
     memset(&l, 0, sizeof(l));
     l.kind = LAYER_KIND_DENSE;
     snprintf(l.name, sizeof(l.name), "dense");
     l.units = 3;
-    one_layer_spec(&s, &l, 4, 4, 1);
-    CHECK_INT_EQ(model_spec_infer_shapes(&s, out, &d), -EINVAL);
-    CHECK(strstr(d.message, "Flatten") != NULL);
+    l.use_bias = true;
+    one_layer_spec(&s, &l, 4, 4, 2);
+    CHECK_INT_EQ(model_spec_infer_shapes(&s, out, &d), 0);
+    CHECK(out[0][0] == 4 && out[0][1] == 4 && out[0][2] == 3);
+    size_t total = 0;
+    CHECK_INT_EQ(model_spec_count_params(&s, &total, NULL, &d), 0);
+    CHECK_INT_EQ(total, 2 * 3 + 3);
     CHECK(model_spec_output_classes(&s, &d) < 0);
 }
 
@@ -875,9 +888,9 @@ static void test_rejections(void)
         {1, "data_format", "\"channels_first\"", "channels_last"},
         {1, "dilation_rate", "[0, 2]", "list of two"},
         {1, "groups", "2", "groups"},
-        {1, "kernel_initializer", "{\"class_name\": \"HeNormal\", \"config\": {\"seed\": null}}", "HeNormal"},
-        {1, "kernel_initializer", "\"zeros\"", "GlorotUniform"},
-        {1, "bias_initializer", "{\"class_name\": \"Ones\", \"config\": {}}", "Zeros"},
+        {1, "kernel_initializer", "\"identity\"", "unsupported initializer \"identity\""},
+        {1, "kernel_initializer", "17", "initializer name"},
+        {1, "bias_initializer", "\"orthogonal\"", "2 dimensions"},
         {1, "kernel_regularizer", "{\"class_name\": \"L2\", \"config\": {\"l2\": 0.01}}", "regularizers"},
         {1, "bias_constraint", "{\"class_name\": \"MaxNorm\", \"config\": {}}", "constraints"},
         {1, "activation", "\"mish\"", "mish"},
@@ -886,13 +899,13 @@ static void test_rejections(void)
         {1, "kernel_size", "[3, 3, 3]", "list of two"},
         {1, "filters", "32.5", "filters"},
         {1, "dtype", "\"float16\"", "float32"},
-        {1, "trainable", "false", "frozen"},
+        {1, "trainable", "0", "true or false"},
         {1, "unknown_option", "1", "unknown_option"},
         {3, "axis", "[1]", "channels axis"},
         {3, "axis", "2", "channels axis"},
         {3, "center", "false", "center"},
         {3, "scale", "false", "scale"},
-        {3, "gamma_initializer", "{\"class_name\": \"Zeros\", \"config\": {}}", "Ones"},
+        {3, "gamma_initializer", "\"he_normall\"", "he_normall"},
         {3, "momentum", "1.5", "momentum"},
         {3, "epsilon", "0", "epsilon"},
         {7, "pool_size", "\"2\"", "pool_size"},
@@ -1001,7 +1014,14 @@ static void test_conv_options(void)
     /* conv 3*3*(4/2)*8 + 8 = 152; separable 3*3*8*2 + 16*6 + 6 = 246;
      * dense 1008*3 + 3 = 3027 */
     CHECK_INT_EQ(total, 152 + 246 + 3027);
+    /* SeparableConv2D's initializer slots: depthwise 0, pointwise 1, bias 2 */
+    CHECK(sep->init[0].kind == INIT_GLOROT_UNIFORM && sep->init[1].kind == INIT_GLOROT_UNIFORM &&
+          sep->init[2].kind == INIT_ZEROS);
+    initializer_init(&s.layers[1].init[1], INIT_HE_NORMAL);
+    initializer_init(&s.layers[1].init[2], INIT_ONES);
     char *out = model_spec_to_json(&s);
+    CHECK(out && strstr(out, "\"pointwise_initializer\": {\"class_name\": \"HeNormal\"") &&
+          strstr(out, "\"bias_initializer\": {\"class_name\": \"Ones\""));
     CHECK(out && strstr(out, "\"dilation_rate\": [2, 2], \"groups\": 2") &&
           strstr(out, "\"class_name\": \"SeparableConv2D\"") &&
           strstr(out, "\"pointwise_initializer\""));
@@ -1009,6 +1029,8 @@ static void test_conv_options(void)
     CHECK_MSG(rc == 0, "round trip: %s %s", d.field, d.message);
     if (rc == 0) {
         CHECK(spec_equal(&s, &p));
+        CHECK(p.layers[1].init[0].kind == INIT_GLOROT_UNIFORM &&
+              p.layers[1].init[1].kind == INIT_HE_NORMAL && p.layers[1].init[2].kind == INIT_ONES);
         model_spec_free(&p);
     }
     free(out);
@@ -1087,10 +1109,19 @@ static void test_structural_errors(void)
                  "\"Flatten\", \"config\": {\"batch_input_shape\": [null, 8, 8, 1]}}, "
                  "{\"class_name\": \"InputLayer\", \"config\": {}}]}}",
                  "/config/layers/1", "first layer");
-    /* Dense straight on a 4-D tensor (Keras would apply it per pixel) */
-    expect_error("{\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"class_name\": "
-                 "\"Dense\", \"config\": {\"batch_input_shape\": [null, 8, 8, 1], \"units\": 4}}]}}",
-                 "/config/layers/0", "Flatten");
+    /* Dense straight on a 4-D tensor: per pixel, as Keras; a BatchNormalization
+     * after it normalises the channels axis 3 */
+    const char *per_pixel =
+        "{\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"class_name\": "
+        "\"Dense\", \"config\": {\"batch_input_shape\": [null, 8, 8, 1], \"units\": 4}}, "
+        "{\"class_name\": \"BatchNormalization\", \"config\": {\"axis\": 3}}, "
+        "{\"class_name\": \"Flatten\", \"config\": {}}, "
+        "{\"class_name\": \"Dense\", \"config\": {\"units\": 3, \"activation\": \"softmax\"}}]}}";
+    CHECK_INT_EQ(model_spec_parse_json(&p, per_pixel, strlen(per_pixel), NULL, &d), 0);
+    size_t total = 0;
+    CHECK_INT_EQ(model_spec_count_params(&p, &total, NULL, &d), 0);
+    CHECK_INT_EQ(total, (1 * 4 + 4) + 4 * 4 + (8 * 8 * 4 * 3 + 3));
+    model_spec_free(&p);
     /* duplicate keys are not silently resolved */
     expect_error("{\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"class_name\": "
                  "\"Dense\", \"config\": {\"units\": 4, \"units\": 5}}]}}",
@@ -1165,6 +1196,47 @@ static void test_mutations(void)
     free(fx);
 }
 
+/* trainable: false (Keras' frozen layer): its parameters count as
+ * non-trainable, and the JSON written back says false. */
+static void test_frozen_layers(void)
+{
+    char *fx = read_text("tests/fixtures/models/minivggnet_tf2.json");
+    CHECK(fx != NULL);
+    if (!fx)
+        return;
+    cJSON *root = cJSON_Parse(fx);
+    free(fx);
+    cJSON *layers = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "config"), "layers");
+    /* layer 1 Conv2D (3*3*1*32 + 32), 3 BatchNormalization (4 * 32) */
+    for (int ji = 1; ji <= 3; ji += 2)
+        cJSON_ReplaceItemInObject(cJSON_GetObjectItem(cJSON_GetArrayItem(layers, ji), "config"),
+                                  "trainable", cJSON_CreateFalse());
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    struct model_spec s, p;
+    struct diag d = {0};
+    int rc = model_spec_parse_json(&s, json, strlen(json), NULL, &d);
+    free(json);
+    CHECK_MSG(rc == 0, "%s %s", d.field, d.message);
+    if (rc)
+        return;
+    CHECK(s.layers[0].frozen && s.layers[2].frozen && !s.layers[1].frozen && !s.layers[3].frozen);
+    size_t total = 0, trainable = 0;
+    CHECK_INT_EQ(model_spec_count_params(&s, &total, &trainable, &d), 0);
+    CHECK_INT_EQ(total, 1679082);
+    CHECK_INT_EQ(trainable, 1677674 - (3 * 3 * 1 * 32 + 32) - 2 * 32);
+    char *out = model_spec_to_json(&s);
+    CHECK(out != NULL);
+    rc = out ? model_spec_parse_json(&p, out, strlen(out), NULL, &d) : -1;
+    CHECK_INT_EQ(rc, 0);
+    if (rc == 0) {
+        CHECK(spec_equal(&s, &p));
+        model_spec_free(&p);
+    }
+    free(out);
+    model_spec_free(&s);
+}
+
 int main(void)
 {
     TEST_RUN(test_minivggnet_keras_counts);
@@ -1181,5 +1253,6 @@ int main(void)
     TEST_RUN(test_functional_errors);
     TEST_RUN(test_new_layers_round_trip);
     TEST_RUN(test_conv_options);
+    TEST_RUN(test_frozen_layers);
     return TEST_EXIT();
 }

@@ -51,7 +51,7 @@ static void test_routes(void)
 static void test_not_found(void)
 {
     static const char *const paths[] = {
-        "", "/", "/v1", "/v1/", "/v2/jobs", "/v1/jobs/", "/v1/nothing", "/metrics/x",
+        "", "/v1", "/v1/", "/v2/jobs", "/ui", "/ui/a/b", "/index.html", "//", "/v1/jobs/", "/v1/nothing", "/metrics/x",
         "/v1/jobs/no-such-job", "/v1/jobs/0123456789ABCDEF", "/v1/jobs/0123456789abcde",
         "/v1/jobs/" ID "/nothing", "/v1/jobs/" ID "/events/1", "/v1/jobs/" ID "/",
         "v1/jobs", "/v1/jobs/../jobs",

@@ -1,0 +1,44 @@
+/* conv2d_winograd.h - Winograd F(2x2, 3x3) for stride-1 3x3 convolutions
+ * (internal to conv2d.c; tests call it directly).
+ *
+ * Each 2x2 block of outputs ("tile") is computed from the 4x4 input patch
+ * under it as Y = A^T [ (G g G^T) .* (B^T d B) ] A per channel pair, summed
+ * over the input channels: 16 multiplications per tile and channel pair
+ * instead of the direct algorithm's 36.  Batched GEMM form:
+ *   U[xi] (C, K)      = the filter transform, once per call;
+ *   V[xi] (tiles, C)  = the input transform of a block of tiles;
+ *   M[xi] (tiles, K)  = V[xi] U[xi], 16 GEMMs through gemm_nn (the active
+ *                       kernel path's kernel when K % 16 == 0, else cblas);
+ *   out               = the inverse transform of M with bias and activation.
+ * Tiles run over (image, tile row, tile column) in blocks sized to stay in L2.
+ * Every output element is computed by the same operations in the same order
+ * whatever the block it falls in, so results do not depend on the batch split
+ * between threads on the avx2/avx512 paths (the generic path's cblas may sum
+ * differently for another block height). */
+#ifndef TRAIND_CONV2D_WINOGRAD_H
+#define TRAIND_CONV2D_WINOGRAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "layers.h"
+
+/* True when g is a 3x3 stride-1 convolution (any pads): the shapes
+ * conv2d_winograd_forward accepts. */
+bool conv2d_winograd_shape(const struct conv2d_geom *g);
+/* True when conv2d_forward runs g with Winograd (the engine's choice:
+ * conv2d_winograd_shape and enough channels in and out to pay for the
+ * transforms). */
+bool conv2d_winograd_pays(const struct conv2d_geom *g);
+/* Floats of scratch conv2d_winograd_forward needs for g. */
+size_t conv2d_winograd_scratch_floats(const struct conv2d_geom *g);
+
+/* conv2d_forward's contract for a conv2d_winograd_shape geometry. */
+void conv2d_winograd_forward(float *out,          /* (N, OH, OW, K) */
+                             float *scratch,      /* (conv2d_winograd_scratch_floats) */
+                             const float *inp,    /* (N, H, W, C) */
+                             const float *weight, /* (3, 3, C, K) */
+                             const float *bias,   /* (K) or NULL */
+                             enum activation_kind act, int n, const struct conv2d_geom *g);
+
+#endif
