@@ -14,10 +14,12 @@
  * 3x3 stride-1 convolutions with enough channels (conv2d_winograd_pays) run
  * as Winograd F(2x2, 3x3) instead (conv2d_winograd.c), forward and, being a
  * 3x3 stride-1 convolution too, the flipped-kernel dinp.
+ * Dilated and grouped convolutions run in conv2d_general.c.
  * conv2d_ref.c is the plain-loop definition every path is tested against. */
 #include <cblas.h>
 #include <string.h>
 
+#include "conv2d_general.h"
 #include "conv2d_winograd.h"
 #include "gemm.h"
 #include "layers.h"
@@ -40,6 +42,7 @@ void conv2d_geom_init_pads(struct conv2d_geom *g, int h, int w, int c, int k, in
     g->h = h, g->w = w, g->c = c, g->k = k;
     g->kh = kh, g->kw = kw, g->sh = sh, g->sw = sw;
     g->pad_top = pad_top, g->pad_left = pad_left;
+    g->dh = g->dw = g->groups = 1;
     g->oh = (h + pad_top + pad_bottom - kh) / sh + 1;
     g->ow = (w + pad_left + pad_right - kw) / sw + 1;
 }
@@ -124,6 +127,8 @@ static size_t implicit_floats(const struct conv2d_geom *g)
 
 size_t conv2d_scratch_floats(const struct conv2d_geom *g)
 {
+    if (conv2d_geom_general(g))
+        return conv2d_general_scratch_floats(g) + CONV_SCRATCH_SLACK;
     size_t kk = (size_t)g->kh * g->kw * g->c;
     size_t a = (size_t)chunk_rows(g) * kk;
     size_t b = 0;
@@ -333,6 +338,10 @@ void conv2d_forward(float *out, float *scratch, const float *inp, const float *w
                     const float *bias, enum activation_kind act, int n,
                     const struct conv2d_geom *g)
 {
+    if (conv2d_geom_general(g)) {
+        conv2d_general_forward(out, scratch, inp, weight, bias, act, n, g);
+        return;
+    }
     if (conv2d_winograd_pays(g)) {
         conv2d_winograd_forward(out, scratch, inp, weight, bias, act, n, g);
         return;
@@ -371,6 +380,8 @@ static bool conv_implicit_dweight(const struct conv2d_geom *g, bool dinp, bool f
 
 const char *conv2d_forward_algorithm(const struct conv2d_geom *g)
 {
+    if (conv2d_geom_general(g))
+        return "grouped_im2col_gemm";
     if (conv2d_winograd_pays(g))
         return "winograd_f2x2_3x3";
     if (conv_implicit(g))
@@ -382,6 +393,8 @@ const char *conv2d_forward_algorithm(const struct conv2d_geom *g)
 
 const char *conv2d_dinput_algorithm(const struct conv2d_geom *g, bool wflip)
 {
+    if (conv2d_geom_general(g))
+        return "grouped_col2im_gemm";
     if (conv_is_pointwise(g))
         return "pointwise_gemm";
     if (!wflip || g->sh != 1 || g->sw != 1)
@@ -393,6 +406,8 @@ const char *conv2d_dinput_algorithm(const struct conv2d_geom *g, bool wflip)
 
 const char *conv2d_dweight_algorithm(const struct conv2d_geom *g, bool dinp, bool wflip)
 {
+    if (conv2d_geom_general(g))
+        return "grouped_im2col_gemm";
     if (conv_implicit_dweight(g, dinp, dinp && wflip && g->sh == 1 && g->sw == 1))
         return "implicit_gemm";
     return conv_is_pointwise(g) ? "pointwise_gemm" : "im2col_gemm";
@@ -402,6 +417,10 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, float *scratch,
                      const float *dout, const float *inp, const float *weight,
                      const float *wflip, int n, const struct conv2d_geom *g)
 {
+    if (conv2d_geom_general(g)) {
+        conv2d_general_backward(dinp, dweight, dbias, scratch, dout, inp, weight, n, g);
+        return;
+    }
     const int K = g->k, kk = g->kh * g->kw * g->c;
     const long M = (long)n * g->oh * g->ow;
     const long step = chunk_rows(g);

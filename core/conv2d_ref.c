@@ -1,7 +1,8 @@
 /* conv2d_ref.c - see conv2d_ref.h.
  *
- * out[b][oy][ox][k] = bias[k] + sum_{i,j,c} inp[b][iy][ix][c] * w[i][j][c][k]
- * with iy = oy*sh - pad_top + i, ix = ox*sw - pad_left + j (outside = 0). */
+ * out[b][oy][ox][k] = bias[k] + sum_{i,j,c} inp[b][iy][ix][c0 + c] * w[i][j][c][k]
+ * with iy = oy*sh - pad_top + i*dh, ix = ox*sw - pad_left + j*dw (outside = 0),
+ * c over the Cg = C / groups channels of k's group, c0 = (k / (K / groups)) * Cg. */
 #include "conv2d_ref.h"
 
 #include <math.h>
@@ -11,7 +12,7 @@
 /* input index of output (oy, ox) tap (i, j), or -1 when it falls in the padding */
 static long tap_index(const struct conv2d_geom *g, int oy, int ox, int i, int j)
 {
-    int iy = oy * g->sh - g->pad_top + i, ix = ox * g->sw - g->pad_left + j;
+    int iy = oy * g->sh - g->pad_top + i * g->dh, ix = ox * g->sw - g->pad_left + j * g->dw;
     if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
         return -1;
     return ((long)iy * g->w + ix) * g->c;
@@ -20,7 +21,7 @@ static long tap_index(const struct conv2d_geom *g, int oy, int ox, int i, int j)
 void conv2d_forward_ref(float *out, const float *inp, const float *weight, const float *bias,
                         enum activation_kind act, int n, const struct conv2d_geom *g)
 {
-    const int C = g->c, K = g->k;
+    const int C = g->c, K = g->k, Cg = C / g->groups, Kg = K / g->groups;
     for (int b = 0; b < n; b++) {
         const float *x = inp + (size_t)b * g->h * g->w * C;
         for (int oy = 0; oy < g->oh; oy++)
@@ -31,9 +32,10 @@ void conv2d_forward_ref(float *out, const float *inp, const float *weight, const
                     for (int i = 0; i < g->kh; i++)
                         for (int j = 0; j < g->kw; j++) {
                             long t = tap_index(g, oy, ox, i, j);
-                            for (int c = 0; t >= 0 && c < C; c++)
-                                s += (double)x[t + c] *
-                                     weight[(((size_t)i * g->kw + j) * C + c) * K + k];
+                            const int c0 = k / Kg * Cg;
+                            for (int c = 0; t >= 0 && c < Cg; c++)
+                                s += (double)x[t + c0 + c] *
+                                     weight[(((size_t)i * g->kw + j) * Cg + c) * K + k];
                         }
                     o[k] = (float)s;
                 }
@@ -46,7 +48,7 @@ void conv2d_backward_ref(float *dinp, float *dweight, float *dbias, const float 
                          const float *inp, const float *weight, int n,
                          const struct conv2d_geom *g)
 {
-    const int C = g->c, K = g->k;
+    const int C = g->c, K = g->k, Cg = C / g->groups, Kg = K / g->groups;
     const size_t in_img = (size_t)g->h * g->w * C, out_img = (size_t)g->oh * g->ow * K;
     /* dbias[k] += sum over positions of dout */
     for (int k = 0; dbias && k < K; k++) {
@@ -55,21 +57,22 @@ void conv2d_backward_ref(float *dinp, float *dweight, float *dbias, const float 
             s += dout[p * K + k];
         dbias[k] += (float)s;
     }
-    /* dweight[i][j][c][k] += sum_{b,oy,ox} inp[b][iy][ix][c] * dout[b][oy][ox][k] */
+    /* dweight[i][j][c][k] += sum_{b,oy,ox} inp[b][iy][ix][c0 + c] * dout[b][oy][ox][k] */
     for (int i = 0; i < g->kh; i++)
         for (int j = 0; j < g->kw; j++)
-            for (int c = 0; c < C; c++)
+            for (int c = 0; c < Cg; c++)
                 for (int k = 0; k < K; k++) {
+                    const int c0 = k / Kg * Cg;
                     double s = 0;
                     for (int b = 0; b < n; b++)
                         for (int oy = 0; oy < g->oh; oy++)
                             for (int ox = 0; ox < g->ow; ox++) {
                                 long t = tap_index(g, oy, ox, i, j);
                                 if (t >= 0)
-                                    s += (double)inp[b * in_img + t + c] *
+                                    s += (double)inp[b * in_img + t + c0 + c] *
                                          dout[b * out_img + ((size_t)oy * g->ow + ox) * K + k];
                             }
-                    dweight[(((size_t)i * g->kw + j) * C + c) * K + k] += (float)s;
+                    dweight[(((size_t)i * g->kw + j) * Cg + c) * K + k] += (float)s;
                 }
     /* dinp[b][iy][ix][c] = sum over the (oy, ox, i, j) that read it of
      * w[i][j][c][k] * dout[b][oy][ox][k], gathered per input element */
@@ -85,8 +88,10 @@ void conv2d_backward_ref(float *dinp, float *dweight, float *dbias, const float 
                     for (int j = 0; j < g->kw; j++) {
                         long t = tap_index(g, oy, ox, i, j);
                         for (int c = 0; t >= 0 && c < C; c++) {
-                            const float *w = weight + (((size_t)i * g->kw + j) * C + c) * K;
-                            for (int k = 0; k < K; k++)
+                            const int gi = c / Cg;
+                            const float *w =
+                                weight + (((size_t)i * g->kw + j) * Cg + c % Cg) * K;
+                            for (int k = gi * Kg; k < (gi + 1) * Kg; k++)
                                 acc[t + c] += (double)w[k] * d[k];
                         }
                     }

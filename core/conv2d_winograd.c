@@ -29,7 +29,8 @@ static size_t round16(size_t n)
 
 bool conv2d_winograd_shape(const struct conv2d_geom *g)
 {
-    return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->oh > 0 && g->ow > 0;
+    return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->oh > 0 && g->ow > 0 &&
+           !conv2d_geom_general(g); /* no dilation, no groups */
 }
 
 bool conv2d_winograd_pays(const struct conv2d_geom *g)

@@ -1,6 +1,7 @@
 /* depthwise_conv2d.c - DepthwiseConv2D forward and backward (see layers.h):
  * each input channel c convolved with its own depth_multiplier filters,
- * output channel c * M + j, Keras' kernel layout (KH, KW, C, M).  Plain
+ * output channel c * M + j, Keras' kernel layout (KH, KW, C, M), with the
+ * geometry's dilation (groups unused).  Plain
  * loops: the layer is cheap next to the convolutions around it. */
 #include <string.h>
 
@@ -18,11 +19,11 @@ void depthwise_conv2d_forward(float *out, const float *inp, const float *weight,
                 for (int k = 0; k < K; k++)
                     o[k] = bias ? bias[k] : 0.0f;
                 for (int i = 0; i < g->kh; i++) {
-                    int iy = oy * g->sh - g->pad_top + i;
+                    int iy = oy * g->sh - g->pad_top + i * g->dh;
                     if (iy < 0 || iy >= g->h)
                         continue;
                     for (int j = 0; j < g->kw; j++) {
-                        int ix = ox * g->sw - g->pad_left + j;
+                        int ix = ox * g->sw - g->pad_left + j * g->dw;
                         if (ix < 0 || ix >= g->w)
                             continue;
                         const float *x = inp + (((size_t)e * g->h + iy) * g->w + ix) * C;
@@ -51,11 +52,11 @@ void depthwise_conv2d_backward(float *dinp, float *dweight, float *dbias, const 
                     for (int k = 0; k < K; k++)
                         dbias[k] += d[k];
                 for (int i = 0; i < g->kh; i++) {
-                    int iy = oy * g->sh - g->pad_top + i;
+                    int iy = oy * g->sh - g->pad_top + i * g->dh;
                     if (iy < 0 || iy >= g->h)
                         continue;
                     for (int j = 0; j < g->kw; j++) {
-                        int ix = ox * g->sw - g->pad_left + j;
+                        int ix = ox * g->sw - g->pad_left + j * g->dw;
                         if (ix < 0 || ix >= g->w)
                             continue;
                         size_t xo = (((size_t)e * g->h + iy) * g->w + ix) * C;

@@ -35,6 +35,8 @@ struct conv2d_geom {
     int kh, kw;           /* kernel */
     int sh, sw;           /* strides */
     int pad_top, pad_left;
+    int dh, dw;           /* dilation (1: none); tap (i, j) reads row oy*sh - pad_top + i*dh */
+    int groups;           /* Conv2D groups: input channels c*C/G.. and outputs g*K/G.. (1) */
 };
 
 void conv2d_geom_init(struct conv2d_geom *g, int h, int w, int c, int k, int kh, int kw,
@@ -44,6 +46,15 @@ void conv2d_geom_init(struct conv2d_geom *g, int h, int w, int c, int k, int kh,
 void conv2d_geom_init_pads(struct conv2d_geom *g, int h, int w, int c, int k, int kh, int kw,
                            int sh, int sw, int pad_top, int pad_bottom, int pad_left,
                            int pad_right);
+/* Same with dilation (dh, dw) and groups (conv2d_general.c): TF's 'same'
+ * and 'valid' on the effective kernel (kh - 1) * dh + 1.  The init functions
+ * above set dh = dw = groups = 1. */
+void conv2d_geom_init_dilated(struct conv2d_geom *g, int h, int w, int c, int k, int kh, int kw,
+                              int sh, int sw, int dh, int dw, int groups,
+                              enum padding_kind padding);
+/* Dilated or grouped: conv2d_forward / conv2d_backward run it as grouped
+ * im2col + GEMM (conv2d_general.c); the other paths need dh = dw = groups = 1. */
+bool conv2d_geom_general(const struct conv2d_geom *g);
 /* Floats of per-thread scratch conv2d_forward / conv2d_backward need. */
 size_t conv2d_scratch_floats(const struct conv2d_geom *g);
 
@@ -52,7 +63,7 @@ size_t conv2d_scratch_floats(const struct conv2d_geom *g);
 void conv2d_forward(float *out,          /* (N, OH, OW, K) */
                     float *scratch,      /* (conv2d_scratch_floats) */
                     const float *inp,    /* (N, H, W, C) */
-                    const float *weight, /* (KH, KW, C, K) */
+                    const float *weight, /* (KH, KW, C / G, K) */
                     const float *bias,   /* (K) or NULL */
                     enum activation_kind act, int n, const struct conv2d_geom *g);
 
@@ -98,8 +109,9 @@ void depthwise_conv2d_backward(float *dinp,         /* (N, H, W, C) or NULL */
                                int n, const struct conv2d_geom *g);
 /* The algorithm conv2d_forward / conv2d_backward run for g on the active
  * kernel path (for reports such as bench/compare's): "winograd_f2x2_3x3",
- * "implicit_gemm", "direct_c1", "pointwise_gemm", "im2col_gemm" or
- * "col2im_gemm"; dinp / wflip: whether the backward computes dinp and gets
+ * "implicit_gemm", "direct_c1", "pointwise_gemm", "im2col_gemm",
+ * "col2im_gemm", or for dilated / grouped geometries "grouped_im2col_gemm"
+ * and "grouped_col2im_gemm"; dinp / wflip: whether the backward computes dinp and gets
  * a flipped kernel.  Static strings. */
 const char *conv2d_forward_algorithm(const struct conv2d_geom *g);
 const char *conv2d_dinput_algorithm(const struct conv2d_geom *g, bool wflip);

@@ -58,6 +58,7 @@ void openblas_set_num_threads(int num_threads);
 #define MXCSR_FTZ 0x8000           /* flush denormal results to zero */
 #define MXCSR_DAZ 0x0040           /* read denormal inputs as zero */
 #define MODEL_MAX_WEIGHTS ((size_t)1 << 28) /* values of all weights */
+#define SEP_CHUNK 4                /* SeparableConv2D: examples per depthwise + pointwise pass */
 
 struct rt_layer {
     enum activation_kind act;  /* Conv2D/Dense epilogue (incl. a fused Activation); Activation kind */
@@ -69,7 +70,8 @@ struct rt_layer {
     size_t in_size, out_size;  /* floats per example */
     int rows;                  /* rows of `ch` values per example (H*W, 1 for flat inputs) */
     int ch;                    /* last-axis size of the input */
-    struct conv2d_geom cg;
+    struct conv2d_geom cg;     /* Conv2D; DepthwiseConv2D and SeparableConv2D: the depthwise */
+    struct conv2d_geom pw;     /* SeparableConv2D: the pointwise 1x1 conv after the depthwise */
     struct pool2d_geom pg;
     float *out;                /* (max_batch, out_size), or an alias */
     float *wflip;              /* stride-1 Conv2D: transposed kernel for dinp */
@@ -187,7 +189,20 @@ static void add_weight(struct layer *l, const char *name, int ndim, const int *s
 static bool layer_has_epilogue(enum layer_kind kind)
 {
     return kind == LAYER_KIND_CONV2D || kind == LAYER_KIND_DEPTHWISE_CONV2D ||
-           kind == LAYER_KIND_DENSE;
+           kind == LAYER_KIND_SEPARABLE_CONV2D || kind == LAYER_KIND_DENSE;
+}
+
+/* The geometry whose output a convolution's epilogue runs on. */
+static const struct conv2d_geom *conv_out_geom(const struct rt_layer *r, enum layer_kind kind)
+{
+    return kind == LAYER_KIND_SEPARABLE_CONV2D ? &r->pw : &r->cg;
+}
+
+/* SeparableConv2D scratch: the depthwise output of SEP_CHUNK examples, its
+ * gradient, then the pointwise conv's own scratch (floats). */
+static size_t sep_mid_floats(const struct rt_layer *r)
+{
+    return ((size_t)SEP_CHUNK * r->cg.oh * r->cg.ow * r->cg.k + 15) / 16 * 16;
 }
 
 static int layer_error(struct diag *d, int i, const char *key, const char *msg)
@@ -229,9 +244,12 @@ static int model_plan(struct model *m, const int (*shape)[3], const bool *flat,
         r->act = c->activation;
         switch (c->kind) {
         case LAYER_KIND_CONV2D: {
-            conv2d_geom_init(&r->cg, in[0], in[1], in[2], c->filters, c->kernel_size[0],
-                             c->kernel_size[1], c->strides[0], c->strides[1], c->padding);
-            int ks[4] = {c->kernel_size[0], c->kernel_size[1], in[2], c->filters};
+            conv2d_geom_init_dilated(&r->cg, in[0], in[1], in[2], c->filters, c->kernel_size[0],
+                                     c->kernel_size[1], c->strides[0], c->strides[1],
+                                     layer_dilation(c, 0), layer_dilation(c, 1), layer_groups(c),
+                                     c->padding);
+            int ks[4] = {c->kernel_size[0], c->kernel_size[1], in[2] / layer_groups(c),
+                         c->filters};
             add_weight(l, "kernel", 4, ks, true, off);
             if (c->use_bias)
                 add_weight(l, "bias", 1, &c->filters, true, off);
@@ -239,12 +257,28 @@ static int model_plan(struct model *m, const int (*shape)[3], const bool *flat,
         }
         case LAYER_KIND_DEPTHWISE_CONV2D: {
             int k = in[2] * c->depth_multiplier;
-            conv2d_geom_init(&r->cg, in[0], in[1], in[2], k, c->kernel_size[0],
-                             c->kernel_size[1], c->strides[0], c->strides[1], c->padding);
+            conv2d_geom_init_dilated(&r->cg, in[0], in[1], in[2], k, c->kernel_size[0],
+                                     c->kernel_size[1], c->strides[0], c->strides[1],
+                                     layer_dilation(c, 0), layer_dilation(c, 1), 1, c->padding);
             int ks[4] = {c->kernel_size[0], c->kernel_size[1], in[2], c->depth_multiplier};
             add_weight(l, "depthwise_kernel", 4, ks, true, off);
             if (c->use_bias)
                 add_weight(l, "bias", 1, &k, true, off);
+            break;
+        }
+        case LAYER_KIND_SEPARABLE_CONV2D: {
+            int k = in[2] * c->depth_multiplier;
+            conv2d_geom_init_dilated(&r->cg, in[0], in[1], in[2], k, c->kernel_size[0],
+                                     c->kernel_size[1], c->strides[0], c->strides[1],
+                                     layer_dilation(c, 0), layer_dilation(c, 1), 1, c->padding);
+            conv2d_geom_init(&r->pw, r->cg.oh, r->cg.ow, k, c->filters, 1, 1, 1, 1,
+                             PADDING_KIND_VALID);
+            int ks[4] = {c->kernel_size[0], c->kernel_size[1], in[2], c->depth_multiplier};
+            int ps[4] = {1, 1, k, c->filters};
+            add_weight(l, "depthwise_kernel", 4, ks, true, off);
+            add_weight(l, "pointwise_kernel", 4, ps, true, off);
+            if (c->use_bias)
+                add_weight(l, "bias", 1, &c->filters, true, off);
             break;
         }
         case LAYER_KIND_DENSE: {
@@ -385,9 +419,14 @@ static int model_alloc_runtime(struct model *m)
             size_t s = conv2d_scratch_floats(&r->cg);
             if (s > rt->scratch_floats)
                 rt->scratch_floats = s;
-            if (r->cg.sh == 1 && r->cg.sw == 1 && i > 0 &&
+            if (r->cg.sh == 1 && r->cg.sw == 1 && i > 0 && !conv2d_geom_general(&r->cg) &&
                 !(r->wflip = aligned_floats(m->layers[i].weights[0].size)))
                 return -ENOMEM;
+        }
+        if (c->kind == LAYER_KIND_SEPARABLE_CONV2D) {
+            size_t s = 2 * sep_mid_floats(r) + conv2d_scratch_floats(&r->pw);
+            if (s > rt->scratch_floats)
+                rt->scratch_floats = s;
         }
         if ((c->kind == LAYER_KIND_DROPOUT || c->kind == LAYER_KIND_SPATIAL_DROPOUT2D) &&
             !(r->mask = calloc(B * r->out_size, 1)))
@@ -727,6 +766,23 @@ static bool layer_forward(struct model *m, int i, float *out, const float *inp, 
         if (pre)
             activation_forward(out, pre, (size_t)nb * r->cg.oh * r->cg.ow, r->cg.k, r->act);
         return true;
+    case LAYER_KIND_SEPARABLE_CONV2D: {
+        /* SEP_CHUNK examples at a time: depthwise into scratch, then the
+         * pointwise conv with the bias and activation epilogue */
+        const size_t out_img = (size_t)r->pw.oh * r->pw.ow * r->pw.k;
+        float *mid = scratch, *pw_scratch = scratch + 2 * sep_mid_floats(r);
+        for (int e0 = 0; e0 < nb; e0 += SEP_CHUNK) {
+            int ne = nb - e0 < SEP_CHUNK ? nb - e0 : SEP_CHUNK;
+            float *o = (pre ? pre : out) + (size_t)e0 * out_img;
+            depthwise_conv2d_forward(mid, inp + (size_t)e0 * r->in_size, wptr(m, i, 0), NULL,
+                                     ACTIVATION_KIND_LINEAR, ne, &r->cg);
+            conv2d_forward(o, pw_scratch, mid, wptr(m, i, 1), c->use_bias ? wptr(m, i, 2) : NULL,
+                           pre ? ACTIVATION_KIND_LINEAR : r->act, ne, &r->pw);
+        }
+        if (pre)
+            activation_forward(out, pre, (size_t)nb * r->pw.oh * r->pw.ow, r->pw.k, r->act);
+        return true;
+    }
     case LAYER_KIND_DENSE:
         /* on the last axis: nb * rows rows of ch values (rows = 1 after Flatten) */
         dense_forward(pre ? pre : out, inp, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL,
@@ -981,12 +1037,32 @@ static bool layer_backward(const struct step_ctx *s, struct step_slice *t, int i
     switch (c->kind) {
     case LAYER_KIND_CONV2D:
     case LAYER_KIND_DEPTHWISE_CONV2D:
+    case LAYER_KIND_SEPARABLE_CONV2D: {
+        const struct conv2d_geom *og = conv_out_geom(r, c->kind);
         if (pre)
-            activation_backward_x(g, g, pre, out, (size_t)nb * r->cg.oh * r->cg.ow, r->cg.k,
-                                  r->act);
+            activation_backward_x(g, g, pre, out, (size_t)nb * og->oh * og->ow, og->k, r->act);
         else if (!r->act_in_next)
-            activation_backward(g, g, out, (size_t)nb * r->cg.oh * r->cg.ow, r->cg.k, r->act);
-        if (c->kind == LAYER_KIND_DEPTHWISE_CONV2D)
+            activation_backward(g, g, out, (size_t)nb * og->oh * og->ow, og->k, r->act);
+        if (c->kind == LAYER_KIND_SEPARABLE_CONV2D) {
+            /* per SEP_CHUNK examples: the depthwise output again (the
+             * pointwise conv's input), the pointwise backward into its
+             * gradient, then the depthwise backward */
+            const size_t out_img = (size_t)og->oh * og->ow * og->k;
+            float *mid = scratch, *dmid = scratch + sep_mid_floats(r);
+            float *pw_scratch = scratch + 2 * sep_mid_floats(r);
+            for (int e0 = 0; e0 < nb; e0 += SEP_CHUNK) {
+                int ne = nb - e0 < SEP_CHUNK ? nb - e0 : SEP_CHUNK;
+                const float *x = inp + (size_t)e0 * r->in_size;
+                depthwise_conv2d_forward(mid, x, wptr(m, i, 0), NULL, ACTIVATION_KIND_LINEAR, ne,
+                                         &r->cg);
+                conv2d_backward(dmid, gptr(m, grad, i, 1), c->use_bias ? gptr(m, grad, i, 2) : NULL,
+                                pw_scratch, g + (size_t)e0 * out_img, mid, wptr(m, i, 1), NULL, ne,
+                                &r->pw);
+                depthwise_conv2d_backward(need_dinp ? gn + (size_t)e0 * r->in_size : NULL,
+                                          gptr(m, grad, i, 0), NULL, dmid, x, wptr(m, i, 0), ne,
+                                          &r->cg);
+            }
+        } else if (c->kind == LAYER_KIND_DEPTHWISE_CONV2D)
             depthwise_conv2d_backward(need_dinp ? gn : NULL, gptr(m, grad, i, 0),
                                       c->use_bias ? gptr(m, grad, i, 1) : NULL, g, inp,
                                       wptr(m, i, 0), nb, &r->cg);
@@ -995,6 +1071,7 @@ static bool layer_backward(const struct step_ctx *s, struct step_slice *t, int i
                             c->use_bias ? gptr(m, grad, i, 1) : NULL, scratch, g, inp,
                             wptr(m, i, 0), r->wflip, nb, &r->cg);
         return true;
+    }
     case LAYER_KIND_DENSE:
         /* on the last axis: nb * rows rows of ch values (rows = 1 after Flatten) */
         if (pre)

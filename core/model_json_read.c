@@ -54,6 +54,8 @@ static const struct {
     {"Add", LAYER_KIND_ADD},
     {"Concatenate", LAYER_KIND_CONCATENATE},
     {"DepthwiseConv2D", LAYER_KIND_DEPTHWISE_CONV2D},
+    {"SeparableConv2D", LAYER_KIND_SEPARABLE_CONV2D},
+    {"SeparableConvolution2D", LAYER_KIND_SEPARABLE_CONV2D},
     {"RandomFlip", LAYER_KIND_RANDOM_FLIP},
     {"RandomTranslation", LAYER_KIND_RANDOM_TRANSLATION},
     {"RandomRotation", LAYER_KIND_RANDOM_ROTATION},
@@ -370,7 +372,8 @@ static int key_use_bias(struct key_args *a, const struct layer_key *k)
 /* k->arg: the weight's initializer slot (layer_config.init). */
 static int key_initializer(struct key_args *a, const struct layer_key *k)
 {
-    bool vector = strstr(a->key, "kernel") == NULL && strstr(a->key, "depthwise") == NULL;
+    bool vector = strstr(a->key, "kernel") == NULL && strstr(a->key, "depthwise") == NULL &&
+                  strstr(a->key, "pointwise") == NULL;
     return parse_initializer(a->c, a->key, a->it, vector, &a->l->init[k->arg]);
 }
 
@@ -413,18 +416,14 @@ static int key_kernel_size(struct key_args *a, const struct layer_key *k)
 
 static int key_dilation_rate(struct key_args *a, const struct layer_key *k)
 {
-    int dil[2] = {1, 1};
-    int err = parse_pair(a->c, a->key, a->it, 1, DIM_MAX, dil);
-    if (!err && (dil[0] != 1 || dil[1] != 1))
-        err = layer_err(a->c, a->key, "only 1 (no dilation) is supported");
-    return err;
+    return parse_pair(a->c, a->key, a->it, 1, DIM_MAX, a->l->dilation_rate);
 }
 
+/* the divisibility of the channels and filters is checked with the shapes */
 static int key_groups(struct key_args *a, const struct layer_key *k)
 {
-    int g;
-    if (!json_int(a->it, 1, 1, &g))
-        return layer_err(a->c, a->key, "only 1 is supported (no grouped convolution)");
+    if (!json_int(a->it, 1, WIDTH_MAX, &a->l->groups))
+        return layer_err(a->c, a->key, "must be an integer in [1, %d]", WIDTH_MAX);
     return 0;
 }
 
@@ -725,6 +724,7 @@ static int key_crop_size(struct key_args *a, const struct layer_key *k)
 #define K_SDROP KIND(LAYER_KIND_SPATIAL_DROPOUT2D)
 #define K_CONCAT KIND(LAYER_KIND_CONCATENATE)
 #define K_DW KIND(LAYER_KIND_DEPTHWISE_CONV2D)
+#define K_SEP KIND(LAYER_KIND_SEPARABLE_CONV2D)
 #define K_FLIP KIND(LAYER_KIND_RANDOM_FLIP)
 #define K_TRANS KIND(LAYER_KIND_RANDOM_TRANSLATION)
 #define K_ROT KIND(LAYER_KIND_RANDOM_ROTATION)
@@ -745,32 +745,37 @@ static const struct layer_key layer_keys[] = {
     {"batch_input_shape", K_ALL, key_batch_shape, 0, NULL, false},
     {"batch_shape", K_ALL, key_batch_shape, 0, NULL, false},
     /* Conv2D and Dense */
-    {"activation", K_WEIGHTED | K_DW, key_activation, 0, NULL, false},
-    {"use_bias", K_WEIGHTED | K_DW, key_use_bias, 0, NULL, false},
+    {"activation", K_WEIGHTED | K_DW | K_SEP, key_activation, 0, NULL, false},
+    {"use_bias", K_WEIGHTED | K_DW | K_SEP, key_use_bias, 0, NULL, false},
     {"kernel_initializer", K_WEIGHTED, key_initializer, 0, NULL, false},
     {"bias_initializer", K_WEIGHTED | K_DW, key_initializer, 1, NULL, false},
+    {"bias_initializer", K_SEP, key_initializer, 2, NULL, false},
     {"kernel_regularizer", K_WEIGHTED, key_null, 0, NULL, false},
-    {"bias_regularizer", K_WEIGHTED | K_DW, key_null, 0, NULL, false},
-    {"activity_regularizer", K_WEIGHTED | K_DW, key_null, 0, NULL, false},
+    {"bias_regularizer", K_WEIGHTED | K_DW | K_SEP, key_null, 0, NULL, false},
+    {"activity_regularizer", K_WEIGHTED | K_DW | K_SEP, key_null, 0, NULL, false},
     {"kernel_constraint", K_WEIGHTED, key_null, 0, NULL, false},
-    {"bias_constraint", K_WEIGHTED | K_DW, key_null, 0, NULL, false},
-    /* DepthwiseConv2D */
-    {"depth_multiplier", K_DW, key_depth_multiplier, 0, NULL, false},
-    {"depthwise_initializer", K_DW, key_initializer, 0, NULL, false},
-    {"depthwise_regularizer", K_DW, key_null, 0, NULL, false},
-    {"depthwise_constraint", K_DW, key_null, 0, NULL, false},
+    {"bias_constraint", K_WEIGHTED | K_DW | K_SEP, key_null, 0, NULL, false},
+    /* DepthwiseConv2D, SeparableConv2D */
+    {"depth_multiplier", K_DW | K_SEP, key_depth_multiplier, 0, NULL, false},
+    {"depthwise_initializer", K_DW | K_SEP, key_initializer, 0, NULL, false},
+    {"depthwise_regularizer", K_DW | K_SEP, key_null, 0, NULL, false},
+    {"depthwise_constraint", K_DW | K_SEP, key_null, 0, NULL, false},
+    /* SeparableConv2D */
+    {"pointwise_initializer", K_SEP, key_initializer, 1, NULL, false},
+    {"pointwise_regularizer", K_SEP, key_null, 0, NULL, false},
+    {"pointwise_constraint", K_SEP, key_null, 0, NULL, false},
     {"lora_rank", K_WEIGHTED, key_null, 0, NULL, false},
     {"lora_alpha", K_WEIGHTED, key_null, 0, NULL, false},
     {"quantization_config", K_WEIGHTED, key_null, 0, NULL, false},
     /* Conv2D and pooling */
-    {"padding", K_CONV | K_POOL | K_DW, key_padding, 0, NULL, false},
-    {"data_format", K_CONV | K_POOL | K_FLATTEN | K_GPOOL | K_ZPAD | K_SDROP | K_DW, key_data_format, 0,
-     NULL, false},
-    {"strides", K_CONV | K_POOL | K_DW, key_strides, 0, NULL, false},
+    {"padding", K_CONV | K_POOL | K_DW | K_SEP, key_padding, 0, NULL, false},
+    {"data_format", K_CONV | K_POOL | K_FLATTEN | K_GPOOL | K_ZPAD | K_SDROP | K_DW | K_SEP,
+     key_data_format, 0, NULL, false},
+    {"strides", K_CONV | K_POOL | K_DW | K_SEP, key_strides, 0, NULL, false},
     /* Conv2D */
-    {"filters", K_CONV, key_filters, 0, NULL, true},
-    {"kernel_size", K_CONV | K_DW, key_kernel_size, 0, NULL, true},
-    {"dilation_rate", K_CONV | K_DW, key_dilation_rate, 0, NULL, false},
+    {"filters", K_CONV | K_SEP, key_filters, 0, NULL, true},
+    {"kernel_size", K_CONV | K_DW | K_SEP, key_kernel_size, 0, NULL, true},
+    {"dilation_rate", K_CONV | K_DW | K_SEP, key_dilation_rate, 0, NULL, false},
     {"groups", K_CONV, key_groups, 0, NULL, false},
     /* Dense */
     {"units", K_DENSE, key_units, 0, NULL, true},
@@ -939,7 +944,7 @@ static int parse_layer(const cJSON *obj, struct parse_state *st, int ji, struct 
                          "AveragePooling2D, Dropout, Flatten, GlobalAveragePooling2D, "
                          "GlobalMaxPooling2D, ZeroPadding2D, ReLU, LeakyReLU, ELU, Softmax, "
                          "Rescaling, Reshape, SpatialDropout2D, Add, Concatenate, "
-                         "DepthwiseConv2D, RandomFlip, RandomTranslation, RandomRotation, "
+                         "DepthwiseConv2D, SeparableConv2D, RandomFlip, RandomTranslation, RandomRotation, "
                          "RandomZoom, RandomContrast, RandomCrop)");
     if (!st->functional && (kind == LAYER_KIND_ADD || kind == LAYER_KIND_CONCATENATE))
         return layer_err(&c, NULL, "%s joins tensors: it needs a functional model", cls);

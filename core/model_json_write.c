@@ -185,6 +185,7 @@ static void print_layer(struct strbuf *b, const struct model_spec *spec, int i, 
     };
     const struct layer_config *l = &spec->layers[i];
     const char *padding = l->padding == PADDING_KIND_SAME ? "\"same\"" : "\"valid\"";
+    const int dil[2] = {layer_dilation(l, 0), layer_dilation(l, 1)};
     sb_puts(b, "{\"class_name\": ");
     sb_json_string(b, layer_kind_class_name(l->kind));
     sb_puts(b, ", \"config\": {\"name\": ");
@@ -197,8 +198,9 @@ static void print_layer(struct strbuf *b, const struct model_spec *spec, int i, 
         sb_printf(b, ", \"filters\": %d", l->filters);
         sb_pair(b, "kernel_size", l->kernel_size);
         sb_pair(b, "strides", l->strides);
-        sb_printf(b, ", \"padding\": %s, \"data_format\": \"channels_last\", "
-                  "\"dilation_rate\": [1, 1], \"groups\": 1", padding);
+        sb_printf(b, ", \"padding\": %s, \"data_format\": \"channels_last\"", padding);
+        sb_pair(b, "dilation_rate", dil);
+        sb_printf(b, ", \"groups\": %d", layer_groups(l));
         sb_printf(b, ", \"activation\": \"%s\", \"use_bias\": %s", activation_kind_name(l->activation),
                   l->use_bias ? "true" : "false");
         sb_init(b, "kernel_initializer", l, 0);
@@ -209,13 +211,31 @@ static void print_layer(struct strbuf *b, const struct model_spec *spec, int i, 
         sb_pair(b, "kernel_size", l->kernel_size);
         sb_pair(b, "strides", l->strides);
         sb_printf(b, ", \"padding\": %s, \"depth_multiplier\": %d, \"data_format\": "
-                  "\"channels_last\", \"dilation_rate\": [1, 1]", padding, l->depth_multiplier);
+                  "\"channels_last\"", padding, l->depth_multiplier);
+        sb_pair(b, "dilation_rate", dil);
         sb_printf(b, ", \"activation\": \"%s\", \"use_bias\": %s", activation_kind_name(l->activation),
                   l->use_bias ? "true" : "false");
         sb_init(b, "depthwise_initializer", l, 0);
         sb_init(b, "bias_initializer", l, 1);
         sb_nulls(b, (const char *const[]){"depthwise_regularizer", "bias_regularizer",
                                           "activity_regularizer", "depthwise_constraint",
+                                          "bias_constraint", NULL});
+        break;
+    case LAYER_KIND_SEPARABLE_CONV2D:
+        sb_printf(b, ", \"filters\": %d", l->filters);
+        sb_pair(b, "kernel_size", l->kernel_size);
+        sb_pair(b, "strides", l->strides);
+        sb_printf(b, ", \"padding\": %s, \"data_format\": \"channels_last\"", padding);
+        sb_pair(b, "dilation_rate", dil);
+        sb_printf(b, ", \"depth_multiplier\": %d", l->depth_multiplier);
+        sb_printf(b, ", \"activation\": \"%s\", \"use_bias\": %s", activation_kind_name(l->activation),
+                  l->use_bias ? "true" : "false");
+        sb_init(b, "depthwise_initializer", l, 0);
+        sb_init(b, "pointwise_initializer", l, 1);
+        sb_init(b, "bias_initializer", l, 2);
+        sb_nulls(b, (const char *const[]){"depthwise_regularizer", "pointwise_regularizer",
+                                          "bias_regularizer", "activity_regularizer",
+                                          "depthwise_constraint", "pointwise_constraint",
                                           "bias_constraint", NULL});
         break;
     case LAYER_KIND_DENSE:

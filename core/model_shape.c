@@ -106,15 +106,19 @@ int model_spec_infer_shapes_flat(const struct model_spec *spec, const int *json_
         switch (l->kind) {
         case LAYER_KIND_CONV2D:
         case LAYER_KIND_DEPTHWISE_CONV2D:
+        case LAYER_KIND_SEPARABLE_CONV2D:
         case LAYER_KIND_MAX_POOLING2D:
         case LAYER_KIND_AVERAGE_POOLING2D: {
             bool dw = l->kind == LAYER_KIND_DEPTHWISE_CONV2D;
-            bool conv = l->kind == LAYER_KIND_CONV2D || dw;
-            int width = dw ? (l->depth_multiplier >= 1 && l->depth_multiplier <= WIDTH_MAX &&
-                                      (long long)c * l->depth_multiplier <= WIDTH_MAX
-                                  ? c * l->depth_multiplier : 0)
-                           : l->filters;
+            bool sep = l->kind == LAYER_KIND_SEPARABLE_CONV2D;
+            bool conv = l->kind == LAYER_KIND_CONV2D || dw || sep;
+            bool mult_ok = l->depth_multiplier >= 1 && l->depth_multiplier <= WIDTH_MAX &&
+                           (long long)c * l->depth_multiplier <= WIDTH_MAX;
+            int width = dw ? (mult_ok ? c * l->depth_multiplier : 0)
+                           : sep && !mult_ok ? 0 : l->filters;
             const int *k = conv ? l->kernel_size : l->pool_size;
+            int dil[2] = {conv ? layer_dilation(l, 0) : 1, conv ? layer_dilation(l, 1) : 1};
+            int groups = l->kind == LAYER_KIND_CONV2D ? layer_groups(l) : 1;
             if (flat) {
                 err = diag_set(d, -EINVAL, field,
                                "layer %d (%s \"%s\"): needs a 4-D input (N, H, W, C), "
@@ -126,17 +130,46 @@ int model_spec_infer_shapes_flat(const struct model_spec *spec, const int *json_
                 l->strides[1] > DIM_MAX || (conv && (width < 1 || width > WIDTH_MAX))) {
                 err = diag_set(d, -EINVAL, field, "layer %d (%s \"%s\"): invalid %s, strides%s",
                                ji, cls, l->name, conv ? "kernel_size" : "pool_size",
-                               !conv ? "" : dw ? " or depth_multiplier" : " or filters");
+                               !conv ? "" : dw ? " or depth_multiplier"
+                                         : sep ? ", filters or depth_multiplier" : " or filters");
                 break;
             }
-            int oh = window_out(h, k[0], l->strides[0], l->padding);
-            int ow = window_out(w, k[1], l->strides[1], l->padding);
+            if (dil[0] > DIM_MAX || dil[1] > DIM_MAX ||
+                (long long)(k[0] - 1) * dil[0] + 1 > DIM_MAX ||
+                (long long)(k[1] - 1) * dil[1] + 1 > DIM_MAX) {
+                snprintf(field + strlen(field), sizeof(field) - strlen(field),
+                         "/config/dilation_rate");
+                err = diag_set(d, -EINVAL, field, "layer %d (%s \"%s\"): dilation_rate (%d, %d) "
+                               "too large for kernel_size (%d, %d)", ji, cls, l->name, dil[0],
+                               dil[1], k[0], k[1]);
+                break;
+            }
+            if ((dil[0] > 1 || dil[1] > 1) && (l->strides[0] > 1 || l->strides[1] > 1)) {
+                snprintf(field + strlen(field), sizeof(field) - strlen(field),
+                         "/config/dilation_rate");
+                err = diag_set(d, -EINVAL, field, "layer %d (%s \"%s\"): dilation_rate (%d, %d) "
+                               "> 1 together with strides (%d, %d) > 1 is not supported (Keras "
+                               "refuses it too)", ji, cls, l->name, dil[0], dil[1],
+                               l->strides[0], l->strides[1]);
+                break;
+            }
+            if (groups > 1 && (c % groups != 0 || width % groups != 0)) {
+                snprintf(field + strlen(field), sizeof(field) - strlen(field), "/config/groups");
+                err = diag_set(d, -EINVAL, field, "layer %d (%s \"%s\"): groups %d must divide "
+                               "the input channels (%d) and filters (%d)", ji, cls, l->name,
+                               groups, c, width);
+                break;
+            }
+            int ek[2] = {(k[0] - 1) * dil[0] + 1, (k[1] - 1) * dil[1] + 1}; /* effective */
+            int oh = window_out(h, ek[0], l->strides[0], l->padding);
+            int ow = window_out(w, ek[1], l->strides[1], l->padding);
             if (oh < 1 || ow < 1) {
                 err = diag_set(d, -EINVAL, field,
                                "layer %d (%s \"%s\"): output size (%d, %d) is not positive: "
                                "input (%d, %d), %s (%d, %d), strides (%d, %d), padding valid",
-                               ji, cls, l->name, oh, ow, h, w, conv ? "kernel" : "pool",
-                               k[0], k[1], l->strides[0], l->strides[1]);
+                               ji, cls, l->name, oh, ow, h, w,
+                               conv ? "dilated kernel" : "pool", ek[0], ek[1], l->strides[0],
+                               l->strides[1]);
                 break;
             }
             h = oh;
@@ -344,15 +377,25 @@ static bool layer_params(const struct model_spec *spec, const int (*shape)[3], i
     size_t cout = (size_t)shape[i][2], n = 0, nt = 0;
     bool over = false;
     switch (l->kind) {
-    case LAYER_KIND_CONV2D: /* kernel (kh, kw, cin, filters) + bias (filters) */
+    case LAYER_KIND_CONV2D: /* kernel (kh, kw, cin / groups, filters) + bias (filters) */
         over = __builtin_mul_overflow((size_t)l->kernel_size[0], (size_t)l->kernel_size[1], &nt) ||
-               __builtin_mul_overflow(nt, cin, &nt) || __builtin_mul_overflow(nt, cout, &nt);
+               __builtin_mul_overflow(nt, cin / (size_t)layer_groups(l), &nt) ||
+               __builtin_mul_overflow(nt, cout, &nt);
         nt += l->use_bias ? cout : 0;
         n = nt;
         break;
     case LAYER_KIND_DEPTHWISE_CONV2D: /* depthwise_kernel (kh, kw, cin, M) + bias (cin * M) */
         over = __builtin_mul_overflow((size_t)l->kernel_size[0], (size_t)l->kernel_size[1], &nt) ||
                __builtin_mul_overflow(nt, cout, &nt);
+        nt += l->use_bias ? cout : 0;
+        n = nt;
+        break;
+    case LAYER_KIND_SEPARABLE_CONV2D: /* depthwise_kernel (kh, kw, cin, M), pointwise_kernel
+                                         (1, 1, cin * M, filters), bias (filters) */
+        over = __builtin_mul_overflow((size_t)l->kernel_size[0], (size_t)l->kernel_size[1], &nt) ||
+               __builtin_mul_overflow(nt, cin * (size_t)l->depth_multiplier, &nt) ||
+               __builtin_mul_overflow(cin * (size_t)l->depth_multiplier, cout, &n) ||
+               __builtin_add_overflow(nt, n, &nt);
         nt += l->use_bias ? cout : 0;
         n = nt;
         break;

@@ -33,6 +33,7 @@ const char *layer_kind_class_name(enum layer_kind kind)
     case LAYER_KIND_ADD: return "Add";
     case LAYER_KIND_CONCATENATE: return "Concatenate";
     case LAYER_KIND_DEPTHWISE_CONV2D: return "DepthwiseConv2D";
+    case LAYER_KIND_SEPARABLE_CONV2D: return "SeparableConv2D";
     case LAYER_KIND_RANDOM_FLIP: return "RandomFlip";
     case LAYER_KIND_RANDOM_TRANSLATION: return "RandomTranslation";
     case LAYER_KIND_RANDOM_ROTATION: return "RandomRotation";
@@ -69,6 +70,7 @@ static const char *layer_kind_prefix(enum layer_kind kind)
     case LAYER_KIND_ADD: return "add";
     case LAYER_KIND_CONCATENATE: return "concatenate";
     case LAYER_KIND_DEPTHWISE_CONV2D: return "depthwise_conv2d";
+    case LAYER_KIND_SEPARABLE_CONV2D: return "separable_conv2d";
     case LAYER_KIND_RANDOM_FLIP: return "random_flip";
     case LAYER_KIND_RANDOM_TRANSLATION: return "random_translation";
     case LAYER_KIND_RANDOM_ROTATION: return "random_rotation";
@@ -132,10 +134,13 @@ const char *layer_init_slot_name(enum layer_kind kind, int slot)
     static const char *const weighted[] = {"kernel", "bias"};
     static const char *const bn[] = {"gamma", "beta", "moving_mean", "moving_variance"};
     static const char *const dw[] = {"depthwise_kernel", "bias"};
+    static const char *const sep[] = {"depthwise_kernel", "pointwise_kernel", "bias"};
     if ((kind == LAYER_KIND_CONV2D || kind == LAYER_KIND_DENSE) && slot >= 0 && slot < 2)
         return weighted[slot];
     if (kind == LAYER_KIND_DEPTHWISE_CONV2D && slot >= 0 && slot < 2)
         return dw[slot];
+    if (kind == LAYER_KIND_SEPARABLE_CONV2D && slot >= 0 && slot < 3)
+        return sep[slot];
     if (kind == LAYER_KIND_BATCH_NORMALIZATION && slot >= 0 && slot < 4)
         return bn[slot];
     return NULL;
@@ -158,6 +163,8 @@ void layer_config_init(struct layer_config *l, enum layer_kind kind)
     switch (kind) {
     case LAYER_KIND_CONV2D:
         l->strides[0] = l->strides[1] = 1;
+        l->dilation_rate[0] = l->dilation_rate[1] = 1;
+        l->groups = 1;
         l->use_bias = true;
         break;
     case LAYER_KIND_DENSE:
@@ -172,7 +179,9 @@ void layer_config_init(struct layer_config *l, enum layer_kind kind)
         l->pool_size[0] = l->pool_size[1] = 2;
         break;
     case LAYER_KIND_DEPTHWISE_CONV2D:
+    case LAYER_KIND_SEPARABLE_CONV2D:
         l->strides[0] = l->strides[1] = 1;
+        l->dilation_rate[0] = l->dilation_rate[1] = 1;
         l->use_bias = true;
         l->depth_multiplier = 1;
         break;

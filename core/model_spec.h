@@ -49,6 +49,7 @@ enum layer_kind {
     LAYER_KIND_ADD,
     LAYER_KIND_CONCATENATE,    /* on the channels axis */
     LAYER_KIND_DEPTHWISE_CONV2D,
+    LAYER_KIND_SEPARABLE_CONV2D, /* depthwise (kh, kw, C, M) then pointwise (1, 1, C * M, filters) */
     /* augmentation (Keras 3 image preprocessing): random in training only,
      * the identity in inference except RandomCrop (augment.c) */
     LAYER_KIND_RANDOM_FLIP,
@@ -58,7 +59,7 @@ enum layer_kind {
     LAYER_KIND_RANDOM_CONTRAST,
     LAYER_KIND_RANDOM_CROP,
 };
-#define N_LAYER_KINDS 28
+#define N_LAYER_KINDS 29
 
 static inline int layer_kind_is_augment(int k)
 {
@@ -137,12 +138,15 @@ struct layer_config {
     enum layer_kind kind;
     char name[64];                   /* Keras name: conv2d, conv2d_1, batch_normalization, ... */
     enum activation_kind activation; /* Conv2D, Dense, Activation; LINEAR otherwise */
-    int filters;                     /* Conv2D */
-    int depth_multiplier;            /* DepthwiseConv2D (1) */
+    int filters;                     /* Conv2D, SeparableConv2D */
+    int depth_multiplier;            /* DepthwiseConv2D, SeparableConv2D (1) */
     int units;                       /* Dense */
     int kernel_size[2];              /* Conv2D (kh, kw) */
     int pool_size[2];                /* pooling (ph, pw) */
     int strides[2];                  /* Conv2D and pooling (sh, sw); pooling default = pool_size */
+    int dilation_rate[2];            /* Conv2D, DepthwiseConv2D, SeparableConv2D (1, 1); Keras
+                                        refuses a dilation > 1 with strides > 1 */
+    int groups;                      /* Conv2D (1): divides the input channels and filters */
     enum padding_kind padding;       /* Conv2D and pooling */
     bool use_bias;                   /* Conv2D, Dense (default true) */
     float momentum;                  /* BatchNormalization (0.99) */
@@ -169,6 +173,17 @@ struct layer_config {
                                                   (gamma, beta, moving_mean, moving_variance);
                                                   INIT_DEFAULT (zeroed) is Keras' default */
 };
+
+/* A layer's dilation on axis 0 (rows) or 1 (columns) and its groups; 0
+ * (a config built without layer_config_init) reads as 1. */
+static inline int layer_dilation(const struct layer_config *l, int axis)
+{
+    return l->dilation_rate[axis] > 0 ? l->dilation_rate[axis] : 1;
+}
+static inline int layer_groups(const struct layer_config *l)
+{
+    return l->groups > 0 ? l->groups : 1;
+}
 
 /* A Sequential or functional model's description.  A functional spec's
  * layer 0 is its InputLayer (LAYER_KIND_INPUT), every layer names its inputs,

@@ -5,7 +5,6 @@
 # Functional model_config), and a numpy forward pass of the residual graph
 # over those weights that must give the daemon's /predict probabilities.
 
-import io
 import json
 import os
 
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import SRC_ROOT, TERMINAL, assert_error, tiny_spec
+from kerasfile import attr_str, predict_random_images, read_keras_weights, train_best
 
 FIXTURES = os.path.join(SRC_ROOT, "tests", "fixtures", "models")
 LAYERS = ["input_1", "conv2d", "batch_normalization", "conv2d_1", "batch_normalization_1",
@@ -34,40 +34,18 @@ def fixture(name):
         return json.load(f)
 
 
-def attr_str(v):
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
 @pytest.fixture(scope="module")
 def trained(module_traind, tmp_path_factory):
-    c = module_traind.client
     spec = tiny_spec(name="residual", model=fixture("residual_tf215.json"), epochs=2,
                      checkpoints=[{"filepath": "best.hdf5", "monitor": "val_loss",
                                    "mode": "min", "save_best_only": True}])
-    job = c.submit(spec)
-    final = c.wait_state(job["id"], TERMINAL, daemon=module_traind)
-    assert final["state"] == "succeeded", final
-    r = c.get(f"/v1/jobs/{job['id']}/best")
-    assert r.status == 200, r
-    path = tmp_path_factory.mktemp("residual") / "best.hdf5"
-    path.write_bytes(r.body)
-    return module_traind, job["id"], path
+    job_id, path = train_best(module_traind, spec, tmp_path_factory.mktemp("residual"))
+    return module_traind, job_id, path
 
 
 def read_weights(g):
     """{layer: {weight: array}} in the tf.keras layout, checking names and shapes."""
-    assert [attr_str(n) for n in g.attrs["layer_names"]] == LAYERS
-    out = {}
-    for layer in LAYERS:
-        names = [attr_str(n) for n in g[layer].attrs["weight_names"]]
-        want = WEIGHTS.get(layer, [])
-        assert names == [f"{layer}/{w}:0" for w, _ in want], (layer, names)
-        out[layer] = {}
-        for (w, shape), n in zip(want, names):
-            ds = g[layer][n]
-            assert ds.shape == shape and ds.dtype == np.float32, (n, ds.shape, ds.dtype)
-            out[layer][w] = ds[()].astype(np.float64)
-    return out
+    return read_keras_weights(g, LAYERS, WEIGHTS)
 
 
 def conv_same(x, k, b, stride):
@@ -125,14 +103,7 @@ def test_predict_equals_numpy_graph(trained):
     d, job_id, path = trained
     with h5py.File(path, "r") as f:
         W = read_weights(f["model_weights"])
-    rng = np.random.default_rng(5)
-    x = rng.integers(0, 256, size=(6, 28, 28), dtype=np.uint8)
-    buf = io.BytesIO()
-    np.save(buf, x)
-    r = d.client.request("POST", f"/v1/jobs/{job_id}/predict?checkpoint=best", body=buf.getvalue(),
-                         headers={"Content-Type": "application/x-npy"})
-    assert r.status == 200, r
-    got = np.array(r.json()["probabilities"], dtype=np.float64)
+    x, got = predict_random_images(d, job_id, seed=5, n=6)
     want = numpy_predict(W, x[..., None].astype(np.float64) / 255.0)
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)
 

@@ -7,7 +7,10 @@
  * cblas); batch 1 and 3.  1x1 stride 1 valid is the pointwise path.  Each
  * case runs the forward (bias + ReLU epilogue), and the backward three ways:
  * dinp through the flipped kernel (stride 1), through col2im (wflip NULL),
- * and without dinp (a first layer).
+ * and without dinp (a first layer).  Dilated and grouped convolutions
+ * (conv2d_general.c) run the same comparisons, and are also checked against
+ * the ordinary paths on an equivalent kernel: a dilated kernel with zeros
+ * between its taps, a grouped kernel as a block-diagonal full one.
  *
  * Tolerance: |x - ref| <= 1e-5 * scale, scale = the same computation on
  * |inp|, |weight|, |dout| (and |bias|, |initial dweight|): 1e-5 relative to
@@ -59,18 +62,26 @@ static void compare(const float *got, const float *want, const float *scale, siz
 struct conv_case {
     int h, w, c, k, kh, s, n;
     enum padding_kind pad;
+    int d, groups; /* dilation and groups; 0 = 1 */
 };
+
+static void case_geom(struct conv2d_geom *g, const struct conv_case *cc)
+{
+    conv2d_geom_init_dilated(g, cc->h, cc->w, cc->c, cc->k, cc->kh, cc->kh, cc->s, cc->s,
+                             cc->d ? cc->d : 1, cc->d ? cc->d : 1, cc->groups ? cc->groups : 1,
+                             cc->pad);
+}
 
 static void run_case(const struct conv_case *cc, const char *path)
 {
     struct conv2d_geom g;
-    conv2d_geom_init(&g, cc->h, cc->w, cc->c, cc->k, cc->kh, cc->kh, cc->s, cc->s, cc->pad);
+    case_geom(&g, cc);
     char label[160];
-    snprintf(label, sizeof(label), "[%s] %dx%dx%d -> K%d %dx%d s%d %s n%d", path, cc->h, cc->w,
-             cc->c, cc->k, cc->kh, cc->kh, cc->s, cc->pad == PADDING_KIND_SAME ? "same" : "valid",
-             cc->n);
+    snprintf(label, sizeof(label), "[%s] %dx%dx%d -> K%d %dx%d s%d d%d g%d %s n%d", path, cc->h,
+             cc->w, cc->c, cc->k, cc->kh, cc->kh, cc->s, g.dh, g.groups,
+             cc->pad == PADDING_KIND_SAME ? "same" : "valid", cc->n);
     const size_t nin = (size_t)cc->n * g.h * g.w * g.c, nout = (size_t)cc->n * g.oh * g.ow * g.k;
-    const size_t nw = (size_t)g.kh * g.kw * g.c * g.k;
+    const size_t nw = (size_t)g.kh * g.kw * (g.c / g.groups) * g.k;
     struct rng r;
     rng_seed(&r, (uint64_t)(cc->h * 131 + cc->c * 17 + cc->k * 7 + cc->kh * 3 + cc->s), 3);
     float *inp = malloc(nin * 4), *w = malloc(nw * 4), *bias = malloc(g.k * 4u);
@@ -101,10 +112,12 @@ static void run_case(const struct conv_case *cc, const char *path)
     absv(sdw, dw0, nw), absv(sdb, db0, g.k);
     conv2d_backward_ref(sdinp, sdw, sdb, adout, ainp, aw, cc->n, &g);
 
-    conv2d_flip_weight(wflip, w, &g);
+    const bool general = conv2d_geom_general(&g); /* no flipped-kernel path */
+    if (!general)
+        conv2d_flip_weight(wflip, w, &g);
     /* the flipped-kernel dinp is a stride-1 conv of dout: pads kh - 1 - pad */
     float *wdinp = NULL;
-    if (cc->s == 1 && cc->kh == 3) {
+    if (cc->s == 1 && cc->kh == 3 && !general) {
         struct conv2d_geom t;
         int pt = 2 - g.pad_top, pl = 2 - g.pad_left;
         int pb = g.h - g.oh + 2 - pt, pr = g.w - g.ow + 2 - pl;
@@ -121,7 +134,7 @@ static void run_case(const struct conv_case *cc, const char *path)
         for (size_t i = 0; i < nin; i++)
             dinp[i] = NAN; /* every element must be written */
         conv2d_backward(variant == 2 ? NULL : dinp, dw, db, scratch, dout, inp, w,
-                        variant == 0 ? wflip : NULL, cc->n, &g);
+                        variant == 0 && !general ? wflip : NULL, cc->n, &g);
         char what[48];
         snprintf(what, sizeof(what), "%s dweight", names[variant]);
         compare(dw, rdw, sdw, nw, what, label);
@@ -167,6 +180,29 @@ static int run_all(const char *path)
     };
     for (size_t i = 0; i < sizeof(big) / sizeof(big[0]); i++, cases++)
         run_case(&big[i], path);
+    /* dilated and grouped (conv2d_general.c), 'same' and 'valid' */
+    static const int dils[] = {1, 2, 3}, groups[] = {1, 2, 4};
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 3; b++)
+            for (int p = 0; p < 2; p++) {
+                if (dils[a] == 1 && groups[b] == 1)
+                    continue;
+                struct conv_case cc = {.h = 11, .w = 9, .c = 8, .k = 12, .kh = 3, .s = 1,
+                                       .n = 2, .pad = pads[p], .d = dils[a], .groups = groups[b]};
+                run_case(&cc, path);
+                cases++;
+            }
+    struct conv_case gen[] = {
+        /* grouped with strides; a column buffer in several chunks */
+        {.h = 9, .w = 9, .c = 6, .k = 9, .kh = 3, .s = 2, .n = 2, .pad = PADDING_KIND_SAME,
+         .groups = 3},
+        {.h = 20, .w = 20, .c = 64, .k = 32, .kh = 3, .s = 1, .n = 2, .pad = PADDING_KIND_SAME,
+         .d = 2, .groups = 2},
+        {.h = 7, .w = 10, .c = 4, .k = 4, .kh = 1, .s = 1, .n = 3, .pad = PADDING_KIND_VALID,
+         .groups = 4},
+    };
+    for (size_t i = 0; i < sizeof(gen) / sizeof(gen[0]); i++, cases++)
+        run_case(&gen[i], path);
     return cases;
 }
 
@@ -249,6 +285,92 @@ static void test_avx_paths_agree(void)
     }
 }
 
+/* Bound on the difference of two float sums of the same n terms of
+ * magnitude <= 1 in any order: each is within (n - 1) u n of the exact sum
+ * (u = 2^-24). */
+static float sum_bound(size_t n)
+{
+    return (float)(2.0 * (double)n * (double)n * 0x1p-24);
+}
+
+/* A dilated, grouped convolution computes what the ordinary paths compute
+ * with the equivalent (KH', KW', C, K) kernel: taps spread d apart with
+ * zeros between them (KH' = (KH - 1) d + 1), zeros outside each output's
+ * group of input channels.  Forward, dinp, and dweight at the kernel's
+ * real taps. */
+static void check_equivalent(const struct conv_case *cc)
+{
+    struct conv2d_geom g, e;
+    case_geom(&g, cc);
+    const int ekh = (g.kh - 1) * g.dh + 1, Cg = g.c / g.groups, Kg = g.k / g.groups;
+    conv2d_geom_init(&e, cc->h, cc->w, cc->c, cc->k, ekh, ekh, cc->s, cc->s, cc->pad);
+    CHECK(e.oh == g.oh && e.ow == g.ow && e.pad_top == g.pad_top && e.pad_left == g.pad_left);
+    const size_t nin = (size_t)cc->n * g.h * g.w * g.c, nout = (size_t)cc->n * g.oh * g.ow * g.k;
+    const size_t nw = (size_t)g.kh * g.kw * Cg * g.k, nwe = (size_t)ekh * ekh * g.c * g.k;
+    struct rng r;
+    rng_seed(&r, (uint64_t)(cc->c * 31 + g.dh * 5 + g.groups), 5);
+    float *inp = malloc(nin * 4), *w = calloc(nw, 4), *we = calloc(nwe, 4);
+    float *dout = malloc(nout * 4), *out = malloc(nout * 4), *oute = malloc(nout * 4);
+    float *dinp = malloc(nin * 4), *dinpe = malloc(nin * 4), *dw = calloc(nw, 4);
+    float *dwe = calloc(nwe, 4), *db = calloc(g.k, 4), *dbe = calloc(g.k, 4);
+    size_t ns = conv2d_scratch_floats(&g) > conv2d_scratch_floats(&e) ? conv2d_scratch_floats(&g)
+                                                                      : conv2d_scratch_floats(&e);
+    float *scratch = malloc(ns * 4);
+    fill(inp, nin, &r), fill(w, nw, &r), fill(dout, nout, &r);
+    /* the index of kernel entry (i, j, c, k) in the equivalent kernel */
+#define EQ_INDEX(i, j, c, k)                                                                    \
+    ((((size_t)(i) * g.dh * ekh + (size_t)(j) * g.dw) * g.c + (size_t)((k) / Kg * Cg + (c))) *    \
+         g.k + (size_t)(k))
+    for (int i = 0; i < g.kh; i++)
+        for (int j = 0; j < g.kw; j++)
+            for (int c = 0; c < Cg; c++)
+                for (int k = 0; k < g.k; k++)
+                    we[EQ_INDEX(i, j, c, k)] = w[(((size_t)i * g.kw + j) * Cg + c) * g.k + k];
+    conv2d_forward(out, scratch, inp, w, NULL, ACTIVATION_KIND_LINEAR, cc->n, &g);
+    conv2d_forward(oute, scratch, inp, we, NULL, ACTIVATION_KIND_LINEAR, cc->n, &e);
+    conv2d_backward(dinp, dw, db, scratch, dout, inp, w, NULL, cc->n, &g);
+    conv2d_backward(dinpe, dwe, dbe, scratch, dout, inp, we, NULL, cc->n, &e);
+    /* the same products (and zeros) summed in another order; |inp|, |w|,
+     * |dout| <= 1, so every term is at most 1 */
+    int bad = 0;
+    for (size_t i = 0; i < nout; i++)
+        bad += !(fabsf(out[i] - oute[i]) <= sum_bound(ekh * ekh * g.c));
+    for (size_t i = 0; i < nin; i++)
+        bad += !(fabsf(dinp[i] - dinpe[i]) <= sum_bound(ekh * ekh * g.k));
+    for (int i = 0; i < g.kh; i++)
+        for (int j = 0; j < g.kw; j++)
+            for (int c = 0; c < Cg; c++)
+                for (int k = 0; k < g.k; k++)
+                    bad += !(fabsf(dw[(((size_t)i * g.kw + j) * Cg + c) * g.k + k] -
+                                   dwe[EQ_INDEX(i, j, c, k)]) <= sum_bound(nout));
+#undef EQ_INDEX
+    for (int k = 0; k < g.k; k++)
+        bad += !(fabsf(db[k] - dbe[k]) <= sum_bound(nout));
+    CHECK_MSG(bad == 0, "%dx%dx%d k%d s%d d%d g%d %s: %d values differ from the equivalent "
+              "kernel", cc->h, cc->w, cc->c, cc->k, cc->s, g.dh, g.groups,
+              cc->pad == PADDING_KIND_SAME ? "same" : "valid", bad);
+    free(inp), free(w), free(we), free(dout), free(out), free(oute), free(dinp), free(dinpe);
+    free(dw), free(dwe), free(db), free(dbe), free(scratch);
+}
+
+static void test_dilated_grouped_equivalent(void)
+{
+    static const struct conv_case cases[] = {
+        {.h = 12, .w = 10, .c = 4, .k = 16, .kh = 3, .s = 1, .n = 2, .pad = PADDING_KIND_SAME,
+         .d = 2},
+        {.h = 12, .w = 10, .c = 4, .k = 16, .kh = 3, .s = 1, .n = 2, .pad = PADDING_KIND_VALID,
+         .d = 3},
+        {.h = 9, .w = 11, .c = 8, .k = 12, .kh = 3, .s = 1, .n = 2, .pad = PADDING_KIND_SAME,
+         .groups = 4},
+        {.h = 9, .w = 9, .c = 6, .k = 6, .kh = 5, .s = 2, .n = 1, .pad = PADDING_KIND_VALID,
+         .groups = 3},
+        {.h = 10, .w = 10, .c = 8, .k = 32, .kh = 3, .s = 1, .n = 2, .pad = PADDING_KIND_SAME,
+         .d = 2, .groups = 2},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        check_equivalent(&cases[i]);
+}
+
 int main(void)
 {
     struct diag d = {0};
@@ -256,5 +378,6 @@ int main(void)
     CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
     TEST_RUN(test_every_path);
     TEST_RUN(test_avx_paths_agree);
+    TEST_RUN(test_dilated_grouped_equivalent);
     return TEST_EXIT();
 }

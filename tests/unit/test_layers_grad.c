@@ -100,12 +100,14 @@ static double conv_loss(void *ctx)
     return dot_out(c->out, c->r, (size_t)c->n * c->g.oh * c->g.ow * c->g.k);
 }
 
-static void conv_check(const char *name, int h, int w, int cin, int k, int kh, int kw, int s,
-                       enum padding_kind pad, enum activation_kind act, bool bias, bool flip)
+/* dil, groups: Keras' dilation_rate (both axes) and groups */
+static void conv_check_dg(const char *name, int h, int w, int cin, int k, int kh, int kw, int s,
+                          int dil, int groups, enum padding_kind pad, enum activation_kind act,
+                          bool bias, bool flip)
 {
     struct conv_case c = {.n = 2, .act = act, .bias = bias, .flip = flip};
-    conv2d_geom_init(&c.g, h, w, cin, k, kh, kw, s, s, pad);
-    size_t nx = (size_t)c.n * h * w * cin, nw = (size_t)kh * kw * cin * k;
+    conv2d_geom_init_dilated(&c.g, h, w, cin, k, kh, kw, s, s, dil, dil, groups, pad);
+    size_t nx = (size_t)c.n * h * w * cin, nw = (size_t)kh * kw * (cin / groups) * k;
     size_t no = (size_t)c.n * c.g.oh * c.g.ow * k;
     c.x = falloc(nx), c.w = falloc(nw), c.b = falloc(k), c.out = falloc(no), c.r = falloc(no);
     c.scratch = falloc(conv2d_scratch_floats(&c.g));
@@ -143,6 +145,89 @@ static void conv_check(const char *name, int h, int w, int cin, int k, int kh, i
     }
     free(c.x), free(c.w), free(c.b), free(c.out), free(c.r), free(c.scratch), free(c.wflip);
     free(dx), free(dw), free(db), free(g);
+}
+
+static void conv_check(const char *name, int h, int w, int cin, int k, int kh, int kw, int s,
+                       enum padding_kind pad, enum activation_kind act, bool bias, bool flip)
+{
+    conv_check_dg(name, h, w, cin, k, kh, kw, s, 1, 1, pad, act, bias, flip);
+}
+
+/* Dilated and grouped Conv2D (conv2d_general.c): input, weight and bias
+ * gradients, 'same' and 'valid'. */
+static void test_conv2d_dilated_grouped_grad(void)
+{
+    conv_check_dg("conv same 3x3 dilation 2", 7, 8, 3, 4, 3, 3, 1, 2, 1, PADDING_KIND_SAME,
+                  ACTIVATION_KIND_LINEAR, true, false);
+    conv_check_dg("conv valid 3x3 dilation 2", 7, 8, 3, 4, 3, 3, 1, 2, 1, PADDING_KIND_VALID,
+                  ACTIVATION_KIND_TANH, true, false);
+    conv_check_dg("conv same 2x3 dilation 3", 9, 8, 2, 3, 2, 3, 1, 3, 1, PADDING_KIND_SAME,
+                  ACTIVATION_KIND_LINEAR, false, false);
+    conv_check_dg("conv same 3x3 groups 2", 6, 5, 4, 6, 3, 3, 1, 1, 2, PADDING_KIND_SAME,
+                  ACTIVATION_KIND_LINEAR, true, false);
+    conv_check_dg("conv valid 3x3 groups 3 stride 2", 7, 7, 6, 3, 3, 3, 2, 1, 3,
+                  PADDING_KIND_VALID, ACTIVATION_KIND_LINEAR, true, false);
+    conv_check_dg("conv same 3x3 dilation 2 groups 2", 7, 6, 4, 4, 3, 3, 1, 2, 2,
+                  PADDING_KIND_SAME, ACTIVATION_KIND_RELU, true, false);
+    conv_check_dg("conv valid 3x3 dilation 2 groups 4 (depthwise)", 8, 8, 4, 8, 3, 3, 1, 2, 4,
+                  PADDING_KIND_VALID, ACTIVATION_KIND_LINEAR, true, false);
+}
+
+/* Dilated 'same' and 'valid' geometry (TF: on the effective kernel
+ * (k - 1) d + 1). */
+static void test_conv2d_dilated_geometry(void)
+{
+    struct conv2d_geom g;
+    /* k 3, d 2: effective 5; same in 7 -> out 7, pad_total 4, before 2 */
+    conv2d_geom_init_dilated(&g, 7, 7, 1, 1, 3, 3, 1, 1, 2, 2, 1, PADDING_KIND_SAME);
+    CHECK_INT_EQ(g.oh, 7);
+    CHECK_INT_EQ(g.pad_top, 2);
+    CHECK_INT_EQ(g.kh, 3);
+    /* valid: 7 - 5 + 1 = 3; k 2, d 3 (effective 4): 9 - 4 + 1 = 6 */
+    conv2d_geom_init_dilated(&g, 7, 9, 1, 1, 3, 2, 1, 1, 2, 3, 1, PADDING_KIND_VALID);
+    CHECK_INT_EQ(g.oh, 3);
+    CHECK_INT_EQ(g.ow, 6);
+    CHECK_INT_EQ(g.pad_top, 0);
+    /* even effective kernel, same: k 2 d 3 -> 4, pad_total 3, before 1 */
+    conv2d_geom_init_dilated(&g, 5, 5, 1, 1, 2, 2, 1, 1, 3, 3, 1, PADDING_KIND_SAME);
+    CHECK_INT_EQ(g.oh, 5);
+    CHECK_INT_EQ(g.pad_top, 1);
+    CHECK(!conv2d_geom_general(&g) == false);
+    conv2d_geom_init(&g, 5, 5, 1, 1, 3, 3, 1, 1, PADDING_KIND_SAME);
+    CHECK(!conv2d_geom_general(&g) && g.dh == 1 && g.dw == 1 && g.groups == 1);
+}
+
+/* A dilated DepthwiseConv2D is the grouped Conv2D with groups = C and the
+ * same kernel memory: (KH, KW, C, M) read as (KH, KW, 1, C * M).  Forward
+ * and all three gradients, computed by the two kernels independently. */
+static void test_depthwise_dilated(void)
+{
+    const int n = 2, h = 9, w = 8, C = 3, M = 2, K = C * M;
+    struct conv2d_geom g;
+    conv2d_geom_init_dilated(&g, h, w, C, K, 3, 2, 1, 1, 2, 3, C, PADDING_KIND_SAME);
+    size_t nx = (size_t)n * h * w * C, nw = (size_t)3 * 2 * C * M, no = (size_t)n * g.oh * g.ow * K;
+    float *x = falloc(nx), *wt = falloc(nw), *b = falloc(K), *y1 = falloc(no), *y2 = falloc(no);
+    float *dout = falloc(no), *dx1 = falloc(nx), *dx2 = falloc(nx), *dw1 = falloc(nw);
+    float *dw2 = falloc(nw), *db1 = falloc(K), *db2 = falloc(K);
+    float *scratch = falloc(conv2d_scratch_floats(&g));
+    fill_uniform(x, nx, -1, 1), fill_uniform(wt, nw, -1, 1), fill_uniform(b, K, -1, 1);
+    fill_uniform(dout, no, -1, 1);
+    conv2d_forward(y1, scratch, x, wt, b, ACTIVATION_KIND_LINEAR, n, &g);
+    depthwise_conv2d_forward(y2, x, wt, b, ACTIVATION_KIND_LINEAR, n, &g);
+    conv2d_backward(dx1, dw1, db1, scratch, dout, x, wt, NULL, n, &g);
+    depthwise_conv2d_backward(dx2, dw2, db2, dout, x, wt, n, &g);
+    /* at most 6 products of magnitude <= 1 per output, 6 * 2 per input
+     * gradient, 2 * 9 * 8 per weight gradient: float sums in any order */
+    for (size_t i = 0; i < no; i++)
+        CHECK_CLOSE(y2[i], y1[i], 0, 2 * 7 * 7 * 0x1p-24);
+    for (size_t i = 0; i < nx; i++)
+        CHECK_CLOSE(dx2[i], dx1[i], 0, 2 * 12 * 12 * 0x1p-24);
+    for (size_t i = 0; i < nw; i++)
+        CHECK_CLOSE(dw2[i], dw1[i], 0, 2 * 144.0 * 144 * 0x1p-24);
+    for (int i = 0; i < K; i++)
+        CHECK_CLOSE(db2[i], db1[i], 0, 2 * 144.0 * 144 * 0x1p-24);
+    free(x), free(wt), free(b), free(y1), free(y2), free(dout), free(dx1), free(dx2);
+    free(dw1), free(dw2), free(db1), free(db2), free(scratch);
 }
 
 static void test_conv2d_geometry(void)
@@ -1003,6 +1088,51 @@ static void test_model_grad_new_layers(void)
     spec_grad_check("new layers", &spec, 2);
 }
 
+/* Conv2D dilation_rate and groups, SeparableConv2D (a gelu epilogue: the
+ * pre-activation kept; dilation; strides without bias, frozen) in a model: every
+ * weight's gradient through model_forward_backward_f32.  The batch of 5 is
+ * more than one SeparableConv2D chunk (SEP_CHUNK examples) on one thread. */
+static void test_model_grad_conv_options(void)
+{
+    struct layer_config L[8];
+    int k = 0;
+    L[k] = lc(LAYER_KIND_CONV2D, "conv2d"), L[k].filters = 4, L[k].padding = PADDING_KIND_SAME;
+    L[k].dilation_rate[0] = L[k].dilation_rate[1] = 2, L[k++].activation = ACTIVATION_KIND_TANH;
+    L[k] = lc(LAYER_KIND_CONV2D, "conv2d_1"), L[k].filters = 6, L[k].groups = 2;
+    L[k++].activation = ACTIVATION_KIND_SWISH;
+    L[k] = lc(LAYER_KIND_SEPARABLE_CONV2D, "separable_conv2d"), L[k].filters = 5;
+    L[k].depth_multiplier = 2, L[k].padding = PADDING_KIND_SAME, L[k].dilation_rate[0] = 2;
+    L[k].dilation_rate[1] = 1, L[k++].activation = ACTIVATION_KIND_GELU;
+    L[k] = lc(LAYER_KIND_SEPARABLE_CONV2D, "separable_conv2d_1"), L[k].filters = 4;
+    L[k].depth_multiplier = 1, L[k].strides[0] = L[k].strides[1] = 2, L[k].use_bias = false;
+    L[k].frozen = true, L[k++].activation = ACTIVATION_KIND_LINEAR; /* gradients pass, none kept */
+    L[k++] = lc(LAYER_KIND_FLATTEN, "flatten");
+    L[k] = lc(LAYER_KIND_DENSE, "dense"), L[k].units = 3, L[k++].activation = ACTIVATION_KIND_LINEAR;
+    L[k] = lc(LAYER_KIND_SOFTMAX, "softmax"), k++;
+    struct model_spec spec = {.name = "sequential", .input_shape = {8, 8, 2}, .n_layers = k,
+                              .layers = L};
+    /* shapes: 8x8x4, 6x6x6 (valid), 6x6x5, 2x2x4; weights as Keras lays them out */
+    struct model *m = NULL;
+    struct diag d = {0};
+    CHECK_INT_EQ(model_create(&m, &spec, 8, 1, &d), 0);
+    if (m) {
+        CHECK(m->layers[1].out_shape[0] == 6 && m->layers[1].out_shape[2] == 6);
+        CHECK(m->layers[3].out_shape[0] == 2 && m->layers[3].out_shape[2] == 4);
+        const struct weight *w = model_find_weight(m, "conv2d_1", "kernel");
+        CHECK(w && w->shape[0] == 3 && w->shape[1] == 3 && w->shape[2] == 2 && w->shape[3] == 6);
+        w = model_find_weight(m, "separable_conv2d", "depthwise_kernel");
+        CHECK(w && w->shape[0] == 3 && w->shape[1] == 3 && w->shape[2] == 6 && w->shape[3] == 2);
+        w = model_find_weight(m, "separable_conv2d", "pointwise_kernel");
+        CHECK(w && w->shape[0] == 1 && w->shape[1] == 1 && w->shape[2] == 12 && w->shape[3] == 5);
+        CHECK(m->layers[2].n_weights == 3 && !strcmp(m->layers[2].weights[2].name, "bias"));
+        CHECK(m->layers[3].n_weights == 2 && !m->layers[3].weights[0].trainable &&
+              !m->layers[3].weights[1].trainable && m->layers[2].weights[1].trainable);
+        model_free(m);
+    }
+    spec_grad_check("conv options", &spec, 1);
+    spec_grad_check("conv options", &spec, 2);
+}
+
 /* A functional residual model: an ELU output that fans out to three
  * consumers, Add, Concatenate, a fused Conv2D + Activation, a Conv2D with a
  * swish epilogue, GlobalAveragePooling2D.  Smooth activations only: a kink
@@ -1087,6 +1217,9 @@ int main(void)
     TEST_RUN(test_conv2d_geometry);
     TEST_RUN(test_conv2d_forward_value);
     TEST_RUN(test_conv2d_grad);
+    TEST_RUN(test_conv2d_dilated_geometry);
+    TEST_RUN(test_conv2d_dilated_grouped_grad);
+    TEST_RUN(test_depthwise_dilated);
     TEST_RUN(test_dense_grad);
     TEST_RUN(test_activation_grad);
     TEST_RUN(test_batchnorm_grad);
@@ -1101,5 +1234,6 @@ int main(void)
     TEST_RUN(test_model_grad_new_layers);
     TEST_RUN(test_model_grad_functional);
     TEST_RUN(test_model_grad_functional_frozen);
+    TEST_RUN(test_model_grad_conv_options);
     return TEST_EXIT();
 }

@@ -69,6 +69,10 @@ static bool spec_equal(const struct model_spec *a, const struct model_spec *b)
                     memcmp(x->pad, y->pad, sizeof(x->pad)) == 0 &&
                     memcmp(x->target_shape, y->target_shape, sizeof(x->target_shape)) == 0 &&
                     x->target_flat == y->target_flat && x->keepdims == y->keepdims &&
+                    x->depth_multiplier == y->depth_multiplier &&
+                    layer_dilation(x, 0) == layer_dilation(y, 0) &&
+                    layer_dilation(x, 1) == layer_dilation(y, 1) &&
+                    layer_groups(x) == layer_groups(y) &&
                     x->frozen == y->frozen &&
                     model_spec_n_inputs(a, i) == model_spec_n_inputs(b, i);
         for (int k = 0; same && k < model_spec_n_inputs(a, i); k++)
@@ -906,7 +910,7 @@ static void test_rejections(void)
         const char *key, *value, *needle;
     } cases[] = {
         {1, "data_format", "\"channels_first\"", "channels_last"},
-        {1, "dilation_rate", "[2, 2]", "dilation"},
+        {1, "dilation_rate", "[0, 2]", "list of two"},
         {1, "groups", "2", "groups"},
         {1, "kernel_initializer", "\"identity\"", "unsupported initializer \"identity\""},
         {1, "kernel_initializer", "17", "initializer name"},
@@ -948,6 +952,139 @@ static void test_rejections(void)
     /* valid 15x15 pooling of a 14x14 input: the shape error names the layer */
     check_mutation(fx, 15, "pool_size", "[15, 15]", "/config/layers/15", "max_pooling2d_1");
     free(fx);
+}
+
+/* A Keras 3 Sequential config with a dilated, grouped Conv2D and a
+ * SeparableConv2D; %s: extra keys of the Conv2D, then of the
+ * SeparableConv2D (each starting with ", " or empty). */
+static const char conv_options_fmt[] =
+    "{\"module\": \"keras\", \"class_name\": \"Sequential\", \"config\": {\"name\": "
+    "\"sequential\", \"trainable\": true, \"layers\": ["
+    "{\"module\": \"keras.layers\", \"class_name\": \"InputLayer\", \"config\": "
+    "{\"batch_shape\": [null, 16, 16, 4], \"dtype\": \"float32\", \"sparse\": false, "
+    "\"name\": \"input_layer\"}, \"registered_name\": null},"
+    "{\"module\": \"keras.layers\", \"class_name\": \"Conv2D\", \"config\": {\"name\": "
+    "\"conv2d\", \"trainable\": true, \"filters\": 8, \"kernel_size\": [3, 3], \"padding\": "
+    "\"same\", \"data_format\": \"channels_last\", \"activation\": \"relu\", \"use_bias\": "
+    "true%s}, \"registered_name\": null},"
+    "{\"module\": \"keras.layers\", \"class_name\": \"SeparableConv2D\", \"config\": "
+    "{\"name\": \"separable_conv2d\", \"trainable\": true, \"kernel_size\": [3, 3], "
+    "\"padding\": \"valid\", \"data_format\": \"channels_last\", \"activation\": "
+    "\"linear\", \"use_bias\": true, \"depthwise_initializer\": {\"module\": "
+    "\"keras.initializers\", \"class_name\": \"GlorotUniform\", \"config\": {\"seed\": null}, "
+    "\"registered_name\": null}, \"pointwise_initializer\": {\"module\": "
+    "\"keras.initializers\", \"class_name\": \"GlorotUniform\", \"config\": {\"seed\": null}, "
+    "\"registered_name\": null}, \"bias_initializer\": {\"module\": \"keras.initializers\", "
+    "\"class_name\": \"Zeros\", \"config\": {}, \"registered_name\": null}, "
+    "\"depthwise_regularizer\": null, \"pointwise_regularizer\": null, \"bias_regularizer\": "
+    "null, \"activity_regularizer\": null, \"depthwise_constraint\": null, "
+    "\"pointwise_constraint\": null, \"bias_constraint\": null%s}, \"registered_name\": null},"
+    "{\"module\": \"keras.layers\", \"class_name\": \"Flatten\", \"config\": {\"name\": "
+    "\"flatten\"}},"
+    "{\"module\": \"keras.layers\", \"class_name\": \"Dense\", \"config\": {\"name\": "
+    "\"dense\", \"units\": 3, \"activation\": \"softmax\"}}]}}";
+
+static char *conv_options_json(const char *conv_extra, const char *sep_extra)
+{
+    size_t n = sizeof(conv_options_fmt) + strlen(conv_extra) + strlen(sep_extra);
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, conv_options_fmt, conv_extra, sep_extra);
+    return s;
+}
+
+static void expect_error(const char *json, const char *field, const char *needle);
+
+static void expect_conv_options_error(const char *conv_extra, const char *sep_extra,
+                                      const char *field, const char *needle)
+{
+    char *json = conv_options_json(conv_extra, sep_extra);
+    CHECK(json != NULL);
+    if (json)
+        expect_error(json, field, needle);
+    free(json);
+}
+
+/* Conv2D dilation_rate and groups, SeparableConv2D: Keras 3's config keys,
+ * shapes and parameter counts, the round trip through model_spec_to_json,
+ * and errors naming the layer and key. */
+static void test_conv_options(void)
+{
+    char *json = conv_options_json(", \"strides\": [1, 1], \"dilation_rate\": [2, 2], "
+                                   "\"groups\": 2",
+                                   ", \"filters\": 6, \"strides\": 1, \"depth_multiplier\": 2, "
+                                   "\"dilation_rate\": [1, 2]");
+    struct model_spec s, p;
+    struct diag d = {0};
+    int rc = json ? model_spec_parse_json(&s, json, strlen(json), NULL, &d) : -1;
+    free(json);
+    CHECK_MSG(rc == 0, "%s %s", d.field, d.message);
+    if (rc != 0)
+        return;
+    CHECK_INT_EQ(s.n_layers, 4);
+    const struct layer_config *c = &s.layers[0], *sep = &s.layers[1];
+    CHECK(c->kind == LAYER_KIND_CONV2D && c->dilation_rate[0] == 2 && c->dilation_rate[1] == 2 &&
+          c->groups == 2);
+    CHECK(sep->kind == LAYER_KIND_SEPARABLE_CONV2D && sep->filters == 6 &&
+          sep->depth_multiplier == 2 && sep->dilation_rate[0] == 1 && sep->dilation_rate[1] == 2 &&
+          sep->padding == PADDING_KIND_VALID && sep->use_bias);
+    int shape[4][3];
+    CHECK_INT_EQ(model_spec_infer_shapes(&s, shape, &d), 0);
+    /* conv same 16x16x8; separable valid, effective kernel (3, 5): 14x12x6 */
+    CHECK(shape[0][0] == 16 && shape[0][1] == 16 && shape[0][2] == 8);
+    CHECK(shape[1][0] == 14 && shape[1][1] == 12 && shape[1][2] == 6);
+    size_t total = 0;
+    CHECK_INT_EQ(model_spec_count_params(&s, &total, NULL, &d), 0);
+    /* conv 3*3*(4/2)*8 + 8 = 152; separable 3*3*8*2 + 16*6 + 6 = 246;
+     * dense 1008*3 + 3 = 3027 */
+    CHECK_INT_EQ(total, 152 + 246 + 3027);
+    /* SeparableConv2D's initializer slots: depthwise 0, pointwise 1, bias 2 */
+    CHECK(sep->init[0].kind == INIT_GLOROT_UNIFORM && sep->init[1].kind == INIT_GLOROT_UNIFORM &&
+          sep->init[2].kind == INIT_ZEROS);
+    initializer_init(&s.layers[1].init[1], INIT_HE_NORMAL);
+    initializer_init(&s.layers[1].init[2], INIT_ONES);
+    char *out = model_spec_to_json(&s);
+    CHECK(out && strstr(out, "\"pointwise_initializer\": {\"class_name\": \"HeNormal\"") &&
+          strstr(out, "\"bias_initializer\": {\"class_name\": \"Ones\""));
+    CHECK(out && strstr(out, "\"dilation_rate\": [2, 2], \"groups\": 2") &&
+          strstr(out, "\"class_name\": \"SeparableConv2D\"") &&
+          strstr(out, "\"pointwise_initializer\""));
+    rc = out ? model_spec_parse_json(&p, out, strlen(out), NULL, &d) : -1;
+    CHECK_MSG(rc == 0, "round trip: %s %s", d.field, d.message);
+    if (rc == 0) {
+        CHECK(spec_equal(&s, &p));
+        CHECK(p.layers[1].init[0].kind == INIT_GLOROT_UNIFORM &&
+              p.layers[1].init[1].kind == INIT_HE_NORMAL && p.layers[1].init[2].kind == INIT_ONES);
+        model_spec_free(&p);
+    }
+    free(out);
+    model_spec_free(&s);
+
+    const char *sep_ok = ", \"filters\": 6";
+    /* Keras: strides > 1 with dilation_rate > 1 is refused */
+    expect_conv_options_error(", \"strides\": 2, \"dilation_rate\": 2", sep_ok,
+                              "/config/layers/1/config/dilation_rate", "strides (2, 2) > 1");
+    expect_conv_options_error("", ", \"filters\": 6, \"strides\": [1, 2], \"dilation_rate\": [2, 1]",
+                              "/config/layers/2/config/dilation_rate", "not supported");
+    /* groups divide the input channels (4) and the filters (8) */
+    expect_conv_options_error(", \"groups\": 3", sep_ok, "/config/layers/1/config/groups",
+                              "groups 3 must divide the input channels (4) and filters (8)");
+    expect_conv_options_error(", \"groups\": 8", sep_ok, "/config/layers/1/config/groups",
+                              "groups 8 must divide");
+    expect_conv_options_error(", \"groups\": 0", sep_ok, "/config/layers/1/config/groups",
+                              "integer");
+    expect_conv_options_error(", \"dilation_rate\": [1, 0]", sep_ok,
+                              "/config/layers/1/config/dilation_rate", "list of two");
+    /* a dilated kernel larger than the input, 'valid' */
+    expect_conv_options_error("", ", \"filters\": 6, \"dilation_rate\": 9",
+                              "/config/layers/2", "not positive");
+    expect_conv_options_error("", "", "/config/layers/2", "required key \"filters\"");
+    expect_conv_options_error("", ", \"filters\": 6, \"depth_multiplier\": 0",
+                              "/config/layers/2/config/depth_multiplier", "integer");
+    expect_conv_options_error("", ", \"filters\": 6, \"kernel_initializer\": null",
+                              "/config/layers/2/config/kernel_initializer", "unknown key");
+    expect_conv_options_error("", ", \"filters\": 6, \"groups\": 1",
+                              "/config/layers/2/config/groups", "unknown key");
 }
 
 static void expect_error(const char *json, const char *field, const char *needle)
@@ -1139,6 +1276,7 @@ int main(void)
     TEST_RUN(test_functional_fixtures);
     TEST_RUN(test_functional_errors);
     TEST_RUN(test_new_layers_round_trip);
+    TEST_RUN(test_conv_options);
     TEST_RUN(test_frozen_layers);
     return TEST_EXIT();
 }

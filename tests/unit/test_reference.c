@@ -6,7 +6,11 @@
  * tests/fixtures/reference_residual/ by tests/reference/gen_torch_residual.py:
  * Rescaling, swish/gelu Conv2D, ReLU(max_value), ZeroPadding2D, Add,
  * LeakyReLU, strided Conv2D, ELU, Concatenate, GlobalAveragePooling2D,
- * Softmax; two tensors fan out).  Inference mode
+ * Softmax; two tensors fan out), and a Sequential model of convolution
+ * options (tests/fixtures/reference_conv_options/ by
+ * tests/reference/gen_torch_conv_options.py: dilated Conv2D, grouped Conv2D,
+ * SeparableConv2D with depth_multiplier, dilation, strides, without bias).
+ * Inference mode
  * must give torch's eval-mode softmax output; one training-mode
  * forward/backward must give torch's softmax output, loss and every gradient;
  * a second one with update_moving_stats must move the BN moving statistics as
@@ -29,6 +33,7 @@
 
 #define REF_DIR TEST_SOURCE_DIR "/tests/fixtures/reference"
 #define REF_RESIDUAL_DIR TEST_SOURCE_DIR "/tests/fixtures/reference_residual"
+#define REF_CONV_OPTIONS_DIR TEST_SOURCE_DIR "/tests/fixtures/reference_conv_options"
 #define RTOL 1e-4
 #define MAX_FILES 128
 
@@ -169,9 +174,10 @@ static bool fixture_layer_name(const struct model *m, int l, char *buf, size_t s
     return true;
 }
 
-/* What a fixture holds: conv, dense and BN layers. */
+/* What a fixture holds: Conv2D, Dense and BN layers, and other weighted
+ * layers (SeparableConv2D) with other_weights weights, all trainable. */
 struct ref_counts {
-    int conv, dense, bn;
+    int conv, dense, bn, other, other_weights;
 };
 
 /* The three comparisons for the model m built for the fixture in mf.dir. */
@@ -182,13 +188,16 @@ static void run_reference(struct model *m, const struct manifest *mfp, struct re
     CHECK_INT_EQ(m->classes, mf.classes);
 
     /* load every variable; count what the model has against the fixture */
-    int n_weights = 0, n_kinds[3] = {0};
+    int n_weights = 0, n_kinds[4] = {0};
     char lname[64], fname[160];
     for (int l = 0; l < m->n_layers; l++) {
         if (!fixture_layer_name(m, l, lname, sizeof(lname)))
             continue;
         struct layer *ly = &m->layers[l];
-        n_kinds[ly->cfg.kind == LAYER_KIND_CONV2D ? 0 : ly->cfg.kind == LAYER_KIND_DENSE ? 1 : 2]++;
+        n_kinds[ly->cfg.kind == LAYER_KIND_CONV2D                ? 0
+                : ly->cfg.kind == LAYER_KIND_DENSE               ? 1
+                : ly->cfg.kind == LAYER_KIND_BATCH_NORMALIZATION ? 2
+                                                                 : 3]++;
         for (int k = 0; k < ly->n_weights; k++) {
             const struct weight *wt =
                 model_find_weight(m, ly->cfg.name, ly->weights[k].name);
@@ -206,7 +215,8 @@ static void run_reference(struct model *m, const struct manifest *mfp, struct re
     CHECK_INT_EQ(n_kinds[0], want.conv);
     CHECK_INT_EQ(n_kinds[1], want.dense);
     CHECK_INT_EQ(n_kinds[2], want.bn);
-    CHECK_INT_EQ(n_weights, want.conv * 2 + want.dense * 2 + want.bn * 4);
+    CHECK_INT_EQ(n_kinds[3], want.other);
+    CHECK_INT_EQ(n_weights, want.conv * 2 + want.dense * 2 + want.bn * 4 + want.other_weights);
 
     size_t nx = (size_t)mf.n * mf.h * mf.w * mf.c, ny = (size_t)mf.n * mf.classes;
     float *x = ref_load(&mf, "x.f32", nx);
@@ -276,7 +286,7 @@ static void run_reference(struct model *m, const struct manifest *mfp, struct re
             n_grads++;
         }
     }
-    CHECK_INT_EQ(n_grads, want.conv * 2 + want.dense * 2 + want.bn * 2);
+    CHECK_INT_EQ(n_grads, want.conv * 2 + want.dense * 2 + want.bn * 2 + want.other_weights);
     fprintf(stderr, "  loss %.9g vs torch %.9g (relative error %.3g)\n", loss, mf.loss, loss_err);
     worst_print("probs and gradients, largest relative errors", &w);
     memcpy(grads0, m->grads, m->n_params * sizeof(float));
@@ -364,39 +374,75 @@ static void test_reference(void)
     model_free(m);
 }
 
-static void test_reference_residual(void)
+/* The model.json of the fixture in dir parsed into spec, and its manifest;
+ * 0 or a failed check. */
+static int json_fixture(const char *dir, struct manifest *mf, struct model_spec *spec)
 {
-    struct manifest mf;
-    int r = manifest_read(&mf, REF_RESIDUAL_DIR);
-    CHECK_MSG(r == 0, "read %s/manifest.txt: %d", REF_RESIDUAL_DIR, r);
+    int r = manifest_read(mf, dir);
+    CHECK_MSG(r == 0, "read %s/manifest.txt: %d", dir, r);
     if (r)
-        return;
-    FILE *f = fopen(REF_RESIDUAL_DIR "/model.json", "re");
+        return -1;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/model.json", dir);
+    FILE *f = fopen(path, "re");
     CHECK(f != NULL);
     if (!f)
-        return;
+        return -1;
     char json[16384];
     size_t len = fread(json, 1, sizeof(json), f);
     fclose(f);
     CHECK(len > 0 && len < sizeof(json));
-    struct model_spec spec = {0};
     struct diag d = {0};
-    r = model_spec_parse_json(&spec, json, len, NULL, &d);
-    CHECK_MSG(r == 0, "model.json: %s %s", d.field, d.message);
+    r = model_spec_parse_json(spec, json, len, NULL, &d);
+    CHECK_MSG(r == 0, "%s: %s %s", path, d.field, d.message);
     if (r)
-        return;
-    CHECK(spec.functional);
-    CHECK(spec.input_shape[0] == mf.h && spec.input_shape[1] == mf.w && spec.input_shape[2] == mf.c);
+        return -1;
+    CHECK(spec->input_shape[0] == mf->h && spec->input_shape[1] == mf->w &&
+          spec->input_shape[2] == mf->c);
+    return 0;
+}
+
+/* run_reference on 1 and 3 threads (a slice of 1 or 2 examples). */
+static void run_reference_threads(const char *what, const struct model_spec *spec,
+                                  const struct manifest *mf, struct ref_counts want)
+{
     for (int threads = 1; threads <= 3; threads += 2) {
         struct model *m = NULL;
-        r = model_create(&m, &spec, mf.n, threads, &d);
+        struct diag d = {0};
+        int r = model_create(&m, spec, mf->n, threads, &d);
         CHECK_MSG(r == 0, "model_create: %d %s %s", r, d.field, d.message);
         if (r)
             break;
-        fprintf(stderr, "  residual model, %d thread(s):\n", threads);
-        run_reference(m, &mf, (struct ref_counts){.conv = 4, .dense = 1, .bn = 2});
+        fprintf(stderr, "  %s, %d thread(s):\n", what, threads);
+        run_reference(m, mf, want);
         model_free(m);
     }
+}
+
+static void test_reference_residual(void)
+{
+    struct manifest mf;
+    struct model_spec spec = {0};
+    if (json_fixture(REF_RESIDUAL_DIR, &mf, &spec))
+        return;
+    CHECK(spec.functional);
+    run_reference_threads("residual model", &spec, &mf,
+                          (struct ref_counts){.conv = 4, .dense = 1, .bn = 2});
+    model_spec_free(&spec);
+}
+
+/* Dilated and grouped Conv2D, SeparableConv2D (the batch of 5 is more than
+ * one SeparableConv2D chunk on one thread). */
+static void test_reference_conv_options(void)
+{
+    struct manifest mf;
+    struct model_spec spec = {0};
+    if (json_fixture(REF_CONV_OPTIONS_DIR, &mf, &spec))
+        return;
+    /* two SeparableConv2D: depthwise + pointwise + bias, and without bias */
+    run_reference_threads("convolution options model", &spec, &mf,
+                          (struct ref_counts){.conv = 2, .dense = 1, .other = 2,
+                                              .other_weights = 5});
     model_spec_free(&spec);
 }
 
@@ -404,5 +450,6 @@ int main(void)
 {
     TEST_RUN(test_reference);
     TEST_RUN(test_reference_residual);
+    TEST_RUN(test_reference_conv_options);
     return TEST_EXIT();
 }
