@@ -22,11 +22,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 #include <nettle/sha2.h>
 
 #include "fsutil.h"
+#include "keras_archive.h"
 
 #define H5_MAX_FILE_BYTES ((size_t)1 << 33)
 /* Resume files start with an HDF5 user block (which HDF5 skips) holding
@@ -109,6 +111,7 @@ const char *h5_layout_name(enum h5_layout layout)
     case H5_LAYOUT_TF_WEIGHTS: return "tf_weights";
     case H5_LAYOUT_TF_MODEL: return "tf_model";
     case H5_LAYOUT_KERAS3_WEIGHTS: return "keras3_weights";
+    case H5_LAYOUT_KERAS_ARCHIVE: return "keras_archive";
     }
     return "unknown";
 }
@@ -134,7 +137,15 @@ int h5_layout_for_path(const char *path, bool save_weights_only, enum h5_layout 
         *ret = H5_LAYOUT_KERAS3_WEIGHTS;
         return 0;
     }
-    static const char *const exts[] = {".h5", ".hdf5", ".keras"};
+    if (ends_with(base, ".keras") && strlen(base) > strlen(".keras")) {
+        if (save_weights_only)
+            return diag_set(d, -EINVAL, path,
+                            "a .keras file holds a full model: use .weights.h5 or .h5 with "
+                            "save_weights_only");
+        *ret = H5_LAYOUT_KERAS_ARCHIVE;
+        return 0;
+    }
+    static const char *const exts[] = {".h5", ".hdf5"};
     for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
         if (ends_with(base, exts[i]) && strlen(base) > strlen(exts[i])) {
             *ret = save_weights_only ? H5_LAYOUT_TF_WEIGHTS : H5_LAYOUT_TF_MODEL;
@@ -613,9 +624,12 @@ static int write_keras3(hid_t f, const struct model *m, const struct optimizer *
         float lr = (float)opt->cfg.learning_rate;
         r = dataset_write(vg, "1", 0, NULL, &lr, false, 0, d);
     }
+    /* Keras 3 optimizers create their variables per model variable
+     * (add_optimizer_variables: for each variable, each slot), after
+     * iterations and learning_rate. */
     int k = 2;
-    for (int s = 0; s < opt->n_slots && r == 0; s++)
-        for (int t = 0; t < m->n_weights && r == 0; t++) {
+    for (int t = 0; t < m->n_weights && r == 0; t++)
+        for (int s = 0; s < opt->n_slots && r == 0; s++) {
             const struct weight *w = m->weights[t].w;
             if (!w->trainable)
                 continue;
@@ -781,6 +795,36 @@ static int check_model(const struct model *m, struct diag *d)
     return 0;
 }
 
+/* Keras 3 model.save("x.keras"): the zip of metadata.json, config.json and
+ * model.weights.h5 (model variables only: the optimizer's are left out). */
+static int encode_archive(const struct model *m, const struct optimizer *opt,
+                          const char *training_config_json, void **ret_zip, size_t *ret_len,
+                          struct diag *d)
+{
+    void *weights = NULL;
+    size_t wlen = 0;
+    char *tc = NULL, *config = NULL, *meta = NULL;
+    int64_t now = (int64_t)time(NULL);
+    int r = encode_file(H5_LAYOUT_KERAS3_WEIGHTS, m, NULL, NULL, NULL, &weights, &wlen, d);
+    if (r < 0)
+        return r;
+    if (!training_config_json && opt) {
+        tc = default_training_config(opt);
+        training_config_json = tc;
+    }
+    config = keras_archive_config_json(&m->spec, training_config_json);
+    meta = keras_archive_metadata_json(now);
+    if (!config || !meta || (opt && !training_config_json))
+        r = diag_set(d, -ENOMEM, "", "encode: config.json / metadata.json");
+    else
+        r = keras_archive_pack(meta, config, weights, wlen, now, ret_zip, ret_len, d);
+    free(weights);
+    free(tc);
+    free(config);
+    free(meta);
+    return r;
+}
+
 int h5_save(const char *dir, const char *relpath, enum h5_layout layout, const struct model *m,
             const struct optimizer *opt, const char *training_config_json,
             uint8_t ret_sha256[32], uint64_t *ret_bytes, enum fsutil_step *ret_step,
@@ -794,7 +838,10 @@ int h5_save(const char *dir, const char *relpath, enum h5_layout layout, const s
         opt = NULL;
     void *image;
     size_t len;
-    r = encode_file(layout, m, opt, training_config_json, NULL, &image, &len, d);
+    if (layout == H5_LAYOUT_KERAS_ARCHIVE)
+        r = encode_archive(m, opt, training_config_json, &image, &len, d);
+    else
+        r = encode_file(layout, m, opt, training_config_json, NULL, &image, &len, d);
     if (r < 0) {
         diag_prefix(d, relpath);
         step = FSUTIL_STEP_ENCODE;
@@ -1307,21 +1354,62 @@ static int read_weights(hid_t f, const struct model *m, float *params, enum h5_l
     return r;
 }
 
-int h5_detect_layout(const char *path, enum h5_layout *ret, struct diag *d)
+/* The HDF5 bytes of the weight file at path: the file itself, or the
+ * model.weights.h5 of a .keras zip (*ret_archive true).  The file's bytes
+ * are checked against expected (may be NULL) first. */
+static int read_weights_image(const char *path, const uint8_t *expected, void **ret_image,
+                              size_t *ret_len, bool *ret_archive, struct diag *d)
 {
     void *image;
     size_t len;
     int r = fsutil_read_file(path, H5_MAX_FILE_BYTES, &image, &len, d);
     if (r < 0)
         return r;
-    if ((r = verify_image(image, len, NULL, path, NULL, d)) < 0) {
+    *ret_archive = keras_archive_is_zip(image, len);
+    if (*ret_archive) {
+        if (expected && (r = verify_image(image, len, expected, path, NULL, d)) < 0) {
+            free(image);
+            return r;
+        }
+        void *inner = NULL;
+        size_t inner_len = 0;
+        r = keras_archive_member(image, len, KERAS_ARCHIVE_WEIGHTS, H5_MAX_FILE_BYTES, path,
+                                 &inner, &inner_len, d);
+        free(image);
+        if (r < 0)
+            return r == -ENOENT ? -EINVAL : r;
+        image = inner;
+        len = inner_len;
+        expected = NULL;
+    }
+    if ((r = verify_image(image, len, expected, path, NULL, d)) < 0) {
         free(image);
         return r;
     }
+    *ret_image = image;
+    *ret_len = len;
+    return 0;
+}
+
+int h5_detect_layout(const char *path, enum h5_layout *ret, struct diag *d)
+{
+    void *image;
+    size_t len;
+    bool archive = false;
+    int r = read_weights_image(path, NULL, &image, &len, &archive, d);
+    if (r < 0)
+        return r;
     h5_enter();
     hid_t f = open_image(image, len, path, d);
     if (f >= 0) {
         r = detect(f, ret, path, d);
+        if (r == 0 && archive) {
+            if (*ret == H5_LAYOUT_KERAS3_WEIGHTS)
+                *ret = H5_LAYOUT_KERAS_ARCHIVE;
+            else
+                r = diag_set(d, -EINVAL, path, "the archive's %s is not in Keras 3's layout",
+                             KERAS_ARCHIVE_WEIGHTS);
+        }
         H5Fclose(f);
     } else {
         r = (int)f;
@@ -1344,13 +1432,10 @@ int h5_load_weights_verified(struct model *m, const char *path, const uint8_t ex
         return r;
     void *image;
     size_t len;
-    r = fsutil_read_file(path, H5_MAX_FILE_BYTES, &image, &len, d);
+    bool archive = false;
+    r = read_weights_image(path, expected_sha256, &image, &len, &archive, d);
     if (r < 0)
         return r;
-    if ((r = verify_image(image, len, expected_sha256, path, NULL, d)) < 0) {
-        free(image);
-        return r;
-    }
     float *scratch = malloc(m->n_params * sizeof(float) + 1);
     if (!scratch) {
         free(image);

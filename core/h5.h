@@ -15,6 +15,12 @@
  *                         groups layers/<name>/vars with datasets "0", "1",
  *                         ..., an empty root vars group and, with an
  *                         optimizer, optimizer/vars.
+ *   H5_LAYOUT_KERAS_ARCHIVE   Keras 3 model.save("x.keras"): a zip of
+ *                         metadata.json, config.json (the model config in
+ *                         Keras 3's form, build_config, compile_config) and
+ *                         model.weights.h5 (the KERAS3_WEIGHTS layout without
+ *                         the optimizer's variables, which Keras skips
+ *                         with a warning when loading); keras_archive.h.
  * The resume file (h5_save_resume) is an H5_LAYOUT_TF_MODEL file plus root
  * attributes traind_resume_version, epoch, state_json and traind_checksum
  * (SHA-256 over everything resume restores), so it is also Keras-loadable;
@@ -58,15 +64,17 @@ enum h5_layout {
     H5_LAYOUT_TF_WEIGHTS,
     H5_LAYOUT_TF_MODEL,
     H5_LAYOUT_KERAS3_WEIGHTS,
+    H5_LAYOUT_KERAS_ARCHIVE,
 };
 
-/* "tf_weights", "tf_model", "keras3_weights". */
+/* "tf_weights", "tf_model", "keras3_weights", "keras_archive". */
 const char *h5_layout_name(enum h5_layout layout);
 
 /* The layout Keras uses for a ModelCheckpoint filepath:
  *   *.weights.h5                          -> KERAS3_WEIGHTS (needs save_weights_only)
- *   *.h5, *.hdf5, *.keras + weights only  -> TF_WEIGHTS
- *   *.h5, *.hdf5, *.keras otherwise       -> TF_MODEL
+ *   *.keras (full model only)             -> KERAS_ARCHIVE
+ *   *.h5, *.hdf5 + weights only           -> TF_WEIGHTS
+ *   *.h5, *.hdf5 otherwise                -> TF_MODEL
  * Anything else: -EINVAL naming the allowed extensions.  ret written only on
  * success. */
 int h5_layout_for_path(const char *path, bool save_weights_only, enum h5_layout *ret,
@@ -92,8 +100,8 @@ int h5_save(const char *dir, const char *relpath, enum h5_layout layout, const s
             uint8_t ret_sha256[32], uint64_t *ret_bytes, enum fsutil_step *ret_step,
             struct diag *d);
 
-/* Load the weights of any of the three layouts (detected from the content)
- * into m.  Weighted layers are matched by name and order, shapes must equal
+/* Load the weights of any of the four layouts (detected from the content;
+ * an archive's model.weights.h5 is read from the zip in memory) into m.  Weighted layers are matched by name and order, shapes must equal
  * the model's.  Errors: -ENOENT/-EACCES/... (open), -EINVAL (not HDF5,
  * truncated, corrupt, not a Keras weight file, layer or shape mismatch; the
  * message says which layer/weight and what differs), -ENOMEM.  m is unchanged

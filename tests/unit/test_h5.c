@@ -171,7 +171,8 @@ static void test_layout_for_path(void)
     struct diag d = {{0}, {0}};
     CHECK(h5_layout_for_path("w.h5", true, &l, &d) == 0 && l == H5_LAYOUT_TF_WEIGHTS);
     CHECK(h5_layout_for_path("a/w-{epoch}.hdf5", false, &l, &d) == 0 && l == H5_LAYOUT_TF_MODEL);
-    CHECK(h5_layout_for_path("w.keras", false, &l, &d) == 0 && l == H5_LAYOUT_TF_MODEL);
+    CHECK(h5_layout_for_path("w.keras", false, &l, &d) == 0 && l == H5_LAYOUT_KERAS_ARCHIVE);
+    CHECK_INT_EQ(h5_layout_for_path("w.keras", true, &l, &d), -EINVAL);
     CHECK(h5_layout_for_path("w.weights.h5", true, &l, &d) == 0 &&
           l == H5_LAYOUT_KERAS3_WEIGHTS);
     CHECK_INT_EQ(h5_layout_for_path("w.weights.h5", false, &l, &d), -EINVAL);
