@@ -114,6 +114,37 @@ int h5_load_weights(struct model *m, const char *path, struct diag *d);
 int h5_load_weights_verified(struct model *m, const char *path, const uint8_t expected_sha256[32],
                              struct diag *d);
 
+/* Warm start: Keras load_weights(by_name=True, skip_mismatch=...) from a
+ * file of any layout.  Each model layer with weights takes the file's layer
+ * of the same name (tf.keras files: layer_names; a .keras archive: the
+ * layer names of its config.json, mapped to their Keras 3 container keys);
+ * a .weights.h5 file has no names, so a layer takes the group Keras 3 would
+ * load into it (layers/<class in snake case>[_<n>], the n-th layer of its
+ * class), as Keras 3's own load_weights does.  A layer the file lacks keeps
+ * its initial values (listed in absent).  A layer whose weight count
+ * differs, or a weight whose shape differs, is an error naming the layer,
+ * the weight and both shapes (-EINVAL, d->field "layer/weight"); with
+ * skip_mismatch it is left as initialised and listed in skipped instead (a
+ * count mismatch skips the whole layer, a shape mismatch that weight, as
+ * tf.keras does).  m is unchanged on error. */
+#define H5_REPORT_MAX 64
+struct h5_skipped {
+    char layer[64];
+    char weight[64];          /* "" when the weight counts differ */
+    char model_shape[64];     /* "(3, 3, 1, 32)", or "3 weights" */
+    char file_shape[64];
+};
+struct h5_by_name_report {
+    enum h5_layout layout;
+    int n_loaded;             /* weight tensors loaded */
+    int n_skipped;            /* entries of skipped (at most H5_REPORT_MAX) */
+    struct h5_skipped skipped[H5_REPORT_MAX];
+    int n_absent;             /* model layers with weights the file lacks */
+    char absent[H5_REPORT_MAX][64];
+};
+int h5_load_weights_by_name(struct model *m, const char *path, bool skip_mismatch,
+                            struct h5_by_name_report *ret_report, struct diag *d);
+
 /* Which layout a file has (detected as h5_load_weights does). */
 int h5_detect_layout(const char *path, enum h5_layout *ret, struct diag *d);
 
