@@ -47,20 +47,6 @@ static int segment_decode(char *out, size_t outsz, const char *s, size_t len, st
     return 0;
 }
 
-bool api_dataset_name_valid(const char *name)
-{
-    size_t n = strlen(name);
-    if (n == 0 || n > API_DATASET_NAME_MAX || name[0] == '.')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 int api_role_parse(const char *name, enum api_role *ret)
 {
     static const enum api_role roles[] = {API_ROLE_READ, API_ROLE_SUBMIT, API_ROLE_ADMIN};
