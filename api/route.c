@@ -176,6 +176,14 @@ int api_path_parse(struct api_path *ret, const char *raw, size_t len, struct dia
         memcpy(p.name, seg[2], strlen(seg[2]) + 1);
         goto done;
     }
+    if (n == 3 && strcmp(seg[1], "weights") == 0) {
+        if (!api_dataset_name_valid(seg[2]))
+            return diag_set(d, -EINVAL, "name", "weights file names are 1 to %d letters, digits, "
+                            "'-', '_' and '.', not starting with '.'", API_DATASET_NAME_MAX);
+        p.route = API_ROUTE_WEIGHTS;
+        memcpy(p.name, seg[2], strlen(seg[2]) + 1);
+        goto done;
+    }
     if (strcmp(seg[1], "jobs") != 0)
         return diag_set(d, -ENOENT, "", "no such route");
     if (!api_id_valid(seg[2]))
@@ -222,6 +230,7 @@ unsigned api_route_methods(enum api_route route)
     case API_ROUTE_JOB_PREDICT: return API_METHOD_POST;
     case API_ROUTE_DATASET:
         return API_METHOD_GET | API_METHOD_HEAD | API_METHOD_PUT | API_METHOD_DELETE;
+    case API_ROUTE_WEIGHTS: return API_METHOD_PUT;
     default: return API_METHOD_GET | API_METHOD_HEAD;
     }
 }

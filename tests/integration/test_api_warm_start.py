@@ -189,3 +189,46 @@ def test_unknown_checkpoint_file(module_traind, source):
         initial_weights={"job": src_id, "file": "nope.h5"}))
     err = assert_error(r, 400, field="/initial_weights/file")
     assert "nope.h5" in err["message"]
+
+
+def put_weights(client, name, body):
+    return client.request("PUT", f"/v1/weights/{name}", body=body,
+                          headers={"Content-Type": "application/octet-stream"})
+
+
+@pytest.mark.parametrize("file", ["src.keras", "src.weights.h5"])
+def test_uploaded_weights_file(module_traind, source, file):
+    """A .keras / .weights.h5 file PUT to /v1/weights/{name} warm-starts a job."""
+    c = module_traind.client
+    _, src_logs, src_dir = source
+    raw = open(os.path.join(src_dir, "checkpoints", file), "rb").read()
+    name = "up-" + file.replace("src.", "").replace(".", "-")
+    r = put_weights(c, name, raw)
+    assert r.status == 201, r
+    body = r.json()
+    assert body["name"] == name and body["bytes"] == len(raw)
+    assert body["layout"] == {"src.keras": "keras_archive", "src.weights.h5": "keras3_weights"}[file]
+    assert r.headers["Location"] == f"/v1/weights/{name}"
+    stored = os.path.join(module_traind.state_dir, "weights", name)
+    assert open(stored, "rb").read() == raw
+    job = c.submit(still_spec(initial_weights={"upload": name}))
+    c.wait_state(job["id"], "succeeded", daemon=module_traind)
+    ends, loaded = epoch_logs(c, job["id"])
+    assert loaded[0]["source"] == f"upload {name}"
+    assert ends[0]["logs"]["val_loss"] == src_logs["val_loss"]
+
+
+def test_upload_that_is_no_weight_file_is_a_400(module_traind):
+    c = module_traind.client
+    for bad in [b"not a weight file", zipfile_without_weights()]:
+        err = assert_error(put_weights(c, "bad", bad), 400, field="body")
+        assert "weight file" in err["message"]
+    assert not os.path.exists(os.path.join(module_traind.state_dir, "weights", "bad"))
+    assert_error(c.request("PUT", "/v1/weights/.hidden", body=b"x"), 400)
+
+
+def zipfile_without_weights():
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("config.json", "{}")
+    return buf.getvalue()
