@@ -101,6 +101,11 @@ struct api_backend {
     int (*dataset_put)(void *ctx, const char *name, const char *upload_path,
                        const struct import_options *o, char **ret_json, struct diag *d);
     int (*dataset_get)(void *ctx, const char *name, char **ret_json);
+    /* (task) PUT /v1/weights/{name}: store upload_path (removed whatever
+     * the result) as the weights file name, for jobs' initial_weights;
+     * -EINVAL (400) when it is no Keras weight file. */
+    int (*weights_put)(void *ctx, const char *name, const char *upload_path, char **ret_json,
+                       struct diag *d);
     /* -EBUSY (409) used by a queued or running job, -EPERM (409) configured. */
     int (*dataset_delete)(void *ctx, const char *name, struct diag *d);
     /* (task) POST /v1/jobs/{id}/evaluate: checkpoint "best", "latest" or a

@@ -121,6 +121,21 @@ int api_upload_prepare(struct api_upload *u, const struct api_backend *be,
     return 0;
 }
 
+int api_upload_prepare_weights(struct api_upload *u, const struct api_backend *be,
+                               struct MHD_Connection *c, const char *name, struct diag *d)
+{
+    static const char *const allowed[] = {NULL};
+    memset(u, 0, sizeof(*u));
+    u->be = be;
+    u->fd = -1;
+    u->weights = true;
+    snprintf(u->name, sizeof(u->name), "%s", name);
+    import_options_init(&u->o);
+    if (!be->weights_put)
+        return diag_set(d, -ENOSYS, "", "weights uploads are not available");
+    return check_query(c, allowed, d);
+}
+
 int api_upload_write(struct api_upload *u, const char *data, size_t n, uint64_t max,
                      struct diag *d)
 {
@@ -163,8 +178,11 @@ void api_upload_task(void *arg)
         res->err = diag_set(&res->d, -EIO, "body", "storing the upload: %s", strerror(errno));
         return;
     }
-    res->err = u->be->dataset_put(u->be->ctx, u->name, u->path, &u->o, &res->json, &res->d);
-    u->path[0] = '\0'; /* dataset_put removed it */
+    if (u->weights)
+        res->err = u->be->weights_put(u->be->ctx, u->name, u->path, &res->json, &res->d);
+    else
+        res->err = u->be->dataset_put(u->be->ctx, u->name, u->path, &u->o, &res->json, &res->d);
+    u->path[0] = '\0'; /* dataset_put / weights_put removed it */
 }
 
 void api_upload_free(struct api_upload *u)
@@ -344,10 +362,18 @@ enum MHD_Result serve_dataset(struct request *rq, struct MHD_Connection *c)
         return r < 0 ? respond_backend_error(rq, c, r, NULL, "no such data set")
                      : respond_json(rq, c, MHD_HTTP_OK, out);
     }
+    return serve_upload(rq, c);
+}
+
+/* The PUT of a data set or a weights file: the stored body handed to the
+ * backend on a task thread; 201 with the resource. */
+enum MHD_Result serve_upload(struct request *rq, struct MHD_Connection *c)
+{
+    struct api_server *srv = rq->srv;
     struct api_upload *u = rq->upload;
     if (!rq->task_started) {
         rq->task_started = true;
-        r = api_task_start(&srv->tasks, c, api_upload_task, u, &u->res.done);
+        int r = api_task_start(&srv->tasks, c, api_upload_task, u, &u->res.done);
         if (r < 0)
             return respond_backend_error(rq, c, r, NULL, "cannot start the import");
         return MHD_YES; /* suspended until the import ends */
@@ -355,7 +381,7 @@ enum MHD_Result serve_dataset(struct request *rq, struct MHD_Connection *c)
     if (!atomic_load(&u->res.done))
         return MHD_YES;
     char loc[128];
-    snprintf(loc, sizeof(loc), "/v1/datasets/%s", rq->path.name);
+    snprintf(loc, sizeof(loc), "/v1/%s/%s", u->weights ? "weights" : "datasets", rq->path.name);
     return respond_task(rq, c, &u->res, MHD_HTTP_CREATED, loc);
 }
 

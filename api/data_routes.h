@@ -41,6 +41,7 @@ struct api_task_result {
 struct api_upload {
     const struct api_backend *be;
     char name[64];
+    bool weights;            /* PUT /v1/weights/{name}, not a data set */
     struct import_options o;
     int fd;                  /* -1 until the first piece */
     char path[4096];
@@ -52,6 +53,10 @@ struct api_upload {
  * name. */
 int api_upload_prepare(struct api_upload *u, const struct api_backend *be,
                        struct MHD_Connection *c, const char *name, struct diag *d);
+/* The same for PUT /v1/weights/{name}: no query options, any Content-Type
+ * (the file's bytes say what it is). */
+int api_upload_prepare_weights(struct api_upload *u, const struct api_backend *be,
+                               struct MHD_Connection *c, const char *name, struct diag *d);
 /* Append a piece of the body; -EFBIG once more than max bytes came. */
 int api_upload_write(struct api_upload *u, const char *data, size_t n, uint64_t max,
                      struct diag *d);

@@ -227,6 +227,8 @@ static enum MHD_Result dispatch(struct request *rq, struct MHD_Connection *c)
         return serve_prometheus(rq, c);
     case API_ROUTE_DATASET:
         return serve_dataset(rq, c);
+    case API_ROUTE_WEIGHTS:
+        return serve_upload(rq, c);
     case API_ROUTE_JOB_EVALUATE:
     case API_ROUTE_JOB_PREDICT:
         return serve_use(rq, c);
@@ -290,7 +292,9 @@ static bool check_upload(struct request *rq, struct MHD_Connection *c, enum MHD_
         return false;
     }
     struct diag d = {{0}, {0}};
-    int r = api_upload_prepare(rq->upload, &srv->be, c, rq->path.name, &d);
+    int r = rq->path.route == API_ROUTE_WEIGHTS
+                ? api_upload_prepare_weights(rq->upload, &srv->be, c, rq->path.name, &d)
+                : api_upload_prepare(rq->upload, &srv->be, c, rq->path.name, &d);
     if (r < 0) {
         *ret = respond_backend_error(rq, c, r, &d, "bad request");
         return false;

@@ -27,7 +27,9 @@
 #include <strings.h>
 
 #include "cjson_add.h"
+#include "job_id.h"
 #include "model.h"
+#include "route.h"
 
 /* 2^53 - 1: every integer up to it has its own double; 2^53 + 1 would be
  * read as 2^53 and silently rounded, so larger integers are refused. */
@@ -1168,12 +1170,61 @@ static int parse_compile(struct job_spec *s, const cJSON *root, struct diag *d)
     return r;
 }
 
+/* "initial_weights": null, {"job", "file", "skip_mismatch"} or {"upload",
+ * "skip_mismatch"}. */
+static int parse_initial_weights(struct job_spec *s, const cJSON *root, struct diag *d)
+{
+    static const char *const keys[] = {"job", "file", "upload", "skip_mismatch", NULL};
+    const char *base = "/initial_weights";
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "initial_weights");
+    int r;
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsObject(v))
+        return diag_set(d, -EINVAL, base,
+                        "expected null or an object {\"job\": ..., \"file\": ...} or "
+                        "{\"upload\": ...}, not %s",
+                        json_type_name(v));
+    if ((r = check_keys(v, base, keys, d)) < 0 ||
+        (r = get_string(v, base, "job", s->initial_weights.job, sizeof(s->initial_weights.job),
+                        true, d)) < 0 ||
+        (r = get_string(v, base, "file", s->initial_weights.file,
+                        sizeof(s->initial_weights.file), true, d)) < 0 ||
+        (r = get_string(v, base, "upload", s->initial_weights.upload,
+                        sizeof(s->initial_weights.upload), true, d)) < 0 ||
+        (r = get_bool(v, base, "skip_mismatch", &s->initial_weights.skip_mismatch, d)) < 0)
+        return r;
+    bool job = s->initial_weights.job[0], upload = s->initial_weights.upload[0];
+    if (job == upload)
+        return diag_set(d, -EINVAL, base, "give either \"job\" (a checkpoint of another job) "
+                        "or \"upload\" (a file PUT to /v1/weights/{name})");
+    if (job && !api_id_valid(s->initial_weights.job))
+        return diag_set(d, -EINVAL, "/initial_weights/job", "'%s' is not a job id",
+                        s->initial_weights.job);
+    if (upload && s->initial_weights.file[0])
+        return diag_set(d, -EINVAL, "/initial_weights/file", "file goes with job, not upload");
+    if (upload && !api_dataset_name_valid(s->initial_weights.upload))
+        return diag_set(d, -EINVAL, "/initial_weights/upload",
+                        "'%s' is not a valid name (letters, digits, '.', '_', '-')",
+                        s->initial_weights.upload);
+    if (job && !s->initial_weights.file[0])
+        snprintf(s->initial_weights.file, sizeof(s->initial_weights.file), "best");
+    if (job && strcmp(s->initial_weights.file, "best") != 0) {
+        const char *f = s->initial_weights.file;
+        if (f[0] == '/' || strstr(f, "..") || f[0] == '.')
+            return diag_set(d, -EINVAL, "/initial_weights/file",
+                            "'%s' is not a path relative to the job's checkpoint folder", f);
+    }
+    s->initial_weights.set = true;
+    return 0;
+}
+
 static int parse_root(struct job_spec *s, const cJSON *root, bool local, struct diag *d)
 {
     static const char *const keys[] = {"name", "dataset", "model", "optimizer", "batch_size",
                                        "epochs", "seed", "steps_per_epoch", "validation_steps",
                                        "threads", "loss", "metrics", "class_weight",
-                                       "checkpoints", "callbacks",
+                                       "checkpoints", "callbacks", "initial_weights",
                                        NULL};
     int r;
     if (!cJSON_IsObject(root))
@@ -1215,7 +1266,7 @@ static int parse_root(struct job_spec *s, const cJSON *root, bool local, struct 
     s->threads = (int)x;
 
     if ((r = parse_compile(s, root, d)) < 0 || (r = parse_checkpoints(s, root, d)) < 0 ||
-        (r = parse_callbacks(s, root, d)) < 0)
+        (r = parse_callbacks(s, root, d)) < 0 || (r = parse_initial_weights(s, root, d)) < 0)
         return r;
     return 0;
 }
@@ -1499,6 +1550,21 @@ static cJSON *class_weight_json(const struct job_spec *s)
     return cjson_checked(o, ok);
 }
 
+static cJSON *initial_weights_json(const struct job_spec *s)
+{
+    if (!s->initial_weights.set)
+        return cJSON_CreateNull();
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o != NULL;
+    if (s->initial_weights.job[0])
+        ok &= cjson_add(o, "job", cJSON_CreateString(s->initial_weights.job)) &&
+              cjson_add(o, "file", cJSON_CreateString(s->initial_weights.file));
+    else
+        ok &= cjson_add(o, "upload", cJSON_CreateString(s->initial_weights.upload));
+    ok &= cjson_add(o, "skip_mismatch", cJSON_CreateBool(s->initial_weights.skip_mismatch));
+    return cjson_checked(o, ok);
+}
+
 char *job_spec_to_json(const struct job_spec *s)
 {
     cJSON *j = cJSON_CreateObject();
@@ -1547,7 +1613,8 @@ char *job_spec_to_json(const struct job_spec *s)
     for (int i = 0; i < s->n_checkpoints; i++)
         if (!cJSON_AddItemToArray(cps, policy_json(&s->checkpoints[i])))
             goto out;
-    if (!cjson_add(j, "callbacks", callbacks_json(s)))
+    if (!cjson_add(j, "callbacks", callbacks_json(s)) ||
+        !cjson_add(j, "initial_weights", initial_weights_json(s)))
         goto out;
     out = cJSON_PrintUnformatted(j);
 out:

@@ -88,6 +88,20 @@ struct job_spec {
     struct rlrop_config reduce_lr;
     struct lr_step_decay_config lr_scheduler;
     bool terminate_on_nan;
+    /* "initial_weights": warm start, Keras load_weights(by_name=True,
+     * skip_mismatch) before training.  null, {"job": "<id>", "file":
+     * "best" | "<checkpoint path>", "skip_mismatch": false} (a checkpoint
+     * of another job; "best" = the best file of its first policy), or
+     * {"upload": "<name>", "skip_mismatch": false} (a file PUT to
+     * /v1/weights/<name>).  The daemon resolves and copies the file at
+     * submit. */
+    struct {
+        bool set;
+        char job[20];               /* source job id, or "" */
+        char file[TEMPLATE_MAX_PATH]; /* "best" or a path in that job's folder */
+        char upload[64];            /* uploaded weights name, or "" */
+        bool skip_mismatch;
+    } initial_weights;
 };
 
 /* Parse and validate a job spec JSON text.  Checks types, ranges, unknown

@@ -47,20 +47,6 @@ static int segment_decode(char *out, size_t outsz, const char *s, size_t len, st
     return 0;
 }
 
-bool api_dataset_name_valid(const char *name)
-{
-    size_t n = strlen(name);
-    if (n == 0 || n > API_DATASET_NAME_MAX || name[0] == '.')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 int api_role_parse(const char *name, enum api_role *ret)
 {
     static const enum api_role roles[] = {API_ROLE_READ, API_ROLE_SUBMIT, API_ROLE_ADMIN};
@@ -196,6 +182,14 @@ int api_path_parse(struct api_path *ret, const char *raw, size_t len, struct dia
         p.route = API_ROUTE_MODEL_VALIDATE;
         goto done;
     }
+    if (n == 3 && strcmp(seg[1], "weights") == 0) {
+        if (!api_dataset_name_valid(seg[2]))
+            return diag_set(d, -EINVAL, "name", "weights file names are 1 to %d letters, digits, "
+                            "'-', '_' and '.', not starting with '.'", API_DATASET_NAME_MAX);
+        p.route = API_ROUTE_WEIGHTS;
+        memcpy(p.name, seg[2], strlen(seg[2]) + 1);
+        goto done;
+    }
     if (strcmp(seg[1], "jobs") != 0)
         return diag_set(d, -ENOENT, "", "no such route");
     if (!api_id_valid(seg[2]))
@@ -243,6 +237,7 @@ unsigned api_route_methods(enum api_route route)
     case API_ROUTE_MODEL_VALIDATE: return API_METHOD_POST;
     case API_ROUTE_DATASET:
         return API_METHOD_GET | API_METHOD_HEAD | API_METHOD_PUT | API_METHOD_DELETE;
+    case API_ROUTE_WEIGHTS: return API_METHOD_PUT;
     default: return API_METHOD_GET | API_METHOD_HEAD;
     }
 }

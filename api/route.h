@@ -37,6 +37,7 @@ enum api_route {
     API_ROUTE_JOB_LATEST,       /* /v1/jobs/{id}/latest */
     API_ROUTE_DATASETS,         /* /v1/datasets */
     API_ROUTE_DATASET,          /* /v1/datasets/{name} */
+    API_ROUTE_WEIGHTS,          /* /v1/weights/{name} (PUT: a warm start's file) */
     API_ROUTE_JOB_EVALUATE,     /* /v1/jobs/{id}/evaluate */
     API_ROUTE_JOB_PREDICT,      /* /v1/jobs/{id}/predict */
     API_ROUTE_MODELS,           /* /v1/models */
@@ -95,7 +96,20 @@ enum api_method api_method_parse(const char *method);
 
 /* True when name is a valid data set name: 1 to 63 letters, digits, '-',
  * '_', '.', not starting with '.'. */
-bool api_dataset_name_valid(const char *name);
+static inline bool api_dataset_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > API_DATASET_NAME_MAX || name[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
 /* The least role a request needs (method is one api_method bit). */
 enum api_role api_route_role(enum api_route route, unsigned method);
 

@@ -22,11 +22,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 #include <nettle/sha2.h>
 
 #include "fsutil.h"
+#include "keras_archive.h"
 
 #define H5_MAX_FILE_BYTES ((size_t)1 << 33)
 /* Resume files start with an HDF5 user block (which HDF5 skips) holding
@@ -109,6 +111,7 @@ const char *h5_layout_name(enum h5_layout layout)
     case H5_LAYOUT_TF_WEIGHTS: return "tf_weights";
     case H5_LAYOUT_TF_MODEL: return "tf_model";
     case H5_LAYOUT_KERAS3_WEIGHTS: return "keras3_weights";
+    case H5_LAYOUT_KERAS_ARCHIVE: return "keras_archive";
     }
     return "unknown";
 }
@@ -134,7 +137,15 @@ int h5_layout_for_path(const char *path, bool save_weights_only, enum h5_layout 
         *ret = H5_LAYOUT_KERAS3_WEIGHTS;
         return 0;
     }
-    static const char *const exts[] = {".h5", ".hdf5", ".keras"};
+    if (ends_with(base, ".keras") && strlen(base) > strlen(".keras")) {
+        if (save_weights_only)
+            return diag_set(d, -EINVAL, path,
+                            "a .keras file holds a full model: use .weights.h5 or .h5 with "
+                            "save_weights_only");
+        *ret = H5_LAYOUT_KERAS_ARCHIVE;
+        return 0;
+    }
+    static const char *const exts[] = {".h5", ".hdf5"};
     for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
         if (ends_with(base, exts[i]) && strlen(base) > strlen(exts[i])) {
             *ret = save_weights_only ? H5_LAYOUT_TF_WEIGHTS : H5_LAYOUT_TF_MODEL;
@@ -613,9 +624,12 @@ static int write_keras3(hid_t f, const struct model *m, const struct optimizer *
         float lr = (float)opt->cfg.learning_rate;
         r = dataset_write(vg, "1", 0, NULL, &lr, false, 0, d);
     }
+    /* Keras 3 optimizers create their variables per model variable
+     * (add_optimizer_variables: for each variable, each slot), after
+     * iterations and learning_rate. */
     int k = 2;
-    for (int s = 0; s < opt->n_slots && r == 0; s++)
-        for (int t = 0; t < m->n_weights && r == 0; t++) {
+    for (int t = 0; t < m->n_weights && r == 0; t++)
+        for (int s = 0; s < opt->n_slots && r == 0; s++) {
             const struct weight *w = m->weights[t].w;
             if (!w->trainable)
                 continue;
@@ -781,6 +795,36 @@ static int check_model(const struct model *m, struct diag *d)
     return 0;
 }
 
+/* Keras 3 model.save("x.keras"): the zip of metadata.json, config.json and
+ * model.weights.h5 (model variables only: the optimizer's are left out). */
+static int encode_archive(const struct model *m, const struct optimizer *opt,
+                          const char *training_config_json, void **ret_zip, size_t *ret_len,
+                          struct diag *d)
+{
+    void *weights = NULL;
+    size_t wlen = 0;
+    char *tc = NULL, *config = NULL, *meta = NULL;
+    int64_t now = (int64_t)time(NULL);
+    int r = encode_file(H5_LAYOUT_KERAS3_WEIGHTS, m, NULL, NULL, NULL, &weights, &wlen, d);
+    if (r < 0)
+        return r;
+    if (!training_config_json && opt) {
+        tc = default_training_config(opt);
+        training_config_json = tc;
+    }
+    config = keras_archive_config_json(&m->spec, training_config_json);
+    meta = keras_archive_metadata_json(now);
+    if (!config || !meta || (opt && !training_config_json))
+        r = diag_set(d, -ENOMEM, "", "encode: config.json / metadata.json");
+    else
+        r = keras_archive_pack(meta, config, weights, wlen, now, ret_zip, ret_len, d);
+    free(weights);
+    free(tc);
+    free(config);
+    free(meta);
+    return r;
+}
+
 int h5_save(const char *dir, const char *relpath, enum h5_layout layout, const struct model *m,
             const struct optimizer *opt, const char *training_config_json,
             uint8_t ret_sha256[32], uint64_t *ret_bytes, enum fsutil_step *ret_step,
@@ -794,7 +838,10 @@ int h5_save(const char *dir, const char *relpath, enum h5_layout layout, const s
         opt = NULL;
     void *image;
     size_t len;
-    r = encode_file(layout, m, opt, training_config_json, NULL, &image, &len, d);
+    if (layout == H5_LAYOUT_KERAS_ARCHIVE)
+        r = encode_archive(m, opt, training_config_json, &image, &len, d);
+    else
+        r = encode_file(layout, m, opt, training_config_json, NULL, &image, &len, d);
     if (r < 0) {
         diag_prefix(d, relpath);
         step = FSUTIL_STEP_ENCODE;
@@ -1307,21 +1354,94 @@ static int read_weights(hid_t f, const struct model *m, float *params, enum h5_l
     return r;
 }
 
-int h5_detect_layout(const char *path, enum h5_layout *ret, struct diag *d)
+/* The HDF5 bytes of the weight file at path: the file itself, or the
+ * model.weights.h5 of a .keras zip (*ret_archive true).  The file's bytes
+ * are checked against expected (may be NULL) first. */
+static int read_weights_image_cfg(const char *path, const uint8_t *expected, void **ret_image,
+                                  size_t *ret_len, bool *ret_archive, char **ret_config,
+                                  struct diag *d);
+
+static int read_weights_image(const char *path, const uint8_t *expected, void **ret_image,
+                              size_t *ret_len, bool *ret_archive, struct diag *d)
 {
+    return read_weights_image_cfg(path, expected, ret_image, ret_len, ret_archive, NULL, d);
+}
+
+/* The same, with (ret_config not NULL) the archive's config.json as a
+ * NUL-terminated string (NULL for a plain HDF5 file). */
+static int read_weights_image_cfg(const char *path, const uint8_t *expected, void **ret_image,
+                                  size_t *ret_len, bool *ret_archive, char **ret_config,
+                                  struct diag *d)
+{
+    if (ret_config)
+        *ret_config = NULL;
     void *image;
     size_t len;
     int r = fsutil_read_file(path, H5_MAX_FILE_BYTES, &image, &len, d);
     if (r < 0)
         return r;
-    if ((r = verify_image(image, len, NULL, path, NULL, d)) < 0) {
+    *ret_archive = keras_archive_is_zip(image, len);
+    if (*ret_archive) {
+        if (expected && (r = verify_image(image, len, expected, path, NULL, d)) < 0) {
+            free(image);
+            return r;
+        }
+        void *inner = NULL, *cfg = NULL;
+        size_t inner_len = 0, cfg_len = 0;
+        if (ret_config) {
+            r = keras_archive_member(image, len, KERAS_ARCHIVE_CONFIG, (size_t)1 << 26, path, &cfg,
+                                     &cfg_len, d);
+            char *text = r == 0 ? realloc(cfg, cfg_len + 1) : NULL;
+            if (!text) {
+                free(cfg);
+                free(image);
+                return r < 0 ? (r == -ENOENT ? -EINVAL : r)
+                             : diag_set(d, -ENOMEM, path, "out of memory");
+            }
+            text[cfg_len] = '\0';
+            *ret_config = text;
+        }
+        r = keras_archive_member(image, len, KERAS_ARCHIVE_WEIGHTS, H5_MAX_FILE_BYTES, path,
+                                 &inner, &inner_len, d);
+        free(image);
+        if (r < 0 && ret_config) {
+            free(*ret_config);
+            *ret_config = NULL;
+        }
+        if (r < 0)
+            return r == -ENOENT ? -EINVAL : r;
+        image = inner;
+        len = inner_len;
+        expected = NULL;
+    }
+    if ((r = verify_image(image, len, expected, path, NULL, d)) < 0) {
         free(image);
         return r;
     }
+    *ret_image = image;
+    *ret_len = len;
+    return 0;
+}
+
+int h5_detect_layout(const char *path, enum h5_layout *ret, struct diag *d)
+{
+    void *image;
+    size_t len;
+    bool archive = false;
+    int r = read_weights_image(path, NULL, &image, &len, &archive, d);
+    if (r < 0)
+        return r;
     h5_enter();
     hid_t f = open_image(image, len, path, d);
     if (f >= 0) {
         r = detect(f, ret, path, d);
+        if (r == 0 && archive) {
+            if (*ret == H5_LAYOUT_KERAS3_WEIGHTS)
+                *ret = H5_LAYOUT_KERAS_ARCHIVE;
+            else
+                r = diag_set(d, -EINVAL, path, "the archive's %s is not in Keras 3's layout",
+                             KERAS_ARCHIVE_WEIGHTS);
+        }
         H5Fclose(f);
     } else {
         r = (int)f;
@@ -1344,13 +1464,10 @@ int h5_load_weights_verified(struct model *m, const char *path, const uint8_t ex
         return r;
     void *image;
     size_t len;
-    r = fsutil_read_file(path, H5_MAX_FILE_BYTES, &image, &len, d);
+    bool archive = false;
+    r = read_weights_image(path, expected_sha256, &image, &len, &archive, d);
     if (r < 0)
         return r;
-    if ((r = verify_image(image, len, expected_sha256, path, NULL, d)) < 0) {
-        free(image);
-        return r;
-    }
     float *scratch = malloc(m->n_params * sizeof(float) + 1);
     if (!scratch) {
         free(image);
@@ -1370,6 +1487,294 @@ int h5_load_weights_verified(struct model *m, const char *path, const uint8_t ex
     if (r == 0)
         memcpy(m->params, scratch, m->n_params * sizeof(float));
     free(scratch);
+    return r;
+}
+
+/* --- warm start: load_weights(by_name=True) -------------------------------- */
+
+static void shape_text(char *out, size_t outsz, int ndim, const hsize_t *dims)
+{
+    size_t k = (size_t)snprintf(out, outsz, "(");
+    for (int i = 0; i < ndim && k < outsz; i++)
+        k += (size_t)snprintf(out + k, outsz - k, "%s%llu", i ? ", " : "",
+                              (unsigned long long)dims[i]);
+    if (k < outsz)
+        snprintf(out + k, outsz - k, ndim == 1 ? ",)" : ")");
+}
+
+/* Shape of the dataset at path below loc; -EINVAL when missing or not float. */
+static int dataset_shape(hid_t loc, const char *path, int *ret_ndim, hsize_t dims[H5S_MAX_RANK],
+                         struct diag *d)
+{
+    hid_t ds = H5Dopen2(loc, path, H5P_DEFAULT), s = -1, t = -1;
+    int r = 0;
+    if (ds < 0)
+        return h5_fail(d, -EINVAL, path, "dataset %s missing", path);
+    s = H5Dget_space(ds);
+    t = H5Dget_type(ds);
+    int nd = s >= 0 ? H5Sget_simple_extent_ndims(s) : -1;
+    if (nd < 0 || t < 0 || H5Sget_simple_extent_dims(s, dims, NULL) < 0)
+        r = h5_fail(d, -EINVAL, path, "dataset %s unreadable", path);
+    else if (H5Tget_class(t) != H5T_FLOAT)
+        r = diag_set(d, -EINVAL, path, "dataset %s is not floating point", path);
+    else
+        *ret_ndim = nd;
+    close_id(t);
+    close_id(s);
+    close_id(ds);
+    return r;
+}
+
+/* The datasets (paths below f) the file holds for model layer li: *ret_n
+ * of them, or *ret_n = -1 when the file has no such layer. */
+struct by_name_src {
+    hid_t f;
+    enum h5_layout layout;
+    char prefix[32];          /* "" or "model_weights/" */
+    struct strlist layer_names; /* tf.keras layouts */
+    const cJSON *cfg_layers;  /* archive: config.json's layers */
+};
+
+static int src_layer(const struct by_name_src *src, const struct model *m, int li, int *ret_n,
+                     char (*paths)[256], struct diag *d)
+{
+    const char *name = m->layers[li].cfg.name;
+    *ret_n = -1;
+    if (src->layout == H5_LAYOUT_TF_WEIGHTS || src->layout == H5_LAYOUT_TF_MODEL) {
+        int k = -1;
+        for (int i = 0; i < src->layer_names.n && k < 0; i++)
+            if (strcmp(src->layer_names.v[i], name) == 0)
+                k = i;
+        if (k < 0)
+            return 0;
+        char gpath[160];
+        snprintf(gpath, sizeof(gpath), "%s%s", src->prefix, name);
+        hid_t g = H5Gopen2(src->f, gpath, H5P_DEFAULT);
+        if (g < 0)
+            return h5_fail(d, -EINVAL, name, "group for layer %s missing", name);
+        struct strlist wn = {0, NULL};
+        int r = attr_read_strlist_chunked(g, "weight_names", name, &wn, d);
+        H5Gclose(g);
+        if (r < 0)
+            return r;
+        if (wn.n > LAYER_MAX_WEIGHTS) {
+            strlist_free(&wn);
+            return diag_set(d, -EINVAL, name, "layer %s has %d weights in the file", name, wn.n);
+        }
+        for (int j = 0; j < wn.n; j++)
+            snprintf(paths[j], 256, "%s/%s", gpath, wn.v[j]);
+        *ret_n = wn.n;
+        strlist_free(&wn);
+        return 0;
+    }
+    char key[160];
+    if (src->cfg_layers) {
+        /* the archive's own layer of this name, keyed as Keras 3 keys it */
+        const cJSON *l;
+        int li_cfg = -1, idx = 0;
+        const cJSON *found = NULL;
+        cJSON_ArrayForEach(l, src->cfg_layers) {
+            const cJSON *cls = cJSON_GetObjectItemCaseSensitive(l, "class_name");
+            const cJSON *c = cJSON_GetObjectItemCaseSensitive(l, "config");
+            const cJSON *n = c ? cJSON_GetObjectItemCaseSensitive(c, "name") : NULL;
+            if (cJSON_IsString(cls) && strcmp(cls->valuestring, "InputLayer") != 0) {
+                if (cJSON_IsString(n) && strcmp(n->valuestring, name) == 0 && !found) {
+                    found = l;
+                    li_cfg = idx;
+                }
+                idx++;
+            }
+        }
+        if (!found)
+            return 0;
+        const char *cls = cJSON_GetObjectItemCaseSensitive(found, "class_name")->valuestring;
+        int same = 0;
+        idx = 0;
+        cJSON_ArrayForEach(l, src->cfg_layers) {
+            const cJSON *c2 = cJSON_GetObjectItemCaseSensitive(l, "class_name");
+            if (!cJSON_IsString(c2) || strcmp(c2->valuestring, "InputLayer") == 0)
+                continue;
+            if (idx++ >= li_cfg)
+                break;
+            same += strcmp(c2->valuestring, cls) == 0;
+        }
+        char snake[64];
+        snake_case(cls, snake, sizeof(snake));
+        if (same == 0)
+            snprintf(key, sizeof(key), "layers/%s/vars", snake);
+        else
+            snprintf(key, sizeof(key), "layers/%s_%d/vars", snake, same);
+    } else {
+        char k2[128];
+        keras3_layer_key(m, li, k2, sizeof(k2));
+        snprintf(key, sizeof(key), "%s/vars", k2);
+    }
+    if (H5Lexists(src->f, "layers", H5P_DEFAULT) <= 0 ||
+        H5Lexists(src->f, key, H5P_DEFAULT) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return 0;
+    }
+    H5G_info_t info;
+    hid_t vg = H5Gopen2(src->f, key, H5P_DEFAULT);
+    if (vg < 0 || H5Gget_info(vg, &info) < 0) {
+        close_id(vg);
+        return h5_fail(d, -EINVAL, key, "group %s unreadable", key);
+    }
+    H5Gclose(vg);
+    if (info.nlinks > LAYER_MAX_WEIGHTS)
+        return diag_set(d, -EINVAL, key, "group %s has %llu variables", key,
+                        (unsigned long long)info.nlinks);
+    for (int j = 0; j < (int)info.nlinks; j++)
+        snprintf(paths[j], 256, "%s/%d", key, j);
+    *ret_n = (int)info.nlinks;
+    return 0;
+}
+
+static int by_name(hid_t f, const char *cfg_json, const struct model *m, float *params,
+                   bool skip_mismatch, struct h5_by_name_report *rep, const char *path,
+                   struct diag *d)
+{
+    struct by_name_src src = {.f = f};
+    cJSON *cfg = NULL;
+    int r = detect(f, &src.layout, path, d);
+    if (r < 0)
+        return r;
+    rep->layout = src.layout;
+    if (src.layout == H5_LAYOUT_TF_MODEL) {
+        snprintf(src.prefix, sizeof(src.prefix), "model_weights/");
+        hid_t g = H5Gopen2(f, "model_weights", H5P_DEFAULT);
+        if (g < 0)
+            return h5_fail(d, -EINVAL, "model_weights", "group model_weights unreadable");
+        r = attr_read_strlist_chunked(g, "layer_names", "model_weights/layer_names",
+                                      &src.layer_names, d);
+        H5Gclose(g);
+    } else if (src.layout == H5_LAYOUT_TF_WEIGHTS) {
+        r = attr_read_strlist_chunked(f, "layer_names", "layer_names", &src.layer_names, d);
+    } else if (cfg_json) {
+        rep->layout = H5_LAYOUT_KERAS_ARCHIVE;
+        cfg = cJSON_Parse(cfg_json);
+        const cJSON *c = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "config") : NULL;
+        src.cfg_layers = c ? cJSON_GetObjectItemCaseSensitive(c, "layers") : NULL;
+        if (!cJSON_IsArray(src.cfg_layers))
+            r = diag_set(d, -EINVAL, KERAS_ARCHIVE_CONFIG,
+                         "the archive's config.json has no config.layers list");
+    }
+    for (int li = 0; r == 0 && li < m->n_layers; li++) {
+        const struct layer *L = &m->layers[li];
+        struct layer_rows rows = layer_rows(m, li);
+        if (rows.n == 0)
+            continue;
+        char paths[LAYER_MAX_WEIGHTS][256];
+        int n = -1;
+        if ((r = src_layer(&src, m, li, &n, paths, d)) < 0)
+            break;
+        if (n < 0) {
+            if (rep->n_absent < H5_REPORT_MAX)
+                snprintf(rep->absent[rep->n_absent++], sizeof(rep->absent[0]), "%s", L->cfg.name);
+            continue;
+        }
+        if (n != rows.n) {
+            if (!skip_mismatch) {
+                r = diag_set(d, -EINVAL, L->cfg.name,
+                             "weight count mismatch for layer %s: the model's layer has %d "
+                             "weight(s), the file's %d",
+                             L->cfg.name, rows.n, n);
+                break;
+            }
+            if (rep->n_skipped < H5_REPORT_MAX) {
+                struct h5_skipped *k = &rep->skipped[rep->n_skipped++];
+                snprintf(k->layer, sizeof(k->layer), "%s", L->cfg.name);
+                k->weight[0] = '\0';
+                snprintf(k->model_shape, sizeof(k->model_shape), "%d weights", rows.n);
+                snprintf(k->file_shape, sizeof(k->file_shape), "%d weights", n);
+            }
+            continue;
+        }
+        for (int j = 0; j < n && r == 0; j++) {
+            const struct weight *w = rows.v[j].w;
+            hsize_t fd[H5S_MAX_RANK], md[4];
+            int fnd = 0;
+            if ((r = dataset_shape(f, paths[j], &fnd, fd, d)) < 0)
+                break;
+            bool same = fnd == w->ndim;
+            for (int i = 0; i < w->ndim; i++) {
+                md[i] = (hsize_t)w->shape[i];
+                same = same && fd[i] == md[i];
+            }
+            if (same) {
+                char field[192];
+                snprintf(field, sizeof(field), "%s/%s", L->cfg.name, w->name);
+                r = dataset_read_f32(f, paths[j], field, w->ndim, w->shape, params + w->offset, d);
+                rep->n_loaded += r == 0;
+                continue;
+            }
+            char ms[64], fs[64];
+            shape_text(ms, sizeof(ms), w->ndim, md);
+            shape_text(fs, sizeof(fs), fnd, fd);
+            if (!skip_mismatch) {
+                char field[192];
+                snprintf(field, sizeof(field), "%s/%s", L->cfg.name, w->name);
+                r = diag_set(d, -EINVAL, field,
+                             "shape mismatch in layer %s for weight %s: the model's weight has "
+                             "shape %s, the file's %s has shape %s",
+                             L->cfg.name, w->name, ms, paths[j], fs);
+                break;
+            }
+            if (rep->n_skipped < H5_REPORT_MAX) {
+                struct h5_skipped *k = &rep->skipped[rep->n_skipped++];
+                snprintf(k->layer, sizeof(k->layer), "%s", L->cfg.name);
+                snprintf(k->weight, sizeof(k->weight), "%s", w->name);
+                snprintf(k->model_shape, sizeof(k->model_shape), "%s", ms);
+                snprintf(k->file_shape, sizeof(k->file_shape), "%s", fs);
+            }
+        }
+    }
+    strlist_free(&src.layer_names);
+    cJSON_Delete(cfg);
+    return r;
+}
+
+int h5_load_weights_by_name(struct model *m, const char *path, bool skip_mismatch,
+                            struct h5_by_name_report *ret_report, struct diag *d)
+{
+    int r = check_model(m, d);
+    if (r < 0)
+        return r;
+    void *image;
+    size_t len;
+    bool archive = false;
+    char *cfg = NULL;
+    r = read_weights_image_cfg(path, NULL, &image, &len, &archive, &cfg, d);
+    if (r < 0)
+        return r;
+    struct h5_by_name_report *rep = calloc(1, sizeof(*rep));
+    float *scratch = malloc(m->n_params * sizeof(float) + 1);
+    if (!scratch || !rep) {
+        free(image);
+        free(cfg);
+        free(scratch);
+        free(rep);
+        return diag_set(d, -ENOMEM, path, "out of memory");
+    }
+    memcpy(scratch, m->params, m->n_params * sizeof(float));
+    h5_enter();
+    hid_t f = open_image(image, len, path, d);
+    if (f >= 0) {
+        r = by_name(f, cfg, m, scratch, skip_mismatch, rep, path, d);
+        H5Fclose(f);
+    } else {
+        r = (int)f;
+    }
+    h5_leave();
+    free(image);
+    free(cfg);
+    if (r == 0) {
+        memcpy(m->params, scratch, m->n_params * sizeof(float));
+        if (ret_report)
+            *ret_report = *rep;
+    }
+    free(scratch);
+    free(rep);
     return r;
 }
 

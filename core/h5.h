@@ -15,6 +15,12 @@
  *                         groups layers/<name>/vars with datasets "0", "1",
  *                         ..., an empty root vars group and, with an
  *                         optimizer, optimizer/vars.
+ *   H5_LAYOUT_KERAS_ARCHIVE   Keras 3 model.save("x.keras"): a zip of
+ *                         metadata.json, config.json (the model config in
+ *                         Keras 3's form, build_config, compile_config) and
+ *                         model.weights.h5 (the KERAS3_WEIGHTS layout without
+ *                         the optimizer's variables, which Keras skips
+ *                         with a warning when loading); keras_archive.h.
  * The resume file (h5_save_resume) is an H5_LAYOUT_TF_MODEL file plus root
  * attributes traind_resume_version, epoch, state_json and traind_checksum
  * (SHA-256 over everything resume restores), so it is also Keras-loadable;
@@ -58,15 +64,17 @@ enum h5_layout {
     H5_LAYOUT_TF_WEIGHTS,
     H5_LAYOUT_TF_MODEL,
     H5_LAYOUT_KERAS3_WEIGHTS,
+    H5_LAYOUT_KERAS_ARCHIVE,
 };
 
-/* "tf_weights", "tf_model", "keras3_weights". */
+/* "tf_weights", "tf_model", "keras3_weights", "keras_archive". */
 const char *h5_layout_name(enum h5_layout layout);
 
 /* The layout Keras uses for a ModelCheckpoint filepath:
  *   *.weights.h5                          -> KERAS3_WEIGHTS (needs save_weights_only)
- *   *.h5, *.hdf5, *.keras + weights only  -> TF_WEIGHTS
- *   *.h5, *.hdf5, *.keras otherwise       -> TF_MODEL
+ *   *.keras (full model only)             -> KERAS_ARCHIVE
+ *   *.h5, *.hdf5 + weights only           -> TF_WEIGHTS
+ *   *.h5, *.hdf5 otherwise                -> TF_MODEL
  * Anything else: -EINVAL naming the allowed extensions.  ret written only on
  * success. */
 int h5_layout_for_path(const char *path, bool save_weights_only, enum h5_layout *ret,
@@ -92,8 +100,8 @@ int h5_save(const char *dir, const char *relpath, enum h5_layout layout, const s
             uint8_t ret_sha256[32], uint64_t *ret_bytes, enum fsutil_step *ret_step,
             struct diag *d);
 
-/* Load the weights of any of the three layouts (detected from the content)
- * into m.  Weighted layers are matched by name and order, shapes must equal
+/* Load the weights of any of the four layouts (detected from the content;
+ * an archive's model.weights.h5 is read from the zip in memory) into m.  Weighted layers are matched by name and order, shapes must equal
  * the model's.  Errors: -ENOENT/-EACCES/... (open), -EINVAL (not HDF5,
  * truncated, corrupt, not a Keras weight file, layer or shape mismatch; the
  * message says which layer/weight and what differs), -ENOMEM.  m is unchanged
@@ -105,6 +113,37 @@ int h5_load_weights(struct model *m, const char *path, struct diag *d);
  * A mismatch is -EINVAL and HDF5 never sees the bytes. */
 int h5_load_weights_verified(struct model *m, const char *path, const uint8_t expected_sha256[32],
                              struct diag *d);
+
+/* Warm start: Keras load_weights(by_name=True, skip_mismatch=...) from a
+ * file of any layout.  Each model layer with weights takes the file's layer
+ * of the same name (tf.keras files: layer_names; a .keras archive: the
+ * layer names of its config.json, mapped to their Keras 3 container keys);
+ * a .weights.h5 file has no names, so a layer takes the group Keras 3 would
+ * load into it (layers/<class in snake case>[_<n>], the n-th layer of its
+ * class), as Keras 3's own load_weights does.  A layer the file lacks keeps
+ * its initial values (listed in absent).  A layer whose weight count
+ * differs, or a weight whose shape differs, is an error naming the layer,
+ * the weight and both shapes (-EINVAL, d->field "layer/weight"); with
+ * skip_mismatch it is left as initialised and listed in skipped instead (a
+ * count mismatch skips the whole layer, a shape mismatch that weight, as
+ * tf.keras does).  m is unchanged on error. */
+#define H5_REPORT_MAX 64
+struct h5_skipped {
+    char layer[64];
+    char weight[64];          /* "" when the weight counts differ */
+    char model_shape[64];     /* "(3, 3, 1, 32)", or "3 weights" */
+    char file_shape[64];
+};
+struct h5_by_name_report {
+    enum h5_layout layout;
+    int n_loaded;             /* weight tensors loaded */
+    int n_skipped;            /* entries of skipped (at most H5_REPORT_MAX) */
+    struct h5_skipped skipped[H5_REPORT_MAX];
+    int n_absent;             /* model layers with weights the file lacks */
+    char absent[H5_REPORT_MAX][64];
+};
+int h5_load_weights_by_name(struct model *m, const char *path, bool skip_mismatch,
+                            struct h5_by_name_report *ret_report, struct diag *d);
 
 /* Which layout a file has (detected as h5_load_weights does). */
 int h5_detect_layout(const char *path, enum h5_layout *ret, struct diag *d);

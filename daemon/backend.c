@@ -16,9 +16,11 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "datasets.h"
 #include "confine.h"
 #include "event_log.h"
 #include "fsutil.h"
+#include "h5.h"
 #include "job_id.h"
 #include "job_queue.h"
 #include "kernels.h"
@@ -61,8 +63,77 @@ static void discard_job(struct jobs *js, struct job *j)
     job_free(j);
 }
 
-static int submit_queued(struct jobs *js, struct job_spec *spec_in, char **ret_json,
-                         char ret_id[static 17], struct diag *d);
+static int submit_queued(struct jobs *js, struct job_spec *spec_in, const char *initial_weights,
+                         char **ret_json, char ret_id[static 17], struct diag *d);
+
+/* The file a spec's initial_weights names: a checkpoint of another job (by
+ * its checkpoint table, as the download routes find it) or an uploaded
+ * weights file.  -EINVAL with d naming the field when there is none. */
+static int resolve_initial_weights(struct jobs *js, const struct job_spec *spec, char *ret_path,
+                                   size_t size, struct diag *d)
+{
+    if (spec->initial_weights.upload[0]) {
+        if (snprintf(ret_path, size, "%s/" JOBS_WEIGHTS_DIR "/%s", js->state_dir,
+                     spec->initial_weights.upload) >= (int)size)
+            return diag_set(d, -ENAMETOOLONG, "/initial_weights/upload", "path too long");
+        if (access(ret_path, R_OK) != 0)
+            return diag_set(d, -EINVAL, "/initial_weights/upload",
+                            "no uploaded weights file '%s' (PUT /v1/weights/%s first)",
+                            spec->initial_weights.upload, spec->initial_weights.upload);
+        return 0;
+    }
+    struct job *j = job_get(js, spec->initial_weights.job);
+    if (!j)
+        return diag_set(d, -EINVAL, "/initial_weights/job", "no such job '%s'",
+                        spec->initial_weights.job);
+    char name[TEMPLATE_MAX_PATH] = "";
+    bool found = false;
+    pthread_mutex_lock(&j->mu);
+    if (strcmp(spec->initial_weights.file, "best") == 0) {
+        found = job_best_file(j, 0, name, sizeof(name));
+    } else {
+        snprintf(name, sizeof(name), "%s", spec->initial_weights.file);
+        for (int i = 0; i < j->n_ckpts && !found; i++)
+            found = strcmp(j->ckpts[i].name, name) == 0;
+    }
+    /* a name of the job's checkpoint table: written by its runner, below
+     * its checkpoint folder */
+    int w = snprintf(ret_path, size, "%s/checkpoints/%s", j->dir, name);
+    pthread_mutex_unlock(&j->mu);
+    job_put(js, j);
+    if (!found)
+        return diag_set(d, -EINVAL, "/initial_weights/file",
+                        strcmp(spec->initial_weights.file, "best") == 0
+                            ? "job %s has no best checkpoint (yet)"
+                            : "job %s has no checkpoint file '%s'",
+                        spec->initial_weights.job, spec->initial_weights.file);
+    if (w >= (int)size)
+        return diag_set(d, -ENAMETOOLONG, "/initial_weights/file", "path too long");
+    return 0;
+}
+
+/* Input shape and classes of a model trained on the data set (for the
+ * warm start's check): the registry's description, else the configured
+ * formats' fixed shapes. */
+static int dataset_shape(struct jobs *js, const char *name, int shape[3], int *classes,
+                         struct diag *d)
+{
+    *classes = 10;
+    if (js->cfg.registry) {
+        char **names = NULL;
+        int r = datasets_describe(js->cfg.registry, name, shape, classes, NULL, &names, d);
+        if (r == 0)
+            datasets_free_names(names, *classes);
+        return r;
+    }
+    struct runner_dataset ds;
+    if (runner_resolve_dataset(&js->env, name, &ds) < 0)
+        return -ENOENT;
+    bool cifar = strcmp(ds.format, "cifar10") == 0;
+    shape[0] = shape[1] = cifar ? 32 : 28;
+    shape[2] = cifar ? 3 : 1;
+    return 0;
+}
 
 static int be_submit(void *ctx, const char *body, size_t len, char **ret_json,
                      char ret_id[static 17], struct diag *d)
@@ -82,6 +153,21 @@ static int be_submit(void *ctx, const char *body, size_t len, char **ret_json,
     int r = job_spec_parse(&spec, body, len, d);
     if (r < 0)
         return r == -ENOMEM ? r : -EINVAL;
+    /* the warm start's file against the model, before the registry lock
+     * (the data set's description takes it); an unknown data set is
+     * reported below */
+    char iw[PATH_MAX + TEMPLATE_MAX_PATH + 32] = "";
+    if (spec.initial_weights.set) {
+        int shape[3], classes = 10;
+        struct diag ignored = {0};
+        r = resolve_initial_weights(js, &spec, iw, sizeof(iw), d);
+        if (r == 0 && dataset_shape(js, spec.dataset, shape, &classes, &ignored) == 0)
+            r = runner_check_initial_weights(&spec, iw, shape, classes, d);
+        if (r < 0) {
+            job_spec_free(&spec);
+            return r == -ENOMEM ? r : -EINVAL;
+        }
+    }
     /* the registry lock spans "the data set exists" and "the job is queued":
      * a concurrent DELETE sees either no job or a queued one */
     if (js->cfg.registry)
@@ -108,15 +194,15 @@ static int be_submit(void *ctx, const char *body, size_t len, char **ret_json,
         job_spec_free(&spec);
         return r;
     }
-    r = submit_queued(js, &spec, ret_json, ret_id, d);
+    r = submit_queued(js, &spec, iw[0] ? iw : NULL, ret_json, ret_id, d);
     if (js->cfg.registry)
         datasets_unlock(js->cfg.registry);
     return r;
 }
 
 /* Create the job's folder and files and queue it (spec taken over). */
-static int submit_queued(struct jobs *js, struct job_spec *spec_in, char **ret_json,
-                         char ret_id[static 17], struct diag *d)
+static int submit_queued(struct jobs *js, struct job_spec *spec_in, const char *initial_weights,
+                         char **ret_json, char ret_id[static 17], struct diag *d)
 {
     struct job_spec spec = *spec_in;
     int r;
@@ -152,6 +238,17 @@ static int submit_queued(struct jobs *js, struct job_spec *spec_in, char **ret_j
     snprintf(path, sizeof(path), "%s/" JOB_EVENTS_FILE, dir);
     j->events_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     int stored = !j->spec_json ? -ENOMEM : j->events_fd < 0 ? -errno : 0;
+    if (stored == 0 && initial_weights) {
+        /* the job's own copy: the source may be replaced or deleted later */
+        void *data = NULL;
+        size_t len = 0;
+        struct diag cd = {0};
+        stored = fsutil_read_file(initial_weights, (size_t)1 << 33, &data, &len, &cd);
+        if (stored == 0)
+            stored = fsutil_write_file_atomic(dir, RUNNER_INITIAL_WEIGHTS_FILE, data, len, NULL,
+                                              NULL, &cd);
+        free(data);
+    }
     if (stored == 0)
         stored = job_record_save(j);
     if (stored == 0)
@@ -640,6 +737,47 @@ static int be_dataset_put(void *ctx, const char *name, const char *upload_path,
     return backend_data_put(&((struct jobs *)ctx)->data, name, upload_path, o, ret_json, d);
 }
 
+/* PUT /v1/weights/{name}: a Keras weight file of any layout h5.c reads,
+ * stored atomically as <state_dir>/weights/<name> (replacing an older one). */
+static int be_weights_put(void *ctx, const char *name, const char *upload_path, char **ret_json,
+                          struct diag *d)
+{
+    struct jobs *js = ctx;
+    enum h5_layout layout = H5_LAYOUT_TF_WEIGHTS;
+    void *data = NULL;
+    size_t len = 0;
+    uint8_t sha[FSUTIL_SHA256_BYTES];
+    char rel[128], hex[FSUTIL_SHA256_HEX_SIZE];
+    int r = h5_detect_layout(upload_path, &layout, d);
+    if (r < 0) {
+        char msg[sizeof(d->message)];
+        snprintf(msg, sizeof(msg), "%.400s", d->message);
+        r = diag_set(d, r == -ENOMEM ? r : -EINVAL, "body",
+                     "not a Keras weight file (.h5, .hdf5, .weights.h5 or .keras): %s", msg);
+    }
+    if (r == 0)
+        r = fsutil_read_file(upload_path, (size_t)1 << 33, &data, &len, d);
+    snprintf(rel, sizeof(rel), JOBS_WEIGHTS_DIR "/%s", name);
+    if (r == 0)
+        r = fsutil_write_file_atomic(js->state_dir, rel, data, len, sha, NULL, d);
+    free(data);
+    unlink(upload_path);
+    if (r < 0)
+        return r;
+    fsutil_sha256_hex(sha, hex);
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && cjson_add(o, "name", cJSON_CreateString(name)) &&
+              cjson_add(o, "bytes", cJSON_CreateNumber((double)len)) &&
+              cjson_add(o, "sha256", cJSON_CreateString(hex)) &&
+              cjson_add(o, "layout", cJSON_CreateString(h5_layout_name(layout)));
+    char *out = json_print_and_delete(cjson_checked(o, ok));
+    if (!out)
+        return -ENOMEM;
+    log_info("weights file %s stored (%zu bytes, %s)", name, len, h5_layout_name(layout));
+    *ret_json = out;
+    return 0;
+}
+
 static int be_dataset_get(void *ctx, const char *name, char **ret_json)
 {
     return backend_data_get(&((struct jobs *)ctx)->data, name, ret_json);
@@ -684,6 +822,7 @@ void jobs_backend(struct jobs *js, struct api_backend *be)
     if (js->cfg.registry) {
         b.dataset_upload_file = be_dataset_upload_file;
         b.dataset_put = be_dataset_put;
+        b.weights_put = be_weights_put;
         b.dataset_get = be_dataset_get;
         b.dataset_delete = be_dataset_delete;
         b.evaluate = be_evaluate;

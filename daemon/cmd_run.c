@@ -113,6 +113,12 @@ int run_command(const struct config *cfg, const char *job_path, const char *dir)
         log_error("%s: %s%s%s", job_path, d.field, d.field[0] ? ": " : "", d.message);
         return 2;
     }
+    if (spec.initial_weights.set) {
+        /* the daemon resolves other jobs and uploads; a local run has neither */
+        log_error("%s: /initial_weights: a warm start needs the daemon (POST /v1/jobs)", job_path);
+        job_spec_free(&spec);
+        return 2;
+    }
     struct runner_env env = {
         .datasets = cfg->datasets, .n_datasets = cfg->n_datasets, .threads = cfg->threads,
         .coll = mpi_comm_world()};

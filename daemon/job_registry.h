@@ -10,12 +10,15 @@
  *   backend.c      the api_backend functions
  *
  * State dir layout: <state_dir>/jobs/<id>/{job.json, events.ndjson,
- * checkpoints/, resume.h5}.
+ * checkpoints/, resume.h5, initial_weights}; uploaded weights files (warm
+ * starts) in <state_dir>/weights/<name>.
  *
  * Locks: the registry lock (list, queue, refs) is taken before any job's
  * lock, never after. */
 #ifndef TRAIND_JOB_REGISTRY_H
 #define TRAIND_JOB_REGISTRY_H
+
+#define JOBS_WEIGHTS_DIR "weights" /* below state_dir: uploaded weights files */
 
 #include <stdbool.h>
 

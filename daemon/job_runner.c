@@ -618,6 +618,11 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
         goto out;
     }
     int initial_epoch = 0;
+    char resume_path[PATH_MAX];
+    snprintf(resume_path, sizeof(resume_path), "%s/%s", job_dir, RUNNER_RESUME_FILE);
+    /* the warm start happens once: a resumed run continues from resume.h5 */
+    if (access(resume_path, F_OK) != 0 && (ret = runner_warm_start(r, d)) < 0)
+        goto out;
     if ((ret = resume_state_load(r, &initial_epoch, d)) < 0)
         goto out;
     emit_state_running(r, initial_epoch);

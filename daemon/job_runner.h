@@ -23,6 +23,10 @@
 #include "job_spec.h"
 
 /* A named data set from the configuration ([dataset.NAME] format= path=). */
+/* A warm-started job's copy of its initial_weights file (any layout), in its
+ * folder, made at submit. */
+#define RUNNER_INITIAL_WEIGHTS_FILE "initial_weights"
+
 struct runner_dataset {
     char name[64];
     char format[16];      /* "idx", "cifar10", or "tensor" (an imported data set) */
@@ -76,6 +80,12 @@ int runner_load_split(struct dataset *ret, const struct runner_dataset *ds, cons
  * (h, w, c) and classes classes, weights zero (model_create). */
 int runner_create_model(struct model **ret, const struct job_spec *spec, const int shape[3],
                         int classes, int max_batch, int threads, struct diag *d);
+/* Submit-time check of a warm start: the model of spec for inputs of shape
+ * (classes for a built-in) takes the weights file at path by name (as the
+ * run will, with spec's skip_mismatch).  -EINVAL with d->field
+ * "/initial_weights" and the layer, weight and both shapes in the message. */
+int runner_check_initial_weights(const struct job_spec *spec, const char *path, const int shape[3],
+                                 int classes, struct diag *d);
 /* The job's compile() loss and metric and fit() class_weight onto m:
  * -EINVAL with d naming the field (/loss, /class_weight) when they do not
  * fit the model. */

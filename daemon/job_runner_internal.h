@@ -80,6 +80,11 @@ int runner_distribute(struct runner *r, const struct runner_env *env,
                       const struct dataset *train, const struct dataset *val,
                       const struct fit_options *o, struct diag *d);
 
+/* --- warm_start.c */
+/* Load <job_dir>/initial_weights by name into r->m (spec initial_weights
+ * set; a no-op otherwise) and emit the "initial_weights" event. */
+int runner_warm_start(struct runner *r, struct diag *d);
+
 /* --- resume_state.c */
 /* The state JSON written into resume.h5 (malloc'ed; NULL: out of memory). */
 char *resume_state_json(struct runner *r);

@@ -2,7 +2,8 @@
 
 tests/unit/h5_writer (path in $H5_WRITER) trains a built-in model a few steps
 and writes the tf.keras weights-only file, the tf.keras full-model file, the
-Keras 3 .weights.h5 file and the resume file, plus raw dumps of the weights
+Keras 3 .weights.h5 file, the resume file and the Keras 3 .keras archive
+(zip members read with zipfile), plus raw dumps of the weights
 and optimizer slots.  Each file is compared object by object (groups,
 datasets, attributes with their HDF5 string types) with a file that a
 reference writer produces here by making the same h5py calls Keras makes
@@ -14,8 +15,10 @@ over the weights read with h5py must give the C model's predictions.
 import hashlib
 import json
 import os
+import re
 import struct
 import subprocess
+import zipfile
 
 import h5py
 import numpy as np
@@ -148,18 +151,22 @@ def keras3_keys(r):
     return keys
 
 
-def ref_keras3_file(f, r):
+def ref_keras3_file(f, r, optimizer=True):
     """Keras 3 saving_lib.save_weights_only: H5IOStore/H5Entry for a compiled Sequential."""
     f.create_group("vars")  # the model's own variables: none
     for layer, key in zip(r.meta["layers"], keras3_keys(r)):
         g = f.create_group(f"layers/{key}").create_group("vars")
         for i, w in enumerate(layer["weights"]):
             g[f"{i}"] = r.weights[(layer["name"], w["name"])]
+    if not optimizer:
+        return
     g = f.create_group("optimizer").create_group("vars")
     values = [np.int64(r.meta["optimizer"]["iterations"]),
               np.float32(r.meta["optimizer"]["learning_rate"])]
-    for per in r.slots:
-        values += [per[k] for k in r.trainable]
+    # each optimizer creates its variables per model variable, slot by slot
+    # (BaseOptimizer.add_optimizer_variables: for var in var_list: for name in names)
+    for k in r.trainable:
+        values += [per[k] for per in r.slots]
     for i, v in enumerate(values):
         g[f"{i}"] = v
 
@@ -343,11 +350,75 @@ def test_resume_file(run, tmp_path):
     assert_same_file(path, ref)
 
 
+def test_keras_archive_is_keras_layout(run, tmp_path):
+    """model.keras as Keras 3 saving_lib._save_model_to_fileobj writes it: a
+    zip (zipfile.ZipFile(f, "w"): members stored) of metadata.json,
+    config.json (serialize_keras_object(model)) and model.weights.h5."""
+    path = run.dir / "model.keras"
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() is None
+        infos = z.infolist()
+        assert [i.filename for i in infos] == ["metadata.json", "config.json", "model.weights.h5"]
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in infos)
+        meta = json.loads(z.read("metadata.json"))
+        config = json.loads(z.read("config.json"))
+        (tmp_path / "inner.weights.h5").write_bytes(z.read("model.weights.h5"))
+    assert sorted(meta) == ["date_saved", "keras_version"]
+    assert meta["keras_version"].startswith("3.")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d@\d\d:\d\d:\d\d", meta["date_saved"])
+
+    # config.json: every Keras object as module / class_name / config / registered_name
+    assert list(config)[:4] == ["module", "class_name", "config", "registered_name"]
+    assert (config["module"], config["class_name"], config["registered_name"]) == ("keras", "Sequential", None)
+    layers = config["config"]["layers"]
+    shape = layers[0]["config"]["batch_shape"]
+    assert layers[0]["class_name"] == "InputLayer" and shape[0] is None and len(shape) == 4
+    assert "batch_input_shape" not in layers[0]["config"]
+    assert config["build_config"] == {"input_shape": shape}
+    assert [l["class_name"] for l in layers[1:]] == [l["class_name"] for l in run.meta["layers"]]
+    assert [l["config"]["name"] for l in layers[1:]] == [l["name"] for l in run.meta["layers"]]
+    n_init = 0
+    for l in layers:
+        assert list(l)[:4] == ["module", "class_name", "config", "registered_name"]
+        assert (l["module"], l["registered_name"]) == ("keras.layers", None)
+        for k, v in l["config"].items():
+            if k.endswith("_initializer"):
+                n_init += 1
+                assert (v["module"], v["registered_name"]) == ("keras.initializers", None), k
+                assert "class_name" in v and "config" in v
+    assert n_init > 0
+    cc = config["compile_config"]
+    assert cc["optimizer"]["module"] == "keras.optimizers"
+    assert cc["optimizer"]["class_name"] == run.meta["optimizer"]["class_name"]
+    assert cc["optimizer"]["registered_name"] is None
+    assert cc["optimizer"]["config"]["learning_rate"] == pytest.approx(run.meta["optimizer"]["learning_rate"])
+    assert cc["loss"] == "categorical_crossentropy" and cc["metrics"] == ["accuracy"]
+    assert (cc["run_eagerly"], cc["steps_per_execution"], cc["jit_compile"]) == (False, 1, False)
+
+    # model.weights.h5: the Keras 3 layout of the model's variables, no optimizer
+    ref = tmp_path / "ref.weights.h5"
+    with h5py.File(ref, "w") as f:
+        ref_keras3_file(f, run, optimizer=False)
+    assert_same_file(tmp_path / "inner.weights.h5", ref)
+    # the same values as the tf.keras weights file of the same step
+    with h5py.File(tmp_path / "inner.weights.h5", "r") as inner, \
+            h5py.File(run.dir / "weights.h5", "r") as tf:
+        for layer, key in zip(run.meta["layers"], keras3_keys(run)):
+            for i, w in enumerate(layer["weights"]):
+                a = inner[f"layers/{key}/vars/{i}"]
+                b = tf[layer["name"]][f"{layer['name']}/{w['name']}:0"]
+                assert a.dtype == np.float32 and a.shape == tuple(w["shape"])
+                np.testing.assert_array_equal(a[()], b[()])
+
+
+FILES = ["weights.h5", "model.hdf5", "model.weights.h5", "resume.h5", "model.keras"]
+
+
 def test_files_load_back_in_c_with_same_predictions(run):
-    probs = np.fromfile(run.dir / "reload.bin", dtype="<f4").reshape(5, run.meta["batch"], run.meta["classes"])
-    for i, name in enumerate(["weights.h5", "model.hdf5", "model.weights.h5", "resume.h5"]):
-        np.testing.assert_array_equal(probs[i], probs[4], err_msg=name)
-    assert np.allclose(probs[4].sum(axis=1), 1.0, atol=1e-5)
+    probs = np.fromfile(run.dir / "reload.bin", dtype="<f4").reshape(len(FILES) + 1, run.meta["batch"], run.meta["classes"])
+    for i, name in enumerate(FILES):
+        np.testing.assert_array_equal(probs[i], probs[-1], err_msg=name)
+    assert np.allclose(probs[-1].sum(axis=1), 1.0, atol=1e-5)
 
 
 # --- numpy forward pass over the weights read with h5py ---------------------------------
@@ -439,7 +510,7 @@ def test_numpy_forward_pass_matches_c_predictions(run):
     b = run.meta["batch"]
     h, w, c = run.meta["input_shape"]
     x = np.fromfile(run.dir / "inputs.bin", dtype="<f4").reshape(b, h, w, c).astype(np.float64)
-    probs_c = np.fromfile(run.dir / "reload.bin", dtype="<f4").reshape(5, b, run.meta["classes"])[4]
+    probs_c = np.fromfile(run.dir / "reload.bin", dtype="<f4").reshape(len(FILES) + 1, b, run.meta["classes"])[-1]
     probs = numpy_predict(run.dir / "model.hdf5", x)
     np.testing.assert_allclose(probs, probs_c, rtol=1e-3, atol=1e-5)
     assert (probs.argmax(axis=1) == probs_c.argmax(axis=1)).all()

@@ -3,7 +3,8 @@
  * on Fashion-MNIST (t10k split; random images when the data set is absent)
  * and writes, into OUTDIR:
  *   weights.h5 (tf.keras weights-only), model.hdf5 (tf.keras full model),
- *   model.weights.h5 (Keras 3), resume.h5 (traind resume),
+ *   model.weights.h5 (Keras 3), resume.h5 (traind resume), model.keras
+ *   (Keras 3 archive),
  *   params.bin   every weight, layer order, float32 little-endian,
  *   slots.bin    every optimizer slot of every trainable weight (slot-major),
  *   reload.bin   per file above, the predictions (BATCH, classes) of a fresh
@@ -155,7 +156,9 @@ int main(int argc, char **argv)
         {"model.hdf5", H5_LAYOUT_TF_MODEL},
         {"model.weights.h5", H5_LAYOUT_KERAS3_WEIGHTS},
         {"resume.h5", -1},
+        {"model.keras", H5_LAYOUT_KERAS_ARCHIVE},
     };
+    enum { N_FILES = sizeof(files) / sizeof(files[0]) };
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         int r = files[i].layout < 0
                     ? h5_save_resume(out, files[i].name, m, opt, steps, state, &d)
@@ -191,8 +194,8 @@ int main(int argc, char **argv)
         x[k] = real ? (float)ds.images[(size_t)(steps * BATCH) * px + k] / 255.0f
                     : (float)(k % 251) / 251.0f;
     size_t nprob = (size_t)BATCH * m->classes;
-    float *probs = malloc(nprob * sizeof(float) * 5);
-    for (int i = 0; i < 4; i++) {
+    float *probs = malloc(nprob * sizeof(float) * (N_FILES + 1));
+    for (int i = 0; i < N_FILES; i++) {
         char path[4096];
         snprintf(path, sizeof(path), "%s/%s", out, files[i].name);
         model_init_weights(fresh, 99);
@@ -212,13 +215,13 @@ int main(int argc, char **argv)
         if (model_predict_f32(fresh, x, BATCH, probs + (size_t)i * nprob) < 0)
             return fail("predict", &d);
     }
-    if (model_predict_f32(m, x, BATCH, probs + 4 * nprob) < 0)
+    if (model_predict_f32(m, x, BATCH, probs + N_FILES * nprob) < 0)
         return fail("predict", &d);
 
     char *meta = meta_json(m, opt, steps, state, real);
     int rc = !meta || write_file(out, "params.bin", params, np * sizeof(float)) ||
              write_file(out, "slots.bin", slots, ns * sizeof(float)) ||
-             write_file(out, "reload.bin", probs, 5 * nprob * sizeof(float)) ||
+             write_file(out, "reload.bin", probs, (N_FILES + 1) * nprob * sizeof(float)) ||
              write_file(out, "inputs.bin", x, BATCH * px * sizeof(float)) ||
              write_file(out, "meta.json", meta, strlen(meta));
     free(meta);

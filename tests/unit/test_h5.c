@@ -4,6 +4,7 @@
  * failed writes at every step, concurrent use. */
 #include "fsutil.h"
 #include "h5.h"
+#include "keras_archive.h"
 #include "model.h"
 #include "optimizer.h"
 #include "test.h"
@@ -171,7 +172,8 @@ static void test_layout_for_path(void)
     struct diag d = {{0}, {0}};
     CHECK(h5_layout_for_path("w.h5", true, &l, &d) == 0 && l == H5_LAYOUT_TF_WEIGHTS);
     CHECK(h5_layout_for_path("a/w-{epoch}.hdf5", false, &l, &d) == 0 && l == H5_LAYOUT_TF_MODEL);
-    CHECK(h5_layout_for_path("w.keras", false, &l, &d) == 0 && l == H5_LAYOUT_TF_MODEL);
+    CHECK(h5_layout_for_path("w.keras", false, &l, &d) == 0 && l == H5_LAYOUT_KERAS_ARCHIVE);
+    CHECK_INT_EQ(h5_layout_for_path("w.keras", true, &l, &d), -EINVAL);
     CHECK(h5_layout_for_path("w.weights.h5", true, &l, &d) == 0 &&
           l == H5_LAYOUT_KERAS3_WEIGHTS);
     CHECK_INT_EQ(h5_layout_for_path("w.weights.h5", false, &l, &d), -EINVAL);
@@ -202,9 +204,10 @@ static void roundtrip_layout(const char *model_name, int hw, enum h5_layout layo
     CHECK_INT_EQ(fsutil_sha256_file(path, sha_file, &bytes_file, &d), 0);
     CHECK(memcmp(sha, sha_file, 32) == 0);
     CHECK_INT_EQ(bytes, bytes_file);
-    /* Same state, same bytes (no timestamps in the file). */
+    /* Same state, same bytes (no timestamps in the file; a .keras archive
+     * has Keras' date_saved, to the second). */
     CHECK_INT_EQ(h5_save(tmpdir, relpath, layout, m, opt, NULL, sha2, NULL, NULL, &d), 0);
-    CHECK(memcmp(sha, sha2, 32) == 0);
+    CHECK(layout == H5_LAYOUT_KERAS_ARCHIVE || memcmp(sha, sha2, 32) == 0);
 
     enum h5_layout got = (enum h5_layout)-1;
     CHECK_INT_EQ(h5_detect_layout(path, &got, &d), 0);
@@ -238,6 +241,106 @@ static void test_roundtrip_keras3(void)
 {
     roundtrip_layout("minivggnet", 28, H5_LAYOUT_KERAS3_WEIGHTS, "rt/a/b/w.weights.h5");
     roundtrip_layout("mlp", 28, H5_LAYOUT_KERAS3_WEIGHTS, "rt/mlp.weights.h5");
+}
+
+static int write_bytes(const char *path, const void *data, size_t len);
+
+static void test_roundtrip_keras_archive(void)
+{
+    roundtrip_layout("minivggnet", 28, H5_LAYOUT_KERAS_ARCHIVE, "rt/model.keras");
+    roundtrip_layout("mlp", 28, H5_LAYOUT_KERAS_ARCHIVE, "rt/a/mlp.keras");
+}
+
+static void test_archive_members(void)
+{
+    struct diag d = {{0}, {0}};
+    void *zip = NULL, *out = NULL;
+    size_t len = 0, n = 0;
+    static const char weights[] = "not really HDF5";
+    CHECK_INT_EQ(keras_archive_pack("{}", "{\"a\": 1}", weights, sizeof(weights), 0, &zip, &len,
+                                    &d), 0);
+    CHECK(keras_archive_is_zip(zip, len));
+    CHECK_INT_EQ(keras_archive_member(zip, len, KERAS_ARCHIVE_WEIGHTS, 1 << 20, "t", &out, &n, &d),
+                 0);
+    CHECK(n == sizeof(weights) && memcmp(out, weights, n) == 0);
+    free(out);
+    out = NULL;
+    CHECK_INT_EQ(keras_archive_member(zip, len, "assets/x", 1 << 20, "t", &out, &n, &d), -ENOENT);
+    /* a member larger than the caller's limit is refused */
+    CHECK_INT_EQ(keras_archive_member(zip, len, KERAS_ARCHIVE_WEIGHTS, 4, "t", &out, &n, &d),
+                 -EFBIG);
+    /* a cut archive is no zip */
+    CHECK(keras_archive_member(zip, 10, KERAS_ARCHIVE_WEIGHTS, 1 << 20, "t", &out, &n, &d) < 0);
+    free(zip);
+    /* an archive whose weights member is no HDF5 file is refused by the loader */
+    struct model *m = new_model("mlp", 28, 1);
+    char path[1024];
+    path_of(path, sizeof(path), "bad.keras");
+    CHECK_INT_EQ(keras_archive_pack("{}", "{}", weights, sizeof(weights), 0, &zip, &len, &d), 0);
+    CHECK_INT_EQ(write_bytes(path, zip, len), 0);
+    CHECK_INT_EQ(h5_load_weights(m, path, &d), -EINVAL);
+    free(zip);
+    model_free(m);
+}
+
+/* load_weights(by_name): the same model takes everything; a model whose
+ * first Dense is wider is refused naming layer, weight and both shapes, and
+ * with skip_mismatch loads the rest. */
+static void test_by_name(void)
+{
+    struct diag d = {{0}, {0}};
+    struct model *m = new_model("lenet", 28, 1), *m2 = new_model("lenet", 28, 2);
+    CHECK(m && m2);
+    const char *files[] = {"bn/w.h5", "bn/m.hdf5", "bn/w.weights.h5", "bn/m.keras"};
+    const enum h5_layout layouts[] = {H5_LAYOUT_TF_WEIGHTS, H5_LAYOUT_TF_MODEL,
+                                      H5_LAYOUT_KERAS3_WEIGHTS, H5_LAYOUT_KERAS_ARCHIVE};
+    for (int i = 0; i < 4; i++) {
+        char path[1024];
+        struct h5_by_name_report rep;
+        CHECK_INT_EQ(h5_save(tmpdir, files[i], layouts[i], m, NULL, NULL, NULL, NULL, NULL, &d),
+                     0);
+        path_of(path, sizeof(path), files[i]);
+        model_init_weights(m2, 2);
+        CHECK_INT_EQ(h5_load_weights_by_name(m2, path, false, &rep, &d), 0);
+        CHECK(weights_equal(m, m2));
+        CHECK_INT_EQ(rep.layout, layouts[i]);
+        CHECK_INT_EQ(rep.n_loaded, m->n_weights);
+        CHECK_INT_EQ(rep.n_skipped + rep.n_absent, 0);
+    }
+    /* a wider model: lenet's layers, every Dense twice as wide */
+    struct model_spec spec;
+    const int shape[3] = {28, 28, 1};
+    CHECK_INT_EQ(model_spec_builtin(&spec, "lenet", shape, 10, &d), 0);
+    int dense = -1;
+    for (int i = 0; i < spec.n_layers && dense < 0; i++)
+        if (spec.layers[i].kind == LAYER_KIND_DENSE)
+            dense = i;
+    CHECK(dense >= 0);
+    spec.layers[dense].units *= 2;
+    struct model *w = NULL;
+    CHECK_INT_EQ(model_create(&w, &spec, BATCH, 1, &d), 0);
+    model_init_weights(w, 3);
+    float *before = malloc(w->n_params * sizeof(float));
+    memcpy(before, w->params, w->n_params * sizeof(float));
+    char path[1024];
+    path_of(path, sizeof(path), "bn/m.keras");
+    CHECK_INT_EQ(h5_load_weights_by_name(w, path, false, NULL, &d), -EINVAL);
+    CHECK(strstr(d.message, spec.layers[dense].name) != NULL);
+    CHECK(strstr(d.message, "kernel") != NULL);
+    CHECK_MSG(strstr(d.message, "shape (") != NULL, "%s", d.message);
+    CHECK(memcmp(before, w->params, w->n_params * sizeof(float)) == 0); /* unchanged */
+    struct h5_by_name_report rep;
+    CHECK_INT_EQ(h5_load_weights_by_name(w, path, true, &rep, &d), 0);
+    /* the wider Dense's kernel and bias, and the next layer's kernel */
+    CHECK_INT_EQ(rep.n_skipped, 3);
+    CHECK(strcmp(rep.skipped[0].layer, spec.layers[dense].name) == 0);
+    CHECK(strcmp(rep.skipped[0].weight, "kernel") == 0);
+    CHECK_INT_EQ(rep.n_loaded, m->n_weights - 3);
+    free(before);
+    model_free(w);
+    model_spec_free(&spec);
+    model_free(m);
+    model_free(m2);
 }
 
 static void resume_roundtrip(enum optimizer_kind kind)
@@ -788,10 +891,13 @@ int main(void)
     TEST_RUN(test_roundtrip_tf_weights);
     TEST_RUN(test_roundtrip_tf_model);
     TEST_RUN(test_roundtrip_keras3);
+    TEST_RUN(test_roundtrip_keras_archive);
+    TEST_RUN(test_by_name);
     TEST_RUN(test_resume_sgd);
     TEST_RUN(test_resume_adam);
     TEST_RUN(test_chunked_name_lists);
     TEST_RUN(test_rejects_bad_files);
+    TEST_RUN(test_archive_members);
     TEST_RUN(test_failed_writes_keep_previous);
     TEST_RUN(test_fixtures_golden);
     TEST_RUN(test_fixtures_corrupt);

@@ -650,7 +650,7 @@ static void test_inline_model_and_bad_jobs(void)
     snprintf(path, sizeof(path), "%s/checkpoints/m.keras", dir);
     enum h5_layout layout = H5_LAYOUT_KERAS3_WEIGHTS;
     CHECK_MSG(h5_detect_layout(path, &layout, &d) == 0, "%s", d.message);
-    CHECK(layout == H5_LAYOUT_TF_MODEL);
+    CHECK(layout == H5_LAYOUT_KERAS_ARCHIVE); /* a Keras 3 archive */
     captured_free(&c);
 
     r = run("{\"dataset\": \"fashion-mnist\", \"model\": " INLINE_MLP(5) "}", dir, &c, NULL,
