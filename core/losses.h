@@ -85,6 +85,10 @@ struct metric_config {
     double threshold; /* binary_accuracy */
 };
 
+/* At most this many metrics per model (compile(metrics=[...])): with loss
+ * and the "val_" copies they fill a logs dict (logs.h, LOGS_MAX). */
+#define METRICS_MAX 6
+
 /* The metric for a Keras metric name given the loss (which decides what
  * "accuracy" means); -1 when unknown.  k and threshold get Keras' defaults. */
 int metric_config_from_name(struct metric_config *ret, const char *name, enum loss_kind loss);

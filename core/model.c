@@ -105,7 +105,7 @@ struct model_runtime {
     int flat_from;             /* first layer of the flat tail (all later inputs are 1x1) */
     size_t scratch_floats;
     double *loss_sum;          /* (threads) */
-    double *metric_sum;        /* (threads) */
+    double *metric_sum;        /* (threads, METRICS_MAX) */
     void *act_block;           /* one allocation: x, every layer's output, probs, y, losses */
     void **thread_block;       /* (threads) one allocation each: that thread's gradient arena
                                   (not thread 0's), scratch, BN partial sums, ebuf, dbuf */
@@ -358,7 +358,7 @@ static int model_alloc_runtime(struct model *m)
         !(rt->dbuf = calloc((size_t)T * 2, sizeof(float *))) ||
         !(rt->loss_sum = calloc((size_t)T, sizeof(double))) ||
         !(rt->dcomb = calloc(2 * (size_t)(rt->max_c > 0 ? rt->max_c : 1), sizeof(double))) ||
-        !(rt->metric_sum = calloc((size_t)T, sizeof(double))) ||
+        !(rt->metric_sum = calloc((size_t)T * METRICS_MAX, sizeof(double))) ||
         !(rt->thread_block = calloc((size_t)T, sizeof(void *))))
         return -ENOMEM;
     /* inference buffers: a head buffer holds any tensor of EVAL_HEAD examples;
@@ -459,7 +459,8 @@ int model_create(struct model **ret, const struct model_spec *spec, int max_batc
     h->loss.kind = out_act == ACTIVATION_KIND_SOFTMAX   ? LOSS_KIND_CATEGORICAL_CROSSENTROPY
                    : out_act == ACTIVATION_KIND_SIGMOID ? LOSS_KIND_BINARY_CROSSENTROPY
                                                         : LOSS_KIND_MEAN_SQUARED_ERROR;
-    metric_config_from_name(&h->metric, "accuracy", h->loss.kind);
+    metric_config_from_name(&h->metrics[0], "accuracy", h->loss.kind);
+    h->n_metrics = 1;
     /* The engine owns the parallelism: OpenBLAS runs single-threaded inside
      * each compute thread. */
     openblas_set_num_threads(1);
@@ -474,8 +475,12 @@ int model_set_head(struct model *m, const struct model_head *h, struct diag *d)
         return r;
     if (!(h->loss.label_smoothing >= 0 && h->loss.label_smoothing <= 1))
         return diag_set(d, -EINVAL, "/loss", "label_smoothing must be in [0, 1]");
-    if (h->metric.kind == METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY && h->metric.k < 1)
-        return diag_set(d, -EINVAL, "/metrics", "k must be at least 1");
+    if (h->n_metrics < 0 || h->n_metrics > METRICS_MAX)
+        return diag_set(d, -EINVAL, "/metrics", "at most %d metrics, got %d", METRICS_MAX,
+                        h->n_metrics);
+    for (int i = 0; i < h->n_metrics; i++)
+        if (h->metrics[i].kind == METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY && h->metrics[i].k < 1)
+            return diag_set(d, -EINVAL, "/metrics", "metric %d: k must be at least 1", i);
     float *cw = NULL;
     if (h->class_weight) {
         for (int c = 0; c < m->classes; c++)
@@ -752,7 +757,7 @@ static void step_forward(const struct step_ctx *s, struct step_slice *t)
 }
 
 /* The head's loss on this thread's examples: the sum of the (weighted)
- * losses and of the metric (rt->loss_sum, rt->metric_sum at tid), and
+ * losses and of each metric (rt->loss_sum, rt->metric_sum at tid), and
  * d(loss)/d(logits) into dlogits (nb, classes), Keras' reduction
  * sum(loss * weight) / n.  Targets: the step's labels, else rt->y (the
  * float path); a softmax head with a categorical loss reads rt->y, which
@@ -792,7 +797,9 @@ static void step_loss(const struct step_ctx *s, const struct step_slice *t, floa
     for (int e = 0; e < nb; e++)
         lsum += w ? (double)losses[e] * w[e] : losses[e];
     rt->loss_sum[t->tid] = lsum;
-    rt->metric_sum[t->tid] = metric_sum(&h->metric, scored, labels ? NULL : y, labels, nb, K);
+    for (int i = 0; i < h->n_metrics; i++)
+        rt->metric_sum[(size_t)t->tid * METRICS_MAX + i] =
+            metric_sum(&h->metrics[i], scored, labels ? NULL : y, labels, nb, K);
 }
 
 /* Backward from the logits' gradient in dbuf[0] through layers
@@ -939,31 +946,46 @@ static void prepare_flipped(struct model *m)
             conv2d_flip_weight(m->rt->L[i].wflip, wptr(m, i, 0), &m->rt->L[i].cg);
 }
 
+/* The loss into lm[0] and each of the head's metrics into lm[1 + i], summed
+ * over the compute threads in thread order. */
+static void thread_sums(const struct model *m, double *lm)
+{
+    const struct model_runtime *rt = m->rt;
+    for (int i = 0; i <= rt->head.n_metrics; i++)
+        lm[i] = 0.0;
+    for (int t = 0; t < m->threads; t++) {
+        lm[0] += rt->loss_sum[t];
+        for (int i = 0; i < rt->head.n_metrics; i++)
+            lm[1 + i] += rt->metric_sum[(size_t)t * METRICS_MAX + i];
+    }
+}
+
+int model_n_metrics(const struct model *m)
+{
+    return m->rt->head.n_metrics;
+}
+
 static void run_step(struct model *m, int n, uint64_t seed, int64_t step, bool update_moving,
                      const void *images, enum pixels_type pixels, const uint8_t *labels,
-                     double *ret_loss, double *ret_metric)
+                     double *ret_loss, double *ret_metrics)
 {
     prepare_flipped(m);
     struct step_ctx s = {.m = m, .n = n, .seed = seed, .step = step,
                          .update_moving = update_moving, .images = images, .pixels = pixels,
                          .labels = labels, .weighted = labels && m->rt->cw};
     pool_run(m->rt->pool, step_thread, &s);
-    double loss = 0.0, metric = 0.0;
-    for (int t = 0; t < m->threads; t++) {
-        loss += m->rt->loss_sum[t];
-        metric += m->rt->metric_sum[t];
-    }
+    /* lm: the loss, then each metric, summed over the threads in order */
+    double lm[1 + METRICS_MAX];
+    const int nm = m->rt->head.n_metrics;
+    thread_sums(m, lm);
     if (collective_active(m->coll)) {
-        double lm[2] = {loss, metric};
-        (void)m->coll->sum_f64(m->coll->ctx, lm, 2);
+        (void)m->coll->sum_f64(m->coll->ctx, lm, 1 + (size_t)nm);
         (void)m->coll->sum_f32(m->coll->ctx, m->grads, m->n_trainable);
-        loss = lm[0];
-        metric = lm[1];
     }
     if (ret_loss)
-        *ret_loss = loss / n;
-    if (ret_metric)
-        *ret_metric = metric;
+        *ret_loss = lm[0] / n;
+    if (ret_metrics)
+        memcpy(ret_metrics, lm + 1, sizeof(double) * (size_t)nm);
 }
 
 /* The one-hot rows of labels (n) into y (n, K), label-smoothed by s as Keras'
@@ -979,7 +1001,7 @@ static void fill_targets(float *y, const uint8_t *labels, int n, int K, double s
 
 int model_train_step(struct model *m, const void *images, enum pixels_type pixels,
                      const uint8_t *labels, int n, uint64_t seed, int64_t step, double *ret_loss,
-                     double *ret_metric)
+                     double *ret_metrics)
 {
     struct model_runtime *rt = m->rt;
     if (n < 1 || n > m->max_batch)
@@ -992,7 +1014,7 @@ int model_train_step(struct model *m, const void *images, enum pixels_type pixel
     if (rt->cw)
         for (int e = 0; e < n; e++)
             rt->sw[e] = rt->cw[labels[e]];
-    run_step(m, n, seed, step, true, images, pixels, labels, ret_loss, ret_metric);
+    run_step(m, n, seed, step, true, images, pixels, labels, ret_loss, ret_metrics);
     return 0;
 }
 
@@ -1069,7 +1091,7 @@ static void infer_thread(void *arg, int tid, int T)
     const int head_last = rt->flat_from - 1;
     const size_t flat = head_last >= 0 ? rt->L[head_last].out_size : rt->in_size;
     const struct model_head *h = &rt->head;
-    double lsum = 0.0, msum = 0.0;
+    double lsum = 0.0, msum[METRICS_MAX] = {0};
     for (int t0 = b0; t0 < b1; t0 += EVAL_TAIL) {
         int nt = b1 - t0 < EVAL_TAIL ? b1 - t0 : EVAL_TAIL;
         /* spatial layers in small chunks (cache-sized), outputs gathered in TA */
@@ -1106,17 +1128,19 @@ static void infer_thread(void *arg, int tid, int T)
             fill_targets(y, labels, nt, K, h->loss.label_smoothing);
             softmax_crossentropy_forward(p, losses, logits, y, nt, K);
         }
-        msum += metric_sum(&h->metric, rt->head_softmax ? p : logits, NULL, labels, nt, K);
+        for (int i = 0; i < h->n_metrics; i++)
+            msum[i] +=
+                metric_sum(&h->metrics[i], rt->head_softmax ? p : logits, NULL, labels, nt, K);
         for (int e = 0; e < nt; e++)
             lsum += losses[e];
     }
     rt->loss_sum[tid] = lsum;
-    rt->metric_sum[tid] = msum;
+    memcpy(rt->metric_sum + (size_t)tid * METRICS_MAX, msum, sizeof(msum));
     denormals_restore(csr);
 }
 
 int model_evaluate(struct model *m, const void *images, enum pixels_type pixels,
-                   const uint8_t *labels, int n, double *ret_loss_sum, double *ret_metric)
+                   const uint8_t *labels, int n, double *ret_loss_sum, double *ret_metrics)
 {
     if (n < 0)
         return -EINVAL;
@@ -1125,15 +1149,12 @@ int model_evaluate(struct model *m, const void *images, enum pixels_type pixels,
             return -EINVAL;
     struct infer_ctx s = {.m = m, .n = n, .images = images, .pixels = pixels, .labels = labels};
     pool_run(m->rt->pool, infer_thread, &s);
-    double loss = 0.0, metric = 0.0;
-    for (int t = 0; t < m->threads; t++) {
-        loss += m->rt->loss_sum[t];
-        metric += m->rt->metric_sum[t];
-    }
+    double lm[1 + METRICS_MAX];
+    thread_sums(m, lm);
     if (ret_loss_sum)
-        *ret_loss_sum = loss;
-    if (ret_metric)
-        *ret_metric = metric;
+        *ret_loss_sum = lm[0];
+    if (ret_metrics)
+        memcpy(ret_metrics, lm + 1, sizeof(double) * (size_t)m->rt->head.n_metrics);
     return 0;
 }
 

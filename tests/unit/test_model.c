@@ -529,7 +529,7 @@ static void test_heads(void)
             CHECK_MSG(model_create(&m, &spec, HN, threads, &d) == 0, "%s", d.message);
             if (!m)
                 continue;
-            struct model_head h = {.loss = c->loss, .metric = c->metric,
+            struct model_head h = {.loss = c->loss, .metrics = {c->metric}, .n_metrics = 1,
                                    .class_weight = c->weighted ? cw : NULL};
             CHECK_MSG(model_set_head(m, &h, &d) == 0, "%s: %s %s", c->what, d.field, d.message);
             float *W = m->params + m->layers[1].weights[0].offset;
@@ -605,7 +605,8 @@ static void test_sparse_equals_categorical(void)
     model_init_weights(a, 5);
     model_init_weights(b, 5);
     struct model_head h = {.loss = {.kind = LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY}};
-    metric_config_from_name(&h.metric, "accuracy", h.loss.kind);
+    metric_config_from_name(&h.metrics[0], "accuracy", h.loss.kind);
+    h.n_metrics = 1;
     struct diag d;
     CHECK(model_set_head(b, &h, &d) == 0);
     enum { N = 12, PX = 16 * 16 * 3 };
