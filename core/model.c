@@ -62,7 +62,7 @@ void openblas_set_num_threads(int num_threads);
 struct rt_layer {
     enum activation_kind act;  /* Conv2D/Dense epilogue (incl. a fused Activation); Activation kind */
     bool alias;                /* output is the input buffer, nothing to run (Flatten, fused Activation) */
-    bool loss_softmax;         /* final Activation(softmax), done by the loss */
+    bool loss_act;             /* final Activation(softmax or sigmoid), done by the head */
     bool rank4;                /* input is (N, H, W, C) in Keras terms (BN Bessel correction) */
     bool bn_relu;              /* BN whose input is a fused ReLU output: BN backward applies the mask */
     bool act_in_next;          /* Conv2D/Dense whose ReLU backward the next BN does */
@@ -83,6 +83,8 @@ struct model_runtime {
     int logits_layer;          /* layer whose output the loss reads: the logits of a softmax
                                   head, else the model's output */
     bool head_softmax;         /* the final softmax is fused with the loss (loss.c) */
+    bool head_sigmoid;         /* the final sigmoid is applied by the head (step_loss): binary
+                                  cross-entropy reads its logits, as TensorFlow's Keras does */
     struct model_head head;    /* class_weight points to cw */
     float *cw;                 /* (classes) class weights, or NULL */
     float *sw;                 /* (max_batch) a step's example weights cw[label] */
@@ -256,18 +258,23 @@ static int model_plan(struct model *m, const int (*shape)[3], struct diag *d)
             m->weights[k++] = (struct model_weight){.layer = i, .w = w};
         }
 
-    /* A final softmax (Dense activation or Activation layer) is fused with
-     * the loss; any other last layer's output is what the loss reads. */
+    /* A final softmax or sigmoid (Dense activation or Activation layer) is
+     * done by the head: softmax fused with the loss, sigmoid applied to the
+     * logits the binary cross-entropy reads; any other last layer's output
+     * is what the loss reads. */
     int last = m->n_layers - 1;
     struct layer_config *lc = &m->layers[last].cfg;
     m->classes = m->layers[last].out_shape[2];
     rt->logits_layer = last;
-    if (lc->activation == ACTIVATION_KIND_SOFTMAX) {
-        rt->head_softmax = true;
+    if (lc->activation == ACTIVATION_KIND_SOFTMAX || lc->activation == ACTIVATION_KIND_SIGMOID) {
+        rt->head_softmax = lc->activation == ACTIVATION_KIND_SOFTMAX;
+        rt->head_sigmoid = !rt->head_softmax;
         if (lc->kind == LAYER_KIND_ACTIVATION) {
             if (last == 0)
-                return layer_error(d, last, "", "softmax needs a layer before it");
-            rt->L[last].loss_softmax = true;
+                return layer_error(d, last, "",
+                                   rt->head_softmax ? "softmax needs a layer before it"
+                                                    : "sigmoid needs a layer before it");
+            rt->L[last].loss_act = true;
             rt->logits_layer = last - 1;
         } else {
             rt->L[last].act = ACTIVATION_KIND_LINEAR;
@@ -321,7 +328,7 @@ static int model_alloc_runtime(struct model *m)
         rt->x = carve(&act, sizeof(float) * B * rt->in_size);
         for (int i = 0; i < m->n_layers; i++) {
             struct rt_layer *r = &rt->L[i];
-            if (!r->alias && !r->loss_softmax)
+            if (!r->alias && !r->loss_act)
                 r->out = carve(&act, sizeof(float) * B * r->out_size);
         }
         rt->probs = carve(&act, sizeof(float) * B * m->classes);
@@ -335,7 +342,7 @@ static int model_alloc_runtime(struct model *m)
         const struct layer_config *c = &m->layers[i].cfg;
         if (r->alias)
             r->out = i == 0 ? rt->x : rt->L[i - 1].out;
-        else if (r->loss_softmax)
+        else if (r->loss_act)
             r->out = rt->probs;
         if (c->kind == LAYER_KIND_CONV2D) {
             size_t s = conv2d_scratch_floats(&r->cg);
@@ -762,6 +769,32 @@ static void step_forward(const struct step_ctx *s, struct step_slice *t)
  * sum(loss * weight) / n.  Targets: the step's labels, else rt->y (the
  * float path); a softmax head with a categorical loss reads rt->y, which
  * model_train_step fills with the (smoothed) one-hot rows. */
+/* A sigmoid head on n rows of logits z: probs = sigmoid(z); the per-example
+ * losses and, when dz is not NULL, d(loss)/dz (loss_backward's weights and
+ * scale).  Binary cross-entropy is computed from the logits, as TensorFlow's
+ * Keras does for a sigmoid output (no clipping); MSE and MAE read the
+ * probabilities, their gradient taken through the sigmoid. */
+static void sigmoid_head(const struct model_head *h, float *probs, float *losses, float *dz,
+                         const float *z, const float *y, const uint8_t *labels,
+                         const float *w, float scale, int n, int K)
+{
+    activation_forward(probs, z, (size_t)n, K, ACTIVATION_KIND_SIGMOID);
+    if (h->loss.kind == LOSS_KIND_BINARY_CROSSENTROPY) {
+        struct loss_config lc = h->loss;
+        lc.from_logits = true;
+        loss_forward(&lc, losses, z, y, labels, n, K);
+        if (dz)
+            loss_backward(&lc, dz, z, y, labels, w, scale, n, K);
+        return;
+    }
+    loss_forward(&h->loss, losses, probs, y, labels, n, K);
+    if (!dz)
+        return;
+    loss_backward(&h->loss, dz, probs, y, labels, w, scale, n, K);
+    for (size_t i = 0; i < (size_t)n * K; i++)
+        dz[i] *= probs[i] * (1.0f - probs[i]);
+}
+
 static void step_loss(const struct step_ctx *s, const struct step_slice *t, float *dlogits)
 {
     struct model *m = s->m;
@@ -788,6 +821,10 @@ static void step_loss(const struct step_ctx *s, const struct step_slice *t, floa
             for (int e = 0; e < nb; e++)
                 for (int j = 0; j < K; j++)
                     dlogits[(size_t)e * K + j] *= w[e];
+        scored = probs;
+    } else if (rt->head_sigmoid) {
+        float *probs = rt->probs + (size_t)b0 * K;
+        sigmoid_head(h, probs, losses, dlogits, out, labels ? NULL : y, labels, w, scale, nb, K);
         scored = probs;
     } else {
         loss_forward(&h->loss, losses, out, labels ? NULL : y, labels, nb, K);
@@ -1029,7 +1066,8 @@ int model_forward_backward_f32(struct model *m, const float *x, const float *y_o
     memcpy(rt->y, y_onehot, sizeof(float) * (size_t)n * m->classes);
     run_step(m, n, seed, step, update_moving_stats, NULL, PIXELS_FLOAT32, NULL, ret_loss, NULL);
     if (probs)
-        memcpy(probs, rt->head_softmax ? rt->probs : rt->L[rt->logits_layer].out,
+        memcpy(probs,
+               rt->head_softmax || rt->head_sigmoid ? rt->probs : rt->L[rt->logits_layer].out,
                sizeof(float) * (size_t)n * m->classes);
     return 0;
 }
@@ -1111,7 +1149,9 @@ static void infer_thread(void *arg, int tid, int T)
                                      rt->scratch[tid]);
         float *free_buf = logits == TA ? TB : TA;
         float *p = s->probs ? s->probs + (size_t)t0 * K : free_buf;
-        if (!rt->head_softmax && p != logits)
+        if (rt->head_sigmoid && !s->labels)
+            activation_forward(p, logits, (size_t)nt, K, ACTIVATION_KIND_SIGMOID);
+        else if (!rt->head_softmax && !rt->head_sigmoid && p != logits)
             memcpy(p, logits, sizeof(float) * (size_t)nt * K);
         if (!s->labels) {
             if (rt->head_softmax)
@@ -1120,7 +1160,9 @@ static void infer_thread(void *arg, int tid, int T)
         }
         const uint8_t *labels = s->labels + t0;
         float *y = free_buf + (size_t)nt * K, *losses = y + (size_t)nt * K;
-        if (!rt->head_softmax)
+        if (rt->head_sigmoid)
+            sigmoid_head(h, p, losses, NULL, logits, NULL, labels, NULL, 1.0f, nt, K);
+        else if (!rt->head_softmax)
             loss_forward(&h->loss, losses, logits, NULL, labels, nt, K);
         else if (h->loss.kind == LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY)
             softmax_sparse_crossentropy_forward(p, losses, logits, labels, nt, K);
@@ -1130,7 +1172,8 @@ static void infer_thread(void *arg, int tid, int T)
         }
         for (int i = 0; i < h->n_metrics; i++)
             msum[i] +=
-                metric_sum(&h->metrics[i], rt->head_softmax ? p : logits, NULL, labels, nt, K);
+                metric_sum(&h->metrics[i], rt->head_softmax || rt->head_sigmoid ? p : logits, NULL,
+                           labels, nt, K);
         for (int e = 0; e < nt; e++)
             lsum += losses[e];
     }

@@ -86,8 +86,10 @@ struct model {
 
 /* What a model is trained for: Keras compile()'s loss and metrics and fit()'s
  * class_weight.  A model ending in softmax runs the softmax fused with the
- * (sparse) categorical cross-entropy (loss.c); other outputs go through
- * losses.c.  Targets are the integer labels: sparse losses read them as
+ * (sparse) categorical cross-entropy (loss.c); a model ending in sigmoid
+ * has the sigmoid applied by the head, its binary cross-entropy computed
+ * from the logits (TensorFlow's Keras); other outputs go through losses.c.
+ * Targets are the integer labels: sparse losses read them as
  * they are, the others as one-hot rows (label-smoothed where asked). */
 struct model_head {
     struct loss_config loss;
