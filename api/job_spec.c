@@ -35,23 +35,32 @@
  * read as 2^53 and silently rounded, so larger integers are refused. */
 #define JSON_MAX_SAFE_INT 9007199254740991.0
 
-/* The logs keys a job produces: loss, its accuracy metric, and both again
- * with "val_" (fit() always validates: test split or validation_split). */
-#define JOB_N_LOG_KEYS 4
+/* The logs keys a job produces: loss, its metrics, and all again with
+ * "val_" (fit() always validates: test split or validation_split). */
+#define JOB_MAX_LOG_KEYS (2 + 2 * METRICS_MAX)
 struct job_log_keys {
-    char key[JOB_N_LOG_KEYS][48];
-    const char *ptr[JOB_N_LOG_KEYS];
+    int n;
+    char key[JOB_MAX_LOG_KEYS][48];
+    const char *ptr[JOB_MAX_LOG_KEYS];
+    char list[JOB_MAX_LOG_KEYS * 50]; /* "loss, accuracy, val_loss and val_accuracy" */
 };
 
 static void job_log_keys_of(const struct job_spec *s, struct job_log_keys *k)
 {
-    const char *metric = logs_canonical_key(s->metric);
-    snprintf(k->key[0], sizeof(k->key[0]), "loss");
-    snprintf(k->key[1], sizeof(k->key[1]), "%s", metric);
-    snprintf(k->key[2], sizeof(k->key[2]), "val_loss");
-    snprintf(k->key[3], sizeof(k->key[3]), "val_%s", metric);
-    for (int i = 0; i < JOB_N_LOG_KEYS; i++)
+    k->n = 0;
+    for (int v = 0; v < 2; v++) {
+        snprintf(k->key[k->n++], sizeof(k->key[0]), "%sloss", v ? "val_" : "");
+        for (int i = 0; i < s->n_metrics; i++)
+            snprintf(k->key[k->n++], sizeof(k->key[0]), "%s%s", v ? "val_" : "",
+                     logs_canonical_key(s->metrics[i].key));
+    }
+    size_t len = 0;
+    k->list[0] = '\0';
+    for (int i = 0; i < k->n; i++) {
         k->ptr[i] = k->key[i];
+        len += (size_t)snprintf(k->list + len, sizeof(k->list) - len, "%s%s",
+                                i == 0 ? "" : i == k->n - 1 ? " and " : ", ", k->key[i]);
+    }
 }
 
 /* --- JSON pointer helpers ------------------------------------------------- */
@@ -283,7 +292,7 @@ static bool is_log_key(const struct job_spec *s, const char *key)
     struct job_log_keys keys;
     job_log_keys_of(s, &keys);
     const char *k = logs_canonical_key(key);
-    for (int i = 0; i < JOB_N_LOG_KEYS; i++)
+    for (int i = 0; i < keys.n; i++)
         if (strcmp(k, keys.key[i]) == 0)
             return true;
     return false;
@@ -630,7 +639,7 @@ static int parse_policy(const struct job_spec *s, struct ckpt_policy_config *c, 
 
     struct job_log_keys logs;
     job_log_keys_of(s, &logs);
-    r = ckpt_policy_validate(c, logs.ptr, JOB_N_LOG_KEYS, d);
+    r = ckpt_policy_validate(c, logs.ptr, logs.n, d);
     if (r < 0) {
         diag_prefix(d, base);
         if (d && !d->field[0])
@@ -707,8 +716,8 @@ static int check_monitor(const struct job_spec *s, char *monitor, size_t size, c
         job_log_keys_of(s, &k);
         char field[256];
         pointer_join(field, sizeof(field), base, "monitor");
-        return diag_set(d, -EINVAL, field, "unknown metric '%s'; this job logs %s, %s, %s and %s",
-                        monitor, k.key[0], k.key[1], k.key[2], k.key[3]);
+        return diag_set(d, -EINVAL, field, "unknown metric '%s'; this job logs %s", monitor,
+                        k.list);
     }
     char canonical[64];
     snprintf(canonical, sizeof(canonical), "%s", logs_canonical_key(monitor));
@@ -1067,61 +1076,94 @@ static int check_metric_key(const char *key, const char *field, struct diag *d)
     return 0;
 }
 
-/* "metrics": one metric, a name or a serialized Keras metric. */
-static int parse_metrics(struct job_spec *s, const cJSON *root, struct diag *d)
+/* One entry of "metrics" at field: a name or a serialized Keras metric. */
+static int parse_metric(struct job_metric *jm, const cJSON *m, const char *field,
+                        enum loss_kind loss, struct diag *d)
 {
     static const char *const cfg_keys[] = {"name", "dtype", "k", "threshold", NULL};
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "metrics");
-    snprintf(s->metric_name, sizeof(s->metric_name), "accuracy");
-    metric_config_from_name(&s->metric_config, "accuracy", s->loss_config.kind);
-    if (!v || cJSON_IsNull(v))
-        return 0;
-    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 1)
-        return diag_set(d, -EINVAL, "/metrics",
-                        "must be an array of one metric (jobs log one metric)");
-    const cJSON *m = v->child;
     if (cJSON_IsString(m)) {
-        int r = check_string(m, "/metrics/0", sizeof(s->metric_name), false, d);
+        int r = check_string(m, field, sizeof(jm->name), false, d);
         if (r < 0)
             return r;
-        if (metric_config_from_name(&s->metric_config, m->valuestring, s->loss_config.kind) < 0)
-            return diag_set(d, -EINVAL, "/metrics/0", "unknown metric '%s'; jobs take %s",
+        if (metric_config_from_name(&jm->config, m->valuestring, loss) < 0)
+            return diag_set(d, -EINVAL, field, "unknown metric '%s'; jobs take %s",
                             m->valuestring, metric_names);
-        snprintf(s->metric_name, sizeof(s->metric_name), "%s", m->valuestring);
-        snprintf(s->metric, sizeof(s->metric), "%s", logs_canonical_key(m->valuestring));
+        snprintf(jm->name, sizeof(jm->name), "%s", m->valuestring);
+        snprintf(jm->key, sizeof(jm->key), "%s", logs_canonical_key(m->valuestring));
         return 0;
     }
     const struct keras_class *k;
     const cJSON *cfg;
-    int r = keras_object(m, "/metrics/0", metric_classes, cfg_keys, "metric", metric_names, &k,
-                         &cfg, d);
+    int r = keras_object(m, field, metric_classes, cfg_keys, "metric", metric_names, &k, &cfg, d);
     if (r < 0)
         return r;
     struct metric_config mc = {.kind = (enum metric_kind)k->kind, .k = 5, .threshold = 0.5};
-    char key[40];
+    char key[40], base[64], sub[80];
     snprintf(key, sizeof(key), "%s", k->name);
+    snprintf(base, sizeof(base), "%s/config", field);
     if (cfg) {
         if (mc.kind != METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY &&
-            cJSON_GetObjectItemCaseSensitive(cfg, "k"))
-            return diag_set(d, -EINVAL, "/metrics/0/config/k", "%s has no k", k->class_name);
+            cJSON_GetObjectItemCaseSensitive(cfg, "k")) {
+            pointer_join(sub, sizeof(sub), base, "k");
+            return diag_set(d, -EINVAL, sub, "%s has no k", k->class_name);
+        }
         if (mc.kind != METRIC_KIND_BINARY_ACCURACY &&
-            cJSON_GetObjectItemCaseSensitive(cfg, "threshold"))
-            return diag_set(d, -EINVAL, "/metrics/0/config/threshold", "%s has no threshold",
-                            k->class_name);
+            cJSON_GetObjectItemCaseSensitive(cfg, "threshold")) {
+            pointer_join(sub, sizeof(sub), base, "threshold");
+            return diag_set(d, -EINVAL, sub, "%s has no threshold", k->class_name);
+        }
         long long kk = mc.k;
-        if ((r = get_int(cfg, "/metrics/0/config", "k", 1, 255, &kk, NULL, d)) < 0 ||
-            (r = get_number(cfg, "/metrics/0/config", "threshold", 0, false, 1, false,
-                            &mc.threshold, NULL, d)) < 0 ||
-            (r = get_string(cfg, "/metrics/0/config", "name", key, sizeof(key), false, d)) < 0)
+        if ((r = get_int(cfg, base, "k", 1, 255, &kk, NULL, d)) < 0 ||
+            (r = get_number(cfg, base, "threshold", 0, false, 1, false, &mc.threshold, NULL,
+                            d)) < 0 ||
+            (r = get_string(cfg, base, "name", key, sizeof(key), false, d)) < 0)
             return r;
         mc.k = (int)kk;
     }
-    if ((r = check_metric_key(key, "/metrics/0/config/name", d)) < 0)
+    pointer_join(sub, sizeof(sub), base, "name");
+    if ((r = check_metric_key(key, sub, d)) < 0)
         return r;
-    s->metric_object = true;
-    s->metric_config = mc;
-    snprintf(s->metric_name, sizeof(s->metric_name), "%s", k->name);
-    snprintf(s->metric, sizeof(s->metric), "%s", logs_canonical_key(key));
+    jm->object = true;
+    jm->config = mc;
+    snprintf(jm->name, sizeof(jm->name), "%s", k->name);
+    snprintf(jm->key, sizeof(jm->key), "%s", logs_canonical_key(key));
+    return 0;
+}
+
+/* "metrics": a list of metrics as compile() takes it (Keras 3 refuses a
+ * bare string too); no two may log under one key. */
+static int parse_metrics(struct job_spec *s, const cJSON *root, struct diag *d)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "metrics");
+    struct job_metric *jm = &s->metrics[0];
+    memset(jm, 0, sizeof(*jm));
+    snprintf(jm->name, sizeof(jm->name), "accuracy");
+    snprintf(jm->key, sizeof(jm->key), "accuracy");
+    metric_config_from_name(&jm->config, "accuracy", s->loss_config.kind);
+    s->n_metrics = 1;
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
+    if (n < 1 || n > METRICS_MAX)
+        return diag_set(d, -EINVAL, "/metrics",
+                        "must be a list of 1 to %d metrics (names or serialized metrics)",
+                        METRICS_MAX);
+    int i = 0;
+    for (const cJSON *m = v->child; m; m = m->next, i++) {
+        char field[32];
+        pointer_index(field, sizeof(field), "/metrics", i);
+        memset(&s->metrics[i], 0, sizeof(s->metrics[i]));
+        int r = parse_metric(&s->metrics[i], m, field, s->loss_config.kind, d);
+        if (r < 0)
+            return r;
+        for (int j = 0; j < i; j++)
+            if (strcmp(s->metrics[j].key, s->metrics[i].key) == 0)
+                return diag_set(d, -EINVAL, field,
+                                "metric '%s' logs under '%s' as /metrics/%d does; give it "
+                                "another name",
+                                s->metrics[i].name, s->metrics[i].key, j);
+    }
+    s->n_metrics = n;
     return 0;
 }
 
@@ -1312,7 +1354,6 @@ static int parse_spec(struct job_spec *ret, const char *json, size_t len, bool l
     s.epochs = 1;
     s.seed = 1;
     snprintf(s.loss, sizeof(s.loss), "categorical_crossentropy");
-    snprintf(s.metric, sizeof(s.metric), "accuracy");
     s.import_seed = -1;
     int r = parse_root(&s, root, local, d);
     cJSON_Delete(root);
@@ -1491,27 +1532,31 @@ static cJSON *callbacks_json(const struct job_spec *s)
     return j;
 }
 
-static cJSON *metrics_json(const struct job_spec *s)
+static cJSON *metric_json(const struct job_metric *jm)
 {
-    cJSON *a = cJSON_CreateArray();
-    if (!s->metric_object)
-        return a && cjson_append(a, cJSON_CreateString(s->metric_name)) ? a
-                                                                        : cjson_checked(a, false);
+    if (!jm->object)
+        return cJSON_CreateString(jm->name);
     const struct keras_class *k = metric_classes;
-    while (k->class_name && k->kind != (int)s->metric_config.kind)
+    while (k->class_name && k->kind != (int)jm->config.kind)
         k++;
     cJSON *o = cJSON_CreateObject();
     cJSON *cfg = o && cjson_add(o, "class_name", cJSON_CreateString(k->class_name))
                      ? cJSON_AddObjectToObject(o, "config")
                      : NULL;
-    bool ok = cfg && cjson_add(cfg, "name", cJSON_CreateString(s->metric));
-    if (ok && s->metric_config.kind == METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY)
-        ok = cjson_add(cfg, "k", cJSON_CreateNumber(s->metric_config.k));
-    if (ok && s->metric_config.kind == METRIC_KIND_BINARY_ACCURACY)
-        ok = cjson_add(cfg, "threshold", cjson_double(s->metric_config.threshold));
-    ok = ok && a && cjson_append(a, o);
-    if (!ok && !(a && o && a->child == o))
-        cJSON_Delete(o);
+    bool ok = cfg && cjson_add(cfg, "name", cJSON_CreateString(jm->key));
+    if (ok && jm->config.kind == METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY)
+        ok = cjson_add(cfg, "k", cJSON_CreateNumber(jm->config.k));
+    if (ok && jm->config.kind == METRIC_KIND_BINARY_ACCURACY)
+        ok = cjson_add(cfg, "threshold", cjson_double(jm->config.threshold));
+    return cjson_checked(o, ok);
+}
+
+static cJSON *metrics_json(const struct job_spec *s)
+{
+    cJSON *a = cJSON_CreateArray();
+    bool ok = a != NULL;
+    for (int i = 0; ok && i < s->n_metrics; i++)
+        ok = cjson_append(a, metric_json(&s->metrics[i]));
     return cjson_checked(a, ok);
 }
 

@@ -61,19 +61,23 @@ struct job_spec {
     int threads;                    /* 0 = the daemon's threads per job */
     /* Keras compile(loss=..., metrics=[...]) and fit(class_weight=...).
      * "loss" is a name or a serialized Keras loss {"class_name", "config":
-     * {"from_logits", "label_smoothing", ...}}; "metrics" one metric, a
-     * name or a serialized Keras metric ({"class_name":
-     * "TopKCategoricalAccuracy", "config": {"k": 3}}), whose name is the
-     * log key (metric and "val_" + metric; "acc" is logged as "accuracy").
-     * Targets are the data set's integer labels (one-hot rows for the
-     * non-sparse losses). */
+     * {"from_logits", "label_smoothing", ...}}; "metrics" a list of 1 to
+     * METRICS_MAX metrics, each a name or a
+     * serialized Keras metric ({"class_name": "TopKCategoricalAccuracy",
+     * "config": {"k": 3}}), whose name is its log key (metric and "val_" +
+     * metric; "acc" is logged as "accuracy"); two metrics with one log key
+     * are refused.  Targets are the data set's integer labels (one-hot rows
+     * for the non-sparse losses). */
     char loss[40];                  /* as given when a name, else loss_kind_name() */
     bool loss_object;               /* given as a serialized loss */
     struct loss_config loss_config;
-    char metric_name[40];           /* as given, or the metric class's default name */
-    bool metric_object;             /* given as a serialized metric */
-    char metric[40];                /* the log key: "accuracy" */
-    struct metric_config metric_config;
+    struct job_metric {
+        char name[40];              /* as given, or the metric class's default name */
+        bool object;                /* given as a serialized metric */
+        char key[40];               /* the log key: "accuracy" */
+        struct metric_config config;
+    } metrics[METRICS_MAX];
+    int n_metrics;                  /* 1 .. METRICS_MAX */
     int n_class_weight;             /* class_weight entries, 0 = none */
     struct {
         int cls;                    /* 0..255 */

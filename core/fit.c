@@ -130,43 +130,46 @@ static int check_batch_size(const struct model *m, int batch_size, struct diag *
 /* Inference over the first min(n, steps * batch_size) examples in order, in
  * chunks of batch_size taken straight from ds (contiguous, no copy). */
 static int evaluate_chunks(struct model *m, const struct dataset *ds, int batch_size, int steps,
-                           double *ret_loss, double *ret_accuracy, struct diag *d)
+                           double *ret_loss, double *ret_metrics, struct diag *d)
 {
     size_t example = dataset_example_bytes(ds);
     int batches = batches_of(ds->n, batch_size, steps);
-    double loss_sum = 0, metric_sum = 0;
+    const int nm = model_n_metrics(m);
+    double loss_sum = 0, metric_sums[METRICS_MAX] = {0};
     long seen = 0;
     for (int b = 0; b < batches; b++) {
         int start = b * batch_size;
         int nb = ds->n - start < batch_size ? ds->n - start : batch_size;
-        double ls = 0, ok = 0;
+        double ls = 0, ok[METRICS_MAX] = {0};
         int r = model_evaluate(m, ds->images + (size_t)start * example, ds->pixels,
-                               ds->labels + start, nb, &ls, &ok);
+                               ds->labels + start, nb, &ls, ok);
         if (r < 0)
             return diag_set(d, r, "", "evaluation failed at batch %d of %d", b + 1, batches);
         loss_sum += ls;
-        metric_sum += ok;
+        for (int i = 0; i < nm; i++)
+            metric_sums[i] += ok[i];
         seen += nb;
     }
     *ret_loss = loss_sum / (double)seen;
-    *ret_accuracy = metric_sum / (double)seen;
+    for (int i = 0; i < nm; i++)
+        ret_metrics[i] = metric_sums[i] / (double)seen;
     return 0;
 }
 
 int fit_evaluate(struct model *m, const struct dataset *ds, int batch_size, int steps,
-                 double *ret_loss, double *ret_accuracy, struct diag *d)
+                 double *ret_loss, double *ret_metrics, struct diag *d)
 {
     int r = check_batch_size(m, batch_size, d);
     if (r == 0)
         r = check_dataset(m, ds, "/dataset", d);
     if (r < 0)
         return r;
-    double loss, acc;
-    r = evaluate_chunks(m, ds, batch_size, steps, &loss, &acc, d);
+    double loss, metrics[METRICS_MAX];
+    r = evaluate_chunks(m, ds, batch_size, steps, &loss, metrics, d);
     if (r < 0)
         return r;
     *ret_loss = loss;
-    *ret_accuracy = acc;
+    memcpy(ret_metrics, metrics, sizeof(double) * (size_t)model_n_metrics(m));
     return 0;
 }
 
@@ -177,7 +180,7 @@ struct fit_run {
     int pass_batches; /* batches in one pass over the training set */
     void *images;     /* (batch_size, H, W, C) of the training set's pixels */
     uint8_t *labels;  /* (batch_size) */
-    char acc_key[48], val_acc_key[52]; /* the accuracy metric's log keys */
+    char key[METRICS_MAX][32], val_key[METRICS_MAX][32]; /* the metrics' log keys */
     struct fit_progress p;
 };
 
@@ -211,6 +214,37 @@ static int fit_options_check(const struct model *m, const struct dataset *train,
     return r;
 }
 
+/* The epoch's running means so far (run->p's sums) into logs: loss, then
+ * each metric under its key. */
+static void running_logs(const struct fit_run *run, struct logs *logs)
+{
+    const struct fit_progress *p = &run->p;
+    logs_set(logs, "loss", p->loss_sum / (double)p->seen);
+    for (int i = 0; i < p->n_metrics; i++)
+        logs_set(logs, run->key[i], p->metric_sums[i] / (double)p->seen);
+}
+
+/* The log keys of the model head's metrics from o->metric_keys. */
+static int metric_keys_set(struct fit_run *run, const struct fit_options *o, int nm,
+                           struct diag *d)
+{
+    for (int i = 0; i < nm; i++) {
+        const char *k = o->metric_keys[i];
+        if (!k && i == 0)
+            k = "accuracy";
+        if (!k || strlen(k) == 0 || strlen(k) + 4 >= sizeof(run->key[i]))
+            return diag_set(d, -EINVAL, "/metric_keys",
+                            "key %d must be 1 to 27 characters (logs keys)", i);
+        for (int j = 0; j < i; j++)
+            if (strcmp(run->key[j], k) == 0)
+                return diag_set(d, -EINVAL, "/metric_keys", "keys %d and %d are both '%s'", j,
+                                i, k);
+        snprintf(run->key[i], sizeof(run->key[i]), "%s", k);
+        snprintf(run->val_key[i], sizeof(run->val_key[i]), "val_%s", k);
+    }
+    return 0;
+}
+
 /* Train one epoch (0-based index e).  Returns 0 (epoch done), 1 (a callback
  * asked to stop: finish the epoch with validation and epoch_end, then stop),
  * -ECANCELED (stop flag) or a negative errno. */
@@ -222,23 +256,22 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
     struct fit_progress *p = &run->p;
     int64_t first = (int64_t)e * p->batches; /* position in the batch stream */
     double t0 = monotonic_seconds(), train_seconds = 0;
-    double loss_sum = 0, metric_sum = 0;
+    const int nm = p->n_metrics;
+    double loss_sum = 0;
     long seen = 0;
     int result = 0;
     int b0 = 0;
+    memset(p->metric_sums, 0, sizeof(p->metric_sums));
     if (e == o->initial_epoch && o->initial_batch > 0) { /* a stopped epoch continues */
         b0 = o->initial_batch;
         loss_sum = o->initial_loss_sum;
-        metric_sum = o->initial_metric_sum;
         seen = o->initial_seen;
         p->batch = b0;
         p->loss_sum = loss_sum;
-        p->metric_sum = metric_sum;
+        memcpy(p->metric_sums, o->initial_metric_sums, sizeof(double) * (size_t)nm);
         p->seen = seen;
-        if (seen > 0) {
-            logs_set(logs, "loss", loss_sum / (double)seen);
-            logs_set(logs, run->acc_key, metric_sum / (double)seen);
-        }
+        if (seen > 0)
+            running_logs(run, logs);
     }
     for (int b = b0; b < p->batches; b++) {
         if (stop_seen(m, stop))
@@ -259,28 +292,27 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
         int nb = train->n - start < o->batch_size ? train->n - start : o->batch_size;
         dataset_gather(train, run->idx + start, nb, run->images, run->labels);
         double lr = optimizer_current_lr(opt);
-        double loss = 0, ok = 0;
+        double loss = 0, ok[METRICS_MAX] = {0};
         int r = model_train_step(m, run->images, train->pixels, run->labels, nb, o->seed,
-                                 opt->iterations, &loss, &ok);
+                                 opt->iterations, &loss, ok);
         if (r < 0)
             return diag_set(d, r, "", "training step failed at epoch %d batch %d", e + 1, b + 1);
         optimizer_step(opt, m);
         double tn = monotonic_seconds();
         train_seconds += tn - tb;
         loss_sum += loss * nb;
-        metric_sum += ok;
+        for (int i = 0; i < nm; i++)
+            p->metric_sums[i] += ok[i];
         seen += nb;
         p->batch = b + 1;
         p->loss_sum = loss_sum;
-        p->metric_sum = metric_sum;
         p->seen = seen;
         p->iterations = opt->iterations;
         p->lr = lr;
         p->images_per_s = train_seconds > 0 ? (double)seen / train_seconds : 0;
         p->epoch_seconds = tn - t0;
         logs->n = 0;
-        logs_set(logs, "loss", loss_sum / (double)seen);
-        logs_set(logs, run->acc_key, metric_sum / (double)seen);
+        running_logs(run, logs);
         if ((cb && cb->batch_end) || collective_active(m->coll)) {
             r = cb && cb->batch_end ? cb->batch_end(cb->ctx, p, logs) : 0;
             r = agree_result(m, r);
@@ -318,14 +350,12 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
         fit_run_free(&run);
         return diag_set(d, -ENOMEM, "", "out of memory for the batch buffers");
     }
-    const char *acc = o->accuracy_key ? o->accuracy_key : "accuracy";
-    if (strlen(acc) == 0 || strlen(acc) + 4 >= sizeof(((struct logs *)0)->items[0].key)) {
-        fit_run_free(&run);
-        return diag_set(d, -EINVAL, "/accuracy_key", "must be 1 to 27 characters (logs keys)");
-    }
-    snprintf(run.acc_key, sizeof(run.acc_key), "%s", acc);
-    snprintf(run.val_acc_key, sizeof(run.val_acc_key), "val_%s", acc);
     struct fit_progress *p = &run.p;
+    p->n_metrics = model_n_metrics(m);
+    if ((r = metric_keys_set(&run, o, p->n_metrics, d)) < 0) {
+        fit_run_free(&run);
+        return r;
+    }
     p->epochs = o->epochs;
     p->epoch = o->initial_epoch + 1;
     run.pass = -1;
@@ -333,9 +363,11 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
     p->batches = o->steps_per_epoch > 0 ? o->steps_per_epoch : run.pass_batches;
     p->iterations = opt->iterations;
     p->lr = optimizer_current_lr(opt);
+    bool sums_ok = true;
+    for (int i = 0; i < p->n_metrics; i++)
+        sums_ok &= o->initial_metric_sums[i] >= 0 && isfinite(o->initial_metric_sums[i]);
     if (o->initial_batch < 0 || o->initial_batch > p->batches || o->initial_seen < 0 ||
-        !(o->initial_metric_sum >= 0 && isfinite(o->initial_metric_sum)) ||
-        (o->initial_batch > 0 && o->initial_seen == 0)) {
+        !sums_ok || (o->initial_batch > 0 && o->initial_seen == 0)) {
         fit_run_free(&run);
         return diag_set(d, -EINVAL, "/initial_batch",
                         "resume position batch %d (%ld seen) does not fit an epoch of %d batches",
@@ -361,7 +393,7 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
         p->images_per_s = 0;
         p->epoch_seconds = 0;
         p->loss_sum = 0;
-        p->metric_sum = 0;
+        memset(p->metric_sums, 0, sizeof(p->metric_sums));
         p->seen = 0;
         memset(&logs, 0, sizeof(logs));
         bool begin = cb && cb->epoch_begin && !(stop && atomic_load(stop));
@@ -393,14 +425,15 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
         }
         bool stop_after = r == 1;
         if (val) {
-            double vl, va;
-            r = evaluate_chunks(m, val, o->batch_size, o->validation_steps, &vl, &va, d);
+            double vl, va[METRICS_MAX];
+            r = evaluate_chunks(m, val, o->batch_size, o->validation_steps, &vl, va, d);
             if (r < 0) {
                 status = r;
                 break;
             }
             logs_set(&logs, "val_loss", vl);
-            logs_set(&logs, run.val_acc_key, va);
+            for (int i = 0; i < p->n_metrics; i++)
+                logs_set(&logs, run.val_key[i], va[i]);
         }
         p->epoch_seconds = monotonic_seconds() - t0;
         if ((r = compare_ranks(m, opt, e + 1, d)) < 0) {

@@ -4,10 +4,12 @@
  * Per epoch: run batches of the shuffled training set (reshuffled each pass
  * with an RNG seeded from (seed, pass), so a run resumed at epoch k draws
  * exactly as an uninterrupted one; the last partial batch is kept, as Keras
- * does; steps_per_epoch batches when > 0, see fit()), keep running means of loss and accuracy, call
- * batch_end, then evaluate on the validation set (at most validation_steps
- * batches when > 0) and call epoch_end with logs loss, accuracy, val_loss,
- * val_accuracy (the accuracy keys named by fit_options.accuracy_key).  The stop flag is checked between batches.
+ * does; steps_per_epoch batches when > 0, see fit()), keep running means of
+ * the loss and of each of the model head's metrics, call batch_end, then
+ * evaluate on the validation set (at most validation_steps batches when > 0)
+ * and call epoch_end with logs loss, the metrics, val_loss and the metrics
+ * again with "val_" (the metric keys named by fit_options.metric_keys).  The
+ * stop flag is checked between batches.
  *
  * Same model, data, options, seed and thread count give bit-identical
  * weights, also when a run is resumed from a saved (weights, optimizer slots,
@@ -38,13 +40,15 @@ struct fit_options {
      * fit_progress); 0 = start the epoch from its first batch. */
     int initial_batch;
     double initial_loss_sum;
-    double initial_metric_sum;
+    double initial_metric_sums[METRICS_MAX];
     long initial_seen;
-    /* The metric's log key (Keras names it after compile()'s metrics
-     * entry, e.g. "sparse_categorical_accuracy", "mse"; validation adds
-     * "val_"); NULL = "accuracy".  At most 27 characters.  The metric
-     * itself is the model's head (model_set_head). */
-    const char *accuracy_key;
+    /* The log key of each of the model head's metrics, in the head's order
+     * (Keras names them after compile()'s metrics entries, e.g.
+     * "sparse_categorical_accuracy", "mse"; validation adds "val_");
+     * metric_keys[0] NULL = "accuracy", the others must be set.  At most 27
+     * characters each, all different.  The metrics themselves are the
+     * model's head (model_set_head). */
+    const char *metric_keys[METRICS_MAX];
 };
 
 /* What callbacks see.  epoch and batch are 1-based. */
@@ -55,10 +59,11 @@ struct fit_progress {
     double lr;               /* learning rate of the last step */
     double images_per_s;     /* training throughput over the current epoch */
     double epoch_seconds;    /* wall time of the epoch so far */
-    /* Running sums of the epoch so far (loss * examples, the metric summed
+    /* Running sums of the epoch so far (loss * examples, each metric summed
      * over the examples, examples): with batch, what fit_options needs to
      * continue a stopped epoch. */
-    double loss_sum, metric_sum;
+    double loss_sum, metric_sums[METRICS_MAX];
+    int n_metrics; /* the model head's */
     long seen;
 };
 
@@ -99,9 +104,10 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
         const struct dataset *val, const struct fit_options *o, const struct fit_callbacks *cb,
         atomic_int *stop, struct diag *d);
 
-/* Evaluate on ds (inference mode): mean loss and metric (the model head's) over at most
+/* Evaluate on ds (inference mode): mean loss and the mean of each of the
+ * model head's metrics (ret_metrics, model_n_metrics(m) values) over at most
  * `steps` batches (0 = all). */
 int fit_evaluate(struct model *m, const struct dataset *ds, int batch_size, int steps,
-                 double *ret_loss, double *ret_accuracy, struct diag *d);
+                 double *ret_loss, double *ret_metrics, struct diag *d);
 
 #endif

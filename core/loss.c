@@ -34,23 +34,31 @@ static double floored_nll(double lp)
     return -(lp > log_floor || isnan(lp) ? lp : log_floor);
 }
 
+/* One row: p = softmax(z) and the row's loss against the target row y or,
+ * when y is NULL, the one-hot row of label (no one-hot copy). */
+static double row_softmax_crossentropy(float *p, const float *z, const float *y, int label,
+                                       int classes)
+{
+    float mx;
+    double lse;
+    row_log_softmax(z, classes, &mx, &lse);
+    double loss = 0.0;
+    for (int j = 0; j < classes; j++) {
+        double lp = (double)z[j] - mx - lse;
+        p[j] = (float)exp(lp);
+        float yj = y ? y[j] : (j == label ? 1.0f : 0.0f);
+        if (yj != 0.0f)
+            loss += yj * floored_nll(lp);
+    }
+    return loss;
+}
+
 void softmax_crossentropy_forward(float *probs, float *losses, const float *logits,
                                   const float *y, int n, int classes)
 {
     for (int i = 0; i < n; i++) {
-        const float *z = logits + (size_t)i * classes;
-        float *p = probs + (size_t)i * classes;
-        float mx;
-        double lse;
-        row_log_softmax(z, classes, &mx, &lse);
-        double loss = 0.0;
-        for (int j = 0; j < classes; j++) {
-            double lp = (double)z[j] - mx - lse;
-            p[j] = (float)exp(lp);
-            float yj = y[(size_t)i * classes + j];
-            if (yj != 0.0f)
-                loss += yj * floored_nll(lp);
-        }
+        size_t off = (size_t)i * classes;
+        double loss = row_softmax_crossentropy(probs + off, logits + off, y + off, 0, classes);
         if (losses)
             losses[i] = (float)loss;
     }
@@ -68,15 +76,11 @@ void softmax_sparse_crossentropy_forward(float *probs, float *losses, const floa
                                          const uint8_t *labels, int n, int classes)
 {
     for (int i = 0; i < n; i++) {
-        const float *z = logits + (size_t)i * classes;
-        float *p = probs + (size_t)i * classes;
-        float mx;
-        double lse;
-        row_log_softmax(z, classes, &mx, &lse);
-        for (int j = 0; j < classes; j++)
-            p[j] = (float)exp((double)z[j] - mx - lse);
+        size_t off = (size_t)i * classes;
+        double loss =
+            row_softmax_crossentropy(probs + off, logits + off, NULL, labels[i], classes);
         if (losses)
-            losses[i] = (float)floored_nll((double)z[labels[i]] - mx - lse);
+            losses[i] = (float)loss;
     }
 }
 

@@ -5,8 +5,9 @@
  * model.c's training step and evaluation use them through a model_head
  * (model.h): a model ending in softmax keeps the fused softmax +
  * cross-entropy (loss.c, the same numbers as these formulas without the
- * upper clip), every other output goes through loss_forward / loss_backward
- * and metric_sum.
+ * upper clip), a model ending in sigmoid has the sigmoid applied by the head
+ * (binary cross-entropy from the logits), every other output goes through
+ * loss_forward / loss_backward and metric_sum.
  *
  * Shapes: out and y are (n, K) row-major; labels (n) class indices < K;
  * losses (n), one value per example (Keras reduces them with
@@ -20,6 +21,9 @@
  *     from the label without building the one-hot row
  *   binary_crossentropy, probabilities: y' = y (1 - s) + s / 2;
  *     p = clip(out, eps, 1 - eps); loss = mean_j -(y' log(p + eps) + (1 - y') log(1 - p + eps))
+ *     (tf.keras 2's backend formula for probabilities; a model never takes this path:
+ *     model.c computes a sigmoid output's loss from its logits with from_logits set, as
+ *     TensorFlow's Keras does, see README "Binary cross-entropy")
  *   binary_crossentropy, from_logits: mean_j max(z, 0) - z y' + log(1 + exp(-|z|))
  *   mean_squared_error: mean_j (y_j - out_j)^2;  mean_absolute_error: mean_j |y_j - out_j|
  * Metrics per example (fit() averages them): categorical_accuracy
@@ -84,6 +88,10 @@ struct metric_config {
     int k;            /* top_k_categorical_accuracy */
     double threshold; /* binary_accuracy */
 };
+
+/* At most this many metrics per model (compile(metrics=[...])): with loss
+ * and the "val_" copies they fill a logs dict (logs.h, LOGS_MAX). */
+#define METRICS_MAX 6
 
 /* The metric for a Keras metric name given the loss (which decides what
  * "accuracy" means); -1 when unknown.  k and threshold get Keras' defaults. */

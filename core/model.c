@@ -63,7 +63,7 @@ void openblas_set_num_threads(int num_threads);
 struct rt_layer {
     enum activation_kind act;  /* Conv2D/Dense epilogue (incl. a fused Activation); Activation kind */
     bool alias;                /* output is the input buffer, nothing to run (Flatten, fused Activation) */
-    bool loss_softmax;         /* final Activation(softmax), done by the loss */
+    bool loss_act;             /* final Activation(softmax or sigmoid), done by the head */
     bool rank4;                /* input is (N, H, W, C) in Keras terms (BN Bessel correction) */
     bool bn_relu;              /* BN whose input is a fused ReLU output: BN backward applies the mask */
     bool act_in_next;          /* Conv2D/Dense whose ReLU backward the next BN does */
@@ -99,6 +99,8 @@ struct model_runtime {
     int logits_layer;          /* layer whose output the loss reads: the logits of a softmax
                                   head, else the model's output */
     bool head_softmax;         /* the final softmax is fused with the loss (loss.c) */
+    bool head_sigmoid;         /* the final sigmoid is applied by the head (step_loss): binary
+                                  cross-entropy reads its logits, as TensorFlow's Keras does */
     struct model_head head;    /* class_weight points to cw */
     float *cw;                 /* (classes) class weights, or NULL */
     float *sw;                 /* (max_batch) a step's example weights cw[label] */
@@ -122,7 +124,7 @@ struct model_runtime {
     int flat_from;             /* first layer of the flat tail (all later inputs are 1x1) */
     size_t scratch_floats;
     double *loss_sum;          /* (threads) */
-    double *metric_sum;        /* (threads) */
+    double *metric_sum;        /* (threads, METRICS_MAX) */
     void *act_block;           /* one allocation: x, every layer's output, probs, y, losses */
     void **thread_block;       /* (threads) one allocation each: that thread's gradient arena
                                   (not thread 0's), scratch, BN partial sums, ebuf, dbuf */
@@ -325,18 +327,25 @@ static int model_plan(struct model *m, const int (*shape)[3], const bool *flat,
             m->weights[k++] = (struct model_weight){.layer = i, .w = w};
         }
 
-    /* A final softmax (Dense activation or Activation layer) is fused with
-     * the loss; any other last layer's output is what the loss reads. */
+    /* A final softmax or sigmoid (Dense activation or Activation layer) is
+     * done by the head: softmax fused with the loss, sigmoid applied to the
+     * logits the binary cross-entropy reads; any other last layer's output
+     * is what the loss reads. */
     int last = m->n_layers - 1;
     struct layer_config *lc = &m->layers[last].cfg;
     m->classes = m->layers[last].out_shape[2];
     rt->logits_layer = last;
-    if (lc->kind == LAYER_KIND_SOFTMAX || lc->activation == ACTIVATION_KIND_SOFTMAX) {
-        rt->head_softmax = true;
+    if (lc->kind == LAYER_KIND_SOFTMAX || lc->activation == ACTIVATION_KIND_SOFTMAX ||
+        lc->activation == ACTIVATION_KIND_SIGMOID) {
+        rt->head_softmax = lc->kind == LAYER_KIND_SOFTMAX ||
+                           lc->activation == ACTIVATION_KIND_SOFTMAX;
+        rt->head_sigmoid = !rt->head_softmax;
         if (lc->kind == LAYER_KIND_ACTIVATION || lc->kind == LAYER_KIND_SOFTMAX) {
             if (rt->L[last].src < 0 || m->layers[rt->L[last].src].cfg.kind == LAYER_KIND_INPUT)
-                return layer_error(d, last, "", "softmax needs a layer before it");
-            rt->L[last].loss_softmax = true;
+                return layer_error(d, last, "",
+                                   rt->head_softmax ? "softmax needs a layer before it"
+                                                    : "sigmoid needs a layer before it");
+            rt->L[last].loss_act = true;
             rt->logits_layer = rt->L[last].src;
         } else {
             rt->L[last].act = ACTIVATION_KIND_LINEAR;
@@ -395,7 +404,7 @@ static int model_alloc_runtime(struct model *m)
         for (int i = 0; i < m->n_layers; i++) {
             struct rt_layer *r = &rt->L[i];
             const struct layer_config *c = &m->layers[i].cfg;
-            if (!r->alias && !r->loss_softmax)
+            if (!r->alias && !r->loss_act)
                 r->out = carve(&act, sizeof(float) * B * r->out_size);
             if (layer_has_epilogue(c->kind) && activation_kind_needs_input((int)r->act))
                 r->pre = carve(&act, sizeof(float) * B * r->out_size);
@@ -413,7 +422,7 @@ static int model_alloc_runtime(struct model *m)
         const struct layer_config *c = &m->layers[i].cfg;
         if (r->alias)
             r->out = r->src < 0 ? rt->x : rt->L[r->src].out;
-        else if (r->loss_softmax)
+        else if (r->loss_act)
             r->out = rt->probs;
         if (c->kind == LAYER_KIND_CONV2D) {
             size_t s = conv2d_scratch_floats(&r->cg);
@@ -444,7 +453,7 @@ static int model_alloc_runtime(struct model *m)
         !(rt->dbuf = calloc((size_t)T * 2, sizeof(float *))) ||
         !(rt->loss_sum = calloc((size_t)T, sizeof(double))) ||
         !(rt->dcomb = calloc(2 * (size_t)(rt->max_c > 0 ? rt->max_c : 1), sizeof(double))) ||
-        !(rt->metric_sum = calloc((size_t)T, sizeof(double))) ||
+        !(rt->metric_sum = calloc((size_t)T * METRICS_MAX, sizeof(double))) ||
         !(rt->thread_block = calloc((size_t)T, sizeof(void *))) ||
         !(rt->written = calloc((size_t)T, sizeof(uint8_t *))))
         return -ENOMEM;
@@ -554,7 +563,8 @@ int model_create(struct model **ret, const struct model_spec *spec, int max_batc
     h->loss.kind = out_act == ACTIVATION_KIND_SOFTMAX   ? LOSS_KIND_CATEGORICAL_CROSSENTROPY
                    : out_act == ACTIVATION_KIND_SIGMOID ? LOSS_KIND_BINARY_CROSSENTROPY
                                                         : LOSS_KIND_MEAN_SQUARED_ERROR;
-    metric_config_from_name(&h->metric, "accuracy", h->loss.kind);
+    metric_config_from_name(&h->metrics[0], "accuracy", h->loss.kind);
+    h->n_metrics = 1;
     /* The engine owns the parallelism: OpenBLAS runs single-threaded inside
      * each compute thread. */
     openblas_set_num_threads(1);
@@ -569,8 +579,12 @@ int model_set_head(struct model *m, const struct model_head *h, struct diag *d)
         return r;
     if (!(h->loss.label_smoothing >= 0 && h->loss.label_smoothing <= 1))
         return diag_set(d, -EINVAL, "/loss", "label_smoothing must be in [0, 1]");
-    if (h->metric.kind == METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY && h->metric.k < 1)
-        return diag_set(d, -EINVAL, "/metrics", "k must be at least 1");
+    if (h->n_metrics < 0 || h->n_metrics > METRICS_MAX)
+        return diag_set(d, -EINVAL, "/metrics", "at most %d metrics, got %d", METRICS_MAX,
+                        h->n_metrics);
+    for (int i = 0; i < h->n_metrics; i++)
+        if (h->metrics[i].kind == METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY && h->metrics[i].k < 1)
+            return diag_set(d, -EINVAL, "/metrics", "metric %d: k must be at least 1", i);
     float *cw = NULL;
     if (h->class_weight) {
         for (int c = 0; c < m->classes; c++)
@@ -972,11 +986,37 @@ static void step_forward(const struct step_ctx *s, struct step_slice *t)
 }
 
 /* The head's loss on this thread's examples: the sum of the (weighted)
- * losses and of the metric (rt->loss_sum, rt->metric_sum at tid), and
+ * losses and of each metric (rt->loss_sum, rt->metric_sum at tid), and
  * d(loss)/d(logits) into dlogits (nb, classes), Keras' reduction
  * sum(loss * weight) / n.  Targets: the step's labels, else rt->y (the
  * float path); a softmax head with a categorical loss reads rt->y, which
  * model_train_step fills with the (smoothed) one-hot rows. */
+/* A sigmoid head on n rows of logits z: probs = sigmoid(z); the per-example
+ * losses and, when dz is not NULL, d(loss)/dz (loss_backward's weights and
+ * scale).  Binary cross-entropy is computed from the logits, as TensorFlow's
+ * Keras does for a sigmoid output (no clipping); MSE and MAE read the
+ * probabilities, their gradient taken through the sigmoid. */
+static void sigmoid_head(const struct model_head *h, float *probs, float *losses, float *dz,
+                         const float *z, const float *y, const uint8_t *labels,
+                         const float *w, float scale, int n, int K)
+{
+    activation_forward(probs, z, (size_t)n, K, ACTIVATION_KIND_SIGMOID);
+    if (h->loss.kind == LOSS_KIND_BINARY_CROSSENTROPY) {
+        struct loss_config lc = h->loss;
+        lc.from_logits = true;
+        loss_forward(&lc, losses, z, y, labels, n, K);
+        if (dz)
+            loss_backward(&lc, dz, z, y, labels, w, scale, n, K);
+        return;
+    }
+    loss_forward(&h->loss, losses, probs, y, labels, n, K);
+    if (!dz)
+        return;
+    loss_backward(&h->loss, dz, probs, y, labels, w, scale, n, K);
+    for (size_t i = 0; i < (size_t)n * K; i++)
+        dz[i] *= probs[i] * (1.0f - probs[i]);
+}
+
 static void step_loss(const struct step_ctx *s, const struct step_slice *t, float *dlogits)
 {
     struct model *m = s->m;
@@ -1004,6 +1044,10 @@ static void step_loss(const struct step_ctx *s, const struct step_slice *t, floa
                 for (int j = 0; j < K; j++)
                     dlogits[(size_t)e * K + j] *= w[e];
         scored = probs;
+    } else if (rt->head_sigmoid) {
+        float *probs = rt->probs + (size_t)b0 * K;
+        sigmoid_head(h, probs, losses, dlogits, out, labels ? NULL : y, labels, w, scale, nb, K);
+        scored = probs;
     } else {
         loss_forward(&h->loss, losses, out, labels ? NULL : y, labels, nb, K);
         loss_backward(&h->loss, dlogits, out, labels ? NULL : y, labels, w, scale, nb, K);
@@ -1012,7 +1056,9 @@ static void step_loss(const struct step_ctx *s, const struct step_slice *t, floa
     for (int e = 0; e < nb; e++)
         lsum += w ? (double)losses[e] * w[e] : losses[e];
     rt->loss_sum[t->tid] = lsum;
-    rt->metric_sum[t->tid] = metric_sum(&h->metric, scored, labels ? NULL : y, labels, nb, K);
+    for (int i = 0; i < h->n_metrics; i++)
+        rt->metric_sum[(size_t)t->tid * METRICS_MAX + i] =
+            metric_sum(&h->metrics[i], scored, labels ? NULL : y, labels, nb, K);
 }
 
 /* Backward of layer i on this thread's slice: g holds d(loss)/d(output)
@@ -1314,31 +1360,46 @@ static void prepare_flipped(struct model *m)
             conv2d_flip_weight(m->rt->L[i].wflip, wptr(m, i, 0), &m->rt->L[i].cg);
 }
 
+/* The loss into lm[0] and each of the head's metrics into lm[1 + i], summed
+ * over the compute threads in thread order. */
+static void thread_sums(const struct model *m, double *lm)
+{
+    const struct model_runtime *rt = m->rt;
+    for (int i = 0; i <= rt->head.n_metrics; i++)
+        lm[i] = 0.0;
+    for (int t = 0; t < m->threads; t++) {
+        lm[0] += rt->loss_sum[t];
+        for (int i = 0; i < rt->head.n_metrics; i++)
+            lm[1 + i] += rt->metric_sum[(size_t)t * METRICS_MAX + i];
+    }
+}
+
+int model_n_metrics(const struct model *m)
+{
+    return m->rt->head.n_metrics;
+}
+
 static void run_step(struct model *m, int n, uint64_t seed, int64_t step, bool update_moving,
                      const void *images, enum pixels_type pixels, const uint8_t *labels,
-                     double *ret_loss, double *ret_metric)
+                     double *ret_loss, double *ret_metrics)
 {
     prepare_flipped(m);
     struct step_ctx s = {.m = m, .n = n, .seed = seed, .step = step,
                          .update_moving = update_moving, .images = images, .pixels = pixels,
                          .labels = labels, .weighted = labels && m->rt->cw};
     pool_run(m->rt->pool, step_thread, &s);
-    double loss = 0.0, metric = 0.0;
-    for (int t = 0; t < m->threads; t++) {
-        loss += m->rt->loss_sum[t];
-        metric += m->rt->metric_sum[t];
-    }
+    /* lm: the loss, then each metric, summed over the threads in order */
+    double lm[1 + METRICS_MAX];
+    const int nm = m->rt->head.n_metrics;
+    thread_sums(m, lm);
     if (collective_active(m->coll)) {
-        double lm[2] = {loss, metric};
-        (void)m->coll->sum_f64(m->coll->ctx, lm, 2);
+        (void)m->coll->sum_f64(m->coll->ctx, lm, 1 + (size_t)nm);
         (void)m->coll->sum_f32(m->coll->ctx, m->grads, m->n_trainable);
-        loss = lm[0];
-        metric = lm[1];
     }
     if (ret_loss)
-        *ret_loss = loss / n;
-    if (ret_metric)
-        *ret_metric = metric;
+        *ret_loss = lm[0] / n;
+    if (ret_metrics)
+        memcpy(ret_metrics, lm + 1, sizeof(double) * (size_t)nm);
 }
 
 /* The one-hot rows of labels (n) into y (n, K), label-smoothed by s as Keras'
@@ -1354,7 +1415,7 @@ static void fill_targets(float *y, const uint8_t *labels, int n, int K, double s
 
 int model_train_step(struct model *m, const void *images, enum pixels_type pixels,
                      const uint8_t *labels, int n, uint64_t seed, int64_t step, double *ret_loss,
-                     double *ret_metric)
+                     double *ret_metrics)
 {
     struct model_runtime *rt = m->rt;
     if (n < 1 || n > m->max_batch)
@@ -1367,7 +1428,7 @@ int model_train_step(struct model *m, const void *images, enum pixels_type pixel
     if (rt->cw)
         for (int e = 0; e < n; e++)
             rt->sw[e] = rt->cw[labels[e]];
-    run_step(m, n, seed, step, true, images, pixels, labels, ret_loss, ret_metric);
+    run_step(m, n, seed, step, true, images, pixels, labels, ret_loss, ret_metrics);
     return 0;
 }
 
@@ -1382,7 +1443,8 @@ int model_forward_backward_f32(struct model *m, const float *x, const float *y_o
     memcpy(rt->y, y_onehot, sizeof(float) * (size_t)n * m->classes);
     run_step(m, n, seed, step, update_moving_stats, NULL, PIXELS_FLOAT32, NULL, ret_loss, NULL);
     if (probs)
-        memcpy(probs, rt->head_softmax ? rt->probs : rt->L[rt->logits_layer].out,
+        memcpy(probs,
+               rt->head_softmax || rt->head_sigmoid ? rt->probs : rt->L[rt->logits_layer].out,
                sizeof(float) * (size_t)n * m->classes);
     return 0;
 }
@@ -1399,14 +1461,20 @@ struct infer_ctx {
 };
 
 /* The head on n examples: the logits (the model's output when the head has
- * no softmax) to outputs p (n, K); with labels, their losses added to *lsum
- * (in order) and their metric to *msum.  y (n, K) and losses (n) are scratch. */
+ * no softmax or sigmoid) to outputs p (n, K); with labels, their losses added
+ * to *lsum (in order) and each metric to msum[i].  y (n, K) and losses (n)
+ * are scratch. */
 static void head_infer(const struct model_runtime *rt, float *p, const float *logits,
                        const uint8_t *labels, float *y, float *losses, int n, int K,
                        double *lsum, double *msum)
 {
     const struct model_head *h = &rt->head;
-    if (!rt->head_softmax) {
+    if (rt->head_sigmoid) {
+        if (labels)
+            sigmoid_head(h, p, losses, NULL, logits, NULL, labels, NULL, 1.0f, n, K);
+        else
+            activation_forward(p, logits, (size_t)n, K, ACTIVATION_KIND_SIGMOID);
+    } else if (!rt->head_softmax) {
         if (p != logits)
             memcpy(p, logits, sizeof(float) * (size_t)n * K);
         if (labels)
@@ -1421,7 +1489,9 @@ static void head_infer(const struct model_runtime *rt, float *p, const float *lo
     }
     if (!labels)
         return;
-    *msum += metric_sum(&h->metric, rt->head_softmax ? p : logits, NULL, labels, n, K);
+    for (int i = 0; i < h->n_metrics; i++)
+        msum[i] += metric_sum(&h->metrics[i], rt->head_softmax || rt->head_sigmoid ? p : logits,
+                              NULL, labels, n, K);
     for (int e = 0; e < n; e++)
         *lsum += losses[e];
 }
@@ -1474,7 +1544,7 @@ static void infer_thread(void *arg, int tid, int T)
     float *TA = HB + rt->head_floats, *TB = TA + rt->tail_floats;
     const int head_last = rt->flat_from - 1;
     const size_t flat = head_last >= 0 ? rt->L[head_last].out_size : rt->in_size;
-    double lsum = 0.0, msum = 0.0;
+    double lsum = 0.0, msum[METRICS_MAX] = {0};
     for (int t0 = b0; t0 < b1; t0 += EVAL_TAIL) {
         int nt = b1 - t0 < EVAL_TAIL ? b1 - t0 : EVAL_TAIL;
         /* spatial layers in small chunks (cache-sized), outputs gathered in TA */
@@ -1496,10 +1566,10 @@ static void infer_thread(void *arg, int tid, int T)
         float *p = s->probs ? s->probs + (size_t)t0 * K : free_buf;
         const uint8_t *labels = s->labels ? s->labels + t0 : NULL;
         float *y = free_buf + (size_t)nt * K, *losses = y + (size_t)nt * K;
-        head_infer(rt, p, logits, labels, y, losses, nt, K, &lsum, &msum);
+        head_infer(rt, p, logits, labels, y, losses, nt, K, &lsum, msum);
     }
     rt->loss_sum[tid] = lsum;
-    rt->metric_sum[tid] = msum;
+    memcpy(rt->metric_sum + (size_t)tid * METRICS_MAX, msum, sizeof(msum));
     denormals_restore(csr);
 }
 
@@ -1524,21 +1594,21 @@ static void graph_infer_thread(void *arg, int tid, int T)
     step_forward(s, &t);
     const float *logits = rt->L[rt->logits_layer].out + (size_t)t.b0 * K;
     float *p = (s->probs ? s->probs : rt->probs) + (size_t)t.b0 * K;
-    double lsum = 0.0, msum = 0.0;
+    double lsum = 0.0, msum[METRICS_MAX] = {0};
     head_infer(rt, p, logits, s->labels ? s->labels + t.b0 : NULL, rt->y + (size_t)t.b0 * K,
-               rt->losses + t.b0, t.nb, K, &lsum, &msum);
+               rt->losses + t.b0, t.nb, K, &lsum, msum);
     rt->loss_sum[tid] = lsum;
-    rt->metric_sum[tid] = msum;
+    memcpy(rt->metric_sum + (size_t)tid * METRICS_MAX, msum, sizeof(msum));
     denormals_restore(csr);
 }
 
 /* Inference of a functional model, max_batch examples at a time. */
 static void graph_infer(struct model *m, const void *images, enum pixels_type pixels,
                         const uint8_t *labels, float *probs, int n, double *ret_loss_sum,
-                        double *ret_metric)
+                        double *ret_metrics)
 {
     struct model_runtime *rt = m->rt;
-    double loss = 0.0, metric = 0.0;
+    double lm[1 + METRICS_MAX] = {0};
     for (int c0 = 0; c0 < n; c0 += m->max_batch) {
         int nc = n - c0 < m->max_batch ? n - c0 : m->max_batch;
         struct step_ctx s = {.m = m, .n = nc, .inference = true, .pixels = pixels,
@@ -1547,19 +1617,20 @@ static void graph_infer(struct model *m, const void *images, enum pixels_type pi
                              .labels = labels ? labels + c0 : NULL,
                              .probs = probs ? probs + (size_t)c0 * m->classes : NULL};
         pool_run(rt->pool, graph_infer_thread, &s);
-        for (int t = 0; t < m->threads; t++) {
-            loss += rt->loss_sum[t];
-            metric += rt->metric_sum[t];
+        for (int t = 0; t < m->threads; t++) { /* in chunk, then thread order */
+            lm[0] += rt->loss_sum[t];
+            for (int i = 0; i < rt->head.n_metrics; i++)
+                lm[1 + i] += rt->metric_sum[(size_t)t * METRICS_MAX + i];
         }
     }
     if (ret_loss_sum)
-        *ret_loss_sum = loss;
-    if (ret_metric)
-        *ret_metric = metric;
+        *ret_loss_sum = lm[0];
+    if (ret_metrics)
+        memcpy(ret_metrics, lm + 1, sizeof(double) * (size_t)rt->head.n_metrics);
 }
 
 int model_evaluate(struct model *m, const void *images, enum pixels_type pixels,
-                   const uint8_t *labels, int n, double *ret_loss_sum, double *ret_metric)
+                   const uint8_t *labels, int n, double *ret_loss_sum, double *ret_metrics)
 {
     if (n < 0)
         return -EINVAL;
@@ -1567,20 +1638,17 @@ int model_evaluate(struct model *m, const void *images, enum pixels_type pixels,
         if (labels[e] >= m->classes)
             return -EINVAL;
     if (m->rt->graph) {
-        graph_infer(m, images, pixels, labels, NULL, n, ret_loss_sum, ret_metric);
+        graph_infer(m, images, pixels, labels, NULL, n, ret_loss_sum, ret_metrics);
         return 0;
     }
     struct infer_ctx s = {.m = m, .n = n, .images = images, .pixels = pixels, .labels = labels};
     pool_run(m->rt->pool, infer_thread, &s);
-    double loss = 0.0, metric = 0.0;
-    for (int t = 0; t < m->threads; t++) {
-        loss += m->rt->loss_sum[t];
-        metric += m->rt->metric_sum[t];
-    }
+    double lm[1 + METRICS_MAX];
+    thread_sums(m, lm);
     if (ret_loss_sum)
-        *ret_loss_sum = loss;
-    if (ret_metric)
-        *ret_metric = metric;
+        *ret_loss_sum = lm[0];
+    if (ret_metrics)
+        memcpy(ret_metrics, lm + 1, sizeof(double) * (size_t)m->rt->head.n_metrics);
     return 0;
 }
 

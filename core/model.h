@@ -84,14 +84,17 @@ struct model {
 
 /* --- model (model.c) ---------------------------------------------------- */
 
-/* What a model is trained for: Keras compile()'s loss and metric and fit()'s
+/* What a model is trained for: Keras compile()'s loss and metrics and fit()'s
  * class_weight.  A model ending in softmax runs the softmax fused with the
- * (sparse) categorical cross-entropy (loss.c); other outputs go through
- * losses.c.  Targets are the integer labels: sparse losses read them as
+ * (sparse) categorical cross-entropy (loss.c); a model ending in sigmoid
+ * has the sigmoid applied by the head, its binary cross-entropy computed
+ * from the logits (TensorFlow's Keras); other outputs go through losses.c.
+ * Targets are the integer labels: sparse losses read them as
  * they are, the others as one-hot rows (label-smoothed where asked). */
 struct model_head {
     struct loss_config loss;
-    struct metric_config metric;
+    struct metric_config metrics[METRICS_MAX]; /* compile(metrics=[...]), in order */
+    int n_metrics;                             /* 0 .. METRICS_MAX */
     const float *class_weight; /* (classes) Keras class_weight, or NULL (all 1); copied */
 };
 
@@ -122,19 +125,23 @@ void model_init_weights(struct model *m, uint64_t seed);
  * class indices (n).  Forward in training mode
  * (dropout masks from (seed, step)), loss, backward into m->grads (mean over
  * the batch), BN moving statistics updated.  ret_loss = the head's loss
- * as Keras reduces it (sum of loss * class weight over n), ret_metric = the
- * sum over the examples of the head's metric (accuracy: the correctly
- * classified count).  Bit-identical for the same weights, inputs, seed,
+ * as Keras reduces it (sum of loss * class weight over n), ret_metrics (the
+ * head's n_metrics values, may be NULL) = the sum over the examples of each
+ * of the head's metrics (accuracy: the correctly classified count).
+ * Bit-identical for the same weights, inputs, seed,
  * step and thread count. */
 int model_train_step(struct model *m, const void *images, enum pixels_type pixels,
                      const uint8_t *labels, int n, uint64_t seed, int64_t step, double *ret_loss,
-                     double *ret_metric);
+                     double *ret_metrics);
 
 /* Inference-mode forward (moving statistics, no dropout) of images as
  * above: ret_loss_sum = sum of per-example losses (no class weights, as
- * Keras' validation), ret_metric as above. */
+ * Keras' validation), ret_metrics as above. */
 int model_evaluate(struct model *m, const void *images, enum pixels_type pixels,
-                   const uint8_t *labels, int n, double *ret_loss_sum, double *ret_metric);
+                   const uint8_t *labels, int n, double *ret_loss_sum, double *ret_metrics);
+
+/* How many metrics the head computes (model_head.n_metrics). */
+int model_n_metrics(const struct model *m);
 
 /* Float-input variants used by tests and the reference comparison:
  * x (n, H, W, C), y_onehot (n, classes).  model_forward_backward_f32 runs in

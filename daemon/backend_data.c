@@ -121,8 +121,8 @@ int backend_data_evaluate(struct backend_data *b, const char *id, const char *ch
     }
     char path[64];
     snprintf(path, sizeof(path), "/proc/self/fd/%d", f.fd);
-    double loss = 0, acc = 0;
-    r = infer_evaluate(&spec, path, &test, b->threads, &loss, &acc, d);
+    double loss = 0, metrics[METRICS_MAX] = {0};
+    r = infer_evaluate(&spec, path, &test, b->threads, &loss, metrics, d);
     if (r < 0) {
         r = r == -ENOMEM ? r : -EINVAL;
         goto out;
@@ -133,8 +133,9 @@ int backend_data_evaluate(struct backend_data *b, const char *id, const char *ch
     cJSON_AddStringToObject(o, "dataset", dataset);
     cJSON_AddNumberToObject(o, "examples", test.n);
     cJSON_AddNumberToObject(o, "loss", loss);
-    /* the job's metric under its log key, as Keras' evaluate(return_dict=True) */
-    cJSON_AddNumberToObject(o, spec.metric, acc);
+    /* the job's metrics under their log keys, as Keras' evaluate(return_dict=True) */
+    for (int i = 0; i < spec.n_metrics; i++)
+        cJSON_AddNumberToObject(o, spec.metrics[i].key, metrics[i]);
     *ret_json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     r = *ret_json ? 0 : -ENOMEM;

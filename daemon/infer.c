@@ -42,7 +42,7 @@ static int load(struct model **ret, const struct job_spec *spec, const char *wei
 
 int infer_evaluate(const struct job_spec *spec, const char *weights_path,
                    const struct dataset *test, int threads, double *ret_loss,
-                   double *ret_accuracy, struct diag *d)
+                   double *ret_metrics, struct diag *d)
 {
     if (test->n <= 0)
         return diag_set(d, -EINVAL, "/dataset", "the data set has no test split");
@@ -50,7 +50,7 @@ int infer_evaluate(const struct job_spec *spec, const char *weights_path,
     struct model *m = NULL;
     int r = load(&m, spec, weights_path, shape, test->classes, threads, d);
     if (r == 0)
-        r = fit_evaluate(m, test, INFER_BATCH, 0, ret_loss, ret_accuracy, d);
+        r = fit_evaluate(m, test, INFER_BATCH, 0, ret_loss, ret_metrics, d);
     model_free(m);
     return r;
 }

@@ -27,10 +27,11 @@
 
 struct dataset;
 /* Keras model.evaluate on test (a loaded or mapped split): mean loss and
- * accuracy over all of it. */
+ * each of the job's metrics (ret_metrics, spec->n_metrics values) over all
+ * of it. */
 int infer_evaluate(const struct job_spec *spec, const char *weights_path,
                    const struct dataset *test, int threads, double *ret_loss,
-                   double *ret_accuracy, struct diag *d);
+                   double *ret_metrics, struct diag *d);
 
 /* One PNG or JPEG into x (shape[0] * shape[1] * shape[2] floats). */
 int infer_image_input(const void *data, size_t len, const int shape[3], float *x,

@@ -4,7 +4,7 @@
  *
  * The exchange, in this order, the same on every rank:
  *   1. rank 0 posts {"spec": <job spec>, "threads", "initial_epoch",
- *      "initial_batch", "initial_loss_sum", "initial_metric_sum",
+ *      "initial_batch", "initial_loss_sum", "initial_metric_sums",
  *      "initial_seen"} (mpi_comm_post), with "dataset_sha256" and
  *      "dataset_bytes" when it sends the data set (1b);
  *   1b. a data set that is not a configured one (uploaded with PUT
@@ -341,8 +341,10 @@ static char *job_message(const struct runner *r, const struct fit_options *o,
         ok &= cJSON_AddNumberToObject(msg, "initial_batch", o->initial_batch) != NULL;
         ok &= cJSON_AddItemToObject(msg, "initial_loss_sum",
                                     cjson_double(o->initial_loss_sum));
-        ok &= cJSON_AddItemToObject(msg, "initial_metric_sum",
-                                    cjson_double(o->initial_metric_sum));
+        cJSON *sums = cJSON_AddArrayToObject(msg, "initial_metric_sums");
+        ok &= sums != NULL;
+        for (int i = 0; ok && i < r->spec->n_metrics; i++)
+            ok &= cjson_append(sums, cjson_double(o->initial_metric_sums[i]));
         ok &= cJSON_AddNumberToObject(msg, "initial_seen", (double)o->initial_seen) != NULL;
         if (ship->active) {
             ok &= cJSON_AddStringToObject(msg, "dataset_sha256", ship->sha256) != NULL;
@@ -411,17 +413,30 @@ static int parse_message(const char *msg, size_t len, struct job_spec *spec, int
     const cJSON *so = root ? cJSON_GetObjectItemCaseSensitive(root, "spec") : NULL;
     char *spec_text = so ? cJSON_PrintUnformatted(so) : NULL;
     long th = 0, ie = 0, ib = 0, is = 0;
-    double ils = 0, ims = 0;
+    double ils = 0, ims[METRICS_MAX] = {0};
+    const cJSON *sums = root ? cJSON_GetObjectItemCaseSensitive(root, "initial_metric_sums") : NULL;
+    int n_sums = cJSON_IsArray(sums) ? 0 : -1;
+    for (const cJSON *c = n_sums == 0 ? sums->child : NULL; c; c = c->next) {
+        if (n_sums >= METRICS_MAX || !cJSON_IsNumber(c)) {
+            n_sums = -1; /* malformed */
+            break;
+        }
+        ims[n_sums++] = c->valuedouble;
+    }
     int ret = -EPROTO;
     if (spec_text && json_int(root, "threads", &th) == 0 &&
         json_int(root, "initial_epoch", &ie) == 0 && json_int(root, "initial_batch", &ib) == 0 &&
-        cjson_get_double(root, "initial_loss_sum", &ils) &&
-        cjson_get_double(root, "initial_metric_sum", &ims) &&
+        cjson_get_double(root, "initial_loss_sum", &ils) && n_sums >= 0 &&
         json_int(root, "initial_seen", &is) == 0)
         /* rank 0's own spec: `traind run`'s may name a local file */
         ret = job_spec_parse_local(spec, spec_text, strlen(spec_text), d);
     else
         diag_set(d, -EPROTO, "", "malformed job message from rank 0");
+    if (ret == 0 && n_sums != spec->n_metrics) {
+        ret = diag_set(d, -EPROTO, "", "rank 0 sent %d metric sums for %d metrics", n_sums,
+                       spec->n_metrics);
+        job_spec_free(spec);
+    }
     if (ret == 0) {
         *threads = (int)th;
         fit_options_default(o);
@@ -431,10 +446,10 @@ static int parse_message(const char *msg, size_t len, struct job_spec *spec, int
         o->steps_per_epoch = spec->steps_per_epoch;
         o->validation_steps = spec->validation_steps;
         o->seed = spec->seed;
-        o->accuracy_key = spec->metric;
+        runner_metric_keys(spec, o);
         o->initial_batch = (int)ib;
         o->initial_loss_sum = ils;
-        o->initial_metric_sum = ims;
+        memcpy(o->initial_metric_sums, ims, sizeof(ims));
         o->initial_seen = is;
     }
     free(spec_text);

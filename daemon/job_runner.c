@@ -25,7 +25,7 @@
  *                       "has_best_weights", "best_weights_sha256", "stopped"},
  *    "reduce_lr_on_plateau": {...}, "learning_rate": ..., "terminated_on_nan": ...
  *    (runner_callbacks.h),
- *    "epoch_position": {"batch", "loss_sum", "metric_sum", "seen"}}
+ *    "epoch_position": {"batch", "loss_sum", "metric_sums", "seen"}}
  * epoch_position is present only in a file written when a run was stopped
  * inside an epoch (it continues after that batch, bit-identically).
  * Non-finite numbers are written as the strings "inf", "-inf", "nan". */
@@ -243,9 +243,17 @@ int runner_check_model(const struct job_spec *spec, const struct runner_dataset 
     return classes > 0 ? check_class_weight(spec, classes, d) : 0;
 }
 
+void runner_metric_keys(const struct job_spec *spec, struct fit_options *o)
+{
+    for (int i = 0; i < spec->n_metrics; i++)
+        o->metric_keys[i] = spec->metrics[i].key;
+}
+
 int runner_set_head(struct model *m, const struct job_spec *spec, struct diag *d)
 {
-    struct model_head h = {.loss = spec->loss_config, .metric = spec->metric_config};
+    struct model_head h = {.loss = spec->loss_config, .n_metrics = spec->n_metrics};
+    for (int i = 0; i < spec->n_metrics; i++)
+        h.metrics[i] = spec->metrics[i].config;
     if (spec->n_class_weight == 0)
         return model_set_head(m, &h, d);
     float *cw = malloc(sizeof(float) * (size_t)m->classes);
@@ -537,7 +545,7 @@ static void resume_train_end(void *ctx, const struct fit_progress *p, int status
         return;
     r->in_batch = p->batch;
     r->in_loss_sum = p->loss_sum;
-    r->in_metric_sum = p->metric_sum;
+    memcpy(r->in_metric_sums, p->metric_sums, sizeof(r->in_metric_sums));
     r->in_seen = p->seen;
     char *state = resume_state_json(r);
     r->in_batch = 0;
@@ -639,9 +647,9 @@ int runner_run(const struct job_spec *spec, const char *job_dir, const struct ru
     o.seed = spec->seed;
     o.initial_batch = r->in_batch;
     o.initial_loss_sum = r->in_loss_sum;
-    o.initial_metric_sum = r->in_metric_sum;
+    memcpy(o.initial_metric_sums, r->in_metric_sums, sizeof(o.initial_metric_sums));
     o.initial_seen = r->in_seen;
-    o.accuracy_key = spec->metric;
+    runner_metric_keys(spec, &o);
     r->in_batch = 0; /* the next epoch-end state is at a boundary again */
     struct fit_callbacks cb;
     cb_list_bind(&r->list, &cb);

@@ -90,6 +90,10 @@ int runner_check_initial_weights(const struct job_spec *spec, const char *path, 
  * -EINVAL with d naming the field (/loss, /class_weight) when they do not
  * fit the model. */
 int runner_set_head(struct model *m, const struct job_spec *spec, struct diag *d);
+
+/* o->metric_keys from the job's metrics (their log keys, in order). */
+struct fit_options;
+void runner_metric_keys(const struct job_spec *spec, struct fit_options *o);
 /* At submit: an inline model whose output size differs from the data set's
  * class count is -EINVAL at "/model", a loss the model's output cannot
  * train at "/loss" (the run would fail when it builds the model).  Other

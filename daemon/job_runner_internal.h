@@ -51,7 +51,7 @@ struct runner {
      * at an epoch boundary), and what a continued run starts from. */
     int in_batch;
     double in_loss_sum;
-    double in_metric_sum;
+    double in_metric_sums[METRICS_MAX];
     long in_seen;
     /* With several ranks: the collective's seconds and the iterations when
      * fit() began (collective time per step in the events). */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cjson_add.h"
 #include "h5.h"
 
 static cJSON *policy_state_json(struct runner *r, int i)
@@ -59,13 +60,38 @@ char *resume_state_json(struct runner *r)
             goto out;
         ok &= cJSON_AddNumberToObject(pos, "batch", r->in_batch) != NULL;
         ok &= cJSON_AddNumberToObject(pos, "loss_sum", r->in_loss_sum) != NULL;
-        ok &= cJSON_AddNumberToObject(pos, "metric_sum", r->in_metric_sum) != NULL;
+        cJSON *sums = cJSON_AddArrayToObject(pos, "metric_sums");
+        ok &= sums != NULL;
+        for (int i = 0; ok && i < r->spec->n_metrics; i++)
+            ok &= cjson_append(sums, cJSON_CreateNumber(r->in_metric_sums[i]));
         ok &= cJSON_AddNumberToObject(pos, "seen", (double)r->in_seen) != NULL;
     }
     out = ok ? cJSON_PrintUnformatted(o) : NULL;
 out:
     cJSON_Delete(o);
     return out;
+}
+
+/* The epoch position's metric sums into r->in_metric_sums: "metric_sums",
+ * one a metric of the job; state written by a one-metric traind has
+ * "metric_sum" and before that "correct" (the accuracy count). */
+static bool metric_sums_from_json(struct runner *r, const cJSON *pos)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(pos, "metric_sums");
+    const cJSON *one = cJSON_GetObjectItemCaseSensitive(pos, "metric_sum");
+    if (!one)
+        one = cJSON_GetObjectItemCaseSensitive(pos, "correct");
+    int n = r->spec->n_metrics, i = 0;
+    if (!a && one && n == 1)
+        a = one; /* read below as a list of one */
+    else if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != n)
+        return false;
+    for (const cJSON *c = cJSON_IsArray(a) ? a->child : a; c && i < n; c = c->next, i++) {
+        if (!cJSON_IsNumber(c) || !(c->valuedouble >= 0 && isfinite(c->valuedouble)))
+            return false;
+        r->in_metric_sums[i] = c->valuedouble;
+    }
+    return i == n;
 }
 
 static int state_from_json(struct runner *r, const char *text, struct diag *d)
@@ -96,21 +122,16 @@ static int state_from_json(struct runner *r, const char *text, struct diag *d)
     if (ret == 0 && pos) {
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(pos, "batch");
         const cJSON *ls = cJSON_GetObjectItemCaseSensitive(pos, "loss_sum");
-        /* "correct": the accuracy count of state written before any metric */
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(pos, "metric_sum");
-        if (!c)
-            c = cJSON_GetObjectItemCaseSensitive(pos, "correct");
         const cJSON *n = cJSON_GetObjectItemCaseSensitive(pos, "seen");
-        if (!cJSON_IsNumber(b) || !cJSON_IsNumber(ls) || !cJSON_IsNumber(c) ||
-            !cJSON_IsNumber(n) || b->valuedouble < 1 || b->valuedouble > 1e9 ||
-            !(c->valuedouble >= 0 && isfinite(c->valuedouble)) || n->valuedouble > 1e15) {
+        bool sums_ok = metric_sums_from_json(r, pos);
+        if (!cJSON_IsNumber(b) || !cJSON_IsNumber(ls) || !sums_ok || !cJSON_IsNumber(n) ||
+            b->valuedouble < 1 || b->valuedouble > 1e9 || n->valuedouble > 1e15) {
             ret = diag_set(d, -EINVAL, RUNNER_RESUME_FILE,
                            "the resume file's epoch position is malformed");
             goto out;
         }
         r->in_batch = (int)b->valuedouble;
         r->in_loss_sum = ls->valuedouble;
-        r->in_metric_sum = c->valuedouble;
         r->in_seen = (long)n->valuedouble;
     }
 out:

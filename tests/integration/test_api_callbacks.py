@@ -107,9 +107,9 @@ def test_bad_fields_are_400(module_traind, change, field):
 
 def test_progress_events_carry_running_logs(traind):
     """Live progress events (rate-limited, not stored) carry the epoch's
-    running loss and accuracy: read the stream until one arrives."""
+    running loss and every metric: read the stream until one arrives."""
     c = traind.client
-    job = c.submit(long_spec())
+    job = c.submit(long_spec(metrics=["accuracy", "mae"]))
     c.wait_state(job["id"], "running", daemon=traind)
     s = socket.create_connection(("127.0.0.1", traind.port), timeout=60)
     found = None
@@ -136,8 +136,9 @@ def test_progress_events_carry_running_logs(traind):
     c.post(f"/v1/jobs/{job['id']}/cancel")
     c.wait_state(job["id"], "cancelled", timeout=60, daemon=traind)
     assert found is not None, "no progress event"
-    assert set(found["logs"]) == {"loss", "accuracy"}, found
+    assert set(found["logs"]) == {"loss", "accuracy", "mae"}, found
     assert found["logs"]["loss"] > 0 and 0 <= found["logs"]["accuracy"] <= 1
+    assert 0 < found["logs"]["mae"] < 1  # softmax outputs against one-hot rows
     assert 1 <= found["batch"] <= found["batches"]
 
 

@@ -43,6 +43,18 @@ def read_idx(name, n):
     return np.frombuffer(data, np.uint8, offset=8)[:n]
 
 
+def sigmoid_logits(path, n):
+    """The saved sigmoid Dense's logits (float64, before the sigmoid) on the
+    first n test images, and their labels."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        kernel = f["model_weights/dense/dense/kernel:0"][()].astype(np.float64)
+        bias = f["model_weights/dense/dense/bias:0"][()].astype(np.float64)
+    x = read_idx("t10k-images-idx3-ubyte.gz", n).astype(np.float32) / np.float32(255)
+    labels = read_idx("t10k-labels-idx1-ubyte.gz", n).astype(int)
+    return x.astype(np.float64) @ kernel + bias, labels
+
+
 def history(c, jid):
     r = c.get(f"/v1/jobs/{jid}/metrics")
     assert r.status == 200, r
@@ -53,7 +65,8 @@ def history(c, jid):
 @pytest.fixture(scope="module")
 def bce_job(module_traind):
     c = module_traind.client
-    spec = tiny_spec(name="bce", model=SIGMOID_MODEL, loss=BCE, metrics=[TOP3],
+    spec = tiny_spec(name="bce", model=SIGMOID_MODEL, loss=BCE,
+                     metrics=[TOP3, "binary_accuracy", "mse"],
                      class_weight={"0": 2.0, "3": 0.5}, epochs=2,
                      checkpoints=[{"filepath": "w-{epoch:02d}-{val_top_k_categorical_accuracy:.4f}.h5",
                                    "monitor": "val_top_k_categorical_accuracy",
@@ -69,8 +82,9 @@ def test_metric_log_keys_and_templates(module_traind, bce_job):
     assert len(epochs) == 2
     for logs in epochs:
         keys = {k for k in logs if k not in ("epoch", "lr", "seconds")}
-        assert keys == {"loss", "top_k_categorical_accuracy", "val_loss",
-                        "val_top_k_categorical_accuracy"}, keys
+        assert keys == {"loss", "top_k_categorical_accuracy", "binary_accuracy", "mse",
+                        "val_loss", "val_top_k_categorical_accuracy", "val_binary_accuracy",
+                        "val_mse"}, keys
         assert 0 <= logs["val_top_k_categorical_accuracy"] <= 1
         assert logs["loss"] > 0
     names = sorted(f["name"] for f in bce_job["checkpoints"])
@@ -81,31 +95,52 @@ def test_metric_log_keys_and_templates(module_traind, bce_job):
     assert echoed["loss"]["class_name"] == "BinaryCrossentropy"
     assert echoed["loss"]["config"]["label_smoothing"] == 0.1
     assert echoed["metrics"] == [{"class_name": "TopKCategoricalAccuracy",
-                                  "config": {"name": "top_k_categorical_accuracy", "k": 3}}]
+                                  "config": {"name": "top_k_categorical_accuracy", "k": 3}},
+                                 "binary_accuracy", "mse"]
     assert echoed["class_weight"] == {"0": 2.0, "3": 0.5}
 
 
 def test_val_logs_are_keras_formulas_on_the_saved_weights(module_traind, bce_job):
-    import h5py
     c = module_traind.client
     last = history(c, bce_job["id"])[-1]
     name = f"w-02-{last['val_top_k_categorical_accuracy']:.4f}.h5"
     path = os.path.join(module_traind.job_dir(bce_job["id"]), "checkpoints", name)
-    with h5py.File(path, "r") as f:
-        kernel = f["model_weights/dense/dense/kernel:0"][()].astype(np.float64)
-        bias = f["model_weights/dense/dense/bias:0"][()].astype(np.float64)
-    x = read_idx("t10k-images-idx3-ubyte.gz", VAL_N).astype(np.float32) / np.float32(255)
-    labels = read_idx("t10k-labels-idx1-ubyte.gz", VAL_N).astype(int)
-    p = 1 / (1 + np.exp(-(x.astype(np.float64) @ kernel + bias)))
+    z, labels = sigmoid_logits(path, VAL_N)
+    p = 1 / (1 + np.exp(-z))
     t = np.eye(10)[labels] * (1 - 0.1) + 0.1 / 2
-    eps = 1e-7
-    pc = np.clip(p, eps, 1 - eps)
-    bce = -(t * np.log(pc + eps) + (1 - t) * np.log(1 - pc + eps)).mean(axis=1)
+    # TensorFlow's Keras on a sigmoid output: the cross-entropy of the logits
+    bce = (np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))).mean(axis=1)
     # validation is unweighted: class_weight applies to training only (Keras)
     assert last["val_loss"] == pytest.approx(bce.mean(), rel=1e-4)
     above = (p > p[np.arange(VAL_N), labels][:, None]).sum(axis=1)
     assert last["val_top_k_categorical_accuracy"] == pytest.approx((above < 3).mean(),
                                                                     abs=1.5 / VAL_N)
+    # the other metrics of the list, against the unsmoothed one-hot targets
+    onehot = np.eye(10)[labels]
+    assert last["val_mse"] == pytest.approx(((p - onehot) ** 2).mean(), rel=1e-4)
+    # an output within float rounding of the 0.5 threshold may fall either
+    # side: allow one output's share for each such borderline output
+    borderline = (np.abs(p - 0.5) < 1e-5).sum()
+    assert last["val_binary_accuracy"] == pytest.approx(
+        ((p > 0.5) == onehot).mean(), abs=(borderline + 0.5) / (VAL_N * 10))
+
+
+def test_evaluate_reports_every_metric(module_traind, bce_job):
+    """evaluate answers as Keras' evaluate(return_dict=True): the loss and each
+    of the job's metrics under its log key, over the whole test split."""
+    c = module_traind.client
+    r = c.post(f"/v1/jobs/{bce_job['id']}/evaluate",
+               {"checkpoint": "latest", "dataset": "fashion-mnist"})
+    assert r.status == 200, r
+    ev = r.json()
+    assert set(ev) == {"job", "checkpoint", "dataset", "examples", "loss",
+                       "top_k_categorical_accuracy", "binary_accuracy", "mse"}, str(ev)
+    n = ev["examples"]
+    path = os.path.join(module_traind.job_dir(bce_job["id"]), "checkpoints", ev["checkpoint"])
+    z, labels = sigmoid_logits(path, n)
+    p = 1 / (1 + np.exp(-z))
+    assert ev["mse"] == pytest.approx(((p - np.eye(10)[labels]) ** 2).mean(), rel=1e-4)
+    assert 0 <= ev["binary_accuracy"] <= 1 and 0 <= ev["top_k_categorical_accuracy"] <= 1
 
 
 def test_weighted_training_differs(module_traind, bce_job):

@@ -103,6 +103,10 @@ def all_datasets(path):
 
 RESUME_SPEC = dict(
     name="resume", epochs=4, steps_per_epoch=16, threads=1,
+    # several metrics: every running sum is kept in resume.h5 (SIGTERM stops
+    # mid-epoch) and continues bit for bit
+    metrics=["accuracy", "mse",
+             {"class_name": "TopKCategoricalAccuracy", "config": {"name": "top2", "k": 2}}],
     checkpoints=[
         {"filepath": "w-{epoch:02d}.h5", "monitor": "val_loss", "save_best_only": False},
         {"filepath": "best-{epoch:02d}-{val_loss:.4f}.h5", "monitor": "val_loss", "mode": "min",
@@ -144,6 +148,9 @@ def test_interrupt_and_restart_is_bit_identical(traind_factory, how):
         return [{k: v for k, v in h.items() if k != "seconds"} for h in hist]
 
     assert logs(final["history"]) == logs(final_ref["history"])
+    for h in final["history"]:
+        assert {"accuracy", "mse", "top2", "val_accuracy", "val_mse", "val_top2"} <= set(
+            h.get("logs", h)), h
     names = sorted(f["name"] for f in final["checkpoints"])
     assert names == sorted(f["name"] for f in final_ref["checkpoints"])
     assert [n for n in names if n.startswith("w-")] == ["w-01.h5", "w-02.h5", "w-03.h5",

@@ -730,6 +730,9 @@ static void resume_inside_epoch(const struct model_head *h)
         o.epochs = 3;
         o.batch_size = 16;
         o.seed = 7;
+        static const char *const keys[] = {"accuracy", "m1", "m2", "m3", "m4", "m5"};
+        for (int i = 0; h && i < h->n_metrics; i++)
+            o.metric_keys[i] = keys[i];
         struct diag d = {0};
         struct stopper sa = {0}, sb = {0}, sb2 = {0};
         struct fit_callbacks cba = {.ctx = &sa, .epoch_end = stopper_epoch_end};
@@ -753,7 +756,7 @@ static void resume_inside_epoch(const struct model_head *h)
         o2.initial_epoch = sb.at_end.epoch - 1;
         o2.initial_batch = sb.at_end.batch;
         o2.initial_loss_sum = sb.at_end.loss_sum;
-        o2.initial_metric_sum = sb.at_end.metric_sum;
+        memcpy(o2.initial_metric_sums, sb.at_end.metric_sums, sizeof(o2.initial_metric_sums));
         o2.initial_seen = sb.at_end.seen;
         struct fit_callbacks cbb2 = {.ctx = &sb2, .epoch_begin = stopper_epoch_begin,
                                      .epoch_end = stopper_epoch_end};
@@ -769,11 +772,23 @@ static void resume_inside_epoch(const struct model_head *h)
         CHECK(logs_get(&sa.last, "loss", &la) && logs_get(&sb2.last, "loss", &lb) && la == lb);
         CHECK(logs_get(&sa.last, "accuracy", &la) && logs_get(&sb2.last, "accuracy", &lb) &&
               la == lb);
-        /* the resumed epoch's logs continue the stopped run's running sums */
+        /* the resumed epoch's logs continue the stopped run's running sums:
+         * every key (loss, each metric, val_ of each) bit for bit */
         CHECK(logs_get(&sa.epoch2, "loss", &la) && logs_get(&sb2.epoch2, "loss", &lb) &&
               la == lb);
         CHECK(logs_get(&sa.epoch2, "accuracy", &la) && logs_get(&sb2.epoch2, "accuracy", &lb) &&
               la == lb);
+        int nm = h ? h->n_metrics : 1;
+        CHECK_INT_EQ(sa.epoch2.n, 2 + 2 * nm);
+        CHECK_INT_EQ(sb2.epoch2.n, sa.epoch2.n);
+        for (int i = 0; i < sa.epoch2.n; i++) {
+            CHECK_MSG(logs_get(&sb2.epoch2, sa.epoch2.items[i].key, &lb) &&
+                          lb == sa.epoch2.items[i].value,
+                      "epoch 2 %s", sa.epoch2.items[i].key);
+            CHECK_MSG(logs_get(&sb2.last, sa.last.items[i].key, &lb) &&
+                          lb == sa.last.items[i].value,
+                      "last epoch %s", sa.last.items[i].key);
+        }
 
         /* a position outside the epoch is refused */
         o2.initial_batch = 7;
@@ -793,15 +808,20 @@ static void test_resume_inside_epoch(void)
 {
     resume_inside_epoch(NULL);
     /* a head whose running sums are not counts: label smoothing, class
-     * weights and MAE as the metric (logged under the default key) */
+     * weights and MAE as the first metric (logged under the default key),
+     * with three more metrics whose sums must all continue */
     static const float cw[CLASSES] = {1, 2, 0.5f, 3};
     struct model_head h = {.loss = {LOSS_KIND_CATEGORICAL_CROSSENTROPY, false, 0.1},
-                           .metric = {METRIC_KIND_MEAN_ABSOLUTE_ERROR, 5, 0.5},
+                           .metrics = {{METRIC_KIND_MEAN_ABSOLUTE_ERROR, 5, 0.5},
+                                       {METRIC_KIND_MEAN_SQUARED_ERROR, 5, 0.5},
+                                       {METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY, 2, 0.5},
+                                       {METRIC_KIND_CATEGORICAL_ACCURACY, 5, 0.5}},
+                           .n_metrics = 4,
                            .class_weight = cw};
     resume_inside_epoch(&h);
 }
 
-/* fit_options.accuracy_key names the accuracy logs (train and val_) as
+/* fit_options.metric_keys[0] names the accuracy logs (train and val_) as
  * Keras names them after compile()'s metric; the values are those of the
  * default "accuracy" run, bit for bit. */
 static int keep_epoch_logs(void *ctx, const struct fit_progress *p, const struct logs *l)
@@ -828,7 +848,7 @@ static void test_accuracy_key(void)
         fit_options_default(&o);
         o.epochs = 2;
         o.batch_size = 16;
-        o.accuracy_key = run == 0 ? NULL : "sparse_categorical_accuracy";
+        o.metric_keys[0] = run == 0 ? NULL : "sparse_categorical_accuracy";
         struct fit_callbacks cb = {.ctx = &got[run], .epoch_end = keep_epoch_logs};
         CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, &cb, NULL, NULL), 0);
         optimizer_free(opt);
@@ -849,10 +869,10 @@ static void test_accuracy_key(void)
         struct fit_options o;
         fit_options_default(&o);
         o.batch_size = 16;
-        o.accuracy_key = "an_accuracy_key_of_28_chars_";
+        o.metric_keys[0] = "an_accuracy_key_of_28_chars_";
         struct diag d = {{0}, {0}};
         CHECK_INT_EQ(fit(m, opt, &tr, &va, &o, NULL, NULL, &d), -EINVAL);
-        CHECK_STR_EQ(d.field, "/accuracy_key");
+        CHECK_STR_EQ(d.field, "/metric_keys");
         CHECK_INT_EQ(opt->iterations, 0);
     }
     optimizer_free(opt);

@@ -265,9 +265,21 @@ static const struct reject_case reject_cases[] = {
     {JOB(", \"loss\": 3"), "/loss", "loss name or a serialized Keras loss"},
     {JOB(", \"loss\": \"hinge\""), "/loss", "unknown loss 'hinge'"},
     {JOB(", \"loss\": \"Binary_Crossentropy\""), "/loss", "unknown loss"},
-    {JOB(", \"metrics\": \"accuracy\""), "/metrics", "array of one"},
-    {JOB(", \"metrics\": []"), "/metrics", "array of one"},
-    {JOB(", \"metrics\": [\"accuracy\", \"acc\"]"), "/metrics", "array of one"},
+    {JOB(", \"metrics\": \"accuracy\""), "/metrics", "a list of 1 to 6 metrics"},
+    {JOB(", \"metrics\": []"), "/metrics", "a list of 1 to 6 metrics"},
+    {JOB(", \"metrics\": [\"accuracy\", \"acc\"]"), "/metrics/1", "as /metrics/0 does"},
+    {JOB(", \"metrics\": [\"mae\", \"accuracy\", \"acc\"]"), "/metrics/2", "as /metrics/1 does"},
+    {JOB(", \"metrics\": [\"mean_absolute_error\", {\"class_name\": \"MeanAbsoluteError\"}]"),
+     "/metrics/1", "logs under 'mean_absolute_error'"},
+    {JOB(", \"metrics\": [\"mae\", \"f1\"]"), "/metrics/1", "unknown metric 'f1'"},
+    {JOB(", \"metrics\": [\"mae\", {\"class_name\": \"BinaryAccuracy\", \"config\": {\"k\": 2}}]"),
+     "/metrics/1/config/k", "BinaryAccuracy has no k"},
+    {JOB(", \"metrics\": [\"mae\", \"mse\", \"acc\", \"binary_accuracy\", "
+         "\"categorical_accuracy\", \"mean_squared_error\", \"top_k_categorical_accuracy\"]"),
+     "/metrics", "a list of 1 to 6 metrics"},
+    {JOB(", \"metrics\": [\"mae\", \"mse\"], \"callbacks\": {\"early_stopping\": {\"monitor\": "
+         "\"val_accuracy\"}}"),
+     "/callbacks/early_stopping/monitor", "logs loss, mae, mse, val_loss, val_mae and val_mse"},
     {JOB(", \"metrics\": [7]"), "/metrics/0", "metric name or a serialized Keras metric"},
     {JOB(", \"metrics\": [\"f1\"]"), "/metrics/0", "unknown metric 'f1'"},
     {JOB(", \"metrics\": [\"AUC\"]"), "/metrics/0", "unknown metric 'AUC'"},
@@ -568,7 +580,7 @@ static void test_compile(void)
     CHECK(r == 0);
     if (r == 0) {
         CHECK_STR_EQ(s.loss, "categorical_crossentropy");
-        CHECK_STR_EQ(s.metric, "accuracy");
+        CHECK_STR_EQ(s.metrics[0].key, "accuracy");
         job_spec_free(&s);
     }
     r = parse(&s, JOB(", \"loss\": \"sparse_categorical_crossentropy\", \"metrics\": "
@@ -581,7 +593,7 @@ static void test_compile(void)
     CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
     if (r == 0) {
         CHECK_STR_EQ(s.loss, "sparse_categorical_crossentropy");
-        CHECK_STR_EQ(s.metric, "sparse_categorical_accuracy");
+        CHECK_STR_EQ(s.metrics[0].key, "sparse_categorical_accuracy");
         CHECK_STR_EQ(s.checkpoints[0].monitor, "val_sparse_categorical_accuracy");
         CHECK_STR_EQ(s.early_stopping.monitor, "sparse_categorical_accuracy");
         char *text = job_spec_to_json(&s);
@@ -595,7 +607,7 @@ static void test_compile(void)
               &d);
     CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
     if (r == 0) {
-        CHECK_STR_EQ(s.metric, "accuracy");
+        CHECK_STR_EQ(s.metrics[0].key, "accuracy");
         CHECK_STR_EQ(s.early_stopping.monitor, "val_accuracy");
         job_spec_free(&s);
     }
@@ -615,9 +627,9 @@ static void test_compile(void)
     if (r == 0) {
         CHECK(s.loss_config.kind == LOSS_KIND_CATEGORICAL_CROSSENTROPY);
         CHECK(s.loss_config.label_smoothing == 0.1 && !s.loss_config.from_logits);
-        CHECK(s.metric_config.kind == METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY);
-        CHECK_INT_EQ(s.metric_config.k, 3);
-        CHECK_STR_EQ(s.metric, "top_k_categorical_accuracy");
+        CHECK(s.metrics[0].config.kind == METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY);
+        CHECK_INT_EQ(s.metrics[0].config.k, 3);
+        CHECK_STR_EQ(s.metrics[0].key, "top_k_categorical_accuracy");
         CHECK_INT_EQ(s.n_class_weight, 2);
         CHECK(s.class_weight[1].cls == 3 && s.class_weight[1].weight == 2.5);
         job_spec_free(&s);
@@ -629,14 +641,40 @@ static void test_compile(void)
     CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
     if (r == 0) {
         CHECK(s.loss_config.kind == LOSS_KIND_MEAN_SQUARED_ERROR);
-        CHECK(s.metric_config.kind == METRIC_KIND_BINARY_ACCURACY);
-        CHECK(s.metric_config.threshold == 0.7);
-        CHECK_STR_EQ(s.metric, "bin_acc");
+        CHECK(s.metrics[0].config.kind == METRIC_KIND_BINARY_ACCURACY);
+        CHECK(s.metrics[0].config.threshold == 0.7);
+        CHECK_STR_EQ(s.metrics[0].key, "bin_acc");
+        job_spec_free(&s);
+    }
+    /* a list of metrics: each logged under its key, any usable by monitors
+     * and templates; the list prints back as given */
+    r = parse(&s, JOB(", \"loss\": \"sparse_categorical_crossentropy\", \"metrics\": "
+                      "[\"acc\", \"mae\", {\"class_name\": \"TopKCategoricalAccuracy\", "
+                      "\"config\": {\"name\": \"top2\", \"k\": 2}}], \"checkpoints\": "
+                      "[{\"filepath\": \"w-{val_top2:.3f}-{mae:.2f}.h5\", \"monitor\": "
+                      "\"val_top2\", \"mode\": \"max\"}], \"callbacks\": "
+                      "{\"reduce_lr_on_plateau\": {\"monitor\": \"val_mae\"}}"),
+              &d);
+    CHECK_MSG(r == 0, "%s: %s", d.field, d.message);
+    if (r == 0) {
+        CHECK_INT_EQ(s.n_metrics, 3);
+        CHECK_STR_EQ(s.metrics[0].key, "accuracy");
+        CHECK(s.metrics[0].config.kind == METRIC_KIND_SPARSE_CATEGORICAL_ACCURACY);
+        CHECK_STR_EQ(s.metrics[1].key, "mae");
+        CHECK(s.metrics[1].config.kind == METRIC_KIND_MEAN_ABSOLUTE_ERROR);
+        CHECK_STR_EQ(s.metrics[2].key, "top2");
+        CHECK_INT_EQ(s.metrics[2].config.k, 2);
+        CHECK_STR_EQ(s.checkpoints[0].monitor, "val_top2");
+        char *text = job_spec_to_json(&s);
+        CHECK(text && strstr(text, "\"metrics\":[\"acc\",\"mae\",{\"class_name\":"
+                                   "\"TopKCategoricalAccuracy\",\"config\":{\"name\":"
+                                   "\"top2\",\"k\":2}}]"));
+        free(text);
         job_spec_free(&s);
     }
     /* "accuracy" means what Keras resolves it to for the loss's targets */
     r = parse(&s, JOB(", \"loss\": \"sparse_categorical_crossentropy\""), &d);
-    CHECK(r == 0 && s.metric_config.kind == METRIC_KIND_SPARSE_CATEGORICAL_ACCURACY);
+    CHECK(r == 0 && s.metrics[0].config.kind == METRIC_KIND_SPARSE_CATEGORICAL_ACCURACY);
     if (r == 0)
         job_spec_free(&s);
 }

@@ -385,6 +385,7 @@ struct head_case {
     struct loss_config loss;
     struct metric_config metric;
     bool weighted;
+    double wscale; /* the kernel's scale: large saturates a sigmoid */
 };
 
 static double sigm(double z)
@@ -393,11 +394,13 @@ static double sigm(double z)
 }
 
 /* Keras' per-example loss l (double) and d l / d z into g (HK), for the
- * output o = act(z), targets from label. */
+ * output o = act(z), targets from label.  Binary cross-entropy on a sigmoid
+ * output is TensorFlow's Keras: computed from the logits behind the sigmoid
+ * (tf.nn.sigmoid_cross_entropy_with_logits), never clipped. */
 static double head_reference(const struct head_case *c, const double *z, int label, double *g)
 {
     double o[HK], t[HK], l = 0;
-    double s = c->loss.label_smoothing, eps = 1e-7;
+    double s = c->loss.label_smoothing, eps = 1e-7; /* Keras' epsilon */
     for (int j = 0; j < HK; j++) {
         t[j] = j == label ? 1.0 : 0.0;
         o[j] = c->act == ACTIVATION_KIND_SIGMOID ? sigm(z[j])
@@ -424,19 +427,15 @@ static double head_reference(const struct head_case *c, const double *z, int lab
         switch (c->loss.kind) {
         case LOSS_KIND_BINARY_CROSSENTROPY: {
             double y = t[j] * (1 - s) + s / 2;
-            if (c->loss.from_logits) {
-                l += fmax(z[j], 0) - z[j] * y + log(1 + exp(-fabs(z[j])));
-                d = sigm(z[j]) - y;
-            } else {
-                double p = o[j];
-                l -= y * log(p + eps) + (1 - y) * log(1 - p + eps);
-                d = (-y / (p + eps) + (1 - y) / (1 - p + eps)) * p * (1 - p);
-            }
+            l += fmax(z[j], 0) - z[j] * y + log(1 + exp(-fabs(z[j])));
+            d = sigm(z[j]) - y;
             break;
         }
         case LOSS_KIND_MEAN_SQUARED_ERROR:
             l += (t[j] - o[j]) * (t[j] - o[j]);
             d = 2 * (o[j] - t[j]);
+            if (c->act == ACTIVATION_KIND_SIGMOID)
+                d *= o[j] * (1 - o[j]);
             break;
         default: /* mean absolute error, through tanh */
             l += fabs(t[j] - o[j]);
@@ -484,32 +483,40 @@ static void test_heads(void)
     const struct metric_config acc = {METRIC_KIND_CATEGORICAL_ACCURACY, 5, 0.5};
     const struct head_case cases[] = {
         {"softmax + categorical_crossentropy", ACTIVATION_KIND_SOFTMAX,
-         {LOSS_KIND_CATEGORICAL_CROSSENTROPY, false, 0}, acc, false},
+         {LOSS_KIND_CATEGORICAL_CROSSENTROPY, false, 0}, acc, false, 1},
         {"softmax + categorical_crossentropy, label_smoothing 0.2, class_weight",
          ACTIVATION_KIND_SOFTMAX, {LOSS_KIND_CATEGORICAL_CROSSENTROPY, false, 0.2},
-         {METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY, 2, 0.5}, true},
+         {METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY, 2, 0.5}, true, 1},
         {"softmax + sparse_categorical_crossentropy, class_weight", ACTIVATION_KIND_SOFTMAX,
          {LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY, false, 0},
-         {METRIC_KIND_SPARSE_CATEGORICAL_ACCURACY, 5, 0.5}, true},
+         {METRIC_KIND_SPARSE_CATEGORICAL_ACCURACY, 5, 0.5}, true, 1},
         {"linear + categorical_crossentropy from_logits, label_smoothing 0.1",
-         ACTIVATION_KIND_LINEAR, {LOSS_KIND_CATEGORICAL_CROSSENTROPY, true, 0.1}, acc, false},
+         ACTIVATION_KIND_LINEAR, {LOSS_KIND_CATEGORICAL_CROSSENTROPY, true, 0.1}, acc, false, 1},
         {"linear + sparse_categorical_crossentropy from_logits", ACTIVATION_KIND_LINEAR,
-         {LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY, true, 0}, acc, true},
+         {LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY, true, 0}, acc, true, 1},
         {"sigmoid + binary_crossentropy", ACTIVATION_KIND_SIGMOID,
          {LOSS_KIND_BINARY_CROSSENTROPY, false, 0},
-         {METRIC_KIND_BINARY_ACCURACY, 5, 0.5}, false},
+         {METRIC_KIND_BINARY_ACCURACY, 5, 0.5}, false, 1},
         {"sigmoid + binary_crossentropy, label_smoothing 0.1, class_weight",
          ACTIVATION_KIND_SIGMOID, {LOSS_KIND_BINARY_CROSSENTROPY, false, 0.1},
-         {METRIC_KIND_BINARY_ACCURACY, 5, 0.3}, true},
+         {METRIC_KIND_BINARY_ACCURACY, 5, 0.3}, true, 1},
+        /* |z| up to ~40: clipping the probabilities at 1e-7 would cap the
+         * loss near 16.1 and zero the gradient there; the logits path not */
+        {"sigmoid + binary_crossentropy, saturated", ACTIVATION_KIND_SIGMOID,
+         {LOSS_KIND_BINARY_CROSSENTROPY, false, 0}, {METRIC_KIND_BINARY_ACCURACY, 5, 0.5}, false,
+         25},
+        {"sigmoid + mean_squared_error", ACTIVATION_KIND_SIGMOID,
+         {LOSS_KIND_MEAN_SQUARED_ERROR, false, 0}, {METRIC_KIND_MEAN_ABSOLUTE_ERROR, 5, 0.5},
+         true, 1},
         {"linear + binary_crossentropy from_logits", ACTIVATION_KIND_LINEAR,
          {LOSS_KIND_BINARY_CROSSENTROPY, true, 0}, {METRIC_KIND_MEAN_SQUARED_ERROR, 5, 0.5},
-         false},
+         false, 1},
         {"linear + mean_squared_error, class_weight", ACTIVATION_KIND_LINEAR,
          {LOSS_KIND_MEAN_SQUARED_ERROR, false, 0}, {METRIC_KIND_MEAN_ABSOLUTE_ERROR, 5, 0.5},
-         true},
+         true, 1},
         {"tanh + mean_absolute_error", ACTIVATION_KIND_TANH,
          {LOSS_KIND_MEAN_ABSOLUTE_ERROR, false, 0}, {METRIC_KIND_MEAN_SQUARED_ERROR, 5, 0.5},
-         false},
+         false, 1},
     };
     const float cw[HK] = {1.0f, 0.5f, 2.5f, 0.0f};
     uint8_t img[HN * HF], lab[HN] = {0, 1, 2, 3, 2};
@@ -546,13 +553,13 @@ static void test_heads(void)
             CHECK_MSG(model_create(&m, &spec, HN, threads, &d) == 0, "%s", d.message);
             if (!m)
                 continue;
-            struct model_head h = {.loss = c->loss, .metric = c->metric,
+            struct model_head h = {.loss = c->loss, .metrics = {c->metric}, .n_metrics = 1,
                                    .class_weight = c->weighted ? cw : NULL};
             CHECK_MSG(model_set_head(m, &h, &d) == 0, "%s: %s %s", c->what, d.field, d.message);
             float *W = m->params + m->layers[dl].weights[0].offset;
             float *b = m->params + m->layers[dl].weights[1].offset;
             for (int k = 0; k < HF * HK; k++)
-                W[k] = (float)(0.9 * sin(1.7 * k + 0.3 * (double)ci));
+                W[k] = (float)(c->wscale * 0.9 * sin(1.7 * k + 0.3 * (double)ci));
             for (int j = 0; j < HK; j++)
                 b[j] = (float)(0.25 * j - 0.4);
             double loss = 0, metric = 0, loss_sum = 0, emetric = 0;
@@ -622,7 +629,8 @@ static void test_sparse_equals_categorical(void)
     model_init_weights(a, 5);
     model_init_weights(b, 5);
     struct model_head h = {.loss = {.kind = LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY}};
-    metric_config_from_name(&h.metric, "accuracy", h.loss.kind);
+    metric_config_from_name(&h.metrics[0], "accuracy", h.loss.kind);
+    h.n_metrics = 1;
     struct diag d;
     CHECK(model_set_head(b, &h, &d) == 0);
     enum { N = 12, PX = 16 * 16 * 3 };
