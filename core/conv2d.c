@@ -137,10 +137,10 @@ size_t conv2d_scratch_floats(const struct conv2d_geom *g)
         b = (size_t)chunk_rows(&t) * t.kh * t.kw * t.c;
         if (conv_implicit_shape(&t) && implicit_floats(&t) > b)
             b = implicit_floats(&t);
-        if (conv2d_winograd_pays(&t) && conv2d_winograd_scratch_floats(&t) > b)
+        if (conv2d_winograd_fits(&t) && conv2d_winograd_scratch_floats(&t) > b)
             b = conv2d_winograd_scratch_floats(&t);
     }
-    if (conv2d_winograd_pays(g) && conv2d_winograd_scratch_floats(g) > a)
+    if (conv2d_winograd_fits(g) && conv2d_winograd_scratch_floats(g) > a)
         a = conv2d_winograd_scratch_floats(g);
     return (a > b ? a : b) + CONV_SCRATCH_SLACK;
 }

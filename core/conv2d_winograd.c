@@ -32,9 +32,14 @@ bool conv2d_winograd_shape(const struct conv2d_geom *g)
     return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->oh > 0 && g->ow > 0;
 }
 
-bool conv2d_winograd_pays(const struct conv2d_geom *g)
+bool conv2d_winograd_fits(const struct conv2d_geom *g)
 {
     return conv2d_winograd_shape(g) && g->c >= WINO_MIN_C && g->k >= WINO_MIN_K;
+}
+
+bool conv2d_winograd_pays(const struct conv2d_geom *g)
+{
+    return kernels_winograd_allowed() && conv2d_winograd_fits(g);
 }
 
 /* Tiles per block: a multiple of 12 (the avx512 kernel's row tile) */

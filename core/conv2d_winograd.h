@@ -26,9 +26,11 @@
 /* True when g is a 3x3 stride-1 convolution (any pads): the shapes
  * conv2d_winograd_forward accepts. */
 bool conv2d_winograd_shape(const struct conv2d_geom *g);
+/* conv2d_winograd_shape and enough channels in and out to pay for the
+ * transforms (scratch is sized for these whatever the switch below says). */
+bool conv2d_winograd_fits(const struct conv2d_geom *g);
 /* True when conv2d_forward runs g with Winograd (the engine's choice:
- * conv2d_winograd_shape and enough channels in and out to pay for the
- * transforms). */
+ * conv2d_winograd_fits, unless TRAIND_CONV_ALGO=direct, see kernels.h). */
 bool conv2d_winograd_pays(const struct conv2d_geom *g);
 /* Floats of scratch conv2d_winograd_forward needs for g. */
 size_t conv2d_winograd_scratch_floats(const struct conv2d_geom *g);
