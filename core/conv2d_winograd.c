@@ -71,9 +71,27 @@ size_t conv2d_winograd_scratch_floats(const struct conv2d_geom *g)
            round16(16 * tb * g->k) + round16((size_t)g->c) + round16((size_t)g->k) + 16;
 }
 
+size_t conv2d_winograd_u_floats(const struct conv2d_geom *g)
+{
+    return (size_t)16 * g->c * g->k;
+}
+
+void conv2d_winograd_filter(float *u, const float *weight, const struct conv2d_geom *g)
+{
+    active_transforms()->filter(u, weight, g->c, g->k);
+}
+
 void conv2d_winograd_forward(float *out, float *scratch, const float *inp, const float *weight,
                              const float *bias, enum activation_kind act, int n,
                              const struct conv2d_geom *g)
+{
+    conv2d_winograd_forward_post(out, scratch, inp, weight, NULL, bias, act, NULL, NULL, n, g);
+}
+
+void conv2d_winograd_forward_post(float *out, float *scratch, const float *inp,
+                                  const float *weight, const float *wu, const float *bias,
+                                  enum activation_kind act, const float *scale,
+                                  const float *shift, int n, const struct conv2d_geom *g)
 {
     const int C = g->c, K = g->k, H = g->h, W = g->w, OH = g->oh, OW = g->ow;
     const int th = (OH + 1) / 2, tw = (OW + 1) / 2, tb = block_tiles(g);
@@ -88,7 +106,10 @@ void conv2d_winograd_forward(float *out, float *scratch, const float *inp, const
     const float *ebias = fused ? bias : NULL;
 
     const struct winograd_transforms *tf = active_transforms();
-    tf->filter(u, weight, C, K);
+    if (wu)
+        u = (float *)wu; /* read only */
+    else
+        tf->filter(u, weight, C, K);
     const size_t in_img = (size_t)H * W * C, out_img = (size_t)OH * OW * K;
     for (long t0 = 0; t0 < tiles; t0 += tb) {
         int nt = tiles - t0 < tb ? (int)(tiles - t0) : tb;
@@ -121,8 +142,8 @@ void conv2d_winograd_forward(float *out, float *scratch, const float *inp, const
                     q[2 * a + c] = oy + a < OH && ox + c < OW
                                        ? o + ((size_t)(oy + a) * OW + ox + c) * K
                                        : sink;
-            tf->output(q, mm + (size_t)t * K, (size_t)tb * K, ebias,
-                             act == ACTIVATION_KIND_RELU, K);
+            tf->output(q, mm + (size_t)t * K, (size_t)tb * K, ebias, act == ACTIVATION_KIND_RELU,
+                       scale, shift, K);
         }
     }
     if (!fused)

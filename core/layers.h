@@ -55,6 +55,22 @@ void conv2d_forward(float *out,          /* (N, OH, OW, K) */
                     const float *weight, /* (KH, KW, C, K) */
                     const float *bias,   /* (K) or NULL */
                     enum activation_kind act, int n, const struct conv2d_geom *g);
+/* Inference: conv2d_forward, then out = out * scale[k] + shift[k] for every
+ * output channel k when scale is not NULL (an inference BatchNormalization
+ * after the convolution and its activation, applied while the output is in
+ * cache; bit-identical to batchnorm_forward on conv2d_forward's output with
+ * scale = gamma / sqrtf(var + eps), shift = beta - mean * scale).  wt: NULL
+ * or the weight transform (conv2d_weight_transform) of weight, which the
+ * Winograd algorithm then does not recompute. */
+void conv2d_forward_post(float *out, float *scratch, const float *inp, const float *weight,
+                         const float *wt, const float *bias, enum activation_kind act,
+                         const float *scale, const float *shift, int n,
+                         const struct conv2d_geom *g);
+/* Floats of the weight transform conv2d_forward_post can take for g (0 when
+ * conv2d_forward's algorithm for g has none), and the transform itself (valid
+ * while the weights and the kernel path stay the same). */
+size_t conv2d_weight_transform_floats(const struct conv2d_geom *g);
+void conv2d_weight_transform(float *wt, const float *weight, const struct conv2d_geom *g);
 
 /* The kernel of the transposed stride-1 convolution: wflip[kh-1-i][kw-1-j][k][c]
  * = weight[i][j][c][k]. */

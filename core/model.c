@@ -75,6 +75,11 @@ struct rt_layer {
     float *wflip;              /* stride-1 Conv2D: transposed kernel for dinp */
     uint8_t *mask;             /* Dropout (max_batch, out_size) */
     float *bn_stats;           /* BN (threads, 2, C): each thread's copy of batch mean, var */
+    int post_bn;               /* Conv2D: the BN layer right after it (and its Activation),
+                                  which inference applies in the convolution's store pass; 0 none */
+    bool bn_in_prev;           /* BN that inference applies in the preceding Conv2D */
+    float *eval_wt;            /* Conv2D: its weight transform for inference, or NULL */
+    float *eval_post;          /* Conv2D with post_bn: (2, K) the BN's scale and shift */
 };
 
 struct model_runtime {
@@ -302,6 +307,12 @@ static int model_plan(struct model *m, const int (*shape)[3], struct diag *d)
             rt->L[i].bn_relu = true;
             rt->L[p].act_in_next = true;
         }
+        /* inference: a Conv2D's (+ Activation's) output normalised by the
+         * moving statistics is an affine map per channel, done in the store */
+        if (p >= 0 && m->layers[p].cfg.kind == LAYER_KIND_CONV2D && rt->L[i].ch == m->layers[p].cfg.filters) {
+            rt->L[p].post_bn = i;
+            rt->L[i].bn_in_prev = true;
+        }
     }
     return 0;
 }
@@ -343,6 +354,11 @@ static int model_alloc_runtime(struct model *m)
                 rt->scratch_floats = s;
             if (r->cg.sh == 1 && r->cg.sw == 1 && i > 0 &&
                 !(r->wflip = aligned_floats(m->layers[i].weights[0].size)))
+                return -ENOMEM;
+            size_t wt = conv2d_weight_transform_floats(&r->cg);
+            if (wt && !(r->eval_wt = aligned_floats(wt)))
+                return -ENOMEM;
+            if (r->post_bn && !(r->eval_post = aligned_floats(2 * (size_t)r->cg.k)))
                 return -ENOMEM;
         }
         if (c->kind == LAYER_KIND_DROPOUT && !(r->mask = calloc(B * r->out_size, 1)))
@@ -506,6 +522,8 @@ void model_free(struct model *m)
                 free(r->wflip);
                 free(r->mask);
                 free(r->bn_stats);
+                free(r->eval_wt);
+                free(r->eval_post);
             }
         for (int t = 0; rt->thread_block && t < m->threads; t++)
             free(rt->thread_block[t]);
@@ -1036,7 +1054,14 @@ static float *infer_layers(struct model *m, int i0, int i1, float *x, float *oth
         if (r->alias)
             continue;
         bool swap = true;
-        if (c->kind == LAYER_KIND_BATCH_NORMALIZATION) {
+        if (c->kind == LAYER_KIND_CONV2D && (r->eval_wt || r->post_bn)) {
+            const float *post = r->post_bn ? r->eval_post : NULL;
+            conv2d_forward_post(nxt, scratch, cur, wptr(m, i, 0), r->eval_wt,
+                                c->use_bias ? wptr(m, i, 1) : NULL, r->act, post,
+                                post ? post + r->cg.k : NULL, nb, &r->cg);
+        } else if (r->bn_in_prev) {
+            swap = false; /* done by the Conv2D's store */
+        } else if (c->kind == LAYER_KIND_BATCH_NORMALIZATION) {
             batchnorm_forward(cur, cur, wptr(m, i, 2), wptr(m, i, 3), wptr(m, i, 0),
                               wptr(m, i, 1), c->epsilon, (size_t)nb * r->rows, r->ch);
             swap = false;
@@ -1053,6 +1078,30 @@ static float *infer_layers(struct model *m, int i0, int i1, float *x, float *oth
         }
     }
     return cur;
+}
+
+/* Once per inference call, before the threads run: each Conv2D's weight
+ * transform and the scale and shift of the BN fused into its store, with
+ * batchnorm_forward's arithmetic (so the fused output is bit-identical). */
+static void infer_prepare(struct model *m)
+{
+    struct model_runtime *rt = m->rt;
+    for (int i = 0; i < m->n_layers; i++) {
+        struct rt_layer *r = &rt->L[i];
+        if (r->eval_wt)
+            conv2d_weight_transform(r->eval_wt, wptr(m, i, 0), &r->cg);
+        if (!r->post_bn)
+            continue;
+        const int b = r->post_bn, K = r->cg.k;
+        const float eps = m->layers[b].cfg.epsilon;
+        const float *gamma = wptr(m, b, 0), *beta = wptr(m, b, 1);
+        const float *mean = wptr(m, b, 2), *var = wptr(m, b, 3);
+        for (int k = 0; k < K; k++) {
+            float sc = (gamma ? gamma[k] : 1.0f) / sqrtf(var[k] + eps);
+            r->eval_post[k] = sc;
+            r->eval_post[K + k] = (beta ? beta[k] : 0.0f) - mean[k] * sc;
+        }
+    }
 }
 
 static void infer_thread(void *arg, int tid, int T)
@@ -1124,6 +1173,7 @@ int model_evaluate(struct model *m, const void *images, enum pixels_type pixels,
         if (labels[e] >= m->classes)
             return -EINVAL;
     struct infer_ctx s = {.m = m, .n = n, .images = images, .pixels = pixels, .labels = labels};
+    infer_prepare(m);
     pool_run(m->rt->pool, infer_thread, &s);
     double loss = 0.0, metric = 0.0;
     for (int t = 0; t < m->threads; t++) {
@@ -1142,6 +1192,7 @@ int model_predict_f32(struct model *m, const float *x, int n, float *probs)
     if (n < 0)
         return -EINVAL;
     struct infer_ctx s = {.m = m, .n = n, .images = x, .pixels = PIXELS_FLOAT32, .probs = probs};
+    infer_prepare(m);
     pool_run(m->rt->pool, infer_thread, &s);
     return 0;
 }
