@@ -1059,6 +1059,9 @@ static float *infer_layers(struct model *m, int i0, int i1, float *x, float *oth
             conv2d_forward_post(nxt, scratch, cur, wptr(m, i, 0), r->eval_wt,
                                 c->use_bias ? wptr(m, i, 1) : NULL, r->act, post,
                                 post ? post + r->cg.k : NULL, nb, &r->cg);
+        } else if (c->kind == LAYER_KIND_DENSE) {
+            dense_forward_infer(nxt, cur, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL,
+                                r->act, nb * r->rows, r->ch, c->units);
         } else if (r->bn_in_prev) {
             swap = false; /* done by the Conv2D's store */
         } else if (c->kind == LAYER_KIND_BATCH_NORMALIZATION) {
