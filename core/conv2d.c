@@ -356,14 +356,14 @@ void conv2d_weight_transform(float *wt, const float *weight, const struct conv2d
 
 void conv2d_forward_post(float *out, float *scratch, const float *inp, const float *weight,
                          const float *wt, const float *bias, enum activation_kind act,
-                         const float *scale, const float *shift, int n,
+                         const float *scale, const float *shift, bool pool, int n,
                          const struct conv2d_geom *g)
 {
     if (conv2d_winograd_pays(g)) {
         /* the inverse transform fuses bias + linear/ReLU, and then the affine */
         bool fused = act == ACTIVATION_KIND_LINEAR || act == ACTIVATION_KIND_RELU;
         conv2d_winograd_forward_post(out, scratch, inp, weight, wt, bias, act,
-                                     fused ? scale : NULL, shift, n, g);
+                                     fused ? scale : NULL, shift, pool && fused, n, g);
         if (!fused)
             post_affine(out, scale, shift, (size_t)n * g->oh * g->ow, g->k);
         return;
@@ -386,7 +386,13 @@ void conv2d_forward(float *out, float *scratch, const float *inp, const float *w
                     const float *bias, enum activation_kind act, int n,
                     const struct conv2d_geom *g)
 {
-    conv2d_forward_post(out, scratch, inp, weight, NULL, bias, act, NULL, NULL, n, g);
+    conv2d_forward_post(out, scratch, inp, weight, NULL, bias, act, NULL, NULL, false, n, g);
+}
+
+bool conv2d_pool_fusable(const struct conv2d_geom *g, enum activation_kind act)
+{
+    return conv2d_winograd_pays(g) && g->oh % 2 == 0 && g->ow % 2 == 0 &&
+           (act == ACTIVATION_KIND_LINEAR || act == ACTIVATION_KIND_RELU);
 }
 
 void conv2d_flip_weight(float *wflip, const float *weight, const struct conv2d_geom *g)

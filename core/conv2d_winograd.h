@@ -50,10 +50,13 @@ void conv2d_winograd_forward(float *out,          /* (N, OH, OW, K) */
 /* The same with wu, U of weight (conv2d_winograd_filter), instead of
  * transforming weight (when wu is not NULL), and, when scale is not NULL,
  * every output y = y * scale[k] + shift[k] after bias and activation in the
- * inverse transform's store (act must then be linear or ReLU). */
+ * inverse transform's store (act must then be linear or ReLU).  With pool
+ * (OH and OW even, act linear or ReLU) out is (N, OH/2, OW/2, K): the 2x2
+ * stride-2 max pooling of that, each tile being one pooling window. */
 void conv2d_winograd_forward_post(float *out, float *scratch, const float *inp,
                                   const float *weight, const float *wu, const float *bias,
                                   enum activation_kind act, const float *scale,
-                                  const float *shift, int n, const struct conv2d_geom *g);
+                                  const float *shift, bool pool, int n,
+                                  const struct conv2d_geom *g);
 
 #endif

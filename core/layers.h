@@ -64,8 +64,14 @@ void conv2d_forward(float *out,          /* (N, OH, OW, K) */
  * Winograd algorithm then does not recompute. */
 void conv2d_forward_post(float *out, float *scratch, const float *inp, const float *weight,
                          const float *wt, const float *bias, enum activation_kind act,
-                         const float *scale, const float *shift, int n,
+                         const float *scale, const float *shift, bool pool, int n,
                          const struct conv2d_geom *g);
+/* True when conv2d_forward_post can take pool for g and act: then out is
+ * (N, OH/2, OW/2, K), the 2x2 stride-2 'valid' max pooling of the above,
+ * bit-identical to maxpool2d_forward on it, computed in the store without
+ * writing the full output (Winograd on an even output size, the tiles being
+ * the pooling windows; activation linear or ReLU). */
+bool conv2d_pool_fusable(const struct conv2d_geom *g, enum activation_kind act);
 /* Floats of the weight transform conv2d_forward_post can take for g (0 when
  * conv2d_forward's algorithm for g has none), and the transform itself (valid
  * while the weights and the kernel path stay the same). */

@@ -78,6 +78,9 @@ struct rt_layer {
     int post_bn;               /* Conv2D: the BN layer right after it (and its Activation),
                                   which inference applies in the convolution's store pass; 0 none */
     bool bn_in_prev;           /* BN that inference applies in the preceding Conv2D */
+    int post_pool;             /* Conv2D: a 2x2 stride-2 'valid' MaxPooling2D right after it
+                                  (and its Activation and BN), which inference may compute in
+                                  the store when conv2d_pool_fusable; 0 none */
     float *eval_wt;            /* Conv2D: its weight transform for inference, or NULL */
     float *eval_post;          /* Conv2D with post_bn: (2, K) the BN's scale and shift */
 };
@@ -313,6 +316,24 @@ static int model_plan(struct model *m, const int (*shape)[3], struct diag *d)
             rt->L[p].post_bn = i;
             rt->L[i].bn_in_prev = true;
         }
+    }
+    /* inference: a Conv2D (+ Activation, + BN) whose output only a 2x2
+     * stride-2 max pooling without padding reads */
+    for (int i = 0; i < m->n_layers; i++) {
+        if (m->layers[i].cfg.kind != LAYER_KIND_CONV2D)
+            continue;
+        int j = rt->L[i].post_bn ? rt->L[i].post_bn + 1 : i + 1;
+        if (!rt->L[i].post_bn && j < m->n_layers && rt->L[j].alias &&
+            m->layers[j].cfg.kind == LAYER_KIND_ACTIVATION)
+            j++;
+        if (j >= m->n_layers || m->layers[j].cfg.kind != LAYER_KIND_MAX_POOLING2D)
+            continue;
+        const struct pool2d_geom *pg = &rt->L[j].pg;
+        const struct conv2d_geom *cg = &rt->L[i].cg;
+        if (pg->ph == 2 && pg->pw == 2 && pg->sh == 2 && pg->sw == 2 && pg->pad_top == 0 &&
+            pg->pad_left == 0 && pg->h == cg->oh && pg->w == cg->ow && pg->oh * 2 == cg->oh &&
+            pg->ow * 2 == cg->ow)
+            rt->L[i].post_pool = j;
     }
     return 0;
 }
@@ -1048,17 +1069,21 @@ static float *infer_layers(struct model *m, int i0, int i1, float *x, float *oth
 {
     struct model_runtime *rt = m->rt;
     float *cur = x, *nxt = other;
+    int pooled = -1; /* the MaxPooling2D layer the last Conv2D computed */
     for (int i = i0; i <= i1; i++) {
         struct rt_layer *r = &rt->L[i];
         const struct layer_config *c = &m->layers[i].cfg;
-        if (r->alias)
+        if (r->alias || i == pooled)
             continue;
         bool swap = true;
         if (c->kind == LAYER_KIND_CONV2D && (r->eval_wt || r->post_bn)) {
             const float *post = r->post_bn ? r->eval_post : NULL;
+            bool pool = r->post_pool && r->post_pool <= i1 && conv2d_pool_fusable(&r->cg, r->act);
             conv2d_forward_post(nxt, scratch, cur, wptr(m, i, 0), r->eval_wt,
                                 c->use_bias ? wptr(m, i, 1) : NULL, r->act, post,
-                                post ? post + r->cg.k : NULL, nb, &r->cg);
+                                post ? post + r->cg.k : NULL, pool, nb, &r->cg);
+            if (pool)
+                pooled = r->post_pool;
         } else if (c->kind == LAYER_KIND_DENSE) {
             dense_forward_infer(nxt, cur, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL,
                                 r->act, nb * r->rows, r->ch, c->units);

@@ -10,6 +10,7 @@
 #include "winograd_transforms.h"
 
 
+#include <float.h>
 #include <string.h>
 
 /* Channels per step: the loops over a block of L channels have constant
@@ -99,7 +100,8 @@ static void input_transform(float *v, size_t vs, const float *const p[16], int C
 }
 
 static void output_transform(float *const q[4], const float *m, size_t ms, const float *bias,
-                             bool relu, const float *scale, const float *shift, int K)
+                             bool relu, const float *scale, const float *shift, bool pool,
+                             int K)
 {
     for (int k0 = 0; k0 < K; k0 += L) {
         size_t n = K - k0 < L ? (size_t)(K - k0) : L;
@@ -131,6 +133,16 @@ static void output_transform(float *const q[4], const float *m, size_t ms, const
             for (int i = 0; i < 4; i++)
                 for (int l = 0; l < L; l++)
                     y[i][l] = y[i][l] * sc[l] + sh[l];
+        }
+        if (pool) {
+            float p[L];
+            for (int l = 0; l < L; l++)
+                p[l] = -FLT_MAX;
+            for (int i = 0; i < 4; i++)
+                for (int l = 0; l < L; l++)
+                    p[l] = y[i][l] > p[l] ? y[i][l] : p[l];
+            copy_lanes(q[0] + k0, p, n);
+            continue;
         }
         for (int i = 0; i < 4; i++)
             copy_lanes(q[i] + k0, y[i], n);

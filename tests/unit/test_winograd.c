@@ -224,11 +224,13 @@ static void test_forward_post(void)
     static const struct {
         int h, w, c, k, kh, s;
     } geo[] = {{13, 11, 24, 32, 3, 1}, {9, 7, 13, 10, 3, 1}, {28, 28, 1, 32, 3, 1},
-               {10, 9, 3, 20, 3, 1},   {11, 12, 8, 16, 3, 2}, {7, 7, 16, 32, 5, 1}};
+               {10, 9, 3, 20, 3, 1},   {11, 12, 8, 16, 3, 2}, {7, 7, 16, 32, 5, 1},
+               {12, 10, 24, 32, 3, 1}, {14, 14, 13, 10, 3, 1}, {8, 6, 16, 16, 3, 1}};
     static const enum activation_kind acts[] = {ACTIVATION_KIND_RELU, ACTIVATION_KIND_LINEAR,
                                                 ACTIVATION_KIND_TANH};
     const int n = 3;
     const float eps = 1e-3f;
+    int pools = 0;
     for (int kk = 0; kk < KERNELS_KIND_COUNT; kk++) {
         enum kernels_kind kind = (enum kernels_kind)kk;
         if (!kernels_supported(kind))
@@ -244,6 +246,7 @@ static void test_forward_post(void)
             rng_seed(&r, 1000 + gi, 3);
             float *inp = malloc(nin * 4), *w = malloc(nw * 4), *bias = malloc(K * 4);
             float *bn = malloc(6 * K * 4), *o1 = malloc(nout * 4), *o2 = malloc(nout * 4);
+            float *p1 = malloc(nout * 4);
             size_t wtf = conv2d_weight_transform_floats(&g);
             float *wt = wtf ? malloc(wtf * 4) : NULL;
             float *scratch = malloc(conv2d_scratch_floats(&g) * 4);
@@ -264,19 +267,43 @@ static void test_forward_post(void)
                                   (size_t)n * g.oh * g.ow, g.k);
                 for (int use_wt = 0; use_wt < 2; use_wt++) {
                     conv2d_forward_post(o2, scratch, inp, w, use_wt ? wt : NULL, bias, acts[a],
-                                        scale, shift, n, &g);
+                                        scale, shift, false, n, &g);
                     CHECK_MSG(memcmp(o1, o2, nout * 4) == 0, "[%s] %s act %d wt %d: differs",
                               kernels_name(kind), conv2d_forward_algorithm(&g), a, use_wt);
                 }
+                /* the 2x2 stride-2 max pooling in the store where it can be */
+                bool even = g.oh % 2 == 0 && g.ow % 2 == 0;
+                CHECK(conv2d_pool_fusable(&g, acts[a]) ==
+                      (conv2d_winograd_pays(&g) && even && acts[a] != ACTIVATION_KIND_TANH));
+                if (conv2d_pool_fusable(&g, acts[a])) {
+                    struct pool2d_geom pg;
+                    pool2d_geom_init(&pg, g.oh, g.ow, g.k, 2, 2, 2, 2, PADDING_KIND_VALID);
+                    size_t np = (size_t)n * pg.oh * pg.ow * g.k;
+                    maxpool2d_forward(p1, o1, n, &pg);
+                    for (size_t e = 0; e < nout; e++)
+                        o2[e] = NAN; /* nothing past the pooled output is written */
+                    conv2d_forward_post(o2, scratch, inp, w, wt, bias, acts[a], scale, shift,
+                                        true, n, &g);
+                    CHECK_MSG(memcmp(p1, o2, np * 4) == 0, "[%s] act %d pooled: differs",
+                              kernels_name(kind), a);
+                    int untouched = 0;
+                    for (size_t e = np; e < nout; e++)
+                        untouched += isnan(o2[e]);
+                    CHECK_INT_EQ(untouched, (int)(nout - np));
+                    pools++;
+                }
                 /* without the affine: conv2d_forward itself */
                 conv2d_forward(o1, scratch, inp, w, bias, acts[a], n, &g);
-                conv2d_forward_post(o2, scratch, inp, w, wt, bias, acts[a], NULL, NULL, n, &g);
+                conv2d_forward_post(o2, scratch, inp, w, wt, bias, acts[a], NULL, NULL, false, n,
+                                    &g);
                 CHECK_MSG(memcmp(o1, o2, nout * 4) == 0, "[%s] %s act %d no affine: differs",
                           kernels_name(kind), conv2d_forward_algorithm(&g), a);
             }
             free(inp), free(w), free(bias), free(bn), free(o1), free(o2), free(wt), free(scratch);
+            free(p1);
         }
     }
+    CHECK(pools > 0);
 }
 
 /* TRAIND_CONV_ALGO: direct turns Winograd off (and back on with auto),
