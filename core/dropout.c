@@ -43,3 +43,13 @@ void dropout_backward(float *dinp, const float *dout, const uint8_t *mask, float
     for (size_t i = 0; i < count; i++)
         dinp[i] = mask[i] ? dout[i] * scale : 0.0f;
 }
+
+void spatial_dropout_mask(uint8_t *mask, uint8_t *chan, int n, int hw, int c, float rate,
+                          uint64_t seed, int64_t step, int layer, int example0)
+{
+    dropout_mask(chan, n, (size_t)c, rate, seed, step, layer, example0);
+    for (int e = 0; e < n; e++)
+        for (int p = 0; p < hw; p++)
+            for (int k = 0; k < c; k++)
+                mask[((size_t)e * hw + p) * c + k] = chan[(size_t)e * c + k];
+}

@@ -99,6 +99,25 @@ void conv2d_backward(float *dinp,         /* (N, H, W, C) or NULL */
                      const float *wflip,  /* (KH, KW, K, C) or NULL */
                      int n, const struct conv2d_geom *g);
 
+/* ---------------------------------------------------- DepthwiseConv2D */
+
+/* out = act(depthwise conv(inp, weight) + bias) on the geometry of a conv
+ * with k = C * depth_multiplier outputs; output channel c * M + m comes from
+ * input channel c and weight[.][.][c][m].  act must not be SOFTMAX. */
+void depthwise_conv2d_forward(float *out,          /* (N, OH, OW, C * M) */
+                              const float *inp,    /* (N, H, W, C) */
+                              const float *weight, /* (KH, KW, C, M) */
+                              const float *bias,   /* (C * M) or NULL */
+                              enum activation_kind act, int n, const struct conv2d_geom *g);
+/* Gradients without activation: dweight += ..., dbias += ..., dinp (may be
+ * NULL) overwritten. */
+void depthwise_conv2d_backward(float *dinp,         /* (N, H, W, C) or NULL */
+                               float *dweight,      /* (KH, KW, C, M) */
+                               float *dbias,        /* (C * M) or NULL */
+                               const float *dout,   /* (N, OH, OW, C * M) */
+                               const float *inp,    /* (N, H, W, C) */
+                               const float *weight, /* (KH, KW, C, M) */
+                               int n, const struct conv2d_geom *g);
 /* The algorithm conv2d_forward / conv2d_backward run for g on the active
  * kernel path (for reports such as bench/compare's): "winograd_f2x2_3x3",
  * "implicit_gemm", "direct_c1", "pointwise_gemm", "im2col_gemm" or
@@ -151,6 +170,56 @@ void activation_bias_copy(float *out, const float *inp, /* (rows, d) */
  * dinp may equal dout. */
 void activation_backward(float *dinp, const float *dout, const float *out, /* (rows, d) */
                          size_t rows, int d, enum activation_kind act);
+
+/* The same for every activation: gelu and swish take their derivative from
+ * the input inp (the pre-activation), the others from out. */
+void activation_backward_x(float *dinp, const float *dout,
+                           const float *inp, const float *out, /* (rows, d) */
+                           size_t rows, int d, enum activation_kind act);
+
+/* ReLU layer (LeakyReLU: threshold 0, max_value INFINITY):
+ * y = min(x, max_value) for x > threshold (and >= 0), 0 up to threshold,
+ * negative_slope * (x - threshold) below it.  out may equal inp.  Backward
+ * from the input; dinp may equal dout. */
+void relu_layer_forward(float *out, const float *inp, size_t count, float negative_slope,
+                        float max_value, float threshold);
+void relu_layer_backward(float *dinp, const float *dout, const float *inp, size_t count,
+                         float negative_slope, float max_value, float threshold);
+/* ELU layer: y = x for x > 0, alpha (exp(x) - 1) otherwise. */
+void elu_layer_forward(float *out, const float *inp, size_t count, float alpha);
+void elu_layer_backward(float *dinp, const float *dout, const float *inp, size_t count,
+                        float alpha);
+/* Rescaling: y = x * scale + offset; dinp = dout * scale. */
+void rescaling_forward(float *out, const float *inp, size_t count, float scale, float offset);
+void rescaling_backward(float *dinp, const float *dout, size_t count, float scale);
+
+/* ------------------------------------------- global pooling, padding */
+
+/* GlobalAveragePooling2D / GlobalMaxPooling2D: out (N, C) from inp
+ * (N, HW, C).  Max backward sends the gradient to the first maximal element. */
+void global_avgpool_forward(float *out, const float *inp, int n, int hw, int c);
+void global_avgpool_backward(float *dinp, const float *dout, int n, int hw, int c);
+void global_maxpool_forward(float *out, const float *inp, int n, int hw, int c);
+void global_maxpool_backward(float *dinp, const float *dout, const float *inp, int n, int hw,
+                             int c);
+/* ZeroPadding2D: out (N, H + pt + pb, W + pl + pr, C); backward crops. */
+void zero_padding2d_forward(float *out, const float *inp, int n, int h, int w, int c,
+                            const int pad[4]);
+void zero_padding2d_backward(float *dinp, const float *dout, int n, int h, int w, int c,
+                             const int pad[4]);
+
+/* ----------------------------------------------- Add, Concatenate */
+
+/* out = inp0 + inp1 + ... (count floats each, summed in input order). */
+void add_forward(float *out, const float *const *inps, int n_inputs, size_t count);
+/* Concatenate on the channel axis: rows of out (C = sum c[k]) are the rows
+ * of the inputs side by side. */
+void concat_forward(float *out, const float *const *inps, const int *c, int n_inputs,
+                    size_t rows);
+/* The part of dout (rows, ctotal) that belongs to the input at channel
+ * offset c0 with c channels, added to (add true) or written into dinp. */
+void concat_backward_part(float *dinp, const float *dout, size_t rows, int ctotal, int c0,
+                          int c, bool add);
 
 /* ------------------------------------------------- BatchNormalization */
 
@@ -226,6 +295,11 @@ void avgpool2d_backward(float *dinp, const float *dout, int n, const struct pool
 void dropout_mask(uint8_t *mask, /* (N, d): 1 keep, 0 drop */
                   int n, size_t d, float rate, uint64_t seed, int64_t step, int layer,
                   int example0);
+/* SpatialDropout2D: a mask per (example, channel) (drawn as dropout_mask of
+ * d = C) spread over the H*W positions: mask (N, HW, C). */
+void spatial_dropout_mask(uint8_t *mask, uint8_t *chan, /* (N, HW, C), (N, C) scratch */
+                          int n, int hw, int c, float rate, uint64_t seed, int64_t step,
+                          int layer, int example0);
 /* out = inp * mask / (1 - rate); out may equal inp. */
 void dropout_forward(float *out, const float *inp, const uint8_t *mask, float rate,
                      size_t count);

@@ -91,3 +91,52 @@ DISPATCH(dropout_forward,
 DISPATCH(dropout_backward,
          (float *dinp, const float *dout, const uint8_t *mask, float rate, size_t count),
          (dinp, dout, mask, rate, count))
+DISPATCH(activation_backward_x,
+         (float *dinp, const float *dout, const float *inp, const float *out, size_t rows,
+          int d, enum activation_kind act),
+         (dinp, dout, inp, out, rows, d, act))
+DISPATCH(relu_layer_forward,
+         (float *out, const float *inp, size_t count, float negative_slope, float max_value,
+          float threshold),
+         (out, inp, count, negative_slope, max_value, threshold))
+DISPATCH(relu_layer_backward,
+         (float *dinp, const float *dout, const float *inp, size_t count, float negative_slope,
+          float max_value, float threshold),
+         (dinp, dout, inp, count, negative_slope, max_value, threshold))
+DISPATCH(elu_layer_forward, (float *out, const float *inp, size_t count, float alpha),
+         (out, inp, count, alpha))
+DISPATCH(elu_layer_backward,
+         (float *dinp, const float *dout, const float *inp, size_t count, float alpha),
+         (dinp, dout, inp, count, alpha))
+DISPATCH(rescaling_forward,
+         (float *out, const float *inp, size_t count, float scale, float offset),
+         (out, inp, count, scale, offset))
+DISPATCH(rescaling_backward, (float *dinp, const float *dout, size_t count, float scale),
+         (dinp, dout, count, scale))
+DISPATCH(global_avgpool_forward, (float *out, const float *inp, int n, int hw, int c),
+         (out, inp, n, hw, c))
+DISPATCH(global_avgpool_backward, (float *dinp, const float *dout, int n, int hw, int c),
+         (dinp, dout, n, hw, c))
+DISPATCH(global_maxpool_forward, (float *out, const float *inp, int n, int hw, int c),
+         (out, inp, n, hw, c))
+DISPATCH(global_maxpool_backward,
+         (float *dinp, const float *dout, const float *inp, int n, int hw, int c),
+         (dinp, dout, inp, n, hw, c))
+DISPATCH(zero_padding2d_forward,
+         (float *out, const float *inp, int n, int h, int w, int c, const int pad[4]),
+         (out, inp, n, h, w, c, pad))
+DISPATCH(zero_padding2d_backward,
+         (float *dinp, const float *dout, int n, int h, int w, int c, const int pad[4]),
+         (dinp, dout, n, h, w, c, pad))
+DISPATCH(add_forward, (float *out, const float *const *inps, int n_inputs, size_t count),
+         (out, inps, n_inputs, count))
+DISPATCH(concat_forward,
+         (float *out, const float *const *inps, const int *c, int n_inputs, size_t rows),
+         (out, inps, c, n_inputs, rows))
+DISPATCH(concat_backward_part,
+         (float *dinp, const float *dout, size_t rows, int ctotal, int c0, int c, bool add),
+         (dinp, dout, rows, ctotal, c0, c, add))
+DISPATCH(spatial_dropout_mask,
+         (uint8_t *mask, uint8_t *chan, int n, int hw, int c, float rate, uint64_t seed,
+          int64_t step, int layer, int example0),
+         (mask, chan, n, hw, c, rate, seed, step, layer, example0))

@@ -1,5 +1,5 @@
 /* layers_isa.h - forced into each compilation of the elementwise layer files
- * (activation.c, batchnorm.c, pooling.c, dropout.c) by core/meson.build with
+ * (activation.c, batchnorm.c, pooling.c, dropout.c, global_pool.c, merge.c) by core/meson.build with
  * -include, next to -DLAYERS_ISA_SUFFIX=_generic or _avx2: every public
  * function of those files gets the suffix, so the files are built twice (plain
  * and with -mavx2 -mfma, where GCC vectorises their loops 8 floats wide)
@@ -36,5 +36,22 @@
 #define dropout_mask LAYERS_ISA(dropout_mask)
 #define dropout_forward LAYERS_ISA(dropout_forward)
 #define dropout_backward LAYERS_ISA(dropout_backward)
+#define activation_backward_x LAYERS_ISA(activation_backward_x)
+#define relu_layer_forward LAYERS_ISA(relu_layer_forward)
+#define relu_layer_backward LAYERS_ISA(relu_layer_backward)
+#define elu_layer_forward LAYERS_ISA(elu_layer_forward)
+#define elu_layer_backward LAYERS_ISA(elu_layer_backward)
+#define rescaling_forward LAYERS_ISA(rescaling_forward)
+#define rescaling_backward LAYERS_ISA(rescaling_backward)
+#define global_avgpool_forward LAYERS_ISA(global_avgpool_forward)
+#define global_avgpool_backward LAYERS_ISA(global_avgpool_backward)
+#define global_maxpool_forward LAYERS_ISA(global_maxpool_forward)
+#define global_maxpool_backward LAYERS_ISA(global_maxpool_backward)
+#define zero_padding2d_forward LAYERS_ISA(zero_padding2d_forward)
+#define zero_padding2d_backward LAYERS_ISA(zero_padding2d_backward)
+#define add_forward LAYERS_ISA(add_forward)
+#define concat_forward LAYERS_ISA(concat_forward)
+#define concat_backward_part LAYERS_ISA(concat_backward_part)
+#define spatial_dropout_mask LAYERS_ISA(spatial_dropout_mask)
 
 #endif

@@ -73,7 +73,14 @@ struct rt_layer {
     struct pool2d_geom pg;
     float *out;                /* (max_batch, out_size), or an alias */
     float *wflip;              /* stride-1 Conv2D: transposed kernel for dinp */
-    uint8_t *mask;             /* Dropout (max_batch, out_size) */
+    uint8_t *mask;             /* Dropout, SpatialDropout2D (max_batch, out_size) */
+    uint8_t *chan;             /* SpatialDropout2D (max_batch, C) channel mask */
+    int src;                   /* first input: a layer index, -1 = the model input */
+    int n_in;                  /* inputs (Add, Concatenate: 2 or more) */
+    int consumers;             /* layers that take this layer's output */
+    float *pre;                /* Conv2D/Dense with gelu/swish: pre-activation (max_batch,
+                                  out_size), training only */
+    float *gbuf;               /* functional models: d(loss)/d(output) (max_batch, out_size) */
     float *bn_stats;           /* BN (threads, 2, C): each thread's copy of batch mean, var */
     int post_bn;               /* Conv2D: the BN layer right after it (and its Activation),
                                   which inference applies in the convolution's store pass; 0 none */
@@ -85,15 +92,23 @@ struct rt_layer {
     float *eval_post;          /* Conv2D with post_bn: (2, K) the BN's scale and shift */
 };
 
+/* A functional model runs as a graph: layers in Keras' (topological) order,
+ * each reading its inputs' outputs; the backward walks the layers in reverse
+ * with a gradient buffer per layer (gbuf), summing where a tensor fans out.
+ * Inference runs the same forward over the activation arena, max_batch
+ * examples at a time. */
+
 struct model_runtime {
     struct pool *pool;
     struct rt_layer *L;
+    bool graph;                /* functional model (see above) */
     int logits_layer;          /* layer whose output the loss reads: the logits of a softmax
                                   head, else the model's output */
     bool head_softmax;         /* the final softmax is fused with the loss (loss.c) */
     struct model_head head;    /* class_weight points to cw */
     float *cw;                 /* (classes) class weights, or NULL */
     float *sw;                 /* (max_batch) a step's example weights cw[label] */
+    uint8_t **written;         /* graph: (threads) per layer, its gbuf slice holds a gradient */
     size_t in_size, max_size;  /* floats per example: input, largest tensor */
     int max_c;                 /* largest BN channel count */
     float *x;                  /* (max_batch, in_size) */
@@ -176,6 +191,13 @@ static void add_weight(struct layer *l, const char *name, int ndim, const int *s
     off[!trainable] += w->size;
 }
 
+/* Conv2D, DepthwiseConv2D and Dense apply their activation in an epilogue. */
+static bool layer_has_epilogue(enum layer_kind kind)
+{
+    return kind == LAYER_KIND_CONV2D || kind == LAYER_KIND_DEPTHWISE_CONV2D ||
+           kind == LAYER_KIND_DENSE;
+}
+
 static int layer_error(struct diag *d, int i, const char *key, const char *msg)
 {
     char field[96];
@@ -185,22 +207,29 @@ static int layer_error(struct diag *d, int i, const char *key, const char *msg)
 }
 
 /* Weights and the runtime plan of every layer, on the shapes that
- * model_spec_infer_shapes() validated (shape[i] is layer i's output).  A
- * frozen layer's weights (Keras trainable=False) are all non-trainable. */
-static int model_plan(struct model *m, const int (*shape)[3], struct diag *d)
+ * model_spec_infer_shapes() validated (shape[i] is layer i's output; flat[i]:
+ * whether it is a 1-D Keras tensor).  A frozen layer's weights (Keras
+ * trainable=False) are all non-trainable. */
+static int model_plan(struct model *m, const int (*shape)[3], const bool *flat,
+                      struct diag *d)
 {
     struct model_runtime *rt = m->rt;
-    bool rank4 = true;
     size_t off[2] = {0, 0}; /* ends of the trainable and the statistics block */
-    const int *in = m->input_shape;
-    rt->max_size = rt->in_size = (size_t)in[0] * in[1] * in[2];
-    for (int i = 0; i < m->n_layers; i++, in = shape[i - 1]) {
+    rt->graph = m->spec.functional;
+    rt->max_size = rt->in_size = (size_t)m->input_shape[0] * m->input_shape[1] * m->input_shape[2];
+    for (int i = 0; i < m->n_layers; i++) {
         struct layer *l = &m->layers[i];
         struct rt_layer *r = &rt->L[i];
         const struct layer_config *c = &l->cfg;
+        r->n_in = model_spec_n_inputs(&m->spec, i);
+        r->src = r->n_in > 0 ? model_spec_input(&m->spec, i, 0) : -1;
+        for (int k = 0; k < r->n_in; k++)
+            if (model_spec_input(&m->spec, i, k) >= 0)
+                rt->L[model_spec_input(&m->spec, i, k)].consumers++;
+        const int *in = r->src >= 0 ? shape[r->src] : m->input_shape;
         memcpy(l->in_shape, in, sizeof(l->in_shape));
         memcpy(l->out_shape, shape[i], sizeof(l->out_shape));
-        r->rank4 = rank4;
+        r->rank4 = r->src >= 0 ? !flat[r->src] : true;
         r->in_size = (size_t)in[0] * in[1] * in[2];
         r->out_size = (size_t)shape[i][0] * shape[i][1] * shape[i][2];
         r->rows = in[0] * in[1];
@@ -214,6 +243,16 @@ static int model_plan(struct model *m, const int (*shape)[3], struct diag *d)
             add_weight(l, "kernel", 4, ks, true, off);
             if (c->use_bias)
                 add_weight(l, "bias", 1, &c->filters, true, off);
+            break;
+        }
+        case LAYER_KIND_DEPTHWISE_CONV2D: {
+            int k = in[2] * c->depth_multiplier;
+            conv2d_geom_init(&r->cg, in[0], in[1], in[2], k, c->kernel_size[0],
+                             c->kernel_size[1], c->strides[0], c->strides[1], c->padding);
+            int ks[4] = {c->kernel_size[0], c->kernel_size[1], in[2], c->depth_multiplier};
+            add_weight(l, "depthwise_kernel", 4, ks, true, off);
+            if (c->use_bias)
+                add_weight(l, "bias", 1, &k, true, off);
             break;
         }
         case LAYER_KIND_DENSE: {
@@ -236,11 +275,7 @@ static int model_plan(struct model *m, const int (*shape)[3], struct diag *d)
             pool2d_geom_init(&r->pg, in[0], in[1], in[2], c->pool_size[0], c->pool_size[1],
                              c->strides[0], c->strides[1], c->padding);
             break;
-        case LAYER_KIND_FLATTEN:
-            rank4 = false;
-            break;
-        case LAYER_KIND_ACTIVATION:
-        case LAYER_KIND_DROPOUT:
+        default:
             break;
         }
         if (off[0] + off[1] > MODEL_MAX_WEIGHTS)
@@ -270,31 +305,34 @@ static int model_plan(struct model *m, const int (*shape)[3], struct diag *d)
     struct layer_config *lc = &m->layers[last].cfg;
     m->classes = m->layers[last].out_shape[2];
     rt->logits_layer = last;
-    if (lc->activation == ACTIVATION_KIND_SOFTMAX) {
+    if (lc->kind == LAYER_KIND_SOFTMAX || lc->activation == ACTIVATION_KIND_SOFTMAX) {
         rt->head_softmax = true;
-        if (lc->kind == LAYER_KIND_ACTIVATION) {
-            if (last == 0)
+        if (lc->kind == LAYER_KIND_ACTIVATION || lc->kind == LAYER_KIND_SOFTMAX) {
+            if (rt->L[last].src < 0 || m->layers[rt->L[last].src].cfg.kind == LAYER_KIND_INPUT)
                 return layer_error(d, last, "", "softmax needs a layer before it");
             rt->L[last].loss_softmax = true;
-            rt->logits_layer = last - 1;
+            rt->logits_layer = rt->L[last].src;
         } else {
             rt->L[last].act = ACTIVATION_KIND_LINEAR;
         }
     }
     for (int i = 0; i < m->n_layers; i++) {
-        bool gemm = m->layers[i].cfg.kind == LAYER_KIND_CONV2D ||
-                    m->layers[i].cfg.kind == LAYER_KIND_DENSE;
+        bool gemm = layer_has_epilogue(m->layers[i].cfg.kind);
         if (gemm && rt->L[i].act == ACTIVATION_KIND_SOFTMAX)
             return layer_error(d, i, "activation",
                                "softmax inside the model is supported as an Activation layer only");
-        /* Conv2D/Dense without activation followed by Activation: fuse. */
+        /* Conv2D/Dense without activation followed by Activation (its only
+         * consumer): fuse. */
         if (gemm && rt->L[i].act == ACTIVATION_KIND_LINEAR && i + 1 < m->n_layers &&
-            m->layers[i + 1].cfg.kind == LAYER_KIND_ACTIVATION &&
-            m->layers[i + 1].cfg.activation != ACTIVATION_KIND_SOFTMAX) {
+            m->layers[i + 1].cfg.kind == LAYER_KIND_ACTIVATION && rt->L[i + 1].src == i &&
+            rt->L[i].consumers == 1 &&
+            m->layers[i + 1].cfg.activation != ACTIVATION_KIND_SOFTMAX &&
+            !activation_kind_needs_input((int)m->layers[i + 1].cfg.activation)) {
             rt->L[i].act = m->layers[i + 1].cfg.activation;
             rt->L[i + 1].alias = true;
         }
-        if (m->layers[i].cfg.kind == LAYER_KIND_FLATTEN)
+        enum layer_kind kd = m->layers[i].cfg.kind;
+        if (kd == LAYER_KIND_FLATTEN || kd == LAYER_KIND_RESHAPE || kd == LAYER_KIND_INPUT)
             rt->L[i].alias = true;
     }
     /* Conv2D/Dense (+ fused Activation) with ReLU feeding a BN: the BN backward
@@ -302,10 +340,11 @@ static int model_plan(struct model *m, const int (*shape)[3], struct diag *d)
     for (int i = 1; i < m->n_layers; i++) {
         if (m->layers[i].cfg.kind != LAYER_KIND_BATCH_NORMALIZATION)
             continue;
-        int p = rt->L[i - 1].alias && m->layers[i - 1].cfg.kind == LAYER_KIND_ACTIVATION ? i - 2
-                                                                                        : i - 1;
-        if (p >= 0 && (m->layers[p].cfg.kind == LAYER_KIND_CONV2D ||
-                       m->layers[p].cfg.kind == LAYER_KIND_DENSE) &&
+        int q = rt->L[i].src;
+        if (q < 0 || rt->L[q].consumers != 1)
+            continue;
+        int p = rt->L[q].alias && m->layers[q].cfg.kind == LAYER_KIND_ACTIVATION ? rt->L[q].src : q;
+        if (p >= 0 && rt->L[p].consumers == 1 && layer_has_epilogue(m->layers[p].cfg.kind) &&
             rt->L[p].act == ACTIVATION_KIND_RELU) {
             rt->L[i].bn_relu = true;
             rt->L[p].act_in_next = true;
@@ -353,8 +392,13 @@ static int model_alloc_runtime(struct model *m)
         rt->x = carve(&act, sizeof(float) * B * rt->in_size);
         for (int i = 0; i < m->n_layers; i++) {
             struct rt_layer *r = &rt->L[i];
+            const struct layer_config *c = &m->layers[i].cfg;
             if (!r->alias && !r->loss_softmax)
                 r->out = carve(&act, sizeof(float) * B * r->out_size);
+            if (layer_has_epilogue(c->kind) && activation_kind_needs_input((int)r->act))
+                r->pre = carve(&act, sizeof(float) * B * r->out_size);
+            if (rt->graph && i <= rt->logits_layer)
+                r->gbuf = carve(&act, sizeof(float) * B * r->out_size);
         }
         rt->probs = carve(&act, sizeof(float) * B * m->classes);
         rt->y = carve(&act, sizeof(float) * B * m->classes);
@@ -366,7 +410,7 @@ static int model_alloc_runtime(struct model *m)
         struct rt_layer *r = &rt->L[i];
         const struct layer_config *c = &m->layers[i].cfg;
         if (r->alias)
-            r->out = i == 0 ? rt->x : rt->L[i - 1].out;
+            r->out = r->src < 0 ? rt->x : rt->L[r->src].out;
         else if (r->loss_softmax)
             r->out = rt->probs;
         if (c->kind == LAYER_KIND_CONV2D) {
@@ -382,7 +426,10 @@ static int model_alloc_runtime(struct model *m)
             if (r->post_bn && !(r->eval_post = aligned_floats(2 * (size_t)r->cg.k)))
                 return -ENOMEM;
         }
-        if (c->kind == LAYER_KIND_DROPOUT && !(r->mask = calloc(B * r->out_size, 1)))
+        if ((c->kind == LAYER_KIND_DROPOUT || c->kind == LAYER_KIND_SPATIAL_DROPOUT2D) &&
+            !(r->mask = calloc(B * r->out_size, 1)))
+            return -ENOMEM;
+        if (c->kind == LAYER_KIND_SPATIAL_DROPOUT2D && !(r->chan = calloc(B * (size_t)r->ch, 1)))
             return -ENOMEM;
         if (c->kind == LAYER_KIND_BATCH_NORMALIZATION &&
             !(r->bn_stats = aligned_floats((size_t)T * 2 * r->ch)))
@@ -396,7 +443,8 @@ static int model_alloc_runtime(struct model *m)
         !(rt->loss_sum = calloc((size_t)T, sizeof(double))) ||
         !(rt->dcomb = calloc(2 * (size_t)(rt->max_c > 0 ? rt->max_c : 1), sizeof(double))) ||
         !(rt->metric_sum = calloc((size_t)T, sizeof(double))) ||
-        !(rt->thread_block = calloc((size_t)T, sizeof(void *))))
+        !(rt->thread_block = calloc((size_t)T, sizeof(void *))) ||
+        !(rt->written = calloc((size_t)T, sizeof(uint8_t *))))
         return -ENOMEM;
     /* inference buffers: a head buffer holds any tensor of EVAL_HEAD examples;
      * a tail buffer any flat tensor of EVAL_TAIL examples, or probs + y + losses */
@@ -425,6 +473,7 @@ static int model_alloc_runtime(struct model *m)
             rt->ebuf[t] = carve(&c, sizeof(float) * 2 * (rt->head_floats + rt->tail_floats));
             rt->dbuf[2 * t] = carve(&c, sizeof(float) * slice_max * rt->max_size);
             rt->dbuf[2 * t + 1] = carve(&c, sizeof(float) * slice_max * rt->max_size);
+            rt->written[t] = carve(&c, (size_t)m->n_layers);
         }
     }
     return 0;
@@ -442,23 +491,28 @@ int model_create(struct model **ret, const struct model_spec *spec, int max_batc
     int(*shape)[3] = calloc((size_t)spec->n_layers, sizeof(*shape));
     if (!shape)
         return diag_set(d, -ENOMEM, "", "out of memory");
-    int err = model_spec_infer_shapes(spec, shape, d);
+    bool *flat = calloc((size_t)spec->n_layers, sizeof(bool));
+    int err = flat ? model_spec_infer_shapes_flat(spec, NULL, shape, flat, d)
+                   : diag_set(d, -ENOMEM, "", "out of memory");
     if (!err) {
         int classes = model_spec_output_classes(spec, d);
         err = classes < 0 ? classes : 0;
     }
     if (err) {
         free(shape);
+        free(flat);
         return err;
     }
     struct model *m = calloc(1, sizeof(*m));
     if (!m) {
         free(shape);
+        free(flat);
         return diag_set(d, -ENOMEM, "", "out of memory");
     }
     err = model_spec_copy(&m->spec, spec);
     if (err) {
         free(shape);
+        free(flat);
         free(m);
         return diag_set(d, err, "", "out of memory");
     }
@@ -472,13 +526,15 @@ int model_create(struct model **ret, const struct model_spec *spec, int max_batc
         m->rt->L = calloc((size_t)m->n_layers, sizeof(*m->rt->L));
     if (!m->layers || !m->rt || !m->rt->L) {
         free(shape);
+        free(flat);
         model_free(m);
         return diag_set(d, -ENOMEM, "", "out of memory");
     }
     for (int i = 0; i < m->n_layers; i++)
         m->layers[i].cfg = spec->layers[i];
-    err = model_plan(m, (const int(*)[3])shape, d);
+    err = model_plan(m, (const int(*)[3])shape, flat, d);
     free(shape);
+    free(flat);
     if (err) {
         model_free(m);
         return err;
@@ -542,6 +598,7 @@ void model_free(struct model *m)
                 struct rt_layer *r = &rt->L[i];
                 free(r->wflip);
                 free(r->mask);
+                free(r->chan);
                 free(r->bn_stats);
                 free(r->eval_wt);
                 free(r->eval_post);
@@ -559,6 +616,7 @@ void model_free(struct model *m)
         free(rt->metric_sum);
         free(rt->cw);
         free(rt->dbuf);
+        free(rt->written);
         free(rt->L);
         free(rt);
     }
@@ -618,10 +676,14 @@ struct step_ctx {
     uint64_t seed;
     int64_t step;
     bool update_moving;
-    const void *images;    /* model_train_step: converted by each thread for its slice */
+    bool inference;        /* graph inference: moving statistics, no dropout */
+    const void *images;    /* model_train_step, graph inference: converted by each thread
+                              for its slice */
     enum pixels_type pixels;
-    const uint8_t *labels; /* model_train_step: the targets (else rt->y) */
+    const uint8_t *labels; /* model_train_step: the targets (else rt->y); graph inference:
+                              (n) or NULL */
     bool weighted;         /* rt->sw holds the examples' class weights */
+    float *probs;          /* graph inference: (n, classes) or NULL */
 };
 
 static float *wptr(struct model *m, int layer, int j)
@@ -636,7 +698,7 @@ static float *gptr(struct model *m, float *arena, int layer, int j)
 
 static const float *layer_input(struct model_runtime *rt, int i)
 {
-    return i == 0 ? rt->x : rt->L[i - 1].out;
+    return rt->L[i].src < 0 ? rt->x : rt->L[rt->L[i].src].out;
 }
 
 /* Combine the threads' partial sums (2 x C doubles each, at parity slot) in
@@ -676,36 +738,92 @@ static void denormals_restore(unsigned old)
 }
 
 /* Forward of layer i on nb examples where training and inference compute
- * the same (Conv2D, Dense, Activation, pooling): out (nb, out_size) from inp
- * (nb, in_size); Activation may run in place (out == inp).  false for the
- * other kinds, which the caller runs. */
+ * the same (Conv2D, Dense, activations, pooling, padding, merges): out
+ * (nb, out_size) from inp (nb, in_size); element-wise layers may run in
+ * place (out == inp).  pre (Conv2D/Dense with gelu/swish in training, else
+ * NULL) keeps the pre-activation.  Add and Concatenate read their inputs
+ * from the activation arena at example b0.  false for the other kinds,
+ * which the caller runs. */
 static bool layer_forward(struct model *m, int i, float *out, const float *inp, int nb,
-                          float *scratch)
+                          float *scratch, float *pre, int b0)
 {
-    const struct rt_layer *r = &m->rt->L[i];
+    struct model_runtime *rt = m->rt;
+    const struct rt_layer *r = &rt->L[i];
     const struct layer_config *c = &m->layers[i].cfg;
+    size_t count = (size_t)nb * r->in_size;
     switch (c->kind) {
     case LAYER_KIND_CONV2D:
-        conv2d_forward(out, scratch, inp, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL,
-                       r->act, nb, &r->cg);
+        conv2d_forward(pre ? pre : out, scratch, inp, wptr(m, i, 0),
+                       c->use_bias ? wptr(m, i, 1) : NULL, pre ? ACTIVATION_KIND_LINEAR : r->act,
+                       nb, &r->cg);
+        if (pre)
+            activation_forward(out, pre, (size_t)nb * r->cg.oh * r->cg.ow, r->cg.k, r->act);
+        return true;
+    case LAYER_KIND_DEPTHWISE_CONV2D:
+        depthwise_conv2d_forward(pre ? pre : out, inp, wptr(m, i, 0),
+                                 c->use_bias ? wptr(m, i, 1) : NULL,
+                                 pre ? ACTIVATION_KIND_LINEAR : r->act, nb, &r->cg);
+        if (pre)
+            activation_forward(out, pre, (size_t)nb * r->cg.oh * r->cg.ow, r->cg.k, r->act);
         return true;
     case LAYER_KIND_DENSE:
         /* on the last axis: nb * rows rows of ch values (rows = 1 after Flatten) */
-        dense_forward(out, inp, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL, r->act,
-                      nb * r->rows, r->ch, c->units);
+        dense_forward(pre ? pre : out, inp, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL,
+                      pre ? ACTIVATION_KIND_LINEAR : r->act, nb * r->rows, r->ch, c->units);
+        if (pre)
+            activation_forward(out, pre, (size_t)nb * r->rows, c->units, r->act);
         return true;
     case LAYER_KIND_ACTIVATION:
         activation_forward(out, inp, (size_t)nb * r->rows, r->ch, r->act);
         return true;
+    case LAYER_KIND_SOFTMAX:
+        activation_forward(out, inp, (size_t)nb * r->rows, r->ch, ACTIVATION_KIND_SOFTMAX);
+        return true;
+    case LAYER_KIND_RELU:
+    case LAYER_KIND_LEAKY_RELU:
+        relu_layer_forward(out, inp, count, c->alpha,
+                           c->kind == LAYER_KIND_RELU ? c->max_value : INFINITY,
+                           c->kind == LAYER_KIND_RELU ? c->threshold : 0.0f);
+        return true;
+    case LAYER_KIND_ELU:
+        elu_layer_forward(out, inp, count, c->alpha);
+        return true;
+    case LAYER_KIND_RESCALING:
+        rescaling_forward(out, inp, count, c->scale, c->offset);
+        return true;
+    case LAYER_KIND_GLOBAL_AVERAGE_POOLING2D:
+        global_avgpool_forward(out, inp, nb, r->rows, r->ch);
+        return true;
+    case LAYER_KIND_GLOBAL_MAX_POOLING2D:
+        global_maxpool_forward(out, inp, nb, r->rows, r->ch);
+        return true;
+    case LAYER_KIND_ZERO_PADDING2D: {
+        const int *in = m->layers[i].in_shape;
+        zero_padding2d_forward(out, inp, nb, in[0], in[1], in[2], c->pad);
+        return true;
+    }
+    case LAYER_KIND_ADD:
+    case LAYER_KIND_CONCATENATE: {
+        const float *inps[LAYER_MAX_INPUTS];
+        int cs[LAYER_MAX_INPUTS];
+        for (int k = 0; k < r->n_in; k++) {
+            const struct rt_layer *q = &rt->L[c->inputs[k]];
+            inps[k] = q->out + (size_t)b0 * q->out_size;
+            cs[k] = m->layers[c->inputs[k]].out_shape[2];
+        }
+        if (c->kind == LAYER_KIND_ADD)
+            add_forward(out, inps, r->n_in, (size_t)nb * r->out_size);
+        else
+            concat_forward(out, inps, cs, r->n_in, (size_t)nb * r->rows);
+        return true;
+    }
     case LAYER_KIND_MAX_POOLING2D:
         maxpool2d_forward(out, inp, nb, &r->pg);
         return true;
     case LAYER_KIND_AVERAGE_POOLING2D:
         avgpool2d_forward(out, inp, nb, &r->pg);
         return true;
-    case LAYER_KIND_BATCH_NORMALIZATION:
-    case LAYER_KIND_DROPOUT:
-    case LAYER_KIND_FLATTEN:
+    default:
         break;
     }
     return false;
@@ -759,8 +877,17 @@ static void step_forward(const struct step_ctx *s, struct step_slice *t)
             continue;
         const float *inp = layer_input(rt, i) + (size_t)b0 * r->in_size;
         float *out = r->out + (size_t)b0 * r->out_size;
-        if (layer_forward(m, i, out, inp, nb, t->scratch))
+        float *pre = r->pre && !s->inference ? r->pre + (size_t)b0 * r->out_size : NULL;
+        if (layer_forward(m, i, out, inp, nb, t->scratch, pre, b0))
             continue;
+        if (s->inference) { /* graph inference: BN on the moving statistics, no dropout */
+            if (c->kind == LAYER_KIND_BATCH_NORMALIZATION)
+                batchnorm_forward(out, inp, wptr(m, i, 2), wptr(m, i, 3), wptr(m, i, 0),
+                                  wptr(m, i, 1), c->epsilon, (size_t)nb * r->rows, r->ch);
+            else
+                memcpy(out, inp, sizeof(float) * (size_t)nb * r->out_size);
+            continue;
+        }
         if (c->kind == LAYER_KIND_BATCH_NORMALIZATION && c->frozen) {
             /* a frozen BN runs in inference mode (Keras 2.1+): moving statistics */
             batchnorm_forward(out, inp, wptr(m, i, 2), wptr(m, i, 3), wptr(m, i, 0),
@@ -783,6 +910,14 @@ static void step_forward(const struct step_ctx *s, struct step_slice *t)
             uint8_t *mask = r->mask + (size_t)b0 * r->out_size;
             if (c->rate > 0.0f)
                 dropout_mask(mask, nb, r->out_size, c->rate, s->seed, s->step, i, b0);
+            else
+                memset(mask, 1, (size_t)nb * r->out_size);
+            dropout_forward(out, inp, mask, c->rate, (size_t)nb * r->out_size);
+        } else if (c->kind == LAYER_KIND_SPATIAL_DROPOUT2D) {
+            uint8_t *mask = r->mask + (size_t)b0 * r->out_size;
+            if (c->rate > 0.0f)
+                spatial_dropout_mask(mask, r->chan + (size_t)b0 * r->ch, nb, r->rows, r->ch,
+                                     c->rate, s->seed, s->step, i, b0);
             else
                 memset(mask, 1, (size_t)nb * r->out_size);
             dropout_forward(out, inp, mask, c->rate, (size_t)nb * r->out_size);
@@ -834,91 +969,204 @@ static void step_loss(const struct step_ctx *s, const struct step_slice *t, floa
     rt->metric_sum[t->tid] = metric_sum(&h->metric, scored, labels ? NULL : y, labels, nb, K);
 }
 
-/* Backward from the logits' gradient in dbuf[0] through layers
- * logits_layer..0: this thread's weight gradients into t->grad (BN's
- * gamma/beta, summed over the batch, by thread 0 into m->grads). */
-static void step_backward(const struct step_ctx *s, struct step_slice *t, float **dbuf)
+/* Backward of layer i on this thread's slice: g holds d(loss)/d(output)
+ * (nb, out_size) and may be overwritten; the gradient of the (first) input
+ * goes to gn or stays in g (in-place ops): returns true when it is in gn.
+ * need_dinp false: only the weight gradients are needed (the input is the
+ * model's).  Weight gradients go into t->grad (BN's gamma/beta, summed over
+ * the batch, by thread 0 into m->grads). */
+static bool layer_backward(const struct step_ctx *s, struct step_slice *t, int i, float *g,
+                           float *gn, bool need_dinp)
 {
     struct model *m = s->m;
     struct model_runtime *rt = m->rt;
     const int b0 = t->b0, nb = t->nb;
     float *grad = t->grad, *scratch = t->scratch;
-    int cur = 0;
-    for (int i = rt->logits_layer; i >= 0; i--) {
-        struct rt_layer *r = &rt->L[i];
-        const struct layer_config *c = &m->layers[i].cfg;
-        if (r->alias)
-            continue;
-        const float *inp = layer_input(rt, i) + (size_t)b0 * r->in_size;
-        const float *out = r->out + (size_t)b0 * r->out_size;
-        float *g = dbuf[cur];
-        float *gn = dbuf[cur ^ 1];
-        switch (c->kind) {
-        case LAYER_KIND_CONV2D:
-            if (!r->act_in_next)
-                activation_backward(g, g, out, (size_t)nb * r->cg.oh * r->cg.ow, r->cg.k, r->act);
-            conv2d_backward(i == 0 ? NULL : gn, gptr(m, grad, i, 0),
+    struct rt_layer *r = &rt->L[i];
+    const struct layer_config *c = &m->layers[i].cfg;
+    const float *inp = layer_input(rt, i) + (size_t)b0 * r->in_size;
+    const float *out = r->out + (size_t)b0 * r->out_size;
+    const float *pre = r->pre ? r->pre + (size_t)b0 * r->out_size : NULL;
+    size_t count = (size_t)nb * r->in_size;
+    switch (c->kind) {
+    case LAYER_KIND_CONV2D:
+    case LAYER_KIND_DEPTHWISE_CONV2D:
+        if (pre)
+            activation_backward_x(g, g, pre, out, (size_t)nb * r->cg.oh * r->cg.ow, r->cg.k,
+                                  r->act);
+        else if (!r->act_in_next)
+            activation_backward(g, g, out, (size_t)nb * r->cg.oh * r->cg.ow, r->cg.k, r->act);
+        if (c->kind == LAYER_KIND_DEPTHWISE_CONV2D)
+            depthwise_conv2d_backward(need_dinp ? gn : NULL, gptr(m, grad, i, 0),
+                                      c->use_bias ? gptr(m, grad, i, 1) : NULL, g, inp,
+                                      wptr(m, i, 0), nb, &r->cg);
+        else
+            conv2d_backward(need_dinp ? gn : NULL, gptr(m, grad, i, 0),
                             c->use_bias ? gptr(m, grad, i, 1) : NULL, scratch, g, inp,
                             wptr(m, i, 0), r->wflip, nb, &r->cg);
-            cur ^= 1;
-            break;
-        case LAYER_KIND_DENSE:
-            if (!r->act_in_next)
-                activation_backward(g, g, out, (size_t)nb * r->rows, c->units, r->act);
-            dense_backward(i == 0 ? NULL : gn, gptr(m, grad, i, 0),
-                           c->use_bias ? gptr(m, grad, i, 1) : NULL, g, inp, wptr(m, i, 0),
-                           nb * r->rows, r->ch, c->units);
-            cur ^= 1;
-            break;
-        case LAYER_KIND_BATCH_NORMALIZATION: {
-            const int C = r->ch;
-            if (c->frozen) {
-                /* inference mode: dinp = gamma / sqrt(moving_var + eps) * dout, which is
-                 * batchnorm_backward with both sums 0; no weight gradients */
-                double *zero = t->mine + (size_t)t->parity * 2 * rt->max_c;
-                memset(zero, 0, sizeof(double) * 2 * C);
-                batchnorm_backward(g, g, inp, wptr(m, i, 2), wptr(m, i, 3), wptr(m, i, 0), zero,
-                                   zero + C, (size_t)s->n * r->rows, c->epsilon, r->bn_relu,
-                                   (size_t)nb * r->rows, C);
-                break;
-            }
-            const float *mean = r->bn_stats + (size_t)t->tid * 2 * C, *var = mean + C;
-            double *p = t->mine + (size_t)t->parity * 2 * rt->max_c;
-            const double *comb = t->comb;
-            memset(p, 0, sizeof(double) * 2 * C);
-            batchnorm_backward_accumulate(p, p + C, g, inp, mean, var, c->epsilon,
-                                          (size_t)nb * r->rows, C);
-            step_combine(m, t, C);
-            if (t->tid == 0 && (!m->coll || m->coll->rank == 0)) {
-                float *dgamma = gptr(m, grad, i, 0), *dbeta = gptr(m, grad, i, 1);
-                for (int k = 0; k < C; k++) {
-                    dgamma[k] += (float)comb[C + k];
-                    dbeta[k] += (float)comb[k];
-                }
-            }
-            batchnorm_backward(g, g, inp, mean, var, wptr(m, i, 0), comb, comb + C,
-                               (size_t)s->n * r->rows, c->epsilon, r->bn_relu,
+        return true;
+    case LAYER_KIND_DENSE:
+        /* on the last axis: nb * rows rows of ch values (rows = 1 after Flatten) */
+        if (pre)
+            activation_backward_x(g, g, pre, out, (size_t)nb * r->rows, c->units, r->act);
+        else if (!r->act_in_next)
+            activation_backward(g, g, out, (size_t)nb * r->rows, c->units, r->act);
+        dense_backward(need_dinp ? gn : NULL, gptr(m, grad, i, 0),
+                       c->use_bias ? gptr(m, grad, i, 1) : NULL, g, inp, wptr(m, i, 0),
+                       nb * r->rows, r->ch, c->units);
+        return true;
+    case LAYER_KIND_BATCH_NORMALIZATION: {
+        const int C = r->ch;
+        if (c->frozen) {
+            /* inference mode: dinp = gamma / sqrt(moving_var + eps) * dout, which is
+             * batchnorm_backward with both sums 0; no weight gradients */
+            double *zero = t->mine + (size_t)t->parity * 2 * rt->max_c;
+            memset(zero, 0, sizeof(double) * 2 * C);
+            batchnorm_backward(g, g, inp, wptr(m, i, 2), wptr(m, i, 3), wptr(m, i, 0), zero,
+                               zero + C, (size_t)s->n * r->rows, c->epsilon, r->bn_relu,
                                (size_t)nb * r->rows, C);
-            break;
+            return false;
         }
-        case LAYER_KIND_ACTIVATION:
-            activation_backward(g, g, out, (size_t)nb * r->rows, r->ch, r->act);
-            break;
-        case LAYER_KIND_MAX_POOLING2D:
-            maxpool2d_backward(gn, g, inp, nb, &r->pg);
-            cur ^= 1;
-            break;
-        case LAYER_KIND_AVERAGE_POOLING2D:
-            avgpool2d_backward(gn, g, nb, &r->pg);
-            cur ^= 1;
-            break;
-        case LAYER_KIND_DROPOUT:
-            dropout_backward(g, g, r->mask + (size_t)b0 * r->out_size, c->rate,
-                             (size_t)nb * r->out_size);
-            break;
-        case LAYER_KIND_FLATTEN:
-            break;
+        const float *mean = r->bn_stats + (size_t)t->tid * 2 * C, *var = mean + C;
+        double *p = t->mine + (size_t)t->parity * 2 * rt->max_c;
+        const double *comb = t->comb;
+        memset(p, 0, sizeof(double) * 2 * C);
+        batchnorm_backward_accumulate(p, p + C, g, inp, mean, var, c->epsilon,
+                                      (size_t)nb * r->rows, C);
+        step_combine(m, t, C);
+        if (t->tid == 0 && (!m->coll || m->coll->rank == 0)) {
+            float *dgamma = gptr(m, grad, i, 0), *dbeta = gptr(m, grad, i, 1);
+            for (int k = 0; k < C; k++) {
+                dgamma[k] += (float)comb[C + k];
+                dbeta[k] += (float)comb[k];
+            }
         }
+        batchnorm_backward(g, g, inp, mean, var, wptr(m, i, 0), comb, comb + C,
+                           (size_t)s->n * r->rows, c->epsilon, r->bn_relu,
+                           (size_t)nb * r->rows, C);
+        return false;
+    }
+    case LAYER_KIND_ACTIVATION:
+        activation_backward_x(g, g, inp, out, (size_t)nb * r->rows, r->ch, r->act);
+        return false;
+    case LAYER_KIND_SOFTMAX:
+        activation_backward(g, g, out, (size_t)nb * r->rows, r->ch, ACTIVATION_KIND_SOFTMAX);
+        return false;
+    case LAYER_KIND_RELU:
+    case LAYER_KIND_LEAKY_RELU:
+        relu_layer_backward(g, g, inp, count, c->alpha,
+                            c->kind == LAYER_KIND_RELU ? c->max_value : INFINITY,
+                            c->kind == LAYER_KIND_RELU ? c->threshold : 0.0f);
+        return false;
+    case LAYER_KIND_ELU:
+        elu_layer_backward(g, g, inp, count, c->alpha);
+        return false;
+    case LAYER_KIND_RESCALING:
+        rescaling_backward(g, g, count, c->scale);
+        return false;
+    case LAYER_KIND_MAX_POOLING2D:
+        maxpool2d_backward(gn, g, inp, nb, &r->pg);
+        return true;
+    case LAYER_KIND_AVERAGE_POOLING2D:
+        avgpool2d_backward(gn, g, nb, &r->pg);
+        return true;
+    case LAYER_KIND_GLOBAL_AVERAGE_POOLING2D:
+        global_avgpool_backward(gn, g, nb, r->rows, r->ch);
+        return true;
+    case LAYER_KIND_GLOBAL_MAX_POOLING2D:
+        global_maxpool_backward(gn, g, inp, nb, r->rows, r->ch);
+        return true;
+    case LAYER_KIND_ZERO_PADDING2D: {
+        const int *in = m->layers[i].in_shape;
+        zero_padding2d_backward(gn, g, nb, in[0], in[1], in[2], c->pad);
+        return true;
+    }
+    case LAYER_KIND_DROPOUT:
+    case LAYER_KIND_SPATIAL_DROPOUT2D:
+        dropout_backward(g, g, r->mask + (size_t)b0 * r->out_size, c->rate,
+                         (size_t)nb * r->out_size);
+        return false;
+    default: /* Flatten, Reshape, InputLayer: aliases; Add, Concatenate: the graph walk */
+        return false;
+    }
+}
+
+/* Backward from the logits' gradient in dbuf[0] through layers
+ * logits_layer..0 (a Sequential model: each layer's input is the layer
+ * before), ping-ponging between the two gradient buffers. */
+static void step_backward(const struct step_ctx *s, struct step_slice *t, float **dbuf)
+{
+    struct model_runtime *rt = s->m->rt;
+    int cur = 0;
+    for (int i = rt->logits_layer; i >= 0; i--) {
+        if (rt->L[i].alias)
+            continue;
+        if (layer_backward(s, t, i, dbuf[cur], dbuf[cur ^ 1], i > 0))
+            cur ^= 1;
+    }
+}
+
+/* dst (count floats) = src when first, else dst += src. */
+static void grad_pass(float *dst, const float *src, size_t count, bool first)
+{
+    if (first)
+        memcpy(dst, src, sizeof(float) * count);
+    else
+        for (size_t k = 0; k < count; k++)
+            dst[k] += src[k];
+}
+
+/* The graph backward of a functional model: layers in reverse order, each
+ * reading its complete output gradient (every consumer comes later) from
+ * its gbuf slice and passing its input gradients on, summed where a tensor
+ * fans out.  The loss wrote the logits' gradient into their gbuf. */
+static void step_backward_graph(const struct step_ctx *s, struct step_slice *t, float *tmp)
+{
+    struct model *m = s->m;
+    struct model_runtime *rt = m->rt;
+    const int b0 = t->b0, nb = t->nb;
+    uint8_t *written = rt->written[t->tid];
+    memset(written, 0, (size_t)m->n_layers);
+    written[rt->logits_layer] = 1;
+    for (int i = rt->logits_layer; i > 0; i--) {
+        struct rt_layer *r = &rt->L[i];
+        const struct layer_config *c = &m->layers[i].cfg;
+        if (!written[i] || c->kind == LAYER_KIND_INPUT)
+            continue; /* not on a path to the output */
+        float *g = r->gbuf + (size_t)b0 * r->out_size;
+        if (c->kind == LAYER_KIND_ADD || c->kind == LAYER_KIND_CONCATENATE) {
+            int c0 = 0;
+            for (int k = 0; k < r->n_in; k++) {
+                int q = c->inputs[k];
+                struct rt_layer *rq = &rt->L[q];
+                int cq = m->layers[q].out_shape[2];
+                if (m->layers[q].cfg.kind != LAYER_KIND_INPUT) {
+                    float *gq = rq->gbuf + (size_t)b0 * rq->out_size;
+                    if (c->kind == LAYER_KIND_ADD)
+                        grad_pass(gq, g, (size_t)nb * r->out_size, !written[q]);
+                    else
+                        concat_backward_part(gq, g, (size_t)nb * r->rows, m->layers[i].out_shape[2],
+                                             c0, cq, written[q]);
+                    written[q] = 1;
+                }
+                c0 += cq;
+            }
+            continue;
+        }
+        int q = r->src;
+        bool need = m->layers[q].cfg.kind != LAYER_KIND_INPUT;
+        float *gq = need ? rt->L[q].gbuf + (size_t)b0 * rt->L[q].out_size : NULL;
+        float *res = g;
+        if (!r->alias) {
+            float *gn = need && !written[q] ? gq : tmp;
+            if (layer_backward(s, t, i, g, gn, need))
+                res = gn;
+        }
+        if (!need)
+            continue;
+        if (res != gq)
+            grad_pass(gq, res, (size_t)nb * rt->L[q].out_size, !written[q]);
+        written[q] = 1;
     }
 }
 
@@ -963,8 +1211,14 @@ static void step_thread(void *arg, int tid, int T)
                         s->pixels, (size_t)t.nb * rt->in_size);
     float **dbuf = rt->dbuf + 2 * tid;
     step_forward(s, &t);
-    step_loss(s, &t, dbuf[0]);
-    step_backward(s, &t, dbuf);
+    if (rt->graph) {
+        struct rt_layer *lg = &rt->L[rt->logits_layer];
+        step_loss(s, &t, lg->gbuf + (size_t)t.b0 * lg->out_size);
+        step_backward_graph(s, &t, dbuf[0]);
+    } else {
+        step_loss(s, &t, dbuf[0]);
+        step_backward(s, &t, dbuf);
+    }
     step_gradient_sum(m, tid, T);
     if (tid == 0) /* frozen Conv2D/Dense computed gradients there; the block stays 0 */
         memset(m->grads + m->n_trainable, 0, sizeof(float) * (m->n_params - m->n_trainable));
@@ -1062,6 +1316,34 @@ struct infer_ctx {
     float *probs;          /* (n, classes) or NULL */
 };
 
+/* The head on n examples: the logits (the model's output when the head has
+ * no softmax) to outputs p (n, K); with labels, their losses added to *lsum
+ * (in order) and their metric to *msum.  y (n, K) and losses (n) are scratch. */
+static void head_infer(const struct model_runtime *rt, float *p, const float *logits,
+                       const uint8_t *labels, float *y, float *losses, int n, int K,
+                       double *lsum, double *msum)
+{
+    const struct model_head *h = &rt->head;
+    if (!rt->head_softmax) {
+        if (p != logits)
+            memcpy(p, logits, sizeof(float) * (size_t)n * K);
+        if (labels)
+            loss_forward(&h->loss, losses, logits, NULL, labels, n, K);
+    } else if (!labels) {
+        activation_forward(p, logits, (size_t)n, K, ACTIVATION_KIND_SOFTMAX);
+    } else if (h->loss.kind == LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY) {
+        softmax_sparse_crossentropy_forward(p, losses, logits, labels, n, K);
+    } else {
+        fill_targets(y, labels, n, K, h->loss.label_smoothing);
+        softmax_crossentropy_forward(p, losses, logits, y, n, K);
+    }
+    if (!labels)
+        return;
+    *msum += metric_sum(&h->metric, rt->head_softmax ? p : logits, NULL, labels, n, K);
+    for (int e = 0; e < n; e++)
+        *lsum += losses[e];
+}
+
 /* Forward of nb examples through layers i0..i1 in inference mode; x is
  * overwritten.  Returns the output (in one of the two buffers). */
 static float *infer_layers(struct model *m, int i0, int i1, float *x, float *other, int nb,
@@ -1094,9 +1376,9 @@ static float *infer_layers(struct model *m, int i0, int i1, float *x, float *oth
                               wptr(m, i, 1), c->epsilon, (size_t)nb * r->rows, r->ch);
             swap = false;
         } else if (c->kind == LAYER_KIND_ACTIVATION) {
-            layer_forward(m, i, cur, cur, nb, scratch);
+            layer_forward(m, i, cur, cur, nb, scratch, NULL, 0);
             swap = false;
-        } else if (!layer_forward(m, i, nxt, cur, nb, scratch)) {
+        } else if (!layer_forward(m, i, nxt, cur, nb, scratch, NULL, 0)) {
             swap = false; /* Dropout is the identity at inference, Flatten an alias */
         }
         if (swap) {
@@ -1145,7 +1427,6 @@ static void infer_thread(void *arg, int tid, int T)
     float *TA = HB + rt->head_floats, *TB = TA + rt->tail_floats;
     const int head_last = rt->flat_from - 1;
     const size_t flat = head_last >= 0 ? rt->L[head_last].out_size : rt->in_size;
-    const struct model_head *h = &rt->head;
     double lsum = 0.0, msum = 0.0;
     for (int t0 = b0; t0 < b1; t0 += EVAL_TAIL) {
         int nt = b1 - t0 < EVAL_TAIL ? b1 - t0 : EVAL_TAIL;
@@ -1166,30 +1447,68 @@ static void infer_thread(void *arg, int tid, int T)
                                      rt->scratch[tid]);
         float *free_buf = logits == TA ? TB : TA;
         float *p = s->probs ? s->probs + (size_t)t0 * K : free_buf;
-        if (!rt->head_softmax && p != logits)
-            memcpy(p, logits, sizeof(float) * (size_t)nt * K);
-        if (!s->labels) {
-            if (rt->head_softmax)
-                activation_forward(p, logits, (size_t)nt, K, ACTIVATION_KIND_SOFTMAX);
-            continue;
-        }
-        const uint8_t *labels = s->labels + t0;
+        const uint8_t *labels = s->labels ? s->labels + t0 : NULL;
         float *y = free_buf + (size_t)nt * K, *losses = y + (size_t)nt * K;
-        if (!rt->head_softmax)
-            loss_forward(&h->loss, losses, logits, NULL, labels, nt, K);
-        else if (h->loss.kind == LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY)
-            softmax_sparse_crossentropy_forward(p, losses, logits, labels, nt, K);
-        else {
-            fill_targets(y, labels, nt, K, h->loss.label_smoothing);
-            softmax_crossentropy_forward(p, losses, logits, y, nt, K);
-        }
-        msum += metric_sum(&h->metric, rt->head_softmax ? p : logits, NULL, labels, nt, K);
-        for (int e = 0; e < nt; e++)
-            lsum += losses[e];
+        head_infer(rt, p, logits, labels, y, losses, nt, K, &lsum, &msum);
     }
     rt->loss_sum[tid] = lsum;
     rt->metric_sum[tid] = msum;
     denormals_restore(csr);
+}
+
+/* One thread's share of a graph inference chunk: the forward in inference
+ * mode over the activation arena, then softmax (and the loss). */
+static void graph_infer_thread(void *arg, int tid, int T)
+{
+    unsigned csr = denormals_off();
+    struct step_ctx *s = arg;
+    struct model *m = s->m;
+    struct model_runtime *rt = m->rt;
+    const int K = m->classes;
+    struct step_slice t = {.tid = tid, .T = T, .scratch = rt->scratch[tid],
+                           .mine = rt->part[tid]};
+    int b1;
+    slice(s->n, tid, T, &t.b0, &b1);
+    t.nb = b1 - t.b0;
+    t.comb = t.mine + 4 * (size_t)rt->max_c;
+    pixels_to_float(rt->x + (size_t)t.b0 * rt->in_size,
+                    (const char *)s->images + (size_t)t.b0 * rt->in_size * pixels_bytes(s->pixels),
+                    s->pixels, (size_t)t.nb * rt->in_size);
+    step_forward(s, &t);
+    const float *logits = rt->L[rt->logits_layer].out + (size_t)t.b0 * K;
+    float *p = (s->probs ? s->probs : rt->probs) + (size_t)t.b0 * K;
+    double lsum = 0.0, msum = 0.0;
+    head_infer(rt, p, logits, s->labels ? s->labels + t.b0 : NULL, rt->y + (size_t)t.b0 * K,
+               rt->losses + t.b0, t.nb, K, &lsum, &msum);
+    rt->loss_sum[tid] = lsum;
+    rt->metric_sum[tid] = msum;
+    denormals_restore(csr);
+}
+
+/* Inference of a functional model, max_batch examples at a time. */
+static void graph_infer(struct model *m, const void *images, enum pixels_type pixels,
+                        const uint8_t *labels, float *probs, int n, double *ret_loss_sum,
+                        double *ret_metric)
+{
+    struct model_runtime *rt = m->rt;
+    double loss = 0.0, metric = 0.0;
+    for (int c0 = 0; c0 < n; c0 += m->max_batch) {
+        int nc = n - c0 < m->max_batch ? n - c0 : m->max_batch;
+        struct step_ctx s = {.m = m, .n = nc, .inference = true, .pixels = pixels,
+                             .images = (const char *)images +
+                                       (size_t)c0 * rt->in_size * pixels_bytes(pixels),
+                             .labels = labels ? labels + c0 : NULL,
+                             .probs = probs ? probs + (size_t)c0 * m->classes : NULL};
+        pool_run(rt->pool, graph_infer_thread, &s);
+        for (int t = 0; t < m->threads; t++) {
+            loss += rt->loss_sum[t];
+            metric += rt->metric_sum[t];
+        }
+    }
+    if (ret_loss_sum)
+        *ret_loss_sum = loss;
+    if (ret_metric)
+        *ret_metric = metric;
 }
 
 int model_evaluate(struct model *m, const void *images, enum pixels_type pixels,
@@ -1200,6 +1519,10 @@ int model_evaluate(struct model *m, const void *images, enum pixels_type pixels,
     for (int e = 0; e < n; e++)
         if (labels[e] >= m->classes)
             return -EINVAL;
+    if (m->rt->graph) {
+        graph_infer(m, images, pixels, labels, NULL, n, ret_loss_sum, ret_metric);
+        return 0;
+    }
     struct infer_ctx s = {.m = m, .n = n, .images = images, .pixels = pixels, .labels = labels};
     infer_prepare(m);
     pool_run(m->rt->pool, infer_thread, &s);
@@ -1219,6 +1542,10 @@ int model_predict_f32(struct model *m, const float *x, int n, float *probs)
 {
     if (n < 0)
         return -EINVAL;
+    if (m->rt->graph) {
+        graph_infer(m, x, PIXELS_FLOAT32, NULL, probs, n, NULL, NULL);
+        return 0;
+    }
     struct infer_ctx s = {.m = m, .n = n, .images = x, .pixels = PIXELS_FLOAT32, .probs = probs};
     infer_prepare(m);
     pool_run(m->rt->pool, infer_thread, &s);

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,6 +39,21 @@ static const struct {
     {"AvgPool2D", LAYER_KIND_AVERAGE_POOLING2D},
     {"Dropout", LAYER_KIND_DROPOUT},
     {"Flatten", LAYER_KIND_FLATTEN},
+    {"GlobalAveragePooling2D", LAYER_KIND_GLOBAL_AVERAGE_POOLING2D},
+    {"GlobalAvgPool2D", LAYER_KIND_GLOBAL_AVERAGE_POOLING2D},
+    {"GlobalMaxPooling2D", LAYER_KIND_GLOBAL_MAX_POOLING2D},
+    {"GlobalMaxPool2D", LAYER_KIND_GLOBAL_MAX_POOLING2D},
+    {"ZeroPadding2D", LAYER_KIND_ZERO_PADDING2D},
+    {"ReLU", LAYER_KIND_RELU},
+    {"LeakyReLU", LAYER_KIND_LEAKY_RELU},
+    {"ELU", LAYER_KIND_ELU},
+    {"Softmax", LAYER_KIND_SOFTMAX},
+    {"Rescaling", LAYER_KIND_RESCALING},
+    {"Reshape", LAYER_KIND_RESHAPE},
+    {"SpatialDropout2D", LAYER_KIND_SPATIAL_DROPOUT2D},
+    {"Add", LAYER_KIND_ADD},
+    {"Concatenate", LAYER_KIND_CONCATENATE},
+    {"DepthwiseConv2D", LAYER_KIND_DEPTHWISE_CONV2D},
 };
 
 static bool name_is_valid(const char *s)
@@ -191,7 +207,8 @@ static int parse_activation(const struct layer_ctx *c, const char *key, const cJ
     }
     if (s && activation_kind_from_name(s, ret) == 0)
         return 0;
-    return layer_err(c, key, "unsupported activation %s%s%s (linear, relu, sigmoid, tanh, softmax)",
+    return layer_err(c, key, "unsupported activation %s%s%s (linear, relu, sigmoid, tanh, "
+                     "softmax, elu, selu, gelu, swish, silu, softplus, hard_sigmoid, leaky_relu)",
                      s ? "\"" : "", s ? s : "(not a string)", s ? "\"" : "");
 }
 
@@ -259,6 +276,10 @@ struct parse_state {
     bool have_build_shape;
     int build_shape[3];       /* config/build_input_shape */
     bool named[LAYERS_MAX];   /* layer had a "name" */
+    bool functional;          /* class_name Functional / Model */
+    const cJSON *inbound[LAYERS_MAX]; /* functional: each layer's inbound_nodes */
+    const cJSON *input_layers, *output_layers;
+    int bn_axis[LAYERS_MAX];  /* functional: a BatchNormalization's positive axis, or -1 / 0 */
 };
 
 /* What a key's parser reads and writes. */
@@ -343,7 +364,7 @@ static int key_use_bias(struct key_args *a, const struct layer_key *k)
 /* k->arg: the weight's initializer slot (layer_config.init). */
 static int key_initializer(struct key_args *a, const struct layer_key *k)
 {
-    bool vector = strstr(a->key, "kernel") == NULL;
+    bool vector = strstr(a->key, "kernel") == NULL && strstr(a->key, "depthwise") == NULL;
     return parse_initializer(a->c, a->key, a->it, vector, &a->l->init[k->arg]);
 }
 
@@ -401,6 +422,13 @@ static int key_groups(struct key_args *a, const struct layer_key *k)
     return 0;
 }
 
+static int key_depth_multiplier(struct key_args *a, const struct layer_key *k)
+{
+    if (!json_int(a->it, 1, WIDTH_MAX, &a->l->depth_multiplier))
+        return layer_err(a->c, a->key, "must be an integer in [1, %d]", WIDTH_MAX);
+    return 0;
+}
+
 static int key_units(struct key_args *a, const struct layer_key *k)
 {
     if (!json_int(a->it, 1, WIDTH_MAX, &a->l->units))
@@ -414,6 +442,13 @@ static int key_bn_axis(struct key_args *a, const struct layer_key *k)
     const cJSON *v = a->it;
     if (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 1)
         v = v->child;
+    if (a->st->functional) { /* the input's rank is known after the graph: checked then */
+        if (!json_int(v, -8, 8, &axis) || (axis != -1 && axis != 1 && axis != 3))
+            return layer_err(a->c, a->key, "only the channels axis is supported (-1, or 1 for "
+                             "a 2-D input, 3 for a 4-D one)");
+        a->st->bn_axis[a->st->s->n_layers] = axis;
+        return 0;
+    }
     if (!json_int(v, -8, 8, &axis) || (axis != -1 && axis != last))
         return layer_err(a->c, a->key, "only the channels axis is supported (-1 or %d for a %s input)",
                          last, a->st->flat ? "2-D" : "4-D");
@@ -455,6 +490,100 @@ static int key_seed(struct key_args *a, const struct layer_key *k)
     return 0;
 }
 
+static int key_keepdims(struct key_args *a, const struct layer_key *k)
+{
+    return parse_bool(a->c, a->key, a->it, &a->l->keepdims);
+}
+
+/* ZeroPadding2D: p, [ph, pw] or [[top, bottom], [left, right]]. */
+static int key_zero_padding(struct key_args *a, const struct layer_key *k)
+{
+    int *p = a->l->pad, v[2];
+    const cJSON *it = a->it;
+    if (json_int(it, 0, DIM_MAX, &v[0])) {
+        p[0] = p[1] = p[2] = p[3] = v[0];
+        return 0;
+    }
+    if (cJSON_IsArray(it) && cJSON_GetArraySize(it) == 2) {
+        const cJSON *r = it->child, *c = it->child->next;
+        if (json_int(r, 0, DIM_MAX, &v[0]) && json_int(c, 0, DIM_MAX, &v[1])) {
+            p[0] = p[1] = v[0];
+            p[2] = p[3] = v[1];
+            return 0;
+        }
+        int q[4];
+        if (cJSON_IsArray(r) && cJSON_GetArraySize(r) == 2 && cJSON_IsArray(c) &&
+            cJSON_GetArraySize(c) == 2 && json_int(r->child, 0, DIM_MAX, &q[0]) &&
+            json_int(r->child->next, 0, DIM_MAX, &q[1]) && json_int(c->child, 0, DIM_MAX, &q[2]) &&
+            json_int(c->child->next, 0, DIM_MAX, &q[3])) {
+            memcpy(p, q, sizeof(q));
+            return 0;
+        }
+    }
+    return layer_err(a->c, a->key, "must be an integer in [0, %d], [rows, cols] or "
+                     "[[top, bottom], [left, right]]", DIM_MAX);
+}
+
+static int key_max_value(struct key_args *a, const struct layer_key *k)
+{
+    if (cJSON_IsNull(a->it)) {
+        a->l->max_value = INFINITY;
+        return 0;
+    }
+    if (!json_float(a->it, &a->l->max_value) || a->l->max_value < 0.0f)
+        return layer_err(a->c, a->key, "must be null or a number >= 0");
+    return 0;
+}
+
+/* A number >= 0 into the float at k->arg (an offsetof into layer_config). */
+static int key_nonneg_float(struct key_args *a, const struct layer_key *k)
+{
+    float *v = (float *)((char *)a->l + k->arg);
+    if (!json_float(a->it, v) || *v < 0.0f)
+        return layer_err(a->c, a->key, "must be a number >= 0");
+    return 0;
+}
+
+/* Any finite number into the float at k->arg. */
+static int key_float(struct key_args *a, const struct layer_key *k)
+{
+    float *v = (float *)((char *)a->l + k->arg);
+    if (!json_float(a->it, v))
+        return layer_err(a->c, a->key, "must be a finite number");
+    return 0;
+}
+
+/* The channels axis: -1, or 3 on an image tensor. */
+static int key_last_axis(struct key_args *a, const struct layer_key *k)
+{
+    int axis;
+    const cJSON *v = a->it;
+    if (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 1)
+        v = v->child;
+    if (!json_int(v, -8, 8, &axis) || (axis != -1 && axis != (a->st->flat ? 1 : 3)))
+        return layer_err(a->c, a->key, "only the last axis (-1) is supported");
+    return 0;
+}
+
+static int key_target_shape(struct key_args *a, const struct layer_key *k)
+{
+    const cJSON *it = a->it;
+    int n = cJSON_IsArray(it) ? cJSON_GetArraySize(it) : 0, v[3];
+    int i = 0;
+    for (const cJSON *e = n == 1 || n == 3 ? it->child : NULL; e; e = e->next, i++)
+        if (!json_int(e, -1, MODEL_SPEC_FEATURES_MAX, &v[i]) || v[i] == 0)
+            break;
+    if ((n != 1 && n != 3) || i != n)
+        return layer_err(a->c, a->key, "must be [features] or [H, W, C] (sizes >= 1, one may be "
+                         "-1); 2-D targets are not supported");
+    struct layer_config *l = a->l;
+    l->target_flat = n == 1;
+    l->target_shape[0] = n == 1 ? 1 : v[0];
+    l->target_shape[1] = n == 1 ? 1 : v[1];
+    l->target_shape[2] = n == 1 ? v[0] : v[2];
+    return 0;
+}
+
 #define KIND(k) (1u << (k))
 #define K_ALL (KIND(N_LAYER_KINDS) - 1)
 #define K_CONV KIND(LAYER_KIND_CONV2D)
@@ -465,6 +594,18 @@ static int key_seed(struct key_args *a, const struct layer_key *k)
 #define K_DROPOUT KIND(LAYER_KIND_DROPOUT)
 #define K_FLATTEN KIND(LAYER_KIND_FLATTEN)
 #define K_WEIGHTED (K_CONV | K_DENSE)
+#define K_GPOOL (KIND(LAYER_KIND_GLOBAL_AVERAGE_POOLING2D) | KIND(LAYER_KIND_GLOBAL_MAX_POOLING2D))
+#define K_ZPAD KIND(LAYER_KIND_ZERO_PADDING2D)
+#define K_RELU KIND(LAYER_KIND_RELU)
+#define K_LEAKY KIND(LAYER_KIND_LEAKY_RELU)
+#define K_ELU KIND(LAYER_KIND_ELU)
+#define K_SOFTMAX KIND(LAYER_KIND_SOFTMAX)
+#define K_RESCALE KIND(LAYER_KIND_RESCALING)
+#define K_RESHAPE KIND(LAYER_KIND_RESHAPE)
+#define K_SDROP KIND(LAYER_KIND_SPATIAL_DROPOUT2D)
+#define K_CONCAT KIND(LAYER_KIND_CONCATENATE)
+#define K_DW KIND(LAYER_KIND_DEPTHWISE_CONV2D)
+#define OFF(f) ((int)offsetof(struct layer_config, f))
 
 /* Every key a layer config may have; a key not here (for the layer's kind)
  * is an error.  Required keys are reported missing in this order. */
@@ -476,26 +617,32 @@ static const struct layer_key layer_keys[] = {
     {"batch_input_shape", K_ALL, key_batch_shape, 0, NULL, false},
     {"batch_shape", K_ALL, key_batch_shape, 0, NULL, false},
     /* Conv2D and Dense */
-    {"activation", K_WEIGHTED, key_activation, 0, NULL, false},
-    {"use_bias", K_WEIGHTED, key_use_bias, 0, NULL, false},
+    {"activation", K_WEIGHTED | K_DW, key_activation, 0, NULL, false},
+    {"use_bias", K_WEIGHTED | K_DW, key_use_bias, 0, NULL, false},
     {"kernel_initializer", K_WEIGHTED, key_initializer, 0, NULL, false},
-    {"bias_initializer", K_WEIGHTED, key_initializer, 1, NULL, false},
+    {"bias_initializer", K_WEIGHTED | K_DW, key_initializer, 1, NULL, false},
     {"kernel_regularizer", K_WEIGHTED, key_null, 0, NULL, false},
-    {"bias_regularizer", K_WEIGHTED, key_null, 0, NULL, false},
-    {"activity_regularizer", K_WEIGHTED, key_null, 0, NULL, false},
+    {"bias_regularizer", K_WEIGHTED | K_DW, key_null, 0, NULL, false},
+    {"activity_regularizer", K_WEIGHTED | K_DW, key_null, 0, NULL, false},
     {"kernel_constraint", K_WEIGHTED, key_null, 0, NULL, false},
-    {"bias_constraint", K_WEIGHTED, key_null, 0, NULL, false},
+    {"bias_constraint", K_WEIGHTED | K_DW, key_null, 0, NULL, false},
+    /* DepthwiseConv2D */
+    {"depth_multiplier", K_DW, key_depth_multiplier, 0, NULL, false},
+    {"depthwise_initializer", K_DW, key_initializer, 0, NULL, false},
+    {"depthwise_regularizer", K_DW, key_null, 0, NULL, false},
+    {"depthwise_constraint", K_DW, key_null, 0, NULL, false},
     {"lora_rank", K_WEIGHTED, key_null, 0, NULL, false},
     {"lora_alpha", K_WEIGHTED, key_null, 0, NULL, false},
     {"quantization_config", K_WEIGHTED, key_null, 0, NULL, false},
     /* Conv2D and pooling */
-    {"padding", K_CONV | K_POOL, key_padding, 0, NULL, false},
-    {"data_format", K_CONV | K_POOL | K_FLATTEN, key_data_format, 0, NULL, false},
-    {"strides", K_CONV | K_POOL, key_strides, 0, NULL, false},
+    {"padding", K_CONV | K_POOL | K_DW, key_padding, 0, NULL, false},
+    {"data_format", K_CONV | K_POOL | K_FLATTEN | K_GPOOL | K_ZPAD | K_SDROP | K_DW, key_data_format, 0,
+     NULL, false},
+    {"strides", K_CONV | K_POOL | K_DW, key_strides, 0, NULL, false},
     /* Conv2D */
     {"filters", K_CONV, key_filters, 0, NULL, true},
-    {"kernel_size", K_CONV, key_kernel_size, 0, NULL, true},
-    {"dilation_rate", K_CONV, key_dilation_rate, 0, NULL, false},
+    {"kernel_size", K_CONV | K_DW, key_kernel_size, 0, NULL, true},
+    {"dilation_rate", K_CONV | K_DW, key_dilation_rate, 0, NULL, false},
     {"groups", K_CONV, key_groups, 0, NULL, false},
     /* Dense */
     {"units", K_DENSE, key_units, 0, NULL, true},
@@ -521,9 +668,24 @@ static const struct layer_key layer_keys[] = {
     /* pooling */
     {"pool_size", K_POOL, key_pool_size, 0, NULL, false},
     /* Dropout */
-    {"rate", K_DROPOUT, key_rate, 0, NULL, true},
-    {"noise_shape", K_DROPOUT, key_null, 0, NULL, false},
-    {"seed", K_DROPOUT, key_seed, 0, NULL, false},
+    {"rate", K_DROPOUT | K_SDROP, key_rate, 0, NULL, true},
+    {"noise_shape", K_DROPOUT | K_SDROP, key_null, 0, NULL, false},
+    {"seed", K_DROPOUT | K_SDROP, key_seed, 0, NULL, false},
+    /* GlobalAveragePooling2D, GlobalMaxPooling2D */
+    {"keepdims", K_GPOOL, key_keepdims, 0, NULL, false},
+    /* ZeroPadding2D */
+    {"padding", K_ZPAD, key_zero_padding, 0, NULL, false},
+    /* ReLU, LeakyReLU, ELU, Softmax */
+    {"max_value", K_RELU, key_max_value, 0, NULL, false},
+    {"negative_slope", K_RELU | K_LEAKY, key_nonneg_float, OFF(alpha), NULL, false},
+    {"threshold", K_RELU, key_float, OFF(threshold), NULL, false},
+    {"alpha", K_LEAKY | K_ELU, key_float, OFF(alpha), NULL, false},
+    {"axis", K_SOFTMAX | K_CONCAT, key_last_axis, 0, NULL, false},
+    /* Rescaling */
+    {"scale", K_RESCALE, key_float, OFF(scale), NULL, true},
+    {"offset", K_RESCALE, key_float, OFF(offset), NULL, false},
+    /* Reshape */
+    {"target_shape", K_RESHAPE, key_target_shape, 0, NULL, true},
 };
 
 #define N_LAYER_KEYS (sizeof(layer_keys) / sizeof(layer_keys[0]))
@@ -588,16 +750,36 @@ static int parse_layer(const cJSON *obj, struct parse_state *st, int ji, struct 
             cls = cJSON_GetStringValue(it);
         else if (strcmp(it->string, "config") == 0)
             cfg = it;
-        else if (strcmp(it->string, "module") != 0 && strcmp(it->string, "registered_name") != 0 &&
+        else if (st->functional && strcmp(it->string, "inbound_nodes") == 0)
+            st->inbound[st->s->n_layers] = it;
+        else if (st->functional && strcmp(it->string, "name") == 0) {
+            if (!cJSON_IsString(it))
+                return layer_err(&c, NULL, "\"name\" must be a string");
+        } else if (strcmp(it->string, "module") != 0 && strcmp(it->string, "registered_name") != 0 &&
                  strcmp(it->string, "build_config") != 0)
-            return layer_err(&c, NULL, "unknown key \"%s\" (only Sequential layer lists are "
-                             "supported)", it->string);
+            return layer_err(&c, NULL, "unknown key \"%s\"", it->string);
     }
     if (!cls)
         return layer_err(&c, NULL, "\"class_name\" is missing or not a string");
     c.cls = cls;
-    if (strcmp(cls, "InputLayer") == 0)
-        return parse_input_layer(cfg, st, ji, d);
+    if (strcmp(cls, "InputLayer") == 0) {
+        int err = parse_input_layer(cfg, st, ji, d);
+        if (err || !st->functional)
+            return err;
+        /* a functional model's InputLayer is a layer of its own (in weight files too) */
+        struct layer_config *l = &st->s->layers[st->s->n_layers];
+        layer_config_init(l, LAYER_KIND_INPUT);
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cfg, "name"));
+        if (name) {
+            if (!name_is_valid(name))
+                return layer_err(&c, "name", "must be a string of 1 to %zu characters without '/'",
+                                 sizeof(l->name) - 1);
+            snprintf(l->name, sizeof(l->name), "%s", name);
+            st->named[st->s->n_layers] = true;
+        }
+        st->json_index[st->s->n_layers++] = ji;
+        return 0;
+    }
 
     bool known = false;
     enum layer_kind kind = LAYER_KIND_DENSE;
@@ -608,9 +790,13 @@ static int parse_layer(const cJSON *obj, struct parse_state *st, int ji, struct 
         }
     }
     if (!known)
-        return layer_err(&c, NULL, "unsupported layer type (supported: Conv2D, Dense, "
-                         "BatchNormalization, Activation, MaxPooling2D, AveragePooling2D, "
-                         "Dropout, Flatten)");
+        return layer_err(&c, NULL, "unsupported layer type (supported: InputLayer, Conv2D, "
+                         "Dense, BatchNormalization, Activation, MaxPooling2D, "
+                         "AveragePooling2D, Dropout, Flatten, GlobalAveragePooling2D, "
+                         "GlobalMaxPooling2D, ZeroPadding2D, ReLU, LeakyReLU, ELU, Softmax, "
+                         "Rescaling, Reshape, SpatialDropout2D, Add, Concatenate)");
+    if (!st->functional && (kind == LAYER_KIND_ADD || kind == LAYER_KIND_CONCATENATE))
+        return layer_err(&c, NULL, "%s joins tensors: it needs a functional model", cls);
     if (!cJSON_IsObject(cfg))
         return layer_err(&c, NULL, "\"config\" is missing or not an object");
     const char *dup = duplicate_key(cfg);
@@ -644,8 +830,12 @@ static int parse_layer(const cJSON *obj, struct parse_state *st, int ji, struct 
 
     if ((kind == LAYER_KIND_MAX_POOLING2D || kind == LAYER_KIND_AVERAGE_POOLING2D) && !a.strides_set)
         memcpy(l->strides, l->pool_size, sizeof(l->strides));
-    if (kind == LAYER_KIND_FLATTEN)
+    if (kind == LAYER_KIND_FLATTEN || (kind == LAYER_KIND_GLOBAL_AVERAGE_POOLING2D && !l->keepdims) ||
+        (kind == LAYER_KIND_GLOBAL_MAX_POOLING2D && !l->keepdims) ||
+        (kind == LAYER_KIND_RESHAPE && l->target_flat))
         st->flat = true;
+    else if (kind == LAYER_KIND_RESHAPE)
+        st->flat = false;
     st->json_index[idx] = ji;
     s->n_layers++;
     return 0;
@@ -685,12 +875,174 @@ static int name_layers(struct parse_state *st, struct diag *d)
     return 0;
 }
 
+/* ------------------------------------------------ functional graphs */
+
+/* The layer called name, or -1. */
+static int layer_by_name(const struct model_spec *s, const char *name)
+{
+    for (int i = 0; name && i < s->n_layers; i++)
+        if (strcmp(s->layers[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* [name, node_index, tensor_index(, kwargs)]: the layer it names (called
+ * once: node and tensor index 0), or a negative errno. */
+static int tensor_ref(const struct model_spec *s, const cJSON *it, const char *field,
+                      struct diag *d)
+{
+    int n = cJSON_IsArray(it) ? cJSON_GetArraySize(it) : 0, node, tensor;
+    if (n < 3 || n > 4 || !cJSON_IsString(it->child) ||
+        !json_int(it->child->next, 0, INT_MAX, &node) ||
+        !json_int(it->child->next->next, 0, INT_MAX, &tensor))
+        return diag_set(d, -EINVAL, field, "a tensor reference must be [layer_name, node_index, "
+                        "tensor_index]");
+    const char *name = it->child->valuestring;
+    int src = layer_by_name(s, name);
+    if (src < 0)
+        return diag_set(d, -EINVAL, field, "no layer is called \"%s\"", name);
+    if (node != 0 || tensor != 0)
+        return diag_set(d, -EINVAL, field, "layer \"%s\" node %d tensor %d: only layers called "
+                        "once with one output are supported (node and tensor index 0)", name,
+                        node, tensor);
+    if (n == 4) {
+        const cJSON *kw = it->child->next->next->next;
+        if (!cJSON_IsObject(kw) || kw->child)
+            return diag_set(d, -EINVAL, field, "call arguments (kwargs) are not supported");
+    }
+    return src;
+}
+
+/* A Keras 3 {"class_name": "__keras_tensor__", "config": {"keras_history":
+ * [name, node, tensor], ...}}. */
+static int keras_tensor_ref(const struct model_spec *s, const cJSON *it, const char *field,
+                            struct diag *d)
+{
+    const char *cls = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "class_name"));
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(it, "config");
+    const cJSON *hist = cJSON_GetObjectItemCaseSensitive(cfg, "keras_history");
+    if (!cls || strcmp(cls, "__keras_tensor__") != 0 || !hist)
+        return diag_set(d, -EINVAL, field, "an argument must be a __keras_tensor__ with a "
+                        "keras_history");
+    return tensor_ref(s, hist, field, d);
+}
+
+/* One layer's inbound_nodes in the tf.keras 2 form [[["name", 0, 0, {}], ...]]
+ * or the Keras 3 form [{"args": [tensor or [tensors]], "kwargs": {}}]. */
+static int parse_inbound(struct parse_state *st, int idx, struct diag *d)
+{
+    struct model_spec *s = st->s;
+    struct layer_config *l = &s->layers[idx];
+    const cJSON *nodes = st->inbound[idx];
+    char field[96];
+    snprintf(field, sizeof(field), "/config/layers/%d/inbound_nodes", st->json_index[idx]);
+    int n_nodes = cJSON_IsArray(nodes) ? cJSON_GetArraySize(nodes) : -1;
+    if (l->kind == LAYER_KIND_INPUT) {
+        if (nodes && n_nodes != 0)
+            return diag_set(d, -EINVAL, field, "layer \"%s\" (InputLayer): must be empty",
+                            l->name);
+        return 0;
+    }
+    if (n_nodes != 1)
+        return diag_set(d, -EINVAL, field, "layer \"%s\": %s", l->name,
+                        n_nodes < 0 ? "missing or not a list"
+                        : n_nodes == 0 ? "the layer is not connected (no inbound node)"
+                                       : "a layer called more than once (shared layer) is not "
+                                         "supported");
+    const cJSON *node = nodes->child, *refs = NULL;
+    bool k3 = cJSON_IsObject(node);
+    if (k3) {
+        const cJSON *args = cJSON_GetObjectItemCaseSensitive(node, "args");
+        const cJSON *kwargs = cJSON_GetObjectItemCaseSensitive(node, "kwargs");
+        for (const cJSON *k = kwargs ? kwargs->child : NULL; k; k = k->next)
+            if (!(strcmp(k->string, "mask") == 0 && cJSON_IsNull(k)))
+                return diag_set(d, -EINVAL, field, "layer \"%s\": call argument \"%s\" is not "
+                                "supported", l->name, k->string);
+        if (!cJSON_IsArray(args) || cJSON_GetArraySize(args) != 1 ||
+            (kwargs && !cJSON_IsObject(kwargs)))
+            return diag_set(d, -EINVAL, field, "layer \"%s\": a Keras 3 node must be {\"args\": "
+                            "[tensor or list of tensors], \"kwargs\": {}}", l->name);
+        refs = args->child;
+        if (cJSON_IsObject(refs)) { /* a single tensor */
+            int src = keras_tensor_ref(s, refs, field, d);
+            if (src < 0)
+                return src;
+            l->n_inputs = 1;
+            l->inputs[0] = src;
+            return 0;
+        }
+    } else {
+        refs = node;
+    }
+    int n = cJSON_IsArray(refs) ? cJSON_GetArraySize(refs) : 0;
+    if (n < 1 || n > LAYER_MAX_INPUTS)
+        return diag_set(d, -EINVAL, field, "layer \"%s\": 1 to %d input tensors needed", l->name,
+                        LAYER_MAX_INPUTS);
+    l->n_inputs = 0;
+    for (const cJSON *r = refs->child; r; r = r->next) {
+        int src = k3 ? keras_tensor_ref(s, r, field, d) : tensor_ref(s, r, field, d);
+        if (src < 0)
+            return src;
+        if (src >= idx)
+            return diag_set(d, -EINVAL, field, "layer \"%s\": its input \"%s\" comes after it "
+                            "in the layer list (the list must be in topological order, as "
+                            "Keras writes it)", l->name, s->layers[src].name);
+        l->inputs[l->n_inputs++] = src;
+    }
+    return 0;
+}
+
+/* input_layers / output_layers: [[name, 0, 0]] or [name, 0, 0]; one tensor. */
+static int parse_io_layers(struct parse_state *st, const cJSON *it, const char *key,
+                           struct diag *d)
+{
+    char field[64];
+    snprintf(field, sizeof(field), "/config/%s", key);
+    if (!it)
+        return diag_set(d, -EINVAL, field, "missing");
+    const cJSON *ref = it;
+    if (cJSON_IsArray(it) && cJSON_GetArraySize(it) == 1 && cJSON_IsArray(it->child))
+        ref = it->child;
+    else if (cJSON_IsArray(it) && cJSON_IsArray(it->child))
+        return diag_set(d, -EINVAL, field, "only models with one input and one output are "
+                        "supported");
+    return tensor_ref(st->s, ref, field, d);
+}
+
+/* Inputs of every layer from inbound_nodes; the model input must be the
+ * InputLayer (layer 0) and the output the last layer. */
+static int parse_links(struct parse_state *st, struct diag *d)
+{
+    struct model_spec *s = st->s;
+    if (s->layers[0].kind != LAYER_KIND_INPUT)
+        return diag_set(d, -EINVAL, "/config/layers/0", "a functional model starts with its "
+                        "InputLayer");
+    for (int i = 0; i < s->n_layers; i++) {
+        int err = parse_inbound(st, i, d);
+        if (err)
+            return err;
+    }
+    int in = parse_io_layers(st, st->input_layers, "input_layers", d);
+    if (in < 0)
+        return in;
+    if (in != 0)
+        return diag_set(d, -EINVAL, "/config/input_layers", "must name the InputLayer \"%s\"",
+                        s->layers[0].name);
+    int out = parse_io_layers(st, st->output_layers, "output_layers", d);
+    if (out < 0)
+        return out;
+    if (out != s->n_layers - 1)
+        return diag_set(d, -EINVAL, "/config/output_layers", "the output layer \"%s\" must be "
+                        "the last layer of the list", s->layers[out].name);
+    return 0;
+}
+
 static int parse_model_config(const cJSON *cfg, struct parse_state *st, struct diag *d)
 {
     const cJSON *layers = NULL;
     struct model_spec *s = st->s;
-    snprintf(s->name, sizeof(s->name), "sequential");
-    if (cJSON_IsArray(cfg)) { /* Keras <= 2.2: "config" is the layer list itself */
+    snprintf(s->name, sizeof(s->name), st->functional ? "functional" : "sequential");
+    if (cJSON_IsArray(cfg) && !st->functional) { /* Keras <= 2.2: "config" is the layer list itself */
         layers = cfg;
     } else if (cJSON_IsObject(cfg)) {
         const char *dup = duplicate_key(cfg);
@@ -723,9 +1075,15 @@ static int parse_model_config(const cJSON *cfg, struct parse_state *st, struct d
                 struct layer_ctx c = {d, 0, "Sequential"};
                 if (check_dtype(&c, key, it))
                     return diag_set(d, -EINVAL, "/config/dtype", "only float32 is supported");
+            } else if (st->functional && (strcmp(key, "input_layers") == 0 ||
+                                          strcmp(key, "output_layers") == 0)) {
+                if (key[0] == 'i')
+                    st->input_layers = it;
+                else
+                    st->output_layers = it;
             } else {
-                return diag_set(d, -EINVAL, "/config", "unknown key \"%s\" in the Sequential config",
-                                key);
+                return diag_set(d, -EINVAL, "/config", "unknown key \"%s\" in the %s config",
+                                key, st->functional ? "Functional" : "Sequential");
             }
         }
     } else {
@@ -748,7 +1106,10 @@ static int parse_model_config(const cJSON *cfg, struct parse_state *st, struct d
     }
     if (s->n_layers == 0)
         return diag_set(d, -EINVAL, "/config/layers", "the model has no layers");
-    return name_layers(st, d);
+    int err = name_layers(st, d);
+    if (!err && st->functional)
+        err = parse_links(st, d);
+    return err;
 }
 
 static int parse_root(const cJSON *root, struct parse_state *st, const int input_shape[3],
@@ -783,9 +1144,11 @@ static int parse_root(const cJSON *root, struct parse_state *st, const int input
     }
     if (!cls)
         return diag_set(d, -EINVAL, "/class_name", "missing or not a string");
-    if (strcmp(cls, "Sequential") != 0)
+    st->functional = strcmp(cls, "Functional") == 0 || strcmp(cls, "Model") == 0;
+    if (strcmp(cls, "Sequential") != 0 && !st->functional)
         return diag_set(d, -EINVAL, "/class_name",
-                        "only Sequential models are supported, got \"%s\"", cls);
+                        "only Sequential and Functional (Model) models are supported, got \"%s\"",
+                        cls);
     if (!cfg)
         return diag_set(d, -EINVAL, "/config", "missing");
     int err = parse_model_config(cfg, st, d);
@@ -793,6 +1156,7 @@ static int parse_root(const cJSON *root, struct parse_state *st, const int input
         return err;
 
     struct model_spec *s = st->s;
+    s->functional = st->functional;
     if (input_shape)
         memcpy(s->input_shape, input_shape, sizeof(s->input_shape));
     else if (st->have_input_layer_shape)
@@ -809,7 +1173,22 @@ static int parse_root(const cJSON *root, struct parse_state *st, const int input
     int(*shape)[3] = calloc((size_t)s->n_layers, sizeof(*shape));
     if (!shape)
         return diag_set(d, -ENOMEM, "", "out of memory");
-    err = model_spec_infer_shapes_at(s, st->json_index, shape, d);
+    bool *flat = calloc((size_t)s->n_layers, sizeof(bool));
+    err = flat ? model_spec_infer_shapes_flat(s, st->json_index, shape, flat, d)
+               : diag_set(d, -ENOMEM, "", "out of memory");
+    /* functional BatchNormalization: a positive axis must be the last one */
+    for (int i = 0; !err && st->functional && i < s->n_layers; i++) {
+        int src = model_spec_input(s, i, 0), axis = st->bn_axis[i];
+        if (s->layers[i].kind != LAYER_KIND_BATCH_NORMALIZATION || axis <= 0)
+            continue;
+        bool in_flat = src >= 0 && flat[src];
+        if (axis != (in_flat ? 1 : 3)) {
+            struct layer_ctx c = {d, st->json_index[i], "BatchNormalization"};
+            err = layer_err(&c, "axis", "axis %d is not the channels axis of its %s input (%d)",
+                            axis, in_flat ? "2-D" : "4-D", in_flat ? 1 : 3);
+        }
+    }
+    free(flat);
     free(shape);
     return err;
 }

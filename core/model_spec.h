@@ -35,8 +35,22 @@ enum layer_kind {
     LAYER_KIND_AVERAGE_POOLING2D,
     LAYER_KIND_DROPOUT,
     LAYER_KIND_FLATTEN,
+    LAYER_KIND_GLOBAL_AVERAGE_POOLING2D,
+    LAYER_KIND_GLOBAL_MAX_POOLING2D,
+    LAYER_KIND_ZERO_PADDING2D,
+    LAYER_KIND_RELU,           /* ReLU(max_value, negative_slope, threshold) */
+    LAYER_KIND_LEAKY_RELU,     /* LeakyReLU(negative_slope / alpha) */
+    LAYER_KIND_ELU,            /* ELU(alpha) */
+    LAYER_KIND_SOFTMAX,        /* Softmax(axis=-1) */
+    LAYER_KIND_RESCALING,      /* x * scale + offset */
+    LAYER_KIND_RESHAPE,
+    LAYER_KIND_SPATIAL_DROPOUT2D,
+    LAYER_KIND_INPUT,          /* a functional model's InputLayer (its output is the input) */
+    LAYER_KIND_ADD,
+    LAYER_KIND_CONCATENATE,    /* on the channels axis */
+    LAYER_KIND_DEPTHWISE_CONV2D,
 };
-#define N_LAYER_KINDS 8
+#define N_LAYER_KINDS 22
 
 enum activation_kind {
     ACTIVATION_KIND_LINEAR,
@@ -44,13 +58,28 @@ enum activation_kind {
     ACTIVATION_KIND_SIGMOID,
     ACTIVATION_KIND_TANH,
     ACTIVATION_KIND_SOFTMAX,
+    ACTIVATION_KIND_ELU,          /* alpha 1 */
+    ACTIVATION_KIND_SELU,
+    ACTIVATION_KIND_GELU,         /* exact (erf), Keras' default approximate=False */
+    ACTIVATION_KIND_SWISH,        /* x * sigmoid(x), also called silu */
+    ACTIVATION_KIND_SOFTPLUS,
+    ACTIVATION_KIND_HARD_SIGMOID, /* Keras 3: relu6(x + 3) / 6 */
+    ACTIVATION_KIND_LEAKY_RELU,   /* negative_slope 0.2 */
 };
+#define N_ACTIVATION_KINDS 12
+
+/* Activations whose derivative needs the input, not only the output. */
+static inline int activation_kind_needs_input(int a)
+{
+    return a == ACTIVATION_KIND_GELU || a == ACTIVATION_KIND_SWISH;
+}
 
 enum padding_kind {
     PADDING_KIND_VALID,
     PADDING_KIND_SAME,
 };
 
+#define LAYER_MAX_INPUTS 8
 /* Initializer slots of a layer config: its weights, in Keras order. */
 #define LAYER_INIT_SLOTS 4
 
@@ -60,6 +89,7 @@ struct layer_config {
     char name[64];                   /* Keras name: conv2d, conv2d_1, batch_normalization, ... */
     enum activation_kind activation; /* Conv2D, Dense, Activation; LINEAR otherwise */
     int filters;                     /* Conv2D */
+    int depth_multiplier;            /* DepthwiseConv2D (1) */
     int units;                       /* Dense */
     int kernel_size[2];              /* Conv2D (kh, kw) */
     int pool_size[2];                /* pooling (ph, pw) */
@@ -68,7 +98,20 @@ struct layer_config {
     bool use_bias;                   /* Conv2D, Dense (default true) */
     float momentum;                  /* BatchNormalization (0.99) */
     float epsilon;                   /* BatchNormalization (1e-3) */
-    float rate;                      /* Dropout */
+    float rate;                      /* Dropout, SpatialDropout2D */
+    float alpha;                     /* ReLU/LeakyReLU negative_slope, ELU alpha */
+    float max_value;                 /* ReLU (INFINITY = none) */
+    float threshold;                 /* ReLU */
+    float scale, offset;             /* Rescaling */
+    int pad[4];                      /* ZeroPadding2D (top, bottom, left, right) */
+    int target_shape[3];             /* Reshape: (H, W, C), (1, 1, C) for a 1-D target */
+    bool target_flat;                /* Reshape: a 1-D target (a flat Keras tensor) */
+    bool keepdims;                   /* global pooling */
+    /* Functional models: the layers whose outputs this layer takes, as indices
+     * of earlier layers (n_inputs 0 in a Sequential spec: the previous layer;
+     * Add and Concatenate take 2 or more). */
+    int n_inputs;
+    int inputs[LAYER_MAX_INPUTS];
     bool frozen;                     /* Keras trainable=False: no weight is trained, and a
                                         BatchNormalization runs in inference mode */
     struct initializer init[LAYER_INIT_SLOTS]; /* one per weight in Keras order: Conv2D and
@@ -77,9 +120,13 @@ struct layer_config {
                                                   INIT_DEFAULT (zeroed) is Keras' default */
 };
 
-/* A Sequential model's description. */
+/* A Sequential or functional model's description.  A functional spec's
+ * layer 0 is its InputLayer (LAYER_KIND_INPUT), every layer names its inputs,
+ * the layers are in Keras' order (topological: inputs come first) and the
+ * last layer is the output. */
 struct model_spec {
     char name[64];          /* Keras model name, "sequential" by default */
+    bool functional;        /* class_name Functional / Model */
     int input_shape[3];     /* (H, W, C) */
     int n_layers;
     struct layer_config *layers; /* owned */
@@ -102,6 +149,10 @@ const char *layer_init_slot_name(enum layer_kind kind, int slot);
 void layer_config_init(struct layer_config *l, enum layer_kind kind);
 /* Keras' automatic name of the count-th layer of a kind: conv2d, conv2d_1, ... */
 void layer_auto_name(char *buf, size_t size, enum layer_kind kind, int count);
+/* The number of inputs of layer i and its k-th input: an index of an earlier
+ * layer, or -1 for the model's input. */
+int model_spec_n_inputs(const struct model_spec *spec, int i);
+int model_spec_input(const struct model_spec *spec, int i, int k);
 
 /* --- model_shape.c: the validator ----------------------------------------- */
 
@@ -120,6 +171,10 @@ int model_spec_infer_shapes(const struct model_spec *spec, int (*ret_out_shapes)
  * InputLayer; out (n_layers, 3) may be written on failure too. */
 int model_spec_infer_shapes_at(const struct model_spec *spec, const int *json_index,
                                int (*out)[3], struct diag *d);
+/* The same, also telling which outputs are flat Keras tensors (N, features)
+ * (ret_flat (n_layers), may be NULL). */
+int model_spec_infer_shapes_flat(const struct model_spec *spec, const int *json_index,
+                                 int (*out)[3], bool *ret_flat, struct diag *d);
 /* Keras model.count_params(): all variables (ret_total) and the trainable
  * ones (ret_trainable, Keras "Trainable params"); either may be NULL. */
 int model_spec_count_params(const struct model_spec *spec, size_t *ret_total,

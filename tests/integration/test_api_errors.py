@@ -112,7 +112,7 @@ BAD_SPECS = [
     ("unknown-model", with_("/model", "resnet9000"), "/model"),
     ("missing-model", without("/model"), "/model"),
     ("bad-inline-model", with_("/model", {"class_name": "Functional", "config": {}}),
-     ("/model", "/model/class_name")),
+     ("/model", "/model/config/layers")),
     ("unknown-optimizer-name", with_("/optimizer/name", "lion"), "/optimizer/name"),
     ("mode-bogus", ckpt(mode="largest"), "/checkpoints/0/mode"),
     ("mode-auto-unguessable", ckpt(monitor="val_auc", mode="auto"),

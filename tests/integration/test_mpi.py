@@ -2,7 +2,8 @@
 # -Dmpi): the real binary as rank 0 (`traind run`, or the daemon) with worker
 # ranks, checked against one process:
 #   - R ranks x 1 thread end bit-identical to 1 process x R threads (2 ranks,
-#     and 3 for an uneven split of the batch), MiniVGGNet with BN and Dropout;
+#     and 3 for an uneven split of the batch), MiniVGGNet with BN and Dropout,
+#     and a functional graph (ResNet-20) on 2 ranks;
 #   - 2 ranks x 2 threads: bit-identical run to run, within 1e-5 (relative,
 #     per weight array) of 1 process x 1 thread after 20 steps (of a model
 #     whose training is not chaotic in rounding, see plain());
@@ -90,6 +91,17 @@ def test_ranks_equal_threads_bit_for_bit(tmp_path, ranks):
     code, err, single = run(tmp_path, "single", spec(threads=ranks))
     assert code == 0, err
     code, err, multi = run(tmp_path, "mpi", spec(threads=1), ranks=ranks)
+    assert code == 0, err
+    assert_identical(multi, single)
+
+
+def test_functional_model_ranks_equal_threads_bit_for_bit(tmp_path):
+    """A functional graph (the built-in ResNet-20: Add, fan-out, BN, GAP)
+    over 2 ranks x 1 thread ends bit-identical to 1 process x 2 threads."""
+    job = spec(model="resnet20", steps=2, epochs=1)
+    code, err, single = run(tmp_path, "single", dict(job, threads=2))
+    assert code == 0, err
+    code, err, multi = run(tmp_path, "mpi", dict(job, threads=1), ranks=2)
     assert code == 0, err
     assert_identical(multi, single)
 

@@ -49,6 +49,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from torch_ref_io import write_fixture
+
 N, H, W, C, CLASSES = 6, 12, 12, 3, 10
 BN_MOMENTUM, BN_EPS = 0.99, 1e-3
 LABELS = [3, 1, 4, 1, 5, 9]
@@ -204,41 +206,10 @@ def main():
         else:
             assert not np.allclose(rv.numpy(), moving[lname][1], rtol=1e-9, atol=0)
 
-    # ---- write
-    manifest = ["# MiniVGGNet reference, see tests/reference/gen_torch_reference.py",
-                f"torch {torch.__version__}",
-                f"input {N} {H} {W} {C}",
-                f"classes {CLASSES}",
-                f"loss {float(loss.item())!r}"]
-
-    def put(fname, arr):
-        a = np.ascontiguousarray(arr, dtype="<f4")
-        with open(os.path.join(out, fname), "wb") as f:
-            f.write(a.tobytes())
-        manifest.append(f"file {fname} {a.size}")
-
-    put("x.f32", x)
-    put("y.f32", y)
-    put("probs.f32", probs)
-    put("probs_eval.f32", probs_eval)
-    for lname, ws in layers:
-        for wname, arr, trainable in ws:
-            put(f"w.{lname}.{wname}.f32", arr)
-            if trainable:
-                g = P[(lname, wname)].grad
-                if wname == "kernel" and g.dim() == 4:
-                    g = g.permute(2, 3, 1, 0)  # OIHW -> HWIO
-                elif wname == "kernel":
-                    g = g.t()
-                put(f"g.{lname}.{wname}.f32", g.numpy())
-        if lname in moving:
-            put(f"m.{lname}.moving_mean.f32", moving[lname][0])
-            put(f"m.{lname}.moving_variance.f32", moving[lname][1])
-            put(f"e.{lname}.moving_mean.f32", eval_stats[lname][0])
-            put(f"e.{lname}.moving_variance.f32", eval_stats[lname][1])
-    with open(os.path.join(out, "manifest.txt"), "w") as f:
-        f.write("\n".join(manifest) + "\n")
-    print(f"loss {loss.item():.6f}; wrote {len(manifest) - 5} files to {out}")
+    title = "MiniVGGNet reference, see tests/reference/gen_torch_reference.py"
+    count = write_fixture(out, title, torch.__version__, (N, H, W, C), CLASSES, loss.item(),
+                          x, y, probs, probs_eval, layers, P, moving, eval_stats)
+    print(f"loss {loss.item():.6f}; wrote {count} files to {out}")
 
 
 if __name__ == "__main__":

@@ -517,12 +517,29 @@ static void test_heads(void)
         img[i] = (uint8_t)((i * 53 + 17) % 256);
     for (size_t ci = 0; ci < sizeof(cases) / sizeof(cases[0]); ci++) {
         const struct head_case *c = &cases[ci];
-        for (int threads = 1; threads <= 2; threads++) {
-            struct layer_config L[2] = {lc(LAYER_KIND_FLATTEN, "flatten"),
+        for (int run = 0; run < 4; run++) {
+            int threads = 1 + run % 2;
+            /* runs 2 and 3: the same head in a functional model, a softmax
+             * as a Softmax layer after a linear Dense */
+            bool functional = run >= 2;
+            struct layer_config L[4] = {lc(LAYER_KIND_FLATTEN, "flatten"),
                                         lc(LAYER_KIND_DENSE, "dense")};
-            L[1].units = HK;
-            L[1].activation = c->act;
-            struct model_spec spec = {.name = "s", .input_shape = {1, 1, HF}, .n_layers = 2,
+            int dl = 1, n_layers = 2;
+            if (functional) {
+                L[0] = lc(LAYER_KIND_INPUT, "input_1");
+                L[1] = lc(LAYER_KIND_FLATTEN, "flatten"), L[1].n_inputs = 1, L[1].inputs[0] = 0;
+                L[2] = lc(LAYER_KIND_DENSE, "dense"), L[2].n_inputs = 1, L[2].inputs[0] = 1;
+                dl = 2, n_layers = 3;
+            }
+            L[dl].units = HK;
+            L[dl].activation = c->act;
+            if (functional && c->act == ACTIVATION_KIND_SOFTMAX) {
+                L[dl].activation = ACTIVATION_KIND_LINEAR;
+                L[3] = lc(LAYER_KIND_SOFTMAX, "softmax"), L[3].n_inputs = 1, L[3].inputs[0] = 2;
+                n_layers = 4;
+            }
+            struct model_spec spec = {.name = "s", .functional = functional,
+                                      .input_shape = {1, 1, HF}, .n_layers = n_layers,
                                       .layers = L};
             struct model *m = NULL;
             struct diag d = {0};
@@ -532,8 +549,8 @@ static void test_heads(void)
             struct model_head h = {.loss = c->loss, .metric = c->metric,
                                    .class_weight = c->weighted ? cw : NULL};
             CHECK_MSG(model_set_head(m, &h, &d) == 0, "%s: %s %s", c->what, d.field, d.message);
-            float *W = m->params + m->layers[1].weights[0].offset;
-            float *b = m->params + m->layers[1].weights[1].offset;
+            float *W = m->params + m->layers[dl].weights[0].offset;
+            float *b = m->params + m->layers[dl].weights[1].offset;
             for (int k = 0; k < HF * HK; k++)
                 W[k] = (float)(0.9 * sin(1.7 * k + 0.3 * (double)ci));
             for (int j = 0; j < HK; j++)
@@ -573,14 +590,14 @@ static void test_heads(void)
                         dW[f * HK + j] += x[f] * w * g[j] / HN;
                 }
             }
-            CHECK_MSG(close_to(loss, want_loss), "%s: loss %.9g, Keras %.9g", c->what, loss,
+            CHECK_MSG(close_to(loss, want_loss), "%s, run %d: loss %.9g, Keras %.9g", c->what, run, loss,
                       want_loss);
             CHECK_MSG(close_to(loss_sum, want_unweighted), "%s: evaluate %.9g, Keras %.9g",
                       c->what, loss_sum, want_unweighted);
             CHECK_MSG(close_to(metric, want_metric) && close_to(emetric, want_metric),
                       "%s: metric %.9g / %.9g, Keras %.9g", c->what, metric, emetric, want_metric);
-            const float *gW = m->grads + m->layers[1].weights[0].offset;
-            const float *gb = m->grads + m->layers[1].weights[1].offset;
+            const float *gW = m->grads + m->layers[dl].weights[0].offset;
+            const float *gb = m->grads + m->layers[dl].weights[1].offset;
             for (int k = 0; k < HF * HK; k++)
                 CHECK_MSG(close_to(gW[k], dW[k]), "%s: dW[%d] %.9g, Keras %.9g", c->what, k,
                           gW[k], dW[k]);

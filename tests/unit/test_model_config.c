@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,16 @@ static bool spec_equal(const struct model_spec *a, const struct model_spec *b)
                     x->pool_size[1] == y->pool_size[1] && x->strides[0] == y->strides[0] &&
                     x->strides[1] == y->strides[1] && x->padding == y->padding &&
                     x->use_bias == y->use_bias && x->momentum == y->momentum &&
-                    x->epsilon == y->epsilon && x->rate == y->rate && x->frozen == y->frozen;
+                    x->epsilon == y->epsilon && x->rate == y->rate && x->alpha == y->alpha &&
+                    x->max_value == y->max_value && x->threshold == y->threshold &&
+                    x->scale == y->scale && x->offset == y->offset &&
+                    memcmp(x->pad, y->pad, sizeof(x->pad)) == 0 &&
+                    memcmp(x->target_shape, y->target_shape, sizeof(x->target_shape)) == 0 &&
+                    x->target_flat == y->target_flat && x->keepdims == y->keepdims &&
+                    x->frozen == y->frozen &&
+                    model_spec_n_inputs(a, i) == model_spec_n_inputs(b, i);
+        for (int k = 0; same && k < model_spec_n_inputs(a, i); k++)
+            same = model_spec_input(a, i, k) == model_spec_input(b, i, k);
         for (int k = 0; k < LAYER_INIT_SLOTS && same; k++) {
             const char *w = layer_init_slot_name(x->kind, k);
             char ix[512], iy[512];
@@ -140,6 +150,69 @@ static void test_minivggnet_keras_counts(void)
     model_spec_free(&s);
 }
 
+/* resnet20 (He et al. 2016, CIFAR ResNet-20 as the Keras example builds it)
+ * on 32x32x3, 10 classes, counted by hand:
+ *   stem:    Conv2D 3*3*3*16 + 16 = 448, BN 4*16 = 64
+ *   stage 1: 3 blocks of 2 x (Conv2D 3*3*16*16 + 16 = 2320, BN 64) = 3 * 4768 = 14304
+ *   stage 2: block 1: Conv2D 3*3*16*32 + 32 = 4640, BN 128, Conv2D 3*3*32*32 + 32
+ *            = 9248, BN 128, shortcut Conv2D 1*1*16*32 + 32 = 544: 14688;
+ *            blocks 2, 3: 2 x (9248 + 128) = 18752 each: 52192 in all
+ *   stage 3: block 1: 18496 + 256 + 36928 + 256 + 2112 = 58048; blocks 2, 3:
+ *            2 x (36928 + 256) = 74368 each: 206784 in all
+ *   Dense 64*10 + 10 = 650
+ * total 448 + 64 + 14304 + 52192 + 206784 + 650 = 274442, of which the 19
+ * BN layers' moving statistics, 2 * (16 * 7 + 32 * 6 + 64 * 6) = 1376, are
+ * not trainable: 273066 trainable.  These are the "Total params: 274,442,
+ * Trainable params: 273,066, Non-trainable params: 1,376" of the Keras
+ * example's model.summary() for ResNet20 v1. */
+static void test_resnet20(void)
+{
+    struct diag d = {0};
+    struct model_spec s;
+    size_t total = 0, trainable = 0;
+    CHECK_INT_EQ(model_spec_builtin(&s, "resnet20", (const int[3]){32, 32, 3}, 10, &d), 0);
+    CHECK(s.functional);
+    CHECK_INT_EQ(model_spec_count_params(&s, &total, &trainable, &d), 0);
+    CHECK_INT_EQ(total, conv_params(3, 3, 3, 16) + 64 + 3 * 2 * (conv_params(3, 3, 16, 16) + 64) +
+                            conv_params(3, 3, 16, 32) + conv_params(3, 3, 32, 32) +
+                            conv_params(1, 1, 16, 32) + 2 * 128 +
+                            2 * 2 * (conv_params(3, 3, 32, 32) + 128) +
+                            conv_params(3, 3, 32, 64) + conv_params(3, 3, 64, 64) +
+                            conv_params(1, 1, 32, 64) + 2 * 256 +
+                            2 * 2 * (conv_params(3, 3, 64, 64) + 256) + dense_params(64, 10));
+    CHECK_INT_EQ(total, 274442);
+    CHECK_INT_EQ(trainable, 273066);
+    /* Keras' names and model.layers order: the input, the stem, and the
+     * first block of stage 2 with its 1x1 shortcut after the second conv */
+    static const char *const head[] = {"input_1", "conv2d", "batch_normalization", "activation",
+                                       "conv2d_1"};
+    for (int i = 0; i < 5 && i < s.n_layers; i++)
+        CHECK_STR_EQ(s.layers[i].name, head[i]);
+    static const char *const block[] = {"conv2d_7", "batch_normalization_7", "activation_7",
+                                        "conv2d_8", "conv2d_9", "batch_normalization_8", "add_3",
+                                        "activation_8"};
+    int at = -1;
+    for (int i = 0; i < s.n_layers; i++)
+        if (strcmp(s.layers[i].name, "conv2d_7") == 0)
+            at = i;
+    CHECK(at > 0 && at + 8 <= s.n_layers);
+    for (int i = 0; at > 0 && i < 8; i++)
+        CHECK_STR_EQ(s.layers[at + i].name, block[i]);
+    if (at > 0) {
+        CHECK_INT_EQ(s.layers[at + 4].strides[0], 2);        /* the 1x1 shortcut */
+        CHECK_INT_EQ(model_spec_input(&s, at + 4, 0), at - 1); /* from the stage input */
+        CHECK_INT_EQ(model_spec_input(&s, at + 6, 0), at + 4); /* add [shortcut, bn] */
+        CHECK_INT_EQ(model_spec_input(&s, at + 6, 1), at + 5);
+    }
+    CHECK_STR_EQ(s.layers[s.n_layers - 1].name, "dense");
+    model_spec_free(&s);
+    /* on Fashion-MNIST's 28x28x1 (28 -> 14 -> 7) only the stem conv changes: 3*3*1*16 + 16 */
+    CHECK_INT_EQ(model_spec_builtin(&s, "resnet20", (const int[3]){28, 28, 1}, 10, &d), 0);
+    CHECK_INT_EQ(model_spec_count_params(&s, &total, NULL, &d), 0);
+    CHECK_INT_EQ(total, 274442 - 448 + 160);
+    model_spec_free(&s);
+}
+
 static void test_other_builtin_counts(void)
 {
     struct diag d = {0};
@@ -203,7 +276,7 @@ static void test_other_builtin_counts(void)
     int n = 0;
     while (names[n])
         n++;
-    CHECK_INT_EQ(n, 4);
+    CHECK_INT_EQ(n, 5);
     CHECK_INT_EQ(model_spec_builtin(&s, "resnet50", (const int[3]){28, 28, 1}, 10, &d), -EINVAL);
     CHECK(strstr(d.message, "resnet50") != NULL);
     CHECK_INT_EQ(model_spec_builtin(&s, "mlp", NULL, 10, &d), -EINVAL);
@@ -303,7 +376,8 @@ static void test_round_trip(void)
             cJSON *root = cJSON_Parse(json);
             CHECK(root != NULL);
             const cJSON *layers = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "config"), "layers");
-            CHECK_INT_EQ(cJSON_GetArraySize(layers), s.n_layers + 1);
+            /* a Sequential config adds the InputLayer; a functional spec has it */
+            CHECK_INT_EQ(cJSON_GetArraySize(layers), s.n_layers + !s.functional);
             CHECK_STR_EQ(cJSON_GetStringValue(cJSON_GetObjectItem(root, "keras_version")), "2.15.0");
             cJSON_Delete(root);
 
@@ -502,6 +576,276 @@ static void test_input_shape_sources(void)
 
 /* Parse the fixture with layer `ji`'s config key set to `value` (a JSON text;
  * NULL removes the key) and expect -EINVAL naming `field` and `needle`. */
+static void expect_error(const char *json, const char *field, const char *needle);
+
+/* The residual model of tests/fixtures/models/residual_*.json, as tf.keras
+ * 2.15 and Keras 3 print it (written by hand in their formats):
+ *   input (28, 28, 1) -> conv2d (8, 3x3, stride 2, relu) -> batch_normalization
+ *   -> conv2d_1 (8, 3x3) -> batch_normalization_1 -> add [bn_1, bn] -> re_lu
+ *   -> concatenate [re_lu, bn] -> global_average_pooling2d -> dense (10, softmax) */
+static void check_residual(const struct model_spec *s, const char *input_name)
+{
+    CHECK(s->functional);
+    CHECK_INT_EQ(s->n_layers, 10);
+    if (s->n_layers != 10)
+        return;
+    CHECK_INT_EQ(s->layers[0].kind, LAYER_KIND_INPUT);
+    CHECK_STR_EQ(s->layers[0].name, input_name);
+    CHECK_INT_EQ(s->input_shape[0], 28);
+    CHECK_INT_EQ(s->input_shape[2], 1);
+    CHECK_INT_EQ(s->layers[1].strides[0], 2);
+    CHECK_INT_EQ(s->layers[5].kind, LAYER_KIND_ADD);
+    CHECK_INT_EQ(model_spec_n_inputs(s, 5), 2);
+    CHECK_INT_EQ(model_spec_input(s, 5, 0), 4);
+    CHECK_INT_EQ(model_spec_input(s, 5, 1), 2);
+    CHECK_INT_EQ(s->layers[6].kind, LAYER_KIND_RELU);
+    CHECK(isinf(s->layers[6].max_value));
+    CHECK_INT_EQ(s->layers[7].kind, LAYER_KIND_CONCATENATE);
+    CHECK_INT_EQ(model_spec_input(s, 7, 0), 6);
+    CHECK_INT_EQ(model_spec_input(s, 7, 1), 2);
+    CHECK_INT_EQ(model_spec_input(s, 8, 0), 7);
+    int shape[10][3];
+    struct diag d = {0};
+    CHECK_INT_EQ(model_spec_infer_shapes(s, shape, &d), 0);
+    CHECK_INT_EQ(shape[7][2], 16);
+    CHECK_INT_EQ(shape[8][0] * shape[8][1] * shape[8][2], 16);
+    /* Keras' count: conv2d 3*3*1*8 + 8 = 80, batch_normalization 4*8 = 32
+     * (16 trainable), conv2d_1 3*3*8*8 + 8 = 584, batch_normalization_1 32
+     * (16), dense 16*10 + 10 = 170: 898 in all, 32 of them not trainable */
+    size_t total = 0, trainable = 0;
+    CHECK_INT_EQ(model_spec_count_params(s, &total, &trainable, &d), 0);
+    CHECK_INT_EQ(total, 898);
+    CHECK_INT_EQ(trainable, 866);
+    CHECK_INT_EQ(model_spec_output_classes(s, &d), 10);
+}
+
+static void test_functional_fixtures(void)
+{
+    struct model_spec a, b, c;
+    struct diag d = {0};
+    char *tf = read_text("tests/fixtures/models/residual_tf215.json");
+    char *k3 = read_text("tests/fixtures/models/residual_keras3.json");
+    CHECK(tf && k3);
+    if (!tf || !k3) {
+        free(tf), free(k3);
+        return;
+    }
+    int rc = model_spec_parse_json(&a, tf, strlen(tf), NULL, &d);
+    CHECK_MSG(rc == 0, "tf.keras 2: %s %s", d.field, d.message);
+    int rc2 = model_spec_parse_json(&b, k3, strlen(k3), NULL, &d);
+    CHECK_MSG(rc2 == 0, "Keras 3: %s %s", d.field, d.message);
+    if (rc == 0)
+        check_residual(&a, "input_1");
+    if (rc2 == 0)
+        check_residual(&b, "input_layer");
+    if (rc == 0 && rc2 == 0) {
+        /* the two forms describe the same model */
+        snprintf(b.name, sizeof(b.name), "%s", a.name);
+        snprintf(b.layers[0].name, sizeof(b.layers[0].name), "%s", a.layers[0].name);
+        CHECK(spec_equal(&a, &b));
+    }
+    if (rc == 0) {
+        /* written back as a tf.keras 2 Functional config that reads the same */
+        char *json = model_spec_to_json(&a);
+        CHECK(json && strstr(json, "\"class_name\": \"Functional\"") &&
+              strstr(json, "\"inbound_nodes\": [[[\"batch_normalization_1\", 0, 0, {}], "
+                           "[\"batch_normalization\", 0, 0, {}]]]") &&
+              strstr(json, "\"output_layers\": [[\"dense\", 0, 0]]"));
+        rc = json ? model_spec_parse_json(&c, json, strlen(json), NULL, &d) : -1;
+        CHECK_MSG(rc == 0, "round trip: %s %s", d.field, d.message);
+        if (rc == 0) {
+            CHECK(spec_equal(&a, &c));
+            char *again = model_spec_to_json(&c);
+            CHECK(again && json && strcmp(again, json) == 0);
+            free(again);
+            model_spec_free(&c);
+        }
+        free(json);
+        model_spec_free(&a);
+    }
+    if (rc2 == 0)
+        model_spec_free(&b);
+    free(tf), free(k3);
+}
+
+/* The fixture with one change made by edit(root), expected to fail at field
+ * with a message containing needle. */
+static void functional_error(const char *rel, void (*edit)(cJSON *layers, cJSON *cfg),
+                             const char *field, const char *needle)
+{
+    char *fx = read_text(rel);
+    cJSON *root = fx ? cJSON_Parse(fx) : NULL;
+    free(fx);
+    CHECK(root != NULL);
+    if (!root)
+        return;
+    cJSON *cfg = cJSON_GetObjectItem(root, "config");
+    edit(cJSON_GetObjectItem(cfg, "layers"), cfg);
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    expect_error(json, field, needle);
+    free(json);
+}
+
+/* tf.keras 2 form: layer 5 (add) takes [[bn_1], [bn]] */
+static void edit_unknown_input(cJSON *layers, cJSON *cfg)
+{
+    cJSON *node = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 5),
+                                                         "inbound_nodes"), 0);
+    cJSON_ReplaceItemInArray(cJSON_GetArrayItem(node, 1), 0, cJSON_CreateString("nope"));
+}
+
+static void edit_shared_layer(cJSON *layers, cJSON *cfg)
+{
+    cJSON *nodes = cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 3), "inbound_nodes");
+    cJSON_AddItemToArray(nodes, cJSON_Duplicate(cJSON_GetArrayItem(nodes, 0), true));
+}
+
+static void edit_later_input(cJSON *layers, cJSON *cfg)
+{
+    cJSON *node = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 3),
+                                                         "inbound_nodes"), 0);
+    cJSON_ReplaceItemInArray(cJSON_GetArrayItem(node, 0), 0, cJSON_CreateString("re_lu"));
+}
+
+static void edit_output_not_last(cJSON *layers, cJSON *cfg)
+{
+    cJSON *out = cJSON_GetArrayItem(cJSON_GetObjectItem(cfg, "output_layers"), 0);
+    cJSON_ReplaceItemInArray(out, 0, cJSON_CreateString("re_lu"));
+}
+
+static void edit_add_shapes(cJSON *layers, cJSON *cfg)
+{
+    /* conv2d_1 with 4 filters: Add of (14, 14, 4) and (14, 14, 8) */
+    cJSON *c = cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 3), "config");
+    cJSON_ReplaceItemInObject(c, "filters", cJSON_CreateNumber(4));
+}
+
+static void edit_bad_key(cJSON *layers, cJSON *cfg)
+{
+    cJSON *c = cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 7), "config");
+    cJSON_ReplaceItemInObject(c, "axis", cJSON_CreateNumber(1));
+}
+
+/* Keras 3 form: a call argument that is not supported */
+static void edit_k3_kwargs(cJSON *layers, cJSON *cfg)
+{
+    cJSON *node = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 2),
+                                                         "inbound_nodes"), 0);
+    cJSON_AddItemToObject(cJSON_GetObjectItem(node, "kwargs"), "training", cJSON_CreateFalse());
+}
+
+static void edit_k3_history(cJSON *layers, cJSON *cfg)
+{
+    cJSON *node = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(layers, 6),
+                                                         "inbound_nodes"), 0);
+    cJSON *t = cJSON_GetArrayItem(cJSON_GetObjectItem(node, "args"), 0);
+    cJSON_DeleteItemFromObject(cJSON_GetObjectItem(t, "config"), "keras_history");
+}
+
+static void test_functional_errors(void)
+{
+    const char *tf = "tests/fixtures/models/residual_tf215.json";
+    const char *k3 = "tests/fixtures/models/residual_keras3.json";
+    functional_error(tf, edit_unknown_input, "/config/layers/5/inbound_nodes", "\"nope\"");
+    functional_error(tf, edit_shared_layer, "/config/layers/3/inbound_nodes", "shared layer");
+    functional_error(tf, edit_later_input, "/config/layers/3/inbound_nodes", "topological");
+    functional_error(tf, edit_output_not_last, "/config/output_layers", "last layer");
+    functional_error(tf, edit_add_shapes, "/config/layers/5", "Add needs equal shapes");
+    functional_error(tf, edit_bad_key, "/config/layers/7/config/axis", "last axis");
+    functional_error(k3, edit_k3_kwargs, "/config/layers/2/inbound_nodes", "training");
+    functional_error(k3, edit_k3_history, "/config/layers/6/inbound_nodes", "keras_history");
+    /* BatchNormalization after a flat tensor: tf.keras writes axis [1] */
+    static const char bn_fmt[] =
+        "{\"class_name\": \"Functional\", \"config\": {\"layers\": ["
+        "{\"class_name\": \"InputLayer\", \"config\": {\"batch_input_shape\": [null, 4, 4, 2], "
+        "\"name\": \"input_1\"}, \"name\": \"input_1\", \"inbound_nodes\": []}, "
+        "{\"class_name\": \"GlobalAveragePooling2D\", \"config\": {\"name\": \"gap\"}, "
+        "\"name\": \"gap\", \"inbound_nodes\": [[[\"input_1\", 0, 0, {}]]]}, "
+        "{\"class_name\": \"BatchNormalization\", \"config\": {\"name\": \"bn\", \"axis\": [%d]}, "
+        "\"name\": \"bn\", \"inbound_nodes\": [[[\"gap\", 0, 0, {}]]]}, "
+        "{\"class_name\": \"Dense\", \"config\": {\"name\": \"dense\", \"units\": 3, "
+        "\"activation\": \"softmax\"}, \"name\": \"dense\", \"inbound_nodes\": [[[\"bn\", 0, 0, {}]]]}], "
+        "\"input_layers\": [[\"input_1\", 0, 0]], \"output_layers\": [[\"dense\", 0, 0]]}}";
+    char bn_json[sizeof(bn_fmt) + 8];
+    struct model_spec p;
+    struct diag d = {0};
+    snprintf(bn_json, sizeof(bn_json), bn_fmt, 1);
+    int rc = model_spec_parse_json(&p, bn_json, strlen(bn_json), NULL, &d);
+    CHECK_MSG(rc == 0, "BN axis [1] after a flat tensor: %s %s", d.field, d.message);
+    if (rc == 0)
+        model_spec_free(&p);
+    snprintf(bn_json, sizeof(bn_json), bn_fmt, 3);
+    expect_error(bn_json, "/config/layers/2/config/axis", "2-D");
+    /* Add joins tensors: a Sequential model cannot hold one */
+    expect_error("{\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"class_name\": "
+                 "\"Add\", \"config\": {}}]}}", "/config/layers/0", "functional");
+}
+
+/* Every new layer and activation through model_spec_to_json and back. */
+static void test_new_layers_round_trip(void)
+{
+    struct layer_config L[24];
+    int k = 0;
+    layer_config_init(&L[k++], LAYER_KIND_RESCALING);
+    L[0].scale = 1.0f / 255.0f, L[0].offset = -0.5f;
+    layer_config_init(&L[k], LAYER_KIND_ZERO_PADDING2D);
+    L[k].pad[0] = 1, L[k].pad[1] = 2, L[k].pad[2] = 3, L[k++].pad[3] = 0;
+    layer_config_init(&L[k], LAYER_KIND_CONV2D);
+    L[k].filters = 4, L[k].kernel_size[0] = L[k].kernel_size[1] = 3;
+    L[k++].activation = ACTIVATION_KIND_GELU;
+    layer_config_init(&L[k], LAYER_KIND_RELU);
+    L[k].max_value = 6.0f, L[k].alpha = 0.1f, L[k++].threshold = 0.5f;
+    layer_config_init(&L[k++], LAYER_KIND_LEAKY_RELU);
+    layer_config_init(&L[k], LAYER_KIND_ELU);
+    L[k++].alpha = 0.5f;
+    layer_config_init(&L[k], LAYER_KIND_SPATIAL_DROPOUT2D);
+    L[k++].rate = 0.2f;
+    layer_config_init(&L[k], LAYER_KIND_DEPTHWISE_CONV2D);
+    L[k].kernel_size[0] = L[k].kernel_size[1] = 1, L[k].depth_multiplier = 2;
+    L[k++].activation = ACTIVATION_KIND_SWISH;
+    layer_config_init(&L[k], LAYER_KIND_RESHAPE);
+    L[k].target_shape[0] = 2, L[k].target_shape[1] = -1, L[k++].target_shape[2] = 4;
+    layer_config_init(&L[k], LAYER_KIND_GLOBAL_MAX_POOLING2D);
+    L[k++].keepdims = true;
+    layer_config_init(&L[k], LAYER_KIND_RESHAPE);
+    L[k].target_flat = true, L[k].target_shape[0] = L[k].target_shape[1] = 1;
+    L[k++].target_shape[2] = 4;
+    enum activation_kind acts[] = {ACTIVATION_KIND_SELU, ACTIVATION_KIND_SWISH,
+                                   ACTIVATION_KIND_SOFTPLUS, ACTIVATION_KIND_HARD_SIGMOID,
+                                   ACTIVATION_KIND_LEAKY_RELU, ACTIVATION_KIND_ELU};
+    for (int a = 0; a < 6; a++) {
+        layer_config_init(&L[k], LAYER_KIND_DENSE);
+        L[k].units = 5, L[k++].activation = acts[a];
+    }
+    layer_config_init(&L[k++], LAYER_KIND_SOFTMAX);
+    for (int i = 0; i < k; i++)
+        layer_auto_name(L[i].name, sizeof(L[i].name), L[i].kind, i);
+    struct model_spec s = {.name = "sequential", .input_shape = {10, 9, 3}, .n_layers = k,
+                           .layers = L}, p;
+    struct diag d = {0};
+    int shape[24][3];
+    CHECK_INT_EQ(model_spec_infer_shapes(&s, shape, &d), 0);
+    CHECK_INT_EQ(shape[1][0], 13); /* 10 + 1 + 2 */
+    CHECK_INT_EQ(shape[1][1], 12); /* 9 + 3 + 0 */
+    CHECK_INT_EQ(shape[7][2], 8);  /* DepthwiseConv2D: 4 channels x depth_multiplier 2 */
+    CHECK_INT_EQ(shape[8][1], 110); /* Reshape (2, -1, 4) of the (11, 10, 8) output */
+    size_t total = 0;
+    CHECK_INT_EQ(model_spec_count_params(&s, &total, NULL, &d), 0);
+    /* rescaling 0, conv 3*3*3*4 + 4 = 112, depthwise 1*1*4*2 + 8 = 16, dense
+     * 4*5 + 5 = 25 then 5 x (5*5 + 5 = 30) */
+    CHECK_INT_EQ(total, 112 + 16 + 25 + 5 * 30);
+    char *json = model_spec_to_json(&s);
+    CHECK(json && strstr(json, "\"class_name\": \"ReLU\"") && strstr(json, "\"max_value\": 6.0"));
+    int rc = json ? model_spec_parse_json(&p, json, strlen(json), NULL, &d) : -1;
+    CHECK_MSG(rc == 0, "%s %s", d.field, d.message);
+    if (rc == 0) {
+        CHECK(spec_equal(&s, &p));
+        model_spec_free(&p);
+    }
+    free(json);
+}
+
 static void check_mutation(const char *fixture, int ji, const char *key, const char *value,
                            const char *field, const char *needle)
 {
@@ -545,7 +889,7 @@ static void test_rejections(void)
         {1, "bias_initializer", "\"orthogonal\"", "2 dimensions"},
         {1, "kernel_regularizer", "{\"class_name\": \"L2\", \"config\": {\"l2\": 0.01}}", "regularizers"},
         {1, "bias_constraint", "{\"class_name\": \"MaxNorm\", \"config\": {}}", "constraints"},
-        {1, "activation", "\"elu\"", "elu"},
+        {1, "activation", "\"mish\"", "mish"},
         {1, "padding", "\"causal\"", "same"},
         {1, "kernel_size", "[3, 0]", "Conv2D"},
         {1, "kernel_size", "[3, 3, 3]", "list of two"},
@@ -606,7 +950,8 @@ static void test_structural_errors(void)
                      "\"Flatten\", \"config\": {\"batch_input_shape\": [null, 2, 2, 1]}}]}} \n";
     CHECK_INT_EQ(model_spec_parse_json(&p, ok, strlen(ok) + 1, NULL, &d), 0);
     model_spec_free(&p);
-    expect_error("{\"class_name\": \"Functional\", \"config\": {}}", "/class_name", "Sequential");
+    expect_error("{\"class_name\": \"MyModel\", \"config\": {}}", "/class_name", "Sequential");
+    expect_error("{\"class_name\": \"Functional\", \"config\": {}}", "/config/layers", "missing");
     expect_error("{\"class_name\": \"Sequential\", \"config\": {\"layers\": []}}", "/config/layers",
                  "no layers");
     expect_error("{\"class_name\": \"Sequential\", \"config\": {\"layers\": [], \"extra\": 1}}",
@@ -759,6 +1104,7 @@ int main(void)
 {
     TEST_RUN(test_minivggnet_keras_counts);
     TEST_RUN(test_other_builtin_counts);
+    TEST_RUN(test_resnet20);
     TEST_RUN(test_shape_formulas);
     TEST_RUN(test_round_trip);
     TEST_RUN(test_keras_fixtures);
@@ -766,6 +1112,9 @@ int main(void)
     TEST_RUN(test_rejections);
     TEST_RUN(test_structural_errors);
     TEST_RUN(test_mutations);
+    TEST_RUN(test_functional_fixtures);
+    TEST_RUN(test_functional_errors);
+    TEST_RUN(test_new_layers_round_trip);
     TEST_RUN(test_frozen_layers);
     return TEST_EXIT();
 }

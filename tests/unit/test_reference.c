@@ -1,7 +1,12 @@
 /* test_reference.c - the engine against PyTorch: MiniVGGNet (the built-in
  * spec, input (12, 12, 3), 10 classes, Dropout rates set to 0) with the
  * weights, input and labels committed under tests/fixtures/reference/ by
- * tests/reference/gen_torch_reference.py (torch, float64).  Inference mode
+ * tests/reference/gen_torch_reference.py (torch, float64), and a small
+ * residual functional model (its model.json, weights and values under
+ * tests/fixtures/reference_residual/ by tests/reference/gen_torch_residual.py:
+ * Rescaling, swish/gelu Conv2D, ReLU(max_value), ZeroPadding2D, Add,
+ * LeakyReLU, strided Conv2D, ELU, Concatenate, GlobalAveragePooling2D,
+ * Softmax; two tensors fan out).  Inference mode
  * must give torch's eval-mode softmax output; one training-mode
  * forward/backward must give torch's softmax output, loss and every gradient;
  * a second one with update_moving_stats must move the BN moving statistics as
@@ -23,10 +28,12 @@
 #include <stdlib.h>
 
 #define REF_DIR TEST_SOURCE_DIR "/tests/fixtures/reference"
+#define REF_RESIDUAL_DIR TEST_SOURCE_DIR "/tests/fixtures/reference_residual"
 #define RTOL 1e-4
 #define MAX_FILES 128
 
 struct manifest {
+    const char *dir;
     int n, h, w, c, classes;
     double loss;
     int n_files;
@@ -36,10 +43,13 @@ struct manifest {
     } files[MAX_FILES];
 };
 
-static int manifest_read(struct manifest *mf)
+static int manifest_read(struct manifest *mf, const char *dir)
 {
     memset(mf, 0, sizeof(*mf));
-    FILE *f = fopen(REF_DIR "/manifest.txt", "re");
+    mf->dir = dir;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/manifest.txt", dir);
+    FILE *f = fopen(path, "re");
     if (!f)
         return -errno;
     char line[256];
@@ -74,7 +84,7 @@ static float *ref_load(const struct manifest *mf, const char *name, size_t want)
     if (count != want || want == 0)
         return NULL;
     char path[512];
-    snprintf(path, sizeof(path), "%s/%s", REF_DIR, name);
+    snprintf(path, sizeof(path), "%s/%s", mf->dir, name);
     FILE *f = fopen(path, "rbe");
     CHECK_MSG(f != NULL, "open %s", path);
     if (!f)
@@ -149,62 +159,26 @@ static void worst_print(const char *title, const struct worst *w)
             w->maxnorm, w->what[0], w->l2, w->what[1], w->elem, w->what[2]);
 }
 
-/* Keras' default name of the k-th layer of a kind (k = 0, 1, ...). */
-static void keras_name(char *buf, size_t size, const char *base, int k)
-{
-    if (k == 0)
-        snprintf(buf, size, "%s", base);
-    else
-        snprintf(buf, size, "%s_%d", base, k);
-}
-
-/* The fixture name of layer l: by kind and its index among layers of that kind. */
+/* The fixture name of layer l: its Keras name, for the layers with weights
+ * (the built-ins use Keras' automatic names). */
 static bool fixture_layer_name(const struct model *m, int l, char *buf, size_t size)
 {
-    const char *base = NULL;
-    enum layer_kind kind = m->layers[l].cfg.kind;
-    if (kind == LAYER_KIND_CONV2D)
-        base = "conv2d";
-    else if (kind == LAYER_KIND_DENSE)
-        base = "dense";
-    else if (kind == LAYER_KIND_BATCH_NORMALIZATION)
-        base = "batch_normalization";
-    if (!base)
+    if (m->layers[l].n_weights == 0)
         return false;
-    int k = 0;
-    for (int i = 0; i < l; i++)
-        k += m->layers[i].cfg.kind == kind;
-    keras_name(buf, size, base, k);
+    snprintf(buf, size, "%s", m->layers[l].cfg.name);
     return true;
 }
 
-static void test_reference(void)
+/* What a fixture holds: conv, dense and BN layers. */
+struct ref_counts {
+    int conv, dense, bn;
+};
+
+/* The three comparisons for the model m built for the fixture in mf.dir. */
+static void run_reference(struct model *m, const struct manifest *mfp, struct ref_counts want)
 {
-    struct manifest mf;
-    int r = manifest_read(&mf);
-    CHECK_MSG(r == 0, "read %s/manifest.txt: %d", REF_DIR, r);
-    if (r)
-        return;
-    const int shape[3] = {mf.h, mf.w, mf.c};
-    struct model_spec spec = {0};
-    struct diag d = {0};
-    r = model_spec_builtin(&spec, "minivggnet", shape, mf.classes, &d);
-    CHECK_MSG(r == 0, "spec: %d %s", r, d.message);
-    if (r)
-        return;
-    int dropouts = 0;
-    for (int i = 0; i < spec.n_layers; i++)
-        if (spec.layers[i].kind == LAYER_KIND_DROPOUT) {
-            spec.layers[i].rate = 0.0f; /* the reference has no dropout */
-            dropouts++;
-        }
-    CHECK_INT_EQ(dropouts, 3);
-    struct model *m = NULL;
-    r = model_create(&m, &spec, mf.n, 2, &d);
-    model_spec_free(&spec);
-    CHECK_MSG(r == 0, "model_create: %d %s %s", r, d.field, d.message);
-    if (r)
-        return;
+    struct manifest mf = *mfp;
+    int r;
     CHECK_INT_EQ(m->classes, mf.classes);
 
     /* load every variable; count what the model has against the fixture */
@@ -229,10 +203,10 @@ static void test_reference(void)
             n_weights++;
         }
     }
-    CHECK_INT_EQ(n_kinds[0], 4);
-    CHECK_INT_EQ(n_kinds[1], 2);
-    CHECK_INT_EQ(n_kinds[2], 5);
-    CHECK_INT_EQ(n_weights, 4 * 2 + 2 * 2 + 5 * 4);
+    CHECK_INT_EQ(n_kinds[0], want.conv);
+    CHECK_INT_EQ(n_kinds[1], want.dense);
+    CHECK_INT_EQ(n_kinds[2], want.bn);
+    CHECK_INT_EQ(n_weights, want.conv * 2 + want.dense * 2 + want.bn * 4);
 
     size_t nx = (size_t)mf.n * mf.h * mf.w * mf.c, ny = (size_t)mf.n * mf.classes;
     float *x = ref_load(&mf, "x.f32", nx);
@@ -262,7 +236,7 @@ static void test_reference(void)
             n_eval++;
         }
     }
-    CHECK_INT_EQ(n_eval, 10);
+    CHECK_INT_EQ(n_eval, 2 * want.bn);
     float *probs_eval_ref = ref_load(&mf, "probs_eval.f32", ny);
     if (probs_eval_ref) {
         struct worst we = {0};
@@ -302,7 +276,7 @@ static void test_reference(void)
             n_grads++;
         }
     }
-    CHECK_INT_EQ(n_grads, 4 * 2 + 2 * 2 + 5 * 2);
+    CHECK_INT_EQ(n_grads, want.conv * 2 + want.dense * 2 + want.bn * 2);
     fprintf(stderr, "  loss %.9g vs torch %.9g (relative error %.3g)\n", loss, mf.loss, loss_err);
     worst_print("probs and gradients, largest relative errors", &w);
     memcpy(grads0, m->grads, m->n_params * sizeof(float));
@@ -348,7 +322,7 @@ static void test_reference(void)
             n_moving++;
         }
     }
-    CHECK_INT_EQ(n_moving, 10);
+    CHECK_INT_EQ(n_moving, 2 * want.bn);
     worst_print("batch statistics fed to the moving averages, largest relative errors", &wm);
 out:
     free(x);
@@ -357,11 +331,78 @@ out:
     free(probs);
     free(params0);
     free(grads0);
+}
+
+static void test_reference(void)
+{
+    struct manifest mf;
+    int r = manifest_read(&mf, REF_DIR);
+    CHECK_MSG(r == 0, "read %s/manifest.txt: %d", REF_DIR, r);
+    if (r)
+        return;
+    const int shape[3] = {mf.h, mf.w, mf.c};
+    struct model_spec spec = {0};
+    struct diag d = {0};
+    r = model_spec_builtin(&spec, "minivggnet", shape, mf.classes, &d);
+    CHECK_MSG(r == 0, "spec: %d %s", r, d.message);
+    if (r)
+        return;
+    int dropouts = 0;
+    for (int i = 0; i < spec.n_layers; i++)
+        if (spec.layers[i].kind == LAYER_KIND_DROPOUT) {
+            spec.layers[i].rate = 0.0f; /* the reference has no dropout */
+            dropouts++;
+        }
+    CHECK_INT_EQ(dropouts, 3);
+    struct model *m = NULL;
+    r = model_create(&m, &spec, mf.n, 2, &d);
+    model_spec_free(&spec);
+    CHECK_MSG(r == 0, "model_create: %d %s %s", r, d.field, d.message);
+    if (r)
+        return;
+    run_reference(m, &mf, (struct ref_counts){.conv = 4, .dense = 2, .bn = 5});
     model_free(m);
+}
+
+static void test_reference_residual(void)
+{
+    struct manifest mf;
+    int r = manifest_read(&mf, REF_RESIDUAL_DIR);
+    CHECK_MSG(r == 0, "read %s/manifest.txt: %d", REF_RESIDUAL_DIR, r);
+    if (r)
+        return;
+    FILE *f = fopen(REF_RESIDUAL_DIR "/model.json", "re");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    char json[16384];
+    size_t len = fread(json, 1, sizeof(json), f);
+    fclose(f);
+    CHECK(len > 0 && len < sizeof(json));
+    struct model_spec spec = {0};
+    struct diag d = {0};
+    r = model_spec_parse_json(&spec, json, len, NULL, &d);
+    CHECK_MSG(r == 0, "model.json: %s %s", d.field, d.message);
+    if (r)
+        return;
+    CHECK(spec.functional);
+    CHECK(spec.input_shape[0] == mf.h && spec.input_shape[1] == mf.w && spec.input_shape[2] == mf.c);
+    for (int threads = 1; threads <= 3; threads += 2) {
+        struct model *m = NULL;
+        r = model_create(&m, &spec, mf.n, threads, &d);
+        CHECK_MSG(r == 0, "model_create: %d %s %s", r, d.field, d.message);
+        if (r)
+            break;
+        fprintf(stderr, "  residual model, %d thread(s):\n", threads);
+        run_reference(m, &mf, (struct ref_counts){.conv = 4, .dense = 1, .bn = 2});
+        model_free(m);
+    }
+    model_spec_free(&spec);
 }
 
 int main(void)
 {
     TEST_RUN(test_reference);
+    TEST_RUN(test_reference_residual);
     return TEST_EXIT();
 }
