@@ -349,16 +349,19 @@ static int model_plan(struct model *m, const int (*shape)[3], const bool *flat,
             rt->L[i].bn_relu = true;
             rt->L[p].act_in_next = true;
         }
-        /* inference: a Conv2D's (+ Activation's) output normalised by the
-         * moving statistics is an affine map per channel, done in the store */
-        if (p >= 0 && m->layers[p].cfg.kind == LAYER_KIND_CONV2D && rt->L[i].ch == m->layers[p].cfg.filters) {
+        /* inference (Sequential): a Conv2D's (+ Activation's) output
+         * normalised by the moving statistics is an affine map per channel,
+         * done in the store */
+        if (!rt->graph && p >= 0 && rt->L[p].consumers == 1 &&
+            m->layers[p].cfg.kind == LAYER_KIND_CONV2D && rt->L[i].ch == m->layers[p].cfg.filters) {
             rt->L[p].post_bn = i;
             rt->L[i].bn_in_prev = true;
         }
     }
     /* inference: a Conv2D (+ Activation, + BN) whose output only a 2x2
-     * stride-2 max pooling without padding reads */
-    for (int i = 0; i < m->n_layers; i++) {
+     * stride-2 max pooling without padding reads (Sequential models: a
+     * functional model's inference runs the training forward's layers) */
+    for (int i = 0; i < m->n_layers && !rt->graph; i++) {
         if (m->layers[i].cfg.kind != LAYER_KIND_CONV2D)
             continue;
         int j = rt->L[i].post_bn ? rt->L[i].post_bn + 1 : i + 1;
