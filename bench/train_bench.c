@@ -103,7 +103,8 @@ int main(int argc, char **argv)
     }
 
     struct diag d = {0};
-    if (kernels_init(getenv("TRAIND_KERNELS"), &d) < 0) {
+    if (kernels_init(getenv("TRAIND_KERNELS"), &d) < 0 ||
+        kernels_conv_algo_init(getenv("TRAIND_CONV_ALGO"), &d) < 0) {
         fprintf(stderr, "%s: %s\n", d.field, d.message);
         return 2;
     }

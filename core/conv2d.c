@@ -142,10 +142,10 @@ size_t conv2d_scratch_floats(const struct conv2d_geom *g)
         b = (size_t)chunk_rows(&t) * t.kh * t.kw * t.c;
         if (conv_implicit_shape(&t) && implicit_floats(&t) > b)
             b = implicit_floats(&t);
-        if (conv2d_winograd_pays(&t) && conv2d_winograd_scratch_floats(&t) > b)
+        if (conv2d_winograd_fits(&t) && conv2d_winograd_scratch_floats(&t) > b)
             b = conv2d_winograd_scratch_floats(&t);
     }
-    if (conv2d_winograd_pays(g) && conv2d_winograd_scratch_floats(g) > a)
+    if (conv2d_winograd_fits(g) && conv2d_winograd_scratch_floats(g) > a)
         a = conv2d_winograd_scratch_floats(g);
     return (a > b ? a : b) + CONV_SCRATCH_SLACK;
 }
@@ -287,9 +287,22 @@ static void row_offsets(int *rowoff, const struct conv2d_geom *g, int wp)
             rowoff[oy * g->ow + ox] = (oy * wp + ox) * g->c;
 }
 
+/* x (rows, K) = x * scale + shift per channel; batchnorm_forward's arithmetic */
+static void post_affine(float *x, const float *scale, const float *shift, size_t rows, int K)
+{
+    if (!scale)
+        return;
+    for (size_t r = 0; r < rows; r++) {
+        float *y = x + r * (size_t)K;
+        for (int k = 0; k < K; k++)
+            y[k] = y[k] * scale[k] + shift[k];
+    }
+}
+
 static void conv_forward_implicit(float *out, float *scratch, const float *inp,
                                   const float *weight, const float *bias,
-                                  enum activation_kind act, int n, const struct conv2d_geom *g)
+                                  enum activation_kind act, const float *scale,
+                                  const float *shift, int n, const struct conv2d_geom *g)
 {
     int hp, wp;
     padded_dims(g, &hp, &wp);
@@ -305,6 +318,7 @@ static void conv_forward_implicit(float *out, float *scratch, const float *inp,
         gemm_nn_seg(o, pad, rowoff, off, g->kh * g->kw, weight, g->oh * g->ow, g->k, g->c, g->k,
                     g->k);
         activation_bias_forward(o, bias, (size_t)g->oh * g->ow, g->k, act);
+        post_affine(o, scale, shift, (size_t)g->oh * g->ow, g->k);
     }
 }
 
@@ -334,20 +348,37 @@ static void conv_dweight_implicit(float *dweight, float *dbias, float *scratch,
     }
 }
 
-void conv2d_forward(float *out, float *scratch, const float *inp, const float *weight,
-                    const float *bias, enum activation_kind act, int n,
-                    const struct conv2d_geom *g)
+size_t conv2d_weight_transform_floats(const struct conv2d_geom *g)
+{
+    return conv2d_winograd_fits(g) ? conv2d_winograd_u_floats(g) : 0;
+}
+
+void conv2d_weight_transform(float *wt, const float *weight, const struct conv2d_geom *g)
+{
+    if (conv2d_winograd_fits(g))
+        conv2d_winograd_filter(wt, weight, g);
+}
+
+void conv2d_forward_post(float *out, float *scratch, const float *inp, const float *weight,
+                         const float *wt, const float *bias, enum activation_kind act,
+                         const float *scale, const float *shift, bool pool, int n,
+                         const struct conv2d_geom *g)
 {
     if (conv2d_geom_general(g)) {
         conv2d_general_forward(out, scratch, inp, weight, bias, act, n, g);
         return;
     }
     if (conv2d_winograd_pays(g)) {
-        conv2d_winograd_forward(out, scratch, inp, weight, bias, act, n, g);
+        /* the inverse transform fuses bias + linear/ReLU, and then the affine */
+        bool fused = act == ACTIVATION_KIND_LINEAR || act == ACTIVATION_KIND_RELU;
+        conv2d_winograd_forward_post(out, scratch, inp, weight, wt, bias, act,
+                                     fused ? scale : NULL, shift, pool && fused, n, g);
+        if (!fused)
+            post_affine(out, scale, shift, (size_t)n * g->oh * g->ow, g->k);
         return;
     }
     if (conv_implicit(g)) {
-        conv_forward_implicit(out, scratch, inp, weight, bias, act, n, g);
+        conv_forward_implicit(out, scratch, inp, weight, bias, act, scale, shift, n, g);
         return;
     }
     const long M = (long)n * g->oh * g->ow;
@@ -356,7 +387,21 @@ void conv2d_forward(float *out, float *scratch, const float *inp, const float *w
         long m1 = m0 + step < M ? m0 + step : M;
         conv_rows(out, scratch, inp, weight, m0, m1, g);
         activation_bias_forward(out + (size_t)m0 * g->k, bias, (size_t)(m1 - m0), g->k, act);
+        post_affine(out + (size_t)m0 * g->k, scale, shift, (size_t)(m1 - m0), g->k);
     }
+}
+
+void conv2d_forward(float *out, float *scratch, const float *inp, const float *weight,
+                    const float *bias, enum activation_kind act, int n,
+                    const struct conv2d_geom *g)
+{
+    conv2d_forward_post(out, scratch, inp, weight, NULL, bias, act, NULL, NULL, false, n, g);
+}
+
+bool conv2d_pool_fusable(const struct conv2d_geom *g, enum activation_kind act)
+{
+    return conv2d_winograd_pays(g) && g->oh % 2 == 0 && g->ow % 2 == 0 &&
+           (act == ACTIVATION_KIND_LINEAR || act == ACTIVATION_KIND_RELU);
 }
 
 void conv2d_flip_weight(float *wflip, const float *weight, const struct conv2d_geom *g)

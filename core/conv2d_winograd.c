@@ -33,9 +33,14 @@ bool conv2d_winograd_shape(const struct conv2d_geom *g)
            !conv2d_geom_general(g); /* no dilation, no groups */
 }
 
-bool conv2d_winograd_pays(const struct conv2d_geom *g)
+bool conv2d_winograd_fits(const struct conv2d_geom *g)
 {
     return conv2d_winograd_shape(g) && g->c >= WINO_MIN_C && g->k >= WINO_MIN_K;
+}
+
+bool conv2d_winograd_pays(const struct conv2d_geom *g)
+{
+    return kernels_winograd_allowed() && conv2d_winograd_fits(g);
 }
 
 /* Tiles per block: a multiple of 12 (the avx512 kernel's row tile) */
@@ -67,9 +72,29 @@ size_t conv2d_winograd_scratch_floats(const struct conv2d_geom *g)
            round16(16 * tb * g->k) + round16((size_t)g->c) + round16((size_t)g->k) + 16;
 }
 
+size_t conv2d_winograd_u_floats(const struct conv2d_geom *g)
+{
+    return (size_t)16 * g->c * g->k;
+}
+
+void conv2d_winograd_filter(float *u, const float *weight, const struct conv2d_geom *g)
+{
+    active_transforms()->filter(u, weight, g->c, g->k);
+}
+
 void conv2d_winograd_forward(float *out, float *scratch, const float *inp, const float *weight,
                              const float *bias, enum activation_kind act, int n,
                              const struct conv2d_geom *g)
+{
+    conv2d_winograd_forward_post(out, scratch, inp, weight, NULL, bias, act, NULL, NULL, false, n,
+                                 g);
+}
+
+void conv2d_winograd_forward_post(float *out, float *scratch, const float *inp,
+                                  const float *weight, const float *wu, const float *bias,
+                                  enum activation_kind act, const float *scale,
+                                  const float *shift, bool pool, int n,
+                                  const struct conv2d_geom *g)
 {
     const int C = g->c, K = g->k, H = g->h, W = g->w, OH = g->oh, OW = g->ow;
     const int th = (OH + 1) / 2, tw = (OW + 1) / 2, tb = block_tiles(g);
@@ -84,8 +109,12 @@ void conv2d_winograd_forward(float *out, float *scratch, const float *inp, const
     const float *ebias = fused ? bias : NULL;
 
     const struct winograd_transforms *tf = active_transforms();
-    tf->filter(u, weight, C, K);
-    const size_t in_img = (size_t)H * W * C, out_img = (size_t)OH * OW * K;
+    if (wu)
+        u = (float *)wu; /* read only */
+    else
+        tf->filter(u, weight, C, K);
+    const size_t in_img = (size_t)H * W * C;
+    const size_t out_img = pool ? (size_t)(OH / 2) * (OW / 2) * K : (size_t)OH * OW * K;
     for (long t0 = 0; t0 < tiles; t0 += tb) {
         int nt = tiles - t0 < tb ? (int)(tiles - t0) : tb;
         for (int t = 0; t < nt; t++) {
@@ -112,13 +141,17 @@ void conv2d_winograd_forward(float *out, float *scratch, const float *inp, const
             int oy = 2 * (r / tw), ox = 2 * (r % tw);
             float *o = out + b * out_img;
             float *q[4];
-            for (int a = 0; a < 2; a++)
+            if (pool) {
+                q[0] = o + ((size_t)(oy / 2) * (OW / 2) + ox / 2) * K;
+                q[1] = q[2] = q[3] = sink;
+            }
+            for (int a = 0; !pool && a < 2; a++)
                 for (int c = 0; c < 2; c++)
                     q[2 * a + c] = oy + a < OH && ox + c < OW
                                        ? o + ((size_t)(oy + a) * OW + ox + c) * K
                                        : sink;
-            tf->output(q, mm + (size_t)t * K, (size_t)tb * K, ebias,
-                             act == ACTIVATION_KIND_RELU, K);
+            tf->output(q, mm + (size_t)t * K, (size_t)tb * K, ebias, act == ACTIVATION_KIND_RELU,
+                       scale, shift, pool, K);
         }
     }
     if (!fused)

@@ -26,12 +26,19 @@
 /* True when g is a 3x3 stride-1 convolution (any pads): the shapes
  * conv2d_winograd_forward accepts. */
 bool conv2d_winograd_shape(const struct conv2d_geom *g);
+/* conv2d_winograd_shape and enough channels in and out to pay for the
+ * transforms (scratch is sized for these whatever the switch below says). */
+bool conv2d_winograd_fits(const struct conv2d_geom *g);
 /* True when conv2d_forward runs g with Winograd (the engine's choice:
- * conv2d_winograd_shape and enough channels in and out to pay for the
- * transforms). */
+ * conv2d_winograd_fits, unless TRAIND_CONV_ALGO=direct, see kernels.h). */
 bool conv2d_winograd_pays(const struct conv2d_geom *g);
 /* Floats of scratch conv2d_winograd_forward needs for g. */
 size_t conv2d_winograd_scratch_floats(const struct conv2d_geom *g);
+
+/* Floats of U, the filter transform (16, C, K) of a (3, 3, C, K) kernel, and
+ * U itself (with the active kernel path's transform) */
+size_t conv2d_winograd_u_floats(const struct conv2d_geom *g);
+void conv2d_winograd_filter(float *u, const float *weight, const struct conv2d_geom *g);
 
 /* conv2d_forward's contract for a conv2d_winograd_shape geometry. */
 void conv2d_winograd_forward(float *out,          /* (N, OH, OW, K) */
@@ -40,5 +47,16 @@ void conv2d_winograd_forward(float *out,          /* (N, OH, OW, K) */
                              const float *weight, /* (3, 3, C, K) */
                              const float *bias,   /* (K) or NULL */
                              enum activation_kind act, int n, const struct conv2d_geom *g);
+/* The same with wu, U of weight (conv2d_winograd_filter), instead of
+ * transforming weight (when wu is not NULL), and, when scale is not NULL,
+ * every output y = y * scale[k] + shift[k] after bias and activation in the
+ * inverse transform's store (act must then be linear or ReLU).  With pool
+ * (OH and OW even, act linear or ReLU) out is (N, OH/2, OW/2, K): the 2x2
+ * stride-2 max pooling of that, each tile being one pooling window. */
+void conv2d_winograd_forward_post(float *out, float *scratch, const float *inp,
+                                  const float *weight, const float *wu, const float *bias,
+                                  enum activation_kind act, const float *scale,
+                                  const float *shift, bool pool, int n,
+                                  const struct conv2d_geom *g);
 
 #endif

@@ -2,6 +2,7 @@
  * (see layers.h).  Kernel (IN, OUT) as Keras stores it. */
 #include <cblas.h>
 
+#include "gemm.h"
 #include "layers.h"
 
 void dense_forward(float *out, const float *inp, const float *weight, const float *bias,
@@ -12,6 +13,15 @@ void dense_forward(float *out, const float *inp, const float *weight, const floa
     /* out (N, OUT) = inp (N, IN) * W (IN, OUT) */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, outdim, in, 1.0f, inp, in, weight,
                 outdim, 0.0f, out, outdim);
+    activation_bias_forward(out, bias, (size_t)n, outdim, act);
+}
+
+void dense_forward_infer(float *out, const float *inp, const float *weight, const float *bias,
+                         enum activation_kind act, int n, int in, int outdim)
+{
+    if (n <= 0)
+        return;
+    gemm_nn(out, inp, weight, n, outdim, in, in, outdim, outdim);
     activation_bias_forward(out, bias, (size_t)n, outdim, act);
 }
 

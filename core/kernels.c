@@ -92,3 +92,26 @@ enum kernels_kind kernels_active(void)
         kernels_init(NULL, NULL);
     return (enum kernels_kind)atomic_load(&active);
 }
+
+/* 1 = auto (Winograd allowed), 0 = direct */
+static atomic_int winograd_allowed = 1;
+
+int kernels_conv_algo_init(const char *env, struct diag *d)
+{
+    int allow = 1;
+    if (env && *env) {
+        if (strcmp(env, "direct") == 0)
+            allow = 0;
+        else if (strcmp(env, "auto") != 0)
+            return diag_set(d, -EINVAL, "TRAIND_CONV_ALGO",
+                            "unknown convolution algorithm choice \"%.64s\" (expected auto or direct)",
+                            env);
+    }
+    atomic_store(&winograd_allowed, allow);
+    return 0;
+}
+
+bool kernels_winograd_allowed(void)
+{
+    return atomic_load_explicit(&winograd_allowed, memory_order_relaxed) != 0;
+}

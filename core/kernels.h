@@ -46,4 +46,14 @@ int kernels_use(enum kernels_kind k);
  * that value is invalid (programs that must reject it call kernels_init). */
 enum kernels_kind kernels_active(void);
 
+/* The convolution algorithms, a diagnostic switch beside the kernel path:
+ * TRAIND_CONV_ALGO=auto (NULL or "": the engine picks per layer, Winograd
+ * where it pays) or direct (every convolution runs a direct algorithm:
+ * implicit GEMM, im2col + GEMM or the C = 1 kernel), to compare the
+ * algorithms' numerics.  0 or -EINVAL (field "TRAIND_CONV_ALGO"); on
+ * failure the choice is unchanged.  Same thread-safety rule as kernels_use. */
+int kernels_conv_algo_init(const char *env, struct diag *d);
+/* False when TRAIND_CONV_ALGO=direct was selected. */
+bool kernels_winograd_allowed(void);
+
 #endif

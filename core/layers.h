@@ -66,6 +66,28 @@ void conv2d_forward(float *out,          /* (N, OH, OW, K) */
                     const float *weight, /* (KH, KW, C / G, K) */
                     const float *bias,   /* (K) or NULL */
                     enum activation_kind act, int n, const struct conv2d_geom *g);
+/* Inference: conv2d_forward, then out = out * scale[k] + shift[k] for every
+ * output channel k when scale is not NULL (an inference BatchNormalization
+ * after the convolution and its activation, applied while the output is in
+ * cache; bit-identical to batchnorm_forward on conv2d_forward's output with
+ * scale = gamma / sqrtf(var + eps), shift = beta - mean * scale).  wt: NULL
+ * or the weight transform (conv2d_weight_transform) of weight, which the
+ * Winograd algorithm then does not recompute. */
+void conv2d_forward_post(float *out, float *scratch, const float *inp, const float *weight,
+                         const float *wt, const float *bias, enum activation_kind act,
+                         const float *scale, const float *shift, bool pool, int n,
+                         const struct conv2d_geom *g);
+/* True when conv2d_forward_post can take pool for g and act: then out is
+ * (N, OH/2, OW/2, K), the 2x2 stride-2 'valid' max pooling of the above,
+ * bit-identical to maxpool2d_forward on it, computed in the store without
+ * writing the full output (Winograd on an even output size, the tiles being
+ * the pooling windows; activation linear or ReLU). */
+bool conv2d_pool_fusable(const struct conv2d_geom *g, enum activation_kind act);
+/* Floats of the weight transform conv2d_forward_post can take for g (0 when
+ * conv2d_forward's algorithm for g has none), and the transform itself (valid
+ * while the weights and the kernel path stay the same). */
+size_t conv2d_weight_transform_floats(const struct conv2d_geom *g);
+void conv2d_weight_transform(float *wt, const float *weight, const struct conv2d_geom *g);
 
 /* The kernel of the transposed stride-1 convolution: wflip[kh-1-i][kw-1-j][k][c]
  * = weight[i][j][c][k]. */
@@ -125,6 +147,13 @@ void dense_forward(float *out,          /* (N, OUT) */
                    const float *weight, /* (IN, OUT) */
                    const float *bias,   /* (OUT) or NULL */
                    enum activation_kind act, int n, int in, int outdim);
+/* The same for inference through gemm_nn: the kernel path's own GEMM when
+ * outdim % 16 == 0 (reads the kernel unpacked; for the few rows of an
+ * inference chunk about 1.7x faster than cblas_sgemm, which packs the whole
+ * kernel every call), else cblas.  Results may differ from dense_forward's
+ * in the last bits (another summation blocking). */
+void dense_forward_infer(float *out, const float *inp, const float *weight, const float *bias,
+                         enum activation_kind act, int n, int in, int outdim);
 /* dweight += inp^T dout, dbias += sum dout, dinp = dout weight^T (dinp may be NULL). */
 void dense_backward(float *dinp,         /* (N, IN) or NULL */
                     float *dweight,      /* (IN, OUT) */

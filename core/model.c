@@ -84,6 +84,14 @@ struct rt_layer {
                                   out_size), training only */
     float *gbuf;               /* functional models: d(loss)/d(output) (max_batch, out_size) */
     float *bn_stats;           /* BN (threads, 2, C): each thread's copy of batch mean, var */
+    int post_bn;               /* Conv2D: the BN layer right after it (and its Activation),
+                                  which inference applies in the convolution's store pass; 0 none */
+    bool bn_in_prev;           /* BN that inference applies in the preceding Conv2D */
+    int post_pool;             /* Conv2D: a 2x2 stride-2 'valid' MaxPooling2D right after it
+                                  (and its Activation and BN), which inference may compute in
+                                  the store when conv2d_pool_fusable; 0 none */
+    float *eval_wt;            /* Conv2D: its weight transform for inference, or NULL */
+    float *eval_post;          /* Conv2D with post_bn: (2, K) the BN's scale and shift */
 };
 
 /* A functional model runs as a graph: layers in Keras' (topological) order,
@@ -384,6 +392,33 @@ static int model_plan(struct model *m, const int (*shape)[3], const bool *flat,
             rt->L[i].bn_relu = true;
             rt->L[p].act_in_next = true;
         }
+        /* inference (Sequential): a Conv2D's (+ Activation's) output
+         * normalised by the moving statistics is an affine map per channel,
+         * done in the store */
+        if (!rt->graph && p >= 0 && rt->L[p].consumers == 1 &&
+            m->layers[p].cfg.kind == LAYER_KIND_CONV2D && rt->L[i].ch == m->layers[p].cfg.filters) {
+            rt->L[p].post_bn = i;
+            rt->L[i].bn_in_prev = true;
+        }
+    }
+    /* inference: a Conv2D (+ Activation, + BN) whose output only a 2x2
+     * stride-2 max pooling without padding reads (Sequential models: a
+     * functional model's inference runs the training forward's layers) */
+    for (int i = 0; i < m->n_layers && !rt->graph; i++) {
+        if (m->layers[i].cfg.kind != LAYER_KIND_CONV2D)
+            continue;
+        int j = rt->L[i].post_bn ? rt->L[i].post_bn + 1 : i + 1;
+        if (!rt->L[i].post_bn && j < m->n_layers && rt->L[j].alias &&
+            m->layers[j].cfg.kind == LAYER_KIND_ACTIVATION)
+            j++;
+        if (j >= m->n_layers || m->layers[j].cfg.kind != LAYER_KIND_MAX_POOLING2D)
+            continue;
+        const struct pool2d_geom *pg = &rt->L[j].pg;
+        const struct conv2d_geom *cg = &rt->L[i].cg;
+        if (pg->ph == 2 && pg->pw == 2 && pg->sh == 2 && pg->sw == 2 && pg->pad_top == 0 &&
+            pg->pad_left == 0 && pg->h == cg->oh && pg->w == cg->ow && pg->oh * 2 == cg->oh &&
+            pg->ow * 2 == cg->ow)
+            rt->L[i].post_pool = j;
     }
     return 0;
 }
@@ -430,6 +465,11 @@ static int model_alloc_runtime(struct model *m)
                 rt->scratch_floats = s;
             if (r->cg.sh == 1 && r->cg.sw == 1 && i > 0 && !conv2d_geom_general(&r->cg) &&
                 !(r->wflip = aligned_floats(m->layers[i].weights[0].size)))
+                return -ENOMEM;
+            size_t wt = conv2d_weight_transform_floats(&r->cg);
+            if (wt && !(r->eval_wt = aligned_floats(wt)))
+                return -ENOMEM;
+            if (r->post_bn && !(r->eval_post = aligned_floats(2 * (size_t)r->cg.k)))
                 return -ENOMEM;
         }
         if (c->kind == LAYER_KIND_SEPARABLE_CONV2D) {
@@ -616,6 +656,8 @@ void model_free(struct model *m)
                 free(r->mask);
                 free(r->chan);
                 free(r->bn_stats);
+                free(r->eval_wt);
+                free(r->eval_post);
             }
         for (int t = 0; rt->thread_block && t < m->threads; t++)
             free(rt->thread_block[t]);
@@ -1503,13 +1545,27 @@ static float *infer_layers(struct model *m, int i0, int i1, float *x, float *oth
 {
     struct model_runtime *rt = m->rt;
     float *cur = x, *nxt = other;
+    int pooled = -1; /* the MaxPooling2D layer the last Conv2D computed */
     for (int i = i0; i <= i1; i++) {
         struct rt_layer *r = &rt->L[i];
         const struct layer_config *c = &m->layers[i].cfg;
-        if (r->alias)
+        if (r->alias || i == pooled)
             continue;
         bool swap = true;
-        if (c->kind == LAYER_KIND_BATCH_NORMALIZATION) {
+        if (c->kind == LAYER_KIND_CONV2D && (r->eval_wt || r->post_bn)) {
+            const float *post = r->post_bn ? r->eval_post : NULL;
+            bool pool = r->post_pool && r->post_pool <= i1 && conv2d_pool_fusable(&r->cg, r->act);
+            conv2d_forward_post(nxt, scratch, cur, wptr(m, i, 0), r->eval_wt,
+                                c->use_bias ? wptr(m, i, 1) : NULL, r->act, post,
+                                post ? post + r->cg.k : NULL, pool, nb, &r->cg);
+            if (pool)
+                pooled = r->post_pool;
+        } else if (c->kind == LAYER_KIND_DENSE) {
+            dense_forward_infer(nxt, cur, wptr(m, i, 0), c->use_bias ? wptr(m, i, 1) : NULL,
+                                r->act, nb * r->rows, r->ch, c->units);
+        } else if (r->bn_in_prev) {
+            swap = false; /* done by the Conv2D's store */
+        } else if (c->kind == LAYER_KIND_BATCH_NORMALIZATION) {
             batchnorm_forward(cur, cur, wptr(m, i, 2), wptr(m, i, 3), wptr(m, i, 0),
                               wptr(m, i, 1), c->epsilon, (size_t)nb * r->rows, r->ch);
             swap = false;
@@ -1529,6 +1585,30 @@ static float *infer_layers(struct model *m, int i0, int i1, float *x, float *oth
         }
     }
     return cur;
+}
+
+/* Once per inference call, before the threads run: each Conv2D's weight
+ * transform and the scale and shift of the BN fused into its store, with
+ * batchnorm_forward's arithmetic (so the fused output is bit-identical). */
+static void infer_prepare(struct model *m)
+{
+    struct model_runtime *rt = m->rt;
+    for (int i = 0; i < m->n_layers; i++) {
+        struct rt_layer *r = &rt->L[i];
+        if (r->eval_wt)
+            conv2d_weight_transform(r->eval_wt, wptr(m, i, 0), &r->cg);
+        if (!r->post_bn)
+            continue;
+        const int b = r->post_bn, K = r->cg.k;
+        const float eps = m->layers[b].cfg.epsilon;
+        const float *gamma = wptr(m, b, 0), *beta = wptr(m, b, 1);
+        const float *mean = wptr(m, b, 2), *var = wptr(m, b, 3);
+        for (int k = 0; k < K; k++) {
+            float sc = (gamma ? gamma[k] : 1.0f) / sqrtf(var[k] + eps);
+            r->eval_post[k] = sc;
+            r->eval_post[K + k] = (beta ? beta[k] : 0.0f) - mean[k] * sc;
+        }
+    }
 }
 
 static void infer_thread(void *arg, int tid, int T)
@@ -1642,6 +1722,7 @@ int model_evaluate(struct model *m, const void *images, enum pixels_type pixels,
         return 0;
     }
     struct infer_ctx s = {.m = m, .n = n, .images = images, .pixels = pixels, .labels = labels};
+    infer_prepare(m);
     pool_run(m->rt->pool, infer_thread, &s);
     double lm[1 + METRICS_MAX];
     thread_sums(m, lm);
@@ -1661,6 +1742,7 @@ int model_predict_f32(struct model *m, const float *x, int n, float *probs)
         return 0;
     }
     struct infer_ctx s = {.m = m, .n = n, .images = x, .pixels = PIXELS_FLOAT32, .probs = probs};
+    infer_prepare(m);
     pool_run(m->rt->pool, infer_thread, &s);
     return 0;
 }

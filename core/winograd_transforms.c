@@ -10,6 +10,7 @@
 #include "winograd_transforms.h"
 
 
+#include <float.h>
 #include <string.h>
 
 /* Channels per step: the loops over a block of L channels have constant
@@ -99,11 +100,12 @@ static void input_transform(float *v, size_t vs, const float *const p[16], int C
 }
 
 static void output_transform(float *const q[4], const float *m, size_t ms, const float *bias,
-                             bool relu, int K)
+                             bool relu, const float *scale, const float *shift, bool pool,
+                             int K)
 {
     for (int k0 = 0; k0 < K; k0 += L) {
         size_t n = K - k0 < L ? (size_t)(K - k0) : L;
-        float x[16][L], t[2][4][L], y[4][L], bk[L];
+        float x[16][L], t[2][4][L], y[4][L], bk[L], sc[L], sh[L];
         for (int xi = 0; xi < 16; xi++)
             load_lanes(x[xi], m + xi * ms + k0, n);
         if (bias)
@@ -125,6 +127,23 @@ static void output_transform(float *const q[4], const float *m, size_t ms, const
             for (int i = 0; i < 4; i++)
                 for (int l = 0; l < L; l++)
                     y[i][l] = y[i][l] > 0.0f ? y[i][l] : 0.0f;
+        if (scale) {
+            load_lanes(sc, scale + k0, n);
+            load_lanes(sh, shift + k0, n);
+            for (int i = 0; i < 4; i++)
+                for (int l = 0; l < L; l++)
+                    y[i][l] = y[i][l] * sc[l] + sh[l];
+        }
+        if (pool) {
+            float p[L];
+            for (int l = 0; l < L; l++)
+                p[l] = -FLT_MAX;
+            for (int i = 0; i < 4; i++)
+                for (int l = 0; l < L; l++)
+                    p[l] = y[i][l] > p[l] ? y[i][l] : p[l];
+            copy_lanes(q[0] + k0, p, n);
+            continue;
+        }
         for (int i = 0; i < 4; i++)
             copy_lanes(q[i] + k0, y[i], n);
     }

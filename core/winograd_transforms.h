@@ -17,9 +17,13 @@ struct winograd_transforms {
      * pixels (C-vectors, input or zeros) start at p[0..16), row-major */
     void (*input)(float *v, size_t vs, const float *const p[16], int C);
     /* the 2x2 outputs q[0..4) (K-vectors, row-major) = A^T M A + bias
-     * (may be NULL), then ReLU when relu; M[xi][0..K) at m + xi * ms */
+     * (may be NULL), then ReLU when relu, then y * scale + shift when scale
+     * is not NULL (an inference BatchNormalization; shift then too);
+     * M[xi][0..K) at m + xi * ms.  With pool, only q[0] is written: the
+     * maximum of the four (a 2x2 stride-2 MaxPooling2D window, compared in
+     * maxpool2d_forward's order) */
     void (*output)(float *const q[4], const float *m, size_t ms, const float *bias, bool relu,
-                   int K);
+                   const float *scale, const float *shift, bool pool, int K);
 };
 
 extern const struct winograd_transforms winograd_transforms_generic;

@@ -320,7 +320,8 @@ static int traind_main(int argc, char **argv)
     };
     /* the compute kernels, once for the whole process (kernels.h) */
     struct diag kd = {{0}, {0}};
-    if (kernels_init(getenv("TRAIND_KERNELS"), &kd) < 0) {
+    if (kernels_init(getenv("TRAIND_KERNELS"), &kd) < 0 ||
+        kernels_conv_algo_init(getenv("TRAIND_CONV_ALGO"), &kd) < 0) {
         log_error("%s: %s", kd.field, kd.message);
         return 2;
     }

@@ -14,6 +14,7 @@
  * the rest covers the float rounding of the reference and of the scale.  No
  * correct rounding can cross it; a wrong transform entry or a tile off by one
  * misses it by orders of magnitude. */
+#include <errno.h>
 #include <float.h>
 #include <stdlib.h>
 
@@ -213,6 +214,119 @@ static void test_choice(void)
     CHECK(!conv2d_winograd_pays(&g));
 }
 
+/* conv2d_forward_post (inference: the weight transform computed once, a
+ * BatchNormalization's scale and shift applied in the store) against
+ * conv2d_forward followed by batchnorm_forward: the same float operations in
+ * the same order, so bit-identical, on every path and algorithm (Winograd,
+ * implicit GEMM, the C = 1 kernel, im2col, strided) and activation. */
+static void test_forward_post(void)
+{
+    static const struct {
+        int h, w, c, k, kh, s;
+    } geo[] = {{13, 11, 24, 32, 3, 1}, {9, 7, 13, 10, 3, 1}, {28, 28, 1, 32, 3, 1},
+               {10, 9, 3, 20, 3, 1},   {11, 12, 8, 16, 3, 2}, {7, 7, 16, 32, 5, 1},
+               {12, 10, 24, 32, 3, 1}, {14, 14, 13, 10, 3, 1}, {8, 6, 16, 16, 3, 1}};
+    static const enum activation_kind acts[] = {ACTIVATION_KIND_RELU, ACTIVATION_KIND_LINEAR,
+                                                ACTIVATION_KIND_TANH};
+    const int n = 3;
+    const float eps = 1e-3f;
+    int pools = 0;
+    for (int kk = 0; kk < KERNELS_KIND_COUNT; kk++) {
+        enum kernels_kind kind = (enum kernels_kind)kk;
+        if (!kernels_supported(kind))
+            continue;
+        CHECK_INT_EQ(kernels_use(kind), 0);
+        for (size_t gi = 0; gi < sizeof(geo) / sizeof(geo[0]); gi++) {
+            struct conv2d_geom g;
+            conv2d_geom_init(&g, geo[gi].h, geo[gi].w, geo[gi].c, geo[gi].k, geo[gi].kh,
+                             geo[gi].kh, geo[gi].s, geo[gi].s, PADDING_KIND_SAME);
+            const size_t nin = (size_t)n * g.h * g.w * g.c, nout = (size_t)n * g.oh * g.ow * g.k;
+            const size_t nw = (size_t)g.kh * g.kw * g.c * g.k, K = (size_t)g.k;
+            struct rng r;
+            rng_seed(&r, 1000 + gi, 3);
+            float *inp = malloc(nin * 4), *w = malloc(nw * 4), *bias = malloc(K * 4);
+            float *bn = malloc(6 * K * 4), *o1 = malloc(nout * 4), *o2 = malloc(nout * 4);
+            float *p1 = malloc(nout * 4);
+            size_t wtf = conv2d_weight_transform_floats(&g);
+            float *wt = wtf ? malloc(wtf * 4) : NULL;
+            float *scratch = malloc(conv2d_scratch_floats(&g) * 4);
+            fill(inp, nin, &r), fill(w, nw, &r), fill(bias, g.k, &r), fill(bn, 4 * K, &r);
+            float *gamma = bn, *beta = bn + K, *mean = bn + 2 * K, *var = bn + 3 * K;
+            float *scale = bn + 4 * K, *shift = bn + 5 * K;
+            for (size_t k = 0; k < K; k++) {
+                var[k] = var[k] * var[k] + 0.01f;
+                scale[k] = gamma[k] / sqrtf(var[k] + eps);
+                shift[k] = beta[k] - mean[k] * scale[k];
+            }
+            CHECK(wtf == 0 || conv2d_winograd_pays(&g));
+            if (wt)
+                conv2d_weight_transform(wt, w, &g);
+            for (int a = 0; a < 3; a++) {
+                conv2d_forward(o1, scratch, inp, w, bias, acts[a], n, &g);
+                batchnorm_forward(o1, o1, mean, var, gamma, beta, eps,
+                                  (size_t)n * g.oh * g.ow, g.k);
+                for (int use_wt = 0; use_wt < 2; use_wt++) {
+                    conv2d_forward_post(o2, scratch, inp, w, use_wt ? wt : NULL, bias, acts[a],
+                                        scale, shift, false, n, &g);
+                    CHECK_MSG(memcmp(o1, o2, nout * 4) == 0, "[%s] %s act %d wt %d: differs",
+                              kernels_name(kind), conv2d_forward_algorithm(&g), a, use_wt);
+                }
+                /* the 2x2 stride-2 max pooling in the store where it can be */
+                bool even = g.oh % 2 == 0 && g.ow % 2 == 0;
+                CHECK(conv2d_pool_fusable(&g, acts[a]) ==
+                      (conv2d_winograd_pays(&g) && even && acts[a] != ACTIVATION_KIND_TANH));
+                if (conv2d_pool_fusable(&g, acts[a])) {
+                    struct pool2d_geom pg;
+                    pool2d_geom_init(&pg, g.oh, g.ow, g.k, 2, 2, 2, 2, PADDING_KIND_VALID);
+                    size_t np = (size_t)n * pg.oh * pg.ow * g.k;
+                    maxpool2d_forward(p1, o1, n, &pg);
+                    for (size_t e = 0; e < nout; e++)
+                        o2[e] = NAN; /* nothing past the pooled output is written */
+                    conv2d_forward_post(o2, scratch, inp, w, wt, bias, acts[a], scale, shift,
+                                        true, n, &g);
+                    CHECK_MSG(memcmp(p1, o2, np * 4) == 0, "[%s] act %d pooled: differs",
+                              kernels_name(kind), a);
+                    int untouched = 0;
+                    for (size_t e = np; e < nout; e++)
+                        untouched += isnan(o2[e]);
+                    CHECK_INT_EQ(untouched, (int)(nout - np));
+                    pools++;
+                }
+                /* without the affine: conv2d_forward itself */
+                conv2d_forward(o1, scratch, inp, w, bias, acts[a], n, &g);
+                conv2d_forward_post(o2, scratch, inp, w, wt, bias, acts[a], NULL, NULL, false, n,
+                                    &g);
+                CHECK_MSG(memcmp(o1, o2, nout * 4) == 0, "[%s] %s act %d no affine: differs",
+                          kernels_name(kind), conv2d_forward_algorithm(&g), a);
+            }
+            free(inp), free(w), free(bias), free(bn), free(o1), free(o2), free(wt), free(scratch);
+            free(p1);
+        }
+    }
+    CHECK(pools > 0);
+}
+
+/* TRAIND_CONV_ALGO: direct turns Winograd off (and back on with auto),
+ * anything else is refused naming the variable */
+static void test_conv_algo_switch(void)
+{
+    struct conv2d_geom g;
+    conv2d_geom_init(&g, 28, 28, 32, 32, 3, 3, 1, 1, PADDING_KIND_SAME);
+    struct diag d = {0};
+    CHECK_INT_EQ(kernels_conv_algo_init("direct", &d), 0);
+    CHECK(!conv2d_winograd_pays(&g));
+    CHECK(conv2d_winograd_fits(&g));
+    CHECK(strcmp(conv2d_forward_algorithm(&g), "winograd_f2x2_3x3") != 0);
+    CHECK(strcmp(conv2d_dinput_algorithm(&g, true), "winograd_f2x2_3x3") != 0);
+    CHECK_INT_EQ(kernels_conv_algo_init("winograd", &d), -EINVAL);
+    CHECK_STR_EQ(d.field, "TRAIND_CONV_ALGO");
+    CHECK(!kernels_winograd_allowed()); /* unchanged on failure */
+    CHECK_INT_EQ(kernels_conv_algo_init("auto", &d), 0);
+    CHECK(conv2d_winograd_pays(&g));
+    CHECK_INT_EQ(kernels_conv_algo_init(NULL, &d), 0);
+    CHECK_STR_EQ(conv2d_forward_algorithm(&g), "winograd_f2x2_3x3");
+}
+
 int main(void)
 {
     struct diag d = {0};
@@ -221,5 +335,7 @@ int main(void)
     TEST_RUN(test_choice);
     TEST_RUN(test_every_path);
     TEST_RUN(test_deterministic);
+    TEST_RUN(test_forward_post);
+    TEST_RUN(test_conv_algo_switch);
     return TEST_EXIT();
 }
