@@ -699,7 +699,9 @@ int dataset_map_tensorfile(struct dataset *ret, const char *path, const char *sp
     ret->classes = info.classes;
     ret->pixels = info.dtype == TENSORFILE_DTYPE_FLOAT32 ? PIXELS_FLOAT32 : PIXELS_UINT8;
     ret->images = (uint8_t *)base + info.x_off[s];
-    ret->labels = (uint8_t *)base + info.y_off[s];
+    ret->labels = info.y_width ? NULL : (uint8_t *)base + info.y_off[s];
+    ret->target_width = info.y_width;
+    ret->targets = info.y_width ? (float *)((uint8_t *)base + info.y_off[s]) : NULL;
     ret->mapping = m;
     return 0;
 }
@@ -748,7 +750,9 @@ int dataset_split_tail(struct dataset *train, struct dataset *ret_val, double fr
     if (train->mapping) {
         __atomic_add_fetch(&train->mapping->refs, 1, __ATOMIC_ACQ_REL);
         val.images = train->images + (size_t)split_at * example;
-        val.labels = train->labels + split_at;
+        val.labels = train->labels ? train->labels + split_at : NULL;
+        val.targets =
+            train->targets ? train->targets + (size_t)split_at * train->target_width : NULL;
         dataset_truncate(train, split_at);
         *ret_val = val;
         return 0;
@@ -768,13 +772,16 @@ int dataset_split_tail(struct dataset *train, struct dataset *ret_val, double fr
 }
 
 void dataset_gather(const struct dataset *ds, const uint32_t *idx, int n, void *images,
-                    uint8_t *labels)
+                    uint8_t *labels, float *targets)
 {
-    size_t example = dataset_example_bytes(ds);
+    size_t example = dataset_example_bytes(ds), K = (size_t)ds->target_width;
     for (int i = 0; i < n; i++) {
         memcpy((uint8_t *)images + (size_t)i * example, ds->images + (size_t)idx[i] * example,
                example);
-        labels[i] = ds->labels[idx[i]];
+        if (ds->targets && targets)
+            memcpy(targets + i * K, ds->targets + idx[i] * K, K * sizeof(float));
+        else if (ds->labels && labels)
+            labels[i] = ds->labels[idx[i]];
     }
 }
 
@@ -787,6 +794,7 @@ void dataset_free(struct dataset *ds)
     } else {
         free(ds->images);
         free(ds->labels);
+        free(ds->targets);
     }
     memset(ds, 0, sizeof(*ds));
 }

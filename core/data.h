@@ -33,10 +33,14 @@ struct dataset_mapping; /* a read-only file mapping shared by views (reference c
 struct dataset {
     int n;             /* examples */
     int h, w, c;       /* per-example shape, NHWC */
-    int classes;       /* number of classes (DATASET_CLASSES for all built-in formats) */
+    int classes;       /* number of classes (DATASET_CLASSES for all built-in formats);
+                          0 for float targets */
     enum pixels_type pixels; /* of images: PIXELS_UINT8 (0) unless mapped from float32 */
     uint8_t *images;   /* (n, h, w, c) values of pixels: n * dataset_example_bytes bytes */
-    uint8_t *labels;   /* (n), values < classes */
+    uint8_t *labels;   /* (n), values < classes; NULL for float targets */
+    int target_width;  /* 0: labels; K > 0: float regression targets instead (a
+                          version 2 tensor file, tensorfile.h) */
+    float *targets;    /* (n, target_width) when target_width > 0, else NULL */
     struct dataset_mapping *mapping; /* non-NULL: images and labels are in a file mapping */
 };
 
@@ -59,7 +63,7 @@ int dataset_load_cifar10_files(struct dataset *ret, const char *const *paths, in
                                int records_per_file, struct diag *d);
 
 /* Map split "train" or "test" of a tensor file (tensorfile.h) read-only,
- * uint8 or float32 as stored.  The whole file is checked first (header,
+ * uint8 or float32 as stored, with class labels or float targets.  The whole file is checked first (header,
  * layout, every label).  The mapping is MADV_RANDOM: training reads
  * examples in shuffled order. */
 int dataset_map_tensorfile(struct dataset *ret, const char *path, const char *split,
@@ -76,9 +80,10 @@ void dataset_truncate(struct dataset *ds, int limit);
 int dataset_split_tail(struct dataset *train, struct dataset *ret_val, double fraction,
                        struct diag *d);
 /* Gather examples idx[0..n) into contiguous images (n, h, w, c) of
- * ds->pixels (n * dataset_example_bytes bytes) and labels (n). */
+ * ds->pixels (n * dataset_example_bytes bytes) and labels (n), or, for
+ * float targets, targets (n, target_width) (the other may be NULL). */
 void dataset_gather(const struct dataset *ds, const uint32_t *idx, int n, void *images,
-                    uint8_t *labels);
+                    uint8_t *labels, float *targets);
 void dataset_free(struct dataset *ds);
 
 #endif

@@ -105,8 +105,11 @@ static int batches_of(int n, int batch_size, int limit)
 static int check_dataset(const struct model *m, const struct dataset *ds, const char *field,
                          struct diag *d)
 {
-    if (!ds->images || !ds->labels || ds->n <= 0)
+    if (!ds->images || (!ds->labels && !ds->targets) || ds->n <= 0)
         return diag_set(d, -EINVAL, field, "the data set is empty");
+    if (ds->targets && ds->target_width != m->classes)
+        return diag_set(d, -EINVAL, field, "the data set has %d float targets per example, the "
+                        "model's output %d values", ds->target_width, m->classes);
     if (ds->h != m->input_shape[0] || ds->w != m->input_shape[1] ||
         ds->c != m->input_shape[2])
         return diag_set(d, -EINVAL, field,
@@ -141,8 +144,11 @@ static int evaluate_chunks(struct model *m, const struct dataset *ds, int batch_
         int start = b * batch_size;
         int nb = ds->n - start < batch_size ? ds->n - start : batch_size;
         double ls = 0, ok[METRICS_MAX] = {0};
-        int r = model_evaluate(m, ds->images + (size_t)start * example, ds->pixels,
-                               ds->labels + start, nb, &ls, ok);
+        const uint8_t *x = ds->images + (size_t)start * example;
+        int r = ds->targets ? model_evaluate_targets(m, x, ds->pixels,
+                                                     ds->targets + (size_t)start * ds->target_width,
+                                                     nb, &ls, ok)
+                            : model_evaluate(m, x, ds->pixels, ds->labels + start, nb, &ls, ok);
         if (r < 0)
             return diag_set(d, r, "", "evaluation failed at batch %d of %d", b + 1, batches);
         loss_sum += ls;
@@ -180,6 +186,7 @@ struct fit_run {
     int pass_batches; /* batches in one pass over the training set */
     void *images;     /* (batch_size, H, W, C) of the training set's pixels */
     uint8_t *labels;  /* (batch_size) */
+    float *targets;   /* (batch_size, K) for float targets, else NULL */
     char key[METRICS_MAX][32], val_key[METRICS_MAX][32]; /* the metrics' log keys */
     struct fit_progress p;
 };
@@ -189,6 +196,7 @@ static void fit_run_free(struct fit_run *run)
     free(run->idx);
     free(run->images);
     free(run->labels);
+    free(run->targets);
 }
 
 static int fit_options_check(const struct model *m, const struct dataset *train,
@@ -290,11 +298,14 @@ static int fit_epoch(struct fit_run *run, struct model *m, struct optimizer *opt
         }
         int start = (int)((first + b) % run->pass_batches) * o->batch_size;
         int nb = train->n - start < o->batch_size ? train->n - start : o->batch_size;
-        dataset_gather(train, run->idx + start, nb, run->images, run->labels);
+        dataset_gather(train, run->idx + start, nb, run->images, run->labels, run->targets);
         double lr = optimizer_current_lr(opt);
         double loss = 0, ok[METRICS_MAX] = {0};
-        int r = model_train_step(m, run->images, train->pixels, run->labels, nb, o->seed,
-                                 opt->iterations, &loss, ok);
+        int r = run->targets
+                    ? model_train_step_targets(m, run->images, train->pixels, run->targets, nb,
+                                               o->seed, opt->iterations, &loss, ok)
+                    : model_train_step(m, run->images, train->pixels, run->labels, nb, o->seed,
+                                       opt->iterations, &loss, ok);
         if (r < 0)
             return diag_set(d, r, "", "training step failed at epoch %d batch %d", e + 1, b + 1);
         optimizer_step(opt, m);
@@ -346,7 +357,9 @@ int fit(struct model *m, struct optimizer *opt, const struct dataset *train,
     run.idx = malloc((size_t)train->n * sizeof(*run.idx));
     run.images = malloc((size_t)o->batch_size * example);
     run.labels = malloc((size_t)o->batch_size);
-    if (!run.idx || !run.images || !run.labels) {
+    if (train->targets)
+        run.targets = malloc((size_t)o->batch_size * (size_t)train->target_width * sizeof(float));
+    if (!run.idx || !run.images || !run.labels || (train->targets && !run.targets)) {
         fit_run_free(&run);
         return diag_set(d, -ENOMEM, "", "out of memory for the batch buffers");
     }

@@ -1,7 +1,8 @@
 /* h5_data.c - data sets in HDF5 files as h5py writes them: datasets
  * x_train, y_train and optionally x_test, y_test at the root (other objects
  * are ignored).  Images uint8 or float32, (n, h, w) or (n, h, w, c);
- * labels integers (n,) / (n, 1) or one-hot floats (n, k).
+ * y integer class labels (n,) / (n, 1), one-hot floats (n, k), or float
+ * regression targets (n,), (n, 1), (n, K) (import_decode_y).
  *
  * Every HDF5 call holds h5.c's global lock (h5_global_lock), taken per
  * step so that a long import does not stall checkpoint writes.  HDF5 trusts
@@ -81,8 +82,8 @@ static int check_images(const struct array *a, const char *name, struct diag *d)
     return 0;
 }
 
-/* Read labels (lock held) into out[n]; *ret_classes as import_decode_labels. */
-static int read_labels(const struct array *a, const char *name, uint8_t **ret, int *ret_classes,
+/* Read y (lock held) into *ret (import_decode_y). */
+static int read_labels(const struct array *a, const char *name, struct import_y *ret,
                        struct diag *d)
 {
     if (a->ndim > 2)
@@ -91,28 +92,20 @@ static int read_labels(const struct array *a, const char *name, uint8_t **ret, i
     uint64_t n = a->dims[0], k = a->ndim == 2 ? a->dims[1] : 1;
     bool f = a->cls == H5T_FLOAT;
     if (!f && a->cls != H5T_INTEGER)
-        return diag_set(d, -EINVAL, name, "%s: labels must be integers or one-hot floats", name);
-    if (f && k < 2)
-        return diag_set(d, -EINVAL, name, "%s: float labels must be one-hot (n, k)", name);
+        return diag_set(d, -EINVAL, name, "%s: labels must be integers or floats", name);
     if (n * k > (UINT64_C(1) << 27))
         return diag_set(d, -EFBIG, name, "%s: too many labels", name);
     void *raw = malloc((size_t)(n * k * 8) + 8);
-    uint8_t *out = malloc((size_t)n + 1);
     int err = 0;
-    if (!raw || !out)
+    if (!raw)
         err = diag_set(d, -ENOMEM, name, "out of memory");
     else if (H5Dread(a->dset, f ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64, H5S_ALL, H5S_ALL,
                      H5P_DEFAULT, raw) < 0)
         err = diag_set(d, -EINVAL, name, "%s: cannot read (truncated or corrupt file?)", name);
     else
-        err = import_decode_labels(raw, f ? 'f' : 'i', 8, n, k, out, ret_classes, name, d);
+        err = import_decode_y(raw, f ? 'f' : 'i', 8, n, k, ret, name, d);
     free(raw);
-    if (err < 0) {
-        free(out);
-        return err;
-    }
-    *ret = out;
-    return 0;
+    return err;
 }
 
 /* Copy images of a into split s of w, a chunk of examples per lock hold. */
@@ -161,8 +154,8 @@ int import_hdf5(const char *src_path, const struct import_options *o, const char
 {
     struct array a[ARRAYS];
     memset(a, 0, sizeof(a));
-    uint8_t *labels[2] = {NULL, NULL};
-    int classes[2] = {0, 0};
+    struct import_y y[2];
+    memset(y, 0, sizeof(y));
     struct tensorfile_writer *w = NULL;
     int err = 0;
     h5_global_lock();
@@ -187,7 +180,7 @@ int import_hdf5(const char *src_path, const struct import_options *o, const char
                            array_names[2 * s], (unsigned long long)a[2 * s].dims[0],
                            array_names[2 * s + 1], (unsigned long long)a[2 * s + 1].dims[0]);
         if (err == 0)
-            err = read_labels(&a[2 * s + 1], array_names[2 * s + 1], &labels[s], &classes[s], d);
+            err = read_labels(&a[2 * s + 1], array_names[2 * s + 1], &y[s], d);
     }
     h5_global_unlock();
     if (err < 0)
@@ -204,7 +197,9 @@ int import_hdf5(const char *src_path, const struct import_options *o, const char
                        "x_train's");
         goto out;
     }
-    int n_classes = classes[0] > classes[1] ? classes[0] : classes[1];
+    if ((err = import_y_check_pair(y, t->present, d)) < 0)
+        goto out;
+    int n_classes = y[0].classes > y[1].classes ? y[0].classes : y[1].classes;
     enum tensorfile_dtype dt = x->cls == H5T_FLOAT ? TENSORFILE_DTYPE_FLOAT32 : TENSORFILE_DTYPE_UINT8;
     uint64_t n_test = t->present ? t->dims[0] : 0;
     uint64_t bytes = (x->dims[0] + n_test) * x->dims[1] * x->dims[2] * (uint64_t)c *
@@ -214,12 +209,12 @@ int import_hdf5(const char *src_path, const struct import_options *o, const char
                        (unsigned long long)bytes, (unsigned long long)o->max_total_bytes);
         goto out;
     }
-    err = tensorfile_writer_begin(&w, dir, relpath, dt, (int)x->dims[1], (int)x->dims[2], c,
-                                  x->dims[0], n_test, d);
+    err = tensorfile_writer_begin_targets(&w, dir, relpath, dt, (int)x->dims[1], (int)x->dims[2],
+                                          c, y[0].width, x->dims[0], n_test, d);
     if (err == 0)
-        err = tensorfile_write_y(w, TENSORFILE_SPLIT_TRAIN, 0, x->dims[0], labels[0], d);
-    if (err == 0 && n_test)
-        err = tensorfile_write_y(w, TENSORFILE_SPLIT_TEST, 0, n_test, labels[1], d);
+        err = import_write_y(w, TENSORFILE_SPLIT_TRAIN, x->dims[0], &y[0], d);
+    if (err == 0)
+        err = import_write_y(w, TENSORFILE_SPLIT_TEST, n_test, &y[1], d);
     if (err == 0)
         err = copy_images(x, "x_train", w, TENSORFILE_SPLIT_TRAIN, d);
     if (err == 0 && n_test)
@@ -240,7 +235,7 @@ out:
     if (file >= 0)
         H5Fclose(file);
     h5_global_unlock();
-    free(labels[0]);
-    free(labels[1]);
+    import_y_free(&y[0]);
+    import_y_free(&y[1]);
     return err;
 }

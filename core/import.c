@@ -4,6 +4,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -243,4 +246,109 @@ int import_dataset(const char *src_path, const struct import_options *o, const c
     res.format = f;
     *ret = res;
     return 0;
+}
+
+/* Value i of a little-endian float array of itemsize 4 or 8. */
+static double get_float(const unsigned char *p, int itemsize, uint64_t i)
+{
+    if (itemsize == 4) {
+        uint32_t b = (uint32_t)get_le(p + i * 4, 4);
+        float f;
+        memcpy(&f, &b, 4);
+        return f;
+    }
+    uint64_t b = get_le(p + i * 8, 8);
+    double v;
+    memcpy(&v, &b, 8);
+    return v;
+}
+
+/* Every row of a float (n, k) array is one-hot (exactly one 1, the rest 0). */
+static bool all_one_hot(const unsigned char *p, int itemsize, uint64_t n, uint64_t k)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        int ones = 0;
+        for (uint64_t j = 0; j < k; j++) {
+            double v = get_float(p, itemsize, i * k + j);
+            if (v == 1.0)
+                ones++;
+            else if (v != 0.0)
+                return false;
+        }
+        if (ones != 1)
+            return false;
+    }
+    return true;
+}
+
+int import_decode_y(const void *raw, char kind, int itemsize, uint64_t n, uint64_t k,
+                    struct import_y *ret, const char *field, struct diag *d)
+{
+    struct import_y y = {0};
+    bool targets = kind == 'f' && (k < 2 || !all_one_hot(raw, itemsize, n, k));
+    if (!targets) {
+        y.labels = malloc(n ? (size_t)n : 1);
+        if (!y.labels)
+            return diag_set(d, -ENOMEM, field, "out of memory");
+        int r = import_decode_labels(raw, kind, itemsize, n, k, y.labels, &y.classes, field, d);
+        if (r < 0) {
+            free(y.labels);
+            return r;
+        }
+        *ret = y;
+        return 0;
+    }
+    if (k > TENSORFILE_MAX_TARGETS)
+        return diag_set(d, -EINVAL, field, "%s: %llu float targets per example (1 to %d "
+                        "supported)", field, (unsigned long long)k, TENSORFILE_MAX_TARGETS);
+    y.width = (int)k;
+    y.targets = malloc(n ? (size_t)(n * k) * sizeof(float) : 1);
+    if (!y.targets)
+        return diag_set(d, -ENOMEM, field, "out of memory");
+    for (uint64_t i = 0; i < n * k; i++) {
+        double v = get_float(raw, itemsize, i);
+        float f = (float)v;
+        if (!isfinite(f)) {
+            free(y.targets);
+            return diag_set(d, -EINVAL, field, "%s: target %llu of example %llu is %g: float "
+                            "targets must be finite float32 values", field,
+                            (unsigned long long)(i % k), (unsigned long long)(i / k), v);
+        }
+        y.targets[i] = f;
+    }
+    *ret = y;
+    return 0;
+}
+
+int import_y_check_pair(const struct import_y y[2], bool has_test, struct diag *d)
+{
+    if (!has_test)
+        return 0;
+    if ((y[0].targets != NULL) != (y[1].targets != NULL))
+        return diag_set(d, -EINVAL, "y_test", "y_test holds %s, y_train %s: both splits must "
+                        "have the same kind of targets",
+                        y[1].targets ? "float targets" : "class labels",
+                        y[0].targets ? "float targets" : "class labels");
+    if (y[0].targets && y[0].width != y[1].width)
+        return diag_set(d, -EINVAL, "y_test", "y_test has %d targets per example, y_train %d",
+                        y[1].width, y[0].width);
+    return 0;
+}
+
+void import_y_free(struct import_y *y)
+{
+    if (!y)
+        return;
+    free(y->labels);
+    free(y->targets);
+    memset(y, 0, sizeof(*y));
+}
+
+int import_write_y(struct tensorfile_writer *w, enum tensorfile_split s, uint64_t n,
+                   const struct import_y *y, struct diag *d)
+{
+    if (n == 0)
+        return 0;
+    return y->targets ? tensorfile_write_targets(w, s, 0, n, y->targets, d)
+                      : tensorfile_write_y(w, s, 0, n, y->labels, d);
 }

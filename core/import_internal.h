@@ -3,6 +3,7 @@
 #ifndef TRAIND_IMPORT_INTERNAL_H
 #define TRAIND_IMPORT_INTERNAL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "diag.h"
@@ -25,6 +26,28 @@ int import_hdf5(const char *src_path, const struct import_options *o, const char
  * else the largest label + 1.  field names the array in errors. */
 int import_decode_labels(const void *raw, char kind, int itemsize, uint64_t n, uint64_t k,
                          uint8_t *out, int *ret_classes, const char *field, struct diag *d);
+
+/* The y array of a split: class labels or float regression targets. */
+struct import_y {
+    uint8_t *labels; /* (n) class indices, or NULL */
+    float *targets;  /* (n, width) float32 targets, or NULL */
+    int classes;     /* labels: as import_decode_labels' *ret_classes */
+    int width;       /* targets: K */
+};
+
+/* Decode a y array (as import_decode_labels takes it) into *ret (owned,
+ * import_y_free).  Integer arrays are class labels; float arrays are
+ * one-hot class labels when they are (n, k >= 2) with every row one-hot,
+ * else float targets (n,) / (n, 1) (K = 1) or (n, K), converted to
+ * float32 and each finite. */
+int import_decode_y(const void *raw, char kind, int itemsize, uint64_t n, uint64_t k,
+                    struct import_y *ret, const char *field, struct diag *d);
+/* y_train and y_test (when has_test) hold the same kind and width. */
+int import_y_check_pair(const struct import_y y[2], bool has_test, struct diag *d);
+void import_y_free(struct import_y *y);
+/* All n targets or labels of split s into w. */
+int import_write_y(struct tensorfile_writer *w, enum tensorfile_split s, uint64_t n,
+                   const struct import_y *y, struct diag *d);
 
 /* Class names "0", "1", ... for sources without names; names[k] point into
  * storage (TENSORFILE_MAX_CLASSES * 4 bytes). */

@@ -5,8 +5,9 @@
  * checks names, dtypes, shapes and sizes and reads the (small) label arrays;
  * the second streams the image arrays into the tensor file, counting every
  * byte against the header.  Images: uint8 or float32, (n, h, w) or
- * (n, h, w, c) with c <= 4, C order.  Labels: integers (n,) or (n, 1), or
- * one-hot floats (n, k). */
+ * (n, h, w, c) with c <= 4, C order.  y: integer class labels (n,) or
+ * (n, 1), one-hot floats (n, k), or float regression targets (n,), (n, 1)
+ * or (n, K) (import_decode_y tells them apart). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,7 @@ struct member {
 
 struct npz {
     struct member m[MEMBERS];
-    uint8_t *labels[2]; /* train, test */
+    struct import_y y[2]; /* train, test */
     int classes;
 };
 
@@ -98,9 +99,6 @@ static int check_labels(const struct npy_header *h, const char *field, struct di
     if (h->ndim < 1 || h->ndim > 2)
         return diag_set(d, -EINVAL, field, "%s: labels must have shape (n,), (n, 1) or (n, k), "
                         "got %d dimensions", field, h->ndim);
-    if (h->kind == 'f' && (h->ndim != 2 || h->shape[1] < 2))
-        return diag_set(d, -EINVAL, field, "%s: float labels must be one-hot (n, k); integer "
-                        "class numbers must have an integer dtype", field);
     if (h->data_bytes > LABEL_BYTES_MAX)
         return diag_set(d, -EFBIG, field, "%s: label array larger than %llu bytes", field,
                         (unsigned long long)LABEL_BYTES_MAX);
@@ -153,20 +151,18 @@ static int scan(const char *src_path, const struct import_options *o, struct npz
             int s = k == Y_TEST;
             uint64_t n = h.shape[0], cols = h.ndim == 2 ? h.shape[1] : 1;
             raw = malloc(h.data_bytes ? (size_t)h.data_bytes : 1);
-            z->labels[s] = malloc(n ? (size_t)n : 1);
-            if (!raw || !z->labels[s]) {
+            if (!raw) {
                 e = diag_set(d, -ENOMEM, field, "out of memory");
                 break;
             }
             e = archive_reader_read_exact(r, raw, (size_t)h.data_bytes, "label data", d);
             if (e < 0)
                 break;
-            int classes = 0;
-            e = import_decode_labels(raw, h.kind, h.itemsize, n, cols, z->labels[s], &classes,
-                                     field, d);
+            e = import_decode_y(raw, h.kind, h.itemsize, n, cols, &z->y[s], field, d);
             if (e < 0)
                 break;
-            if (h.kind == 'f' && z->classes && classes != z->classes) {
+            int classes = z->y[s].classes;
+            if (z->y[s].labels && h.kind == 'f' && z->classes && classes != z->classes) {
                 e = diag_set(d, -EINVAL, field, "%s: %d one-hot columns, the other split has %d",
                              field, classes, z->classes);
                 break;
@@ -216,7 +212,10 @@ static int check_members(struct npz *z, struct diag *d)
                             (unsigned long long)a->shape[1], (unsigned long long)a->shape[2],
                             (unsigned long long)ca, a->kind == 'u' ? "uint8" : "float32");
     }
-    if (z->classes < 1)
+    int r = import_y_check_pair(z->y, z->m[X_TEST].present, d);
+    if (r < 0)
+        return r;
+    if (!z->y[0].targets && z->classes < 1)
         return diag_set(d, -EINVAL, "y_train", "no classes");
     return 0;
 }
@@ -295,13 +294,13 @@ int import_npz(const char *src_path, const struct import_options *o, const char 
                      (unsigned long long)bytes, (unsigned long long)o->max_total_bytes);
         goto out;
     }
-    e = tensorfile_writer_begin(&w, dir, relpath, dt, (int)x->shape[1], (int)x->shape[2], c,
-                                x->shape[0], n_test, d);
+    e = tensorfile_writer_begin_targets(&w, dir, relpath, dt, (int)x->shape[1], (int)x->shape[2],
+                                        c, z.y[0].width, x->shape[0], n_test, d);
     if (e < 0)
         goto out;
-    e = tensorfile_write_y(w, TENSORFILE_SPLIT_TRAIN, 0, x->shape[0], z.labels[0], d);
-    if (e == 0 && n_test)
-        e = tensorfile_write_y(w, TENSORFILE_SPLIT_TEST, 0, n_test, z.labels[1], d);
+    e = import_write_y(w, TENSORFILE_SPLIT_TRAIN, x->shape[0], &z.y[0], d);
+    if (e == 0)
+        e = import_write_y(w, TENSORFILE_SPLIT_TEST, n_test, &z.y[1], d);
     if (e == 0)
         e = copy_images(src_path, o, &z, w, d);
     if (e < 0)
@@ -315,7 +314,7 @@ int import_npz(const char *src_path, const struct import_options *o, const char 
         ret->skipped = skipped;
 out:
     tensorfile_writer_abort(w);
-    free(z.labels[0]);
-    free(z.labels[1]);
+    import_y_free(&z.y[0]);
+    import_y_free(&z.y[1]);
     return e;
 }

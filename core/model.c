@@ -738,6 +738,7 @@ struct step_ctx {
     enum pixels_type pixels;
     const uint8_t *labels; /* model_train_step: the targets (else rt->y); graph inference:
                               (n) or NULL */
+    const float *targets;  /* graph inference: float targets (n, classes) or NULL */
     bool weighted;         /* rt->sw holds the examples' class weights */
     float *probs;          /* graph inference: (n, classes) or NULL */
 };
@@ -1474,6 +1475,17 @@ int model_train_step(struct model *m, const void *images, enum pixels_type pixel
     return 0;
 }
 
+int model_train_step_targets(struct model *m, const void *images, enum pixels_type pixels,
+                             const float *targets, int n, uint64_t seed, int64_t step,
+                             double *ret_loss, double *ret_metrics)
+{
+    if (n < 1 || n > m->max_batch)
+        return -EINVAL;
+    memcpy(m->rt->y, targets, sizeof(float) * (size_t)n * m->classes);
+    run_step(m, n, seed, step, true, images, pixels, NULL, ret_loss, ret_metrics);
+    return 0;
+}
+
 int model_forward_backward_f32(struct model *m, const float *x, const float *y_onehot, int n,
                                uint64_t seed, int64_t step, bool update_moving_stats,
                                double *ret_loss, float *probs)
@@ -1499,41 +1511,46 @@ struct infer_ctx {
     const void *images;    /* (n, in_size) of pixels */
     enum pixels_type pixels;
     const uint8_t *labels; /* may be NULL */
+    const float *targets;  /* float targets (n, classes), or NULL */
     float *probs;          /* (n, classes) or NULL */
 };
 
 /* The head on n examples: the logits (the model's output when the head has
- * no softmax or sigmoid) to outputs p (n, K); with labels, their losses added
- * to *lsum (in order) and each metric to msum[i].  y (n, K) and losses (n)
- * are scratch. */
+ * no softmax or sigmoid) to outputs p (n, K); with labels, or float targets
+ * t (n, K), their losses added to *lsum (in order) and each metric to
+ * msum[i].  y (n, K) and losses (n) are scratch. */
 static void head_infer(const struct model_runtime *rt, float *p, const float *logits,
-                       const uint8_t *labels, float *y, float *losses, int n, int K,
-                       double *lsum, double *msum)
+                       const uint8_t *labels, const float *t, float *y, float *losses, int n,
+                       int K, double *lsum, double *msum)
 {
     const struct model_head *h = &rt->head;
+    const bool scored = labels || t;
+    if (labels)
+        t = NULL;
     if (rt->head_sigmoid) {
-        if (labels)
-            sigmoid_head(h, p, losses, NULL, logits, NULL, labels, NULL, 1.0f, n, K);
+        if (scored)
+            sigmoid_head(h, p, losses, NULL, logits, t, labels, NULL, 1.0f, n, K);
         else
             activation_forward(p, logits, (size_t)n, K, ACTIVATION_KIND_SIGMOID);
     } else if (!rt->head_softmax) {
         if (p != logits)
             memcpy(p, logits, sizeof(float) * (size_t)n * K);
-        if (labels)
-            loss_forward(&h->loss, losses, logits, NULL, labels, n, K);
-    } else if (!labels) {
+        if (scored)
+            loss_forward(&h->loss, losses, logits, t, labels, n, K);
+    } else if (!scored) {
         activation_forward(p, logits, (size_t)n, K, ACTIVATION_KIND_SOFTMAX);
-    } else if (h->loss.kind == LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY) {
+    } else if (labels && h->loss.kind == LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY) {
         softmax_sparse_crossentropy_forward(p, losses, logits, labels, n, K);
     } else {
-        fill_targets(y, labels, n, K, h->loss.label_smoothing);
-        softmax_crossentropy_forward(p, losses, logits, y, n, K);
+        if (labels)
+            fill_targets(y, labels, n, K, h->loss.label_smoothing);
+        softmax_crossentropy_forward(p, losses, logits, labels ? y : t, n, K);
     }
-    if (!labels)
+    if (!scored)
         return;
     for (int i = 0; i < h->n_metrics; i++)
         msum[i] += metric_sum(&h->metrics[i], rt->head_softmax || rt->head_sigmoid ? p : logits,
-                              NULL, labels, n, K);
+                              t, labels, n, K);
     for (int e = 0; e < n; e++)
         *lsum += losses[e];
 }
@@ -1645,8 +1662,9 @@ static void infer_thread(void *arg, int tid, int T)
         float *free_buf = logits == TA ? TB : TA;
         float *p = s->probs ? s->probs + (size_t)t0 * K : free_buf;
         const uint8_t *labels = s->labels ? s->labels + t0 : NULL;
+        const float *targets = s->targets ? s->targets + (size_t)t0 * K : NULL;
         float *y = free_buf + (size_t)nt * K, *losses = y + (size_t)nt * K;
-        head_infer(rt, p, logits, labels, y, losses, nt, K, &lsum, msum);
+        head_infer(rt, p, logits, labels, targets, y, losses, nt, K, &lsum, msum);
     }
     rt->loss_sum[tid] = lsum;
     memcpy(rt->metric_sum + (size_t)tid * METRICS_MAX, msum, sizeof(msum));
@@ -1675,7 +1693,8 @@ static void graph_infer_thread(void *arg, int tid, int T)
     const float *logits = rt->L[rt->logits_layer].out + (size_t)t.b0 * K;
     float *p = (s->probs ? s->probs : rt->probs) + (size_t)t.b0 * K;
     double lsum = 0.0, msum[METRICS_MAX] = {0};
-    head_infer(rt, p, logits, s->labels ? s->labels + t.b0 : NULL, rt->y + (size_t)t.b0 * K,
+    head_infer(rt, p, logits, s->labels ? s->labels + t.b0 : NULL,
+               s->targets ? s->targets + (size_t)t.b0 * K : NULL, rt->y + (size_t)t.b0 * K,
                rt->losses + t.b0, t.nb, K, &lsum, msum);
     rt->loss_sum[tid] = lsum;
     memcpy(rt->metric_sum + (size_t)tid * METRICS_MAX, msum, sizeof(msum));
@@ -1684,8 +1703,8 @@ static void graph_infer_thread(void *arg, int tid, int T)
 
 /* Inference of a functional model, max_batch examples at a time. */
 static void graph_infer(struct model *m, const void *images, enum pixels_type pixels,
-                        const uint8_t *labels, float *probs, int n, double *ret_loss_sum,
-                        double *ret_metrics)
+                        const uint8_t *labels, const float *targets, float *probs, int n,
+                        double *ret_loss_sum, double *ret_metrics)
 {
     struct model_runtime *rt = m->rt;
     double lm[1 + METRICS_MAX] = {0};
@@ -1695,6 +1714,7 @@ static void graph_infer(struct model *m, const void *images, enum pixels_type pi
                              .images = (const char *)images +
                                        (size_t)c0 * rt->in_size * pixels_bytes(pixels),
                              .labels = labels ? labels + c0 : NULL,
+                             .targets = targets ? targets + (size_t)c0 * m->classes : NULL,
                              .probs = probs ? probs + (size_t)c0 * m->classes : NULL};
         pool_run(rt->pool, graph_infer_thread, &s);
         for (int t = 0; t < m->threads; t++) { /* in chunk, then thread order */
@@ -1709,19 +1729,22 @@ static void graph_infer(struct model *m, const void *images, enum pixels_type pi
         memcpy(ret_metrics, lm + 1, sizeof(double) * (size_t)rt->head.n_metrics);
 }
 
-int model_evaluate(struct model *m, const void *images, enum pixels_type pixels,
-                   const uint8_t *labels, int n, double *ret_loss_sum, double *ret_metrics)
+/* model_evaluate with labels or float targets (the other NULL). */
+static int evaluate_any(struct model *m, const void *images, enum pixels_type pixels,
+                        const uint8_t *labels, const float *targets, int n,
+                        double *ret_loss_sum, double *ret_metrics)
 {
     if (n < 0)
         return -EINVAL;
-    for (int e = 0; e < n; e++)
+    for (int e = 0; labels && e < n; e++)
         if (labels[e] >= m->classes)
             return -EINVAL;
     if (m->rt->graph) {
-        graph_infer(m, images, pixels, labels, NULL, n, ret_loss_sum, ret_metrics);
+        graph_infer(m, images, pixels, labels, targets, NULL, n, ret_loss_sum, ret_metrics);
         return 0;
     }
-    struct infer_ctx s = {.m = m, .n = n, .images = images, .pixels = pixels, .labels = labels};
+    struct infer_ctx s = {.m = m, .n = n, .images = images, .pixels = pixels, .labels = labels,
+                          .targets = targets};
     infer_prepare(m);
     pool_run(m->rt->pool, infer_thread, &s);
     double lm[1 + METRICS_MAX];
@@ -1733,12 +1756,25 @@ int model_evaluate(struct model *m, const void *images, enum pixels_type pixels,
     return 0;
 }
 
+int model_evaluate(struct model *m, const void *images, enum pixels_type pixels,
+                   const uint8_t *labels, int n, double *ret_loss_sum, double *ret_metrics)
+{
+    return evaluate_any(m, images, pixels, labels, NULL, n, ret_loss_sum, ret_metrics);
+}
+
+int model_evaluate_targets(struct model *m, const void *images, enum pixels_type pixels,
+                           const float *targets, int n, double *ret_loss_sum,
+                           double *ret_metrics)
+{
+    return evaluate_any(m, images, pixels, NULL, targets, n, ret_loss_sum, ret_metrics);
+}
+
 int model_predict_f32(struct model *m, const float *x, int n, float *probs)
 {
     if (n < 0)
         return -EINVAL;
     if (m->rt->graph) {
-        graph_infer(m, x, PIXELS_FLOAT32, NULL, probs, n, NULL, NULL);
+        graph_infer(m, x, PIXELS_FLOAT32, NULL, NULL, probs, n, NULL, NULL);
         return 0;
     }
     struct infer_ctx s = {.m = m, .n = n, .images = x, .pixels = PIXELS_FLOAT32, .probs = probs};

@@ -134,11 +134,23 @@ int model_train_step(struct model *m, const void *images, enum pixels_type pixel
                      const uint8_t *labels, int n, uint64_t seed, int64_t step, double *ret_loss,
                      double *ret_metrics);
 
+/* model_train_step with float targets (n, classes) instead of labels (a
+ * regression data set): the head's loss and metrics read them as they are;
+ * no class weights. */
+int model_train_step_targets(struct model *m, const void *images, enum pixels_type pixels,
+                             const float *targets, int n, uint64_t seed, int64_t step,
+                             double *ret_loss, double *ret_metrics);
+
 /* Inference-mode forward (moving statistics, no dropout) of images as
  * above: ret_loss_sum = sum of per-example losses (no class weights, as
  * Keras' validation), ret_metrics as above. */
 int model_evaluate(struct model *m, const void *images, enum pixels_type pixels,
                    const uint8_t *labels, int n, double *ret_loss_sum, double *ret_metrics);
+
+/* model_evaluate with float targets (n, classes) instead of labels. */
+int model_evaluate_targets(struct model *m, const void *images, enum pixels_type pixels,
+                           const float *targets, int n, double *ret_loss_sum,
+                           double *ret_metrics);
 
 /* How many metrics the head computes (model_head.n_metrics). */
 int model_n_metrics(const struct model *m);

@@ -4,6 +4,7 @@
 #include "tensorfile.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #define H_OFFSETS 48  /* x_train, y_train, x_test, y_test, names */
 #define H_NAMES_LEN 88
 #define H_FILE_BYTES 96
+#define H_Y_WIDTH 104 /* version 2 */
 
 struct tensorfile_writer {
     struct fsutil_atomic a;
@@ -41,6 +43,11 @@ static size_t dtype_bytes(enum tensorfile_dtype dtype)
 size_t tensorfile_example_bytes(const struct tensorfile_info *info)
 {
     return (size_t)info->h * (size_t)info->w * (size_t)info->c * dtype_bytes(info->dtype);
+}
+
+size_t tensorfile_target_bytes(const struct tensorfile_info *info)
+{
+    return info->y_width > 0 ? (size_t)info->y_width * sizeof(float) : 1;
 }
 
 static uint64_t align_up(uint64_t v)
@@ -80,9 +87,10 @@ static uint64_t get64(const unsigned char *p)
  * the sizes overflow. */
 static int layout(struct tensorfile_info *info)
 {
-    uint64_t ex = tensorfile_example_bytes(info);
+    uint64_t ex = tensorfile_example_bytes(info), ey = tensorfile_target_bytes(info);
     uint64_t limit = UINT64_C(1) << 50;
-    if (info->n[0] > limit / ex || info->n[1] > limit / ex)
+    if (info->n[0] > limit / ex || info->n[1] > limit / ex || info->n[0] > limit / ey ||
+        info->n[1] > limit / ey)
         return -EFBIG;
     uint64_t at = TENSORFILE_HEADER_BYTES;
     for (int s = 0; s < 2; s++) {
@@ -91,7 +99,7 @@ static int layout(struct tensorfile_info *info)
     }
     for (int s = 0; s < 2; s++) {
         info->y_off[s] = at;
-        at = align_up(at + info->n[s]);
+        at = align_up(at + info->n[s] * ey);
     }
     info->names_off = at;
     info->file_bytes = at + info->names_len;
@@ -114,9 +122,10 @@ int tensorfile_parse_header(struct tensorfile_info *ret, const void *header, uin
                         "alone is %d", (unsigned long long)file_bytes, TENSORFILE_HEADER_BYTES);
     if (memcmp(p, TENSORFILE_MAGIC, 8) != 0)
         return diag_set(d, -EINVAL, "header", "not a traind tensor file (wrong magic)");
-    if (get32(p + H_VERSION) != TENSORFILE_VERSION)
-        return diag_set(d, -EINVAL, "header", "tensor file version %u, expected %d",
-                        get32(p + H_VERSION), TENSORFILE_VERSION);
+    uint32_t version = get32(p + H_VERSION);
+    if (version != TENSORFILE_VERSION && version != TENSORFILE_VERSION_TARGETS)
+        return diag_set(d, -EINVAL, "header", "tensor file version %u, expected %d or %d",
+                        version, TENSORFILE_VERSION, TENSORFILE_VERSION_TARGETS);
     struct tensorfile_info info = {
         .dtype = (enum tensorfile_dtype)get32(p + H_DTYPE),
         .h = (int)get32(p + H_H),
@@ -125,13 +134,23 @@ int tensorfile_parse_header(struct tensorfile_info *ret, const void *header, uin
         .classes = (int)get32(p + H_CLASSES),
         .n = {get64(p + H_N), get64(p + H_N + 8)},
         .names_len = get64(p + H_NAMES_LEN),
+        .y_width = (int)get32(p + H_Y_WIDTH),
     };
     if (get32(p + H_H) > TENSORFILE_MAX_SIDE || get32(p + H_W) > TENSORFILE_MAX_SIDE ||
         get32(p + H_C) > TENSORFILE_MAX_CHANNELS ||
         !valid_dims(info.dtype, info.h, info.w, info.c))
         return diag_set(d, -EINVAL, "header", "invalid dtype or example shape");
-    if (get32(p + H_CLASSES) < 1 || get32(p + H_CLASSES) > TENSORFILE_MAX_CLASSES)
+    if (version == TENSORFILE_VERSION_TARGETS) {
+        if (get32(p + H_Y_WIDTH) < 1 || get32(p + H_Y_WIDTH) > TENSORFILE_MAX_TARGETS ||
+            info.classes != 0 || info.names_len != 0)
+            return diag_set(d, -EINVAL, "header", "invalid float target width %u",
+                            get32(p + H_Y_WIDTH));
+    } else if (get32(p + H_Y_WIDTH) != 0) {
+        return diag_set(d, -EINVAL, "header", "a version 1 tensor file with target width %u",
+                        get32(p + H_Y_WIDTH));
+    } else if (get32(p + H_CLASSES) < 1 || get32(p + H_CLASSES) > TENSORFILE_MAX_CLASSES) {
         return diag_set(d, -EINVAL, "header", "invalid class count %u", get32(p + H_CLASSES));
+    }
     if (info.names_len > (uint64_t)TENSORFILE_MAX_CLASSES * (TENSORFILE_NAME_MAX + 1))
         return diag_set(d, -EINVAL, "header", "invalid class names length");
     if (layout(&info) < 0)
@@ -155,7 +174,19 @@ int tensorfile_check(struct tensorfile_info *ret, const void *base, uint64_t fil
     if (r < 0)
         return r;
     const unsigned char *p = base;
-    for (int s = 0; s < 2; s++) {
+    for (int s = 0; s < 2 && info.y_width > 0; s++) {
+        const unsigned char *y = p + info.y_off[s];
+        for (uint64_t i = 0; i < info.n[s] * (uint64_t)info.y_width; i++) {
+            float v;
+            memcpy(&v, y + i * sizeof(float), sizeof(v));
+            if (!isfinite(v))
+                return diag_set(d, -EINVAL, s ? "y_test" : "y_train",
+                                "target %llu of example %llu is not finite",
+                                (unsigned long long)(i % (uint64_t)info.y_width),
+                                (unsigned long long)(i / (uint64_t)info.y_width));
+        }
+    }
+    for (int s = 0; s < 2 && info.y_width == 0; s++) {
         const unsigned char *y = p + info.y_off[s];
         for (uint64_t i = 0; i < info.n[s]; i++)
             if (y[i] >= info.classes)
@@ -222,13 +253,25 @@ int tensorfile_writer_begin(struct tensorfile_writer **ret, const char *dir, con
                             enum tensorfile_dtype dtype, int h, int w, int c, uint64_t n_train,
                             uint64_t n_test, struct diag *d)
 {
+    return tensorfile_writer_begin_targets(ret, dir, relpath, dtype, h, w, c, 0, n_train, n_test,
+                                           d);
+}
+
+int tensorfile_writer_begin_targets(struct tensorfile_writer **ret, const char *dir,
+                                    const char *relpath, enum tensorfile_dtype dtype, int h, int w,
+                                    int c, int y_width, uint64_t n_train, uint64_t n_test,
+                                    struct diag *d)
+{
     if (!valid_dims(dtype, h, w, c))
         return diag_set(d, -EINVAL, "shape", "invalid example shape (%d, %d, %d)", h, w, c);
+    if (y_width < 0 || y_width > TENSORFILE_MAX_TARGETS)
+        return diag_set(d, -EINVAL, "y_train", "%d targets per example (1 to %d supported)",
+                        y_width, TENSORFILE_MAX_TARGETS);
     struct tensorfile_writer *tw = calloc(1, sizeof(*tw));
     if (!tw)
         return diag_set(d, -ENOMEM, relpath, "out of memory");
     tw->info = (struct tensorfile_info){.dtype = dtype, .h = h, .w = w, .c = c,
-                                        .n = {n_train, n_test}};
+                                        .n = {n_train, n_test}, .y_width = y_width};
     if (layout(&tw->info) < 0) {
         free(tw);
         return diag_set(d, -EFBIG, "shape", "too many examples");
@@ -273,8 +316,25 @@ int tensorfile_write_x(struct tensorfile_writer *w, enum tensorfile_split split,
 int tensorfile_write_y(struct tensorfile_writer *w, enum tensorfile_split split, uint64_t first,
                        uint64_t count, const uint8_t *labels, struct diag *d)
 {
+    if (w->info.y_width > 0)
+        return diag_set(d, -EINVAL, split ? "y_test" : "y_train", "the file holds float targets");
     return write_region(w, w->info.y_off[split], w->info.n[split], first, count, 1, labels,
                         split ? "y_test" : "y_train", d);
+}
+
+int tensorfile_write_targets(struct tensorfile_writer *w, enum tensorfile_split split,
+                             uint64_t first, uint64_t count, const float *targets, struct diag *d)
+{
+    const char *field = split ? "y_test" : "y_train";
+    if (w->info.y_width == 0)
+        return diag_set(d, -EINVAL, field, "the file holds class labels");
+    for (uint64_t i = 0; i < count * (uint64_t)w->info.y_width; i++)
+        if (!isfinite(targets[i]))
+            return diag_set(d, -EINVAL, field, "%s: target %llu of example %llu is not finite",
+                            field, (unsigned long long)(i % (uint64_t)w->info.y_width),
+                            (unsigned long long)(first + i / (uint64_t)w->info.y_width));
+    return write_region(w, w->info.y_off[split], w->info.n[split], first, count,
+                        tensorfile_target_bytes(&w->info), targets, field, d);
 }
 
 const struct tensorfile_info *tensorfile_writer_info(const struct tensorfile_writer *w)
@@ -317,7 +377,9 @@ int tensorfile_writer_commit(struct tensorfile_writer *w, int classes, const cha
 {
     int r = 0;
     char *blob = NULL;
-    if (classes < 1 || classes > TENSORFILE_MAX_CLASSES) {
+    if (w->info.y_width > 0)
+        classes = 0; /* float targets: no classes, no names */
+    else if (classes < 1 || classes > TENSORFILE_MAX_CLASSES) {
         r = diag_set(d, -EINVAL, "classes", "%d classes (1 to %d supported)", classes,
                      TENSORFILE_MAX_CLASSES);
         goto fail;
@@ -332,7 +394,7 @@ int tensorfile_writer_commit(struct tensorfile_writer *w, int classes, const cha
         }
         len += l + 1;
     }
-    blob = malloc(len);
+    blob = malloc(len ? len : 1);
     if (!blob) {
         r = diag_set(d, -ENOMEM, "classes", "out of memory");
         goto fail;
@@ -343,7 +405,7 @@ int tensorfile_writer_commit(struct tensorfile_writer *w, int classes, const cha
         memcpy(blob + at, names[k], l);
         at += l;
     }
-    r = check_written_labels(w, classes, d);
+    r = w->info.y_width > 0 ? 0 : check_written_labels(w, classes, d);
     if (r < 0)
         goto fail;
     w->info.classes = classes;
@@ -351,7 +413,8 @@ int tensorfile_writer_commit(struct tensorfile_writer *w, int classes, const cha
     w->info.file_bytes = w->info.names_off + len;
     unsigned char hdr[TENSORFILE_HEADER_BYTES] = {0};
     memcpy(hdr, TENSORFILE_MAGIC, 8);
-    put32(hdr + H_VERSION, TENSORFILE_VERSION);
+    put32(hdr + H_VERSION, w->info.y_width > 0 ? TENSORFILE_VERSION_TARGETS : TENSORFILE_VERSION);
+    put32(hdr + H_Y_WIDTH, (uint32_t)w->info.y_width);
     put32(hdr + H_DTYPE, (uint32_t)w->info.dtype);
     put32(hdr + H_H, (uint32_t)w->info.h);
     put32(hdr + H_W, (uint32_t)w->info.w);
@@ -366,7 +429,7 @@ int tensorfile_writer_commit(struct tensorfile_writer *w, int classes, const cha
     put64(hdr + H_OFFSETS + 32, w->info.names_off);
     put64(hdr + H_NAMES_LEN, len);
     put64(hdr + H_FILE_BYTES, w->info.file_bytes);
-    r = pwrite_all(w->a.fd, blob, len, w->info.names_off);
+    r = len ? pwrite_all(w->a.fd, blob, len, w->info.names_off) : 0;
     if (r == 0)
         r = pwrite_all(w->a.fd, hdr, sizeof(hdr), 0);
     if (r < 0) {

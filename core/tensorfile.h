@@ -3,16 +3,19 @@
  * One file per data set, memory-mapped by training (data.h:
  * dataset_map_tensorfile).  Little-endian, regions aligned to 4096 bytes:
  *
- *   offset 0     header (4096 bytes): magic "TRDSET\r\n", u32 version (1),
- *                u32 dtype (1 uint8, 2 float32), u32 h, w, c, u32 classes,
- *                u64 n_train, n_test, then u64 offsets x_train, y_train,
- *                x_test, y_test, names, u64 names_len, u64 file_bytes;
- *                the rest zero
+ *   offset 0     header (4096 bytes): magic "TRDSET\r\n", u32 version (1:
+ *                class labels, 2: float targets), u32 dtype (1 uint8,
+ *                2 float32), u32 h, w, c, u32 classes, u64 n_train, n_test,
+ *                then u64 offsets x_train, y_train, x_test, y_test, names,
+ *                u64 names_len, u64 file_bytes, u32 y_width (version 2: K;
+ *                version 1: 0); the rest zero
  *   x_train      (n_train, h, w, c) of dtype, NHWC
  *   x_test       (n_test, h, w, c)
- *   y_train      (n_train) uint8 class indices < classes
- *   y_test       (n_test)
+ *   y_train      version 1: (n_train) uint8 class indices < classes;
+ *                version 2: (n_train, K) float32 regression targets, finite
+ *   y_test       (n_test) or (n_test, K)
  *   names        classes NUL-terminated UTF-8 class names, in class order
+ *                (version 2: classes 0, no names)
  *
  * The layout is a function of the header's sizes alone; a reader recomputes
  * it and rejects a file whose offsets, size or labels disagree.  Pixels are
@@ -32,6 +35,8 @@
 
 #define TENSORFILE_MAGIC "TRDSET\r\n"
 #define TENSORFILE_VERSION 1
+#define TENSORFILE_VERSION_TARGETS 2
+#define TENSORFILE_MAX_TARGETS 4096 /* K of float targets */
 #define TENSORFILE_HEADER_BYTES 4096
 #define TENSORFILE_MAX_CLASSES 256
 #define TENSORFILE_MAX_SIDE 65536
@@ -57,12 +62,15 @@ struct tensorfile_info {
     uint64_t y_off[2]; /* byte offsets of the labels of each split */
     uint64_t names_off, names_len;
     uint64_t file_bytes;
+    int y_width;       /* 0: uint8 class labels; K > 0: float32 targets (n, K), classes 0 */
 };
 
 /* "uint8", "float32". */
 const char *tensorfile_dtype_name(enum tensorfile_dtype dtype);
 /* Bytes of one example: h * w * c * (1 or 4). */
 size_t tensorfile_example_bytes(const struct tensorfile_info *info);
+/* Bytes of one example's target: 1 (a class label) or 4 K (float targets). */
+size_t tensorfile_target_bytes(const struct tensorfile_info *info);
 
 /* Parse and check the header (the first TENSORFILE_HEADER_BYTES of a file
  * of file_bytes bytes).  Checks the layout, not the labels. */
@@ -81,14 +89,25 @@ struct tensorfile_writer;
 int tensorfile_writer_begin(struct tensorfile_writer **ret, const char *dir, const char *relpath,
                             enum tensorfile_dtype dtype, int h, int w, int c, uint64_t n_train,
                             uint64_t n_test, struct diag *d);
+/* The same for float targets: y_width (K) float32 values per example
+ * instead of a class label (a version 2 file). */
+int tensorfile_writer_begin_targets(struct tensorfile_writer **ret, const char *dir,
+                                    const char *relpath, enum tensorfile_dtype dtype, int h, int w,
+                                    int c, int y_width, uint64_t n_train, uint64_t n_test,
+                                    struct diag *d);
 /* Examples [first, first + count) of split: count * example_bytes of data. */
 int tensorfile_write_x(struct tensorfile_writer *w, enum tensorfile_split split, uint64_t first,
                        uint64_t count, const void *data, struct diag *d);
 /* Labels [first, first + count) of split. */
 int tensorfile_write_y(struct tensorfile_writer *w, enum tensorfile_split split, uint64_t first,
                        uint64_t count, const uint8_t *labels, struct diag *d);
+/* Targets [first, first + count) of split of a float-target file:
+ * count * K values, each finite (else -EINVAL naming y_train / y_test). */
+int tensorfile_write_targets(struct tensorfile_writer *w, enum tensorfile_split split,
+                             uint64_t first, uint64_t count, const float *targets, struct diag *d);
 /* Write the class names and the header, check every label against classes
- * (read back from the file), then commit atomically.  Frees w whatever the
+ * (read back from the file), then commit atomically.  A float-target file
+ * takes classes 0 and names NULL.  Frees w whatever the
  * result; on failure nothing is left behind.  ret_info (may be NULL) gets
  * the final info on success. */
 int tensorfile_writer_commit(struct tensorfile_writer *w, int classes, const char *const *names,

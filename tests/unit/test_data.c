@@ -772,7 +772,7 @@ static void test_split_truncate_gather(void)
     /* gather */
     const uint32_t idx[5] = {3, 0, 3, 2, 1};
     uint8_t images[5 * 4], labels[5];
-    dataset_gather(&ds, idx, 5, images, labels);
+    dataset_gather(&ds, idx, 5, images, labels, NULL);
     bad = 0;
     for (int i = 0; i < 5; i++) {
         bad += labels[i] != idx[i];
