@@ -1141,7 +1141,8 @@ static int parse_metrics(struct job_spec *s, const cJSON *root, struct diag *d)
     snprintf(jm->key, sizeof(jm->key), "accuracy");
     metric_config_from_name(&jm->config, "accuracy", s->loss_config.kind);
     s->n_metrics = 1;
-    if (!v || cJSON_IsNull(v))
+    s->metrics_default = !v || cJSON_IsNull(v);
+    if (s->metrics_default)
         return 0;
     int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
     if (n < 1 || n > METRICS_MAX)

@@ -78,6 +78,7 @@ struct job_spec {
         struct metric_config config;
     } metrics[METRICS_MAX];
     int n_metrics;                  /* 1 .. METRICS_MAX */
+    bool metrics_default;           /* "metrics" not given: ["accuracy"] */
     int n_class_weight;             /* class_weight entries, 0 = none */
     struct {
         int cls;                    /* 0..255 */

@@ -116,12 +116,14 @@ static int resolve_initial_weights(struct jobs *js, const struct job_spec *spec,
  * warm start's check): the registry's description, else the configured
  * formats' fixed shapes. */
 static int dataset_shape(struct jobs *js, const char *name, int shape[3], int *classes,
-                         struct diag *d)
+                         int *target_width, struct diag *d)
 {
     *classes = 10;
+    *target_width = 0;
     if (js->cfg.registry) {
         char **names = NULL;
-        int r = datasets_describe(js->cfg.registry, name, shape, classes, NULL, &names, d);
+        int r = datasets_describe(js->cfg.registry, name, shape, classes, target_width, NULL,
+                                  &names, d);
         if (r == 0)
             datasets_free_names(names, *classes);
         return r;
@@ -157,11 +159,18 @@ static int be_submit(void *ctx, const char *body, size_t len, char **ret_json,
      * (the data set's description takes it); an unknown data set is
      * reported below */
     char iw[PATH_MAX + TEMPLATE_MAX_PATH + 32] = "";
+    int shape[3], classes = 10, target_width = 0;
+    struct diag ignored = {0};
+    bool described = dataset_shape(js, spec.dataset, shape, &classes, &target_width,
+                                   &ignored) == 0;
+    /* float regression targets against the loss, metrics and model */
+    if (described && (r = runner_check_targets(&spec, target_width, d)) < 0) {
+        job_spec_free(&spec);
+        return r;
+    }
     if (spec.initial_weights.set) {
-        int shape[3], classes = 10;
-        struct diag ignored = {0};
         r = resolve_initial_weights(js, &spec, iw, sizeof(iw), d);
-        if (r == 0 && dataset_shape(js, spec.dataset, shape, &classes, &ignored) == 0)
+        if (r == 0 && described)
             r = runner_check_initial_weights(&spec, iw, shape, classes, d);
         if (r < 0) {
             job_spec_free(&spec);

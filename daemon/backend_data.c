@@ -160,7 +160,9 @@ int backend_data_predict(struct backend_data *b, const char *id, const char *che
     char **names = NULL;
     float *x = NULL, *probs = NULL;
     struct api_file f = {.fd = -1};
-    r = datasets_describe(b->ds, spec.dataset, shape, &classes, &pixels, &names, d);
+    int target_width = 0;
+    r = datasets_describe(b->ds, spec.dataset, shape, &classes, &target_width, &pixels, &names,
+                          d);
     if (r < 0) {
         if (r == -ENOENT)
             r = diag_set(d, -EBUSY, "", "the job's data set '%s' no longer exists: its input "
@@ -212,6 +214,17 @@ int backend_data_predict(struct backend_data *b, const char *id, const char *che
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "job", id);
     cJSON_AddStringToObject(o, "checkpoint", f.name);
+    if (target_width > 0) {
+        /* float regression targets: the model's raw outputs, K per example */
+        cJSON *out = cJSON_AddArrayToObject(o, "outputs");
+        cJSON *inputs = cJSON_AddArrayToObject(o, "inputs");
+        for (int i = 0; i < examples; i++) {
+            cJSON_AddItemToArray(out, cJSON_CreateFloatArray(probs + (size_t)i * (size_t)classes,
+                                                             classes));
+            cJSON_AddItemToArray(inputs, cJSON_CreateString(n == examples ? in[i].name : ""));
+        }
+        goto render;
+    }
     cJSON *cl = cJSON_AddArrayToObject(o, "classes");
     for (int k = 0; k < classes; k++)
         cJSON_AddItemToArray(cl, cJSON_CreateString(names[k]));
@@ -231,6 +244,7 @@ int backend_data_predict(struct backend_data *b, const char *id, const char *che
         cJSON_AddItemToArray(top, cJSON_CreateString(names[best]));
         cJSON_AddItemToArray(inputs, cJSON_CreateString(n == examples ? in[i].name : ""));
     }
+render:
     *ret_json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     r = *ret_json ? 0 : -ENOMEM;

@@ -157,7 +157,33 @@ int datasets_upload_file(struct datasets *ds, char ret_path[PATH_MAX], int *ret_
     return 0;
 }
 
-/* Per-class counts of both splits of a tensor file, into the manifest. */
+/* "targets": what y holds, {"kind": "classes", "shape": []} (a class
+ * index per example) or {"kind": "float32", "shape": [K]} (regression). */
+static void add_targets(cJSON *m, int width)
+{
+    cJSON *t = cJSON_AddObjectToObject(m, "targets");
+    if (!t)
+        return;
+    cJSON_AddStringToObject(t, "kind", width > 0 ? "float32" : "classes");
+    cJSON_AddItemToObject(t, "shape", cJSON_CreateIntArray(&width, width > 0 ? 1 : 0));
+}
+
+/* The K of a manifest's float targets, 0 for class labels (also when the
+ * manifest predates "targets"). */
+static int manifest_target_width(const cJSON *m)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(m, "targets");
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(t, "kind");
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(t, "shape");
+    if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "float32") != 0 ||
+        !cJSON_IsArray(shape) || cJSON_GetArraySize(shape) != 1 ||
+        !cJSON_IsNumber(shape->child))
+        return 0;
+    return shape->child->valueint;
+}
+
+/* Per-class counts of both splits of a tensor file, into the manifest
+ * ("classes" is empty for float targets), and "targets". */
 static int add_classes(cJSON *m, const char *path, struct diag *d)
 {
     struct dataset split[2];
@@ -191,6 +217,7 @@ static int add_classes(cJSON *m, const char *path, struct diag *d)
         dataset_free(&split[1]);
         return diag_set(d, -EIO, "classes", "cannot read the class names back");
     }
+    add_targets(m, info.y_width);
     const char *name = names;
     for (int k = 0; k < info.classes; k++) {
         long counts[2] = {0, 0};
@@ -269,6 +296,8 @@ static cJSON *read_manifest(const struct datasets *ds, const char *name)
         return NULL;
     cJSON *m = cJSON_ParseWithLength(text, len);
     free(text);
+    if (m && !cJSON_GetObjectItemCaseSensitive(m, "targets"))
+        add_targets(m, 0); /* imported before float targets existed */
     return m;
 }
 
@@ -441,6 +470,7 @@ static cJSON *configured_json(const struct runner_dataset *c)
         cJSON_AddStringToObject(o, "name", names[k]);
         cJSON_AddItemToArray(arr, o);
     }
+    add_targets(m, 0);
     return m;
 }
 
@@ -580,9 +610,10 @@ void datasets_free_names(char **names, int n)
 }
 
 int datasets_describe(struct datasets *ds, const char *name, int ret_shape[3], int *ret_classes,
-                      enum pixels_type *ret_pixels, char ***ret_names, struct diag *d)
+                      int *ret_target_width, enum pixels_type *ret_pixels, char ***ret_names,
+                      struct diag *d)
 {
-    int shape[3] = {0, 0, 0}, n = 0;
+    int shape[3] = {0, 0, 0}, n = 0, width = 0;
     enum pixels_type pixels = PIXELS_UINT8;
     char **names = NULL;
     cJSON *m = NULL;
@@ -604,7 +635,8 @@ int datasets_describe(struct datasets *ds, const char *name, int ret_shape[3], i
         const cJSON *sh = cJSON_GetObjectItemCaseSensitive(m, "input_shape");
         const cJSON *cl = cJSON_GetObjectItemCaseSensitive(m, "classes");
         const cJSON *dt = cJSON_GetObjectItemCaseSensitive(m, "dtype");
-        n = cJSON_IsArray(cl) ? cJSON_GetArraySize(cl) : 0;
+        width = manifest_target_width(m);
+        n = width > 0 ? width : cJSON_IsArray(cl) ? cJSON_GetArraySize(cl) : 0;
         if (!cJSON_IsArray(sh) || cJSON_GetArraySize(sh) != 3 || n < 1 || !cJSON_IsString(dt)) {
             cJSON_Delete(m);
             return diag_set(d, -EIO, "/dataset", "data set '%s' has a damaged manifest", name);
@@ -619,7 +651,7 @@ int datasets_describe(struct datasets *ds, const char *name, int ret_shape[3], i
     }
     names = calloc((size_t)n, sizeof(*names));
     for (int k = 0; names && k < n; k++) {
-        const cJSON *nm = m ? cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(
+        const cJSON *nm = m && width == 0 ? cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(
                                   cJSON_GetObjectItemCaseSensitive(m, "classes"), k), "name")
                             : NULL;
         char num[16];
@@ -635,6 +667,8 @@ int datasets_describe(struct datasets *ds, const char *name, int ret_shape[3], i
     }
     memcpy(ret_shape, shape, sizeof(shape));
     *ret_classes = n;
+    if (ret_target_width)
+        *ret_target_width = width;
     if (ret_pixels)
         *ret_pixels = pixels;
     *ret_names = names;

@@ -81,14 +81,17 @@ int datasets_resolve(void *ctx, const char *name, struct runner_dataset *ret);
 /* What a model trained on data set name takes and gives: input shape
  * (h, w, c), classes and their names (malloc'ed array of malloc'ed
  * strings; datasets_free_names), and the pixels of its examples
- * (ret_pixels may be NULL).  Configured sets: uint8, IDX (28, 28, 1) and
+ * (ret_pixels may be NULL).  A data set of float targets: *ret_target_width
+ * (may be NULL) = K, the model's output width, and *ret_classes = K with
+ * names "0".."K-1"; else *ret_target_width = 0.  Configured sets: uint8, IDX (28, 28, 1) and
  * CIFAR-10 (32, 32, 3), 10 classes: Fashion-MNIST's names for an IDX set
  * whose name or folder says "fashion" (any letter case), else the digits
  * "0".."9"; CIFAR-10's from batches.meta.txt beside the batches (or in
  * cifar-10-batches-bin/ below the folder), else the standard ten.  GET
  * shows the same names.  -ENOENT when unknown. */
 int datasets_describe(struct datasets *ds, const char *name, int ret_shape[3], int *ret_classes,
-                      enum pixels_type *ret_pixels, char ***ret_names, struct diag *d);
+                      int *ret_target_width, enum pixels_type *ret_pixels, char ***ret_names,
+                      struct diag *d);
 void datasets_free_names(char **names, int n);
 
 #endif

@@ -48,7 +48,10 @@ int infer_evaluate(const struct job_spec *spec, const char *weights_path,
         return diag_set(d, -EINVAL, "/dataset", "the data set has no test split");
     int shape[3] = {test->h, test->w, test->c};
     struct model *m = NULL;
-    int r = load(&m, spec, weights_path, shape, test->classes, threads, d);
+    int outputs = test->target_width > 0 ? test->target_width : test->classes;
+    int r = runner_check_targets(spec, test->target_width, d);
+    if (r == 0)
+        r = load(&m, spec, weights_path, shape, outputs, threads, d);
     if (r == 0)
         r = fit_evaluate(m, test, INFER_BATCH, 0, ret_loss, ret_metrics, d);
     model_free(m);

@@ -100,7 +100,13 @@ static void data_sha256(const struct dataset *train, const struct dataset *val,
     for (int i = 0; i < 2; i++) {
         size_t ex = dataset_example_bytes(ds[i]); /* uint8 or float32 pixels */
         fsutil_sha256(ds[i]->images, ds[i]->images ? (size_t)ds[i]->n * ex : 0, parts[2 * i]);
-        fsutil_sha256(ds[i]->labels, ds[i]->labels ? (size_t)ds[i]->n : 0, parts[2 * i + 1]);
+        if (ds[i]->targets) /* float regression targets instead of labels */
+            fsutil_sha256(ds[i]->targets,
+                          (size_t)ds[i]->n * (size_t)ds[i]->target_width * sizeof(float),
+                          parts[2 * i + 1]);
+        else
+            fsutil_sha256(ds[i]->labels, ds[i]->labels ? (size_t)ds[i]->n : 0,
+                          parts[2 * i + 1]);
     }
     fsutil_sha256(parts, sizeof(parts), ret);
 }

@@ -243,6 +243,60 @@ int runner_check_model(const struct job_spec *spec, const struct runner_dataset 
     return classes > 0 ? check_class_weight(spec, classes, d) : 0;
 }
 
+static bool regression_loss(enum loss_kind k)
+{
+    return k == LOSS_KIND_MEAN_SQUARED_ERROR || k == LOSS_KIND_MEAN_ABSOLUTE_ERROR;
+}
+
+static bool regression_metric(enum metric_kind k)
+{
+    return k == METRIC_KIND_MEAN_SQUARED_ERROR || k == METRIC_KIND_MEAN_ABSOLUTE_ERROR;
+}
+
+int runner_check_targets(const struct job_spec *spec, int width, struct diag *d)
+{
+    if (width <= 0)
+        return 0;
+    if (!regression_loss(spec->loss_config.kind))
+        return diag_set(d, -EINVAL, "/loss", "loss '%s' needs class labels, but data set '%s' "
+                        "holds float regression targets (%d per example): use "
+                        "mean_squared_error (mse) or mean_absolute_error (mae)",
+                        loss_kind_name(spec->loss_config.kind), spec->dataset, width);
+    if (spec->metrics_default)
+        return diag_set(d, -EINVAL, "/metrics", "data set '%s' holds float regression targets "
+                        "and the default metric 'accuracy' needs class labels: give \"metrics\" "
+                        "of regression metrics, e.g. [\"mae\"]", spec->dataset);
+    for (int i = 0; i < spec->n_metrics; i++)
+        if (!regression_metric(spec->metrics[i].config.kind)) {
+            char field[32];
+            snprintf(field, sizeof(field), "/metrics/%d", i);
+            return diag_set(d, -EINVAL, field, "metric '%s' needs class labels, but data set "
+                            "'%s' holds float regression targets: use mse, mae, "
+                            "mean_squared_error or mean_absolute_error", spec->metrics[i].name,
+                            spec->dataset);
+        }
+    if (spec->n_class_weight > 0)
+        return diag_set(d, -EINVAL, "/class_weight", "class_weight weighs classes, but data set "
+                        "'%s' holds float regression targets", spec->dataset);
+    if (!spec->model_json)
+        return diag_set(d, -EINVAL, "/model", "built-in model '%s' ends in a softmax over "
+                        "classes; data set '%s' holds %d float regression targets per example: "
+                        "give a model config whose output has %d values", spec->model,
+                        spec->dataset, width, width);
+    struct model_spec ms = {0};
+    struct diag ignored = {{0}, {0}};
+    int out = -EINVAL;
+    if (model_spec_parse_json(&ms, spec->model_json, strlen(spec->model_json), NULL,
+                              &ignored) == 0)
+        out = model_spec_output_classes(&ms, &ignored);
+    model_spec_free(&ms);
+    /* other model errors are reported where the run builds the model */
+    if (out > 0 && out != width)
+        return diag_set(d, -EINVAL, "/model", "the model's output has %d values but data set "
+                        "'%s' has %d float targets per example", out, spec->dataset, width);
+    return 0;
+}
+
 void runner_metric_keys(const struct job_spec *spec, struct fit_options *o)
 {
     for (int i = 0; i < spec->n_metrics; i++)
@@ -277,12 +331,15 @@ int runner_build_model(struct runner *r, const struct dataset *train,
     const struct job_spec *spec = r->spec;
     int shape[3] = {train->h, train->w, train->c};
     int threads = spec->threads > 0 ? spec->threads : (env && env->threads > 0 ? env->threads : 1);
-    int ret = runner_create_model(&r->m, spec, shape, train->classes, spec->batch_size, threads,
-                                  d);
+    int ret = runner_check_targets(spec, train->target_width, d);
     if (ret < 0)
         return ret;
-    if (r->m->classes != train->classes)
-        return classes_mismatch(spec, r->m->classes, train->classes, d);
+    int classes = train->target_width > 0 ? train->target_width : train->classes;
+    ret = runner_create_model(&r->m, spec, shape, classes, spec->batch_size, threads, d);
+    if (ret < 0)
+        return ret;
+    if (r->m->classes != classes)
+        return classes_mismatch(spec, r->m->classes, classes, d);
     if ((ret = runner_set_head(r->m, spec, d)) < 0)
         return ret;
     model_init_weights(r->m, spec->seed);

@@ -100,6 +100,13 @@ void runner_metric_keys(const struct job_spec *spec, struct fit_options *o);
  * model errors are left to the run. */
 int runner_check_model(const struct job_spec *spec, const struct runner_dataset *ds,
                        struct diag *d);
+/* A data set of float regression targets (width K > 0; 0 = class labels,
+ * always 0): -EINVAL naming the field when the job cannot train on them: a
+ * loss other than mean squared / absolute error ("/loss"), a metric other
+ * than mse / mae ("/metrics/N", or "/metrics" when the default accuracy
+ * applies), class_weight ("/class_weight"), a built-in model or an inline
+ * model whose output is not K wide ("/model"). */
+int runner_check_targets(const struct job_spec *spec, int width, struct diag *d);
 
 /* Run the job.  job_dir exists and is owned by the job.  Returns 0 when
  * training finished (all epochs or early stopping), -ECANCELED when *stop was
