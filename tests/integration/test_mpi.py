@@ -17,7 +17,12 @@
 #     `traind run`'s dataset.file;
 #   - the daemon under mpirun: health shows the world, SIGKILL of a worker
 #     rank mid-epoch ends the world, and after a restart the job ends with
-#     weights bit-identical to an uninterrupted run with the same ranks.
+#     weights bit-identical to an uninterrupted run with the same ranks;
+#   - a job with several metrics (accuracy, TopKCategoricalAccuracy k=3,
+#     mse) and a regression job on float targets (mse + mae) on 2 ranks x 1
+#     thread log every training key equal to 1 process x 2 threads (and the
+#     validation keys, computed by each rank alone, within 1e-6), with the
+#     same weights bit for bit.
 
 import gzip
 import io
@@ -34,6 +39,7 @@ import pytest
 import runjob
 from conftest import TERMINAL, Daemon, event_fields, fashion_dir, sha256_file, tiny_spec
 from test_api_datasets import put
+from test_api_regression import history, linear_set, npz_bytes, reg_spec
 
 MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe",
           "--mca", "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo"]
@@ -370,3 +376,49 @@ def test_run_dataset_file_reaches_worker_rank(tmp_path):
     assert_identical(multi, single)
     cache = tmp_path / "mpi-mpi-cache"
     assert [n for n in os.listdir(cache) if n.endswith(".tensor")], os.listdir(cache)
+
+
+SEVERAL_METRICS = ["accuracy", {"class_name": "TopKCategoricalAccuracy", "config": {"k": 3}},
+                   "mse"]
+
+
+def test_several_metrics_and_regression_ranks_equal_threads(tmp_path):
+    x, y = linear_set(256, 1)
+    xt, yt = linear_set(64, 2)
+    body = npz_bytes(x_train=x, y_train=y, x_test=xt, y_test=yt)
+    jobs = {
+        "metrics": tiny_spec(name="mpi-metrics", metrics=SEVERAL_METRICS, epochs=2,
+                             steps_per_epoch=4, checkpoints=[{"filepath": "last.hdf5"}]),
+        "regression": reg_spec(name="mpi-regression", epochs=2,
+                               checkpoints=[{"filepath": "last.hdf5"}]),
+    }
+    keys = {"metrics": {"loss", "accuracy", "top_k_categorical_accuracy", "mse"},
+            "regression": {"loss", "mae"}}
+    out = {}
+    for name, threads in (("one", 2), ("mpi", 1)):
+        d = mpi_daemon(tmp_path, name) if name == "mpi" else Daemon(tmp_path / name).start()
+        try:
+            assert put(d.client, "lin", body).status == 201
+            for kind, job in jobs.items():
+                jid = d.client.submit(dict(job, threads=threads))["id"]
+                final = d.client.wait_state(jid, TERMINAL, timeout=600, daemon=d)
+                assert final["state"] == "succeeded", final
+                assert final.get("mpi", {}).get("ranks", 1) == (2 if name == "mpi" else 1)
+                out[name, kind] = (history(d.client, jid),
+                                   weights(os.path.join(d.job_dir(jid), "checkpoints",
+                                                        "last.hdf5")))
+        finally:
+            d.stop(timeout=60)
+    for kind in jobs:
+        (h1, w1), (h2, w2) = out["one", kind], out["mpi", kind]
+        want = keys[kind] | {"val_" + k for k in keys[kind]}
+        assert len(h1) == len(h2) == 2 and all(want <= set(h) and want <= set(h2[0]) for h in h1)
+        for a, b in zip(h1, h2):
+            for k in sorted(keys[kind]):
+                # the training sums are the collective's: bit for bit
+                assert b[k] == a[k], (kind, k, a, b)
+                # validation runs on every rank alone with its own threads (1
+                # here, 2 in the reference): the same values up to the order
+                # of the float sums, far inside 1e-6
+                assert b["val_" + k] == pytest.approx(a["val_" + k], rel=1e-6), (kind, k, a, b)
+        assert_identical(w2, w1)
