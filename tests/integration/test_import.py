@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 TOOL = os.environ.get("IMPORT_TOOL")
-HEADER = struct.Struct("<8sIIIIIIQQQQQQQQQ")
+HEADER = struct.Struct("<8sIIIIIIQQQQQQQQQI")
 
 
 def run_tool(src, out, *opts):
@@ -35,14 +35,17 @@ def run_tool(src, out, *opts):
 def read_tensor(path):
     raw = open(path, "rb").read()
     (magic, version, dtype, h, w, c, classes, n_train, n_test, x0, y0, x1, y1, names_off,
-     names_len, file_bytes) = HEADER.unpack_from(raw)
-    assert magic == b"TRDSET\r\n" and version == 1 and file_bytes == len(raw)
+     names_len, file_bytes, y_width) = HEADER.unpack_from(raw)
+    # version 1: uint8 class labels; version 2: (n, K) float32 regression targets
+    assert magic == b"TRDSET\r\n" and file_bytes == len(raw)
+    assert (version, y_width == 0) in ((1, True), (2, False)), (version, y_width)
     dt = np.uint8 if dtype == 1 else np.float32
     isz = np.dtype(dt).itemsize
-    t = {"classes": raw[names_off:names_off + names_len].split(b"\0")[:-1]}
+    t = {"classes": raw[names_off:names_off + names_len].split(b"\0")[:-1], "y_width": y_width}
     for split, n, xo, yo in (("train", n_train, x0, y0), ("test", n_test, x1, y1)):
         t["x_" + split] = np.frombuffer(raw, dt, n * h * w * c, xo).reshape(n, h, w, c)
-        t["y_" + split] = np.frombuffer(raw, np.uint8, n, yo)
+        t["y_" + split] = (np.frombuffer(raw, "<f4", n * y_width, yo).reshape(n, y_width)
+                           if y_width else np.frombuffer(raw, np.uint8, n, yo))
     assert len(t["classes"]) == classes
     return t
 
@@ -104,6 +107,32 @@ def test_npz_nhwc_float32_onehot(tmp_path):
     assert np.array_equal(t["x_train"], x) and np.array_equal(t["y_train"], labels)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_npz_float_targets(tmp_path, dtype):
+    """A float y that is not one-hot is kept as float32 regression targets:
+    (n, K) as given, (n,) and (n, 1) as K = 1; no classes, no names."""
+    x, _, xt, _ = mnist_like(n=9, m=4, shape=(1, 5))
+    rng = np.random.default_rng(3)
+    y, yt = rng.normal(size=(9, 3)).astype(dtype), rng.normal(size=(4, 3)).astype(dtype)
+    src = tmp_path / "reg.npz"
+    np.savez(src, x_train=x, y_train=y, x_test=xt, y_test=yt)
+    r, t = imported(tmp_path, src)
+    assert (r["classes"], r["target_width"]) == (0, 3) and t["classes"] == []
+    assert np.array_equal(t["y_train"], y.astype(np.float32))
+    assert np.array_equal(t["y_test"], yt.astype(np.float32))
+    assert np.array_equal(t["x_train"][..., 0], x)
+    for shape in ((9,), (9, 1)):
+        np.savez(src, x_train=x, y_train=y[:, 0].reshape(shape))
+        r, t = imported(tmp_path, src)
+        assert r["target_width"] == 1 and t["y_width"] == 1
+        assert np.array_equal(t["y_train"][:, 0], y[:, 0].astype(np.float32))
+    # rows that are all one-hot stay class labels
+    np.savez(src, x_train=x, y_train=np.eye(3, dtype=dtype)[np.arange(9) % 3])
+    r, t = imported(tmp_path, src)
+    assert (r["classes"], r["target_width"]) == (3, 0)
+    assert np.array_equal(t["y_train"], np.arange(9) % 3)
+
+
 def test_npz_column_labels(tmp_path):
     x, y, _, _ = mnist_like(n=7)
     src = tmp_path / "c.npz"
@@ -141,7 +170,9 @@ def write_zip(path, members, compression=zipfile.ZIP_STORED):
     ("x_test_only", "y_test", ["no y_test"]),
     ("count_mismatch", "y_train", ["examples"]),
     ("negative_label", "y_train", ["-1", "example 2"]),
-    ("not_onehot", "y_train", ["not one-hot", "row 1"]),
+    ("nan_target", "y_train", ["finite", "example 1"]),
+    ("huge_target", "y_train", ["finite float32", "example 2"]),
+    ("mixed_targets", "y_test", ["same kind of targets"]),
     ("unexpected_member", "notes.npy", ["unexpected member"]),
     ("zero_images", "x_train", ["zero images"]),
     ("test_shape", "x_test", ["differ"]),
@@ -173,8 +204,14 @@ def test_npz_refused(tmp_path, case, field, words):
         m["y_train.npy"] = npy_bytes(y[:3])
     elif case == "negative_label":
         m["y_train.npy"] = npy_bytes(np.array([0, 1, -1, 3], np.int64))
-    elif case == "not_onehot":
-        m["y_train.npy"] = npy_bytes(np.array([[1, 0], [1, 1], [0, 1], [1, 0]], np.float32))
+    elif case == "nan_target":
+        m["y_train.npy"] = npy_bytes(np.array([[1, 0], [np.nan, 1], [0, 1], [1, 0]], np.float32))
+    elif case == "huge_target":
+        m["y_train.npy"] = npy_bytes(np.array([0.5, 1.5, 1e300, 2.0]))
+    elif case == "mixed_targets":
+        m["y_train.npy"] = npy_bytes(np.array([0.5, 1.5, 1.0, 2.0], np.float32))
+        m["x_test.npy"] = npy_bytes(x[:2])
+        m["y_test.npy"] = npy_bytes(y[:2])
     elif case == "unexpected_member":
         m["notes.npy"] = npy_bytes(y)
     elif case == "zero_images":
@@ -468,6 +505,27 @@ def test_hdf5(tmp_path):
     assert np.array_equal(t["y_train"], y) and np.array_equal(t["y_test"], yt)
 
 
+def test_hdf5_float_targets(tmp_path):
+    x, _, xt, _ = mnist_like(n=12, m=5, shape=(4, 4))
+    rng = np.random.default_rng(5)
+    y, yt = rng.normal(size=(12, 2)), rng.normal(size=(5, 2))  # float64
+    src = tmp_path / "reg.h5"
+    with h5py.File(src, "w") as f:
+        f["x_train"], f["y_train"], f["x_test"], f["y_test"] = x, y, xt, yt
+    r, t = imported(tmp_path, src)
+    assert r["format"] == "hdf5" and (r["classes"], r["target_width"]) == (0, 2)
+    assert np.array_equal(t["y_train"], y.astype(np.float32))
+    assert np.array_equal(t["y_test"], yt.astype(np.float32))
+    with h5py.File(src, "w") as f:
+        f["x_train"], f["y_train"] = x, y[:, 0]
+        f["x_test"], f["y_test"] = xt, yt  # 2 targets against 1
+    refused(tmp_path, src, field="y_test", words=["2 targets per example, y_train 1"])
+    y[4, 1] = np.inf
+    with h5py.File(src, "w") as f:
+        f["x_train"], f["y_train"] = x, y
+    refused(tmp_path, src, field="y_train", words=["example 4", "finite"])
+
+
 def test_hdf5_refused(tmp_path):
     x, y, _, _ = mnist_like(n=30, shape=(8, 8))
     src = tmp_path / "d.h5"
@@ -559,3 +617,28 @@ def test_map_and_corrupt_tensor_file(tmp_path):
     bad.write_bytes(bytes(raw[:-3]))
     p = subprocess.run([TOOL, "--map", str(bad), "test"], capture_output=True, text=True)
     assert p.returncode == 1 and "header describes" in p.stdout
+
+
+def test_map_float_targets_and_corrupt_target(tmp_path):
+    x, _, xt, _ = mnist_like(n=10, m=4, shape=(2, 3))
+    y = np.arange(20, dtype=np.float32).reshape(10, 2) / 4
+    src = tmp_path / "r.npz"
+    np.savez(src, x_train=x, y_train=y, x_test=xt, y_test=y[:4])
+    imported(tmp_path, src)
+    path = tmp_path / "out" / "ds.tensor"
+    p = subprocess.run([TOOL, "--map", str(path), "train"], capture_output=True, text=True)
+    m = json.loads(p.stdout)
+    assert (m["n"], m["classes"], m["target_width"]) == (10, 0, 2)
+    assert m["target_sum"] == float(y.astype(np.float64).sum()) and m["split"] == [5, 5]
+    raw = bytearray(path.read_bytes())
+    y0 = HEADER.unpack_from(raw)[10]
+    raw[y0 + 12:y0 + 16] = struct.pack("<f", float("nan"))  # example 1, target 1
+    bad = tmp_path / "bad.tensor"
+    bad.write_bytes(bytes(raw))
+    p = subprocess.run([TOOL, "--map", str(bad), "train"], capture_output=True, text=True)
+    assert p.returncode == 1 and "target 1 of example 1 is not finite" in p.stdout, p.stdout
+    raw = bytearray(path.read_bytes())
+    struct.pack_into("<I", raw, 28, 3)  # a class count in a float-target file
+    bad.write_bytes(bytes(raw))
+    p = subprocess.run([TOOL, "--map", str(bad), "train"], capture_output=True, text=True)
+    assert p.returncode == 1 and "target width" in p.stdout, p.stdout

@@ -2,7 +2,9 @@
  *
  *   import_tool SRC DIR RELPATH [format=F] [image_size=HxW] [color_mode=M]
  *               [validation_split=X] [seed=N] [max_total_bytes=N] [max_ratio=X]
- *   import_tool --map FILE SPLIT      (dataset_map_tensorfile: n h w c classes)
+ *   import_tool --map FILE SPLIT      (dataset_map_tensorfile: n h w c classes,
+ *                                      label_sum; target_width and target_sum,
+ *                                      the double sum of the float targets) 
  *
  * Prints one JSON line: the result, or {"error": -errno, "field": ...,
  * "message": ...} with exit status 1. */
@@ -47,10 +49,14 @@ int main(int argc, char **argv)
         if (err < 0)
             return fail(err, &d);
         long sum = 0;
-        for (int i = 0; i < ds.n; i++)
+        double tsum = 0;
+        for (int i = 0; ds.labels && i < ds.n; i++)
             sum += ds.labels[i];
-        printf("{\"n\": %d, \"h\": %d, \"w\": %d, \"c\": %d, \"classes\": %d, \"label_sum\": %ld",
-               ds.n, ds.h, ds.w, ds.c, ds.classes, sum);
+        for (size_t i = 0; ds.targets && i < (size_t)ds.n * (size_t)ds.target_width; i++)
+            tsum += ds.targets[i];
+        printf("{\"n\": %d, \"h\": %d, \"w\": %d, \"c\": %d, \"classes\": %d, \"label_sum\": %ld, "
+               "\"target_width\": %d, \"target_sum\": %.17g",
+               ds.n, ds.h, ds.w, ds.c, ds.classes, sum, ds.target_width, tsum);
         if (ds.n >= 2 && dataset_split_tail(&ds, &val, 0.5, &d) == 0) {
             printf(", \"split\": [%d, %d]", ds.n, val.n);
             dataset_free(&val);
@@ -91,10 +97,11 @@ int main(int argc, char **argv)
     if (err < 0)
         return fail(err, &d);
     printf("{\"format\": \"%s\", \"n_train\": %llu, \"n_test\": %llu, \"shape\": [%d, %d, %d], "
-           "\"dtype\": \"%s\", \"classes\": %d, \"skipped\": %llu, \"bytes\": %llu}\n",
+           "\"dtype\": \"%s\", \"classes\": %d, \"target_width\": %d, \"skipped\": %llu, "
+           "\"bytes\": %llu}\n",
            import_format_name(res.format), (unsigned long long)res.info.n[0],
            (unsigned long long)res.info.n[1], res.info.h, res.info.w, res.info.c,
-           tensorfile_dtype_name(res.info.dtype), res.info.classes,
+           tensorfile_dtype_name(res.info.dtype), res.info.classes, res.info.y_width,
            (unsigned long long)res.skipped, (unsigned long long)res.info.file_bytes);
     return 0;
 }
