@@ -616,6 +616,93 @@ static void test_heads(void)
     }
 }
 
+/* Float regression targets (model_train_step_targets, model_evaluate_targets)
+ * on a linear Dense head of K = 3 outputs, sequential and functional, 1 and 2
+ * threads: loss (Keras: per example the mean over the last axis of the
+ * squared / absolute error, then the mean over the batch), the mse and mae
+ * metrics and d(loss)/d(W, b) against the formulas in double. */
+static void test_float_targets(void)
+{
+    enum { RN = 5, RF = 4, RK = 3 };
+    uint8_t img[RN * RF];
+    float y[RN * RK];
+    for (int i = 0; i < RN * RF; i++)
+        img[i] = (uint8_t)((i * 71 + 5) % 256);
+    for (int i = 0; i < RN * RK; i++)
+        y[i] = (float)(0.75 * cos(0.9 * i) - 0.1);
+    for (int kind = 0; kind < 2; kind++) {
+        for (int run = 0; run < 4; run++) {
+            bool functional = run >= 2;
+            struct layer_config L[3] = {lc(LAYER_KIND_FLATTEN, "flatten"),
+                                        lc(LAYER_KIND_DENSE, "dense")};
+            int dl = 1;
+            if (functional) {
+                L[0] = lc(LAYER_KIND_INPUT, "input_1");
+                L[1] = lc(LAYER_KIND_FLATTEN, "flatten"), L[1].n_inputs = 1, L[1].inputs[0] = 0;
+                L[2] = lc(LAYER_KIND_DENSE, "dense"), L[2].n_inputs = 1, L[2].inputs[0] = 1;
+                dl = 2;
+            }
+            L[dl].units = RK;
+            L[dl].activation = ACTIVATION_KIND_LINEAR;
+            struct model_spec spec = {.name = "r", .functional = functional,
+                                      .input_shape = {1, 1, RF}, .n_layers = dl + 1,
+                                      .layers = L};
+            struct model *m = NULL;
+            struct diag d = {0};
+            CHECK_MSG(model_create(&m, &spec, RN, 1 + run % 2, &d) == 0, "%s", d.message);
+            if (!m)
+                continue;
+            enum loss_kind lk = kind ? LOSS_KIND_MEAN_ABSOLUTE_ERROR : LOSS_KIND_MEAN_SQUARED_ERROR;
+            struct model_head h = {.loss = {.kind = lk}, .n_metrics = 2};
+            CHECK(metric_config_from_name(&h.metrics[0], "mse", lk) == 0);
+            CHECK(metric_config_from_name(&h.metrics[1], "mean_absolute_error", lk) == 0);
+            CHECK(model_set_head(m, &h, &d) == 0);
+            float *W = m->params + m->layers[dl].weights[0].offset;
+            float *b = m->params + m->layers[dl].weights[1].offset;
+            for (int k = 0; k < RF * RK; k++)
+                W[k] = (float)(0.8 * sin(1.3 * k + 0.2));
+            for (int j = 0; j < RK; j++)
+                b[j] = (float)(0.3 * j - 0.2);
+            double loss = 0, met[2] = {0}, loss_sum = 0, emet[2] = {0};
+            CHECK(model_evaluate_targets(m, img, PIXELS_UINT8, y, RN, &loss_sum, emet) == 0);
+            CHECK(model_train_step_targets(m, img, PIXELS_UINT8, y, RN, 1, 0, &loss, met) == 0);
+            double want_loss = 0, want_mse = 0, want_mae = 0, dW[RF * RK] = {0}, db[RK] = {0};
+            for (int e = 0; e < RN; e++) {
+                double x[RF];
+                for (int f = 0; f < RF; f++)
+                    x[f] = (double)(float)(img[e * RF + f] * (1.0f / 255.0f));
+                for (int j = 0; j < RK; j++) {
+                    double z = b[j];
+                    for (int f = 0; f < RF; f++)
+                        z += x[f] * W[f * RK + j];
+                    double dl_ = z - y[e * RK + j];
+                    want_mse += dl_ * dl_ / RK;
+                    want_mae += fabs(dl_) / RK;
+                    /* d/dz of mean_j (.)^2 = 2 dl / K; of mean_j |.| = sign(dl) / K */
+                    double g = (kind ? (dl_ > 0) - (dl_ < 0) : 2 * dl_) / RK / RN;
+                    db[j] += g;
+                    for (int f = 0; f < RF; f++)
+                        dW[f * RK + j] += x[f] * g;
+                }
+            }
+            want_loss = kind ? want_mae : want_mse;
+            CHECK_MSG(close_to(loss, want_loss / RN), "run %d: loss %.9g, Keras %.9g", run, loss,
+                      want_loss / RN);
+            CHECK_MSG(close_to(loss_sum, want_loss), "evaluate %.9g, Keras %.9g", loss_sum,
+                      want_loss);
+            CHECK(close_to(met[0], want_mse) && close_to(emet[0], want_mse));
+            CHECK(close_to(met[1], want_mae) && close_to(emet[1], want_mae));
+            const float *gW = m->grads + m->layers[dl].weights[0].offset;
+            const float *gb = m->grads + m->layers[dl].weights[1].offset;
+            for (int k = 0; k < RF * RK; k++)
+                CHECK_MSG(close_to(gW[k], dW[k]), "dW[%d] %.9g, Keras %.9g", k, gW[k], dW[k]);
+            for (int j = 0; j < RK; j++)
+                CHECK_MSG(close_to(gb[j], db[j]), "db[%d] %.9g, Keras %.9g", j, gb[j], db[j]);
+            model_free(m);
+        }
+    }
+}
+
 /* A softmax head's default (categorical cross-entropy) and the explicitly
  * set sparse loss give the same step bit for bit: only the path differs. */
 static void test_sparse_equals_categorical(void)
@@ -820,6 +907,7 @@ int main(void)
     TEST_RUN(test_train_vs_eval);
     TEST_RUN(test_invalid_specs);
     TEST_RUN(test_heads);
+    TEST_RUN(test_float_targets);
     TEST_RUN(test_sparse_equals_categorical);
     TEST_RUN(test_dense_on_last_axis);
     TEST_RUN(test_frozen_layers);
