@@ -3,8 +3,8 @@
 # with its history, events and files, the interrupted job continues and the
 # queued one runs; kill -9 in the middle of training, restart, and the job
 # ends with weights bit-identical (h5py, numpy.array_equal on every dataset)
-# to the same job run uninterrupted in another daemon; temp leftovers are
-# removed at start.
+# to the same job run uninterrupted in another daemon (also a regression
+# job on float targets); temp leftovers are removed at start.
 
 import os
 import signal
@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import TERMINAL, parse_ndjson, tiny_spec
+from test_api_regression import npz_bytes, put
 
 
 def snapshot(c, jid):
@@ -114,11 +115,51 @@ RESUME_SPEC = dict(
     ])
 
 
-@pytest.mark.parametrize("how", ["kill9", "sigterm"])
-def test_interrupt_and_restart_is_bit_identical(traind_factory, how):
+# A regression job on float targets: a small convolutional net (as heavy as
+# shallownet, so that the interruption lands mid-job) trained with mean
+# absolute error and metrics mse, mae on y = a fixed function of the images.
+REGRESSION_MODEL = {
+    "class_name": "Sequential",
+    "config": {"name": "conv_regressor", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 28, 28, 1],
+                                                "dtype": "float32", "name": "x"}},
+        {"class_name": "Conv2D", "config": {"name": "conv", "filters": 32,
+                                            "kernel_size": [3, 3], "activation": "relu"}},
+        {"class_name": "Flatten", "config": {"name": "flatten"}},
+        {"class_name": "Dense", "config": {"name": "out", "units": 2}}]},
+    "keras_version": "2.15.0", "backend": "tensorflow"}
+
+
+def regression_npz():
+    rng = np.random.default_rng(8)
+    x = rng.random((640, 28, 28), dtype=np.float32)
+    y = np.stack([x[:, :14].mean(axis=(1, 2)), x[:, :, 14:].std(axis=(1, 2))], axis=1)
+    return npz_bytes(x_train=x[:512], y_train=y[:512], x_test=x[512:], y_test=y[512:])
+
+
+REGRESSION_SPEC = dict(
+    RESUME_SPEC, dataset={"name": "reg", "validation_limit": 64}, model=REGRESSION_MODEL,
+    loss="mean_absolute_error", metrics=["mse", "mae"],
+    checkpoints=[
+        {"filepath": "w-{epoch:02d}.h5", "monitor": "val_mae", "save_best_only": False},
+        {"filepath": "best-{epoch:02d}-{val_mae:.4f}.h5", "monitor": "val_mae",
+         "save_best_only": True, "save_weights_only": True},
+    ])
+
+
+@pytest.mark.parametrize("how,data", [("kill9", "classes"), ("sigterm", "classes"),
+                                      ("kill9", "regression")])
+def test_interrupt_and_restart_is_bit_identical(traind_factory, how, data):
     victim = traind_factory("victim")
     reference = traind_factory("reference")
     spec = tiny_spec(**RESUME_SPEC)
+    keys = {"accuracy", "mse", "top2"}
+    if data == "regression":
+        body = regression_npz()
+        for d in (victim, reference):
+            assert put(d.client, "reg", body).status == 201
+        spec = tiny_spec(**REGRESSION_SPEC)
+        keys = {"mse", "mae"}
     ref = reference.client.submit(spec)
     job = victim.client.submit(spec)
     wait_epochs(victim.client, job["id"], 2, victim)
@@ -149,8 +190,7 @@ def test_interrupt_and_restart_is_bit_identical(traind_factory, how):
 
     assert logs(final["history"]) == logs(final_ref["history"])
     for h in final["history"]:
-        assert {"accuracy", "mse", "top2", "val_accuracy", "val_mse", "val_top2"} <= set(
-            h.get("logs", h)), h
+        assert keys | {"val_" + k for k in keys} <= set(h.get("logs", h)), h
     names = sorted(f["name"] for f in final["checkpoints"])
     assert names == sorted(f["name"] for f in final_ref["checkpoints"])
     assert [n for n in names if n.startswith("w-")] == ["w-01.h5", "w-02.h5", "w-03.h5",
