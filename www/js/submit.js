@@ -246,7 +246,10 @@ function uploadSection({onUploaded}) {
       bar.value = bar.max;
       barText.textContent = `${fmtBytes(file.size)} uploaded`;
       status.textContent = `Data set ${ds.name}: ${ds.train} training and ${ds.test} test examples, ` +
-        `shape ${(ds.input_shape || []).join("×")}, ${(ds.classes || []).length} classes`;
+        `shape ${(ds.input_shape || []).join("×")}, ` +
+        (ds.targets && ds.targets.kind === "float32"
+          ? `${ds.targets.shape[0]} float regression targets per example`
+          : `${(ds.classes || []).length} classes`);
       status.className = "ok-msg";
       form.dataset.uploaded = ds.name;
       await onUploaded(ds);
