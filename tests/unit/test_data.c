@@ -21,6 +21,7 @@
  * the loaded NHWC arrays can be checked; broken variants of each must fail
  * with a message naming the file and the problem, leaving *ret untouched. */
 #include "data.h"
+#include "tensorfile.h"
 #include "test.h"
 
 #include <errno.h>
@@ -785,6 +786,72 @@ static void test_split_truncate_gather(void)
     dataset_free(NULL);
 }
 
+/* A tensor file of float regression targets (version 2): written, mapped
+ * (targets, no labels, no classes), split into views and gathered by index;
+ * a non-finite target is refused by the writer. */
+static void test_float_targets(void)
+{
+    enum { N = 6, NT = 2, K = 3 };
+    struct diag d = {0};
+    struct tensorfile_writer *w = NULL;
+    float x[(N + NT) * 2], y[(N + NT) * K];
+    for (int i = 0; i < (N + NT) * 2; i++)
+        x[i] = 0.5f * (float)i;
+    for (int i = 0; i < (N + NT) * K; i++)
+        y[i] = (float)i / 8.0f - 1.0f;
+    CHECK_INT_EQ(tensorfile_writer_begin_targets(&w, tmpdir, "reg.tensor",
+                                                 TENSORFILE_DTYPE_FLOAT32, 1, 2, 1, K, N, NT, &d),
+                 0);
+    if (!w)
+        return;
+    CHECK_INT_EQ(tensorfile_write_x(w, TENSORFILE_SPLIT_TRAIN, 0, N, x, &d), 0);
+    CHECK_INT_EQ(tensorfile_write_x(w, TENSORFILE_SPLIT_TEST, 0, NT, x + N * 2, &d), 0);
+    CHECK_INT_EQ(tensorfile_write_y(w, TENSORFILE_SPLIT_TRAIN, 0, N, (const uint8_t *)"abcdef",
+                                    &d), -EINVAL); /* no class labels in this file */
+    float bad[K] = {0.0f, INFINITY, 1.0f};
+    CHECK_INT_EQ(tensorfile_write_targets(w, TENSORFILE_SPLIT_TRAIN, 4, 1, bad, &d), -EINVAL);
+    CHECK(strstr(d.message, "target 1 of example 4 is not finite") != NULL);
+    CHECK_INT_EQ(tensorfile_write_targets(w, TENSORFILE_SPLIT_TRAIN, 0, N, y, &d), 0);
+    CHECK_INT_EQ(tensorfile_write_targets(w, TENSORFILE_SPLIT_TEST, 0, NT, y + N * K, &d), 0);
+    struct tensorfile_info info;
+    CHECK_INT_EQ(tensorfile_writer_commit(w, 0, NULL, &info, &d), 0);
+    CHECK(info.y_width == K && info.classes == 0 && info.names_len == 0);
+
+    char path[600];
+    snprintf(path, sizeof(path), "%s/reg.tensor", tmpdir);
+    struct dataset ds = {0}, test = {0}, val = {0};
+    CHECK_MSG(dataset_map_tensorfile(&ds, path, "train", &d) == 0, "%s", d.message);
+    CHECK_MSG(dataset_map_tensorfile(&test, path, "test", &d) == 0, "%s", d.message);
+    CHECK(ds.n == N && ds.classes == 0 && ds.target_width == K && !ds.labels && ds.targets);
+    CHECK(ds.pixels == PIXELS_FLOAT32 && test.n == NT && test.targets);
+    if (!ds.targets || !test.targets) {
+        dataset_free(&ds);
+        dataset_free(&test);
+        unlink(path);
+        return;
+    }
+    CHECK(memcmp(ds.targets, y, sizeof(float) * N * K) == 0);
+    CHECK(memcmp(test.targets, y + N * K, sizeof(float) * NT * K) == 0);
+    /* validation_split 0.5: the tail's targets */
+    CHECK_INT_EQ(dataset_split_tail(&ds, &val, 0.5, &d), 0);
+    CHECK(ds.n == 3 && val.n == 3 && val.targets == ds.targets + 3 * K && !val.labels);
+    const uint32_t idx[3] = {2, 0, 2};
+    float images[3 * 2], targets[3 * K];
+    dataset_gather(&ds, idx, 3, images, NULL, targets);
+    int mismatches = 0;
+    for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < K; j++)
+            mismatches += targets[i * K + j] != y[idx[i] * K + (uint32_t)j];
+        for (int j = 0; j < 2; j++)
+            mismatches += images[i * 2 + j] != x[idx[i] * 2 + (uint32_t)j];
+    }
+    CHECK_INT_EQ(mismatches, 0);
+    dataset_free(&val);
+    dataset_free(&ds);
+    dataset_free(&test);
+    unlink(path);
+}
+
 static void remove_tree(const char *dir)
 {
     /* only files this test created: flat names plus two subdirectories */
@@ -821,6 +888,7 @@ int main(void)
     TEST_RUN(test_cifar_full_size);
     TEST_RUN(test_fixtures);
     TEST_RUN(test_split_truncate_gather);
+    TEST_RUN(test_float_targets);
     remove_tree(tmpdir);
     return TEST_EXIT();
 }
