@@ -2,7 +2,10 @@
  * tensorfile_check), which stand between a damaged file and training.
  *
  * Input: the file.  An accepted file must have its regions inside it, every
- * label below the class count and the class names where the header says. */
+ * label below the class count and the class names where the header says;
+ * a file of float targets (version 2) no classes and every target finite. */
+#include <math.h>
+
 #include "fuzz.h"
 #include "tensorfile.h"
 
@@ -19,12 +22,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(buf);
         return 0;
     }
-    size_t ex = tensorfile_example_bytes(&info);
+    size_t ex = tensorfile_example_bytes(&info), ey = tensorfile_target_bytes(&info);
+    FUZZ_CHECK(info.y_width == 0 || info.classes == 0);
     for (int s = 0; s < 2; s++) {
         FUZZ_CHECK(info.x_off[s] + info.n[s] * ex <= size);
-        FUZZ_CHECK(info.y_off[s] + info.n[s] <= size);
-        for (uint64_t i = 0; i < info.n[s]; i++)
+        FUZZ_CHECK(info.y_off[s] + info.n[s] * ey <= size);
+        for (uint64_t i = 0; info.y_width == 0 && i < info.n[s]; i++)
             FUZZ_CHECK(((const uint8_t *)buf)[info.y_off[s] + i] < info.classes);
+        for (uint64_t i = 0; i < info.n[s] * (uint64_t)info.y_width; i++) {
+            float v;
+            memcpy(&v, (const uint8_t *)buf + info.y_off[s] + i * sizeof(float), sizeof(v));
+            FUZZ_CHECK(isfinite(v));
+        }
     }
     for (int k = 0; k < info.classes; k++) {
         const char *name = tensorfile_class_name(&info, buf, k);

@@ -358,6 +358,8 @@ put('import', 'npz', npz(x_train=np.zeros((2, 3, 3), np.uint8), y_train=np.array
                          x_test=np.ones((1, 3, 3), np.uint8), y_test=np.array([1])))
 put('import', 'npz-float-onehot', npz(x_train=np.zeros((2, 2, 2, 3), np.float32),
                                       y_train=np.eye(2, dtype=np.float32)))
+put('import', 'npz-float-targets', npz(x_train=np.zeros((2, 1, 3), np.float32),
+                                       y_train=np.array([[0.5, -1.0], [2.0, 0.25]])))
 put('import', 'tar-png', tar([('a/1.png', png(g)), ('b/2.png', png(np.stack([g] * 3, -1)))]))
 put('import', 'targz-jpeg', tar([('train/a/1.jpg', jpeg(g)), ('test/a/2.jpg', jpeg(g))], 'w:gz'))
 put('import', 'zip-png', zipped([('c/x.png', png(g)), ('d/y.png', png(g)), ('readme', b'hi')]))
@@ -369,23 +371,30 @@ put('import', 'cifar', tar([('cifar-10-batches-bin/batches.meta.txt',
 put('import', 'bad-dotdot', tar([('a/../../x.png', png(g))]))
 put('import', 'bad-truncated-png', tar([('a/1.png', png(g)[:40])]))
 
-# tensorfile: a small file as the importer writes it (header, regions, names)
-def tensorfile(n_train, n_test, h, w, c, labels, names):
+# tensorfile: a small file as the importer writes it (header, regions, names);
+# with targets (K floats per example) a version 2 file of regression targets
+def tensorfile(n_train, n_test, h, w, c, labels, names, targets=None, k=0):
     ex = h * w * c
+    ey = 4 * k if targets is not None else 1
     al = lambda v: (v + 4095) // 4096 * 4096
     x0 = 4096
     x1 = al(x0 + n_train * ex)
     y0 = al(x1 + n_test * ex)
-    y1 = al(y0 + n_train)
-    no = al(y1 + n_test)
+    y1 = al(y0 + n_train * ey)
+    no = al(y1 + n_test * ey)
     blob = b''.join(n.encode() + b'\0' for n in names)
     size = no + len(blob)
-    hdr = struct.pack('<8sIIIIIIQQQQQQQQQ', b'TRDSET\r\n', 1, 1, h, w, c, len(names), n_train,
-                      n_test, x0, y0, x1, y1, no, len(blob), size)
+    hdr = struct.pack('<8sIIIIIIQQQQQQQQQI', b'TRDSET\r\n', 2 if targets is not None else 1,
+                      1, h, w, c, len(names), n_train, n_test, x0, y0, x1, y1, no, len(blob),
+                      size, k)
     out = bytearray(size)
     out[:len(hdr)] = hdr
-    out[y0:y0 + n_train] = bytes(labels[:n_train])
-    out[y1:y1 + n_test] = bytes(labels[n_train:])
+    if targets is not None:
+        out[y0:y0 + n_train * ey] = struct.pack('<%df' % (n_train * k), *targets[:n_train * k])
+        out[y1:y1 + n_test * ey] = struct.pack('<%df' % (n_test * k), *targets[n_train * k:])
+    else:
+        out[y0:y0 + n_train] = bytes(labels[:n_train])
+        out[y1:y1 + n_test] = bytes(labels[n_train:])
     out[no:] = blob
     return bytes(out)
 
@@ -393,6 +402,9 @@ def tensorfile(n_train, n_test, h, w, c, labels, names):
 put('tensorfile', 'small', tensorfile(2, 1, 2, 2, 1, [0, 1, 1], ['cat', 'dog']))
 put('tensorfile', 'bad-label', tensorfile(2, 1, 2, 2, 1, [0, 5, 1], ['cat', 'dog']))
 put('tensorfile', 'bad-truncated', tensorfile(2, 1, 2, 2, 1, [0, 1, 1], ['cat', 'dog'])[:-2])
+put('tensorfile', 'targets', tensorfile(2, 1, 2, 2, 1, None, [], [0.5, -1, 2, 0, 1.5, 3], 2))
+put('tensorfile', 'bad-target-nan',
+    tensorfile(2, 1, 2, 2, 1, None, [], [0.5, -1, float('nan'), 0, 1.5, 3], 2))
 
 # multipart: Content-Type line, then the body
 put('multipart', 'two', b'multipart/form-data; boundary=XyZ\n'
