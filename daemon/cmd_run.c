@@ -90,10 +90,11 @@ static int prepare_file(const struct job_spec *spec, const char *dir, struct run
         memcpy(d->message, msg, sizeof(d->message));
         return r;
     }
-    log_info("%s: %s, %llu training and %llu test examples of (%d, %d, %d), %d classes -> %s",
+    log_info("%s: %s, %llu training and %llu test examples of (%d, %d, %d), %d %s -> %s",
              spec->dataset_file, import_format_name(res.format),
              (unsigned long long)res.info.n[0], (unsigned long long)res.info.n[1], res.info.h,
-             res.info.w, res.info.c, res.info.classes, ret->path);
+             res.info.w, res.info.c, res.info.y_width ? res.info.y_width : res.info.classes,
+             res.info.y_width ? "float targets per example" : "classes", ret->path);
     return 0;
 }
 
