@@ -27,6 +27,7 @@
 #include <cjson/cJSON.h>
 #include <nettle/sha2.h>
 
+#include "compile_config.h"
 #include "fsutil.h"
 #include "keras_archive.h"
 
@@ -514,35 +515,9 @@ out:
     return r;
 }
 
-/* The training_config tf.keras writes for compile(loss="categorical_crossentropy",
- * metrics=["accuracy"]), formatted as Python's json.dumps; the optimizer's
- * JSON is embedded verbatim once it parses. */
-static char *default_training_config(const struct optimizer *opt)
-{
-    char *oj = optimizer_to_keras_json(opt);
-    if (!oj)
-        return NULL;
-    cJSON *check = cJSON_Parse(oj);
-    if (!check) {
-        free(oj);
-        return NULL;
-    }
-    cJSON_Delete(check);
-    static const char head[] = "{\"loss\": \"categorical_crossentropy\", "
-                               "\"metrics\": [\"accuracy\"], "
-                               "\"weighted_metrics\": null, \"loss_weights\": null, "
-                               "\"optimizer_config\": ";
-    size_t n = strlen(head) + strlen(oj) + 2;
-    char *out = malloc(n);
-    if (out)
-        snprintf(out, n, "%s%s}", head, oj);
-    free(oj);
-    return out;
-}
-
 /* tf.keras save_model_to_hdf5. */
 static int write_tf_model(hid_t f, const struct model *m, const struct optimizer *opt,
-                          const char *training_config_json, struct diag *d)
+                          const struct compile_spec *compile, struct diag *d)
 {
     char *model_json = model_spec_to_json(&m->spec);
     char *tc = NULL;
@@ -552,20 +527,19 @@ static int write_tf_model(hid_t f, const struct model *m, const struct optimizer
         r = diag_set(d, -ENOMEM, "", "encode: model_spec_to_json failed");
         goto out;
     }
-    if (!training_config_json && opt) {
-        tc = default_training_config(opt);
+    /* tf.keras writes training_config for a compiled model */
+    if (compile || opt) {
+        tc = compile_config_to_json(compile, opt, KERAS_FLAVOUR_TF2);
         if (!tc) {
-            r = diag_set(d, -ENOMEM, "", "encode: optimizer_to_keras_json failed");
+            r = diag_set(d, -ENOMEM, "", "encode: training_config failed");
             goto out;
         }
-        training_config_json = tc;
     }
     if ((r = attr_write_str(f, "keras_version", H5_KERAS_VERSION, true, d)) < 0 ||
         (r = attr_write_str(f, "backend", H5_BACKEND, true, d)) < 0 ||
         (r = attr_write_str(f, "model_config", model_json, false, d)) < 0)
         goto out;
-    if (training_config_json &&
-        (r = attr_write_str(f, "training_config", training_config_json, false, d)) < 0)
+    if (tc && (r = attr_write_str(f, "training_config", tc, false, d)) < 0)
         goto out;
     g = group_create(f, "model_weights");
     if (g < 0) {
@@ -680,7 +654,7 @@ struct resume_extra {
 
 /* Build the file in memory; returns a malloc'ed image. */
 static int encode_file(enum h5_layout layout, const struct model *m, const struct optimizer *opt,
-                       const char *training_config_json, const struct resume_extra *resume,
+                       const struct compile_spec *compile, const struct resume_extra *resume,
                        void **ret_image, size_t *ret_len, struct diag *d)
 {
     int r = 0;
@@ -705,7 +679,7 @@ static int encode_file(enum h5_layout layout, const struct model *m, const struc
     }
     switch (layout) {
     case H5_LAYOUT_TF_WEIGHTS: r = write_tf_weights(f, m, d); break;
-    case H5_LAYOUT_TF_MODEL: r = write_tf_model(f, m, opt, training_config_json, d); break;
+    case H5_LAYOUT_TF_MODEL: r = write_tf_model(f, m, opt, compile, d); break;
     case H5_LAYOUT_KERAS3_WEIGHTS: r = write_keras3(f, m, opt, d); break;
     default: r = diag_set(d, -EINVAL, "", "unknown layout %d", (int)layout); break;
     }
@@ -798,35 +772,33 @@ static int check_model(const struct model *m, struct diag *d)
 /* Keras 3 model.save("x.keras"): the zip of metadata.json, config.json and
  * model.weights.h5 (model variables only: the optimizer's are left out). */
 static int encode_archive(const struct model *m, const struct optimizer *opt,
-                          const char *training_config_json, void **ret_zip, size_t *ret_len,
+                          const struct compile_spec *compile, void **ret_zip, size_t *ret_len,
                           struct diag *d)
 {
     void *weights = NULL;
     size_t wlen = 0;
-    char *tc = NULL, *config = NULL, *meta = NULL;
+    char *cc = NULL, *config = NULL, *meta = NULL;
     int64_t now = (int64_t)time(NULL);
     int r = encode_file(H5_LAYOUT_KERAS3_WEIGHTS, m, NULL, NULL, NULL, &weights, &wlen, d);
     if (r < 0)
         return r;
-    if (!training_config_json && opt) {
-        tc = default_training_config(opt);
-        training_config_json = tc;
-    }
-    config = keras_archive_config_json(&m->spec, training_config_json);
+    if (compile || opt)
+        cc = compile_config_to_json(compile, opt, KERAS_FLAVOUR_KERAS3);
+    config = keras_archive_config_json(&m->spec, cc);
     meta = keras_archive_metadata_json(now);
-    if (!config || !meta || (opt && !training_config_json))
+    if (!config || !meta || ((compile || opt) && !cc))
         r = diag_set(d, -ENOMEM, "", "encode: config.json / metadata.json");
     else
         r = keras_archive_pack(meta, config, weights, wlen, now, ret_zip, ret_len, d);
     free(weights);
-    free(tc);
+    free(cc);
     free(config);
     free(meta);
     return r;
 }
 
 int h5_save(const char *dir, const char *relpath, enum h5_layout layout, const struct model *m,
-            const struct optimizer *opt, const char *training_config_json,
+            const struct optimizer *opt, const struct compile_spec *compile,
             uint8_t ret_sha256[32], uint64_t *ret_bytes, enum fsutil_step *ret_step,
             struct diag *d)
 {
@@ -839,9 +811,9 @@ int h5_save(const char *dir, const char *relpath, enum h5_layout layout, const s
     void *image;
     size_t len;
     if (layout == H5_LAYOUT_KERAS_ARCHIVE)
-        r = encode_archive(m, opt, training_config_json, &image, &len, d);
+        r = encode_archive(m, opt, compile, &image, &len, d);
     else
-        r = encode_file(layout, m, opt, training_config_json, NULL, &image, &len, d);
+        r = encode_file(layout, m, opt, compile, NULL, &image, &len, d);
     if (r < 0) {
         diag_prefix(d, relpath);
         step = FSUTIL_STEP_ENCODE;
