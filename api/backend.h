@@ -108,7 +108,7 @@ struct api_backend {
     int (*weights_put)(void *ctx, const char *name, const char *upload_path, char **ret_json,
                        struct diag *d);
     /* GET /v1/weights: {"weights": [{"name", "bytes", "sha256", "layout",
-     * "uploaded"}]}. */
+     * "layers", "uploaded"}]}. */
     int (*weights_list)(void *ctx, char **ret_json);
     /* GET/HEAD /v1/weights/{name}: the file, as open_file; -ENOENT (404). */
     int (*weights_open)(void *ctx, const char *name, struct api_file *ret, struct diag *d);

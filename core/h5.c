@@ -1395,7 +1395,59 @@ static int read_weights_image_cfg(const char *path, const uint8_t *expected, voi
     return 0;
 }
 
-int h5_detect_layout(const char *path, enum h5_layout *ret, struct diag *d)
+/* The number of layers the open file f (layout) holds at least one weight
+ * of: tf.keras files by layer_names and each layer's weight_names, Keras 3
+ * files by the layers/<name>/vars groups that have members. */
+static int count_weighted_layers(hid_t f, enum h5_layout layout, int *ret, struct diag *d)
+{
+    int n = 0, r = 0;
+    if (layout == H5_LAYOUT_TF_WEIGHTS || layout == H5_LAYOUT_TF_MODEL) {
+        hid_t g = layout == H5_LAYOUT_TF_MODEL ? H5Gopen2(f, "model_weights", H5P_DEFAULT) : f;
+        struct strlist names = {0, NULL};
+        if (g < 0)
+            return h5_fail(d, -EINVAL, "model_weights", "group model_weights unreadable");
+        r = attr_read_strlist_chunked(g, "layer_names", "layer_names", &names, d);
+        for (int i = 0; r == 0 && i < names.n; i++) {
+            hid_t lg = H5Gopen2(g, names.v[i], H5P_DEFAULT);
+            struct strlist wn = {0, NULL};
+            if (lg < 0)
+                r = h5_fail(d, -EINVAL, names.v[i], "group for layer %s missing", names.v[i]);
+            else if ((r = attr_read_strlist_chunked(lg, "weight_names", names.v[i], &wn, d)) == 0)
+                n += wn.n > 0;
+            strlist_free(&wn);
+            close_id(lg);
+        }
+        strlist_free(&names);
+        if (g != f)
+            close_id(g);
+    } else {
+        hid_t g = H5Gopen2(f, "layers", H5P_DEFAULT);
+        H5G_info_t info;
+        if (g < 0 || H5Gget_info(g, &info) < 0) {
+            close_id(g);
+            return h5_fail(d, -EINVAL, "layers", "group layers unreadable");
+        }
+        for (hsize_t i = 0; i < info.nlinks; i++) {
+            char name[256];
+            if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof(name),
+                                   H5P_DEFAULT) < 0)
+                continue;
+            char vars[sizeof(name) + 8];
+            snprintf(vars, sizeof(vars), "%s/vars", name);
+            H5G_info_t vi;
+            if (H5Lexists(g, name, H5P_DEFAULT) > 0 && H5Lexists(g, vars, H5P_DEFAULT) > 0 &&
+                H5Gget_info_by_name(g, vars, &vi, H5P_DEFAULT) >= 0 && vi.nlinks > 0)
+                n++;
+        }
+        H5Eclear2(H5E_DEFAULT);
+        close_id(g);
+    }
+    if (r == 0)
+        *ret = n;
+    return r;
+}
+
+int h5_describe(const char *path, enum h5_layout *ret, int *ret_layers, struct diag *d)
 {
     void *image;
     size_t len;
@@ -1404,16 +1456,18 @@ int h5_detect_layout(const char *path, enum h5_layout *ret, struct diag *d)
     if (r < 0)
         return r;
     h5_enter();
+    enum h5_layout layout = H5_LAYOUT_TF_WEIGHTS;
     hid_t f = open_image(image, len, path, d);
     if (f >= 0) {
-        r = detect(f, ret, path, d);
-        if (r == 0 && archive) {
-            if (*ret == H5_LAYOUT_KERAS3_WEIGHTS)
-                *ret = H5_LAYOUT_KERAS_ARCHIVE;
-            else
-                r = diag_set(d, -EINVAL, path, "the archive's %s is not in Keras 3's layout",
-                             KERAS_ARCHIVE_WEIGHTS);
-        }
+        r = detect(f, &layout, path, d);
+        if (r == 0 && archive && layout != H5_LAYOUT_KERAS3_WEIGHTS)
+            r = diag_set(d, -EINVAL, path, "the archive's %s is not in Keras 3's layout",
+                         KERAS_ARCHIVE_WEIGHTS);
+        int n = 0;
+        if (r == 0 && ret_layers && (r = count_weighted_layers(f, layout, &n, d)) == 0)
+            *ret_layers = n;
+        if (r == 0)
+            *ret = archive ? H5_LAYOUT_KERAS_ARCHIVE : layout;
         H5Fclose(f);
     } else {
         r = (int)f;
@@ -1421,6 +1475,11 @@ int h5_detect_layout(const char *path, enum h5_layout *ret, struct diag *d)
     h5_leave();
     free(image);
     return r;
+}
+
+int h5_detect_layout(const char *path, enum h5_layout *ret, struct diag *d)
+{
+    return h5_describe(path, ret, NULL, d);
 }
 
 int h5_load_weights(struct model *m, const char *path, struct diag *d)

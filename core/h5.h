@@ -149,6 +149,10 @@ int h5_load_weights_by_name(struct model *m, const char *path, bool skip_mismatc
 
 /* Which layout a file has (detected as h5_load_weights does). */
 int h5_detect_layout(const char *path, enum h5_layout *ret, struct diag *d);
+/* The same, and (ret_layers, may be NULL) how many layers the file holds
+ * weights of: tf.keras files by layer_names / weight_names, Keras 3 files
+ * (and the archive's model.weights.h5) by non-empty layers/<name>/vars. */
+int h5_describe(const char *path, enum h5_layout *ret, int *ret_layers, struct diag *d);
 
 /* Everything needed to continue training: params (incl. BN moving stats),
  * opt's slots and iterations (opt required), epoch (epochs completed) and an

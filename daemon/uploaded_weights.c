@@ -48,8 +48,9 @@ static cJSON *read_meta(const struct jobs *js, const char *name, const struct st
         return NULL;
     cJSON *m = cJSON_ParseWithLength(data, len);
     free(data);
-    double bytes = 0, ino = 0, mt = 0;
+    double bytes = 0, ino = 0, mt = 0, layers = 0;
     if (!m || !cjson_get_double(m, "bytes", &bytes) || !cjson_get_double(m, "ino", &ino) ||
+        !cjson_get_double(m, "layers", &layers) ||
         !cjson_get_double(m, "mtime_ns", &mt) || bytes != (double)st->st_size ||
         ino != (double)st->st_ino || mt != (double)mtime_ns(st) ||
         !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, "sha256")) ||
@@ -79,11 +80,13 @@ static cJSON *resource(const struct jobs *js, const char *name, const struct sta
     const cJSON *sha = m ? cJSON_GetObjectItemCaseSensitive(m, "sha256") : NULL;
     const cJSON *layout = m ? cJSON_GetObjectItemCaseSensitive(m, "layout") : NULL;
     const cJSON *up = m ? cJSON_GetObjectItemCaseSensitive(m, "uploaded") : NULL;
+    const cJSON *layers = m ? cJSON_GetObjectItemCaseSensitive(m, "layers") : NULL;
     bool ok = o && cjson_add(o, "name", cJSON_CreateString(name)) &&
               cjson_add(o, "bytes", cJSON_CreateNumber((double)st->st_size)) &&
               cjson_add(o, "sha256", sha ? cJSON_CreateString(sha->valuestring) : cJSON_CreateNull()) &&
               cjson_add(o, "layout",
                         layout ? cJSON_CreateString(layout->valuestring) : cJSON_CreateNull()) &&
+              cjson_add(o, "layers", layers ? cJSON_CreateNumber(layers->valuedouble) : cJSON_CreateNull()) &&
               cjson_add(o, "uploaded", cJSON_CreateString(up ? up->valuestring : when));
     cJSON_Delete(m);
     return cjson_checked(o, ok);
@@ -97,7 +100,8 @@ int uploaded_weights_put(struct jobs *js, const char *name, const char *upload_p
     size_t len = 0;
     uint8_t sha[FSUTIL_SHA256_BYTES];
     char rel[128], hex[FSUTIL_SHA256_HEX_SIZE], path[PATH_MAX + 300], when[32];
-    int r = h5_detect_layout(upload_path, &layout, d);
+    int layers = 0;
+    int r = h5_describe(upload_path, &layout, &layers, d);
     if (r < 0) {
         char msg[sizeof(d->message)];
         snprintf(msg, sizeof(msg), "%.400s", d->message);
@@ -123,9 +127,10 @@ int uploaded_weights_put(struct jobs *js, const char *name, const char *upload_p
         fsutil_sha256_hex(sha, hex);
         utc_text(time(NULL), when);
         char *meta = NULL;
-        if (asprintf(&meta, "{\"sha256\": \"%s\", \"layout\": \"%s\", \"uploaded\": \"%s\", "
-                     "\"bytes\": %lld, \"ino\": %llu, \"mtime_ns\": %lld}\n",
-                     hex, h5_layout_name(layout), when, (long long)st.st_size,
+        if (asprintf(&meta, "{\"sha256\": \"%s\", \"layout\": \"%s\", \"layers\": %d, "
+                     "\"uploaded\": \"%s\", \"bytes\": %lld, \"ino\": %llu, "
+                     "\"mtime_ns\": %lld}\n",
+                     hex, h5_layout_name(layout), layers, when, (long long)st.st_size,
                      (unsigned long long)st.st_ino, (long long)mtime_ns(&st)) < 0)
             r = -ENOMEM;
         snprintf(rel, sizeof(rel), JOBS_WEIGHTS_DIR "/.%s.json", name);

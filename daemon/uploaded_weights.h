@@ -4,10 +4,10 @@
  * Each file is <state_dir>/weights/<name> (name: api_dataset_name_valid, so
  * no '/' and no leading '.'), written atomically; next to it
  * <state_dir>/weights/.<name>.json records what the upload found out
- * ({"sha256", "layout", "uploaded", "bytes", "ino", "mtime_ns"}), trusted
+ * ({"sha256", "layout", "layers", "uploaded", "bytes", "ino", "mtime_ns"}), trusted
  * only while the file's size, inode and mtime still match it (a file
  * replaced outside the daemon is listed and served without digest and
- * layout).  One mutex orders uploads and deletions.
+ * layout nor layers count).  One mutex orders uploads and deletions.
  *
  * Returned JSON strings are malloc'ed and the caller's. */
 #ifndef TRAIND_UPLOADED_WEIGHTS_H
@@ -19,7 +19,8 @@
 struct jobs;
 
 /* Store upload_path (removed whatever the result) as name: the resource
- * {"name", "bytes", "sha256", "layout", "uploaded"}.  -EINVAL when it is no
+ * {"name", "bytes", "sha256", "layout", "layers", "uploaded"}
+ * (layers: how many layers it holds weights of, h5_describe).  -EINVAL when it is no
  * Keras weight file h5.c reads. */
 int uploaded_weights_put(struct jobs *js, const char *name, const char *upload_path,
                          char **ret_json, struct diag *d);

@@ -259,6 +259,8 @@ def test_weights_list_download_and_delete(module_traind, source):
         raw = files[w["name"]]
         assert w["bytes"] == len(raw) and w["sha256"] == hashlib.sha256(raw).hexdigest()
         assert w["layout"] == layouts[w["name"]]
+        # shallownet: its Conv2D and its Dense hold weights
+        assert w["layers"] == 2
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", w["uploaded"])
     # the download: the bytes, their digest as ETag, ranges, conditional requests
     raw = files["dl-b"]
@@ -290,7 +292,8 @@ def test_weights_list_download_and_delete(module_traind, source):
     r = c.get("/v1/weights/dl-a")
     assert r.status == 200 and r.body == files["dl-a"] + b"x" and "ETag" not in r.headers
     w = [w for w in c.get("/v1/weights").json()["weights"] if w["name"] == "dl-a"][0]
-    assert (w["bytes"], w["sha256"], w["layout"]) == (len(files["dl-a"]) + 1, None, None)
+    assert (w["bytes"], w["sha256"], w["layout"], w["layers"]) == \
+        (len(files["dl-a"]) + 1, None, None, None)
     assert c.delete("/v1/weights/dl-a").status == 204
 
 
