@@ -832,7 +832,7 @@ fail:
 
 int h5_save_resume(const char *dir, const char *relpath, const struct model *m,
                    const struct optimizer *opt, int epoch, const char *state_json,
-                   struct diag *d)
+                   const struct compile_spec *compile, struct diag *d)
 {
     int r = check_model(m, d);
     if (r < 0)
@@ -842,7 +842,7 @@ int h5_save_resume(const char *dir, const char *relpath, const struct model *m,
     struct resume_extra extra = {.epoch = epoch, .state_json = state_json ? state_json : "{}"};
     void *image;
     size_t len;
-    r = encode_file(H5_LAYOUT_TF_MODEL, m, opt, NULL, &extra, &image, &len, d);
+    r = encode_file(H5_LAYOUT_TF_MODEL, m, opt, compile, &extra, &image, &len, d);
     if (r < 0) {
         diag_prefix(d, relpath);
         return r;

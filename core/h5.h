@@ -156,11 +156,12 @@ int h5_describe(const char *path, enum h5_layout *ret, int *ret_layers, struct d
 
 /* Everything needed to continue training: params (incl. BN moving stats),
  * opt's slots and iterations (opt required), epoch (epochs completed) and an
- * opaque JSON string (policy/callback/RNG state; may be NULL = "{}").  Same
- * atomic write and failure contract as h5_save. */
+ * opaque JSON string (policy/callback/RNG state; may be NULL = "{}"); its
+ * training_config records compile (as h5_save).  Same atomic write and
+ * failure contract as h5_save. */
 int h5_save_resume(const char *dir, const char *relpath, const struct model *m,
                    const struct optimizer *opt, int epoch, const char *state_json,
-                   struct diag *d);
+                   const struct compile_spec *compile, struct diag *d);
 
 /* Read a resume file into m and opt (whose kind and slot count must match the
  * file's).  ret_state_json: malloc'ed copy (caller frees).  Both checksums

@@ -544,8 +544,10 @@ static int resume_epoch_end(void *ctx, const struct fit_progress *p, const struc
     char *state = resume_state_json(r);
     if (!state)
         return diag_set(&r->err, -ENOMEM, "", "out of memory for the resume state");
+    struct compile_spec compile;
+    compile_spec_of(r->spec, &compile);
     int ret = h5_save_resume(r->job_dir, RUNNER_RESUME_FILE, r->m, r->opt, p->epoch, state,
-                             &r->err);
+                             &compile, &r->err);
     free(state);
     if (ret < 0) {
         diag_prefix(&r->err, RUNNER_RESUME_FILE ": ");
@@ -572,8 +574,10 @@ static void resume_train_end(void *ctx, const struct fit_progress *p, int status
     if (!state)
         return;
     struct diag ignored = {{0}, {0}};
+    struct compile_spec compile;
+    compile_spec_of(r->spec, &compile);
     (void)h5_save_resume(r->job_dir, RUNNER_RESUME_FILE, r->m, r->opt, p->epoch - 1, state,
-                         &ignored);
+                         &compile, &ignored);
     free(state);
 }
 

@@ -203,6 +203,10 @@ def test_hdf5_training_config_is_the_jobs(job):
                                      "from_logits": False, "label_smoothing": 0.1, "axis": -1}}
     assert tc["metrics"] == ["accuracy", {"class_name": "TopKCategoricalAccuracy",
                                           "config": {"name": "top3", "dtype": "float32", "k": 3}}]
+    # the resume file (a tf.keras full-model file too) records the same compile()
+    resume = os.path.join(os.path.dirname(os.path.dirname(job[2])), "resume.h5")
+    with h5py.File(resume, "r") as f:
+        assert json.loads(f.attrs["training_config"]) == tc
     oc = tc["optimizer_config"]
     assert oc["class_name"] == "Adam" and oc["config"]["name"] == "Adam"
     assert (oc["config"]["learning_rate"], oc["config"]["clipnorm"]) == (0.002, 1.0)
