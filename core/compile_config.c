@@ -61,12 +61,14 @@ static void put_loss(FILE *f, const struct compile_spec *c, bool k3)
     switch (lc->kind) {
     case LOSS_KIND_CATEGORICAL_CROSSENTROPY:
     case LOSS_KIND_BINARY_CROSSENTROPY:
-        fprintf(f, ", \"from_logits\": %s, \"label_smoothing\": ", lc->from_logits ? "true" : "false");
+        fprintf(f, ", \"from_logits\": %s, \"label_smoothing\": ",
+                lc->from_logits ? "true" : "false");
         put_float(f, lc->label_smoothing);
         fputs(", \"axis\": -1", f);
         break;
     case LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY:
-        fprintf(f, ", \"from_logits\": %s, \"ignore_class\": null", lc->from_logits ? "true" : "false");
+        fprintf(f, ", \"from_logits\": %s, \"ignore_class\": null",
+                lc->from_logits ? "true" : "false");
         break;
     default:
         break;

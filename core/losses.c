@@ -47,9 +47,8 @@ const char *loss_kind_class_name(enum loss_kind kind)
 
 const char *metric_kind_class_name(enum metric_kind kind)
 {
-    return (int)kind >= 0 && (size_t)kind < sizeof(metric_class_names) / sizeof(metric_class_names[0])
-               ? metric_class_names[kind]
-               : "";
+    size_t n = sizeof(metric_class_names) / sizeof(metric_class_names[0]);
+    return (int)kind >= 0 && (size_t)kind < n ? metric_class_names[kind] : "";
 }
 
 int loss_kind_from_name(const char *name)

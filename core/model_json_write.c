@@ -106,8 +106,9 @@ struct writer {
     bool *flat;
 };
 
-static const char dtype_policy[] = "{\"module\": \"keras\", \"class_name\": \"DTypePolicy\", "
-                                   "\"config\": {\"name\": \"float32\"}, \"registered_name\": null}";
+static const char dtype_policy[] =
+    "{\"module\": \"keras\", \"class_name\": \"DTypePolicy\", "
+    "\"config\": {\"name\": \"float32\"}, \"registered_name\": null}";
 
 static void sb_key(struct strbuf *b, const char *key)
 {
@@ -462,7 +463,9 @@ static void print_layer(struct writer *w, int i)
         if (k3) {
             /* Add()([x, y]) has one list argument, the others one tensor */
             bool merge = l->kind == LAYER_KIND_ADD || l->kind == LAYER_KIND_CONCATENATE;
-            sb_puts(b, merge ? ", \"inbound_nodes\": [{\"args\": [[" : ", \"inbound_nodes\": [{\"args\": [");
+            sb_puts(b, ", \"inbound_nodes\": [{\"args\": [");
+            if (merge)
+                sb_puts(b, "[");
             for (int k = 0; k < n_in; k++) {
                 if (k)
                     sb_puts(b, ", ");

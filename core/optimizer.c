@@ -387,7 +387,8 @@ char *optimizer_to_json_flavour(const struct optimizer *opt, enum keras_flavour 
         ok = schedule && append(&buf, "learning_rate", schedule);
         free(schedule);
     } else {
-        ok = append_num(&buf, "learning_rate", k3 ? (double)(float)c->learning_rate : c->learning_rate);
+        double lr = k3 ? (double)(float)c->learning_rate : c->learning_rate;
+        ok = append_num(&buf, "learning_rate", lr);
     }
     if (k3)
         ok = ok && append_num_or_null(&buf, "weight_decay", c->weight_decay) &&

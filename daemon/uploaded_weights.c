@@ -83,10 +83,12 @@ static cJSON *resource(const struct jobs *js, const char *name, const struct sta
     const cJSON *layers = m ? cJSON_GetObjectItemCaseSensitive(m, "layers") : NULL;
     bool ok = o && cjson_add(o, "name", cJSON_CreateString(name)) &&
               cjson_add(o, "bytes", cJSON_CreateNumber((double)st->st_size)) &&
-              cjson_add(o, "sha256", sha ? cJSON_CreateString(sha->valuestring) : cJSON_CreateNull()) &&
+              cjson_add(o, "sha256",
+                        sha ? cJSON_CreateString(sha->valuestring) : cJSON_CreateNull()) &&
               cjson_add(o, "layout",
                         layout ? cJSON_CreateString(layout->valuestring) : cJSON_CreateNull()) &&
-              cjson_add(o, "layers", layers ? cJSON_CreateNumber(layers->valuedouble) : cJSON_CreateNull()) &&
+              cjson_add(o, "layers",
+                        layers ? cJSON_CreateNumber(layers->valuedouble) : cJSON_CreateNull()) &&
               cjson_add(o, "uploaded", cJSON_CreateString(up ? up->valuestring : when));
     cJSON_Delete(m);
     return cjson_checked(o, ok);
