@@ -83,7 +83,9 @@ int import_color_mode_parse(const char *s, enum import_color_mode *ret)
     return 0;
 }
 
-void import_number_names(int classes, char *storage, const char **names)
+/* Class names "0", "1", ... for sources without names; names[k] point into
+ * storage (TENSORFILE_MAX_CLASSES * 4 bytes). */
+static void import_number_names(int classes, char *storage, const char **names)
 {
     for (int k = 0; k < classes; k++) {
         snprintf(storage + 4 * k, 4, "%d", k & 0xff);

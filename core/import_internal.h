@@ -26,10 +26,6 @@ int import_hdf5(const char *src_path, const struct import_options *o, const char
 int import_decode_labels(const void *raw, char kind, int itemsize, uint64_t n, uint64_t k,
                          uint8_t *out, int *ret_classes, const char *field, struct diag *d);
 
-/* Class names "0", "1", ... for sources without names; names[k] point into
- * storage (TENSORFILE_MAX_CLASSES * 4 bytes). */
-void import_number_names(int classes, char *storage, const char **names);
-
 /* What an importer writes into its tensor file. */
 struct import_layout {
     enum tensorfile_dtype dtype;
