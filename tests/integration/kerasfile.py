@@ -73,6 +73,12 @@ def predict_random_images(daemon, job_id, seed, n):
     return x, np.array(r.json()["probabilities"], dtype=np.float64)
 
 
+def softmax(z):
+    """Row-wise softmax of logits (n, classes), float64."""
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
 def assert_predict_matches(trained, layers, weights, numpy_predict, seed, n):
     """/predict of n random images with the best checkpoint of trained
     (daemon, job id, path) equals numpy_predict(W, images in [0, 1] as

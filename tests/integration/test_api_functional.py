@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import SRC_ROOT, TERMINAL, assert_model_refused, tiny_spec
-from kerasfile import assert_predict_matches, attr_str, read_keras_weights, train_tiny_best
+from kerasfile import (assert_predict_matches, attr_str, read_keras_weights, softmax,
+                       train_tiny_best)
 
 FIXTURES = os.path.join(SRC_ROOT, "tests", "fixtures", "models")
 LAYERS = ["input_1", "conv2d", "batch_normalization", "conv2d_1", "batch_normalization_1",
@@ -73,9 +74,7 @@ def numpy_predict(W, x):
     r = np.maximum(d + b, 0)
     cat = np.concatenate([r, b], axis=-1)
     g = cat.mean(axis=(1, 2))
-    z = g @ W["dense"]["kernel"] + W["dense"]["bias"]
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
+    return softmax(g @ W["dense"]["kernel"] + W["dense"]["bias"])
 
 
 def test_weight_file_layer_by_layer(trained):
