@@ -1022,22 +1022,44 @@ static int attr_read_i64(hid_t loc, const char *name, int64_t *ret, struct diag 
     return r;
 }
 
-/* Read the float dataset at path into out after checking its shape. */
-static int dataset_read_f32(hid_t loc, const char *path, const char *field, int ndim,
-                            const int *shape, float *out, struct diag *d)
+/* Open the dataset at path below loc and read its rank and dimensions.  On
+ * success the dataset and its type stay open for the caller (*ret_ds,
+ * *ret_type); on failure nothing is left open and the diagnostic names
+ * field. */
+static int dataset_open(hid_t loc, const char *path, const char *field, hid_t *ret_ds,
+                        hid_t *ret_type, int *ret_ndim, hsize_t dims[H5S_MAX_RANK],
+                        struct diag *d)
 {
     hid_t ds = H5Dopen2(loc, path, H5P_DEFAULT), s = -1, t = -1;
-    int r = 0;
     if (ds < 0)
         return h5_fail(d, -EINVAL, field, "dataset %s missing", path);
     s = H5Dget_space(ds);
     t = H5Dget_type(ds);
-    int fnd = s >= 0 ? H5Sget_simple_extent_ndims(s) : -1;
-    hsize_t dims[H5S_MAX_RANK];
-    if (fnd < 0 || t < 0 || H5Sget_simple_extent_dims(s, dims, NULL) < 0) {
-        r = h5_fail(d, -EINVAL, field, "dataset %s unreadable", path);
-        goto out;
+    int nd = s >= 0 ? H5Sget_simple_extent_ndims(s) : -1;
+    if (nd < 0 || t < 0 || H5Sget_simple_extent_dims(s, dims, NULL) < 0) {
+        int r = h5_fail(d, -EINVAL, field, "dataset %s unreadable", path);
+        close_id(t);
+        close_id(s);
+        close_id(ds);
+        return r;
     }
+    close_id(s);
+    *ret_ds = ds;
+    *ret_type = t;
+    *ret_ndim = nd;
+    return 0;
+}
+
+/* Read the float dataset at path into out after checking its shape. */
+static int dataset_read_f32(hid_t loc, const char *path, const char *field, int ndim,
+                            const int *shape, float *out, struct diag *d)
+{
+    hid_t ds, t;
+    int fnd;
+    hsize_t dims[H5S_MAX_RANK];
+    int r = dataset_open(loc, path, field, &ds, &t, &fnd, dims, d);
+    if (r < 0)
+        return r;
     char want[64] = "(", got[64] = "(";
     bool same = fnd == ndim;
     for (int i = 0; i < ndim; i++) {
@@ -1064,7 +1086,6 @@ static int dataset_read_f32(hid_t loc, const char *path, const char *field, int 
         r = h5_fail(d, -EIO, field, "dataset %s unreadable (truncated or corrupt file)", path);
 out:
     close_id(t);
-    close_id(s);
     close_id(ds);
     return r;
 }
@@ -1537,21 +1558,16 @@ static void shape_text(char *out, size_t outsz, int ndim, const hsize_t *dims)
 static int dataset_shape(hid_t loc, const char *path, int *ret_ndim, hsize_t dims[H5S_MAX_RANK],
                          struct diag *d)
 {
-    hid_t ds = H5Dopen2(loc, path, H5P_DEFAULT), s = -1, t = -1;
-    int r = 0;
-    if (ds < 0)
-        return h5_fail(d, -EINVAL, path, "dataset %s missing", path);
-    s = H5Dget_space(ds);
-    t = H5Dget_type(ds);
-    int nd = s >= 0 ? H5Sget_simple_extent_ndims(s) : -1;
-    if (nd < 0 || t < 0 || H5Sget_simple_extent_dims(s, dims, NULL) < 0)
-        r = h5_fail(d, -EINVAL, path, "dataset %s unreadable", path);
-    else if (H5Tget_class(t) != H5T_FLOAT)
+    hid_t ds, t;
+    int nd;
+    int r = dataset_open(loc, path, path, &ds, &t, &nd, dims, d);
+    if (r < 0)
+        return r;
+    if (H5Tget_class(t) != H5T_FLOAT)
         r = diag_set(d, -EINVAL, path, "dataset %s is not floating point", path);
     else
         *ret_ndim = nd;
     close_id(t);
-    close_id(s);
     close_id(ds);
     return r;
 }

@@ -116,8 +116,8 @@ static int read_labels(const struct array *a, const char *name, uint8_t **ret, i
 }
 
 /* Copy images of a into split s of w, a chunk of examples per lock hold. */
-static int copy_images(const struct array *a, const char *name, struct tensorfile_writer *w,
-                       enum tensorfile_split s, struct diag *d)
+static int copy_split(const struct array *a, const char *name, struct tensorfile_writer *w,
+                      enum tensorfile_split s, struct diag *d)
 {
     size_t ex = tensorfile_example_bytes(tensorfile_writer_info(w));
     uint64_t per = CHUNK_BYTES / ex ? CHUNK_BYTES / ex : 1;
@@ -156,6 +156,16 @@ static int copy_images(const struct array *a, const char *name, struct tensorfil
     return err;
 }
 
+/* import_copy_fn: x_train, then x_test when present (ctx: the arrays). */
+static int copy_images(void *ctx, struct tensorfile_writer *w, struct diag *d)
+{
+    const struct array *a = ctx;
+    int err = copy_split(&a[X_TRAIN], "x_train", w, TENSORFILE_SPLIT_TRAIN, d);
+    if (err == 0 && a[X_TEST].present)
+        err = copy_split(&a[X_TEST], "x_test", w, TENSORFILE_SPLIT_TEST, d);
+    return err;
+}
+
 int import_hdf5(const char *src_path, const struct import_options *o, const char *dir,
                 const char *relpath, struct import_result *ret, struct diag *d)
 {
@@ -163,7 +173,6 @@ int import_hdf5(const char *src_path, const struct import_options *o, const char
     memset(a, 0, sizeof(a));
     uint8_t *labels[2] = {NULL, NULL};
     int classes[2] = {0, 0};
-    struct tensorfile_writer *w = NULL;
     int err = 0;
     h5_global_lock();
     hid_t file = H5Fopen(src_path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -214,25 +223,13 @@ int import_hdf5(const char *src_path, const struct import_options *o, const char
                        (unsigned long long)bytes, (unsigned long long)o->max_total_bytes);
         goto out;
     }
-    err = tensorfile_writer_begin(&w, dir, relpath, dt, (int)x->dims[1], (int)x->dims[2], c,
-                                  x->dims[0], n_test, d);
-    if (err == 0)
-        err = tensorfile_write_y(w, TENSORFILE_SPLIT_TRAIN, 0, x->dims[0], labels[0], d);
-    if (err == 0 && n_test)
-        err = tensorfile_write_y(w, TENSORFILE_SPLIT_TEST, 0, n_test, labels[1], d);
-    if (err == 0)
-        err = copy_images(x, "x_train", w, TENSORFILE_SPLIT_TRAIN, d);
-    if (err == 0 && n_test)
-        err = copy_images(t, "x_test", w, TENSORFILE_SPLIT_TEST, d);
-    if (err < 0)
-        goto out;
-    char storage[TENSORFILE_MAX_CLASSES * 4];
-    const char *names[TENSORFILE_MAX_CLASSES];
-    import_number_names(n_classes, storage, names);
-    err = tensorfile_writer_commit(w, n_classes, names, &ret->info, d);
-    w = NULL;
+    const struct import_layout l = {
+        .dtype = dt, .h = (int)x->dims[1], .w = (int)x->dims[2], .c = c,
+        .n = {x->dims[0], n_test}, .labels = {labels[0], labels[1]},
+        .classes = n_classes, .names = NULL,
+    };
+    err = import_write(dir, relpath, &l, copy_images, a, &ret->info, d);
 out:
-    tensorfile_writer_abort(w);
     h5_global_lock();
     for (int i = 0; i < ARRAYS; i++)
         if (a[i].dset > 0)

@@ -26,8 +26,25 @@ int import_hdf5(const char *src_path, const struct import_options *o, const char
 int import_decode_labels(const void *raw, char kind, int itemsize, uint64_t n, uint64_t k,
                          uint8_t *out, int *ret_classes, const char *field, struct diag *d);
 
-/* Class names "0", "1", ... for sources without names; names[k] point into
- * storage (TENSORFILE_MAX_CLASSES * 4 bytes). */
-void import_number_names(int classes, char *storage, const char **names);
+/* What an importer writes into its tensor file. */
+struct import_layout {
+    enum tensorfile_dtype dtype;
+    int h, w, c;                  /* one example */
+    uint64_t n[2];                /* examples: train, test (0: none) */
+    const uint8_t *labels[2];     /* class index of each example of each split */
+    int classes;
+    const char *const *names;     /* class names; NULL: "0", "1", ... */
+};
+
+/* Callback that writes every example's image (tensorfile_write_x) into w. */
+typedef int (*import_copy_fn)(void *ctx, struct tensorfile_writer *w, struct diag *d);
+
+/* The tail every importer shares: begin dir/relpath with l's layout, write
+ * the labels of each non-empty split, let copy(ctx, w, d) write the images,
+ * then commit with l's classes and names; *ret_info on success.  On failure
+ * nothing is left behind. */
+int import_write(const char *dir, const char *relpath, const struct import_layout *l,
+                 import_copy_fn copy, void *ctx, struct tensorfile_info *ret_info,
+                 struct diag *d);
 
 #endif

@@ -222,9 +222,19 @@ static int check_members(struct npz *z, struct diag *d)
 }
 
 /* Pass 2: stream the image arrays into w. */
-static int copy_images(const char *src_path, const struct import_options *o, struct npz *z,
-                       struct tensorfile_writer *w, struct diag *d)
+struct copy_ctx {
+    const char *src_path;
+    const struct import_options *o;
+    const struct npz *z;
+};
+
+/* import_copy_fn: x_train and x_test from the archive (ctx: struct copy_ctx). */
+static int copy_images(void *ctx, struct tensorfile_writer *w, struct diag *d)
 {
+    const struct copy_ctx *cx = ctx;
+    const char *src_path = cx->src_path;
+    const struct import_options *o = cx->o;
+    const struct npz *z = cx->z;
     struct archive_reader *r;
     int e = archive_reader_open(&r, src_path, o->max_total_bytes, o->max_ratio, d);
     if (e < 0)
@@ -278,7 +288,6 @@ int import_npz(const char *src_path, const struct import_options *o, const char 
 {
     struct npz z;
     memset(&z, 0, sizeof(z));
-    struct tensorfile_writer *w = NULL;
     uint64_t skipped = 0;
     int e = scan(src_path, o, &z, &skipped, d);
     if (e == 0)
@@ -295,26 +304,16 @@ int import_npz(const char *src_path, const struct import_options *o, const char 
                      (unsigned long long)bytes, (unsigned long long)o->max_total_bytes);
         goto out;
     }
-    e = tensorfile_writer_begin(&w, dir, relpath, dt, (int)x->shape[1], (int)x->shape[2], c,
-                                x->shape[0], n_test, d);
-    if (e < 0)
-        goto out;
-    e = tensorfile_write_y(w, TENSORFILE_SPLIT_TRAIN, 0, x->shape[0], z.labels[0], d);
-    if (e == 0 && n_test)
-        e = tensorfile_write_y(w, TENSORFILE_SPLIT_TEST, 0, n_test, z.labels[1], d);
-    if (e == 0)
-        e = copy_images(src_path, o, &z, w, d);
-    if (e < 0)
-        goto out;
-    char storage[TENSORFILE_MAX_CLASSES * 4];
-    const char *names[TENSORFILE_MAX_CLASSES];
-    import_number_names(z.classes, storage, names);
-    e = tensorfile_writer_commit(w, z.classes, names, &ret->info, d);
-    w = NULL;
+    const struct import_layout l = {
+        .dtype = dt, .h = (int)x->shape[1], .w = (int)x->shape[2], .c = c,
+        .n = {x->shape[0], n_test}, .labels = {z.labels[0], z.labels[1]},
+        .classes = z.classes, .names = NULL,
+    };
+    struct copy_ctx cx = {src_path, o, &z};
+    e = import_write(dir, relpath, &l, copy_images, &cx, &ret->info, d);
     if (e == 0)
         ret->skipped = skipped;
 out:
-    tensorfile_writer_abort(w);
     free(z.labels[0]);
     free(z.labels[1]);
     return e;
