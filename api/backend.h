@@ -33,6 +33,7 @@ enum api_file_kind {
     API_FILE_PATH,        /* a file of the job's checkpoint table, by relative path */
     API_FILE_BEST,        /* the current best file of a policy */
     API_FILE_LATEST,      /* the newest file (of a policy, or of any when policy < 0) */
+    API_FILE_UPLOADED,    /* an uploaded weights file (/v1/weights/{name}): weights_open */
 };
 
 /* One input of a prediction: an image (PNG or JPEG) or an .npy batch. */
@@ -106,6 +107,14 @@ struct api_backend {
      * -EINVAL (400) when it is no Keras weight file. */
     int (*weights_put)(void *ctx, const char *name, const char *upload_path, char **ret_json,
                        struct diag *d);
+    /* GET /v1/weights: {"weights": [{"name", "bytes", "sha256", "layout",
+     * "layers", "uploaded"}]}. */
+    int (*weights_list)(void *ctx, char **ret_json);
+    /* GET/HEAD /v1/weights/{name}: the file, as open_file; -ENOENT (404). */
+    int (*weights_open)(void *ctx, const char *name, struct api_file *ret, struct diag *d);
+    /* DELETE /v1/weights/{name}: -ENOENT (404), -EBUSY (409) the
+     * initial_weights of a queued or running job (d names it). */
+    int (*weights_delete)(void *ctx, const char *name, struct diag *d);
     /* -EBUSY (409) used by a queued or running job, -EPERM (409) configured. */
     int (*dataset_delete)(void *ctx, const char *name, struct diag *d);
     /* (task) POST /v1/jobs/{id}/evaluate: checkpoint "best", "latest" or a

@@ -365,6 +365,23 @@ enum MHD_Result serve_dataset(struct request *rq, struct MHD_Connection *c)
     return serve_upload(rq, c);
 }
 
+/* /v1/weights/{name}: GET/HEAD download, DELETE, PUT upload. */
+enum MHD_Result serve_weights(struct request *rq, struct MHD_Connection *c)
+{
+    const struct api_backend *be = &rq->srv->be;
+    struct diag d = {{0}, {0}};
+    if (rq->method == API_METHOD_DELETE) {
+        int r = be->weights_delete ? be->weights_delete(be->ctx, rq->path.name, &d) : -ENOSYS;
+        if (r < 0)
+            return respond_backend_error(rq, c, r, &d, "no such weights file");
+        return respond_queue(rq, c, MHD_HTTP_NO_CONTENT,
+                             MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT));
+    }
+    if (rq->method != API_METHOD_PUT)
+        return serve_file(rq, c, API_FILE_UPLOADED);
+    return serve_upload(rq, c);
+}
+
 /* The PUT of a data set or a weights file: the stored body handed to the
  * backend on a task thread; 201 with the resource. */
 enum MHD_Result serve_upload(struct request *rq, struct MHD_Connection *c)

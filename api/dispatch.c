@@ -227,8 +227,12 @@ static enum MHD_Result dispatch(struct request *rq, struct MHD_Connection *c)
         return serve_prometheus(rq, c);
     case API_ROUTE_DATASET:
         return serve_dataset(rq, c);
+    case API_ROUTE_WEIGHTS_LIST:
+        r = be->weights_list ? be->weights_list(be->ctx, &out) : -ENOSYS;
+        return r < 0 ? respond_backend_error(rq, c, r, NULL, "unavailable")
+                     : respond_json(rq, c, MHD_HTTP_OK, out);
     case API_ROUTE_WEIGHTS:
-        return serve_upload(rq, c);
+        return serve_weights(rq, c);
     case API_ROUTE_JOB_EVALUATE:
     case API_ROUTE_JOB_PREDICT:
         return serve_use(rq, c);

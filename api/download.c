@@ -1,5 +1,6 @@
-/* download.c - weight file downloads (checkpoints/{path}, best, latest):
- * the file opened by the backend (confined to the job's folder), ETag from
+/* download.c - weight file downloads (checkpoints/{path}, best, latest,
+ * uploaded weights/{name}): the file opened by the backend (confined to the
+ * job's folder or the uploads folder), ETag from
  * its SHA-256 with If-None-Match, single byte ranges with If-Range, the
  * bytes counted for /metrics once sent. */
 #include "server_internal.h"
@@ -32,7 +33,12 @@ enum MHD_Result serve_file(struct request *rq, struct MHD_Connection *c,
     }
     struct api_file f;
     struct diag d = {{0}, {0}};
-    int r = srv->be.open_file(srv->be.ctx, rq->path.id, kind,
+    int r;
+    if (kind == API_FILE_UPLOADED)
+        r = srv->be.weights_open ? srv->be.weights_open(srv->be.ctx, rq->path.name, &f, &d)
+                                 : -ENOSYS;
+    else
+        r = srv->be.open_file(srv->be.ctx, rq->path.id, kind,
                               (const char (*)[256])rq->path.components, rq->path.n_components,
                               policy, &f, &d);
     if (r < 0)

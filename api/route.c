@@ -162,6 +162,8 @@ int api_path_parse(struct api_path *ret, const char *raw, size_t len, struct dia
             p.route = API_ROUTE_DATASETS;
         else if (strcmp(seg[1], "models") == 0)
             p.route = API_ROUTE_MODELS;
+        else if (strcmp(seg[1], "weights") == 0)
+            p.route = API_ROUTE_WEIGHTS_LIST;
         else if (strcmp(seg[1], "health") == 0)
             p.route = API_ROUTE_HEALTH;
         else if (strcmp(seg[1], "openapi.json") == 0)
@@ -237,7 +239,8 @@ unsigned api_route_methods(enum api_route route)
     case API_ROUTE_MODEL_VALIDATE: return API_METHOD_POST;
     case API_ROUTE_DATASET:
         return API_METHOD_GET | API_METHOD_HEAD | API_METHOD_PUT | API_METHOD_DELETE;
-    case API_ROUTE_WEIGHTS: return API_METHOD_PUT;
+    case API_ROUTE_WEIGHTS:
+        return API_METHOD_GET | API_METHOD_HEAD | API_METHOD_PUT | API_METHOD_DELETE;
     default: return API_METHOD_GET | API_METHOD_HEAD;
     }
 }

@@ -37,7 +37,8 @@ enum api_route {
     API_ROUTE_JOB_LATEST,       /* /v1/jobs/{id}/latest */
     API_ROUTE_DATASETS,         /* /v1/datasets */
     API_ROUTE_DATASET,          /* /v1/datasets/{name} */
-    API_ROUTE_WEIGHTS,          /* /v1/weights/{name} (PUT: a warm start's file) */
+    API_ROUTE_WEIGHTS,          /* /v1/weights/{name} (a warm start's file) */
+    API_ROUTE_WEIGHTS_LIST,     /* /v1/weights */
     API_ROUTE_JOB_EVALUATE,     /* /v1/jobs/{id}/evaluate */
     API_ROUTE_JOB_PREDICT,      /* /v1/jobs/{id}/predict */
     API_ROUTE_MODELS,           /* /v1/models */

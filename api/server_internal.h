@@ -120,6 +120,7 @@ enum MHD_Result serve_prometheus(struct request *rq, struct MHD_Connection *c);
  * GET, DELETE /v1/datasets/{name}. */
 enum MHD_Result serve_dataset(struct request *rq, struct MHD_Connection *c);
 enum MHD_Result serve_upload(struct request *rq, struct MHD_Connection *c);
+enum MHD_Result serve_weights(struct request *rq, struct MHD_Connection *c);
 /* POST /v1/jobs/{id}/evaluate and /predict (rq->body): parse, run as a task. */
 enum MHD_Result serve_use(struct request *rq, struct MHD_Connection *c);
 

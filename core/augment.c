@@ -143,21 +143,34 @@ static void resize_taps(int o, int in, int out, int *lo, int *hi, float *frac)
     *frac = v - f;
 }
 
+/* Output pixel (y, x) of the crop window win = (top, left, height, width)
+ * of a (H, W) image resized to (oh, ow): its four input pixels as indices
+ * into (H, W), top-left, top-right, bottom-left, bottom-right, and the
+ * fractions between them. */
+static void crop_resize_taps(int y, int x, int w, int oh, int ow, const int win[4],
+                             size_t at[4], float *fy, float *fx)
+{
+    const int h0 = win[0], w0 = win[1], ch = win[2], cw = win[3];
+    int y0, y1, x0, x1;
+    resize_taps(y, ch, oh, &y0, &y1, fy);
+    resize_taps(x, cw, ow, &x0, &x1, fx);
+    at[0] = (size_t)(h0 + y0) * w + w0 + x0;
+    at[1] = (size_t)(h0 + y0) * w + w0 + x1;
+    at[2] = (size_t)(h0 + y1) * w + w0 + x0;
+    at[3] = (size_t)(h0 + y1) * w + w0 + x1;
+}
+
 void crop_resize_forward(float *out, const float *inp, int h, int w, int c, int oh, int ow,
                          const int win[4])
 {
     (void)h;
-    const int h0 = win[0], w0 = win[1], ch = win[2], cw = win[3];
-    for (int y = 0; y < oh; y++) {
-        int y0, y1, x0, x1;
-        float fy, fx;
-        resize_taps(y, ch, oh, &y0, &y1, &fy);
+    for (int y = 0; y < oh; y++)
         for (int x = 0; x < ow; x++) {
-            resize_taps(x, cw, ow, &x0, &x1, &fx);
-            const float *tl = inp + ((size_t)(h0 + y0) * w + w0 + x0) * c;
-            const float *tr = inp + ((size_t)(h0 + y0) * w + w0 + x1) * c;
-            const float *bl = inp + ((size_t)(h0 + y1) * w + w0 + x0) * c;
-            const float *br = inp + ((size_t)(h0 + y1) * w + w0 + x1) * c;
+            size_t at[4];
+            float fy, fx;
+            crop_resize_taps(y, x, w, oh, ow, win, at, &fy, &fx);
+            const float *tl = inp + at[0] * c, *tr = inp + at[1] * c;
+            const float *bl = inp + at[2] * c, *br = inp + at[3] * c;
             float *o = out + ((size_t)y * ow + x) * c;
             for (int k = 0; k < c; k++) {
                 float top = tl[k] + (tr[k] - tl[k]) * fx;
@@ -165,31 +178,25 @@ void crop_resize_forward(float *out, const float *inp, int h, int w, int c, int 
                 o[k] = top + (bot - top) * fy;
             }
         }
-    }
 }
 
 void crop_resize_backward(float *dinp, const float *dout, int h, int w, int c, int oh, int ow,
                           const int win[4])
 {
     memset(dinp, 0, sizeof(float) * (size_t)h * w * c);
-    const int h0 = win[0], w0 = win[1], ch = win[2], cw = win[3];
-    for (int y = 0; y < oh; y++) {
-        int y0, y1, x0, x1;
-        float fy, fx;
-        resize_taps(y, ch, oh, &y0, &y1, &fy);
+    for (int y = 0; y < oh; y++)
         for (int x = 0; x < ow; x++) {
-            resize_taps(x, cw, ow, &x0, &x1, &fx);
+            size_t at[4];
+            float fy, fx;
+            crop_resize_taps(y, x, w, oh, ow, win, at, &fy, &fx);
             const float wt[4] = {(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx};
-            const int at[4] = {(h0 + y0) * w + w0 + x0, (h0 + y0) * w + w0 + x1,
-                               (h0 + y1) * w + w0 + x0, (h0 + y1) * w + w0 + x1};
             const float *g = dout + ((size_t)y * ow + x) * c;
             for (int t = 0; t < 4; t++) {
-                float *d = dinp + (size_t)at[t] * c;
+                float *d = dinp + at[t] * c;
                 for (int k = 0; k < c; k++)
                     d[k] += wt[t] * g[k];
             }
         }
-    }
 }
 
 void contrast_forward(float *out, const float *inp, int hw, int c, float factor, float lo,

@@ -60,6 +60,14 @@ void conv2d_geom_init(struct conv2d_geom *g, int h, int w, int c, int k, int kh,
     conv2d_geom_init_pads(g, h, w, c, k, kh, kw, sh, sw, pt, pb, pl, pr);
 }
 
+long conv2d_geom_tap(const struct conv2d_geom *g, int oy, int ox, int i, int j)
+{
+    int iy = oy * g->sh - g->pad_top + i * g->dh, ix = ox * g->sw - g->pad_left + j * g->dw;
+    if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
+        return -1;
+    return ((long)iy * g->w + ix) * g->c;
+}
+
 /* Geometry of the transposed stride-1 conv: input dout (OH, OW, K), output
  * (H, W, C), pads k-1-p on each side (the other side's pad moves over). */
 static void conv_transposed_geom(struct conv2d_geom *t, const struct conv2d_geom *g)

@@ -9,15 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* input index of output (oy, ox) tap (i, j), or -1 when it falls in the padding */
-static long tap_index(const struct conv2d_geom *g, int oy, int ox, int i, int j)
-{
-    int iy = oy * g->sh - g->pad_top + i * g->dh, ix = ox * g->sw - g->pad_left + j * g->dw;
-    if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
-        return -1;
-    return ((long)iy * g->w + ix) * g->c;
-}
-
 void conv2d_forward_ref(float *out, const float *inp, const float *weight, const float *bias,
                         enum activation_kind act, int n, const struct conv2d_geom *g)
 {
@@ -31,7 +22,7 @@ void conv2d_forward_ref(float *out, const float *inp, const float *weight, const
                     double s = bias ? bias[k] : 0.0;
                     for (int i = 0; i < g->kh; i++)
                         for (int j = 0; j < g->kw; j++) {
-                            long t = tap_index(g, oy, ox, i, j);
+                            long t = conv2d_geom_tap(g, oy, ox, i, j);
                             const int c0 = k / Kg * Cg;
                             for (int c = 0; t >= 0 && c < Cg; c++)
                                 s += (double)x[t + c0 + c] *
@@ -67,7 +58,7 @@ void conv2d_backward_ref(float *dinp, float *dweight, float *dbias, const float 
                     for (int b = 0; b < n; b++)
                         for (int oy = 0; oy < g->oh; oy++)
                             for (int ox = 0; ox < g->ow; ox++) {
-                                long t = tap_index(g, oy, ox, i, j);
+                                long t = conv2d_geom_tap(g, oy, ox, i, j);
                                 if (t >= 0)
                                     s += (double)inp[b * in_img + t + c0 + c] *
                                          dout[b * out_img + ((size_t)oy * g->ow + ox) * K + k];
@@ -86,7 +77,7 @@ void conv2d_backward_ref(float *dinp, float *dweight, float *dbias, const float 
                 const float *d = dout + b * out_img + ((size_t)oy * g->ow + ox) * K;
                 for (int i = 0; i < g->kh; i++)
                     for (int j = 0; j < g->kw; j++) {
-                        long t = tap_index(g, oy, ox, i, j);
+                        long t = conv2d_geom_tap(g, oy, ox, i, j);
                         for (int c = 0; t >= 0 && c < C; c++) {
                             const int gi = c / Cg;
                             const float *w =

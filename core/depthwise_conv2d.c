@@ -18,21 +18,17 @@ void depthwise_conv2d_forward(float *out, const float *inp, const float *weight,
                 float *o = out + (((size_t)e * g->oh + oy) * g->ow + ox) * K;
                 for (int k = 0; k < K; k++)
                     o[k] = bias ? bias[k] : 0.0f;
-                for (int i = 0; i < g->kh; i++) {
-                    int iy = oy * g->sh - g->pad_top + i * g->dh;
-                    if (iy < 0 || iy >= g->h)
-                        continue;
+                for (int i = 0; i < g->kh; i++)
                     for (int j = 0; j < g->kw; j++) {
-                        int ix = ox * g->sw - g->pad_left + j * g->dw;
-                        if (ix < 0 || ix >= g->w)
+                        long t = conv2d_geom_tap(g, oy, ox, i, j);
+                        if (t < 0)
                             continue;
-                        const float *x = inp + (((size_t)e * g->h + iy) * g->w + ix) * C;
+                        const float *x = inp + (size_t)e * g->h * g->w * C + t;
                         const float *wt = weight + ((size_t)i * g->kw + j) * C * M;
                         for (int c = 0; c < C; c++)
                             for (int m = 0; m < M; m++)
                                 o[c * M + m] += x[c] * wt[c * M + m];
                     }
-                }
             }
     activation_bias_forward(out, NULL, (size_t)n * g->oh * g->ow, K, act);
 }
@@ -51,15 +47,12 @@ void depthwise_conv2d_backward(float *dinp, float *dweight, float *dbias, const 
                 if (dbias)
                     for (int k = 0; k < K; k++)
                         dbias[k] += d[k];
-                for (int i = 0; i < g->kh; i++) {
-                    int iy = oy * g->sh - g->pad_top + i * g->dh;
-                    if (iy < 0 || iy >= g->h)
-                        continue;
+                for (int i = 0; i < g->kh; i++)
                     for (int j = 0; j < g->kw; j++) {
-                        int ix = ox * g->sw - g->pad_left + j * g->dw;
-                        if (ix < 0 || ix >= g->w)
+                        long t = conv2d_geom_tap(g, oy, ox, i, j);
+                        if (t < 0)
                             continue;
-                        size_t xo = (((size_t)e * g->h + iy) * g->w + ix) * C;
+                        size_t xo = (size_t)e * g->h * g->w * C + (size_t)t;
                         size_t wo = ((size_t)i * g->kw + j) * C * M;
                         for (int c = 0; c < C; c++)
                             for (int m = 0; m < M; m++) {
@@ -68,6 +61,5 @@ void depthwise_conv2d_backward(float *dinp, float *dweight, float *dbias, const 
                                     dinp[xo + c] += weight[wo + c * M + m] * d[c * M + m];
                             }
                     }
-                }
             }
 }

@@ -27,6 +27,7 @@
 #include <cjson/cJSON.h>
 #include <nettle/sha2.h>
 
+#include "compile_config.h"
 #include "fsutil.h"
 #include "keras_archive.h"
 
@@ -514,35 +515,9 @@ out:
     return r;
 }
 
-/* The training_config tf.keras writes for compile(loss="categorical_crossentropy",
- * metrics=["accuracy"]), formatted as Python's json.dumps; the optimizer's
- * JSON is embedded verbatim once it parses. */
-static char *default_training_config(const struct optimizer *opt)
-{
-    char *oj = optimizer_to_keras_json(opt);
-    if (!oj)
-        return NULL;
-    cJSON *check = cJSON_Parse(oj);
-    if (!check) {
-        free(oj);
-        return NULL;
-    }
-    cJSON_Delete(check);
-    static const char head[] = "{\"loss\": \"categorical_crossentropy\", "
-                               "\"metrics\": [\"accuracy\"], "
-                               "\"weighted_metrics\": null, \"loss_weights\": null, "
-                               "\"optimizer_config\": ";
-    size_t n = strlen(head) + strlen(oj) + 2;
-    char *out = malloc(n);
-    if (out)
-        snprintf(out, n, "%s%s}", head, oj);
-    free(oj);
-    return out;
-}
-
 /* tf.keras save_model_to_hdf5. */
 static int write_tf_model(hid_t f, const struct model *m, const struct optimizer *opt,
-                          const char *training_config_json, struct diag *d)
+                          const struct compile_spec *compile, struct diag *d)
 {
     char *model_json = model_spec_to_json(&m->spec);
     char *tc = NULL;
@@ -552,20 +527,19 @@ static int write_tf_model(hid_t f, const struct model *m, const struct optimizer
         r = diag_set(d, -ENOMEM, "", "encode: model_spec_to_json failed");
         goto out;
     }
-    if (!training_config_json && opt) {
-        tc = default_training_config(opt);
+    /* tf.keras writes training_config for a compiled model */
+    if (compile || opt) {
+        tc = compile_config_to_json(compile, opt, KERAS_FLAVOUR_TF2);
         if (!tc) {
-            r = diag_set(d, -ENOMEM, "", "encode: optimizer_to_keras_json failed");
+            r = diag_set(d, -ENOMEM, "", "encode: training_config failed");
             goto out;
         }
-        training_config_json = tc;
     }
     if ((r = attr_write_str(f, "keras_version", H5_KERAS_VERSION, true, d)) < 0 ||
         (r = attr_write_str(f, "backend", H5_BACKEND, true, d)) < 0 ||
         (r = attr_write_str(f, "model_config", model_json, false, d)) < 0)
         goto out;
-    if (training_config_json &&
-        (r = attr_write_str(f, "training_config", training_config_json, false, d)) < 0)
+    if (tc && (r = attr_write_str(f, "training_config", tc, false, d)) < 0)
         goto out;
     g = group_create(f, "model_weights");
     if (g < 0) {
@@ -680,7 +654,7 @@ struct resume_extra {
 
 /* Build the file in memory; returns a malloc'ed image. */
 static int encode_file(enum h5_layout layout, const struct model *m, const struct optimizer *opt,
-                       const char *training_config_json, const struct resume_extra *resume,
+                       const struct compile_spec *compile, const struct resume_extra *resume,
                        void **ret_image, size_t *ret_len, struct diag *d)
 {
     int r = 0;
@@ -705,7 +679,7 @@ static int encode_file(enum h5_layout layout, const struct model *m, const struc
     }
     switch (layout) {
     case H5_LAYOUT_TF_WEIGHTS: r = write_tf_weights(f, m, d); break;
-    case H5_LAYOUT_TF_MODEL: r = write_tf_model(f, m, opt, training_config_json, d); break;
+    case H5_LAYOUT_TF_MODEL: r = write_tf_model(f, m, opt, compile, d); break;
     case H5_LAYOUT_KERAS3_WEIGHTS: r = write_keras3(f, m, opt, d); break;
     default: r = diag_set(d, -EINVAL, "", "unknown layout %d", (int)layout); break;
     }
@@ -798,35 +772,33 @@ static int check_model(const struct model *m, struct diag *d)
 /* Keras 3 model.save("x.keras"): the zip of metadata.json, config.json and
  * model.weights.h5 (model variables only: the optimizer's are left out). */
 static int encode_archive(const struct model *m, const struct optimizer *opt,
-                          const char *training_config_json, void **ret_zip, size_t *ret_len,
+                          const struct compile_spec *compile, void **ret_zip, size_t *ret_len,
                           struct diag *d)
 {
     void *weights = NULL;
     size_t wlen = 0;
-    char *tc = NULL, *config = NULL, *meta = NULL;
+    char *cc = NULL, *config = NULL, *meta = NULL;
     int64_t now = (int64_t)time(NULL);
     int r = encode_file(H5_LAYOUT_KERAS3_WEIGHTS, m, NULL, NULL, NULL, &weights, &wlen, d);
     if (r < 0)
         return r;
-    if (!training_config_json && opt) {
-        tc = default_training_config(opt);
-        training_config_json = tc;
-    }
-    config = keras_archive_config_json(&m->spec, training_config_json);
+    if (compile || opt)
+        cc = compile_config_to_json(compile, opt, KERAS_FLAVOUR_KERAS3);
+    config = keras_archive_config_json(&m->spec, cc);
     meta = keras_archive_metadata_json(now);
-    if (!config || !meta || (opt && !training_config_json))
+    if (!config || !meta || ((compile || opt) && !cc))
         r = diag_set(d, -ENOMEM, "", "encode: config.json / metadata.json");
     else
         r = keras_archive_pack(meta, config, weights, wlen, now, ret_zip, ret_len, d);
     free(weights);
-    free(tc);
+    free(cc);
     free(config);
     free(meta);
     return r;
 }
 
 int h5_save(const char *dir, const char *relpath, enum h5_layout layout, const struct model *m,
-            const struct optimizer *opt, const char *training_config_json,
+            const struct optimizer *opt, const struct compile_spec *compile,
             uint8_t ret_sha256[32], uint64_t *ret_bytes, enum fsutil_step *ret_step,
             struct diag *d)
 {
@@ -839,9 +811,9 @@ int h5_save(const char *dir, const char *relpath, enum h5_layout layout, const s
     void *image;
     size_t len;
     if (layout == H5_LAYOUT_KERAS_ARCHIVE)
-        r = encode_archive(m, opt, training_config_json, &image, &len, d);
+        r = encode_archive(m, opt, compile, &image, &len, d);
     else
-        r = encode_file(layout, m, opt, training_config_json, NULL, &image, &len, d);
+        r = encode_file(layout, m, opt, compile, NULL, &image, &len, d);
     if (r < 0) {
         diag_prefix(d, relpath);
         step = FSUTIL_STEP_ENCODE;
@@ -860,7 +832,7 @@ fail:
 
 int h5_save_resume(const char *dir, const char *relpath, const struct model *m,
                    const struct optimizer *opt, int epoch, const char *state_json,
-                   struct diag *d)
+                   const struct compile_spec *compile, struct diag *d)
 {
     int r = check_model(m, d);
     if (r < 0)
@@ -870,7 +842,7 @@ int h5_save_resume(const char *dir, const char *relpath, const struct model *m,
     struct resume_extra extra = {.epoch = epoch, .state_json = state_json ? state_json : "{}"};
     void *image;
     size_t len;
-    r = encode_file(H5_LAYOUT_TF_MODEL, m, opt, NULL, &extra, &image, &len, d);
+    r = encode_file(H5_LAYOUT_TF_MODEL, m, opt, compile, &extra, &image, &len, d);
     if (r < 0) {
         diag_prefix(d, relpath);
         return r;
@@ -1050,22 +1022,44 @@ static int attr_read_i64(hid_t loc, const char *name, int64_t *ret, struct diag 
     return r;
 }
 
-/* Read the float dataset at path into out after checking its shape. */
-static int dataset_read_f32(hid_t loc, const char *path, const char *field, int ndim,
-                            const int *shape, float *out, struct diag *d)
+/* Open the dataset at path below loc and read its rank and dimensions.  On
+ * success the dataset and its type stay open for the caller (*ret_ds,
+ * *ret_type); on failure nothing is left open and the diagnostic names
+ * field. */
+static int dataset_open(hid_t loc, const char *path, const char *field, hid_t *ret_ds,
+                        hid_t *ret_type, int *ret_ndim, hsize_t dims[H5S_MAX_RANK],
+                        struct diag *d)
 {
     hid_t ds = H5Dopen2(loc, path, H5P_DEFAULT), s = -1, t = -1;
-    int r = 0;
     if (ds < 0)
         return h5_fail(d, -EINVAL, field, "dataset %s missing", path);
     s = H5Dget_space(ds);
     t = H5Dget_type(ds);
-    int fnd = s >= 0 ? H5Sget_simple_extent_ndims(s) : -1;
-    hsize_t dims[H5S_MAX_RANK];
-    if (fnd < 0 || t < 0 || H5Sget_simple_extent_dims(s, dims, NULL) < 0) {
-        r = h5_fail(d, -EINVAL, field, "dataset %s unreadable", path);
-        goto out;
+    int nd = s >= 0 ? H5Sget_simple_extent_ndims(s) : -1;
+    if (nd < 0 || t < 0 || H5Sget_simple_extent_dims(s, dims, NULL) < 0) {
+        int r = h5_fail(d, -EINVAL, field, "dataset %s unreadable", path);
+        close_id(t);
+        close_id(s);
+        close_id(ds);
+        return r;
     }
+    close_id(s);
+    *ret_ds = ds;
+    *ret_type = t;
+    *ret_ndim = nd;
+    return 0;
+}
+
+/* Read the float dataset at path into out after checking its shape. */
+static int dataset_read_f32(hid_t loc, const char *path, const char *field, int ndim,
+                            const int *shape, float *out, struct diag *d)
+{
+    hid_t ds, t;
+    int fnd;
+    hsize_t dims[H5S_MAX_RANK];
+    int r = dataset_open(loc, path, field, &ds, &t, &fnd, dims, d);
+    if (r < 0)
+        return r;
     char want[64] = "(", got[64] = "(";
     bool same = fnd == ndim;
     for (int i = 0; i < ndim; i++) {
@@ -1092,7 +1086,6 @@ static int dataset_read_f32(hid_t loc, const char *path, const char *field, int 
         r = h5_fail(d, -EIO, field, "dataset %s unreadable (truncated or corrupt file)", path);
 out:
     close_id(t);
-    close_id(s);
     close_id(ds);
     return r;
 }
@@ -1423,7 +1416,59 @@ static int read_weights_image_cfg(const char *path, const uint8_t *expected, voi
     return 0;
 }
 
-int h5_detect_layout(const char *path, enum h5_layout *ret, struct diag *d)
+/* The number of layers the open file f (layout) holds at least one weight
+ * of: tf.keras files by layer_names and each layer's weight_names, Keras 3
+ * files by the layers/<name>/vars groups that have members. */
+static int count_weighted_layers(hid_t f, enum h5_layout layout, int *ret, struct diag *d)
+{
+    int n = 0, r = 0;
+    if (layout == H5_LAYOUT_TF_WEIGHTS || layout == H5_LAYOUT_TF_MODEL) {
+        hid_t g = layout == H5_LAYOUT_TF_MODEL ? H5Gopen2(f, "model_weights", H5P_DEFAULT) : f;
+        struct strlist names = {0, NULL};
+        if (g < 0)
+            return h5_fail(d, -EINVAL, "model_weights", "group model_weights unreadable");
+        r = attr_read_strlist_chunked(g, "layer_names", "layer_names", &names, d);
+        for (int i = 0; r == 0 && i < names.n; i++) {
+            hid_t lg = H5Gopen2(g, names.v[i], H5P_DEFAULT);
+            struct strlist wn = {0, NULL};
+            if (lg < 0)
+                r = h5_fail(d, -EINVAL, names.v[i], "group for layer %s missing", names.v[i]);
+            else if ((r = attr_read_strlist_chunked(lg, "weight_names", names.v[i], &wn, d)) == 0)
+                n += wn.n > 0;
+            strlist_free(&wn);
+            close_id(lg);
+        }
+        strlist_free(&names);
+        if (g != f)
+            close_id(g);
+    } else {
+        hid_t g = H5Gopen2(f, "layers", H5P_DEFAULT);
+        H5G_info_t info;
+        if (g < 0 || H5Gget_info(g, &info) < 0) {
+            close_id(g);
+            return h5_fail(d, -EINVAL, "layers", "group layers unreadable");
+        }
+        for (hsize_t i = 0; i < info.nlinks; i++) {
+            char name[256];
+            if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof(name),
+                                   H5P_DEFAULT) < 0)
+                continue;
+            char vars[sizeof(name) + 8];
+            snprintf(vars, sizeof(vars), "%s/vars", name);
+            H5G_info_t vi;
+            if (H5Lexists(g, name, H5P_DEFAULT) > 0 && H5Lexists(g, vars, H5P_DEFAULT) > 0 &&
+                H5Gget_info_by_name(g, vars, &vi, H5P_DEFAULT) >= 0 && vi.nlinks > 0)
+                n++;
+        }
+        H5Eclear2(H5E_DEFAULT);
+        close_id(g);
+    }
+    if (r == 0)
+        *ret = n;
+    return r;
+}
+
+int h5_describe(const char *path, enum h5_layout *ret, int *ret_layers, struct diag *d)
 {
     void *image;
     size_t len;
@@ -1432,16 +1477,18 @@ int h5_detect_layout(const char *path, enum h5_layout *ret, struct diag *d)
     if (r < 0)
         return r;
     h5_enter();
+    enum h5_layout layout = H5_LAYOUT_TF_WEIGHTS;
     hid_t f = open_image(image, len, path, d);
     if (f >= 0) {
-        r = detect(f, ret, path, d);
-        if (r == 0 && archive) {
-            if (*ret == H5_LAYOUT_KERAS3_WEIGHTS)
-                *ret = H5_LAYOUT_KERAS_ARCHIVE;
-            else
-                r = diag_set(d, -EINVAL, path, "the archive's %s is not in Keras 3's layout",
-                             KERAS_ARCHIVE_WEIGHTS);
-        }
+        r = detect(f, &layout, path, d);
+        if (r == 0 && archive && layout != H5_LAYOUT_KERAS3_WEIGHTS)
+            r = diag_set(d, -EINVAL, path, "the archive's %s is not in Keras 3's layout",
+                         KERAS_ARCHIVE_WEIGHTS);
+        int n = 0;
+        if (r == 0 && ret_layers && (r = count_weighted_layers(f, layout, &n, d)) == 0)
+            *ret_layers = n;
+        if (r == 0)
+            *ret = archive ? H5_LAYOUT_KERAS_ARCHIVE : layout;
         H5Fclose(f);
     } else {
         r = (int)f;
@@ -1449,6 +1496,11 @@ int h5_detect_layout(const char *path, enum h5_layout *ret, struct diag *d)
     h5_leave();
     free(image);
     return r;
+}
+
+int h5_detect_layout(const char *path, enum h5_layout *ret, struct diag *d)
+{
+    return h5_describe(path, ret, NULL, d);
 }
 
 int h5_load_weights(struct model *m, const char *path, struct diag *d)
@@ -1506,21 +1558,16 @@ static void shape_text(char *out, size_t outsz, int ndim, const hsize_t *dims)
 static int dataset_shape(hid_t loc, const char *path, int *ret_ndim, hsize_t dims[H5S_MAX_RANK],
                          struct diag *d)
 {
-    hid_t ds = H5Dopen2(loc, path, H5P_DEFAULT), s = -1, t = -1;
-    int r = 0;
-    if (ds < 0)
-        return h5_fail(d, -EINVAL, path, "dataset %s missing", path);
-    s = H5Dget_space(ds);
-    t = H5Dget_type(ds);
-    int nd = s >= 0 ? H5Sget_simple_extent_ndims(s) : -1;
-    if (nd < 0 || t < 0 || H5Sget_simple_extent_dims(s, dims, NULL) < 0)
-        r = h5_fail(d, -EINVAL, path, "dataset %s unreadable", path);
-    else if (H5Tget_class(t) != H5T_FLOAT)
+    hid_t ds, t;
+    int nd;
+    int r = dataset_open(loc, path, path, &ds, &t, &nd, dims, d);
+    if (r < 0)
+        return r;
+    if (H5Tget_class(t) != H5T_FLOAT)
         r = diag_set(d, -EINVAL, path, "dataset %s is not floating point", path);
     else
         *ret_ndim = nd;
     close_id(t);
-    close_id(s);
     close_id(ds);
     return r;
 }

@@ -84,10 +84,11 @@ int h5_layout_for_path(const char *path, bool save_weights_only, enum h5_layout 
  * ignored by TF_WEIGHTS and saved for KERAS3_WEIGHTS when non-NULL) to
  * dir/relpath atomically (fsutil_write_file_atomic: temp name in the same
  * folder, fsync, rename, fsync of the folder; missing folders of relpath are
- * created 0700).  training_config_json: the TF_MODEL training_config attr;
- * NULL builds the default {"loss": "categorical_crossentropy", "metrics":
- * ["accuracy"], "weighted_metrics": null, "loss_weights": null,
- * "optimizer_config": optimizer_to_keras_json(opt)}.  ret_sha256 (32 bytes)
+ * created 0700).  compile: the job's compile() (loss, metrics), recorded
+ * with opt as TF_MODEL's training_config attribute and a KERAS_ARCHIVE's
+ * compile_config (compile_config.h); NULL records Keras' defaults
+ * (categorical_crossentropy, ["accuracy"]) when opt is given, nothing when
+ * neither is.  ret_sha256 (32 bytes)
  * and ret_bytes (may each be NULL) get the digest and size of the written
  * file.  On failure the previous file at relpath is untouched (see
  * fsutil.h for the one exception, a failed fsync of the folder), no temp
@@ -95,8 +96,9 @@ int h5_layout_for_path(const char *path, bool save_weights_only, enum h5_layout 
  * NULL) gets it on failure: FSUTIL_STEP_ENCODE when building the bytes
  * failed, a write step of fsutil.h, or FSUTIL_STEP_WRITE when the model was
  * refused. */
+struct compile_spec;
 int h5_save(const char *dir, const char *relpath, enum h5_layout layout, const struct model *m,
-            const struct optimizer *opt, const char *training_config_json,
+            const struct optimizer *opt, const struct compile_spec *compile,
             uint8_t ret_sha256[32], uint64_t *ret_bytes, enum fsutil_step *ret_step,
             struct diag *d);
 
@@ -147,14 +149,19 @@ int h5_load_weights_by_name(struct model *m, const char *path, bool skip_mismatc
 
 /* Which layout a file has (detected as h5_load_weights does). */
 int h5_detect_layout(const char *path, enum h5_layout *ret, struct diag *d);
+/* The same, and (ret_layers, may be NULL) how many layers the file holds
+ * weights of: tf.keras files by layer_names / weight_names, Keras 3 files
+ * (and the archive's model.weights.h5) by non-empty layers/<name>/vars. */
+int h5_describe(const char *path, enum h5_layout *ret, int *ret_layers, struct diag *d);
 
 /* Everything needed to continue training: params (incl. BN moving stats),
  * opt's slots and iterations (opt required), epoch (epochs completed) and an
- * opaque JSON string (policy/callback/RNG state; may be NULL = "{}").  Same
- * atomic write and failure contract as h5_save. */
+ * opaque JSON string (policy/callback/RNG state; may be NULL = "{}"); its
+ * training_config records compile (as h5_save).  Same atomic write and
+ * failure contract as h5_save. */
 int h5_save_resume(const char *dir, const char *relpath, const struct model *m,
                    const struct optimizer *opt, int epoch, const char *state_json,
-                   struct diag *d);
+                   const struct compile_spec *compile, struct diag *d);
 
 /* Read a resume file into m and opt (whose kind and slot count must match the
  * file's).  ret_state_json: malloc'ed copy (caller frees).  Both checksums

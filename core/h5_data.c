@@ -109,8 +109,8 @@ static int read_labels(const struct array *a, const char *name, struct import_y 
 }
 
 /* Copy images of a into split s of w, a chunk of examples per lock hold. */
-static int copy_images(const struct array *a, const char *name, struct tensorfile_writer *w,
-                       enum tensorfile_split s, struct diag *d)
+static int copy_split(const struct array *a, const char *name, struct tensorfile_writer *w,
+                      enum tensorfile_split s, struct diag *d)
 {
     size_t ex = tensorfile_example_bytes(tensorfile_writer_info(w));
     uint64_t per = CHUNK_BYTES / ex ? CHUNK_BYTES / ex : 1;
@@ -149,6 +149,16 @@ static int copy_images(const struct array *a, const char *name, struct tensorfil
     return err;
 }
 
+/* import_copy_fn: x_train, then x_test when present (ctx: the arrays). */
+static int copy_images(void *ctx, struct tensorfile_writer *w, struct diag *d)
+{
+    const struct array *a = ctx;
+    int err = copy_split(&a[X_TRAIN], "x_train", w, TENSORFILE_SPLIT_TRAIN, d);
+    if (err == 0 && a[X_TEST].present)
+        err = copy_split(&a[X_TEST], "x_test", w, TENSORFILE_SPLIT_TEST, d);
+    return err;
+}
+
 int import_hdf5(const char *src_path, const struct import_options *o, const char *dir,
                 const char *relpath, struct import_result *ret, struct diag *d)
 {
@@ -156,7 +166,6 @@ int import_hdf5(const char *src_path, const struct import_options *o, const char
     memset(a, 0, sizeof(a));
     struct import_y y[2];
     memset(y, 0, sizeof(y));
-    struct tensorfile_writer *w = NULL;
     int err = 0;
     h5_global_lock();
     hid_t file = H5Fopen(src_path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -209,25 +218,14 @@ int import_hdf5(const char *src_path, const struct import_options *o, const char
                        (unsigned long long)bytes, (unsigned long long)o->max_total_bytes);
         goto out;
     }
-    err = tensorfile_writer_begin_targets(&w, dir, relpath, dt, (int)x->dims[1], (int)x->dims[2],
-                                          c, y[0].width, x->dims[0], n_test, d);
-    if (err == 0)
-        err = import_write_y(w, TENSORFILE_SPLIT_TRAIN, x->dims[0], &y[0], d);
-    if (err == 0)
-        err = import_write_y(w, TENSORFILE_SPLIT_TEST, n_test, &y[1], d);
-    if (err == 0)
-        err = copy_images(x, "x_train", w, TENSORFILE_SPLIT_TRAIN, d);
-    if (err == 0 && n_test)
-        err = copy_images(t, "x_test", w, TENSORFILE_SPLIT_TEST, d);
-    if (err < 0)
-        goto out;
-    char storage[TENSORFILE_MAX_CLASSES * 4];
-    const char *names[TENSORFILE_MAX_CLASSES];
-    import_number_names(n_classes, storage, names);
-    err = tensorfile_writer_commit(w, n_classes, names, &ret->info, d);
-    w = NULL;
+    const struct import_layout l = {
+        .dtype = dt, .h = (int)x->dims[1], .w = (int)x->dims[2], .c = c,
+        .n = {x->dims[0], n_test}, .labels = {y[0].labels, y[1].labels},
+        .targets = {y[0].targets, y[1].targets}, .y_width = y[0].width,
+        .classes = n_classes, .names = NULL,
+    };
+    err = import_write(dir, relpath, &l, copy_images, a, &ret->info, d);
 out:
-    tensorfile_writer_abort(w);
     h5_global_lock();
     for (int i = 0; i < ARRAYS; i++)
         if (a[i].dset > 0)

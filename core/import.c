@@ -1,5 +1,6 @@
 /* import.c - import_dataset: options, format names, sniffing, dispatch to
- * the importer of each format, and the label decoding they share. */
+ * the importer of each format, and what they share: writing the tensor file
+ * and decoding labels. */
 #include "import.h"
 
 #include <errno.h>
@@ -85,12 +86,43 @@ int import_color_mode_parse(const char *s, enum import_color_mode *ret)
     return 0;
 }
 
-void import_number_names(int classes, char *storage, const char **names)
+/* Class names "0", "1", ... for sources without names; names[k] point into
+ * storage (TENSORFILE_MAX_CLASSES * 4 bytes). */
+static void import_number_names(int classes, char *storage, const char **names)
 {
     for (int k = 0; k < classes; k++) {
         snprintf(storage + 4 * k, 4, "%d", k & 0xff);
         names[k] = storage + 4 * k;
     }
+}
+
+int import_write(const char *dir, const char *relpath, const struct import_layout *l,
+                 import_copy_fn copy, void *ctx, struct tensorfile_info *ret_info,
+                 struct diag *d)
+{
+    struct tensorfile_writer *w = NULL;
+    int e = tensorfile_writer_begin_targets(&w, dir, relpath, l->dtype, l->h, l->w, l->c,
+                                            l->y_width, l->n[0], l->n[1], d);
+    for (int s = 0; s < 2 && e == 0; s++)
+        if (l->n[s])
+            e = l->y_width > 0
+                    ? tensorfile_write_targets(w, (enum tensorfile_split)s, 0, l->n[s],
+                                               l->targets[s], d)
+                    : tensorfile_write_y(w, (enum tensorfile_split)s, 0, l->n[s], l->labels[s], d);
+    if (e == 0)
+        e = copy(ctx, w, d);
+    if (e < 0) {
+        tensorfile_writer_abort(w);
+        return e;
+    }
+    char storage[TENSORFILE_MAX_CLASSES * 4];
+    const char *numbered[TENSORFILE_MAX_CLASSES];
+    const char *const *names = l->names;
+    if (!names) {
+        import_number_names(l->classes, storage, numbered);
+        names = numbered;
+    }
+    return tensorfile_writer_commit(w, l->classes, names, ret_info, d);
 }
 
 static uint64_t get_le(const unsigned char *p, int size)
@@ -342,13 +374,4 @@ void import_y_free(struct import_y *y)
     free(y->labels);
     free(y->targets);
     memset(y, 0, sizeof(*y));
-}
-
-int import_write_y(struct tensorfile_writer *w, enum tensorfile_split s, uint64_t n,
-                   const struct import_y *y, struct diag *d)
-{
-    if (n == 0)
-        return 0;
-    return y->targets ? tensorfile_write_targets(w, s, 0, n, y->targets, d)
-                      : tensorfile_write_y(w, s, 0, n, y->labels, d);
 }

@@ -310,9 +310,22 @@ static int arrange(struct folder *f, const struct import_options *o, uint64_t n_
 }
 
 /* Pass 2: decode, resize and write each image into its slot. */
-static int decode_all(const char *src_path, const struct import_options *o, struct folder *f,
-                      struct tensorfile_writer *w, int channels, struct diag *d)
+struct decode_ctx {
+    const char *src_path;
+    const struct import_options *o;
+    const struct folder *f;
+    int channels;
+};
+
+/* import_copy_fn: decode, resize and write every selected image (ctx:
+ * struct decode_ctx). */
+static int decode_all(void *ctx, struct tensorfile_writer *w, struct diag *d)
 {
+    const struct decode_ctx *cx = ctx;
+    const char *src_path = cx->src_path;
+    const struct import_options *o = cx->o;
+    const struct folder *f = cx->f;
+    const int channels = cx->channels;
     struct archive_reader *r;
     int e = archive_reader_open(&r, src_path, o->max_total_bytes, o->max_ratio, d);
     if (e < 0)
@@ -359,7 +372,6 @@ int import_images(const char *src_path, const struct import_options *o, const ch
     memset(&f, 0, sizeof(f));
     uint8_t *labels[2] = {NULL, NULL};
     uint64_t n_split[2] = {0, 0};
-    struct tensorfile_writer *w = NULL;
     int channels = o->color_mode == IMPORT_COLOR_GRAYSCALE ? 1
                    : o->color_mode == IMPORT_COLOR_RGBA    ? 4
                                                            : 3;
@@ -377,21 +389,16 @@ int import_images(const char *src_path, const struct import_options *o, const ch
                      (unsigned long long)o->max_total_bytes);
         goto out;
     }
-    e = tensorfile_writer_begin(&w, dir, relpath, TENSORFILE_DTYPE_UINT8, o->image_h, o->image_w,
-                                channels, n_split[0], n_split[1], d);
-    for (int s = 0; s < 2 && e == 0; s++)
-        if (n_split[s])
-            e = tensorfile_write_y(w, (enum tensorfile_split)s, 0, n_split[s], labels[s], d);
-    if (e == 0)
-        e = decode_all(src_path, o, &f, w, channels, d);
-    if (e < 0)
-        goto out;
-    e = tensorfile_writer_commit(w, f.n_classes, (const char *const *)f.classes, &ret->info, d);
-    w = NULL;
+    const struct import_layout l = {
+        .dtype = TENSORFILE_DTYPE_UINT8, .h = o->image_h, .w = o->image_w, .c = channels,
+        .n = {n_split[0], n_split[1]}, .labels = {labels[0], labels[1]},
+        .classes = f.n_classes, .names = (const char *const *)f.classes,
+    };
+    struct decode_ctx cx = {src_path, o, &f, channels};
+    e = import_write(dir, relpath, &l, decode_all, &cx, &ret->info, d);
     if (e == 0)
         ret->skipped = f.skipped;
 out:
-    tensorfile_writer_abort(w);
     free(labels[0]);
     free(labels[1]);
     folder_free(&f);

@@ -45,12 +45,28 @@ int import_decode_y(const void *raw, char kind, int itemsize, uint64_t n, uint64
 /* y_train and y_test (when has_test) hold the same kind and width. */
 int import_y_check_pair(const struct import_y y[2], bool has_test, struct diag *d);
 void import_y_free(struct import_y *y);
-/* All n targets or labels of split s into w. */
-int import_write_y(struct tensorfile_writer *w, enum tensorfile_split s, uint64_t n,
-                   const struct import_y *y, struct diag *d);
 
-/* Class names "0", "1", ... for sources without names; names[k] point into
- * storage (TENSORFILE_MAX_CLASSES * 4 bytes). */
-void import_number_names(int classes, char *storage, const char **names);
+/* What an importer writes into its tensor file. */
+struct import_layout {
+    enum tensorfile_dtype dtype;
+    int h, w, c;                  /* one example */
+    uint64_t n[2];                /* examples: train, test (0: none) */
+    const uint8_t *labels[2];     /* class index of each example of each split, or */
+    const float *targets[2];      /* (n, y_width) float regression targets when y_width > 0 */
+    int y_width;
+    int classes;
+    const char *const *names;     /* class names; NULL: "0", "1", ... */
+};
+
+/* Callback that writes every example's image (tensorfile_write_x) into w. */
+typedef int (*import_copy_fn)(void *ctx, struct tensorfile_writer *w, struct diag *d);
+
+/* The tail every importer shares: begin dir/relpath with l's layout, write
+ * the labels (or float targets) of each non-empty split, let copy(ctx, w, d) write the images,
+ * then commit with l's classes and names; *ret_info on success.  On failure
+ * nothing is left behind. */
+int import_write(const char *dir, const char *relpath, const struct import_layout *l,
+                 import_copy_fn copy, void *ctx, struct tensorfile_info *ret_info,
+                 struct diag *d);
 
 #endif

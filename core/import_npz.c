@@ -221,9 +221,19 @@ static int check_members(struct npz *z, struct diag *d)
 }
 
 /* Pass 2: stream the image arrays into w. */
-static int copy_images(const char *src_path, const struct import_options *o, struct npz *z,
-                       struct tensorfile_writer *w, struct diag *d)
+struct copy_ctx {
+    const char *src_path;
+    const struct import_options *o;
+    const struct npz *z;
+};
+
+/* import_copy_fn: x_train and x_test from the archive (ctx: struct copy_ctx). */
+static int copy_images(void *ctx, struct tensorfile_writer *w, struct diag *d)
 {
+    const struct copy_ctx *cx = ctx;
+    const char *src_path = cx->src_path;
+    const struct import_options *o = cx->o;
+    const struct npz *z = cx->z;
     struct archive_reader *r;
     int e = archive_reader_open(&r, src_path, o->max_total_bytes, o->max_ratio, d);
     if (e < 0)
@@ -277,7 +287,6 @@ int import_npz(const char *src_path, const struct import_options *o, const char 
 {
     struct npz z;
     memset(&z, 0, sizeof(z));
-    struct tensorfile_writer *w = NULL;
     uint64_t skipped = 0;
     int e = scan(src_path, o, &z, &skipped, d);
     if (e == 0)
@@ -294,26 +303,17 @@ int import_npz(const char *src_path, const struct import_options *o, const char 
                      (unsigned long long)bytes, (unsigned long long)o->max_total_bytes);
         goto out;
     }
-    e = tensorfile_writer_begin_targets(&w, dir, relpath, dt, (int)x->shape[1], (int)x->shape[2],
-                                        c, z.y[0].width, x->shape[0], n_test, d);
-    if (e < 0)
-        goto out;
-    e = import_write_y(w, TENSORFILE_SPLIT_TRAIN, x->shape[0], &z.y[0], d);
-    if (e == 0)
-        e = import_write_y(w, TENSORFILE_SPLIT_TEST, n_test, &z.y[1], d);
-    if (e == 0)
-        e = copy_images(src_path, o, &z, w, d);
-    if (e < 0)
-        goto out;
-    char storage[TENSORFILE_MAX_CLASSES * 4];
-    const char *names[TENSORFILE_MAX_CLASSES];
-    import_number_names(z.classes, storage, names);
-    e = tensorfile_writer_commit(w, z.classes, names, &ret->info, d);
-    w = NULL;
+    const struct import_layout l = {
+        .dtype = dt, .h = (int)x->shape[1], .w = (int)x->shape[2], .c = c,
+        .n = {x->shape[0], n_test}, .labels = {z.y[0].labels, z.y[1].labels},
+        .targets = {z.y[0].targets, z.y[1].targets}, .y_width = z.y[0].width,
+        .classes = z.classes, .names = NULL,
+    };
+    struct copy_ctx cx = {src_path, o, &z};
+    e = import_write(dir, relpath, &l, copy_images, &cx, &ret->info, d);
     if (e == 0)
         ret->skipped = skipped;
 out:
-    tensorfile_writer_abort(w);
     import_y_free(&z.y[0]);
     import_y_free(&z.y[1]);
     return e;

@@ -4,7 +4,6 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,7 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "cjson_add.h"
 
 bool keras_archive_is_zip(const void *data, size_t len)
 {
@@ -21,174 +19,23 @@ bool keras_archive_is_zip(const void *data, size_t len)
 
 /* ---- config.json ---------------------------------------------------------- */
 
-static bool ends_with(const char *s, const char *suffix)
+char *keras_archive_config_json(const struct model_spec *spec, const char *compile_config_json)
 {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
-/* The Keras 3 package of a serialized object found under `key` (the key of
- * its parent object, or of the array holding it). */
-static const char *module_for_key(const char *key)
-{
-    if (!key)
-        return "keras";
-    if (strcmp(key, "layers") == 0)
-        return "keras.layers";
-    if (ends_with(key, "_initializer"))
-        return "keras.initializers";
-    if (ends_with(key, "_regularizer"))
-        return "keras.regularizers";
-    if (ends_with(key, "_constraint"))
-        return "keras.constraints";
-    if (strcmp(key, "optimizer") == 0 || strcmp(key, "learning_rate") == 0)
-        return strcmp(key, "optimizer") == 0 ? "keras.optimizers" : "keras.optimizers.schedules";
-    if (strcmp(key, "loss") == 0)
-        return "keras.losses";
-    if (strcmp(key, "metrics") == 0 || strcmp(key, "weighted_metrics") == 0)
-        return "keras.metrics";
-    return "keras";
-}
-
-static cJSON *convert(const cJSON *v, const char *key);
-
-/* A serialized object {"class_name", "config"} in Keras 3's four-key form. */
-static cJSON *convert_object(const cJSON *v, const char *key)
-{
-    const cJSON *cls = cJSON_GetObjectItemCaseSensitive(v, "class_name");
-    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(v, "config");
-    cJSON *o = cJSON_CreateObject();
-    bool ok = o != NULL;
-    ok &= cjson_add(o, "module", cJSON_CreateString(module_for_key(key)));
-    ok &= cjson_add(o, "class_name", cJSON_CreateString(cls->valuestring));
-    cJSON *c = convert(cfg, NULL);
-    /* Keras 3's InputLayer takes batch_shape (batch_input_shape is tf.keras') */
-    if (c && strcmp(cls->valuestring, "InputLayer") == 0) {
-        cJSON *bis = cJSON_DetachItemFromObjectCaseSensitive(c, "batch_input_shape");
-        if (bis)
-            ok &= cjson_add(c, "batch_shape", bis);
-    }
-    ok &= cjson_add(o, "config", c);
-    ok &= cjson_add(o, "registered_name", cJSON_CreateNull());
-    const cJSON *e;
-    cJSON_ArrayForEach(e, v) {
-        if (strcmp(e->string, "class_name") != 0 && strcmp(e->string, "config") != 0)
-            ok &= cjson_add(o, e->string, convert(e, e->string));
-    }
-    if (!ok) {
-        cJSON_Delete(o);
+    char *model = model_spec_to_json_flavour(spec, KERAS_FLAVOUR_KERAS3);
+    if (!model || !compile_config_json)
+        return model;
+    /* serialize_keras_object adds compile_config after build_config: the
+     * last key of the model's object */
+    size_t n = strlen(model);
+    if (n == 0 || model[n - 1] != '}') {
+        free(model);
         return NULL;
     }
-    return o;
-}
-
-/* A deep copy of v with every serialized Keras object converted. */
-static cJSON *convert(const cJSON *v, const char *key)
-{
-    if (cJSON_IsObject(v)) {
-        const cJSON *cls = cJSON_GetObjectItemCaseSensitive(v, "class_name");
-        if (cJSON_IsString(cls) && cJSON_GetObjectItemCaseSensitive(v, "config"))
-            return convert_object(v, key);
-        cJSON *o = cJSON_CreateObject();
-        bool ok = o != NULL;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, v)
-            ok &= cjson_add(o, e->string, convert(e, e->string));
-        if (!ok) {
-            cJSON_Delete(o);
-            return NULL;
-        }
-        return o;
-    }
-    if (cJSON_IsArray(v)) {
-        cJSON *a = cJSON_CreateArray();
-        bool ok = a != NULL;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, v) {
-            cJSON *c = convert(e, key);
-            ok &= c && cJSON_AddItemToArray(a, c);
-            if (!ok) {
-                cJSON_Delete(c);
-                break;
-            }
-        }
-        if (!ok) {
-            cJSON_Delete(a);
-            return NULL;
-        }
-        return a;
-    }
-    return cJSON_Duplicate(v, true);
-}
-
-/* compile_config as Keras 3's Trainer.compile records it, from tf.keras'
- * training_config of the same compile() call. */
-static cJSON *compile_config(const cJSON *tc)
-{
-    cJSON *o = cJSON_CreateObject();
-    bool ok = o != NULL;
-    const cJSON *opt = cJSON_GetObjectItemCaseSensitive(tc, "optimizer_config");
-    ok &= cjson_add(o, "optimizer", opt ? convert(opt, "optimizer") : cJSON_CreateNull());
-    static const char *const keys[] = {"loss", "loss_weights", "metrics", "weighted_metrics"};
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(tc, keys[i]);
-        ok &= cjson_add(o, keys[i], v ? convert(v, keys[i]) : cJSON_CreateNull());
-    }
-    ok &= cjson_add(o, "run_eagerly", cJSON_CreateFalse());
-    ok &= cjson_add(o, "steps_per_execution", cJSON_CreateNumber(1));
-    ok &= cjson_add(o, "jit_compile", cJSON_CreateFalse());
-    if (!ok) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    return o;
-}
-
-char *keras_archive_config_json(const struct model_spec *spec, const char *training_config_json)
-{
-    char *text = model_spec_to_json(spec);
-    cJSON *src = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    cJSON *tc = training_config_json ? cJSON_Parse(training_config_json) : NULL;
+    model[n - 1] = '\0';
     char *out = NULL;
-    if (!src || (training_config_json && !tc))
-        goto out;
-    cJSON_DeleteItemFromObjectCaseSensitive(src, "keras_version");
-    cJSON_DeleteItemFromObjectCaseSensitive(src, "backend");
-    cJSON *root = convert(src, NULL);
-    if (!root)
-        goto out;
-    bool ok = true;
-    /* Keras 3 serializes a functional model as its internal class */
-    const cJSON *cls = cJSON_GetObjectItemCaseSensitive(root, "class_name");
-    if (cJSON_IsString(cls) && (strcmp(cls->valuestring, "Functional") == 0 ||
-                                strcmp(cls->valuestring, "Model") == 0)) {
-        ok &= cJSON_ReplaceItemInObjectCaseSensitive(root, "module",
-                                                     cJSON_CreateString("keras.src.models.functional"));
-        ok &= cJSON_ReplaceItemInObjectCaseSensitive(root, "class_name",
-                                                     cJSON_CreateString("Functional"));
-        ok &= cJSON_ReplaceItemInObjectCaseSensitive(root, "registered_name",
-                                                     cJSON_CreateString("Functional"));
-    }
-    cJSON *bc = cJSON_CreateObject();
-    cJSON *shape = cJSON_CreateArray();
-    ok &= bc && shape && cJSON_AddItemToArray(shape, cJSON_CreateNull());
-    for (int i = 0; ok && i < 3; i++)
-        ok &= cJSON_AddItemToArray(shape, cJSON_CreateNumber(spec->input_shape[i]));
-    if (ok && bc) {
-        ok &= cjson_add(bc, "input_shape", shape);
-        shape = NULL;
-    }
-    cJSON_Delete(shape);
-    ok &= cjson_add(root, "build_config", bc);
-    if (tc)
-        ok &= cjson_add(root, "compile_config", compile_config(tc));
-    if (ok)
-        out = cJSON_Print(root);
-    cJSON_Delete(root);
-out:
-    cJSON_Delete(src);
-    cJSON_Delete(tc);
+    if (asprintf(&out, "%s, \"compile_config\": %s}", model, compile_config_json) < 0)
+        out = NULL;
+    free(model);
     return out;
 }
 
@@ -199,11 +46,11 @@ char *keras_archive_metadata_json(int64_t when)
     char date[64];
     if (!gmtime_r(&t, &tm) || strftime(date, sizeof(date), "%Y-%m-%d@%H:%M:%S", &tm) == 0)
         return NULL;
-    cJSON *o = cJSON_CreateObject();
-    bool ok = o && cjson_add(o, "keras_version", cJSON_CreateString(KERAS_ARCHIVE_KERAS_VERSION)) &&
-              cjson_add(o, "date_saved", cJSON_CreateString(date));
-    char *out = ok ? cJSON_PrintUnformatted(o) : NULL;
-    cJSON_Delete(o);
+    /* json.dumps({"keras_version": ..., "date_saved": ...}) */
+    char *out = NULL;
+    if (asprintf(&out, "{\"keras_version\": \"%s\", \"date_saved\": \"%s\"}",
+                 KERAS_ARCHIVE_KERAS_VERSION, date) < 0)
+        out = NULL;
     return out;
 }
 

@@ -8,10 +8,10 @@
  *                     "compile_config"}, every nested Keras object (layers,
  *                     initializers, the optimizer) in the same four-key form
  *   model.weights.h5  the Keras 3 weights layout (h5.h H5_LAYOUT_KERAS3_WEIGHTS)
- * This file builds and reads the zip in memory and converts the model
- * config that model_spec_to_json prints (the tf.keras form the full-model
- * HDF5 file carries) into Keras 3's form; h5.c does the HDF5 part and the
- * atomic write.  No HDF5 here, no I/O: buffers in, buffers out.
+ * This file builds and reads the zip in memory and puts config.json and
+ * metadata.json together (model_json_write.c prints the model in Keras 3's
+ * form, compile_config.c the compile_config); h5.c does the HDF5 part and
+ * the atomic write.  No HDF5 here, no I/O: buffers in, buffers out.
  *
  * Ownership: every returned buffer is malloc'ed and the caller's. */
 #ifndef TRAIND_KERAS_ARCHIVE_H
@@ -24,8 +24,9 @@
 #include "diag.h"
 #include "model_spec.h"
 
-/* The Keras version metadata.json names (the Keras 3 layout written). */
-#define KERAS_ARCHIVE_KERAS_VERSION "3.3.3"
+/* The Keras version metadata.json names: the one whose forms config.json
+ * follows (model_spec.h KERAS3_FORM_VERSION). */
+#define KERAS_ARCHIVE_KERAS_VERSION KERAS3_FORM_VERSION
 #define KERAS_ARCHIVE_WEIGHTS "model.weights.h5"
 #define KERAS_ARCHIVE_CONFIG "config.json"
 #define KERAS_ARCHIVE_METADATA "metadata.json"
@@ -33,12 +34,11 @@
 /* Does the buffer start like a zip file ("PK\3\4")? */
 bool keras_archive_is_zip(const void *data, size_t len);
 
-/* config.json for spec: model_spec_to_json's config in Keras 3's form, with
- * build_config {"input_shape": [null, H, W, C]} and, when
- * training_config_json (tf.keras' training_config attribute) is given, the
- * compile_config Keras 3 derives from the same compile() call.  NULL on
- * allocation failure or unparsable input. */
-char *keras_archive_config_json(const struct model_spec *spec, const char *training_config_json);
+/* config.json for spec: model_spec_to_json_flavour's Keras 3 form (with its
+ * build_config) and, when compile_config_json is given
+ * (compile_config_to_json's Keras 3 form), the compile_config after it.
+ * NULL on allocation failure. */
+char *keras_archive_config_json(const struct model_spec *spec, const char *compile_config_json);
 
 /* metadata.json for the time `when` (UTC). */
 char *keras_archive_metadata_json(int64_t when);

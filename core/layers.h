@@ -57,6 +57,9 @@ void conv2d_geom_init_dilated(struct conv2d_geom *g, int h, int w, int c, int k,
 bool conv2d_geom_general(const struct conv2d_geom *g);
 /* Floats of per-thread scratch conv2d_forward / conv2d_backward need. */
 size_t conv2d_scratch_floats(const struct conv2d_geom *g);
+/* Offset in one image's (H, W, C) of the input pixel that output (oy, ox)
+ * reads at tap (i, j), or -1 when it falls in the padding. */
+long conv2d_geom_tap(const struct conv2d_geom *g, int oy, int ox, int i, int j);
 
 /* out = act(conv(inp, weight) + bias).  bias may be NULL (use_bias=false).
  * act must not be SOFTMAX. */

@@ -21,6 +21,36 @@ const char *loss_kind_name(enum loss_kind kind)
     return (int)kind >= 0 && (size_t)kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "";
 }
 
+static const char *const class_names[] = {
+    [LOSS_KIND_CATEGORICAL_CROSSENTROPY] = "CategoricalCrossentropy",
+    [LOSS_KIND_SPARSE_CATEGORICAL_CROSSENTROPY] = "SparseCategoricalCrossentropy",
+    [LOSS_KIND_BINARY_CROSSENTROPY] = "BinaryCrossentropy",
+    [LOSS_KIND_MEAN_SQUARED_ERROR] = "MeanSquaredError",
+    [LOSS_KIND_MEAN_ABSOLUTE_ERROR] = "MeanAbsoluteError",
+};
+
+static const char *const metric_class_names[] = {
+    [METRIC_KIND_CATEGORICAL_ACCURACY] = "CategoricalAccuracy",
+    [METRIC_KIND_SPARSE_CATEGORICAL_ACCURACY] = "SparseCategoricalAccuracy",
+    [METRIC_KIND_TOP_K_CATEGORICAL_ACCURACY] = "TopKCategoricalAccuracy",
+    [METRIC_KIND_BINARY_ACCURACY] = "BinaryAccuracy",
+    [METRIC_KIND_MEAN_SQUARED_ERROR] = "MeanSquaredError",
+    [METRIC_KIND_MEAN_ABSOLUTE_ERROR] = "MeanAbsoluteError",
+};
+
+const char *loss_kind_class_name(enum loss_kind kind)
+{
+    return (int)kind >= 0 && (size_t)kind < sizeof(class_names) / sizeof(class_names[0])
+               ? class_names[kind]
+               : "";
+}
+
+const char *metric_kind_class_name(enum metric_kind kind)
+{
+    size_t n = sizeof(metric_class_names) / sizeof(metric_class_names[0]);
+    return (int)kind >= 0 && (size_t)kind < n ? metric_class_names[kind] : "";
+}
+
 int loss_kind_from_name(const char *name)
 {
     for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)

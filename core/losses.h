@@ -54,6 +54,8 @@ struct loss_config {
 /* Keras name ("categorical_crossentropy", ...) and back (-1 when unknown;
  * also "mse", "mae"). */
 const char *loss_kind_name(enum loss_kind kind);
+/* Keras' class of the loss ("CategoricalCrossentropy", ...). */
+const char *loss_kind_class_name(enum loss_kind kind);
 int loss_kind_from_name(const char *name);
 
 /* Per-example losses (n).  y is NULL for the sparse loss, labels NULL for
@@ -96,6 +98,8 @@ struct metric_config {
 /* The metric for a Keras metric name given the loss (which decides what
  * "accuracy" means); -1 when unknown.  k and threshold get Keras' defaults. */
 int metric_config_from_name(struct metric_config *ret, const char *name, enum loss_kind loss);
+/* Keras' class of the metric ("CategoricalAccuracy", "TopKCategoricalAccuracy", ...). */
+const char *metric_kind_class_name(enum metric_kind kind);
 
 /* The sum over n examples of the metric; the targets are labels (n) as
  * one-hot rows (no one-hot copy is made) or, when labels is NULL, y (n, K). */

@@ -155,11 +155,13 @@ static struct layer_config *add_conv_from(struct builder *b, int from, int filte
  * then global average pooling and Dense(classes, softmax).  The layer list
  * is in Keras' model.layers order (by depth from the output; the 1x1
  * shortcut conv comes after the block's second conv, before its BN); the
- * auto names follow the order Keras creates the layers in, which is the
- * same.  Keras' defaults for everything (glorot_uniform kernels, no weight
- * decay); the example's AveragePooling2D(8) + Flatten is
- * GlobalAveragePooling2D here, the same on 32x32 inputs and valid for any
- * size. */
+ * auto names count each class in the order Keras creates the layers in
+ * (the example creates the shortcut conv after the second BN, which changes
+ * no name).  Order, names, shapes and counts equal the same model built in
+ * TensorFlow.js (tests/integration/test_api_models_tfjs.py).  Keras'
+ * defaults for everything (glorot_uniform kernels, no weight decay); the
+ * example's AveragePooling2D(8) + Flatten is GlobalAveragePooling2D here,
+ * the same on 32x32 inputs and valid for any size. */
 static void build_resnet20(struct builder *b, int classes)
 {
     add(b, LAYER_KIND_INPUT);

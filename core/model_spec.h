@@ -185,6 +185,17 @@ static inline int layer_groups(const struct layer_config *l)
     return l->groups > 0 ? l->groups : 1;
 }
 
+/* Which Keras writes a config: tf.keras 2.15 (model_config and
+ * training_config of full-model HDF5 files) or Keras 3 (config.json of a
+ * `.keras` archive: every object as {"module", "class_name", "config",
+ * "registered_name"}, dtype policies, build_config, __keras_tensor__
+ * nodes).  The Keras 3 form is that of KERAS3_FORM_VERSION's source. */
+enum keras_flavour {
+    KERAS_FLAVOUR_TF2,
+    KERAS_FLAVOUR_KERAS3,
+};
+#define KERAS3_FORM_VERSION "3.10.0"
+
 /* A Sequential or functional model's description.  A functional spec's
  * layer 0 is its InputLayer (LAYER_KIND_INPUT), every layer names its inputs,
  * the layers are in Keras' order (topological: inputs come first) and the
@@ -271,8 +282,13 @@ int model_spec_parse_json(struct model_spec *ret, const char *json, size_t len,
 
 /* --- model_json_write.c --------------------------------------------------- */
 
-/* The Keras Sequential JSON for spec (malloc'ed string, caller frees).  Parsing
- * it again gives the same spec.  NULL on allocation failure. */
+/* The Keras JSON for spec (malloc'ed string, caller frees): tf.keras 2.15's
+ * model.to_json() (with keras_version and backend), or Keras 3's
+ * serialize_keras_object(model) with its build_config and without
+ * compile_config (the archive adds it).  Parsing either again gives the same
+ * spec.  NULL on allocation failure.  model_spec_to_json is the tf.keras 2
+ * flavour. */
+char *model_spec_to_json_flavour(const struct model_spec *spec, enum keras_flavour flavour);
 char *model_spec_to_json(const struct model_spec *spec);
 
 /* --- model_builtin.c ------------------------------------------------------- */

@@ -7,6 +7,7 @@
 
 #include "aligned.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -356,12 +357,29 @@ static bool append_num(char **buf, const char *key, double x)
     return append(buf, key, v);
 }
 
-char *optimizer_to_keras_json(const struct optimizer *opt)
+/* `, "key": x` or `, "key": null` when x is 0 (Keras' None). */
+static bool append_num_or_null(char **buf, const char *key, double x)
+{
+    return x > 0 ? append_num(buf, key, x) : append(buf, key, "null");
+}
+
+/* The optimizer's config as the flavour's Keras get_config() gives it.
+ * Keras 3 (KERAS3_FORM_VERSION): the BaseOptimizer keys, then the class's
+ * own; learning_rate is a float32 variable there, printed as the double it
+ * reads back as; the constructors' default names are "SGD" and lower case
+ * for the others. */
+char *optimizer_to_json_flavour(const struct optimizer *opt, enum keras_flavour flavour)
 {
     const struct optimizer_config *c = &opt->cfg;
-    const char *name = optimizer_class_name(opt);
+    const bool k3 = flavour == KERAS_FLAVOUR_KERAS3;
+    const char *cls = optimizer_class_name(opt);
+    char name[16];
+    snprintf(name, sizeof(name), "%s", cls);
+    for (char *p = name; k3 && c->kind != OPTIMIZER_KIND_SGD && *p; p++)
+        *p = (char)tolower((unsigned char)*p);
     char *buf = NULL;
-    if (asprintf(&buf, "{\"class_name\": \"%s\", \"config\": {\"name\": \"%s\"", name, name) < 0)
+    if (asprintf(&buf, "{%s\"class_name\": \"%s\", \"config\": {\"name\": \"%s\"",
+                 k3 ? "\"module\": \"keras.optimizers\", " : "", cls, name) < 0)
         return NULL;
     bool ok;
     if (c->schedule.kind != LR_SCHEDULE_NONE) {
@@ -369,9 +387,20 @@ char *optimizer_to_keras_json(const struct optimizer *opt)
         ok = schedule && append(&buf, "learning_rate", schedule);
         free(schedule);
     } else {
-        ok = append_num(&buf, "learning_rate", c->learning_rate);
+        double lr = k3 ? (double)(float)c->learning_rate : c->learning_rate;
+        ok = append_num(&buf, "learning_rate", lr);
     }
-    ok = ok && append_num(&buf, "decay", c->decay);
+    if (k3)
+        ok = ok && append_num_or_null(&buf, "weight_decay", c->weight_decay) &&
+             append_num_or_null(&buf, "clipnorm", c->clipnorm) &&
+             append_num_or_null(&buf, "global_clipnorm", c->global_clipnorm) &&
+             append_num_or_null(&buf, "clipvalue", c->clipvalue) &&
+             append(&buf, "use_ema", "false") && append_num(&buf, "ema_momentum", 0.99) &&
+             append(&buf, "ema_overwrite_frequency", "null") &&
+             append(&buf, "loss_scale_factor", "null") &&
+             append(&buf, "gradient_accumulation_steps", "null");
+    else
+        ok = ok && append_num(&buf, "decay", c->decay);
     switch (c->kind) {
     case OPTIMIZER_KIND_SGD:
         ok = ok && append_num(&buf, "momentum", c->momentum) &&
@@ -387,7 +416,7 @@ char *optimizer_to_keras_json(const struct optimizer *opt)
              append_num(&buf, "epsilon", c->epsilon);
         break;
     default:
-        if (c->kind == OPTIMIZER_KIND_ADAMW)
+        if (!k3 && c->kind == OPTIMIZER_KIND_ADAMW)
             ok = ok && append_num(&buf, "weight_decay", c->weight_decay);
         ok = ok && append_num(&buf, "beta_1", c->beta_1) && append_num(&buf, "beta_2", c->beta_2) &&
              append_num(&buf, "epsilon", c->epsilon);
@@ -395,17 +424,25 @@ char *optimizer_to_keras_json(const struct optimizer *opt)
             ok = ok && append(&buf, "amsgrad", c->amsgrad ? "true" : "false");
         break;
     }
-    if (c->kind != OPTIMIZER_KIND_ADAMW && c->weight_decay > 0)
-        ok = ok && append_num(&buf, "weight_decay", c->weight_decay);
-    if (c->clipnorm > 0)
-        ok = ok && append_num(&buf, "clipnorm", c->clipnorm);
-    if (c->global_clipnorm > 0)
-        ok = ok && append_num(&buf, "global_clipnorm", c->global_clipnorm);
-    if (c->clipvalue > 0)
-        ok = ok && append_num(&buf, "clipvalue", c->clipvalue);
+    if (!k3) {
+        /* tf.keras 2 writes the optional keys only when set */
+        if (c->kind != OPTIMIZER_KIND_ADAMW && c->weight_decay > 0)
+            ok = ok && append_num(&buf, "weight_decay", c->weight_decay);
+        if (c->clipnorm > 0)
+            ok = ok && append_num(&buf, "clipnorm", c->clipnorm);
+        if (c->global_clipnorm > 0)
+            ok = ok && append_num(&buf, "global_clipnorm", c->global_clipnorm);
+        if (c->clipvalue > 0)
+            ok = ok && append_num(&buf, "clipvalue", c->clipvalue);
+    }
     char *out = NULL;
-    if (!ok || asprintf(&out, "%s}}", buf) < 0)
+    if (!ok || asprintf(&out, "%s}%s}", buf, k3 ? ", \"registered_name\": null" : "") < 0)
         out = NULL;
     free(buf);
     return out;
+}
+
+char *optimizer_to_keras_json(const struct optimizer *opt)
+{
+    return optimizer_to_json_flavour(opt, KERAS_FLAVOUR_TF2);
 }

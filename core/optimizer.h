@@ -106,5 +106,14 @@ const char *optimizer_class_name(const struct optimizer *opt);
  * "nesterov": true}}
  * (malloc'ed; caller frees). */
 char *optimizer_to_keras_json(const struct optimizer *opt);
+/* The optimizer as the flavour's Keras serializes it: tf.keras 2 as
+ * optimizer_to_keras_json, Keras 3 as serialize_keras_object(optimizer)
+ * ({"module": "keras.optimizers", "class_name", "config": {"name",
+ * "learning_rate", "weight_decay", "clipnorm", "global_clipnorm",
+ * "clipvalue", "use_ema", "ema_momentum", "ema_overwrite_frequency",
+ * "loss_scale_factor", "gradient_accumulation_steps", then the class's
+ * keys}, "registered_name": null}; the Keras 2 time decay has no Keras 3
+ * key and is left out).  Malloc'ed; caller frees. */
+char *optimizer_to_json_flavour(const struct optimizer *opt, enum keras_flavour flavour);
 
 #endif

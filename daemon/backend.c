@@ -29,6 +29,7 @@
 #include "model_summary.h"
 #include "registry_internal.h"
 #include "template.h"
+#include "uploaded_weights.h"
 
 static int new_id(struct jobs *js, char id[JOB_ID_LEN + 1])
 {
@@ -746,45 +747,26 @@ static int be_dataset_put(void *ctx, const char *name, const char *upload_path,
     return backend_data_put(&((struct jobs *)ctx)->data, name, upload_path, o, ret_json, d);
 }
 
-/* PUT /v1/weights/{name}: a Keras weight file of any layout h5.c reads,
- * stored atomically as <state_dir>/weights/<name> (replacing an older one). */
+/* /v1/weights: uploaded_weights.c. */
 static int be_weights_put(void *ctx, const char *name, const char *upload_path, char **ret_json,
                           struct diag *d)
 {
-    struct jobs *js = ctx;
-    enum h5_layout layout = H5_LAYOUT_TF_WEIGHTS;
-    void *data = NULL;
-    size_t len = 0;
-    uint8_t sha[FSUTIL_SHA256_BYTES];
-    char rel[128], hex[FSUTIL_SHA256_HEX_SIZE];
-    int r = h5_detect_layout(upload_path, &layout, d);
-    if (r < 0) {
-        char msg[sizeof(d->message)];
-        snprintf(msg, sizeof(msg), "%.400s", d->message);
-        r = diag_set(d, r == -ENOMEM ? r : -EINVAL, "body",
-                     "not a Keras weight file (.h5, .hdf5, .weights.h5 or .keras): %s", msg);
-    }
-    if (r == 0)
-        r = fsutil_read_file(upload_path, (size_t)1 << 33, &data, &len, d);
-    snprintf(rel, sizeof(rel), JOBS_WEIGHTS_DIR "/%s", name);
-    if (r == 0)
-        r = fsutil_write_file_atomic(js->state_dir, rel, data, len, sha, NULL, d);
-    free(data);
-    unlink(upload_path);
-    if (r < 0)
-        return r;
-    fsutil_sha256_hex(sha, hex);
-    cJSON *o = cJSON_CreateObject();
-    bool ok = o && cjson_add(o, "name", cJSON_CreateString(name)) &&
-              cjson_add(o, "bytes", cJSON_CreateNumber((double)len)) &&
-              cjson_add(o, "sha256", cJSON_CreateString(hex)) &&
-              cjson_add(o, "layout", cJSON_CreateString(h5_layout_name(layout)));
-    char *out = json_print_and_delete(cjson_checked(o, ok));
-    if (!out)
-        return -ENOMEM;
-    log_info("weights file %s stored (%zu bytes, %s)", name, len, h5_layout_name(layout));
-    *ret_json = out;
-    return 0;
+    return uploaded_weights_put(ctx, name, upload_path, ret_json, d);
+}
+
+static int be_weights_list(void *ctx, char **ret_json)
+{
+    return uploaded_weights_list(ctx, ret_json);
+}
+
+static int be_weights_open(void *ctx, const char *name, struct api_file *ret, struct diag *d)
+{
+    return uploaded_weights_open(ctx, name, ret, d);
+}
+
+static int be_weights_delete(void *ctx, const char *name, struct diag *d)
+{
+    return uploaded_weights_delete(ctx, name, d);
 }
 
 static int be_dataset_get(void *ctx, const char *name, char **ret_json)
@@ -832,6 +814,9 @@ void jobs_backend(struct jobs *js, struct api_backend *be)
         b.dataset_upload_file = be_dataset_upload_file;
         b.dataset_put = be_dataset_put;
         b.weights_put = be_weights_put;
+        b.weights_list = be_weights_list;
+        b.weights_open = be_weights_open;
+        b.weights_delete = be_weights_delete;
         b.dataset_get = be_dataset_get;
         b.dataset_delete = be_dataset_delete;
         b.evaluate = be_evaluate;

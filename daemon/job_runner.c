@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "compile_config.h"
 #include "data.h"
 #include "fit.h"
 #include "fsutil.h"
@@ -371,6 +372,23 @@ static void emit_checkpoint_error(struct runner *r, int i, const struct ckpt_dec
     runner_emit(r, "checkpoint_error", cjson_checked(o, ok), true);
 }
 
+/* The job's compile(loss, metrics) as the weight files record it. */
+static void compile_spec_of(const struct job_spec *s, struct compile_spec *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    ret->loss = s->loss;
+    ret->loss_object = s->loss_object;
+    ret->loss_config = s->loss_config;
+    ret->n_metrics = s->n_metrics;
+    for (int i = 0; i < s->n_metrics && i < METRICS_MAX; i++) {
+        const struct job_metric *jm = &s->metrics[i];
+        /* a metric object's name is its config.name: its log key */
+        ret->metrics[i].name = jm->object ? jm->key : jm->name;
+        ret->metrics[i].object = jm->object;
+        ret->metrics[i].config = jm->config;
+    }
+}
+
 /* Write the file a decision asks for, commit, save_last copy, top-k
  * deletions; then the "checkpoint" event.  Failures become
  * "checkpoint_error" events and training goes on (the policy's best does not
@@ -393,9 +411,11 @@ static void policy_apply(struct runner *r, int i, const struct ckpt_decision *de
     if (dec->should_write) {
         enum h5_layout layout;
         int ret = h5_layout_for_path(dec->file, cfg->save_weights_only, &layout, &err);
+        struct compile_spec compile;
+        compile_spec_of(r->spec, &compile);
         if (ret == 0)
-            ret = h5_save(r->ckpt_dir, dec->file, layout, r->m, r->opt, NULL, sha, &bytes, &step,
-                          &err);
+            ret = h5_save(r->ckpt_dir, dec->file, layout, r->m, r->opt, &compile, sha, &bytes,
+                          &step, &err);
         if (ret < 0) {
             emit_checkpoint_error(r, i, dec, dec->file, fsutil_step_name(step), &err,
                                   dec->message);
@@ -581,8 +601,10 @@ static int resume_epoch_end(void *ctx, const struct fit_progress *p, const struc
     char *state = resume_state_json(r);
     if (!state)
         return diag_set(&r->err, -ENOMEM, "", "out of memory for the resume state");
+    struct compile_spec compile;
+    compile_spec_of(r->spec, &compile);
     int ret = h5_save_resume(r->job_dir, RUNNER_RESUME_FILE, r->m, r->opt, p->epoch, state,
-                             &r->err);
+                             &compile, &r->err);
     free(state);
     if (ret < 0) {
         diag_prefix(&r->err, RUNNER_RESUME_FILE ": ");
@@ -609,8 +631,10 @@ static void resume_train_end(void *ctx, const struct fit_progress *p, int status
     if (!state)
         return;
     struct diag ignored = {{0}, {0}};
+    struct compile_spec compile;
+    compile_spec_of(r->spec, &compile);
     (void)h5_save_resume(r->job_dir, RUNNER_RESUME_FILE, r->m, r->opt, p->epoch - 1, state,
-                         &ignored);
+                         &compile, &ignored);
     free(state);
 }
 

@@ -534,6 +534,12 @@ def module_traind(tmp_path_factory):
         d.stop(timeout=20)
 
 
+def assert_model_refused(client, model, field):
+    """POST /v1/jobs of tiny_spec(model=model) must be refused with 400 and
+    the error naming field; returns the error object."""
+    return assert_error(client.post("/v1/jobs", tiny_spec(model=model)), 400, field=field)
+
+
 def assert_error(resp, status, field=None, code=None):
     """The JSON error shape {"error": {"code", "message", "field"}}."""
     assert resp.status == status, resp

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import TERMINAL, assert_error, tiny_spec
+from conftest import TERMINAL, assert_model_refused, tiny_spec
 
 
 def model(augment=True, flip_mode="horizontal"):
@@ -87,5 +87,4 @@ def test_same_seed_same_weights(module_traind, tmp_path):
 def test_bad_layer_config(module_traind, layer, field):
     m = model(augment=False)
     m["config"]["layers"].insert(1, layer)
-    r = module_traind.client.post("/v1/jobs", tiny_spec(model=m))
-    assert_error(r, 400, field="/model" + field)
+    assert_model_refused(module_traind.client, m, "/model" + field)

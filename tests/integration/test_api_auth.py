@@ -24,6 +24,9 @@ ROUTES = [
     ("GET", "/v1/jobs/{id}/best"),
     ("GET", "/v1/jobs/{id}/latest"),
     ("GET", "/v1/datasets"),
+    ("GET", "/v1/weights"),
+    ("GET", "/v1/weights/w"),
+    ("DELETE", "/v1/weights/w"),
     ("GET", "/v1/models"),
     ("POST", "/v1/models/validate"),
     ("GET", "/metrics"),
@@ -170,6 +173,11 @@ def test_scoped_tokens_grant_their_role_and_403_otherwise(scoped):
     # admin: everything
     assert c.delete(f"/v1/jobs/{jid}", headers=as_(c, ADMIN_TOKEN)).status in (200, 204)
     assert c.get(f"/v1/jobs/{jid}").status == 404
+    # uploaded weights: listing is reading, deleting is the admin's
+    assert c.get("/v1/weights", headers=as_(c, READ_TOKEN)).status == 200
+    for tok in (READ_TOKEN, SUBMIT_TOKEN):
+        assert_error(c.delete("/v1/weights/w", headers=as_(c, tok)), 403, code="forbidden")
+    assert_error(c.delete("/v1/weights/w", headers=as_(c, ADMIN_TOKEN)), 404)
     # an unknown token is still 401
     assert_error(c.get("/v1/jobs", headers=as_(c, "x" * 27)), 401)
 

@@ -14,8 +14,9 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import assert_error, tiny_spec
-from kerasfile import attr_str, predict_random_images, read_keras_weights, train_best
+from conftest import assert_model_refused
+from kerasfile import (assert_predict_matches, attr_str, read_keras_weights, softmax,
+                       train_tiny_best)
 
 
 def layer(cls, **cfg):
@@ -52,11 +53,7 @@ WEIGHTS = {
 
 @pytest.fixture(scope="module")
 def trained(module_traind, tmp_path_factory):
-    spec = tiny_spec(name="conv-options", model=MODEL, epochs=2,
-                     checkpoints=[{"filepath": "best.hdf5", "monitor": "val_loss",
-                                   "mode": "min", "save_best_only": True}])
-    job_id, path = train_best(module_traind, spec, tmp_path_factory.mktemp("conv_options"))
-    return module_traind, job_id, path
+    return train_tiny_best(module_traind, tmp_path_factory, "conv-options", MODEL)
 
 
 def read_weights(g):
@@ -117,9 +114,7 @@ def numpy_predict(W, x):
              + W["conv2d_1"]["bias"])
     c = relu(separable(b, W["separable_conv2d"], dilation=2))
     d = separable(c, W["separable_conv2d_1"], stride=2, padding="valid")
-    z = d.mean(axis=(1, 2)) @ W["dense"]["kernel"] + W["dense"]["bias"]
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
+    return softmax(d.mean(axis=(1, 2)) @ W["dense"]["kernel"] + W["dense"]["bias"])
 
 
 def test_weight_file_layout(trained):
@@ -141,12 +136,7 @@ def test_weight_file_layout(trained):
 
 
 def test_predict_equals_numpy(trained):
-    d, job_id, path = trained
-    with h5py.File(path, "r") as f:
-        W = read_weights(f["model_weights"])
-    x, got = predict_random_images(d, job_id, seed=7, n=5)
-    want = numpy_predict(W, x[..., None].astype(np.float64) / 255.0)
-    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)
+    assert_predict_matches(trained, LAYERS, WEIGHTS, numpy_predict, seed=7, n=5)
 
 
 @pytest.mark.parametrize("index,key,value,field,needle", [
@@ -159,6 +149,6 @@ def test_predict_equals_numpy(trained):
 def test_bad_options_name_layer_and_key(module_traind, index, key, value, field, needle):
     m = copy.deepcopy(MODEL)
     m["config"]["layers"][index]["config"][key] = value
-    r = module_traind.client.post("/v1/jobs", tiny_spec(model=m))
-    assert_error(r, 400, field=f"/model/config/layers/{index}/config/{field}")
-    assert needle in r.json()["error"]["message"]
+    err = assert_model_refused(module_traind.client, m,
+                               f"/model/config/layers/{index}/config/{field}")
+    assert needle in err["message"]

@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from conftest import TERMINAL, assert_error, sha256_bytes
+from kerasfile import BEST_CHECKPOINT, train_best
 from test_h5_layouts import numpy_predict
 
 CLASSES = ["circle", "square", "stripes"]
@@ -84,8 +85,7 @@ def spec_on(name, **kw):
         "batch_size": 16,
         "epochs": 3,
         "seed": 2,
-        "checkpoints": [{"filepath": "best.hdf5", "monitor": "val_loss", "mode": "min",
-                         "save_best_only": True}],
+        "checkpoints": BEST_CHECKPOINT,
     }
     spec.update(kw)
     return spec
@@ -106,14 +106,8 @@ def trained(tmp_path_factory):
     r = put(c, "photos", photos_tar(), "?image_size=8x8&color_mode=grayscale"
             "&validation_split=0.25&seed=3", ctype="application/x-tar")
     assert r.status == 201, r
-    job = c.submit(spec_on("photos"))
-    final = c.wait_state(job["id"], TERMINAL, daemon=d)
-    assert final["state"] == "succeeded", final
-    weights = c.get(f"/v1/jobs/{job['id']}/best")
-    assert weights.status == 200, weights
-    path = tmp_path_factory.mktemp("weights") / "best.hdf5"
-    path.write_bytes(weights.body)
-    yield d, job["id"], r.json(), path
+    job_id, path = train_best(d, spec_on("photos"), tmp_path_factory.mktemp("weights"))
+    yield d, job_id, r.json(), path
     d.stop(timeout=20)
 
 

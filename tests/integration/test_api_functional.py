@@ -12,8 +12,9 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import SRC_ROOT, TERMINAL, assert_error, tiny_spec
-from kerasfile import attr_str, predict_random_images, read_keras_weights, train_best
+from conftest import SRC_ROOT, TERMINAL, assert_model_refused, tiny_spec
+from kerasfile import (assert_predict_matches, attr_str, read_keras_weights, softmax,
+                       train_tiny_best)
 
 FIXTURES = os.path.join(SRC_ROOT, "tests", "fixtures", "models")
 LAYERS = ["input_1", "conv2d", "batch_normalization", "conv2d_1", "batch_normalization_1",
@@ -36,11 +37,8 @@ def fixture(name):
 
 @pytest.fixture(scope="module")
 def trained(module_traind, tmp_path_factory):
-    spec = tiny_spec(name="residual", model=fixture("residual_tf215.json"), epochs=2,
-                     checkpoints=[{"filepath": "best.hdf5", "monitor": "val_loss",
-                                   "mode": "min", "save_best_only": True}])
-    job_id, path = train_best(module_traind, spec, tmp_path_factory.mktemp("residual"))
-    return module_traind, job_id, path
+    return train_tiny_best(module_traind, tmp_path_factory, "residual",
+                           fixture("residual_tf215.json"))
 
 
 def read_weights(g):
@@ -76,9 +74,7 @@ def numpy_predict(W, x):
     r = np.maximum(d + b, 0)
     cat = np.concatenate([r, b], axis=-1)
     g = cat.mean(axis=(1, 2))
-    z = g @ W["dense"]["kernel"] + W["dense"]["bias"]
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
+    return softmax(g @ W["dense"]["kernel"] + W["dense"]["bias"])
 
 
 def test_weight_file_layer_by_layer(trained):
@@ -100,12 +96,7 @@ def test_weight_file_layer_by_layer(trained):
 
 
 def test_predict_equals_numpy_graph(trained):
-    d, job_id, path = trained
-    with h5py.File(path, "r") as f:
-        W = read_weights(f["model_weights"])
-    x, got = predict_random_images(d, job_id, seed=5, n=6)
-    want = numpy_predict(W, x[..., None].astype(np.float64) / 255.0)
-    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)
+    assert_predict_matches(trained, LAYERS, WEIGHTS, numpy_predict, seed=5, n=6)
 
 
 def test_keras3_form_trains(module_traind):
@@ -119,6 +110,5 @@ def test_keras3_form_trains(module_traind):
 def test_functional_errors_name_layer_and_key(module_traind):
     m = fixture("residual_tf215.json")
     m["config"]["layers"][5]["inbound_nodes"][0][1][0] = "missing_layer"
-    r = module_traind.client.post("/v1/jobs", tiny_spec(model=m))
-    assert_error(r, 400, field="/model/config/layers/5/inbound_nodes")
-    assert "missing_layer" in r.json()["error"]["message"]
+    err = assert_model_refused(module_traind.client, m, "/model/config/layers/5/inbound_nodes")
+    assert "missing_layer" in err["message"]

@@ -7,8 +7,9 @@
 # Expected numbers: ResNet-20 274,442 / 273,066 / 1,376 and MiniVGGNet
 # 2,171,178 (32x32x3) and 1,679,082 (28x28x1) with 1,408 non-trainable are
 # the totals Keras' model.summary() prints for these models (the derivation
-# term by term is in tests/unit/test_model_config.c); the per-layer rows of
-# the committed configs below are Keras' formulas worked out by hand:
+# term by term is in tests/unit/test_model_config.c; test_api_models_tfjs.py
+# checks them against the same models built in TensorFlow.js); the per-layer
+# rows of the committed configs below are Keras' formulas worked out by hand:
 # Conv2D kh * kw * cin * filters + filters, BatchNormalization 4 * C (2 * C
 # trainable), Dense in * units + units.
 

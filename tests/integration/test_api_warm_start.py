@@ -5,7 +5,11 @@
 # and its own checkpoint equal the source's), a model whose shapes differ is
 # a 400 naming layer, weight and both shapes, and skip_mismatch trains with
 # the mismatched weights left as seeded and lists them in the
-# initial_weights event.  Checkpoint files are read with h5py and zipfile.
+# initial_weights event.  Uploaded files are listed, downloaded (ETag,
+# Range, If-None-Match) and deleted through /v1/weights, a deletion is a 409
+# while a queued or running job names the file, and names that try to leave
+# the uploads folder are refused.  Checkpoint files are read with h5py and
+# zipfile.
 
 import io
 import json
@@ -16,7 +20,10 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import assert_error, event_fields, tiny_spec
+import hashlib
+import re
+
+from conftest import TERMINAL, assert_error, event_fields, long_spec, tiny_spec
 
 SOURCES = ["src.hdf5", "src.keras", "src.weights.h5"]
 
@@ -232,3 +239,88 @@ def zipfile_without_weights():
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("config.json", "{}")
     return buf.getvalue()
+
+
+def src_bytes(source, file):
+    return open(os.path.join(source[2], "checkpoints", file), "rb").read()
+
+
+def test_weights_list_download_and_delete(module_traind, source):
+    c = module_traind.client
+    files = {"dl-b": src_bytes(source, "src.keras"), "dl-a": src_bytes(source, "src.hdf5")}
+    for name, raw in files.items():
+        assert put_weights(c, name, raw).status == 201
+    r = c.get("/v1/weights")
+    assert r.status == 200, r
+    listed = [w for w in r.json()["weights"] if w["name"] in files]
+    assert [w["name"] for w in listed] == ["dl-a", "dl-b"]  # by name
+    layouts = {"dl-a": "tf_model", "dl-b": "keras_archive"}
+    for w in listed:
+        raw = files[w["name"]]
+        assert w["bytes"] == len(raw) and w["sha256"] == hashlib.sha256(raw).hexdigest()
+        assert w["layout"] == layouts[w["name"]]
+        # shallownet: its Conv2D and its Dense hold weights
+        assert w["layers"] == 2
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", w["uploaded"])
+    # the download: the bytes, their digest as ETag, ranges, conditional requests
+    raw = files["dl-b"]
+    r = c.get("/v1/weights/dl-b")
+    assert r.status == 200 and r.body == raw
+    etag = f'"{hashlib.sha256(raw).hexdigest()}"'
+    assert r.headers["ETag"] == etag and int(r.headers["Content-Length"]) == len(raw)
+    assert r.headers["Accept-Ranges"] == "bytes"
+    assert 'filename="dl-b"' in r.headers["Content-Disposition"]
+    r = c.get("/v1/weights/dl-b", headers={"Range": "bytes=4-99"})
+    assert r.status == 206 and r.body == raw[4:100]
+    assert r.headers["Content-Range"] == f"bytes 4-99/{len(raw)}"
+    assert c.get("/v1/weights/dl-b", headers={"If-None-Match": etag}).status == 304
+    r = c.request("HEAD", "/v1/weights/dl-b")
+    assert r.status == 200 and int(r.headers["Content-Length"]) == len(raw) and r.body == b""
+    assert_error(c.get("/v1/weights/dl-b", headers={"Range": f"bytes={len(raw)}-"}), 416)
+    # deleting one leaves the other
+    r = c.delete("/v1/weights/dl-b")
+    assert r.status == 204, r
+    assert not os.path.exists(os.path.join(module_traind.state_dir, "weights", "dl-b"))
+    assert_error(c.get("/v1/weights/dl-b"), 404)
+    assert_error(c.delete("/v1/weights/dl-b"), 404)
+    assert [w["name"] for w in c.get("/v1/weights").json()["weights"] if w["name"] in files] == ["dl-a"]
+    assert c.get("/v1/weights/dl-a").body == files["dl-a"]
+    # the file replaced behind the daemon's back: served and listed without a digest
+    path = os.path.join(module_traind.state_dir, "weights", "dl-a")
+    with open(path, "ab") as f:
+        f.write(b"x")
+    r = c.get("/v1/weights/dl-a")
+    assert r.status == 200 and r.body == files["dl-a"] + b"x" and "ETag" not in r.headers
+    w = [w for w in c.get("/v1/weights").json()["weights"] if w["name"] == "dl-a"][0]
+    assert (w["bytes"], w["sha256"], w["layout"], w["layers"]) == \
+        (len(files["dl-a"]) + 1, None, None, None)
+    assert c.delete("/v1/weights/dl-a").status == 204
+
+
+def test_delete_of_weights_a_job_uses_is_a_409(module_traind, source):
+    c = module_traind.client
+    assert put_weights(c, "in-use", src_bytes(source, "src.weights.h5")).status == 201
+    job = c.submit(long_spec(initial_weights={"upload": "in-use"},
+                             checkpoints=[{"filepath": "w.weights.h5", "save_weights_only": True}]))
+    c.wait_state(job["id"], ("running",) + TERMINAL, daemon=module_traind)
+    err = assert_error(c.delete("/v1/weights/in-use"), 409)
+    assert job["id"] in err["message"] and "in-use" in err["message"]
+    assert c.get("/v1/weights/in-use").status == 200
+    assert c.post(f"/v1/jobs/{job['id']}/cancel").status in (200, 202)
+    c.wait_state(job["id"], TERMINAL, daemon=module_traind)
+    assert c.delete("/v1/weights/in-use").status == 204
+
+
+@pytest.mark.parametrize("path", [
+    "/v1/weights/..", "/v1/weights/%2e%2e", "/v1/weights/..%2f..%2fjobs", "/v1/weights/%2Fetc%2Fpasswd",
+    "/v1/weights/.keep.json", "/v1/weights/.tmp-x", "/v1/weights/a/b", "/v1/weights/%00",
+])
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_weights_names_cannot_leave_the_folder(module_traind, source, path, method):
+    c = module_traind.client
+    assert put_weights(c, "keep", src_bytes(source, "src.weights.h5")).status == 201
+    # a sidecar record exists next to it and must not be reachable
+    r = c.raw(method, path)
+    assert r.status in (400, 404), (path, r.status)
+    assert "error" in json.loads(r.body)
+    assert os.path.exists(os.path.join(module_traind.state_dir, "weights", "keep"))

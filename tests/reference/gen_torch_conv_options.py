@@ -35,20 +35,16 @@ Usage: /usr/bin/python3 tests/reference/gen_torch_conv_options.py [outdir]
 
 import json
 import os
-import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from torch_ref_io import write_fixture
+from torch_ref_io import (bias, fixture_dir, glorot, inputs, loss_step, nchw, pad_same,
+                          torch_params, write_fixture)
 
 N, H, W, C, CLASSES = 5, 10, 10, 4, 4
 LABELS = [2, 0, 3, 1, 2]
-
-
-def f32(a):
-    return np.asarray(a, dtype=np.float32)
 
 
 def keras_json():
@@ -83,50 +79,26 @@ def keras_json():
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "fixtures",
-                                                             "reference_conv_options")
-    os.makedirs(out, exist_ok=True)
+    out = fixture_dir("reference_conv_options")
     rng = np.random.RandomState(20261201)
     layers = []  # (keras layer name, [(weight name, array, trainable)]) in Keras order
 
     def uni(shape, fan_in, fan_out, gain=1.5):
-        lim = np.sqrt(6.0 / (fan_in + fan_out))
-        return f32(rng.uniform(-lim, lim, size=shape)) * np.float32(gain)
-
-    def bias(n):
-        return f32(rng.uniform(-0.1, 0.1, size=n))
+        return glorot(rng, shape, fan_in, fan_out, gain)
 
     layers.append(("conv2d", [("kernel", uni((3, 3, 4, 8), 36, 72), True),
-                              ("bias", bias(8), True)]))
+                              ("bias", bias(rng, 8), True)]))
     layers.append(("conv2d_1", [("kernel", uni((3, 3, 2, 8), 18, 72), True),
-                                ("bias", bias(8), True)]))
+                                ("bias", bias(rng, 8), True)]))
     layers.append(("separable_conv2d", [("depthwise_kernel", uni((3, 3, 8, 2), 72, 18), True),
                                         ("pointwise_kernel", uni((1, 1, 16, 6), 16, 6), True),
-                                        ("bias", bias(6), True)]))
+                                        ("bias", bias(rng, 6), True)]))
     layers.append(("separable_conv2d_1", [("depthwise_kernel", uni((3, 3, 6, 1), 54, 9), True),
                                           ("pointwise_kernel", uni((1, 1, 6, 5), 6, 5), True)]))
     layers.append(("dense", [("kernel", uni((5, CLASSES), 5, CLASSES, 1.0), True),
-                             ("bias", bias(CLASSES), True)]))
+                             ("bias", bias(rng, CLASSES), True)]))
 
-    n, h, w, c = np.meshgrid(np.arange(N), np.arange(H), np.arange(W), np.arange(C), indexing="ij")
-    x = f32(0.5 + 0.45 * np.sin(0.37 * h + 0.23 * w * (c + 1) + 1.3 * n) * np.cos(0.17 * (h - w) + n))
-    y = np.zeros((N, CLASSES), dtype=np.float32)
-    y[np.arange(N), LABELS] = 1.0
-
-    dt = torch.float64
-
-    def to_torch(wname, a):
-        """A Keras weight in torch's layout."""
-        t = torch.tensor(a.astype(np.float64), dtype=dt)
-        if wname == "depthwise_kernel":
-            kh, kw, ci, m = a.shape
-            return t.reshape(kh, kw, ci * m).permute(2, 0, 1).unsqueeze(1).contiguous()
-        if t.dim() == 4:
-            return t.permute(3, 2, 0, 1).contiguous()  # HWIO -> OIHW
-        if wname == "kernel":
-            return t.t().contiguous()
-        return t
+    x, y = inputs((N, H, W, C), CLASSES, LABELS, 0.37, 0.23, 1.3, 0.17)
 
     def to_keras(wname, g, shape):
         """A torch gradient in the Keras layout of a weight of that shape."""
@@ -138,23 +110,7 @@ def main():
             return g.t()
         return g
 
-    P = {}
-    for lname, ws in layers:
-        for wname, arr, trainable in ws:
-            t = to_torch(wname, arr)
-            t.requires_grad_(trainable)
-            P[(lname, wname)] = t
-
-    def pad_same(t, k, stride, dil):
-        """TF 'same': pad_total = max((ceil(in / s) - 1) * s + (k - 1) * d + 1 - in, 0)."""
-        pads = []
-        for axis in (3, 2):  # F.pad wants (left, right, top, bottom)
-            size = t.shape[axis]
-            ek = (k[axis - 2] - 1) * dil[axis - 2] + 1
-            o = -(-size // stride)
-            tot = max((o - 1) * stride + ek - size, 0)
-            pads += [tot // 2, tot - tot // 2]
-        return F.pad(t, pads)
+    P = torch_params(layers)
 
     def conv(name, t, stride=1, dil=(1, 1), same=False, groups=1):
         k = P[(name, "kernel")]
@@ -170,7 +126,7 @@ def main():
         return F.conv2d(t, P[(name, "pointwise_kernel")], P.get((name, "bias")))
 
     def forward(x_nhwc):
-        t = torch.tensor(x_nhwc.astype(np.float64), dtype=dt).permute(0, 3, 1, 2)
+        t = nchw(x_nhwc)
         a = torch.tanh(conv("conv2d", t, dil=(2, 2), same=True))
         b = conv("conv2d_1", a, groups=4)
         b = b * torch.sigmoid(b)                                    # swish
@@ -179,11 +135,7 @@ def main():
         g = s.mean(dim=(2, 3))
         return F.linear(g, P[("dense", "kernel")], P[("dense", "bias")])
 
-    logits = forward(x)
-    yt = torch.tensor(y.astype(np.float64), dtype=dt)
-    loss = -(yt * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
-    loss.backward()
-    probs = torch.softmax(logits, dim=1).detach().numpy()
+    loss, logits, probs = loss_step(forward, x, y)
     assert tuple(logits.shape) == (N, CLASSES)
 
     # write_fixture transposes 'kernel' gradients only: hand it the others in

@@ -38,21 +38,17 @@ Usage: /usr/bin/python3 tests/reference/gen_torch_residual.py [outdir]
 
 import json
 import os
-import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from torch_ref_io import write_fixture
+from torch_ref_io import (BatchNorm, bias, bn_step_fixture, bn_weights, fixture_dir, glorot,
+                          inputs, nchw, pad_same, torch_params)
 
 N, H, W, C, CLASSES = 6, 8, 8, 2, 5
 BN_MOMENTUM, BN_EPS = 0.99, 1e-3
 LABELS = [3, 1, 4, 0, 2, 4]
-
-
-def f32(a):
-    return np.asarray(a, dtype=np.float32)
 
 
 def keras_json():
@@ -104,26 +100,17 @@ def keras_json():
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "fixtures",
-                                                             "reference_residual")
-    os.makedirs(out, exist_ok=True)
+    out = fixture_dir("reference_residual")
     rng = np.random.RandomState(20261130)
     layers = []  # (keras layer name, [(weight name, array, trainable)]) in Keras order
 
     def conv(name, k, cin, cout):
-        lim = np.sqrt(6.0 / (k * k * (cin + cout)))
-        layers.append((name, [("kernel", f32(rng.uniform(-lim, lim, size=(k, k, cin, cout)))
-                               * np.float32(1.5), True),
-                              ("bias", f32(rng.uniform(-0.1, 0.1, size=cout)), True)]))
+        layers.append((name, [("kernel", glorot(rng, (k, k, cin, cout), k * k * cin,
+                                                k * k * cout, 1.5), True),
+                              ("bias", bias(rng, cout), True)]))
 
     def bn(name, c):
-        layers.append((name, [
-            ("gamma", f32(rng.uniform(0.8, 1.2, size=c)), True),
-            ("beta", f32(rng.uniform(-0.2, 0.2, size=c)), True),
-            ("moving_mean", f32(rng.uniform(-0.05, 0.05, size=c)), False),
-            ("moving_variance", f32(rng.uniform(0.002, 0.02, size=c)), False),
-        ]))
+        layers.append((name, bn_weights(rng, c)))
 
     conv("conv2d", 3, C, 4)
     bn("batch_normalization", 4)
@@ -131,55 +118,22 @@ def main():
     bn("batch_normalization_1", 4)
     conv("conv2d_2", 3, 4, 6)
     conv("conv2d_3", 1, 4, 6)
-    lim = np.sqrt(6.0 / (12 + CLASSES))
-    layers.append(("dense", [("kernel", f32(rng.uniform(-lim, lim, size=(12, CLASSES))), True),
-                             ("bias", f32(rng.uniform(-0.1, 0.1, size=CLASSES)), True)]))
+    layers.append(("dense", [("kernel", glorot(rng, (12, CLASSES), 12, CLASSES), True),
+                             ("bias", bias(rng, CLASSES), True)]))
 
-    n, h, w, c = np.meshgrid(np.arange(N), np.arange(H), np.arange(W), np.arange(C), indexing="ij")
-    x = f32(0.5 + 0.45 * np.sin(0.41 * h + 0.29 * w * (c + 1) + 1.7 * n) * np.cos(0.13 * (h - w) + n))
-    y = np.zeros((N, CLASSES), dtype=np.float32)
-    y[np.arange(N), LABELS] = 1.0
+    x, y = inputs((N, H, W, C), CLASSES, LABELS, 0.41, 0.29, 1.7, 0.13)
 
-    dt = torch.float64
-    P = {}
-    for lname, ws in layers:
-        for wname, arr, trainable in ws:
-            t = torch.tensor(arr.astype(np.float64), dtype=dt)
-            if wname == "kernel" and t.dim() == 4:
-                t = t.permute(3, 2, 0, 1).contiguous()  # HWIO -> OIHW
-            elif wname == "kernel":
-                t = t.t().contiguous()
-            t.requires_grad_(trainable)
-            P[(lname, wname)] = t
-
-    bn_inputs, torch_running, eval_stats = {}, {}, {}
-    eval_mode = [False]
-
-    def batchnorm(name, t):
-        if eval_mode[0]:
-            em, ev = eval_stats[name]
-            return F.batch_norm(t, torch.tensor(em, dtype=dt), torch.tensor(ev, dtype=dt),
-                                P[(name, "gamma")], P[(name, "beta")], training=False, eps=BN_EPS)
-        bn_inputs[name] = t.detach().clone()
-        rm = P[(name, "moving_mean")].detach().clone()
-        rv = P[(name, "moving_variance")].detach().clone()
-        res = F.batch_norm(t, rm, rv, P[(name, "gamma")], P[(name, "beta")], training=True,
-                           momentum=1.0 - BN_MOMENTUM, eps=BN_EPS)
-        torch_running[name] = (rm, rv)
-        return res
+    P = torch_params(layers)
+    batchnorm = BatchNorm(P, BN_MOMENTUM, BN_EPS)
 
     def conv2d(name, t, stride, same):
         k = P[(name, "kernel")]
-        kh = k.shape[2]
-        if same:  # TF: pad_total = max((ceil(in / s) - 1) * s + k - in, 0), extra after
-            size = t.shape[2]
-            out = -(-size // stride)
-            tot = max((out - 1) * stride + kh - size, 0)
-            t = F.pad(t, (tot // 2, tot - tot // 2, tot // 2, tot - tot // 2))
+        if same:
+            t = pad_same(t, k.shape[2:], stride)
         return F.conv2d(t, k, P[(name, "bias")], stride=stride)
 
     def forward(x_nhwc):
-        t = torch.tensor(x_nhwc.astype(np.float64), dtype=dt).permute(0, 3, 1, 2)
+        t = nchw(x_nhwc)
         t = t * 2.0 - 1.0                                           # rescaling
         a = conv2d("conv2d", t, 1, True)
         a = a * torch.sigmoid(a)                                    # swish
@@ -195,42 +149,11 @@ def main():
         g = cat.mean(dim=(2, 3))
         return F.linear(g, P[("dense", "kernel")], P[("dense", "bias")])
 
-    logits = forward(x)
-    yt = torch.tensor(y.astype(np.float64), dtype=dt)
-    loss = -(yt * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
-    loss.backward()
-    probs = torch.softmax(logits, dim=1).detach().numpy()
-
-    for lname, t in bn_inputs.items():
-        inp = t.numpy()
-        eval_stats[lname] = (f32(inp.mean(axis=(0, 2, 3)) * 1.1 + 0.01).astype(np.float64),
-                             f32(inp.var(axis=(0, 2, 3)) * 0.9 + 0.01).astype(np.float64))
-    eval_mode[0] = True
-    with torch.no_grad():
-        probs_eval = torch.softmax(forward(x), dim=1).numpy()
-    eval_mode[0] = False
-
-    moving = {}
-    for lname, ws in layers:
-        if lname not in bn_inputs:
-            continue
-        inp = bn_inputs[lname].numpy()
-        cnt = inp.size // inp.shape[1]
-        mean = inp.mean(axis=(0, 2, 3))
-        var = inp.var(axis=(0, 2, 3)) * cnt / (cnt - 1)
-        d = dict((wn, a) for wn, a, _ in ws)
-        moving[lname] = (d["moving_mean"].astype(np.float64) * BN_MOMENTUM + mean * (1 - BN_MOMENTUM),
-                         d["moving_variance"].astype(np.float64) * BN_MOMENTUM + var * (1 - BN_MOMENTUM))
-        rm, rv = torch_running[lname]
-        assert np.allclose(rm.numpy(), moving[lname][0], rtol=1e-12, atol=1e-12)
-        assert np.allclose(rv.numpy(), moving[lname][1], rtol=1e-12, atol=1e-12)
-
-    title = "residual functional model reference, see tests/reference/gen_torch_residual.py"
-    count = write_fixture(out, title, torch.__version__, (N, H, W, C), CLASSES, loss.item(),
-                          x, y, probs, probs_eval, layers, P, moving, eval_stats)
+    bn_step_fixture(out, "residual functional model reference, see "
+                    "tests/reference/gen_torch_residual.py", (N, H, W, C), CLASSES, forward, x,
+                    y, layers, P, batchnorm)
     with open(os.path.join(out, "model.json"), "w") as f:
         f.write(json.dumps(keras_json()) + "\n")
-    print(f"loss {loss.item():.6f}; wrote {count} files to {out}")
 
 
 if __name__ == "__main__":

@@ -161,7 +161,7 @@ int main(int argc, char **argv)
     enum { N_FILES = sizeof(files) / sizeof(files[0]) };
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         int r = files[i].layout < 0
-                    ? h5_save_resume(out, files[i].name, m, opt, steps, state, &d)
+                    ? h5_save_resume(out, files[i].name, m, opt, steps, state, NULL, &d)
                     : h5_save(out, files[i].name, (enum h5_layout)files[i].layout, m, opt, NULL,
                               NULL, NULL, NULL, &d);
         if (r < 0)

@@ -162,7 +162,7 @@ static void test_save_bad_destination(void)
     CHECK_INT_EQ(h5_save(missing, "w.h5", H5_LAYOUT_TF_WEIGHTS, m, NULL, NULL, NULL, NULL, NULL, &d),
                  -ENOENT);
     CHECK(d.message[0] != '\0');
-    CHECK_INT_EQ(h5_save_resume(tmpdir, "r.h5", m, NULL, 1, NULL, &d), -EINVAL);
+    CHECK_INT_EQ(h5_save_resume(tmpdir, "r.h5", m, NULL, 1, NULL, NULL, &d), -EINVAL);
     model_free(m);
 }
 
@@ -354,7 +354,7 @@ static void resume_roundtrip(enum optimizer_kind kind)
     struct diag d = {{0}, {0}};
     const char *state =
         "{\"policies\":[{\"best\":0.98481}],\"rng\":[1,2,3],\"text\":\"\xc3\xa9t\xc3\xa9\"}";
-    int r = h5_save_resume(tmpdir, "job/resume.h5", m, opt, 3, state, &d);
+    int r = h5_save_resume(tmpdir, "job/resume.h5", m, opt, 3, state, NULL, &d);
     CHECK_MSG(r == 0, "%s %s", d.field, d.message);
     char path[1024];
     path_of(path, sizeof(path), "job/resume.h5");
@@ -443,7 +443,7 @@ static void test_chunked_name_lists(void)
     CHECK_MSG(r == 0, "%s %s", d.field, d.message);
     CHECK(weights_equal(m, m2));
     /* the resume file reads the optimizer's split weight_names back */
-    r = h5_save_resume(tmpdir, "chunk/resume.h5", m, opt, 1, NULL, &d);
+    r = h5_save_resume(tmpdir, "chunk/resume.h5", m, opt, 1, NULL, NULL, &d);
     CHECK_MSG(r == 0, "%s %s", d.field, d.message);
     path_of(path, sizeof(path), "chunk/resume.h5");
     int epoch = 0;
@@ -514,7 +514,7 @@ static void test_rejects_bad_files(void)
     char path[1024], bad[1024];
     CHECK_INT_EQ(h5_save(tmpdir, "bad/model.h5", H5_LAYOUT_TF_MODEL, m, opt, NULL, NULL, NULL, NULL, &d),
                  0);
-    CHECK_INT_EQ(h5_save_resume(tmpdir, "bad/resume.h5", m, opt, 1, "{}", &d), 0);
+    CHECK_INT_EQ(h5_save_resume(tmpdir, "bad/resume.h5", m, opt, 1, "{}", NULL, &d), 0);
     CHECK_INT_EQ(h5_save(tmpdir, "bad/lenet.h5", H5_LAYOUT_TF_WEIGHTS, other, NULL, NULL, NULL,
                          NULL, NULL, &d), 0);
     CHECK_INT_EQ(h5_save(tmpdir, "bad/lenet.weights.h5", H5_LAYOUT_KERAS3_WEIGHTS, other, NULL,
@@ -665,12 +665,12 @@ static void test_failed_writes_keep_previous(void)
         model_free(m2);
     }
     /* Resume writes fail the same way. */
-    CHECK_INT_EQ(h5_save_resume(tmpdir, "faults/resume.h5", m, opt, 1, NULL, &d), 0);
+    CHECK_INT_EQ(h5_save_resume(tmpdir, "faults/resume.h5", m, opt, 1, NULL, NULL, &d), 0);
     path_of(path, sizeof(path), "faults/resume.h5");
     CHECK_INT_EQ(fsutil_sha256_file(path, sha_old, NULL, NULL), 0);
     train(m, opt, 2, 1);
     fsutil_inject_fault(FSUTIL_STEP_FSYNC_FILE, ENOSPC);
-    CHECK_INT_EQ(h5_save_resume(tmpdir, "faults/resume.h5", m, opt, 2, NULL, &d), -ENOSPC);
+    CHECK_INT_EQ(h5_save_resume(tmpdir, "faults/resume.h5", m, opt, 2, NULL, NULL, &d), -ENOSPC);
     CHECK(strstr(d.message, "fsync") != NULL);
     CHECK_INT_EQ(fsutil_sha256_file(path, sha_now, NULL, NULL), 0);
     CHECK(memcmp(sha_old, sha_now, 32) == 0);
@@ -805,7 +805,7 @@ static void test_resume_every_byte_checked(void)
     struct optimizer *opt = new_optimizer(m, OPTIMIZER_KIND_ADAM);
     struct optimizer *opt2 = new_optimizer(m2, OPTIMIZER_KIND_ADAM);
     struct diag d = {{0}, {0}};
-    CHECK_INT_EQ(h5_save_resume(tmpdir, "sweep/resume.h5", m, opt, 4, "{\"k\": 1}", &d), 0);
+    CHECK_INT_EQ(h5_save_resume(tmpdir, "sweep/resume.h5", m, opt, 4, "{\"k\": 1}", NULL, &d), 0);
     char path[1024], bad[1024];
     path_of(path, sizeof(path), "sweep/resume.h5");
     path_of(bad, sizeof(bad), "sweep/flipped.h5");

@@ -419,6 +419,18 @@ static void test_round_trip(void)
                 model_spec_free(&p);
             }
             free(json);
+            /* Keras 3's form (config.json of a .keras archive) reads back the same */
+            json = model_spec_to_json_flavour(&s, KERAS_FLAVOUR_KERAS3);
+            CHECK(json && strstr(json, "\"class_name\": \"DTypePolicy\"") &&
+                  strstr(json, s.functional ? "\"build_config\": {\"input_shape\": null}"
+                                            : "\"build_input_shape\": [null, "));
+            rc = json ? model_spec_parse_json(&p, json, strlen(json), NULL, &d) : -1;
+            CHECK_MSG(rc == 0, "%s Keras 3: %s %s", names[m], d.field, d.message);
+            if (rc == 0) {
+                CHECK_MSG(spec_equal(&s, &p), "%s Keras 3", names[m]);
+                model_spec_free(&p);
+            }
+            free(json);
             model_spec_free(&s);
         }
     }
@@ -691,8 +703,24 @@ static void test_functional_fixtures(void)
         free(json);
         model_spec_free(&a);
     }
-    if (rc2 == 0)
+    if (rc2 == 0) {
+        /* written back in Keras 3's form: __keras_tensor__ nodes, Add on one
+         * list, and it reads the same */
+        char *json = model_spec_to_json_flavour(&b, KERAS_FLAVOUR_KERAS3);
+        CHECK(json && strstr(json, "\"inbound_nodes\": [{\"args\": [[{\"class_name\": "
+                                   "\"__keras_tensor__\", \"config\": {\"shape\": [null, 14, 14, 8], "
+                                   "\"dtype\": \"float32\", \"keras_history\": "
+                                   "[\"batch_normalization_1\", 0, 0]}}, ") &&
+              strstr(json, "\"output_layers\": [\"dense\", 0, 0]"));
+        rc = json ? model_spec_parse_json(&c, json, strlen(json), NULL, &d) : -1;
+        CHECK_MSG(rc == 0, "Keras 3 round trip: %s %s", d.field, d.message);
+        if (rc == 0) {
+            CHECK(spec_equal(&b, &c));
+            model_spec_free(&c);
+        }
+        free(json);
         model_spec_free(&b);
+    }
     free(tf), free(k3);
 }
 
@@ -863,15 +891,19 @@ static void test_new_layers_round_trip(void)
     /* rescaling 0, conv 3*3*3*4 + 4 = 112, depthwise 1*1*4*2 + 8 = 16, dense
      * 4*5 + 5 = 25 then 5 x (5*5 + 5 = 30) */
     CHECK_INT_EQ(total, 112 + 16 + 25 + 5 * 30);
-    char *json = model_spec_to_json(&s);
-    CHECK(json && strstr(json, "\"class_name\": \"ReLU\"") && strstr(json, "\"max_value\": 6.0"));
-    int rc = json ? model_spec_parse_json(&p, json, strlen(json), NULL, &d) : -1;
-    CHECK_MSG(rc == 0, "%s %s", d.field, d.message);
-    if (rc == 0) {
-        CHECK(spec_equal(&s, &p));
-        model_spec_free(&p);
+    for (int f = 0; f < 2; f++) {
+        /* tf.keras 2, then Keras 3 (LeakyReLU's negative_slope, SpatialDropout2D's own config) */
+        char *json = model_spec_to_json_flavour(&s, f ? KERAS_FLAVOUR_KERAS3 : KERAS_FLAVOUR_TF2);
+        CHECK(json && strstr(json, "\"class_name\": \"ReLU\"") && strstr(json, "\"max_value\": 6.0"));
+        CHECK(json && (f == 0) == (strstr(json, "\"negative_slope\": 0.3") == NULL));
+        int rc = json ? model_spec_parse_json(&p, json, strlen(json), NULL, &d) : -1;
+        CHECK_MSG(rc == 0, "flavour %d: %s %s", f, d.field, d.message);
+        if (rc == 0) {
+            CHECK_MSG(spec_equal(&s, &p), "flavour %d", f);
+            model_spec_free(&p);
+        }
+        free(json);
     }
-    free(json);
 }
 
 static void check_mutation(const char *fixture, int ji, const char *key, const char *value,
@@ -1249,15 +1281,17 @@ static void test_frozen_layers(void)
     CHECK_INT_EQ(model_spec_count_params(&s, &total, &trainable, &d), 0);
     CHECK_INT_EQ(total, 1679082);
     CHECK_INT_EQ(trainable, 1677674 - (3 * 3 * 1 * 32 + 32) - 2 * 32);
-    char *out = model_spec_to_json(&s);
-    CHECK(out != NULL);
-    rc = out ? model_spec_parse_json(&p, out, strlen(out), NULL, &d) : -1;
-    CHECK_INT_EQ(rc, 0);
-    if (rc == 0) {
-        CHECK(spec_equal(&s, &p));
-        model_spec_free(&p);
+    for (int f = 0; f < 2; f++) {
+        char *out = model_spec_to_json_flavour(&s, f ? KERAS_FLAVOUR_KERAS3 : KERAS_FLAVOUR_TF2);
+        CHECK(out != NULL);
+        rc = out ? model_spec_parse_json(&p, out, strlen(out), NULL, &d) : -1;
+        CHECK_INT_EQ(rc, 0);
+        if (rc == 0) {
+            CHECK(spec_equal(&s, &p));
+            model_spec_free(&p);
+        }
+        free(out);
     }
-    free(out);
     model_spec_free(&s);
 }
 
