@@ -395,6 +395,8 @@ int dataset_load_idx(struct dataset *ret, const char *images_path, const char *l
     ret->pixels = PIXELS_UINT8;
     ret->images = images;
     ret->labels = labels;
+    ret->target_width = 0;
+    ret->targets = NULL;
     ret->mapping = NULL;
     return 0;
 }
@@ -590,6 +592,8 @@ out:
     ret->pixels = PIXELS_UINT8;
     ret->images = images;
     ret->labels = labels;
+    ret->target_width = 0;
+    ret->targets = NULL;
     ret->mapping = NULL;
     return 0;
 }
@@ -793,8 +797,7 @@ void dataset_free(struct dataset *ds)
         mapping_unref(ds->mapping);
     } else {
         free(ds->images);
-        free(ds->labels);
-        free(ds->targets);
+        free(ds->labels); /* loaded sets have labels; float targets are always mapped */
     }
     memset(ds, 0, sizeof(*ds));
 }
