@@ -7,6 +7,13 @@
 #include <strings.h>
 
 #define LOSS_EPS 1e-7
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* tab[kind], or "" for a kind outside the table. */
+static const char *table_name(const char *const *tab, size_t n, int kind)
+{
+    return kind >= 0 && (size_t)kind < n && tab[kind] ? tab[kind] : "";
+}
 
 static const char *const names[] = {
     [LOSS_KIND_CATEGORICAL_CROSSENTROPY] = "categorical_crossentropy",
@@ -18,7 +25,7 @@ static const char *const names[] = {
 
 const char *loss_kind_name(enum loss_kind kind)
 {
-    return (int)kind >= 0 && (size_t)kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "";
+    return table_name(names, N_OF(names), (int)kind);
 }
 
 static const char *const class_names[] = {
@@ -40,20 +47,17 @@ static const char *const metric_class_names[] = {
 
 const char *loss_kind_class_name(enum loss_kind kind)
 {
-    return (int)kind >= 0 && (size_t)kind < sizeof(class_names) / sizeof(class_names[0])
-               ? class_names[kind]
-               : "";
+    return table_name(class_names, N_OF(class_names), (int)kind);
 }
 
 const char *metric_kind_class_name(enum metric_kind kind)
 {
-    size_t n = sizeof(metric_class_names) / sizeof(metric_class_names[0]);
-    return (int)kind >= 0 && (size_t)kind < n ? metric_class_names[kind] : "";
+    return table_name(metric_class_names, N_OF(metric_class_names), (int)kind);
 }
 
 int loss_kind_from_name(const char *name)
 {
-    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+    for (size_t k = 0; k < N_OF(names); k++)
         if (strcasecmp(name, names[k]) == 0)
             return (int)k;
     if (strcasecmp(name, "mse") == 0)
@@ -301,7 +305,7 @@ int metric_config_from_name(struct metric_config *ret, const char *name, enum lo
         *ret = c;
         return 0;
     }
-    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+    for (size_t i = 0; i < N_OF(table); i++)
         if (strcmp(name, table[i].name) == 0) {
             c.kind = table[i].kind;
             *ret = c;
